@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package meshd needs to build, test, run the demo and
+# run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo).
+#
+#   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh --bench    also the benchmark peers (InfluxDB, PostgreSQL, gnuplot)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
+  libsqlite3-dev sqlite3 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
+  libcurl4-openssl-dev curl zlib1g-dev libzstd-dev zstd libcmocka-dev
+  libnats-dev nats-server libmosquitto-dev mosquitto mosquitto-clients
+  python3 jq procps iproute2 util-linux
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,377 @@
+/*
+ * catalog.c - catalog.db: domains, principals, tokens.
+ */
+#include "catalog/catalog.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+struct mesh_catalog {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    char node_id[33];
+    bool is_new;
+};
+
+static const char *schema_sql =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS domains(name TEXT PRIMARY KEY, description TEXT,"
+    "  owners TEXT NOT NULL DEFAULT '[]', created_ns INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS principals(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL, roles TEXT NOT NULL, created_ns INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, principal_id INTEGER NOT NULL,"
+    "  salt BLOB NOT NULL, hash BLOB NOT NULL, created_ns INTEGER NOT NULL,"
+    "  expires_ns INTEGER NOT NULL DEFAULT 0, revoked_ns INTEGER NOT NULL DEFAULT 0,"
+    "  note TEXT NOT NULL DEFAULT '') STRICT, WITHOUT ROWID;";
+
+static mesh_status_t db_err(sqlite3 *db, mesh_err_t *err, const char *what)
+{
+    int rc = sqlite3_errcode(db);
+    mesh_status_t code = rc == SQLITE_FULL                             ? MESH_NOSPACE
+                         : (rc & 0xff) == SQLITE_CONSTRAINT            ? MESH_CONFLICT
+                         : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? MESH_CORRUPT
+                                                                       : MESH_IO;
+    return mesh_err_set(err, code, "catalog %s: %s", what, sqlite3_errmsg(db));
+}
+
+void mesh_domain_meta_free(mesh_domain_meta_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->description);
+    for (size_t i = 0; i < m->nowners; i++)
+        free(m->owners[i]);
+    free(m->owners);
+    m->description = NULL;
+    m->owners = NULL;
+    m->nowners = 0;
+}
+
+mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_meta_t *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    memcpy(dst->name, src->name, sizeof dst->name);
+    dst->created_ns = src->created_ns;
+    if (src->description && (dst->description = strdup(src->description)) == NULL)
+        goto err;
+    if (src->nowners) {
+        if ((dst->owners = calloc(src->nowners, sizeof *dst->owners)) == NULL)
+            goto err;
+        for (size_t i = 0; i < src->nowners; i++) {
+            if ((dst->owners[i] = strdup(src->owners[i])) == NULL)
+                goto err;
+            dst->nowners++;
+        }
+    }
+    return MESH_OK;
+err:
+    mesh_domain_meta_free(dst);
+    return MESH_NOMEM;
+}
+
+mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err_t *err)
+{
+    mesh_catalog_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    mesh_status_t st;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        st = mesh_err_set(err, MESH_IO, "open %s: %s", path,
+                          c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto err;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    if (sqlite3_exec(c->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "schema");
+        goto err;
+    }
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=
+        SQLITE_OK) {
+        st = db_err(c->db, err, "read");
+        goto err;
+    }
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(c->node_id, sizeof c->node_id, "%s", (const char *)sqlite3_column_text(q, 0));
+    } else {
+        uint8_t raw[16];
+        mesh_random(raw, sizeof raw);
+        mesh_hex(raw, sizeof raw, c->node_id);
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO meta(key, value) VALUES ('node_id', '%s'), ('created_ns', %lld)",
+                 c->node_id, (long long)mesh_now_ns());
+        c->is_new = true;
+        if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_finalize(q);
+            st = db_err(c->db, err, "init");
+            goto err;
+        }
+    }
+    sqlite3_finalize(q);
+    *out = c;
+    return MESH_OK;
+err:
+    mesh_catalog_close(c);
+    return st;
+}
+
+void mesh_catalog_close(mesh_catalog_t *c)
+{
+    if (c == NULL)
+        return;
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+const char *mesh_catalog_node_id(const mesh_catalog_t *c)
+{
+    return c->node_id;
+}
+
+bool mesh_catalog_is_new(const mesh_catalog_t *c)
+{
+    return c->is_new;
+}
+
+mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_t *m,
+                                      mesh_err_t *err)
+{
+    json_t *owners = json_array();
+    for (size_t i = 0; owners && i < m->nowners; i++)
+        json_array_append_new(owners, json_string(m->owners[i]));
+    char *ojs = owners ? json_dumps(owners, JSON_COMPACT) : NULL;
+    json_decref(owners);
+    if (ojs == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO domains(name, description, owners, created_ns)"
+                           " VALUES (?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+    } else {
+        sqlite3_bind_text(q, 1, m->name, -1, SQLITE_STATIC);
+        if (m->description)
+            sqlite3_bind_text(q, 2, m->description, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, ojs, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, m->created_ns);
+        if (sqlite3_step(q) != SQLITE_DONE) {
+            if ((sqlite3_errcode(c->db) & 0xff) == SQLITE_CONSTRAINT)
+                st = mesh_err_set(err, MESH_CONFLICT, "domain '%s' already exists", m->name);
+            else
+                st = db_err(c->db, err, "insert domain");
+        }
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(ojs);
+    return st;
+}
+
+mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, mesh_err_t *err)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(c->db, "DELETE FROM domains WHERE name = ?", -1, &q, NULL) !=
+        SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+    } else {
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            st = db_err(c->db, err, "delete domain");
+        else if (sqlite3_changes(c->db) == 0)
+            st = mesh_err_set(err, MESH_NOT_FOUND, "no domain '%s'", name);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+static void parse_owners(const char *js, mesh_domain_meta_t *m)
+{
+    json_t *a = json_loads(js ? js : "[]", 0, NULL);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n) {
+        m->owners = calloc(n, sizeof *m->owners);
+        for (size_t i = 0; m->owners && i < n; i++) {
+            const char *s = json_string_value(json_array_get(a, i));
+            if (s && (m->owners[m->nowners] = strdup(s)) != NULL)
+                m->nowners++;
+        }
+    }
+    json_decref(a);
+}
+
+mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, size_t *n,
+                                   mesh_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(
+            c->db, "SELECT name, description, owners, created_ns FROM domains ORDER BY name", -1,
+            &q, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+        pthread_mutex_unlock(&c->lock);
+        return st;
+    }
+    size_t cap = 0;
+    mesh_domain_meta_t *v = NULL;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            mesh_domain_meta_t *nv = realloc(v, cap * sizeof *nv);
+            if (nv == NULL) {
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+        }
+        mesh_domain_meta_t *m = &v[*n];
+        memset(m, 0, sizeof *m);
+        snprintf(m->name, sizeof m->name, "%s", (const char *)sqlite3_column_text(q, 0));
+        if (sqlite3_column_type(q, 1) != SQLITE_NULL)
+            m->description = strdup((const char *)sqlite3_column_text(q, 1));
+        parse_owners((const char *)sqlite3_column_text(q, 2), m);
+        m->created_ns = sqlite3_column_int64(q, 3);
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&c->lock);
+    *out = v;
+    return st;
+}
+
+mesh_status_t mesh_catalog_principal_put(mesh_catalog_t *c, const char *name, const char *kind,
+                                         const char *roles, int64_t *id, mesh_err_t *err)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO principals(name, kind, roles, created_ns) VALUES (?,?,?,?)"
+                           " ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
+                           " roles = excluded.roles RETURNING id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+    } else {
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, roles, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, mesh_now_ns());
+        if (sqlite3_step(q) == SQLITE_ROW)
+            *id = sqlite3_column_int64(q, 0);
+        else
+            st = db_err(c->db, err, "principal");
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+mesh_status_t mesh_catalog_principal_get(mesh_catalog_t *c, int64_t id, mesh_principal_t *out)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_NOT_FOUND;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, kind, roles FROM principals WHERE id = ?", -1, &q,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, id);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            out->id = id;
+            snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(q, 0));
+            snprintf(out->kind, sizeof out->kind, "%s", (const char *)sqlite3_column_text(q, 1));
+            snprintf(out->roles, sizeof out->roles, "%s", (const char *)sqlite3_column_text(q, 2));
+            st = MESH_OK;
+        }
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+mesh_status_t mesh_catalog_token_put(mesh_catalog_t *c, const mesh_token_rec_t *t, mesh_err_t *err)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT OR REPLACE INTO tokens(id, principal_id, salt, hash, created_ns,"
+                           " expires_ns, revoked_ns, note) VALUES (?,?,?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+    } else {
+        sqlite3_bind_text(q, 1, t->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, t->principal_id);
+        sqlite3_bind_blob(q, 3, t->salt, sizeof t->salt, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 4, t->hash, sizeof t->hash, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, t->created_ns);
+        sqlite3_bind_int64(q, 6, t->expires_ns);
+        sqlite3_bind_int64(q, 7, t->revoked_ns);
+        sqlite3_bind_text(q, 8, t->note, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            st = db_err(c->db, err, "token");
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+mesh_status_t mesh_catalog_token_get(mesh_catalog_t *c, const char *id, mesh_token_rec_t *out)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_NOT_FOUND;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT principal_id, salt, hash, created_ns, expires_ns, revoked_ns,"
+                           " note FROM tokens WHERE id = ?",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 1) == sizeof out->salt &&
+            sqlite3_column_bytes(q, 2) == sizeof out->hash) {
+            memset(out, 0, sizeof *out);
+            snprintf(out->id, sizeof out->id, "%s", id);
+            out->principal_id = sqlite3_column_int64(q, 0);
+            memcpy(out->salt, sqlite3_column_blob(q, 1), sizeof out->salt);
+            memcpy(out->hash, sqlite3_column_blob(q, 2), sizeof out->hash);
+            out->created_ns = sqlite3_column_int64(q, 3);
+            out->expires_ns = sqlite3_column_int64(q, 4);
+            out->revoked_ns = sqlite3_column_int64(q, 5);
+            snprintf(out->note, sizeof out->note, "%s", (const char *)sqlite3_column_text(q, 6));
+            st = MESH_OK;
+        }
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+int64_t mesh_catalog_token_count(mesh_catalog_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM tokens", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            n = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}

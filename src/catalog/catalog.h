@@ -1,0 +1,74 @@
+/*
+ * catalog.h - the node's catalog database: domains, principals and their API tokens.
+ *
+ * Contracts and rows live in each domain's own database (store/); the catalog lists which
+ * domains this node hosts and who may call it. One connection, guarded by a mutex: catalog
+ * traffic is small (token checks are cached by auth/).
+ */
+#ifndef MESH_CATALOG_CATALOG_H
+#define MESH_CATALOG_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct mesh_catalog mesh_catalog_t;
+
+typedef struct mesh_domain_meta {
+    char name[64];
+    char *description; /* may be NULL */
+    char **owners;
+    size_t nowners;
+    int64_t created_ns;
+} mesh_domain_meta_t;
+
+void mesh_domain_meta_free(mesh_domain_meta_t *m);
+/* Deep copy; MESH_NOMEM on failure. */
+mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_meta_t *dst);
+
+mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err_t *err);
+void mesh_catalog_close(mesh_catalog_t *c);
+
+/* Node identity, created on first open. */
+const char *mesh_catalog_node_id(const mesh_catalog_t *c);
+/* True when the catalog was created by this open (first start). */
+bool mesh_catalog_is_new(const mesh_catalog_t *c);
+
+mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_t *m,
+                                      mesh_err_t *err);
+mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, mesh_err_t *err);
+/* All domains, by name. The array and its entries are freed with mesh_domain_meta_free on
+ * each entry and free() on the array. */
+mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, size_t *n,
+                                   mesh_err_t *err);
+
+/* Principals: a name, a kind (user or service) and roles (comma-separated). */
+typedef struct mesh_principal {
+    int64_t id;
+    char name[64];
+    char kind[16];
+    char roles[256];
+} mesh_principal_t;
+
+mesh_status_t mesh_catalog_principal_put(mesh_catalog_t *c, const char *name, const char *kind,
+                                         const char *roles, int64_t *id, mesh_err_t *err);
+mesh_status_t mesh_catalog_principal_get(mesh_catalog_t *c, int64_t id, mesh_principal_t *out);
+
+/* A token as stored: never the token itself, only a salted hash of it. */
+typedef struct mesh_token_rec {
+    char id[33]; /* lookup id: hex of the first 16 bytes of SHA-256(token) */
+    int64_t principal_id;
+    uint8_t salt[16];
+    uint8_t hash[32];                           /* SHA-256(salt || token) */
+    int64_t created_ns, expires_ns, revoked_ns; /* 0: none */
+    char note[128];
+} mesh_token_rec_t;
+
+mesh_status_t mesh_catalog_token_put(mesh_catalog_t *c, const mesh_token_rec_t *t, mesh_err_t *err);
+mesh_status_t mesh_catalog_token_get(mesh_catalog_t *c, const char *id, mesh_token_rec_t *out);
+/* Number of tokens (0 on a new node). */
+int64_t mesh_catalog_token_count(mesh_catalog_t *c);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * contract.h - ODCS v3 data contracts: the model of a domain's data products.
+ *
+ * A contract (YAML, apiVersion v3.0.x or v3.1.0, kind DataContract) names a domain and holds
+ * schema objects; each schema object becomes one data product `domain.name`. Parsing is
+ * strict: unknown keys, wrong types and invalid values are refused with the YAML path and
+ * line of the offending node ("schema[0].properties[2].logicalType (line 14): ..."). meshd's
+ * own settings live only under customProperties:
+ *
+ *   schema object: timeColumn (a property name), onInvalid (reject | quarantine)
+ *   property:      unit (text), enum (list of allowed values)
+ *
+ * The parsed document tree is kept so a product's contract can be exported back as ODCS YAML
+ * with every field the user wrote (mesh_contract_export).
+ *
+ * Ownership: a mesh_contract_t owns everything it points to; free it with
+ * mesh_contract_free(). Products point back to their contract (not owned).
+ */
+#ifndef MESH_CATALOG_CONTRACT_H
+#define MESH_CATALOG_CONTRACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/status.h"
+
+/* Bounds on contract input, checked before anything is allocated for it. */
+#define MESH_CONTRACT_MAX_BYTES   (1024 * 1024)
+#define MESH_CONTRACT_MAX_DEPTH   32
+#define MESH_CONTRACT_MAX_NODES   100000
+#define MESH_CONTRACT_MAX_COLUMNS 1000
+#define MESH_CONTRACT_MAX_OBJECTS 256
+
+typedef enum {
+    MESH_LT_STRING = 0,
+    MESH_LT_INTEGER,
+    MESH_LT_NUMBER,
+    MESH_LT_BOOLEAN,
+    MESH_LT_TIMESTAMP, /* stored and shown to SQL as int64 ns since the epoch */
+    MESH_LT_DATE,      /* "YYYY-MM-DD" text */
+    MESH_LT_TIME,      /* "HH:MM:SS[.fff]" text */
+    MESH_LT_OBJECT,    /* JSON text */
+    MESH_LT_ARRAY,     /* JSON text */
+} mesh_ltype_t;
+
+/* logicalTypeOptions.format for strings */
+typedef enum {
+    MESH_FMT_NONE = 0,
+    MESH_FMT_EMAIL,
+    MESH_FMT_UUID,
+    MESH_FMT_URI,
+    MESH_FMT_HOSTNAME,
+    MESH_FMT_IPV4,
+    MESH_FMT_IPV6,
+    MESH_FMT_OTHER, /* a format we keep but do not check (password, byte, binary, ...) */
+} mesh_format_t;
+
+typedef struct mesh_column {
+    char *name;
+    mesh_ltype_t type;
+    char *description;    /* may be NULL */
+    char *classification; /* may be NULL: public, internal, confidential, restricted, ... */
+    bool required;
+    bool primary_key;
+    int pk_position; /* 1-based order within the key; 0 when not part of the key */
+    bool unique;
+    /* logicalTypeOptions */
+    bool has_min, has_max;
+    bool min_exclusive, max_exclusive;
+    double min, max;          /* for integer, number */
+    int64_t min_len, max_len; /* for strings, in characters; -1 when unset */
+    char *pattern;            /* ECMA-262 text as written; NULL when unset */
+    void *pattern_re;         /* compiled POSIX ERE (regex_t *), NULL when unset */
+    char *format;             /* as written */
+    mesh_format_t fmt;
+    /* customProperties we understand */
+    char *unit;         /* may be NULL */
+    char **enum_values; /* allowed values, as text; NULL when unset */
+    size_t n_enum;
+    char **tags;
+    size_t n_tags;
+} mesh_column_t;
+
+typedef enum { MESH_ON_INVALID_REJECT = 0, MESH_ON_INVALID_QUARANTINE } mesh_on_invalid_t;
+
+struct mesh_contract;
+
+typedef struct mesh_product {
+    char *domain;
+    char *name;
+    char *description; /* may be NULL */
+    mesh_column_t *cols;
+    size_t ncols;
+    int time_col;  /* index into cols of the time column, or -1 when not a time series */
+    int *key_cols; /* primary-key columns in primaryKeyPosition order (indexes into cols) */
+    size_t nkey;
+    mesh_on_invalid_t on_invalid;
+    char **tags;
+    size_t n_tags;
+    struct mesh_contract *contract; /* owning contract (not owned) */
+    int object_index;               /* position of this object in the contract's schema[] */
+} mesh_product_t;
+
+typedef struct mesh_yaml_node mesh_yaml_node_t; /* parsed document, private to contract.c */
+
+typedef struct mesh_contract {
+    char *api_version;
+    char *id;
+    char *name;    /* may be NULL */
+    char *version; /* as written, e.g. "1.2.0" */
+    int ver_major, ver_minor, ver_patch;
+    char *status; /* proposed, draft, active, deprecated, retired, ... */
+    char *domain;
+    char *purpose; /* description.purpose, may be NULL */
+    char **tags;
+    size_t n_tags;
+    mesh_product_t *products;
+    size_t nproducts;
+    char *yaml; /* the text it was parsed from (NUL-terminated) */
+    mesh_yaml_node_t *doc;
+} mesh_contract_t;
+
+/*
+ * Parses and validates an ODCS contract. On failure returns MESH_PARSE (not YAML) or
+ * MESH_INVALID (not a valid contract) or MESH_TOO_LARGE, with err->msg naming the path, the
+ * line and the reason. *out is owned by the caller.
+ */
+mesh_status_t mesh_contract_parse(const char *yaml, size_t n, mesh_contract_t **out,
+                                  mesh_err_t *err);
+void mesh_contract_free(mesh_contract_t *c);
+
+/* Finds a product or a column by name; NULL / -1 when absent. */
+const mesh_product_t *mesh_contract_product(const mesh_contract_t *c, const char *name);
+int mesh_product_col(const mesh_product_t *p, const char *name, size_t n);
+
+/*
+ * Writes the contract as ODCS YAML to out. When product is not NULL only that product's
+ * schema object is kept in schema[] (everything else of the document is written as parsed).
+ */
+mesh_status_t mesh_contract_export(const mesh_contract_t *c, const char *product, mesh_buf_t *out);
+
+/*
+ * Compares a product's previous and next definition. Appends one line per change to
+ * changes (may be NULL), e.g. "column speed: type number -> integer (breaking)", and returns
+ * true when any change breaks consumers or producers: a column dropped or retyped, a
+ * column made required or added as required, the primary key or the time column changed,
+ * a column made unique.
+ */
+bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, mesh_buf_t *changes);
+
+/* Compares two semantic versions: <0, 0, >0. */
+int mesh_contract_version_cmp(const mesh_contract_t *a, const mesh_contract_t *b);
+
+/* Names of logical types ("string", ...) and the SQL declared type meshd gives them
+ * (TEXT, INTEGER, REAL, BOOLEAN, TIMESTAMP, DATE, TIME, JSON). */
+const char *mesh_ltype_name(mesh_ltype_t t);
+const char *mesh_ltype_sql(mesh_ltype_t t);
+
+#endif

@@ -1,0 +1,756 @@
+/*
+ * api.c - health, metrics, status, domains, contracts, products and the catalog.
+ */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "http/internal.h"
+
+/* ---- helpers ---- */
+
+static void reply_json(mesh_req_t *r, int code, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(j);
+    if (s == NULL) {
+        mesh_req_errorf(r, MESH_NOMEM, "out of memory");
+        return;
+    }
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (t) {
+        s = t;
+        s[n++] = '\n';
+        s[n] = '\0';
+    }
+    mesh_req_reply(r, code, "application/json", s, n);
+    free(s);
+}
+
+static json_t *time_or_null(int64_t ns)
+{
+    if (ns == 0)
+        return json_null();
+    char t[MESH_TIME_MAX];
+    mesh_time_format(ns, t);
+    return json_string(t);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *str_list(char **v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *column_json(const mesh_product_t *p, const mesh_column_t *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(c->name));
+    json_object_set_new(o, "type", json_string(mesh_ltype_name(c->type)));
+    json_object_set_new(o, "sql_type", json_string(mesh_ltype_sql(c->type)));
+    json_object_set_new(o, "required", json_boolean(c->required || c->primary_key));
+    if (c->primary_key)
+        json_object_set_new(o, "primary_key", json_true());
+    if (c->unique)
+        json_object_set_new(o, "unique", json_true());
+    if (p->time_col >= 0 && &p->cols[p->time_col] == c)
+        json_object_set_new(o, "time_column", json_true());
+    if (c->description)
+        json_object_set_new(o, "description", json_string(c->description));
+    if (c->classification)
+        json_object_set_new(o, "classification", json_string(c->classification));
+    if (c->unit)
+        json_object_set_new(o, "unit", json_string(c->unit));
+    if (c->n_enum)
+        json_object_set_new(o, "enum", str_list(c->enum_values, c->n_enum));
+    if (c->has_min)
+        json_object_set_new(o, c->min_exclusive ? "exclusiveMinimum" : "minimum",
+                            json_real(c->min));
+    if (c->has_max)
+        json_object_set_new(o, c->max_exclusive ? "exclusiveMaximum" : "maximum",
+                            json_real(c->max));
+    if (c->min_len >= 0)
+        json_object_set_new(o, "minLength", json_integer(c->min_len));
+    if (c->max_len >= 0)
+        json_object_set_new(o, "maxLength", json_integer(c->max_len));
+    if (c->pattern)
+        json_object_set_new(o, "pattern", json_string(c->pattern));
+    if (c->format)
+        json_object_set_new(o, "format", json_string(c->format));
+    if (c->n_tags)
+        json_object_set_new(o, "tags", str_list(c->tags, c->n_tags));
+    return o;
+}
+
+static json_t *product_json(const mesh_snap_domain_t *sd, const mesh_product_t *p, bool full)
+{
+    json_t *o = json_object();
+    const mesh_contract_t *c = p->contract;
+    json_object_set_new(o, "domain", json_string(p->domain));
+    json_object_set_new(o, "name", json_string(p->name));
+    char fq[160];
+    snprintf(fq, sizeof fq, "%s.%s", p->domain, p->name);
+    json_object_set_new(o, "sql_name", json_string(fq));
+    json_object_set_new(o, "description", str_or_null(p->description));
+    json_t *cj = json_object();
+    json_object_set_new(cj, "id", json_string(c->id));
+    json_object_set_new(cj, "version", json_string(c->version));
+    json_object_set_new(cj, "status", json_string(c->status));
+    json_object_set_new(cj, "api_version", json_string(c->api_version));
+    json_object_set_new(o, "contract", cj);
+    json_object_set_new(o, "owners", str_list(sd->meta.owners, sd->meta.nowners));
+    json_t *tags = json_array();
+    for (size_t i = 0; i < c->n_tags; i++)
+        json_array_append_new(tags, json_string(c->tags[i]));
+    for (size_t i = 0; i < p->n_tags; i++)
+        json_array_append_new(tags, json_string(p->tags[i]));
+    json_object_set_new(o, "tags", tags);
+    json_object_set_new(o, "time_column",
+                        p->time_col >= 0 ? json_string(p->cols[p->time_col].name) : json_null());
+    json_t *key = json_array();
+    for (size_t k = 0; k < p->nkey; k++)
+        json_array_append_new(key, json_string(p->cols[p->key_cols[k]].name));
+    json_object_set_new(o, "primary_key", key);
+    json_object_set_new(
+        o, "on_invalid",
+        json_string(p->on_invalid == MESH_ON_INVALID_QUARANTINE ? "quarantine" : "reject"));
+    json_t *cols = json_array();
+    for (size_t i = 0; i < p->ncols; i++)
+        json_array_append_new(cols, full ? column_json(p, &p->cols[i])
+                                         : json_pack("{s:s,s:s}", "name", p->cols[i].name, "type",
+                                                     mesh_ltype_name(p->cols[i].type)));
+    json_object_set_new(o, "columns", cols);
+    mesh_product_stats_t st;
+    mesh_store_product_stats(mesh_domain_store(sd->dom), p->name, &st);
+    json_object_set_new(o, "rows", json_integer(st.rows));
+    json_object_set_new(o, "quarantined", json_integer(st.quarantined));
+    json_object_set_new(o, "bytes", json_integer(st.bytes));
+    json_object_set_new(o, "last_write", time_or_null(st.last_write_ns));
+    return o;
+}
+
+/* Parses a JSON request body; replies 400 and returns NULL when it is not an object. */
+static json_t *body_object(mesh_req_t *r)
+{
+    const char *p;
+    size_t n;
+    if (mesh_req_body(r, &p, &n) != MESH_OK)
+        return NULL;
+    json_error_t je;
+    json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL) {
+        mesh_req_errorf(r, MESH_PARSE, "malformed JSON at line %d, column %d: %s", je.line,
+                        je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        mesh_req_errorf(r, MESH_INVALID, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- health, metrics, status ---- */
+
+void mesh_api_healthz(mesh_req_t *r)
+{
+    mesh_req_reply(r, 200, "text/plain; charset=utf-8", "ok\n", 3);
+}
+
+void mesh_api_ping(mesh_req_t *r)
+{
+    /* InfluxDB clients (Telegraf) check /ping before writing */
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Influxdb-Version",
+                      "1.8-compatible (meshd " MESH_VERSION ")");
+    mesh_req_reply(r, 204, NULL, NULL, 0);
+}
+
+void mesh_api_readyz(mesh_req_t *r)
+{
+    if (atomic_load(&r->node->ready))
+        mesh_req_reply(r, 200, "text/plain; charset=utf-8", "ready\n", 6);
+    else
+        mesh_req_reply(r, 503, "text/plain; charset=utf-8", "starting\n", 9);
+}
+
+static void storage_gauges(mesh_req_t *r, mesh_buf_t *b)
+{
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    mesh_metrics_help(b, "meshd_domain_db_bytes", "gauge", "Size of a domain's SQLite file.");
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_domain_info_t di;
+        mesh_domain_info(s->doms[i].dom, &di);
+        mesh_buf_adds(b, "meshd_domain_db_bytes{domain=\"");
+        mesh_metrics_label(b, s->doms[i].meta.name);
+        mesh_buf_printf(b, "\"} %lld\n", (long long)di.db_bytes);
+    }
+    mesh_metrics_help(b, "meshd_domain_wal_bytes", "gauge", "Size of a domain's SQLite WAL.");
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_domain_info_t di;
+        mesh_domain_info(s->doms[i].dom, &di);
+        mesh_buf_adds(b, "meshd_domain_wal_bytes{domain=\"");
+        mesh_metrics_label(b, s->doms[i].meta.name);
+        mesh_buf_printf(b, "\"} %lld\n", (long long)di.wal_bytes);
+    }
+    mesh_metrics_help(b, "meshd_domain_log_bytes", "gauge", "Size of a domain's log.");
+    mesh_metrics_help(b, "meshd_domain_log_seq", "gauge", "Last sequence in a domain's log.");
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_domain_info_t di;
+        mesh_domain_info(s->doms[i].dom, &di);
+        mesh_buf_adds(b, "meshd_domain_log_bytes{domain=\"");
+        mesh_metrics_label(b, s->doms[i].meta.name);
+        mesh_buf_printf(b, "\"} %llu\nmeshd_domain_log_seq{domain=\"",
+                        (unsigned long long)di.log_bytes);
+        mesh_metrics_label(b, s->doms[i].meta.name);
+        mesh_buf_printf(b, "\"} %llu\n", (unsigned long long)di.log_seq);
+    }
+    mesh_metrics_help(b, "meshd_product_rows", "gauge", "Rows held by a product.");
+    mesh_metrics_help(b, "meshd_product_bytes", "gauge", "Bytes used by a product's rows.");
+    mesh_metrics_help(b, "meshd_product_last_write_seconds", "gauge",
+                      "Time of a product's newest row (Unix seconds).");
+    for (size_t i = 0; i < s->ndoms; i++) {
+        const mesh_snap_domain_t *sd = &s->doms[i];
+        for (size_t k = 0; k < sd->ncrefs; k++) {
+            const mesh_contract_t *c = sd->crefs[k]->c;
+            for (size_t j = 0; j < c->nproducts; j++) {
+                mesh_product_stats_t st;
+                mesh_store_product_stats(mesh_domain_store(sd->dom), c->products[j].name, &st);
+                const char *metric[] = {"meshd_product_rows", "meshd_product_bytes",
+                                        "meshd_product_last_write_seconds"};
+                double vals[] = {(double)st.rows, (double)st.bytes, (double)st.last_write_ns / 1e9};
+                for (int m = 0; m < 3; m++) {
+                    mesh_buf_printf(b, "%s{domain=\"", metric[m]);
+                    mesh_metrics_label(b, sd->meta.name);
+                    mesh_buf_adds(b, "\",product=\"");
+                    mesh_metrics_label(b, c->products[j].name);
+                    mesh_buf_printf(b, "\"} %.17g\n", vals[m]);
+                }
+            }
+        }
+    }
+}
+
+void mesh_api_metrics(mesh_req_t *r)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    mesh_metrics_write(r->node->metrics, &b);
+    storage_gauges(r, &b);
+    mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
+    mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
+    mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
+    mesh_buf_printf(&b, "meshd_start_time_seconds %.3f\n", (double)r->node->started_ns / 1e9);
+    mesh_req_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    mesh_buf_free(&b);
+}
+
+void mesh_api_status(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
+        return;
+    mesh_node_t *n = r->node;
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    int64_t products = 0, rows = 0, bytes = 0;
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_domain_info_t di;
+        mesh_domain_info(s->doms[i].dom, &di);
+        bytes += di.db_bytes + di.wal_bytes + (int64_t)di.log_bytes;
+        for (size_t k = 0; k < s->doms[i].ncrefs; k++) {
+            const mesh_contract_t *c = s->doms[i].crefs[k]->c;
+            for (size_t j = 0; j < c->nproducts; j++) {
+                mesh_product_stats_t st;
+                mesh_store_product_stats(mesh_domain_store(s->doms[i].dom), c->products[j].name,
+                                         &st);
+                rows += st.rows;
+                products++;
+            }
+        }
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "node", json_string(n->opts.node_name));
+    json_object_set_new(o, "site", json_string(n->opts.site));
+    json_object_set_new(o, "node_id", json_string(mesh_catalog_node_id(n->cat)));
+    json_object_set_new(o, "version", json_string(MESH_VERSION));
+    json_object_set_new(o, "listen", json_string(n->listen_addr));
+    json_object_set_new(o, "started", time_or_null(n->started_ns));
+    json_object_set_new(o, "uptime_seconds",
+                        json_real((double)(mesh_now_ns() - n->started_ns) / 1e9));
+    json_object_set_new(o, "ready", json_boolean(atomic_load(&n->ready)));
+    json_object_set_new(o, "domains", json_integer((json_int_t)s->ndoms));
+    json_object_set_new(o, "products", json_integer(products));
+    json_object_set_new(o, "rows", json_integer(rows));
+    json_object_set_new(o, "storage_bytes", json_integer(bytes));
+    json_object_set_new(o, "principal", json_string(r->who.name));
+    reply_json(r, 200, o);
+}
+
+/* ---- domains ---- */
+
+static json_t *domain_json(const mesh_snap_domain_t *sd, bool with_products)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sd->meta.name));
+    json_object_set_new(o, "description", str_or_null(sd->meta.description));
+    json_object_set_new(o, "owners", str_list(sd->meta.owners, sd->meta.nowners));
+    json_object_set_new(o, "created", time_or_null(sd->meta.created_ns));
+    json_t *prods = json_array();
+    int64_t rows = 0;
+    for (size_t k = 0; k < sd->ncrefs; k++) {
+        const mesh_contract_t *c = sd->crefs[k]->c;
+        for (size_t j = 0; j < c->nproducts; j++) {
+            mesh_product_stats_t st;
+            mesh_store_product_stats(mesh_domain_store(sd->dom), c->products[j].name, &st);
+            rows += st.rows;
+            if (with_products)
+                json_array_append_new(
+                    prods, json_pack("{s:s,s:s,s:s,s:I}", "name", c->products[j].name, "contract",
+                                     c->id, "version", c->version, "rows", (json_int_t)st.rows));
+            else
+                json_array_append_new(prods, json_string(c->products[j].name));
+        }
+    }
+    json_object_set_new(o, "products", prods);
+    json_object_set_new(o, "rows", json_integer(rows));
+    mesh_domain_info_t di;
+    mesh_domain_info(sd->dom, &di);
+    json_object_set_new(o, "storage_bytes",
+                        json_integer(di.db_bytes + di.wal_bytes + (int64_t)di.log_bytes));
+    json_object_set_new(o, "log_seq", json_integer((json_int_t)di.log_seq));
+    return o;
+}
+
+static void domains_create(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, NULL, NULL))
+        return;
+    json_t *j = body_object(r);
+    if (j == NULL)
+        return;
+    mesh_domain_meta_t m;
+    memset(&m, 0, sizeof m);
+    const char *name = json_string_value(json_object_get(j, "name"));
+    json_t *desc = json_object_get(j, "description");
+    json_t *owners = json_object_get(j, "owners");
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners")) {
+            mesh_req_errorf(r, MESH_INVALID,
+                            "unknown field '%.60s' (expected name, "
+                            "description, owners)",
+                            key);
+            json_decref(j);
+            return;
+        }
+    }
+    if (name == NULL || strlen(name) >= sizeof m.name) {
+        mesh_req_errorf(r, MESH_INVALID, "'name' (a string) is required");
+        json_decref(j);
+        return;
+    }
+    if ((desc && !json_is_string(desc) && !json_is_null(desc)) ||
+        (owners && !json_is_array(owners))) {
+        mesh_req_errorf(r, MESH_INVALID,
+                        "'description' is a string and 'owners' a list of strings");
+        json_decref(j);
+        return;
+    }
+    snprintf(m.name, sizeof m.name, "%s", name);
+    m.created_ns = mesh_now_ns();
+    if (json_is_string(desc))
+        m.description = (char *)json_string_value(desc);
+    size_t no = owners ? json_array_size(owners) : 0;
+    char *ov[64];
+    if (no > 64) {
+        mesh_req_errorf(r, MESH_LIMIT, "at most 64 owners");
+        json_decref(j);
+        return;
+    }
+    for (size_t i = 0; i < no; i++) {
+        ov[i] = (char *)json_string_value(json_array_get(owners, i));
+        if (ov[i] == NULL || strlen(ov[i]) == 0 || strlen(ov[i]) > 200) {
+            mesh_req_errorf(r, MESH_INVALID, "owners[%zu] must be a non-empty string", i);
+            json_decref(j);
+            return;
+        }
+    }
+    m.owners = ov;
+    m.nowners = no;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);
+    json_decref(j);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, m.name);
+    if (sd)
+        reply_json(r, 201, domain_json(sd, true));
+    else
+        mesh_req_errorf(r, MESH_INTERNAL, "domain vanished");
+    mesh_snapshot_put(s);
+}
+
+void mesh_api_domains(mesh_req_t *r)
+{
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_POST) {
+        domains_create(r);
+        return;
+    }
+    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
+        return;
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->ndoms; i++)
+        if (mesh_authz_check(&r->who, MESH_ACT_READ, s->doms[i].meta.name, NULL))
+            json_array_append_new(a, domain_json(&s->doms[i], false));
+    json_t *o = json_object();
+    json_object_set_new(o, "domains", a);
+    reply_json(r, 200, o);
+}
+
+void mesh_api_domain(mesh_req_t *r)
+{
+    const char *name = r->params[0];
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_DELETE) {
+        if (!mesh_req_allow(r, MESH_ACT_ADMIN, name, NULL))
+            return;
+        const char *force = mesh_req_arg(r, "force");
+        bool f = false;
+        if (force && mesh_parse_bool(force, strlen(force), &f) != MESH_OK) {
+            mesh_req_errorf(r, MESH_INVALID, "force=%s: expected true or false", force);
+            return;
+        }
+        mesh_err_t err;
+        mesh_err_clear(&err);
+        mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
+        if (st != MESH_OK)
+            mesh_req_error(r, st, err.msg, NULL);
+        else
+            mesh_req_reply(r, 204, NULL, NULL, 0);
+        return;
+    }
+    if (!mesh_req_allow(r, MESH_ACT_READ, name, NULL))
+        return;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), name);
+    if (sd == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "no domain '%s'", name);
+        return;
+    }
+    reply_json(r, 200, domain_json(sd, true));
+}
+
+/* ---- contracts and products ---- */
+
+void mesh_api_contracts(mesh_req_t *r)
+{
+    const char *p;
+    size_t n;
+    if (mesh_req_body(r, &p, &n) != MESH_OK)
+        return;
+    /* the domain is inside the contract: parse once to find it and check the caller */
+    mesh_contract_t *c;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_contract_parse(p, n, &c, &err);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    char domain[64];
+    snprintf(domain, sizeof domain, "%s", c->domain);
+    mesh_contract_free(c);
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, domain, NULL))
+        return;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
+    if (sd == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND,
+                        "no domain '%s': create it first (meshctl domain create %s)", domain,
+                        domain);
+        return;
+    }
+    mesh_contract_result_t res;
+    st = mesh_domain_put_contract(sd->dom, p, n, &res, &err);
+    json_t *changes = json_array();
+    if (res.changes.data) {
+        char *save = NULL;
+        for (char *line = strtok_r(res.changes.data, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save))
+            json_array_append_new(changes, json_string(line));
+    }
+    mesh_buf_free(&res.changes);
+    if (st != MESH_OK) {
+        char *d = json_dumps(changes, JSON_COMPACT);
+        /* the message keeps its first line; the changes go into details */
+        char *nl = strchr(err.msg, '\n');
+        if (nl)
+            *nl = '\0';
+        mesh_req_error(r, st, err.msg, json_array_size(changes) ? d : NULL);
+        free(d);
+        json_decref(changes);
+        return;
+    }
+    /* re-read the contract as applied, for the products list */
+    mesh_contract_parse(p, n, &c, NULL);
+    json_t *o = json_object();
+    static const char *outcomes[] = {"created", "updated", "unchanged"};
+    json_object_set_new(o, "outcome", json_string(outcomes[res.outcome]));
+    json_object_set_new(o, "domain", json_string(domain));
+    if (c) {
+        json_object_set_new(o, "contract", json_string(c->id));
+        json_object_set_new(o, "version", json_string(c->version));
+        json_t *prods = json_array();
+        for (size_t i = 0; i < c->nproducts; i++) {
+            char fq[160];
+            snprintf(fq, sizeof fq, "%s.%s", domain, c->products[i].name);
+            json_array_append_new(prods, json_string(fq));
+        }
+        json_object_set_new(o, "products", prods);
+        mesh_contract_free(c);
+    }
+    json_object_set_new(o, "changes", changes);
+    json_object_set_new(o, "seq", json_integer((json_int_t)res.seq));
+    LOG_INFO("api", "contract for domain %s %s by %s", domain, outcomes[res.outcome], r->who.name);
+    reply_json(r, res.outcome == MESH_CONTRACT_CREATED ? 201 : 200, o);
+}
+
+/* Finds domain.product from the path; replies 404 when absent. */
+static const mesh_product_t *path_product(mesh_req_t *r, const mesh_snap_domain_t **sd_out)
+{
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, r->params[0]);
+    const mesh_product_t *p = sd ? mesh_snapshot_product(s, r->params[0], r->params[1]) : NULL;
+    if (sd == NULL)
+        mesh_req_errorf(r, MESH_NOT_FOUND, "no domain '%s'", r->params[0]);
+    else if (p == NULL)
+        mesh_req_errorf(r, MESH_NOT_FOUND, "no product '%s' in domain '%s'", r->params[1],
+                        r->params[0]);
+    if (sd_out)
+        *sd_out = sd;
+    return p;
+}
+
+void mesh_api_products(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
+        return;
+    const char *only = mesh_req_arg(r, "domain");
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->ndoms; i++) {
+        const mesh_snap_domain_t *sd = &s->doms[i];
+        if (only && strcmp(only, sd->meta.name) != 0)
+            continue;
+        for (size_t k = 0; k < sd->ncrefs; k++)
+            for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
+                const mesh_product_t *p = &sd->crefs[k]->c->products[j];
+                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name))
+                    json_array_append_new(a, product_json(sd, p, false));
+            }
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "products", a);
+    reply_json(r, 200, o);
+}
+
+void mesh_api_product(mesh_req_t *r)
+{
+    bool del = evhttp_request_get_command(r->ev) == EVHTTP_REQ_DELETE;
+    if (!mesh_req_allow(r, del ? MESH_ACT_ADMIN : MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    if (del) {
+        mesh_err_t err;
+        mesh_err_clear(&err);
+        mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        if (st != MESH_OK)
+            mesh_req_error(r, st, err.msg, NULL);
+        else
+            mesh_req_reply(r, 204, NULL, NULL, 0);
+        return;
+    }
+    reply_json(r, 200, product_json(sd, p, true));
+}
+
+void mesh_api_product_contract(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_product_t *p = path_product(r, NULL);
+    if (p == NULL)
+        return;
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    const char *all = mesh_req_arg(r, "whole");
+    mesh_status_t st =
+        mesh_contract_export(p->contract, all && strcmp(all, "true") == 0 ? NULL : p->name, &b);
+    if (st != MESH_OK)
+        mesh_req_errorf(r, st, "cannot export the contract");
+    else
+        mesh_req_reply(r, 200, "application/yaml; charset=utf-8", b.data, b.len);
+    mesh_buf_free(&b);
+}
+
+void mesh_api_quarantine(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    int64_t limit = 100;
+    const char *ls = mesh_req_arg(r, "limit");
+    if (ls && (mesh_parse_i64(ls, strlen(ls), &limit) != MESH_OK || limit < 1 || limit > 10000)) {
+        mesh_req_errorf(r, MESH_INVALID, "limit must be 1..10000");
+        return;
+    }
+    mesh_store_reader_t *rd;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if (mesh_store_reader_open(mesh_domain_store(sd->dom), &rd, &err) != MESH_OK) {
+        mesh_req_error(r, err.code, err.msg, NULL);
+        return;
+    }
+    mesh_scan_plan_t plan;
+    memset(&plan, 0, sizeof plan);
+    plan.order_col = 0;
+    plan.order_desc = true;
+    plan.cols_used = ~0ULL;
+    mesh_store_plan(mesh_domain_store(sd->dom), p, true, &plan);
+    mesh_scan_t *sc = NULL;
+    json_t *rows = json_array();
+    if (mesh_scan_open(rd, p, true, &plan, NULL, 0, &sc, &err) == MESH_OK) {
+        int64_t n = 0;
+        while (n < limit && mesh_scan_next(sc) == 1) {
+            mesh_datum_t v[MESH_QUARANTINE_NCOLS];
+            for (int c = 0; c < MESH_QUARANTINE_NCOLS; c++)
+                mesh_scan_value(sc, c, &v[c]);
+            json_array_append_new(
+                rows, json_pack("{s:I,s:o,s:I,s:s%,s:s%}", "id", (json_int_t)v[0].i, "received_at",
+                                time_or_null(v[1].i), "source_row", (json_int_t)v[2].i, "reason",
+                                v[3].s ? v[3].s : "", v[3].n, "raw", v[4].s ? v[4].s : "", v[4].n));
+            n++;
+        }
+        mesh_scan_close(sc);
+    }
+    mesh_store_reader_close(rd);
+    json_t *o = json_object();
+    json_object_set_new(o, "domain", json_string(p->domain));
+    json_object_set_new(o, "product", json_string(p->name));
+    json_object_set_new(o, "rows", rows);
+    reply_json(r, 200, o);
+}
+
+/* ---- catalog ---- */
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    if (hay == NULL)
+        return false;
+    size_t nl = strlen(needle);
+    for (const char *h = hay; *h; h++) {
+        size_t i = 0;
+        while (i < nl && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == nl)
+            return true;
+    }
+    return false;
+}
+
+static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const char *q,
+                    const char *owner, const char *tag, const char *cls)
+{
+    const mesh_contract_t *c = p->contract;
+    if (owner) {
+        bool ok = false;
+        for (size_t i = 0; i < sd->meta.nowners && !ok; i++)
+            ok = strcasecmp(sd->meta.owners[i], owner) == 0;
+        if (!ok)
+            return false;
+    }
+    if (tag) {
+        bool ok = false;
+        for (size_t i = 0; i < c->n_tags && !ok; i++)
+            ok = strcasecmp(c->tags[i], tag) == 0;
+        for (size_t i = 0; i < p->n_tags && !ok; i++)
+            ok = strcasecmp(p->tags[i], tag) == 0;
+        for (size_t i = 0; i < p->ncols && !ok; i++)
+            for (size_t k = 0; k < p->cols[i].n_tags && !ok; k++)
+                ok = strcasecmp(p->cols[i].tags[k], tag) == 0;
+        if (!ok)
+            return false;
+    }
+    if (cls) {
+        bool ok = false;
+        for (size_t i = 0; i < p->ncols && !ok; i++)
+            ok = p->cols[i].classification && strcasecmp(p->cols[i].classification, cls) == 0;
+        if (!ok)
+            return false;
+    }
+    if (q) {
+        if (contains_ci(p->name, q) || contains_ci(p->domain, q) ||
+            contains_ci(p->description, q) || contains_ci(c->purpose, q) ||
+            contains_ci(sd->meta.description, q))
+            return true;
+        for (size_t i = 0; i < p->ncols; i++)
+            if (contains_ci(p->cols[i].name, q) || contains_ci(p->cols[i].description, q))
+                return true;
+        for (size_t i = 0; i < c->n_tags; i++)
+            if (contains_ci(c->tags[i], q))
+                return true;
+        return false;
+    }
+    return true;
+}
+
+void mesh_api_catalog(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
+        return;
+    const char *q = mesh_req_arg(r, "q");
+    const char *dom = mesh_req_arg(r, "domain");
+    const char *owner = mesh_req_arg(r, "owner");
+    const char *tag = mesh_req_arg(r, "tag");
+    const char *cls = mesh_req_arg(r, "classification");
+    if (q && *q == '\0')
+        q = NULL;
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->ndoms; i++) {
+        const mesh_snap_domain_t *sd = &s->doms[i];
+        if (dom && strcmp(dom, sd->meta.name) != 0)
+            continue;
+        for (size_t k = 0; k < sd->ncrefs; k++)
+            for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
+                const mesh_product_t *p = &sd->crefs[k]->c->products[j];
+                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name) &&
+                    matches(sd, p, q, owner, tag, cls))
+                    json_array_append_new(a, product_json(sd, p, true));
+            }
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(a)));
+    json_object_set_new(o, "products", a);
+    reply_json(r, 200, o);
+}

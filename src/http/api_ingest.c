@@ -1,0 +1,364 @@
+/*
+ * api_ingest.c - writes: rows of one product (JSON, NDJSON, CSV, line protocol) and the
+ * InfluxDB v1/v2 write endpoints (line protocol, measurement = product).
+ *
+ * Every write: authenticate (done by the server) -> parse and validate into a batch ->
+ * authorise each product -> refuse the whole batch on a bad row (or quarantine it, per
+ * product) -> the domain writer logs, syncs and applies it -> answer. A batch is all or
+ * nothing, and the answer comes only once it is durable.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "http/internal.h"
+#include "ingest/csv.h"
+#include "ingest/jsonrows.h"
+#include "ingest/lineproto.h"
+
+#define IDEM_MAX 200
+
+typedef enum { WF_JSON, WF_NDJSON, WF_CSV, WF_LP } wformat_t;
+
+/* Error reply shapes: meshd's own, InfluxDB v1 ({"error": "..."}) and v2. */
+typedef enum { SHAPE_MESH, SHAPE_INFLUX1, SHAPE_INFLUX2 } shape_t;
+
+static void reply_error(mesh_req_t *r, shape_t shape, mesh_status_t st, const char *msg,
+                        const char *details)
+{
+    if (shape == SHAPE_MESH) {
+        mesh_req_error(r, st, msg, details);
+        return;
+    }
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    if (shape == SHAPE_INFLUX1) {
+        mesh_buf_adds(&b, "{\"error\":");
+        mesh_buf_add_json_str(&b, msg, strlen(msg));
+    } else {
+        const char *code = st == MESH_UNAUTHENTICATED    ? "unauthorized"
+                           : st == MESH_FORBIDDEN        ? "forbidden"
+                           : st == MESH_NOT_FOUND        ? "not found"
+                           : st == MESH_TOO_LARGE        ? "request too large"
+                           : mesh_status_http(st) >= 500 ? "internal error"
+                                                         : "invalid";
+        mesh_buf_adds(&b, "{\"code\":");
+        mesh_buf_add_json_str(&b, code, strlen(code));
+        mesh_buf_adds(&b, ",\"message\":");
+        mesh_buf_add_json_str(&b, msg, strlen(msg));
+    }
+    mesh_buf_adds(&b, "}\n");
+    mesh_req_json(r, mesh_status_http(st), &b);
+    mesh_buf_free(&b);
+}
+
+static bool idem_key(mesh_req_t *r, shape_t shape, const char **out)
+{
+    const char *k = mesh_req_header(r, "Idempotency-Key");
+    *out = NULL;
+    if (k == NULL)
+        return true;
+    size_t n = strlen(k);
+    bool ok = n > 0 && n <= IDEM_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] > ' ' && k[i] <= '~';
+    if (!ok) {
+        reply_error(r, shape, MESH_INVALID,
+                    "Idempotency-Key must be 1-200 printable characters without spaces", NULL);
+        return false;
+    }
+    *out = k;
+    return true;
+}
+
+static mesh_batch_limits_t limits(const mesh_node_t *n)
+{
+    mesh_batch_limits_t l = MESH_BATCH_DEFAULT_LIMITS;
+    l.max_rows = (size_t)n->opts.max_batch_rows;
+    l.max_errors = (size_t)n->opts.max_errors;
+    return l;
+}
+
+/* Counts, per product, the rows a refused batch held (good ones and reported bad ones). */
+static void note_refused(mesh_req_t *r, const mesh_batch_t *b, size_t body)
+{
+    for (size_t i = 0; i < b->nparts; i++)
+        mesh_metrics_ingest(r->node->metrics, b->domain, b->parts[i].product->name, 0, 0,
+                            (int64_t)(b->parts[i].nrows + b->parts[i].nquar), 0);
+    for (size_t i = 0; i < b->nerrors; i++)
+        if (b->errors[i].product[0])
+            mesh_metrics_ingest(r->node->metrics, b->domain, b->errors[i].product, 0, 0, 1, 0);
+    (void)body;
+}
+
+/* Refuses a failed batch with the list of bad rows. */
+static void refuse(mesh_req_t *r, shape_t shape, const mesh_batch_t *b, size_t body_len)
+{
+    note_refused(r, b, body_len);
+    char msg[512];
+    mesh_status_t code = b->fail_code != MESH_OK ? b->fail_code : MESH_VALIDATION;
+    if (code == MESH_VALIDATION)
+        snprintf(msg, sizeof msg, "%zu of %zu rows violate the contract; nothing was written",
+                 b->error_rows, b->total_rows);
+    else
+        snprintf(msg, sizeof msg, "%s; nothing was written",
+                 b->nerrors ? b->errors[0].reason : mesh_status_text(code));
+    if (shape != SHAPE_MESH && b->nerrors) {
+        /* InfluxDB clients show one string: name the first bad row in it */
+        size_t l = strlen(msg);
+        snprintf(msg + l, sizeof msg - l, " (first: line %u%s%s: %s)", b->errors[0].row,
+                 b->errors[0].column[0] ? ", column " : "", b->errors[0].column,
+                 b->errors[0].reason);
+    }
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    mesh_batch_errors_json(b, &d);
+    reply_error(r, shape, code, msg, d.data);
+    mesh_buf_free(&d);
+}
+
+/* Writes a validated batch through its domain; replies on failure. */
+static bool write_batch(mesh_req_t *r, shape_t shape, const mesh_snap_domain_t *sd, mesh_batch_t *b,
+                        const char *idem, size_t body_len, mesh_apply_result_t *res)
+{
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_domain_write(sd->dom, b, idem, res, &err);
+    if (st != MESH_OK) {
+        note_refused(r, b, body_len);
+        reply_error(r, shape, st, err.msg[0] ? err.msg : mesh_status_text(st), NULL);
+        return false;
+    }
+    if (!res->duplicate)
+        for (size_t i = 0; i < b->nparts; i++)
+            mesh_metrics_ingest(r->node->metrics, b->domain, b->parts[i].product->name,
+                                (int64_t)b->parts[i].nrows, (int64_t)b->parts[i].nquar, 0,
+                                (int64_t)(body_len / (b->nparts ? b->nparts : 1)));
+    return true;
+}
+
+/* A product refusing writes because of its contract's status. */
+static bool writable(mesh_req_t *r, shape_t shape, const mesh_product_t *p)
+{
+    const char *status = p->contract->status;
+    if (status && strcmp(status, "retired") == 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "product %s.%s is retired (contract '%s' %s); it takes no writes",
+                 p->domain, p->name, p->contract->id, p->contract->version);
+        reply_error(r, shape, MESH_CONFLICT, msg, NULL);
+        return false;
+    }
+    if (status && strcmp(status, "deprecated") == 0)
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Warning",
+                          "299 meshd \"the product's contract is deprecated\"");
+    return true;
+}
+
+static bool pick_format(mesh_req_t *r, wformat_t *out)
+{
+    const char *f = mesh_req_arg(r, "format");
+    const char *ct = mesh_req_header(r, "Content-Type");
+    if (f) {
+        if (strcmp(f, "json") == 0)
+            *out = WF_JSON;
+        else if (strcmp(f, "ndjson") == 0 || strcmp(f, "jsonl") == 0)
+            *out = WF_NDJSON;
+        else if (strcmp(f, "csv") == 0)
+            *out = WF_CSV;
+        else if (strcmp(f, "lp") == 0 || strcmp(f, "line") == 0)
+            *out = WF_LP;
+        else {
+            mesh_req_errorf(r, MESH_UNSUPPORTED, "format=%.40s: expected json, ndjson, csv or lp",
+                            f);
+            return false;
+        }
+        return true;
+    }
+    if (ct == NULL || strncmp(ct, "application/json", 16) == 0) {
+        *out = WF_JSON;
+    } else if (strncmp(ct, "application/x-ndjson", 20) == 0 ||
+               strncmp(ct, "application/jsonl", 17) == 0 ||
+               strncmp(ct, "application/ndjson", 18) == 0) {
+        *out = WF_NDJSON;
+    } else if (strncmp(ct, "text/csv", 8) == 0) {
+        *out = WF_CSV;
+    } else if (strncmp(ct, "text/plain", 10) == 0) {
+        *out = WF_LP;
+    } else {
+        mesh_req_errorf(r, MESH_UNSUPPORTED,
+                        "Content-Type '%.60s' is not accepted: use application/json, "
+                        "application/x-ndjson, text/csv or text/plain (line protocol)",
+                        ct);
+        return false;
+    }
+    return true;
+}
+
+typedef struct one_product {
+    const mesh_product_t *p;
+} one_product_t;
+
+static const mesh_product_t *lookup_one(void *arg, const char *domain, const char *product)
+{
+    one_product_t *o = arg;
+    (void)domain;
+    return strcmp(product, o->p->name) == 0 ? o->p : NULL;
+}
+
+void mesh_api_rows(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_WRITE, r->params[0], r->params[1]))
+        return;
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, r->params[0]);
+    const mesh_product_t *p = sd ? mesh_snapshot_product(s, r->params[0], r->params[1]) : NULL;
+    if (p == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "no product %s.%s", r->params[0], r->params[1]);
+        return;
+    }
+    if (!writable(r, SHAPE_MESH, p))
+        return;
+    wformat_t fmt;
+    const char *idem;
+    if (!pick_format(r, &fmt) || !idem_key(r, SHAPE_MESH, &idem))
+        return;
+    mesh_precision_t prec = fmt == WF_LP ? MESH_PREC_NS : MESH_PREC_AUTO;
+    const char *ps = mesh_req_arg(r, "precision");
+    if (ps && mesh_precision_parse(ps, &prec) != MESH_OK) {
+        mesh_req_errorf(r, MESH_INVALID, "precision=%.20s: expected ns, us, ms, s or auto", ps);
+        return;
+    }
+    const char *body;
+    size_t n;
+    if (mesh_req_body(r, &body, &n) != MESH_OK)
+        return;
+    mesh_batch_t b;
+    mesh_batch_init(&b, sd->meta.name, limits(r->node));
+    b.received_ns = mesh_now_ns();
+    b.precision = prec;
+    one_product_t one = {p};
+    switch (fmt) {
+    case WF_JSON:
+        mesh_json_rows_parse(body, n, p, false, &b);
+        break;
+    case WF_NDJSON:
+        mesh_json_rows_parse(body, n, p, true, &b);
+        break;
+    case WF_CSV:
+        mesh_csv_parse(body, n, p, &b);
+        break;
+    case WF_LP:
+        mesh_lp_parse(body, n, sd->meta.name, lookup_one, &one, &b);
+        break;
+    }
+    if (mesh_batch_failed(&b)) {
+        refuse(r, SHAPE_MESH, &b, n);
+        mesh_batch_free(&b);
+        return;
+    }
+    if (b.total_rows == 0) {
+        mesh_batch_free(&b);
+        mesh_req_errorf(r, MESH_INVALID, "the body holds no rows");
+        return;
+    }
+    mesh_apply_result_t res;
+    if (write_batch(r, SHAPE_MESH, sd, &b, idem, n, &res)) {
+        mesh_buf_t o;
+        mesh_buf_init(&o, MESH_BUF_UNLIMITED);
+        mesh_buf_adds(&o, "{\"domain\":");
+        mesh_buf_add_json_str(&o, p->domain, strlen(p->domain));
+        mesh_buf_adds(&o, ",\"product\":");
+        mesh_buf_add_json_str(&o, p->name, strlen(p->name));
+        mesh_buf_printf(&o, ",\"accepted\":%zu,\"quarantined\":%zu,\"seq\":%llu,\"duplicate\":%s",
+                        res.rows, res.quarantined, (unsigned long long)res.seq,
+                        res.duplicate ? "true" : "false");
+        if (b.nerrors && !res.duplicate) {
+            mesh_buf_adds(&o, ",\"quarantine\":");
+            mesh_batch_errors_json(&b, &o);
+        }
+        mesh_buf_adds(&o, "}\n");
+        mesh_req_json(r, 200, &o);
+        mesh_buf_free(&o);
+    }
+    mesh_batch_free(&b);
+}
+
+/* ---- InfluxDB compatibility ---- */
+
+static void influx_write(mesh_req_t *r, shape_t shape, const char *domain, const char *prec_s)
+{
+    if (domain == NULL || *domain == '\0') {
+        reply_error(r, shape, MESH_INVALID,
+                    shape == SHAPE_INFLUX1 ? "database is required (?db=DOMAIN)"
+                                           : "bucket is required (?bucket=DOMAIN)",
+                    NULL);
+        return;
+    }
+    mesh_precision_t prec = MESH_PREC_NS;
+    if (prec_s) {
+        /* v1 spells them n, u, ms, s; v2 ns, us, ms, s */
+        const char *p = strcmp(prec_s, "n") == 0 ? "ns" : strcmp(prec_s, "u") == 0 ? "us" : prec_s;
+        if (mesh_precision_parse(p, &prec) != MESH_OK || prec == MESH_PREC_AUTO) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "precision '%.10s' is not supported (ns, us, ms, s)", prec_s);
+            reply_error(r, shape, MESH_INVALID, msg, NULL);
+            return;
+        }
+    }
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    if (sd == NULL) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "database not found: \"%.64s\"", domain);
+        reply_error(r, shape, MESH_NOT_FOUND, msg, NULL);
+        return;
+    }
+    const char *idem;
+    if (!idem_key(r, shape, &idem))
+        return;
+    const char *body;
+    size_t n;
+    if (mesh_req_body(r, &body, &n) != MESH_OK)
+        return;
+    mesh_batch_t b;
+    mesh_batch_init(&b, sd->meta.name, limits(r->node));
+    b.received_ns = mesh_now_ns();
+    b.precision = prec;
+    mesh_lp_parse(body, n, sd->meta.name, mesh_snapshot_lookup, s, &b);
+    if (mesh_batch_failed(&b)) {
+        refuse(r, shape, &b, n);
+        mesh_batch_free(&b);
+        return;
+    }
+    for (size_t i = 0; i < b.nparts; i++) {
+        const mesh_product_t *p = b.parts[i].product;
+        if (!mesh_authz_check(&r->who, MESH_ACT_WRITE, p->domain, p->name)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s may not write %s.%s", r->who.name, p->domain, p->name);
+            reply_error(r, shape, MESH_FORBIDDEN, msg, NULL);
+            mesh_batch_free(&b);
+            return;
+        }
+        if (!writable(r, shape, p)) {
+            mesh_batch_free(&b);
+            return;
+        }
+    }
+    mesh_apply_result_t res;
+    if (b.total_rows == 0 || write_batch(r, shape, sd, &b, idem, n, &res))
+        mesh_req_reply(r, 204, NULL, NULL, 0);
+    mesh_batch_free(&b);
+}
+
+void mesh_api_influx_write(mesh_req_t *r)
+{
+    influx_write(r, SHAPE_INFLUX1, mesh_req_arg(r, "db"), mesh_req_arg(r, "precision"));
+}
+
+void mesh_api_influx_write_v2(mesh_req_t *r)
+{
+    influx_write(r, SHAPE_INFLUX2, mesh_req_arg(r, "bucket"), mesh_req_arg(r, "precision"));
+}

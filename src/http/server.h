@@ -1,0 +1,18 @@
+/*
+ * server.h - starting and stopping the HTTP API of a node.
+ */
+#ifndef MESH_HTTP_SERVER_H
+#define MESH_HTTP_SERVER_H
+
+#include "core/status.h"
+#include "node/node.h"
+
+/* Binds n->opts.listen (the bound address goes to n->listen_addr) and starts the worker
+ * threads. */
+mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err);
+/* Stops accepting, lets requests in flight end (at most ~5 s), joins the workers. */
+void mesh_http_stop(mesh_http_t *h);
+/* Endpoint labels for metrics, in route order, "other" last. */
+const char *const *mesh_http_endpoint_names(int *n);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * node.h - one meshd process: its options, catalog, domains, authentication, query pool,
+ * metrics and HTTP server, and their start and stop.
+ */
+#ifndef MESH_NODE_NODE_H
+#define MESH_NODE_NODE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "catalog/catalog.h"
+#include "catalog/registry.h"
+#include "core/config.h"
+#include "http/metrics.h"
+#include "query/query.h"
+
+typedef struct mesh_node_opts {
+    char *config;
+    char *data_dir;
+    char *listen;
+    char *node_name;
+    char *site;
+    char *admin_token;
+    char *admin_token_file;
+    int64_t http_threads;
+    int64_t max_body;
+    int64_t max_batch_rows;
+    int64_t max_errors;
+    int64_t query_timeout;
+    int64_t query_max_rows;
+    int64_t query_sessions;
+    char *sync;
+    int64_t idempotency_ttl;
+    int64_t checkpoint_interval;
+    bool metrics_auth;
+    char *log_level;
+    char *log_format;
+} mesh_node_opts_t;
+
+extern const mesh_opts_spec_t mesh_node_opts_spec;
+
+typedef struct mesh_http mesh_http_t;
+
+typedef struct mesh_node {
+    mesh_node_opts_t opts;
+    mesh_catalog_t *cat;
+    mesh_registry_t *reg;
+    mesh_auth_t *auth;
+    mesh_qpool_t *qpool;
+    mesh_metrics_t *metrics;
+    mesh_http_t *http;
+    int64_t started_ns;
+    atomic_bool ready;
+    char listen_addr[128]; /* the address actually bound (with the real port) */
+} mesh_node_t;
+
+/* Opens the data directory (creating it and the admin credential on first start) and binds
+ * the listener. The generated admin token, if any, is printed to stdout once. */
+mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
+/* Runs until SIGTERM or SIGINT, then stops cleanly. */
+int mesh_node_run(mesh_node_t *n);
+void mesh_node_stop(mesh_node_t *n);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * options.c - meshd's options: the one table behind the config file, flags, MESHD_*
+ * environment variables and `meshd --help`.
+ */
+#include <stddef.h>
+
+#include "core/util.h"
+#include "node/node.h"
+
+#define F(field) offsetof(mesh_node_opts_t, field)
+
+static const mesh_opt_t node_opts[] = {
+    {"config", MESH_OPT_STRING, F(config), NULL, 0, 0, NULL, MESH_OPT_NOFILE, "FILE",
+     "Config file of `name = value` lines (see examples/meshd.conf)."},
+    {"data_dir", MESH_OPT_STRING, F(data_dir), "./meshd-data", 0, 0, NULL, 0, "DIR",
+     "Directory of the catalog and of every domain's database and log."},
+    {"listen", MESH_OPT_STRING, F(listen), "127.0.0.1:7070", 0, 0, NULL, 0, "ADDR:PORT",
+     "Address of the HTTP API ([::1]:7070 for IPv6; port 0 picks a free port)."},
+    {"node_name", MESH_OPT_STRING, F(node_name), NULL, 0, 0, NULL, 0, "NAME",
+     "Name of this node (default: the host name)."},
+    {"site", MESH_OPT_STRING, F(site), "default", 0, 0, NULL, 0, "LABEL",
+     "Site label of this node (a factory, a home, a ward)."},
+    {"admin_token", MESH_OPT_STRING, F(admin_token), NULL, 0, 0, NULL, MESH_OPT_SECRET, "TOKEN",
+     "Admin API token to install instead of generating one (16-256 printable characters)."},
+    {"admin_token_file", MESH_OPT_STRING, F(admin_token_file), NULL, 0, 0, NULL, 0, "FILE",
+     "File holding the admin API token (first line)."},
+    {"http_threads", MESH_OPT_INT, F(http_threads), "4", 1, 64, NULL, 0, "N",
+     "HTTP worker threads."},
+    {"max_body", MESH_OPT_SIZE, F(max_body), "64MiB", 1024, 1LL << 30, NULL, 0, "SIZE",
+     "Largest request body accepted (413 beyond it); gzip bodies are limited after inflating."},
+    {"max_batch_rows", MESH_OPT_INT, F(max_batch_rows), "1000000", 1, 100000000, NULL, 0, "N",
+     "Most rows in one write request."},
+    {"max_errors", MESH_OPT_INT, F(max_errors), "100", 1, 100000, NULL, 0, "N",
+     "Bad rows described in a refused batch's response (all are counted)."},
+    {"query_timeout", MESH_OPT_DURATION, F(query_timeout), "30s", 1000000, 86400000000000LL, NULL,
+     0, "DURATION", "Time limit of a query, from start to last row."},
+    {"query_max_rows", MESH_OPT_INT, F(query_max_rows), "0", 0, 1LL << 40, NULL, 0, "N",
+     "Most rows a query may return (0: no limit; results are streamed)."},
+    {"query_sessions", MESH_OPT_INT, F(query_sessions), "64", 1, 4096, NULL, 0, "N",
+     "Queries that may run at once (503 beyond)."},
+    {"sync", MESH_OPT_ENUM, F(sync), "log", 0, 0, "log|full", 0, "MODE",
+     "Durability: 'log' fsyncs each domain's log before a write is acknowledged (SQLite "
+     "synchronous=NORMAL, replayed from the log after a crash); 'full' also runs SQLite with "
+     "synchronous=FULL."},
+    {"idempotency_ttl", MESH_OPT_DURATION, F(idempotency_ttl), "24h", 60000000000LL,
+     365 * 86400000000000LL, NULL, 0, "DURATION", "How long an Idempotency-Key is remembered."},
+    {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
+     3600000000000LL, NULL, 0, "DURATION",
+     "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
+     "Require a token for /metrics (set false to let a scraper in without one)."},
+    {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",
+     "Least severe log level written."},
+    {"log_format", MESH_OPT_ENUM, F(log_format), "logfmt", 0, 0, "logfmt|json", 0, "FORMAT",
+     "Log line format."},
+};
+
+const mesh_opts_spec_t mesh_node_opts_spec = {node_opts, MESH_ARRAY_LEN(node_opts), "MESHD_"};

@@ -1,0 +1,233 @@
+/*
+ * format.c - query results as JSON, NDJSON or CSV, written a row at a time.
+ *
+ * JSON:   {"columns":[{"name":..,"type":..}],"rows":[[...],...],"row_count":N,"elapsed_ms":T}
+ *         and, when the query failed after rows were sent, "error":{"code":..,"message":..}
+ * NDJSON: one object per row ({"col": value, ...}); a failure ends with {"error":{...}}
+ * CSV:    a header line, then one line per row (RFC 4180); a failure is reported by the
+ *         caller ending the response abnormally, since CSV has no place for it.
+ * TIMESTAMP columns are written as ISO 8601 text unless time_ns is set.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "query/query.h"
+
+mesh_status_t mesh_outfmt_parse(const char *s, mesh_outfmt_t *out)
+{
+    if (s == NULL || *s == '\0' || strcmp(s, "json") == 0)
+        *out = MESH_OUT_JSON;
+    else if (strcmp(s, "ndjson") == 0 || strcmp(s, "jsonl") == 0)
+        *out = MESH_OUT_NDJSON;
+    else if (strcmp(s, "csv") == 0)
+        *out = MESH_OUT_CSV;
+    else
+        return MESH_INVALID;
+    return MESH_OK;
+}
+
+const char *mesh_outfmt_mime(mesh_outfmt_t f)
+{
+    switch (f) {
+    case MESH_OUT_NDJSON:
+        return "application/x-ndjson";
+    case MESH_OUT_CSV:
+        return "text/csv; charset=utf-8";
+    default:
+        return "application/json";
+    }
+}
+
+mesh_status_t mesh_buf_add_double(mesh_buf_t *b, double d)
+{
+    if (!isfinite(d))
+        return mesh_buf_adds(b, "null");
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    /* keep a decimal point so a reader sees a real number, as SQLite would print it */
+    if (!strpbrk(tmp, ".eEn")) {
+        size_t l = strlen(tmp);
+        snprintf(tmp + l, sizeof tmp - l, ".0");
+    }
+    return mesh_buf_adds(b, tmp);
+}
+
+void mesh_writer_init(mesh_writer_t *w, mesh_outfmt_t fmt, bool time_ns)
+{
+    memset(w, 0, sizeof *w);
+    w->fmt = fmt;
+    w->time_ns = time_ns;
+}
+
+static bool is_time_col(const mesh_writer_t *w, mesh_query_t *q, int i)
+{
+    if (w->time_ns)
+        return false;
+    const char *t = mesh_query_coltype(q, i);
+    return t && strcmp(t, "TIMESTAMP") == 0;
+}
+
+/* One value in JSON. */
+static mesh_status_t json_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_buf_t *out)
+{
+    mesh_datum_t d;
+    mesh_query_value(q, i, &d);
+    switch (d.type) {
+    case MESH_V_INT:
+        if (is_time_col(w, q, i)) {
+            char t[MESH_TIME_MAX];
+            size_t n = mesh_time_format(d.i, t);
+            return mesh_buf_add_json_str(out, t, n);
+        }
+        return mesh_buf_printf(out, "%lld", (long long)d.i);
+    case MESH_V_REAL:
+        return mesh_buf_add_double(out, d.d);
+    case MESH_V_TEXT:
+        return mesh_buf_add_json_str(out, d.s, d.n);
+    default:
+        return mesh_buf_adds(out, "null");
+    }
+}
+
+static mesh_status_t csv_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_buf_t *out)
+{
+    mesh_datum_t d;
+    mesh_query_value(q, i, &d);
+    switch (d.type) {
+    case MESH_V_INT:
+        if (is_time_col(w, q, i)) {
+            char t[MESH_TIME_MAX];
+            size_t n = mesh_time_format(d.i, t);
+            return mesh_buf_add(out, t, n);
+        }
+        return mesh_buf_printf(out, "%lld", (long long)d.i);
+    case MESH_V_REAL:
+        return isfinite(d.d) ? mesh_buf_add_double(out, d.d) : MESH_OK;
+    case MESH_V_TEXT:
+        return mesh_buf_add_csv_field(out, d.s, d.n);
+    default:
+        return MESH_OK;
+    }
+}
+
+mesh_status_t mesh_writer_begin(mesh_writer_t *w, mesh_query_t *q, mesh_buf_t *out)
+{
+    int n = mesh_query_ncols(q);
+    mesh_status_t st = MESH_OK;
+    switch (w->fmt) {
+    case MESH_OUT_JSON:
+        st = mesh_buf_adds(out, "{\"columns\":[");
+        for (int i = 0; i < n && st == MESH_OK; i++) {
+            const char *name = mesh_query_colname(q, i);
+            const char *type = mesh_query_coltype(q, i);
+            mesh_buf_adds(out, i ? ",{\"name\":" : "{\"name\":");
+            mesh_buf_add_json_str(out, name, strlen(name));
+            mesh_buf_adds(out, ",\"type\":");
+            if (type)
+                mesh_buf_add_json_str(out, type, strlen(type));
+            else
+                mesh_buf_adds(out, "null");
+            st = mesh_buf_addc(out, '}');
+        }
+        if (st == MESH_OK)
+            st = mesh_buf_adds(out, "],\"rows\":[");
+        break;
+    case MESH_OUT_CSV:
+        for (int i = 0; i < n && st == MESH_OK; i++) {
+            const char *name = mesh_query_colname(q, i);
+            if (i)
+                mesh_buf_addc(out, ',');
+            st = mesh_buf_add_csv_field(out, name, strlen(name));
+        }
+        if (st == MESH_OK)
+            st = mesh_buf_adds(out, "\r\n");
+        break;
+    case MESH_OUT_NDJSON:
+        break;
+    }
+    return st;
+}
+
+mesh_status_t mesh_writer_row(mesh_writer_t *w, mesh_query_t *q, mesh_buf_t *out)
+{
+    int n = mesh_query_ncols(q);
+    mesh_status_t st = MESH_OK;
+    switch (w->fmt) {
+    case MESH_OUT_JSON:
+        st = mesh_buf_adds(out, w->rows ? ",[" : "[");
+        for (int i = 0; i < n && st == MESH_OK; i++) {
+            if (i)
+                mesh_buf_addc(out, ',');
+            st = json_value(w, q, i, out);
+        }
+        if (st == MESH_OK)
+            st = mesh_buf_addc(out, ']');
+        break;
+    case MESH_OUT_NDJSON:
+        st = mesh_buf_addc(out, '{');
+        for (int i = 0; i < n && st == MESH_OK; i++) {
+            const char *name = mesh_query_colname(q, i);
+            if (i)
+                mesh_buf_addc(out, ',');
+            mesh_buf_add_json_str(out, name, strlen(name));
+            mesh_buf_addc(out, ':');
+            st = json_value(w, q, i, out);
+        }
+        if (st == MESH_OK)
+            st = mesh_buf_adds(out, "}\n");
+        break;
+    case MESH_OUT_CSV:
+        for (int i = 0; i < n && st == MESH_OK; i++) {
+            if (i)
+                mesh_buf_addc(out, ',');
+            st = csv_value(w, q, i, out);
+        }
+        if (st == MESH_OK)
+            st = mesh_buf_adds(out, "\r\n");
+        break;
+    }
+    w->rows++;
+    return st;
+}
+
+static mesh_status_t error_object(const mesh_err_t *err, mesh_buf_t *out)
+{
+    mesh_buf_adds(out, "{\"code\":");
+    const char *name = mesh_status_name(err->code);
+    mesh_buf_add_json_str(out, name, strlen(name));
+    mesh_buf_adds(out, ",\"message\":");
+    mesh_buf_add_json_str(out, err->msg, strlen(err->msg));
+    return mesh_buf_addc(out, '}');
+}
+
+mesh_status_t mesh_writer_end(mesh_writer_t *w, mesh_query_t *q, const mesh_err_t *err,
+                              double elapsed_ms, mesh_buf_t *out)
+{
+    switch (w->fmt) {
+    case MESH_OUT_JSON:
+        mesh_buf_printf(out, "],\"row_count\":%lld,\"rows_scanned\":%lld,\"elapsed_ms\":%.3f",
+                        (long long)w->rows, (long long)mesh_query_scanned(q), elapsed_ms);
+        if (err && err->code != MESH_OK) {
+            mesh_buf_adds(out, ",\"error\":");
+            error_object(err, out);
+        }
+        return mesh_buf_adds(out, "}\n");
+    case MESH_OUT_NDJSON:
+        if (err && err->code != MESH_OK) {
+            mesh_buf_adds(out, "{\"error\":");
+            error_object(err, out);
+            return mesh_buf_adds(out, "}\n");
+        }
+        return MESH_OK;
+    case MESH_OUT_CSV:
+        return MESH_OK;
+    }
+    return MESH_OK;
+}

@@ -1,0 +1,672 @@
+/*
+ * session.c - pooled sandboxed SQLite sessions, attaching domains on demand.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "query/internal.h"
+
+struct mesh_qpool {
+    pthread_mutex_t lock;
+    qsession_t *free_list;
+    size_t live, max;
+};
+
+/* Functions a query may not call even though SQLite has them. */
+static const char *const denied_functions[] = {
+    "load_extension", "fts3_tokenizer", "fts5", "fts5_source_id", "sqlite_offset",
+};
+
+/* Eponymous virtual tables a query may read. */
+static const char *const allowed_tvfs[] = {"json_each", "json_tree"};
+
+static int decide(qsession_t *s, int action, const char *a1, const char *a2, const char *db);
+
+static int authorizer(void *arg, int action, const char *a1, const char *a2, const char *db,
+                      const char *trigger)
+{
+    (void)trigger;
+    qsession_t *s = arg;
+    if (s->internal)
+        return SQLITE_OK;
+    int rc = decide(s, action, a1, a2, db);
+    if (rc != SQLITE_OK)
+        LOG_DEBUG("query", "sandbox refused action %d (%s, %s, %s)", action, a1 ? a1 : "-",
+                  a2 ? a2 : "-", db ? db : "-");
+    return rc;
+}
+
+static int decide(qsession_t *s, int action, const char *a1, const char *a2, const char *db)
+{
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_READ: {
+        /* a1: table, a2: column, db: schema (NULL for a CTE or a subquery's columns) */
+        if (a1 == NULL)
+            return SQLITE_DENY;
+        if (db == NULL)
+            return SQLITE_OK;
+        for (size_t i = 0; i < MESH_ARRAY_LEN(allowed_tvfs); i++)
+            if (strcmp(a1, allowed_tvfs[i]) == 0)
+                return SQLITE_OK;
+        if (strncmp(a1, "sqlite_", 7) == 0)
+            return SQLITE_DENY;
+        for (int i = 0; i < s->nattached; i++)
+            if (strcmp(db, s->attached[i]) == 0)
+                return SQLITE_OK;
+        return SQLITE_DENY;
+    }
+    case SQLITE_FUNCTION:
+        for (size_t i = 0; i < MESH_ARRAY_LEN(denied_functions); i++)
+            if (a2 && sqlite3_stricmp(a2, denied_functions[i]) == 0)
+                return SQLITE_DENY;
+        return SQLITE_OK;
+    default:
+        return SQLITE_DENY;
+    }
+}
+
+static int progress(void *arg)
+{
+    qsession_t *s = arg;
+    if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
+        return 1;
+    return s->deadline_mono && mesh_mono_ns() > s->deadline_mono;
+}
+
+static mesh_status_t exec_internal(qsession_t *s, const char *sql, mesh_err_t *err)
+{
+    s->internal = true;
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    s->internal = false;
+    if (rc != SQLITE_OK) {
+        mesh_err_set(err, MESH_INTERNAL, "session: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return MESH_INTERNAL;
+    }
+    return MESH_OK;
+}
+
+static void session_free(qsession_t *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->nreaders; i++)
+        mesh_store_reader_close(s->readers[i].r);
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    mesh_snapshot_put(s->snap);
+    mesh_buf_free(&s->products);
+    free(s);
+}
+
+static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
+{
+    qsession_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_buf_init(&s->products, 64 * 1024);
+    if (sqlite3_open_v2(":memory:", &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        session_free(s);
+        return mesh_err_set(err, MESH_NOMEM, "cannot open a query session");
+    }
+    sqlite3 *db = s->db;
+    int dummy;
+    /* hardening (SQLite docs "Defense Against The Dark Arts" and DEPENDENCIES.md) */
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, &dummy);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, &dummy);
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 16 * 1024 * 1024);
+    sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, MESH_QUERY_MAX_SQL);
+    sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 1000);
+    sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 200);
+    sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 50);
+    sqlite3_limit(db, SQLITE_LIMIT_VDBE_OP, 100000);
+    sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 32);
+    sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000);
+    sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, 100);
+    sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
+    sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
+    /* json_each and json_tree are eponymous tables built on first use, which writes the
+     * schema: build them now, as ours */
+    mesh_status_t st =
+        exec_internal(s,
+                      "PRAGMA temp_store=MEMORY;"
+                      "SELECT * FROM json_each('[]'); SELECT * FROM json_tree('[]');",
+                      err);
+    if (st == MESH_OK &&
+        (mesh__vtab_register(db, s) != SQLITE_OK || mesh__sqlfuncs_register(db) != SQLITE_OK))
+        st = mesh_err_set(err, MESH_INTERNAL, "session: %s", sqlite3_errmsg(db));
+    if (st != MESH_OK) {
+        session_free(s);
+        return st;
+    }
+    sqlite3_set_authorizer(db, authorizer, s);
+    sqlite3_progress_handler(db, 1000, progress, s);
+    *out = s;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_err_t *err)
+{
+    mesh_qpool_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&p->lock, NULL);
+    p->max = max_sessions ? max_sessions : 64;
+    *out = p;
+    return MESH_OK;
+}
+
+void mesh_qpool_destroy(mesh_qpool_t *p)
+{
+    if (p == NULL)
+        return;
+    while (p->free_list) {
+        qsession_t *s = p->free_list;
+        p->free_list = s->next_free;
+        session_free(s);
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *err)
+{
+    pthread_mutex_lock(&p->lock);
+    qsession_t *s = p->free_list;
+    if (s) {
+        p->free_list = s->next_free;
+        pthread_mutex_unlock(&p->lock);
+        *out = s;
+        return MESH_OK;
+    }
+    if (p->live >= p->max) {
+        pthread_mutex_unlock(&p->lock);
+        return mesh_err_set(err, MESH_BUSY, "all %zu query sessions are in use; try again", p->max);
+    }
+    p->live++;
+    pthread_mutex_unlock(&p->lock);
+    mesh_status_t st = session_new(out, err);
+    if (st != MESH_OK) {
+        pthread_mutex_lock(&p->lock);
+        p->live--;
+        pthread_mutex_unlock(&p->lock);
+    }
+    return st;
+}
+
+static void pool_give(mesh_qpool_t *p, qsession_t *s)
+{
+    pthread_mutex_lock(&p->lock);
+    s->next_free = p->free_list;
+    p->free_list = s;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- attaching domains ---- */
+
+static void quote_ident(char *out, size_t cap, const char *name)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (const char *c = name; *c && o + 3 < cap; c++) {
+        if (*c == '"')
+            out[o++] = '"';
+        out[o++] = *c;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+static mesh_status_t detach(qsession_t *s, int i, mesh_err_t *err)
+{
+    char q[80], sql[128];
+    quote_ident(q, sizeof q, s->attached[i]);
+    snprintf(sql, sizeof sql, "DETACH DATABASE %s", q);
+    mesh_status_t st = exec_internal(s, sql, err);
+    s->nattached--;
+    memmove(s->attached[i], s->attached[s->nattached], sizeof s->attached[i]);
+    s->attached_used[i] = s->attached_used[s->nattached];
+    return st;
+}
+
+static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_err_t *err)
+{
+    char q[80], qp[160], sql[512];
+    quote_ident(q, sizeof q, sd->meta.name);
+    snprintf(sql, sizeof sql, "ATTACH DATABASE ':memory:' AS %s", q);
+    mesh_status_t st = exec_internal(s, sql, err);
+    if (st != MESH_OK)
+        return st;
+    snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", sd->meta.name);
+    s->attached_used[s->nattached] = ++s->tick;
+    s->nattached++;
+    for (size_t k = 0; k < sd->ncrefs && st == MESH_OK; k++) {
+        const mesh_contract_t *c = sd->crefs[k]->c;
+        for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+            quote_ident(qp, sizeof qp, c->products[i].name);
+            snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
+            st = exec_internal(s, sql, err);
+            char qn[160];
+            snprintf(qn, sizeof qn, "%s__quarantine", c->products[i].name);
+            quote_ident(qp, sizeof qp, qn);
+            snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
+            if (st == MESH_OK)
+                st = exec_internal(s, sql, err);
+        }
+    }
+    return st;
+}
+
+/* Moves the session to a new snapshot: every attached schema was built from the old one. */
+static mesh_status_t use_snapshot(qsession_t *s, mesh_snapshot_t *snap, mesh_err_t *err)
+{
+    if (s->snap && s->snap->gen == snap->gen)
+        return MESH_OK;
+    mesh_status_t st = MESH_OK;
+    while (s->nattached > 0 && st == MESH_OK)
+        st = detach(s, s->nattached - 1, err);
+    /* readers of domains that are gone (or were re-created) are closed */
+    for (int i = 0; i < s->nreaders;) {
+        const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, s->readers[i].domain);
+        if (sd && sd->handle == s->readers[i].handle) {
+            i++;
+            continue;
+        }
+        mesh_store_reader_close(s->readers[i].r);
+        s->readers[i] = s->readers[--s->nreaders];
+    }
+    mesh_snapshot_put(s->snap);
+    atomic_fetch_add((_Atomic int *)&snap->refs, 1);
+    s->snap = snap;
+    return st;
+}
+
+/*
+ * Finds the schema names a query refers to: identifiers (bare, "quoted", `quoted` or
+ * [bracketed]) followed by a '.', outside string literals and comments.
+ */
+typedef void (*ref_fn)(void *arg, const char *name, size_t n);
+
+static void scan_refs(const char *sql, size_t n, ref_fn fn, void *arg)
+{
+    size_t i = 0;
+    while (i < n) {
+        char c = sql[i];
+        if (c == '\'') {
+            for (i++; i < n; i++)
+                if (sql[i] == '\'' && !(i + 1 < n && sql[i + 1] == '\'' && ++i))
+                    break;
+            i++;
+            continue;
+        }
+        if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+            while (i < n && sql[i] != '\n')
+                i++;
+            continue;
+        }
+        if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+            i += 2;
+            while (i + 1 < n && !(sql[i] == '*' && sql[i + 1] == '/'))
+                i++;
+            i += 2;
+            continue;
+        }
+        char ident[128];
+        size_t il = 0;
+        if (c == '"' || c == '`' || c == '[') {
+            char close = c == '[' ? ']' : c;
+            for (i++; i < n; i++) {
+                if (sql[i] == close) {
+                    if (close != ']' && i + 1 < n && sql[i + 1] == close) {
+                        i++;
+                    } else {
+                        break;
+                    }
+                }
+                if (il + 1 < sizeof ident)
+                    ident[il++] = sql[i];
+            }
+            i++;
+        } else if (isalpha((unsigned char)c) || c == '_') {
+            while (i < n && (isalnum((unsigned char)sql[i]) || sql[i] == '_' || sql[i] == '$')) {
+                if (il + 1 < sizeof ident)
+                    ident[il++] = sql[i];
+                i++;
+            }
+        } else {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && isspace((unsigned char)sql[j]))
+            j++;
+        if (j < n && sql[j] == '.' && il > 0)
+            fn(arg, ident, il);
+    }
+}
+
+typedef struct refs_ctx {
+    qsession_t *s;
+    const mesh_snap_domain_t *need[MESH_QUERY_MAX_DOMAINS + 1];
+    int nneed;
+    bool too_many;
+} refs_ctx_t;
+
+static void note_ref(void *arg, const char *name, size_t n)
+{
+    refs_ctx_t *r = arg;
+    char lower[64];
+    if (n >= sizeof lower)
+        return;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[n] = '\0';
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(r->s->snap, lower);
+    if (sd == NULL)
+        return;
+    for (int i = 0; i < r->nneed; i++)
+        if (r->need[i] == sd)
+            return;
+    if (r->nneed == MESH_QUERY_MAX_DOMAINS) {
+        r->too_many = true;
+        return;
+    }
+    r->need[r->nneed++] = sd;
+}
+
+static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
+{
+    refs_ctx_t r = {.s = s};
+    scan_refs(sql, n, note_ref, &r);
+    if (r.too_many)
+        return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
+                            MESH_QUERY_MAX_DOMAINS);
+    mesh_status_t st = MESH_OK;
+    for (int k = 0; k < r.nneed && st == MESH_OK; k++) {
+        int found = -1;
+        for (int i = 0; i < s->nattached; i++)
+            if (strcmp(s->attached[i], r.need[k]->meta.name) == 0)
+                found = i;
+        if (found >= 0) {
+            s->attached_used[found] = ++s->tick;
+            continue;
+        }
+        while (s->nattached >= MESH_QUERY_MAX_DOMAINS && st == MESH_OK) {
+            /* drop the least recently used schema that this query does not need */
+            int lru = -1;
+            for (int i = 0; i < s->nattached; i++) {
+                bool needed = false;
+                for (int j = 0; j < r.nneed; j++)
+                    if (strcmp(s->attached[i], r.need[j]->meta.name) == 0)
+                        needed = true;
+                if (!needed && (lru < 0 || s->attached_used[i] < s->attached_used[lru]))
+                    lru = i;
+            }
+            if (lru < 0)
+                return mesh_err_set(err, MESH_LIMIT,
+                                    "a query can read products of at most %d domains",
+                                    MESH_QUERY_MAX_DOMAINS);
+            st = detach(s, lru, err);
+        }
+        if (st == MESH_OK)
+            st = attach(s, r.need[k], err);
+    }
+    return st;
+}
+
+/* ---- readers ---- */
+
+mesh_status_t mesh__session_reader(qsession_t *s, const mesh_snap_domain_t *sd,
+                                   mesh_store_reader_t **out, mesh_err_t *err)
+{
+    qreader_t *qr = NULL;
+    for (int i = 0; i < s->nreaders; i++)
+        if (strcmp(s->readers[i].domain, sd->meta.name) == 0 && s->readers[i].handle == sd->handle)
+            qr = &s->readers[i];
+    if (qr == NULL) {
+        if (s->nreaders == (int)MESH_ARRAY_LEN(s->readers)) {
+            /* close an idle one */
+            int victim = -1;
+            for (int i = 0; i < s->nreaders && victim < 0; i++)
+                if (!s->readers[i].begun)
+                    victim = i;
+            if (victim < 0)
+                return mesh_err_set(err, MESH_LIMIT, "too many domains in one query");
+            mesh_store_reader_close(s->readers[victim].r);
+            s->readers[victim] = s->readers[--s->nreaders];
+        }
+        qr = &s->readers[s->nreaders];
+        memset(qr, 0, sizeof *qr);
+        mesh_status_t st = mesh_store_reader_open(mesh_domain_store(sd->dom), &qr->r, err);
+        if (st != MESH_OK)
+            return st;
+        snprintf(qr->domain, sizeof qr->domain, "%s", sd->meta.name);
+        qr->handle = sd->handle;
+        s->nreaders++;
+    }
+    if (!qr->begun) {
+        mesh_status_t st = mesh_store_reader_begin(qr->r, err);
+        if (st != MESH_OK)
+            return st;
+        qr->begun = true;
+    }
+    *out = qr->r;
+    return MESH_OK;
+}
+
+void mesh__session_note_product(qsession_t *s, const char *domain, const char *product)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s", domain, product);
+    if (s->products.data) {
+        /* already noted? */
+        const char *p = s->products.data;
+        size_t nl = strlen(name);
+        while ((p = strstr(p, name)) != NULL) {
+            bool start = p == s->products.data || p[-1] == ',';
+            bool end = p[nl] == '\0' || p[nl] == ',';
+            if (start && end)
+                return;
+            p += nl;
+        }
+    }
+    if (s->products.len)
+        mesh_buf_addc(&s->products, ',');
+    mesh_buf_adds(&s->products, name);
+}
+
+/* ---- queries ---- */
+
+static mesh_status_t prepare_error(sqlite3 *db, int rc, mesh_err_t *err)
+{
+    const char *msg = sqlite3_errmsg(db);
+    if (rc == SQLITE_AUTH)
+        return mesh_err_set(err, MESH_FORBIDDEN,
+                            "not allowed in a query: %s (only SELECT over data products)", msg);
+    if (strstr(msg, "too big") || strstr(msg, "too many") || strstr(msg, "too long") ||
+        rc == SQLITE_TOOBIG)
+        return mesh_err_set(err, MESH_LIMIT, "%s", msg);
+    if (rc == SQLITE_INTERRUPT)
+        return mesh_err_set(err, MESH_TIMEOUT, "query time limit exceeded");
+    return mesh_err_set(err, MESH_PARSE, "%s", msg);
+}
+
+mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
+                               const mesh_identity_t *who, const char *sql, size_t sql_len,
+                               const mesh_query_limits_t *lim, mesh_query_t **out, mesh_err_t *err)
+{
+    if (sql_len == 0)
+        return mesh_err_set(err, MESH_INVALID, "empty query");
+    if (sql_len > MESH_QUERY_MAX_SQL)
+        return mesh_err_set(err, MESH_TOO_LARGE, "query text longer than %d bytes",
+                            MESH_QUERY_MAX_SQL);
+    mesh_query_t *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    q->pool = pool;
+    q->lim = *lim;
+    mesh_status_t st = pool_take(pool, &q->s, err);
+    if (st != MESH_OK) {
+        free(q);
+        return st;
+    }
+    qsession_t *s = q->s;
+    s->who = who;
+    atomic_store(&s->cancel, false);
+    s->deadline_mono = lim->timeout_ns > 0 ? mesh_mono_ns() + lim->timeout_ns : 0;
+    mesh_buf_reset(&s->products);
+    s->rows_scanned = 0;
+    if ((st = use_snapshot(s, snap, err)) == MESH_OK)
+        st = attach_needed(s, sql, sql_len, err);
+    if (st == MESH_OK) {
+        const char *tail = NULL;
+        int rc = sqlite3_prepare_v3(s->db, sql, (int)sql_len, 0, &q->stmt, &tail);
+        if (rc != SQLITE_OK) {
+            st = prepare_error(s->db, rc, err);
+        } else if (q->stmt == NULL) {
+            st = mesh_err_set(err, MESH_INVALID, "empty query");
+        } else {
+            while (tail && *tail && isspace((unsigned char)*tail))
+                tail++;
+            if (tail && *tail == ';')
+                tail++;
+            while (tail && *tail && isspace((unsigned char)*tail))
+                tail++;
+            if (tail && (size_t)(tail - sql) < sql_len && *tail)
+                st = mesh_err_set(err, MESH_INVALID, "one statement per query");
+            else if (!sqlite3_stmt_readonly(q->stmt))
+                st = mesh_err_set(err, MESH_FORBIDDEN, "only SELECT statements are allowed");
+        }
+    }
+    if (st != MESH_OK) {
+        mesh_query_finish(q);
+        return st;
+    }
+    *out = q;
+    return MESH_OK;
+}
+
+int mesh_query_ncols(const mesh_query_t *q)
+{
+    return sqlite3_column_count(q->stmt);
+}
+
+const char *mesh_query_colname(const mesh_query_t *q, int i)
+{
+    const char *n = sqlite3_column_name(q->stmt, i);
+    return n ? n : "?";
+}
+
+const char *mesh_query_coltype(const mesh_query_t *q, int i)
+{
+    return sqlite3_column_decltype(q->stmt, i);
+}
+
+int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
+{
+    if (q->lim.max_rows > 0 && q->rows >= q->lim.max_rows) {
+        mesh_err_set(err, MESH_LIMIT, "the result has more than %lld rows (max_rows)",
+                     (long long)q->lim.max_rows);
+        return -1;
+    }
+    int rc = sqlite3_step(q->stmt);
+    if (rc == SQLITE_ROW) {
+        q->rows++;
+        return 1;
+    }
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_INTERRUPT) {
+        if (atomic_load(&q->s->cancel))
+            mesh_err_set(err, MESH_TIMEOUT, "query cancelled");
+        else
+            mesh_err_set(err, MESH_TIMEOUT, "query time limit of %lld ms exceeded",
+                         (long long)(q->lim.timeout_ns / 1000000));
+        return -1;
+    }
+    const char *msg = sqlite3_errmsg(q->s->db);
+    mesh_status_t code = (rc == SQLITE_TOOBIG || strstr(msg, "too big")) ? MESH_LIMIT
+                         : rc == SQLITE_NOMEM                            ? MESH_NOMEM
+                         : rc == SQLITE_AUTH                             ? MESH_FORBIDDEN
+                                                                         : MESH_INVALID;
+    mesh_err_set(err, code, "%s", msg);
+    return -1;
+}
+
+void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (sqlite3_column_type(q->stmt, i)) {
+    case SQLITE_INTEGER:
+        out->type = MESH_V_INT;
+        out->i = sqlite3_column_int64(q->stmt, i);
+        break;
+    case SQLITE_FLOAT:
+        out->type = MESH_V_REAL;
+        out->d = sqlite3_column_double(q->stmt, i);
+        break;
+    case SQLITE_TEXT:
+    case SQLITE_BLOB:
+        out->type = MESH_V_TEXT;
+        out->s = (const char *)sqlite3_column_text(q->stmt, i);
+        out->n = (size_t)sqlite3_column_bytes(q->stmt, i);
+        break;
+    default:
+        out->type = MESH_V_NULL;
+    }
+}
+
+int64_t mesh_query_rows(const mesh_query_t *q)
+{
+    return q->rows;
+}
+
+int64_t mesh_query_scanned(const mesh_query_t *q)
+{
+    return q->s->rows_scanned;
+}
+
+const char *mesh_query_products(const mesh_query_t *q)
+{
+    return q->s->products.data ? q->s->products.data : "";
+}
+
+void mesh_query_cancel(mesh_query_t *q)
+{
+    atomic_store(&q->s->cancel, true);
+}
+
+void mesh_query_finish(mesh_query_t *q)
+{
+    if (q == NULL)
+        return;
+    qsession_t *s = q->s;
+    sqlite3_finalize(q->stmt);
+    for (int i = 0; i < s->nreaders; i++) {
+        if (s->readers[i].begun) {
+            mesh_store_reader_end(s->readers[i].r);
+            s->readers[i].begun = false;
+        }
+    }
+    s->who = NULL;
+    s->deadline_mono = 0;
+    pool_give(q->pool, s);
+    free(q);
+}

@@ -1,0 +1,130 @@
+/*
+ * sqlfuncs.c - time functions for queries over nanosecond time columns.
+ */
+#include <string.h>
+
+#include "core/util.h"
+#include "query/internal.h"
+
+static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    sqlite3_result_int64(ctx, mesh_now_ns());
+}
+
+static int to_ns(sqlite3_context *ctx, sqlite3_value *v, int64_t *out)
+{
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+        *out = sqlite3_value_int64(v);
+        return 1;
+    case SQLITE_FLOAT:
+        *out = (int64_t)sqlite3_value_double(v);
+        return 1;
+    case SQLITE_TEXT: {
+        const char *s = (const char *)sqlite3_value_text(v);
+        if (mesh_time_parse(s, (size_t)sqlite3_value_bytes(v), out) == MESH_OK)
+            return 1;
+        char *msg =
+            sqlite3_mprintf("'%.40s' is not an ISO 8601 time (e.g. 2026-11-23T18:45:00Z)", s);
+        sqlite3_result_error(ctx, msg, -1);
+        sqlite3_free(msg);
+        return 0;
+    }
+    default:
+        sqlite3_result_null(ctx);
+        return 0;
+    }
+}
+
+static void fn_ts(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t ns;
+    if (to_ns(ctx, argv[0], &ns))
+        sqlite3_result_int64(ctx, ns);
+}
+
+static void fn_iso(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t ns;
+    if (!to_ns(ctx, argv[0], &ns))
+        return;
+    char buf[MESH_TIME_MAX];
+    size_t n = mesh_time_format(ns, buf);
+    sqlite3_result_text(ctx, buf, (int)n, SQLITE_TRANSIENT);
+}
+
+static int duration_arg(sqlite3_context *ctx, sqlite3_value *v, int64_t *out)
+{
+    if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+        *out = sqlite3_value_int64(v);
+        return 1;
+    }
+    const char *s = (const char *)sqlite3_value_text(v);
+    if (s && mesh_duration_parse(s, out) == MESH_OK)
+        return 1;
+    char *msg =
+        sqlite3_mprintf("'%.40s' is not a duration (e.g. 500ms, 30s, 15m, 1h, 7d)", s ? s : "NULL");
+    sqlite3_result_error(ctx, msg, -1);
+    sqlite3_free(msg);
+    return 0;
+}
+
+static void fn_duration(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t d;
+    if (duration_arg(ctx, argv[0], &d))
+        sqlite3_result_int64(ctx, d);
+}
+
+static void fn_ago(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t d;
+    if (duration_arg(ctx, argv[0], &d))
+        sqlite3_result_int64(ctx, mesh_now_ns() - d);
+}
+
+static void fn_time_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t d, ns;
+    if (!duration_arg(ctx, argv[0], &d))
+        return;
+    if (d <= 0) {
+        sqlite3_result_error(ctx, "time_bucket: the width must be positive", -1);
+        return;
+    }
+    if (sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    if (!to_ns(ctx, argv[1], &ns))
+        return;
+    int64_t b = ns / d * d;
+    if (ns < 0 && b != ns)
+        b -= d;
+    sqlite3_result_int64(ctx, b);
+}
+
+int mesh__sqlfuncs_register(sqlite3 *db)
+{
+    const int det = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    const int nondet = SQLITE_UTF8 | SQLITE_INNOCUOUS;
+    int rc = sqlite3_create_function(db, "now", 0, nondet, NULL, fn_now, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "ts", 1, det, NULL, fn_ts, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "iso", 1, det, NULL, fn_iso, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "duration", 1, det, NULL, fn_duration, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "ago", 1, nondet, NULL, fn_ago, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "time_bucket", 2, det, NULL, fn_time_bucket, NULL, NULL);
+    return rc;
+}

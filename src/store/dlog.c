@@ -1,0 +1,432 @@
+/*
+ * dlog.c - segmented append-only log with CRC-32C records and torn-tail recovery.
+ */
+#include "store/dlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define REC_MAGIC  0x31524c4du /* "MLR1" little-endian */
+#define REC_HEADER 20
+
+typedef struct segment {
+    uint64_t first_seq;
+    uint64_t size;
+} segment_t;
+
+struct mesh_dlog {
+    char *dir;
+    segment_t *segs;
+    size_t nsegs, cap;
+    int fd; /* the last segment, open for append */
+    uint64_t last_seq;
+    uint64_t bytes; /* total on disk */
+    int dirty;      /* appended since the last sync */
+};
+
+static void seg_path(const mesh_dlog_t *log, uint64_t first, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%020" PRIu64 ".seg", log->dir, first);
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const segment_t *x = a, *y = b;
+    return x->first_seq < y->first_seq ? -1 : x->first_seq > y->first_seq;
+}
+
+static mesh_status_t add_seg(mesh_dlog_t *log, uint64_t first, uint64_t size)
+{
+    if (log->nsegs == log->cap) {
+        size_t ncap = log->cap ? log->cap * 2 : 8;
+        segment_t *s = realloc(log->segs, ncap * sizeof *s);
+        if (s == NULL)
+            return MESH_NOMEM;
+        log->segs = s;
+        log->cap = ncap;
+    }
+    log->segs[log->nsegs].first_seq = first;
+    log->segs[log->nsegs].size = size;
+    log->nsegs++;
+    return MESH_OK;
+}
+
+static uint32_t rec_crc(uint32_t len, uint64_t seq, const uint8_t *p, size_t n)
+{
+    uint8_t h[12];
+    for (int i = 0; i < 4; i++)
+        h[i] = (uint8_t)(len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        h[4 + i] = (uint8_t)(seq >> (8 * i));
+    return mesh_crc32c(mesh_crc32c(0, h, sizeof h), p, n);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/*
+ * Walks the records of a mapped segment. Stops at the first record that is short or fails
+ * its check; *good is the byte length of the valid prefix and *last the last valid seq.
+ * fn (optional) is called for records with seq > after.
+ */
+static mesh_status_t walk(const uint8_t *p, size_t n, uint64_t expect_seq, uint64_t *good,
+                          uint64_t *last, uint64_t after, mesh_dlog_fn fn, void *arg)
+{
+    size_t off = 0;
+    *good = 0;
+    while (n - off >= REC_HEADER) {
+        const uint8_t *h = p + off;
+        uint32_t len = rd32(h + 4);
+        uint64_t seq = rd64(h + 8);
+        if (rd32(h) != REC_MAGIC || len > MESH_DLOG_MAX_RECORD || len > n - off - REC_HEADER ||
+            seq != expect_seq || rd32(h + 16) != rec_crc(len, seq, h + REC_HEADER, len))
+            break;
+        if (fn && seq > after) {
+            mesh_status_t st = fn(arg, seq, h + REC_HEADER, len);
+            if (st != MESH_OK)
+                return st;
+        }
+        off += REC_HEADER + len;
+        *good = off;
+        *last = seq;
+        expect_seq++;
+    }
+    return MESH_OK;
+}
+
+static mesh_status_t map_file(const char *path, uint8_t **p, size_t *n, mesh_err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mesh_err_set(err, MESH_IO, "open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return mesh_err_set(err, MESH_IO, "stat %s: %s", path, strerror(errno));
+    }
+    *n = (size_t)st.st_size;
+    *p = NULL;
+    if (*n > 0) {
+        void *m = mmap(NULL, *n, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            close(fd);
+            return mesh_err_set(err, MESH_IO, "mmap %s: %s", path, strerror(errno));
+        }
+        *p = m;
+    }
+    close(fd);
+    return MESH_OK;
+}
+
+static mesh_status_t open_segment_for_append(mesh_dlog_t *log, uint64_t first, mesh_err_t *err)
+{
+    char path[4096];
+    seg_path(log, first, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mesh_err_set(err, errno == ENOSPC ? MESH_NOSPACE : MESH_IO, "create %s: %s", path,
+                            strerror(errno));
+    if (log->fd >= 0)
+        close(log->fd);
+    log->fd = fd;
+    return MESH_OK;
+}
+
+static mesh_status_t new_segment(mesh_dlog_t *log, uint64_t first, mesh_err_t *err)
+{
+    mesh_status_t st = open_segment_for_append(log, first, err);
+    if (st != MESH_OK)
+        return st;
+    if ((st = add_seg(log, first, 0)) != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
+    if (mesh_fsync_dir(log->dir) != MESH_OK)
+        return mesh_err_set(err, MESH_IO, "fsync %s: %s", log->dir, strerror(errno));
+    return MESH_OK;
+}
+
+static mesh_status_t list_segments(mesh_dlog_t *log, mesh_err_t *err)
+{
+    DIR *d = opendir(log->dir);
+    if (d == NULL)
+        return mesh_err_set(err, MESH_IO, "opendir %s: %s", log->dir, strerror(errno));
+    struct dirent *e;
+    mesh_status_t st = MESH_OK;
+    while ((e = readdir(d)) != NULL && st == MESH_OK) {
+        size_t l = strlen(e->d_name);
+        if (l != 24 || strcmp(e->d_name + 20, ".seg") != 0)
+            continue;
+        uint64_t first;
+        if (mesh_parse_u64(e->d_name, 20, &first) != MESH_OK)
+            continue;
+        char path[4096];
+        seg_path(log, first, path, sizeof path);
+        struct stat stt;
+        if (stat(path, &stt) != 0) {
+            st = mesh_err_set(err, MESH_IO, "stat %s: %s", path, strerror(errno));
+            break;
+        }
+        st = add_seg(log, first, (uint64_t)stt.st_size);
+        log->bytes += (uint64_t)stt.st_size;
+    }
+    closedir(d);
+    if (st == MESH_OK && log->nsegs > 1)
+        qsort(log->segs, log->nsegs, sizeof *log->segs, seg_cmp);
+    return st;
+}
+
+/* Validates the last segment, cuts a torn tail and finds the last sequence. */
+static mesh_status_t recover_tail(mesh_dlog_t *log, mesh_err_t *err)
+{
+    segment_t *s = &log->segs[log->nsegs - 1];
+    char path[4096];
+    seg_path(log, s->first_seq, path, sizeof path);
+    uint8_t *p;
+    size_t n;
+    mesh_status_t st = map_file(path, &p, &n, err);
+    if (st != MESH_OK)
+        return st;
+    uint64_t good = 0, last = s->first_seq - 1;
+    walk(p, n, s->first_seq, &good, &last, 0, NULL, NULL);
+    if (p)
+        munmap(p, n);
+    if (good < n) {
+        if (truncate(path, (off_t)good) != 0)
+            return mesh_err_set(err, MESH_IO, "truncate %s: %s", path, strerror(errno));
+        log->bytes -= n - good;
+        s->size = good;
+    }
+    log->last_seq = last;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_dlog_open(const char *dir, uint64_t first_seq, mesh_dlog_t **out,
+                             mesh_err_t *err)
+{
+    mesh_dlog_t *log = calloc(1, sizeof *log);
+    if (log == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    log->fd = -1;
+    mesh_status_t st;
+    if ((log->dir = strdup(dir)) == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto err;
+    }
+    if ((st = mesh_mkdirs(dir, 0700, err)) != MESH_OK)
+        goto err;
+    if ((st = list_segments(log, err)) != MESH_OK)
+        goto err;
+    if (first_seq == 0)
+        first_seq = 1;
+    if (log->nsegs == 0) {
+        log->last_seq = first_seq - 1;
+        st = new_segment(log, first_seq, err);
+    } else {
+        if ((st = recover_tail(log, err)) != MESH_OK)
+            goto err;
+        if (log->last_seq + 1 < first_seq) {
+            /* the store is ahead of the log (log lost or trimmed): continue after the store */
+            log->last_seq = first_seq - 1;
+            st = new_segment(log, first_seq, err);
+        } else {
+            st = open_segment_for_append(log, log->segs[log->nsegs - 1].first_seq, err);
+        }
+    }
+    if (st != MESH_OK)
+        goto err;
+    *out = log;
+    return MESH_OK;
+err:
+    mesh_dlog_close(log);
+    return st;
+}
+
+void mesh_dlog_close(mesh_dlog_t *log)
+{
+    if (log == NULL)
+        return;
+    if (log->fd >= 0) {
+        if (log->dirty)
+            fdatasync(log->fd);
+        close(log->fd);
+    }
+    free(log->segs);
+    free(log->dir);
+    free(log);
+}
+
+mesh_status_t mesh_dlog_append(mesh_dlog_t *log, const void *payload, size_t n, uint64_t *seq,
+                               mesh_err_t *err)
+{
+    if (n > MESH_DLOG_MAX_RECORD)
+        return mesh_err_set(err, MESH_TOO_LARGE, "log record of %zu bytes exceeds %u", n,
+                            MESH_DLOG_MAX_RECORD);
+    segment_t *cur = &log->segs[log->nsegs - 1];
+    if (cur->size >= MESH_DLOG_SEGMENT_SIZE) {
+        mesh_status_t st = mesh_dlog_sync(log, err);
+        if (st != MESH_OK)
+            return st;
+        if ((st = new_segment(log, log->last_seq + 1, err)) != MESH_OK)
+            return st;
+        cur = &log->segs[log->nsegs - 1];
+    }
+    uint64_t s = log->last_seq + 1;
+    uint8_t h[REC_HEADER];
+    uint32_t len = (uint32_t)n;
+    uint32_t crc = rec_crc(len, s, payload, n);
+    for (int i = 0; i < 4; i++) {
+        h[i] = (uint8_t)(REC_MAGIC >> (8 * i));
+        h[4 + i] = (uint8_t)(len >> (8 * i));
+        h[16 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    for (int i = 0; i < 8; i++)
+        h[8 + i] = (uint8_t)(s >> (8 * i));
+    struct iovec iov[2] = {{h, REC_HEADER}, {(void *)payload, n}};
+    size_t total = REC_HEADER + n, done = 0;
+    while (done < total) {
+        ssize_t w;
+        if (done < REC_HEADER) {
+            struct iovec v[2] = {{h + done, REC_HEADER - done}, iov[1]};
+            w = writev(log->fd, v, 2);
+        } else {
+            w = write(log->fd, (const uint8_t *)payload + (done - REC_HEADER), total - done);
+        }
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            /* cut the partial record so the segment stays a clean run of records */
+            if (done > 0 && ftruncate(log->fd, (off_t)cur->size) != 0)
+                return mesh_err_set(err, MESH_IO, "log write failed (%s) and truncate failed",
+                                    strerror(e));
+            return mesh_err_set(err, (e == ENOSPC || e == EDQUOT) ? MESH_NOSPACE : MESH_IO,
+                                "log write: %s", strerror(e));
+        }
+        done += (size_t)w;
+    }
+    cur->size += total;
+    log->bytes += total;
+    log->last_seq = s;
+    log->dirty = 1;
+    *seq = s;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_dlog_sync(mesh_dlog_t *log, mesh_err_t *err)
+{
+    if (!log->dirty)
+        return MESH_OK;
+    if (fdatasync(log->fd) != 0)
+        return mesh_err_set(err, errno == ENOSPC ? MESH_NOSPACE : MESH_IO, "log fdatasync: %s",
+                            strerror(errno));
+    log->dirty = 0;
+    return MESH_OK;
+}
+
+uint64_t mesh_dlog_last_seq(const mesh_dlog_t *log)
+{
+    return log->last_seq;
+}
+
+uint64_t mesh_dlog_size(const mesh_dlog_t *log)
+{
+    return log->bytes;
+}
+
+mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn, void *arg,
+                               mesh_err_t *err)
+{
+    for (size_t i = 0; i < log->nsegs; i++) {
+        segment_t *s = &log->segs[i];
+        uint64_t next_first = i + 1 < log->nsegs ? log->segs[i + 1].first_seq : log->last_seq + 1;
+        if (next_first <= after + 1)
+            continue; /* every record here is already applied */
+        char path[4096];
+        seg_path(log, s->first_seq, path, sizeof path);
+        uint8_t *p;
+        size_t n;
+        mesh_status_t st = map_file(path, &p, &n, err);
+        if (st != MESH_OK)
+            return st;
+        uint64_t good = 0, last = s->first_seq - 1;
+        st = walk(p, n, s->first_seq, &good, &last, after, fn, arg);
+        if (p)
+            munmap(p, n);
+        if (st != MESH_OK)
+            return mesh_err_set(err, st, "replay of %s stopped at seq %" PRIu64, path, last + 1);
+        if (good != n || last + 1 != next_first)
+            return mesh_err_set(err, MESH_CORRUPT,
+                                "log segment %s is damaged after seq %" PRIu64
+                                " (expected records up to %" PRIu64 ")",
+                                path, last, next_first - 1);
+    }
+    return MESH_OK;
+}
+
+mesh_status_t mesh_dlog_trim(mesh_dlog_t *log, uint64_t seq, mesh_err_t *err)
+{
+    size_t drop = 0;
+    while (drop + 1 < log->nsegs && log->segs[drop + 1].first_seq <= seq + 1) {
+        char path[4096];
+        seg_path(log, log->segs[drop].first_seq, path, sizeof path);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return mesh_err_set(err, MESH_IO, "unlink %s: %s", path, strerror(errno));
+        log->bytes -= log->segs[drop].size;
+        drop++;
+    }
+    if (drop) {
+        memmove(log->segs, log->segs + drop, (log->nsegs - drop) * sizeof *log->segs);
+        log->nsegs -= drop;
+        mesh_fsync_dir(log->dir);
+    }
+    return MESH_OK;
+}
+
+void mesh_dlog_mark(const mesh_dlog_t *log, mesh_dlog_mark_t *m)
+{
+    m->nsegs = log->nsegs;
+    m->last_seq = log->last_seq;
+    m->size = log->segs[log->nsegs - 1].size;
+    m->bytes = log->bytes;
+}
+
+mesh_status_t mesh_dlog_rewind(mesh_dlog_t *log, const mesh_dlog_mark_t *m, mesh_err_t *err)
+{
+    char path[4096];
+    /* segments started after the mark go entirely */
+    while (log->nsegs > m->nsegs) {
+        seg_path(log, log->segs[log->nsegs - 1].first_seq, path, sizeof path);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return mesh_err_set(err, MESH_IO, "unlink %s: %s", path, strerror(errno));
+        log->nsegs--;
+    }
+    segment_t *s = &log->segs[log->nsegs - 1];
+    mesh_status_t st = open_segment_for_append(log, s->first_seq, err);
+    if (st != MESH_OK)
+        return st;
+    if (ftruncate(log->fd, (off_t)m->size) != 0 || fdatasync(log->fd) != 0)
+        return mesh_err_set(err, MESH_IO, "log rewind: %s", strerror(errno));
+    s->size = m->size;
+    log->last_seq = m->last_seq;
+    log->bytes = m->bytes;
+    log->dirty = 0;
+    mesh_fsync_dir(log->dir);
+    return MESH_OK;
+}

@@ -1,0 +1,860 @@
+/*
+ * domain.c - the domain writer: log, group commit, apply, replay, contracts.
+ *
+ * Log record payloads start with a kind byte:
+ *   'B' batch:     the mesh_batch_encode() bytes (they carry the idempotency key)
+ *   'C' contract:  the contract's YAML text
+ *   'D' drop:      a product name
+ * Applying a record is deterministic given the records before it, so replay after a crash
+ * (or, later, a replica consuming the same stream) reaches the same state. A record that is
+ * refused when applied (a breaking contract, a unique conflict) is in the log but has no
+ * effect, and is refused again the same way on replay.
+ */
+#include "store/domain.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/dlog.h"
+
+enum { K_BATCH = 'B', K_CONTRACT = 'C', K_DROP = 'D', K_CHECKPOINT = 'K' };
+
+mesh_cref_t *mesh_cref_get(mesh_cref_t *r)
+{
+    if (r)
+        atomic_fetch_add_explicit((_Atomic int *)&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void mesh_cref_put(mesh_cref_t *r)
+{
+    if (r && atomic_fetch_sub_explicit((_Atomic int *)&r->refs, 1, memory_order_acq_rel) == 1) {
+        mesh_contract_free(r->c);
+        free(r);
+    }
+}
+
+/* A list of contract references (the domain's current set, or a writer's working copy). */
+typedef struct clist {
+    mesh_cref_t **v;
+    size_t n, cap;
+} clist_t;
+
+static void clist_free(clist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        mesh_cref_put(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static mesh_status_t clist_copy(const clist_t *src, clist_t *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    if (src->n == 0)
+        return MESH_OK;
+    dst->v = malloc(src->n * sizeof *dst->v);
+    if (dst->v == NULL)
+        return MESH_NOMEM;
+    for (size_t i = 0; i < src->n; i++)
+        dst->v[i] = mesh_cref_get(src->v[i]);
+    dst->n = dst->cap = src->n;
+    return MESH_OK;
+}
+
+/* Puts c in the list, replacing the entry with the same contract id. Takes ownership of c. */
+static mesh_status_t clist_put(clist_t *l, mesh_contract_t *c)
+{
+    mesh_cref_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return MESH_NOMEM;
+    r->c = c;
+    r->refs = 1;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i]->c->id, c->id) == 0) {
+            mesh_cref_put(l->v[i]);
+            l->v[i] = r;
+            return MESH_OK;
+        }
+    }
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 4;
+        mesh_cref_t **nv = realloc(l->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            free(r);
+            return MESH_NOMEM;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = r;
+    return MESH_OK;
+}
+
+static void clist_remove(clist_t *l, size_t i)
+{
+    mesh_cref_put(l->v[i]);
+    l->v[i] = l->v[--l->n];
+}
+
+/* Finds the product and the index of its contract in the list. */
+static const mesh_product_t *clist_product(const clist_t *l, const char *name, size_t *ci)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const mesh_product_t *p = mesh_contract_product(l->v[i]->c, name);
+        if (p) {
+            if (ci)
+                *ci = i;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+typedef struct item {
+    int kind;
+    mesh_buf_t payload; /* the log record (kind byte first); empty for a checkpoint */
+    const mesh_batch_t *batch;
+    const char *idem;
+    mesh_contract_t *contract; /* parsed by the submitter; the writer takes it on success */
+    char product[MESH_NAME_MAX + 1];
+    /* results */
+    mesh_status_t st;
+    mesh_err_t err;
+    mesh_apply_result_t res;
+    mesh_contract_result_t *cres;
+    bool done;
+    struct item *next;
+} item_t;
+
+struct mesh_domain {
+    char *name;
+    char *dir;
+    mesh_dlog_t *log;
+    mesh_store_t *store;
+    mesh_domain_changed_fn changed;
+    void *changed_arg;
+
+    pthread_mutex_t state_lock; /* guards current */
+    clist_t current;
+
+    pthread_mutex_t q_lock; /* guards the queue and the leader flag */
+    pthread_cond_t q_cond;
+    item_t *q_head, *q_tail;
+    bool leader;
+    bool broken; /* the log could not be synced or rewound: no more writes */
+    int64_t idem_ttl_ns;
+    /* positions published by the writer for readers on other threads */
+    _Atomic uint64_t info_log_seq, info_log_bytes, info_applied;
+};
+
+const char *mesh_domain_name(const mesh_domain_t *d)
+{
+    return d->name;
+}
+
+mesh_store_t *mesh_domain_store(mesh_domain_t *d)
+{
+    return d->store;
+}
+
+const char *mesh_domain_dir(const mesh_domain_t *d)
+{
+    return d->dir;
+}
+
+mesh_status_t mesh_domain_contracts(mesh_domain_t *d, mesh_cref_t ***out, size_t *n)
+{
+    pthread_mutex_lock(&d->state_lock);
+    clist_t copy;
+    mesh_status_t st = clist_copy(&d->current, &copy);
+    pthread_mutex_unlock(&d->state_lock);
+    if (st != MESH_OK)
+        return st;
+    *out = copy.v;
+    *n = copy.n;
+    return MESH_OK;
+}
+
+/* ---- contract checks (same code for the submitter's early check and the writer) ---- */
+
+/*
+ * Decides what applying contract c to the list means: fills res->changes, sets the outcome,
+ * and returns a refusal when the change is not allowed.
+ */
+static mesh_status_t check_contract(const char *domain, const clist_t *l, const mesh_contract_t *c,
+                                    mesh_contract_result_t *res, mesh_err_t *err)
+{
+    if (strcmp(c->domain, domain) != 0)
+        return mesh_err_set(err, MESH_INVALID, "the contract is for domain '%s', not '%s'",
+                            c->domain, domain);
+    const mesh_contract_t *old = NULL;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i]->c->id, c->id) == 0)
+            old = l->v[i]->c;
+    /* products must not belong to another contract */
+    for (size_t i = 0; i < c->nproducts; i++) {
+        size_t ci;
+        const mesh_product_t *p = clist_product(l, c->products[i].name, &ci);
+        if (p && strcmp(l->v[ci]->c->id, c->id) != 0)
+            return mesh_err_set(err, MESH_CONFLICT,
+                                "product %s.%s is defined by contract '%s'; a product belongs to "
+                                "one contract",
+                                domain, c->products[i].name, l->v[ci]->c->id);
+    }
+    if (old == NULL) {
+        res->outcome = MESH_CONTRACT_CREATED;
+        for (size_t i = 0; i < c->nproducts; i++)
+            mesh_buf_printf(&res->changes, "product %s.%s created\n", domain, c->products[i].name);
+        return MESH_OK;
+    }
+    int cmp = mesh_contract_version_cmp(c, old);
+    if (cmp == 0) {
+        if (strcmp(c->yaml, old->yaml) == 0) {
+            res->outcome = MESH_CONTRACT_UNCHANGED;
+            return MESH_OK;
+        }
+        return mesh_err_set(err, MESH_CONFLICT,
+                            "contract '%s' version %s is already applied with a different text; "
+                            "give the new text a higher version",
+                            c->id, c->version);
+    }
+    if (cmp < 0)
+        return mesh_err_set(err, MESH_CONFLICT,
+                            "contract '%s' version %s is older than the applied version %s", c->id,
+                            c->version, old->version);
+    res->outcome = MESH_CONTRACT_UPDATED;
+    bool breaking = false;
+    for (size_t i = 0; i < old->nproducts; i++) {
+        const mesh_product_t *op = &old->products[i];
+        const mesh_product_t *np = mesh_contract_product(c, op->name);
+        if (np == NULL) {
+            mesh_buf_printf(&res->changes, "product %s dropped (breaking)\n", op->name);
+            breaking = true;
+            continue;
+        }
+        mesh_buf_t ch;
+        mesh_buf_init(&ch, 1 << 20);
+        if (mesh_product_diff(op, np, &ch))
+            breaking = true;
+        if (ch.len)
+            mesh_buf_printf(&res->changes, "product %s:\n%s%s", op->name, ch.data,
+                            ch.data[ch.len - 1] == '\n' ? "" : "\n");
+        mesh_buf_free(&ch);
+    }
+    for (size_t i = 0; i < c->nproducts; i++)
+        if (mesh_contract_product(old, c->products[i].name) == NULL)
+            mesh_buf_printf(&res->changes, "product %s.%s created\n", domain, c->products[i].name);
+    if (breaking && c->ver_major <= old->ver_major)
+        return mesh_err_set(err, MESH_BREAKING,
+                            "contract '%s' %s -> %s has breaking changes; they need a new major "
+                            "version (%d.0.0):\n%s",
+                            c->id, old->version, c->version, old->ver_major + 1,
+                            res->changes.data ? res->changes.data : "");
+    return MESH_OK;
+}
+
+/* ---- applying records (the writer, and replay) ---- */
+
+typedef struct applier {
+    mesh_domain_t *d;
+    clist_t work; /* contracts as of the records applied so far in this transaction */
+    bool work_changed;
+} applier_t;
+
+static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
+                                    mesh_contract_result_t *res, mesh_err_t *err)
+{
+    mesh_domain_t *d = a->d;
+    mesh_status_t st = check_contract(d->name, &a->work, c, res, err);
+    if (st != MESH_OK || res->outcome == MESH_CONTRACT_UNCHANGED)
+        return st;
+    const mesh_contract_t *old = NULL;
+    for (size_t i = 0; i < a->work.n; i++)
+        if (strcmp(a->work.v[i]->c->id, c->id) == 0)
+            old = a->work.v[i]->c;
+    mesh_store_t *s = d->store;
+    for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+        const mesh_product_t *np = &c->products[i];
+        st = mesh_store_put_product(s, old ? mesh_contract_product(old, np->name) : NULL, np, err);
+    }
+    for (size_t i = 0; old && i < old->nproducts && st == MESH_OK; i++)
+        if (mesh_contract_product(c, old->products[i].name) == NULL)
+            st = mesh_store_drop_product(s, old->products[i].name, err);
+    if (st == MESH_OK)
+        st = mesh_store_put_contract(s, c, seq, err);
+    return st;
+}
+
+static mesh_status_t apply_drop(applier_t *a, const char *product, mesh_err_t *err)
+{
+    size_t ci;
+    const mesh_product_t *p = clist_product(&a->work, product, &ci);
+    if (p == NULL)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", a->d->name, product);
+    const mesh_contract_t *c = a->work.v[ci]->c;
+    if (c->nproducts > 1)
+        return mesh_err_set(err, MESH_CONFLICT,
+                            "product %s.%s is one of %zu products of contract '%s'; apply a new "
+                            "major version of the contract without it instead",
+                            a->d->name, product, c->nproducts, c->id);
+    return mesh_store_drop_product(a->d->store, product, err);
+}
+
+static const mesh_product_t *work_lookup(void *arg, const char *domain, const char *product)
+{
+    applier_t *a = arg;
+    (void)domain;
+    return clist_product(&a->work, product, NULL);
+}
+
+/* Applies one record inside the open store transaction, in its own savepoint. For a live
+ * item the submitter's parsed objects are used; in replay the payload is decoded. */
+static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
+                                  item_t *it, mesh_err_t *err)
+{
+    mesh_domain_t *d = a->d;
+    if (n == 0)
+        return mesh_err_set(err, MESH_CORRUPT, "empty log record %llu", (unsigned long long)seq);
+    mesh_status_t st;
+    switch (p[0]) {
+    case K_BATCH: {
+        if (it) {
+            st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
+            return st;
+        }
+        mesh_batch_t b;
+        char idem[256];
+        mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
+        st = mesh_batch_decode(p + 1, n - 1, work_lookup, a, &b, idem, sizeof idem, err);
+        if (st == MESH_OK) {
+            mesh_apply_result_t res;
+            st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
+        }
+        mesh_batch_free(&b);
+        return st;
+    }
+    case K_CONTRACT: {
+        mesh_contract_t *c = NULL;
+        mesh_contract_result_t local;
+        mesh_contract_result_t *res = it ? it->cres : &local;
+        if (!it)
+            mesh_buf_init(&local.changes, 1 << 20);
+        if (it) {
+            c = it->contract;
+            st = MESH_OK;
+        } else {
+            st = mesh_contract_parse((const char *)p + 1, n - 1, &c, err);
+        }
+        if (st == MESH_OK) {
+            mesh_buf_reset(&res->changes);
+            st = apply_contract(a, seq, c, res, err);
+        }
+        if (st == MESH_OK && res->outcome != MESH_CONTRACT_UNCHANGED) {
+            if (it)
+                it->contract = NULL; /* the working list owns it now */
+            st = clist_put(&a->work, c);
+            a->work_changed = true;
+        } else if (!it) {
+            mesh_contract_free(c);
+        }
+        if (!it)
+            mesh_buf_free(&local.changes);
+        return st;
+    }
+    case K_DROP: {
+        char name[MESH_NAME_MAX + 1];
+        size_t l = n - 1 < MESH_NAME_MAX ? n - 1 : MESH_NAME_MAX;
+        memcpy(name, p + 1, l);
+        name[l] = '\0';
+        st = apply_drop(a, name, err);
+        if (st == MESH_OK) {
+            size_t ci;
+            if (clist_product(&a->work, name, &ci)) {
+                clist_remove(&a->work, ci);
+                a->work_changed = true;
+            }
+        }
+        return st;
+    }
+    default:
+        return mesh_err_set(err, MESH_CORRUPT, "log record %llu has unknown kind 0x%02x",
+                            (unsigned long long)seq, p[0]);
+    }
+}
+
+/* Runs a record in a savepoint so its refusal undoes only its own effects. */
+static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
+                                        item_t *it, mesh_err_t *err)
+{
+    clist_t before;
+    mesh_status_t st = clist_copy(&a->work, &before);
+    if (st != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
+    bool changed_before = a->work_changed;
+    st = mesh_store_apply_savepoint_begin(a->d->store, err);
+    if (st == MESH_OK) {
+        st = apply_record(a, seq, p, n, it, err);
+        if (st == MESH_OK) {
+            st = mesh_store_apply_savepoint_end(a->d->store, true, err);
+        } else {
+            mesh_store_apply_savepoint_end(a->d->store, false, NULL);
+            clist_free(&a->work);
+            a->work = before;
+            memset(&before, 0, sizeof before);
+            a->work_changed = changed_before;
+        }
+    }
+    clist_free(&before);
+    return st;
+}
+
+/* Publishes the working contracts as the domain's current ones. */
+static void publish(applier_t *a)
+{
+    mesh_domain_t *d = a->d;
+    if (!a->work_changed)
+        return;
+    clist_t copy;
+    if (clist_copy(&a->work, &copy) != MESH_OK)
+        return;
+    pthread_mutex_lock(&d->state_lock);
+    clist_free(&d->current);
+    d->current = copy;
+    pthread_mutex_unlock(&d->state_lock);
+    a->work_changed = false;
+    if (d->changed)
+        d->changed(d->changed_arg, d);
+}
+
+static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
+{
+    a->d = d;
+    a->work_changed = false;
+    pthread_mutex_lock(&d->state_lock);
+    mesh_status_t st = clist_copy(&d->current, &a->work);
+    pthread_mutex_unlock(&d->state_lock);
+    return st;
+}
+
+/* ---- replay ---- */
+
+typedef struct replay_ctx {
+    applier_t a;
+    uint64_t last;
+    size_t pending;
+    mesh_err_t *err;
+} replay_ctx_t;
+
+static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    replay_ctx_t *r = arg;
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = apply_in_savepoint(&r->a, seq, p, n, NULL, &e);
+    if (st == MESH_CORRUPT || st == MESH_IO || st == MESH_NOSPACE || st == MESH_NOMEM) {
+        mesh_err_set(r->err, st, "%s", e.msg);
+        return st;
+    }
+    if (st != MESH_OK)
+        LOG_INFO("domain", "replay of %s seq %llu: refused as before: %s", r->a.d->name,
+                 (unsigned long long)seq, e.msg);
+    r->last = seq;
+    if (++r->pending >= 256) {
+        if ((st = mesh_store_commit(r->a.d->store, seq, r->err)) != MESH_OK)
+            return st;
+        publish(&r->a);
+        r->pending = 0;
+        if ((st = mesh_store_begin(r->a.d->store, r->err)) != MESH_OK)
+            return st;
+    }
+    return MESH_OK;
+}
+
+static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
+{
+    replay_ctx_t r = {.last = mesh_store_applied_seq(d->store), .err = err};
+    uint64_t from = r.last;
+    if (mesh_dlog_last_seq(d->log) <= from)
+        return MESH_OK;
+    mesh_status_t st = applier_init(&r.a, d);
+    if (st != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
+    if ((st = mesh_store_begin(d->store, err)) == MESH_OK) {
+        st = mesh_dlog_replay(d->log, from, replay_one, &r, err);
+        if (st == MESH_OK)
+            st = mesh_store_commit(d->store, r.last, err);
+        else
+            mesh_store_rollback(d->store);
+    }
+    if (st == MESH_OK) {
+        publish(&r.a);
+        LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
+                 (unsigned long long)from + 1, (unsigned long long)r.last);
+    }
+    clist_free(&r.a.work);
+    return st;
+}
+
+/* ---- open / close ---- */
+
+static void publish_info(mesh_domain_t *d);
+
+static mesh_status_t load_contract(void *arg, const char *yaml, size_t n)
+{
+    mesh_domain_t *d = arg;
+    mesh_contract_t *c;
+    mesh_err_t e;
+    if (mesh_contract_parse(yaml, n, &c, &e) != MESH_OK) {
+        LOG_ERROR("domain", "%s: stored contract no longer parses: %s", d->name, e.msg);
+        return MESH_CORRUPT;
+    }
+    return clist_put(&d->current, c);
+}
+
+mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_domain_opts_t *opts,
+                               mesh_domain_changed_fn changed, void *arg, mesh_domain_t **out,
+                               mesh_err_t *err)
+{
+    mesh_domain_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&d->state_lock, NULL);
+    pthread_mutex_init(&d->q_lock, NULL);
+    pthread_cond_init(&d->q_cond, NULL);
+    d->changed = changed;
+    d->changed_arg = arg;
+    d->idem_ttl_ns = opts && opts->idem_ttl_ns ? opts->idem_ttl_ns : 86400 * MESH_NS_PER_SEC;
+    mesh_status_t st;
+    char path[4096];
+    if ((d->name = strdup(name)) == NULL || (d->dir = strdup(dir)) == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto err;
+    }
+    if ((st = mesh_mkdirs(dir, 0700, err)) != MESH_OK)
+        goto err;
+    snprintf(path, sizeof path, "%s/data.db", dir);
+    mesh_store_opts_t so = {.sync_full = opts ? opts->sync_full : false,
+                            .cache_kib = opts ? opts->cache_kib : 0};
+    if ((st = mesh_store_open(path, &so, &d->store, err)) != MESH_OK)
+        goto err;
+    if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
+        if (err && err->msg[0] == '\0')
+            mesh_err_set(err, st, "%s: a stored contract is damaged", name);
+        goto err;
+    }
+    snprintf(path, sizeof path, "%s/log", dir);
+    if ((st = mesh_dlog_open(path, mesh_store_applied_seq(d->store) + 1, &d->log, err)) != MESH_OK)
+        goto err;
+    if ((st = replay(d, err)) != MESH_OK)
+        goto err;
+    publish_info(d);
+    *out = d;
+    return MESH_OK;
+err:
+    mesh_err_prefix(err, "domain %s: ", name);
+    d->changed = NULL;
+    mesh_domain_close(d);
+    return st;
+}
+
+void mesh_domain_close(mesh_domain_t *d)
+{
+    if (d == NULL)
+        return;
+    if (d->store && d->log && !d->broken) {
+        mesh_err_t e;
+        if (mesh_store_checkpoint(d->store, &e) == MESH_OK)
+            mesh_dlog_trim(d->log, mesh_store_applied_seq(d->store), &e);
+    }
+    mesh_dlog_close(d->log);
+    mesh_store_close(d->store);
+    clist_free(&d->current);
+    pthread_mutex_destroy(&d->state_lock);
+    pthread_mutex_destroy(&d->q_lock);
+    pthread_cond_destroy(&d->q_cond);
+    free(d->name);
+    free(d->dir);
+    free(d);
+}
+
+/* ---- the writer ---- */
+
+static void fail_items(item_t *it, item_t *end, mesh_status_t st, const mesh_err_t *err)
+{
+    for (; it != end; it = it->next) {
+        if (it->done)
+            continue;
+        it->st = st;
+        it->err = *err;
+    }
+}
+
+static bool store_failure(mesh_status_t st)
+{
+    return st == MESH_IO || st == MESH_NOSPACE || st == MESH_CORRUPT || st == MESH_NOMEM ||
+           st == MESH_BUSY;
+}
+
+/* The store could not take the group: undo its log records so that what the writers are
+ * told (failed) is what replay will do (nothing). */
+static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t *mark,
+                          mesh_status_t st, const mesh_err_t *err)
+{
+    mesh_store_rollback(d->store);
+    mesh_err_t e2;
+    if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
+        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
+        d->broken = true;
+    }
+    fail_items(head, NULL, st, err);
+}
+
+static void publish_info(mesh_domain_t *d)
+{
+    atomic_store_explicit(&d->info_log_seq, mesh_dlog_last_seq(d->log), memory_order_relaxed);
+    atomic_store_explicit(&d->info_log_bytes, mesh_dlog_size(d->log), memory_order_relaxed);
+    atomic_store_explicit(&d->info_applied, mesh_store_applied_seq(d->store), memory_order_relaxed);
+}
+
+/* Processes a group of items as their writer. Runs without q_lock. */
+static void run_group(mesh_domain_t *d, item_t *head)
+{
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = MESH_OK;
+    if (d->broken) {
+        mesh_err_set(&err, MESH_UNAVAILABLE,
+                     "domain %s is read-only after a failed log write; restart meshd", d->name);
+        fail_items(head, NULL, MESH_UNAVAILABLE, &err);
+        return;
+    }
+    /* 1. append every record, 2. one sync */
+    mesh_dlog_mark_t mark;
+    mesh_dlog_mark(d->log, &mark);
+    size_t logged = 0;
+    for (item_t *it = head; it; it = it->next) {
+        it->st = MESH_OK;
+        if (it->kind == K_CHECKPOINT)
+            continue;
+        uint64_t seq;
+        st = mesh_dlog_append(d->log, it->payload.data, it->payload.len, &seq, &it->err);
+        if (st != MESH_OK) {
+            it->st = st;
+            it->done = true; /* answered now: not in the log */
+            continue;
+        }
+        it->res.seq = seq;
+        logged++;
+    }
+    if (logged && (st = mesh_dlog_sync(d->log, &err)) != MESH_OK) {
+        /* fsync failed: what reached the disk is unknown; refuse writes until a restart
+         * replays what the log really holds */
+        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, err.msg);
+        d->broken = true;
+        fail_items(head, NULL, MESH_UNAVAILABLE, &err);
+        return;
+    }
+    /* 3. apply in order in one transaction, 4. commit */
+    if (logged) {
+        applier_t a;
+        if (applier_init(&a, d) != MESH_OK) {
+            mesh_err_set(&err, MESH_NOMEM, "out of memory");
+            abandon_group(d, head, &mark, MESH_NOMEM, &err);
+            return;
+        }
+        if ((st = mesh_store_begin(d->store, &err)) != MESH_OK) {
+            abandon_group(d, head, &mark, st, &err);
+            clist_free(&a.work);
+            return;
+        }
+        for (item_t *it = head; it; it = it->next) {
+            if (it->kind == K_CHECKPOINT || it->done)
+                continue;
+            uint64_t seq = it->res.seq;
+            it->st = apply_in_savepoint(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
+                                        it, &it->err);
+            if (!it->res.seq)
+                it->res.seq = seq;
+            if (it->cres)
+                it->cres->seq = seq;
+            if (store_failure(it->st)) {
+                err = it->err;
+                abandon_group(d, head, &mark, it->st, &err);
+                clist_free(&a.work);
+                publish_info(d);
+                return;
+            }
+        }
+        if ((st = mesh_store_commit(d->store, mesh_dlog_last_seq(d->log), &err)) != MESH_OK) {
+            LOG_WARN("domain", "%s: commit failed: %s", d->name, err.msg);
+            abandon_group(d, head, &mark, st, &err);
+            clist_free(&a.work);
+            publish_info(d);
+            return;
+        }
+        publish(&a);
+        clist_free(&a.work);
+    }
+    /* checkpoints run after the group's commit */
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_CHECKPOINT)
+            continue;
+        it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
+        if (it->st == MESH_OK)
+            it->st = mesh_store_checkpoint(d->store, &it->err);
+        if (it->st == MESH_OK)
+            it->st = mesh_dlog_trim(d->log, mesh_store_applied_seq(d->store), &it->err);
+    }
+    publish_info(d);
+}
+
+/* Queues an item and waits until a writer (maybe this thread) has processed it. */
+static mesh_status_t submit(mesh_domain_t *d, item_t *it)
+{
+    pthread_mutex_lock(&d->q_lock);
+    it->next = NULL;
+    if (d->q_tail)
+        d->q_tail->next = it;
+    else
+        d->q_head = it;
+    d->q_tail = it;
+    while (!it->done) {
+        if (!d->leader) {
+            d->leader = true;
+            item_t *group = d->q_head;
+            d->q_head = d->q_tail = NULL;
+            pthread_mutex_unlock(&d->q_lock);
+            run_group(d, group);
+            pthread_mutex_lock(&d->q_lock);
+            for (item_t *g = group; g; g = g->next)
+                g->done = true;
+            d->leader = false;
+            pthread_cond_broadcast(&d->q_cond);
+        } else {
+            pthread_cond_wait(&d->q_cond, &d->q_lock);
+        }
+    }
+    pthread_mutex_unlock(&d->q_lock);
+    return it->st;
+}
+
+mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                mesh_apply_result_t *res, mesh_err_t *err)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_BATCH;
+    it.batch = b;
+    it.idem = idem_key;
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_status_t st = mesh_buf_addc(&it.payload, K_BATCH);
+    if (st == MESH_OK)
+        st = mesh_batch_encode(b, idem_key, &it.payload);
+    if (st != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return mesh_err_set(err, st, "batch too large for one log record");
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    *res = it.res;
+    if (st != MESH_OK && err)
+        *err = it.err;
+    return st;
+}
+
+mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                       mesh_contract_result_t *res, mesh_err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    mesh_buf_init(&res->changes, 1 << 20);
+    mesh_contract_t *c;
+    mesh_status_t st = mesh_contract_parse(yaml, n, &c, err);
+    if (st != MESH_OK)
+        return st;
+    /* early check against the current state: most refusals never reach the log */
+    pthread_mutex_lock(&d->state_lock);
+    st = check_contract(d->name, &d->current, c, res, err);
+    pthread_mutex_unlock(&d->state_lock);
+    if (st != MESH_OK || res->outcome == MESH_CONTRACT_UNCHANGED) {
+        mesh_contract_free(c);
+        return st;
+    }
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_CONTRACT;
+    it.contract = c;
+    it.cres = res;
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_buf_addc(&it.payload, K_CONTRACT);
+    if ((st = mesh_buf_add(&it.payload, c->yaml, strlen(c->yaml))) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        mesh_contract_free(c);
+        return mesh_err_set(err, st, "out of memory");
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    mesh_contract_free(it.contract); /* NULL when the domain took it */
+    if (st != MESH_OK && err)
+        *err = it.err;
+    return st;
+}
+
+mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, mesh_err_t *err)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_DROP;
+    snprintf(it.product, sizeof it.product, "%s", product);
+    mesh_buf_init(&it.payload, 1024);
+    mesh_buf_addc(&it.payload, K_DROP);
+    mesh_buf_adds(&it.payload, it.product);
+    /* early check */
+    pthread_mutex_lock(&d->state_lock);
+    size_t ci;
+    mesh_status_t st = MESH_OK;
+    if (clist_product(&d->current, product, &ci) == NULL)
+        st = mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, product);
+    else if (d->current.v[ci]->c->nproducts > 1)
+        st =
+            mesh_err_set(err, MESH_CONFLICT,
+                         "product %s.%s is one of %zu products of contract '%s'; apply a new "
+                         "major version of the contract without it instead",
+                         d->name, product, d->current.v[ci]->c->nproducts, d->current.v[ci]->c->id);
+    pthread_mutex_unlock(&d->state_lock);
+    if (st == MESH_OK)
+        st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (st != MESH_OK && err && it.err.code != MESH_OK)
+        *err = it.err;
+    return st;
+}
+
+mesh_status_t mesh_domain_checkpoint(mesh_domain_t *d, mesh_err_t *err)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_CHECKPOINT;
+    mesh_buf_init(&it.payload, 16);
+    mesh_status_t st = submit(d, &it);
+    if (st != MESH_OK && err)
+        *err = it.err;
+    return st;
+}
+
+void mesh_domain_info(mesh_domain_t *d, mesh_domain_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->log_seq = atomic_load_explicit(&d->info_log_seq, memory_order_relaxed);
+    out->log_bytes = atomic_load_explicit(&d->info_log_bytes, memory_order_relaxed);
+    out->applied_seq = atomic_load_explicit(&d->info_applied, memory_order_relaxed);
+    pthread_mutex_lock(&d->q_lock);
+    out->broken = d->broken;
+    pthread_mutex_unlock(&d->q_lock);
+    mesh_store_file_sizes(d->store, &out->db_bytes, &out->wal_bytes);
+}

@@ -1,0 +1,99 @@
+/*
+ * domain.h - a domain on this node: its log, its store, its contracts and its writer.
+ *
+ * Every change to a domain (a batch of rows, a contract, a product dropped) is a record:
+ * the submitting thread validates and encodes it, then hands it to the domain's writer.
+ * The writer is whichever submitting thread finds no writer active (leader/follower group
+ * commit): it appends every queued record to the log, makes them durable with one
+ * fdatasync, applies them in log order in one store transaction (each record in its own
+ * savepoint), commits, and wakes the submitters with their results. Concurrent writers thus
+ * share one sync and one commit. The response to a client is sent only after this.
+ *
+ * At open the records the store has not applied yet are replayed from the log.
+ *
+ * Contracts are reference-counted (mesh_cref_t) so a catalog snapshot can keep using a
+ * product definition while a newer contract replaces it.
+ */
+#ifndef MESH_STORE_DOMAIN_H
+#define MESH_STORE_DOMAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog/contract.h"
+#include "core/status.h"
+#include "ingest/batch.h"
+#include "store/store.h"
+
+typedef struct mesh_cref {
+    mesh_contract_t *c;
+    int refs; /* atomic */
+} mesh_cref_t;
+
+mesh_cref_t *mesh_cref_get(mesh_cref_t *r);
+void mesh_cref_put(mesh_cref_t *r);
+
+typedef struct mesh_domain mesh_domain_t;
+
+typedef struct mesh_domain_opts {
+    bool sync_full; /* also synchronous=FULL in SQLite (the log is always synced) */
+    int64_t cache_kib;
+    int64_t idem_ttl_ns; /* idempotency keys older than this are forgotten at checkpoints */
+} mesh_domain_opts_t;
+
+/* Called (from the writer thread) after the domain's contracts changed. */
+typedef void (*mesh_domain_changed_fn)(void *arg, mesh_domain_t *d);
+
+mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_domain_opts_t *opts,
+                               mesh_domain_changed_fn changed, void *arg, mesh_domain_t **out,
+                               mesh_err_t *err);
+void mesh_domain_close(mesh_domain_t *d);
+const char *mesh_domain_name(const mesh_domain_t *d);
+mesh_store_t *mesh_domain_store(mesh_domain_t *d);
+const char *mesh_domain_dir(const mesh_domain_t *d);
+
+/* The current contracts: an array of references (each to be released with mesh_cref_put,
+ * the array with free()). */
+mesh_status_t mesh_domain_contracts(mesh_domain_t *d, mesh_cref_t ***out, size_t *n);
+
+/* Writes a validated batch (not failed). The result is filled once the batch is durable and
+ * applied. */
+mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                mesh_apply_result_t *res, mesh_err_t *err);
+
+typedef enum {
+    MESH_CONTRACT_CREATED = 0,
+    MESH_CONTRACT_UPDATED,
+    MESH_CONTRACT_UNCHANGED,
+} mesh_contract_outcome_t;
+
+typedef struct mesh_contract_result {
+    mesh_contract_outcome_t outcome;
+    uint64_t seq;
+    mesh_buf_t changes; /* one line per change (owned: free with mesh_buf_free) */
+} mesh_contract_result_t;
+
+/* Applies a contract (YAML). Refusals: MESH_INVALID (not a valid contract or not this
+ * domain's), MESH_CONFLICT (a product owned by another contract, a version not above the
+ * applied one), MESH_BREAKING (a breaking change without a new major version, or existing
+ * rows that do not fit). res->changes is initialised in every case. */
+mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                       mesh_contract_result_t *res, mesh_err_t *err);
+
+/* Drops a product with its rows. Refused when its contract defines other products too. */
+mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, mesh_err_t *err);
+
+/* Checkpoints the store and trims the log up to what the store holds durably. */
+mesh_status_t mesh_domain_checkpoint(mesh_domain_t *d, mesh_err_t *err);
+
+/* Log and store positions and sizes, for /metrics and status. */
+typedef struct mesh_domain_info {
+    uint64_t log_seq;
+    uint64_t applied_seq;
+    uint64_t log_bytes;
+    int64_t db_bytes, wal_bytes;
+    bool broken;
+} mesh_domain_info_t;
+void mesh_domain_info(mesh_domain_t *d, mesh_domain_info_t *out);
+
+#endif

@@ -1,0 +1,1416 @@
+/*
+ * store.c - a domain's SQLite database (row layout).
+ *
+ * Tables (all STRICT):
+ *   _meta(key, value)                        applied_seq, layout version
+ *   _contracts(id, version, seq, yaml, at)   every contract version applied (history)
+ *   _products(name, rows, quarantined, last_write_ns)
+ *   _idem(key, seq, rows, quarantined, at_ns) idempotency keys of applied batches
+ *   _quarantine(id, product, seq, source_row, reason, raw, received_ns)
+ *   p_<product>                              the product's rows, one per reading
+ *
+ * A product with a primary key is a WITHOUT ROWID table clustered on that key; a write of
+ * an existing key merges into the row (columns given replace, columns absent keep their
+ * value), as InfluxDB does for a point written twice. The time column, when it does not
+ * lead the key, has its own index so time-range scans do not read the whole table.
+ */
+#include "store/store.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define STMT_CACHE     32
+#define LAYOUT_VERSION "1"
+
+typedef struct insert_stmt {
+    char name[64];
+    const mesh_product_t *product; /* the definition it was prepared for */
+    sqlite3_stmt *ins;             /* INSERT [OR IGNORE] */
+    sqlite3_stmt *upd;             /* UPDATE ... WHERE key (products with a key), else NULL */
+} insert_stmt_t;
+
+typedef struct stats_entry {
+    char name[64];
+    mesh_product_stats_t st;
+    int64_t bytes_at_ns; /* when bytes was computed */
+} stats_entry_t;
+
+struct mesh_store {
+    char *path;
+    sqlite3 *db;
+    uint64_t applied_seq;
+    bool in_txn;
+    insert_stmt_t *ins;
+    size_t nins, capins;
+    sqlite3_stmt *q_idem_get, *q_idem_put, *q_quar_put, *q_stats_put;
+    pthread_mutex_t stats_lock; /* guards stats (read by planners on other threads) */
+    stats_entry_t *stats;
+    size_t nstats, capstats;
+};
+
+const char *const mesh_quarantine_cols[MESH_QUARANTINE_NCOLS] = {"id", "received_at", "source_row",
+                                                                 "reason", "raw"};
+
+/* ---- helpers ---- */
+
+static mesh_status_t sql_err(sqlite3 *db, mesh_err_t *err, const char *what)
+{
+    int rc = sqlite3_extended_errcode(db);
+    mesh_status_t code = MESH_IO;
+    if (rc == SQLITE_FULL)
+        code = MESH_NOSPACE;
+    else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+        code = MESH_CORRUPT;
+    else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        code = MESH_CONFLICT;
+    else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        code = MESH_BUSY;
+    else if (rc == SQLITE_NOMEM)
+        code = MESH_NOMEM;
+    return mesh_err_set(err, code, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static mesh_status_t exec(sqlite3 *db, const char *sql, mesh_err_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        mesh_status_t st = sql_err(db, err, "sql");
+        sqlite3_free(msg);
+        return st;
+    }
+    return MESH_OK;
+}
+
+static mesh_status_t prep(sqlite3 *db, const char *sql, sqlite3_stmt **out, mesh_err_t *err)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        return sql_err(db, err, "prepare");
+    return MESH_OK;
+}
+
+/* Appends "name" quoted as an SQL identifier. Names are validated upstream; quotes are
+ * doubled anyway. */
+static mesh_status_t add_ident(mesh_buf_t *b, const char *name)
+{
+    mesh_status_t st = mesh_buf_addc(b, '"');
+    for (const char *c = name; *c && st == MESH_OK; c++) {
+        if (*c == '"')
+            st = mesh_buf_addc(b, '"');
+        if (st == MESH_OK)
+            st = mesh_buf_addc(b, *c);
+    }
+    return st == MESH_OK ? mesh_buf_addc(b, '"') : st;
+}
+
+static mesh_status_t add_table(mesh_buf_t *b, const char *product, const char *suffix)
+{
+    char t[160];
+    snprintf(t, sizeof t, "p_%s%s", product, suffix ? suffix : "");
+    return add_ident(b, t);
+}
+
+static const char *storage_type(mesh_ltype_t t)
+{
+    switch (t) {
+    case MESH_LT_INTEGER:
+    case MESH_LT_BOOLEAN:
+    case MESH_LT_TIMESTAMP:
+        return "INTEGER";
+    case MESH_LT_NUMBER:
+        return "REAL";
+    default:
+        return "TEXT";
+    }
+}
+
+static int64_t meta_int(sqlite3 *db, const char *key)
+{
+    sqlite3_stmt *q;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* ---- open / close ---- */
+
+static const char *schema_sql =
+    "CREATE TABLE IF NOT EXISTS _meta(key TEXT PRIMARY KEY, value ANY) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _contracts(id TEXT NOT NULL, version TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL, yaml TEXT NOT NULL, applied_ns INTEGER NOT NULL,"
+    "  PRIMARY KEY(id, version)) STRICT;"
+    "CREATE TABLE IF NOT EXISTS _products(name TEXT PRIMARY KEY, rows INTEGER NOT NULL DEFAULT 0,"
+    "  quarantined INTEGER NOT NULL DEFAULT 0, last_write_ns INTEGER NOT NULL DEFAULT 0)"
+    "  STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _idem(key TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+    "  rows INTEGER NOT NULL, quarantined INTEGER NOT NULL, at_ns INTEGER NOT NULL)"
+    "  STRICT, WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS _idem_at ON _idem(at_ns);"
+    "CREATE TABLE IF NOT EXISTS _quarantine(id INTEGER PRIMARY KEY, product TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL, source_row INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT,"
+    "  received_ns INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX IF NOT EXISTS _quarantine_product ON _quarantine(product, id);"
+    "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
+    "  ('applied_seq', 0);";
+
+static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err);
+
+mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, mesh_store_t **out,
+                              mesh_err_t *err)
+{
+    mesh_store_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&s->stats_lock, NULL);
+    mesh_status_t st;
+    if ((s->path = strdup(path)) == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto err;
+    }
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                            SQLITE_OPEN_EXRESCODE,
+                        NULL) != SQLITE_OK) {
+        st = mesh_err_set(err, MESH_IO, "open %s: %s", path,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto err;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 10000);
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
+             "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF;",
+             opts && opts->sync_full ? "FULL" : "NORMAL",
+             (long long)(opts && opts->cache_kib ? opts->cache_kib : 16384));
+    if ((st = exec(s->db, pragmas, err)) != MESH_OK)
+        goto err;
+    if ((st = exec(s->db, schema_sql, err)) != MESH_OK)
+        goto err;
+    if (meta_int(s->db, "layout") != 1) {
+        st = mesh_err_set(err, MESH_CORRUPT, "%s: unknown store layout", path);
+        goto err;
+    }
+    s->applied_seq = (uint64_t)meta_int(s->db, "applied_seq");
+    if ((st = prep(s->db, "SELECT seq, rows, quarantined FROM _idem WHERE key = ?", &s->q_idem_get,
+                   err)) != MESH_OK ||
+        (st =
+             prep(s->db, "INSERT INTO _idem(key, seq, rows, quarantined, at_ns) VALUES (?,?,?,?,?)",
+                  &s->q_idem_put, err)) != MESH_OK ||
+        (st = prep(s->db,
+                   "INSERT INTO _quarantine(product, seq, source_row, reason, raw, received_ns)"
+                   " VALUES (?,?,?,?,?,?)",
+                   &s->q_quar_put, err)) != MESH_OK ||
+        (st = prep(s->db,
+                   "INSERT INTO _products(name, rows, quarantined, last_write_ns)"
+                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET"
+                   " rows = rows + ?2, quarantined = quarantined + ?3,"
+                   " last_write_ns = max(last_write_ns, ?4)",
+                   &s->q_stats_put, err)) != MESH_OK)
+        goto err;
+    if ((st = stats_load(s, err)) != MESH_OK)
+        goto err;
+    *out = s;
+    return MESH_OK;
+err:
+    mesh_store_close(s);
+    return st;
+}
+
+static void drop_insert_cache(mesh_store_t *s)
+{
+    for (size_t i = 0; i < s->nins; i++) {
+        sqlite3_finalize(s->ins[i].ins);
+        sqlite3_finalize(s->ins[i].upd);
+    }
+    s->nins = 0;
+}
+
+void mesh_store_close(mesh_store_t *s)
+{
+    if (s == NULL)
+        return;
+    drop_insert_cache(s);
+    free(s->ins);
+    sqlite3_finalize(s->q_idem_get);
+    sqlite3_finalize(s->q_idem_put);
+    sqlite3_finalize(s->q_quar_put);
+    sqlite3_finalize(s->q_stats_put);
+    if (s->db) {
+        if (s->in_txn)
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(s->db);
+    }
+    pthread_mutex_destroy(&s->stats_lock);
+    free(s->stats);
+    free(s->path);
+    free(s);
+}
+
+const char *mesh_store_path(const mesh_store_t *s)
+{
+    return s->path;
+}
+
+uint64_t mesh_store_applied_seq(const mesh_store_t *s)
+{
+    return s->applied_seq;
+}
+
+/* ---- stats ---- */
+
+static stats_entry_t *stats_find(mesh_store_t *s, const char *name, bool create)
+{
+    for (size_t i = 0; i < s->nstats; i++)
+        if (strcmp(s->stats[i].name, name) == 0)
+            return &s->stats[i];
+    if (!create)
+        return NULL;
+    if (s->nstats == s->capstats) {
+        size_t ncap = s->capstats ? s->capstats * 2 : 16;
+        stats_entry_t *n = realloc(s->stats, ncap * sizeof *n);
+        if (n == NULL)
+            return NULL;
+        s->stats = n;
+        s->capstats = ncap;
+    }
+    stats_entry_t *e = &s->stats[s->nstats++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st =
+        prep(s->db, "SELECT name, rows, quarantined, last_write_ns FROM _products", &q, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    s->nstats = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        stats_entry_t *e = stats_find(s, (const char *)sqlite3_column_text(q, 0), true);
+        if (e == NULL)
+            break;
+        e->st.rows = sqlite3_column_int64(q, 1);
+        e->st.quarantined = sqlite3_column_int64(q, 2);
+        e->st.last_write_ns = sqlite3_column_int64(q, 3);
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+    sqlite3_finalize(q);
+    return MESH_OK;
+}
+
+static int64_t product_bytes(mesh_store_t *s, const char *product)
+{
+    /* dbstat reads every page of the product's b-trees: cached by the caller for a while */
+    sqlite3_stmt *q;
+    int64_t bytes = 0;
+    char pat[160];
+    snprintf(pat, sizeof pat, "p_%s", product);
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 OR name IN"
+            " (SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1)",
+            -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, pat, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        bytes = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return bytes;
+}
+
+mesh_status_t mesh_store_product_stats(mesh_store_t *s, const char *product,
+                                       mesh_product_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, product, false);
+    if (e)
+        *out = e->st;
+    pthread_mutex_unlock(&s->stats_lock);
+    return e ? MESH_OK : MESH_NOT_FOUND;
+}
+
+/* Computes product sizes; only the writer's connection runs this (under the domain lock). */
+static void stats_refresh_bytes(mesh_store_t *s, const char *product)
+{
+    int64_t now = mesh_mono_ns();
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, product, true);
+    bool stale = e && (e->bytes_at_ns == 0 || now - e->bytes_at_ns > 30 * MESH_NS_PER_SEC);
+    pthread_mutex_unlock(&s->stats_lock);
+    if (!stale)
+        return;
+    int64_t bytes = product_bytes(s, product);
+    pthread_mutex_lock(&s->stats_lock);
+    if ((e = stats_find(s, product, true)) != NULL) {
+        e->st.bytes = bytes;
+        e->bytes_at_ns = now;
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal)
+{
+    struct stat st;
+    char p[4096];
+    *db = stat(s->path, &st) == 0 ? (int64_t)st.st_size : 0;
+    snprintf(p, sizeof p, "%s-wal", s->path);
+    *wal = stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+/* ---- transactions ---- */
+
+mesh_status_t mesh_store_begin(mesh_store_t *s, mesh_err_t *err)
+{
+    mesh_status_t st = exec(s->db, "BEGIN IMMEDIATE", err);
+    if (st == MESH_OK)
+        s->in_txn = true;
+    return st;
+}
+
+mesh_status_t mesh_store_commit(mesh_store_t *s, uint64_t seq, mesh_err_t *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE _meta SET value = %" PRIu64 " WHERE key = 'applied_seq'",
+             seq);
+    mesh_status_t st = exec(s->db, sql, err);
+    if (st == MESH_OK)
+        st = exec(s->db, "COMMIT", err);
+    if (st != MESH_OK) {
+        mesh_store_rollback(s);
+        return st;
+    }
+    s->in_txn = false;
+    s->applied_seq = seq;
+    return MESH_OK;
+}
+
+void mesh_store_rollback(mesh_store_t *s)
+{
+    if (s->in_txn)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_txn = false;
+    stats_load(s, NULL); /* forget counters of what was rolled back */
+}
+
+mesh_status_t mesh_store_apply_savepoint_begin(mesh_store_t *s, mesh_err_t *err)
+{
+    return exec(s->db, "SAVEPOINT rec", err);
+}
+
+mesh_status_t mesh_store_apply_savepoint_end(mesh_store_t *s, bool keep, mesh_err_t *err)
+{
+    if (keep)
+        return exec(s->db, "RELEASE rec", err);
+    mesh_status_t st = exec(s->db, "ROLLBACK TO rec; RELEASE rec", err);
+    stats_load(s, NULL);
+    return st;
+}
+
+/* ---- applying batches ---- */
+
+static mesh_status_t build_insert(mesh_store_t *s, const mesh_product_t *p, insert_stmt_t *e,
+                                  mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_status_t st;
+    mesh_buf_adds(&b, p->nkey ? "INSERT OR IGNORE INTO " : "INSERT INTO ");
+    add_table(&b, p->name, NULL);
+    mesh_buf_addc(&b, '(');
+    for (size_t i = 0; i < p->ncols; i++) {
+        if (i)
+            mesh_buf_addc(&b, ',');
+        add_ident(&b, p->cols[i].name);
+    }
+    mesh_buf_adds(&b, ") VALUES (");
+    for (size_t i = 0; i < p->ncols; i++)
+        mesh_buf_printf(&b, "%s?%zu", i ? "," : "", i + 1);
+    st = mesh_buf_addc(&b, ')');
+    if (st == MESH_OK)
+        st = prep(s->db, b.data, &e->ins, err);
+    if (st == MESH_OK && p->nkey && p->nkey < p->ncols) {
+        /* the merge of a row written again: given columns replace, absent ones are kept */
+        mesh_buf_reset(&b);
+        mesh_buf_adds(&b, "UPDATE ");
+        add_table(&b, p->name, NULL);
+        mesh_buf_adds(&b, " SET ");
+        bool first = true;
+        for (size_t i = 0; i < p->ncols; i++) {
+            if (p->cols[i].primary_key)
+                continue;
+            if (!first)
+                mesh_buf_addc(&b, ',');
+            first = false;
+            add_ident(&b, p->cols[i].name);
+            mesh_buf_printf(&b, " = coalesce(?%zu, ", i + 1);
+            add_ident(&b, p->cols[i].name);
+            mesh_buf_addc(&b, ')');
+        }
+        mesh_buf_adds(&b, " WHERE ");
+        for (size_t k = 0; k < p->nkey; k++) {
+            if (k)
+                mesh_buf_adds(&b, " AND ");
+            add_ident(&b, p->cols[p->key_cols[k]].name);
+            mesh_buf_printf(&b, " = ?%d", p->key_cols[k] + 1);
+        }
+        st = b.data ? prep(s->db, b.data, &e->upd, err) : MESH_NOMEM;
+    }
+    mesh_buf_free(&b);
+    return st;
+}
+
+static mesh_status_t get_insert(mesh_store_t *s, const mesh_product_t *p, insert_stmt_t **out,
+                                mesh_err_t *err)
+{
+    for (size_t i = 0; i < s->nins; i++) {
+        if (s->ins[i].product == p) {
+            *out = &s->ins[i];
+            return MESH_OK;
+        }
+    }
+    /* a new definition of a product replaces the statements of its old one */
+    for (size_t i = 0; i < s->nins; i++) {
+        if (strcmp(s->ins[i].name, p->name) == 0) {
+            sqlite3_finalize(s->ins[i].ins);
+            sqlite3_finalize(s->ins[i].upd);
+            s->ins[i] = s->ins[--s->nins];
+            break;
+        }
+    }
+    if (s->nins == s->capins) {
+        size_t ncap = s->capins ? s->capins * 2 : 8;
+        insert_stmt_t *n = realloc(s->ins, ncap * sizeof *n);
+        if (n == NULL)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        s->ins = n;
+        s->capins = ncap;
+    }
+    insert_stmt_t *e = &s->ins[s->nins];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", p->name);
+    e->product = p;
+    mesh_status_t st = build_insert(s, p, e, err);
+    if (st != MESH_OK) {
+        sqlite3_finalize(e->ins);
+        sqlite3_finalize(e->upd);
+        return st;
+    }
+    s->nins++;
+    *out = e;
+    return MESH_OK;
+}
+
+static void bind_value(sqlite3_stmt *q, int idx, const mesh_batch_t *b, const mesh_value_t *v)
+{
+    switch (v->type) {
+    case MESH_V_INT:
+        sqlite3_bind_int64(q, idx, v->u.i);
+        break;
+    case MESH_V_REAL:
+        sqlite3_bind_double(q, idx, v->u.d);
+        break;
+    case MESH_V_TEXT:
+        sqlite3_bind_text(q, idx, mesh_batch_text(b, v), (int)v->u.s.len, SQLITE_STATIC);
+        break;
+    default:
+        sqlite3_bind_null(q, idx);
+    }
+}
+
+static mesh_status_t step_done(sqlite3 *db, sqlite3_stmt *q, mesh_err_t *err, const char *what)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sql_err(db, err, what);
+    return MESH_OK;
+}
+
+/* Writes the rows of one part; *inserted counts new rows (merges of a key are not new). */
+static mesh_status_t apply_part(mesh_store_t *s, const mesh_batch_t *b, const mesh_part_t *part,
+                                int64_t *inserted, mesh_err_t *err)
+{
+    insert_stmt_t *e;
+    mesh_status_t st = get_insert(s, part->product, &e, err);
+    if (st != MESH_OK)
+        return st;
+    const mesh_product_t *p = part->product;
+    int64_t added = 0;
+    for (size_t r = 0; r < part->nrows; r++) {
+        const mesh_value_t *row = part->vals + r * part->ncols;
+        for (size_t c = 0; c < part->ncols; c++)
+            bind_value(e->ins, (int)c + 1, b, &row[c]);
+        if ((st = step_done(s->db, e->ins, err, "insert")) != MESH_OK)
+            return st;
+        if (sqlite3_changes(s->db) > 0) {
+            added++;
+            continue;
+        }
+        if (e->upd == NULL)
+            continue; /* every column is in the key: the row is already there */
+        for (size_t c = 0; c < part->ncols; c++)
+            bind_value(e->upd, (int)c + 1, b, &row[c]);
+        if ((st = step_done(s->db, e->upd, err, "update")) != MESH_OK)
+            return st;
+        if (sqlite3_changes(s->db) == 0)
+            return mesh_err_set(err, MESH_CONFLICT,
+                                "row %zu of %s conflicts with an existing row on a unique column",
+                                r + 1, p->name);
+    }
+    *inserted = added;
+    return MESH_OK;
+}
+
+static mesh_status_t apply_quarantine(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
+                                      const mesh_part_t *part, mesh_err_t *err)
+{
+    sqlite3_stmt *q = s->q_quar_put;
+    for (size_t i = 0; i < part->nquar; i++) {
+        const mesh_quarantined_t *qr = &part->quar[i];
+        sqlite3_bind_text(q, 1, part->product->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+        sqlite3_bind_int64(q, 3, qr->row);
+        sqlite3_bind_text(q, 4, b->arena.data + qr->reason_off, (int)qr->reason_len, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, b->arena.data + qr->raw_off, (int)qr->raw_len, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 6, b->received_ns);
+        mesh_status_t st = step_done(s->db, q, err, "quarantine");
+        if (st != MESH_OK)
+            return st;
+    }
+    return MESH_OK;
+}
+
+static int64_t part_last_time(const mesh_part_t *part, int64_t fallback)
+{
+    int tc = part->product->time_col;
+    if (tc < 0)
+        return fallback;
+    int64_t mx = 0;
+    for (size_t r = 0; r < part->nrows; r++) {
+        const mesh_value_t *v = &part->vals[r * part->ncols + (size_t)tc];
+        if (v->type == MESH_V_INT && v->u.i > mx)
+            mx = v->u.i;
+    }
+    return mx ? mx : fallback;
+}
+
+/* Notes a part's counts in the in-memory stats that planners and the catalog read. */
+static void stats_note(mesh_store_t *s, const mesh_part_t *part, int64_t added, int64_t recv_ns)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, part->product->name, true);
+    if (e) {
+        e->st.rows += added;
+        e->st.quarantined += (int64_t)part->nquar;
+        int64_t lt = part->nrows ? part_last_time(part, recv_ns) : 0;
+        if (lt > e->st.last_write_ns)
+            e->st.last_write_ns = lt;
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+mesh_status_t mesh_store_idem_lookup(mesh_store_t *s, const char *key, mesh_apply_result_t *res)
+{
+    sqlite3_stmt *q = s->q_idem_get;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    mesh_status_t st = MESH_NOT_FOUND;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        res->seq = (uint64_t)sqlite3_column_int64(q, 0);
+        res->rows = (size_t)sqlite3_column_int64(q, 1);
+        res->quarantined = (size_t)sqlite3_column_int64(q, 2);
+        res->duplicate = true;
+        st = MESH_OK;
+    }
+    sqlite3_reset(q);
+    return st;
+}
+
+mesh_status_t mesh_store_apply_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
+                                     const char *idem_key, mesh_apply_result_t *res,
+                                     mesh_err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    res->seq = seq;
+    if (idem_key && *idem_key && mesh_store_idem_lookup(s, idem_key, res) == MESH_OK)
+        return MESH_OK;
+    mesh_status_t st = exec(s->db, "SAVEPOINT batch", err);
+    if (st != MESH_OK)
+        return st;
+    int64_t total_rows = 0, total_quar = 0;
+    for (size_t i = 0; i < b->nparts && st == MESH_OK; i++) {
+        const mesh_part_t *part = &b->parts[i];
+        int64_t added = 0;
+        if (part->nrows)
+            st = apply_part(s, b, part, &added, err);
+        if (st == MESH_OK && part->nquar)
+            st = apply_quarantine(s, seq, b, part, err);
+        if (st == MESH_OK && (part->nrows || part->nquar)) {
+            stats_note(s, part, added, b->received_ns);
+            sqlite3_stmt *q = s->q_stats_put;
+            sqlite3_bind_text(q, 1, part->product->name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 2, added);
+            sqlite3_bind_int64(q, 3, (sqlite3_int64)part->nquar);
+            sqlite3_bind_int64(q, 4, part->nrows ? part_last_time(part, b->received_ns) : 0);
+            st = step_done(s->db, q, err, "stats");
+        }
+        total_rows += (int64_t)part->nrows;
+        total_quar += (int64_t)part->nquar;
+    }
+    if (st == MESH_OK && idem_key && *idem_key) {
+        sqlite3_stmt *q = s->q_idem_put;
+        sqlite3_bind_text(q, 1, idem_key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+        sqlite3_bind_int64(q, 3, total_rows);
+        sqlite3_bind_int64(q, 4, total_quar);
+        sqlite3_bind_int64(q, 5, mesh_now_ns());
+        st = step_done(s->db, q, err, "idempotency");
+    }
+    if (st != MESH_OK) {
+        sqlite3_exec(s->db, "ROLLBACK TO batch; RELEASE batch", NULL, NULL, NULL);
+        stats_load(s, NULL); /* undo the counters noted for this batch */
+        return st;
+    }
+    if ((st = exec(s->db, "RELEASE batch", err)) != MESH_OK)
+        return st;
+    res->rows = (size_t)total_rows;
+    res->quarantined = (size_t)total_quar;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_store_idem_expire(mesh_store_t *s, int64_t before_ns, mesh_err_t *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM _idem WHERE at_ns < %lld", (long long)before_ns);
+    return exec(s->db, sql, err);
+}
+
+/* ---- contracts and product tables ---- */
+
+mesh_status_t mesh_store_load_contracts(mesh_store_t *s, mesh_store_contract_fn fn, void *arg,
+                                        mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db,
+                            "SELECT yaml FROM _contracts c WHERE seq = (SELECT max(seq) FROM"
+                            " _contracts d WHERE d.id = c.id) ORDER BY seq",
+                            &q, err);
+    if (st != MESH_OK)
+        return st;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && st == MESH_OK)
+        st = fn(arg, (const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(s->db, err, "load contracts");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_put_contract(mesh_store_t *s, const mesh_contract_t *c, uint64_t seq,
+                                      mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db,
+                            "INSERT OR REPLACE INTO _contracts(id, version, seq, yaml, applied_ns)"
+                            " VALUES (?,?,?,?,?)",
+                            &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, c->version, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)seq);
+    sqlite3_bind_text(q, 4, c->yaml, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, mesh_now_ns());
+    st = step_done(s->db, q, err, "store contract");
+    sqlite3_finalize(q);
+    return st;
+}
+
+static mesh_status_t create_table_sql(const mesh_product_t *p, const char *suffix, mesh_buf_t *b)
+{
+    mesh_buf_adds(b, "CREATE TABLE ");
+    add_table(b, p->name, suffix);
+    mesh_buf_addc(b, '(');
+    for (size_t i = 0; i < p->ncols; i++) {
+        const mesh_column_t *c = &p->cols[i];
+        if (i)
+            mesh_buf_addc(b, ',');
+        add_ident(b, c->name);
+        mesh_buf_printf(b, " %s%s", storage_type(c->type),
+                        (c->required || c->primary_key) ? " NOT NULL" : "");
+    }
+    if (p->nkey) {
+        mesh_buf_adds(b, ", PRIMARY KEY(");
+        for (size_t k = 0; k < p->nkey; k++) {
+            if (k)
+                mesh_buf_addc(b, ',');
+            add_ident(b, p->cols[p->key_cols[k]].name);
+        }
+        mesh_buf_addc(b, ')');
+    }
+    return mesh_buf_adds(b, p->nkey ? ") STRICT, WITHOUT ROWID;" : ") STRICT;");
+}
+
+/* Indexes: the time column (unless it leads the key) and each unique column. */
+static mesh_status_t create_indexes_sql(const mesh_product_t *p, mesh_buf_t *b)
+{
+    mesh_status_t st = MESH_OK;
+    if (p->time_col >= 0 && !(p->nkey && p->key_cols[0] == p->time_col)) {
+        char idx[160];
+        snprintf(idx, sizeof idx, "p_%s__time", p->name);
+        mesh_buf_adds(b, "CREATE INDEX IF NOT EXISTS ");
+        add_ident(b, idx);
+        mesh_buf_adds(b, " ON ");
+        add_table(b, p->name, NULL);
+        mesh_buf_addc(b, '(');
+        add_ident(b, p->cols[p->time_col].name);
+        st = mesh_buf_adds(b, ");");
+    }
+    for (size_t i = 0; i < p->ncols && st == MESH_OK; i++) {
+        if (!p->cols[i].unique || (p->nkey == 1 && p->key_cols[0] == (int)i))
+            continue;
+        char idx[200];
+        snprintf(idx, sizeof idx, "p_%s__u_%s", p->name, p->cols[i].name);
+        mesh_buf_adds(b, "CREATE UNIQUE INDEX IF NOT EXISTS ");
+        add_ident(b, idx);
+        mesh_buf_adds(b, " ON ");
+        add_table(b, p->name, NULL);
+        mesh_buf_addc(b, '(');
+        add_ident(b, p->cols[i].name);
+        st = mesh_buf_adds(b, ");");
+    }
+    return st;
+}
+
+static bool table_exists(mesh_store_t *s, const char *product)
+{
+    sqlite3_stmt *q;
+    char name[160];
+    snprintf(name, sizeof name, "p_%s", product);
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_schema WHERE type='table' AND name=?", -1,
+                           &q, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+    bool found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
+/*
+ * Copies the rows of the old table into a new one under the next definition. Every old row
+ * goes through the ingest validator of the next contract, so the new table holds only rows
+ * the contract accepts; the first rows that do not fit are reported and nothing changes.
+ */
+static mesh_status_t rebuild(mesh_store_t *s, const mesh_product_t *old, const mesh_product_t *next,
+                             mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_status_t st = create_table_sql(next, "__new", &b);
+    if (st == MESH_OK)
+        st = exec(s->db, b.data, err);
+    mesh_buf_free(&b);
+    if (st != MESH_OK)
+        return st;
+
+    /* read old columns that still exist, as text for the validator */
+    mesh_buf_init(&b, 1 << 20);
+    mesh_buf_adds(&b, "SELECT ");
+    int map[MESH_CONTRACT_MAX_COLUMNS];
+    size_t nsel = 0;
+    for (size_t i = 0; i < next->ncols; i++) {
+        map[i] = -1;
+        if (mesh_product_col(old, next->cols[i].name, strlen(next->cols[i].name)) < 0)
+            continue;
+        if (nsel)
+            mesh_buf_addc(&b, ',');
+        add_ident(&b, next->cols[i].name);
+        map[i] = (int)nsel++;
+    }
+    if (nsel == 0)
+        mesh_buf_adds(&b, "NULL");
+    mesh_buf_adds(&b, " FROM ");
+    add_table(&b, old->name, NULL);
+    sqlite3_stmt *q = NULL;
+    st = prep(s->db, b.data, &q, err);
+    mesh_buf_free(&b);
+    if (st != MESH_OK)
+        return st;
+
+    mesh_batch_t batch;
+    mesh_batch_limits_t lim = MESH_BATCH_DEFAULT_LIMITS;
+    lim.max_errors = 5;
+    uint32_t rowno = 0;
+    int rc = SQLITE_ROW;
+    while (st == MESH_OK && rc == SQLITE_ROW) {
+        mesh_batch_init(&batch, next->domain, lim);
+        batch.precision = MESH_PREC_NS;
+        size_t n = 0;
+        while (n < 10000 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            rowno++;
+            n++;
+            mesh_batch_row_begin(&batch, next, rowno);
+            for (size_t i = 0; i < next->ncols; i++) {
+                if (map[i] < 0)
+                    continue;
+                int t = sqlite3_column_type(q, map[i]);
+                if (t == SQLITE_NULL)
+                    continue;
+                if (t == SQLITE_INTEGER)
+                    mesh_batch_set_int(&batch, (int)i, sqlite3_column_int64(q, map[i]));
+                else if (t == SQLITE_FLOAT)
+                    mesh_batch_set_real(&batch, (int)i, sqlite3_column_double(q, map[i]));
+                else
+                    mesh_batch_set_text(&batch, (int)i,
+                                        (const char *)sqlite3_column_text(q, map[i]),
+                                        (size_t)sqlite3_column_bytes(q, map[i]));
+            }
+            mesh_batch_row_end(&batch, "", 0);
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            st = sql_err(s->db, err, "read rows");
+        } else if (batch.error_rows > 0) {
+            const mesh_row_error_t *e = &batch.errors[0];
+            st = mesh_err_set(err, MESH_BREAKING,
+                              "%zu existing row(s) of %s do not fit the new contract; first: row "
+                              "%u, column %s: %s",
+                              batch.error_rows, next->name, e->row, e->column, e->reason);
+        } else {
+            /* insert into the new table through a one-off statement */
+            mesh_buf_init(&b, 1 << 20);
+            mesh_buf_adds(&b, "INSERT INTO ");
+            add_table(&b, next->name, "__new");
+            mesh_buf_adds(&b, " VALUES (");
+            for (size_t i = 0; i < next->ncols; i++)
+                mesh_buf_printf(&b, "%s?", i ? "," : "");
+            mesh_buf_addc(&b, ')');
+            sqlite3_stmt *ins = NULL;
+            st = prep(s->db, b.data, &ins, err);
+            mesh_buf_free(&b);
+            for (size_t pi = 0; st == MESH_OK && pi < batch.nparts; pi++) {
+                const mesh_part_t *part = &batch.parts[pi];
+                for (size_t r = 0; r < part->nrows && st == MESH_OK; r++) {
+                    for (size_t c = 0; c < part->ncols; c++)
+                        bind_value(ins, (int)c + 1, &batch, &part->vals[r * part->ncols + c]);
+                    st = step_done(s->db, ins, err, "copy row");
+                }
+            }
+            sqlite3_finalize(ins);
+        }
+        mesh_batch_free(&batch);
+    }
+    sqlite3_finalize(q);
+    if (st != MESH_OK)
+        return st;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_buf_adds(&b, "DROP TABLE ");
+    add_table(&b, old->name, NULL);
+    mesh_buf_adds(&b, "; ALTER TABLE ");
+    add_table(&b, next->name, "__new");
+    mesh_buf_adds(&b, " RENAME TO ");
+    add_table(&b, next->name, NULL);
+    mesh_buf_addc(&b, ';');
+    create_indexes_sql(next, &b);
+    st = exec(s->db, b.data, err);
+    mesh_buf_free(&b);
+    return st;
+}
+
+/* True when the change from old to next cannot be done by adding columns in place. */
+static bool needs_rebuild(const mesh_product_t *old, const mesh_product_t *next)
+{
+    if (old->nkey != next->nkey)
+        return true;
+    for (size_t k = 0; k < old->nkey; k++)
+        if (strcmp(old->cols[old->key_cols[k]].name, next->cols[next->key_cols[k]].name) != 0)
+            return true;
+    for (size_t i = 0; i < old->ncols; i++) {
+        const mesh_column_t *oc = &old->cols[i];
+        int j = mesh_product_col(next, oc->name, strlen(oc->name));
+        if (j < 0)
+            return true; /* dropped */
+        const mesh_column_t *nc = &next->cols[j];
+        if (strcmp(storage_type(oc->type), storage_type(nc->type)) != 0 || oc->type != nc->type)
+            return true;
+        if ((nc->required || nc->primary_key) && !(oc->required || oc->primary_key))
+            return true;
+        if (nc->unique && !oc->unique)
+            return true;
+    }
+    for (size_t j = 0; j < next->ncols; j++) {
+        const mesh_column_t *nc = &next->cols[j];
+        if (mesh_product_col(old, nc->name, strlen(nc->name)) < 0 &&
+            (nc->required || nc->primary_key))
+            return true; /* a new required column must be checked against existing rows */
+    }
+    return false;
+}
+
+mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
+                                     const mesh_product_t *next, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_status_t st = MESH_OK;
+    mesh_buf_init(&b, 1 << 20);
+    if (old == NULL || !table_exists(s, next->name)) {
+        create_table_sql(next, NULL, &b);
+        create_indexes_sql(next, &b);
+        st = b.data ? exec(s->db, b.data, err) : MESH_NOMEM;
+        if (st == MESH_OK) {
+            sqlite3_stmt *q = s->q_stats_put;
+            sqlite3_bind_text(q, 1, next->name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 2, 0);
+            sqlite3_bind_int64(q, 3, 0);
+            sqlite3_bind_int64(q, 4, 0);
+            st = step_done(s->db, q, err, "stats");
+        }
+    } else if (needs_rebuild(old, next)) {
+        st = rebuild(s, old, next, err);
+    } else {
+        for (size_t j = 0; j < next->ncols; j++) {
+            const mesh_column_t *nc = &next->cols[j];
+            if (mesh_product_col(old, nc->name, strlen(nc->name)) >= 0)
+                continue;
+            mesh_buf_adds(&b, "ALTER TABLE ");
+            add_table(&b, next->name, NULL);
+            mesh_buf_adds(&b, " ADD COLUMN ");
+            add_ident(&b, nc->name);
+            mesh_buf_printf(&b, " %s;", storage_type(nc->type));
+        }
+        /* unique flags dropped: drop their indexes; the time index may be new */
+        for (size_t i = 0; i < old->ncols; i++) {
+            const mesh_column_t *oc = &old->cols[i];
+            int j = mesh_product_col(next, oc->name, strlen(oc->name));
+            if (oc->unique && j >= 0 && !next->cols[j].unique) {
+                char idx[200];
+                snprintf(idx, sizeof idx, "p_%s__u_%s", old->name, oc->name);
+                mesh_buf_adds(&b, "DROP INDEX IF EXISTS ");
+                add_ident(&b, idx);
+                mesh_buf_addc(&b, ';');
+            }
+        }
+        create_indexes_sql(next, &b);
+        if (b.len)
+            st = exec(s->db, b.data, err);
+    }
+    mesh_buf_free(&b);
+    /* statements prepared for the old definition are rebuilt on next use */
+    drop_insert_cache(s);
+    return st;
+}
+
+mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    mesh_buf_adds(&b, "DROP TABLE IF EXISTS ");
+    add_table(&b, name, NULL);
+    mesh_buf_addc(&b, ';');
+    mesh_status_t st = b.data ? exec(s->db, b.data, err) : MESH_NOMEM;
+    mesh_buf_free(&b);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_stmt *q;
+    const char *sqls[] = {"DELETE FROM _quarantine WHERE product = ?",
+                          "DELETE FROM _products WHERE name = ?"};
+    for (size_t i = 0; i < 2 && st == MESH_OK; i++) {
+        if ((st = prep(s->db, sqls[i], &q, err)) != MESH_OK)
+            break;
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        st = step_done(s->db, q, err, "drop product");
+        sqlite3_finalize(q);
+    }
+    drop_insert_cache(s);
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, name, false);
+    if (e)
+        *e = s->stats[--s->nstats];
+    pthread_mutex_unlock(&s->stats_lock);
+    return st;
+}
+
+mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err)
+{
+    /* product sizes are refreshed here, off the write path */
+    pthread_mutex_lock(&s->stats_lock);
+    size_t n = s->nstats;
+    char(*names)[64] = malloc(n ? n * 64 : 1);
+    for (size_t i = 0; names && i < n; i++)
+        memcpy(names[i], s->stats[i].name, 64);
+    pthread_mutex_unlock(&s->stats_lock);
+    for (size_t i = 0; names && i < n; i++)
+        stats_refresh_bytes(s, names[i]);
+    free(names);
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return sql_err(s->db, err, "checkpoint");
+    return MESH_OK;
+}
+
+mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "PRAGMA integrity_check", &q, err);
+    if (st != MESH_OK)
+        return st;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(q, 0);
+        if (r == NULL || strcmp(r, "ok") != 0)
+            st = mesh_err_set(err, MESH_CORRUPT, "integrity check: %s", r ? r : "?");
+    } else {
+        st = sql_err(s->db, err, "integrity check");
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+/* ---- planning and scanning ---- */
+
+static bool op_takes_arg(mesh_op_t op)
+{
+    return op != MESH_OP_ISNULL && op != MESH_OP_ISNOTNULL;
+}
+
+void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, bool quarantine,
+                     mesh_scan_plan_t *plan)
+{
+    mesh_product_stats_t st;
+    mesh_store_product_stats(s, p->name, &st);
+    double rows = quarantine ? (double)st.quarantined : (double)st.rows;
+    if (rows < 1)
+        rows = 1;
+    double est = rows;
+    bool key_eq[64] = {false};
+    size_t ncols = quarantine ? MESH_QUARANTINE_NCOLS : p->ncols;
+    bool all_used = true;
+    for (int i = 0; i < plan->ncons; i++) {
+        int c = plan->cons[i].col;
+        mesh_op_t op = plan->cons[i].op;
+        plan->cons[i].used = c >= 0 && (size_t)c < ncols && op < MESH_OP__COUNT;
+        if (!plan->cons[i].used) {
+            all_used = false;
+            continue;
+        }
+        if (quarantine) {
+            if (c == 0 && op == MESH_OP_EQ)
+                est = 1;
+            continue;
+        }
+        bool is_key = p->cols[c].primary_key;
+        if (op == MESH_OP_EQ || op == MESH_OP_IS) {
+            if (is_key && p->cols[c].pk_position > 0 && p->cols[c].pk_position <= 64)
+                key_eq[p->cols[c].pk_position - 1] = true;
+            else
+                est /= (c == p->time_col || p->cols[c].unique) ? rows : 10;
+        } else if (op == MESH_OP_GT || op == MESH_OP_GE || op == MESH_OP_LT || op == MESH_OP_LE) {
+            est /= (c == p->time_col || is_key) ? 4 : 2;
+        } else {
+            est /= 2;
+        }
+    }
+    if (!quarantine) {
+        size_t prefix = 0;
+        while (prefix < p->nkey && prefix < 64 && key_eq[prefix])
+            prefix++;
+        if (prefix == p->nkey && p->nkey > 0)
+            est = 1;
+        else
+            for (size_t k = 0; k < prefix; k++)
+                est /= 100;
+    }
+    if (est < 1)
+        est = 1;
+    plan->order_used = plan->order_col >= 0 && (size_t)plan->order_col < ncols;
+    plan->limit_used = plan->want_limit && all_used && (plan->order_col < 0 || plan->order_used);
+    plan->est_rows = (int64_t)est;
+    plan->cost = est * 2 + 10;
+}
+
+struct mesh_store_reader {
+    mesh_store_t *store;
+    sqlite3 *db;
+    bool in_txn;
+    struct {
+        char *sql;
+        sqlite3_stmt *q;
+        bool busy;
+        uint64_t used;
+    } cache[STMT_CACHE];
+    uint64_t tick;
+};
+
+struct mesh_scan {
+    mesh_store_reader_t *r;
+    sqlite3_stmt *q;
+    int slot; /* cache slot, or -1 when q is owned */
+    int ncols;
+    int map[MESH_CONTRACT_MAX_COLUMNS]; /* product column -> result column, -1 when unread */
+    char error[256];
+};
+
+mesh_status_t mesh_store_reader_open(mesh_store_t *s, mesh_store_reader_t **out, mesh_err_t *err)
+{
+    mesh_store_reader_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    r->store = s;
+    if (sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        mesh_status_t st = mesh_err_set(err, MESH_IO, "open %s: %s", s->path,
+                                        r->db ? sqlite3_errmsg(r->db) : "out of memory");
+        mesh_store_reader_close(r);
+        return st;
+    }
+    sqlite3_busy_timeout(r->db, 10000);
+    mesh_status_t st =
+        exec(r->db, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8192;", err);
+    if (st != MESH_OK) {
+        mesh_store_reader_close(r);
+        return st;
+    }
+    *out = r;
+    return MESH_OK;
+}
+
+void mesh_store_reader_close(mesh_store_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(r->cache[i].q);
+        free(r->cache[i].sql);
+    }
+    if (r->db) {
+        if (r->in_txn)
+            sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(r->db);
+    }
+    free(r);
+}
+
+mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err)
+{
+    if (r->in_txn)
+        return MESH_OK;
+    mesh_status_t st = exec(r->db, "BEGIN", err);
+    if (st == MESH_OK)
+        r->in_txn = true;
+    return st;
+}
+
+void mesh_store_reader_end(mesh_store_reader_t *r)
+{
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (r->cache[i].q)
+            sqlite3_reset(r->cache[i].q);
+    if (r->in_txn)
+        sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    r->in_txn = false;
+}
+
+static const char *op_sql(mesh_op_t op)
+{
+    static const char *ops[] = {" = ",  " > ",      " >= ",         " < ",  " <= ",
+                                " != ", " IS NULL", " IS NOT NULL", " IS ", " IS NOT "};
+    return ops[op];
+}
+
+static mesh_status_t scan_sql(const mesh_product_t *p, bool quarantine,
+                              const mesh_scan_plan_t *plan, mesh_scan_t *sc, mesh_buf_t *b)
+{
+    static const char *qcols[] = {"id", "received_ns", "source_row", "reason", "raw"};
+    size_t ncols = quarantine ? MESH_QUARANTINE_NCOLS : p->ncols;
+    mesh_buf_adds(b, "SELECT ");
+    int nsel = 0;
+    for (size_t i = 0; i < ncols; i++) {
+        bool used = (i >= 63) ? (plan->cols_used >> 63) & 1 : (plan->cols_used >> i) & 1;
+        sc->map[i] = -1;
+        if (!used)
+            continue;
+        if (nsel)
+            mesh_buf_addc(b, ',');
+        add_ident(b, quarantine ? qcols[i] : p->cols[i].name);
+        sc->map[i] = nsel++;
+    }
+    if (nsel == 0)
+        mesh_buf_adds(b, "1");
+    mesh_buf_adds(b, " FROM ");
+    if (quarantine)
+        mesh_buf_adds(b, "_quarantine WHERE product = ?");
+    else
+        add_table(b, p->name, NULL);
+    int arg = 1 + (quarantine ? 1 : 0);
+    bool where = quarantine;
+    for (int i = 0; i < plan->ncons; i++) {
+        if (!plan->cons[i].used)
+            continue;
+        mesh_buf_adds(b, where ? " AND " : " WHERE ");
+        where = true;
+        int c = plan->cons[i].col;
+        add_ident(b, quarantine ? qcols[c] : p->cols[c].name);
+        mesh_buf_adds(b, op_sql(plan->cons[i].op));
+        if (op_takes_arg(plan->cons[i].op))
+            mesh_buf_printf(b, "?%d", arg++);
+    }
+    if (plan->order_used) {
+        mesh_buf_adds(b, " ORDER BY ");
+        add_ident(b, quarantine ? qcols[plan->order_col] : p->cols[plan->order_col].name);
+        mesh_buf_adds(b, plan->order_desc ? " DESC" : " ASC");
+    }
+    if (plan->limit_used) {
+        mesh_buf_printf(b, " LIMIT ?%d", arg++);
+        if (plan->want_offset)
+            mesh_buf_printf(b, " OFFSET ?%d", arg++);
+    }
+    sc->ncols = (int)ncols;
+    return b->data ? MESH_OK : MESH_NOMEM;
+}
+
+static int cache_get(mesh_store_reader_t *r, const char *sql, mesh_err_t *err)
+{
+    int free_slot = -1, lru = -1;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (r->cache[i].sql && !r->cache[i].busy && strcmp(r->cache[i].sql, sql) == 0) {
+            r->cache[i].busy = true;
+            r->cache[i].used = ++r->tick;
+            return i;
+        }
+        if (r->cache[i].sql == NULL && free_slot < 0)
+            free_slot = i;
+        if (r->cache[i].sql && !r->cache[i].busy &&
+            (lru < 0 || r->cache[i].used < r->cache[lru].used))
+            lru = i;
+    }
+    int slot = free_slot >= 0 ? free_slot : lru;
+    if (slot < 0) {
+        mesh_err_set(err, MESH_LIMIT, "too many scans open in one query (%d)", STMT_CACHE);
+        return -1;
+    }
+    sqlite3_finalize(r->cache[slot].q);
+    free(r->cache[slot].sql);
+    r->cache[slot].q = NULL;
+    r->cache[slot].sql = strdup(sql);
+    if (r->cache[slot].sql == NULL || sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                                         &r->cache[slot].q, NULL) != SQLITE_OK) {
+        sql_err(r->db, err, "prepare scan");
+        free(r->cache[slot].sql);
+        r->cache[slot].sql = NULL;
+        return -1;
+    }
+    r->cache[slot].busy = true;
+    r->cache[slot].used = ++r->tick;
+    return slot;
+}
+
+mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
+                             const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
+                             mesh_scan_t **out, mesh_err_t *err)
+{
+    mesh_scan_t *sc = calloc(1, sizeof *sc);
+    if (sc == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    sc->r = r;
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_status_t st = scan_sql(p, quarantine, plan, sc, &b);
+    if (st != MESH_OK) {
+        mesh_buf_free(&b);
+        free(sc);
+        return mesh_err_set(err, st, "out of memory");
+    }
+    sc->slot = cache_get(r, b.data, err);
+    mesh_buf_free(&b);
+    if (sc->slot < 0) {
+        free(sc);
+        return err ? err->code : MESH_INTERNAL;
+    }
+    sc->q = r->cache[sc->slot].q;
+    int idx = 1;
+    if (quarantine)
+        sqlite3_bind_text(sc->q, idx++, p->name, -1, SQLITE_TRANSIENT);
+    for (int i = 0; i < nargs; i++, idx++) {
+        const mesh_datum_t *a = &args[i];
+        switch (a->type) {
+        case MESH_V_INT:
+            sqlite3_bind_int64(sc->q, idx, a->i);
+            break;
+        case MESH_V_REAL:
+            sqlite3_bind_double(sc->q, idx, a->d);
+            break;
+        case MESH_V_TEXT:
+            sqlite3_bind_text(sc->q, idx, a->s, (int)a->n, SQLITE_TRANSIENT);
+            break;
+        default:
+            sqlite3_bind_null(sc->q, idx);
+        }
+    }
+    *out = sc;
+    return MESH_OK;
+}
+
+int mesh_scan_next(mesh_scan_t *sc)
+{
+    int rc = sqlite3_step(sc->q);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    snprintf(sc->error, sizeof sc->error, "scan: %s", sqlite3_errmsg(sc->r->db));
+    return -1;
+}
+
+void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (col < 0 || col >= sc->ncols || sc->map[col] < 0)
+        return;
+    int rc = sc->map[col];
+    switch (sqlite3_column_type(sc->q, rc)) {
+    case SQLITE_INTEGER:
+        out->type = MESH_V_INT;
+        out->i = sqlite3_column_int64(sc->q, rc);
+        break;
+    case SQLITE_FLOAT:
+        out->type = MESH_V_REAL;
+        out->d = sqlite3_column_double(sc->q, rc);
+        break;
+    case SQLITE_TEXT:
+        out->type = MESH_V_TEXT;
+        out->s = (const char *)sqlite3_column_text(sc->q, rc);
+        out->n = (size_t)sqlite3_column_bytes(sc->q, rc);
+        break;
+    default:
+        out->type = MESH_V_NULL;
+    }
+}
+
+const char *mesh_scan_error(mesh_scan_t *sc)
+{
+    return sc->error;
+}
+
+void mesh_scan_close(mesh_scan_t *sc)
+{
+    if (sc == NULL)
+        return;
+    sqlite3_reset(sc->q);
+    sqlite3_clear_bindings(sc->q);
+    sc->r->cache[sc->slot].busy = false;
+    free(sc);
+}

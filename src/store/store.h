@@ -1,0 +1,181 @@
+/*
+ * store.h - one domain's SQLite database: its contracts, its products' rows, its quarantine
+ * and idempotency records, and the position of the domain log it has applied.
+ *
+ * The layout of a product's rows is private to this module (today: one STRICT table per
+ * product, upsert on the primary key); everything above reads products through the scan
+ * interface below, which the product virtual table (query/vtab.c) drives. Changing the
+ * layout (a time-series engine) touches this module only.
+ *
+ * Writes: the domain writer (store/domain.c) calls mesh_store_begin, then applies log
+ * records in order (each inside its own savepoint so one refused record does not undo the
+ * others), then mesh_store_commit, which also records the last applied sequence.
+ * Reads: each query session opens its own mesh_store_reader_t (a separate connection) and
+ * runs scans inside one read transaction, so a query sees one snapshot.
+ */
+#ifndef MESH_STORE_STORE_H
+#define MESH_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/contract.h"
+#include "core/buf.h"
+#include "core/status.h"
+#include "ingest/batch.h"
+
+typedef struct mesh_store mesh_store_t;
+typedef struct mesh_store_reader mesh_store_reader_t;
+typedef struct mesh_scan mesh_scan_t;
+
+typedef struct mesh_store_opts {
+    bool sync_full; /* synchronous=FULL (else NORMAL; the domain log carries durability) */
+    int64_t cache_kib;
+} mesh_store_opts_t;
+
+mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, mesh_store_t **out,
+                              mesh_err_t *err);
+void mesh_store_close(mesh_store_t *s);
+const char *mesh_store_path(const mesh_store_t *s);
+
+/* Last applied log sequence (0 for a new store). */
+uint64_t mesh_store_applied_seq(const mesh_store_t *s);
+
+/* Contracts kept in the store, newest version of each contract id: calls fn with the YAML. */
+typedef mesh_status_t (*mesh_store_contract_fn)(void *arg, const char *yaml, size_t n);
+mesh_status_t mesh_store_load_contracts(mesh_store_t *s, mesh_store_contract_fn fn, void *arg,
+                                        mesh_err_t *err);
+
+/* ---- writing (the domain writer only) ---- */
+mesh_status_t mesh_store_begin(mesh_store_t *s, mesh_err_t *err);
+/* Commits and records seq as applied. */
+mesh_status_t mesh_store_commit(mesh_store_t *s, uint64_t seq, mesh_err_t *err);
+void mesh_store_rollback(mesh_store_t *s);
+
+/* A savepoint around one record's effects: end(commit=true) keeps them, false undoes them. */
+mesh_status_t mesh_store_apply_savepoint_begin(mesh_store_t *s, mesh_err_t *err);
+mesh_status_t mesh_store_apply_savepoint_end(mesh_store_t *s, bool keep, mesh_err_t *err);
+
+/* Outcome of applying one batch. */
+typedef struct mesh_apply_result {
+    uint64_t seq;       /* the log position of the batch (the original one for a duplicate) */
+    size_t rows;        /* rows written */
+    size_t quarantined; /* rows kept in quarantine */
+    bool duplicate;     /* the idempotency key was already applied: nothing written */
+} mesh_apply_result_t;
+
+/* Applies a batch recorded at seq. A refused batch (a unique conflict) leaves nothing. */
+mesh_status_t mesh_store_apply_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
+                                     const char *idem_key, mesh_apply_result_t *res,
+                                     mesh_err_t *err);
+/* Looks up an idempotency key: MESH_OK with res filled, MESH_NOT_FOUND when unknown. */
+mesh_status_t mesh_store_idem_lookup(mesh_store_t *s, const char *key, mesh_apply_result_t *res);
+/* Deletes idempotency records older than before_ns. */
+mesh_status_t mesh_store_idem_expire(mesh_store_t *s, int64_t before_ns, mesh_err_t *err);
+
+/*
+ * Creates or changes the tables of products. `old` is the previous definition (NULL for a
+ * new product). A breaking change rebuilds the product's rows under the new definition and
+ * fails (leaving everything as it was) when existing rows do not fit it.
+ */
+mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
+                                     const mesh_product_t *next, mesh_err_t *err);
+/* Records a contract's YAML (its history is kept). */
+mesh_status_t mesh_store_put_contract(mesh_store_t *s, const mesh_contract_t *c, uint64_t seq,
+                                      mesh_err_t *err);
+/* Drops a product, its rows and its quarantine. */
+mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_err_t *err);
+
+/* Per-product counters kept by the store. */
+typedef struct mesh_product_stats {
+    int64_t rows;
+    int64_t quarantined;
+    int64_t last_write_ns; /* 0 when never written */
+    int64_t bytes;         /* pages used by the product's rows and indexes */
+} mesh_product_stats_t;
+mesh_status_t mesh_store_product_stats(mesh_store_t *s, const char *product,
+                                       mesh_product_stats_t *out);
+/* Size of the database, its WAL. */
+void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal);
+/* Checkpoints the WAL (and truncates it). */
+mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err);
+/* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
+mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);
+
+/* ---- reading ---- */
+
+typedef enum {
+    MESH_OP_EQ = 0,
+    MESH_OP_GT,
+    MESH_OP_GE,
+    MESH_OP_LT,
+    MESH_OP_LE,
+    MESH_OP_NE,
+    MESH_OP_ISNULL,
+    MESH_OP_ISNOTNULL,
+    MESH_OP_IS,
+    MESH_OP_ISNOT,
+    MESH_OP__COUNT
+} mesh_op_t;
+
+/* A borrowed value handed to or from a scan. */
+typedef struct mesh_datum {
+    int type; /* mesh_vtype_t */
+    int64_t i;
+    double d;
+    const char *s;
+    size_t n;
+} mesh_datum_t;
+
+#define MESH_SCAN_MAX_CONS 32
+
+/* What the virtual table asks for and what the store will do. */
+typedef struct mesh_scan_plan {
+    int ncons;
+    struct {
+        int col; /* column index, or a pseudo column (see below) */
+        mesh_op_t op;
+        bool used; /* out: the store applies this constraint */
+    } cons[MESH_SCAN_MAX_CONS];
+    int order_col; /* -1: no ORDER BY asked; else a single column */
+    bool order_desc;
+    bool order_used; /* out: rows come in that order */
+    bool want_limit; /* in: a LIMIT (and maybe OFFSET) may be pushed */
+    bool want_offset;
+    bool limit_used;    /* out: the store applies LIMIT/OFFSET */
+    uint64_t cols_used; /* bit i: column i is read (bit 63: any column >= 63) */
+    double cost;        /* out */
+    int64_t est_rows;   /* out */
+} mesh_scan_plan_t;
+
+/* Fills the out fields of plan for product p. Never fails: unsupported asks are unused. */
+void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, bool quarantine,
+                     mesh_scan_plan_t *plan);
+
+/* Columns of the quarantine view of a product. */
+#define MESH_QUARANTINE_NCOLS 5 /* id, received_at, source_row, reason, raw */
+extern const char *const mesh_quarantine_cols[MESH_QUARANTINE_NCOLS];
+
+mesh_status_t mesh_store_reader_open(mesh_store_t *s, mesh_store_reader_t **out, mesh_err_t *err);
+void mesh_store_reader_close(mesh_store_reader_t *r);
+/* Starts / ends the read transaction all scans of one query share. */
+mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err);
+void mesh_store_reader_end(mesh_store_reader_t *r);
+
+/*
+ * Opens a scan following a plan (as filled by mesh_store_plan). args holds one value per used
+ * constraint in plan order (ISNULL/ISNOTNULL take none), then the limit and offset when
+ * limit_used. quarantine selects the product's quarantine view.
+ */
+mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
+                             const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
+                             mesh_scan_t **out, mesh_err_t *err);
+/* 1: a row is ready, 0: end, <0: error (detail via mesh_scan_error). */
+int mesh_scan_next(mesh_scan_t *sc);
+/* Value of column col of the current row (borrowed until the next call to next). */
+void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out);
+const char *mesh_scan_error(mesh_scan_t *sc);
+void mesh_scan_close(mesh_scan_t *sc);
+
+#endif
