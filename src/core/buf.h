@@ -35,7 +35,8 @@ mesh_status_t mesh_buf_adds(mesh_buf_t *b, const char *s);
 mesh_status_t mesh_buf_addc(mesh_buf_t *b, char c);
 mesh_status_t mesh_buf_printf(mesh_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-mesh_status_t mesh_buf_vprintf(mesh_buf_t *b, const char *fmt, va_list ap);
+mesh_status_t mesh_buf_vprintf(mesh_buf_t *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included, escaping per RFC 8259. Invalid UTF-8
  * bytes are replaced by U+FFFD so the output is always valid JSON. */
 mesh_status_t mesh_buf_add_json_str(mesh_buf_t *b, const char *s, size_t n);

@@ -329,3 +329,93 @@ void mesh_opts_help(const mesh_opts_spec_t *spec, FILE *out)
         fputs(".\n", out);
     }
 }
+
+static void env_name(const mesh_opts_spec_t *spec, const mesh_opt_t *o, char *env, size_t cap)
+{
+    size_t n = (size_t)snprintf(env, cap, "%s", spec->env_prefix);
+    for (const char *c = o->name; *c && n + 1 < cap; c++)
+        env[n++] = (char)toupper((unsigned char)*c);
+    env[n] = '\0';
+}
+
+static const char *type_name(const mesh_opt_t *o)
+{
+    switch (o->type) {
+    case MESH_OPT_INT:
+        return "integer";
+    case MESH_OPT_SIZE:
+        return "size";
+    case MESH_OPT_DURATION:
+        return "duration";
+    case MESH_OPT_BOOL:
+        return "boolean";
+    case MESH_OPT_ENUM:
+        return "one of";
+    default:
+        return "text";
+    }
+}
+
+void mesh_opts_markdown(const mesh_opts_spec_t *spec, FILE *out)
+{
+    fputs("| config file | flag | environment | type | default | meaning |\n", out);
+    fputs("| --- | --- | --- | --- | --- | --- |\n", out);
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const mesh_opt_t *o = &spec->opts[i];
+        char flag[96], env[96];
+        flag_spelling(o->name, flag, sizeof flag);
+        env_name(spec, o, env, sizeof env);
+        char type[128];
+        if (o->type == MESH_OPT_ENUM)
+            snprintf(type, sizeof type, "one of `%s`", o->choices);
+        else if (o->type == MESH_OPT_INT && (o->min || o->max))
+            snprintf(type, sizeof type, "integer %lld..%lld", (long long)o->min, (long long)o->max);
+        else
+            snprintf(type, sizeof type, "%s", type_name(o));
+        fprintf(out, "| %s | `--%s %s` | `%s` | %s | %s%s%s | %s |\n",
+                (o->flags & MESH_OPT_NOFILE) ? "(flag only)" : o->name, flag,
+                o->metavar ? o->metavar : "VALUE", env, type,
+                o->def && !(o->flags & MESH_OPT_SECRET) ? "`" : "",
+                o->def && !(o->flags & MESH_OPT_SECRET) ? o->def : "",
+                o->def && !(o->flags & MESH_OPT_SECRET) ? "`" : "", o->help);
+    }
+}
+
+void mesh_opts_example(const mesh_opts_spec_t *spec, FILE *out)
+{
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const mesh_opt_t *o = &spec->opts[i];
+        if (o->flags & MESH_OPT_NOFILE)
+            continue;
+        char env[96];
+        env_name(spec, o, env, sizeof env);
+        /* wrap the help text at about 88 columns */
+        fputs("\n", out);
+        const char *h = o->help;
+        while (*h) {
+            size_t len = strlen(h);
+            size_t cut = len;
+            if (len > 86) {
+                cut = 86;
+                while (cut > 0 && h[cut] != ' ')
+                    cut--;
+                if (cut == 0)
+                    cut = 86;
+            }
+            fprintf(out, "# %.*s\n", (int)cut, h);
+            h += cut;
+            while (*h == ' ')
+                h++;
+        }
+        if (o->type == MESH_OPT_ENUM)
+            fprintf(out, "# One of: %s.\n", o->choices);
+        fprintf(out, "# Also: --");
+        for (const char *c = o->name; *c; c++)
+            fputc(*c == '_' ? '-' : *c, out);
+        fprintf(out, ", %s.\n", env);
+        if (o->flags & MESH_OPT_SECRET)
+            fprintf(out, "# %s = \n", o->name);
+        else
+            fprintf(out, "# %s = %s\n", o->name, o->def ? o->def : "");
+    }
+}

@@ -67,6 +67,10 @@ const mesh_opt_t *mesh_opts_find(const mesh_opts_spec_t *spec, const char *name)
 void mesh_opts_free(const mesh_opts_spec_t *spec, void *base);
 /* Writes the --help section for all options (flag, metavar, env, default, help). */
 void mesh_opts_help(const mesh_opts_spec_t *spec, FILE *out);
+/* Writes the options as a Markdown table (docs/configuration.md is generated from it). */
+void mesh_opts_markdown(const mesh_opts_spec_t *spec, FILE *out);
+/* Writes an annotated example config file with every option commented out at its default. */
+void mesh_opts_example(const mesh_opts_spec_t *spec, FILE *out);
 /* Parses a size ("64MiB") into bytes. */
 mesh_status_t mesh_parse_size(const char *s, int64_t *out);
 

@@ -1286,6 +1286,9 @@ void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
         return;
     const mesh_product_t *p = part->product;
     mesh_value_t *row = cur_row(b);
+    bool bad_before = b->cur_bad;
+    if (raw == NULL)
+        raw_len = 0;
     for (size_t i = 0; i < part->ncols; i++) {
         mesh_value_t *v = &row[i];
         if (v->type == VT_BAD) {
@@ -1299,7 +1302,7 @@ void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
         if ((int)i == p->time_col) {
             v->type = MESH_V_INT;
             v->u.i = b->received_ns;
-        } else if ((p->cols[i].required || p->cols[i].primary_key) && !b->cur_bad) {
+        } else if ((p->cols[i].required || p->cols[i].primary_key) && !bad_before) {
             /* a row that is bad already (a line that did not parse, a value that did not
              * convert) is not also reported for every column it then lacks */
             row_fail(b, (int)i, "required value is missing");

@@ -128,6 +128,20 @@ int main(int argc, char **argv)
             printf("meshd %s\n", MESH_VERSION);
             return 0;
         }
+        /* used to generate docs/configuration.md and examples/meshd.conf */
+        if (strcmp(argv[i], "--print-config-reference") == 0) {
+            mesh_opts_markdown(&mesh_node_opts_spec, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--print-config-example") == 0) {
+            fputs("# meshd configuration file: `name = value` lines; '#' starts a comment.\n"
+                  "# Every option is shown at its default, commented out. Each one can also\n"
+                  "# be given as a flag or a MESHD_* environment variable (flag > environment >\n"
+                  "# this file > default). Start with: meshd --config /etc/meshd/meshd.conf\n",
+                  stdout);
+            mesh_opts_example(&mesh_node_opts_spec, stdout);
+            return 0;
+        }
     }
     mesh_node_t node;
     memset(&node, 0, sizeof node);

@@ -547,7 +547,7 @@ static mesh_status_t step_done(sqlite3 *db, sqlite3_stmt *q, mesh_err_t *err, co
 static mesh_status_t apply_part(mesh_store_t *s, const mesh_batch_t *b, const mesh_part_t *part,
                                 int64_t *inserted, mesh_err_t *err)
 {
-    insert_stmt_t *e;
+    insert_stmt_t *e = NULL;
     mesh_status_t st = get_insert(s, part->product, &e, err);
     if (st != MESH_OK)
         return st;

@@ -479,6 +479,25 @@ static void test_row_required_and_time(void **state)
     mesh_batch_set_null(&b, 0);
     mesh_batch_row_end(&b, NULL, 0);
     assert_non_null(tp_find_error(&b, 4, "device", "required value is missing"));
+    /* every missing required column is reported */
+    mesh_batch_row_begin(&b, &registry->p, 6);
+    mesh_batch_row_end(&b, NULL, 5); /* no raw text: the length is ignored */
+    assert_non_null(tp_find_error(&b, 6, "id", "required value is missing"));
+    test_product_t *two = tp_readings(false);
+    two->cols[3].required = true;
+    mesh_batch_row_begin(&b, &two->p, 7);
+    mesh_batch_row_end(&b, NULL, 0);
+    assert_non_null(tp_find_error(&b, 7, "device", "required value is missing"));
+    assert_non_null(tp_find_error(&b, 7, "status", "required value is missing"));
+    assert_int_equal(b.nerrors, 5);
+    mesh_batch_free(&b);
+    tp_free(two);
+    mesh_batch_init(&b, "factory-a", MESH_BATCH_DEFAULT_LIMITS);
+    b.received_ns = 42;
+    reading(&b, readings, 1, "d1", "21.5");
+    reading(&b, readings, 2, "d2", "21.5");
+    reading(&b, readings, 3, NULL, "20");
+    reading(&b, readings, 4, NULL, NULL);
     /* a bad value in a required column is one error, not also "missing" */
     reading(&b, readings, 5, "BAD", NULL);
     assert_int_equal(b.nerrors, 3);

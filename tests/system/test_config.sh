@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# meshd's options: the config file, environment and flags, their precedence, the errors
+# (naming file:line and the reason), --help, --check-config, and the generated docs.
+set -euo pipefail
+B=${MESH_BUILD:?}; S=${MESH_SRC:?}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
+
+# --help and --version
+out=$("$B/meshd" --help); expect_in "--data-dir DIR" "$out"; expect_in "MESHD_LISTEN" "$out"
+expect_in "query_timeout" "$out"
+"$B/meshd" --version | grep -q "^meshd [0-9]" || fail version
+
+# the docs are generated from the option table
+diff <("$B/meshd" --print-config-example) "$S/examples/meshd.conf" >/dev/null \
+  || fail "examples/meshd.conf is stale: meshd --print-config-example > examples/meshd.conf"
+"$B/meshd" --print-config-reference > "$T/ref.md"
+grep -qF -f "$T/ref.md" "$S/docs/configuration.md" || true
+while IFS= read -r line; do
+  grep -qxF -- "$line" "$S/docs/configuration.md" || fail "docs/configuration.md is stale: $line"
+done < "$T/ref.md"
+
+# the annotated example loads as it is
+"$B/meshd" --config "$S/examples/meshd.conf" --check-config >/dev/null || fail "example config"
+
+# precedence: flag > environment > file > default
+printf '# comment\nsite = "from file"  # trailing comment\nhttp_threads = 3\nquery_timeout = 10s\n' > "$T/a.conf"
+out=$("$B/meshd" --config "$T/a.conf" --check-config)
+expect_in "site = from file" "$out"; expect_in "http_threads = 3" "$out"
+expect_in "query_timeout = 10000000000" "$out"
+out=$(MESHD_SITE=env "$B/meshd" --config "$T/a.conf" --check-config)
+expect_in "site = env" "$out"
+out=$(MESHD_SITE=env "$B/meshd" --config "$T/a.conf" --site flag --check-config)
+expect_in "site = flag" "$out"
+out=$(MESHD_CONFIG="$T/a.conf" "$B/meshd" --check-config); expect_in "http_threads = 3" "$out"
+# secrets are never printed
+out=$("$B/meshd" --admin-token supersecret-token-123 --check-config)
+expect_in "admin_token = ***" "$out"; grep -q supersecret <<<"$out" && fail "secret printed"
+
+# errors name the place and the reason, exit 1
+check_err() { # expected-substring command...
+  local want=$1; shift
+  set +e; out=$("$@" 2>&1); rc=$?; set -e
+  [ "$rc" = 1 ] || fail "exit $rc for $*: $out"
+  expect_in "$want" "$out"
+}
+printf 'site = ok\n\nquery_timeout = soon\n' > "$T/b.conf"
+check_err "$T/b.conf:3: query_timeout = 'soon' is not a duration" "$B/meshd" --config "$T/b.conf" --check-config
+printf 'lisen = 1\n' > "$T/c.conf"
+check_err "$T/c.conf:1: unknown option 'lisen'" "$B/meshd" --config "$T/c.conf" --check-config
+printf 'site = "unterminated\n' > "$T/d.conf"
+check_err "$T/d.conf:1: unterminated" "$B/meshd" --config "$T/d.conf" --check-config
+printf 'no equals sign\n' > "$T/e.conf"
+check_err "$T/e.conf:1: expected 'name = value'" "$B/meshd" --config "$T/e.conf" --check-config
+printf 'config = other.conf\n' > "$T/f.conf"
+check_err "can only be given as a flag" "$B/meshd" --config "$T/f.conf" --check-config
+check_err "out of range" env MESHD_HTTP_THREADS=0 "$B/meshd" --check-config
+check_err "environment MESHD_HTTP_THREADS" env MESHD_HTTP_THREADS=x "$B/meshd" --check-config
+check_err "is not a size" "$B/meshd" --max-body lots --check-config
+check_err "unknown option 'nope'" "$B/meshd" --nope 1 --check-config
+check_err "needs a value" "$B/meshd" --listen
+check_err "is not one of log|full" "$B/meshd" --sync maybe --check-config
+check_err "no-such.conf" "$B/meshd" --config "$T/no-such.conf" --check-config
+
+# start-up failures exit 2 with a reason: a bad token, a busy port, a locked data dir
+set +e
+out=$("$B/meshd" --data-dir "$T/d1" --listen 127.0.0.1:0 --admin-token short 2>&1); rc=$?
+set -e
+[ "$rc" = 2 ] || fail "short token: exit $rc"; expect_in "admin token: a token has 16 to 256" "$out"
+
+"$B/meshd" --data-dir "$T/d2" --listen 127.0.0.1:0 --admin-token tok-0123456789abcdef > "$T/n1.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/n1.log" && break; sleep 0.05; done
+addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$T/n1.log")
+set +e
+out=$("$B/meshd" --data-dir "$T/d2" --listen 127.0.0.1:0 --admin-token tok-0123456789abcdef 2>&1); rc=$?
+out2=$("$B/meshd" --data-dir "$T/d3" --listen "$addr" --admin-token tok-0123456789abcdef 2>&1); rc2=$?
+set -e
+[ "$rc" = 2 ] || fail "locked dir: exit $rc"; expect_in "in use by another meshd" "$out"
+[ "$rc2" = 2 ] || fail "busy port: exit $rc2"; expect_in "cannot listen on" "$out2"
+
+# SIGTERM: clean stop, exit 0, logged
+kill -TERM "$pid"; wait "$pid" || fail "SIGTERM exit status $?"
+grep -q 'msg="SIGTERM: shutting down"' "$T/n1.log" || fail "no shutdown log"
+grep -q 'msg="stopped"' "$T/n1.log" || fail "no stopped log"
+# the token never appears in logs
+grep -q "tok-0123456789abcdef" "$T/n1.log" && fail "token in the log"
+
+# first start without a token: one is generated and printed once, to stdout only
+"$B/meshd" --data-dir "$T/d4" --listen 127.0.0.1:0 > "$T/out" 2> "$T/err" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/err" && break; sleep 0.05; done
+kill -TERM "$pid"; wait "$pid"
+tok=$(sed -n '2p' "$T/out")
+[[ "$tok" == mesh_* ]] || fail "no generated token: $(cat "$T/out")"
+grep -qF "$tok" "$T/err" && fail "generated token in the log"
+grep -qF "$tok" "$T/d4/catalog.db" && fail "token stored in clear"
+"$B/meshd" --data-dir "$T/d4" --listen 127.0.0.1:0 > "$T/out2" 2> "$T/err2" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/err2" && break; sleep 0.05; done
+addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$T/err2")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "http://$addr/v1/status")
+kill -TERM "$pid"; wait "$pid"
+[ "$code" = 200 ] || fail "generated token refused after restart: $code"
+[ -s "$T/out2" ] && fail "a token was printed again on the second start"
+echo "config tests passed"
