@@ -8,7 +8,6 @@
  * instead of growing a buffer. A client that goes away cancels the query.
  */
 #include <event2/event.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "query/request.h"
 
 #define CHUNK (64 * 1024)
 
@@ -127,79 +127,40 @@ static void on_close(struct evhttp_connection *conn, void *arg)
     mesh_req_done(r);
 }
 
-static bool parse_bool_opt(const char *s, bool *out)
-{
-    return s == NULL || mesh_parse_bool(s, strlen(s), out) == MESH_OK;
-}
-
 void mesh_api_query(mesh_req_t *r)
 {
     mesh_node_t *n = r->node;
-    const char *sql = NULL, *format = NULL, *time_format = NULL;
-    size_t sql_len = 0;
-    int64_t timeout_ns = n->opts.query_timeout, max_rows = n->opts.query_max_rows;
-    json_t *j = NULL;
+    mesh_query_request_t qr;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    memset(&qr, 0, sizeof qr);
     if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_POST) {
         const char *p;
         size_t len;
         if (mesh_req_body(r, &p, &len) != MESH_OK)
             return;
         const char *ct = mesh_req_header(r, "Content-Type");
-        if (ct && (strncmp(ct, "application/sql", 15) == 0 || strncmp(ct, "text/plain", 10) == 0)) {
-            sql = p;
-            sql_len = len;
-        } else {
-            json_error_t je;
-            j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
-            if (j == NULL || !json_is_object(j)) {
-                json_decref(j);
-                if (j == NULL)
-                    mesh_req_errorf(r, MESH_PARSE, "malformed JSON at line %d, column %d: %s",
-                                    je.line, je.column, je.text);
-                else
-                    mesh_req_errorf(r, MESH_INVALID, "the body must be {\"sql\": \"...\"}");
-                return;
-            }
-            const char *key;
-            json_t *v;
-            json_object_foreach(j, key, v)
-            {
-                if (strcmp(key, "sql") == 0 && json_is_string(v)) {
-                    sql = json_string_value(v);
-                    sql_len = json_string_length(v);
-                } else if (strcmp(key, "format") == 0 && json_is_string(v)) {
-                    format = json_string_value(v);
-                } else if (strcmp(key, "time_format") == 0 && json_is_string(v)) {
-                    time_format = json_string_value(v);
-                } else if (strcmp(key, "timeout_ms") == 0 && json_is_integer(v) &&
-                           json_integer_value(v) > 0) {
-                    int64_t t = json_integer_value(v) * 1000000;
-                    if (t < timeout_ns)
-                        timeout_ns = t; /* a caller may only shorten the node's limit */
-                } else if (strcmp(key, "max_rows") == 0 && json_is_integer(v) &&
-                           json_integer_value(v) > 0) {
-                    int64_t m = json_integer_value(v);
-                    if (max_rows == 0 || m < max_rows)
-                        max_rows = m;
-                } else {
-                    mesh_req_errorf(r, MESH_INVALID,
-                                    "unknown or mistyped field '%.60s' (sql: string, format: "
-                                    "string, time_format: string, timeout_ms: integer, "
-                                    "max_rows: integer)",
-                                    key);
-                    json_decref(j);
-                    return;
-                }
-            }
+        bool raw =
+            ct && (strncmp(ct, "application/sql", 15) == 0 || strncmp(ct, "text/plain", 10) == 0);
+        if (mesh_query_request_parse(p, len, raw, &qr, &err) != MESH_OK) {
+            mesh_req_error(r, err.code, err.msg, NULL);
+            return;
         }
     } else {
-        sql = mesh_req_arg(r, "sql");
-        sql_len = sql ? strlen(sql) : 0;
+        const char *sql = mesh_req_arg(r, "sql");
+        if (sql && mesh_query_request_parse(sql, strlen(sql), true, &qr, &err) != MESH_OK) {
+            mesh_req_error(r, err.code, err.msg, NULL);
+            return;
+        }
     }
-    if (format == NULL)
-        format = mesh_req_arg(r, "format");
-    if (time_format == NULL)
-        time_format = mesh_req_arg(r, "time_format");
+    /* a caller may only tighten the node's limits */
+    int64_t timeout_ns = n->opts.query_timeout, max_rows = n->opts.query_max_rows;
+    if (qr.timeout_ms > 0 && qr.timeout_ms < timeout_ns / 1000000)
+        timeout_ns = qr.timeout_ms * 1000000;
+    if (qr.max_rows > 0 && (max_rows == 0 || qr.max_rows < max_rows))
+        max_rows = qr.max_rows;
+    const char *format = qr.format[0] ? qr.format : mesh_req_arg(r, "format");
+    const char *time_format = qr.time_format[0] ? qr.time_format : mesh_req_arg(r, "time_format");
     if (format == NULL) {
         const char *accept = mesh_req_header(r, "Accept");
         if (accept && strstr(accept, "text/csv"))
@@ -211,29 +172,28 @@ void mesh_api_query(mesh_req_t *r)
     bool time_ns = false;
     if (mesh_outfmt_parse(format, &fmt) != MESH_OK) {
         mesh_req_errorf(r, MESH_INVALID, "format '%.20s': expected json, ndjson or csv", format);
-        json_decref(j);
+        mesh_query_request_free(&qr);
         return;
     }
-    if (time_format && strcmp(time_format, "ns") == 0)
+    if (time_format && strcmp(time_format, "ns") == 0) {
         time_ns = true;
-    else if (time_format && strcmp(time_format, "iso") != 0) {
+    } else if (time_format && strcmp(time_format, "iso") != 0) {
         mesh_req_errorf(r, MESH_INVALID, "time_format '%.20s': expected iso or ns", time_format);
-        json_decref(j);
+        mesh_query_request_free(&qr);
         return;
     }
-    (void)parse_bool_opt;
-    if (sql == NULL || sql_len == 0) {
+    if (qr.sql == NULL || qr.sql_len == 0) {
         mesh_req_errorf(r, MESH_INVALID, "no query: send {\"sql\": \"SELECT ...\"}");
-        json_decref(j);
+        mesh_query_request_free(&qr);
         return;
     }
     if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL)) {
-        json_decref(j);
+        mesh_query_request_free(&qr);
         return;
     }
     qstream_t *qs = calloc(1, sizeof *qs);
     if (qs == NULL) {
-        json_decref(j);
+        mesh_query_request_free(&qr);
         mesh_req_errorf(r, MESH_NOMEM, "out of memory");
         return;
     }
@@ -241,11 +201,9 @@ void mesh_api_query(mesh_req_t *r)
     qs->t0 = mesh_mono_ns();
     mesh_buf_init(&qs->buf, MESH_BUF_UNLIMITED);
     mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = max_rows};
-    mesh_err_t err;
-    mesh_err_clear(&err);
-    mesh_status_t st =
-        mesh_query_start(n->qpool, mesh_req_snapshot(r), &r->who, sql, sql_len, &lim, &qs->q, &err);
-    json_decref(j);
+    mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), &r->who, qr.sql,
+                                        qr.sql_len, &lim, &qs->q, &err);
+    mesh_query_request_free(&qr);
     if (st != MESH_OK) {
         mesh_metrics_query(n->metrics, 0, (double)(mesh_mono_ns() - qs->t0) / 1e9, 1,
                            st == MESH_TIMEOUT);

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "query/internal.h"
+#include "query/request.h"
 
 struct mesh_qpool {
     pthread_mutex_t lock;
@@ -302,9 +303,7 @@ static mesh_status_t use_snapshot(qsession_t *s, mesh_snapshot_t *snap, mesh_err
  * Finds the schema names a query refers to: identifiers (bare, "quoted", `quoted` or
  * [bracketed]) followed by a '.', outside string literals and comments.
  */
-typedef void (*ref_fn)(void *arg, const char *name, size_t n);
-
-static void scan_refs(const char *sql, size_t n, ref_fn fn, void *arg)
+void mesh_sql_schema_refs(const char *sql, size_t n, mesh_sql_ref_fn fn, void *arg)
 {
     size_t i = 0;
     while (i < n) {
@@ -394,7 +393,7 @@ static void note_ref(void *arg, const char *name, size_t n)
 static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
 {
     refs_ctx_t r = {.s = s};
-    scan_refs(sql, n, note_ref, &r);
+    mesh_sql_schema_refs(sql, n, note_ref, &r);
     if (r.too_many)
         return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
                             MESH_QUERY_MAX_DOMAINS);

@@ -1,0 +1,1 @@
+SELECT 'it''s' FROM d.p WHERE "q""x".y = 1 /* unterminated
