@@ -3,7 +3,7 @@
 # run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo).
 #
 #   scripts/setup.sh            build + test dependencies
-#   scripts/setup.sh --bench    also the benchmark peers (InfluxDB, PostgreSQL, gnuplot)
+#   scripts/setup.sh --bench    also the benchmark peers (InfluxDB, PostgreSQL, gnuplot, psycopg2)
 set -euo pipefail
 
 pkgs=(
@@ -14,7 +14,7 @@ pkgs=(
   python3 jq procps iproute2 util-linux
 )
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine)
+  pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine python3-psycopg2)
 fi
 
 missing=()

@@ -118,8 +118,13 @@ mesh_status_t mesh_auth_add_token(mesh_auth_t *a, int64_t principal_id, const ch
     memset(&rec, 0, sizeof rec);
     token_id(token, n, rec.id);
     mesh_token_rec_t existing;
-    if (mesh_catalog_token_get(a->cat, rec.id, &existing) == MESH_OK &&
-        existing.principal_id == principal_id && existing.revoked_ns == 0) {
+    bool known = mesh_catalog_token_get(a->cat, rec.id, &existing) == MESH_OK;
+    if (known && existing.revoked_ns != 0)
+        return mesh_err_set(err, MESH_CONFLICT,
+                            "this token was revoked; it is not installed again");
+    if (known && existing.principal_id != principal_id)
+        return mesh_err_set(err, MESH_CONFLICT, "this token belongs to another principal");
+    if (known) {
         uint8_t h[32];
         sha256(existing.salt, sizeof existing.salt, token, n, h);
         if (CRYPTO_memcmp(h, existing.hash, 32) == 0)
@@ -188,13 +193,18 @@ mesh_status_t mesh_auth_verify(mesh_auth_t *a, const char *token, size_t n, mesh
     return MESH_OK;
 }
 
+/* True when the comma-separated list names role (blanks around names are ignored). */
 static bool has_role(const char *roles, const char *role)
 {
     size_t rl = strlen(role);
     const char *p = roles;
     while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
         const char *comma = strchr(p, ',');
         size_t l = comma ? (size_t)(comma - p) : strlen(p);
+        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+            l--;
         if (l == rl && strncmp(p, role, rl) == 0)
             return true;
         if (!comma)

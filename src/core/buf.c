@@ -139,6 +139,7 @@ mesh_status_t mesh_buf_add_json_str(mesh_buf_t *b, const char *s, size_t n)
     if (st != MESH_OK)
         return st;
     b->data[b->len++] = '"';
+    b->data[b->len] = '\0'; /* stays terminated if an escape below does not fit the cap */
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
@@ -321,6 +322,10 @@ uint64_t mesh_cursor_uvarint(mesh_cursor_t *c)
         }
         uint8_t byte = *c->p++;
         c->n--;
+        if (shift == 63 && byte > 1) { /* the tenth byte holds bit 63 only */
+            c->bad = 1;
+            return 0;
+        }
         v |= (uint64_t)(byte & 0x7F) << shift;
         if (!(byte & 0x80))
             return v;

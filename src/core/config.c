@@ -197,9 +197,13 @@ static bool clean_value(char *v)
         *w = '\0';
         return true;
     }
-    char *hash = strstr(v, " #");
-    if (hash)
-        *hash = '\0';
+    /* a comment starts at a '#' after a blank (a space or a tab); "a#b" is a value */
+    for (char *c = v + 1; *v && *c; c++) {
+        if (*c == '#' && isspace((unsigned char)c[-1])) {
+            *c = '\0';
+            break;
+        }
+    }
     if (*v == '#')
         *v = '\0';
     size_t n = strlen(v);

@@ -511,7 +511,9 @@ mesh_status_t mesh_read_file(const char *path, size_t max, char **out, size_t *o
     }
     for (;;) {
         if (len + 1 >= cap) {
-            if (cap > max) {
+            /* full: more than max bytes read is too large; exactly max may still be the
+             * whole file, which only the next read (returning 0) tells */
+            if (len > max) {
                 free(buf);
                 close(fd);
                 return mesh_err_set(err, MESH_TOO_LARGE, "%s: larger than %zu bytes", path, max);
@@ -565,6 +567,12 @@ mesh_status_t mesh_mkdirs(const char *path, unsigned mode, mesh_err_t *err)
             tmp[i] = save;
         }
     }
+    /* EEXIST also covers a file of that name: the result must be a directory */
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mesh_err_set(err, MESH_IO, "mkdir %s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return mesh_err_set(err, MESH_IO, "mkdir %s: %s", path, strerror(ENOTDIR));
     return MESH_OK;
 }
 

@@ -348,8 +348,21 @@ static void influx_write(mesh_req_t *r, shape_t shape, const char *domain, const
         }
     }
     mesh_apply_result_t res;
-    if (b.total_rows == 0 || write_batch(r, shape, sd, &b, idem, n, &res))
+    memset(&res, 0, sizeof res);
+    if (b.total_rows == 0 || write_batch(r, shape, sd, &b, idem, n, &res)) {
+        /* InfluxDB clients expect an empty 204; the counts travel in headers */
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
+        char v[32];
+        snprintf(v, sizeof v, "%zu", res.rows);
+        evhttp_add_header(oh, "X-Meshd-Accepted", v);
+        snprintf(v, sizeof v, "%zu", res.quarantined);
+        evhttp_add_header(oh, "X-Meshd-Quarantined", v);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)res.seq);
+        evhttp_add_header(oh, "X-Meshd-Seq", v);
+        if (res.duplicate)
+            evhttp_add_header(oh, "X-Meshd-Duplicate", "true");
         mesh_req_reply(r, 204, NULL, NULL, 0);
+    }
     mesh_batch_free(&b);
 }
 

@@ -74,6 +74,16 @@ static void abort_connection(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(arg);
 }
 
+/* Called when the last chunk of a failed CSV result has reached the socket: closing now,
+ * without the terminating chunk, tells the client the transfer is incomplete. The close is
+ * deferred to the next loop pass: libevent is still inside the connection's callback. */
+static void close_after_flush(struct evhttp_connection *conn, void *arg)
+{
+    (void)arg;
+    event_base_once(evhttp_connection_get_base(conn), -1, EV_TIMEOUT, abort_connection, conn,
+                    &(struct timeval){0, 0});
+}
+
 static void pump(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
@@ -89,11 +99,9 @@ static void pump(struct evhttp_connection *conn, void *arg)
              * sees a truncated transfer rather than a short but complete-looking file */
             if (qs->buf.len)
                 evbuffer_add(b, qs->buf.data, qs->buf.len);
-            evhttp_send_reply_chunk(qs->r->ev, b);
-            evbuffer_free(b);
             evhttp_connection_set_closecb(qs->conn, NULL, NULL);
-            event_base_once(evhttp_connection_get_base(qs->conn), -1, EV_TIMEOUT, abort_connection,
-                            qs->conn, &(struct timeval){0, 0});
+            evhttp_send_reply_chunk_with_cb(qs->r->ev, b, close_after_flush, NULL);
+            evbuffer_free(b);
             mesh_req_t *r = qs->r;
             qs_free(qs, &err);
             mesh_req_done(r);
@@ -201,8 +209,8 @@ void mesh_api_query(mesh_req_t *r)
     qs->t0 = mesh_mono_ns();
     mesh_buf_init(&qs->buf, MESH_BUF_UNLIMITED);
     mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = max_rows};
-    mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), &r->who, qr.sql,
-                                        qr.sql_len, &lim, &qs->q, &err);
+    mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), &r->who, qr.sql, qr.sql_len,
+                                        &lim, &qs->q, &err);
     mesh_query_request_free(&qr);
     if (st != MESH_OK) {
         mesh_metrics_query(n->metrics, 0, (double)(mesh_mono_ns() - qs->t0) / 1e9, 1,
@@ -238,11 +246,9 @@ void mesh_api_query(mesh_req_t *r)
     evbuffer_add(b, qs->buf.data, qs->buf.len);
     if (!more) {
         /* CSV that failed within the first chunk: send what there is, then cut */
-        evhttp_send_reply_chunk(r->ev, b);
-        evbuffer_free(b);
         evhttp_connection_set_closecb(qs->conn, NULL, NULL);
-        event_base_once(evhttp_connection_get_base(qs->conn), -1, EV_TIMEOUT, abort_connection,
-                        qs->conn, &(struct timeval){0, 0});
+        evhttp_send_reply_chunk_with_cb(r->ev, b, close_after_flush, NULL);
+        evbuffer_free(b);
         qs_free(qs, &err);
         mesh_req_done(r);
         return;

@@ -391,10 +391,12 @@ static int match(const char *pattern, const char *path, mesh_req_t *r)
             size_t len = end ? (size_t)(end - s) : strlen(s);
             if (len == 0 || len >= sizeof r->params[0] || np >= MESH_REQ_MAX_PARAMS)
                 return 0;
-            char *dec = evhttp_uridecode(s, 0, NULL);
+            char seg[sizeof r->params[0]];
+            memcpy(seg, s, len);
+            seg[len] = '\0';
+            char *dec = evhttp_uridecode(seg, 0, NULL); /* decodes this segment only */
             if (dec == NULL)
                 return 0;
-            dec[len < strlen(dec) ? len : strlen(dec)] = '\0';
             /* the decoded segment must not hold a '/' or control characters */
             size_t dl = strlen(dec);
             bool ok = dl > 0 && dl < sizeof r->params[0];

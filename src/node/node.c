@@ -79,6 +79,11 @@ static mesh_status_t bootstrap_admin(mesh_node_t *n, mesh_err_t *err)
         }
         st = mesh_auth_add_token(n->auth, admin_id, token, 0, "admin (configured)", err);
         memset(token, 0, sizeof token);
+        if (st == MESH_CONFLICT) {
+            /* a revoked token stays revoked: start, but without it */
+            LOG_WARN("node", "the configured admin token is not installed: %s", err->msg);
+            return MESH_OK;
+        }
         return st;
     }
     if (mesh_catalog_token_count(n->cat) > 0)
@@ -169,7 +174,10 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < s->ndoms; i++) {
         mesh_err_t err;
         mesh_err_clear(&err);
-        if (mesh_domain_checkpoint(s->doms[i].dom, &err) != MESH_OK)
+        mesh_status_t st = mesh_domain_checkpoint(s->doms[i].dom, &err);
+        if (st == MESH_BUSY) /* a long query holds an old snapshot: next time */
+            LOG_DEBUG("node", "checkpoint of %s postponed: %s", s->doms[i].meta.name, err.msg);
+        else if (st != MESH_OK)
             LOG_WARN("node", "checkpoint of %s: %s", s->doms[i].meta.name, err.msg);
     }
     mesh_snapshot_put(s);

@@ -353,6 +353,14 @@ uint64_t mesh_dlog_size(const mesh_dlog_t *log)
 mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn, void *arg,
                                mesh_err_t *err)
 {
+    /* records after `after` that were trimmed away cannot be replayed: say so rather than
+     * start at the first record still here (a store older than the log's trim point) */
+    if (log->last_seq > after && log->segs[0].first_seq > after + 1)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "log %s starts at seq %" PRIu64 ": records %" PRIu64 "..%" PRIu64
+                            " are missing (trimmed after a checkpoint)",
+                            log->dir, log->segs[0].first_seq, after + 1,
+                            log->segs[0].first_seq - 1);
     for (size_t i = 0; i < log->nsegs; i++) {
         segment_t *s = &log->segs[i];
         uint64_t next_first = i + 1 < log->nsegs ? log->segs[i + 1].first_seq : log->last_seq + 1;

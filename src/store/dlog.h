@@ -42,7 +42,8 @@ mesh_status_t mesh_dlog_sync(mesh_dlog_t *log, mesh_err_t *err);
 uint64_t mesh_dlog_last_seq(const mesh_dlog_t *log);
 
 /* Calls fn for every record with seq > after, in order. fn returning non-OK stops the replay
- * with that status. */
+ * with that status. MESH_CORRUPT when a record to replay is damaged or no longer in the log
+ * (trimmed: the caller's position is older than the log). */
 typedef mesh_status_t (*mesh_dlog_fn)(void *arg, uint64_t seq, const uint8_t *p, size_t n);
 mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn, void *arg,
                                mesh_err_t *err);

@@ -128,7 +128,8 @@ typedef struct item {
     mesh_err_t err;
     mesh_apply_result_t res;
     mesh_contract_result_t *cres;
-    bool done;
+    bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
+    bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
 
@@ -147,7 +148,7 @@ struct mesh_domain {
     pthread_cond_t q_cond;
     item_t *q_head, *q_tail;
     bool leader;
-    bool broken; /* the log could not be synced or rewound: no more writes */
+    _Atomic bool broken; /* the log could not be synced or rewound: no more writes */
     int64_t idem_ttl_ns;
     /* positions published by the writer for readers on other threads */
     _Atomic uint64_t info_log_seq, info_log_bytes, info_applied;
@@ -183,6 +184,21 @@ mesh_status_t mesh_domain_contracts(mesh_domain_t *d, mesh_cref_t ***out, size_t
 
 /* ---- contract checks (same code for the submitter's early check and the writer) ---- */
 
+/* True when two contracts say the same thing in different YAML (an exported contract
+ * applied back): their canonical exports are equal. */
+static bool same_content(const mesh_contract_t *a, const mesh_contract_t *b)
+{
+    mesh_buf_t x, y;
+    mesh_buf_init(&x, MESH_CONTRACT_MAX_BYTES * 2);
+    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES * 2);
+    bool same = mesh_contract_export(a, NULL, &x) == MESH_OK &&
+                mesh_contract_export(b, NULL, &y) == MESH_OK && x.len == y.len &&
+                (x.len == 0 || memcmp(x.data, y.data, x.len) == 0);
+    mesh_buf_free(&x);
+    mesh_buf_free(&y);
+    return same;
+}
+
 /*
  * Decides what applying contract c to the list means: fills res->changes, sets the outcome,
  * and returns a refusal when the change is not allowed.
@@ -215,7 +231,7 @@ static mesh_status_t check_contract(const char *domain, const clist_t *l, const 
     }
     int cmp = mesh_contract_version_cmp(c, old);
     if (cmp == 0) {
-        if (strcmp(c->yaml, old->yaml) == 0) {
+        if (strcmp(c->yaml, old->yaml) == 0 || same_content(c, old)) {
             res->outcome = MESH_CONTRACT_UNCHANGED;
             return MESH_OK;
         }
@@ -303,7 +319,11 @@ static mesh_status_t apply_drop(applier_t *a, const char *product, mesh_err_t *e
                             "product %s.%s is one of %zu products of contract '%s'; apply a new "
                             "major version of the contract without it instead",
                             a->d->name, product, c->nproducts, c->id);
-    return mesh_store_drop_product(a->d->store, product, err);
+    mesh_status_t st = mesh_store_drop_product(a->d->store, product, err);
+    /* its contract goes with it, or the next open would load it again */
+    if (st == MESH_OK)
+        st = mesh_store_drop_contract(a->d->store, c->id, err);
+    return st;
 }
 
 static const mesh_product_t *work_lookup(void *arg, const char *domain, const char *product)
@@ -325,6 +345,20 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
     switch (p[0]) {
     case K_BATCH: {
         if (it) {
+            /* the batch was validated against the definitions of its request's snapshot; a
+             * contract applied meanwhile (earlier in this group) makes it stale */
+            for (size_t i = 0; i < it->batch->nparts; i++) {
+                const mesh_product_t *bp = it->batch->parts[i].product;
+                if (clist_product(&a->work, bp->name, NULL) == bp)
+                    continue;
+                if (it->idem && *it->idem &&
+                    mesh_store_idem_lookup(d->store, it->idem, &it->res) == MESH_OK)
+                    return MESH_OK; /* applied before: its answer stands */
+                return mesh_err_set(err, MESH_CONFLICT,
+                                    "the contract of %s.%s changed while this batch was "
+                                    "written; send it again",
+                                    d->name, bp->name);
+            }
             st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
             return st;
         }
@@ -588,7 +622,7 @@ void mesh_domain_close(mesh_domain_t *d)
 static void fail_items(item_t *it, item_t *end, mesh_status_t st, const mesh_err_t *err)
 {
     for (; it != end; it = it->next) {
-        if (it->done)
+        if (it->unlogged)
             continue;
         it->st = st;
         it->err = *err;
@@ -646,7 +680,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         st = mesh_dlog_append(d->log, it->payload.data, it->payload.len, &seq, &it->err);
         if (st != MESH_OK) {
             it->st = st;
-            it->done = true; /* answered now: not in the log */
+            it->unlogged = true; /* not in the log: not applied */
             continue;
         }
         it->res.seq = seq;
@@ -674,7 +708,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
             return;
         }
         for (item_t *it = head; it; it = it->next) {
-            if (it->kind == K_CHECKPOINT || it->done)
+            if (it->kind == K_CHECKPOINT || it->unlogged)
                 continue;
             uint64_t seq = it->res.seq;
             it->st = apply_in_savepoint(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,

@@ -27,8 +27,9 @@
 #include "core/log.h"
 #include "core/util.h"
 
-#define STMT_CACHE     32
-#define LAYOUT_VERSION "1"
+#define STMT_CACHE      32
+#define LAYOUT_VERSION  "1"
+#define BUSY_TIMEOUT_MS 10000
 
 typedef struct insert_stmt {
     char name[64];
@@ -188,7 +189,7 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
         goto err;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
@@ -352,7 +353,8 @@ static void stats_refresh_bytes(mesh_store_t *s, const char *product)
     int64_t now = mesh_mono_ns();
     pthread_mutex_lock(&s->stats_lock);
     stats_entry_t *e = stats_find(s, product, true);
-    bool stale = e && (e->bytes_at_ns == 0 || now - e->bytes_at_ns > 30 * MESH_NS_PER_SEC);
+    /* dbstat walks every page of the product: at most every 5 minutes */
+    bool stale = e && (e->bytes_at_ns == 0 || now - e->bytes_at_ns > 300 * MESH_NS_PER_SEC);
     pthread_mutex_unlock(&s->stats_lock);
     if (!stale)
         return;
@@ -872,9 +874,11 @@ static mesh_status_t rebuild(mesh_store_t *s, const mesh_product_t *old, const m
                 int t = sqlite3_column_type(q, map[i]);
                 if (t == SQLITE_NULL)
                     continue;
-                if (t == SQLITE_INTEGER)
+                /* a number going into a text column (integer -> string) goes as its text */
+                bool as_text = strcmp(storage_type(next->cols[i].type), "TEXT") == 0;
+                if (t == SQLITE_INTEGER && !as_text)
                     mesh_batch_set_int(&batch, (int)i, sqlite3_column_int64(q, map[i]));
-                else if (t == SQLITE_FLOAT)
+                else if (t == SQLITE_FLOAT && !as_text)
                     mesh_batch_set_real(&batch, (int)i, sqlite3_column_double(q, map[i]));
                 else
                     mesh_batch_set_text(&batch, (int)i,
@@ -929,6 +933,9 @@ static mesh_status_t rebuild(mesh_store_t *s, const mesh_product_t *old, const m
     create_indexes_sql(next, &b);
     st = exec(s->db, b.data, err);
     mesh_buf_free(&b);
+    if (st == MESH_CONFLICT) /* a unique index the existing rows break */
+        st = mesh_err_set(err, MESH_BREAKING, "existing rows of %s do not fit the new contract: %s",
+                          next->name, sqlite3_errmsg(s->db));
     return st;
 }
 
@@ -948,7 +955,9 @@ static bool needs_rebuild(const mesh_product_t *old, const mesh_product_t *next)
         const mesh_column_t *nc = &next->cols[j];
         if (strcmp(storage_type(oc->type), storage_type(nc->type)) != 0 || oc->type != nc->type)
             return true;
-        if ((nc->required || nc->primary_key) && !(oc->required || oc->primary_key))
+        /* NOT NULL is part of the table: made required, rows are checked; made optional,
+         * the constraint must go */
+        if ((nc->required || nc->primary_key) != (oc->required || oc->primary_key))
             return true;
         if (nc->unique && !oc->unique)
             return true;
@@ -966,8 +975,12 @@ mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
                                      const mesh_product_t *next, mesh_err_t *err)
 {
     mesh_buf_t b;
-    mesh_status_t st = MESH_OK;
     mesh_buf_init(&b, 1 << 20);
+    /* all or nothing, in the writer's transaction or not: a refused change (rows that do not
+     * fit) leaves no half-built table behind */
+    mesh_status_t st = exec(s->db, "SAVEPOINT put_product", err);
+    if (st != MESH_OK)
+        return st;
     if (old == NULL || !table_exists(s, next->name)) {
         create_table_sql(next, NULL, &b);
         create_indexes_sql(next, &b);
@@ -1010,6 +1023,10 @@ mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
             st = exec(s->db, b.data, err);
     }
     mesh_buf_free(&b);
+    if (st == MESH_OK)
+        st = exec(s->db, "RELEASE put_product", err);
+    else
+        sqlite3_exec(s->db, "ROLLBACK TO put_product; RELEASE put_product", NULL, NULL, NULL);
     /* statements prepared for the old definition are rebuilt on next use */
     drop_insert_cache(s);
     return st;
@@ -1045,6 +1062,18 @@ mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_er
     return st;
 }
 
+mesh_status_t mesh_store_drop_contract(mesh_store_t *s, const char *id, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "DELETE FROM _contracts WHERE id = ?", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    st = step_done(s->db, q, err, "drop contract");
+    sqlite3_finalize(q);
+    return st;
+}
+
 mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err)
 {
     /* product sizes are refreshed here, off the write path */
@@ -1057,9 +1086,21 @@ mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err)
     for (size_t i = 0; names && i < n; i++)
         stats_refresh_bytes(s, names[i]);
     free(names);
-    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    /* Readers on older snapshots make a TRUNCATE checkpoint wait in the busy handler; this
+     * runs on the domain writer, so it must not wait: without a busy handler it copies what
+     * it can and says BUSY. */
+    int nlog = -1, nckpt = -1;
+    sqlite3_busy_timeout(s->db, 0);
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         return sql_err(s->db, err, "checkpoint");
+    /* Frames left in the WAL may not be synced (synchronous=NORMAL): the caller must not
+     * trim the domain log as if they were durable. */
+    if (rc == SQLITE_BUSY && nckpt < nlog)
+        return mesh_err_set(err, MESH_BUSY,
+                            "checkpoint: %d of %d WAL frames wait for readers to finish",
+                            nlog - nckpt, nlog);
     return MESH_OK;
 }
 
@@ -1177,7 +1218,7 @@ mesh_status_t mesh_store_reader_open(mesh_store_t *s, mesh_store_reader_t **out,
         mesh_store_reader_close(r);
         return st;
     }
-    sqlite3_busy_timeout(r->db, 10000);
+    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
     mesh_status_t st =
         exec(r->db, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8192;", err);
     if (st != MESH_OK) {

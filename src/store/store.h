@@ -86,6 +86,9 @@ mesh_status_t mesh_store_put_contract(mesh_store_t *s, const mesh_contract_t *c,
                                       mesh_err_t *err);
 /* Drops a product, its rows and its quarantine. */
 mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_err_t *err);
+/* Forgets a contract (every version of it), so mesh_store_load_contracts no longer returns
+ * it: used when the product it defined is dropped. */
+mesh_status_t mesh_store_drop_contract(mesh_store_t *s, const char *id, mesh_err_t *err);
 
 /* Per-product counters kept by the store. */
 typedef struct mesh_product_stats {
@@ -98,7 +101,9 @@ mesh_status_t mesh_store_product_stats(mesh_store_t *s, const char *product,
                                        mesh_product_stats_t *out);
 /* Size of the database, its WAL. */
 void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal);
-/* Checkpoints the WAL (and truncates it). */
+/* Checkpoints the WAL (and truncates it). Never waits for readers: MESH_BUSY when readers on
+ * older snapshots keep committed frames out of the database file, which may then not be
+ * synced yet (synchronous=NORMAL), so the caller must not trim the domain log. */
 mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err);
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
 mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);

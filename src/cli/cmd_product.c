@@ -1,0 +1,495 @@
+/*
+ * cmd_product.c - `meshctl product apply|list|show|export|delete|quarantine`: contracts
+ * (POST /v1/contracts) and the products they define (/v1/products).
+ */
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/util.h"
+
+#define CONTRACT_MAX ((size_t)16 << 20) /* bytes of one contract file */
+
+/* "/v1/products/D/P" + suffix from a DOMAIN.PRODUCT argument. */
+static int product_path(mesh_cli_t *cli, const char *arg, const char *suffix, mesh_buf_t *b)
+{
+    char d[MESH_NAME_MAX + 1], p[MESH_NAME_MAX + 1];
+    int rc = mesh_cli_product_name(cli, arg, d, p);
+    if (rc != 0)
+        return rc;
+    mesh_buf_init(b, 4096);
+    if (mesh_buf_printf(b, "/v1/products/%s/%s%s", d, p, suffix ? suffix : "") != MESH_OK) {
+        mesh_buf_free(b);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void join_strings(const json_t *a, const char *sep, mesh_buf_t *out)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (i)
+            mesh_buf_adds(out, sep);
+        mesh_buf_adds(out, json_string_value(v) ? json_string_value(v) : "");
+    }
+}
+
+/* ---- apply ---- */
+
+static int apply_one(mesh_cli_t *cli, const char *file)
+{
+    char *text;
+    size_t len;
+    int rc = mesh_cli_read_input(cli, file, CONTRACT_MAX, &text, &len);
+    if (rc != 0)
+        return rc;
+    const char *shown = strcmp(file, "-") == 0 ? "(stdin)" : file;
+    mesh_client_req_t req = {.method = "POST",
+                             .path = "/v1/contracts",
+                             .content_type = "application/yaml",
+                             .body = text,
+                             .body_len = len};
+    mesh_client_result_t res;
+    if (mesh_client_do(cli->client, &req, &res) != MESH_OK) {
+        rc = mesh_cli_report(cli, &res, shown);
+        mesh_client_result_free(&res);
+        free(text);
+        return rc;
+    }
+    json_t *j = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);
+    if (j == NULL) {
+        rc =
+            mesh_cli_fail(cli, MESH_INTERNAL, "%s: the answer from %s is not JSON", shown, res.url);
+    } else if (!cli->quiet) {
+        mesh_buf_t prods;
+        mesh_buf_init(&prods, 1 << 20);
+        join_strings(json_object_get(j, "products"), ", ", &prods);
+        printf("%s: %s %s %s (%s)\n", shown, mesh_cli_jstr(j, "outcome"),
+               mesh_cli_jstr(j, "contract"), mesh_cli_jstr(j, "version"),
+               prods.data ? prods.data : "");
+        mesh_cli_print_details(stdout, json_object_get(j, "changes"), (size_t)-1);
+        mesh_buf_free(&prods);
+    }
+    json_decref(j);
+    mesh_client_result_free(&res);
+    free(text);
+    return rc;
+}
+
+static int run_apply(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    int first_rc = 0;
+    for (int i = 0; i < mesh_cli_npos(a); i++) {
+        int rc = apply_one(cli, mesh_cli_pos(a, i));
+        if (rc != 0 && first_rc == 0)
+            first_rc = rc;
+    }
+    return first_rc;
+}
+
+/* ---- list ---- */
+
+static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    const char *fmt = mesh_cli_format(cli, false);
+    const char *dom = mesh_cli_arg(a, "domain");
+    int rc;
+    if (dom && (rc = mesh_cli_domain_name(cli, dom)) != 0)
+        return rc;
+    mesh_buf_t path;
+    mesh_buf_init(&path, 4096);
+    mesh_buf_adds(&path, "/v1/products");
+    if (dom) {
+        mesh_buf_adds(&path, "?domain=");
+        mesh_client_escape(&path, dom);
+    }
+    mesh_client_req_t req = {.method = "GET", .path = path.data};
+    json_t *j = NULL;
+    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    if (rc != 0 || j == NULL)
+        return rc;
+    bool csv = strcmp(fmt, "csv") == 0;
+    mesh_table_t *t = mesh_table_create(6);
+    if (t == NULL) {
+        json_decref(j);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    mesh_table_column(t, 0, csv ? "product" : "PRODUCT", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 1, csv ? "version" : "VERSION", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 2, csv ? "rows" : "ROWS", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 3, csv ? "last_write" : "LAST WRITE", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 4, csv ? "columns" : "COLUMNS", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 5, csv ? "description" : "DESCRIPTION", MESH_ALIGN_LEFT, 50);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(j, "products"), i, p)
+    {
+        char when[MESH_CLI_TIME_MAX];
+        const char *lw = mesh_cli_jstr(p, "last_write");
+        mesh_table_add(t, mesh_cli_jstr(p, "sql_name"));
+        mesh_table_add(t, mesh_cli_jstr(json_object_get(p, "contract"), "version"));
+        mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(p, "rows"));
+        mesh_table_add(t, csv ? lw : lw ? mesh_cli_short_time(lw, when) : "-");
+        mesh_table_addf(t, "%zu", json_array_size(json_object_get(p, "columns")));
+        mesh_table_add(t, mesh_cli_jstr(p, "description") ? mesh_cli_jstr(p, "description") : "");
+    }
+    mesh_cli_emit_table(cli, t, fmt);
+    mesh_table_destroy(t);
+    json_decref(j);
+    return 0;
+}
+
+/* ---- show ---- */
+
+static void constraint(mesh_buf_t *b, const char *what, const char *v)
+{
+    if (b->len)
+        mesh_buf_adds(b, ", ");
+    mesh_buf_adds(b, what);
+    mesh_buf_adds(b, v);
+}
+
+/* The checks of a column in a few words: ">= -50, <= 200, pattern ^[a-z]+$". */
+static void constraints(const json_t *c, mesh_buf_t *b)
+{
+    static const char *const bounds[][2] = {
+        {"minimum", ">= "},         {"exclusiveMinimum", "> "},  {"maximum", "<= "},
+        {"exclusiveMaximum", "< "}, {"minLength", "length >= "}, {"maxLength", "length <= "},
+        {"pattern", "pattern "},    {"format", "format "}};
+    char tmp[64];
+    for (size_t i = 0; i < MESH_ARRAY_LEN(bounds); i++) {
+        json_t *v = json_object_get(c, bounds[i][0]);
+        const char *s = v ? mesh_cli_json_text(v, tmp, sizeof tmp) : NULL;
+        size_t n = s ? strlen(s) : 0;
+        if (json_is_real(v) && n > 2 && strcmp(s + n - 2, ".0") == 0)
+            tmp[n - 2] = '\0'; /* bounds read better as written: 200, not 200.0 */
+        if (s)
+            constraint(b, bounds[i][1], s);
+    }
+    json_t *e = json_object_get(c, "enum");
+    if (json_array_size(e)) {
+        mesh_buf_t list;
+        mesh_buf_init(&list, 64 * 1024);
+        join_strings(e, "|", &list);
+        constraint(b, "one of ", list.data ? list.data : "");
+        mesh_buf_free(&list);
+    }
+    if (json_is_true(json_object_get(c, "unique")))
+        constraint(b, "unique", "");
+    if (json_is_true(json_object_get(c, "time_column")))
+        constraint(b, "time column", "");
+}
+
+static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), NULL, &path);
+    if (rc != 0)
+        return rc;
+    mesh_client_req_t req = {.method = "GET", .path = path.data};
+    json_t *j = NULL;
+    rc = strcmp(mesh_cli_format(cli, false), "json") == 0 ? mesh_cli_raw(cli, &req)
+                                                          : mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    if (rc != 0 || j == NULL)
+        return rc;
+    const json_t *cols = json_object_get(j, "columns"), *pk = json_object_get(j, "primary_key");
+    size_t i, ncols = 7;
+    json_t *c;
+    json_array_foreach(cols, i, c)
+    {
+        if (mesh_cli_jstr(c, "classification"))
+            ncols = 8;
+    }
+    mesh_table_t *kv = mesh_table_create(2), *t = mesh_table_create(ncols),
+                 *st = mesh_table_create(2);
+    if (kv == NULL || t == NULL || st == NULL) {
+        mesh_table_destroy(kv);
+        mesh_table_destroy(t);
+        mesh_table_destroy(st);
+        json_decref(j);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    const json_t *con = json_object_get(j, "contract");
+    mesh_buf_t owners, tags, key;
+    mesh_buf_init(&owners, 1 << 20);
+    mesh_buf_init(&tags, 1 << 20);
+    mesh_buf_init(&key, 1 << 20);
+    join_strings(json_object_get(j, "owners"), ", ", &owners);
+    join_strings(json_object_get(j, "tags"), ", ", &tags);
+    join_strings(json_object_get(j, "primary_key"), ", ", &key);
+    mesh_table_add(kv, "product");
+    mesh_table_add(kv, mesh_cli_jstr(j, "sql_name"));
+    mesh_table_add(kv, "description");
+    mesh_table_add(kv, mesh_cli_jstr(j, "description"));
+    mesh_table_add(kv, "contract");
+    mesh_table_addf(kv, "%s %s (%s, ODCS %s)", mesh_cli_jstr(con, "id"),
+                    mesh_cli_jstr(con, "version"), mesh_cli_jstr(con, "status"),
+                    mesh_cli_jstr(con, "api_version"));
+    mesh_table_add(kv, "owners");
+    mesh_table_add(kv, owners.len ? owners.data : NULL);
+    mesh_table_add(kv, "tags");
+    mesh_table_add(kv, tags.len ? tags.data : NULL);
+    mesh_table_add(kv, "time column");
+    mesh_table_add(kv, mesh_cli_jstr(j, "time_column"));
+    mesh_table_add(kv, "primary key");
+    mesh_table_add(kv, key.len ? key.data : NULL);
+    mesh_table_add(kv, "bad rows");
+    mesh_table_add(kv, mesh_cli_jstr(j, "on_invalid"));
+    mesh_table_print_kv(kv, stdout);
+
+    static const char *const heads[] = {"NAME", "TYPE",        "REQUIRED",    "KEY",
+                                        "UNIT", "CONSTRAINTS", "DESCRIPTION", "CLASS"};
+    for (size_t h = 0; h < ncols; h++)
+        mesh_table_column(t, h, heads[h], MESH_ALIGN_LEFT, h == 6 ? 50 : h == 5 ? 60 : 0);
+    json_array_foreach(cols, i, c)
+    {
+        const char *name = mesh_cli_jstr(c, "name");
+        size_t k, pos = 0;
+        json_t *kn;
+        json_array_foreach(pk, k, kn)
+        {
+            if (name && json_string_value(kn) && strcmp(json_string_value(kn), name) == 0)
+                pos = k + 1;
+        }
+        mesh_buf_t cons;
+        mesh_buf_init(&cons, 1 << 20);
+        constraints(c, &cons);
+        mesh_table_add(t, name);
+        mesh_table_add(t, mesh_cli_jstr(c, "type"));
+        mesh_table_add(t, json_is_true(json_object_get(c, "required")) ? "yes" : "no");
+        if (pos)
+            mesh_table_addf(t, "%zu", pos);
+        else
+            mesh_table_add(t, "");
+        mesh_table_add(t, mesh_cli_jstr(c, "unit") ? mesh_cli_jstr(c, "unit") : "");
+        mesh_table_add(t, cons.data ? cons.data : "");
+        mesh_table_add(t, mesh_cli_jstr(c, "description") ? mesh_cli_jstr(c, "description") : "");
+        if (ncols == 8)
+            mesh_table_add(
+                t, mesh_cli_jstr(c, "classification") ? mesh_cli_jstr(c, "classification") : "");
+        mesh_buf_free(&cons);
+    }
+    putchar('\n');
+    mesh_table_print(t, stdout, false);
+
+    char tmp[32], when[MESH_CLI_TIME_MAX];
+    mesh_table_add(st, "rows");
+    mesh_table_addf(st, "%lld", (long long)mesh_cli_jint(j, "rows"));
+    mesh_table_add(st, "quarantined");
+    mesh_table_addf(st, "%lld", (long long)mesh_cli_jint(j, "quarantined"));
+    mesh_table_add(st, "size");
+    mesh_table_add(st, mesh_cli_bytes(mesh_cli_jint(j, "bytes"), tmp, sizeof tmp));
+    mesh_table_add(st, "last write");
+    mesh_table_add(st, mesh_cli_short_time(mesh_cli_jstr(j, "last_write"), when));
+    putchar('\n');
+    mesh_table_print_kv(st, stdout);
+
+    mesh_buf_free(&owners);
+    mesh_buf_free(&tags);
+    mesh_buf_free(&key);
+    mesh_table_destroy(kv);
+    mesh_table_destroy(t);
+    mesh_table_destroy(st);
+    json_decref(j);
+    return 0;
+}
+
+/* ---- export, delete, quarantine ---- */
+
+static int run_export(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0),
+                          mesh_cli_flag(a, "whole") ? "/contract?whole=true" : "/contract", &path);
+    if (rc != 0)
+        return rc;
+    mesh_client_req_t req = {.method = "GET", .path = path.data, .accept = "application/yaml"};
+    rc = mesh_cli_raw(cli, &req);
+    mesh_buf_free(&path);
+    return rc;
+}
+
+static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), NULL, &path);
+    if (rc != 0)
+        return rc;
+    mesh_client_req_t req = {.method = "DELETE", .path = path.data};
+    rc = mesh_cli_call(cli, &req, NULL);
+    mesh_buf_free(&path);
+    if (rc == 0 && !cli->quiet)
+        printf("deleted product %s\n", mesh_cli_pos(a, 0));
+    return rc;
+}
+
+static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    int64_t limit;
+    int rc = mesh_cli_arg_int(cli, a, "limit", 100, 1, 10000, &limit);
+    if (rc != 0)
+        return rc;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "/quarantine?limit=%lld", (long long)limit);
+    mesh_buf_t path;
+    if ((rc = product_path(cli, mesh_cli_pos(a, 0), suffix, &path)) != 0)
+        return rc;
+    const char *fmt = mesh_cli_format(cli, false);
+    mesh_client_req_t req = {.method = "GET", .path = path.data};
+    json_t *j = NULL;
+    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    if (rc != 0 || j == NULL)
+        return rc;
+    bool csv = strcmp(fmt, "csv") == 0;
+    mesh_table_t *t = mesh_table_create(5);
+    if (t == NULL) {
+        json_decref(j);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    mesh_table_column(t, 0, csv ? "id" : "ID", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 1, csv ? "received_at" : "RECEIVED", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 2, csv ? "source_row" : "ROW", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 3, csv ? "reason" : "REASON", MESH_ALIGN_LEFT, 60);
+    mesh_table_column(t, 4, csv ? "raw" : "RAW", MESH_ALIGN_LEFT, 60);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "rows"), i, r)
+    {
+        char when[MESH_CLI_TIME_MAX];
+        const char *at = mesh_cli_jstr(r, "received_at");
+        mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(r, "id"));
+        mesh_table_add(t, csv ? at : mesh_cli_short_time(at, when));
+        mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(r, "source_row"));
+        mesh_table_add(t, mesh_cli_jstr(r, "reason"));
+        mesh_table_add(t, mesh_cli_jstr(r, "raw"));
+    }
+    if (mesh_table_rows(t) == 0 && !csv)
+        printf("no quarantined rows in %s\n", mesh_cli_pos(a, 0));
+    else
+        mesh_cli_emit_table(cli, t, fmt);
+    mesh_table_destroy(t);
+    json_decref(j);
+    return 0;
+}
+
+static const mesh_cli_opt_t export_opts[] = {
+    {"whole", 0, NULL, 0,
+     "Export the whole contract (every product it defines), not only this product's schema."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static const mesh_cli_opt_t list_opts[] = {
+    {"domain", 0, "DOMAIN", 0, "Only the products of this domain."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static const mesh_cli_opt_t quarantine_opts[] = {
+    {"limit", 0, "N", 0, "Show at most N rows, newest first (1-10000, default 100)."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
+    {
+        .name = "product apply",
+        .usage = "FILE...",
+        .summary = "Create or change products from ODCS contracts.",
+        .text = "Sends each ODCS v3 contract file (YAML; '-' reads standard input) to the node,\n"
+                "which creates the products it defines or applies the changes. A changed contract\n"
+                "needs a higher version, and a breaking change (a dropped column, a new type,\n"
+                "rows that no longer fit) a higher major version. Prints the outcome (created,\n"
+                "updated or unchanged) and each change; a refused contract prints the server's\n"
+                "message and the list of changes. Every file is tried; the exit code is the first\n"
+                "failure's.",
+        .min_args = 1,
+        .max_args = -1,
+        .examples = "meshctl product apply contracts/*.odcs.yaml\n"
+                    "generate-contract | meshctl product apply -",
+        .exits = "0  every contract was applied (or unchanged)\n"
+                 "1  a file could not be read\n"
+                 "2  a contract is not valid ODCS (PARSE, INVALID)\n"
+                 "3  its domain does not exist (create it first)\n"
+                 "5  CONFLICT (version not above the applied one) or BREAKING",
+        .run = run_apply,
+    },
+    {
+        .name = "product list",
+        .usage = "[--domain DOMAIN] [OPTIONS]",
+        .summary = "List the products.",
+        .text = "Lists the products the token may read: name, contract version, rows, time of\n"
+                "the newest row, number of columns and description.",
+        .formats = "table|json|csv",
+        .opts = list_opts,
+        .min_args = 0,
+        .max_args = 0,
+        .examples = "meshctl product list\nmeshctl product list --domain factory-a --format json",
+        .exits = "0  listed (maybe none)",
+        .run = run_list,
+    },
+    {
+        .name = "product show",
+        .usage = "DOMAIN.PRODUCT [OPTIONS]",
+        .summary = "Show a product: contract, schema and statistics.",
+        .text = "Shows a product: its contract, owners, tags, time column and key, then its\n"
+                "schema (name, type, required, key position, unit, constraints, description and\n"
+                "classification when any column has one), then its rows, quarantined rows, size\n"
+                "and the time of its newest row.",
+        .formats = "table|json",
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl product show factory-a.readings",
+        .exits = "0  shown\n"
+                 "3  no such domain or product",
+        .run = run_show,
+    },
+    {
+        .name = "product export",
+        .usage = "DOMAIN.PRODUCT [--whole]",
+        .summary = "Print a product's contract as ODCS YAML.",
+        .text = "Prints the product's contract, as applied, in ODCS YAML on standard output:\n"
+                "only this product's schema object unless --whole is given.",
+        .opts = export_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl product export factory-a.readings > readings.odcs.yaml",
+        .exits = "0  exported\n"
+                 "3  no such domain or product",
+        .run = run_export,
+    },
+    {
+        .name = "product delete",
+        .usage = "DOMAIN.PRODUCT",
+        .summary = "Delete a product and its data.",
+        .text = "Deletes a product with its rows. A product whose contract defines other\n"
+                "products too cannot be deleted alone (CONFLICT): apply the contract without\n"
+                "it instead.",
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl product delete factory-a.scratch",
+        .exits = "0  deleted\n"
+                 "3  no such domain or product\n"
+                 "5  its contract defines other products too",
+        .run = run_delete,
+    },
+    {
+        .name = "product quarantine",
+        .usage = "DOMAIN.PRODUCT [--limit N] [OPTIONS]",
+        .summary = "List a product's quarantined rows.",
+        .text = "Lists the rows a product kept aside because they violated its contract (for\n"
+                "products whose contract says onInvalid: quarantine), newest first: when they\n"
+                "arrived, their row number in their batch, the reason and the raw row.",
+        .formats = "table|json|csv",
+        .opts = quarantine_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl product quarantine factory-a.readings --limit 20",
+        .exits = "0  listed (maybe none)\n"
+                 "3  no such domain or product",
+        .run = run_quarantine,
+    },
+    {.name = NULL},
+};
