@@ -72,9 +72,10 @@ q 'SELECT patient_id, count(*) AS seconds_below_90, min(spo2) AS lowest
    FROM "icu-3".vitals WHERE spo2 < 90 GROUP BY patient_id'
 q 'SELECT count(*) AS quarantined, min(reason) AS a_reason FROM "icu-3".vitals__quarantine'
 
-say "a bad batch is refused whole, with the row and the reason"
-printf 'vitals,patient_id=P000001,bed=B01 heart_rate=72i,spo2=97 1767225600000000000\nvitals,patient_id=X1,bed=B01 heart_rate=72i,spo2=97 1767225601000000000\n' > "$D/bad.lp"
-ctl ingest factory-a.telemetry "$D/bad.lp" --influx || true
+say "a bad batch is refused whole, with the line, the column and the reason"
+grep '^telemetry' "$D/factory.lp" | head -3 > "$D/bad.lp"
+echo 'telemetry,site=plant-a,line=L01,machine=M001,sensor=S01 temperature=9999,vibration_rms=1.2,status="exploded" 1767225700000000000' >> "$D/bad.lp"
+ctl ingest factory-a.telemetry "$D/bad.lp" --influx || echo "(meshctl exited $?: nothing of the batch was written)"
 
 say "the catalog: everything classified restricted"
 ctl catalog --classification restricted
