@@ -150,20 +150,21 @@ int main(int argc, char **argv)
     const mesh_opts_spec_t *spec = &mesh_node_opts_spec;
     if (mesh_opts_defaults(spec, &node.opts, &err) != MESH_OK) {
         fprintf(stderr, "meshd: %s\n", err.msg);
+        mesh_opts_free(spec, &node.opts);
         return 1;
     }
     const char *cfg = find_config(argc, argv);
-    if (cfg && mesh_opts_load_file(spec, &node.opts, cfg, &err) != MESH_OK) {
-        fprintf(stderr, "meshd: %s\n", err.msg);
-        return 1;
-    }
-    if (mesh_opts_load_env(spec, &node.opts, &err) != MESH_OK) {
-        fprintf(stderr, "meshd: %s\n", err.msg);
-        return 1;
-    }
     bool check_only = false;
-    if (apply_flags(&node.opts, argc, argv, &check_only) != 0)
+    if ((cfg && mesh_opts_load_file(spec, &node.opts, cfg, &err) != MESH_OK) ||
+        mesh_opts_load_env(spec, &node.opts, &err) != MESH_OK) {
+        fprintf(stderr, "meshd: %s\n", err.msg);
+        mesh_opts_free(spec, &node.opts);
         return 1;
+    }
+    if (apply_flags(&node.opts, argc, argv, &check_only) != 0) {
+        mesh_opts_free(spec, &node.opts);
+        return 1;
+    }
     mesh_log_min_level = mesh_log_level_parse(node.opts.log_level);
     mesh_log_set_json(strcmp(node.opts.log_format, "json") == 0);
     if (check_only) {

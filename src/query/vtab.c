@@ -30,6 +30,7 @@ typedef struct pvtab {
 typedef struct pcursor {
     sqlite3_vtab_cursor base;
     mesh_scan_t *scan;
+    char *plan_str; /* the idxStr the scan was opened with: the same plan rewinds it */
     int eof;
     sqlite3_int64 rowid;
 } pcursor_t;
@@ -240,6 +241,7 @@ static int pv_close(sqlite3_vtab_cursor *cur)
 {
     pcursor_t *c = (pcursor_t *)cur;
     mesh_scan_close(c->scan);
+    sqlite3_free(c->plan_str);
     sqlite3_free(c);
     return SQLITE_OK;
 }
@@ -271,8 +273,6 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     (void)idx_num;
     pcursor_t *c = (pcursor_t *)cur;
     pvtab_t *t = (pvtab_t *)cur->pVtab;
-    mesh_scan_close(c->scan);
-    c->scan = NULL;
     mesh_scan_plan_t plan;
     if (idx_str == NULL || strlen(idx_str) != 2 * sizeof plan ||
         !mesh_unhex(idx_str, (uint8_t *)&plan, sizeof plan))
@@ -304,6 +304,17 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     }
     mesh_err_t err;
     mesh_err_clear(&err);
+    if (c->scan && c->plan_str && strcmp(c->plan_str, idx_str) == 0) {
+        /* the same plan with new values (the inner side of a join): rewind */
+        if (mesh_scan_rewind(c->scan, &plan, args, argc, &err) != MESH_OK)
+            return fail(c, err.msg);
+        c->rowid = 0;
+        return advance(c);
+    }
+    mesh_scan_close(c->scan);
+    c->scan = NULL;
+    sqlite3_free(c->plan_str);
+    c->plan_str = sqlite3_mprintf("%s", idx_str);
     mesh_store_reader_t *r;
     if (mesh__session_reader(t->s, t->sd, &r, &err) != MESH_OK ||
         mesh_scan_open(r, t->p, t->quarantine, &plan, args, argc, &c->scan, &err) != MESH_OK)

@@ -150,6 +150,7 @@ struct mesh_domain {
     bool leader;
     _Atomic bool broken; /* the log could not be synced or rewound: no more writes */
     int64_t idem_ttl_ns;
+    int64_t flush_age_ns; /* buffered time-series rows older than this go out at checkpoints */
     /* positions published by the writer for readers on other threads */
     _Atomic uint64_t info_log_seq, info_log_bytes, info_applied;
 };
@@ -488,23 +489,42 @@ typedef struct replay_ctx {
 static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
 {
     replay_ctx_t *r = arg;
+    mesh_domain_t *d = r->a.d;
     mesh_err_t e;
     mesh_err_clear(&e);
-    mesh_status_t st = apply_in_savepoint(&r->a, seq, p, n, NULL, &e);
+    mesh_status_t st;
+    uint64_t applied = mesh_store_applied_seq(d->store);
+    if (seq <= applied) {
+        /* the store has this record; only rows of time series that were still in memory at
+         * the crash are missing, and only from batches */
+        if (n == 0 || p[0] != K_BATCH)
+            return MESH_OK;
+        mesh_batch_t b;
+        char idem[256];
+        mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
+        st = mesh_batch_decode(p + 1, n - 1, work_lookup, &r->a, &b, idem, sizeof idem, &e);
+        if (st == MESH_OK)
+            st = mesh_store_replay_batch(d->store, seq, &b, &e);
+        mesh_batch_free(&b);
+        if (st != MESH_OK)
+            mesh_err_set(r->err, st, "%s", e.msg);
+        return st;
+    }
+    st = apply_in_savepoint(&r->a, seq, p, n, NULL, &e);
     if (st == MESH_CORRUPT || st == MESH_IO || st == MESH_NOSPACE || st == MESH_NOMEM) {
         mesh_err_set(r->err, st, "%s", e.msg);
         return st;
     }
     if (st != MESH_OK)
-        LOG_INFO("domain", "replay of %s seq %llu: refused as before: %s", r->a.d->name,
+        LOG_INFO("domain", "replay of %s seq %llu: refused as before: %s", d->name,
                  (unsigned long long)seq, e.msg);
     r->last = seq;
     if (++r->pending >= 256) {
-        if ((st = mesh_store_commit(r->a.d->store, seq, r->err)) != MESH_OK)
+        if ((st = mesh_store_commit(d->store, seq, r->err)) != MESH_OK)
             return st;
         publish(&r->a);
         r->pending = 0;
-        if ((st = mesh_store_begin(r->a.d->store, r->err)) != MESH_OK)
+        if ((st = mesh_store_begin(d->store, r->err)) != MESH_OK)
             return st;
     }
     return MESH_OK;
@@ -513,7 +533,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
 static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
 {
     replay_ctx_t r = {.last = mesh_store_applied_seq(d->store), .err = err};
-    uint64_t from = r.last;
+    uint64_t from = mesh_store_replay_from(d->store);
     if (mesh_dlog_last_seq(d->log) <= from)
         return MESH_OK;
     mesh_status_t st = applier_init(&r.a, d);
@@ -529,9 +549,21 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
     if (st == MESH_OK) {
         publish(&r.a);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
-                 (unsigned long long)from + 1, (unsigned long long)r.last);
+                 (unsigned long long)from + 1, (unsigned long long)mesh_dlog_last_seq(d->log));
     }
     clist_free(&r.a.work);
+    return st;
+}
+
+/* Loads the in-memory state of every product (time series) before the log is replayed. */
+static mesh_status_t attach_products(mesh_domain_t *d, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < d->current.n && st == MESH_OK; i++) {
+        const mesh_contract_t *c = d->current.v[i]->c;
+        for (size_t k = 0; k < c->nproducts && st == MESH_OK; k++)
+            st = mesh_store_attach(d->store, &c->products[k], err);
+    }
     return st;
 }
 
@@ -564,6 +596,7 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     d->changed = changed;
     d->changed_arg = arg;
     d->idem_ttl_ns = opts && opts->idem_ttl_ns ? opts->idem_ttl_ns : 86400 * MESH_NS_PER_SEC;
+    d->flush_age_ns = opts && opts->flush_age_ns ? opts->flush_age_ns : 600 * MESH_NS_PER_SEC;
     mesh_status_t st;
     char path[4096];
     if ((d->name = strdup(name)) == NULL || (d->dir = strdup(dir)) == NULL) {
@@ -582,6 +615,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
             mesh_err_set(err, st, "%s: a stored contract is damaged", name);
         goto err;
     }
+    if ((st = attach_products(d, err)) != MESH_OK)
+        goto err;
     snprintf(path, sizeof path, "%s/log", dir);
     if ((st = mesh_dlog_open(path, mesh_store_applied_seq(d->store) + 1, &d->log, err)) != MESH_OK)
         goto err;
@@ -602,9 +637,12 @@ void mesh_domain_close(mesh_domain_t *d)
     if (d == NULL)
         return;
     if (d->store && d->log && !d->broken) {
+        /* everything buffered goes to chunks, so the next start replays nothing */
         mesh_err_t e;
-        if (mesh_store_checkpoint(d->store, &e) == MESH_OK)
-            mesh_dlog_trim(d->log, mesh_store_applied_seq(d->store), &e);
+        if (mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
+            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+        else
+            LOG_WARN("domain", "%s: closing checkpoint: %s", d->name, e.msg);
     }
     mesh_dlog_close(d->log);
     mesh_store_close(d->store);
@@ -707,6 +745,13 @@ static void run_group(mesh_domain_t *d, item_t *head)
             clist_free(&a.work);
             return;
         }
+        /* buffers of time series that filled up in earlier groups go out first, while every
+         * buffered row is committed */
+        if ((st = mesh_store_flush(d->store, 0, 0, &err)) != MESH_OK) {
+            abandon_group(d, head, &mark, st, &err);
+            clist_free(&a.work);
+            return;
+        }
         for (item_t *it = head; it; it = it->next) {
             if (it->kind == K_CHECKPOINT || it->unlogged)
                 continue;
@@ -741,9 +786,9 @@ static void run_group(mesh_domain_t *d, item_t *head)
             continue;
         it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
         if (it->st == MESH_OK)
-            it->st = mesh_store_checkpoint(d->store, &it->err);
+            it->st = mesh_store_checkpoint(d->store, 1, d->flush_age_ns, &it->err);
         if (it->st == MESH_OK)
-            it->st = mesh_dlog_trim(d->log, mesh_store_applied_seq(d->store), &it->err);
+            it->st = mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &it->err);
     }
     publish_info(d);
 }

@@ -38,7 +38,8 @@ typedef struct mesh_domain mesh_domain_t;
 typedef struct mesh_domain_opts {
     bool sync_full; /* also synchronous=FULL in SQLite (the log is always synced) */
     int64_t cache_kib;
-    int64_t idem_ttl_ns; /* idempotency keys older than this are forgotten at checkpoints */
+    int64_t idem_ttl_ns;  /* idempotency keys older than this are forgotten at checkpoints */
+    int64_t flush_age_ns; /* time-series rows buffered longer go to chunks at checkpoints */
 } mesh_domain_opts_t;
 
 /* Called (from the writer thread) after the domain's contracts changed. */

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "store/ts.h"
 
 #define STMT_CACHE      32
 #define LAYOUT_VERSION  "1"
@@ -55,6 +56,22 @@ struct mesh_store {
     pthread_mutex_t stats_lock; /* guards stats (read by planners on other threads) */
     stats_entry_t *stats;
     size_t nstats, capstats;
+    /* time-series products (see ts.h) */
+    pthread_mutex_t ts_lock; /* guards ts[] (readers look products up) and reader_gens */
+    mesh_ts_t **ts;
+    size_t nts, capts;
+    uint64_t ts_gen;         /* committed generation of flushed chunks */
+    uint64_t ts_gen_pending; /* the open transaction flushed: the generation it commits */
+    struct ts_swap {
+        char name[MESH_NAME_MAX + 1];
+        mesh_ts_t *old, *next; /* replaced in the open transaction (either may be NULL) */
+        uint64_t sp;           /* the record that did it */
+    } * swaps;
+    size_t nswaps, capswaps;
+    uint64_t sp_id; /* the record being applied */
+    uint64_t gen_pending_at_sp;
+    uint64_t *reader_gens; /* generations pinned by open read transactions */
+    size_t nreader_gens, capreader_gens;
 };
 
 const char *const mesh_quarantine_cols[MESH_QUARANTINE_NCOLS] = {"id", "received_at", "source_row",
@@ -145,6 +162,239 @@ static int64_t meta_int(sqlite3 *db, const char *key)
     return v;
 }
 
+/* ---- time-series products ---- */
+
+/* The ts object of a product, with a reference (readers), or NULL. */
+static mesh_ts_t *ts_get(mesh_store_t *s, const char *name)
+{
+    mesh_ts_t *r = NULL;
+    pthread_mutex_lock(&s->ts_lock);
+    for (size_t i = 0; i < s->nts && !r; i++)
+        if (strcmp(mesh__ts_product(s->ts[i])->name, name) == 0)
+            r = mesh__ts_ref(s->ts[i]);
+    pthread_mutex_unlock(&s->ts_lock);
+    return r;
+}
+
+/* The writer's view (no reference: only the writer changes ts[]). */
+static mesh_ts_t *ts_find(mesh_store_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->nts; i++)
+        if (strcmp(mesh__ts_product(s->ts[i])->name, name) == 0)
+            return s->ts[i];
+    return NULL;
+}
+
+/* Makes next (may be NULL) the ts object of product name; the change is undone if the record
+ * or the transaction rolls back, and the old object released at commit. */
+static mesh_status_t ts_set(mesh_store_t *s, const char *name, mesh_ts_t *next)
+{
+    if (s->nswaps == s->capswaps) {
+        size_t ncap = s->capswaps ? s->capswaps * 2 : 4;
+        struct ts_swap *n = realloc(s->swaps, ncap * sizeof *n);
+        if (n == NULL)
+            return MESH_NOMEM;
+        s->swaps = n;
+        s->capswaps = ncap;
+    }
+    if (next && s->nts == s->capts) {
+        size_t ncap = s->capts ? s->capts * 2 : 4;
+        mesh_ts_t **n = realloc(s->ts, ncap * sizeof *n);
+        if (n == NULL)
+            return MESH_NOMEM;
+        pthread_mutex_lock(&s->ts_lock);
+        s->ts = n;
+        s->capts = ncap;
+        pthread_mutex_unlock(&s->ts_lock);
+    }
+    mesh_ts_t *old = NULL;
+    pthread_mutex_lock(&s->ts_lock);
+    size_t i = 0;
+    while (i < s->nts && strcmp(mesh__ts_product(s->ts[i])->name, name) != 0)
+        i++;
+    if (i < s->nts) {
+        old = s->ts[i];
+        if (next)
+            s->ts[i] = next;
+        else
+            s->ts[i] = s->ts[--s->nts];
+    } else if (next) {
+        s->ts[s->nts++] = next;
+    }
+    pthread_mutex_unlock(&s->ts_lock);
+    struct ts_swap *w = &s->swaps[s->nswaps++];
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->old = old;
+    w->next = next;
+    w->sp = s->sp_id;
+    return MESH_OK;
+}
+
+/* Undoes swaps (all, or those of the current record), newest first. */
+static void ts_swaps_undo(mesh_store_t *s, bool record_only)
+{
+    while (s->nswaps > 0) {
+        struct ts_swap *w = &s->swaps[s->nswaps - 1];
+        if (record_only && w->sp != s->sp_id)
+            break;
+        pthread_mutex_lock(&s->ts_lock);
+        size_t i = 0;
+        while (i < s->nts && s->ts[i] != w->next)
+            i++;
+        if (w->next && i < s->nts) {
+            if (w->old)
+                s->ts[i] = w->old;
+            else
+                s->ts[i] = s->ts[--s->nts];
+        } else if (!w->next && w->old) {
+            s->ts[s->nts++] = w->old; /* capacity was there: it held it before */
+        }
+        pthread_mutex_unlock(&s->ts_lock);
+        if (w->old)
+            mesh__ts_rollback(w->old);
+        mesh__ts_unref(w->next);
+        s->nswaps--;
+    }
+}
+
+static void ts_swaps_commit(mesh_store_t *s)
+{
+    for (size_t i = 0; i < s->nswaps; i++)
+        mesh__ts_unref(s->swaps[i].old);
+    s->nswaps = 0;
+}
+
+/* The oldest generation an open read transaction still needs. */
+static uint64_t ts_min_gen(mesh_store_t *s)
+{
+    pthread_mutex_lock(&s->ts_lock);
+    uint64_t m = s->ts_gen;
+    for (size_t i = 0; i < s->nreader_gens; i++)
+        if (s->reader_gens[i] < m)
+            m = s->reader_gens[i];
+    pthread_mutex_unlock(&s->ts_lock);
+    return m;
+}
+
+static void ts_after_commit(mesh_store_t *s)
+{
+    if (s->ts_gen_pending) {
+        pthread_mutex_lock(&s->ts_lock);
+        s->ts_gen = s->ts_gen_pending;
+        pthread_mutex_unlock(&s->ts_lock);
+        s->ts_gen_pending = 0;
+    }
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_commit(s->ts[i], s->ts_gen);
+    for (size_t i = 0; i < s->nswaps; i++)
+        if (s->swaps[i].old)
+            mesh__ts_commit(s->swaps[i].old, s->ts_gen);
+    ts_swaps_commit(s);
+    uint64_t min = ts_min_gen(s);
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_gc(s->ts[i], min);
+}
+
+static void ts_after_rollback(mesh_store_t *s)
+{
+    ts_swaps_undo(s, false);
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_rollback(s->ts[i]);
+    s->ts_gen_pending = 0;
+}
+
+mesh_status_t mesh_store_attach(mesh_store_t *s, const mesh_product_t *p, mesh_err_t *err)
+{
+    if (!mesh__ts_eligible(p))
+        return ts_find(s, p->name) ? ts_set(s, p->name, NULL) : MESH_OK;
+    mesh_ts_t *t;
+    mesh_status_t st = mesh__ts_open(s->db, p, &t, err);
+    if (st != MESH_OK)
+        return st;
+    if ((st = ts_set(s, p->name, t)) != MESH_OK) {
+        mesh__ts_unref(t);
+        return mesh_err_set(err, st, "out of memory");
+    }
+    if (!s->in_txn)
+        ts_swaps_commit(s); /* at open: nothing to undo */
+    return MESH_OK;
+}
+
+bool mesh_store_is_timeseries(mesh_store_t *s, const char *product)
+{
+    return ts_find(s, product) != NULL;
+}
+
+mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, mesh_err_t *err)
+{
+    uint64_t gen = (s->ts_gen_pending ? s->ts_gen_pending : s->ts_gen) + 1;
+    bool did = false;
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < s->nts && st == MESH_OK; i++)
+        st = mesh__ts_flush(s->ts[i], s->db, (mesh_ts_flush_t)mode, max_age_ns, gen, s->applied_seq,
+                            &did, err);
+    if (st == MESH_OK && did) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_gen', %" PRIu64 ")", gen);
+        if ((st = exec(s->db, sql, err)) == MESH_OK)
+            s->ts_gen_pending = gen;
+    }
+    return st;
+}
+
+uint64_t mesh_store_replay_from(mesh_store_t *s)
+{
+    /* every time series records its clean position at creation and at checkpoints; one
+     * without a record (never checkpointed) replays from the start of the log */
+    uint64_t from = s->applied_seq;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return 0;
+    for (size_t i = 0; i < s->nts; i++) {
+        char key[MESH_NAME_MAX + 16];
+        snprintf(key, sizeof key, "ts_clean:%s", mesh__ts_product(s->ts[i])->name);
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+        uint64_t v = sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        if (v < from)
+            from = v;
+    }
+    sqlite3_finalize(q);
+    return from;
+}
+
+/* Records, per time-series product, the log position below which nothing is only in memory. */
+static mesh_status_t ts_write_clean(mesh_store_t *s, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < s->nts && st == MESH_OK; i++) {
+        uint64_t clean = mesh__ts_clean_seq(s->ts[i], s->applied_seq);
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_clean:%s', %" PRIu64 ")",
+                 mesh__ts_product(s->ts[i])->name, clean);
+        st = exec(s->db, sql, err);
+    }
+    return st;
+}
+
+mesh_status_t mesh_store_replay_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
+                                      mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < b->nparts && st == MESH_OK; i++) {
+        const mesh_part_t *part = &b->parts[i];
+        mesh_ts_t *t = ts_find(s, part->product->name);
+        if (t == NULL || part->nrows == 0)
+            continue;
+        int64_t added;
+        st = mesh__ts_apply(t, s->db, seq, b, part, true, s->applied_seq, &added, err);
+    }
+    return st;
+}
+
 /* ---- open / close ---- */
 
 static const char *schema_sql =
@@ -175,6 +425,7 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
     if (s == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->ts_lock, NULL);
     mesh_status_t st;
     if ((s->path = strdup(path)) == NULL) {
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
@@ -205,6 +456,7 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
         goto err;
     }
     s->applied_seq = (uint64_t)meta_int(s->db, "applied_seq");
+    s->ts_gen = (uint64_t)meta_int(s->db, "ts_gen");
     if ((st = prep(s->db, "SELECT seq, rows, quarantined FROM _idem WHERE key = ?", &s->q_idem_get,
                    err)) != MESH_OK ||
         (st =
@@ -254,6 +506,14 @@ void mesh_store_close(mesh_store_t *s)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close(s->db);
     }
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_unref(s->ts[i]);
+    for (size_t i = 0; i < s->nswaps; i++)
+        mesh__ts_unref(s->swaps[i].old);
+    free(s->ts);
+    free(s->swaps);
+    free(s->reader_gens);
+    pthread_mutex_destroy(&s->ts_lock);
     pthread_mutex_destroy(&s->stats_lock);
     free(s->stats);
     free(s->path);
@@ -320,15 +580,19 @@ static int64_t product_bytes(mesh_store_t *s, const char *product)
     /* dbstat reads every page of the product's b-trees: cached by the caller for a while */
     sqlite3_stmt *q;
     int64_t bytes = 0;
-    char pat[160];
+    char pat[160], sp[160], kp[160];
     snprintf(pat, sizeof pat, "p_%s", product);
-    if (sqlite3_prepare_v2(
-            s->db,
-            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 OR name IN"
-            " (SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1)",
-            -1, &q, NULL) != SQLITE_OK)
+    snprintf(sp, sizeof sp, "s_%s", product);
+    snprintf(kp, sizeof kp, "k_%s", product);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN (?1, ?2, ?3)"
+                           " OR name IN (SELECT name FROM sqlite_schema WHERE type = 'index' AND"
+                           " tbl_name IN (?1, ?2, ?3))",
+                           -1, &q, NULL) != SQLITE_OK)
         return 0;
     sqlite3_bind_text(q, 1, pat, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, sp, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, kp, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(q) == SQLITE_ROW)
         bytes = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
@@ -400,6 +664,7 @@ mesh_status_t mesh_store_commit(mesh_store_t *s, uint64_t seq, mesh_err_t *err)
     }
     s->in_txn = false;
     s->applied_seq = seq;
+    ts_after_commit(s);
     return MESH_OK;
 }
 
@@ -408,11 +673,16 @@ void mesh_store_rollback(mesh_store_t *s)
     if (s->in_txn)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_txn = false;
+    ts_after_rollback(s);
     stats_load(s, NULL); /* forget counters of what was rolled back */
 }
 
 mesh_status_t mesh_store_apply_savepoint_begin(mesh_store_t *s, mesh_err_t *err)
 {
+    s->sp_id++;
+    s->gen_pending_at_sp = s->ts_gen_pending;
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_record_begin(s->ts[i]);
     return exec(s->db, "SAVEPOINT rec", err);
 }
 
@@ -421,6 +691,11 @@ mesh_status_t mesh_store_apply_savepoint_end(mesh_store_t *s, bool keep, mesh_er
     if (keep)
         return exec(s->db, "RELEASE rec", err);
     mesh_status_t st = exec(s->db, "ROLLBACK TO rec; RELEASE rec", err);
+    /* take back what the record did in memory too */
+    ts_swaps_undo(s, true);
+    for (size_t i = 0; i < s->nts; i++)
+        mesh__ts_record_undo(s->ts[i]);
+    s->ts_gen_pending = s->gen_pending_at_sp;
     stats_load(s, NULL);
     return st;
 }
@@ -659,7 +934,10 @@ mesh_status_t mesh_store_apply_batch(mesh_store_t *s, uint64_t seq, const mesh_b
     for (size_t i = 0; i < b->nparts && st == MESH_OK; i++) {
         const mesh_part_t *part = &b->parts[i];
         int64_t added = 0;
-        if (part->nrows)
+        mesh_ts_t *t = part->nrows ? ts_find(s, part->product->name) : NULL;
+        if (t)
+            st = mesh__ts_apply(t, s->db, seq, b, part, false, s->applied_seq, &added, err);
+        else if (part->nrows)
             st = apply_part(s, b, part, &added, err);
         if (st == MESH_OK && part->nquar)
             st = apply_quarantine(s, seq, b, part, err);
@@ -814,131 +1092,6 @@ static bool table_exists(mesh_store_t *s, const char *product)
     return found;
 }
 
-/*
- * Copies the rows of the old table into a new one under the next definition. Every old row
- * goes through the ingest validator of the next contract, so the new table holds only rows
- * the contract accepts; the first rows that do not fit are reported and nothing changes.
- */
-static mesh_status_t rebuild(mesh_store_t *s, const mesh_product_t *old, const mesh_product_t *next,
-                             mesh_err_t *err)
-{
-    mesh_buf_t b;
-    mesh_buf_init(&b, 1 << 20);
-    mesh_status_t st = create_table_sql(next, "__new", &b);
-    if (st == MESH_OK)
-        st = exec(s->db, b.data, err);
-    mesh_buf_free(&b);
-    if (st != MESH_OK)
-        return st;
-
-    /* read old columns that still exist, as text for the validator */
-    mesh_buf_init(&b, 1 << 20);
-    mesh_buf_adds(&b, "SELECT ");
-    int map[MESH_CONTRACT_MAX_COLUMNS];
-    size_t nsel = 0;
-    for (size_t i = 0; i < next->ncols; i++) {
-        map[i] = -1;
-        if (mesh_product_col(old, next->cols[i].name, strlen(next->cols[i].name)) < 0)
-            continue;
-        if (nsel)
-            mesh_buf_addc(&b, ',');
-        add_ident(&b, next->cols[i].name);
-        map[i] = (int)nsel++;
-    }
-    if (nsel == 0)
-        mesh_buf_adds(&b, "NULL");
-    mesh_buf_adds(&b, " FROM ");
-    add_table(&b, old->name, NULL);
-    sqlite3_stmt *q = NULL;
-    st = prep(s->db, b.data, &q, err);
-    mesh_buf_free(&b);
-    if (st != MESH_OK)
-        return st;
-
-    mesh_batch_t batch;
-    mesh_batch_limits_t lim = MESH_BATCH_DEFAULT_LIMITS;
-    lim.max_errors = 5;
-    uint32_t rowno = 0;
-    int rc = SQLITE_ROW;
-    while (st == MESH_OK && rc == SQLITE_ROW) {
-        mesh_batch_init(&batch, next->domain, lim);
-        batch.precision = MESH_PREC_NS;
-        size_t n = 0;
-        while (n < 10000 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-            rowno++;
-            n++;
-            mesh_batch_row_begin(&batch, next, rowno);
-            for (size_t i = 0; i < next->ncols; i++) {
-                if (map[i] < 0)
-                    continue;
-                int t = sqlite3_column_type(q, map[i]);
-                if (t == SQLITE_NULL)
-                    continue;
-                /* a number going into a text column (integer -> string) goes as its text */
-                bool as_text = strcmp(storage_type(next->cols[i].type), "TEXT") == 0;
-                if (t == SQLITE_INTEGER && !as_text)
-                    mesh_batch_set_int(&batch, (int)i, sqlite3_column_int64(q, map[i]));
-                else if (t == SQLITE_FLOAT && !as_text)
-                    mesh_batch_set_real(&batch, (int)i, sqlite3_column_double(q, map[i]));
-                else
-                    mesh_batch_set_text(&batch, (int)i,
-                                        (const char *)sqlite3_column_text(q, map[i]),
-                                        (size_t)sqlite3_column_bytes(q, map[i]));
-            }
-            mesh_batch_row_end(&batch, "", 0);
-        }
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            st = sql_err(s->db, err, "read rows");
-        } else if (batch.error_rows > 0) {
-            const mesh_row_error_t *e = &batch.errors[0];
-            st = mesh_err_set(err, MESH_BREAKING,
-                              "%zu existing row(s) of %s do not fit the new contract; first: row "
-                              "%u, column %s: %s",
-                              batch.error_rows, next->name, e->row, e->column, e->reason);
-        } else {
-            /* insert into the new table through a one-off statement */
-            mesh_buf_init(&b, 1 << 20);
-            mesh_buf_adds(&b, "INSERT INTO ");
-            add_table(&b, next->name, "__new");
-            mesh_buf_adds(&b, " VALUES (");
-            for (size_t i = 0; i < next->ncols; i++)
-                mesh_buf_printf(&b, "%s?", i ? "," : "");
-            mesh_buf_addc(&b, ')');
-            sqlite3_stmt *ins = NULL;
-            st = prep(s->db, b.data, &ins, err);
-            mesh_buf_free(&b);
-            for (size_t pi = 0; st == MESH_OK && pi < batch.nparts; pi++) {
-                const mesh_part_t *part = &batch.parts[pi];
-                for (size_t r = 0; r < part->nrows && st == MESH_OK; r++) {
-                    for (size_t c = 0; c < part->ncols; c++)
-                        bind_value(ins, (int)c + 1, &batch, &part->vals[r * part->ncols + c]);
-                    st = step_done(s->db, ins, err, "copy row");
-                }
-            }
-            sqlite3_finalize(ins);
-        }
-        mesh_batch_free(&batch);
-    }
-    sqlite3_finalize(q);
-    if (st != MESH_OK)
-        return st;
-    mesh_buf_init(&b, 1 << 20);
-    mesh_buf_adds(&b, "DROP TABLE ");
-    add_table(&b, old->name, NULL);
-    mesh_buf_adds(&b, "; ALTER TABLE ");
-    add_table(&b, next->name, "__new");
-    mesh_buf_adds(&b, " RENAME TO ");
-    add_table(&b, next->name, NULL);
-    mesh_buf_addc(&b, ';');
-    create_indexes_sql(next, &b);
-    st = exec(s->db, b.data, err);
-    mesh_buf_free(&b);
-    if (st == MESH_CONFLICT) /* a unique index the existing rows break */
-        st = mesh_err_set(err, MESH_BREAKING, "existing rows of %s do not fit the new contract: %s",
-                          next->name, sqlite3_errmsg(s->db));
-    return st;
-}
-
 /* True when the change from old to next cannot be done by adding columns in place. */
 static bool needs_rebuild(const mesh_product_t *old, const mesh_product_t *next)
 {
@@ -971,6 +1124,319 @@ static bool needs_rebuild(const mesh_product_t *old, const mesh_product_t *next)
     return false;
 }
 
+/* ---- rebuilding a product under a new definition ---- */
+
+typedef struct rebuild_ctx {
+    mesh_store_t *s;
+    const mesh_product_t *old, *next;
+    int map[MESH_CONTRACT_MAX_COLUMNS]; /* next column -> old column, -1 */
+    mesh_ts_t *ts;                      /* the new layout when it is a time series */
+    sqlite3_stmt *ins;                  /* the new row table otherwise */
+    mesh_batch_t batch;
+    bool have_batch;
+    uint32_t rowno;
+    int64_t written;
+    mesh_err_t *err;
+} rebuild_ctx_t;
+
+static mesh_status_t rebuild_write(rebuild_ctx_t *c)
+{
+    mesh_batch_t *b = &c->batch;
+    mesh_status_t st = MESH_OK;
+    if (b->error_rows > 0) {
+        const mesh_row_error_t *e = &b->errors[0];
+        st = mesh_err_set(c->err, MESH_BREAKING,
+                          "%zu existing row(s) of %s do not fit the new contract; first: row %u, "
+                          "column %s: %s",
+                          b->error_rows, c->next->name, e->row, e->column, e->reason);
+    }
+    for (size_t pi = 0; st == MESH_OK && pi < b->nparts; pi++) {
+        const mesh_part_t *part = &b->parts[pi];
+        if (c->ts) {
+            int64_t added;
+            st = mesh__ts_apply(c->ts, c->s->db, c->s->applied_seq, b, part, false,
+                                c->s->applied_seq, &added, c->err);
+        } else {
+            for (size_t r = 0; r < part->nrows && st == MESH_OK; r++) {
+                for (size_t k = 0; k < part->ncols; k++)
+                    bind_value(c->ins, (int)k + 1, b, &part->vals[r * part->ncols + k]);
+                st = step_done(c->s->db, c->ins, c->err, "copy row");
+            }
+        }
+        c->written += (int64_t)part->nrows;
+    }
+    mesh_batch_free(b);
+    c->have_batch = false;
+    return st;
+}
+
+/* One old row: validated against the new definition into the current batch. */
+static mesh_status_t rebuild_row(void *arg, const mesh_datum_t *vals)
+{
+    rebuild_ctx_t *c = arg;
+    if (!c->have_batch) {
+        mesh_batch_limits_t lim = MESH_BATCH_DEFAULT_LIMITS;
+        lim.max_errors = 5;
+        mesh_batch_init(&c->batch, c->next->domain, lim);
+        c->batch.precision = MESH_PREC_NS;
+        c->have_batch = true;
+    }
+    mesh_batch_t *b = &c->batch;
+    mesh_batch_row_begin(b, c->next, ++c->rowno);
+    for (size_t i = 0; i < c->next->ncols; i++) {
+        if (c->map[i] < 0)
+            continue;
+        const mesh_datum_t *d = &vals[c->map[i]];
+        /* a number going into a text column (integer -> string) goes as its text */
+        bool as_text = strcmp(storage_type(c->next->cols[i].type), "TEXT") == 0;
+        char tmp[64];
+        if (d->type == MESH_V_NULL)
+            continue;
+        if (d->type == MESH_V_INT && !as_text) {
+            mesh_batch_set_int(b, (int)i, d->i);
+        } else if (d->type == MESH_V_REAL && !as_text) {
+            mesh_batch_set_real(b, (int)i, d->d);
+        } else if (d->type == MESH_V_TEXT) {
+            mesh_batch_set_text(b, (int)i, d->s, d->n);
+        } else {
+            if (d->type == MESH_V_INT)
+                snprintf(tmp, sizeof tmp, "%lld", (long long)d->i);
+            else
+                snprintf(tmp, sizeof tmp, "%.17g", d->d);
+            mesh_batch_set_text(b, (int)i, tmp, strlen(tmp));
+        }
+    }
+    mesh_batch_row_end(b, "", 0);
+    if (b->total_rows >= 10000)
+        return rebuild_write(c);
+    return MESH_OK;
+}
+
+/* Drops the indexes a row table has (their names would clash with the new table's). */
+static mesh_status_t drop_indexes(mesh_store_t *s, const char *table, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db,
+                            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?"
+                            " AND sql IS NOT NULL",
+                            &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        mesh_buf_adds(&b, "DROP INDEX ");
+        add_ident(&b, (const char *)sqlite3_column_text(q, 0));
+        mesh_buf_addc(&b, ';');
+    }
+    sqlite3_finalize(q);
+    st = b.len ? exec(s->db, b.data, err) : MESH_OK;
+    mesh_buf_free(&b);
+    return st;
+}
+
+/*
+ * Moves a product's rows under a new definition, whatever the layouts (row table or time
+ * series, before and after): the old storage is renamed aside, the new one created, every old
+ * row goes through the new contract's validator, and the old storage is dropped. A row that
+ * does not fit fails the whole change (the caller's savepoint undoes it). A time series must
+ * have been flushed first.
+ */
+static mesh_status_t rebuild_any(mesh_store_t *s, const mesh_product_t *old,
+                                 const mesh_product_t *next, mesh_err_t *err)
+{
+    bool old_ts = ts_find(s, old->name) != NULL;
+    bool new_ts = mesh__ts_eligible(next);
+    char name[MESH_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", old->name);
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_status_t st = MESH_OK;
+    /* 1. the old storage aside */
+    if (old_ts) {
+        mesh_buf_printf(&b,
+                        "DROP INDEX IF EXISTS \"k_%s__tmax\"; ALTER TABLE \"s_%s\" RENAME TO "
+                        "\"s_%s__old\"; ALTER TABLE \"k_%s\" RENAME TO \"k_%s__old\";",
+                        name, name, name, name, name);
+    } else {
+        char table[MESH_NAME_MAX + 3];
+        snprintf(table, sizeof table, "p_%s", name);
+        st = drop_indexes(s, table, err);
+        mesh_buf_printf(&b, "ALTER TABLE \"p_%s\" RENAME TO \"p_%s__old\";", name, name);
+    }
+    if (st == MESH_OK)
+        st = exec(s->db, b.data, err);
+    mesh_buf_reset(&b);
+    /* 2. the new storage */
+    rebuild_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.old = old;
+    c.next = next;
+    c.err = err;
+    for (size_t i = 0; i < next->ncols; i++)
+        c.map[i] = mesh_product_col(old, next->cols[i].name, strlen(next->cols[i].name));
+    if (st == MESH_OK && new_ts) {
+        st = mesh__ts_create(s->db, next, err);
+        if (st == MESH_OK)
+            st = mesh__ts_open(s->db, next, &c.ts, err);
+    } else if (st == MESH_OK) {
+        create_table_sql(next, NULL, &b);
+        create_indexes_sql(next, &b);
+        st = exec(s->db, b.data, err);
+        mesh_buf_reset(&b);
+        if (st == MESH_OK) {
+            mesh_buf_adds(&b, "INSERT INTO ");
+            add_table(&b, next->name, NULL);
+            mesh_buf_adds(&b, " VALUES (");
+            for (size_t i = 0; i < next->ncols; i++)
+                mesh_buf_printf(&b, "%s?", i ? "," : "");
+            mesh_buf_addc(&b, ')');
+            st = prep(s->db, b.data, &c.ins, err);
+            mesh_buf_reset(&b);
+        }
+    }
+    /* 3. every old row through the new contract */
+    if (st == MESH_OK && old_ts) {
+        st = mesh__ts_dump(s->db, old, "__old", rebuild_row, &c, err);
+    } else if (st == MESH_OK) {
+        mesh_buf_adds(&b, "SELECT ");
+        for (size_t i = 0; i < old->ncols; i++) {
+            if (i)
+                mesh_buf_addc(&b, ',');
+            add_ident(&b, old->cols[i].name);
+        }
+        mesh_buf_printf(&b, " FROM \"p_%s__old\"", name);
+        sqlite3_stmt *q = NULL;
+        st = prep(s->db, b.data, &q, err);
+        mesh_buf_reset(&b);
+        mesh_datum_t vals[MESH_CONTRACT_MAX_COLUMNS];
+        int rc = SQLITE_DONE;
+        while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            for (size_t i = 0; i < old->ncols; i++) {
+                memset(&vals[i], 0, sizeof vals[i]);
+                switch (sqlite3_column_type(q, (int)i)) {
+                case SQLITE_INTEGER:
+                    vals[i].type = MESH_V_INT;
+                    vals[i].i = sqlite3_column_int64(q, (int)i);
+                    break;
+                case SQLITE_FLOAT:
+                    vals[i].type = MESH_V_REAL;
+                    vals[i].d = sqlite3_column_double(q, (int)i);
+                    break;
+                case SQLITE_NULL:
+                    vals[i].type = MESH_V_NULL;
+                    break;
+                default:
+                    vals[i].type = MESH_V_TEXT;
+                    vals[i].s = (const char *)sqlite3_column_text(q, (int)i);
+                    vals[i].n = (size_t)sqlite3_column_bytes(q, (int)i);
+                }
+            }
+            st = rebuild_row(&c, vals);
+        }
+        if (st == MESH_OK && rc != SQLITE_DONE)
+            st = sql_err(s->db, err, "read rows");
+        sqlite3_finalize(q);
+    }
+    if (st == MESH_OK && c.have_batch)
+        st = rebuild_write(&c);
+    else if (c.have_batch)
+        mesh_batch_free(&c.batch);
+    if (st == MESH_OK && c.ts) {
+        bool did = false;
+        uint64_t gen = (s->ts_gen_pending ? s->ts_gen_pending : s->ts_gen) + 1;
+        st = mesh__ts_flush(c.ts, s->db, MESH_TS_FLUSH_ALL, 0, gen, s->applied_seq, &did, err);
+        if (st == MESH_OK && did) {
+            char sql[128];
+            snprintf(sql, sizeof sql,
+                     "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_gen', %" PRIu64 ")",
+                     gen);
+            if ((st = exec(s->db, sql, err)) == MESH_OK)
+                s->ts_gen_pending = gen;
+        }
+    }
+    if (c.ts)
+        mesh__ts_unref(c.ts); /* the caller attaches a fresh state read from the tables */
+    sqlite3_finalize(c.ins);
+    /* 4. the old storage goes; the row count is what was written */
+    if (st == MESH_OK) {
+        if (old_ts)
+            mesh_buf_printf(&b, "DROP TABLE \"s_%s__old\"; DROP TABLE \"k_%s__old\";", name, name);
+        else
+            mesh_buf_printf(&b, "DROP TABLE \"p_%s__old\";", name);
+        if (old_ts && !new_ts)
+            mesh_buf_printf(&b, "DELETE FROM _meta WHERE key = 'ts_clean:%s';", name);
+        mesh_buf_printf(&b, "UPDATE _products SET rows = %lld WHERE name = '%s';",
+                        (long long)c.written, name);
+        st = exec(s->db, b.data, err);
+    }
+    mesh_buf_free(&b);
+    if (st == MESH_CONFLICT) /* a unique index the existing rows break */
+        st = mesh_err_set(err, MESH_BREAKING, "existing rows of %s do not fit the new contract: %s",
+                          next->name, sqlite3_errmsg(s->db));
+    return st;
+}
+
+/* The stats row of a new product. */
+static mesh_status_t stats_row(mesh_store_t *s, const char *name, mesh_err_t *err)
+{
+    sqlite3_stmt *q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, 0);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, 0);
+    return step_done(s->db, q, err, "stats");
+}
+
+/*
+ * Creates or changes a time-series product. Buffered rows are written out first (their
+ * layout follows the old definition); then the product gets a fresh in-memory state under
+ * the new one. A change of layout (the key or the time column, or between the row and the
+ * time-series layouts) rebuilds the rows through the new contract's validator.
+ */
+static mesh_status_t put_ts_product(mesh_store_t *s, const mesh_product_t *old,
+                                    const mesh_product_t *next, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    mesh_ts_t *cur = old ? ts_find(s, old->name) : NULL;
+    bool next_ts = mesh__ts_eligible(next);
+    if (cur) {
+        bool did = false;
+        uint64_t gen = (s->ts_gen_pending ? s->ts_gen_pending : s->ts_gen) + 1;
+        st = mesh__ts_flush(cur, s->db, MESH_TS_FLUSH_ALL, 0, gen, s->applied_seq, &did, err);
+        if (st == MESH_OK && did) {
+            char sql[128];
+            snprintf(sql, sizeof sql,
+                     "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_gen', %" PRIu64 ")",
+                     gen);
+            if ((st = exec(s->db, sql, err)) == MESH_OK)
+                s->ts_gen_pending = gen;
+        }
+        if (st != MESH_OK)
+            return st;
+    }
+    if (old == NULL || (!cur && !table_exists(s, old->name))) {
+        if ((st = mesh__ts_create(s->db, next, err)) == MESH_OK)
+            st = stats_row(s, next->name, err);
+        if (st == MESH_OK) {
+            /* nothing of it is in memory yet: replay never needs to go further back */
+            char sql[256];
+            snprintf(sql, sizeof sql,
+                     "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_clean:%s', %" PRIu64 ")",
+                     next->name, s->applied_seq);
+            st = exec(s->db, sql, err);
+        }
+    } else if (!cur || !next_ts || needs_rebuild(old, next)) {
+        st = rebuild_any(s, old, next, err);
+    }
+    /* otherwise additive: chunks describe their own columns; new ones read as NULL */
+    if (st == MESH_OK)
+        st = mesh_store_attach(s, next, err);
+    return st;
+}
+
 mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
                                      const mesh_product_t *next, mesh_err_t *err)
 {
@@ -981,7 +1447,9 @@ mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
     mesh_status_t st = exec(s->db, "SAVEPOINT put_product", err);
     if (st != MESH_OK)
         return st;
-    if (old == NULL || !table_exists(s, next->name)) {
+    if (mesh__ts_eligible(next) || (old && ts_find(s, old->name))) {
+        st = put_ts_product(s, old, next, err);
+    } else if (old == NULL || !table_exists(s, next->name)) {
         create_table_sql(next, NULL, &b);
         create_indexes_sql(next, &b);
         st = b.data ? exec(s->db, b.data, err) : MESH_NOMEM;
@@ -994,7 +1462,7 @@ mesh_status_t mesh_store_put_product(mesh_store_t *s, const mesh_product_t *old,
             st = step_done(s->db, q, err, "stats");
         }
     } else if (needs_rebuild(old, next)) {
-        st = rebuild(s, old, next, err);
+        st = rebuild_any(s, old, next, err);
     } else {
         for (size_t j = 0; j < next->ncols; j++) {
             const mesh_column_t *nc = &next->cols[j];
@@ -1041,6 +1509,10 @@ mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_er
     mesh_buf_addc(&b, ';');
     mesh_status_t st = b.data ? exec(s->db, b.data, err) : MESH_NOMEM;
     mesh_buf_free(&b);
+    if (st == MESH_OK)
+        st = mesh__ts_drop(s->db, name, err);
+    if (st == MESH_OK && ts_find(s, name))
+        st = ts_set(s, name, NULL);
     if (st != MESH_OK)
         return st;
     sqlite3_stmt *q;
@@ -1074,8 +1546,23 @@ mesh_status_t mesh_store_drop_contract(mesh_store_t *s, const char *id, mesh_err
     return st;
 }
 
-mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err)
+mesh_status_t mesh_store_checkpoint(mesh_store_t *s, int flush_mode, int64_t max_age_ns,
+                                    mesh_err_t *err)
 {
+    /* buffered time series out (aged or all), and the clean positions, in one transaction */
+    if (s->nts > 0) {
+        mesh_status_t st = mesh_store_begin(s, err);
+        if (st == MESH_OK)
+            st = mesh_store_flush(s, flush_mode, max_age_ns, err);
+        if (st == MESH_OK)
+            st = ts_write_clean(s, err);
+        if (st == MESH_OK)
+            st = mesh_store_commit(s, s->applied_seq, err);
+        else
+            mesh_store_rollback(s);
+        if (st != MESH_OK)
+            return st;
+    }
     /* product sizes are refreshed here, off the write path */
     pthread_mutex_lock(&s->stats_lock);
     size_t n = s->nstats;
@@ -1133,6 +1620,12 @@ void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, bool quarantine,
 {
     mesh_product_stats_t st;
     mesh_store_product_stats(s, p->name, &st);
+    mesh_ts_t *ts = quarantine ? NULL : ts_get(s, p->name);
+    if (ts) {
+        mesh__ts_plan(ts, st.rows, plan);
+        mesh__ts_unref(ts);
+        return;
+    }
     double rows = quarantine ? (double)st.quarantined : (double)st.rows;
     if (rows < 1)
         rows = 1;
@@ -1194,10 +1687,16 @@ struct mesh_store_reader {
         uint64_t used;
     } cache[STMT_CACHE];
     uint64_t tick;
+    bool gen_pinned; /* the ts generation of this read transaction is registered */
+    uint64_t gen;
+    uint64_t seq; /* the log position of this read transaction's snapshot */
 };
 
 struct mesh_scan {
     mesh_store_reader_t *r;
+    mesh_ts_cursor_t *ts; /* a time-series scan, or NULL */
+    bool quarantine;
+    char product[MESH_NAME_MAX + 1];
     sqlite3_stmt *q;
     int slot; /* cache slot, or -1 when q is owned */
     int ncols;
@@ -1255,6 +1754,80 @@ mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err)
     return st;
 }
 
+/* Registers gen (or replaces old) as a generation an open read transaction needs. */
+static void gens_put(mesh_store_t *s, uint64_t gen, bool replace, uint64_t old)
+{
+    pthread_mutex_lock(&s->ts_lock);
+    size_t i = s->nreader_gens;
+    if (replace)
+        for (i = 0; i < s->nreader_gens && s->reader_gens[i] != old; i++)
+            ;
+    if (i == s->nreader_gens) {
+        if (s->nreader_gens == s->capreader_gens) {
+            size_t ncap = s->capreader_gens ? s->capreader_gens * 2 : 16;
+            uint64_t *n = realloc(s->reader_gens, ncap * sizeof *n);
+            if (n != NULL) {
+                s->reader_gens = n;
+                s->capreader_gens = ncap;
+            }
+        }
+        if (s->nreader_gens < s->capreader_gens)
+            s->reader_gens[s->nreader_gens++] = gen;
+    } else {
+        s->reader_gens[i] = gen;
+    }
+    pthread_mutex_unlock(&s->ts_lock);
+}
+
+static void gens_drop(mesh_store_t *s, uint64_t gen)
+{
+    pthread_mutex_lock(&s->ts_lock);
+    for (size_t i = 0; i < s->nreader_gens; i++) {
+        if (s->reader_gens[i] == gen) {
+            s->reader_gens[i] = s->reader_gens[--s->nreader_gens];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->ts_lock);
+}
+
+/*
+ * Pins the ts generation of the reader's snapshot. A provisional generation (the writer's
+ * last committed one) is registered before the snapshot is taken, so the writer cannot free
+ * rows the snapshot will need in between; the snapshot's own generation is at least that.
+ */
+static mesh_status_t reader_pin_gen(mesh_store_reader_t *r, mesh_err_t *err)
+{
+    if (r->gen_pinned)
+        return MESH_OK;
+    mesh_store_t *s = r->store;
+    pthread_mutex_lock(&s->ts_lock);
+    uint64_t provisional = s->ts_gen;
+    pthread_mutex_unlock(&s->ts_lock);
+    gens_put(s, provisional, false, 0);
+    sqlite3_stmt *q;
+    uint64_t gen = 0, seq = 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT (SELECT value FROM _meta WHERE key = 'ts_gen'),"
+                           " (SELECT value FROM _meta WHERE key = 'applied_seq')",
+                           -1, &q, NULL) != SQLITE_OK) {
+        gens_drop(s, provisional);
+        return mesh_err_set(err, MESH_IO, "scan: %s", sqlite3_errmsg(r->db));
+    }
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        gen = (uint64_t)sqlite3_column_int64(q, 0);
+        seq = (uint64_t)sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    r->seq = seq;
+    if (gen < provisional)
+        gen = provisional; /* cannot happen; keep the register conservative if it does */
+    gens_put(s, gen, true, provisional);
+    r->gen = gen;
+    r->gen_pinned = true;
+    return MESH_OK;
+}
+
 void mesh_store_reader_end(mesh_store_reader_t *r)
 {
     for (int i = 0; i < STMT_CACHE; i++)
@@ -1263,6 +1836,10 @@ void mesh_store_reader_end(mesh_store_reader_t *r)
     if (r->in_txn)
         sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
     r->in_txn = false;
+    if (r->gen_pinned) {
+        gens_drop(r->store, r->gen);
+        r->gen_pinned = false;
+    }
 }
 
 static const char *op_sql(mesh_op_t op)
@@ -1359,32 +1936,12 @@ static int cache_get(mesh_store_reader_t *r, const char *sql, mesh_err_t *err)
     return slot;
 }
 
-mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
-                             const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
-                             mesh_scan_t **out, mesh_err_t *err)
+/* Binds a row-store scan's arguments (after the product name for a quarantine scan). */
+static void bind_args(mesh_scan_t *sc, const mesh_datum_t *args, int nargs)
 {
-    mesh_scan_t *sc = calloc(1, sizeof *sc);
-    if (sc == NULL)
-        return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    sc->r = r;
-    mesh_buf_t b;
-    mesh_buf_init(&b, 1 << 20);
-    mesh_status_t st = scan_sql(p, quarantine, plan, sc, &b);
-    if (st != MESH_OK) {
-        mesh_buf_free(&b);
-        free(sc);
-        return mesh_err_set(err, st, "out of memory");
-    }
-    sc->slot = cache_get(r, b.data, err);
-    mesh_buf_free(&b);
-    if (sc->slot < 0) {
-        free(sc);
-        return err ? err->code : MESH_INTERNAL;
-    }
-    sc->q = r->cache[sc->slot].q;
     int idx = 1;
-    if (quarantine)
-        sqlite3_bind_text(sc->q, idx++, p->name, -1, SQLITE_TRANSIENT);
+    if (sc->quarantine)
+        sqlite3_bind_text(sc->q, idx++, sc->product, -1, SQLITE_TRANSIENT);
     for (int i = 0; i < nargs; i++, idx++) {
         const mesh_datum_t *a = &args[i];
         switch (a->type) {
@@ -1401,12 +1958,65 @@ mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bo
             sqlite3_bind_null(sc->q, idx);
         }
     }
+}
+
+mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
+                             const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
+                             mesh_scan_t **out, mesh_err_t *err)
+{
+    mesh_scan_t *sc = calloc(1, sizeof *sc);
+    if (sc == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    sc->r = r;
+    mesh_ts_t *ts = quarantine ? NULL : ts_get(r->store, p->name);
+    if (ts) {
+        mesh_status_t st = reader_pin_gen(r, err);
+        if (st == MESH_OK)
+            st = mesh__ts_scan_open(ts, r->db, r->gen, r->seq, plan, args, nargs, &sc->ts, err);
+        mesh__ts_unref(ts);
+        if (st != MESH_OK) {
+            free(sc);
+            return st;
+        }
+        *out = sc;
+        return MESH_OK;
+    }
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_status_t st = scan_sql(p, quarantine, plan, sc, &b);
+    if (st != MESH_OK) {
+        mesh_buf_free(&b);
+        free(sc);
+        return mesh_err_set(err, st, "out of memory");
+    }
+    sc->slot = cache_get(r, b.data, err);
+    mesh_buf_free(&b);
+    if (sc->slot < 0) {
+        free(sc);
+        return err ? err->code : MESH_INTERNAL;
+    }
+    sc->q = r->cache[sc->slot].q;
+    sc->quarantine = quarantine;
+    snprintf(sc->product, sizeof sc->product, "%s", p->name);
+    bind_args(sc, args, nargs);
     *out = sc;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_scan_rewind(mesh_scan_t *sc, const mesh_scan_plan_t *plan,
+                               const mesh_datum_t *args, int nargs, mesh_err_t *err)
+{
+    if (sc->ts)
+        return mesh__ts_scan_rewind(sc->ts, plan, args, nargs, err);
+    sqlite3_reset(sc->q);
+    bind_args(sc, args, nargs);
     return MESH_OK;
 }
 
 int mesh_scan_next(mesh_scan_t *sc)
 {
+    if (sc->ts)
+        return mesh__ts_scan_next(sc->ts);
     int rc = sqlite3_step(sc->q);
     if (rc == SQLITE_ROW)
         return 1;
@@ -1418,6 +2028,10 @@ int mesh_scan_next(mesh_scan_t *sc)
 
 void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out)
 {
+    if (sc->ts) {
+        mesh__ts_scan_value(sc->ts, col, out);
+        return;
+    }
     memset(out, 0, sizeof *out);
     if (col < 0 || col >= sc->ncols || sc->map[col] < 0)
         return;
@@ -1443,13 +2057,18 @@ void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out)
 
 const char *mesh_scan_error(mesh_scan_t *sc)
 {
-    return sc->error;
+    return sc->ts ? mesh__ts_scan_error(sc->ts) : sc->error;
 }
 
 void mesh_scan_close(mesh_scan_t *sc)
 {
     if (sc == NULL)
         return;
+    if (sc->ts) {
+        mesh__ts_scan_close(sc->ts);
+        free(sc);
+        return;
+    }
     sqlite3_reset(sc->q);
     sqlite3_clear_bindings(sc->q);
     sc->r->cache[sc->slot].busy = false;

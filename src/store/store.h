@@ -90,6 +90,22 @@ mesh_status_t mesh_store_drop_product(mesh_store_t *s, const char *name, mesh_er
  * it: used when the product it defined is dropped. */
 mesh_status_t mesh_store_drop_contract(mesh_store_t *s, const char *id, mesh_err_t *err);
 
+/*
+ * Time-series products (see ts.h). attach loads the in-memory state of a product whose key
+ * is (series columns, time column); the domain calls it for every product at open, before
+ * replaying the log. flush writes buffered rows out inside the writer's open transaction
+ * (mode: 0 full buffers, 1 also buffers older than max_age_ns, 2 everything).
+ * replay_from is the log position replay must start after: the applied position, or lower
+ * while rows of time series were only in memory. replay_batch applies the time-series parts
+ * of a record at or below the applied position (replay after a crash).
+ */
+mesh_status_t mesh_store_attach(mesh_store_t *s, const mesh_product_t *p, mesh_err_t *err);
+bool mesh_store_is_timeseries(mesh_store_t *s, const char *product);
+mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, mesh_err_t *err);
+uint64_t mesh_store_replay_from(mesh_store_t *s);
+mesh_status_t mesh_store_replay_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
+                                      mesh_err_t *err);
+
 /* Per-product counters kept by the store. */
 typedef struct mesh_product_stats {
     int64_t rows;
@@ -101,10 +117,13 @@ mesh_status_t mesh_store_product_stats(mesh_store_t *s, const char *product,
                                        mesh_product_stats_t *out);
 /* Size of the database, its WAL. */
 void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal);
-/* Checkpoints the WAL (and truncates it). Never waits for readers: MESH_BUSY when readers on
- * older snapshots keep committed frames out of the database file, which may then not be
- * synced yet (synchronous=NORMAL), so the caller must not trim the domain log. */
-mesh_status_t mesh_store_checkpoint(mesh_store_t *s, mesh_err_t *err);
+/* Writes out aged (mode 1) or all (mode 2) buffered time-series rows in a transaction of
+ * its own, records the clean positions, then checkpoints the WAL (and truncates it). Never waits
+ * for readers: MESH_BUSY when readers on older snapshots keep committed frames out of the database
+ * file, which may then not be synced yet (synchronous=NORMAL), so the caller must not trim the
+ * domain log. */
+mesh_status_t mesh_store_checkpoint(mesh_store_t *s, int flush_mode, int64_t max_age_ns,
+                                    mesh_err_t *err);
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
 mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);
 
@@ -176,6 +195,10 @@ void mesh_store_reader_end(mesh_store_reader_t *r);
 mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
                              const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
                              mesh_scan_t **out, mesh_err_t *err);
+/* Starts an open scan again with new arguments for the same plan (the next lookup of a join):
+ * cheaper than closing and opening, and caches survive. */
+mesh_status_t mesh_scan_rewind(mesh_scan_t *sc, const mesh_scan_plan_t *plan,
+                               const mesh_datum_t *args, int nargs, mesh_err_t *err);
 /* 1: a row is ready, 0: end, <0: error (detail via mesh_scan_error). */
 int mesh_scan_next(mesh_scan_t *sc);
 /* Value of column col of the current row (borrowed until the next call to next). */

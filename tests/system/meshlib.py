@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -89,10 +90,22 @@ class Node:
         self.port = int(port)
         return self
 
+    def _report_death(self):
+        """A process that died on its own: show why (sanitizer reports land in its log)."""
+        rc = self.proc.poll()
+        if rc is not None:
+            sys.stderr.write("meshd exited by itself with status %s; its last log lines:\n%s\n" %
+                             (rc, "\n".join(self.log[-80:])))
+        return rc
+
     def stop(self, timeout=20):
         """SIGTERM and wait; returns the exit code."""
         if self.proc is None:
             return None
+        if self._report_death() is not None:
+            rc = self.proc.returncode
+            self._forget()
+            return rc
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)
@@ -106,6 +119,7 @@ class Node:
         """SIGKILL: no chance to flush anything."""
         if self.proc is None:
             return
+        self._report_death()
         self.proc.kill()
         self.proc.wait()
         self._forget()

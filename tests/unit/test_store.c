@@ -1432,7 +1432,7 @@ static void test_checkpoint_integrity(void **state)
     mesh_store_file_sizes(f->s, &db, &wal);
     assert_true(wal > 0);
     mesh_err_t err;
-    assert_int_equal(mesh_store_checkpoint(f->s, &err), MESH_OK);
+    assert_int_equal(mesh_store_checkpoint(f->s, 2, 0, &err), MESH_OK);
     mesh_store_file_sizes(f->s, &db, &wal);
     assert_int_equal(wal, 0);
     assert_true(db > 0);
@@ -1460,14 +1460,14 @@ static void test_checkpoint_integrity(void **state)
      * domain must not trim its log */
     mesh_err_clear(&err);
     int64_t t0 = mesh_mono_ns();
-    assert_int_equal(mesh_store_checkpoint(f->s, &err), MESH_BUSY);
+    assert_int_equal(mesh_store_checkpoint(f->s, 2, 0, &err), MESH_BUSY);
     assert_true(mesh_mono_ns() - t0 < 2 * MESH_NS_PER_SEC);
     assert_non_null(strstr(err.msg, "readers"));
     mesh_store_file_sizes(f->s, &db, &wal);
     assert_true(wal > 0);
     mesh_store_reader_end(r);
     mesh_store_reader_close(r);
-    assert_int_equal(mesh_store_checkpoint(f->s, &err), MESH_OK);
+    assert_int_equal(mesh_store_checkpoint(f->s, 2, 0, &err), MESH_OK);
     mesh_store_file_sizes(f->s, &db, &wal);
     assert_int_equal(wal, 0);
     /* a reader that is not in a transaction does not hold the checkpoint back */
@@ -1477,7 +1477,7 @@ static void test_checkpoint_integrity(void **state)
     rd_row(&b, f->rd, 1, "later", T0, 1.5, "ok", NULL);
     apply_ok(f->s, 3, &b, NULL);
     mesh_batch_free(&b);
-    assert_int_equal(mesh_store_checkpoint(f->s, &err), MESH_OK);
+    assert_int_equal(mesh_store_checkpoint(f->s, 2, 0, &err), MESH_OK);
     mesh_store_reader_close(r);
 }
 

@@ -1,0 +1,2041 @@
+/*
+ * ts.c - the time-series layout: series, in-memory buffers, chunks, flush and scans.
+ * See ts.h for the design and its invariants.
+ */
+#include "store/ts.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/codec.h"
+
+#define MAX_SEGS 8
+
+/* ---- rowsets: column-major rows of one series ---- */
+
+/* A value column: a product column that is neither a series key nor the time. */
+typedef struct vcol {
+    int col; /* index in the product */
+    mesh_colkind_t kind;
+} vcol_t;
+
+typedef struct rowset {
+    size_t n, cap;
+    int64_t *t;
+    uint64_t *seq; /* log position of each row (buffers only; NULL in scratch sets) */
+    bool with_seq;
+    void **v;        /* per value column: int64_t[], double[] or uint64_t[] (text off<<32|len) */
+    uint8_t **nulls; /* per value column: NULL until a NULL is stored */
+    mesh_buf_t text; /* text arena */
+} rowset_t;
+
+typedef struct seg {
+    size_t end;   /* rows [previous end, end) */
+    uint64_t gen; /* flushed in this generation */
+} seg_t;
+
+typedef struct series {
+    int64_t id;
+    bool persisted; /* has its row in s_<p> */
+    uint8_t *key;   /* encoded key */
+    uint32_t key_len;
+    mesh_datum_t *keyvals; /* decoded key column values (text points into key) */
+    int64_t t_max;         /* newest time in chunks (INT64_MIN: none) */
+    uint64_t flushed_seq;  /* chunks hold every row of this series up to this log position */
+    int64_t rows_persisted;
+    rowset_t buf;
+    size_t n_visible;     /* committed rows */
+    seg_t segs[MAX_SEGS]; /* flushed rows kept for older readers */
+    int nsegs;
+    size_t open_from; /* first row not flushed */
+    int64_t open_since_mono;
+    bool dirty; /* rows [open_from, n) may be unsorted or hold equal times */
+    /* writer's transaction */
+    bool touched;
+    size_t n_at_begin;
+    uint64_t sp_id; /* the record (savepoint) that last touched it */
+    size_t n_at_sp;
+    int64_t flush_rows_at_sp;
+    bool flushing_at_sp;
+    bool flushing; /* flushed in the open transaction */
+    size_t flush_end;
+    int64_t flush_tmax;
+    uint64_t flush_seq;
+    int64_t flush_rows;
+    struct series *next_touched;
+} series_t;
+
+struct mesh_ts {
+    _Atomic int refs;
+    const mesh_product_t *p;
+    char name[MESH_NAME_MAX + 1];
+    int *key_cols; /* series columns (the key without the time column) */
+    size_t nkey;
+    int time_col;
+    vcol_t *vc;
+    size_t nv;
+    int *vc_of; /* product column -> value column index, -1 */
+    pthread_rwlock_t lock;
+    series_t **series;
+    size_t nseries, capseries;
+    uint32_t *table; /* hash of keys: series index + 1, 0 empty */
+    size_t tcap;
+    int64_t next_id;
+    int64_t buffered;
+    series_t *touched; /* list of series changed in the writer's open transaction */
+    uint64_t sp_id;    /* the record being applied (see mesh__ts_record_begin) */
+};
+
+static const mesh_datum_t null_datum = {.type = MESH_V_NULL};
+
+static mesh_colkind_t kind_of(mesh_ltype_t t)
+{
+    switch (t) {
+    case MESH_LT_INTEGER:
+    case MESH_LT_BOOLEAN:
+    case MESH_LT_TIMESTAMP:
+        return MESH_COL_INT;
+    case MESH_LT_NUMBER:
+        return MESH_COL_REAL;
+    default:
+        return MESH_COL_TEXT;
+    }
+}
+
+static void rs_free(rowset_t *r, size_t nv)
+{
+    free(r->t);
+    free(r->seq);
+    for (size_t k = 0; r->v && k < nv; k++) {
+        free(r->v[k]);
+        free(r->nulls[k]);
+    }
+    free(r->v);
+    free(r->nulls);
+    mesh_buf_free(&r->text);
+    memset(r, 0, sizeof *r);
+}
+
+static mesh_status_t rs_init(rowset_t *r, size_t nv, bool with_seq)
+{
+    memset(r, 0, sizeof *r);
+    mesh_buf_init(&r->text, (size_t)UINT32_MAX);
+    r->v = calloc(nv ? nv : 1, sizeof *r->v);
+    r->nulls = calloc(nv ? nv : 1, sizeof *r->nulls);
+    if (!r->v || !r->nulls)
+        return MESH_NOMEM;
+    r->with_seq = with_seq;
+    return MESH_OK;
+}
+
+static mesh_status_t rs_reserve(rowset_t *r, size_t nv, size_t need)
+{
+    if (need <= r->cap)
+        return MESH_OK;
+    size_t ncap = r->cap ? r->cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    int64_t *t = realloc(r->t, ncap * sizeof *t);
+    if (t == NULL)
+        return MESH_NOMEM;
+    r->t = t;
+    if (r->with_seq) {
+        uint64_t *s = realloc(r->seq, ncap * sizeof *s);
+        if (s == NULL)
+            return MESH_NOMEM;
+        r->seq = s;
+    }
+    for (size_t k = 0; k < nv; k++) {
+        void *v = realloc(r->v[k], ncap * 8);
+        if (v == NULL)
+            return MESH_NOMEM;
+        r->v[k] = v;
+        if (r->nulls[k]) {
+            uint8_t *nu = realloc(r->nulls[k], ncap);
+            if (nu == NULL)
+                return MESH_NOMEM;
+            memset(nu + r->cap, 0, ncap - r->cap);
+            r->nulls[k] = nu;
+        }
+    }
+    r->cap = ncap;
+    return MESH_OK;
+}
+
+static mesh_status_t rs_set_null(rowset_t *r, size_t k, size_t row)
+{
+    if (r->nulls[k] == NULL) {
+        r->nulls[k] = calloc(r->cap ? r->cap : 1, 1);
+        if (r->nulls[k] == NULL)
+            return MESH_NOMEM;
+    }
+    r->nulls[k][row] = 1;
+    return MESH_OK;
+}
+
+static bool rs_is_null(const rowset_t *r, size_t k, size_t row)
+{
+    return r->nulls[k] && r->nulls[k][row];
+}
+
+/* Stores text for value column k of row; reuses the previous row's copy when equal (a tag
+ * that repeats costs nothing). */
+static mesh_status_t rs_set_text(rowset_t *r, size_t k, size_t row, const char *s, uint32_t n)
+{
+    uint64_t *v = r->v[k];
+    if (row > 0 && !rs_is_null(r, k, row - 1)) {
+        uint64_t pv = v[row - 1];
+        uint32_t po = (uint32_t)(pv >> 32), pl = (uint32_t)pv;
+        if (pl == n && (n == 0 || memcmp(r->text.data + po, s, n) == 0)) {
+            v[row] = pv;
+            return MESH_OK;
+        }
+    }
+    uint64_t off = r->text.len;
+    if (off > UINT32_MAX - n)
+        return MESH_TOO_LARGE;
+    mesh_status_t st = mesh_buf_add(&r->text, s, n);
+    if (st != MESH_OK)
+        return st;
+    v[row] = off << 32 | n;
+    return MESH_OK;
+}
+
+static void rs_text(const rowset_t *r, size_t k, size_t row, const char **s, size_t *n)
+{
+    uint64_t v = ((const uint64_t *)r->v[k])[row];
+    *s = r->text.data ? r->text.data + (v >> 32) : "";
+    *n = (uint32_t)v;
+}
+
+/* Copies row i of src to the end of dst (same columns). */
+static mesh_status_t rs_copy_row(rowset_t *dst, const rowset_t *src, size_t i, const vcol_t *vc,
+                                 size_t nv)
+{
+    mesh_status_t st = rs_reserve(dst, nv, dst->n + 1);
+    if (st != MESH_OK)
+        return st;
+    size_t row = dst->n;
+    dst->t[row] = src->t[i];
+    if (dst->seq && src->seq)
+        dst->seq[row] = src->seq[i];
+    for (size_t k = 0; k < nv && st == MESH_OK; k++) {
+        if (dst->nulls[k])
+            dst->nulls[k][row] = 0;
+        if (rs_is_null(src, k, i)) {
+            st = rs_set_null(dst, k, row);
+        } else if (vc[k].kind == MESH_COL_TEXT) {
+            const char *s;
+            size_t n;
+            rs_text(src, k, i, &s, &n);
+            st = rs_set_text(dst, k, row, s, (uint32_t)n);
+        } else {
+            ((int64_t *)dst->v[k])[row] = ((const int64_t *)src->v[k])[i];
+        }
+    }
+    if (st == MESH_OK)
+        dst->n++;
+    return st;
+}
+
+/* Sorts rows [from, n) by time (stable) and merges rows of equal time: a later row's values
+ * replace an earlier row's, its NULLs do not (the merge rule of a primary key). */
+static mesh_status_t rs_sort_merge(rowset_t *r, size_t from, const vcol_t *vc, size_t nv)
+{
+    size_t m = r->n - from;
+    if (m < 2)
+        return MESH_OK;
+    bool sorted = true, dup = false;
+    for (size_t i = from + 1; i < r->n; i++) {
+        if (r->t[i] < r->t[i - 1])
+            sorted = false;
+        else if (r->t[i] == r->t[i - 1])
+            dup = true;
+    }
+    if (sorted && !dup)
+        return MESH_OK;
+    /* order = a stable permutation of rows by time (merge sort on indexes) */
+    size_t *ord = malloc(m * sizeof *ord), *tmp = malloc(m * sizeof *tmp);
+    if (!ord || !tmp) {
+        free(ord);
+        free(tmp);
+        return MESH_NOMEM;
+    }
+    for (size_t i = 0; i < m; i++)
+        ord[i] = from + i;
+    for (size_t w = 1; w < m; w *= 2) {
+        for (size_t lo = 0; lo < m; lo += 2 * w) {
+            size_t mid = lo + w < m ? lo + w : m, hi = lo + 2 * w < m ? lo + 2 * w : m;
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                tmp[o++] = r->t[ord[b]] < r->t[ord[a]] ? ord[b++] : ord[a++];
+            while (a < mid)
+                tmp[o++] = ord[a++];
+            while (b < hi)
+                tmp[o++] = ord[b++];
+        }
+        size_t *sw = ord;
+        ord = tmp;
+        tmp = sw;
+    }
+    /* rebuild the range in that order into a scratch set, merging equal times */
+    rowset_t out;
+    mesh_status_t st = rs_init(&out, nv, r->with_seq);
+    for (size_t i = 0; i < m && st == MESH_OK; i++) {
+        size_t src = ord[i];
+        if (out.n > 0 && out.t[out.n - 1] == r->t[src]) {
+            /* the merged row keeps the earliest position: a reader whose snapshot saw the
+             * first write still sees the row (with the newer values) */
+            size_t row = out.n - 1;
+            for (size_t k = 0; k < nv && st == MESH_OK; k++) {
+                if (rs_is_null(r, k, src))
+                    continue;
+                if (out.nulls[k])
+                    out.nulls[k][row] = 0;
+                if (vc[k].kind == MESH_COL_TEXT) {
+                    const char *s;
+                    size_t n;
+                    rs_text(r, k, src, &s, &n);
+                    st = rs_set_text(&out, k, row, s, (uint32_t)n);
+                } else {
+                    ((int64_t *)out.v[k])[row] = ((const int64_t *)r->v[k])[src];
+                }
+            }
+            continue;
+        }
+        st = rs_copy_row(&out, r, src, vc, nv);
+    }
+    free(ord);
+    free(tmp);
+    if (st != MESH_OK) {
+        rs_free(&out, nv);
+        return st;
+    }
+    /* copy back into [from, ...) */
+    r->n = from;
+    for (size_t i = 0; i < out.n && st == MESH_OK; i++)
+        st = rs_copy_row(r, &out, i, vc, nv);
+    rs_free(&out, nv);
+    return st;
+}
+
+/* Appends rows of a decoded chunk (only those in [lo, hi]) to dst. */
+static mesh_status_t rs_add_chunk(rowset_t *dst, const mesh_chunk_t *c, const mesh_ts_t *ts,
+                                  int64_t lo, int64_t hi)
+{
+    const mesh_product_t *p = ts->p;
+    int tcol = mesh_chunk_col(c, p->cols[ts->time_col].name);
+    if (tcol < 0 || c->cols[tcol].kind != MESH_COL_TIME)
+        return MESH_CORRUPT;
+    int map[MESH_CONTRACT_MAX_COLUMNS];
+    for (size_t k = 0; k < ts->nv; k++) {
+        map[k] = mesh_chunk_col(c, p->cols[ts->vc[k].col].name);
+        if (map[k] >= 0 &&
+            (c->cols[map[k]].kind == MESH_COL_TEXT) != (ts->vc[k].kind == MESH_COL_TEXT))
+            map[k] = -1; /* the column changed kind: its old values are not shown */
+    }
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < c->nrows && st == MESH_OK; i++) {
+        int64_t t = c->cols[tcol].i[i];
+        if (t < lo || t > hi)
+            continue;
+        if ((st = rs_reserve(dst, ts->nv, dst->n + 1)) != MESH_OK)
+            break;
+        size_t row = dst->n;
+        dst->t[row] = t;
+        if (dst->seq)
+            dst->seq[row] = 0;
+        for (size_t k = 0; k < ts->nv && st == MESH_OK; k++) {
+            if (dst->nulls[k])
+                dst->nulls[k][row] = 0;
+            const mesh_chunk_col_t *cc = map[k] >= 0 ? &c->cols[map[k]] : NULL;
+            if (cc == NULL || (cc->nulls && cc->nulls[i])) {
+                st = rs_set_null(dst, k, row);
+            } else if (ts->vc[k].kind == MESH_COL_TEXT) {
+                uint32_t d = cc->sidx[i];
+                st = rs_set_text(dst, k, row, cc->dict[d], cc->dlen[d]);
+            } else if (ts->vc[k].kind == MESH_COL_REAL) {
+                ((double *)dst->v[k])[row] =
+                    cc->kind == MESH_COL_REAL ? cc->d[i] : (double)cc->i[i];
+            } else {
+                ((int64_t *)dst->v[k])[row] =
+                    cc->kind == MESH_COL_REAL ? (int64_t)cc->d[i] : cc->i[i];
+            }
+        }
+        if (st == MESH_OK)
+            dst->n++;
+    }
+    return st;
+}
+
+/* Encodes rows [from, to) (sorted, distinct times) as one chunk into out. */
+static mesh_status_t rs_encode(const rowset_t *r, size_t from, size_t to, const mesh_ts_t *ts,
+                               mesh_buf_t *out)
+{
+    size_t n = to - from, nv = ts->nv;
+    mesh_colvec_t *cols = calloc(nv + 1, sizeof *cols);
+    const char **sp = NULL;
+    uint32_t *sl = NULL;
+    bool any_text = false;
+    for (size_t k = 0; k < nv; k++)
+        any_text |= ts->vc[k].kind == MESH_COL_TEXT;
+    if (any_text) {
+        sp = malloc(nv * n * sizeof *sp);
+        sl = malloc(nv * n * sizeof *sl);
+    }
+    if (cols == NULL || (any_text && (!sp || !sl))) {
+        free(cols);
+        free(sp);
+        free(sl);
+        return MESH_NOMEM;
+    }
+    cols[0].name = ts->p->cols[ts->time_col].name;
+    cols[0].kind = MESH_COL_TIME;
+    cols[0].i = r->t + from;
+    for (size_t k = 0; k < nv; k++) {
+        mesh_colvec_t *cv = &cols[k + 1];
+        cv->name = ts->p->cols[ts->vc[k].col].name;
+        cv->kind = ts->vc[k].kind;
+        cv->nulls = r->nulls[k] ? r->nulls[k] + from : NULL;
+        if (cv->kind == MESH_COL_REAL) {
+            cv->d = (const double *)r->v[k] + from;
+        } else if (cv->kind == MESH_COL_INT) {
+            cv->i = (const int64_t *)r->v[k] + from;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                size_t len;
+                if (rs_is_null(r, k, from + i)) {
+                    sp[k * n + i] = "";
+                    sl[k * n + i] = 0;
+                    continue;
+                }
+                rs_text(r, k, from + i, &sp[k * n + i], &len);
+                sl[k * n + i] = (uint32_t)len;
+            }
+            cv->s = sp + k * n;
+            cv->slen = sl + k * n;
+        }
+    }
+    mesh_status_t st = mesh_chunk_encode(cols, nv + 1, n, out);
+    free(cols);
+    free(sp);
+    free(sl);
+    return st;
+}
+
+/* ---- series keys ---- */
+
+static mesh_status_t encode_key(const mesh_ts_t *ts, const mesh_batch_t *b, const mesh_value_t *row,
+                                mesh_buf_t *out)
+{
+    mesh_buf_reset(out);
+    mesh_status_t st = MESH_OK;
+    for (size_t k = 0; k < ts->nkey && st == MESH_OK; k++) {
+        const mesh_value_t *v = &row[ts->key_cols[k]];
+        mesh_buf_addc(out, (char)v->type);
+        if (v->type == MESH_V_INT || v->type == MESH_V_REAL) {
+            uint64_t u;
+            memcpy(&u, &v->u, 8);
+            st = mesh_buf_add_u64(out, u);
+        } else if (v->type == MESH_V_TEXT) {
+            mesh_buf_add_uvarint(out, v->u.s.len);
+            st = mesh_buf_add(out, mesh_batch_text(b, v), v->u.s.len);
+        }
+    }
+    return st;
+}
+
+/* Decodes a key into datums (text pointing into the key). */
+static mesh_status_t decode_key(const mesh_ts_t *ts, series_t *s)
+{
+    s->keyvals = calloc(ts->nkey ? ts->nkey : 1, sizeof *s->keyvals);
+    if (s->keyvals == NULL)
+        return MESH_NOMEM;
+    mesh_cursor_t c;
+    mesh_cursor_init(&c, s->key, s->key_len);
+    for (size_t k = 0; k < ts->nkey; k++) {
+        mesh_datum_t *d = &s->keyvals[k];
+        d->type = mesh_cursor_u8(&c);
+        if (d->type == MESH_V_INT) {
+            d->i = (int64_t)mesh_cursor_u64(&c);
+        } else if (d->type == MESH_V_REAL) {
+            uint64_t u = mesh_cursor_u64(&c);
+            memcpy(&d->d, &u, 8);
+        } else if (d->type == MESH_V_TEXT) {
+            d->n = (size_t)mesh_cursor_uvarint(&c);
+            d->s = (const char *)mesh_cursor_bytes(&c, d->n);
+        }
+        if (c.bad)
+            return MESH_CORRUPT;
+    }
+    return MESH_OK;
+}
+
+static uint64_t key_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static series_t *find_series(const mesh_ts_t *ts, const uint8_t *key, size_t n)
+{
+    if (ts->tcap == 0)
+        return NULL;
+    size_t slot = (size_t)key_hash(key, n) & (ts->tcap - 1);
+    while (ts->table[slot]) {
+        series_t *s = ts->series[ts->table[slot] - 1];
+        if (s->key_len == n && memcmp(s->key, key, n) == 0)
+            return s;
+        slot = (slot + 1) & (ts->tcap - 1);
+    }
+    return NULL;
+}
+
+static mesh_status_t table_insert(mesh_ts_t *ts, size_t idx)
+{
+    if (2 * (ts->nseries + 1) > ts->tcap) {
+        size_t ncap = ts->tcap ? ts->tcap * 2 : 64;
+        uint32_t *nt = calloc(ncap, sizeof *nt);
+        if (nt == NULL)
+            return MESH_NOMEM;
+        for (size_t i = 0; i < ts->nseries; i++) {
+            if (i == idx)
+                continue;
+            series_t *s = ts->series[i];
+            size_t slot = (size_t)key_hash(s->key, s->key_len) & (ncap - 1);
+            while (nt[slot])
+                slot = (slot + 1) & (ncap - 1);
+            nt[slot] = (uint32_t)i + 1;
+        }
+        free(ts->table);
+        ts->table = nt;
+        ts->tcap = ncap;
+    }
+    series_t *s = ts->series[idx];
+    size_t slot = (size_t)key_hash(s->key, s->key_len) & (ts->tcap - 1);
+    while (ts->table[slot])
+        slot = (slot + 1) & (ts->tcap - 1);
+    ts->table[slot] = (uint32_t)idx + 1;
+    return MESH_OK;
+}
+
+static void series_free(series_t *s, size_t nv)
+{
+    if (s == NULL)
+        return;
+    free(s->key);
+    free(s->keyvals);
+    rs_free(&s->buf, nv);
+    free(s);
+}
+
+/* Adds a series (key copied). */
+static mesh_status_t add_series(mesh_ts_t *ts, const uint8_t *key, size_t n, int64_t id,
+                                series_t **out)
+{
+    series_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return MESH_NOMEM;
+    s->id = id;
+    s->t_max = INT64_MIN;
+    s->key = malloc(n ? n : 1);
+    mesh_status_t st = s->key ? rs_init(&s->buf, ts->nv, true) : MESH_NOMEM;
+    if (st == MESH_OK) {
+        memcpy(s->key, key, n);
+        s->key_len = (uint32_t)n;
+        st = decode_key(ts, s);
+    }
+    if (st == MESH_OK && ts->nseries == ts->capseries) {
+        size_t ncap = ts->capseries ? ts->capseries * 2 : 64;
+        series_t **ns = realloc(ts->series, ncap * sizeof *ns);
+        if (ns == NULL)
+            st = MESH_NOMEM;
+        else {
+            ts->series = ns;
+            ts->capseries = ncap;
+        }
+    }
+    if (st != MESH_OK) {
+        series_free(s, ts->nv);
+        return st;
+    }
+    ts->series[ts->nseries] = s;
+    if ((st = table_insert(ts, ts->nseries)) != MESH_OK) {
+        series_free(s, ts->nv);
+        return st;
+    }
+    ts->nseries++;
+    if (id >= ts->next_id)
+        ts->next_id = id + 1;
+    *out = s;
+    return MESH_OK;
+}
+
+/* ---- tables ---- */
+
+static void ident(mesh_buf_t *b, const char *prefix, const char *name, const char *suffix)
+{
+    mesh_buf_printf(b, "\"%s%s%s\"", prefix, name, suffix ? suffix : "");
+}
+
+static const char *sql_type(mesh_ltype_t t)
+{
+    switch (kind_of(t)) {
+    case MESH_COL_INT:
+        return "INTEGER";
+    case MESH_COL_REAL:
+        return "REAL";
+    default:
+        return "TEXT";
+    }
+}
+
+static mesh_status_t exec(sqlite3 *db, const char *sql, mesh_err_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = sqlite3_errcode(db);
+        mesh_status_t st = rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO;
+        mesh_err_set(err, st, "ts: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return st;
+    }
+    return MESH_OK;
+}
+
+bool mesh__ts_eligible(const mesh_product_t *p)
+{
+    if (p->time_col < 0 || p->nkey == 0 || p->key_cols[p->nkey - 1] != p->time_col)
+        return false;
+    for (size_t i = 0; i < p->ncols; i++)
+        if (p->cols[i].unique && !(p->nkey == 1 && p->key_cols[0] == (int)i))
+            return false; /* a unique constraint needs an index over rows */
+    return true;
+}
+
+mesh_status_t mesh__ts_create(sqlite3 *db, const mesh_product_t *p, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    mesh_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
+    ident(&b, "s_", p->name, NULL);
+    mesh_buf_adds(&b, "(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, t_max INTEGER NOT NULL,"
+                      " flushed_seq INTEGER NOT NULL, rows INTEGER NOT NULL");
+    for (size_t k = 0; k + 1 < p->nkey; k++) {
+        const mesh_column_t *c = &p->cols[p->key_cols[k]];
+        mesh_buf_printf(&b, ", \"%s\" %s", c->name, sql_type(c->type));
+    }
+    mesh_buf_adds(&b, ") STRICT; CREATE TABLE IF NOT EXISTS ");
+    ident(&b, "k_", p->name, NULL);
+    mesh_buf_adds(&b, "(series INTEGER NOT NULL, t_min INTEGER NOT NULL, t_max INTEGER NOT NULL,"
+                      " n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(series, t_min))"
+                      " STRICT, WITHOUT ROWID; CREATE INDEX IF NOT EXISTS ");
+    ident(&b, "k_", p->name, "__tmax");
+    mesh_buf_adds(&b, " ON ");
+    ident(&b, "k_", p->name, NULL);
+    mesh_buf_adds(&b, "(t_max);");
+    mesh_status_t st = b.data ? exec(db, b.data, err) : MESH_NOMEM;
+    mesh_buf_free(&b);
+    return st;
+}
+
+mesh_status_t mesh__ts_drop(sqlite3 *db, const char *product, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    mesh_buf_adds(&b, "DROP TABLE IF EXISTS ");
+    ident(&b, "s_", product, NULL);
+    mesh_buf_adds(&b, "; DROP TABLE IF EXISTS ");
+    ident(&b, "k_", product, NULL);
+    mesh_buf_printf(&b, "; DELETE FROM _meta WHERE key = 'ts_clean:%s';", product);
+    mesh_status_t st = b.data ? exec(db, b.data, err) : MESH_NOMEM;
+    mesh_buf_free(&b);
+    return st;
+}
+
+/* ---- open / close ---- */
+
+mesh_ts_t *mesh__ts_ref(mesh_ts_t *t)
+{
+    atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+void mesh__ts_unref(mesh_ts_t *t)
+{
+    if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < t->nseries; i++)
+        series_free(t->series[i], t->nv);
+    free(t->series);
+    free(t->table);
+    free(t->key_cols);
+    free(t->vc);
+    free(t->vc_of);
+    pthread_rwlock_destroy(&t->lock);
+    free(t);
+}
+
+const mesh_product_t *mesh__ts_product(const mesh_ts_t *t)
+{
+    return t->p;
+}
+
+/* A ts object for p with its columns laid out and no series. */
+static mesh_ts_t *ts_new(const mesh_product_t *p)
+{
+    mesh_ts_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->refs = 1;
+    t->p = p;
+    snprintf(t->name, sizeof t->name, "%s", p->name);
+    pthread_rwlock_init(&t->lock, NULL);
+    t->time_col = p->time_col;
+    t->nkey = p->nkey - 1;
+    t->key_cols = calloc(p->nkey, sizeof *t->key_cols);
+    t->vc = calloc(p->ncols, sizeof *t->vc);
+    t->vc_of = calloc(p->ncols, sizeof *t->vc_of);
+    if (!t->key_cols || !t->vc || !t->vc_of) {
+        mesh__ts_unref(t);
+        return NULL;
+    }
+    for (size_t k = 0; k < t->nkey; k++)
+        t->key_cols[k] = p->key_cols[k];
+    for (size_t i = 0; i < p->ncols; i++) {
+        t->vc_of[i] = -1;
+        if ((int)i == p->time_col || p->cols[i].primary_key)
+            continue;
+        t->vc_of[i] = (int)t->nv;
+        t->vc[t->nv].col = (int)i;
+        t->vc[t->nv].kind = kind_of(p->cols[i].type);
+        t->nv++;
+    }
+    return t;
+}
+
+mesh_status_t mesh__ts_open(sqlite3 *db, const mesh_product_t *p, mesh_ts_t **out, mesh_err_t *err)
+{
+    mesh_ts_t *t = ts_new(p);
+    if (t == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = MESH_OK;
+    /* the series known on disk */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id, key, t_max, flushed_seq, rows FROM \"s_%s\" ORDER BY id",
+             p->name);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, sqlite3_errmsg(db));
+        mesh__ts_unref(t);
+        return MESH_IO;
+    }
+    while (st == MESH_OK && sqlite3_step(q) == SQLITE_ROW) {
+        series_t *s;
+        st = add_series(t, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1),
+                        sqlite3_column_int64(q, 0), &s);
+        if (st == MESH_OK) {
+            s->persisted = true;
+            s->t_max = sqlite3_column_int64(q, 2);
+            s->flushed_seq = (uint64_t)sqlite3_column_int64(q, 3);
+            s->rows_persisted = sqlite3_column_int64(q, 4);
+        }
+    }
+    sqlite3_finalize(q);
+    if (st != MESH_OK) {
+        mesh_err_set(err, st, "ts %s: cannot load its series", p->name);
+        mesh__ts_unref(t);
+        return st;
+    }
+    *out = t;
+    return MESH_OK;
+}
+
+void mesh__ts_counts(mesh_ts_t *t, int64_t *buffered, int64_t *series)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    *buffered = t->buffered;
+    *series = (int64_t)t->nseries;
+    pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- writing ---- */
+
+static void touch(mesh_ts_t *t, series_t *s)
+{
+    if (!s->touched) {
+        s->touched = true;
+        s->n_at_begin = s->buf.n;
+        s->next_touched = t->touched;
+        t->touched = s;
+    }
+    if (s->sp_id != t->sp_id) {
+        s->sp_id = t->sp_id;
+        s->n_at_sp = s->buf.n;
+        s->flush_rows_at_sp = s->flush_rows;
+        s->flushing_at_sp = s->flushing;
+    }
+}
+
+void mesh__ts_record_begin(mesh_ts_t *t)
+{
+    t->sp_id++;
+}
+
+void mesh__ts_record_undo(mesh_ts_t *t)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (series_t *s = t->touched; s; s = s->next_touched) {
+        if (s->sp_id != t->sp_id)
+            continue;
+        if (s->buf.n > s->n_at_sp) {
+            t->buffered -= (int64_t)(s->buf.n - s->n_at_sp);
+            s->buf.n = s->n_at_sp;
+        }
+        s->flush_rows = s->flush_rows_at_sp;
+        s->flushing = s->flushing_at_sp;
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+/* Puts value v of batch b into value column k of row `row` of a rowset. */
+static mesh_status_t put_value(rowset_t *r, const vcol_t *vc, size_t k, size_t row,
+                               const mesh_batch_t *b, const mesh_value_t *v)
+{
+    if (r->nulls[k])
+        r->nulls[k][row] = 0;
+    switch (v->type) {
+    case MESH_V_NULL:
+        return rs_set_null(r, k, row);
+    case MESH_V_TEXT:
+        if (vc->kind != MESH_COL_TEXT)
+            return rs_set_null(r, k, row);
+        return rs_set_text(r, k, row, mesh_batch_text(b, v), v->u.s.len);
+    case MESH_V_REAL:
+        if (vc->kind == MESH_COL_REAL)
+            ((double *)r->v[k])[row] = v->u.d;
+        else if (vc->kind == MESH_COL_INT)
+            ((int64_t *)r->v[k])[row] = (int64_t)v->u.d;
+        else
+            return rs_set_null(r, k, row);
+        return MESH_OK;
+    default:
+        if (vc->kind == MESH_COL_INT)
+            ((int64_t *)r->v[k])[row] = v->u.i;
+        else if (vc->kind == MESH_COL_REAL)
+            ((double *)r->v[k])[row] = (double)v->u.i;
+        else
+            return rs_set_null(r, k, row);
+        return MESH_OK;
+    }
+}
+
+typedef struct chunkrow {
+    int64_t t_min, t_max, n;
+    void *data;
+    int len;
+} chunkrow_t;
+
+/* Writes rows [from, to) of r as chunks of series s (sorted, distinct, no overlap with other
+ * chunks), splitting at MESH_TS_CHUNK_MAX. */
+static mesh_status_t write_chunks(mesh_ts_t *t, sqlite3 *db, series_t *s, const rowset_t *r,
+                                  size_t from, size_t to, mesh_err_t *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO \"k_%s\"(series, t_min, t_max, n, data) VALUES (?,?,?,?,?)", t->name);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
+        return mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+    mesh_buf_t enc;
+    mesh_buf_init(&enc, MESH_BUF_UNLIMITED);
+    mesh_status_t st = MESH_OK;
+    size_t total = to - from;
+    size_t parts = (total + MESH_TS_CHUNK_MAX - 1) / MESH_TS_CHUNK_MAX;
+    for (size_t k = 0; k < parts && st == MESH_OK; k++) {
+        size_t a = from + total * k / parts, z = from + total * (k + 1) / parts;
+        mesh_buf_reset(&enc);
+        if ((st = rs_encode(r, a, z, t, &enc)) != MESH_OK) {
+            mesh_err_set(err, st, "ts %s: cannot encode a chunk", t->name);
+            break;
+        }
+        sqlite3_bind_int64(q, 1, s->id);
+        sqlite3_bind_int64(q, 2, r->t[a]);
+        sqlite3_bind_int64(q, 3, r->t[z - 1]);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)(z - a));
+        sqlite3_bind_blob(q, 5, enc.data, (int)enc.len, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE)
+            st = mesh_err_set(err, rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO, "ts %s: %s", t->name,
+                              sqlite3_errmsg(db));
+    }
+    mesh_buf_free(&enc);
+    sqlite3_finalize(q);
+    return st;
+}
+
+/* Upserts the series row. */
+static mesh_status_t put_series_row(mesh_ts_t *t, sqlite3 *db, series_t *s, int64_t t_max,
+                                    uint64_t flushed_seq, int64_t rows, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    mesh_buf_printf(&b, "INSERT INTO \"s_%s\"(id, key, t_max, flushed_seq, rows", t->name);
+    for (size_t k = 0; k < t->nkey; k++)
+        mesh_buf_printf(&b, ", \"%s\"", t->p->cols[t->key_cols[k]].name);
+    mesh_buf_adds(&b, ") VALUES (?,?,?,?,?");
+    for (size_t k = 0; k < t->nkey; k++)
+        mesh_buf_adds(&b, ",?");
+    mesh_buf_adds(&b, ") ON CONFLICT(id) DO UPDATE SET t_max = excluded.t_max,"
+                      " flushed_seq = excluded.flushed_seq, rows = excluded.rows");
+    sqlite3_stmt *q = NULL;
+    mesh_status_t st = MESH_OK;
+    if (b.data == NULL ||
+        sqlite3_prepare_v3(db, b.data, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK) {
+        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+    } else {
+        sqlite3_bind_int64(q, 1, s->id);
+        sqlite3_bind_blob(q, 2, s->key, (int)s->key_len, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, t_max);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)flushed_seq);
+        sqlite3_bind_int64(q, 5, rows);
+        for (size_t k = 0; k < t->nkey; k++) {
+            const mesh_datum_t *d = &s->keyvals[k];
+            if (d->type == MESH_V_INT)
+                sqlite3_bind_int64(q, 6 + (int)k, d->i);
+            else if (d->type == MESH_V_REAL)
+                sqlite3_bind_double(q, 6 + (int)k, d->d);
+            else if (d->type == MESH_V_TEXT)
+                sqlite3_bind_text(q, 6 + (int)k, d->s, (int)d->n, SQLITE_STATIC);
+        }
+        int rc = sqlite3_step(q);
+        if (rc != SQLITE_DONE)
+            st = mesh_err_set(err, rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO, "ts %s: %s", t->name,
+                              sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(q);
+    mesh_buf_free(&b);
+    return st;
+}
+
+/*
+ * Merges late rows (older than what series s has in chunks) into its chunks: the chunk that
+ * covers each row's time (or the nearest) is decoded, merged and written again. Runs inside
+ * the writer's transaction; chunks stay sorted and never overlap.
+ */
+static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t *late,
+                                int64_t *added, mesh_err_t *err)
+{
+    mesh_status_t st = rs_sort_merge(late, 0, t->vc, t->nv);
+    if (st != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT t_min, t_max, n, data FROM \"k_%s\" WHERE series = ?1 AND t_min <= ?2"
+             " ORDER BY t_min DESC LIMIT 1",
+             t->name);
+    sqlite3_stmt *q_at = NULL, *q_first = NULL, *q_del = NULL;
+    char sql2[256], sql3[256];
+    snprintf(sql2, sizeof sql2,
+             "SELECT t_min, t_max, n, data FROM \"k_%s\" WHERE series = ?1 ORDER BY t_min LIMIT 1",
+             t->name);
+    snprintf(sql3, sizeof sql3, "DELETE FROM \"k_%s\" WHERE series = ?1 AND t_min = ?2", t->name);
+    if (sqlite3_prepare_v2(db, sql, -1, &q_at, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql2, -1, &q_first, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql3, -1, &q_del, NULL) != SQLITE_OK) {
+        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+        goto done;
+    }
+    size_t i = 0;
+    while (i < late->n && st == MESH_OK) {
+        /* the chunk to merge into: the last one starting at or before the row, else the first */
+        sqlite3_stmt *q = q_at;
+        sqlite3_bind_int64(q_at, 1, s->id);
+        sqlite3_bind_int64(q_at, 2, late->t[i]);
+        int rc = sqlite3_step(q_at);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(q_at);
+            q = q_first;
+            sqlite3_bind_int64(q_first, 1, s->id);
+            rc = sqlite3_step(q_first);
+        }
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(q);
+            st = mesh_err_set(err, MESH_CORRUPT, "ts %s: series %lld has no chunk", t->name,
+                              (long long)s->id);
+            break;
+        }
+        int64_t c_min = sqlite3_column_int64(q, 0);
+        int64_t old_n = sqlite3_column_int64(q, 2);
+        /* rows of `late` that belong to this chunk: up to the next chunk's start */
+        mesh_chunk_t ch;
+        st = mesh_chunk_decode(sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &ch,
+                               err);
+        sqlite3_reset(q);
+        if (st != MESH_OK)
+            break;
+        rowset_t m;
+        if ((st = rs_init(&m, t->nv, false)) == MESH_OK)
+            st = rs_add_chunk(&m, &ch, t, INT64_MIN, INT64_MAX);
+        mesh_chunk_free(&ch);
+        /* the next chunk after this one bounds which late rows go here */
+        int64_t next_min = INT64_MAX;
+        {
+            char sqln[256];
+            snprintf(sqln, sizeof sqln,
+                     "SELECT min(t_min) FROM \"k_%s\" WHERE series = ?1 AND t_min > ?2", t->name);
+            sqlite3_stmt *qn;
+            if (sqlite3_prepare_v2(db, sqln, -1, &qn, NULL) == SQLITE_OK) {
+                sqlite3_bind_int64(qn, 1, s->id);
+                sqlite3_bind_int64(qn, 2, c_min);
+                if (sqlite3_step(qn) == SQLITE_ROW && sqlite3_column_type(qn, 0) != SQLITE_NULL)
+                    next_min = sqlite3_column_int64(qn, 0);
+                sqlite3_finalize(qn);
+            }
+        }
+        while (st == MESH_OK && i < late->n && late->t[i] < next_min)
+            st = rs_copy_row(&m, late, i++, t->vc, t->nv);
+        if (st == MESH_OK)
+            st = rs_sort_merge(&m, 0, t->vc, t->nv);
+        if (st == MESH_OK) {
+            sqlite3_bind_int64(q_del, 1, s->id);
+            sqlite3_bind_int64(q_del, 2, c_min);
+            rc = sqlite3_step(q_del);
+            sqlite3_reset(q_del);
+            if (rc != SQLITE_DONE)
+                st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+        }
+        if (st == MESH_OK)
+            st = write_chunks(t, db, s, &m, 0, m.n, err);
+        if (st == MESH_OK) {
+            *added += (int64_t)m.n - old_n;
+            s->flush_rows += (int64_t)m.n - old_n;
+        }
+        rs_free(&m, t->nv);
+    }
+done:
+    sqlite3_finalize(q_at);
+    sqlite3_finalize(q_first);
+    sqlite3_finalize(q_del);
+    return st;
+}
+
+mesh_status_t mesh__ts_apply(mesh_ts_t *t, sqlite3 *db, uint64_t seq, const mesh_batch_t *b,
+                             const mesh_part_t *part, bool replay, uint64_t applied_seq,
+                             int64_t *added, mesh_err_t *err)
+{
+    const mesh_product_t *bp = part->product;
+    /* the batch's columns map to this product's by name (a replayed record may predate the
+     * current definition) */
+    int map[MESH_CONTRACT_MAX_COLUMNS];
+    int bkey[MESH_CONTRACT_MAX_COLUMNS];
+    int btime = -1;
+    const mesh_product_t *p = t->p;
+    for (size_t i = 0; i < p->ncols; i++)
+        map[i] = bp == p ? (int)i : mesh_product_col(bp, p->cols[i].name, strlen(p->cols[i].name));
+    for (size_t k = 0; k < t->nkey; k++) {
+        bkey[k] = map[t->key_cols[k]];
+        if (bkey[k] < 0)
+            return mesh_err_set(err, MESH_CONFLICT, "ts %s: a batch without series column %s",
+                                p->name, p->cols[t->key_cols[k]].name);
+    }
+    btime = map[t->time_col];
+    if (btime < 0)
+        return mesh_err_set(err, MESH_CONFLICT, "ts %s: a batch without its time column", p->name);
+    mesh_buf_t key;
+    mesh_buf_init(&key, 1 << 20);
+    mesh_status_t st = MESH_OK;
+    *added = 0;
+    /* late rows per series, merged into chunks after the buffer appends */
+    series_t **late_series = NULL;
+    rowset_t *late_rows = NULL;
+    size_t nlate = 0, caplate = 0;
+    mesh_value_t rowbuf[MESH_CONTRACT_MAX_COLUMNS];
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t r = 0; r < part->nrows && st == MESH_OK; r++) {
+        const mesh_value_t *src = part->vals + r * part->ncols;
+        const mesh_value_t *row = src;
+        if (bp != p) {
+            for (size_t i = 0; i < p->ncols; i++) {
+                if (map[i] >= 0)
+                    rowbuf[i] = src[map[i]];
+                else
+                    rowbuf[i].type = MESH_V_NULL;
+            }
+            row = rowbuf;
+        }
+        if ((st = encode_key(t, b, row, &key)) != MESH_OK)
+            break;
+        /* a product keyed by time alone has one series, with an empty key */
+        const uint8_t *kp = key.data ? (const uint8_t *)key.data : (const uint8_t *)"";
+        series_t *s = find_series(t, kp, key.len);
+        if (s == NULL && (st = add_series(t, kp, key.len, t->next_id, &s)) != MESH_OK)
+            break;
+        if (replay && seq <= s->flushed_seq)
+            continue; /* already in its chunks */
+        int64_t time = row[t->time_col].u.i;
+        if (time <= s->t_max) {
+            if (replay && seq <= applied_seq)
+                continue; /* a late row merged into its chunk before the crash */
+            /* late: collect for a chunk merge */
+            size_t li = 0;
+            while (li < nlate && late_series[li] != s)
+                li++;
+            if (li == nlate) {
+                if (nlate == caplate) {
+                    size_t ncap = caplate ? caplate * 2 : 8;
+                    series_t **ns = realloc(late_series, ncap * sizeof *ns);
+                    rowset_t *nr = ns ? realloc(late_rows, ncap * sizeof *nr) : NULL;
+                    if (ns)
+                        late_series = ns;
+                    if (nr == NULL) {
+                        st = MESH_NOMEM;
+                        break;
+                    }
+                    late_rows = nr;
+                    caplate = ncap;
+                }
+                late_series[nlate] = s;
+                if ((st = rs_init(&late_rows[nlate], t->nv, false)) != MESH_OK)
+                    break;
+                nlate++;
+            }
+            rowset_t *lr = &late_rows[li];
+            if ((st = rs_reserve(lr, t->nv, lr->n + 1)) != MESH_OK)
+                break;
+            lr->t[lr->n] = time;
+            for (size_t k = 0; k < t->nv && st == MESH_OK; k++)
+                st = put_value(lr, &t->vc[k], k, lr->n, b, &row[t->vc[k].col]);
+            lr->n++;
+            continue;
+        }
+        touch(t, s);
+        rowset_t *buf = &s->buf;
+        if ((st = rs_reserve(buf, t->nv, buf->n + 1)) != MESH_OK)
+            break;
+        size_t at = buf->n;
+        buf->t[at] = time;
+        buf->seq[at] = seq;
+        for (size_t k = 0; k < t->nv && st == MESH_OK; k++)
+            st = put_value(buf, &t->vc[k], k, at, b, &row[t->vc[k].col]);
+        if (st != MESH_OK)
+            break;
+        if (at > s->open_from && time <= buf->t[at - 1])
+            s->dirty = true;
+        if (at == s->open_from)
+            s->open_since_mono = mesh_mono_ns();
+        buf->n++;
+        t->buffered++;
+        (*added)++;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    mesh_buf_free(&key);
+    if (st != MESH_OK && err && err->msg[0] == '\0')
+        mesh_err_set(err, st, "ts %s: out of memory", p->name);
+    for (size_t li = 0; li < nlate; li++) {
+        if (st == MESH_OK) {
+            touch(t, late_series[li]);
+            st = merge_late(t, db, late_series[li], &late_rows[li], added, err);
+        }
+        rs_free(&late_rows[li], t->nv);
+    }
+    free(late_series);
+    free(late_rows);
+    return st;
+}
+
+mesh_status_t mesh__ts_flush(mesh_ts_t *t, sqlite3 *db, mesh_ts_flush_t mode, int64_t max_age_ns,
+                             uint64_t gen, uint64_t seq, bool *did, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    int64_t now = mesh_mono_ns();
+    bool all = mode == MESH_TS_FLUSH_ALL || t->buffered > MESH_TS_MAX_BUFFERED;
+    for (size_t i = 0; i < t->nseries && st == MESH_OK; i++) {
+        series_t *s = t->series[i];
+        size_t open = s->buf.n - s->open_from;
+        if (open == 0 || s->flushing)
+            continue;
+        bool go = all || open >= MESH_TS_CHUNK_ROWS ||
+                  (mode == MESH_TS_FLUSH_AGED && now - s->open_since_mono > max_age_ns);
+        if (!go)
+            continue;
+        /* sort and merge the open rows in place (readers copy them under the read lock) */
+        if (s->dirty) {
+            pthread_rwlock_wrlock(&t->lock);
+            size_t before = s->buf.n;
+            st = rs_sort_merge(&s->buf, s->open_from, t->vc, t->nv);
+            t->buffered -= (int64_t)(before - s->buf.n);
+            s->dirty = false;
+            pthread_rwlock_unlock(&t->lock);
+            if (st != MESH_OK) {
+                mesh_err_set(err, st, "out of memory");
+                break;
+            }
+        }
+        touch(t, s);
+        size_t end = s->buf.n;
+        if ((st = write_chunks(t, db, s, &s->buf, s->open_from, end, err)) != MESH_OK)
+            break;
+        int64_t tmax = s->buf.t[end - 1];
+        s->flushing = true;
+        s->flush_end = end;
+        s->flush_tmax = tmax > s->t_max ? tmax : s->t_max;
+        s->flush_seq = seq;
+        s->flush_rows += (int64_t)(end - s->open_from);
+        st = put_series_row(t, db, s, s->flush_tmax, seq, s->rows_persisted + s->flush_rows, err);
+        *did = true;
+    }
+    (void)gen;
+    return st;
+}
+
+void mesh__ts_commit(mesh_ts_t *t, uint64_t gen)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (series_t *s = t->touched; s; s = s->next_touched) {
+        if (s->flushing) {
+            if (s->nsegs == MAX_SEGS) {
+                /* too many generations kept: merge the two oldest (readers that old see the
+                 * newer generation's rows; they are gone from its chunks anyway) */
+                s->segs[1].gen = s->segs[0].gen;
+                memmove(s->segs, s->segs + 1, (size_t)(--s->nsegs) * sizeof *s->segs);
+            }
+            s->segs[s->nsegs].end = s->flush_end;
+            s->segs[s->nsegs].gen = gen;
+            s->nsegs++;
+            t->buffered -= (int64_t)(s->flush_end - s->open_from);
+            s->open_from = s->flush_end;
+            s->t_max = s->flush_tmax;
+            s->flushed_seq = s->flush_seq;
+            s->persisted = true;
+            if (s->open_from < s->buf.n)
+                s->open_since_mono = mesh_mono_ns();
+        }
+        s->rows_persisted += s->flush_rows;
+        s->n_visible = s->buf.n;
+        s->touched = false;
+        s->flushing = false;
+        s->flush_rows = 0;
+    }
+    t->touched = NULL;
+    pthread_rwlock_unlock(&t->lock);
+}
+
+void mesh__ts_rollback(mesh_ts_t *t)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (series_t *s = t->touched; s; s = s->next_touched) {
+        if (s->buf.n > s->n_at_begin) {
+            t->buffered -= (int64_t)(s->buf.n - s->n_at_begin);
+            s->buf.n = s->n_at_begin;
+        }
+        s->touched = false;
+        s->flushing = false;
+        s->flush_rows = 0;
+    }
+    t->touched = NULL;
+    pthread_rwlock_unlock(&t->lock);
+}
+
+void mesh__ts_gc(mesh_ts_t *t, uint64_t min_gen)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t i = 0; i < t->nseries; i++) {
+        series_t *s = t->series[i];
+        int drop = 0;
+        while (drop < s->nsegs && s->segs[drop].gen <= min_gen)
+            drop++;
+        if (drop == 0)
+            continue;
+        size_t cut = s->segs[drop - 1].end;
+        rowset_t *r = &s->buf;
+        size_t keep = r->n - cut;
+        memmove(r->t, r->t + cut, keep * sizeof *r->t);
+        memmove(r->seq, r->seq + cut, keep * sizeof *r->seq);
+        for (size_t k = 0; k < t->nv; k++) {
+            memmove(r->v[k], (char *)r->v[k] + cut * 8, keep * 8);
+            if (r->nulls[k])
+                memmove(r->nulls[k], r->nulls[k] + cut, keep);
+        }
+        r->n = keep;
+        s->n_visible -= cut;
+        s->open_from -= cut;
+        s->n_at_begin = s->n_at_begin > cut ? s->n_at_begin - cut : 0;
+        for (int k = drop; k < s->nsegs; k++) {
+            s->segs[k - drop] = s->segs[k];
+            s->segs[k - drop].end -= cut;
+        }
+        s->nsegs -= drop;
+        if (keep == 0) {
+            mesh_buf_reset(&r->text);
+            if (r->cap > 4 * MESH_TS_CHUNK_ROWS) {
+                /* a burst grew this buffer: give the memory back */
+                rs_free(r, t->nv);
+                rs_init(r, t->nv, true);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+uint64_t mesh__ts_clean_seq(mesh_ts_t *t, uint64_t applied_seq)
+{
+    uint64_t clean = applied_seq;
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->nseries; i++) {
+        const series_t *s = t->series[i];
+        /* open rows are in log order until a flush sorts them (and writes them out); rows
+         * being flushed in the open transaction count as written */
+        size_t first = s->flushing ? s->flush_end : s->open_from;
+        if (first < s->n_visible && s->buf.seq[first] - 1 < clean)
+            clean = s->buf.seq[first] - 1;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return clean;
+}
+
+/* ---- planning ---- */
+
+static bool is_key_col(const mesh_ts_t *t, int col, size_t *k)
+{
+    for (size_t i = 0; i < t->nkey; i++)
+        if (t->key_cols[i] == col) {
+            if (k)
+                *k = i;
+            return true;
+        }
+    return false;
+}
+
+void mesh__ts_plan(mesh_ts_t *t, int64_t rows, mesh_scan_plan_t *plan)
+{
+    int64_t buffered, nseries;
+    mesh__ts_counts(t, &buffered, &nseries);
+    double total = (double)(rows > 0 ? rows : 1);
+    double series = (double)(nseries > 0 ? nseries : 1);
+    double est = total;
+    bool key_eq[MESH_CONTRACT_MAX_COLUMNS] = {false};
+    bool lo = false, hi = false;
+    for (int i = 0; i < plan->ncons; i++) {
+        int c = plan->cons[i].col;
+        mesh_op_t op = plan->cons[i].op;
+        plan->cons[i].used = c >= 0 && (size_t)c < t->p->ncols && op < MESH_OP__COUNT;
+        if (!plan->cons[i].used)
+            continue;
+        size_t k;
+        if (is_key_col(t, c, &k)) {
+            if (op == MESH_OP_EQ || op == MESH_OP_IS)
+                key_eq[k] = true;
+            else
+                est /= 2;
+        } else if (c == t->time_col) {
+            if (op == MESH_OP_EQ || op == MESH_OP_IS)
+                lo = hi = true;
+            if (op == MESH_OP_GT || op == MESH_OP_GE)
+                lo = true;
+            if (op == MESH_OP_LT || op == MESH_OP_LE)
+                hi = true;
+        } else {
+            est /= 2;
+        }
+    }
+    bool single = t->nkey > 0;
+    for (size_t k = 0; k < t->nkey; k++)
+        single &= key_eq[k];
+    if (single)
+        est /= series;
+    if (lo && hi)
+        est /= 20;
+    else if (lo || hi)
+        est /= 4;
+    if (est < 1)
+        est = 1;
+    /* rows come series by series in time order: an ORDER BY time is ours for one series */
+    plan->order_used = plan->order_col == t->time_col && (single || nseries <= 1);
+    plan->limit_used = plan->want_limit && (plan->order_col < 0 || plan->order_used);
+    for (int i = 0; i < plan->ncons && plan->limit_used; i++)
+        plan->limit_used = plan->cons[i].used;
+    plan->est_rows = (int64_t)est;
+    /* decoding chunks costs more per row than a b-tree row; finding the series is cheap */
+    plan->cost = est * 3 + (single ? 5 : series);
+}
+
+/* ---- scanning ---- */
+
+typedef struct ccons {
+    int col; /* product column */
+    mesh_op_t op;
+    mesh_datum_t v; /* coerced to the column's class; text copied into the cursor */
+    bool never;     /* can never be true (e.g. = NULL) */
+} ccons_t;
+
+struct mesh_ts_cursor {
+    mesh_ts_t *t;
+    sqlite3 *db;
+    uint64_t gen;
+    uint64_t seq; /* the log position of the reader's snapshot */
+    mesh_scan_plan_t plan;
+    ccons_t cons[MESH_SCAN_MAX_CONS];
+    int ncons;
+    int64_t lo, hi; /* time range */
+    bool empty;
+    bool desc;
+    int64_t limit, produced;
+    /* series to visit */
+    size_t *sidx;
+    size_t nsidx, pos;
+    series_t *cur;
+    /* the current series' rows: its chunks from SQLite, then its buffered rows */
+    sqlite3_stmt *q;
+    int phase;       /* 0 chunks, 1 buffer, 2 next series */
+    rowset_t *rows;  /* &chunk_rows or &buf_rows */
+    size_t ri, rend; /* current row and the end of the range (exclusive) */
+    size_t rstart;
+    bool rows_ready;
+    /* the last decoded chunk, kept across rewinds: a join looking up one row after another
+     * in the same chunk decodes it once */
+    rowset_t chunk_rows;
+    int64_t chunk_series, chunk_tmin;
+    bool chunk_valid;
+    rowset_t buf_rows;
+    char *texts[MESH_SCAN_MAX_CONS]; /* copies of text constraint values */
+    int ntexts;
+    char error[256];
+};
+
+/* Keeps a private copy of text for a constraint value. */
+static bool own_text(mesh_ts_cursor_t *c, mesh_datum_t *v, const char *p, size_t n)
+{
+    if (c->ntexts == MESH_SCAN_MAX_CONS)
+        return false;
+    char *copy = malloc(n + 1);
+    if (copy == NULL)
+        return false;
+    memcpy(copy, p, n);
+    copy[n] = '\0';
+    c->texts[c->ntexts++] = copy;
+    v->s = copy;
+    v->n = n;
+    return true;
+}
+
+/* Coerces a constraint value to the class of column col, as SQLite's affinity rules do when
+ * a column is compared with a value: a TEXT column sees numbers as text, a numeric column
+ * sees text that reads as a number as that number. */
+static bool coerce(mesh_ts_cursor_t *c, const mesh_column_t *col, mesh_datum_t *v)
+{
+    mesh_colkind_t k = kind_of(col->type);
+    if (v->type == MESH_V_NULL)
+        return true;
+    if (k == MESH_COL_TEXT && v->type != MESH_V_TEXT) {
+        char tmp[64];
+        if (v->type == MESH_V_INT)
+            sqlite3_snprintf(sizeof tmp, tmp, "%lld", (long long)v->i);
+        else
+            sqlite3_snprintf(sizeof tmp, tmp, "%!.15g", v->d);
+        v->type = MESH_V_TEXT;
+        return own_text(c, v, tmp, strlen(tmp));
+    }
+    if (v->type == MESH_V_TEXT) {
+        if (!own_text(c, v, v->s, v->n))
+            return false;
+        int64_t iv;
+        double dv;
+        if (k != MESH_COL_TEXT && mesh_parse_i64(v->s, v->n, &iv) == MESH_OK) {
+            v->type = MESH_V_INT;
+            v->i = iv;
+        } else if (k != MESH_COL_TEXT && mesh_parse_f64(v->s, v->n, &dv) == MESH_OK) {
+            v->type = MESH_V_REAL;
+            v->d = dv;
+        }
+        /* text that is no number stays text: a numeric column is always below it */
+    }
+    return true;
+}
+
+/* SQLite's ordering of two values: NULL < numbers < text. */
+static int compare(const mesh_datum_t *a, const mesh_datum_t *b)
+{
+    int ca = a->type == MESH_V_NULL ? 0 : a->type == MESH_V_TEXT ? 2 : 1;
+    int cb = b->type == MESH_V_NULL ? 0 : b->type == MESH_V_TEXT ? 2 : 1;
+    if (ca != cb)
+        return ca < cb ? -1 : 1;
+    if (ca == 1) {
+        if (a->type == MESH_V_INT && b->type == MESH_V_INT)
+            return a->i < b->i ? -1 : a->i > b->i;
+        double x = a->type == MESH_V_INT ? (double)a->i : a->d;
+        double y = b->type == MESH_V_INT ? (double)b->i : b->d;
+        return x < y ? -1 : x > y;
+    }
+    if (ca == 2) {
+        size_t n = a->n < b->n ? a->n : b->n;
+        int r = n ? memcmp(a->s, b->s, n) : 0;
+        if (r)
+            return r < 0 ? -1 : 1;
+        return a->n < b->n ? -1 : a->n > b->n;
+    }
+    return 0;
+}
+
+static bool holds(const mesh_datum_t *v, const ccons_t *k)
+{
+    switch (k->op) {
+    case MESH_OP_ISNULL:
+        return v->type == MESH_V_NULL;
+    case MESH_OP_ISNOTNULL:
+        return v->type != MESH_V_NULL;
+    case MESH_OP_IS:
+        return compare(v, &k->v) == 0;
+    case MESH_OP_ISNOT:
+        return compare(v, &k->v) != 0;
+    default:
+        break;
+    }
+    if (v->type == MESH_V_NULL || k->v.type == MESH_V_NULL)
+        return false;
+    int r = compare(v, &k->v);
+    switch (k->op) {
+    case MESH_OP_EQ:
+        return r == 0;
+    case MESH_OP_NE:
+        return r != 0;
+    case MESH_OP_GT:
+        return r > 0;
+    case MESH_OP_GE:
+        return r >= 0;
+    case MESH_OP_LT:
+        return r < 0;
+    case MESH_OP_LE:
+        return r <= 0;
+    default:
+        return true;
+    }
+}
+
+/* Could any row of a chunk with this summary satisfy constraint k? */
+static bool chunk_may_hold(const mesh_colsum_t *s, const ccons_t *k)
+{
+    if (k->v.type != MESH_V_INT && k->v.type != MESH_V_REAL)
+        return true;
+    double v = k->v.type == MESH_V_INT ? (double)k->v.i : k->v.d;
+    if (s->count == 0)
+        return k->op == MESH_OP_ISNULL || k->op == MESH_OP_NE || k->op == MESH_OP_ISNOT;
+    switch (k->op) {
+    case MESH_OP_EQ:
+        return v >= s->min && v <= s->max;
+    case MESH_OP_GT:
+        return s->max > v;
+    case MESH_OP_GE:
+        return s->max >= v;
+    case MESH_OP_LT:
+        return s->min < v;
+    case MESH_OP_LE:
+        return s->min <= v;
+    default:
+        return true;
+    }
+}
+
+static void row_value(const mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
+{
+    const mesh_ts_t *t = c->t;
+    size_t k;
+    memset(out, 0, sizeof *out);
+    if (is_key_col(t, col, &k)) {
+        *out = c->cur->keyvals[k];
+        return;
+    }
+    const rowset_t *r = c->rows;
+    if (col == t->time_col) {
+        out->type = MESH_V_INT;
+        out->i = r->t[c->ri];
+        return;
+    }
+    int v = t->vc_of[col];
+    if (v < 0 || rs_is_null(r, (size_t)v, c->ri)) {
+        out->type = MESH_V_NULL;
+        return;
+    }
+    switch (t->vc[v].kind) {
+    case MESH_COL_REAL:
+        out->type = MESH_V_REAL;
+        out->d = ((const double *)r->v[v])[c->ri];
+        break;
+    case MESH_COL_TEXT:
+        out->type = MESH_V_TEXT;
+        rs_text(r, (size_t)v, c->ri, &out->s, &out->n);
+        break;
+    default:
+        out->type = MESH_V_INT;
+        out->i = ((const int64_t *)r->v[v])[c->ri];
+    }
+}
+
+static bool series_matches(const mesh_ts_cursor_t *c, const series_t *s)
+{
+    for (int i = 0; i < c->ncons; i++) {
+        size_t k;
+        if (is_key_col(c->t, c->cons[i].col, &k) && !holds(&s->keyvals[k], &c->cons[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool row_matches(const mesh_ts_cursor_t *c)
+{
+    for (int i = 0; i < c->ncons; i++) {
+        const ccons_t *k = &c->cons[i];
+        if (is_key_col(c->t, k->col, NULL))
+            continue;
+        mesh_datum_t v;
+        row_value(c, k->col, &v);
+        if (!holds(&v, k))
+            return false;
+    }
+    return true;
+}
+
+/* Sets the cursor up for a plan and its arguments (at open, and again at each rewind). */
+static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
+                           const mesh_datum_t *args, int nargs, mesh_err_t *err)
+{
+    mesh_ts_t *t = c->t;
+    for (int i = 0; i < c->ntexts; i++)
+        free(c->texts[i]);
+    c->ntexts = 0;
+    c->plan = *plan;
+    c->ncons = 0;
+    c->lo = INT64_MIN;
+    c->hi = INT64_MAX;
+    c->empty = false;
+    c->limit = -1;
+    c->produced = 0;
+    c->nsidx = c->pos = 0;
+    c->cur = NULL;
+    c->rows_ready = false;
+    c->phase = 2;
+    c->error[0] = '\0';
+    c->desc = plan->order_used && plan->order_desc;
+    int ai = 0;
+    for (int i = 0; i < plan->ncons; i++) {
+        if (!plan->cons[i].used)
+            continue;
+        ccons_t *k = &c->cons[c->ncons++];
+        k->col = plan->cons[i].col;
+        k->op = plan->cons[i].op;
+        if (k->op == MESH_OP_ISNULL || k->op == MESH_OP_ISNOTNULL)
+            continue;
+        k->v = ai < nargs ? args[ai++] : null_datum;
+        if (!coerce(c, &t->p->cols[k->col], &k->v))
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    if (plan->limit_used && ai < nargs && args[ai].type == MESH_V_INT)
+        c->limit = args[ai].i;
+    /* the time range */
+    for (int i = 0; i < c->ncons; i++) {
+        ccons_t *k = &c->cons[i];
+        if (k->col != t->time_col)
+            continue;
+        if (k->v.type == MESH_V_NULL && k->op != MESH_OP_ISNOT && k->op != MESH_OP_ISNOTNULL) {
+            c->empty = true;
+            continue;
+        }
+        if (k->v.type != MESH_V_INT && k->v.type != MESH_V_REAL)
+            continue;
+        double dv = k->v.type == MESH_V_REAL ? k->v.d : (double)k->v.i;
+        int64_t v = k->v.type == MESH_V_INT ? k->v.i : (int64_t)dv;
+        bool exact = k->v.type == MESH_V_INT || (double)v == dv;
+        switch (k->op) {
+        case MESH_OP_EQ:
+        case MESH_OP_IS:
+            if (!exact)
+                c->empty = true;
+            if (v > c->lo)
+                c->lo = v;
+            if (v < c->hi)
+                c->hi = v;
+            break;
+        case MESH_OP_GT:
+        case MESH_OP_GE: {
+            int64_t b = (k->op == MESH_OP_GT && exact) ? (v == INT64_MAX ? v : v + 1)
+                                                       : (exact ? v : (int64_t)ceil(dv));
+            if (b > c->lo)
+                c->lo = b;
+            break;
+        }
+        case MESH_OP_LT:
+        case MESH_OP_LE: {
+            int64_t b = (k->op == MESH_OP_LT && exact) ? (v == INT64_MIN ? v : v - 1)
+                                                       : (exact ? v : (int64_t)floor(dv));
+            if (b < c->hi)
+                c->hi = b;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (c->lo > c->hi)
+        c->empty = true;
+    /* the series to visit, in series order: with the whole key given, one lookup */
+    pthread_rwlock_rdlock(&t->lock);
+    size_t need = t->nseries ? t->nseries : 1;
+    size_t *nidx = realloc(c->sidx, need * sizeof *c->sidx);
+    if (nidx)
+        c->sidx = nidx;
+    for (size_t i = 0; nidx && i < t->nseries && !c->empty; i++)
+        if (series_matches(c, t->series[i]))
+            c->sidx[c->nsidx++] = i;
+    pthread_rwlock_unlock(&t->lock);
+    if (nidx == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (c->desc) {
+        for (size_t i = 0; i < c->nsidx / 2; i++) {
+            size_t x = c->sidx[i];
+            c->sidx[i] = c->sidx[c->nsidx - 1 - i];
+            c->sidx[c->nsidx - 1 - i] = x;
+        }
+    }
+    /* the chunk statement's order follows the scan's */
+    if (c->q && (c->desc != (strstr(sqlite3_sql(c->q), "DESC") != NULL))) {
+        sqlite3_finalize(c->q);
+        c->q = NULL;
+    }
+    if (c->q == NULL) {
+        char sql[320];
+        snprintf(sql, sizeof sql,
+                 "SELECT t_min, data FROM \"k_%s\" WHERE series = ?1 AND t_max >= ?2 AND"
+                 " t_min <= ?3 ORDER BY t_min %s",
+                 t->name, c->desc ? "DESC" : "ASC");
+        if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->q, NULL) != SQLITE_OK)
+            return mesh_err_set(err, MESH_IO, "ts scan: %s", sqlite3_errmsg(c->db));
+    } else {
+        sqlite3_reset(c->q);
+    }
+    return MESH_OK;
+}
+
+mesh_status_t mesh__ts_scan_open(mesh_ts_t *t, sqlite3 *rdb, uint64_t reader_gen,
+                                 uint64_t reader_seq, const mesh_scan_plan_t *plan,
+                                 const mesh_datum_t *args, int nargs, mesh_ts_cursor_t **out,
+                                 mesh_err_t *err)
+{
+    mesh_ts_cursor_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    c->t = mesh__ts_ref(t);
+    c->db = rdb;
+    c->gen = reader_gen;
+    c->seq = reader_seq;
+    if (rs_init(&c->chunk_rows, t->nv, false) != MESH_OK ||
+        rs_init(&c->buf_rows, t->nv, false) != MESH_OK) {
+        mesh__ts_scan_close(c);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    mesh_status_t st = setup(c, plan, args, nargs, err);
+    if (st != MESH_OK) {
+        mesh__ts_scan_close(c);
+        return st;
+    }
+    *out = c;
+    return MESH_OK;
+}
+
+mesh_status_t mesh__ts_scan_rewind(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
+                                   const mesh_datum_t *args, int nargs, mesh_err_t *err)
+{
+    return setup(c, plan, args, nargs, err);
+}
+
+/* The rows of r within [lo, hi]: r is sorted by time. */
+static void bounds(const rowset_t *r, int64_t lo, int64_t hi, size_t *start, size_t *end)
+{
+    size_t a = 0, b = r->n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (r->t[m] < lo)
+            a = m + 1;
+        else
+            b = m;
+    }
+    *start = a;
+    b = r->n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (r->t[m] <= hi)
+            a = m + 1;
+        else
+            b = m;
+    }
+    *end = a;
+}
+
+/* Makes the next chunk of the current series with rows in range current; 0 at the end. */
+static int next_chunk(mesh_ts_cursor_t *c)
+{
+    mesh_ts_t *t = c->t;
+    for (;;) {
+        int rc = sqlite3_step(c->q);
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(c->q);
+            return 0;
+        }
+        if (rc != SQLITE_ROW) {
+            snprintf(c->error, sizeof c->error, "ts scan: %s", sqlite3_errmsg(c->db));
+            return -1;
+        }
+        int64_t tmin = sqlite3_column_int64(c->q, 0);
+        if (!(c->chunk_valid && c->chunk_series == c->cur->id && c->chunk_tmin == tmin)) {
+            const uint8_t *p = sqlite3_column_blob(c->q, 1);
+            size_t n = (size_t)sqlite3_column_bytes(c->q, 1);
+            /* skip a chunk whose summaries rule out a value constraint */
+            bool skip = false;
+            for (int i = 0; i < c->ncons && !skip; i++) {
+                const ccons_t *k = &c->cons[i];
+                if (k->col == t->time_col || is_key_col(t, k->col, NULL) ||
+                    kind_of(t->p->cols[k->col].type) == MESH_COL_TEXT)
+                    continue;
+                size_t nr;
+                mesh_colsum_t sum;
+                if (mesh_chunk_summary(p, n, t->p->cols[k->col].name, &nr, &sum) &&
+                    !chunk_may_hold(&sum, k))
+                    skip = true;
+            }
+            if (skip)
+                continue;
+            mesh_chunk_t ch;
+            mesh_err_t err;
+            c->chunk_valid = false;
+            if (mesh_chunk_decode(p, n, &ch, &err) != MESH_OK) {
+                snprintf(c->error, sizeof c->error, "%s", err.msg);
+                return -1;
+            }
+            c->chunk_rows.n = 0;
+            mesh_buf_reset(&c->chunk_rows.text);
+            mesh_status_t st = rs_add_chunk(&c->chunk_rows, &ch, t, INT64_MIN, INT64_MAX);
+            mesh_chunk_free(&ch);
+            if (st != MESH_OK) {
+                snprintf(c->error, sizeof c->error, "ts scan: a chunk of %s is unreadable",
+                         t->name);
+                return -1;
+            }
+            c->chunk_valid = true;
+            c->chunk_series = c->cur->id;
+            c->chunk_tmin = tmin;
+        }
+        c->rows = &c->chunk_rows;
+        bounds(c->rows, c->lo, c->hi, &c->rstart, &c->rend);
+        if (c->rstart < c->rend)
+            return 1;
+    }
+}
+
+/* Copies the buffered rows of the current series that this reader sees and makes them
+ * current; 0 when there are none. */
+static int load_buffer(mesh_ts_cursor_t *c)
+{
+    mesh_ts_t *t = c->t;
+    series_t *s = c->cur;
+    rowset_t *r = &c->buf_rows;
+    r->n = 0;
+    mesh_buf_reset(&r->text);
+    mesh_status_t st = MESH_OK;
+    pthread_rwlock_rdlock(&t->lock);
+    size_t start = 0;
+    /* segments flushed at or before the reader's generation are in its chunks */
+    for (int k = 0; k < s->nsegs; k++)
+        if (s->segs[k].gen <= c->gen)
+            start = s->segs[k].end;
+    bool dirty = s->dirty && s->open_from < s->n_visible;
+    /* rows committed after the reader's snapshot are not its to see */
+    for (size_t i = start; i < s->n_visible && st == MESH_OK; i++)
+        if (s->buf.t[i] >= c->lo && s->buf.t[i] <= c->hi && s->buf.seq[i] <= c->seq)
+            st = rs_copy_row(r, &s->buf, i, t->vc, t->nv);
+    pthread_rwlock_unlock(&t->lock);
+    if (st == MESH_OK && dirty)
+        st = rs_sort_merge(r, 0, t->vc, t->nv);
+    if (st != MESH_OK) {
+        snprintf(c->error, sizeof c->error, "ts scan: out of memory");
+        return -1;
+    }
+    c->rows = r;
+    c->rstart = 0;
+    c->rend = r->n;
+    return r->n > 0;
+}
+
+int mesh__ts_scan_next(mesh_ts_cursor_t *c)
+{
+    if (c->limit >= 0 && c->produced >= c->limit)
+        return 0;
+    for (;;) {
+        if (c->rows_ready) {
+            /* advance within the current rows' range */
+            bool have;
+            if (c->desc) {
+                have = c->ri > c->rstart;
+                if (have)
+                    c->ri--;
+            } else {
+                have = c->ri + 1 < c->rend;
+                if (have)
+                    c->ri++;
+            }
+            if (have) {
+                if (row_matches(c)) {
+                    c->produced++;
+                    return 1;
+                }
+                continue;
+            }
+            c->rows_ready = false;
+        }
+        int r;
+        if (c->phase == 2) {
+            if (c->pos >= c->nsidx || c->empty)
+                return 0;
+            c->cur = c->t->series[c->sidx[c->pos++]];
+            sqlite3_reset(c->q);
+            sqlite3_bind_int64(c->q, 1, c->cur->id);
+            sqlite3_bind_int64(c->q, 2, c->lo);
+            sqlite3_bind_int64(c->q, 3, c->hi);
+            /* descending: the buffered rows (newest) come first */
+            c->phase = c->desc ? 1 : 0;
+            continue;
+        }
+        if (c->phase == 0) {
+            r = next_chunk(c);
+            if (r < 0)
+                return -1;
+            if (r == 0) {
+                c->phase = c->desc ? 2 : 1;
+                continue;
+            }
+        } else {
+            r = load_buffer(c);
+            c->phase = c->desc ? 0 : 2;
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                continue;
+        }
+        c->rows_ready = true;
+        /* the loop moves to the first row before reading it */
+        c->ri = c->desc ? c->rend : c->rstart - 1;
+    }
+}
+
+void mesh__ts_scan_value(mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
+{
+    if (col < 0 || (size_t)col >= c->t->p->ncols || !c->rows_ready || c->rows == NULL) {
+        *out = null_datum;
+        return;
+    }
+    row_value(c, col, out);
+}
+
+const char *mesh__ts_scan_error(mesh_ts_cursor_t *c)
+{
+    return c->error;
+}
+
+void mesh__ts_scan_close(mesh_ts_cursor_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->q)
+        sqlite3_finalize(c->q);
+    rs_free(&c->chunk_rows, c->t->nv);
+    rs_free(&c->buf_rows, c->t->nv);
+    free(c->sidx);
+    for (int i = 0; i < c->ntexts; i++)
+        free(c->texts[i]);
+    mesh__ts_unref(c->t);
+    free(c);
+}
+
+mesh_status_t mesh__ts_dump(sqlite3 *db, const mesh_product_t *p, const char *suffix,
+                            mesh_ts_row_fn fn, void *arg, mesh_err_t *err)
+{
+    mesh_ts_t *t = ts_new(p);
+    if (t == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT s.key, k.data FROM \"k_%s%s\" k JOIN \"s_%s%s\" s ON s.id = k.series"
+             " ORDER BY k.series, k.t_min",
+             p->name, suffix, p->name, suffix);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        mesh__ts_unref(t);
+        return mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, sqlite3_errmsg(db));
+    }
+    mesh_datum_t *vals = calloc(p->ncols, sizeof *vals);
+    rowset_t rows;
+    mesh_status_t st = vals ? rs_init(&rows, t->nv, false) : MESH_NOMEM;
+    series_t ser;
+    memset(&ser, 0, sizeof ser);
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        free(ser.keyvals);
+        ser.keyvals = NULL;
+        ser.key = (uint8_t *)sqlite3_column_blob(q, 0);
+        ser.key_len = (uint32_t)sqlite3_column_bytes(q, 0);
+        if ((st = decode_key(t, &ser)) != MESH_OK) {
+            mesh_err_set(err, st, "ts %s: a damaged series key", p->name);
+            break;
+        }
+        mesh_chunk_t ch;
+        if ((st = mesh_chunk_decode(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1),
+                                    &ch, err)) != MESH_OK)
+            break;
+        rows.n = 0;
+        mesh_buf_reset(&rows.text);
+        st = rs_add_chunk(&rows, &ch, t, INT64_MIN, INT64_MAX);
+        mesh_chunk_free(&ch);
+        for (size_t r = 0; st == MESH_OK && r < rows.n; r++) {
+            for (size_t c = 0; c < p->ncols; c++) {
+                size_t k;
+                mesh_datum_t *d = &vals[c];
+                memset(d, 0, sizeof *d);
+                if (is_key_col(t, (int)c, &k)) {
+                    *d = ser.keyvals[k];
+                } else if ((int)c == t->time_col) {
+                    d->type = MESH_V_INT;
+                    d->i = rows.t[r];
+                } else {
+                    int v = t->vc_of[c];
+                    if (v < 0 || rs_is_null(&rows, (size_t)v, r)) {
+                        d->type = MESH_V_NULL;
+                    } else if (t->vc[v].kind == MESH_COL_TEXT) {
+                        d->type = MESH_V_TEXT;
+                        rs_text(&rows, (size_t)v, r, &d->s, &d->n);
+                    } else if (t->vc[v].kind == MESH_COL_REAL) {
+                        d->type = MESH_V_REAL;
+                        d->d = ((const double *)rows.v[v])[r];
+                    } else {
+                        d->type = MESH_V_INT;
+                        d->i = ((const int64_t *)rows.v[v])[r];
+                    }
+                }
+            }
+            st = fn(arg, vals);
+        }
+    }
+    free(ser.keyvals);
+    sqlite3_finalize(q);
+    if (vals)
+        rs_free(&rows, t->nv);
+    free(vals);
+    mesh__ts_unref(t);
+    return st;
+}

@@ -1,0 +1,217 @@
+"""The time-series layout against the row layout as an oracle.
+
+Two products get the same writes: `ts` (key device, time: stored as series and compressed
+chunks, buffered in memory) and `rows` (key time, device: one SQLite row per reading). Writes
+come in order, out of order, late (older than chunks already written), repeated (merging
+into the earlier row), with NULLs and text; chunks are written by full buffers and by
+checkpoints while reads run. Every query must answer the same on both, before and after
+a restart, and after contract changes that keep or rebuild the layout."""
+import os
+import random
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from meshlib import Node  # noqa: E402
+
+T0 = 1767225600 * 10**9
+SEC = 10**9
+
+
+def contract(version="1.0.0", extra="", ts_type="number"):
+    def obj(name, key):
+        pk_dev, pk_ts = (1, 2) if key == "dt" else (2, 1)
+        return """  - name: %s
+    properties:
+      - name: device
+        logicalType: string
+        primaryKey: true
+        primaryKeyPosition: %d
+      - name: ts
+        logicalType: timestamp
+        primaryKey: true
+        primaryKeyPosition: %d
+      - name: temp
+        logicalType: %s
+      - name: status
+        logicalType: string
+      - name: n
+        logicalType: integer
+      - name: ok
+        logicalType: boolean
+%s""" % (name, pk_dev, pk_ts, ts_type, extra)
+    return """apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:oracle
+version: %s
+status: active
+domain: lab
+schema:
+%s%s""" % (version, obj("ts", "dt"), obj("rows", "td"))
+
+
+QUERIES = [
+    "SELECT count(*) FROM lab.{t}",
+    "SELECT device, ts, temp, status, n, ok FROM lab.{t} ORDER BY device, ts",
+    "SELECT device, count(*), min(ts), max(ts), sum(temp), max(n) FROM lab.{t} GROUP BY device ORDER BY device",
+    "SELECT ts, temp FROM lab.{t} WHERE device = 'd03' ORDER BY ts DESC LIMIT 7",
+    "SELECT ts, temp FROM lab.{t} WHERE device = 'd03' ORDER BY ts LIMIT 5 OFFSET 3",
+    "SELECT max(ts) FROM lab.{t} WHERE device = 'd05'",
+    "SELECT device, ts FROM lab.{t} WHERE ts >= %d AND ts < %d ORDER BY device, ts" % (T0 + 500 * SEC, T0 + 900 * SEC),
+    "SELECT device, ts FROM lab.{t} WHERE ts = %d ORDER BY device" % (T0 + 1234 * SEC),
+    "SELECT device, ts, temp FROM lab.{t} WHERE temp > 95 ORDER BY device, ts",
+    "SELECT device, ts FROM lab.{t} WHERE temp IS NULL ORDER BY device, ts",
+    "SELECT device, ts FROM lab.{t} WHERE status = 'warn' AND device IN ('d01', 'd07') ORDER BY device, ts",
+    "SELECT device, ts FROM lab.{t} WHERE device > 'd05' AND ts < %d ORDER BY device, ts" % (T0 + 100 * SEC),
+    "SELECT device, ts FROM lab.{t} WHERE n = 7 ORDER BY device, ts",
+    "SELECT device, ts FROM lab.{t} WHERE device = 5 OR device = 'd1' ORDER BY 1, 2",
+    "SELECT count(*) FROM lab.{t} WHERE ts < 0",
+    "SELECT device, time_bucket('10m', ts) AS b, round(avg(temp), 6), count(*) FROM lab.{t} GROUP BY device, b ORDER BY device, b",
+    "SELECT a.device, count(*) FROM lab.{t} a JOIN lab.{t} b ON a.device = b.device AND a.ts = b.ts GROUP BY a.device ORDER BY 1",
+]
+
+
+class TimeSeriesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.n = Node(args=["--checkpoint-interval", "1s"]).start()
+        cls.n.create_domain("lab")
+        cls.n.apply(contract(), expect=201)
+        cls.rnd = random.Random(5)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.n.stop()
+        cls.n.destroy()
+
+    def write(self, rows):
+        """Writes the same rows to both products in one batch (so a query sees both or
+        neither)."""
+        lines = []
+        for product in ("ts", "rows"):
+            for r in rows:
+                fields = []
+                for k in ("temp", "status", "n", "ok"):
+                    if r.get(k) is None:
+                        continue
+                    v = r[k]
+                    if k == "status":
+                        fields.append('status="%s"' % v)
+                    elif k == "n":
+                        fields.append("n=%di" % v)
+                    elif k == "ok":
+                        fields.append("ok=%s" % ("true" if v else "false"))
+                    else:
+                        fields.append("temp=%r" % float(v))
+                if not fields:
+                    fields = ["n=0i"]
+                lines.append("%s,device=%s %s %d" % (product, r["device"], ",".join(fields), r["ts"]))
+        st, h, data = self.n.write_lp("lab", "\n".join(lines))
+        self.assertEqual(st, 204, data)
+
+    def check_same(self, label=""):
+        for q in QUERIES:
+            a = self.n.query(q.format(t="ts"))
+            b = self.n.query(q.format(t="rows"))
+            self.assertNotIn("error", a, (label, q, a))
+            self.assertEqual(a["rows"], b["rows"], "%s: %s" % (label, q))
+
+    def gen(self, devices, start, count, step=10):
+        rows = []
+        for i in range(count):
+            for d in devices:
+                t = T0 + (start + i * step) * SEC
+                r = self.rnd.random()
+                rows.append({"device": d, "ts": t,
+                             "temp": None if r < 0.05 else round(self.rnd.uniform(0, 100), 3),
+                             "status": self.rnd.choice(["ok", "ok", "warn", "fail", None]),
+                             "n": self.rnd.randrange(20),
+                             "ok": r > 0.5})
+        return rows
+
+    def test_oracle(self):
+        devices = ["d%02d" % i for i in range(10)]
+        # 1. in-order writes past a buffer's worth (chunks by full buffers)
+        rows = self.gen(devices, 0, 1500, step=1)
+        for k in range(0, len(rows), 2000):
+            self.write(rows[k:k + 2000])
+        self.check_same("in order")
+        # 2. out-of-order rows inside the buffer and repeated keys that merge
+        rows = self.gen(devices, 1500, 300, step=1)
+        self.rnd.shuffle(rows)
+        self.write(rows)
+        again = [dict(r, temp=None, status="warn", n=7) for r in rows[:200]]  # merge: temp kept
+        self.write(again)
+        self.check_same("out of order, merged")
+        # 3. late rows: older than the chunks already written, some between existing readings
+        late = self.gen(devices, -200, 60, step=3) + \
+            [{"device": "d03", "ts": T0 + 500 * SEC + SEC // 2, "temp": 99.5, "n": 7}] + \
+            [{"device": "d04", "ts": T0 + 10 * SEC, "temp": 1.0, "status": "late"}]
+        self.write(late)
+        self.check_same("late")
+        # 4. a checkpoint writes the aged buffers; reads keep matching while it happens
+        stop = threading.Event()
+        errors = []
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    a, b = self.n.rows("SELECT (SELECT count(*) FROM lab.ts),"
+                                       " (SELECT count(*) FROM lab.rows)")[0]
+                    if a != b:
+                        errors.append((a, b))
+                except Exception as e:  # noqa: BLE001
+                    errors.append(e)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        for i in range(10):
+            self.write(self.gen(devices, 2000 + i * 100, 40, step=2))
+            time.sleep(0.15)
+        time.sleep(1.5)
+        stop.set()
+        th.join()
+        self.assertEqual(errors, [])
+        self.check_same("after checkpoints")
+        # 5. a restart (clean) and a crash (kill -9) keep everything
+        self.n.stop()
+        self.n.start()
+        self.check_same("after a restart")
+        self.write(self.gen(devices, 5000, 50))
+        self.n.kill()
+        self.n.start()
+        self.check_same("after kill -9")
+        # 6. an additive contract change keeps the layout and the rows
+        self.n.apply(contract("1.1.0", extra="      - name: note\n        logicalType: string\n"),
+                     expect=200)
+        self.check_same("after an additive change")
+        self.write([{"device": "d01", "ts": T0 + 7000 * SEC, "temp": 5.0}])
+        self.check_same("written after an additive change")
+        # 7. a breaking change (a retyped column) rebuilds both layouts through the validator
+        st, doc = self.n.apply(contract("2.0.0", ts_type="integer"))
+        self.assertEqual(st, 409, doc)  # temps have decimals: they do not fit an integer
+        self.assertIn("do not fit", doc["error"]["message"])
+        self.check_same("after a refused rebuild")
+        st, doc = self.n.apply(contract("2.0.0", ts_type="string"))
+        self.assertEqual(st, 200, doc)
+        self.check_same("after a rebuild")
+        self.assertEqual(self.n.query("SELECT temp FROM lab.ts LIMIT 1")["columns"][0]["type"],
+                         "TEXT")
+        # the store really holds series and chunks for one and rows for the other
+        self.n.stop()
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.n.data_dir, "domains", "lab", "data.db"))
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+        con.close()
+        self.assertIn("k_ts", tables)
+        self.assertIn("s_ts", tables)
+        self.assertIn("p_rows", tables)
+        self.assertNotIn("p_ts", tables)
+        self.n.start()
+        self.check_same("final")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
