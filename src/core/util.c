@@ -280,8 +280,54 @@ mesh_status_t mesh_parse_i64(const char *p, size_t n, int64_t *out)
     return MESH_OK;
 }
 
+/* Powers of ten that a double holds exactly. */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/*
+ * The common case of sensor data, "-123.4567": at most 15 significant digits and no
+ * exponent. The digits form an exact integer m (< 2^53) and the divisor 10^k (k <= 22) is
+ * exact, so m / 10^k is the correctly rounded value strtod would give (Clinger's fast path).
+ * Returns false for anything else.
+ */
+static bool fast_decimal(const char *p, size_t n, double *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        neg = p[i++] == '-';
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    bool dot = false, any = false;
+    for (; i < n; i++) {
+        char c = p[i];
+        if (c >= '0' && c <= '9') {
+            any = true;
+            if (m == 0 && c == '0' && !dot)
+                continue; /* leading zeros */
+            if (++digits > 15)
+                return false;
+            m = m * 10 + (uint64_t)(c - '0');
+            if (dot)
+                frac++;
+        } else if (c == '.' && !dot) {
+            dot = true;
+        } else {
+            return false;
+        }
+    }
+    if (!any || frac > 22)
+        return false;
+    double v = (double)m / exact_pow10[frac];
+    *out = neg ? -v : v;
+    return true;
+}
+
 mesh_status_t mesh_parse_f64(const char *p, size_t n, double *out)
 {
+    if (n > 0 && n < 64 && fast_decimal(p, n, out))
+        return MESH_OK;
     char tmp[64];
     if (n == 0 || n >= sizeof tmp)
         return MESH_PARSE;

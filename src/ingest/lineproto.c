@@ -333,8 +333,8 @@ static void parse_rest(lp_t *lp, size_t i)
             syntax(lp, key.at, "empty tag key");
             return;
         }
-        show(kshow, key.s, key.n);
         if (i >= n || s[i] != '=') {
+            show(kshow, key.s, key.n);
             syntax(lp, i, "expected '=' after tag key '%s'", kshow);
             return;
         }
@@ -345,6 +345,7 @@ static void parse_rest(lp_t *lp, size_t i)
         if (!scan_tok(lp, &i, true, false, &val))
             goto nomem;
         if (val.n == 0) {
+            show(kshow, key.s, key.n);
             syntax(lp, val.at, "empty value for tag '%s'", kshow);
             return;
         }

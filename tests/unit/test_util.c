@@ -20,6 +20,37 @@
 
 #include "core/util.h"
 
+/* The fast decimal path must give exactly what strtod gives. */
+static void test_parse_f64_matches_strtod(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    char buf[64];
+    for (int round = 0; round < 200000; round++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int intd = (int)(x % 9), fracd = (int)((x >> 8) % 12);
+        size_t n = 0;
+        if (x & (1ULL << 40))
+            buf[n++] = '-';
+        uint64_t y = x >> 20;
+        for (int i = 0; i <= intd; i++, y /= 10)
+            buf[n++] = (char)('0' + y % 10);
+        if (fracd) {
+            buf[n++] = '.';
+            uint64_t z = x * 2654435761u;
+            for (int i = 0; i < fracd; i++, z /= 10)
+                buf[n++] = (char)('0' + z % 10);
+        }
+        buf[n] = '\0';
+        double got;
+        assert_int_equal(mesh_parse_f64(buf, n, &got), MESH_OK);
+        double want = strtod(buf, NULL);
+        assert_memory_equal(&got, &want, sizeof got);
+    }
+}
+
 int main(void);
 
 /* ---- temp directories -------------------------------------------------------------------- */
@@ -865,16 +896,27 @@ static void test_write_all(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time_forms),     cmocka_unit_test(test_time_offsets),
-        cmocka_unit_test(test_time_fractions), cmocka_unit_test(test_time_calendar),
-        cmocka_unit_test(test_time_range),     cmocka_unit_test(test_time_malformed),
-        cmocka_unit_test(test_time_format),    cmocka_unit_test(test_time_round_trip),
-        cmocka_unit_test(test_durations),      cmocka_unit_test(test_parse_ints),
-        cmocka_unit_test(test_parse_floats),   cmocka_unit_test(test_parse_bool),
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_strings),        cmocka_unit_test(test_crc32c),
-        cmocka_unit_test(test_random),         cmocka_unit_test(test_clocks),
-        cmocka_unit_test(test_read_file),      cmocka_unit_test(test_mkdirs),
+        cmocka_unit_test(test_parse_f64_matches_strtod),
+        cmocka_unit_test(test_time_forms),
+        cmocka_unit_test(test_time_offsets),
+        cmocka_unit_test(test_time_fractions),
+        cmocka_unit_test(test_time_calendar),
+        cmocka_unit_test(test_time_range),
+        cmocka_unit_test(test_time_malformed),
+        cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_time_round_trip),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_parse_ints),
+        cmocka_unit_test(test_parse_floats),
+        cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_mkdirs),
         cmocka_unit_test(test_write_all),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
