@@ -270,6 +270,14 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
             snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
             if (st == MESH_OK)
                 st = exec_internal(s, sql, err);
+            /* a time series also offers the newest row of each series */
+            if (st == MESH_OK &&
+                mesh_store_is_timeseries(mesh_domain_store(sd->dom), c->products[i].name)) {
+                snprintf(qn, sizeof qn, "%s__last", c->products[i].name);
+                quote_ident(qp, sizeof qp, qn);
+                snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
+                st = exec_internal(s, sql, err);
+            }
         }
     }
     return st;

@@ -23,6 +23,7 @@ typedef struct pvtab {
     const mesh_snap_domain_t *sd;
     const mesh_product_t *p;
     bool quarantine;
+    mesh_view_t view;
     int ncols;
     int time_col;
 } pvtab_t;
@@ -56,10 +57,15 @@ static int pv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     char product[128];
     snprintf(product, sizeof product, "%s", table);
     bool quarantine = false;
+    mesh_view_t view = MESH_VIEW_ROWS;
     size_t tl = strlen(product);
     if (tl > 12 && strcmp(product + tl - 12, "__quarantine") == 0) {
         product[tl - 12] = '\0';
         quarantine = true;
+        view = MESH_VIEW_QUARANTINE;
+    } else if (tl > 6 && strcmp(product + tl - 6, "__last") == 0) {
+        product[tl - 6] = '\0';
+        view = MESH_VIEW_LAST;
     }
     const mesh_snap_domain_t *sd = s->snap ? mesh_snapshot_domain(s->snap, domain) : NULL;
     const mesh_product_t *p = sd ? mesh_snapshot_product(s->snap, domain, product) : NULL;
@@ -75,6 +81,7 @@ static int pv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     t->sd = sd;
     t->p = p;
     t->quarantine = quarantine;
+    t->view = view;
     t->ncols = quarantine ? MESH_QUARANTINE_NCOLS : (int)p->ncols;
     t->time_col = quarantine ? 1 : p->time_col;
     sqlite3_str *ddl = sqlite3_str_new(db);
@@ -198,7 +205,7 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     plan.want_limit = limit_idx >= 0 && all_pushable && !offset_seen &&
                       (info->nOrderBy == 0 || plan.order_col >= 0);
     plan.cols_used = info->colUsed;
-    mesh_store_plan(mesh_domain_store(t->sd->dom), t->p, t->quarantine, &plan);
+    mesh_store_plan(mesh_domain_store(t->sd->dom), t->p, t->view, &plan);
 
     int argv = 0;
     for (int k = 0; k < plan.ncons; k++) {
@@ -317,10 +324,11 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     c->plan_str = sqlite3_mprintf("%s", idx_str);
     mesh_store_reader_t *r;
     if (mesh__session_reader(t->s, t->sd, &r, &err) != MESH_OK ||
-        mesh_scan_open(r, t->p, t->quarantine, &plan, args, argc, &c->scan, &err) != MESH_OK)
+        mesh_scan_open(r, t->p, t->view, &plan, args, argc, &c->scan, &err) != MESH_OK)
         return fail(c, err.msg);
     char pname[160];
-    snprintf(pname, sizeof pname, "%s%s", t->p->name, t->quarantine ? "__quarantine" : "");
+    static const char *const suffix[] = {"", "__quarantine", "__last"};
+    snprintf(pname, sizeof pname, "%s%s", t->p->name, suffix[t->view]);
     mesh__session_note_product(t->s, t->sd->meta.name, pname);
     c->rowid = 0;
     return advance(c);

@@ -322,7 +322,9 @@ mesh_status_t mesh_store_attach(mesh_store_t *s, const mesh_product_t *p, mesh_e
 
 bool mesh_store_is_timeseries(mesh_store_t *s, const char *product)
 {
-    return ts_find(s, product) != NULL;
+    mesh_ts_t *t = ts_get(s, product); /* readers ask too: under the lock */
+    mesh__ts_unref(t);
+    return t != NULL;
 }
 
 mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, mesh_err_t *err)
@@ -1615,14 +1617,15 @@ static bool op_takes_arg(mesh_op_t op)
     return op != MESH_OP_ISNULL && op != MESH_OP_ISNOTNULL;
 }
 
-void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, bool quarantine,
+void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, mesh_view_t view,
                      mesh_scan_plan_t *plan)
 {
+    bool quarantine = view == MESH_VIEW_QUARANTINE;
     mesh_product_stats_t st;
     mesh_store_product_stats(s, p->name, &st);
     mesh_ts_t *ts = quarantine ? NULL : ts_get(s, p->name);
     if (ts) {
-        mesh__ts_plan(ts, st.rows, plan);
+        mesh__ts_plan(ts, st.rows, view == MESH_VIEW_LAST, plan);
         mesh__ts_unref(ts);
         return;
     }
@@ -1960,19 +1963,26 @@ static void bind_args(mesh_scan_t *sc, const mesh_datum_t *args, int nargs)
     }
 }
 
-mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
+mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, mesh_view_t view,
                              const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
                              mesh_scan_t **out, mesh_err_t *err)
 {
+    bool quarantine = view == MESH_VIEW_QUARANTINE;
     mesh_scan_t *sc = calloc(1, sizeof *sc);
     if (sc == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     sc->r = r;
     mesh_ts_t *ts = quarantine ? NULL : ts_get(r->store, p->name);
+    if (ts == NULL && view == MESH_VIEW_LAST) {
+        free(sc);
+        return mesh_err_set(err, MESH_INVALID, "%s is not a time series: it has no __last view",
+                            p->name);
+    }
     if (ts) {
         mesh_status_t st = reader_pin_gen(r, err);
         if (st == MESH_OK)
-            st = mesh__ts_scan_open(ts, r->db, r->gen, r->seq, plan, args, nargs, &sc->ts, err);
+            st = mesh__ts_scan_open(ts, r->db, r->gen, r->seq, view == MESH_VIEW_LAST, plan, args,
+                                    nargs, &sc->ts, err);
         mesh__ts_unref(ts);
         if (st != MESH_OK) {
             free(sc);

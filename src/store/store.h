@@ -173,8 +173,16 @@ typedef struct mesh_scan_plan {
     int64_t est_rows;   /* out */
 } mesh_scan_plan_t;
 
+/* What a scan reads of a product: its rows, its quarantine, or (time series) the newest row
+ * of each series. */
+typedef enum {
+    MESH_VIEW_ROWS = 0,
+    MESH_VIEW_QUARANTINE = 1,
+    MESH_VIEW_LAST = 2,
+} mesh_view_t;
+
 /* Fills the out fields of plan for product p. Never fails: unsupported asks are unused. */
-void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, bool quarantine,
+void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, mesh_view_t view,
                      mesh_scan_plan_t *plan);
 
 /* Columns of the quarantine view of a product. */
@@ -190,9 +198,9 @@ void mesh_store_reader_end(mesh_store_reader_t *r);
 /*
  * Opens a scan following a plan (as filled by mesh_store_plan). args holds one value per used
  * constraint in plan order (ISNULL/ISNOTNULL take none), then the limit and offset when
- * limit_used. quarantine selects the product's quarantine view.
+ * limit_used. view selects the rows, the quarantine or the newest row of each series.
  */
-mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, bool quarantine,
+mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, mesh_view_t view,
                              const mesh_scan_plan_t *plan, const mesh_datum_t *args, int nargs,
                              mesh_scan_t **out, mesh_err_t *err);
 /* Starts an open scan again with new arguments for the same plan (the next lookup of a join):

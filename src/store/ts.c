@@ -1316,7 +1316,7 @@ static bool is_key_col(const mesh_ts_t *t, int col, size_t *k)
     return false;
 }
 
-void mesh__ts_plan(mesh_ts_t *t, int64_t rows, mesh_scan_plan_t *plan)
+void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan)
 {
     int64_t buffered, nseries;
     mesh__ts_counts(t, &buffered, &nseries);
@@ -1357,6 +1357,15 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, mesh_scan_plan_t *plan)
         est /= 20;
     else if (lo || hi)
         est /= 4;
+    if (last) {
+        /* one row per series chosen; every constraint is checked on that row */
+        est = single ? 1 : series;
+        plan->order_used = false;
+        plan->limit_used = false;
+        plan->est_rows = (int64_t)est;
+        plan->cost = est * 10 + (single ? 5 : series);
+        return;
+    }
     if (est < 1)
         est = 1;
     /* rows come series by series in time order: an ORDER BY time is ours for one series */
@@ -1390,6 +1399,8 @@ struct mesh_ts_cursor {
     bool empty;
     bool desc;
     int64_t limit, produced;
+    bool last;                /* the newest row of each series only */
+    int64_t last_lo, last_hi; /* in last mode, the time range the newest row must be in */
     /* series to visit */
     size_t *sidx;
     size_t nsidx, pos;
@@ -1686,6 +1697,15 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     }
     if (c->lo > c->hi)
         c->empty = true;
+    if (c->last) {
+        /* the newest row of a series is found over all its rows; the time range is then a
+         * condition on that row */
+        c->last_lo = c->lo;
+        c->last_hi = c->hi;
+        c->lo = INT64_MIN;
+        c->hi = INT64_MAX;
+        c->desc = true;
+    }
     /* the series to visit, in series order: with the whole key given, one lookup */
     pthread_rwlock_rdlock(&t->lock);
     size_t need = t->nseries ? t->nseries : 1;
@@ -1725,7 +1745,7 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
 }
 
 mesh_status_t mesh__ts_scan_open(mesh_ts_t *t, sqlite3 *rdb, uint64_t reader_gen,
-                                 uint64_t reader_seq, const mesh_scan_plan_t *plan,
+                                 uint64_t reader_seq, bool last, const mesh_scan_plan_t *plan,
                                  const mesh_datum_t *args, int nargs, mesh_ts_cursor_t **out,
                                  mesh_err_t *err)
 {
@@ -1736,6 +1756,7 @@ mesh_status_t mesh__ts_scan_open(mesh_ts_t *t, sqlite3 *rdb, uint64_t reader_gen
     c->db = rdb;
     c->gen = reader_gen;
     c->seq = reader_seq;
+    c->last = last;
     if (rs_init(&c->chunk_rows, t->nv, false) != MESH_OK ||
         rs_init(&c->buf_rows, t->nv, false) != MESH_OK) {
         mesh__ts_scan_close(c);
@@ -1797,9 +1818,10 @@ static int next_chunk(mesh_ts_cursor_t *c)
         if (!(c->chunk_valid && c->chunk_series == c->cur->id && c->chunk_tmin == tmin)) {
             const uint8_t *p = sqlite3_column_blob(c->q, 1);
             size_t n = (size_t)sqlite3_column_bytes(c->q, 1);
-            /* skip a chunk whose summaries rule out a value constraint */
+            /* skip a chunk whose summaries rule out a value constraint (not when looking
+             * for a series' newest row: that row decides, whatever its value) */
             bool skip = false;
-            for (int i = 0; i < c->ncons && !skip; i++) {
+            for (int i = 0; i < c->ncons && !skip && !c->last; i++) {
                 const ccons_t *k = &c->cons[i];
                 if (k->col == t->time_col || is_key_col(t, k->col, NULL) ||
                     kind_of(t->p->cols[k->col].type) == MESH_COL_TEXT)
@@ -1873,10 +1895,43 @@ static int load_buffer(mesh_ts_cursor_t *c)
     return r->n > 0;
 }
 
+/* Last mode: the newest row of each series, if it passes the constraints. */
+static int next_last(mesh_ts_cursor_t *c)
+{
+    for (;;) {
+        if (c->pos >= c->nsidx || c->empty)
+            return 0;
+        c->cur = c->t->series[c->sidx[c->pos++]];
+        int r = load_buffer(c);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            /* nothing buffered for this reader: the newest chunk has it */
+            sqlite3_reset(c->q);
+            sqlite3_bind_int64(c->q, 1, c->cur->id);
+            sqlite3_bind_int64(c->q, 2, INT64_MIN);
+            sqlite3_bind_int64(c->q, 3, INT64_MAX);
+            r = next_chunk(c);
+            sqlite3_reset(c->q);
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                continue; /* a series with no rows (a write rolled back) */
+        }
+        c->rows_ready = true;
+        c->ri = c->rend - 1;
+        int64_t t = c->rows->t[c->ri];
+        if (t >= c->last_lo && t <= c->last_hi && row_matches(c))
+            return 1;
+    }
+}
+
 int mesh__ts_scan_next(mesh_ts_cursor_t *c)
 {
     if (c->limit >= 0 && c->produced >= c->limit)
         return 0;
+    if (c->last)
+        return next_last(c);
     for (;;) {
         if (c->rows_ready) {
             /* advance within the current rows' range */

@@ -102,9 +102,11 @@ mesh_status_t mesh__ts_dump(sqlite3 *db, const mesh_product_t *p, const char *su
                             mesh_ts_row_fn fn, void *arg, mesh_err_t *err);
 
 /* Planning and scanning (same contract as mesh_store_plan / mesh_scan_*). */
-void mesh__ts_plan(mesh_ts_t *t, int64_t rows, mesh_scan_plan_t *plan);
+/* last: the newest row of each series (after key constraints; other constraints filter
+ * those rows). */
+void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan);
 mesh_status_t mesh__ts_scan_open(mesh_ts_t *t, sqlite3 *rdb, uint64_t reader_gen,
-                                 uint64_t reader_seq, const mesh_scan_plan_t *plan,
+                                 uint64_t reader_seq, bool last, const mesh_scan_plan_t *plan,
                                  const mesh_datum_t *args, int nargs, mesh_ts_cursor_t **out,
                                  mesh_err_t *err);
 /* Starts the scan again with new arguments (a join's next lookup), keeping caches. */

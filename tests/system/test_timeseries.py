@@ -117,6 +117,19 @@ class TimeSeriesTest(unittest.TestCase):
             b = self.n.query(q.format(t="rows"))
             self.assertNotIn("error", a, (label, q, a))
             self.assertEqual(a["rows"], b["rows"], "%s: %s" % (label, q))
+        # the newest row of each series (the __last view) against its SQL definition
+        newest = ("SELECT r.device, r.ts, r.temp, r.status, r.n, r.ok FROM lab.rows r JOIN "
+                  "(SELECT device, max(ts) AS m FROM lab.rows GROUP BY device) x "
+                  "ON r.device = x.device AND r.ts = x.m WHERE %s ORDER BY r.device")
+        for cond_last, cond_rows in [("1", "1"), ("temp > 50", "r.temp > 50"),
+                                     ("device = 'd03'", "r.device = 'd03'"),
+                                     ("ts > %d" % (T0 + 1700 * SEC), "r.ts > %d" % (T0 + 1700 * SEC)),
+                                     ("status IS NULL", "r.status IS NULL")]:
+            a = self.n.query("SELECT device, ts, temp, status, n, ok FROM lab.ts__last WHERE %s "
+                             "ORDER BY device" % cond_last)
+            b = self.n.query(newest % cond_rows)
+            self.assertEqual(a["rows"], b["rows"], "%s: __last where %s" % (label, cond_last))
+            self.assertLessEqual(a["rows_scanned"], 10)
 
     def gen(self, devices, start, count, step=10):
         rows = []
