@@ -390,6 +390,14 @@ mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn
 
 mesh_status_t mesh_dlog_trim(mesh_dlog_t *log, uint64_t seq, mesh_err_t *err)
 {
+    /* everything is in the store: start an empty segment so the full one can go too */
+    if (seq >= log->last_seq && log->segs[log->nsegs - 1].size > 0) {
+        mesh_status_t st = mesh_dlog_sync(log, err);
+        if (st == MESH_OK)
+            st = new_segment(log, log->last_seq + 1, err);
+        if (st != MESH_OK)
+            return st;
+    }
     size_t drop = 0;
     while (drop + 1 < log->nsegs && log->segs[drop + 1].first_seq <= seq + 1) {
         char path[4096];
