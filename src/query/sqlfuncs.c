@@ -57,20 +57,38 @@ static void fn_iso(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, buf, (int)n, SQLITE_TRANSIENT);
 }
 
-static int duration_arg(sqlite3_context *ctx, sqlite3_value *v, int64_t *out)
+/* Parses a duration argument; for a constant argument the parse is kept with the statement
+ * (SQLite's auxdata), since time_bucket('1h', ts) runs once per row. */
+static int duration_arg_at(sqlite3_context *ctx, sqlite3_value *v, int arg, int64_t *out)
 {
     if (sqlite3_value_type(v) == SQLITE_INTEGER) {
         *out = sqlite3_value_int64(v);
         return 1;
     }
-    const char *s = (const char *)sqlite3_value_text(v);
-    if (s && mesh_duration_parse(s, out) == MESH_OK)
+    const int64_t *cached = sqlite3_get_auxdata(ctx, arg);
+    if (cached) {
+        *out = *cached;
         return 1;
+    }
+    const char *s = (const char *)sqlite3_value_text(v);
+    if (s && mesh_duration_parse(s, out) == MESH_OK) {
+        int64_t *keep = sqlite3_malloc(sizeof *keep);
+        if (keep) {
+            *keep = *out;
+            sqlite3_set_auxdata(ctx, arg, keep, sqlite3_free);
+        }
+        return 1;
+    }
     char *msg =
         sqlite3_mprintf("'%.40s' is not a duration (e.g. 500ms, 30s, 15m, 1h, 7d)", s ? s : "NULL");
     sqlite3_result_error(ctx, msg, -1);
     sqlite3_free(msg);
     return 0;
+}
+
+static int duration_arg(sqlite3_context *ctx, sqlite3_value *v, int64_t *out)
+{
+    return duration_arg_at(ctx, v, 0, out);
 }
 
 static void fn_duration(sqlite3_context *ctx, int argc, sqlite3_value **argv)

@@ -490,7 +490,7 @@ static void spread_d(double *v, const uint8_t *nulls, size_t n, size_t m)
 }
 
 static mesh_status_t decode_column(mesh_cursor_t *c, size_t nrows, mesh_chunk_t *ch, size_t k,
-                                   mesh_err_t *err)
+                                   mesh_chunk_want_fn want, void *arg, mesh_err_t *err)
 {
     mesh_chunk_col_t *col = &ch->cols[k];
     uint64_t nl = mesh_cursor_uvarint(c);
@@ -515,6 +515,8 @@ static mesh_status_t decode_column(mesh_cursor_t *c, size_t nrows, mesh_chunk_t 
     const uint8_t *d = dlen <= c->n ? mesh_cursor_bytes(c, dlen) : NULL;
     if (c->bad || d == NULL)
         return mesh_err_set(err, MESH_CORRUPT, "chunk: column %s is truncated", col->name);
+    if (want && !want(arg, col->name))
+        return MESH_OK; /* not read: the column stays without values */
     mesh_cursor_t dc;
     mesh_cursor_init(&dc, d, dlen);
     size_t m = nrows;
@@ -595,6 +597,12 @@ static mesh_status_t decode_column(mesh_cursor_t *c, size_t nrows, mesh_chunk_t 
 
 mesh_status_t mesh_chunk_decode(const uint8_t *p, size_t n, mesh_chunk_t *out, mesh_err_t *err)
 {
+    return mesh_chunk_decode_some(p, n, NULL, NULL, out, err);
+}
+
+mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                                     mesh_chunk_t *out, mesh_err_t *err)
+{
     memset(out, 0, sizeof *out);
     mesh_cursor_t c;
     mesh_cursor_init(&c, p, n);
@@ -610,7 +618,7 @@ mesh_status_t mesh_chunk_decode(const uint8_t *p, size_t n, mesh_chunk_t *out, m
     out->nrows = (size_t)nrows;
     for (size_t k = 0; k < ncols; k++) {
         out->ncols = k + 1;
-        mesh_status_t st = decode_column(&c, (size_t)nrows, out, k, err);
+        mesh_status_t st = decode_column(&c, (size_t)nrows, out, k, want, arg, err);
         if (st != MESH_OK) {
             mesh_chunk_free(out);
             return st;

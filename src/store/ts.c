@@ -1408,15 +1408,20 @@ struct mesh_ts_cursor {
     /* the current series' rows: its chunks from SQLite, then its buffered rows */
     sqlite3_stmt *q;
     int phase;       /* 0 chunks, 1 buffer, 2 next series */
-    rowset_t *rows;  /* &chunk_rows or &buf_rows */
+    rowset_t *rows;  /* &buf_rows when the rows come from the buffer */
     size_t ri, rend; /* current row and the end of the range (exclusive) */
     size_t rstart;
     bool rows_ready;
-    /* the last decoded chunk, kept across rewinds: a join looking up one row after another
-     * in the same chunk decodes it once */
-    rowset_t chunk_rows;
+    /* the last decoded chunk (only the columns the scan reads), kept across rewinds: a join
+     * looking up one row after another in the same chunk decodes it once */
+    mesh_chunk_t chunk;
+    int cmap[MESH_CONTRACT_MAX_COLUMNS]; /* product column -> chunk column, -1 */
+    int ctime;                           /* the chunk's time column */
     int64_t chunk_series, chunk_tmin;
     bool chunk_valid;
+    bool from_chunk;                      /* rows come from chunk, else from buf_rows */
+    const int64_t *rt;                    /* the current rows' times */
+    bool need[MESH_CONTRACT_MAX_COLUMNS]; /* product columns the scan reads */
     rowset_t buf_rows;
     char *texts[MESH_SCAN_MAX_CONS]; /* copies of text constraint values */
     int ntexts;
@@ -1565,18 +1570,45 @@ static void row_value(const mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
         *out = c->cur->keyvals[k];
         return;
     }
-    const rowset_t *r = c->rows;
     if (col == t->time_col) {
         out->type = MESH_V_INT;
-        out->i = r->t[c->ri];
+        out->i = c->rt[c->ri];
         return;
     }
     int v = t->vc_of[col];
-    if (v < 0 || rs_is_null(r, (size_t)v, c->ri)) {
+    if (v < 0) {
         out->type = MESH_V_NULL;
         return;
     }
-    switch (t->vc[v].kind) {
+    mesh_colkind_t kind = t->vc[v].kind;
+    if (c->from_chunk) {
+        int cc = c->cmap[col];
+        const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
+        if (ch == NULL || (ch->nulls && ch->nulls[c->ri]) ||
+            (ch->i == NULL && ch->d == NULL && ch->sidx == NULL)) {
+            out->type = MESH_V_NULL;
+            return;
+        }
+        if (kind == MESH_COL_TEXT) {
+            uint32_t d = ch->sidx[c->ri];
+            out->type = MESH_V_TEXT;
+            out->s = ch->dict[d];
+            out->n = ch->dlen[d];
+        } else if (kind == MESH_COL_REAL) {
+            out->type = MESH_V_REAL;
+            out->d = ch->kind == MESH_COL_REAL ? ch->d[c->ri] : (double)ch->i[c->ri];
+        } else {
+            out->type = MESH_V_INT;
+            out->i = ch->kind == MESH_COL_REAL ? (int64_t)ch->d[c->ri] : ch->i[c->ri];
+        }
+        return;
+    }
+    const rowset_t *r = c->rows;
+    if (rs_is_null(r, (size_t)v, c->ri)) {
+        out->type = MESH_V_NULL;
+        return;
+    }
+    switch (kind) {
     case MESH_COL_REAL:
         out->type = MESH_V_REAL;
         out->d = ((const double *)r->v[v])[c->ri];
@@ -1636,6 +1668,11 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     c->phase = 2;
     c->error[0] = '\0';
     c->desc = plan->order_used && plan->order_desc;
+    for (size_t i = 0; i < t->p->ncols; i++)
+        c->need[i] = i >= 63 ? (plan->cols_used >> 63) & 1 : (plan->cols_used >> i) & 1;
+    for (int i = 0; i < plan->ncons; i++)
+        if (plan->cons[i].used && plan->cons[i].col >= 0)
+            c->need[plan->cons[i].col] = true;
     int ai = 0;
     for (int i = 0; i < plan->ncons; i++) {
         if (!plan->cons[i].used)
@@ -1757,8 +1794,7 @@ mesh_status_t mesh__ts_scan_open(mesh_ts_t *t, sqlite3 *rdb, uint64_t reader_gen
     c->gen = reader_gen;
     c->seq = reader_seq;
     c->last = last;
-    if (rs_init(&c->chunk_rows, t->nv, false) != MESH_OK ||
-        rs_init(&c->buf_rows, t->nv, false) != MESH_OK) {
+    if (rs_init(&c->buf_rows, t->nv, false) != MESH_OK) {
         mesh__ts_scan_close(c);
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     }
@@ -1777,27 +1813,38 @@ mesh_status_t mesh__ts_scan_rewind(mesh_ts_cursor_t *c, const mesh_scan_plan_t *
     return setup(c, plan, args, nargs, err);
 }
 
-/* The rows of r within [lo, hi]: r is sorted by time. */
-static void bounds(const rowset_t *r, int64_t lo, int64_t hi, size_t *start, size_t *end)
+/* The rows within [lo, hi] of n sorted times. */
+static void bounds(const int64_t *t, size_t n, int64_t lo, int64_t hi, size_t *start, size_t *end)
 {
-    size_t a = 0, b = r->n;
+    size_t a = 0, b = n;
     while (a < b) {
         size_t m = (a + b) / 2;
-        if (r->t[m] < lo)
+        if (t[m] < lo)
             a = m + 1;
         else
             b = m;
     }
     *start = a;
-    b = r->n;
+    b = n;
     while (a < b) {
         size_t m = (a + b) / 2;
-        if (r->t[m] <= hi)
+        if (t[m] <= hi)
             a = m + 1;
         else
             b = m;
     }
     *end = a;
+}
+
+/* Decodes the chunk columns a scan reads: the time column, and needed value columns. */
+static bool want_col(void *arg, const char *name)
+{
+    const mesh_ts_cursor_t *c = arg;
+    const mesh_product_t *p = c->t->p;
+    if (strcmp(name, p->cols[p->time_col].name) == 0)
+        return true;
+    int col = mesh_product_col(p, name, strlen(name));
+    return col >= 0 && c->need[col];
 }
 
 /* Makes the next chunk of the current series with rows in range current; 0 at the end. */
@@ -1834,28 +1881,35 @@ static int next_chunk(mesh_ts_cursor_t *c)
             }
             if (skip)
                 continue;
-            mesh_chunk_t ch;
             mesh_err_t err;
             c->chunk_valid = false;
-            if (mesh_chunk_decode(p, n, &ch, &err) != MESH_OK) {
+            mesh_chunk_free(&c->chunk);
+            if (mesh_chunk_decode_some(p, n, want_col, c, &c->chunk, &err) != MESH_OK) {
                 snprintf(c->error, sizeof c->error, "%s", err.msg);
                 return -1;
             }
-            c->chunk_rows.n = 0;
-            mesh_buf_reset(&c->chunk_rows.text);
-            mesh_status_t st = rs_add_chunk(&c->chunk_rows, &ch, t, INT64_MIN, INT64_MAX);
-            mesh_chunk_free(&ch);
-            if (st != MESH_OK) {
-                snprintf(c->error, sizeof c->error, "ts scan: a chunk of %s is unreadable",
-                         t->name);
+            c->ctime = mesh_chunk_col(&c->chunk, t->p->cols[t->time_col].name);
+            if (c->ctime < 0 || c->chunk.cols[c->ctime].kind != MESH_COL_TIME) {
+                snprintf(c->error, sizeof c->error, "ts scan: a chunk of %s has no time", t->name);
                 return -1;
+            }
+            for (size_t i = 0; i < t->p->ncols; i++) {
+                int cc = t->vc_of[i] >= 0 && c->need[i]
+                             ? mesh_chunk_col(&c->chunk, t->p->cols[i].name)
+                             : -1;
+                /* a column that changed between text and numbers: its old values read NULL */
+                if (cc >= 0 && (c->chunk.cols[cc].kind == MESH_COL_TEXT) !=
+                                   (t->vc[t->vc_of[i]].kind == MESH_COL_TEXT))
+                    cc = -1;
+                c->cmap[i] = cc;
             }
             c->chunk_valid = true;
             c->chunk_series = c->cur->id;
             c->chunk_tmin = tmin;
         }
-        c->rows = &c->chunk_rows;
-        bounds(c->rows, c->lo, c->hi, &c->rstart, &c->rend);
+        c->from_chunk = true;
+        c->rt = c->chunk.cols[c->ctime].i;
+        bounds(c->rt, c->chunk.nrows, c->lo, c->hi, &c->rstart, &c->rend);
         if (c->rstart < c->rend)
             return 1;
     }
@@ -1878,10 +1932,43 @@ static int load_buffer(mesh_ts_cursor_t *c)
         if (s->segs[k].gen <= c->gen)
             start = s->segs[k].end;
     bool dirty = s->dirty && s->open_from < s->n_visible;
-    /* rows committed after the reader's snapshot are not its to see */
-    for (size_t i = start; i < s->n_visible && st == MESH_OK; i++)
-        if (s->buf.t[i] >= c->lo && s->buf.t[i] <= c->hi && s->buf.seq[i] <= c->seq)
-            st = rs_copy_row(r, &s->buf, i, t->vc, t->nv);
+    /* rows committed after the reader's snapshot are not its to see; only the columns the scan
+     * reads are copied (text that repeats the previous row's is shared, not compared) */
+    uint64_t last_src[MESH_CONTRACT_MAX_COLUMNS];
+    for (size_t k = 0; k < t->nv; k++)
+        last_src[k] = UINT64_MAX;
+    for (size_t i = start; i < s->n_visible && st == MESH_OK; i++) {
+        if (s->buf.t[i] < c->lo || s->buf.t[i] > c->hi || s->buf.seq[i] > c->seq)
+            continue;
+        if ((st = rs_reserve(r, t->nv, r->n + 1)) != MESH_OK)
+            break;
+        size_t row = r->n;
+        r->t[row] = s->buf.t[i];
+        for (size_t k = 0; k < t->nv && st == MESH_OK; k++) {
+            if (r->nulls[k])
+                r->nulls[k][row] = 0;
+            if (!c->need[t->vc[k].col] || rs_is_null(&s->buf, k, i)) {
+                st = rs_set_null(r, k, row);
+                continue;
+            }
+            if (t->vc[k].kind != MESH_COL_TEXT) {
+                ((int64_t *)r->v[k])[row] = ((const int64_t *)s->buf.v[k])[i];
+                continue;
+            }
+            uint64_t src = ((const uint64_t *)s->buf.v[k])[i];
+            if (src == last_src[k] && row > 0 && !rs_is_null(r, k, row - 1)) {
+                ((uint64_t *)r->v[k])[row] = ((const uint64_t *)r->v[k])[row - 1];
+                continue;
+            }
+            const char *tx;
+            size_t tn;
+            rs_text(&s->buf, k, i, &tx, &tn);
+            st = rs_set_text(r, k, row, tx, (uint32_t)tn);
+            last_src[k] = src;
+        }
+        if (st == MESH_OK)
+            r->n++;
+    }
     pthread_rwlock_unlock(&t->lock);
     if (st == MESH_OK && dirty)
         st = rs_sort_merge(r, 0, t->vc, t->nv);
@@ -1890,6 +1977,8 @@ static int load_buffer(mesh_ts_cursor_t *c)
         return -1;
     }
     c->rows = r;
+    c->from_chunk = false;
+    c->rt = r->t;
     c->rstart = 0;
     c->rend = r->n;
     return r->n > 0;
@@ -1920,7 +2009,7 @@ static int next_last(mesh_ts_cursor_t *c)
         }
         c->rows_ready = true;
         c->ri = c->rend - 1;
-        int64_t t = c->rows->t[c->ri];
+        int64_t t = c->rt[c->ri];
         if (t >= c->last_lo && t <= c->last_hi && row_matches(c))
             return 1;
     }
@@ -1991,7 +2080,7 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
 
 void mesh__ts_scan_value(mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
 {
-    if (col < 0 || (size_t)col >= c->t->p->ncols || !c->rows_ready || c->rows == NULL) {
+    if (col < 0 || (size_t)col >= c->t->p->ncols || !c->rows_ready) {
         *out = null_datum;
         return;
     }
@@ -2009,7 +2098,7 @@ void mesh__ts_scan_close(mesh_ts_cursor_t *c)
         return;
     if (c->q)
         sqlite3_finalize(c->q);
-    rs_free(&c->chunk_rows, c->t->nv);
+    mesh_chunk_free(&c->chunk);
     rs_free(&c->buf_rows, c->t->nv);
     free(c->sidx);
     for (int i = 0; i < c->ntexts; i++)
