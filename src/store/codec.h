@@ -85,8 +85,8 @@ mesh_status_t mesh_chunk_decode(const uint8_t *p, size_t n, mesh_chunk_t *out, m
 /* Decodes only the columns want(arg, name) accepts; the others keep their name and kind but
  * no values (their arrays are NULL). A scan reading two columns of twelve decodes two. */
 typedef bool (*mesh_chunk_want_fn)(void *arg, const char *name);
-mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want_fn want,
-                                     void *arg, mesh_chunk_t *out, mesh_err_t *err);
+mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                                     mesh_chunk_t *out, mesh_err_t *err);
 void mesh_chunk_free(mesh_chunk_t *c);
 /* Index of a column by name, or -1. */
 int mesh_chunk_col(const mesh_chunk_t *c, const char *name);

@@ -632,11 +632,11 @@ err:
     return st;
 }
 
-void mesh_domain_close(mesh_domain_t *d)
+static void domain_close(mesh_domain_t *d, bool checkpoint)
 {
     if (d == NULL)
         return;
-    if (d->store && d->log && !d->broken) {
+    if (checkpoint && d->store && d->log && !d->broken) {
         /* everything buffered goes to chunks, so the next start replays nothing */
         mesh_err_t e;
         if (mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
@@ -653,6 +653,16 @@ void mesh_domain_close(mesh_domain_t *d)
     free(d->name);
     free(d->dir);
     free(d);
+}
+
+void mesh_domain_close(mesh_domain_t *d)
+{
+    domain_close(d, true);
+}
+
+void mesh_domain_close_untrimmed(mesh_domain_t *d)
+{
+    domain_close(d, false);
 }
 
 /* ---- the writer ---- */

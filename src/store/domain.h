@@ -49,6 +49,10 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
                                mesh_domain_changed_fn changed, void *arg, mesh_domain_t **out,
                                mesh_err_t *err);
 void mesh_domain_close(mesh_domain_t *d);
+/* Closes without the closing checkpoint: buffered time-series rows stay in the log and the
+ * log keeps every record since the last checkpoint, as a killed process leaves it. For tests
+ * of replay. */
+void mesh_domain_close_untrimmed(mesh_domain_t *d);
 const char *mesh_domain_name(const mesh_domain_t *d);
 mesh_store_t *mesh_domain_store(mesh_domain_t *d);
 const char *mesh_domain_dir(const mesh_domain_t *d);

@@ -346,8 +346,21 @@ static void test_open_info(void **state)
     mesh_domain_info(d, &info);
     assert_int_equal(info.wal_bytes, 0);
     assert_int_equal(info.applied_seq, 2);
+    /* the store holds every record: the log keeps none of them */
+    assert_int_equal(info.log_bytes, 0);
+    assert_int_equal(count_segments(), 1); /* an empty one, for the next record */
     mesh_domain_close(d);
     mesh_domain_close(NULL);
+
+    /* after a clean close too; numbering goes on after a reopen */
+    d = open_dom(NULL);
+    mesh_domain_info(d, &info);
+    assert_int_equal(info.log_seq, 2);
+    assert_int_equal(info.applied_seq, 2);
+    assert_int_equal(info.log_bytes, 0);
+    assert_int_equal(write_ok(d, "m1", 10, 1, NULL), 3);
+    mesh_domain_close(d);
+    assert_int_equal(count_segments(), 1); /* an empty one, for the next record */
 
     /* a domain directory that cannot be created */
     char bad[128];
@@ -435,7 +448,7 @@ static void test_contract_outcomes(void **state)
     /* a second contract in the same domain */
     put_ok(d, c_alarms, MESH_CONTRACT_CREATED);
     assert_int_equal(ncontracts(d), 2);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
 
     /* all of it after a reopen, and the refused record is refused again if replayed */
     d = open_dom(NULL);
@@ -444,7 +457,7 @@ static void test_contract_outcomes(void **state)
     assert_string_equal(p->contract->version, "2.0.0");
     mesh_cref_put(ref);
     assert_int_equal(count_rows(d, "telemetry"), 6);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
     remove_db();
     d = open_dom(NULL);
     assert_int_equal(ncontracts(d), 2);
@@ -606,12 +619,12 @@ static void test_idempotent_write(void **state)
     assert_int_equal(res.seq, s);
     assert_int_equal(res.rows, 2);
     assert_int_equal(count_rows(d, "telemetry"), 2);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
     /* still a duplicate after a reopen, and after a replay into a new store */
     d = open_dom(NULL);
     assert_int_equal(mesh_domain_write(d, &b, "req-1", &res, &err), MESH_OK);
     assert_true(res.duplicate);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
     remove_db();
     d = open_dom(NULL);
     assert_int_equal(mesh_domain_write(d, &b, "req-1", &res, &err), MESH_OK);
@@ -668,7 +681,7 @@ static void test_refused_write(void **state)
     assert_false(info.broken);
     mesh_batch_free(&b);
     mesh_cref_put(ref);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
     /* replayed into a new store: refused the same way */
     remove_db();
     d = open_dom(NULL);
@@ -688,7 +701,7 @@ static void test_replay_into_new_store(void **state)
     put_ok(d, c_v11, MESH_CONTRACT_UPDATED);
     put_ok(d, c_alarms, MESH_CONTRACT_CREATED);
     write_ok(d, "m2", 0, 1, NULL);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
 
     /* the database is lost; the log alone rebuilds contracts and rows */
     remove_db();
@@ -729,7 +742,7 @@ static void test_replay_store_behind(void **state)
         write_ok(d, "m1", i * 10, 10, NULL);
     put_ok(d, c_v11, MESH_CONTRACT_UPDATED);
     write_ok(d, "m1", 100, 1, NULL);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
 
     remove_db();
     copy_file(saved, db);
@@ -774,7 +787,7 @@ static void test_drop_product(void **state)
     assert_int_equal(mesh_store_product_stats(mesh_domain_store(d), "telemetry", &st),
                      MESH_NOT_FOUND);
     assert_int_equal(mesh_domain_drop_product(d, "telemetry", &err), MESH_NOT_FOUND);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
 
     /* it stays dropped after a reopen */
     d = open_dom(NULL);
@@ -785,7 +798,7 @@ static void test_drop_product(void **state)
     assert_int_equal(count_rows(d, "telemetry"), 0);
     write_ok(d, "m9", 0, 1, NULL);
     assert_int_equal(count_rows(d, "telemetry"), 1);
-    mesh_domain_close(d);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
 
     /* and the log replays the same story into a new store */
     remove_db();
