@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
-scripts/setup.sh
+scripts/setup.sh --bench # the peers too: tests/system/test_bench_smoke.sh runs the benchmark harness
 jobs=$(nproc)
 
 echo "== build (ci preset: warnings are errors)"
