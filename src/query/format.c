@@ -8,7 +8,9 @@
  *         caller ending the response abnormally, since CSV has no place for it.
  * TIMESTAMP columns are written as ISO 8601 text unless time_ns is set.
  */
+#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +43,66 @@ const char *mesh_outfmt_mime(mesh_outfmt_t f)
     }
 }
 
+/* The shortest decimal m / 10^k (k <= 17) that reads back as a, for 1e-4 <= a < 1e15, where
+ * printf's %g would print it without an exponent; false when it needs 17 digits or is out of
+ * that range. Exact: m < 2^53 and 10^k (k <= 22) are doubles, so m / 10^k is correctly
+ * rounded, and equal to a exactly when strtod would read the decimal as a. */
+static bool short_fixed(double a, char *out, size_t cap)
+{
+    static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    if (!(a >= 1e-4 && a < 1e15))
+        return false;
+    for (int k = 0; k < (int)(sizeof p10 / sizeof p10[0]); k++) {
+        double s = a * p10[k];
+        if (s >= 9007199254740992.0) /* 2^53 */
+            return false;
+        double m = nearbyint(s);
+        if (m / p10[k] != a)
+            continue;
+        char rev[24], dig[24];
+        int n = 0;
+        for (uint64_t v = (uint64_t)m; n == 0 || v > 0; v /= 10)
+            rev[n++] = (char)('0' + v % 10);
+        for (int i = 0; i < n; i++)
+            dig[i] = rev[n - 1 - i];
+        if (n <= 0 || n > 15 || (size_t)(n + k + 4) > cap) /* then %.15g is this, exactly */
+            return false;
+        size_t o = 0;
+        if (n > k) { /* integer digits, then the fraction (at least ".0") */
+            memcpy(out, dig, (size_t)(n - k));
+            o = (size_t)(n - k);
+            out[o++] = '.';
+            if (k == 0) {
+                out[o++] = '0';
+            } else {
+                memcpy(out + o, dig + n - k, (size_t)k);
+                o += (size_t)k;
+            }
+        } else { /* 0.000ddd */
+            out[o++] = '0';
+            out[o++] = '.';
+            for (int z = 0; z < k - n; z++)
+                out[o++] = '0';
+            memcpy(out + o, dig, (size_t)n);
+            o += (size_t)n;
+        }
+        out[o] = '\0';
+        return true;
+    }
+    return false;
+}
+
 mesh_status_t mesh_buf_add_double(mesh_buf_t *b, double d)
 {
     if (!isfinite(d))
         return mesh_buf_adds(b, "null");
-    char tmp[40];
+    char tmp[48];
+    /* most readings have few digits: found without printf, the same text it would give */
+    if (short_fixed(fabs(d), tmp + 1, sizeof tmp - 1)) {
+        tmp[0] = '-';
+        return mesh_buf_adds(b, d < 0 ? tmp : tmp + 1);
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, d);
         if (strtod(tmp, NULL) == d)

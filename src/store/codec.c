@@ -76,11 +76,29 @@ typedef struct bitr {
     int bad;
 } bitr_t;
 
-static uint64_t br_get(bitr_t *r, int nbits)
+static inline uint64_t load_be64(const uint8_t *p)
 {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline uint64_t br_get(bitr_t *r, int nbits)
+{
+    if (nbits <= 0)
+        return 0;
     if (r->pos + (size_t)nbits > r->n * 8) {
         r->bad = 1;
         return 0;
+    }
+    size_t at = r->pos >> 3;
+    if (nbits <= 56 && at + 8 <= r->n) { /* one load: the bit offset (< 8) + nbits fit */
+        uint64_t w = load_be64(r->p + at) << (r->pos & 7);
+        r->pos += (size_t)nbits;
+        return w >> (64 - nbits);
     }
     uint64_t v = 0;
     while (nbits > 0) {

@@ -18,7 +18,9 @@
 
 #include <cmocka.h>
 
+#include "core/buf.h"
 #include "core/util.h"
+#include "query/query.h"
 
 /* The fast decimal path must give exactly what strtod gives. */
 static void test_parse_f64_matches_strtod(void **state)
@@ -48,6 +50,86 @@ static void test_parse_f64_matches_strtod(void **state)
         assert_int_equal(mesh_parse_f64(buf, n, &got), MESH_OK);
         double want = strtod(buf, NULL);
         assert_memory_equal(&got, &want, sizeof got);
+    }
+}
+
+/* Doubles are printed as printf's shortest round-trip %.15g..%.17g would print them (the fast
+ * path for short decimals must not change a byte), and always read back exactly. */
+static void ref_double(double d, char *out, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    if (!strpbrk(out, ".eEn"))
+        snprintf(out + strlen(out), cap - strlen(out), ".0");
+}
+
+static void check_double(double d)
+{
+    char want[64];
+    ref_double(d, want, sizeof want);
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1024);
+    assert_int_equal(mesh_buf_add_double(&b, d), MESH_OK);
+    assert_int_equal(mesh_buf_addc(&b, '\0'), MESH_OK);
+    if (strcmp(b.data, want) != 0)
+        fail_msg("%.17g: got %s, want %s", d, b.data, want);
+    assert_true(strtod(b.data, NULL) == d);
+    mesh_buf_free(&b);
+}
+
+static void test_format_double(void **state)
+{
+    (void)state;
+    const double fixed[] = {0.0,
+                            -0.0,
+                            1.0,
+                            -1.0,
+                            0.1,
+                            0.3,
+                            1e-4,
+                            9.9e-5,
+                            1.5e-4,
+                            123.456,
+                            1e14,
+                            1e15,
+                            1e16,
+                            999999999999999.0,
+                            0.1 + 0.2,
+                            1.0 / 3,
+                            2.5e-3,
+                            47.123456,
+                            -122.4194,
+                            1e300,
+                            5e-324,
+                            9007199254740993.0,
+                            4503599627370497.5,
+                            100.0,
+                            12345678901234.5};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_double(fixed[i]);
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (int round = 0; round < 200000; round++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        if (round % 3 == 0) { /* any bits */
+            memcpy(&d, &x, sizeof d);
+            if (d != d)
+                continue;
+        } else { /* a short decimal, as sensors send */
+            int k = (int)(x % 12);
+            double m = (double)((x >> 8) % 10000000);
+            d = m;
+            for (int i = 0; i < k; i++)
+                d /= 10;
+            if (x & (1ULL << 60))
+                d = -d;
+        }
+        check_double(d);
     }
 }
 
@@ -897,6 +979,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_f64_matches_strtod),
+        cmocka_unit_test(test_format_double),
         cmocka_unit_test(test_time_forms),
         cmocka_unit_test(test_time_offsets),
         cmocka_unit_test(test_time_fractions),
