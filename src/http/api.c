@@ -633,8 +633,9 @@ void mesh_api_quarantine(mesh_req_t *r)
     }
     mesh_scan_plan_t plan;
     memset(&plan, 0, sizeof plan);
-    plan.order_col = 0;
-    plan.order_desc = true;
+    plan.norder = 1;
+    plan.order[0].col = 0;
+    plan.order[0].desc = true;
     plan.cols_used = ~0ULL;
     mesh_store_plan(mesh_domain_store(sd->dom), p, true, &plan);
     mesh_scan_t *sc = NULL;

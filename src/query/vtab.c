@@ -157,7 +157,6 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     pvtab_t *t = (pvtab_t *)vt;
     mesh_scan_plan_t plan;
     memset(&plan, 0, sizeof plan);
-    plan.order_col = -1;
     int map[MESH_SCAN_MAX_CONS]; /* plan constraint -> aConstraint index */
     int limit_idx = -1, offset_seen = 0, all_pushable = 1;
     for (int i = 0; i < info->nConstraint; i++) {
@@ -197,13 +196,20 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
         plan.cons[plan.ncons].op = op;
         plan.ncons++;
     }
-    if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn >= 0) {
-        plan.order_col = info->aOrderBy[0].iColumn;
-        plan.order_desc = info->aOrderBy[0].desc;
+    /* an ORDER BY, or a GROUP BY (rows of a group adjacent), of columns: the store may give
+     * rows in that order and spare SQLite its sort */
+    if (info->nOrderBy > 0 && info->nOrderBy <= MESH_SCAN_MAX_ORDER) {
+        plan.norder = info->nOrderBy;
+        for (int i = 0; i < info->nOrderBy; i++) {
+            plan.order[i].col = info->aOrderBy[i].iColumn;
+            plan.order[i].desc = info->aOrderBy[i].desc;
+            if (plan.order[i].col < 0)
+                plan.norder = 0;
+        }
     }
     /* LIMIT only when every constraint is pushed, the order is ours and there is no OFFSET */
-    plan.want_limit = limit_idx >= 0 && all_pushable && !offset_seen &&
-                      (info->nOrderBy == 0 || plan.order_col >= 0);
+    plan.want_limit =
+        limit_idx >= 0 && all_pushable && !offset_seen && (info->nOrderBy == 0 || plan.norder > 0);
     plan.cols_used = info->colUsed;
     mesh_store_plan(mesh_domain_store(t->sd->dom), t->p, t->view, &plan);
 
@@ -217,7 +223,7 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     }
     if (plan.limit_used)
         info->aConstraintUsage[limit_idx].argvIndex = ++argv;
-    if (plan.order_used && info->nOrderBy == 1)
+    if (plan.order_used && plan.norder == info->nOrderBy)
         info->orderByConsumed = 1;
     info->estimatedRows = plan.est_rows;
     info->estimatedCost = plan.cost;

@@ -1673,8 +1673,11 @@ void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, mesh_view_t view,
     }
     if (est < 1)
         est = 1;
-    plan->order_used = plan->order_col >= 0 && (size_t)plan->order_col < ncols;
-    plan->limit_used = plan->want_limit && all_used && (plan->order_col < 0 || plan->order_used);
+    /* the store's own SQL sorts: any order of its columns is ours */
+    plan->order_used = plan->norder > 0 && plan->norder <= MESH_SCAN_MAX_ORDER;
+    for (int i = 0; i < plan->norder && plan->order_used; i++)
+        plan->order_used = plan->order[i].col >= 0 && (size_t)plan->order[i].col < ncols;
+    plan->limit_used = plan->want_limit && all_used && (plan->norder == 0 || plan->order_used);
     plan->est_rows = (int64_t)est;
     plan->cost = est * 2 + 10;
 }
@@ -1889,10 +1892,11 @@ static mesh_status_t scan_sql(const mesh_product_t *p, bool quarantine,
         if (op_takes_arg(plan->cons[i].op))
             mesh_buf_printf(b, "?%d", arg++);
     }
-    if (plan->order_used) {
-        mesh_buf_adds(b, " ORDER BY ");
-        add_ident(b, quarantine ? qcols[plan->order_col] : p->cols[plan->order_col].name);
-        mesh_buf_adds(b, plan->order_desc ? " DESC" : " ASC");
+    for (int i = 0; plan->order_used && i < plan->norder; i++) {
+        int c = plan->order[i].col;
+        mesh_buf_adds(b, i ? ", " : " ORDER BY ");
+        add_ident(b, quarantine ? qcols[c] : p->cols[c].name);
+        mesh_buf_adds(b, plan->order[i].desc ? " DESC" : " ASC");
     }
     if (plan->limit_used) {
         mesh_buf_printf(b, " LIMIT ?%d", arg++);

@@ -152,7 +152,8 @@ typedef struct mesh_datum {
     size_t n;
 } mesh_datum_t;
 
-#define MESH_SCAN_MAX_CONS 32
+#define MESH_SCAN_MAX_CONS  32
+#define MESH_SCAN_MAX_ORDER 8
 
 /* What the virtual table asks for and what the store will do. */
 typedef struct mesh_scan_plan {
@@ -162,9 +163,13 @@ typedef struct mesh_scan_plan {
         mesh_op_t op;
         bool used; /* out: the store applies this constraint */
     } cons[MESH_SCAN_MAX_CONS];
-    int order_col; /* -1: no ORDER BY asked; else a single column */
-    bool order_desc;
+    int norder; /* ORDER BY (or GROUP BY) terms asked, each a column */
+    struct {
+        int col;
+        bool desc;
+    } order[MESH_SCAN_MAX_ORDER];
     bool order_used; /* out: rows come in that order */
+    bool time_desc;  /* out (time series): each series' rows newest first */
     bool want_limit; /* in: a LIMIT (and maybe OFFSET) may be pushed */
     bool want_offset;
     bool limit_used;    /* out: the store applies LIMIT/OFFSET */

@@ -2,6 +2,7 @@
  * ts.c - the time-series layout: series, in-memory buffers, chunks, flush and scans.
  * See ts.h for the design and its invariants.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include "store/ts.h"
 
 #include <math.h>
@@ -1316,6 +1317,36 @@ static bool is_key_col(const mesh_ts_t *t, int col, size_t *k)
     return false;
 }
 
+/* Whether a scan can give rows in the plan's order. Rows come series by series, each in time
+ * order (either way), and the series can be visited in the order of their key columns: so an
+ * order of key columns, then possibly time once those name one series, is ours. one: a single
+ * series is scanned. */
+static bool ts_order(const mesh_ts_t *t, const mesh_scan_plan_t *plan, bool one, bool *time_desc)
+{
+    if (plan->norder <= 0 || plan->norder > MESH_SCAN_MAX_ORDER)
+        return false;
+    bool covered[MESH_CONTRACT_MAX_COLUMNS] = {false};
+    size_t ncovered = 0;
+    int i = 0;
+    for (; i < plan->norder; i++) {
+        size_t k;
+        if (!is_key_col(t, plan->order[i].col, &k))
+            break;
+        if (!covered[k]) {
+            covered[k] = true;
+            ncovered++;
+        }
+    }
+    if (i == plan->norder)
+        return true;
+    if (i == plan->norder - 1 && plan->order[i].col == t->time_col &&
+        (one || ncovered == t->nkey)) {
+        *time_desc = plan->order[i].desc;
+        return true;
+    }
+    return false;
+}
+
 void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan)
 {
     int64_t buffered, nseries;
@@ -1357,10 +1388,14 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
         est /= 20;
     else if (lo || hi)
         est /= 4;
+    /* one series for sure: the whole key given, or no key at all */
+    bool time_desc = false;
+    bool ordered = ts_order(t, plan, single || t->nkey == 0, &time_desc);
+    plan->time_desc = ordered && time_desc;
     if (last) {
         /* one row per series chosen; every constraint is checked on that row */
         est = single ? 1 : series;
-        plan->order_used = false;
+        plan->order_used = ordered;
         plan->limit_used = false;
         plan->est_rows = (int64_t)est;
         plan->cost = est * 10 + (single ? 5 : series);
@@ -1368,9 +1403,8 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
     }
     if (est < 1)
         est = 1;
-    /* rows come series by series in time order: an ORDER BY time is ours for one series */
-    plan->order_used = plan->order_col == t->time_col && (single || nseries <= 1);
-    plan->limit_used = plan->want_limit && (plan->order_col < 0 || plan->order_used);
+    plan->order_used = ordered;
+    plan->limit_used = plan->want_limit && (plan->norder == 0 || plan->order_used);
     for (int i = 0; i < plan->ncons && plan->limit_used; i++)
         plan->limit_used = plan->cons[i].used;
     plan->est_rows = (int64_t)est;
@@ -1647,6 +1681,29 @@ static bool row_matches(const mesh_ts_cursor_t *c)
     return true;
 }
 
+typedef struct series_order {
+    const mesh_ts_t *t;
+    const mesh_scan_plan_t *plan;
+} series_order_t;
+
+/* Orders series (indexes into t->series, under its lock) by the plan's key columns, as SQLite
+ * would order their values (BINARY collation, NULL first). */
+static int cmp_series(const void *a, const void *b, void *arg)
+{
+    const series_order_t *so = arg;
+    const series_t *x = so->t->series[*(const size_t *)a];
+    const series_t *y = so->t->series[*(const size_t *)b];
+    for (int i = 0; i < so->plan->norder; i++) {
+        size_t k;
+        if (!is_key_col(so->t, so->plan->order[i].col, &k))
+            break;
+        int r = compare(&x->keyvals[k], &y->keyvals[k]);
+        if (r)
+            return so->plan->order[i].desc ? -r : r;
+    }
+    return 0;
+}
+
 /* Sets the cursor up for a plan and its arguments (at open, and again at each rewind). */
 static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
                            const mesh_datum_t *args, int nargs, mesh_err_t *err)
@@ -1667,7 +1724,7 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     c->rows_ready = false;
     c->phase = 2;
     c->error[0] = '\0';
-    c->desc = plan->order_used && plan->order_desc;
+    c->desc = plan->order_used && plan->time_desc;
     for (size_t i = 0; i < t->p->ncols; i++)
         c->need[i] = i >= 63 ? (plan->cols_used >> 63) & 1 : (plan->cols_used >> i) & 1;
     for (int i = 0; i < plan->ncons; i++)
@@ -1752,10 +1809,16 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     for (size_t i = 0; nidx && i < t->nseries && !c->empty; i++)
         if (series_matches(c, t->series[i]))
             c->sidx[c->nsidx++] = i;
+    /* an order of key columns: the series in that order */
+    bool by_key = plan->order_used && plan->norder > 0 && is_key_col(t, plan->order[0].col, NULL);
+    if (by_key && nidx && c->nsidx > 1) {
+        series_order_t so = {.t = t, .plan = plan};
+        qsort_r(c->sidx, c->nsidx, sizeof *c->sidx, cmp_series, &so);
+    }
     pthread_rwlock_unlock(&t->lock);
     if (nidx == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    if (c->desc) {
+    if (c->desc && !by_key) {
         for (size_t i = 0; i < c->nsidx / 2; i++) {
             size_t x = c->sidx[i];
             c->sidx[i] = c->sidx[c->nsidx - 1 - i];

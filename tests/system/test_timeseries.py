@@ -70,6 +70,25 @@ QUERIES = [
     "SELECT count(*) FROM lab.{t} WHERE ts < 0",
     "SELECT device, time_bucket('10m', ts) AS b, round(avg(temp), 6), count(*) FROM lab.{t} GROUP BY device, b ORDER BY device, b",
     "SELECT a.device, count(*) FROM lab.{t} a JOIN lab.{t} b ON a.device = b.device AND a.ts = b.ts GROUP BY a.device ORDER BY 1",
+    # orders the time-series scan gives itself (series in key order, each in time order)
+    "SELECT device, ts, temp FROM lab.{t} ORDER BY device DESC, ts DESC",
+    "SELECT device, ts FROM lab.{t} ORDER BY device DESC, ts",
+    "SELECT device, ts, n FROM lab.{t} ORDER BY device, ts LIMIT 25",
+    "SELECT device, ts FROM lab.{t} WHERE ts >= %d ORDER BY device DESC, ts DESC LIMIT 9" % (T0 + 300 * SEC),
+    "SELECT device, sum(n), count(temp) FROM lab.{t} GROUP BY device",
+    "SELECT DISTINCT device FROM lab.{t}",
+    # and those it does not: SQLite sorts
+    "SELECT device, ts FROM lab.{t} ORDER BY ts, device LIMIT 30",
+    "SELECT device, ts FROM lab.{t} ORDER BY device, temp, ts LIMIT 30",
+    "SELECT device, ts FROM lab.{t} ORDER BY device || 'x', ts LIMIT 30",
+]
+
+# The time-series scan gives these orders itself: no sort in the plan.
+UNSORTED = [
+    "SELECT device, count(*) FROM lab.ts GROUP BY device",
+    "SELECT device, ts FROM lab.ts ORDER BY device DESC, ts",
+    "SELECT device, temp FROM lab.ts__last ORDER BY device DESC",
+    "SELECT ts, temp FROM lab.ts WHERE device = 'd02' ORDER BY ts DESC",
 ]
 
 
@@ -117,6 +136,9 @@ class TimeSeriesTest(unittest.TestCase):
             b = self.n.query(q.format(t="rows"))
             self.assertNotIn("error", a, (label, q, a))
             self.assertEqual(a["rows"], b["rows"], "%s: %s" % (label, q))
+        for q in UNSORTED:
+            plan = [r[3] for r in self.n.rows("EXPLAIN QUERY PLAN " + q)]
+            self.assertFalse([d for d in plan if "TEMP B-TREE" in d], "%s: %s: %s" % (label, q, plan))
         # the newest row of each series (the __last view) against its SQL definition
         newest = ("SELECT r.device, r.ts, r.temp, r.status, r.n, r.ok FROM lab.rows r JOIN "
                   "(SELECT device, max(ts) AS m FROM lab.rows GROUP BY device) x "

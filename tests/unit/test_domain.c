@@ -263,7 +263,6 @@ static int count_rows(mesh_domain_t *d, const char *name)
     assert_int_equal(mesh_store_reader_open(mesh_domain_store(d), &r, &err), MESH_OK);
     mesh_scan_plan_t pl;
     memset(&pl, 0, sizeof pl);
-    pl.order_col = -1;
     mesh_store_plan(mesh_domain_store(d), p, false, &pl);
     mesh_scan_t *sc;
     assert_int_equal(mesh_scan_open(r, p, false, &pl, NULL, 0, &sc, &err), MESH_OK);
@@ -571,7 +570,6 @@ static void test_concurrent_writers(void **state)
     memset(seen, 0, sizeof seen);
     mesh_scan_plan_t pl;
     memset(&pl, 0, sizeof pl);
-    pl.order_col = -1;
     pl.cols_used = 3;
     mesh_store_plan(mesh_domain_store(d), p, false, &pl);
     mesh_scan_t *sc;
@@ -838,7 +836,6 @@ static void test_checkpoint_trims_log(void **state)
     assert_int_equal(mesh_store_reader_begin(r, &err), MESH_OK);
     mesh_scan_plan_t pl;
     memset(&pl, 0, sizeof pl);
-    pl.order_col = -1;
     pl.cols_used = 1;
     mesh_store_plan(mesh_domain_store(d), p, false, &pl);
     mesh_scan_t *sc;

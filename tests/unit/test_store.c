@@ -245,7 +245,6 @@ static void apply_ok(mesh_store_t *s, uint64_t seq, mesh_batch_t *b, mesh_apply_
 static void plan_init(mesh_scan_plan_t *pl)
 {
     memset(pl, 0, sizeof *pl);
-    pl->order_col = -1;
     pl->cols_used = ~0ULL;
 }
 
@@ -570,7 +569,8 @@ static void test_quarantine(void **state)
     assert_int_equal(mesh_store_reader_open(f->s, &r, &err), MESH_OK);
     mesh_scan_plan_t pl;
     plan_init(&pl);
-    pl.order_col = 2;
+    pl.norder = 1;
+    pl.order[0].col = 2;
     mesh_store_plan(f->s, &f->ev->p, true, &pl);
     assert_true(pl.order_used);
     mesh_scan_t *sc;
@@ -798,8 +798,9 @@ static void test_scan_order_limit(void **state)
 
     mesh_scan_plan_t pl;
     plan_init(&pl);
-    pl.order_col = 0;
-    pl.order_desc = true;
+    pl.norder = 1;
+    pl.order[0].col = 0;
+    pl.order[0].desc = true;
     mesh_store_plan(f->s, &f->ev->p, false, &pl);
     assert_true(pl.order_used);
     assert_int_equal(scan(r, &f->ev->p, false, &pl, NULL, 0, 0, v), 10);
@@ -808,7 +809,8 @@ static void test_scan_order_limit(void **state)
 
     /* ORDER BY level ASC, LIMIT 3 OFFSET 2 */
     plan_init(&pl);
-    pl.order_col = 2;
+    pl.norder = 1;
+    pl.order[0].col = 2;
     pl.want_limit = true;
     pl.want_offset = true;
     mesh_store_plan(f->s, &f->ev->p, false, &pl);
@@ -823,7 +825,8 @@ static void test_scan_order_limit(void **state)
     /* a constraint, then LIMIT without OFFSET */
     plan_init(&pl);
     plan_con(&pl, 0, MESH_OP_GT);
-    pl.order_col = 0;
+    pl.norder = 1;
+    pl.order[0].col = 0;
     pl.want_limit = true;
     mesh_store_plan(f->s, &f->ev->p, false, &pl);
     assert_true(pl.limit_used);
@@ -849,7 +852,8 @@ static void test_scan_order_limit(void **state)
     assert_int_equal(scan(r, &f->ev->p, false, &pl, &a1, 1, -1, NULL), 2);
     /* an ORDER BY the store cannot do */
     plan_init(&pl);
-    pl.order_col = 40;
+    pl.norder = 1;
+    pl.order[0].col = 40;
     pl.want_limit = true;
     mesh_store_plan(f->s, &f->ev->p, false, &pl);
     assert_false(pl.order_used);
@@ -1201,7 +1205,8 @@ static void test_rebuild_keeps_rows(void **state)
     assert_int_equal(mesh_store_reader_open(f->s, &r, &err), MESH_OK);
     mesh_scan_plan_t pl;
     plan_init(&pl);
-    pl.order_col = 0;
+    pl.norder = 1;
+    pl.order[0].col = 0;
     mesh_store_plan(f->s, &v2->p, false, &pl);
     mesh_scan_t *sc;
     assert_int_equal(mesh_scan_open(r, &v2->p, false, &pl, NULL, 0, &sc, &err), MESH_OK);
