@@ -14,6 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mesh_err_t err;
     if (mesh_chunk_decode(data, size, &c, &err) == MESH_OK)
         mesh_chunk_free(&c);
+    if (mesh_chunk_decode_last(data, size, NULL, NULL, &c, &err) == MESH_OK)
+        mesh_chunk_free(&c);
     size_t n;
     mesh_colsum_t s;
     mesh_chunk_summary(data, size, "v", &n, &s);

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_VERSION 1
+#define CHUNK_VERSION 2 /* 2: the last row's values in the column headers; 1 is still read */
 #define F_NULLS       0x1
 #define F_SUMMARY     0x2
+#define F_LAST        0x4 /* the header holds the column's value in the last row */
+#define F_LAST_NULL   0x8 /* ... which is NULL (no value follows) */
 
 /* ---- small encoders ---- */
 
@@ -350,7 +352,9 @@ mesh_status_t mesh_chunk_encode(const mesh_colvec_t *cols, size_t ncols, size_t 
         mesh_buf_add_uvarint(out, nl);
         mesh_buf_add(out, cv->name, nl);
         mesh_buf_addc(out, (char)cv->kind);
-        st = mesh_buf_addc(out, (char)((has_nulls ? F_NULLS : 0) | (numeric ? F_SUMMARY : 0)));
+        bool last_null = has_nulls && cv->nulls[nrows - 1];
+        st = mesh_buf_addc(out, (char)((has_nulls ? F_NULLS : 0) | (numeric ? F_SUMMARY : 0) |
+                                       F_LAST | (last_null ? F_LAST_NULL : 0)));
         if (numeric && st == MESH_OK) {
             mesh_colsum_t s;
             summarise(cv, nrows, &s);
@@ -358,6 +362,18 @@ mesh_status_t mesh_chunk_encode(const mesh_colvec_t *cols, size_t ncols, size_t 
             add_double(out, s.min);
             add_double(out, s.max);
             st = add_double(out, s.sum);
+        }
+        /* the newest row's value, so the newest row of a series is read without decoding */
+        if (!last_null && st == MESH_OK) {
+            size_t l = nrows - 1;
+            if (cv->kind == MESH_COL_REAL) {
+                st = add_double(out, cv->d[l]);
+            } else if (cv->kind == MESH_COL_TEXT) {
+                mesh_buf_add_uvarint(out, cv->slen[l]);
+                st = mesh_buf_add(out, cv->s[l], cv->slen[l]);
+            } else {
+                st = mesh_buf_add_uvarint(out, zz(cv->i[l]));
+            }
         }
         mesh_buf_reset(&data);
         size_t m = 0; /* non-null values */
@@ -507,8 +523,78 @@ static void spread_d(double *v, const uint8_t *nulls, size_t n, size_t m)
         v[i] = nulls[i] ? 0 : v[--k];
 }
 
+/* The last row's value of a column, as its header holds it. */
+typedef struct last_val {
+    bool present, null;
+    int64_t i;
+    double d;
+    const uint8_t *s;
+    uint64_t slen;
+} last_val_t;
+
+static void read_last(mesh_cursor_t *c, uint8_t kind, uint8_t flags, last_val_t *lv)
+{
+    memset(lv, 0, sizeof *lv);
+    if (!(flags & F_LAST))
+        return;
+    lv->present = true;
+    lv->null = (flags & F_LAST_NULL) != 0;
+    if (lv->null)
+        return;
+    if (kind == MESH_COL_REAL) {
+        lv->d = get_double(c);
+    } else if (kind == MESH_COL_TEXT) {
+        lv->slen = mesh_cursor_uvarint(c);
+        lv->s = lv->slen <= c->n ? mesh_cursor_bytes(c, lv->slen) : NULL;
+        if (lv->s == NULL)
+            c->bad = 1;
+    } else {
+        lv->i = unzz(mesh_cursor_uvarint(c));
+    }
+}
+
+/* A column of one row: the last row's value. */
+static mesh_status_t set_last(mesh_chunk_col_t *col, const last_val_t *lv, mesh_err_t *err)
+{
+    if (lv->null && (col->nulls = calloc(1, 1)) != NULL)
+        col->nulls[0] = 1;
+    bool ok = !lv->null || col->nulls;
+    switch (col->kind) {
+    case MESH_COL_TIME:
+    case MESH_COL_INT:
+        if (ok && (col->i = malloc(sizeof *col->i)) != NULL)
+            col->i[0] = lv->null ? 0 : lv->i;
+        ok = ok && col->i;
+        break;
+    case MESH_COL_REAL:
+        if (ok && (col->d = malloc(sizeof *col->d)) != NULL)
+            col->d[0] = lv->null ? 0 : lv->d;
+        ok = ok && col->d;
+        break;
+    case MESH_COL_TEXT:
+        if (lv->slen > UINT32_MAX)
+            return mesh_err_set(err, MESH_CORRUPT, "chunk: bad last value of %s", col->name);
+        col->dict = calloc(1, sizeof *col->dict);
+        col->dlen = calloc(1, sizeof *col->dlen);
+        col->sidx = calloc(1, sizeof *col->sidx);
+        ok = ok && col->dict && col->dlen && col->sidx;
+        if (ok && !lv->null) {
+            if ((col->dict[0] = malloc(lv->slen + 1)) == NULL)
+                return mesh_err_set(err, MESH_NOMEM, "out of memory");
+            if (lv->slen)
+                memcpy(col->dict[0], lv->s, lv->slen);
+            col->dict[0][lv->slen] = '\0';
+            col->dlen[0] = (uint32_t)lv->slen;
+            col->ndict = 1;
+        }
+        break;
+    }
+    return ok ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
+}
+
 static mesh_status_t decode_column(mesh_cursor_t *c, size_t nrows, mesh_chunk_t *ch, size_t k,
-                                   mesh_chunk_want_fn want, void *arg, mesh_err_t *err)
+                                   mesh_chunk_want_fn want, void *arg, bool last_only,
+                                   mesh_err_t *err)
 {
     mesh_chunk_col_t *col = &ch->cols[k];
     uint64_t nl = mesh_cursor_uvarint(c);
@@ -529,12 +615,19 @@ static mesh_status_t decode_column(mesh_cursor_t *c, size_t nrows, mesh_chunk_t 
         col->sum.max = get_double(c);
         col->sum.sum = get_double(c);
     }
+    last_val_t lv;
+    read_last(c, kind, flags, &lv);
     uint64_t dlen = mesh_cursor_uvarint(c);
     const uint8_t *d = dlen <= c->n ? mesh_cursor_bytes(c, dlen) : NULL;
     if (c->bad || d == NULL)
         return mesh_err_set(err, MESH_CORRUPT, "chunk: column %s is truncated", col->name);
     if (want && !want(arg, col->name))
         return MESH_OK; /* not read: the column stays without values */
+    if (last_only) {
+        if (!lv.present)
+            return mesh_err_set(err, MESH_NOT_FOUND, "chunk: no last values (version 1)");
+        return set_last(col, &lv, err);
+    }
     mesh_cursor_t dc;
     mesh_cursor_init(&dc, d, dlen);
     size_t m = nrows;
@@ -618,8 +711,23 @@ mesh_status_t mesh_chunk_decode(const uint8_t *p, size_t n, mesh_chunk_t *out, m
     return mesh_chunk_decode_some(p, n, NULL, NULL, out, err);
 }
 
+static mesh_status_t decode(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                            bool last_only, mesh_chunk_t *out, mesh_err_t *err);
+
 mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
                                      mesh_chunk_t *out, mesh_err_t *err)
+{
+    return decode(p, n, want, arg, false, out, err);
+}
+
+mesh_status_t mesh_chunk_decode_last(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                                     mesh_chunk_t *out, mesh_err_t *err)
+{
+    return decode(p, n, want, arg, true, out, err);
+}
+
+static mesh_status_t decode(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                            bool last_only, mesh_chunk_t *out, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
     mesh_cursor_t c;
@@ -627,16 +735,16 @@ mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want
     uint8_t ver = mesh_cursor_u8(&c);
     uint64_t nrows = mesh_cursor_uvarint(&c);
     uint64_t ncols = mesh_cursor_uvarint(&c);
-    if (c.bad || ver != CHUNK_VERSION || nrows == 0 || nrows > MESH_CHUNK_MAX_ROWS ||
+    if (c.bad || ver < 1 || ver > CHUNK_VERSION || nrows == 0 || nrows > MESH_CHUNK_MAX_ROWS ||
         ncols > MESH_CHUNK_MAX_COLS)
         return mesh_err_set(err, MESH_CORRUPT, "chunk: bad header");
     out->cols = calloc(ncols ? ncols : 1, sizeof *out->cols);
     if (out->cols == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    out->nrows = (size_t)nrows;
+    out->nrows = last_only ? 1 : (size_t)nrows;
     for (size_t k = 0; k < ncols; k++) {
         out->ncols = k + 1;
-        mesh_status_t st = decode_column(&c, (size_t)nrows, out, k, want, arg, err);
+        mesh_status_t st = decode_column(&c, (size_t)nrows, out, k, want, arg, last_only, err);
         if (st != MESH_OK) {
             mesh_chunk_free(out);
             return st;
@@ -653,14 +761,14 @@ bool mesh_chunk_summary(const uint8_t *p, size_t n, const char *name, size_t *nr
     uint8_t ver = mesh_cursor_u8(&c);
     uint64_t nr = mesh_cursor_uvarint(&c);
     uint64_t ncols = mesh_cursor_uvarint(&c);
-    if (c.bad || ver != CHUNK_VERSION)
+    if (c.bad || ver < 1 || ver > CHUNK_VERSION)
         return false;
     *nrows = (size_t)nr;
     size_t want = strlen(name);
     for (uint64_t k = 0; k < ncols && !c.bad; k++) {
         uint64_t nl = mesh_cursor_uvarint(&c);
         const uint8_t *nm = nl <= 256 ? mesh_cursor_bytes(&c, nl) : NULL;
-        mesh_cursor_u8(&c);
+        uint8_t kind = mesh_cursor_u8(&c);
         uint8_t flags = mesh_cursor_u8(&c);
         if (c.bad || nm == NULL)
             return false;
@@ -671,6 +779,8 @@ bool mesh_chunk_summary(const uint8_t *p, size_t n, const char *name, size_t *nr
             s.max = get_double(&c);
             s.sum = get_double(&c);
         }
+        last_val_t lv;
+        read_last(&c, kind, flags, &lv);
         uint64_t dlen = mesh_cursor_uvarint(&c);
         if (nl == want && memcmp(nm, name, nl) == 0) {
             if (!(flags & F_SUMMARY) || c.bad)

@@ -15,8 +15,9 @@
  * cannot match.
  *
  * Layout: u8 version | uvarint nrows | uvarint ncols | per column: uvarint name length,
- * name, u8 kind, u8 flags, [summary], uvarint data length, data. Decoding treats the bytes
- * as untrusted: every length is checked against what remains.
+ * name, u8 kind, u8 flags, [summary], [last row's value], uvarint data length, data. The last
+ * row's value (since version 2) lets the newest row of a series be read without decoding. Decoding
+ * treats the bytes as untrusted: every length is checked against what remains.
  */
 #ifndef MESH_STORE_CODEC_H
 #define MESH_STORE_CODEC_H
@@ -86,6 +87,11 @@ mesh_status_t mesh_chunk_decode(const uint8_t *p, size_t n, mesh_chunk_t *out, m
  * no values (their arrays are NULL). A scan reading two columns of twelve decodes two. */
 typedef bool (*mesh_chunk_want_fn)(void *arg, const char *name);
 mesh_status_t mesh_chunk_decode_some(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
+                                     mesh_chunk_t *out, mesh_err_t *err);
+/* Like mesh_chunk_decode_some, but a chunk of one row: the last (newest) row, read from the
+ * column headers without decoding the columns. MESH_NOT_FOUND for a chunk written before
+ * headers held it (version 1): decode it whole. */
+mesh_status_t mesh_chunk_decode_last(const uint8_t *p, size_t n, mesh_chunk_want_fn want, void *arg,
                                      mesh_chunk_t *out, mesh_err_t *err);
 void mesh_chunk_free(mesh_chunk_t *c);
 /* Index of a column by name, or -1. */

@@ -1258,9 +1258,10 @@ static mesh_status_t rebuild_any(mesh_store_t *s, const mesh_product_t *old,
     /* 1. the old storage aside */
     if (old_ts) {
         mesh_buf_printf(&b,
-                        "DROP INDEX IF EXISTS \"k_%s__tmax\"; ALTER TABLE \"s_%s\" RENAME TO "
-                        "\"s_%s__old\"; ALTER TABLE \"k_%s\" RENAME TO \"k_%s__old\";",
-                        name, name, name, name, name);
+                        "DROP INDEX IF EXISTS \"k_%s__tmax\"; DROP INDEX IF EXISTS \"k_%s__st\";"
+                        " ALTER TABLE \"s_%s\" RENAME TO \"s_%s__old\"; ALTER TABLE \"k_%s\""
+                        " RENAME TO \"k_%s__old\";",
+                        name, name, name, name, name, name);
     } else {
         char table[MESH_NAME_MAX + 3];
         snprintf(table, sizeof table, "p_%s", name);

@@ -636,9 +636,15 @@ mesh_status_t mesh__ts_create(sqlite3 *db, const mesh_product_t *p, mesh_err_t *
     }
     mesh_buf_adds(&b, ") STRICT; CREATE TABLE IF NOT EXISTS ");
     ident(&b, "k_", p->name, NULL);
-    mesh_buf_adds(&b, "(series INTEGER NOT NULL, t_min INTEGER NOT NULL, t_max INTEGER NOT NULL,"
-                      " n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(series, t_min))"
-                      " STRICT, WITHOUT ROWID; CREATE INDEX IF NOT EXISTS ");
+    /* a rowid table: in an index b-tree (WITHOUT ROWID) every key comparison with a cell
+     * that overflows copies the whole chunk, so a seek would read dozens of chunks */
+    mesh_buf_adds(&b, "(id INTEGER PRIMARY KEY, series INTEGER NOT NULL, t_min INTEGER NOT NULL,"
+                      " t_max INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL) STRICT;"
+                      " CREATE UNIQUE INDEX IF NOT EXISTS ");
+    ident(&b, "k_", p->name, "__st");
+    mesh_buf_adds(&b, " ON ");
+    ident(&b, "k_", p->name, NULL);
+    mesh_buf_adds(&b, "(series, t_min); CREATE INDEX IF NOT EXISTS ");
     ident(&b, "k_", p->name, "__tmax");
     mesh_buf_adds(&b, " ON ");
     ident(&b, "k_", p->name, NULL);
@@ -1436,7 +1442,7 @@ struct mesh_ts_cursor {
     bool last;                /* the newest row of each series only */
     int64_t last_lo, last_hi; /* in last mode, the time range the newest row must be in */
     /* series to visit */
-    size_t *sidx;
+    series_t **sidx; /* taken under the lock: the series array may move, a series does not */
     size_t nsidx, pos;
     series_t *cur;
     /* the current series' rows: its chunks from SQLite, then its buffered rows */
@@ -1686,13 +1692,13 @@ typedef struct series_order {
     const mesh_scan_plan_t *plan;
 } series_order_t;
 
-/* Orders series (indexes into t->series, under its lock) by the plan's key columns, as SQLite
- * would order their values (BINARY collation, NULL first). */
+/* Orders series by the plan's key columns, as SQLite would order their values (BINARY
+ * collation, NULL first). */
 static int cmp_series(const void *a, const void *b, void *arg)
 {
     const series_order_t *so = arg;
-    const series_t *x = so->t->series[*(const size_t *)a];
-    const series_t *y = so->t->series[*(const size_t *)b];
+    const series_t *x = *(series_t *const *)a;
+    const series_t *y = *(series_t *const *)b;
     for (int i = 0; i < so->plan->norder; i++) {
         size_t k;
         if (!is_key_col(so->t, so->plan->order[i].col, &k))
@@ -1803,12 +1809,12 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     /* the series to visit, in series order: with the whole key given, one lookup */
     pthread_rwlock_rdlock(&t->lock);
     size_t need = t->nseries ? t->nseries : 1;
-    size_t *nidx = realloc(c->sidx, need * sizeof *c->sidx);
+    series_t **nidx = realloc(c->sidx, need * sizeof *c->sidx);
     if (nidx)
         c->sidx = nidx;
     for (size_t i = 0; nidx && i < t->nseries && !c->empty; i++)
         if (series_matches(c, t->series[i]))
-            c->sidx[c->nsidx++] = i;
+            c->sidx[c->nsidx++] = t->series[i];
     /* an order of key columns: the series in that order */
     bool by_key = plan->order_used && plan->norder > 0 && is_key_col(t, plan->order[0].col, NULL);
     if (by_key && nidx && c->nsidx > 1) {
@@ -1820,7 +1826,7 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     if (c->desc && !by_key) {
         for (size_t i = 0; i < c->nsidx / 2; i++) {
-            size_t x = c->sidx[i];
+            series_t *x = c->sidx[i];
             c->sidx[i] = c->sidx[c->nsidx - 1 - i];
             c->sidx[c->nsidx - 1 - i] = x;
         }
@@ -1910,6 +1916,28 @@ static bool want_col(void *arg, const char *name)
     return col >= 0 && c->need[col];
 }
 
+/* Finds the decoded chunk's time column and maps product columns to its columns. */
+static int map_chunk(mesh_ts_cursor_t *c)
+{
+    mesh_ts_t *t = c->t;
+    c->ctime = mesh_chunk_col(&c->chunk, t->p->cols[t->time_col].name);
+    if (c->ctime < 0 || c->chunk.cols[c->ctime].kind != MESH_COL_TIME ||
+        c->chunk.cols[c->ctime].i == NULL) {
+        snprintf(c->error, sizeof c->error, "ts scan: a chunk of %s has no time", t->name);
+        return -1;
+    }
+    for (size_t i = 0; i < t->p->ncols; i++) {
+        int cc =
+            t->vc_of[i] >= 0 && c->need[i] ? mesh_chunk_col(&c->chunk, t->p->cols[i].name) : -1;
+        /* a column that changed between text and numbers: its old values read NULL */
+        if (cc >= 0 &&
+            (c->chunk.cols[cc].kind == MESH_COL_TEXT) != (t->vc[t->vc_of[i]].kind == MESH_COL_TEXT))
+            cc = -1;
+        c->cmap[i] = cc;
+    }
+    return 0;
+}
+
 /* Makes the next chunk of the current series with rows in range current; 0 at the end. */
 static int next_chunk(mesh_ts_cursor_t *c)
 {
@@ -1951,21 +1979,8 @@ static int next_chunk(mesh_ts_cursor_t *c)
                 snprintf(c->error, sizeof c->error, "%s", err.msg);
                 return -1;
             }
-            c->ctime = mesh_chunk_col(&c->chunk, t->p->cols[t->time_col].name);
-            if (c->ctime < 0 || c->chunk.cols[c->ctime].kind != MESH_COL_TIME) {
-                snprintf(c->error, sizeof c->error, "ts scan: a chunk of %s has no time", t->name);
+            if (map_chunk(c) != 0)
                 return -1;
-            }
-            for (size_t i = 0; i < t->p->ncols; i++) {
-                int cc = t->vc_of[i] >= 0 && c->need[i]
-                             ? mesh_chunk_col(&c->chunk, t->p->cols[i].name)
-                             : -1;
-                /* a column that changed between text and numbers: its old values read NULL */
-                if (cc >= 0 && (c->chunk.cols[cc].kind == MESH_COL_TEXT) !=
-                                   (t->vc[t->vc_of[i]].kind == MESH_COL_TEXT))
-                    cc = -1;
-                c->cmap[i] = cc;
-            }
             c->chunk_valid = true;
             c->chunk_series = c->cur->id;
             c->chunk_tmin = tmin;
@@ -2047,13 +2062,48 @@ static int load_buffer(mesh_ts_cursor_t *c)
     return r->n > 0;
 }
 
+/* Last mode: the newest chunk's last row, from its column headers (no decoding). 1: it is the
+ * current row set; 0: the series has no chunk; 2: the chunk predates such headers (the
+ * statement is reset, to be stepped again); -1: an error. */
+static int last_of_chunk(mesh_ts_cursor_t *c)
+{
+    int rc = sqlite3_step(c->q);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW) {
+        snprintf(c->error, sizeof c->error, "ts scan: %s", sqlite3_errmsg(c->db));
+        return -1;
+    }
+    const uint8_t *p = sqlite3_column_blob(c->q, 1);
+    size_t n = (size_t)sqlite3_column_bytes(c->q, 1);
+    mesh_err_t err;
+    c->chunk_valid = false; /* one row of it: not the chunk a later scan may reuse */
+    mesh_chunk_free(&c->chunk);
+    mesh_status_t st = mesh_chunk_decode_last(p, n, want_col, c, &c->chunk, &err);
+    if (st == MESH_NOT_FOUND) {
+        sqlite3_reset(c->q);
+        return 2;
+    }
+    if (st != MESH_OK) {
+        snprintf(c->error, sizeof c->error, "%s", err.msg);
+        return -1;
+    }
+    if (map_chunk(c) != 0)
+        return -1;
+    c->from_chunk = true;
+    c->rt = c->chunk.cols[c->ctime].i;
+    c->rstart = 0;
+    c->rend = 1;
+    return 1;
+}
+
 /* Last mode: the newest row of each series, if it passes the constraints. */
 static int next_last(mesh_ts_cursor_t *c)
 {
     for (;;) {
         if (c->pos >= c->nsidx || c->empty)
             return 0;
-        c->cur = c->t->series[c->sidx[c->pos++]];
+        c->cur = c->sidx[c->pos++];
         int r = load_buffer(c);
         if (r < 0)
             return -1;
@@ -2063,7 +2113,9 @@ static int next_last(mesh_ts_cursor_t *c)
             sqlite3_bind_int64(c->q, 1, c->cur->id);
             sqlite3_bind_int64(c->q, 2, INT64_MIN);
             sqlite3_bind_int64(c->q, 3, INT64_MAX);
-            r = next_chunk(c);
+            r = last_of_chunk(c);
+            if (r == 2) /* a chunk without its last row in the header: decode it */
+                r = next_chunk(c);
             sqlite3_reset(c->q);
             if (r < 0)
                 return -1;
@@ -2110,7 +2162,7 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
         if (c->phase == 2) {
             if (c->pos >= c->nsidx || c->empty)
                 return 0;
-            c->cur = c->t->series[c->sidx[c->pos++]];
+            c->cur = c->sidx[c->pos++];
             sqlite3_reset(c->q);
             sqlite3_bind_int64(c->q, 1, c->cur->id);
             sqlite3_bind_int64(c->q, 2, c->lo);

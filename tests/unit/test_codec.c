@@ -21,6 +21,44 @@ static uint64_t next(void)
     return rng;
 }
 
+/* Rewrites a chunk in version 1 of the format: headers without the last row's values. */
+static void to_v1(const uint8_t *p, size_t n, mesh_buf_t *out)
+{
+    mesh_buf_init(out, MESH_BUF_UNLIMITED);
+    mesh_cursor_t c;
+    mesh_cursor_init(&c, p, n);
+    assert_int_equal(mesh_cursor_u8(&c), 2);
+    mesh_buf_addc(out, 1);
+    uint64_t nrows = mesh_cursor_uvarint(&c), ncols = mesh_cursor_uvarint(&c);
+    mesh_buf_add_uvarint(out, nrows);
+    mesh_buf_add_uvarint(out, ncols);
+    for (uint64_t k = 0; k < ncols; k++) {
+        uint64_t nl = mesh_cursor_uvarint(&c);
+        mesh_buf_add_uvarint(out, nl);
+        mesh_buf_add(out, mesh_cursor_bytes(&c, nl), nl);
+        uint8_t kind = mesh_cursor_u8(&c), flags = mesh_cursor_u8(&c);
+        mesh_buf_addc(out, (char)kind);
+        mesh_buf_addc(out, (char)(flags & 0x3));
+        if (flags & 0x2) /* summary: count, min, max, sum */
+            mesh_buf_add_uvarint(out, mesh_cursor_uvarint(&c));
+        if (flags & 0x2)
+            mesh_buf_add(out, mesh_cursor_bytes(&c, 24), 24);
+        if ((flags & 0x4) && !(flags & 0x8)) { /* the last value: dropped */
+            if (kind == MESH_COL_REAL)
+                mesh_cursor_bytes(&c, 8);
+            else if (kind == MESH_COL_TEXT)
+                mesh_cursor_bytes(&c, mesh_cursor_uvarint(&c));
+            else
+                mesh_cursor_uvarint(&c);
+        }
+        uint64_t dl = mesh_cursor_uvarint(&c);
+        mesh_buf_add_uvarint(out, dl);
+        mesh_buf_add(out, mesh_cursor_bytes(&c, dl), dl);
+    }
+    assert_false(c.bad);
+    assert_int_equal(c.n, 0);
+}
+
 static void roundtrip(size_t n, int with_nulls, int random_values)
 {
     int64_t *t = malloc(n * sizeof *t), *iv = malloc(n * sizeof *iv);
@@ -75,6 +113,39 @@ static void roundtrip(size_t n, int with_nulls, int random_values)
         assert_int_equal(c.cols[cs].dlen[k], sl[i]);
         assert_memory_equal(c.cols[cs].dict[k], sv[i], sl[i]);
     }
+    /* the last row, read from the headers alone, is the decoded last row */
+    mesh_chunk_t l;
+    assert_int_equal(mesh_chunk_decode_last((const uint8_t *)b.data, b.len, NULL, NULL, &l, &err),
+                     MESH_OK);
+    assert_int_equal(l.nrows, 1);
+    assert_int_equal(l.ncols, 4);
+    size_t z = n - 1;
+    assert_true(l.cols[cts].i[0] == t[z]);
+    int lastnull = with_nulls && nulls[z];
+    assert_int_equal(l.cols[ci].nulls ? l.cols[ci].nulls[0] : 0, lastnull);
+    assert_int_equal(l.cols[cd].nulls ? l.cols[cd].nulls[0] : 0, lastnull);
+    assert_int_equal(l.cols[cs].nulls ? l.cols[cs].nulls[0] : 0, lastnull);
+    if (!lastnull) {
+        assert_true(l.cols[ci].i[0] == iv[z]);
+        assert_memory_equal(&l.cols[cd].d[0], &dv[z], sizeof(double));
+        assert_int_equal(l.cols[cs].dlen[l.cols[cs].sidx[0]], sl[z]);
+        assert_memory_equal(l.cols[cs].dict[l.cols[cs].sidx[0]], sv[z], sl[z]);
+    }
+    mesh_chunk_free(&l);
+    /* a version 1 chunk (no last row in its headers) still decodes; its last row needs that */
+    mesh_buf_t v1;
+    to_v1((const uint8_t *)b.data, b.len, &v1);
+    assert_true(v1.len < b.len);
+    mesh_chunk_t c1;
+    assert_int_equal(mesh_chunk_decode((const uint8_t *)v1.data, v1.len, &c1, &err), MESH_OK);
+    assert_int_equal(c1.nrows, n);
+    assert_true(c1.cols[cts].i[z] == t[z]);
+    if (!lastnull)
+        assert_memory_equal(&c1.cols[cd].d[z], &dv[z], sizeof(double));
+    mesh_chunk_free(&c1);
+    assert_int_equal(mesh_chunk_decode_last((const uint8_t *)v1.data, v1.len, NULL, NULL, &l, &err),
+                     MESH_NOT_FOUND);
+    mesh_buf_free(&v1);
     /* every truncation is refused, never read past the end */
     for (size_t cut = 0; cut < b.len; cut += (b.len / 50) + 1) {
         mesh_chunk_t bad;
