@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <stdbool.h>
 
+#include "auth/policy.h"
 #include "node/node.h"
 
 #define MESH_REQ_MAX_PARAMS 4
@@ -30,6 +31,7 @@ typedef struct mesh_req {
     bool replied;
     bool streaming; /* the handler owns the request until mesh_req_done */
     mesh_snapshot_t *snap;
+    mesh_policy_t *policy; /* taken on first use, released after the reply */
     char request_id[24];
 } mesh_req_t;
 
@@ -45,6 +47,13 @@ const char *mesh_req_header(mesh_req_t *r, const char *name);
 mesh_status_t mesh_req_body(mesh_req_t *r, const char **p, size_t *n);
 /* The catalog snapshot for this request (taken once, released after the reply). */
 mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r);
+/* The access policy for this request (taken once, released after the reply). */
+mesh_policy_t *mesh_req_policy(mesh_req_t *r);
+/* Whether the caller owns the domain (is listed among its owners). */
+bool mesh_req_owner(mesh_req_t *r, const char *domain);
+/* An authorisation decision, without replying. */
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d);
 /* Checks authorisation; on a refusal replies 403 and returns false. */
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product);
 

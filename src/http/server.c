@@ -116,6 +116,7 @@ static void finish(mesh_req_t *r)
                  r->route < NROUTES ? routes[r->route].name : "other", r->status, secs * 1000,
                  r->request_id);
     mesh_snapshot_put(r->snap);
+    mesh_policy_put(r->policy);
     evhttp_clear_headers(&r->query);
     mesh_buf_free(&x->inflated);
     atomic_fetch_sub(&x->w->inflight, 1);
@@ -221,11 +222,39 @@ mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r)
     return r->snap;
 }
 
+mesh_policy_t *mesh_req_policy(mesh_req_t *r)
+{
+    if (r->policy == NULL)
+        r->policy = mesh_auth_policy(r->node->auth);
+    return r->policy;
+}
+
+bool mesh_req_owner(mesh_req_t *r, const char *domain)
+{
+    if (domain == NULL || !r->authed)
+        return false;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
+    for (size_t i = 0; sd && i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], r->who.name) == 0)
+            return true;
+    return false;
+}
+
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d)
+{
+    return mesh_policy_decide(mesh_req_policy(r), r->authed ? &r->who : NULL, act, domain, product,
+                              mesh_req_owner(r, domain), d);
+}
+
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product)
 {
-    if (mesh_authz_check(&r->who, act, domain, product))
+    mesh_decision_t d;
+    if (mesh_req_decide(r, act, domain, product, &d))
         return true;
-    static const char *acts[] = {"read", "write", "administer"};
+    LOG_DEBUG("http", "%s denied %d on %s.%s: %s (policy %lld)", r->who.name, (int)act,
+              domain ? domain : "*", product ? product : "*", d.why, (long long)d.version);
+    static const char *acts[] = {"read", "write", "administer", "read the audit log of"};
     if (product)
         mesh_req_errorf(r, MESH_FORBIDDEN, "%s may not %s %s.%s", r->who.name, acts[act], domain,
                         product);
