@@ -63,7 +63,7 @@ static void sha256(const void *a, size_t an, const void *b, size_t bn, uint8_t o
     EVP_MD_CTX_free(ctx);
 }
 
-static void token_id(const char *token, size_t n, char out[33])
+void mesh_token_id(const char *token, size_t n, char out[33])
 {
     uint8_t h[32];
     sha256(token, n, NULL, 0, h);
@@ -297,7 +297,7 @@ mesh_status_t mesh_auth_add_token(mesh_auth_t *a, int64_t principal_id, const ch
         return st;
     mesh_token_rec_t rec;
     memset(&rec, 0, sizeof rec);
-    token_id(token, n, rec.id);
+    mesh_token_id(token, n, rec.id);
     mesh_token_rec_t existing;
     bool known = mesh_catalog_token_get(a->cat, rec.id, &existing) == MESH_OK;
     if (known && existing.revoked_ns != 0)
@@ -328,7 +328,7 @@ mesh_status_t mesh_auth_verify(mesh_auth_t *a, const char *token, size_t n, mesh
     if (mesh_token_check_shape(token, n, NULL) != MESH_OK)
         return MESH_UNAUTHENTICATED;
     char id[33];
-    token_id(token, n, id);
+    mesh_token_id(token, n, id);
     size_t slot = 0;
     for (int i = 0; i < 8; i++)
         slot = slot * 16 + (size_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);

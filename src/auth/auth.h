@@ -38,6 +38,8 @@ void mesh_auth_close(mesh_auth_t *a);
 
 /* Checks the token's shape (length, printable ASCII): MESH_INVALID with a reason. */
 mesh_status_t mesh_token_check_shape(const char *token, size_t n, mesh_err_t *err);
+/* The lookup id of a token: hex of the first 16 bytes of its SHA-256. */
+void mesh_token_id(const char *token, size_t n, char out[33]);
 /* Generates a new random token text into out (at least 64 bytes). */
 mesh_status_t mesh_token_generate(char *out, size_t cap);
 

@@ -163,6 +163,11 @@ static json_t *body_object(mesh_req_t *r)
     return j;
 }
 
+void mesh_api_reply_json(mesh_req_t *r, int code, json_t *j)
+{
+    reply_json(r, code, j);
+}
+
 /* ---- health, metrics, status ---- */
 
 void mesh_api_healthz(mesh_req_t *r)

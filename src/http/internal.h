@@ -89,5 +89,23 @@ void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
 void mesh_api_query(mesh_req_t *r);
 void mesh_api_catalog(mesh_req_t *r);
+void mesh_api_login(mesh_req_t *r);
+void mesh_api_whoami(mesh_req_t *r);
+void mesh_api_principals(mesh_req_t *r);
+void mesh_api_principal(mesh_req_t *r);
+void mesh_api_tokens(mesh_req_t *r);
+void mesh_api_token(mesh_req_t *r);
+void mesh_api_roles(mesh_req_t *r);
+void mesh_api_role(mesh_req_t *r);
+void mesh_api_grants(mesh_req_t *r);
+void mesh_api_grant(mesh_req_t *r);
+void mesh_api_masks(mesh_req_t *r);
+void mesh_api_mask(mesh_req_t *r);
+void mesh_api_row_filters(mesh_req_t *r);
+void mesh_api_row_filter(mesh_req_t *r);
+
+/* Replies with a JSON document (and releases it). */
+struct json_t;
+void mesh_api_reply_json(mesh_req_t *r, int code, struct json_t *j);
 
 #endif
