@@ -28,12 +28,14 @@ typedef struct cache_entry {
 } cache_entry_t;
 
 /* Failed logins per principal name and per address: after LIMIT_FREE failures within
- * LIMIT_WINDOW, each further attempt waits 2^(failures - LIMIT_FREE) seconds (at most
+ * LIMIT_WINDOW (LIMIT_FREE_ADDR per address), each further attempt waits
+ * 2^(failures - LIMIT_FREE) seconds (at most
  * LIMIT_MAX_WAIT) before it is even checked. */
-#define LIMIT_SLOTS    1024
-#define LIMIT_FREE     5
-#define LIMIT_WINDOW   (15 * 60 * MESH_NS_PER_SEC)
-#define LIMIT_MAX_WAIT (15 * 60 * MESH_NS_PER_SEC)
+#define LIMIT_SLOTS     1024
+#define LIMIT_FREE      5  /* per user name */
+#define LIMIT_FREE_ADDR 20 /* per address: many users may share one (a NAT, a proxy) */
+#define LIMIT_WINDOW    (15 * 60 * MESH_NS_PER_SEC)
+#define LIMIT_MAX_WAIT  (15 * 60 * MESH_NS_PER_SEC)
 
 typedef struct limit_entry {
     char key[72]; /* "u:" name or "a:" address */
@@ -163,6 +165,7 @@ static int64_t limit_wait(mesh_auth_t *a, const char *key)
 
 static void limit_fail(mesh_auth_t *a, const char *key)
 {
+    int free_tries = key[0] == 'a' ? LIMIT_FREE_ADDR : LIMIT_FREE;
     limit_entry_t *e = limit_slot(a, key, true);
     int64_t now = mesh_mono_ns();
     if (e->failures == 0 || now - e->first_mono > LIMIT_WINDOW) {
@@ -170,8 +173,8 @@ static void limit_fail(mesh_auth_t *a, const char *key)
         e->first_mono = now;
     }
     e->failures++;
-    if (e->failures >= LIMIT_FREE) {
-        int shift = e->failures - LIMIT_FREE;
+    if (e->failures >= free_tries) {
+        int shift = e->failures - free_tries;
         int64_t wait = shift >= 10 ? LIMIT_MAX_WAIT : (MESH_NS_PER_SEC << shift);
         e->until_mono = now + (wait > LIMIT_MAX_WAIT ? LIMIT_MAX_WAIT : wait);
     }

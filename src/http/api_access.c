@@ -414,8 +414,10 @@ void mesh_api_tokens(mesh_req_t *r)
     }
     mesh_token_rec_t rec;
     memset(&rec, 0, sizeof rec);
-    mesh_token_id(token, strlen(token), rec.id);
-    mesh_catalog_token_get(cat, rec.id, &rec);
+    char tid[33];
+    mesh_token_id(token, strlen(token), tid);
+    if (mesh_catalog_token_get(cat, tid, &rec) != MESH_OK)
+        snprintf(rec.id, sizeof rec.id, "%s", tid);
     OPENSSL_cleanse(rec.salt, sizeof rec.salt);
     OPENSSL_cleanse(rec.hash, sizeof rec.hash);
     json_t *o = token_json(&rec, info.name);
