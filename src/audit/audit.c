@@ -7,10 +7,12 @@
  * segment list. Encoding (seal + MAC) happens under mu, so seq order is chain order and file
  * order. The write(2) of the pending bytes happens outside mu, by one "leader" thread at a
  * time (writing = true); records appended meanwhile wait in pend for the leader's next pass.
- * Whoever needs the file quiet (rotation, checkpoint, snapshot, close) waits for !writing
- * on `flushed` and then writes pend itself under mu. cp_mu serialises checkpoints (their
- * fsync and HEAD write run outside mu, so appenders never wait for a disk sync) and owns
- * hc, the crypto context of HEAD.
+ * Whoever needs the file quiet (rotation, checkpoint, snapshot, close) counts itself in
+ * quiet_waiters, waits for !writing on `flushed` and then writes pend itself under mu; the
+ * leader ends its pass as soon as someone waits, and appenders hold back meanwhile, so
+ * under a steady stream of appends neither a checkpoint nor a rotation is starved. cp_mu serialises
+ * checkpoints (their fsync and HEAD write run outside mu, so appenders never wait for a disk sync)
+ * and owns hc, the crypto context of HEAD.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +50,8 @@ struct mesh_audit {
     /* records encoded but not yet written, and the leader's buffer */
     mesh_buf_t pend, wbuf;
     bool writing;
-    bool rotating; /* a thread is starting a new segment */
+    int quiet_waiters; /* threads waiting for the leader to stop (rotation, checkpoint) */
+    bool rotating;     /* a thread is starting a new segment */
     /* segments; the last one is open for append */
     aud_seg_t *segs;
     size_t nsegs, segcap;
@@ -211,11 +214,14 @@ static void note_failure(mesh_audit_t *a, const mesh_err_t *err)
     a->last_try_mono = mesh_mono_ns();
 }
 
-/* With mu held and no leader: writes pend to the current segment. */
+/* With mu held: waits for the leader to stop, then writes pend to the current segment. */
 static mesh_status_t write_pending_locked(mesh_audit_t *a, mesh_err_t *err)
 {
+    a->quiet_waiters++;
     while (a->writing)
         pthread_cond_wait(&a->flushed, &a->mu);
+    if (--a->quiet_waiters == 0)
+        pthread_cond_broadcast(&a->flushed); /* appenders held back go on once mu is free */
     if (a->pend.len == 0)
         return MESH_OK;
     mesh_status_t st = write_bytes(a->fd, a->pend.data, a->pend.len, a->seg_written, err);
@@ -234,12 +240,12 @@ static mesh_status_t write_pending_locked(mesh_audit_t *a, mesh_err_t *err)
 /* With mu held: the group flush. The caller becomes the leader unless one is writing. */
 static void flush_group(mesh_audit_t *a)
 {
-    if (a->writing)
+    if (a->writing || a->quiet_waiters > 0) /* the waiter writes what is pending */
         return;
     if (a->failing && mesh_mono_ns() - a->last_try_mono < RETRY_NS)
         return;
     a->writing = true;
-    while (a->pend.len) {
+    while (a->pend.len && a->quiet_waiters == 0) {
         mesh_buf_t t = a->pend;
         a->pend = a->wbuf;
         a->wbuf = t;
@@ -464,6 +470,8 @@ void mesh_audit_record(mesh_audit_t *a, const mesh_audit_rec_t *rec)
         event_body(&r, mesh_now_ns(), &b);
     }
     pthread_mutex_lock(&a->mu);
+    while (a->quiet_waiters > 0) /* a rotation or checkpoint is waiting for the file */
+        pthread_cond_wait(&a->flushed, &a->mu);
     if (b.data && b.len <= MESH_AUDIT_MAX_BODY)
         append_event_locked(a, b.data, b.len);
     else

@@ -680,7 +680,8 @@ static void test_concurrent(void **state)
     assert_int_equal(verify(&v, NULL), MESH_OK);
     assert_int_equal(v.events, 4000);
     assert_true(v.checkpoints >= 2); /* asynchronous: several batches of 100 per checkpoint */
-    assert_true(v.segments > 2);
+    /* 4000 records of ~180 bytes in 64 KiB segments: no rotation was starved */
+    assert_true(v.segments >= 10);
     /* each thread's events, in its own order */
     mesh_audit_filter_t f = {.principal = "t3"};
     mesh_audit_scan_t *s;
