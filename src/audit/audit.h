@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/status.h"
 
 #define MESH_AUDIT_KEY_LEN  32
@@ -228,6 +229,10 @@ mesh_status_t mesh_audit_verify_dir(const char *dir, const mesh_audit_keys_t *ke
 /* The same for the open log, over what was appended before the call. */
 mesh_status_t mesh_audit_verify_live(mesh_audit_t *a, const mesh_audit_anchor_t *anchor,
                                      mesh_audit_verify_t *out, mesh_err_t *err);
+/* The result as a JSON object (the shape of POST /v1/audit/verify and `meshctl audit verify
+ * --format json`): {"ok","records","events","checkpoints","segments","first_seq","last_seq",
+ * "checkpoint_seq","base_seq","anchor":"SEQ:MAC","torn":{...},"fault":{...}}. */
+mesh_status_t mesh_audit_verify_json(const mesh_audit_verify_t *v, mesh_buf_t *out);
 /* Checks one segment's bytes on their own (its chain from its segment record, the records'
  * MACs, payloads and shapes): MESH_OK, or MESH_CORRUPT with out filled. The decoder behind
  * verify, open and search; fuzzed (fuzz/fuzz_audit.c). */

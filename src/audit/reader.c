@@ -360,6 +360,40 @@ mesh_status_t mesh_audit_verify_live(mesh_audit_t *a, const mesh_audit_anchor_t 
     return verify(a, NULL, NULL, anchor, out, err);
 }
 
+mesh_status_t mesh_audit_verify_json(const mesh_audit_verify_t *v, mesh_buf_t *b)
+{
+    mesh_buf_printf(b,
+                    "{\"ok\":%s,\"records\":%" PRIu64 ",\"events\":%" PRIu64
+                    ",\"checkpoints\":%" PRIu64 ",\"segments\":%" PRIu64 ",\"first_seq\":%" PRIu64
+                    ",\"last_seq\":%" PRIu64 ",\"checkpoint_seq\":%" PRIu64
+                    ",\"base_seq\":%" PRIu64,
+                    v->ok ? "true" : "false", v->records, v->events, v->checkpoints, v->segments,
+                    v->first_seq, v->last_seq, v->checkpoint_seq, v->base_seq);
+    if (v->head_mac[0])
+        mesh_buf_printf(b, ",\"anchor\":\"%" PRIu64 ":%s\"", v->last_seq, v->head_mac);
+    if (v->torn_bytes) {
+        mesh_buf_adds(b, ",\"torn\":{\"file\":");
+        mesh_buf_add_json_str(b, v->torn_file, strlen(v->torn_file));
+        mesh_buf_printf(b, ",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", v->torn_offset,
+                        v->torn_bytes);
+    }
+    if (!v->ok) {
+        const char *code = mesh_audit_fault_name(v->fault);
+        const char *text = mesh_audit_fault_text(v->fault);
+        mesh_buf_adds(b, ",\"fault\":{\"code\":");
+        mesh_buf_add_json_str(b, code, strlen(code));
+        mesh_buf_adds(b, ",\"text\":");
+        mesh_buf_add_json_str(b, text, strlen(text));
+        mesh_buf_adds(b, ",\"file\":");
+        mesh_buf_add_json_str(b, v->file, strlen(v->file));
+        mesh_buf_printf(b, ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"reason\":", v->offset,
+                        v->seq);
+        mesh_buf_add_json_str(b, v->reason, strlen(v->reason));
+        mesh_buf_addc(b, '}');
+    }
+    return mesh_buf_addc(b, '}');
+}
+
 /* ---- search ---- */
 
 struct mesh_audit_scan {

@@ -228,6 +228,8 @@ bool mesh_authz_check(const mesh_identity_t *id, mesh_action_t act, const char *
         return has_role(id->roles, "reader") || has_role(id->roles, "writer");
     case MESH_ACT_WRITE:
         return has_role(id->roles, "writer");
+    case MESH_ACT_AUDIT:
+        return has_role(id->roles, "auditor");
     default:
         return false;
     }

@@ -9,7 +9,8 @@
  *
  * Authorisation is deny by default: mesh_authz_check answers for an identity, an action and
  * a resource (mesh, a domain, a product). Today the roles are "admin" (everything), "writer"
- * (write and read data) and "reader" (read data and the catalog).
+ * (write and read data), "reader" (read data and the catalog) and "auditor" (read and verify
+ * the audit log, nothing else).
  */
 #ifndef MESH_AUTH_AUTH_H
 #define MESH_AUTH_AUTH_H
@@ -49,7 +50,8 @@ mesh_status_t mesh_auth_add_token(mesh_auth_t *a, int64_t principal_id, const ch
 /* Verifies a presented token: MESH_OK and the identity, or MESH_UNAUTHENTICATED. */
 mesh_status_t mesh_auth_verify(mesh_auth_t *a, const char *token, size_t n, mesh_identity_t *out);
 
-typedef enum { MESH_ACT_READ = 0, MESH_ACT_WRITE, MESH_ACT_ADMIN } mesh_action_t;
+/* MESH_ACT_AUDIT: read and verify the audit log (GET /v1/audit, system.audit). */
+typedef enum { MESH_ACT_READ = 0, MESH_ACT_WRITE, MESH_ACT_ADMIN, MESH_ACT_AUDIT } mesh_action_t;
 
 /* domain and product may be NULL (the whole mesh / a whole domain). */
 bool mesh_authz_check(const mesh_identity_t *id, mesh_action_t act, const char *domain,

@@ -141,6 +141,30 @@ static json_t *product_json(const mesh_snap_domain_t *sd, const mesh_product_t *
     return o;
 }
 
+/* Audits an admin change the caller was allowed to attempt: its outcome, and extra (a JSON
+ * object's members without braces, may be NULL) or the error. */
+static void audit_admin(mesh_req_t *r, mesh_audit_action_t act, const char *domain,
+                        const char *product, mesh_status_t st, const char *error, const char *extra)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, 64 * 1024);
+    mesh_buf_addc(&d, '{');
+    if (extra)
+        mesh_buf_adds(&d, extra);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, extra ? ",\"error\":" : "\"error\":");
+        mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = act,
+                            .domain = domain,
+                            .product = product,
+                            .status = mesh_status_http(st),
+                            .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
 /* Parses a JSON request body; replies 400 and returns NULL when it is not an object. */
 static json_t *body_object(mesh_req_t *r)
 {
@@ -394,6 +418,7 @@ static void domains_create(mesh_req_t *r)
     mesh_err_clear(&err);
     mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);
     json_decref(j);
+    audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_CREATE, m.name, NULL, st, err.msg, NULL);
     if (st != MESH_OK) {
         mesh_req_error(r, st, err.msg, NULL);
         return;
@@ -440,6 +465,8 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
+        audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
+                    f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
         else
@@ -497,6 +524,7 @@ void mesh_api_contracts(mesh_req_t *r)
     mesh_buf_free(&res.changes);
     if (st != MESH_OK) {
         char *d = json_dumps(changes, JSON_COMPACT);
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
         /* the message keeps its first line; the changes go into details */
         char *nl = strchr(err.msg, '\n');
         if (nl)
@@ -526,6 +554,21 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     json_object_set_new(o, "changes", changes);
     json_object_set_new(o, "seq", json_integer((json_int_t)res.seq));
+    json_t *aj = json_object();
+    json_object_set(aj, "contract", json_object_get(o, "contract"));
+    json_object_set(aj, "version", json_object_get(o, "version"));
+    json_object_set(aj, "products", json_object_get(o, "products"));
+    json_object_set(aj, "changes", changes);
+    json_object_set_new(aj, "outcome", json_string(outcomes[res.outcome]));
+    char *ad = json_dumps(aj, JSON_COMPACT);
+    json_decref(aj);
+    if (ad && strlen(ad) > 2) {
+        ad[strlen(ad) - 1] = '\0'; /* the members, without the braces */
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, MESH_OK, NULL, ad + 1);
+    } else {
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, MESH_OK, NULL, NULL);
+    }
+    free(ad);
     LOG_INFO("api", "contract for domain %s %s by %s", domain, outcomes[res.outcome], r->who.name);
     reply_json(r, res.outcome == MESH_CONTRACT_CREATED ? 201 : 200, o);
 }
@@ -582,6 +625,7 @@ void mesh_api_product(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
         else

@@ -25,7 +25,8 @@ typedef struct mesh_req {
     struct evkeyvalq query;
     mesh_identity_t who;
     bool authed;
-    int64_t t0; /* monotonic ns at arrival */
+    const char *auth_method; /* how the credential came: "bearer", "basic", ... (audit) */
+    int64_t t0;              /* monotonic ns at arrival */
     int status;
     bool replied;
     bool streaming; /* the handler owns the request until mesh_req_done */
@@ -45,8 +46,18 @@ const char *mesh_req_header(mesh_req_t *r, const char *name);
 mesh_status_t mesh_req_body(mesh_req_t *r, const char **p, size_t *n);
 /* The catalog snapshot for this request (taken once, released after the reply). */
 mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r);
-/* Checks authorisation; on a refusal replies 403 and returns false. */
+/* Checks authorisation (and audits the decision); on a refusal replies 403 and returns false. */
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product);
+
+/* Audit (api_audit.c). mesh_req_audit fills in the caller (principal, token id, how it
+ * authenticated), the peer address and the request id, then appends rec to the node's
+ * audit log. */
+void mesh_req_audit(mesh_req_t *r, mesh_audit_rec_t *rec);
+/* An authorisation decision. */
+void mesh_req_audit_authz(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                          bool allowed);
+/* An authentication attempt: ok, or failed with why (never the credential). */
+void mesh_req_audit_auth(mesh_req_t *r, bool ok, const char *why);
 
 /* Replies. body may be NULL for an empty body. */
 void mesh_req_reply(mesh_req_t *r, int code, const char *ctype, const char *body, size_t n);
@@ -80,5 +91,7 @@ void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
 void mesh_api_query(mesh_req_t *r);
 void mesh_api_catalog(mesh_req_t *r);
+void mesh_api_audit(mesh_req_t *r);
+void mesh_api_audit_verify(mesh_req_t *r);
 
 #endif

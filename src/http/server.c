@@ -60,6 +60,8 @@ static const route_t routes[] = {
     {"quarantine", M_GET, "/v1/products/{}/{}/quarantine", mesh_api_quarantine, true, false},
     {"query", M_GET | M_POST, "/v1/query", mesh_api_query, true, false},
     {"catalog", M_GET, "/v1/catalog", mesh_api_catalog, true, false},
+    {"audit", M_GET, "/v1/audit", mesh_api_audit, true, false},
+    {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };
@@ -223,9 +225,11 @@ mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r)
 
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product)
 {
-    if (mesh_authz_check(&r->who, act, domain, product))
+    bool ok = mesh_authz_check(&r->who, act, domain, product);
+    mesh_req_audit_authz(r, act, domain, product, ok);
+    if (ok)
         return true;
-    static const char *acts[] = {"read", "write", "administer"};
+    static const char *acts[] = {"read", "write", "administer", "audit"};
     if (product)
         mesh_req_errorf(r, MESH_FORBIDDEN, "%s may not %s %s.%s", r->who.name, acts[act], domain,
                         product);
@@ -342,17 +346,22 @@ static size_t b64_decode(const char *in, unsigned char *out, size_t cap)
     return o;
 }
 
-/* Finds the presented credential; returns its length (0 when none). */
+/* Finds the presented credential; returns its length (0 when none) and sets r->auth_method
+ * to how it came. */
 static size_t credential(mesh_req_t *r, const route_t *rt, char *out, size_t cap)
 {
     const char *h = mesh_req_header(r, "Authorization");
     if (h) {
         const char *tok = NULL;
-        if (strncasecmp(h, "Bearer ", 7) == 0)
+        r->auth_method = "authorization"; /* a scheme we do not take */
+        if (strncasecmp(h, "Bearer ", 7) == 0) {
             tok = h + 7;
-        else if (strncasecmp(h, "Token ", 6) == 0)
+            r->auth_method = "bearer";
+        } else if (strncasecmp(h, "Token ", 6) == 0) {
             tok = h + 6;
-        else if (rt->influx_auth && strncasecmp(h, "Basic ", 6) == 0) {
+            r->auth_method = "token";
+        } else if (rt->influx_auth && strncasecmp(h, "Basic ", 6) == 0) {
+            r->auth_method = "basic";
             unsigned char dec[600];
             size_t n = b64_decode(h + 6, dec, sizeof dec);
             char *colon = n ? memchr(dec, ':', n) : NULL;
@@ -372,6 +381,7 @@ static size_t credential(mesh_req_t *r, const route_t *rt, char *out, size_t cap
     if (rt->influx_auth) {
         const char *p = mesh_req_arg(r, "p");
         if (p) {
+            r->auth_method = "query-parameter";
             snprintf(out, cap, "%s", p);
             return strlen(out);
         }
@@ -523,6 +533,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         mesh_status_t st =
             n ? mesh_auth_verify(h->node->auth, tok, n, &r->who) : MESH_UNAUTHENTICATED;
         OPENSSL_cleanse(tok, sizeof tok);
+        r->authed = st == MESH_OK;
+        mesh_req_audit_auth(r, st == MESH_OK, n ? "invalid or expired token" : "no credential");
         if (st != MESH_OK) {
             mesh_req_errorf(r, MESH_UNAUTHENTICATED,
                             n ? "invalid or expired token"
@@ -530,7 +542,6 @@ static void on_request(struct evhttp_request *ev, void *arg)
             finish(r);
             return;
         }
-        r->authed = true;
     }
     rt->fn(r);
     /* a streaming handler owns r from here: it ends through mesh_req_done */

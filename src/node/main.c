@@ -34,7 +34,10 @@ static void usage(FILE *out)
                  "and exit.\n"
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
-                 "/v1/products /v1/catalog /v1/query /write (InfluxDB v1) /api/v2/write (v2).\n"
+                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /write\n"
+                 "(InfluxDB v1) /api/v2/write (v2). Every authentication, authorisation decision,\n"
+                 "query, write and admin change goes to the audit log in DATA_DIR/audit\n"
+                 "(meshctl audit verify|search; docs/security.md).\n"
                  "Documentation: docs/user-guide.md. Exit status: 0 clean stop, 1 bad options,\n"
                  "2 start-up failure.\n");
 }

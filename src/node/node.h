@@ -1,6 +1,6 @@
 /*
  * node.h - one meshd process: its options, catalog, domains, authentication, query pool,
- * metrics and HTTP server, and their start and stop.
+ * metrics, audit log and HTTP server, and their start and stop.
  */
 #ifndef MESH_NODE_NODE_H
 #define MESH_NODE_NODE_H
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "catalog/registry.h"
@@ -34,6 +35,10 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t audit_checkpoint_records;
+    int64_t audit_checkpoint_interval;
+    int64_t audit_segment_size;
+    int64_t audit_retention;
     bool metrics_auth;
     char *log_level;
     char *log_format;
@@ -48,6 +53,7 @@ typedef struct mesh_node {
     mesh_catalog_t *cat;
     mesh_registry_t *reg;
     mesh_auth_t *auth;
+    mesh_audit_t *audit; /* the tamper-evident audit log (DATA_DIR/audit) */
     mesh_qpool_t *qpool;
     mesh_metrics_t *metrics;
     mesh_http_t *http;

@@ -47,6 +47,21 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"audit_checkpoint_records", MESH_OPT_INT, F(audit_checkpoint_records), "1000", 1, 1000000,
+     NULL, 0, "N",
+     "Audit log: a checkpoint (fsync, and DATA_DIR/audit/HEAD rewritten) after this many "
+     "records."},
+    {"audit_checkpoint_interval", MESH_OPT_DURATION, F(audit_checkpoint_interval), "5s", 10000000LL,
+     3600000000000LL, NULL, 0, "DURATION",
+     "Audit log: ... or this long after the first record not yet in a checkpoint. Records are "
+     "in the kernel as soon as they are written (a killed meshd loses none); a power loss can "
+     "lose those after the last checkpoint."},
+    {"audit_segment_size", MESH_OPT_SIZE, F(audit_segment_size), "16MiB", 65536, 256LL << 20, NULL,
+     0, "SIZE", "Audit log: size at which a new segment file starts."},
+    {"audit_retention", MESH_OPT_DURATION, F(audit_retention), "0", 0, 3650 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "Audit log: delete segments last written longer ago than this (0: keep everything). The "
+     "deletion is itself an audited event, and verify still checks what is kept."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
     {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",

@@ -32,6 +32,9 @@ typedef struct qsession {
     int64_t deadline_mono;
     atomic_bool cancel;
     mesh_buf_t products;  /* "d.p,d.p" read by the query */
+    mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
+    bool audit_ok;        /* the running query's caller may read system.audit */
+    bool data_ok;         /* ... and data products (an auditor alone may not) */
     int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
     struct qsession *next_free;
 } qsession_t;
@@ -46,6 +49,8 @@ struct mesh_query {
 
 /* The product virtual table module (vtab.c). */
 int mesh__vtab_register(sqlite3 *db, qsession_t *s);
+/* The system.audit module (vtab_audit.c). */
+int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
 /* The reader of a domain for the running query, with its read transaction open. */
 mesh_status_t mesh__session_reader(qsession_t *s, const mesh_snap_domain_t *sd,
                                    mesh_store_reader_t **out, mesh_err_t *err);

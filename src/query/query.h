@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "catalog/registry.h"
 #include "core/buf.h"
@@ -47,6 +48,9 @@ typedef struct mesh_query mesh_query_t;
 
 mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_err_t *err);
 void mesh_qpool_destroy(mesh_qpool_t *pool);
+/* Offers the audit log as the table system.audit to callers who may read it (the admin and
+ * auditor roles); NULL (the default) offers nothing. Set before the first query. */
+void mesh_qpool_set_audit(mesh_qpool_t *pool, mesh_audit_t *audit);
 
 /*
  * Prepares sql for the caller `who` over the snapshot (the query holds its own reference).

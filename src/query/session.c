@@ -16,7 +16,11 @@ struct mesh_qpool {
     pthread_mutex_t lock;
     qsession_t *free_list;
     size_t live, max;
+    mesh_audit_t *audit; /* system.audit (NULL: not offered) */
 };
+
+/* The schema of system tables (system.audit); no domain may take the name. */
+#define SYSTEM_SCHEMA "system"
 
 /* Functions a query may not call even though SQLite has them. */
 static const char *const denied_functions[] = {
@@ -54,6 +58,8 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
             return SQLITE_DENY;
         if (db == NULL)
             return SQLITE_OK;
+        if (strcmp(db, SYSTEM_SCHEMA) == 0) /* attached for auditors, kept in the pool */
+            return s->audit_ok ? SQLITE_OK : SQLITE_DENY;
         for (size_t i = 0; i < MESH_ARRAY_LEN(allowed_tvfs); i++)
             if (strcmp(a1, allowed_tvfs[i]) == 0)
                 return SQLITE_OK;
@@ -61,7 +67,7 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
             return SQLITE_DENY;
         for (int i = 0; i < s->nattached; i++)
             if (strcmp(db, s->attached[i]) == 0)
-                return SQLITE_OK;
+                return s->data_ok ? SQLITE_OK : SQLITE_DENY;
         return SQLITE_DENY;
     }
     case SQLITE_FUNCTION:
@@ -151,7 +157,8 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
                       "SELECT * FROM json_each('[]'); SELECT * FROM json_tree('[]');",
                       err);
     if (st == MESH_OK &&
-        (mesh__vtab_register(db, s) != SQLITE_OK || mesh__sqlfuncs_register(db) != SQLITE_OK))
+        (mesh__vtab_register(db, s) != SQLITE_OK || mesh__vtab_audit_register(db, s) != SQLITE_OK ||
+         mesh__sqlfuncs_register(db) != SQLITE_OK))
         st = mesh_err_set(err, MESH_INTERNAL, "session: %s", sqlite3_errmsg(db));
     if (st != MESH_OK) {
         session_free(s);
@@ -174,6 +181,11 @@ mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_er
     return MESH_OK;
 }
 
+void mesh_qpool_set_audit(mesh_qpool_t *p, mesh_audit_t *audit)
+{
+    p->audit = audit;
+}
+
 void mesh_qpool_destroy(mesh_qpool_t *p)
 {
     if (p == NULL)
@@ -194,6 +206,7 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
     if (s) {
         p->free_list = s->next_free;
         pthread_mutex_unlock(&p->lock);
+        s->audit = p->audit;
         *out = s;
         return MESH_OK;
     }
@@ -208,6 +221,8 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
         pthread_mutex_lock(&p->lock);
         p->live--;
         pthread_mutex_unlock(&p->lock);
+    } else {
+        (*out)->audit = p->audit;
     }
     return st;
 }
@@ -374,6 +389,7 @@ typedef struct refs_ctx {
     const mesh_snap_domain_t *need[MESH_QUERY_MAX_DOMAINS + 1];
     int nneed;
     bool too_many;
+    bool system; /* the query names system.* and may read it */
 } refs_ctx_t;
 
 static void note_ref(void *arg, const char *name, size_t n)
@@ -385,6 +401,10 @@ static void note_ref(void *arg, const char *name, size_t n)
     for (size_t i = 0; i < n; i++)
         lower[i] = (char)tolower((unsigned char)name[i]);
     lower[n] = '\0';
+    if (strcmp(lower, SYSTEM_SCHEMA) == 0) {
+        r->system = r->system || r->s->audit_ok;
+        return;
+    }
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(r->s->snap, lower);
     if (sd == NULL)
         return;
@@ -398,13 +418,30 @@ static void note_ref(void *arg, const char *name, size_t n)
     r->need[r->nneed++] = sd;
 }
 
+/* Attaches the system schema (system.audit) unless it is. */
+static mesh_status_t attach_system(qsession_t *s, mesh_err_t *err)
+{
+    for (int i = 0; i < s->nattached; i++)
+        if (strcmp(s->attached[i], SYSTEM_SCHEMA) == 0) {
+            s->attached_used[i] = ++s->tick;
+            return MESH_OK;
+        }
+    mesh_status_t st = exec_internal(s, "ATTACH DATABASE ':memory:' AS " SYSTEM_SCHEMA, err);
+    if (st != MESH_OK)
+        return st;
+    snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", SYSTEM_SCHEMA);
+    s->attached_used[s->nattached] = ++s->tick;
+    s->nattached++;
+    return exec_internal(s, "CREATE VIRTUAL TABLE " SYSTEM_SCHEMA ".audit USING mesh_audit", err);
+}
+
 static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
 {
     refs_ctx_t r = {.s = s};
     mesh_sql_schema_refs(sql, n, note_ref, &r);
-    if (r.too_many)
+    if (r.too_many || (r.system && r.nneed == MESH_QUERY_MAX_DOMAINS))
         return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
-                            MESH_QUERY_MAX_DOMAINS);
+                            MESH_QUERY_MAX_DOMAINS - (r.system ? 1 : 0));
     mesh_status_t st = MESH_OK;
     for (int k = 0; k < r.nneed && st == MESH_OK; k++) {
         int found = -1;
@@ -419,7 +456,7 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
             /* drop the least recently used schema that this query does not need */
             int lru = -1;
             for (int i = 0; i < s->nattached; i++) {
-                bool needed = false;
+                bool needed = r.system && strcmp(s->attached[i], SYSTEM_SCHEMA) == 0;
                 for (int j = 0; j < r.nneed; j++)
                     if (strcmp(s->attached[i], r.need[j]->meta.name) == 0)
                         needed = true;
@@ -434,6 +471,21 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
         }
         if (st == MESH_OK)
             st = attach(s, r.need[k], err);
+    }
+    if (st == MESH_OK && r.system) {
+        /* the domains above may have taken every slot: make room as they did */
+        int lru = -1;
+        for (int i = 0; s->nattached >= MESH_QUERY_MAX_DOMAINS && i < s->nattached; i++) {
+            bool needed = strcmp(s->attached[i], SYSTEM_SCHEMA) == 0;
+            for (int j = 0; j < r.nneed; j++)
+                needed = needed || strcmp(s->attached[i], r.need[j]->meta.name) == 0;
+            if (!needed && (lru < 0 || s->attached_used[i] < s->attached_used[lru]))
+                lru = i;
+        }
+        if (lru >= 0)
+            st = detach(s, lru, err);
+        if (st == MESH_OK)
+            st = attach_system(s, err);
     }
     return st;
 }
@@ -501,9 +553,12 @@ void mesh__session_note_product(qsession_t *s, const char *domain, const char *p
 
 /* ---- queries ---- */
 
-static mesh_status_t prepare_error(sqlite3 *db, int rc, mesh_err_t *err)
+static mesh_status_t prepare_error(qsession_t *s, sqlite3 *db, int rc, mesh_err_t *err)
 {
     const char *msg = sqlite3_errmsg(db);
+    if (!s->audit_ok && strstr(msg, "no such table: " SYSTEM_SCHEMA "."))
+        return mesh_err_set(err, MESH_FORBIDDEN,
+                            "%s: the system tables need the auditor or admin role", msg);
     if (rc == SQLITE_AUTH)
         return mesh_err_set(err, MESH_FORBIDDEN,
                             "not allowed in a query: %s (only SELECT over data products)", msg);
@@ -536,6 +591,8 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
     }
     qsession_t *s = q->s;
     s->who = who;
+    s->audit_ok = s->audit && mesh_authz_check(who, MESH_ACT_AUDIT, NULL, NULL);
+    s->data_ok = mesh_authz_check(who, MESH_ACT_READ, NULL, NULL);
     atomic_store(&s->cancel, false);
     s->deadline_mono = lim->timeout_ns > 0 ? mesh_mono_ns() + lim->timeout_ns : 0;
     mesh_buf_reset(&s->products);
@@ -546,7 +603,7 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
         const char *tail = NULL;
         int rc = sqlite3_prepare_v3(s->db, sql, (int)sql_len, 0, &q->stmt, &tail);
         if (rc != SQLITE_OK) {
-            st = prepare_error(s->db, rc, err);
+            st = prepare_error(s, s->db, rc, err);
         } else if (q->stmt == NULL) {
             st = mesh_err_set(err, MESH_INVALID, "empty query");
         } else {
@@ -673,6 +730,7 @@ void mesh_query_finish(mesh_query_t *q)
         }
     }
     s->who = NULL;
+    s->audit_ok = s->data_ok = false;
     s->deadline_mono = 0;
     pool_give(q->pool, s);
     free(q);

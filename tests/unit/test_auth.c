@@ -413,6 +413,26 @@ static void test_authz_matrix(void **state)
     assert_false(mesh_authz_check(&w, (mesh_action_t)42, "d", NULL));
 }
 
+/* The audit log is read by admins and auditors only; an auditor reads nothing else. */
+static void test_authz_auditor(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *roles;
+        bool audit;
+    } m[] = {{"admin", true},   {"auditor", true}, {"reader,auditor", true}, {"reader", false},
+             {"writer", false}, {"", false},       {"auditors", false}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        mesh_identity_t id = ident(m[i].roles);
+        assert_true(mesh_authz_check(&id, MESH_ACT_AUDIT, NULL, NULL) == m[i].audit);
+    }
+    mesh_identity_t a = ident("auditor");
+    assert_false(mesh_authz_check(&a, MESH_ACT_READ, "factory-a", "telemetry"));
+    assert_false(mesh_authz_check(&a, MESH_ACT_READ, NULL, NULL));
+    assert_false(mesh_authz_check(&a, MESH_ACT_WRITE, "factory-a", NULL));
+    assert_false(mesh_authz_check(&a, MESH_ACT_ADMIN, NULL, NULL));
+}
+
 static void test_authz_through_verify(void **state)
 {
     fixture_t *f = *state;
@@ -446,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_principal_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test(test_authz_matrix),
+        cmocka_unit_test(test_authz_auditor),
         cmocka_unit_test_setup_teardown(test_authz_through_verify, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
