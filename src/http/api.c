@@ -273,6 +273,21 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     mesh_metrics_write(r->node->metrics, &b);
     storage_gauges(r, &b);
+    if (r->node->audit) {
+        mesh_audit_stats_t as;
+        mesh_audit_stats(r->node->audit, &as);
+        mesh_metrics_help(&b, "meshd_audit_seq", "gauge", "Seq of the last audit record.");
+        mesh_buf_printf(&b, "meshd_audit_seq %llu\n", (unsigned long long)as.last_seq);
+        mesh_metrics_help(&b, "meshd_audit_checkpoint_seq", "gauge",
+                          "Seq of the last audit checkpoint on disk (HEAD).");
+        mesh_buf_printf(&b, "meshd_audit_checkpoint_seq %llu\n",
+                        (unsigned long long)as.checkpoint_seq);
+        mesh_metrics_help(&b, "meshd_audit_lost_total", "counter",
+                          "Audit events that could not be written (disk full or failing).");
+        mesh_buf_printf(&b, "meshd_audit_lost_total %llu\n", (unsigned long long)as.lost);
+        mesh_metrics_help(&b, "meshd_audit_bytes", "gauge", "Size of the audit log's segments.");
+        mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
+    }
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");

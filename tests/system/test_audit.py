@@ -14,6 +14,7 @@ SHA-256), never in clear.
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -318,6 +319,15 @@ class AuditTest(unittest.TestCase):
         rc, out, err = meshctl("audit", "verify", node=self.n, token=AUDITOR_TOKEN)
         self.assertEqual(rc, 0, err)
         self.assertIn("audit log verifies", out)
+
+    def test_metrics(self):
+        st, _, body = self.n.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        text = body.decode()
+        self.assertIn("meshd_audit_lost_total 0\n", text)
+        seq = int(re.search(r"^meshd_audit_seq (\d+)$", text, re.M).group(1))
+        self.assertGreater(seq, 10)
+        self.assertIn("meshd_audit_checkpoint_seq ", text)
 
 
 class TamperTest(unittest.TestCase):
