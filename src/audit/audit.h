@@ -85,6 +85,18 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_CONTRACT_APPLY, "admin.contract.apply")                                                \
     X(ADMIN_PRODUCT_DELETE, "admin.product.delete")                                                \
     X(ADMIN_TOKEN_CREATE, "admin.token.create")                                                    \
+    X(ADMIN_TOKEN_REVOKE, "admin.token.revoke")                                                    \
+    X(ADMIN_PRINCIPAL_CREATE, "admin.principal.create")                                            \
+    X(ADMIN_PRINCIPAL_UPDATE, "admin.principal.update")                                            \
+    X(ADMIN_PRINCIPAL_DELETE, "admin.principal.delete")                                            \
+    X(ADMIN_ROLE_CREATE, "admin.role.create")                                                      \
+    X(ADMIN_ROLE_DELETE, "admin.role.delete")                                                      \
+    X(ADMIN_GRANT_CREATE, "admin.grant.create")                                                    \
+    X(ADMIN_GRANT_DELETE, "admin.grant.delete")                                                    \
+    X(ADMIN_MASK_CREATE, "admin.mask.create")                                                      \
+    X(ADMIN_MASK_DELETE, "admin.mask.delete")                                                      \
+    X(ADMIN_ROW_FILTER_CREATE, "admin.row_filter.create")                                          \
+    X(ADMIN_ROW_FILTER_DELETE, "admin.row_filter.delete")                                          \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \

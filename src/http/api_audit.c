@@ -6,9 +6,11 @@
  *
  * The mesh_req_audit* helpers are the one way handlers write audit events: they add who
  * called (principal id and name, token id, how the credential came), from where (the peer
- * address) and the request id. A token is never written, only its lookup id.
+ * address), the request id and the access policy's version. A token is never written, only
+ * its lookup id; a password never.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,8 @@ void mesh_req_audit(mesh_req_t *r, mesh_audit_rec_t *rec)
         rec->principal_id = r->who.principal_id;
         rec->principal = r->who.name;
         rec->token_id = r->who.token_id[0] ? r->who.token_id : NULL;
+        if (rec->policy_version == 0) /* the access policy the request was decided under */
+            rec->policy_version = mesh_policy_version(mesh_req_policy(r));
     }
     rec->auth = r->auth_method;
     char src[80];
@@ -87,20 +91,135 @@ void mesh_req_audit_auth(mesh_req_t *r, bool ok, const char *why)
 }
 
 void mesh_req_audit_authz(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
-                          bool allowed)
+                          const mesh_decision_t *d)
 {
     if (r->node->audit == NULL)
         return;
     static const char *const rights[] = {"read", "write", "admin", "audit"};
-    mesh_buf_t d;
-    mesh_buf_init(&d, 4096);
-    request_details(r, &d, "right", (unsigned)act < 4 ? rights[act] : "unknown");
-    mesh_audit_rec_t rec = {.action = allowed ? MESH_AUDIT_AUTHZ_ALLOW : MESH_AUDIT_AUTHZ_DENY,
+    mesh_buf_t b;
+    mesh_buf_init(&b, 4096);
+    request_details(r, &b, "right", (unsigned)act < 4 ? rights[act] : "unknown");
+    if (b.len && b.data[b.len - 1] == '}') { /* and why the policy decided so */
+        b.data[--b.len] = '\0';
+        mesh_buf_adds(&b, ",\"why\":");
+        mesh_buf_add_json_str(&b, d->why, strnlen(d->why, sizeof d->why));
+        mesh_buf_addc(&b, '}');
+    }
+    mesh_audit_rec_t rec = {.action = d->allow ? MESH_AUDIT_AUTHZ_ALLOW : MESH_AUDIT_AUTHZ_DENY,
                             .domain = domain,
                             .product = product,
-                            .status = allowed ? 0 : 403,
-                            .details = d.data};
+                            .status = d->allow ? 0 : 403,
+                            .details = b.data,
+                            .policy_version = d->version};
     mesh_req_audit(r, &rec);
+    mesh_buf_free(&b);
+}
+
+/* ---- routes audited after their handler: logins and the access API ---- */
+
+static const struct {
+    const char *route;
+    enum evhttp_cmd_type method;
+    mesh_audit_action_t action;
+} audited_routes[] = {
+    {"login", EVHTTP_REQ_POST, MESH_AUDIT_AUTH_OK}, /* AUTH_FAIL when refused */
+    {"principals", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_PRINCIPAL_CREATE},
+    {"principal", EVHTTP_REQ_PUT, MESH_AUDIT_ADMIN_PRINCIPAL_UPDATE},
+    {"principal", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_PRINCIPAL_DELETE},
+    {"tokens", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_TOKEN_CREATE},
+    {"token", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_TOKEN_REVOKE},
+    {"roles", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_ROLE_CREATE},
+    {"role", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_ROLE_DELETE},
+    {"grants", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_GRANT_CREATE},
+    {"grant", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_GRANT_DELETE},
+    {"masks", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_MASK_CREATE},
+    {"mask", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_MASK_DELETE},
+    {"row_filters", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_ROW_FILTER_CREATE},
+    {"row_filter", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_ROW_FILTER_DELETE},
+};
+
+/* Request body fields an audit event may repeat. Anything else (a password above all) is
+ * left out; a secret that was given is only named in "secrets". */
+static const char *const safe_fields[] = {
+    "name",    "kind",      "roles",     "disabled", "role",       "action", "domain",
+    "product", "columns",   "deny",      "column",   "tag",        "type",   "expr",
+    "except",  "predicate", "principal", "note",     "expires_in", "user",   "description",
+};
+static const char *const secret_fields[] = {"password", "current_password"};
+
+static int route_index(const char *route, enum evhttp_cmd_type method)
+{
+    for (size_t i = 0; i < MESH_ARRAY_LEN(audited_routes); i++)
+        if (audited_routes[i].method == method && strcmp(audited_routes[i].route, route) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool mesh_req_route_audited(const char *route, enum evhttp_cmd_type method)
+{
+    return route_index(route, method) >= 0;
+}
+
+void mesh_req_audit_route(mesh_req_t *r, const char *route)
+{
+    int i = route_index(route, evhttp_request_get_command(r->ev));
+    if (i < 0 || r->node->audit == NULL)
+        return;
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    request_details(r, &d, NULL, NULL);
+    d.data[--d.len] = '\0'; /* reopen the object */
+    const char *p = NULL;
+    size_t n = 0;
+    json_t *j = NULL;
+    if (mesh_req_body(r, &p, &n) == MESH_OK && n > 0)
+        j = json_loadb(p, n, 0, NULL);
+    const char *user = NULL;
+    if (json_is_object(j)) {
+        mesh_buf_adds(&d, ",\"request\":{");
+        int k = 0;
+        for (size_t f = 0; f < MESH_ARRAY_LEN(safe_fields); f++) {
+            json_t *v = json_object_get(j, safe_fields[f]);
+            char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            if (text && strlen(text) <= 2048)
+                mesh_buf_printf(&d, "%s\"%s\":%s", k++ ? "," : "", safe_fields[f], text);
+            free(text);
+        }
+        mesh_buf_addc(&d, '}');
+        int s = 0;
+        for (size_t f = 0; f < MESH_ARRAY_LEN(secret_fields); f++)
+            if (json_object_get(j, secret_fields[f]))
+                mesh_buf_printf(&d, "%s\"%s\"", s++ ? "," : ",\"secrets\":[", secret_fields[f]);
+        if (s)
+            mesh_buf_addc(&d, ']');
+        user = json_string_value(json_object_get(j, "user"));
+    }
+    bool login = audited_routes[i].action == MESH_AUDIT_AUTH_OK;
+    bool ok = r->status >= 200 && r->status < 300;
+    if (login && !ok)
+        mesh_buf_printf(&d, ",\"reason\":\"%s\"",
+                        r->status == 429   ? "too many failed attempts (rate limited)"
+                        : r->status == 401 ? "wrong name or password"
+                                           : "malformed login request");
+    if (r->params[0][0]) { /* the object named by the path: a principal, a token id, ... */
+        mesh_buf_adds(&d, ",\"target\":");
+        mesh_buf_add_json_str(&d, r->params[0], strlen(r->params[0]));
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action =
+                                login && !ok ? MESH_AUDIT_AUTH_FAIL : audited_routes[i].action,
+                            .status = r->status,
+                            .details = d.data};
+    if (login) {
+        /* who tried to log in, by the name given; never the password */
+        r->auth_method = "password";
+        rec.principal = user;
+    } else if (json_is_object(j)) {
+        rec.domain = json_string_value(json_object_get(j, "domain"));
+        rec.product = json_string_value(json_object_get(j, "product"));
+    }
+    mesh_req_audit(r, &rec);
+    json_decref(j);
     mesh_buf_free(&d);
 }
 

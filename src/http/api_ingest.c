@@ -381,8 +381,9 @@ static void influx_write(mesh_req_t *r, shape_t shape, const char *domain, const
     }
     for (size_t i = 0; i < b.nparts; i++) {
         const mesh_product_t *p = b.parts[i].product;
-        bool allowed = mesh_authz_check(&r->who, MESH_ACT_WRITE, p->domain, p->name);
-        mesh_req_audit_authz(r, MESH_ACT_WRITE, p->domain, p->name, allowed);
+        mesh_decision_t d;
+        bool allowed = mesh_req_decide(r, MESH_ACT_WRITE, p->domain, p->name, &d);
+        mesh_req_audit_authz(r, MESH_ACT_WRITE, p->domain, p->name, &d);
         if (!allowed) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s may not write %s.%s", r->who.name, p->domain, p->name);

@@ -35,6 +35,7 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
     int64_t audit_segment_size;

@@ -47,6 +47,10 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
+     0, "DURATION",
+     "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "
+     "less."},
     {"audit_checkpoint_records", MESH_OPT_INT, F(audit_checkpoint_records), "1000", 1, 1000000,
      NULL, 0, "N",
      "Audit log: a checkpoint (fsync, and DATA_DIR/audit/HEAD rewritten) after this many "

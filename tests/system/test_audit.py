@@ -7,16 +7,13 @@ with on disk (a byte edited, a record deleted, two swapped, the tail cut) are fo
 first bad record named; kill -9 while writers hammer the API leaves a log that verifies,
 holding every acknowledged write.
 
-Principals other than admin are added to catalog.db while meshd is stopped (there is no API
-for principals yet); tokens are stored the way meshd stores them (a lookup id and a salted
-SHA-256), never in clear.
+Principals, tokens, a password, a login and a mask are made through the access API, and each
+of those changes must be in the audit log too, without the password.
 """
-import hashlib
 import json
 import os
 import re
 import shutil
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -29,29 +26,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 from meshlib import Node, contract  # noqa: E402
 
-AUDITOR_TOKEN = "auditor-token-" + os.urandom(8).hex()
-READER_TOKEN = "reader-token-" + os.urandom(8).hex()
 BAD_TOKEN = "bad-token-" + os.urandom(8).hex()
+PASSWORD = "pw-" + os.urandom(8).hex()
 SQL_MARKER = "marker-device-" + os.urandom(4).hex()
 HDR = 20
 MAC = 32
 
 
-def add_principal(data_dir, name, roles, token):
-    """Adds a principal with one token to a stopped node's catalog."""
-    con = sqlite3.connect(os.path.join(data_dir, "catalog.db"))
-    now = time.time_ns()
-    cur = con.execute("INSERT INTO principals(name, kind, roles, created_ns) VALUES (?,?,?,?)",
-                      (name, "user", roles, now))
-    pid = cur.lastrowid
-    tok = token.encode()
-    tid = hashlib.sha256(tok).digest()[:16].hex()
-    salt = os.urandom(16)
-    con.execute("INSERT INTO tokens(id, principal_id, salt, hash, created_ns) VALUES (?,?,?,?,?)",
-                (tid, pid, salt, hashlib.sha256(salt + tok).digest(), now))
-    con.commit()
-    con.close()
-    return tid
+def add_principal(n, name, roles, password=None):
+    """Makes a principal with one token through the access API; returns (token, token id)."""
+    body = {"name": name, "kind": "user", "roles": roles}
+    if password:
+        body["password"] = password
+    n.json("POST", "/v1/principals", body, expect=201)
+    doc = n.json("POST", "/v1/tokens", {"principal": name, "note": "audit test"}, expect=201)[1]
+    return doc["token"], doc["id"]
 
 
 def meshctl(*args, node=None, token=None):
@@ -89,12 +78,11 @@ def records(path):
 class AuditTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        global AUDITOR_TOKEN, READER_TOKEN
         cls.n = Node(args=["--audit-checkpoint-interval", "200ms"])
         cls.n.start()
-        cls.n.stop()
-        cls.auditor_tid = add_principal(cls.n.data_dir, "inspector", "auditor", AUDITOR_TOKEN)
-        cls.reader_tid = add_principal(cls.n.data_dir, "analyst", "reader", READER_TOKEN)
-        cls.n.start()
+        AUDITOR_TOKEN, cls.auditor_tid = add_principal(cls.n, "inspector", ["auditor"])
+        READER_TOKEN, cls.reader_tid = add_principal(cls.n, "analyst", ["reader"], PASSWORD)
         cls.n.create_domain("factory")
         cls.n.apply(contract(), expect=201)
         cls.make_events(cls.n)
@@ -129,6 +117,20 @@ class AuditTest(unittest.TestCase):
         # admin changes
         n.create_domain("scratch")
         assert n.request("DELETE", "/v1/domains/scratch")[0] == 204
+        # logins: a wrong password, then the right one
+        assert n.json("POST", "/v1/login", {"user": "analyst", "password": "wrong-" + PASSWORD},
+                      token="")[0] == 401
+        assert n.json("POST", "/v1/login", {"user": "analyst", "password": PASSWORD},
+                      token="")[0] == 200
+        # access changes: a mask on the readings' device for readers, a query under it
+        n.json("POST", "/v1/masks", {"domain": "factory", "product": "readings",
+                                     "column": "device", "type": "MASK_HASH",
+                                     "roles": ["reader"]}, expect=201)
+        st, doc = n.json("POST", "/v1/query", {"sql": "SELECT device FROM factory.readings"},
+                         token=READER_TOKEN)
+        assert st == 200 and doc["row_count"] == 2, doc
+        tok = n.json("POST", "/v1/tokens", {"principal": "analyst"}, expect=201)[1]
+        assert n.request("DELETE", "/v1/tokens/" + tok["id"])[0] == 204
 
     def events(self, **params):
         params.setdefault("limit", "10000")
@@ -156,7 +158,10 @@ class AuditTest(unittest.TestCase):
         self.assertTrue(ok["source"].startswith("127.0.0.1:"))
         self.assertTrue(ok["request_id"])
         fails = self.one(recs, action="auth.fail")
-        self.assertTrue(all("principal" not in r and "token_id" not in r for r in fails))
+        # a failed token names nobody; a failed login names the user it tried; neither a token
+        self.assertTrue(all("token_id" not in r for r in fails))
+        self.assertTrue(all("principal" not in r for r in fails if r.get("auth") != "password"))
+        self.assertIn("wrong name or password", [r["details"]["reason"] for r in fails])
         self.assertIn("invalid or expired token", [r["details"]["reason"] for r in fails])
         self.assertIn("no credential", [r["details"]["reason"] for r in fails])
         self.assertTrue(all(r["status"] == 401 and r["outcome"] == "denied" for r in fails))
@@ -193,12 +198,35 @@ class AuditTest(unittest.TestCase):
         self.assertEqual(c["details"]["outcome"], "created")
         self.assertEqual(c["details"]["products"], ["factory.readings"])
         self.one(recs, action="node.start")
-        self.one(recs, action="admin.token.create")
+        self.one(recs, action="admin.token.create", principal="meshd")
+        # the access API: principals (a password named, never written), tokens, masks
+        pc = self.one(recs, action="admin.principal.create", principal="admin", status=201)
+        pa = [r for r in pc if r["details"]["request"]["name"] == "analyst"][0]
+        self.assertEqual(pa["details"]["request"]["roles"], ["reader"])
+        self.assertEqual(pa["details"]["secrets"], ["password"])
+        tc = self.one(recs, action="admin.token.create", principal="admin", status=201)
+        self.assertIn("inspector", [r["details"]["request"].get("principal") for r in tc])
+        rv = self.one(recs, action="admin.token.revoke", status=204)[0]
+        self.assertEqual(len(rv["details"]["target"]), 32)
+        mk = self.one(recs, action="admin.mask.create", domain="factory", product="readings")[0]
+        self.assertEqual(mk["details"]["request"]["type"], "MASK_HASH")
+        # logins: the name given, the method, never the password
+        lf = self.one(recs, action="auth.fail", principal="analyst", auth="password")[0]
+        self.assertEqual(lf["status"], 401)
+        self.one(recs, action="auth.ok", principal="analyst", auth="password", status=200)
+        # the masked query names its mask; decisions carry the policy version and why
+        mq = [r for r in self.one(recs, action="query", principal="analyst")
+              if r["details"]["masks"]]
+        self.assertTrue(mq, "no query event lists a mask")
+        self.assertIn("factory.readings.device: MASK_HASH", mq[0]["details"]["masks"][0])
+        self.assertGreater(mq[0]["policy_version"], q.get("policy_version", 0))
+        self.assertEqual(deny["details"]["why"], "no grant")
+        self.assertIn("policy_version", deny)
 
     def test_no_token_anywhere(self):
         st, _, raw = self.n.request("GET", "/v1/audit?limit=10000", token=AUDITOR_TOKEN)
         self.assertEqual(st, 200)
-        tokens = [meshlib.TOKEN, AUDITOR_TOKEN, READER_TOKEN, BAD_TOKEN]
+        tokens = [meshlib.TOKEN, AUDITOR_TOKEN, READER_TOKEN, BAD_TOKEN, PASSWORD]
         for t in tokens:
             self.assertNotIn(t.encode(), raw)
             for line in self.n.log + self.n.stdout:
@@ -275,11 +303,13 @@ class AuditTest(unittest.TestCase):
         self.assertEqual(st, 403, doc)
         rc, _, err = meshctl("audit", "verify", node=self.n, token=READER_TOKEN)
         self.assertEqual(rc, 4, err)
-        # the auditor reads the audit log and nothing else
-        self.assertEqual(self.n.json("GET", "/v1/domains", token=AUDITOR_TOKEN)[0], 403)
+        # the auditor reads the audit log and nothing else: no domain, no product exists for it
+        st, doc = self.n.json("GET", "/v1/domains", token=AUDITOR_TOKEN)
+        self.assertEqual((st, doc["domains"]), (200, []))
         st, doc = self.n.json("POST", "/v1/query", {"sql": "SELECT * FROM factory.readings"},
                               token=AUDITOR_TOKEN)
-        self.assertEqual(st, 403, doc)
+        self.assertIn(st, (400, 403), doc)
+        self.assertIn("no such table", doc["error"]["message"])
         st, doc = self.n.json("POST", "/v1/query", {
             "sql": "SELECT count(*) FROM system.audit WHERE action = 'auth.fail'"},
             token=AUDITOR_TOKEN)
@@ -294,7 +324,7 @@ class AuditTest(unittest.TestCase):
         # a query joining data and the audit log is still refused to the auditor
         st, doc = self.n.json("POST", "/v1/query", {
             "sql": "SELECT * FROM system.audit, factory.readings"}, token=AUDITOR_TOKEN)
-        self.assertEqual(st, 403, doc)
+        self.assertIn(st, (400, 403), doc)
         # the admin may do both
         doc = self.n.query("SELECT count(*) FROM system.audit a, factory.readings r "
                            "WHERE a.action = 'write' AND r.device = '%s'" % SQL_MARKER)
