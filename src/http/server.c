@@ -110,6 +110,8 @@ typedef struct req_ext {
     bool have_body;
     const char *body;
     size_t body_len;
+    bool in_handler;      /* the route's handler is running */
+    bool done_in_handler; /* a streaming handler ended the request before returning */
 } req_ext_t;
 
 const char *const *mesh_http_endpoint_names(int *n)
@@ -218,6 +220,12 @@ void mesh_req_stream_begin(mesh_req_t *r, int status)
 
 void mesh_req_done(mesh_req_t *r)
 {
+    req_ext_t *x = (req_ext_t *)r;
+    if (x->in_handler) {
+        /* on_request still uses r when the handler returns: it finishes it then */
+        x->done_in_handler = true;
+        return;
+    }
     finish(r);
 }
 
@@ -590,7 +598,13 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     /* audited routes never stream: r is still ours after the handler */
     bool audit_after = mesh_req_route_audited(rt->name, evhttp_request_get_command(ev));
+    x->in_handler = true;
     rt->fn(r);
+    x->in_handler = false;
+    if (x->done_in_handler) { /* a stream that ended at once (a CSV failing in its first chunk) */
+        finish(r);
+        return;
+    }
     if (audit_after && r->replied)
         mesh_req_audit_route(r, rt->name);
     /* a streaming handler owns r from here: it ends through mesh_req_done */

@@ -196,6 +196,16 @@ class QueryTest(unittest.TestCase):
              "-d", json.dumps({"sql": sql, "format": "csv"}), "http://%s/v1/query" % self.n.addr],
             capture_output=True, timeout=60)
         self.assertNotEqual(out.returncode, 0, "a failed CSV result must not look complete")
+        # failing within the first chunk: the stream ends inside the handler (once a
+        # use-after-free of the request in the server)
+        sql = "SELECT 1 AS x UNION ALL SELECT abs(-9223372036854775807 - 1)"
+        for _ in range(3):
+            out = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-H", "Authorization: Bearer " + self.n.token,
+                 "-d", json.dumps({"sql": sql, "format": "csv"}),
+                 "http://%s/v1/query" % self.n.addr], capture_output=True, timeout=60)
+            self.assertNotEqual(out.returncode, 0)
+        self.assertEqual(self.n.json("GET", "/v1/status")[0], 200)
 
     def test_max_rows(self):
         doc = self.n.query("SELECT * FROM factory.readings", max_rows=10)
