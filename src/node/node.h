@@ -15,11 +15,17 @@
 #include "core/config.h"
 #include "http/metrics.h"
 #include "query/query.h"
+#include "tls/tls.h"
 
 typedef struct mesh_node_opts {
     char *config;
     char *data_dir;
     char *listen;
+    char *tls;             /* "on" | "off" */
+    char *tls_cert;        /* NULL: generated in DATA_DIR/tls */
+    char *tls_key;         /* NULL: in tls_cert */
+    char *tls_client_ca;   /* CAs of accepted client certificates */
+    char *tls_client_auth; /* "off" | "optional" | "require" */
     char *node_name;
     char *site;
     char *admin_token;
@@ -51,6 +57,7 @@ typedef struct mesh_node {
     mesh_qpool_t *qpool;
     mesh_metrics_t *metrics;
     mesh_http_t *http;
+    mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
