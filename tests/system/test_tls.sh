@@ -178,7 +178,7 @@ done
 for v in "tls1_2 TLSv1.2" "tls1_3 TLSv1.3"; do
     set -- $v
     sclient -"$1" -CAfile "$cert" -verify_return_error || fail "s_client -$1 failed: $(tail -5 "$tmp/out")"
-    expect_in "s_client -$1 accepted" "$tmp/out" "Protocol  : $2"
+    expect_in "s_client -$1 accepted" "$tmp/out" "New, $2, Cipher is"
     expect_in "s_client -$1 verifies with the certificate as CA file" "$tmp/out" "Verify return code: 0 (ok)"
 done
 # ciphers: CBC (even with ECDHE) and anything without ECDHE are refused; AEAD accepted
