@@ -137,8 +137,7 @@ static void exit_codes(FILE *out, bool md)
         "a local file could not be read or written",
         "invalid input: a bad flag or argument (checked locally), or the server's",
         "not found:",
-        "authentication or permission (also: the node's TLS certificate could not be "
-        "verified, or the node refused ours):",
+        "authentication or permission (also: a TLS certificate was refused):",
         "conflict:",
         "a limit or a time limit (also: no data within --timeout):",
         "unavailable (also: meshd cannot be reached):",
