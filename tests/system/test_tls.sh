@@ -241,6 +241,14 @@ ctl 2 --url "https://$ADDR" --pin "sha256:1234" status
 expect_in "meshctl refuses a malformed pin" "$tmp/err" "64 hex digits"
 ctl 2 --url "https://$ADDR" --pin "md5:$(printf '%032d' 0)" status
 expect_in "meshctl refuses another algorithm" "$tmp/err" "expected sha256:HEX"
+# the pin from meshctl's config file; an empty MESH_PIN overrides it with none
+mkdir -p "$XDG_CONFIG_HOME/meshctl"
+printf 'url = https://%s\npin = %s\n' "$ADDR" "$FP" >"$XDG_CONFIG_HOME/meshctl/config"
+ctl 0 status
+ok "meshctl takes the pin from its config file"
+MESH_PIN= ctl 4 status
+ok "an empty MESH_PIN overrides the config file's pin"
+rm "$XDG_CONFIG_HOME/meshctl/config"
 # CA files
 ctl 0 --url "https://$ADDR" --cacert "$cert" status
 ok "meshctl --cacert with the node's certificate"
@@ -265,6 +273,7 @@ ok "the restart did not generate a new certificate"
 ctl 0 --url "https://$ADDR" --pin "$(fp_of "$cert")" status
 ok "the old pin still works"
 stop "$gen_pid"
+gen_fp=$FP
 
 # ---- plain HTTP only when asked for ----------------------------------------------------------
 
@@ -277,7 +286,9 @@ c=$(code -k "https://$ADDR/healthz")
 [ "${c:0:1}" == x ] || fail "https to a plain node: $c"
 ok "https to the plain node fails ($c)"
 ctl 0 --url "http://$ADDR" status
-ctl 7 --url "https://$ADDR" --pin "$FP" status
+ctl 0 --url "http://$ADDR" --pin "$gen_fp" status
+expect_in "meshctl warns that a pin does not protect http://" "$tmp/err" "https:// URLs only"
+ctl 7 --url "https://$ADDR" --pin "$gen_fp" status
 expect_in "meshctl https:// to a plain node: hint" "$tmp/err" "does not answer in TLS"
 stop "$PID"
 MESHD_TLS=off start plain
