@@ -163,6 +163,11 @@ static json_t *body_object(mesh_req_t *r)
     return j;
 }
 
+void mesh_api_reply_json(mesh_req_t *r, int code, json_t *j)
+{
+    reply_json(r, code, j);
+}
+
 /* ---- health, metrics, status ---- */
 
 void mesh_api_healthz(mesh_req_t *r)
@@ -259,18 +264,24 @@ void mesh_api_metrics(mesh_req_t *r)
 
 void mesh_api_status(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller: the counts are of what it may see */
     mesh_node_t *n = r->node;
     mesh_snapshot_t *s = mesh_req_snapshot(r);
-    int64_t products = 0, rows = 0, bytes = 0;
+    int64_t domains = 0, products = 0, rows = 0, bytes = 0;
     for (size_t i = 0; i < s->ndoms; i++) {
+        if (!mesh_policy_sees_domain(mesh_req_policy(r), &r->who, s->doms[i].meta.name,
+                                     mesh_req_owner(r, s->doms[i].meta.name)))
+            continue;
+        domains++;
         mesh_domain_info_t di;
         mesh_domain_info(s->doms[i].dom, &di);
         bytes += di.db_bytes + di.wal_bytes + (int64_t)di.log_bytes;
         for (size_t k = 0; k < s->doms[i].ncrefs; k++) {
             const mesh_contract_t *c = s->doms[i].crefs[k]->c;
             for (size_t j = 0; j < c->nproducts; j++) {
+                if (!mesh_req_decide(r, MESH_ACT_READ, s->doms[i].meta.name, c->products[j].name,
+                                     NULL))
+                    continue;
                 mesh_product_stats_t st;
                 mesh_store_product_stats(mesh_domain_store(s->doms[i].dom), c->products[j].name,
                                          &st);
@@ -289,7 +300,7 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(o, "uptime_seconds",
                         json_real((double)(mesh_now_ns() - n->started_ns) / 1e9));
     json_object_set_new(o, "ready", json_boolean(atomic_load(&n->ready)));
-    json_object_set_new(o, "domains", json_integer((json_int_t)s->ndoms));
+    json_object_set_new(o, "domains", json_integer((json_int_t)domains));
     json_object_set_new(o, "products", json_integer(products));
     json_object_set_new(o, "rows", json_integer(rows));
     json_object_set_new(o, "storage_bytes", json_integer(bytes));
@@ -317,7 +328,7 @@ void mesh_api_status(mesh_req_t *r)
 
 /* ---- domains ---- */
 
-static json_t *domain_json(const mesh_snap_domain_t *sd, bool with_products)
+static json_t *domain_json(mesh_req_t *r, const mesh_snap_domain_t *sd, bool with_products)
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(sd->meta.name));
@@ -329,6 +340,10 @@ static json_t *domain_json(const mesh_snap_domain_t *sd, bool with_products)
     for (size_t k = 0; k < sd->ncrefs; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
         for (size_t j = 0; j < c->nproducts; j++) {
+            /* only the products the caller may read (or write, for its own data) */
+            if (!mesh_req_decide(r, MESH_ACT_READ, sd->meta.name, c->products[j].name, NULL) &&
+                !mesh_req_decide(r, MESH_ACT_WRITE, sd->meta.name, c->products[j].name, NULL))
+                continue;
             mesh_product_stats_t st;
             mesh_store_product_stats(mesh_domain_store(sd->dom), c->products[j].name, &st);
             rows += st.rows;
@@ -419,7 +434,7 @@ static void domains_create(mesh_req_t *r)
     mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, m.name);
     if (sd)
-        reply_json(r, 201, domain_json(sd, true));
+        reply_json(r, 201, domain_json(r, sd, true));
     else
         mesh_req_errorf(r, MESH_INTERNAL, "domain vanished");
     mesh_snapshot_put(s);
@@ -431,13 +446,13 @@ void mesh_api_domains(mesh_req_t *r)
         domains_create(r);
         return;
     }
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may list: only the domains it may see are listed */
     mesh_snapshot_t *s = mesh_req_snapshot(r);
     json_t *a = json_array();
     for (size_t i = 0; i < s->ndoms; i++)
-        if (mesh_authz_check(&r->who, MESH_ACT_READ, s->doms[i].meta.name, NULL))
-            json_array_append_new(a, domain_json(&s->doms[i], false));
+        if (mesh_policy_sees_domain(mesh_req_policy(r), &r->who, s->doms[i].meta.name,
+                                    mesh_req_owner(r, s->doms[i].meta.name)))
+            json_array_append_new(a, domain_json(r, &s->doms[i], false));
     json_t *o = json_object();
     json_object_set_new(o, "domains", a);
     reply_json(r, 200, o);
@@ -471,7 +486,7 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_req_errorf(r, MESH_NOT_FOUND, "no domain '%s'", name);
         return;
     }
-    reply_json(r, 200, domain_json(sd, true));
+    reply_json(r, 200, domain_json(r, sd, true));
 }
 
 /* ---- contracts and products ---- */
@@ -566,8 +581,7 @@ static const mesh_product_t *path_product(mesh_req_t *r, const mesh_snap_domain_
 
 void mesh_api_products(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may list: only the products it may read are listed */
     const char *only = mesh_req_arg(r, "domain");
     mesh_snapshot_t *s = mesh_req_snapshot(r);
     json_t *a = json_array();
@@ -578,7 +592,7 @@ void mesh_api_products(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name))
+                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL))
                     json_array_append_new(a, product_json(sd, p, false));
             }
     }
@@ -630,7 +644,8 @@ void mesh_api_product_contract(mesh_req_t *r)
 
 void mesh_api_quarantine(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+    /* refused rows are raw input, beyond masks and filters: for the product's administrators */
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
         return;
     const mesh_snap_domain_t *sd;
     const mesh_product_t *p = path_product(r, &sd);
@@ -745,8 +760,7 @@ static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const
 
 void mesh_api_catalog(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may search: only the products it may read are found */
     const char *q = mesh_req_arg(r, "q");
     const char *dom = mesh_req_arg(r, "domain");
     const char *owner = mesh_req_arg(r, "owner");
@@ -763,7 +777,7 @@ void mesh_api_catalog(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name) &&
+                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) &&
                     matches(sd, p, q, owner, tag, cls))
                     json_array_append_new(a, product_json(sd, p, true));
             }

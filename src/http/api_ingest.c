@@ -335,7 +335,7 @@ static void influx_write(mesh_req_t *r, shape_t shape, const char *domain, const
     }
     for (size_t i = 0; i < b.nparts; i++) {
         const mesh_product_t *p = b.parts[i].product;
-        if (!mesh_authz_check(&r->who, MESH_ACT_WRITE, p->domain, p->name)) {
+        if (!mesh_req_decide(r, MESH_ACT_WRITE, p->domain, p->name, NULL)) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s may not write %s.%s", r->who.name, p->domain, p->name);
             reply_error(r, shape, MESH_FORBIDDEN, msg, NULL);

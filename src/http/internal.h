@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <stdbool.h>
 
+#include "auth/policy.h"
 #include "node/node.h"
 
 #define MESH_REQ_MAX_PARAMS 4
@@ -30,6 +31,7 @@ typedef struct mesh_req {
     bool replied;
     bool streaming; /* the handler owns the request until mesh_req_done */
     mesh_snapshot_t *snap;
+    mesh_policy_t *policy; /* taken on first use, released after the reply */
     char request_id[24];
 } mesh_req_t;
 
@@ -48,6 +50,13 @@ mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r);
 /* The subject of the client certificate of the request's TLS connection into out; false
  * when there is none (no certificate, or plain HTTP). */
 bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap);
+/* The access policy for this request (taken once, released after the reply). */
+mesh_policy_t *mesh_req_policy(mesh_req_t *r);
+/* Whether the caller owns the domain (is listed among its owners). */
+bool mesh_req_owner(mesh_req_t *r, const char *domain);
+/* An authorisation decision, without replying. */
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d);
 /* Checks authorisation; on a refusal replies 403 and returns false. */
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product);
 
@@ -83,5 +92,23 @@ void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
 void mesh_api_query(mesh_req_t *r);
 void mesh_api_catalog(mesh_req_t *r);
+void mesh_api_login(mesh_req_t *r);
+void mesh_api_whoami(mesh_req_t *r);
+void mesh_api_principals(mesh_req_t *r);
+void mesh_api_principal(mesh_req_t *r);
+void mesh_api_tokens(mesh_req_t *r);
+void mesh_api_token(mesh_req_t *r);
+void mesh_api_roles(mesh_req_t *r);
+void mesh_api_role(mesh_req_t *r);
+void mesh_api_grants(mesh_req_t *r);
+void mesh_api_grant(mesh_req_t *r);
+void mesh_api_masks(mesh_req_t *r);
+void mesh_api_mask(mesh_req_t *r);
+void mesh_api_row_filters(mesh_req_t *r);
+void mesh_api_row_filter(mesh_req_t *r);
+
+/* Replies with a JSON document (and releases it). */
+struct json_t;
+void mesh_api_reply_json(mesh_req_t *r, int code, struct json_t *j);
 
 #endif

@@ -67,6 +67,20 @@ static const route_t routes[] = {
     {"quarantine", M_GET, "/v1/products/{}/{}/quarantine", mesh_api_quarantine, true, false},
     {"query", M_GET | M_POST, "/v1/query", mesh_api_query, true, false},
     {"catalog", M_GET, "/v1/catalog", mesh_api_catalog, true, false},
+    {"login", M_POST, "/v1/login", mesh_api_login, false, false},
+    {"whoami", M_GET, "/v1/whoami", mesh_api_whoami, true, false},
+    {"principals", M_GET | M_POST, "/v1/principals", mesh_api_principals, true, false},
+    {"principal", M_GET | M_PUT | M_DELETE, "/v1/principals/{}", mesh_api_principal, true, false},
+    {"tokens", M_GET | M_POST, "/v1/tokens", mesh_api_tokens, true, false},
+    {"token", M_DELETE, "/v1/tokens/{}", mesh_api_token, true, false},
+    {"roles", M_GET | M_POST, "/v1/roles", mesh_api_roles, true, false},
+    {"role", M_DELETE, "/v1/roles/{}", mesh_api_role, true, false},
+    {"grants", M_GET | M_POST, "/v1/grants", mesh_api_grants, true, false},
+    {"grant", M_DELETE, "/v1/grants/{}", mesh_api_grant, true, false},
+    {"masks", M_GET | M_POST, "/v1/masks", mesh_api_masks, true, false},
+    {"mask", M_DELETE, "/v1/masks/{}", mesh_api_mask, true, false},
+    {"row_filters", M_GET | M_POST, "/v1/row-filters", mesh_api_row_filters, true, false},
+    {"row_filter", M_DELETE, "/v1/row-filters/{}", mesh_api_row_filter, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };
@@ -123,6 +137,7 @@ static void finish(mesh_req_t *r)
                  r->route < NROUTES ? routes[r->route].name : "other", r->status, secs * 1000,
                  r->request_id);
     mesh_snapshot_put(r->snap);
+    mesh_policy_put(r->policy);
     evhttp_clear_headers(&r->query);
     mesh_buf_free(&x->inflated);
     atomic_fetch_sub(&x->w->inflight, 1);
@@ -228,11 +243,39 @@ mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r)
     return r->snap;
 }
 
+mesh_policy_t *mesh_req_policy(mesh_req_t *r)
+{
+    if (r->policy == NULL)
+        r->policy = mesh_auth_policy(r->node->auth);
+    return r->policy;
+}
+
+bool mesh_req_owner(mesh_req_t *r, const char *domain)
+{
+    if (domain == NULL || !r->authed)
+        return false;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
+    for (size_t i = 0; sd && i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], r->who.name) == 0)
+            return true;
+    return false;
+}
+
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d)
+{
+    return mesh_policy_decide(mesh_req_policy(r), r->authed ? &r->who : NULL, act, domain, product,
+                              mesh_req_owner(r, domain), d);
+}
+
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product)
 {
-    if (mesh_authz_check(&r->who, act, domain, product))
+    mesh_decision_t d;
+    if (mesh_req_decide(r, act, domain, product, &d))
         return true;
-    static const char *acts[] = {"read", "write", "administer"};
+    LOG_DEBUG("http", "%s denied %d on %s.%s: %s (policy %lld)", r->who.name, (int)act,
+              domain ? domain : "*", product ? product : "*", d.why, (long long)d.version);
+    static const char *acts[] = {"read", "write", "administer", "read the audit log of"};
     if (product)
         mesh_req_errorf(r, MESH_FORBIDDEN, "%s may not %s %s.%s", r->who.name, acts[act], domain,
                         product);

@@ -40,6 +40,7 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t login_ttl;
     bool metrics_auth;
     char *log_level;
     char *log_format;

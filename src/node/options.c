@@ -65,6 +65,10 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
+     0, "DURATION",
+     "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "
+     "less."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
     {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",

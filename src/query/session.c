@@ -74,7 +74,7 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
     }
 }
 
-static int progress(void *arg)
+int mesh__session_progress(void *arg)
 {
     qsession_t *s = arg;
     if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
@@ -104,6 +104,9 @@ static void session_free(qsession_t *s)
         mesh_store_reader_close(s->readers[i].r);
     if (s->db)
         sqlite3_close_v2(s->db);
+    if (s->pdb)
+        sqlite3_close_v2(s->pdb);
+    mesh_policy_put(s->policy);
     mesh_snapshot_put(s->snap);
     mesh_buf_free(&s->products);
     free(s);
@@ -158,7 +161,7 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
         return st;
     }
     sqlite3_set_authorizer(db, authorizer, s);
-    sqlite3_progress_handler(db, 1000, progress, s);
+    sqlite3_progress_handler(db, 1000, mesh__session_progress, s);
     *out = s;
     return MESH_OK;
 }
@@ -258,17 +261,25 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
     snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", sd->meta.name);
     s->attached_used[s->nattached] = ++s->tick;
     s->nattached++;
+    bool owner = mesh__session_owner(s, sd->meta.name);
     for (size_t k = 0; k < sd->ncrefs && st == MESH_OK; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
         for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+            /* a product the caller may not read does not exist for it */
+            if (!mesh_policy_decide(s->policy, s->who, MESH_ACT_READ, sd->meta.name,
+                                    c->products[i].name, owner, NULL))
+                continue;
             quote_ident(qp, sizeof qp, c->products[i].name);
             snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
             st = exec_internal(s, sql, err);
             char qn[160];
+            /* refused rows are raw input, beyond masks and filters: for administrators */
             snprintf(qn, sizeof qn, "%s__quarantine", c->products[i].name);
             quote_ident(qp, sizeof qp, qn);
             snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
-            if (st == MESH_OK)
+            if (st == MESH_OK &&
+                mesh_policy_decide(s->policy, s->who, MESH_ACT_ADMIN, sd->meta.name,
+                                   c->products[i].name, owner, NULL))
                 st = exec_internal(s, sql, err);
             /* a time series also offers the newest row of each series */
             if (st == MESH_OK &&
@@ -515,10 +526,40 @@ static mesh_status_t prepare_error(sqlite3 *db, int rc, mesh_err_t *err)
     return mesh_err_set(err, MESH_PARSE, "%s", msg);
 }
 
-mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
+/* Makes the session the caller's: its schemas were built for another principal or policy. */
+static mesh_status_t bind_principal(qsession_t *s, mesh_policy_t *policy,
+                                    const mesh_identity_t *who, mesh_err_t *err)
+{
+    int64_t version = mesh_policy_version(policy);
+    if (s->policy && s->bound_principal == who->principal_id && s->bound_version == version &&
+        strcmp(s->bound_roles, who->roles) == 0)
+        return MESH_OK;
+    mesh_status_t st = MESH_OK;
+    while (s->nattached > 0 && st == MESH_OK)
+        st = detach(s, s->nattached - 1, err);
+    mesh_policy_put(s->policy);
+    s->policy = mesh_policy_ref(policy);
+    s->bound_principal = who->principal_id;
+    s->bound_version = version;
+    snprintf(s->bound_roles, sizeof s->bound_roles, "%s", who->roles);
+    return st;
+}
+
+bool mesh__session_owner(const qsession_t *s, const char *domain)
+{
+    const mesh_snap_domain_t *sd = s->snap ? mesh_snapshot_domain(s->snap, domain) : NULL;
+    for (size_t i = 0; sd && s->who && i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], s->who->name) == 0)
+            return true;
+    return false;
+}
+
+mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                const mesh_identity_t *who, const char *sql, size_t sql_len,
                                const mesh_query_limits_t *lim, mesh_query_t **out, mesh_err_t *err)
 {
+    if (policy == NULL || who == NULL)
+        return mesh_err_set(err, MESH_UNAUTHENTICATED, "a query needs a caller and a policy");
     if (sql_len == 0)
         return mesh_err_set(err, MESH_INVALID, "empty query");
     if (sql_len > MESH_QUERY_MAX_SQL)
@@ -540,7 +581,8 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
     s->deadline_mono = lim->timeout_ns > 0 ? mesh_mono_ns() + lim->timeout_ns : 0;
     mesh_buf_reset(&s->products);
     s->rows_scanned = 0;
-    if ((st = use_snapshot(s, snap, err)) == MESH_OK)
+    if ((st = bind_principal(s, policy, who, err)) == MESH_OK &&
+        (st = use_snapshot(s, snap, err)) == MESH_OK)
         st = attach_needed(s, sql, sql_len, err);
     if (st == MESH_OK) {
         const char *tail = NULL;

@@ -106,16 +106,19 @@ start() {
         >"$tmp/$name.out" 2>"$tmp/$name.log" &
     PID=$!
     pids+=("$PID")
-    ADDR=""
+    local url=""
     for _ in $(seq 1 150); do
-        ADDR=$(sed -n 's/.*listening on https\{0,1\}:\/\/\([^ "]*\).*/\1/p' "$tmp/$name.log")
-        [ -n "$ADDR" ] && break
+        # the whole line (it ends with the domain count), scheme and address in one read
+        url=$(sed -n 's/.*listening on \(https\{0,1\}:\/\/[^ "]*\) .* domains=[0-9].*/\1/p' \
+            "$tmp/$name.log")
+        [ -n "$url" ] && break
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.1
     done
-    [ -n "$ADDR" ] || { cat "$tmp/$name.log" >&2; fail "meshd $name did not start"; }
+    [ -n "$url" ] || { cat "$tmp/$name.log" >&2; fail "meshd $name did not start"; }
+    SCHEME=${url%%://*}
+    ADDR=${url#*://}
     PORT=${ADDR##*:}
-    SCHEME=$(sed -n 's/.*listening on \(https\{0,1\}\):\/\/.*/\1/p' "$tmp/$name.log")
     FP=$(sed -n 's/.*fingerprint \(sha256:[0-9a-f]\{64\}\).*/\1/p' "$tmp/$name.log" | tail -n 1)
 }
 stop() { # PID
