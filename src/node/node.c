@@ -212,11 +212,6 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
     atomic_store(&n->ready, true);
-    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
-    LOG_INFO("node", "meshd %s node=%s site=%s listening on %s://%s data=%s domains=%zu",
-             MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
-             n->listen_addr, n->opts.data_dir, s->ndoms);
-    mesh_snapshot_put(s);
     return MESH_OK;
 }
 
@@ -266,6 +261,13 @@ int mesh_node_run(mesh_node_t *n)
         sigs[i] = evsignal_new(c.base, signos[i], on_signal, &c);
         event_add(sigs[i], NULL);
     }
+    /* harnesses wait for this line, then may send SIGTERM at once: it comes only now that
+     * SIGTERM stops the node cleanly (before, it would kill the process) */
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    LOG_INFO("node", "meshd %s node=%s site=%s listening on %s://%s data=%s domains=%zu",
+             MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
+             n->listen_addr, n->opts.data_dir, s->ndoms);
+    mesh_snapshot_put(s);
     struct event *cp = event_new(c.base, -1, EV_PERSIST, on_checkpoint, &c);
     struct timeval tv = {.tv_sec = n->opts.checkpoint_interval / MESH_NS_PER_SEC,
                          .tv_usec = (n->opts.checkpoint_interval % MESH_NS_PER_SEC) / 1000};

@@ -67,7 +67,8 @@ typedef struct mesh_node {
 /* Opens the data directory (creating it and the admin credential on first start) and binds
  * the listener. The generated admin token, if any, is printed to stdout once. */
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
-/* Runs until SIGTERM or SIGINT, then stops cleanly. */
+/* Handles SIGTERM, SIGINT and SIGHUP, logs "listening on http(s)://ADDR" (the line harnesses
+ * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 
