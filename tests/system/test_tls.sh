@@ -102,8 +102,11 @@ ok "test CAs and certificates made"
 start() {
     local name=$1
     shift
+    # emptied here, not by the child's redirection: the loop below must never read the log
+    # of this node's previous run
+    : >"$tmp/$name.log"
     "$MESHD" --data-dir "$tmp/$name" --listen 127.0.0.1:0 --admin-token "$TOKEN" "$@" \
-        >"$tmp/$name.out" 2>"$tmp/$name.log" &
+        >"$tmp/$name.out" 2>>"$tmp/$name.log" &
     PID=$!
     pids+=("$PID")
     local url=""
