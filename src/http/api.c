@@ -623,18 +623,176 @@ void mesh_api_product(mesh_req_t *r)
     reply_json(r, 200, product_json(sd, p, true));
 }
 
+/* ---- contract history ---- */
+
+typedef struct hist {
+    json_t *versions; /* [{version, seq, applied}] */
+    const char *want; /* a version whose YAML is wanted, or NULL */
+    char *yaml;       /* its YAML (the last applied with that version text) */
+    size_t yaml_len;
+} hist_t;
+
+static mesh_status_t on_version(void *arg, const char *version, uint64_t seq, int64_t applied_ns,
+                                const char *yaml, size_t n)
+{
+    hist_t *h = arg;
+    if (h->versions) {
+        json_t *o = json_pack("{s:s,s:I}", "version", version, "seq", (json_int_t)seq);
+        json_object_set_new(o, "applied", time_or_null(applied_ns));
+        json_array_append_new(h->versions, o);
+    }
+    if (h->want && strcmp(h->want, version) == 0) {
+        free(h->yaml);
+        h->yaml = malloc(n + 1);
+        if (h->yaml == NULL)
+            return MESH_NOMEM;
+        memcpy(h->yaml, yaml, n);
+        h->yaml[n] = '\0';
+        h->yaml_len = n;
+    }
+    return MESH_OK;
+}
+
+/* Reads the product's contract history; replies itself on failure. */
+static bool history(mesh_req_t *r, const mesh_snap_domain_t *sd, const mesh_product_t *p, hist_t *h)
+{
+    mesh_store_reader_t *rd;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_store_reader_open(mesh_domain_store(sd->dom), &rd, &err);
+    if (st == MESH_OK) {
+        st = mesh_store_contract_history(rd, p->contract->id, on_version, h, &err);
+        mesh_store_reader_close(rd);
+    }
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg[0] ? err.msg : "cannot read the contract history", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* The product as a contract version defined it; replies itself and returns NULL when that
+ * version is unknown or no longer defines the product. *c must be freed. */
+static const mesh_product_t *product_at(mesh_req_t *r, const mesh_snap_domain_t *sd,
+                                        const mesh_product_t *p, const char *version,
+                                        mesh_contract_t **c)
+{
+    *c = NULL;
+    hist_t h = {.want = version};
+    if (!history(r, sd, p, &h))
+        return NULL;
+    if (h.yaml == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "contract %s has no version %.40s", p->contract->id,
+                        version);
+        return NULL;
+    }
+    mesh_err_t err;
+    mesh_status_t st = mesh_contract_parse(h.yaml, h.yaml_len, c, &err);
+    free(h.yaml);
+    if (st != MESH_OK) {
+        mesh_req_errorf(r, MESH_CORRUPT, "stored version %.40s does not parse: %s", version,
+                        err.msg);
+        return NULL;
+    }
+    const mesh_product_t *old = mesh_contract_product(*c, p->name);
+    if (old == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "version %.40s of %s has no product %s", version,
+                        p->contract->id, p->name);
+        mesh_contract_free(*c);
+        *c = NULL;
+    }
+    return old;
+}
+
+void mesh_api_product_history(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    hist_t h = {.versions = json_array()};
+    if (!history(r, sd, p, &h)) {
+        json_decref(h.versions);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "contract", json_string(p->contract->id));
+    json_object_set_new(o, "current", json_string(p->contract->version));
+    json_object_set_new(o, "versions", h.versions);
+    reply_json(r, 200, o);
+}
+
+void mesh_api_product_diff(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    const char *from = mesh_req_arg(r, "from"), *to = mesh_req_arg(r, "to");
+    if (from == NULL) {
+        mesh_req_errorf(r, MESH_INVALID, "which versions? ?from=1.0.0[&to=2.0.0] (to: current)");
+        return;
+    }
+    mesh_contract_t *cf = NULL, *ct = NULL;
+    const mesh_product_t *pf = product_at(r, sd, p, from, &cf);
+    const mesh_product_t *pt = pf == NULL ? NULL : to ? product_at(r, sd, p, to, &ct) : p;
+    if (pf == NULL || pt == NULL) {
+        mesh_contract_free(cf);
+        return;
+    }
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    bool breaking = mesh_product_diff(pf, pt, &b);
+    json_t *changes = json_array();
+    for (char *line = b.data, *end; line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            break;
+        *end = '\0';
+        static const char mark[] = " (breaking)";
+        size_t l = strlen(line);
+        bool br = l > sizeof mark - 1 && strcmp(line + l - (sizeof mark - 1), mark) == 0;
+        if (br)
+            line[l - (sizeof mark - 1)] = '\0';
+        json_array_append_new(changes, json_pack("{s:s,s:b}", "change", line, "breaking", br));
+    }
+    mesh_buf_free(&b);
+    json_t *o = json_object();
+    json_object_set_new(o, "contract", json_string(p->contract->id));
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "to", json_string(to ? to : p->contract->version));
+    json_object_set_new(o, "breaking", json_boolean(breaking));
+    json_object_set_new(o, "changes", changes);
+    mesh_contract_free(cf);
+    mesh_contract_free(ct);
+    reply_json(r, 200, o);
+}
+
 void mesh_api_product_contract(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
         return;
-    const mesh_product_t *p = path_product(r, NULL);
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
     if (p == NULL)
         return;
+    /* an earlier version, from the history */
+    const char *version = mesh_req_arg(r, "version");
+    mesh_contract_t *old = NULL;
+    if (version && strcmp(version, p->contract->version) != 0) {
+        if ((p = product_at(r, sd, p, version, &old)) == NULL)
+            return;
+    }
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     const char *all = mesh_req_arg(r, "whole");
     mesh_status_t st =
         mesh_contract_export(p->contract, all && strcmp(all, "true") == 0 ? NULL : p->name, &b);
+    mesh_contract_free(old);
     if (st != MESH_OK)
         mesh_req_errorf(r, st, "cannot export the contract");
     else

@@ -85,6 +85,8 @@ void mesh_api_contracts(mesh_req_t *r);
 void mesh_api_products(mesh_req_t *r);
 void mesh_api_product(mesh_req_t *r);
 void mesh_api_product_contract(mesh_req_t *r);
+void mesh_api_product_history(mesh_req_t *r);
+void mesh_api_product_diff(mesh_req_t *r);
 void mesh_api_rows(mesh_req_t *r);
 void mesh_api_quarantine(mesh_req_t *r);
 void mesh_api_influx_write(mesh_req_t *r);

@@ -63,6 +63,8 @@ static const route_t routes[] = {
     {"products", M_GET, "/v1/products", mesh_api_products, true, false},
     {"product", M_GET | M_DELETE, "/v1/products/{}/{}", mesh_api_product, true, false},
     {"contract", M_GET, "/v1/products/{}/{}/contract", mesh_api_product_contract, true, false},
+    {"history", M_GET, "/v1/products/{}/{}/history", mesh_api_product_history, true, false},
+    {"diff", M_GET, "/v1/products/{}/{}/diff", mesh_api_product_diff, true, false},
     {"rows", M_POST, "/v1/products/{}/{}/rows", mesh_api_rows, true, false},
     {"quarantine", M_GET, "/v1/products/{}/{}/quarantine", mesh_api_quarantine, true, false},
     {"query", M_GET | M_POST, "/v1/query", mesh_api_query, true, false},
