@@ -344,6 +344,24 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(o, "rows", json_integer(rows));
     json_object_set_new(o, "storage_bytes", json_integer(bytes));
     json_object_set_new(o, "principal", json_string(r->who.name));
+    json_t *tls = json_object();
+    json_object_set_new(tls, "enabled", json_boolean(n->tls != NULL));
+    if (n->tls) {
+        static const char *auth[] = {"off", "optional", "require"};
+        const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+        json_object_set_new(tls, "fingerprint", json_string(ti->fingerprint));
+        json_object_set_new(tls, "certificate",
+                            json_string(ti->generated ? "self-signed" : "configured"));
+        json_object_set_new(tls, "subject", json_string(ti->subject));
+        json_object_set_new(tls, "names", json_string(ti->sans));
+        json_object_set_new(tls, "expires", time_or_null(ti->not_after_ns));
+        json_object_set_new(tls, "client_auth", json_string(auth[ti->client_auth]));
+        char subject[256];
+        json_object_set_new(tls, "client_certificate",
+                            mesh_req_client_cert(r, subject, sizeof subject) ? json_string(subject)
+                                                                             : json_null());
+    }
+    json_object_set_new(o, "tls", tls);
     reply_json(r, 200, o);
 }
 

@@ -83,6 +83,14 @@ void mesh_req_audit_auth(mesh_req_t *r, bool ok, const char *why)
     mesh_buf_t d;
     mesh_buf_init(&d, 4096);
     request_details(r, &d, ok ? NULL : "reason", why);
+    char subject[512];
+    if (d.len && mesh_req_client_cert(r, subject, sizeof subject)) {
+        /* a TLS client certificate came with the token: whose it was */
+        d.data[--d.len] = '\0';
+        mesh_buf_adds(&d, ",\"client_certificate\":");
+        mesh_buf_add_json_str(&d, subject, strnlen(subject, sizeof subject));
+        mesh_buf_addc(&d, '}');
+    }
     mesh_audit_rec_t rec = {.action = ok ? MESH_AUDIT_AUTH_OK : MESH_AUDIT_AUTH_FAIL,
                             .status = ok ? 0 : 401,
                             .details = d.data};

@@ -48,6 +48,9 @@ const char *mesh_req_header(mesh_req_t *r, const char *name);
 mesh_status_t mesh_req_body(mesh_req_t *r, const char **p, size_t *n);
 /* The catalog snapshot for this request (taken once, released after the reply). */
 mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r);
+/* The subject of the client certificate of the request's TLS connection into out; false
+ * when there is none (no certificate, or plain HTTP). */
+bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap);
 /* The access policy for this request (taken once, released after the reply). */
 mesh_policy_t *mesh_req_policy(mesh_req_t *r);
 /* Whether the caller owns the domain (is listed among its owners). */

@@ -7,12 +7,18 @@
  * several workers keep the node responsive; long query results are streamed in chunks
  * from the worker's event loop. Request limits (header and body size, timeouts) are set
  * before any handler or authentication runs.
+ *
+ * TLS (on unless tls = off): every worker's evhttp makes each accepted connection an OpenSSL
+ * bufferevent (tls_bev) from the node's one SSL_CTX, which OpenSSL lets threads share. The
+ * listening socket has TCP_NODELAY, which Linux copies to every accepted socket: without it
+ * a response written after a TLS record waits ~40 ms for the client's delayed ACK (Nagle).
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netdb.h>
@@ -32,6 +38,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "tls/tls.h"
 
 enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_HEAD = 16 };
 
@@ -540,12 +547,20 @@ static void on_request(struct evhttp_request *ev, void *arg)
     snprintf(r->request_id, sizeof r->request_id, "%llx",
              (unsigned long long)atomic_fetch_add(&h->next_id, 1));
 
-    /* small responses and streamed chunks go out at once (no Nagle delay) */
+    /* small responses and streamed chunks go out at once (no Nagle delay); the listener's
+     * TCP_NODELAY already covers this where accepted sockets inherit it (Linux) */
     struct evhttp_connection *conn = evhttp_request_get_connection(ev);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     if (bev) {
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (h->node->tls && (bev == NULL || bufferevent_openssl_get_ssl(bev) == NULL)) {
+        /* a TLS listener never answers without TLS (tls_bev could not make one) */
+        evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+        mesh_req_errorf(r, MESH_UNAVAILABLE, "this connection has no TLS: try again");
+        finish(r);
+        return;
     }
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
@@ -616,7 +631,35 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
 }
 
+bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->ev);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    return bev && mesh_tls_peer_subject(bufferevent_openssl_get_ssl(bev), out, cap);
+}
+
 /* ---- lifecycle ---- */
+
+/* evhttp's bufferevent callback on a TLS listener: each accepted connection becomes an
+ * OpenSSL bufferevent in the accepting state; evhttp hands it the socket. Returning NULL
+ * would make evhttp use a plain bufferevent, which on_request refuses. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+    worker_t *w = arg;
+    struct ssl_st *ssl = mesh_tls_new_ssl(w->h->node->tls);
+    struct bufferevent *bev =
+        ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE)
+            : NULL;
+    if (bev == NULL) {
+        mesh_tls_free_ssl(ssl);
+        LOG_ERROR("http", "cannot set up TLS for a connection: out of memory");
+        return NULL;
+    }
+    /* a client that closes without close_notify ends its connection like an EOF */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
 
 static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, size_t bcap,
                                    mesh_err_t *err)
@@ -654,6 +697,7 @@ static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, s
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* inherited on accept */
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
             break;
         e = errno;
@@ -730,6 +774,8 @@ mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err)
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
         evhttp_set_gencb(w->http, on_request, w);
+        if (n->tls)
+            evhttp_set_bevcb(w->http, tls_bev, w);
         w->bound = evhttp_accept_socket_with_handle(w->http, fd);
         if (w->bound == NULL) {
             close(fd);

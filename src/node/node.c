@@ -166,6 +166,75 @@ static mesh_status_t bootstrap_admin(mesh_node_t *n, mesh_err_t *err)
     return st;
 }
 
+/* The host part of a listen address ("10.0.0.5" of "10.0.0.5:7070", "::1" of "[::1]:7070");
+ * "" for a wildcard address, which names no host a certificate could carry. */
+static void listen_host(const char *listen, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (close)
+            snprintf(out, cap, "%.*s", (int)(close - listen - 1), listen + 1);
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (colon)
+            snprintf(out, cap, "%.*s", (int)(colon - listen), listen);
+    }
+    if (strcmp(out, "0.0.0.0") == 0 || strcmp(out, "::") == 0)
+        out[0] = '\0';
+}
+
+/* Validity of a generated certificate, and how long before its expiry a start replaces it. */
+#define TLS_GEN_VALIDITY_DAYS 365
+#define TLS_GEN_RENEW_DAYS    30
+
+/* Sets up TLS for the listener (n->tls), or says loudly that it is off. */
+static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
+{
+    const mesh_node_opts_t *o = &n->opts;
+    if (strcmp(o->tls, "off") == 0) {
+        LOG_WARN("node", "TLS IS OFF (tls = off): the HTTP API, API tokens included, travels in "
+                         "clear text; use this only on a trusted network or behind a TLS proxy");
+        if ((o->tls_cert && *o->tls_cert) || (o->tls_key && *o->tls_key) ||
+            strcmp(o->tls_client_auth, "off") != 0)
+            LOG_WARN("node", "tls_cert, tls_key and tls_client_auth are ignored: tls is off");
+        return MESH_OK;
+    }
+    char host[256], hostname[256] = "";
+    listen_host(o->listen, host, sizeof host);
+    if (gethostname(hostname, sizeof hostname) != 0)
+        hostname[0] = '\0';
+    hostname[sizeof hostname - 1] = '\0';
+    const char *names[] = {o->node_name, "localhost", "127.0.0.1", "::1", hostname, host};
+    char gen_dir[4096];
+    snprintf(gen_dir, sizeof gen_dir, "%s/tls", o->data_dir);
+    mesh_tls_server_opts_t to = {.cert_file = o->tls_cert,
+                                 .key_file = o->tls_key,
+                                 .client_ca_file = o->tls_client_ca,
+                                 .gen_dir = gen_dir,
+                                 .common_name = o->node_name,
+                                 .names = names,
+                                 .nnames = MESH_ARRAY_LEN(names),
+                                 .validity_days = TLS_GEN_VALIDITY_DAYS,
+                                 .renew_days = TLS_GEN_RENEW_DAYS};
+    if (!mesh_tls_client_auth_parse(o->tls_client_auth, &to.client_auth))
+        return mesh_err_set(err, MESH_INVALID, "tls_client_auth: '%s' is not off|optional|require",
+                            o->tls_client_auth);
+    mesh_status_t st = mesh_tls_server_create(&to, &n->tls, err);
+    if (st != MESH_OK)
+        return st;
+    const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+    char until[MESH_TIME_MAX];
+    mesh_time_format(ti->not_after_ns, until);
+    if (ti->renewed)
+        LOG_INFO("tls", "generated a self-signed certificate %s (EC P-256, %s, valid until %s)",
+                 ti->cert_file, ti->sans, until);
+    LOG_INFO("tls", "certificate %s fingerprint %s (%s, expires %s, client certificates %s)",
+             ti->cert_file, ti->fingerprint, ti->generated ? "self-signed" : "configured", until,
+             o->tls_client_auth);
+    return MESH_OK;
+}
+
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_status_t st;
@@ -181,6 +250,9 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_mkdirs(n->opts.data_dir, 0700, err)) != MESH_OK)
         return st;
     if ((st = lock_data_dir(n->opts.data_dir, err)) != MESH_OK)
+        return st;
+    /* before the domains open: a bad certificate or key fails the start at once */
+    if ((st = start_tls(n, err)) != MESH_OK)
         return st;
     char path[4096];
     snprintf(path, sizeof path, "%s/catalog.db", n->opts.data_dir);
@@ -209,11 +281,6 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
     atomic_store(&n->ready, true);
-    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
-    LOG_INFO("node", "meshd %s node=%s site=%s listening on http://%s data=%s domains=%zu",
-             MESH_VERSION, n->opts.node_name, n->opts.site, n->listen_addr, n->opts.data_dir,
-             s->ndoms);
-    mesh_snapshot_put(s);
     return MESH_OK;
 }
 
@@ -263,6 +330,13 @@ int mesh_node_run(mesh_node_t *n)
         sigs[i] = evsignal_new(c.base, signos[i], on_signal, &c);
         event_add(sigs[i], NULL);
     }
+    /* harnesses wait for this line, then may send SIGTERM at once: it comes only now that
+     * SIGTERM stops the node cleanly (before, it would kill the process) */
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    LOG_INFO("node", "meshd %s node=%s site=%s listening on %s://%s data=%s domains=%zu",
+             MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
+             n->listen_addr, n->opts.data_dir, s->ndoms);
+    mesh_snapshot_put(s);
     struct event *cp = event_new(c.base, -1, EV_PERSIST, on_checkpoint, &c);
     struct timeval tv = {.tv_sec = n->opts.checkpoint_interval / MESH_NS_PER_SEC,
                          .tv_usec = (n->opts.checkpoint_interval % MESH_NS_PER_SEC) / 1000};
@@ -281,6 +355,8 @@ void mesh_node_stop(mesh_node_t *n)
     atomic_store(&n->ready, false);
     mesh_http_stop(n->http);
     n->http = NULL;
+    mesh_tls_destroy(n->tls);
+    n->tls = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
     if (n->audit) {

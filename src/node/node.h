@@ -16,11 +16,17 @@
 #include "core/config.h"
 #include "http/metrics.h"
 #include "query/query.h"
+#include "tls/tls.h"
 
 typedef struct mesh_node_opts {
     char *config;
     char *data_dir;
     char *listen;
+    char *tls;             /* "on" | "off" */
+    char *tls_cert;        /* NULL: generated in DATA_DIR/tls */
+    char *tls_key;         /* NULL: in tls_cert */
+    char *tls_client_ca;   /* CAs of accepted client certificates */
+    char *tls_client_auth; /* "off" | "optional" | "require" */
     char *node_name;
     char *site;
     char *admin_token;
@@ -58,6 +64,7 @@ typedef struct mesh_node {
     mesh_qpool_t *qpool;
     mesh_metrics_t *metrics;
     mesh_http_t *http;
+    mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
@@ -66,7 +73,8 @@ typedef struct mesh_node {
 /* Opens the data directory (creating it and the admin credential on first start) and binds
  * the listener. The generated admin token, if any, is printed to stdout once. */
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
-/* Runs until SIGTERM or SIGINT, then stops cleanly. */
+/* Handles SIGTERM, SIGINT and SIGHUP, logs "listening on http(s)://ADDR" (the line harnesses
+ * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 

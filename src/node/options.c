@@ -16,6 +16,24 @@ static const mesh_opt_t node_opts[] = {
      "Directory of the catalog and of every domain's database and log."},
     {"listen", MESH_OPT_STRING, F(listen), "127.0.0.1:7070", 0, 0, NULL, 0, "ADDR:PORT",
      "Address of the HTTP API ([::1]:7070 for IPv6; port 0 picks a free port)."},
+    {"tls", MESH_OPT_ENUM, F(tls), "on", 0, 0, "on|off", 0, "MODE",
+     "TLS on the HTTP API (TLS 1.2 and 1.3, modern ciphers only). 'off' serves plain HTTP: "
+     "tokens and data travel in clear text, so use it only on a trusted network or behind a "
+     "TLS proxy; meshd warns at every start."},
+    {"tls_cert", MESH_OPT_STRING, F(tls_cert), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM certificate of the HTTP API, followed by its chain. Unset: a self-signed certificate "
+     "is generated on first start in DATA_DIR/tls/ and reused; its SHA-256 fingerprint is "
+     "logged at every start."},
+    {"tls_key", MESH_OPT_STRING, F(tls_key), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM private key of tls_cert (unset: read from the tls_cert file). Not encrypted; keep it "
+     "readable by meshd's user only."},
+    {"tls_client_ca", MESH_OPT_STRING, F(tls_client_ca), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM CA certificates whose client certificates are accepted (see tls_client_auth)."},
+    {"tls_client_auth", MESH_OPT_ENUM, F(tls_client_auth), "off", 0, 0, "off|optional|require", 0,
+     "MODE",
+     "Client certificates: 'require' refuses a connection without a valid certificate from "
+     "tls_client_ca; 'optional' asks for one and refuses an invalid one; 'off' does not ask. "
+     "API tokens are needed either way."},
     {"node_name", MESH_OPT_STRING, F(node_name), NULL, 0, 0, NULL, 0, "NAME",
      "Name of this node (default: the host name)."},
     {"site", MESH_OPT_STRING, F(site), "default", 0, 0, NULL, 0, "LABEL",

@@ -44,12 +44,13 @@ def add_principal(n, name, roles, password=None):
 
 
 def meshctl(*args, node=None, token=None):
-    env = dict(os.environ)
-    env.pop("MESH_TOKEN", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
     env["XDG_CONFIG_HOME"] = "/nonexistent"
     if node is not None:
-        env["MESH_URL"] = "http://" + node.addr
+        env["MESH_URL"] = node.url
         env["MESH_TOKEN"] = token or node.token
+        if node.scheme == "https":
+            env["MESH_CACERT"] = node.cafile
     p = subprocess.run([meshlib.MESHCTL] + list(args), capture_output=True, text=True, env=env,
                        timeout=120)
     return p.returncode, p.stdout, p.stderr
