@@ -27,7 +27,9 @@ static revoke_t revoke_stored(mesh_cli_t *cli, const char *token, bool quiet)
     mesh_client_t *c = NULL;
     mesh_err_t err;
     mesh_err_clear(&err);
-    if (mesh_client_create(cli->set->url, token, cli->set->timeout, &c, &err) != MESH_OK) {
+    const mesh_cli_settings_t *s = cli->set;
+    mesh_client_tls_t tls = {s->cacert, s->pin, s->cert, s->key};
+    if (mesh_client_create(s->url, token, s->timeout, &tls, &c, &err) != MESH_OK) {
         if (!quiet)
             fprintf(stderr, "meshctl: warning: the token was not revoked: %s\n", err.msg);
         return NOT_REVOKED;

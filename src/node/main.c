@@ -23,6 +23,9 @@ static void usage(FILE *out)
                  "On first start it creates DATA_DIR with its catalog and prints an admin API\n"
                  "token once (or installs the one given by --admin-token / MESHD_ADMIN_TOKEN /\n"
                  "--admin-token-file). Every API call needs `Authorization: Bearer <token>`.\n"
+                 "The API speaks HTTPS (TLS 1.2/1.3): without --tls-cert, the first start\n"
+                 "generates a self-signed certificate in DATA_DIR/tls/ and every start logs its\n"
+                 "fingerprint, for `meshctl --pin` (docs/security.md). --tls off: plain HTTP.\n"
                  "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first.\n"
                  "\n"
                  "Options (each also a MESHD_* environment variable and a config file line;\n"
@@ -34,7 +37,10 @@ static void usage(FILE *out)
                  "and exit.\n"
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
-                 "/v1/products /v1/catalog /v1/query /write (InfluxDB v1) /api/v2/write (v2).\n"
+                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /write\n"
+                 "(InfluxDB v1) /api/v2/write (v2). Every authentication, authorisation decision,\n"
+                 "query, write and admin change goes to the audit log in DATA_DIR/audit\n"
+                 "(meshctl audit verify|search; docs/security.md).\n"
                  "Documentation: docs/user-guide.md. Exit status: 0 clean stop, 1 bad options,\n"
                  "2 start-up failure.\n");
 }

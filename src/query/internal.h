@@ -40,6 +40,9 @@ typedef struct qsession {
     int64_t deadline_mono;
     atomic_bool cancel;
     mesh_buf_t products;  /* "d.p,d.p" read by the query */
+    mesh_buf_t policies;  /* masks and row filters its product tables applied (lines) */
+    mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
+    bool audit_ok;        /* the running query's caller may read system.audit */
     int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
     struct qsession *next_free;
 } qsession_t;
@@ -54,11 +57,16 @@ struct mesh_query {
 
 /* The product virtual table module (vtab.c). */
 int mesh__vtab_register(sqlite3 *db, qsession_t *s);
+/* The system.audit module (vtab_audit.c). */
+int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
 /* The reader of a domain for the running query, with its read transaction open. */
 mesh_status_t mesh__session_reader(qsession_t *s, const mesh_snap_domain_t *sd,
                                    mesh_store_reader_t **out, mesh_err_t *err);
 /* Notes that the query read a product. */
 void mesh__session_note_product(qsession_t *s, const char *domain, const char *product);
+/* Notes the masks and row filters a product table applied: lines "m<text>\n" (a mask) and
+ * "f<text>\n" (a row filter); lines already noted are skipped. NULL is fine. */
+void mesh__session_note_policies(qsession_t *s, const char *lines);
 /* SQL functions (sqlfuncs.c). */
 int mesh__sqlfuncs_register(sqlite3 *db);
 /* Policy expressions (policyexpr.c): a hardened connection without tables, and statements

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "auth/policy.h"
 #include "catalog/registry.h"
@@ -48,6 +49,9 @@ typedef struct mesh_query mesh_query_t;
 
 mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_err_t *err);
 void mesh_qpool_destroy(mesh_qpool_t *pool);
+/* Offers the audit log as the table system.audit to callers who may read it (the admin and
+ * auditor roles); NULL (the default) offers nothing. Set before the first query. */
+void mesh_qpool_set_audit(mesh_qpool_t *pool, mesh_audit_t *audit);
 
 /*
  * Prepares sql for the caller `who` over the snapshot, under the access policy (the query
@@ -79,6 +83,10 @@ int64_t mesh_query_rows(const mesh_query_t *q);
 int64_t mesh_query_scanned(const mesh_query_t *q);
 /* Products the query read ("domain.product", comma-separated), for audit and metrics. */
 const char *mesh_query_products(const mesh_query_t *q);
+/* The masks and row filters the query ran under, for the audit: one line each, "m" + text for
+ * a mask ("icu.vitals.patient: MASK_HASH (mask 12)"), "f" + text for a row filter
+ * ("icu.vitals (row filter 7)"); "" when none. */
+const char *mesh_query_policies(const mesh_query_t *q);
 /* Thread-safe: makes the next step fail with MESH_TIMEOUT ("cancelled"). */
 void mesh_query_cancel(mesh_query_t *q);
 /* Ends the query and returns its session to the pool. */

@@ -18,7 +18,14 @@
  *     returns it: SQLite never sees a filtered row, so no predicate, function, error, count
  *     or LIMIT of the caller's query can reveal one (and LIMIT is not pushed down then).
  *
- * The plan travels from xBestIndex to xFilter in idxStr as hex of the plan struct.
+ * The plan travels from xBestIndex to xFilter in idxStr as hex of the plan struct, after
+ * one character: 'B' when the last argument is a bucket width.
+ *
+ * Products with a time column also have two hidden columns: bucket_width, an argument
+ * (`FROM d.p('1h')` or `WHERE bucket_width = '1h'`), and bucket, the row's time floored to
+ * that width (as time_bucket() floors). A time series gives rows in time order within each
+ * series, so `GROUP BY key, bucket` is an order the scan gives itself and SQLite aggregates
+ * without sorting every row.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +49,10 @@ typedef struct pvtab {
     sqlite3_stmt *filter;   /* the row filter; NULL: every row */
     bool need_row;          /* the filter or a CUSTOM mask reads every column */
     mesh_policy_t *policy;  /* keeps the mask key alive */
+    char *applied;          /* the masks and row filter applied, for the audit (see below) */
+    /* hidden columns of a product with a time column: bucket_width (an argument: '1h') and
+     * bucket (the time floored to it), so GROUP BY key, bucket needs no sort; -1: none */
+    int bw_col, bucket_col;
 } pvtab_t;
 
 typedef struct pcursor {
@@ -52,7 +63,29 @@ typedef struct pcursor {
     sqlite3_int64 rowid;
     mesh_datum_t *row; /* the current row's product columns, for policy expressions */
     bool row_loaded;
+    int64_t bucket_ns; /* the bucket width of this scan, 0: none */
+    char bucket_text[32];
 } pcursor_t;
+
+/* A width as text: the largest unit that divides it ("1h", "90s", "250ms"). */
+static void width_text(int64_t ns, char *out, size_t cap)
+{
+    static const struct {
+        const char *unit;
+        int64_t ns;
+    } units[] = {{"d", 86400000000000LL},
+                 {"h", 3600000000000LL},
+                 {"m", 60000000000LL},
+                 {"s", 1000000000LL},
+                 {"ms", 1000000LL},
+                 {"us", 1000LL},
+                 {"ns", 1}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ns % units[i].ns == 0) {
+            snprintf(out, cap, "%lld%s", (long long)(ns / units[i].ns), units[i].unit);
+            return;
+        }
+}
 
 static const char *col_sql_type(const pvtab_t *t, int i)
 {
@@ -78,6 +111,7 @@ static void pvtab_free(pvtab_t *t)
     sqlite3_free(t->pcol);
     sqlite3_free(t->mask);
     sqlite3_free(t->custom);
+    sqlite3_free(t->applied);
     mesh_policy_put(t->policy);
     sqlite3_free(t);
 }
@@ -158,6 +192,17 @@ static int apply_policy(pvtab_t *t, char **errmsg)
         }
         t->need_row = true;
     }
+    /* what the audit log says the query ran under: one line per mask and per row filter */
+    sqlite3_str *ap = sqlite3_str_new(NULL);
+    for (int k = 0; k < t->ncols; k++)
+        if (t->mask[k] != MESH_MASK_NONE)
+            sqlite3_str_appendf(ap, "m%s.%s.%s: %s (mask %lld)\n", p->domain, p->name,
+                                p->cols[t->pcol[k]].name, mesh_mask_type_name(t->mask[k]),
+                                (long long)v.mask_id[t->pcol[k]]);
+    for (size_t i = 0; t->filter && i < v.nfilters; i++)
+        sqlite3_str_appendf(ap, "f%s.%s (row filter %lld)\n", p->domain, p->name,
+                            (long long)v.filter_ids[i]);
+    t->applied = sqlite3_str_finish(ap);
     mesh_view_policy_free(&v);
     t->policy = mesh_policy_ref(s->policy);
     return rc;
@@ -210,6 +255,15 @@ static int pv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     for (int i = 0; i < t->ncols; i++) {
         const char *name = quarantine ? mesh_quarantine_cols[i] : p->cols[t->pcol[i]].name;
         sqlite3_str_appendf(ddl, "%s\"%w\" %s", i ? "," : "", name, col_sql_type(t, i));
+    }
+    /* time buckets as columns: offered on a visible, unmasked time column when the product
+     * has no columns of these names */
+    t->bw_col = t->bucket_col = -1;
+    if (!quarantine && t->time_col >= 0 && t->mask[t->time_col] == MESH_MASK_NONE &&
+        mesh_product_col(p, "bucket", 6) < 0 && mesh_product_col(p, "bucket_width", 12) < 0) {
+        t->bw_col = t->ncols;
+        t->bucket_col = t->ncols + 1;
+        sqlite3_str_appendall(ddl, ",\"bucket_width\" TEXT HIDDEN,\"bucket\" TIMESTAMP HIDDEN");
     }
     sqlite3_str_appendall(ddl, ")");
     char *sql = sqlite3_str_finish(ddl);
@@ -279,9 +333,17 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     mesh_scan_plan_t plan;
     memset(&plan, 0, sizeof plan);
     int map[MESH_SCAN_MAX_CONS]; /* plan constraint -> aConstraint index */
-    int limit_idx = -1, offset_seen = 0, all_pushable = 1;
+    int limit_idx = -1, offset_seen = 0, all_pushable = 1, bw_idx = -1;
     for (int i = 0; i < info->nConstraint; i++) {
         const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (t->bw_col >= 0 && c->iColumn == t->bw_col) {
+            /* bucket_width = '1h' (or d.p('1h')): the scan's argument */
+            if (c->usable && c->op == SQLITE_INDEX_CONSTRAINT_EQ)
+                bw_idx = i;
+            else
+                all_pushable = 0;
+            continue;
+        }
         if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
             if (c->usable)
                 limit_idx = i;
@@ -324,6 +386,9 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
         plan.norder = info->nOrderBy;
         for (int i = 0; i < info->nOrderBy; i++) {
             int k = info->aOrderBy[i].iColumn;
+            /* a bucket follows its time: ordered by time, ordered by bucket */
+            if (k >= 0 && k == t->bucket_col && bw_idx >= 0)
+                k = t->time_col;
             /* the order of clear values would tell what a mask hides */
             if (k < 0 || k >= t->ncols || t->mask[k] != MESH_MASK_NONE) {
                 plan.norder = 0;
@@ -345,6 +410,10 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
             if (used)
                 plan.cols_used |= 1ULL << (t->pcol[k] < 63 ? t->pcol[k] : 63);
         }
+        int pt = t->time_col >= 0 ? t->pcol[t->time_col] : 0;
+        int bc = t->bucket_col < 63 ? t->bucket_col : 63;
+        if (t->bucket_col >= 0 && ((info->colUsed >> bc) & 1))
+            plan.cols_used |= 1ULL << (pt < 63 ? pt : 63);
     }
     mesh_store_plan(mesh_domain_store(t->sd->dom), t->p, t->view, &plan);
 
@@ -358,16 +427,22 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     }
     if (plan.limit_used)
         info->aConstraintUsage[limit_idx].argvIndex = ++argv;
+    if (bw_idx >= 0) { /* always the last argument */
+        info->aConstraintUsage[bw_idx].argvIndex = ++argv;
+        info->aConstraintUsage[bw_idx].omit = 1;
+    }
     if (plan.order_used && plan.norder == info->nOrderBy)
         info->orderByConsumed = 1;
     info->estimatedRows = plan.est_rows;
     info->estimatedCost = plan.cost;
     if (plan.est_rows <= 1)
         info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
-    char *hex = sqlite3_malloc(2 * sizeof plan + 1);
+    /* 'B' when the last argument is a bucket width, '-' otherwise, then the plan */
+    char *hex = sqlite3_malloc(2 * sizeof plan + 2);
     if (hex == NULL)
         return SQLITE_NOMEM;
-    mesh_hex((const uint8_t *)&plan, sizeof plan, hex);
+    hex[0] = bw_idx >= 0 ? 'B' : '-';
+    mesh_hex((const uint8_t *)&plan, sizeof plan, hex + 1);
     info->idxStr = hex;
     info->needToFreeIdxStr = 1;
     return SQLITE_OK;
@@ -469,9 +544,24 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     pcursor_t *c = (pcursor_t *)cur;
     pvtab_t *t = (pvtab_t *)cur->pVtab;
     mesh_scan_plan_t plan;
-    if (idx_str == NULL || strlen(idx_str) != 2 * sizeof plan ||
-        !mesh_unhex(idx_str, (uint8_t *)&plan, sizeof plan))
+    if (idx_str == NULL || strlen(idx_str) != 2 * sizeof plan + 1 ||
+        !mesh_unhex(idx_str + 1, (uint8_t *)&plan, sizeof plan))
         return fail(c, "mesh_product: bad plan");
+    c->bucket_ns = 0;
+    if (idx_str[0] == 'B' && argc > 0) {
+        /* the bucket width: a duration text or nanoseconds */
+        sqlite3_value *w = argv[--argc];
+        int64_t ns = 0;
+        if (sqlite3_value_type(w) == SQLITE_INTEGER)
+            ns = sqlite3_value_int64(w);
+        else if (sqlite3_value_type(w) != SQLITE_TEXT ||
+                 mesh_duration_parse((const char *)sqlite3_value_text(w), &ns) != MESH_OK)
+            ns = -1;
+        if (ns <= 0)
+            return fail(c, "bucket_width: a positive duration such as '1h' or '15m'");
+        c->bucket_ns = ns;
+        width_text(ns, c->bucket_text, sizeof c->bucket_text);
+    }
     mesh_datum_t args[MESH_SCAN_MAX_CONS + 1];
     if (argc > (int)MESH_ARRAY_LEN(args))
         return fail(c, "mesh_product: too many arguments");
@@ -518,6 +608,7 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     static const char *const suffix[] = {"", "__quarantine", "__last"};
     snprintf(pname, sizeof pname, "%s%s", t->p->name, suffix[t->view]);
     mesh__session_note_product(t->s, t->sd->meta.name, pname);
+    mesh__session_note_policies(t->s, t->applied);
     c->rowid = 0;
     return advance(c);
 }
@@ -615,6 +706,25 @@ static int pv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     pcursor_t *c = (pcursor_t *)cur;
     pvtab_t *t = (pvtab_t *)cur->pVtab;
+    if (col >= t->ncols) { /* bucket_width, bucket */
+        mesh_datum_t tv;
+        if (c->bucket_ns <= 0) {
+            sqlite3_result_null(ctx);
+        } else if (col == t->bw_col) {
+            sqlite3_result_text(ctx, c->bucket_text, -1, SQLITE_TRANSIENT);
+        } else {
+            mesh_scan_value(c->scan, t->pcol[t->time_col], &tv);
+            if (tv.type != MESH_V_INT) {
+                sqlite3_result_null(ctx);
+            } else {
+                int64_t b = tv.i / c->bucket_ns * c->bucket_ns;
+                if (tv.i < 0 && b != tv.i)
+                    b -= c->bucket_ns;
+                sqlite3_result_int64(ctx, b);
+            }
+        }
+        return SQLITE_OK;
+    }
     mesh_datum_t d;
     mesh_scan_value(c->scan, t->pcol[col], &d);
     if (t->mask[col] != MESH_MASK_NONE)
