@@ -621,9 +621,10 @@ void mesh_cli_help_cmd(const mesh_cli_cmd_t *cmd, FILE *out, bool md)
     }
     help_opt(out, md, 'h', "help", NULL, "Show this help and exit.", NULL);
     fputs(md ? "\nGlobal options (`--url`, `--token`, `--token-file`, `--config`, `--timeout`, "
-               "`-q`) are accepted too: see [global options](#global-options).\n"
-             : "\nGlobal options (--url, --token, --token-file, --config, --timeout, -q) are "
-               "accepted\ntoo: see 'meshctl --help'.\n",
+               "`--cacert`, `--pin`, `--cert`, `--key`, `-q`) are accepted too: see [global "
+               "options](#global-options).\n"
+             : "\nGlobal options (--url, --token, --token-file, --config, --timeout, --cacert,\n"
+               "--pin, --cert, --key, -q) are accepted too: see 'meshctl --help'.\n",
           out);
     if (cmd->examples) {
         fputs(md ? "\nExamples:\n\n```\n" : "\nExamples:\n", out);

@@ -314,7 +314,8 @@ const mesh_cli_cmd_t mesh_cli_login_cmds[] = {
         .exits = "0  logged in, the token is stored\n"
                  "1  the login file cannot be written, or is a token file login did not write\n"
                  "2  no password, or a bad option\n"
-                 "4  wrong user name or password\n"
+                 "4  wrong user name or password, or the node's TLS certificate was refused\n"
+                 "   (the password is not sent then)\n"
                  "7  held back after repeated failures (retry later), or meshd cannot be reached",
         .flags = MESH_CLI_OWN_TOKEN,
         .run = run_login,
