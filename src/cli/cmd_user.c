@@ -359,17 +359,14 @@ static const mesh_cli_opt_t passwd_opts[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
-#define NAME_RULE                                                                                  \
-    "A name is 1-63 letters, digits and _ . @ -, starting with a letter or\n"                      \
-    "digit."
-
 const mesh_cli_cmd_t mesh_cli_user_cmds[] = {
     {
         .name = "user create",
         .usage = "NAME [--roles ROLE,...] [--service] [--password-stdin | --password-file FILE]",
         .summary = "Create a user or service principal.",
         .text = "Creates a principal: a user (a person, who may log in with a password) or,\n"
-                "with --service, a service (a program, which uses a token). " NAME_RULE "\n"
+                "with --service, a service (a program, which uses a token). A name is 1-63\n"
+                "letters, digits and _ . @ -, starting with a letter or digit.\n"
                 "\n"
                 "A password is only set when --password-stdin or --password-file is given;\n"
                 "it needs at least 8 characters and is never an argument. Without a password\n"
