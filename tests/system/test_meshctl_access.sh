@@ -271,6 +271,8 @@ expect_eq "grant list csv header" "$(head -n 1 "$tmp/out" | tr -d '\r')" \
 expect_in "grant list csv: a deny" "$tmp/out" ",clerk,deny,read,icu.vitals:hr,"
 run 0 grant list --format json
 expect_eq "grant list json" "$(json "$tmp/out" 'len(d["grants"])')" "7"
+expect_eq "grant list json: the id grant printed" \
+    "$(json "$tmp/out" "[g['role'] for g in d['grants'] if g['id'] == $g_ward_a]")" "['ward-a']"
 g_list=$(json "$tmp/out" '[g["id"] for g in d["grants"] if g["role"] == "list"][0]')
 run 0 grant revoke "$g_list"
 expect_eq "grant revoke" "$(cat "$tmp/out")" "revoked grant $g_list"
@@ -298,6 +300,17 @@ expect_in "row-filter list" "$tmp/out" "ward = 'B'"
 run 0 row-filter list --format csv
 expect_eq "row-filter list csv header" "$(head -n 1 "$tmp/out" | tr -d '\r')" \
     "id,role,product,predicate,created"
+expect_in "row-filter list csv: the id row-filter create printed" "$tmp/out" \
+    "$f_a,ward-a,icu.vitals,ward = 'A',"
+run 0 row-filter create clerk icu.vitals "hr > 70"
+f_tmp=$(last_id)
+run 0 row-filter delete "$f_tmp"
+expect_eq "row-filter delete" "$(cat "$tmp/out")" "deleted row filter $f_tmp"
+run 0 row-filter list --format json
+expect_eq "row-filter delete: gone from the list" \
+    "$(json "$tmp/out" "[f['id'] for f in d['row_filters'] if f['id'] == $f_tmp]")" "[]"
+run 3 row-filter delete "$f_tmp"
+run 2 row-filter delete ward-a
 
 # ---- masks ----------------------------------------------------------------------------------
 
