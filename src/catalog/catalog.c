@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "crypt/vfs.h"
 
 struct mesh_catalog {
     sqlite3 *db;
@@ -34,11 +35,13 @@ static const char *schema_sql =
 static mesh_status_t db_err(sqlite3 *db, mesh_err_t *err, const char *what)
 {
     int rc = sqlite3_errcode(db);
+    int xrc = sqlite3_extended_errcode(db);
     mesh_status_t code = rc == SQLITE_FULL                             ? MESH_NOSPACE
                          : (rc & 0xff) == SQLITE_CONSTRAINT            ? MESH_CONFLICT
                          : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? MESH_CORRUPT
+                         : xrc == SQLITE_IOERR_DATA                    ? MESH_CORRUPT
                                                                        : MESH_IO;
-    return mesh_err_set(err, code, "catalog %s: %s", what, sqlite3_errmsg(db));
+    return mesh_err_set(err, code, "catalog %s: %s", what, mesh_crypt_errmsg(db));
 }
 
 void mesh_domain_meta_free(mesh_domain_meta_t *m)
@@ -83,12 +86,10 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     mesh_status_t st;
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        st = mesh_err_set(err, MESH_IO, "open %s: %s", path,
-                          c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    /* through the encrypting VFS when the node attached its key for path */
+    if ((st = mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &c->db,
+                                     err)) != MESH_OK)
         goto err;
-    }
     sqlite3_busy_timeout(c->db, 10000);
     if (sqlite3_exec(c->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "schema");

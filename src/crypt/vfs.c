@@ -168,6 +168,13 @@ void mesh_crypt_failure_clear(void)
     failure[0] = '\0';
 }
 
+const char *mesh_crypt_errmsg(sqlite3 *db)
+{
+    if (sqlite3_extended_errcode(db) == SQLITE_IOERR_DATA && failure[0])
+        return failure;
+    return sqlite3_errmsg(db);
+}
+
 void mesh_crypt_stats(mesh_crypt_stats_t *out)
 {
     out->sealed = atomic_load_explicit(&n_sealed, memory_order_relaxed);

@@ -76,6 +76,9 @@ mesh_dbfile_t mesh_crypt_probe(const char *path, uint8_t file_id[MESH_FILE_ID_BY
  * error" into a message that says what happened. */
 const char *mesh_crypt_failure(void);
 void mesh_crypt_failure_clear(void);
+/* sqlite3_errmsg(db), or the authentication failure behind it when the last error of db is
+ * SQLITE_IOERR_DATA. */
+const char *mesh_crypt_errmsg(struct sqlite3 *db);
 
 /* Counters since start (all files): pages sealed and opened, authentication failures. */
 typedef struct mesh_crypt_stats {
