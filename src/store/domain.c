@@ -1219,6 +1219,7 @@ typedef struct rekey {
     uint32_t gen, old_gen;
     char path[4096], old_path[4096];
     bool done, committed;
+    bool copied_early; /* a step completed the copy before the final flush */
     int64_t remaining, total, steps;
 } rekey_t;
 
@@ -1266,11 +1267,20 @@ static mesh_status_t rekey_begin(mesh_domain_t *d, void *arg, mesh_err_t *err)
 static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
 {
     /* time-series rows buffered in memory go to the store (so no log record is needed any
-     * more); the copy follows every commit of the writer's connection */
+     * more). The copy follows every commit of the writer's connection only while it is not
+     * complete (SQLite stops carrying writes into a finished backup): steps before this one
+     * never complete it, and if one did, the copy is taken again now. */
     mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
     if (st != MESH_OK && st != MESH_BUSY)
         return st;
     bool done = false;
+    if (r->copied_early) {
+        mesh_store_copy_abort(r->copy);
+        r->copy = NULL;
+        unlink_db(r->path);
+        if ((st = mesh_store_copy_begin(d->store, r->path, &r->copy, err)) != MESH_OK)
+            return st;
+    }
     if ((st = mesh_store_copy_step(r->copy, -1, &done, &r->remaining, &r->total, err)) != MESH_OK)
         return st;
     if (!done)
@@ -1331,16 +1341,23 @@ static mesh_status_t rekey_step(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
     rekey_t *r = arg;
     bool done = false;
-    mesh_status_t st =
-        mesh_store_copy_step(r->copy, d->rekey_pages, &done, &r->remaining, &r->total, err);
-    if (st != MESH_OK)
-        return st;
-    r->steps++;
-    if (done || r->remaining <= d->rekey_pages / 2) {
-        if ((st = rekey_finish(d, r, err)) != MESH_OK)
+    int n = d->rekey_pages;
+    mesh_status_t st;
+    /* a step never copies the last pages: the first learns the size, the others leave at
+     * least n / 2 pages for the final one, which flushes first (see rekey_finish) */
+    if (r->steps == 0 || r->remaining > n + n / 2) {
+        st = mesh_store_copy_step(r->copy, r->steps == 0 ? 1 : n, &done, &r->remaining, &r->total,
+                                  err);
+        if (st != MESH_OK)
             return st;
-        r->done = true;
+        r->steps++;
+        r->copied_early = done;
+        if (!done)
+            return MESH_OK;
     }
+    if ((st = rekey_finish(d, r, err)) != MESH_OK)
+        return st;
+    r->done = true;
     return MESH_OK;
 }
 
