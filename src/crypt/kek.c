@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 extern char **environ;
 
 struct mesh_kek {
+    pthread_rwlock_t lock; /* the fields below may be replaced by a rotation */
     uint8_t secret[MESH_KEY_BYTES];
     uint8_t id[MESH_KEK_ID_BYTES];
     mesh_kdf_t kdf;
@@ -59,6 +61,7 @@ mesh_status_t mesh_kek_from_bytes(const uint8_t key[MESH_KEY_BYTES], const char 
     mesh_kek_t *k = calloc(1, sizeof *k);
     if (k == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_rwlock_init(&k->lock, NULL);
     memcpy(k->secret, key, MESH_KEY_BYTES);
     kek_id(k->secret, k->id);
     snprintf(k->label, sizeof k->label, "%s", label ? label : "?");
@@ -92,8 +95,58 @@ void mesh_kek_free(mesh_kek_t *k)
 {
     if (k == NULL)
         return;
+    pthread_rwlock_destroy(&k->lock);
     mesh_cleanse(k, sizeof *k);
     free(k);
+}
+
+/* The lock is not part of the KEK's value: const users still take it. */
+void mesh__kek_rdlock(const mesh_kek_t *k)
+{
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&k->lock);
+}
+
+void mesh__kek_unlock(const mesh_kek_t *k)
+{
+    pthread_rwlock_unlock((pthread_rwlock_t *)&k->lock);
+}
+
+mesh_status_t mesh_kek_clone(const mesh_kek_t *k, mesh_kek_t **out, mesh_err_t *err)
+{
+    mesh__kek_rdlock(k);
+    mesh_status_t st = mesh_kek_from_bytes(k->secret, k->label, out, err);
+    if (st == MESH_OK)
+        (*out)->kdf = k->kdf;
+    mesh__kek_unlock(k);
+    return st;
+}
+
+void mesh_kek_write_lock(mesh_kek_t *k)
+{
+    pthread_rwlock_wrlock(&k->lock);
+}
+
+void mesh_kek_write_unlock(mesh_kek_t *k)
+{
+    pthread_rwlock_unlock(&k->lock);
+}
+
+void mesh_kek_assign_locked(mesh_kek_t *k, const mesh_kek_t *from)
+{
+    memcpy(k->secret, from->secret, sizeof k->secret);
+    memcpy(k->id, from->id, sizeof k->id);
+    k->kdf = from->kdf;
+    memcpy(k->label, from->label, sizeof k->label);
+}
+
+void mesh_kek_describe(const mesh_kek_t *k, char id_hex[2 * MESH_KEK_ID_BYTES + 1], char *label,
+                       size_t cap)
+{
+    mesh__kek_rdlock(k);
+    mesh_hex(k->id, MESH_KEK_ID_BYTES, id_hex);
+    if (label && cap)
+        snprintf(label, cap, "%s", k->label);
+    mesh__kek_unlock(k);
 }
 
 const uint8_t *mesh_kek_id(const mesh_kek_t *k)

@@ -264,8 +264,20 @@ static mesh_status_t wrap_aad(const mesh_keyfile_t *kf, size_t w, const char *la
     return st;
 }
 
+static mesh_status_t unwrap_locked(mesh_keyfile_t *kf, const mesh_kek_t *kek, const char *label,
+                                   mesh_err_t *err);
+
 mesh_status_t mesh_keyfile_unwrap(mesh_keyfile_t *kf, const mesh_kek_t *kek, const char *label,
                                   mesh_err_t *err)
+{
+    mesh__kek_rdlock(kek);
+    mesh_status_t st = unwrap_locked(kf, kek, label, err);
+    mesh__kek_unlock(kek);
+    return st;
+}
+
+static mesh_status_t unwrap_locked(mesh_keyfile_t *kf, const mesh_kek_t *kek, const char *label,
+                                   mesh_err_t *err)
 {
     size_t w = 0;
     while (w < kf->nwraps && memcmp(kf->wraps[w].kek_id, mesh_kek_id(kek), MESH_KEK_ID_BYTES))
@@ -273,7 +285,7 @@ mesh_status_t mesh_keyfile_unwrap(mesh_keyfile_t *kf, const mesh_kek_t *kek, con
     if (w == kf->nwraps) {
         char want[2 * MESH_KEK_ID_BYTES + 1], have[2 * MESH_KEK_ID_BYTES + 1];
         mesh_hex(kf->wraps[0].kek_id, MESH_KEK_ID_BYTES, want);
-        mesh_kek_id_hex(kek, have);
+        mesh_hex(mesh_kek_id(kek), MESH_KEK_ID_BYTES, have);
         return mesh_err_set(err, MESH_FORBIDDEN,
                             "the key-encryption key does not open this data key: wrong key? "
                             "(it was wrapped with KEK id %.12s..., the configured KEK from %s "
@@ -325,8 +337,10 @@ mesh_status_t mesh_keyfile_encode(const mesh_keyfile_t *kf, const mesh_kek_t *co
     w.nwraps = nkeks;
     uint8_t plain[MESH_KEYFILE_MAX_KEYS * MESH_KEY_BYTES];
     for (size_t i = 0; i < kf->nkeys; i++) {
-        if (kf->keys[i].key == NULL)
+        if (kf->keys[i].key == NULL) {
+            mesh_cleanse(plain, sizeof plain);
             return mesh_err_set(err, MESH_INTERNAL, "key file entry %zu has no key", i);
+        }
         memcpy(plain + i * MESH_KEY_BYTES, mesh_key_secret(kf->keys[i].key), MESH_KEY_BYTES);
     }
     size_t n = kf->nkeys * MESH_KEY_BYTES;
@@ -334,16 +348,16 @@ mesh_status_t mesh_keyfile_encode(const mesh_keyfile_t *kf, const mesh_kek_t *co
     mesh_buf_init(&aad, 4096);
     mesh_status_t st = MESH_OK;
     for (size_t k = 0; k < nkeks && st == MESH_OK; k++) {
+        mesh__kek_rdlock(keks[k]);
         memcpy(w.wraps[k].kek_id, mesh_kek_id(keks[k]), MESH_KEK_ID_BYTES);
         w.wraps[k].kdf = *mesh_kek_kdf(keks[k]);
-        if ((st = mesh_random(w.wraps[k].nonce, MESH_AEAD_NONCE_BYTES)) != MESH_OK)
-            break;
-        if ((st = wrap_aad(&w, k, label, &aad)) != MESH_OK)
-            break;
-        if (!mesh_aead_seal_once(mesh__kek_secret(keks[k]), w.wraps[k].nonce,
+        if ((st = mesh_random(w.wraps[k].nonce, MESH_AEAD_NONCE_BYTES)) == MESH_OK &&
+            (st = wrap_aad(&w, k, label, &aad)) == MESH_OK &&
+            !mesh_aead_seal_once(mesh__kek_secret(keks[k]), w.wraps[k].nonce,
                                  (const uint8_t *)aad.data, aad.len, plain, n, w.wraps[k].sealed,
                                  w.wraps[k].tag))
             st = MESH_INTERNAL;
+        mesh__kek_unlock(keks[k]);
     }
     mesh_cleanse(plain, sizeof plain);
     mesh_buf_free(&aad);

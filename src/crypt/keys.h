@@ -79,6 +79,13 @@ mesh_key_t *mesh_keyring_get(const mesh_keyring_t *r, uint32_t gen);
 
 /* ---- key-encryption keys ---- */
 
+/*
+ * A KEK object may be shared (the node's, used by every domain): a rotation replaces its key
+ * in place under its write lock (mesh_kek_write_lock, mesh_kek_assign_locked) while the key
+ * file functions below take its read lock, so a key file is always wrapped under one whole
+ * KEK, never a mix. The pointer accessors (mesh_kek_id, _kdf, _label) are for KEKs no
+ * rotation changes (a clone, a new one); for a shared one use mesh_kek_describe.
+ */
 typedef struct mesh_kek mesh_kek_t;
 
 /* Scrypt parameters of a passphrase KEK (as stored in key files). */
@@ -107,8 +114,19 @@ const uint8_t *mesh_kek_id(const mesh_kek_t *k);
 void mesh_kek_id_hex(const mesh_kek_t *k, char out[2 * MESH_KEK_ID_BYTES + 1]);
 const mesh_kdf_t *mesh_kek_kdf(const mesh_kek_t *k);
 const char *mesh_kek_label(const mesh_kek_t *k);
-/* The key bytes: for crypt/ only (wrapping data keys). */
+/* Copies of the id (hex) and the label, under the read lock. */
+void mesh_kek_describe(const mesh_kek_t *k, char id_hex[2 * MESH_KEK_ID_BYTES + 1], char *label,
+                       size_t cap);
+/* A private copy (for a rotation: the old key stays usable while the shared one changes). */
+mesh_status_t mesh_kek_clone(const mesh_kek_t *k, mesh_kek_t **out, mesh_err_t *err);
+void mesh_kek_write_lock(mesh_kek_t *k);
+void mesh_kek_write_unlock(mesh_kek_t *k);
+/* Replaces k's key, id, KDF and label by from's (k's write lock held). */
+void mesh_kek_assign_locked(mesh_kek_t *k, const mesh_kek_t *from);
+/* For crypt/ only: the key bytes, and the read lock around every use of them. */
 const uint8_t *mesh__kek_secret(const mesh_kek_t *k);
+void mesh__kek_rdlock(const mesh_kek_t *k);
+void mesh__kek_unlock(const mesh_kek_t *k);
 
 /*
  * Parses key material as given in a KEK file, MESHD_KEK or a command's output: 64 hex
