@@ -286,11 +286,17 @@ static mesh_status_t unwrap_locked(mesh_keyfile_t *kf, const mesh_kek_t *kek, co
         char want[2 * MESH_KEK_ID_BYTES + 1], have[2 * MESH_KEK_ID_BYTES + 1];
         mesh_hex(kf->wraps[0].kek_id, MESH_KEK_ID_BYTES, want);
         mesh_hex(mesh_kek_id(kek), MESH_KEK_ID_BYTES, have);
+        /* "domain:x" -> "domain x", "catalog" -> "the catalog" */
+        char subject[96];
+        if (strncmp(label, "domain:", 7) == 0)
+            snprintf(subject, sizeof subject, "domain %s", label + 7);
+        else
+            snprintf(subject, sizeof subject, "the %s", label);
         return mesh_err_set(err, MESH_FORBIDDEN,
-                            "the key-encryption key does not open this data key: wrong key? "
-                            "(it was wrapped with KEK id %.12s..., the configured KEK from %s "
+                            "the key-encryption key does not open %s's data key: wrong key? "
+                            "(the key file was wrapped with KEK id %.12s..., the KEK from %s "
                             "has id %.12s...)",
-                            want, mesh_kek_label(kek), have);
+                            subject, want, mesh_kek_label(kek), have);
     }
     mesh_buf_t aad;
     mesh_buf_init(&aad, 4096);

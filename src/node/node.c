@@ -21,8 +21,8 @@
 static int lock_fd = -1;
 
 /* One meshd per data directory: a second one would corrupt nothing (SQLite locks) but would
- * fight over the logs. */
-static mesh_status_t lock_data_dir(const char *dir, mesh_err_t *err)
+ * fight over the logs. Also taken by `meshd --verify` (node/verify.c). */
+mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/LOCK", dir);
@@ -114,7 +114,10 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     }
     if ((st = mesh_mkdirs(n->opts.data_dir, 0700, err)) != MESH_OK)
         return st;
-    if ((st = lock_data_dir(n->opts.data_dir, err)) != MESH_OK)
+    if ((st = mesh__node_lock_data_dir(n->opts.data_dir, err)) != MESH_OK)
+        return st;
+    /* the KEK and every key file are checked before anything else is written */
+    if ((st = mesh_node_crypt_open(n, err)) != MESH_OK)
         return st;
     char path[4096];
     snprintf(path, sizeof path, "%s/catalog.db", n->opts.data_dir);
@@ -124,7 +127,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         LOG_INFO("node", "new data directory %s (node id %s)", n->opts.data_dir,
                  mesh_catalog_node_id(n->cat));
     mesh_domain_opts_t dopts = {.sync_full = n->opts.sync && strcmp(n->opts.sync, "full") == 0,
-                                .idem_ttl_ns = n->opts.idempotency_ttl};
+                                .idem_ttl_ns = n->opts.idempotency_ttl,
+                                .kek = n->kek};
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     if ((st = mesh_auth_open(n->cat, &n->auth, err)) != MESH_OK)
@@ -220,6 +224,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->auth = NULL;
     mesh_catalog_close(n->cat);
     n->cat = NULL;
+    mesh_node_crypt_close(n); /* after every encrypted file is closed */
     mesh_metrics_free(n->metrics);
     n->metrics = NULL;
     if (lock_fd >= 0) {

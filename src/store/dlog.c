@@ -631,3 +631,53 @@ bool mesh_dlog_only_gen(mesh_dlog_t *log, uint32_t gen)
     }
     return true;
 }
+
+static mesh_status_t count_fn(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    (void)seq;
+    (void)p;
+    (void)n;
+    (*(uint64_t *)arg)++;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_dlog_check(const char *dir, const mesh_keyring_t *ring, uint64_t *records,
+                              uint64_t *torn_bytes, mesh_err_t *err)
+{
+    *records = 0;
+    *torn_bytes = 0;
+    mesh_dlog_t *log = calloc(1, sizeof *log);
+    if (log == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    log->fd = -1;
+    log->ring = ring;
+    mesh_status_t st = MESH_OK;
+    if ((log->dir = strdup(dir)) == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (st == MESH_OK && access(dir, F_OK) == 0)
+        st = list_segments(log, err);
+    for (size_t i = 0; i < log->nsegs && st == MESH_OK; i++) {
+        char path[4096];
+        seg_path(log, log->segs[i].first_seq, path, sizeof path);
+        uint8_t *p;
+        size_t n;
+        if ((st = map_file(path, &p, &n, err)) != MESH_OK)
+            break;
+        uint64_t good = 0, last = log->segs[i].first_seq - 1;
+        st = walk(log, p, n, log->segs[i].first_seq, &good, &last, 0, count_fn, records, err);
+        if (p)
+            munmap(p, n);
+        if (st != MESH_OK)
+            break;
+        uint64_t next_first = i + 1 < log->nsegs ? log->segs[i + 1].first_seq : last + 1;
+        if (i + 1 == log->nsegs)
+            *torn_bytes = n - good;
+        else if (good != n || last + 1 != next_first)
+            st = mesh_err_set(err, MESH_CORRUPT,
+                              "log segment %s is damaged after seq %" PRIu64
+                              " (expected records up to %" PRIu64 ")",
+                              path, last, next_first - 1);
+    }
+    mesh_dlog_close(log);
+    return st;
+}

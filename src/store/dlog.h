@@ -79,6 +79,15 @@ void mesh_dlog_mark(const mesh_dlog_t *log, mesh_dlog_mark_t *m);
  * applied: their writers are told they failed, so they must not reappear at replay. */
 mesh_status_t mesh_dlog_rewind(mesh_dlog_t *log, const mesh_dlog_mark_t *m, mesh_err_t *err);
 
+/*
+ * Checks a log without opening it for writing (nothing is changed, a torn tail is only
+ * counted): every record's checksum, sequence and, when ring is given, authentication.
+ * MESH_CORRUPT with the first problem; *records and *torn_bytes (an unfinished record at the
+ * end of the last segment) otherwise.
+ */
+mesh_status_t mesh_dlog_check(const char *dir, const mesh_keyring_t *ring, uint64_t *records,
+                              uint64_t *torn_bytes, mesh_err_t *err);
+
 /* Deletes whole segments whose records are all <= seq (they are durable in the store). */
 mesh_status_t mesh_dlog_trim(mesh_dlog_t *log, uint64_t seq, mesh_err_t *err);
 /* Bytes on disk. */
