@@ -80,5 +80,9 @@ void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
 void mesh_api_query(mesh_req_t *r);
 void mesh_api_catalog(mesh_req_t *r);
+void mesh_api_keys(mesh_req_t *r);
+void mesh_api_keys_rotate(mesh_req_t *r);
+/* Encryption counters for /metrics (api_keys.c). */
+void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);
 
 #endif

@@ -60,6 +60,8 @@ static const route_t routes[] = {
     {"quarantine", M_GET, "/v1/products/{}/{}/quarantine", mesh_api_quarantine, true, false},
     {"query", M_GET | M_POST, "/v1/query", mesh_api_query, true, false},
     {"catalog", M_GET, "/v1/catalog", mesh_api_catalog, true, false},
+    {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
+    {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };
