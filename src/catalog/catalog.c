@@ -234,7 +234,8 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
     }
     size_t cap = 0;
     mesh_domain_meta_t *v = NULL;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
             mesh_domain_meta_t *nv = realloc(v, cap * sizeof *nv);
@@ -253,8 +254,17 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
         m->created_ns = sqlite3_column_int64(q, 3);
         (*n)++;
     }
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = db_err(c->db, err, "read domains"); /* never a shorter list */
     sqlite3_finalize(q);
     pthread_mutex_unlock(&c->lock);
+    if (st != MESH_OK) {
+        for (size_t i = 0; i < *n; i++)
+            mesh_domain_meta_free(&v[i]);
+        free(v);
+        v = NULL;
+        *n = 0;
+    }
     *out = v;
     return st;
 }

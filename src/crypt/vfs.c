@@ -485,12 +485,16 @@ static int wal_psz(cfile_t *f)
     return psz_ok(psz) ? set_psz(f, psz) : SQLITE_OK; /* not a valid WAL: SQLite ignores it */
 }
 
-/* Extras bound into a frame's page: salts (frame header bytes 8-15) and frame index. */
+/* Extra bound into a frame's page: its position in the WAL. Not the salts of the frame
+ * header: while a transaction has rewritten a frame in place, SQLite writes later frame
+ * headers with salts and checksums zeroed and fixes them at commit (walEncodeFrame with
+ * iReCksum set), so they change after the page was sealed. A frame of an older WAL generation
+ * (other salts) is refused by SQLite's own salt check and checksum chain. */
 static size_t frame_extra(const uint8_t *fh, uint32_t frame, uint8_t out[12])
 {
-    memcpy(out, fh + 8, 8);
-    put_be32(out + 8, frame);
-    return 12;
+    (void)fh;
+    put_be32(out, frame);
+    return 4;
 }
 
 /* The header of the frame whose page starts at poff: the one just written, or from disk. */

@@ -12,7 +12,7 @@
  * them), so its own checksums (WAL frames, journal records) hold. The additional data of
  * every seal binds the page to its place: the file's identity (a random id per data key
  * generation), its role (database, WAL, journal) and the page number (plus, in the WAL, the
- * frame's position and salts), so a page moved within or between files fails to open.
+ * frame's position), so a page moved within or between files fails to open.
  *
  * Database file, page 1: bytes 0-15 hold the file id instead of "SQLite format 3", bytes
  * 16-23 (page size, versions, reserved bytes, payload fractions) stay in clear because the

@@ -26,6 +26,7 @@
  */
 #include "store/domain.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -645,6 +646,48 @@ static void unlink_db(const char *path)
     }
 }
 
+/* The generation of a database file name ("data.db": 0, "data.<gen>.db"), or -1. */
+static int64_t db_gen_of(const char *name)
+{
+    if (strcmp(name, "data.db") == 0)
+        return 0;
+    size_t n = strlen(name);
+    uint64_t g;
+    if (n < 9 || strncmp(name, "data.", 5) != 0 || strcmp(name + n - 3, ".db") != 0 ||
+        mesh_parse_u64(name + 5, n - 8, &g) != MESH_OK || g == 0 || g > UINT32_MAX)
+        return -1;
+    return (int64_t)g;
+}
+
+/* Database files of the domain's directory whose generation the key file does not list
+ * (left by an interrupted re-encryption): counted, and deleted when remove is set. */
+static size_t stray_db_files(mesh_domain_t *d, bool remove)
+{
+    DIR *dd = opendir(d->dir);
+    struct dirent *e;
+    size_t n = 0;
+    while (dd && (e = readdir(dd)) != NULL) {
+        int64_t g = db_gen_of(e->d_name);
+        if (g < 0)
+            continue;
+        bool known = false;
+        for (size_t i = 0; i < d->kf.nkeys; i++)
+            known |= d->kf.keys[i].gen == (uint32_t)g;
+        if (known)
+            continue;
+        n++;
+        if (remove) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", d->dir, e->d_name);
+            unlink_db(p);
+            LOG_WARN("domain", "%s: removed %s (no key of the domain seals it)", d->name, p);
+        }
+    }
+    if (dd)
+        closedir(dd);
+    return n;
+}
+
 static size_t kf_find(const mesh_keyfile_t *kf, mesh_key_state_t state)
 {
     for (size_t i = 0; i < kf->nkeys; i++)
@@ -736,6 +779,13 @@ static mesh_status_t keys_open(mesh_domain_t *d, mesh_err_t *err)
     db_file(d, d->kf.keys[i].gen, db, sizeof db);
     if ((d->db_path = strdup(db)) == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (access(db, F_OK) != 0 && stray_db_files(d, false) > 0)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "its key file names %s (data key generation %u), which does not "
+                            "exist, while another generation's database does: the key file is "
+                            "not the domain's current one (restored from an older copy?)",
+                            db, (unsigned)d->kf.keys[i].gen);
+    stray_db_files(d, true);
     uint8_t fid[MESH_FILE_ID_BYTES];
     if (mesh_crypt_probe(db, fid) == MESH_DBFILE_ENCRYPTED &&
         memcmp(fid, d->kf.keys[i].file_id, MESH_FILE_ID_BYTES) != 0)
@@ -791,6 +841,7 @@ static void retire_old_keys(mesh_domain_t *d, bool may_wait)
 /* ---- open / close ---- */
 
 static void publish_info(mesh_domain_t *d);
+static void domain_close(mesh_domain_t *d, bool checkpoint);
 
 static mesh_status_t load_contract(void *arg, const char *yaml, size_t n)
 {
@@ -856,7 +907,9 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
 err:
     mesh_err_prefix(err, "domain %s: ", name);
     d->changed = NULL;
-    mesh_domain_close(d);
+    /* no closing checkpoint: a failed open (a damaged record, a wrong key) changes nothing,
+     * and must not flush a half-replayed state or trim the log */
+    domain_close(d, false);
     return st;
 }
 

@@ -154,6 +154,23 @@ static const char *storage_type(mesh_ltype_t t)
     }
 }
 
+/* A value of _meta, or an error (a page that cannot be read is not "0"). */
+static mesh_status_t meta_int_checked(sqlite3 *db, const char *key, int64_t *out, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    *out = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) != SQLITE_OK)
+        return sql_err(db, err, "read _meta");
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_err(db, err, "read _meta");
+    return MESH_OK;
+}
+
 static int64_t meta_int(sqlite3 *db, const char *key)
 {
     sqlite3_stmt *q;
@@ -491,12 +508,17 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
         goto err;
     if ((st = exec(s->db, schema_sql, err)) != MESH_OK)
         goto err;
-    if (meta_int(s->db, "layout") != 1) {
+    int64_t layout, applied, ts_gen;
+    if ((st = meta_int_checked(s->db, "layout", &layout, err)) != MESH_OK ||
+        (st = meta_int_checked(s->db, "applied_seq", &applied, err)) != MESH_OK ||
+        (st = meta_int_checked(s->db, "ts_gen", &ts_gen, err)) != MESH_OK)
+        goto err;
+    if (layout != 1) {
         st = mesh_err_set(err, MESH_CORRUPT, "%s: unknown store layout", path);
         goto err;
     }
-    s->applied_seq = (uint64_t)meta_int(s->db, "applied_seq");
-    s->ts_gen = (uint64_t)meta_int(s->db, "ts_gen");
+    s->applied_seq = (uint64_t)applied;
+    s->ts_gen = (uint64_t)ts_gen;
     if ((st = prepare_all(s, err)) != MESH_OK)
         goto err;
     if ((st = stats_load(s, err)) != MESH_OK)
@@ -595,7 +617,8 @@ static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err)
         return st;
     pthread_mutex_lock(&s->stats_lock);
     s->nstats = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         stats_entry_t *e = stats_find(s, (const char *)sqlite3_column_text(q, 0), true);
         if (e == NULL)
             break;
@@ -604,8 +627,9 @@ static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err)
         e->st.last_write_ns = sqlite3_column_int64(q, 3);
     }
     pthread_mutex_unlock(&s->stats_lock);
+    st = rc == SQLITE_ROW || rc == SQLITE_DONE ? MESH_OK : sql_err(s->db, err, "product stats");
     sqlite3_finalize(q);
-    return MESH_OK;
+    return st;
 }
 
 static int64_t product_bytes(mesh_store_t *s, const char *product)

@@ -746,7 +746,8 @@ mesh_status_t mesh__ts_open(sqlite3 *db, const mesh_product_t *p, mesh_ts_t **ou
         mesh__ts_unref(t);
         return MESH_IO;
     }
-    while (st == MESH_OK && sqlite3_step(q) == SQLITE_ROW) {
+    int rc = SQLITE_ROW;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         series_t *s;
         st = add_series(t, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1),
                         sqlite3_column_int64(q, 0), &s);
@@ -757,9 +758,18 @@ mesh_status_t mesh__ts_open(sqlite3 *db, const mesh_product_t *p, mesh_ts_t **ou
             s->rows_persisted = sqlite3_column_int64(q, 4);
         }
     }
+    if (st == MESH_OK && rc != SQLITE_DONE) {
+        /* a read error is not the end of the list: series would silently go missing */
+        int xrc = sqlite3_extended_errcode(db);
+        st = mesh_err_set(err,
+                          (xrc & 0xff) == SQLITE_CORRUPT || xrc == SQLITE_IOERR_DATA ? MESH_CORRUPT
+                                                                                     : MESH_IO,
+                          "ts %s: cannot load its series: %s", p->name, mesh_crypt_errmsg(db));
+    } else if (st != MESH_OK) {
+        mesh_err_set(err, st, "ts %s: cannot load its series", p->name);
+    }
     sqlite3_finalize(q);
     if (st != MESH_OK) {
-        mesh_err_set(err, st, "ts %s: cannot load its series", p->name);
         mesh__ts_unref(t);
         return st;
     }

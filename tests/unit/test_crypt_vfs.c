@@ -465,6 +465,50 @@ static void test_backup_vacuum_page_sizes(void **state)
     mesh_key_unref(k3);
 }
 
+/* A transaction larger than the page cache spills frames to the WAL, then rewrites some of
+ * them in place; SQLite writes the frames after such a rewrite with zeroed salts and fixes
+ * their headers at commit (so salts cannot be bound into a page). Everything must read back,
+ * from the WAL by another connection, after recovery and after a checkpoint. */
+static void test_wal_spill_rewrite(void **state)
+{
+    (void)state;
+    char p[128], w[160], c[128], cw[160];
+    path_of(p, sizeof p, "spill.db");
+    snprintf(w, sizeof w, "%s-wal", p);
+    path_of(c, sizeof c, "spill-copy.db");
+    snprintf(cw, sizeof cw, "%s-wal", c);
+    mesh_key_t *k = attach_new(p);
+    sqlite3 *db = open_db(p);
+    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=20;"
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                "BEGIN;"
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+                "  INSERT INTO t(v) SELECT printf('%0300d', i) FROM n;"
+                "UPDATE t SET v = 'first' || v WHERE id % 7 = 0;"
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)"
+                "  INSERT INTO t(v) SELECT printf('%0300d', i) FROM n;"
+                "UPDATE t SET v = 'again' || v WHERE id % 11 = 0;"
+                "COMMIT;");
+    int rc;
+    copy_file(p, c);
+    copy_file(w, cw);
+    mesh_err_t err;
+    assert_true(reads_all(p, &err)); /* another connection, through the WAL index */
+    assert_int_equal(mesh_crypt_attach(c, k, &err), MESH_OK);
+    assert_true(reads_all(c, &err)); /* recovery of the copied WAL */
+    sqlite3 *d2 = open_db(c);
+    assert_int_equal(scalar(d2, "SELECT count(*) FROM t", &rc), 3500);
+    assert_int_equal(scalar(d2, "SELECT count(*) FROM t WHERE v LIKE 'again%'", &rc), 318);
+    sqlite3_close(d2);
+    exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    assert_int_equal(scalar(db, "SELECT count(*) FROM t WHERE v LIKE 'first%'", &rc), 390);
+    sqlite3_close(db);
+    assert_true(reads_all(p, &err));
+    mesh_crypt_detach(c);
+    mesh_crypt_detach(p);
+    mesh_key_unref(k);
+}
+
 /* A database in clear is refused where a key is attached, an encrypted one without a key,
  * and a path without a key while encryption is required; temporary files are refused. */
 static void test_refusals(void **state)
@@ -518,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery_and_flips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_vacuum_page_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_spill_rewrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
