@@ -160,6 +160,14 @@ static size_t file_size(size_t nkeys, size_t nwraps)
     return KF_HEADER + nkeys * KF_KEY_ENTRY + nwraps * wrap_size(nkeys) + 4;
 }
 
+_Static_assert(KF_HEADER + MESH_KEYFILE_MAX_KEYS * KF_KEY_ENTRY +
+                       MESH_KEYFILE_MAX_WRAPS *
+                           (KF_WRAP_FIXED + MESH_KEYFILE_MAX_KEYS * MESH_KEY_BYTES +
+                            MESH_AEAD_TAG_BYTES) +
+                       4 ==
+                   MESH_KEYFILE_MAX_BYTES,
+               "MESH_KEYFILE_MAX_BYTES is the largest key file");
+
 static void put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

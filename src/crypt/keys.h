@@ -177,9 +177,10 @@ mesh_status_t mesh_kek_generate_file(const char *path, mesh_kek_t **out, mesh_er
 
 #define MESH_KEYFILE_MAX_KEYS  3
 #define MESH_KEYFILE_MAX_WRAPS 2
+/* header, key entries, wraps (id 16, KDF 4, salt 16, nonce 12, tag 16 and the keys), CRC */
 #define MESH_KEYFILE_MAX_BYTES                                                                     \
     (16 + MESH_KEYFILE_MAX_KEYS * 24 +                                                             \
-     MESH_KEYFILE_MAX_WRAPS * (60 + MESH_KEYFILE_MAX_KEYS * MESH_KEY_BYTES) + 4)
+     MESH_KEYFILE_MAX_WRAPS * (64 + MESH_KEYFILE_MAX_KEYS * MESH_KEY_BYTES) + 4)
 
 typedef enum {
     MESH_KEY_CURRENT = 1,

@@ -285,6 +285,21 @@ static void test_keyfile(void **state)
     mesh_keyfile_clear(&back);
     assert_int_equal(mesh_keyfile_load(path, kek, "domain:a", &back, &other_kek, &err), MESH_OK);
     mesh_keyfile_clear(&back);
+    /* the largest file: three keys under two KEKs */
+    kf.nkeys = 3;
+    assert_int_equal(mesh_key_new(2, &kf.keys[2].key), MESH_OK);
+    kf.keys[2].gen = 2;
+    kf.keys[2].state = MESH_KEY_NEXT;
+    memcpy(kf.keys[2].file_id, mesh_key_file_id(kf.keys[2].key), 16);
+    mesh_buf_t big;
+    mesh_buf_init(&big, MESH_KEYFILE_MAX_BYTES);
+    assert_int_equal(mesh_keyfile_encode(&kf, both, 2, "domain:a", &big, &err), MESH_OK);
+    assert_int_equal(big.len, MESH_KEYFILE_MAX_BYTES);
+    assert_int_equal(mesh_keyfile_parse((const uint8_t *)big.data, big.len, &back, &err), MESH_OK);
+    assert_int_equal(mesh_keyfile_unwrap(&back, other, "domain:a", &err), MESH_OK);
+    assert_memory_equal(mesh_key_secret(back.keys[2].key), mesh_key_secret(kf.keys[2].key), 32);
+    mesh_keyfile_clear(&back);
+    mesh_buf_free(&big);
     /* missing */
     snprintf(path, sizeof path, "%s/none", dir);
     assert_int_equal(mesh_keyfile_load(path, kek, "domain:a", &back, NULL, &err), MESH_NOT_FOUND);
