@@ -79,7 +79,7 @@ static int new_kek_hex(mesh_cli_t *cli, const mesh_cli_args_t *a, char *hex)
     const char *cmd = mesh_cli_arg(a, "new-kek-command");
     if (file) {
         char *text;
-        size_t n;
+        size_t n = 0;
         int rc = mesh_cli_read_input(cli, file, 4096, &text, &n);
         if (rc != 0)
             return rc;
@@ -135,7 +135,7 @@ static int run_rotate(mesh_cli_t *cli, const mesh_cli_args_t *a)
     } else if (mesh_cli_arg(a, "new-passphrase-file")) {
         const char *file = mesh_cli_arg(a, "new-passphrase-file");
         char *text;
-        size_t n;
+        size_t n = 0;
         if ((rc = mesh_cli_read_input(cli, file, 4096, &text, &n)) != 0) {
             json_decref(body);
             return rc;

@@ -437,7 +437,7 @@ static mesh_status_t kek_from_file(const char *path, const char *label, mesh_kek
                                    mesh_err_t *err)
 {
     uint8_t buf[4096], key[MESH_KEY_BYTES];
-    size_t n;
+    size_t n = 0;
     mesh_status_t st = read_secret(path, buf, sizeof buf, &n, err);
     if (st == MESH_OK && (st = mesh_kek_parse_text(buf, n, key, err)) != MESH_OK)
         mesh_err_prefix(err, "%s: ", path);
@@ -531,7 +531,7 @@ mesh_status_t mesh_kek_load(const mesh_kek_source_t *src, const char *data_dir, 
                                    "kek_passphrase (MESHD_KEK_PASSPHRASE)", out, err);
     case 3: {
         uint8_t buf[4096];
-        size_t n;
+        size_t n = 0;
         if ((st = read_secret(src->passphrase_file, buf, sizeof buf, &n, err)) != MESH_OK)
             return st;
         size_t line = 0;

@@ -459,7 +459,7 @@ static mesh_status_t read_small(const char *path, uint8_t *buf, size_t cap, size
 mesh_status_t mesh_keyfile_peek(const char *path, mesh_keyfile_t *kf, mesh_err_t *err)
 {
     uint8_t buf[MESH_KEYFILE_MAX_BYTES];
-    size_t n;
+    size_t n = 0;
     mesh_status_t st = read_small(path, buf, sizeof buf, &n, err);
     if (st != MESH_OK)
         return st;

@@ -116,7 +116,7 @@ static int check_domain(mesh_node_t *n, const char *name, FILE *out)
         fprintf(out, "domain %s: tables: %s\n", name, tables);
     if (n->kek)
         mesh_crypt_detach(db);
-    uint64_t records, torn;
+    uint64_t records = 0, torn = 0;
     if (mesh_dlog_check(logdir, n->kek ? &ring : NULL, &records, &torn, &err) != MESH_OK) {
         fprintf(out, "domain %s: log: DAMAGED: %s\n", name, err.msg);
         rc = 3;
