@@ -17,8 +17,10 @@ The data's time range comes from bounds.json ({"tmin", "tmax", "truck"}, nanosec
 is the newest reading (tmax), so the queries mean the same thing on every system whatever the
 wall clock says.
 
-meshd answers the two "latest per truck" questions from its `product__last` tables when the
-meshd measured has them (--meshd-no-last: the plain SQL form, max(time) per name, instead).
+meshd answers the two "latest per truck" questions from its `product__last` tables, and the
+hourly average with its `bucket` column (`FROM fleet.readings('1h') ... GROUP BY name,
+bucket`), when the meshd measured has them (--meshd-no-last: the plain SQL forms, max(time)
+per name and time_bucket(), instead).
 
 Rows whose `name` tag is missing (TSBS blanks a tag in 1 % of the entries) have no key: meshd's
 contract sends them to the product's quarantine, so the peers' queries leave them out too
@@ -113,6 +115,17 @@ def meshd_last_variant(q):
     q["last_reading"] = ("SELECT name, time, latitude, longitude, velocity, fuel_consumption "
                          "FROM fleet.readings__last")
     q["low_fuel"] = "SELECT name, time, fuel_state FROM fleet.diagnostics__last WHERE fuel_state < 0.1"
+    return q
+
+
+def meshd_bucket_variant(q, w):
+    """meshd's products have a bucket column (the time floored to a width given as an
+    argument), which lets SQLite aggregate per truck and hour without sorting every row."""
+    q = dict(q)
+    t = lambda ns: "ts('%s')" % iso(ns)
+    q["avg_velocity_hourly"] = (
+        "SELECT name, bucket AS hour, avg(velocity) AS velocity FROM fleet.readings('1h') "
+        "WHERE time >= %s AND time < %s GROUP BY name, bucket" % (t(w["day_lo"]), t(w["day_hi"])))
     return q
 
 
@@ -235,6 +248,11 @@ def make_runner(a, w):
                 qs = meshd_last_variant(qs)
             except RuntimeError:
                 h.conn.close()  # an older meshd: no __last tables (reconnects on next request)
+            try:
+                run("SELECT bucket FROM fleet.readings('1h') LIMIT 1", None)
+                qs = meshd_bucket_variant(qs, w)
+            except RuntimeError:
+                h.conn.close()  # an older meshd: no bucket column
         return qs, run
     if a.system == "influxdb":
         h = Http(a.url)
@@ -276,13 +294,14 @@ def main():
     p.add_argument("--db")
     p.add_argument("--only", help="comma-separated query names")
     p.add_argument("--meshd-no-last", action="store_true",
-                   help="meshd: the plain SQL form of the latest-per-truck queries, not __last")
+                   help="meshd: the plain SQL forms (max(time), time_bucket()), not __last "
+                   "and the bucket column")
     p.add_argument("--print-queries", action="store_true")
     a = p.parse_args()
     with open(a.bounds) as f:
         w = windows(json.load(f))
     if a.print_queries:
-        qs = {"meshd": meshd_last_variant(sql_queries(w, "meshd")),
+        qs = {"meshd": meshd_bucket_variant(meshd_last_variant(sql_queries(w, "meshd")), w),
               "meshd (without __last)": sql_queries(w, "meshd"), "influxdb": influx_queries(w),
               "postgres": sql_queries(w, "postgres"), "sqlite": sql_queries(w, "sqlite")}
         json.dump(qs, sys.stdout, indent=1)

@@ -278,7 +278,8 @@ meshd_start() { # dir
   mkdir -p "$1"
   local before; before=$(grep -c 'listening on http://' "$1/meshd.log" 2>/dev/null || true)
   # shellcheck disable=SC2086
-  "$MESHD" --data-dir "$1/data" --listen 127.0.0.1:0 --admin-token "$TOKEN" $MESHD_ARGS \
+  # plain HTTP (--tls off), like the peers: the comparison is of the stores, not of TLS
+  "$MESHD" --data-dir "$1/data" --listen 127.0.0.1:0 --tls off --admin-token "$TOKEN" $MESHD_ARGS \
     >> "$1/meshd.out" 2>> "$1/meshd.log" &
   M_PID=$!; SERVER_PIDS+=("$M_PID")
   local i=0

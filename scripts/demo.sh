@@ -28,14 +28,17 @@ PID=$!
 stop() { kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
 [ "$keep" = 1 ] || trap stop EXIT
 for _ in $(seq 200); do grep -q "listening on" "$D/meshd.log" && break; sleep 0.05; done
-ADDR=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$D/meshd.log")
+ADDR=$(sed -n 's/.*listening on https:\/\/\([^ ]*\).*/\1/p' "$D/meshd.log")
 [ -n "$ADDR" ] || { cat "$D/meshd.log"; exit 1; }
-export MESH_URL=http://$ADDR
+# TLS is on: the node generated a self-signed certificate and logged its fingerprint, which
+# meshctl pins (MESH_PIN); MESH_CACERT=$D/data/tls/cert.pem would do as well
+PIN=$(sed -n 's/.*fingerprint \(sha256:[0-9a-f]*\).*/\1/p' "$D/meshd.log")
+export MESH_URL=https://$ADDR MESH_PIN=$PIN
 ctl() { "$B/meshctl" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 q() { printf '\n$ meshctl query %q\n' "$1"; ctl query --format table "$1"; }
 
-say "a node: $MESH_URL"
+say "a node: $MESH_URL (TLS certificate $MESH_PIN)"
 ctl status
 
 say "domains and their contracts (examples/*/*.odcs.yaml)"
@@ -73,7 +76,7 @@ q 'SELECT patient_id, count(*) AS seconds_below_90, min(spo2) AS lowest
 q 'SELECT count(*) AS quarantined, min(reason) AS a_reason FROM "icu-3".vitals__quarantine'
 
 say "a bad batch is refused whole, with the line, the column and the reason"
-grep '^telemetry' "$D/factory.lp" | head -3 > "$D/bad.lp"
+grep -m 3 '^telemetry' "$D/factory.lp" > "$D/bad.lp" # -m: no SIGPIPE under pipefail
 echo 'telemetry,site=plant-a,line=L01,machine=M001,sensor=S01 temperature=9999,vibration_rms=1.2,status="exploded" 1767225700000000000' >> "$D/bad.lp"
 ctl ingest factory-a.telemetry "$D/bad.lp" --influx || echo "(meshctl exited $?: nothing of the batch was written)"
 
@@ -82,7 +85,7 @@ ctl catalog --classification restricted
 
 if [ "$keep" = 1 ]; then
   say "the node keeps running (pid $PID). Try:"
-  echo "  export MESH_URL=$MESH_URL MESH_TOKEN=$TOKEN"
+  echo "  export MESH_URL=$MESH_URL MESH_PIN=$MESH_PIN MESH_TOKEN=$TOKEN"
   echo "  $B/meshctl catalog"
   echo "  kill $PID   # to stop it"
 else

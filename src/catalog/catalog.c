@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/internal.h"
+#include "catalog/security.h"
 #include "core/util.h"
 #include "crypt/vfs.h"
 
@@ -95,6 +97,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
         st = db_err(c->db, err, "schema");
         goto err;
     }
+    if ((st = mesh__catalog_security_init(c, err)) != MESH_OK)
+        goto err;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=
         SQLITE_OK) {
@@ -385,4 +389,19 @@ int64_t mesh_catalog_token_count(mesh_catalog_t *c)
     }
     pthread_mutex_unlock(&c->lock);
     return n;
+}
+
+sqlite3 *mesh__catalog_db(mesh_catalog_t *c)
+{
+    return c->db;
+}
+
+pthread_mutex_t *mesh__catalog_lock(mesh_catalog_t *c)
+{
+    return &c->lock;
+}
+
+mesh_status_t mesh__catalog_err(sqlite3 *db, mesh_err_t *err, const char *what)
+{
+    return db_err(db, err, what);
 }

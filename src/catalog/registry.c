@@ -283,6 +283,8 @@ mesh_status_t mesh_registry_create_domain(mesh_registry_t *r, const mesh_domain_
                             "invalid domain name '%s': use 1-63 of a-z, 0-9, '_' and '-', "
                             "starting with a letter",
                             m->name);
+    if (strcmp(m->name, "system") == 0) /* SQL's schema of system tables (system.audit) */
+        return mesh_err_set(err, MESH_INVALID, "the domain name 'system' is reserved");
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->n; i++) {
         if (strcmp(r->metas[i].name, m->name) == 0) {

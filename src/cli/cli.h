@@ -37,6 +37,10 @@ typedef struct mesh_cli_settings {
     char *token_file; /* file whose first line is the token */
     char *config;     /* config file path (flag or environment only) */
     int64_t timeout;  /* ns without any data moving before a request is abandoned; 0 none */
+    char *cacert;     /* PEM CA file verifying the node's TLS certificate */
+    char *pin;        /* pinned certificate fingerprints "sha256:HEX[,...]" */
+    char *cert;       /* PEM client certificate */
+    char *key;        /* PEM key of cert */
 } mesh_cli_settings_t;
 
 /* ---- the run context ---- */
@@ -91,8 +95,10 @@ extern const mesh_cli_cmd_t mesh_cli_ingest_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_query_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_catalog_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
 
-/* The settings table (meshctl.c): url, token, token_file, config, timeout; accepted as
+/* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
+ * cert, key; accepted as
  * flags before and after every command, with -q/--quiet, -h/--help and --format. */
 extern const mesh_opts_spec_t mesh_cli_settings_spec;
 

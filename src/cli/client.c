@@ -7,6 +7,13 @@
  * transfer-info callback: it notes when bytes last moved in either direction and stops the
  * transfer once nothing has moved for the timeout, so a slow but steady query result is
  * never cut while a hung server is.
+ *
+ * TLS: TLS 1.2 at least. The node's certificate is checked by libcurl against --cacert (or
+ * the system's CAs), or by the TLS module's hook on libcurl's SSL_CTX
+ * (CURLOPT_SSL_CTX_FUNCTION) against the pinned fingerprints; the hook also records the
+ * fingerprint the node presented, so a failure can say what it was and how to trust it.
+ * A TLS failure is never failed over to the next URL: a node that cannot prove who it is
+ * is not a dead node.
  */
 #include "cli/client.h"
 
@@ -17,6 +24,7 @@
 #include <strings.h>
 
 #include "core/util.h"
+#include "tls/tls.h"
 
 #define MAX_URLS        16
 #define MAX_ERROR_BODY  ((size_t)1 << 20) /* bytes of an error answer kept for decoding */
@@ -30,6 +38,12 @@ struct mesh_client {
     char *auth;      /* "Authorization: Bearer <token>" or NULL; wiped on destroy */
     int64_t timeout; /* ns of idle transfer before giving up; 0: none */
     char ua[64];     /* User-Agent */
+    char *cacert;    /* PEM CA file or NULL */
+    char *cert;      /* PEM client certificate or NULL */
+    char *key;       /* its key or NULL */
+    uint8_t pins[MESH_TLS_MAX_PINS][MESH_TLS_FP_LEN];
+    size_t npins;
+    mesh_tls_client_check_t check; /* state of the last handshake's certificate check */
 };
 
 /* State of one transfer, shared with the callbacks. */
@@ -45,8 +59,17 @@ typedef struct xfer {
 
 static int curl_users;
 
+/* A copy of an optional setting (NULL for NULL or ""); false when out of memory. */
+static bool copy_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (s == NULL || *s == '\0')
+        return true;
+    return (*out = mesh_strdup(s)) != NULL;
+}
+
 mesh_status_t mesh_client_create(const char *urls, const char *token, int64_t timeout_ns,
-                                 mesh_client_t **out, mesh_err_t *err)
+                                 const mesh_client_tls_t *tls, mesh_client_t **out, mesh_err_t *err)
 {
     *out = NULL;
     mesh_client_t *c = calloc(1, sizeof *c);
@@ -68,7 +91,7 @@ mesh_status_t mesh_client_create(const char *urls, const char *token, int64_t ti
         if (!scheme) {
             st = mesh_err_set(err, MESH_INVALID,
                               "URL '%.*s' must start with http:// or https:// (e.g. "
-                              "http://127.0.0.1:7070)",
+                              "https://127.0.0.1:7070)",
                               (int)(n > 200 ? 200 : n), p);
             goto err;
         }
@@ -94,6 +117,21 @@ mesh_status_t mesh_client_create(const char *urls, const char *token, int64_t ti
     }
     c->timeout = timeout_ns;
     snprintf(c->ua, sizeof c->ua, "meshctl/%s", MESH_VERSION);
+    if (tls) {
+        if (!copy_opt(tls->cacert, &c->cacert) || !copy_opt(tls->cert, &c->cert) ||
+            !copy_opt(tls->key, &c->key)) {
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+            goto err;
+        }
+        if (tls->pins && *tls->pins &&
+            (st = mesh_tls_pins_parse(tls->pins, c->pins, MESH_TLS_MAX_PINS, &c->npins, err)) !=
+                MESH_OK) {
+            mesh_err_prefix(err, "--pin: ");
+            goto err;
+        }
+    }
+    c->check.pins = c->pins;
+    c->check.npins = c->npins;
     if (curl_users++ == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         curl_users--;
         st = mesh_err_set(err, MESH_INTERNAL, "cannot initialise libcurl");
@@ -109,6 +147,9 @@ err:
     for (size_t i = 0; i < c->nurls; i++)
         free(c->urls[i]);
     free(c->auth);
+    free(c->cacert);
+    free(c->cert);
+    free(c->key);
     free(c);
     return st;
 }
@@ -125,6 +166,9 @@ void mesh_client_destroy(mesh_client_t *c)
         explicit_bzero(c->auth, strlen(c->auth));
         free(c->auth);
     }
+    free(c->cacert);
+    free(c->cert);
+    free(c->key);
     free(c);
     if (--curl_users == 0)
         curl_global_cleanup();
@@ -257,6 +301,14 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return 0;
 }
 
+/* libcurl's CURLOPT_SSL_CTX_FUNCTION: the certificate check of the TLS module. */
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
+{
+    (void)h;
+    mesh_tls_client_hook(ssl_ctx, arg);
+    return CURLE_OK;
+}
+
 /* ---- one attempt against one base URL ---- */
 
 /* Appends a header line to *list; false when out of memory (the list stays valid). */
@@ -321,6 +373,32 @@ static CURLcode perform(mesh_client_t *c, size_t idx, const mesh_client_req_t *r
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->cacert) { /* this file only, not the system's CAs */
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    } else if (c->npins) { /* the pin is the trust: no CA, no name */
+        curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (c->cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        if (c->key)
+            curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+    }
+    c->check.seen[0] = '\0';
+    c->check.pin_mismatch = false;
+    c->check.cert_requested = false;
+    if ((curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK ||
+         curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &c->check) != CURLE_OK) &&
+        c->npins) {
+        curl_slist_free_all(hdrs);
+        mesh_buf_free(&url);
+        snprintf(errbuf, CURL_ERROR_SIZE, "this libcurl cannot check pinned certificates");
+        return CURLE_NOT_BUILT_IN;
+    }
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
@@ -410,6 +488,97 @@ static void decode_error(mesh_client_result_t *res)
     json_decref(j);
 }
 
+static bool says(const char *why, const char *what)
+{
+    return strstr(why, what) != NULL;
+}
+
+/* Explains a TLS failure (rc, libcurl's message why) of a request that got no answer, in res
+ * (status and message); false when rc is not a TLS failure. */
+static bool tls_failure(const mesh_client_t *c, CURLcode rc, const char *why,
+                        mesh_client_result_t *res)
+{
+    const char *url = res->url;
+    size_t cap = sizeof res->msg;
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        res->status = MESH_UNAUTHENTICATED;
+        if (c->check.pin_mismatch)
+            snprintf(res->msg, cap,
+                     "the TLS certificate of meshd at %s (%s) matches no pinned fingerprint "
+                     "(--pin, MESH_PIN); if the node's certificate was replaced, pin the "
+                     "fingerprint the node now logs at start",
+                     url, c->check.seen);
+        else if (c->cacert)
+            snprintf(res->msg, cap,
+                     "cannot verify the TLS certificate of meshd at %s with --cacert %s: %s (it "
+                     "must come from a CA in that file, and the host in the URL must be one of "
+                     "its names)",
+                     url, c->cacert, why);
+        else
+            snprintf(res->msg, cap,
+                     "cannot verify the TLS certificate of meshd at %s: %s. To trust a node's "
+                     "own certificate, pin its fingerprint with --pin sha256:HEX (MESH_PIN): "
+                     "meshd logs it at every start ('fingerprint sha256:...'), or run 'openssl "
+                     "x509 -in DATA_DIR/tls/cert.pem -noout -fingerprint -sha256' on the node; or "
+                     "give that cert.pem file with --cacert (MESH_CACERT). This node presented "
+                     "%s: compare it with the node's log before you pin it",
+                     url, why, c->check.seen[0] ? c->check.seen : "no certificate");
+        return true;
+    case CURLE_SSL_CACERT_BADFILE:
+        res->status = MESH_INVALID;
+        snprintf(res->msg, cap, "cannot use the CA file %s: %s",
+                 c->cacert ? c->cacert : "(libcurl's default)", why);
+        return true;
+    case CURLE_SSL_CERTPROBLEM:
+        res->status = MESH_INVALID;
+        snprintf(res->msg, cap, "cannot use the client certificate %s: %s", c->cert ? c->cert : "",
+                 why);
+        return true;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        if (strncasecmp(url, "https://", 8) != 0)
+            return false;
+        break;
+    default:
+        return false;
+    }
+    if (says(why, "certificate required") || (!c->cert && c->check.cert_requested)) {
+        res->status = MESH_UNAUTHENTICATED;
+        snprintf(res->msg, cap,
+                 "meshd at %s requires a client certificate: give --cert FILE and --key FILE "
+                 "(MESH_CERT, MESH_KEY) from a CA it trusts (%s)",
+                 url, why);
+    } else if (c->cert && (says(why, "unknown ca") || says(why, "bad certificate") ||
+                           says(why, "certificate unknown") || says(why, "certificate expired") ||
+                           says(why, "unsupported certificate") || says(why, "access denied"))) {
+        res->status = MESH_UNAUTHENTICATED;
+        snprintf(res->msg, cap, "meshd at %s refused the client certificate %s: %s", url, c->cert,
+                 why);
+    } else if (c->cert && rc != CURLE_SSL_CONNECT_ERROR) {
+        /* the node checks our certificate after the handshake (TLS 1.3): its refusal comes
+         * as an alert or, when the request was on its way, as a reset */
+        res->status = MESH_UNAUTHENTICATED;
+        snprintf(res->msg, cap,
+                 "meshd at %s closed the connection after the handshake: it refused the client "
+                 "certificate %s, or it failed (%s)",
+                 url, c->cert, why);
+    } else if (says(why, "wrong version number") || says(why, "packet length too long")) {
+        res->status = MESH_UNAVAILABLE;
+        snprintf(res->msg, cap,
+                 "meshd at %s does not answer in TLS (%s): a node started with tls = off "
+                 "speaks plain HTTP, reached with an http:// URL",
+                 url, why);
+    } else if (rc == CURLE_SSL_CONNECT_ERROR) {
+        res->status = MESH_UNAVAILABLE;
+        snprintf(res->msg, cap, "TLS handshake with meshd at %s failed: %s", url, why);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 mesh_status_t mesh_client_do(mesh_client_t *c, const mesh_client_req_t *req,
                              mesh_client_result_t *res)
 {
@@ -451,6 +620,8 @@ mesh_status_t mesh_client_do(mesh_client_t *c, const mesh_client_req_t *req,
         decode_error(res);
         return res->status;
     }
+    if (code == 0 && tls_failure(c, rc, why, res))
+        return res->status;
     if (x.stalled) {
         res->retryable = true;
         snprintf(res->msg, sizeof res->msg,
@@ -478,8 +649,11 @@ mesh_status_t mesh_client_do(mesh_client_t *c, const mesh_client_req_t *req,
         return res->status;
     }
     if (rc == CURLE_GOT_NOTHING)
-        snprintf(res->msg, sizeof res->msg, "meshd at %s closed the connection without an answer",
-                 res->url);
+        snprintf(res->msg, sizeof res->msg, "meshd at %s closed the connection without an answer%s",
+                 res->url,
+                 strncasecmp(res->url, "http://", 7) == 0
+                     ? " (a node with TLS on, the default, is reached with an https:// URL)"
+                     : "");
     else
         snprintf(res->msg, sizeof res->msg, "request to %s failed: %s", res->url, why);
     return res->status = MESH_UNAVAILABLE;

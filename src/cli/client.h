@@ -31,13 +31,33 @@ typedef struct mesh_client mesh_client_t;
 #define MESH_CLIENT_MAX_BODY ((size_t)64 << 20)
 
 /*
+ * How an https:// node is verified, and the client certificate to show it. Every member may
+ * be NULL or "" (unset). Strings are copied by mesh_client_create.
+ *
+ * - cacert alone: the node's certificate must chain to a CA in this PEM file (only this
+ *   file, not the system's CAs), and the host in the URL must be one of its names.
+ * - pins alone ("sha256:HEX[,sha256:HEX...]", see mesh_tls_pins_parse): the node's
+ *   certificate must be one of these, by the SHA-256 fingerprint of the whole certificate
+ *   (not of its public key); no CA, name or date is checked: the pin is the trust.
+ * - both: both checks. Neither: the system's CAs and the host name.
+ */
+typedef struct mesh_client_tls {
+    const char *cacert; /* PEM CA file */
+    const char *pins;   /* pin list */
+    const char *cert;   /* PEM client certificate */
+    const char *key;    /* PEM key of cert (unset: in the cert file) */
+} mesh_client_tls_t;
+
+/*
  * Creates a client. urls is a comma-separated list of http:// or https:// base URLs (a
  * trailing '/' is dropped); token may be NULL; timeout_ns is how long a request may go with
  * no data moving either way before it is abandoned (0: no limit; connection attempts give up
- * after at most 10 s). MESH_INVALID (with err) for a malformed URL list.
+ * after at most 10 s); tls may be NULL. MESH_INVALID (with err) for a malformed URL list or
+ * pin list.
  */
 mesh_status_t mesh_client_create(const char *urls, const char *token, int64_t timeout_ns,
-                                 mesh_client_t **out, mesh_err_t *err);
+                                 const mesh_client_tls_t *tls, mesh_client_t **out,
+                                 mesh_err_t *err);
 /* Frees the client (NULL is fine). */
 void mesh_client_destroy(mesh_client_t *c);
 
@@ -81,7 +101,10 @@ typedef struct mesh_client_result {
  * Returns res->status: MESH_OK on a 2xx answer; the server's status for an error answer;
  * MESH_UNAVAILABLE when no URL could be reached ("cannot reach meshd at URL: <reason>");
  * MESH_TIMEOUT when the answer stalled; MESH_TOO_LARGE past max_body; MESH_IO when a 2xx
- * transfer was cut short (res->cut) or the sink stopped it.
+ * transfer was cut short (res->cut) or the sink stopped it; MESH_UNAUTHENTICATED when the
+ * node's TLS certificate could not be verified (the message says how to trust it) or the
+ * node refused the client certificate; MESH_INVALID when the CA file or the client
+ * certificate cannot be used.
  */
 mesh_status_t mesh_client_do(mesh_client_t *c, const mesh_client_req_t *req,
                              mesh_client_result_t *res);

@@ -47,6 +47,21 @@ static int run_status(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_add(t, mesh_client_url(cli->client));
     mesh_table_add(t, "principal");
     mesh_table_add(t, mesh_cli_jstr(j, "principal"));
+    const json_t *tls = json_object_get(j, "tls");
+    mesh_table_add(t, "tls");
+    if (json_is_true(json_object_get(tls, "enabled"))) {
+        const char *fp = mesh_cli_jstr(tls, "fingerprint"),
+                   *kind = mesh_cli_jstr(tls, "certificate");
+        mesh_table_addf(t, "on, %s certificate %s, expires %s", kind ? kind : "?", fp ? fp : "?",
+                        mesh_cli_short_time(mesh_cli_jstr(tls, "expires"), when));
+        const char *client = mesh_cli_jstr(tls, "client_certificate");
+        if (client) {
+            mesh_table_add(t, "client cert");
+            mesh_table_add(t, client);
+        }
+    } else {
+        mesh_table_add(t, tls ? "off (plain HTTP)" : "-");
+    }
     mesh_table_add(t, "started");
     mesh_table_addf(t, "%s (up %s)", mesh_cli_short_time(mesh_cli_jstr(j, "started"), when), up);
     mesh_table_add(t, "ready");
@@ -72,16 +87,17 @@ const mesh_cli_cmd_t mesh_cli_status_cmds[] = {
         .summary = "Show the node's status.",
         .text = "Shows the status of the node meshctl talks to (GET /v1/status): its name, site,\n"
                 "version, address, uptime, readiness, how many domains, products and rows it\n"
-                "holds, its storage, the principal the token belongs to, and the URL that\n"
-                "answered (with a list of URLs, the first one that could be reached).",
+                "holds, its storage, the principal the token belongs to, its TLS certificate\n"
+                "(fingerprint and expiry), and the URL that answered (with a list of URLs,\n"
+                "the first one that could be reached).",
         .formats = "table|json",
         .min_args = 0,
         .max_args = 0,
         .examples = "meshctl status\n"
-                    "meshctl --url http://10.0.0.5:7070,http://10.0.0.6:7070 status\n"
+                    "meshctl --url https://10.0.0.5:7070,https://10.0.0.6:7070 status\n"
                     "meshctl status --format json",
         .exits = "0  the node answered\n"
-                 "4  the token is missing or wrong\n"
+                 "4  the token is missing or wrong, or TLS verification failed\n"
                  "7  no URL could be reached",
         .run = run_status,
     },

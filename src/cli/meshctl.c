@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,9 +30,9 @@ int mesh_cli_generate(int argc, char **argv) __attribute__((weak));
 #define F(field) offsetof(mesh_cli_settings_t, field)
 
 static const mesh_opt_t settings[] = {
-    {"url", MESH_OPT_STRING, F(url), "http://127.0.0.1:7070", 0, 0, NULL, 0, "URL[,URL...]",
+    {"url", MESH_OPT_STRING, F(url), "https://127.0.0.1:7070", 0, 0, NULL, 0, "URL[,URL...]",
      "Base URL of meshd. A comma-separated list is tried in order: when a node cannot be "
-     "reached, the next one is used."},
+     "reached, the next one is used. https:// unless the node runs with tls = off."},
     {"token", MESH_OPT_STRING, F(token), NULL, 0, 0, NULL, MESH_OPT_SECRET, "TOKEN",
      "API token, sent as `Authorization: Bearer`. Prefer --token-file or the config file: a "
      "flag is visible in the process list. Never printed."},
@@ -44,6 +45,20 @@ static const mesh_opt_t settings[] = {
      "SECONDS",
      "Abandon a request when no data has moved for this long: seconds, or a duration such as "
      "500ms or 5m; 0 never. Connecting gives up after at most 10 s."},
+    {"cacert", MESH_OPT_STRING, F(cacert), NULL, 0, 0, NULL, 0, "FILE",
+     "CA certificates (PEM) that verify the node's TLS certificate, instead of the system's "
+     "CAs; the host in the URL must be one of the certificate's names. For a node's own "
+     "self-signed certificate, give its DATA_DIR/tls/cert.pem."},
+    {"pin", MESH_OPT_STRING, F(pin), NULL, 0, 0, NULL, 0, "sha256:HEX[,...]",
+     "Trust the node's TLS certificate when its SHA-256 fingerprint (of the whole certificate, "
+     "not of its public key) is one of these: meshd logs it at start ('fingerprint "
+     "sha256:...'), and 'openssl x509 -in cert.pem -noout -fingerprint -sha256' prints it "
+     "(colons are fine). A pin alone replaces the CA, name and date checks; with --cacert both "
+     "must pass. One pin per node of a --url list."},
+    {"cert", MESH_OPT_STRING, F(cert), NULL, 0, 0, NULL, 0, "FILE",
+     "Client certificate (PEM) for nodes that ask for one (tls_client_auth)."},
+    {"key", MESH_OPT_STRING, F(key), NULL, 0, 0, NULL, 0, "FILE",
+     "Private key (PEM, not encrypted) of --cert; default: read from the --cert file."},
 };
 
 const mesh_opts_spec_t mesh_cli_settings_spec = {settings, MESH_ARRAY_LEN(settings), "MESH_"};
@@ -64,7 +79,7 @@ static const mesh_cli_cmd_t top_cmd = {
 
 static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_keys_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -81,19 +96,22 @@ static const char *const flags[][2] = {
 static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
     "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
-    "files, SQL queries, and the catalog.\n";
+    "files, SQL queries, the catalog, and the audit log.\n";
 
 static const char examples[] =
-    "export MESH_URL=http://10.0.0.5:7070,http://10.0.0.6:7070\n"
+    "export MESH_URL=https://10.0.0.5:7070\n"
+    "export MESH_PIN=sha256:3c3a60cb6788bda4...   # the fingerprint the node logs at start\n"
     "export MESH_TOKEN=$(cat ~/.meshd-token)\n"
     "meshctl status\n"
+    "meshctl --url https://localhost:7070 --cacert /var/lib/meshd/tls/cert.pem status\n"
     "meshctl domain create factory --owner ops@example.com\n"
     "meshctl product apply contracts/readings.odcs.yaml\n"
     "meshctl ingest factory.readings readings.csv\n"
     "meshctl query 'SELECT device, avg(temp) FROM factory.readings GROUP BY device'\n";
 
 static const char config_example[] = "# ~/.config/meshctl/config\n"
-                                     "url = http://10.0.0.5:7070,http://10.0.0.6:7070\n"
+                                     "url = https://10.0.0.5:7070,https://10.0.0.6:7070\n"
+                                     "cacert = /home/me/.config/meshctl/mesh-ca.pem\n"
                                      "token_file = /home/me/.config/meshctl/token\n"
                                      "timeout = 30s\n";
 
@@ -119,7 +137,7 @@ static void exit_codes(FILE *out, bool md)
         "a local file could not be read or written",
         "invalid input: a bad flag or argument (checked locally), or the server's",
         "not found:",
-        "authentication or permission:",
+        "authentication or permission (also: a TLS certificate was refused):",
         "conflict:",
         "a limit or a time limit (also: no data within --timeout):",
         "unavailable (also: meshd cannot be reached):",
@@ -363,6 +381,22 @@ static int resolve(mesh_cli_t *cli, mesh_cli_settings_t *out)
                 rc = mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
             break;
         }
+    /* the TLS settings, each from the highest level that gives it ("" there: none) */
+    static const size_t tls_fields[] = {
+        offsetof(mesh_cli_settings_t, cacert), offsetof(mesh_cli_settings_t, pin),
+        offsetof(mesh_cli_settings_t, cert), offsetof(mesh_cli_settings_t, key)};
+    for (size_t f = 0; f < MESH_ARRAY_LEN(tls_fields) && rc == 0; f++) {
+        char **dst = (char **)((char *)out + tls_fields[f]);
+        for (size_t i = 0; i < 3; i++) {
+            char *const *src = (char *const *)((const char *)levels[i] + tls_fields[f]);
+            if (*src == NULL)
+                continue;
+            free(*dst);
+            if ((*dst = mesh_strdup(*src)) == NULL)
+                rc = mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+            break;
+        }
+    }
     for (size_t i = 0; i < 3 && rc == 0; i++)
         if (levels[i]->timeout >= 0) {
             out->timeout = levels[i]->timeout;
@@ -392,6 +426,31 @@ done:
     mesh_opts_free(spec, &env);
     mesh_opts_free(spec, &file);
     return rc;
+}
+
+/* The TLS files must be readable (a clear local error before any connection); a pin or CA
+ * file with a plain http:// URL protects nothing: say so. Returns 0 or an exit code. */
+static int check_tls_files(mesh_cli_t *cli, const mesh_cli_settings_t *s)
+{
+    const char *files[][2] = {{"CA file (--cacert)", s->cacert},
+                              {"client certificate (--cert)", s->cert},
+                              {"client key (--key)", s->key}};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(files); i++) {
+        const char *path = files[i][1];
+        if (path && *path && access(path, R_OK) != 0)
+            return mesh_cli_local(cli, "cannot read the %s %s: %s", files[i][0], path,
+                                  strerror(errno));
+    }
+    if (s->key && *s->key && !(s->cert && *s->cert))
+        return mesh_cli_usage(cli, "--key needs --cert");
+    bool tls_trust = (s->cacert && *s->cacert) || (s->pin && *s->pin);
+    bool plain = false;
+    for (const char *u = s->url; u && *u && !plain; u++)
+        plain = strncasecmp(u, "http://", 7) == 0;
+    if (tls_trust && plain && !cli->quiet)
+        fprintf(stderr, "meshctl: warning: --cacert and --pin apply to https:// URLs only; an "
+                        "http:// URL is not encrypted\n");
+    return 0;
 }
 
 /* ---- dispatch ---- */
@@ -541,7 +600,10 @@ int main(int argc, char **argv)
         goto out;
     mesh_err_t err;
     mesh_err_clear(&err);
-    if (mesh_client_create(set.url, set.token, set.timeout, &cli.client, &err) != MESH_OK) {
+    if ((rc = check_tls_files(&cli, &set)) != 0)
+        goto out;
+    mesh_client_tls_t tls = {set.cacert, set.pin, set.cert, set.key};
+    if (mesh_client_create(set.url, set.token, set.timeout, &tls, &cli.client, &err) != MESH_OK) {
         rc = mesh_cli_usage(&cli, "%s", err.msg);
         goto out;
     }

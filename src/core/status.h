@@ -34,7 +34,8 @@
     X(IO, 500, "58030", 8, "i/o error")                                                            \
     X(CORRUPT, 500, "XX001", 8, "data corrupted")                                                  \
     X(NOMEM, 500, "53200", 8, "out of memory")                                                     \
-    X(INTERNAL, 500, "XX000", 8, "internal error")
+    X(INTERNAL, 500, "XX000", 8, "internal error")                                                 \
+    X(RATE_LIMITED, 429, "53400", 7, "too many attempts, try again later")
 
 typedef enum {
 #define MESH_X_ENUM(name, http, sqlstate, exit, text) MESH_##name,

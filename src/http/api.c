@@ -141,6 +141,30 @@ static json_t *product_json(const mesh_snap_domain_t *sd, const mesh_product_t *
     return o;
 }
 
+/* Audits an admin change the caller was allowed to attempt: its outcome, and extra (a JSON
+ * object's members without braces, may be NULL) or the error. */
+static void audit_admin(mesh_req_t *r, mesh_audit_action_t act, const char *domain,
+                        const char *product, mesh_status_t st, const char *error, const char *extra)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, 64 * 1024);
+    mesh_buf_addc(&d, '{');
+    if (extra)
+        mesh_buf_adds(&d, extra);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, extra ? ",\"error\":" : "\"error\":");
+        mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = act,
+                            .domain = domain,
+                            .product = product,
+                            .status = mesh_status_http(st),
+                            .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
 /* Parses a JSON request body; replies 400 and returns NULL when it is not an object. */
 static json_t *body_object(mesh_req_t *r)
 {
@@ -161,6 +185,11 @@ static json_t *body_object(mesh_req_t *r)
         return NULL;
     }
     return j;
+}
+
+void mesh_api_reply_json(mesh_req_t *r, int code, json_t *j)
+{
+    reply_json(r, code, j);
 }
 
 /* ---- health, metrics, status ---- */
@@ -249,6 +278,21 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     mesh_metrics_write(r->node->metrics, &b);
     storage_gauges(r, &b);
+    if (r->node->audit) {
+        mesh_audit_stats_t as;
+        mesh_audit_stats(r->node->audit, &as);
+        mesh_metrics_help(&b, "meshd_audit_seq", "gauge", "Seq of the last audit record.");
+        mesh_buf_printf(&b, "meshd_audit_seq %llu\n", (unsigned long long)as.last_seq);
+        mesh_metrics_help(&b, "meshd_audit_checkpoint_seq", "gauge",
+                          "Seq of the last audit checkpoint on disk (HEAD).");
+        mesh_buf_printf(&b, "meshd_audit_checkpoint_seq %llu\n",
+                        (unsigned long long)as.checkpoint_seq);
+        mesh_metrics_help(&b, "meshd_audit_lost_total", "counter",
+                          "Audit events that could not be written (disk full or failing).");
+        mesh_buf_printf(&b, "meshd_audit_lost_total %llu\n", (unsigned long long)as.lost);
+        mesh_metrics_help(&b, "meshd_audit_bytes", "gauge", "Size of the audit log's segments.");
+        mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
+    }
     mesh_api_crypt_metrics(r, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
@@ -260,18 +304,24 @@ void mesh_api_metrics(mesh_req_t *r)
 
 void mesh_api_status(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller: the counts are of what it may see */
     mesh_node_t *n = r->node;
     mesh_snapshot_t *s = mesh_req_snapshot(r);
-    int64_t products = 0, rows = 0, bytes = 0;
+    int64_t domains = 0, products = 0, rows = 0, bytes = 0;
     for (size_t i = 0; i < s->ndoms; i++) {
+        if (!mesh_policy_sees_domain(mesh_req_policy(r), &r->who, s->doms[i].meta.name,
+                                     mesh_req_owner(r, s->doms[i].meta.name)))
+            continue;
+        domains++;
         mesh_domain_info_t di;
         mesh_domain_info(s->doms[i].dom, &di);
         bytes += di.db_bytes + di.wal_bytes + (int64_t)di.log_bytes;
         for (size_t k = 0; k < s->doms[i].ncrefs; k++) {
             const mesh_contract_t *c = s->doms[i].crefs[k]->c;
             for (size_t j = 0; j < c->nproducts; j++) {
+                if (!mesh_req_decide(r, MESH_ACT_READ, s->doms[i].meta.name, c->products[j].name,
+                                     NULL))
+                    continue;
                 mesh_product_stats_t st;
                 mesh_store_product_stats(mesh_domain_store(s->doms[i].dom), c->products[j].name,
                                          &st);
@@ -290,17 +340,35 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(o, "uptime_seconds",
                         json_real((double)(mesh_now_ns() - n->started_ns) / 1e9));
     json_object_set_new(o, "ready", json_boolean(atomic_load(&n->ready)));
-    json_object_set_new(o, "domains", json_integer((json_int_t)s->ndoms));
+    json_object_set_new(o, "domains", json_integer((json_int_t)domains));
     json_object_set_new(o, "products", json_integer(products));
     json_object_set_new(o, "rows", json_integer(rows));
     json_object_set_new(o, "storage_bytes", json_integer(bytes));
     json_object_set_new(o, "principal", json_string(r->who.name));
+    json_t *tls = json_object();
+    json_object_set_new(tls, "enabled", json_boolean(n->tls != NULL));
+    if (n->tls) {
+        static const char *auth[] = {"off", "optional", "require"};
+        const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+        json_object_set_new(tls, "fingerprint", json_string(ti->fingerprint));
+        json_object_set_new(tls, "certificate",
+                            json_string(ti->generated ? "self-signed" : "configured"));
+        json_object_set_new(tls, "subject", json_string(ti->subject));
+        json_object_set_new(tls, "names", json_string(ti->sans));
+        json_object_set_new(tls, "expires", time_or_null(ti->not_after_ns));
+        json_object_set_new(tls, "client_auth", json_string(auth[ti->client_auth]));
+        char subject[256];
+        json_object_set_new(tls, "client_certificate",
+                            mesh_req_client_cert(r, subject, sizeof subject) ? json_string(subject)
+                                                                             : json_null());
+    }
+    json_object_set_new(o, "tls", tls);
     reply_json(r, 200, o);
 }
 
 /* ---- domains ---- */
 
-static json_t *domain_json(const mesh_snap_domain_t *sd, bool with_products)
+static json_t *domain_json(mesh_req_t *r, const mesh_snap_domain_t *sd, bool with_products)
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(sd->meta.name));
@@ -312,6 +380,10 @@ static json_t *domain_json(const mesh_snap_domain_t *sd, bool with_products)
     for (size_t k = 0; k < sd->ncrefs; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
         for (size_t j = 0; j < c->nproducts; j++) {
+            /* only the products the caller may read (or write, for its own data) */
+            if (!mesh_req_decide(r, MESH_ACT_READ, sd->meta.name, c->products[j].name, NULL) &&
+                !mesh_req_decide(r, MESH_ACT_WRITE, sd->meta.name, c->products[j].name, NULL))
+                continue;
             mesh_product_stats_t st;
             mesh_store_product_stats(mesh_domain_store(sd->dom), c->products[j].name, &st);
             rows += st.rows;
@@ -395,6 +467,7 @@ static void domains_create(mesh_req_t *r)
     mesh_err_clear(&err);
     mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);
     json_decref(j);
+    audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_CREATE, m.name, NULL, st, err.msg, NULL);
     if (st != MESH_OK) {
         mesh_req_error(r, st, err.msg, NULL);
         return;
@@ -402,7 +475,7 @@ static void domains_create(mesh_req_t *r)
     mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, m.name);
     if (sd)
-        reply_json(r, 201, domain_json(sd, true));
+        reply_json(r, 201, domain_json(r, sd, true));
     else
         mesh_req_errorf(r, MESH_INTERNAL, "domain vanished");
     mesh_snapshot_put(s);
@@ -414,13 +487,13 @@ void mesh_api_domains(mesh_req_t *r)
         domains_create(r);
         return;
     }
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may list: only the domains it may see are listed */
     mesh_snapshot_t *s = mesh_req_snapshot(r);
     json_t *a = json_array();
     for (size_t i = 0; i < s->ndoms; i++)
-        if (mesh_authz_check(&r->who, MESH_ACT_READ, s->doms[i].meta.name, NULL))
-            json_array_append_new(a, domain_json(&s->doms[i], false));
+        if (mesh_policy_sees_domain(mesh_req_policy(r), &r->who, s->doms[i].meta.name,
+                                    mesh_req_owner(r, s->doms[i].meta.name)))
+            json_array_append_new(a, domain_json(r, &s->doms[i], false));
     json_t *o = json_object();
     json_object_set_new(o, "domains", a);
     reply_json(r, 200, o);
@@ -441,6 +514,8 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
+        audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
+                    f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
         else
@@ -454,7 +529,7 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_req_errorf(r, MESH_NOT_FOUND, "no domain '%s'", name);
         return;
     }
-    reply_json(r, 200, domain_json(sd, true));
+    reply_json(r, 200, domain_json(r, sd, true));
 }
 
 /* ---- contracts and products ---- */
@@ -498,6 +573,7 @@ void mesh_api_contracts(mesh_req_t *r)
     mesh_buf_free(&res.changes);
     if (st != MESH_OK) {
         char *d = json_dumps(changes, JSON_COMPACT);
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
         /* the message keeps its first line; the changes go into details */
         char *nl = strchr(err.msg, '\n');
         if (nl)
@@ -527,6 +603,21 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     json_object_set_new(o, "changes", changes);
     json_object_set_new(o, "seq", json_integer((json_int_t)res.seq));
+    json_t *aj = json_object();
+    json_object_set(aj, "contract", json_object_get(o, "contract"));
+    json_object_set(aj, "version", json_object_get(o, "version"));
+    json_object_set(aj, "products", json_object_get(o, "products"));
+    json_object_set(aj, "changes", changes);
+    json_object_set_new(aj, "outcome", json_string(outcomes[res.outcome]));
+    char *ad = json_dumps(aj, JSON_COMPACT);
+    json_decref(aj);
+    if (ad && strlen(ad) > 2) {
+        ad[strlen(ad) - 1] = '\0'; /* the members, without the braces */
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, MESH_OK, NULL, ad + 1);
+    } else {
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, MESH_OK, NULL, NULL);
+    }
+    free(ad);
     LOG_INFO("api", "contract for domain %s %s by %s", domain, outcomes[res.outcome], r->who.name);
     reply_json(r, res.outcome == MESH_CONTRACT_CREATED ? 201 : 200, o);
 }
@@ -549,8 +640,7 @@ static const mesh_product_t *path_product(mesh_req_t *r, const mesh_snap_domain_
 
 void mesh_api_products(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may list: only the products it may read are listed */
     const char *only = mesh_req_arg(r, "domain");
     mesh_snapshot_t *s = mesh_req_snapshot(r);
     json_t *a = json_array();
@@ -561,7 +651,7 @@ void mesh_api_products(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name))
+                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL))
                     json_array_append_new(a, product_json(sd, p, false));
             }
     }
@@ -583,6 +673,7 @@ void mesh_api_product(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
         else
@@ -592,18 +683,176 @@ void mesh_api_product(mesh_req_t *r)
     reply_json(r, 200, product_json(sd, p, true));
 }
 
+/* ---- contract history ---- */
+
+typedef struct hist {
+    json_t *versions; /* [{version, seq, applied}] */
+    const char *want; /* a version whose YAML is wanted, or NULL */
+    char *yaml;       /* its YAML (the last applied with that version text) */
+    size_t yaml_len;
+} hist_t;
+
+static mesh_status_t on_version(void *arg, const char *version, uint64_t seq, int64_t applied_ns,
+                                const char *yaml, size_t n)
+{
+    hist_t *h = arg;
+    if (h->versions) {
+        json_t *o = json_pack("{s:s,s:I}", "version", version, "seq", (json_int_t)seq);
+        json_object_set_new(o, "applied", time_or_null(applied_ns));
+        json_array_append_new(h->versions, o);
+    }
+    if (h->want && strcmp(h->want, version) == 0) {
+        free(h->yaml);
+        h->yaml = malloc(n + 1);
+        if (h->yaml == NULL)
+            return MESH_NOMEM;
+        memcpy(h->yaml, yaml, n);
+        h->yaml[n] = '\0';
+        h->yaml_len = n;
+    }
+    return MESH_OK;
+}
+
+/* Reads the product's contract history; replies itself on failure. */
+static bool history(mesh_req_t *r, const mesh_snap_domain_t *sd, const mesh_product_t *p, hist_t *h)
+{
+    mesh_store_reader_t *rd;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_store_reader_open(mesh_domain_store(sd->dom), &rd, &err);
+    if (st == MESH_OK) {
+        st = mesh_store_contract_history(rd, p->contract->id, on_version, h, &err);
+        mesh_store_reader_close(rd);
+    }
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg[0] ? err.msg : "cannot read the contract history", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* The product as a contract version defined it; replies itself and returns NULL when that
+ * version is unknown or no longer defines the product. *c must be freed. */
+static const mesh_product_t *product_at(mesh_req_t *r, const mesh_snap_domain_t *sd,
+                                        const mesh_product_t *p, const char *version,
+                                        mesh_contract_t **c)
+{
+    *c = NULL;
+    hist_t h = {.want = version};
+    if (!history(r, sd, p, &h))
+        return NULL;
+    if (h.yaml == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "contract %s has no version %.40s", p->contract->id,
+                        version);
+        return NULL;
+    }
+    mesh_err_t err;
+    mesh_status_t st = mesh_contract_parse(h.yaml, h.yaml_len, c, &err);
+    free(h.yaml);
+    if (st != MESH_OK) {
+        mesh_req_errorf(r, MESH_CORRUPT, "stored version %.40s does not parse: %s", version,
+                        err.msg);
+        return NULL;
+    }
+    const mesh_product_t *old = mesh_contract_product(*c, p->name);
+    if (old == NULL) {
+        mesh_req_errorf(r, MESH_NOT_FOUND, "version %.40s of %s has no product %s", version,
+                        p->contract->id, p->name);
+        mesh_contract_free(*c);
+        *c = NULL;
+    }
+    return old;
+}
+
+void mesh_api_product_history(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    hist_t h = {.versions = json_array()};
+    if (!history(r, sd, p, &h)) {
+        json_decref(h.versions);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "contract", json_string(p->contract->id));
+    json_object_set_new(o, "current", json_string(p->contract->version));
+    json_object_set_new(o, "versions", h.versions);
+    reply_json(r, 200, o);
+}
+
+void mesh_api_product_diff(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    const char *from = mesh_req_arg(r, "from"), *to = mesh_req_arg(r, "to");
+    if (from == NULL) {
+        mesh_req_errorf(r, MESH_INVALID, "which versions? ?from=1.0.0[&to=2.0.0] (to: current)");
+        return;
+    }
+    mesh_contract_t *cf = NULL, *ct = NULL;
+    const mesh_product_t *pf = product_at(r, sd, p, from, &cf);
+    const mesh_product_t *pt = pf == NULL ? NULL : to ? product_at(r, sd, p, to, &ct) : p;
+    if (pf == NULL || pt == NULL) {
+        mesh_contract_free(cf);
+        return;
+    }
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    bool breaking = mesh_product_diff(pf, pt, &b);
+    json_t *changes = json_array();
+    for (char *line = b.data, *end; line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            break;
+        *end = '\0';
+        static const char mark[] = " (breaking)";
+        size_t l = strlen(line);
+        bool br = l > sizeof mark - 1 && strcmp(line + l - (sizeof mark - 1), mark) == 0;
+        if (br)
+            line[l - (sizeof mark - 1)] = '\0';
+        json_array_append_new(changes, json_pack("{s:s,s:b}", "change", line, "breaking", br));
+    }
+    mesh_buf_free(&b);
+    json_t *o = json_object();
+    json_object_set_new(o, "contract", json_string(p->contract->id));
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "to", json_string(to ? to : p->contract->version));
+    json_object_set_new(o, "breaking", json_boolean(breaking));
+    json_object_set_new(o, "changes", changes);
+    mesh_contract_free(cf);
+    mesh_contract_free(ct);
+    reply_json(r, 200, o);
+}
+
 void mesh_api_product_contract(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
         return;
-    const mesh_product_t *p = path_product(r, NULL);
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
     if (p == NULL)
         return;
+    /* an earlier version, from the history */
+    const char *version = mesh_req_arg(r, "version");
+    mesh_contract_t *old = NULL;
+    if (version && strcmp(version, p->contract->version) != 0) {
+        if ((p = product_at(r, sd, p, version, &old)) == NULL)
+            return;
+    }
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     const char *all = mesh_req_arg(r, "whole");
     mesh_status_t st =
         mesh_contract_export(p->contract, all && strcmp(all, "true") == 0 ? NULL : p->name, &b);
+    mesh_contract_free(old);
     if (st != MESH_OK)
         mesh_req_errorf(r, st, "cannot export the contract");
     else
@@ -613,7 +862,8 @@ void mesh_api_product_contract(mesh_req_t *r)
 
 void mesh_api_quarantine(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+    /* refused rows are raw input, beyond masks and filters: for the product's administrators */
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
         return;
     const mesh_snap_domain_t *sd;
     const mesh_product_t *p = path_product(r, &sd);
@@ -728,8 +978,7 @@ static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const
 
 void mesh_api_catalog(mesh_req_t *r)
 {
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL))
-        return;
+    /* every caller may search: only the products it may read are found */
     const char *q = mesh_req_arg(r, "q");
     const char *dom = mesh_req_arg(r, "domain");
     const char *owner = mesh_req_arg(r, "owner");
@@ -746,7 +995,7 @@ void mesh_api_catalog(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_authz_check(&r->who, MESH_ACT_READ, p->domain, p->name) &&
+                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) &&
                     matches(sd, p, q, owner, tag, cls))
                     json_array_append_new(a, product_json(sd, p, true));
             }

@@ -82,6 +82,49 @@ static mesh_batch_limits_t limits(const mesh_node_t *n)
     return l;
 }
 
+/*
+ * Audits a write: the domain and product (or products, for line protocol), how many rows
+ * came, were accepted, quarantined and refused, the log position, and why it failed. res is
+ * NULL when nothing was written.
+ */
+static void audit_write(mesh_req_t *r, const mesh_batch_t *b, const mesh_apply_result_t *res,
+                        mesh_status_t st, const char *error)
+{
+    if (r->node->audit == NULL)
+        return;
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    size_t accepted = res ? res->rows : 0, quarantined = res ? res->quarantined : 0;
+    mesh_buf_printf(&d, "{\"rows\":%zu,\"accepted\":%zu,\"quarantined\":%zu,\"refused\":%zu",
+                    b->total_rows, accepted, quarantined, res ? (size_t)0 : b->total_rows);
+    if (b->error_rows)
+        mesh_buf_printf(&d, ",\"bad_rows\":%zu", b->error_rows);
+    mesh_buf_adds(&d, ",\"products\":[");
+    for (size_t i = 0; i < b->nparts && i < 100; i++) {
+        char fq[160];
+        snprintf(fq, sizeof fq, "%s.%s", b->domain, b->parts[i].product->name);
+        if (i)
+            mesh_buf_addc(&d, ',');
+        mesh_buf_add_json_str(&d, fq, strlen(fq));
+    }
+    mesh_buf_addc(&d, ']');
+    if (res)
+        mesh_buf_printf(&d, ",\"seq\":%llu,\"duplicate\":%s", (unsigned long long)res->seq,
+                        res->duplicate ? "true" : "false");
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_WRITE,
+                            .domain = b->domain,
+                            .product = b->nparts == 1 ? b->parts[0].product->name : NULL,
+                            .status = mesh_status_http(st),
+                            .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
 /* Counts, per product, the rows a refused batch held (good ones and reported bad ones). */
 static void note_refused(mesh_req_t *r, const mesh_batch_t *b, size_t body)
 {
@@ -113,6 +156,7 @@ static void refuse(mesh_req_t *r, shape_t shape, const mesh_batch_t *b, size_t b
                  b->errors[0].column[0] ? ", column " : "", b->errors[0].column,
                  b->errors[0].reason);
     }
+    audit_write(r, b, NULL, code, msg);
     mesh_buf_t d;
     mesh_buf_init(&d, MESH_BUF_UNLIMITED);
     mesh_batch_errors_json(b, &d);
@@ -127,6 +171,7 @@ static bool write_batch(mesh_req_t *r, shape_t shape, const mesh_snap_domain_t *
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_status_t st = mesh_domain_write(sd->dom, b, idem, res, &err);
+    audit_write(r, b, st == MESH_OK ? res : NULL, st, err.msg);
     if (st != MESH_OK) {
         note_refused(r, b, body_len);
         reply_error(r, shape, st, err.msg[0] ? err.msg : mesh_status_text(st), NULL);
@@ -260,6 +305,7 @@ void mesh_api_rows(mesh_req_t *r)
         return;
     }
     if (b.total_rows == 0) {
+        audit_write(r, &b, NULL, MESH_INVALID, "the body holds no rows");
         mesh_batch_free(&b);
         mesh_req_errorf(r, MESH_INVALID, "the body holds no rows");
         return;
@@ -335,7 +381,10 @@ static void influx_write(mesh_req_t *r, shape_t shape, const char *domain, const
     }
     for (size_t i = 0; i < b.nparts; i++) {
         const mesh_product_t *p = b.parts[i].product;
-        if (!mesh_authz_check(&r->who, MESH_ACT_WRITE, p->domain, p->name)) {
+        mesh_decision_t d;
+        bool allowed = mesh_req_decide(r, MESH_ACT_WRITE, p->domain, p->name, &d);
+        mesh_req_audit_authz(r, MESH_ACT_WRITE, p->domain, p->name, &d);
+        if (!allowed) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s may not write %s.%s", r->who.name, p->domain, p->name);
             reply_error(r, shape, MESH_FORBIDDEN, msg, NULL);

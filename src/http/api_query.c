@@ -27,6 +27,8 @@ typedef struct qstream {
     struct evhttp_connection *conn;
     int64_t t0;
     bool done;
+    char *sql; /* for the audit: at most MESH_AUDIT_MAX_SQL bytes of it */
+    size_t sql_len;
 } qstream_t;
 
 static double elapsed_ms(const qstream_t *qs)
@@ -34,9 +36,71 @@ static double elapsed_ms(const qstream_t *qs)
     return (double)(mesh_mono_ns() - qs->t0) / 1e6;
 }
 
+/*
+ * Audits a query: its SQL text (the first MESH_AUDIT_MAX_SQL bytes), the products it read,
+ * the rows it returned and the storage scanned, how long it took, the format and how it
+ * ended, the policy version it ran under, and the masks and row filters its product tables
+ * applied ("masks", "filters": one text each, naming the policy).
+ */
+static void audit_query(mesh_req_t *r, const char *sql, size_t sql_len, size_t sql_total,
+                        mesh_query_t *q, double ms, const mesh_err_t *err)
+{
+    if (r->node->audit == NULL)
+        return;
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    mesh_buf_adds(&d, "{\"sql\":");
+    mesh_buf_add_json_str(&d, sql ? sql : "", sql ? sql_len : 0);
+    if (sql_total > sql_len)
+        mesh_buf_printf(&d, ",\"sql_truncated\":true,\"sql_bytes\":%zu", sql_total);
+    mesh_buf_adds(&d, ",\"products\":[");
+    const char *p = q ? mesh_query_products(q) : "";
+    for (int k = 0; *p; k++) {
+        size_t n = strcspn(p, ",");
+        if (k)
+            mesh_buf_addc(&d, ',');
+        mesh_buf_add_json_str(&d, p, n);
+        p += n + (p[n] == ',');
+    }
+    mesh_buf_printf(&d, "],\"rows\":%lld,\"scanned\":%lld,\"elapsed_ms\":%.3f",
+                    (long long)(q ? mesh_query_rows(q) : 0),
+                    (long long)(q ? mesh_query_scanned(q) : 0), ms);
+    /* the masks and row filters the product tables applied ("m..." and "f..." lines) */
+    const char *pol = q ? mesh_query_policies(q) : "";
+    for (int kind = 0; kind < 2; kind++) {
+        mesh_buf_adds(&d, kind ? "],\"filters\":[" : ",\"masks\":[");
+        int k = 0;
+        for (const char *l = pol; *l;) {
+            size_t n = strcspn(l, "\n");
+            if (n > 1 && l[0] == (kind ? 'f' : 'm')) {
+                if (k++)
+                    mesh_buf_addc(&d, ',');
+                mesh_buf_add_json_str(&d, l + 1, n - 1);
+            }
+            l += n + (l[n] == '\n');
+        }
+    }
+    mesh_buf_addc(&d, ']');
+    bool failed = err && err->code != MESH_OK;
+    if (failed) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, err->msg, strnlen(err->msg, sizeof err->msg));
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_QUERY,
+                            .status = failed ? mesh_status_http(err->code) : 200,
+                            .details = d.data,
+                            .policy_version = mesh_policy_version(mesh_req_policy(r))};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
 static void qs_free(qstream_t *qs, const mesh_err_t *err)
 {
     bool failed = err && err->code != MESH_OK;
+    audit_query(qs->r, qs->sql, qs->sql ? strlen(qs->sql) : 0, qs->sql_len, qs->q, elapsed_ms(qs),
+                err);
+    free(qs->sql);
     mesh_metrics_query(qs->r->node->metrics, mesh_query_rows(qs->q), elapsed_ms(qs) / 1000, failed,
                        failed && err->code == MESH_TIMEOUT);
     LOG_DEBUG("query", "%s read %s: %lld rows in %.1f ms%s%s", qs->r->who.name,
@@ -195,10 +259,7 @@ void mesh_api_query(mesh_req_t *r)
         mesh_query_request_free(&qr);
         return;
     }
-    if (!mesh_req_allow(r, MESH_ACT_READ, NULL, NULL)) {
-        mesh_query_request_free(&qr);
-        return;
-    }
+    /* what the caller may read is decided product by product inside the query */
     qstream_t *qs = calloc(1, sizeof *qs);
     if (qs == NULL) {
         mesh_query_request_free(&qr);
@@ -207,14 +268,20 @@ void mesh_api_query(mesh_req_t *r)
     }
     qs->r = r;
     qs->t0 = mesh_mono_ns();
+    qs->sql_len = qr.sql_len;
+    qs->sql =
+        mesh_strndup(qr.sql, qr.sql_len < MESH_AUDIT_MAX_SQL ? qr.sql_len : MESH_AUDIT_MAX_SQL);
     mesh_buf_init(&qs->buf, MESH_BUF_UNLIMITED);
     mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = max_rows};
-    mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), &r->who, qr.sql, qr.sql_len,
-                                        &lim, &qs->q, &err);
+    mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), mesh_req_policy(r), &r->who,
+                                        qr.sql, qr.sql_len, &lim, &qs->q, &err);
     mesh_query_request_free(&qr);
     if (st != MESH_OK) {
         mesh_metrics_query(n->metrics, 0, (double)(mesh_mono_ns() - qs->t0) / 1e9, 1,
                            st == MESH_TIMEOUT);
+        audit_query(r, qs->sql, qs->sql ? strlen(qs->sql) : 0, qs->sql_len, NULL, elapsed_ms(qs),
+                    &err);
+        free(qs->sql);
         mesh_buf_free(&qs->buf);
         free(qs);
         mesh_req_error(r, st, err.msg, NULL);

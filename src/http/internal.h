@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <stdbool.h>
 
+#include "auth/policy.h"
 #include "node/node.h"
 
 #define MESH_REQ_MAX_PARAMS 4
@@ -25,11 +26,13 @@ typedef struct mesh_req {
     struct evkeyvalq query;
     mesh_identity_t who;
     bool authed;
-    int64_t t0; /* monotonic ns at arrival */
+    const char *auth_method; /* how the credential came: "bearer", "basic", ... (audit) */
+    int64_t t0;              /* monotonic ns at arrival */
     int status;
     bool replied;
     bool streaming; /* the handler owns the request until mesh_req_done */
     mesh_snapshot_t *snap;
+    mesh_policy_t *policy; /* taken on first use, released after the reply */
     char request_id[24];
 } mesh_req_t;
 
@@ -45,8 +48,35 @@ const char *mesh_req_header(mesh_req_t *r, const char *name);
 mesh_status_t mesh_req_body(mesh_req_t *r, const char **p, size_t *n);
 /* The catalog snapshot for this request (taken once, released after the reply). */
 mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r);
-/* Checks authorisation; on a refusal replies 403 and returns false. */
+/* The subject of the client certificate of the request's TLS connection into out; false
+ * when there is none (no certificate, or plain HTTP). */
+bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap);
+/* The access policy for this request (taken once, released after the reply). */
+mesh_policy_t *mesh_req_policy(mesh_req_t *r);
+/* Whether the caller owns the domain (is listed among its owners). */
+bool mesh_req_owner(mesh_req_t *r, const char *domain);
+/* An authorisation decision, without replying. */
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d);
+/* Checks authorisation (and audits the decision); on a refusal replies 403 and returns false. */
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product);
+
+/* Audit (api_audit.c). mesh_req_audit fills in the caller (principal, token id, how it
+ * authenticated), the peer address and the request id, then appends rec to the node's
+ * audit log. */
+void mesh_req_audit(mesh_req_t *r, mesh_audit_rec_t *rec);
+/* An authorisation decision (d as mesh_req_decide made it: allowed or not, why, the policy
+ * version). */
+void mesh_req_audit_authz(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                          const mesh_decision_t *d);
+/* An authentication attempt: ok, or failed with why (never the credential). */
+void mesh_req_audit_auth(mesh_req_t *r, bool ok, const char *why);
+/* Whether requests of route (its name in the route table) with this method are audited after
+ * their handler answered (logins and every change through the access API), and that audit:
+ * the action from the route and method, the outcome from the status, the object from the
+ * path and the request's fields that are not secret. */
+bool mesh_req_route_audited(const char *route, enum evhttp_cmd_type method);
+void mesh_req_audit_route(mesh_req_t *r, const char *route);
 
 /* Replies. body may be NULL for an empty body. */
 void mesh_req_reply(mesh_req_t *r, int code, const char *ctype, const char *body, size_t n);
@@ -73,6 +103,8 @@ void mesh_api_contracts(mesh_req_t *r);
 void mesh_api_products(mesh_req_t *r);
 void mesh_api_product(mesh_req_t *r);
 void mesh_api_product_contract(mesh_req_t *r);
+void mesh_api_product_history(mesh_req_t *r);
+void mesh_api_product_diff(mesh_req_t *r);
 void mesh_api_rows(mesh_req_t *r);
 void mesh_api_quarantine(mesh_req_t *r);
 void mesh_api_influx_write(mesh_req_t *r);
@@ -80,6 +112,26 @@ void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
 void mesh_api_query(mesh_req_t *r);
 void mesh_api_catalog(mesh_req_t *r);
+void mesh_api_login(mesh_req_t *r);
+void mesh_api_whoami(mesh_req_t *r);
+void mesh_api_principals(mesh_req_t *r);
+void mesh_api_principal(mesh_req_t *r);
+void mesh_api_tokens(mesh_req_t *r);
+void mesh_api_token(mesh_req_t *r);
+void mesh_api_roles(mesh_req_t *r);
+void mesh_api_role(mesh_req_t *r);
+void mesh_api_grants(mesh_req_t *r);
+void mesh_api_grant(mesh_req_t *r);
+void mesh_api_masks(mesh_req_t *r);
+void mesh_api_mask(mesh_req_t *r);
+void mesh_api_row_filters(mesh_req_t *r);
+void mesh_api_row_filter(mesh_req_t *r);
+
+/* Replies with a JSON document (and releases it). */
+struct json_t;
+void mesh_api_reply_json(mesh_req_t *r, int code, struct json_t *j);
+void mesh_api_audit(mesh_req_t *r);
+void mesh_api_audit_verify(mesh_req_t *r);
 void mesh_api_keys(mesh_req_t *r);
 void mesh_api_keys_rotate(mesh_req_t *r);
 /* Encryption counters for /metrics (api_keys.c). */

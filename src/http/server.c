@@ -7,12 +7,18 @@
  * several workers keep the node responsive; long query results are streamed in chunks
  * from the worker's event loop. Request limits (header and body size, timeouts) are set
  * before any handler or authentication runs.
+ *
+ * TLS (on unless tls = off): every worker's evhttp makes each accepted connection an OpenSSL
+ * bufferevent (tls_bev) from the node's one SSL_CTX, which OpenSSL lets threads share. The
+ * listening socket has TCP_NODELAY, which Linux copies to every accepted socket: without it
+ * a response written after a TLS record waits ~40 ms for the client's delayed ACK (Nagle).
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netdb.h>
@@ -32,6 +38,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "tls/tls.h"
 
 enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_HEAD = 16 };
 
@@ -56,10 +63,28 @@ static const route_t routes[] = {
     {"products", M_GET, "/v1/products", mesh_api_products, true, false},
     {"product", M_GET | M_DELETE, "/v1/products/{}/{}", mesh_api_product, true, false},
     {"contract", M_GET, "/v1/products/{}/{}/contract", mesh_api_product_contract, true, false},
+    {"history", M_GET, "/v1/products/{}/{}/history", mesh_api_product_history, true, false},
+    {"diff", M_GET, "/v1/products/{}/{}/diff", mesh_api_product_diff, true, false},
     {"rows", M_POST, "/v1/products/{}/{}/rows", mesh_api_rows, true, false},
     {"quarantine", M_GET, "/v1/products/{}/{}/quarantine", mesh_api_quarantine, true, false},
     {"query", M_GET | M_POST, "/v1/query", mesh_api_query, true, false},
     {"catalog", M_GET, "/v1/catalog", mesh_api_catalog, true, false},
+    {"login", M_POST, "/v1/login", mesh_api_login, false, false},
+    {"whoami", M_GET, "/v1/whoami", mesh_api_whoami, true, false},
+    {"principals", M_GET | M_POST, "/v1/principals", mesh_api_principals, true, false},
+    {"principal", M_GET | M_PUT | M_DELETE, "/v1/principals/{}", mesh_api_principal, true, false},
+    {"tokens", M_GET | M_POST, "/v1/tokens", mesh_api_tokens, true, false},
+    {"token", M_DELETE, "/v1/tokens/{}", mesh_api_token, true, false},
+    {"roles", M_GET | M_POST, "/v1/roles", mesh_api_roles, true, false},
+    {"role", M_DELETE, "/v1/roles/{}", mesh_api_role, true, false},
+    {"grants", M_GET | M_POST, "/v1/grants", mesh_api_grants, true, false},
+    {"grant", M_DELETE, "/v1/grants/{}", mesh_api_grant, true, false},
+    {"masks", M_GET | M_POST, "/v1/masks", mesh_api_masks, true, false},
+    {"mask", M_DELETE, "/v1/masks/{}", mesh_api_mask, true, false},
+    {"row_filters", M_GET | M_POST, "/v1/row-filters", mesh_api_row_filters, true, false},
+    {"row_filter", M_DELETE, "/v1/row-filters/{}", mesh_api_row_filter, true, false},
+    {"audit", M_GET, "/v1/audit", mesh_api_audit, true, false},
+    {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
     {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
     {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
@@ -94,6 +119,8 @@ typedef struct req_ext {
     bool have_body;
     const char *body;
     size_t body_len;
+    bool in_handler;      /* the route's handler is running */
+    bool done_in_handler; /* a streaming handler ended the request before returning */
 } req_ext_t;
 
 const char *const *mesh_http_endpoint_names(int *n)
@@ -118,6 +145,7 @@ static void finish(mesh_req_t *r)
                  r->route < NROUTES ? routes[r->route].name : "other", r->status, secs * 1000,
                  r->request_id);
     mesh_snapshot_put(r->snap);
+    mesh_policy_put(r->policy);
     evhttp_clear_headers(&r->query);
     mesh_buf_free(&x->inflated);
     atomic_fetch_sub(&x->w->inflight, 1);
@@ -201,6 +229,12 @@ void mesh_req_stream_begin(mesh_req_t *r, int status)
 
 void mesh_req_done(mesh_req_t *r)
 {
+    req_ext_t *x = (req_ext_t *)r;
+    if (x->in_handler) {
+        /* on_request still uses r when the handler returns: it finishes it then */
+        x->done_in_handler = true;
+        return;
+    }
     finish(r);
 }
 
@@ -223,11 +257,41 @@ mesh_snapshot_t *mesh_req_snapshot(mesh_req_t *r)
     return r->snap;
 }
 
+mesh_policy_t *mesh_req_policy(mesh_req_t *r)
+{
+    if (r->policy == NULL)
+        r->policy = mesh_auth_policy(r->node->auth);
+    return r->policy;
+}
+
+bool mesh_req_owner(mesh_req_t *r, const char *domain)
+{
+    if (domain == NULL || !r->authed)
+        return false;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
+    for (size_t i = 0; sd && i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], r->who.name) == 0)
+            return true;
+    return false;
+}
+
+bool mesh_req_decide(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product,
+                     mesh_decision_t *d)
+{
+    return mesh_policy_decide(mesh_req_policy(r), r->authed ? &r->who : NULL, act, domain, product,
+                              mesh_req_owner(r, domain), d);
+}
+
 bool mesh_req_allow(mesh_req_t *r, mesh_action_t act, const char *domain, const char *product)
 {
-    if (mesh_authz_check(&r->who, act, domain, product))
+    mesh_decision_t d;
+    bool ok = mesh_req_decide(r, act, domain, product, &d);
+    mesh_req_audit_authz(r, act, domain, product, &d);
+    if (ok)
         return true;
-    static const char *acts[] = {"read", "write", "administer"};
+    LOG_DEBUG("http", "%s denied %d on %s.%s: %s (policy %lld)", r->who.name, (int)act,
+              domain ? domain : "*", product ? product : "*", d.why, (long long)d.version);
+    static const char *acts[] = {"read", "write", "administer", "read the audit log of"};
     if (product)
         mesh_req_errorf(r, MESH_FORBIDDEN, "%s may not %s %s.%s", r->who.name, acts[act], domain,
                         product);
@@ -344,17 +408,22 @@ static size_t b64_decode(const char *in, unsigned char *out, size_t cap)
     return o;
 }
 
-/* Finds the presented credential; returns its length (0 when none). */
+/* Finds the presented credential; returns its length (0 when none) and sets r->auth_method
+ * to how it came. */
 static size_t credential(mesh_req_t *r, const route_t *rt, char *out, size_t cap)
 {
     const char *h = mesh_req_header(r, "Authorization");
     if (h) {
         const char *tok = NULL;
-        if (strncasecmp(h, "Bearer ", 7) == 0)
+        r->auth_method = "authorization"; /* a scheme we do not take */
+        if (strncasecmp(h, "Bearer ", 7) == 0) {
             tok = h + 7;
-        else if (strncasecmp(h, "Token ", 6) == 0)
+            r->auth_method = "bearer";
+        } else if (strncasecmp(h, "Token ", 6) == 0) {
             tok = h + 6;
-        else if (rt->influx_auth && strncasecmp(h, "Basic ", 6) == 0) {
+            r->auth_method = "token";
+        } else if (rt->influx_auth && strncasecmp(h, "Basic ", 6) == 0) {
+            r->auth_method = "basic";
             unsigned char dec[600];
             size_t n = b64_decode(h + 6, dec, sizeof dec);
             char *colon = n ? memchr(dec, ':', n) : NULL;
@@ -374,6 +443,7 @@ static size_t credential(mesh_req_t *r, const route_t *rt, char *out, size_t cap
     if (rt->influx_auth) {
         const char *p = mesh_req_arg(r, "p");
         if (p) {
+            r->auth_method = "query-parameter";
             snprintf(out, cap, "%s", p);
             return strlen(out);
         }
@@ -479,12 +549,20 @@ static void on_request(struct evhttp_request *ev, void *arg)
     snprintf(r->request_id, sizeof r->request_id, "%llx",
              (unsigned long long)atomic_fetch_add(&h->next_id, 1));
 
-    /* small responses and streamed chunks go out at once (no Nagle delay) */
+    /* small responses and streamed chunks go out at once (no Nagle delay); the listener's
+     * TCP_NODELAY already covers this where accepted sockets inherit it (Linux) */
     struct evhttp_connection *conn = evhttp_request_get_connection(ev);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     if (bev) {
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (h->node->tls && (bev == NULL || bufferevent_openssl_get_ssl(bev) == NULL)) {
+        /* a TLS listener never answers without TLS (tls_bev could not make one) */
+        evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+        mesh_req_errorf(r, MESH_UNAVAILABLE, "this connection has no TLS: try again");
+        finish(r);
+        return;
     }
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
@@ -525,6 +603,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         mesh_status_t st =
             n ? mesh_auth_verify(h->node->auth, tok, n, &r->who) : MESH_UNAUTHENTICATED;
         OPENSSL_cleanse(tok, sizeof tok);
+        r->authed = st == MESH_OK;
+        mesh_req_audit_auth(r, st == MESH_OK, n ? "invalid or expired token" : "no credential");
         if (st != MESH_OK) {
             mesh_req_errorf(r, MESH_UNAUTHENTICATED,
                             n ? "invalid or expired token"
@@ -532,9 +612,18 @@ static void on_request(struct evhttp_request *ev, void *arg)
             finish(r);
             return;
         }
-        r->authed = true;
     }
+    /* audited routes never stream: r is still ours after the handler */
+    bool audit_after = mesh_req_route_audited(rt->name, evhttp_request_get_command(ev));
+    x->in_handler = true;
     rt->fn(r);
+    x->in_handler = false;
+    if (x->done_in_handler) { /* a stream that ended at once (a CSV failing in its first chunk) */
+        finish(r);
+        return;
+    }
+    if (audit_after && r->replied)
+        mesh_req_audit_route(r, rt->name);
     /* a streaming handler owns r from here: it ends through mesh_req_done */
     if (!r->replied) {
         mesh_req_errorf(r, MESH_INTERNAL, "the handler did not answer");
@@ -544,7 +633,35 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
 }
 
+bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->ev);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    return bev && mesh_tls_peer_subject(bufferevent_openssl_get_ssl(bev), out, cap);
+}
+
 /* ---- lifecycle ---- */
+
+/* evhttp's bufferevent callback on a TLS listener: each accepted connection becomes an
+ * OpenSSL bufferevent in the accepting state; evhttp hands it the socket. Returning NULL
+ * would make evhttp use a plain bufferevent, which on_request refuses. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+    worker_t *w = arg;
+    struct ssl_st *ssl = mesh_tls_new_ssl(w->h->node->tls);
+    struct bufferevent *bev =
+        ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE)
+            : NULL;
+    if (bev == NULL) {
+        mesh_tls_free_ssl(ssl);
+        LOG_ERROR("http", "cannot set up TLS for a connection: out of memory");
+        return NULL;
+    }
+    /* a client that closes without close_notify ends its connection like an EOF */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
 
 static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, size_t bcap,
                                    mesh_err_t *err)
@@ -582,6 +699,7 @@ static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, s
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* inherited on accept */
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
             break;
         e = errno;
@@ -658,6 +776,8 @@ mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err)
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
         evhttp_set_gencb(w->http, on_request, w);
+        if (n->tls)
+            evhttp_set_bevcb(w->http, tls_bev, w);
         w->bound = evhttp_accept_socket_with_handle(w->http, fd);
         if (w->bound == NULL) {
             close(fd);

@@ -117,7 +117,8 @@ typedef struct mesh_batch {
     mesh_part_t *cur;
     uint32_t cur_row;
     bool cur_bad;
-    char cur_reason[256]; /* first reason of the current row, for the quarantine */
+    char cur_reason[256];         /* first reason of the current row, for the quarantine */
+    struct mesh_text_ok *text_ok; /* text values that passed a pattern or format check */
 } mesh_batch_t;
 
 void mesh_batch_init(mesh_batch_t *b, const char *domain, mesh_batch_limits_t limits);

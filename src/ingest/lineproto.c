@@ -18,9 +18,10 @@
 
 #include "core/util.h"
 
-#define SHOW_MAX    40  /* bytes of a name or value quoted in an error */
-#define MEAS_CACHE  128 /* bytes of measurement text the product cache remembers */
-#define GUESS_SLOTS 64  /* key positions whose column is remembered */
+#define SHOW_MAX       40  /* bytes of a name or value quoted in an error */
+#define MEAS_CACHE     128 /* bytes of measurement text the product cache remembers */
+#define GUESS_SLOTS    64  /* key positions whose column is remembered */
+#define GUESS_PRODUCTS 4   /* products whose key positions are remembered */
 
 typedef struct lp {
     mesh_batch_t *b;
@@ -39,9 +40,11 @@ typedef struct lp {
     char meas[MEAS_CACHE];
     size_t meas_len; /* 0: empty cache */
     const mesh_product_t *meas_p;
-    /* key position -> column, for guess_p */
-    const mesh_product_t *guess_p;
-    int guess[GUESS_SLOTS];
+    /* key position -> column, for a few products (lines of several measurements are often
+     * interleaved, as TSBS writes them) */
+    const mesh_product_t *guess_p[GUESS_PRODUCTS];
+    int guess[GUESS_PRODUCTS][GUESS_SLOTS];
+    unsigned guess_next;
 } lp_t;
 
 /* A token of the line: borrowed bytes, or unescaped into the scratch buffer. */
@@ -150,17 +153,23 @@ static int find_col(lp_t *lp, const char *s, size_t n)
 {
     const mesh_product_t *p = lp->p;
     size_t k = lp->nkeys - 1;
-    if (lp->guess_p != p) {
+    int *guess = NULL;
+    for (size_t g = 0; g < GUESS_PRODUCTS && guess == NULL; g++)
+        if (lp->guess_p[g] == p)
+            guess = lp->guess[g];
+    if (guess == NULL) {
+        unsigned g = lp->guess_next++ % GUESS_PRODUCTS;
+        lp->guess_p[g] = p;
+        guess = lp->guess[g];
         for (size_t i = 0; i < GUESS_SLOTS; i++)
-            lp->guess[i] = -1;
-        lp->guess_p = p;
+            guess[i] = -1;
     }
-    if (k < GUESS_SLOTS && lp->guess[k] >= 0 && name_eq(p->cols[lp->guess[k]].name, s, n))
-        return lp->guess[k];
+    if (k < GUESS_SLOTS && guess[k] >= 0 && name_eq(p->cols[guess[k]].name, s, n))
+        return guess[k];
     for (size_t i = 0; i < p->ncols; i++) {
         if (name_eq(p->cols[i].name, s, n)) {
             if (k < GUESS_SLOTS)
-                lp->guess[k] = (int)i;
+                guess[k] = (int)i;
             return (int)i;
         }
     }

@@ -23,6 +23,9 @@ static void usage(FILE *out)
                  "On first start it creates DATA_DIR with its catalog and prints an admin API\n"
                  "token once (or installs the one given by --admin-token / MESHD_ADMIN_TOKEN /\n"
                  "--admin-token-file). Every API call needs `Authorization: Bearer <token>`.\n"
+                 "The API speaks HTTPS (TLS 1.2/1.3): without --tls-cert, the first start\n"
+                 "generates a self-signed certificate in DATA_DIR/tls/ and every start logs its\n"
+                 "fingerprint, for `meshctl --pin` (docs/security.md). --tls off: plain HTTP.\n"
                  "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first.\n"
                  "\n"
                  "Options (each also a MESHD_* environment variable and a config file line;\n"
@@ -38,7 +41,11 @@ static void usage(FILE *out)
                  "cannot be\n      opened (wrong key, in use), 3 when damage was found.\n"
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
-                 "/v1/products /v1/catalog /v1/query /write (InfluxDB v1) /api/v2/write (v2).\n"
+                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /v1/keys\n"
+                 "/v1/keys/rotate /write (InfluxDB v1) /api/v2/write (v2). Every authentication,\n"
+                 "authorisation decision, query, write and admin change goes to the audit log in\n"
+                 "DATA_DIR/audit (meshctl audit verify|search; docs/security.md). Data at rest is\n"
+                 "encrypted (AES-256-GCM) unless --encryption off: see the kek_* options.\n"
                  "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
                  "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
 }

@@ -1,6 +1,6 @@
 /*
  * node.h - one meshd process: its options, catalog, domains, authentication, query pool,
- * metrics and HTTP server, and their start and stop.
+ * metrics, audit log and HTTP server, and their start and stop.
  */
 #ifndef MESH_NODE_NODE_H
 #define MESH_NODE_NODE_H
@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "catalog/registry.h"
@@ -18,11 +19,17 @@
 #include "crypt/keys.h"
 #include "http/metrics.h"
 #include "query/query.h"
+#include "tls/tls.h"
 
 typedef struct mesh_node_opts {
     char *config;
     char *data_dir;
     char *listen;
+    char *tls;             /* "on" | "off" */
+    char *tls_cert;        /* NULL: generated in DATA_DIR/tls */
+    char *tls_key;         /* NULL: in tls_cert */
+    char *tls_client_ca;   /* CAs of accepted client certificates */
+    char *tls_client_auth; /* "off" | "optional" | "require" */
     char *node_name;
     char *site;
     char *admin_token;
@@ -37,6 +44,11 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t login_ttl;
+    int64_t audit_checkpoint_records;
+    int64_t audit_checkpoint_interval;
+    int64_t audit_segment_size;
+    int64_t audit_retention;
     bool metrics_auth;
     char *log_level;
     char *log_format;
@@ -59,9 +71,11 @@ typedef struct mesh_node {
     mesh_catalog_t *cat;
     mesh_registry_t *reg;
     mesh_auth_t *auth;
+    mesh_audit_t *audit; /* the tamper-evident audit log (DATA_DIR/audit) */
     mesh_qpool_t *qpool;
     mesh_metrics_t *metrics;
     mesh_http_t *http;
+    mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
@@ -78,7 +92,8 @@ typedef struct mesh_node {
 /* Opens the data directory (creating it and the admin credential on first start) and binds
  * the listener. The generated admin token, if any, is printed to stdout once. */
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
-/* Runs until SIGTERM or SIGINT, then stops cleanly. */
+/* Handles SIGTERM, SIGINT and SIGHUP, logs "listening on http(s)://ADDR" (the line harnesses
+ * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 

@@ -16,6 +16,24 @@ static const mesh_opt_t node_opts[] = {
      "Directory of the catalog and of every domain's database and log."},
     {"listen", MESH_OPT_STRING, F(listen), "127.0.0.1:7070", 0, 0, NULL, 0, "ADDR:PORT",
      "Address of the HTTP API ([::1]:7070 for IPv6; port 0 picks a free port)."},
+    {"tls", MESH_OPT_ENUM, F(tls), "on", 0, 0, "on|off", 0, "MODE",
+     "TLS on the HTTP API (TLS 1.2 and 1.3, modern ciphers only). 'off' serves plain HTTP: "
+     "tokens and data travel in clear text, so use it only on a trusted network or behind a "
+     "TLS proxy; meshd warns at every start."},
+    {"tls_cert", MESH_OPT_STRING, F(tls_cert), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM certificate of the HTTP API, followed by its chain. Unset: a self-signed certificate "
+     "is generated on first start in DATA_DIR/tls/ and reused; its SHA-256 fingerprint is "
+     "logged at every start."},
+    {"tls_key", MESH_OPT_STRING, F(tls_key), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM private key of tls_cert (unset: read from the tls_cert file). Not encrypted; keep it "
+     "readable by meshd's user only."},
+    {"tls_client_ca", MESH_OPT_STRING, F(tls_client_ca), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM CA certificates whose client certificates are accepted (see tls_client_auth)."},
+    {"tls_client_auth", MESH_OPT_ENUM, F(tls_client_auth), "off", 0, 0, "off|optional|require", 0,
+     "MODE",
+     "Client certificates: 'require' refuses a connection without a valid certificate from "
+     "tls_client_ca; 'optional' asks for one and refuses an invalid one; 'off' does not ask. "
+     "API tokens are needed either way."},
     {"node_name", MESH_OPT_STRING, F(node_name), NULL, 0, 0, NULL, 0, "NAME",
      "Name of this node (default: the host name)."},
     {"site", MESH_OPT_STRING, F(site), "default", 0, 0, NULL, 0, "LABEL",
@@ -47,6 +65,25 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
+     0, "DURATION",
+     "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "
+     "less."},
+    {"audit_checkpoint_records", MESH_OPT_INT, F(audit_checkpoint_records), "1000", 1, 1000000,
+     NULL, 0, "N",
+     "Audit log: a checkpoint (fsync, and DATA_DIR/audit/HEAD rewritten) after this many "
+     "records."},
+    {"audit_checkpoint_interval", MESH_OPT_DURATION, F(audit_checkpoint_interval), "5s", 10000000LL,
+     3600000000000LL, NULL, 0, "DURATION",
+     "Audit log: ... or this long after the first record not yet in a checkpoint. Records are "
+     "in the kernel as soon as they are written (a killed meshd loses none); a power loss can "
+     "lose those after the last checkpoint."},
+    {"audit_segment_size", MESH_OPT_SIZE, F(audit_segment_size), "16MiB", 65536, 256LL << 20, NULL,
+     0, "SIZE", "Audit log: size at which a new segment file starts."},
+    {"audit_retention", MESH_OPT_DURATION, F(audit_retention), "0", 0, 3650 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "Audit log: delete segments last written longer ago than this (0: keep everything). The "
+     "deletion is itself an audited event, and verify still checks what is kept."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
     {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "auth/policy.h"
 #include "query/query.h"
 
 typedef struct qreader {
@@ -27,11 +28,21 @@ typedef struct qsession {
     qreader_t readers[MESH_QUERY_MAX_DOMAINS * 2];
     int nreaders;
     bool internal; /* our own statements: the authorizer lets them pass */
+    /* whose the session is: its schemas hold what this principal may read under this policy
+     * (another principal, or a new policy version, rebuilds them) */
+    int64_t bound_principal;
+    int64_t bound_version;
+    char bound_roles[256];
+    mesh_policy_t *policy;
+    sqlite3 *pdb; /* policy expressions (row filters, CUSTOM masks), opened on first use */
     /* the running query */
     const mesh_identity_t *who;
     int64_t deadline_mono;
     atomic_bool cancel;
     mesh_buf_t products;  /* "d.p,d.p" read by the query */
+    mesh_buf_t policies;  /* masks and row filters its product tables applied (lines) */
+    mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
+    bool audit_ok;        /* the running query's caller may read system.audit */
     int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
     struct qsession *next_free;
 } qsession_t;
@@ -46,12 +57,30 @@ struct mesh_query {
 
 /* The product virtual table module (vtab.c). */
 int mesh__vtab_register(sqlite3 *db, qsession_t *s);
+/* The system.audit module (vtab_audit.c). */
+int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
 /* The reader of a domain for the running query, with its read transaction open. */
 mesh_status_t mesh__session_reader(qsession_t *s, const mesh_snap_domain_t *sd,
                                    mesh_store_reader_t **out, mesh_err_t *err);
 /* Notes that the query read a product. */
 void mesh__session_note_product(qsession_t *s, const char *domain, const char *product);
+/* Notes the masks and row filters a product table applied: lines "m<text>\n" (a mask) and
+ * "f<text>\n" (a row filter); lines already noted are skipped. NULL is fine. */
+void mesh__session_note_policies(qsession_t *s, const char *lines);
 /* SQL functions (sqlfuncs.c). */
 int mesh__sqlfuncs_register(sqlite3 *db);
+/* Policy expressions (policyexpr.c): a hardened connection without tables, and statements
+ * "SELECT <select_expr> FROM (<one row of p's columns as ?1..?n>) [WHERE (w1) OR (w2) ...]"
+ * ({col} in select_expr stands for column col). */
+mesh_status_t mesh__pexpr_open(sqlite3 **out, mesh_err_t *err);
+mesh_status_t mesh__pexpr_prepare(sqlite3 *db, const mesh_product_t *p, const char *select_expr,
+                                  const char *const *where, size_t nwhere, const char *col,
+                                  sqlite3_stmt **out, mesh_err_t *err);
+/* Resets q and binds a row of the product's n columns. */
+void mesh__pexpr_bind(sqlite3_stmt *q, const mesh_datum_t *row, size_t n);
+/* The progress handler of a session's connections: interrupts at the deadline or a cancel. */
+int mesh__session_progress(void *arg);
+/* Whether the caller of the running query owns a domain. */
+bool mesh__session_owner(const qsession_t *s, const char *domain);
 
 #endif

@@ -27,7 +27,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
+#include "auth/policy.h"
 #include "catalog/registry.h"
 #include "core/buf.h"
 #include "core/status.h"
@@ -47,15 +49,26 @@ typedef struct mesh_query mesh_query_t;
 
 mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_err_t *err);
 void mesh_qpool_destroy(mesh_qpool_t *pool);
+/* Offers the audit log as the table system.audit to callers who may read it (the admin and
+ * auditor roles); NULL (the default) offers nothing. Set before the first query. */
+void mesh_qpool_set_audit(mesh_qpool_t *pool, mesh_audit_t *audit);
 
 /*
- * Prepares sql for the caller `who` over the snapshot (the query holds its own reference).
+ * Prepares sql for the caller `who` over the snapshot, under the access policy (the query
+ * holds its own references). The caller sees only the products it may read (others do not
+ * exist for it), only their columns it may read, masked as the policy says, and only the
+ * rows its row filters pass: applied inside the product virtual table, before SQLite
+ * evaluates anything of the query.
  * Errors: MESH_PARSE (SQL syntax, unknown table or column), MESH_FORBIDDEN (not allowed by
  * the sandbox), MESH_LIMIT, MESH_BUSY (no free session).
  */
-mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
+mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                const mesh_identity_t *who, const char *sql, size_t sql_len,
                                const mesh_query_limits_t *lim, mesh_query_t **out, mesh_err_t *err);
+/* Checks a row-filter predicate (col NULL) or a CUSTOM mask expression of column col against
+ * a product: MESH_INVALID with the reason when it does not compile as one expression. */
+mesh_status_t mesh_policy_expr_check(const mesh_product_t *p, const char *expr, const char *col,
+                                     mesh_err_t *err);
 int mesh_query_ncols(const mesh_query_t *q);
 const char *mesh_query_colname(const mesh_query_t *q, int i);
 /* Declared type of a result column that reads a product column directly (TEXT, INTEGER,
@@ -70,6 +83,10 @@ int64_t mesh_query_rows(const mesh_query_t *q);
 int64_t mesh_query_scanned(const mesh_query_t *q);
 /* Products the query read ("domain.product", comma-separated), for audit and metrics. */
 const char *mesh_query_products(const mesh_query_t *q);
+/* The masks and row filters the query ran under, for the audit: one line each, "m" + text for
+ * a mask ("icu.vitals.patient: MASK_HASH (mask 12)"), "f" + text for a row filter
+ * ("icu.vitals (row filter 7)"); "" when none. */
+const char *mesh_query_policies(const mesh_query_t *q);
 /* Thread-safe: makes the next step fail with MESH_TIMEOUT ("cancelled"). */
 void mesh_query_cancel(mesh_query_t *q);
 /* Ends the query and returns its session to the pool. */

@@ -16,7 +16,11 @@ struct mesh_qpool {
     pthread_mutex_t lock;
     qsession_t *free_list;
     size_t live, max;
+    mesh_audit_t *audit; /* system.audit (NULL: not offered) */
 };
+
+/* The schema of system tables (system.audit); no domain may take the name. */
+#define SYSTEM_SCHEMA "system"
 
 /* Functions a query may not call even though SQLite has them. */
 static const char *const denied_functions[] = {
@@ -54,6 +58,8 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
             return SQLITE_DENY;
         if (db == NULL)
             return SQLITE_OK;
+        if (strcmp(db, SYSTEM_SCHEMA) == 0) /* attached for auditors, kept in the pool */
+            return s->audit_ok ? SQLITE_OK : SQLITE_DENY;
         for (size_t i = 0; i < MESH_ARRAY_LEN(allowed_tvfs); i++)
             if (strcmp(a1, allowed_tvfs[i]) == 0)
                 return SQLITE_OK;
@@ -74,7 +80,7 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
     }
 }
 
-static int progress(void *arg)
+int mesh__session_progress(void *arg)
 {
     qsession_t *s = arg;
     if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
@@ -104,8 +110,12 @@ static void session_free(qsession_t *s)
         mesh_store_reader_close(s->readers[i].r);
     if (s->db)
         sqlite3_close_v2(s->db);
+    if (s->pdb)
+        sqlite3_close_v2(s->pdb);
+    mesh_policy_put(s->policy);
     mesh_snapshot_put(s->snap);
     mesh_buf_free(&s->products);
+    mesh_buf_free(&s->policies);
     free(s);
 }
 
@@ -115,6 +125,7 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
     if (s == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     mesh_buf_init(&s->products, 64 * 1024);
+    mesh_buf_init(&s->policies, 64 * 1024);
     if (sqlite3_open_v2(":memory:", &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -151,14 +162,15 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
                       "SELECT * FROM json_each('[]'); SELECT * FROM json_tree('[]');",
                       err);
     if (st == MESH_OK &&
-        (mesh__vtab_register(db, s) != SQLITE_OK || mesh__sqlfuncs_register(db) != SQLITE_OK))
+        (mesh__vtab_register(db, s) != SQLITE_OK || mesh__vtab_audit_register(db, s) != SQLITE_OK ||
+         mesh__sqlfuncs_register(db) != SQLITE_OK))
         st = mesh_err_set(err, MESH_INTERNAL, "session: %s", sqlite3_errmsg(db));
     if (st != MESH_OK) {
         session_free(s);
         return st;
     }
     sqlite3_set_authorizer(db, authorizer, s);
-    sqlite3_progress_handler(db, 1000, progress, s);
+    sqlite3_progress_handler(db, 1000, mesh__session_progress, s);
     *out = s;
     return MESH_OK;
 }
@@ -172,6 +184,11 @@ mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_er
     p->max = max_sessions ? max_sessions : 64;
     *out = p;
     return MESH_OK;
+}
+
+void mesh_qpool_set_audit(mesh_qpool_t *p, mesh_audit_t *audit)
+{
+    p->audit = audit;
 }
 
 void mesh_qpool_destroy(mesh_qpool_t *p)
@@ -194,6 +211,7 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
     if (s) {
         p->free_list = s->next_free;
         pthread_mutex_unlock(&p->lock);
+        s->audit = p->audit;
         *out = s;
         return MESH_OK;
     }
@@ -208,6 +226,8 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
         pthread_mutex_lock(&p->lock);
         p->live--;
         pthread_mutex_unlock(&p->lock);
+    } else {
+        (*out)->audit = p->audit;
     }
     return st;
 }
@@ -258,17 +278,25 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
     snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", sd->meta.name);
     s->attached_used[s->nattached] = ++s->tick;
     s->nattached++;
+    bool owner = mesh__session_owner(s, sd->meta.name);
     for (size_t k = 0; k < sd->ncrefs && st == MESH_OK; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
         for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+            /* a product the caller may not read does not exist for it */
+            if (!mesh_policy_decide(s->policy, s->who, MESH_ACT_READ, sd->meta.name,
+                                    c->products[i].name, owner, NULL))
+                continue;
             quote_ident(qp, sizeof qp, c->products[i].name);
             snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
             st = exec_internal(s, sql, err);
             char qn[160];
+            /* refused rows are raw input, beyond masks and filters: for administrators */
             snprintf(qn, sizeof qn, "%s__quarantine", c->products[i].name);
             quote_ident(qp, sizeof qp, qn);
             snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
-            if (st == MESH_OK)
+            if (st == MESH_OK &&
+                mesh_policy_decide(s->policy, s->who, MESH_ACT_ADMIN, sd->meta.name,
+                                   c->products[i].name, owner, NULL))
                 st = exec_internal(s, sql, err);
             /* a time series also offers the newest row of each series */
             if (st == MESH_OK &&
@@ -374,6 +402,7 @@ typedef struct refs_ctx {
     const mesh_snap_domain_t *need[MESH_QUERY_MAX_DOMAINS + 1];
     int nneed;
     bool too_many;
+    bool system; /* the query names system.* and may read it */
 } refs_ctx_t;
 
 static void note_ref(void *arg, const char *name, size_t n)
@@ -385,6 +414,10 @@ static void note_ref(void *arg, const char *name, size_t n)
     for (size_t i = 0; i < n; i++)
         lower[i] = (char)tolower((unsigned char)name[i]);
     lower[n] = '\0';
+    if (strcmp(lower, SYSTEM_SCHEMA) == 0) {
+        r->system = r->system || r->s->audit_ok;
+        return;
+    }
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(r->s->snap, lower);
     if (sd == NULL)
         return;
@@ -398,13 +431,30 @@ static void note_ref(void *arg, const char *name, size_t n)
     r->need[r->nneed++] = sd;
 }
 
+/* Attaches the system schema (system.audit) unless it is. */
+static mesh_status_t attach_system(qsession_t *s, mesh_err_t *err)
+{
+    for (int i = 0; i < s->nattached; i++)
+        if (strcmp(s->attached[i], SYSTEM_SCHEMA) == 0) {
+            s->attached_used[i] = ++s->tick;
+            return MESH_OK;
+        }
+    mesh_status_t st = exec_internal(s, "ATTACH DATABASE ':memory:' AS " SYSTEM_SCHEMA, err);
+    if (st != MESH_OK)
+        return st;
+    snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", SYSTEM_SCHEMA);
+    s->attached_used[s->nattached] = ++s->tick;
+    s->nattached++;
+    return exec_internal(s, "CREATE VIRTUAL TABLE " SYSTEM_SCHEMA ".audit USING mesh_audit", err);
+}
+
 static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
 {
     refs_ctx_t r = {.s = s};
     mesh_sql_schema_refs(sql, n, note_ref, &r);
-    if (r.too_many)
+    if (r.too_many || (r.system && r.nneed == MESH_QUERY_MAX_DOMAINS))
         return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
-                            MESH_QUERY_MAX_DOMAINS);
+                            MESH_QUERY_MAX_DOMAINS - (r.system ? 1 : 0));
     mesh_status_t st = MESH_OK;
     for (int k = 0; k < r.nneed && st == MESH_OK; k++) {
         int found = -1;
@@ -419,7 +469,7 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
             /* drop the least recently used schema that this query does not need */
             int lru = -1;
             for (int i = 0; i < s->nattached; i++) {
-                bool needed = false;
+                bool needed = r.system && strcmp(s->attached[i], SYSTEM_SCHEMA) == 0;
                 for (int j = 0; j < r.nneed; j++)
                     if (strcmp(s->attached[i], r.need[j]->meta.name) == 0)
                         needed = true;
@@ -434,6 +484,21 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
         }
         if (st == MESH_OK)
             st = attach(s, r.need[k], err);
+    }
+    if (st == MESH_OK && r.system) {
+        /* the domains above may have taken every slot: make room as they did */
+        int lru = -1;
+        for (int i = 0; s->nattached >= MESH_QUERY_MAX_DOMAINS && i < s->nattached; i++) {
+            bool needed = strcmp(s->attached[i], SYSTEM_SCHEMA) == 0;
+            for (int j = 0; j < r.nneed; j++)
+                needed = needed || strcmp(s->attached[i], r.need[j]->meta.name) == 0;
+            if (!needed && (lru < 0 || s->attached_used[i] < s->attached_used[lru]))
+                lru = i;
+        }
+        if (lru >= 0)
+            st = detach(s, lru, err);
+        if (st == MESH_OK)
+            st = attach_system(s, err);
     }
     return st;
 }
@@ -499,11 +564,32 @@ void mesh__session_note_product(qsession_t *s, const char *domain, const char *p
     mesh_buf_adds(&s->products, name);
 }
 
+void mesh__session_note_policies(qsession_t *s, const char *lines)
+{
+    for (const char *l = lines; l && *l;) {
+        size_t n = strcspn(l, "\n");
+        bool seen = false;
+        for (const char *p = s->policies.data; p && *p && !seen;) {
+            size_t m = strcspn(p, "\n");
+            seen = m == n && memcmp(p, l, n) == 0;
+            p += m + (p[m] == '\n');
+        }
+        if (!seen) {
+            mesh_buf_add(&s->policies, l, n);
+            mesh_buf_addc(&s->policies, '\n');
+        }
+        l += n + (l[n] == '\n');
+    }
+}
+
 /* ---- queries ---- */
 
-static mesh_status_t prepare_error(sqlite3 *db, int rc, mesh_err_t *err)
+static mesh_status_t prepare_error(qsession_t *s, sqlite3 *db, int rc, mesh_err_t *err)
 {
     const char *msg = sqlite3_errmsg(db);
+    if (!s->audit_ok && strstr(msg, "no such table: " SYSTEM_SCHEMA "."))
+        return mesh_err_set(err, MESH_FORBIDDEN,
+                            "%s: the system tables need the auditor or admin role", msg);
     if (rc == SQLITE_AUTH)
         return mesh_err_set(err, MESH_FORBIDDEN,
                             "not allowed in a query: %s (only SELECT over data products)", msg);
@@ -515,10 +601,40 @@ static mesh_status_t prepare_error(sqlite3 *db, int rc, mesh_err_t *err)
     return mesh_err_set(err, MESH_PARSE, "%s", msg);
 }
 
-mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
+/* Makes the session the caller's: its schemas were built for another principal or policy. */
+static mesh_status_t bind_principal(qsession_t *s, mesh_policy_t *policy,
+                                    const mesh_identity_t *who, mesh_err_t *err)
+{
+    int64_t version = mesh_policy_version(policy);
+    if (s->policy && s->bound_principal == who->principal_id && s->bound_version == version &&
+        strcmp(s->bound_roles, who->roles) == 0)
+        return MESH_OK;
+    mesh_status_t st = MESH_OK;
+    while (s->nattached > 0 && st == MESH_OK)
+        st = detach(s, s->nattached - 1, err);
+    mesh_policy_put(s->policy);
+    s->policy = mesh_policy_ref(policy);
+    s->bound_principal = who->principal_id;
+    s->bound_version = version;
+    snprintf(s->bound_roles, sizeof s->bound_roles, "%s", who->roles);
+    return st;
+}
+
+bool mesh__session_owner(const qsession_t *s, const char *domain)
+{
+    const mesh_snap_domain_t *sd = s->snap ? mesh_snapshot_domain(s->snap, domain) : NULL;
+    for (size_t i = 0; sd && s->who && i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], s->who->name) == 0)
+            return true;
+    return false;
+}
+
+mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                const mesh_identity_t *who, const char *sql, size_t sql_len,
                                const mesh_query_limits_t *lim, mesh_query_t **out, mesh_err_t *err)
 {
+    if (policy == NULL || who == NULL)
+        return mesh_err_set(err, MESH_UNAUTHENTICATED, "a query needs a caller and a policy");
     if (sql_len == 0)
         return mesh_err_set(err, MESH_INVALID, "empty query");
     if (sql_len > MESH_QUERY_MAX_SQL)
@@ -536,17 +652,21 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap,
     }
     qsession_t *s = q->s;
     s->who = who;
+    s->audit_ok =
+        s->audit && mesh_policy_decide(policy, who, MESH_ACT_AUDIT, NULL, NULL, false, NULL);
     atomic_store(&s->cancel, false);
     s->deadline_mono = lim->timeout_ns > 0 ? mesh_mono_ns() + lim->timeout_ns : 0;
     mesh_buf_reset(&s->products);
+    mesh_buf_reset(&s->policies);
     s->rows_scanned = 0;
-    if ((st = use_snapshot(s, snap, err)) == MESH_OK)
+    if ((st = bind_principal(s, policy, who, err)) == MESH_OK &&
+        (st = use_snapshot(s, snap, err)) == MESH_OK)
         st = attach_needed(s, sql, sql_len, err);
     if (st == MESH_OK) {
         const char *tail = NULL;
         int rc = sqlite3_prepare_v3(s->db, sql, (int)sql_len, 0, &q->stmt, &tail);
         if (rc != SQLITE_OK) {
-            st = prepare_error(s->db, rc, err);
+            st = prepare_error(s, s->db, rc, err);
         } else if (q->stmt == NULL) {
             st = mesh_err_set(err, MESH_INVALID, "empty query");
         } else {
@@ -656,6 +776,11 @@ const char *mesh_query_products(const mesh_query_t *q)
     return q->s->products.data ? q->s->products.data : "";
 }
 
+const char *mesh_query_policies(const mesh_query_t *q)
+{
+    return q->s->policies.data ? q->s->policies.data : "";
+}
+
 void mesh_query_cancel(mesh_query_t *q)
 {
     atomic_store(&q->s->cancel, true);
@@ -674,6 +799,7 @@ void mesh_query_finish(mesh_query_t *q)
         }
     }
     s->who = NULL;
+    s->audit_ok = false;
     s->deadline_mono = 0;
     pool_give(q->pool, s);
     free(q);

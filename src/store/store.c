@@ -1897,6 +1897,28 @@ struct mesh_store_reader {
     uint64_t seq; /* the log position of this read transaction's snapshot */
 };
 
+mesh_status_t mesh_store_contract_history(mesh_store_reader_t *r, const char *id,
+                                          mesh_store_history_fn fn, void *arg, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(r->db,
+                            "SELECT version, seq, applied_ns, yaml FROM _contracts WHERE id = ?1"
+                            " ORDER BY seq",
+                            &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        st = fn(arg, (const char *)sqlite3_column_text(q, 0), (uint64_t)sqlite3_column_int64(q, 1),
+                sqlite3_column_int64(q, 2), (const char *)sqlite3_column_text(q, 3),
+                (size_t)sqlite3_column_bytes(q, 3));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(r->db, err, "contract history");
+    sqlite3_finalize(q);
+    return st;
+}
+
 struct mesh_scan {
     mesh_store_reader_t *r;
     mesh_ts_cursor_t *ts; /* a time-series scan, or NULL */

@@ -48,6 +48,14 @@ typedef mesh_status_t (*mesh_store_contract_fn)(void *arg, const char *yaml, siz
 mesh_status_t mesh_store_load_contracts(mesh_store_t *s, mesh_store_contract_fn fn, void *arg,
                                         mesh_err_t *err);
 
+/* Every version of a contract applied to this store, oldest first (through a reader's
+ * connection: call it outside a read transaction or inside one). */
+typedef mesh_status_t (*mesh_store_history_fn)(void *arg, const char *version, uint64_t seq,
+                                               int64_t applied_ns, const char *yaml, size_t n);
+typedef struct mesh_store_reader mesh_store_reader_t;
+mesh_status_t mesh_store_contract_history(mesh_store_reader_t *r, const char *id,
+                                          mesh_store_history_fn fn, void *arg, mesh_err_t *err);
+
 /* ---- writing (the domain writer only) ---- */
 mesh_status_t mesh_store_begin(mesh_store_t *s, mesh_err_t *err);
 /* Commits and records seq as applied. */

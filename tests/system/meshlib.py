@@ -2,6 +2,10 @@
 
 Standard library only (Debian's /usr/bin/python3). Every process a test starts is stopped
 by Node.stop() / Node.kill() and, as a last resort, by an atexit hook.
+
+TLS is on by default, as in meshd: requests go over HTTPS and trust exactly the node's own
+generated certificate (DATA_DIR/tls/cert.pem, checked with its host name, 127.0.0.1).
+Node(tls=False) starts the node with --tls off and speaks plain HTTP.
 """
 import atexit
 import http.client
@@ -10,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,7 +45,8 @@ atexit.register(_cleanup)
 class Node:
     """One meshd process with its own data directory."""
 
-    def __init__(self, data_dir=None, args=(), env=None, token=TOKEN, keep_dir=False):
+    def __init__(self, data_dir=None, args=(), env=None, token=TOKEN, keep_dir=False, tls=True,
+                 cafile=None):
         self.tmp = None
         if data_dir is None:
             self.tmp = tempfile.mkdtemp(prefix="meshd-test-")
@@ -50,19 +56,30 @@ class Node:
         self.env = env
         self.token = token
         self.keep_dir = keep_dir
+        self.tls = tls
+        # the CA file that verifies the node: its generated certificate unless given
+        self.cafile = cafile or os.path.join(data_dir, "tls", "cert.pem")
+        self._ssl = None
         self.proc = None
         self.addr = None
+        self.scheme = None
+        self.url = None
+        self.fingerprint = None
         self.log = []
         self.stdout = []
 
     def start(self, timeout=15):
         cmd = [MESHD, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] + self.args
+        if not self.tls:
+            cmd += ["--tls", "off"]
         if self.token:
             cmd += ["--admin-token", self.token]
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
         self.log = []
+        self.addr = self.fingerprint = None
+        self._ssl = None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, text=True)
         _live.append(self)
@@ -72,9 +89,12 @@ class Node:
             for line in stream:
                 sink.append(line.rstrip("\n"))
                 if watch:
-                    m = re.search(r"listening on http://(\S+)", line)
+                    m = re.search(r"fingerprint (sha256:[0-9a-f]{64})", line)
                     if m:
-                        self.addr = m.group(1)
+                        self.fingerprint = m.group(1)
+                    m = re.search(r"listening on (https?)://([^\s\"]+)", line)
+                    if m:
+                        self.scheme, self.addr = m.group(1), m.group(2)
                         ready.set()
             ready.set()
 
@@ -88,7 +108,18 @@ class Node:
             raise RuntimeError("meshd did not start:\n" + "\n".join(self.log))
         self.host, port = self.addr.rsplit(":", 1)
         self.port = int(port)
+        self.url = "%s://%s" % (self.scheme, self.addr)
         return self
+
+    def ssl_context(self):
+        """A client context that trusts the node's certificate (self.cafile) only."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(cafile=self.cafile)
+        return self._ssl
+
+    def curl_tls_args(self):
+        """curl flags that trust the node's certificate (none for plain HTTP)."""
+        return ["--cacert", self.cafile] if self.scheme == "https" else []
 
     def _report_death(self):
         """A process that died on its own: show why (sanitizer reports land in its log)."""
@@ -156,7 +187,11 @@ class Node:
     # ---- HTTP ----
 
     def request(self, method, path, body=None, headers=None, token=None, timeout=60):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.scheme == "https":
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl_context())
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         h = {}
         tok = self.token if token is None else token
         if tok:
@@ -178,6 +213,7 @@ class Node:
         """A request through the real curl client (it sends Expect: 100-continue for big
         bodies, so a refusal arrives before the body is sent). Returns (status, body)."""
         cmd = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method]
+        cmd += self.curl_tls_args()
         tok = self.token if token is None else token
         if tok:
             cmd += ["-H", "Authorization: Bearer " + tok]
@@ -189,7 +225,7 @@ class Node:
             tmp.write(data if isinstance(data, bytes) else data.encode())
             tmp.close()
             cmd += ["--data-binary", "@" + tmp.name]
-        cmd.append("http://%s%s" % (self.addr, path))
+        cmd.append(self.url + path)
         out = subprocess.run(cmd, capture_output=True)
         if tmp:
             os.unlink(tmp.name)

@@ -165,6 +165,42 @@ class ApiTest(unittest.TestCase):
         st, doc = self.n.apply(text)
         self.assertEqual((st, doc["outcome"]), (200, "unchanged"), doc)
 
+    def test_contract_history_and_diff(self):
+        n = self.n
+        n.create_domain("hist")
+        note = "      - name: note\n        logicalType: string\n"
+        hum = "      - name: humidity\n        logicalType: number\n"
+        n.apply(contract(domain="hist", extra_props=note), expect=201)
+        n.apply(contract(domain="hist", version="1.1.0", extra_props=note + hum), expect=200)
+        n.apply(contract(domain="hist", version="2.0.0"), expect=200)
+        st, doc = n.json("GET", "/v1/products/hist/readings/history", expect=200)
+        self.assertEqual([v["version"] for v in doc["versions"]], ["1.0.0", "1.1.0", "2.0.0"])
+        self.assertEqual(doc["current"], "2.0.0")
+        self.assertTrue(all(v["applied"] for v in doc["versions"]))
+        # an additive change does not break consumers; dropping columns does
+        st, d = n.json("GET", "/v1/products/hist/readings/diff?from=1.0.0&to=1.1.0", expect=200)
+        self.assertFalse(d["breaking"])
+        self.assertEqual([c["change"] for c in d["changes"]],
+                         ["column humidity: added (optional)"])
+        st, d = n.json("GET", "/v1/products/hist/readings/diff?from=1.1.0", expect=200)
+        self.assertTrue(d["breaking"])
+        self.assertEqual(d["to"], "2.0.0")
+        self.assertEqual(sorted(c["change"] for c in d["changes"] if c["breaking"]),
+                         ["column humidity: dropped", "column note: dropped"])
+        # an earlier version, exported
+        st, h, data = n.request("GET", "/v1/products/hist/readings/contract?version=1.1.0")
+        self.assertEqual(st, 200)
+        self.assertIn(b"version: \"1.1.0\"", data)
+        self.assertIn(b"humidity", data)
+        st, h, data = n.request("GET", "/v1/products/hist/readings/contract")
+        self.assertNotIn(b"humidity", data)
+        # unknown versions, missing parameters
+        self.assertEqual(n.request("GET", "/v1/products/hist/readings/diff?from=9.9.9")[0], 404)
+        self.assertEqual(n.request("GET", "/v1/products/hist/readings/diff")[0], 400)
+        self.assertEqual(
+            n.request("GET", "/v1/products/hist/readings/contract?version=0.0.1")[0], 404)
+        self.assertEqual(n.request("GET", "/v1/products/hist/nope/history")[0], 404)
+
     # ---- writes ----
 
     def test_write_formats(self):

@@ -72,7 +72,7 @@ set -e
 "$B/meshd" --data-dir "$T/d2" --listen 127.0.0.1:0 --admin-token tok-0123456789abcdef > "$T/n1.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$T/n1.log" && break; sleep 0.05; done
-addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$T/n1.log")
+addr=$(sed -n 's/.*listening on https:\/\/\([^ ]*\).*/\1/p' "$T/n1.log")
 set +e
 out=$("$B/meshd" --data-dir "$T/d2" --listen 127.0.0.1:0 --admin-token tok-0123456789abcdef 2>&1); rc=$?
 out2=$("$B/meshd" --data-dir "$T/d3" --listen "$addr" --admin-token tok-0123456789abcdef 2>&1); rc2=$?
@@ -99,8 +99,9 @@ grep -qF "$tok" "$T/d4/catalog.db" && fail "token stored in clear"
 "$B/meshd" --data-dir "$T/d4" --listen 127.0.0.1:0 > "$T/out2" 2> "$T/err2" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$T/err2" && break; sleep 0.05; done
-addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$T/err2")
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "http://$addr/v1/status")
+addr=$(sed -n 's/.*listening on https:\/\/\([^ ]*\).*/\1/p' "$T/err2")
+code=$(curl -s --cacert "$T/d4/tls/cert.pem" -o /dev/null -w '%{http_code}' \
+  -H "Authorization: Bearer $tok" "https://$addr/v1/status")
 kill -TERM "$pid"; wait "$pid"
 [ "$code" = 200 ] || fail "generated token refused after restart: $code"
 [ -s "$T/out2" ] && fail "a token was printed again on the second start"

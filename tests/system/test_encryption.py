@@ -113,8 +113,11 @@ def meshctl(node, *args, env=None):
     e = dict(os.environ)
     if env:
         e.update(env)
-    e["MESH_URL"] = "http://" + node.addr
+    e["XDG_CONFIG_HOME"] = "/nonexistent"
+    e["MESH_URL"] = node.url
     e["MESH_TOKEN"] = TOKEN
+    if node.scheme == "https":
+        e["MESH_CACERT"] = node.cafile
     out = subprocess.run([MESHCTL] + list(args), capture_output=True, text=True, env=e,
                          timeout=600)
     return out.returncode, out.stdout + out.stderr

@@ -53,7 +53,7 @@ check_range() {
 pid=$!
 addr=""
 for _ in $(seq 1 150); do
-    addr=$(sed -n '/listening on http:\/\//{s/.*listening on http:\/\/\([^ "]*\).*/\1/p;q}' "$tmp/meshd.log")
+    addr=$(sed -n '/listening on https:\/\//{s/.*listening on https:\/\/\([^ "]*\).*/\1/p;q}' "$tmp/meshd.log")
     [ -n "$addr" ] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -64,14 +64,16 @@ if [ -z "$addr" ]; then
     exit 1
 fi
 echo "# meshd at $addr"
-base="http://$addr"
+base="https://$addr"
+cacert=$tmp/data/tls/cert.pem # the node's generated certificate: the only one trusted
 
 # api EXPECTED_CODE CURL_ARGS... : a request that must answer EXPECTED_CODE; prints the body.
 api() {
     local want=$1
     shift
     local code
-    code=$(curl -sS -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$@")
+    code=$(curl -sS --cacert "$cacert" -o "$tmp/body" -w '%{http_code}' \
+        -H "Authorization: Bearer $TOKEN" "$@")
     if [ "$code" != "$want" ]; then
         bad "HTTP $code (expected $want) for $*: $(head -c 600 "$tmp/body")"
         return 1

@@ -99,20 +99,23 @@ free_port() {
 pids+=($!)
 addr=""
 for _ in $(seq 1 150); do
-    addr=$(sed -n 's/.*listening on http:\/\/\([^ "]*\).*/\1/p' "$tmp/meshd.log" | head -n 1)
+    addr=$(sed -n 's/.*listening on https:\/\/\([^ "]*\).*/\1/p' "$tmp/meshd.log" | head -n 1)
     [ -n "$addr" ] && break
     kill -0 "${pids[0]}" 2>/dev/null || break
     sleep 0.1
 done
 [ -n "$addr" ] || { cat "$tmp/meshd.log" >&2; fail "meshd did not start"; }
-URL=http://$addr
-echo "meshd at $URL"
+URL=https://$addr
+# the node's generated certificate, pinned by the fingerprint it logs at start
+PIN=$(sed -n 's/.*fingerprint \(sha256:[0-9a-f]\{64\}\).*/\1/p' "$tmp/meshd.log" | head -n 1)
+[ -n "$PIN" ] || fail "meshd logged no certificate fingerprint"
+echo "meshd at $URL ($PIN)"
 
 # a clean environment: nothing from the caller's settings or config file
-unset MESH_URL MESH_TOKEN MESH_TOKEN_FILE MESH_CONFIG MESH_TIMEOUT
+unset MESH_URL MESH_TOKEN MESH_TOKEN_FILE MESH_CONFIG MESH_TIMEOUT MESH_CACERT MESH_PIN MESH_CERT MESH_KEY
 export HOME=$tmp/home XDG_CONFIG_HOME=$tmp/xdg
 mkdir -p "$HOME"
-export MESH_URL=$URL MESH_TOKEN=$TOKEN
+export MESH_URL=$URL MESH_TOKEN=$TOKEN MESH_PIN=$PIN
 
 # ---- help, version, usage errors ------------------------------------------------------------
 
@@ -184,9 +187,9 @@ run 4 --token wrong-token-000000000000 status
 expect_in "wrong token" "$tmp/err" "[UNAUTHENTICATED]"
 MESH_TOKEN="" run 4 status
 dead=$(free_port)
-run 7 --url "http://127.0.0.1:$dead" status
-expect_in "unreachable" "$tmp/err" "cannot reach meshd at http://127.0.0.1:$dead"
-run 0 --url "http://127.0.0.1:$dead,$URL" status
+run 7 --url "https://127.0.0.1:$dead" status
+expect_in "unreachable" "$tmp/err" "cannot reach meshd at https://127.0.0.1:$dead"
+run 0 --url "https://127.0.0.1:$dead,$URL" status
 expect_eq "failover to the second URL" "$(sed -n 's/^url  *//p' "$tmp/out")" "$URL"
 run 2 --url "ftp://example.com" status
 

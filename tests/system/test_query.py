@@ -146,8 +146,9 @@ class QueryTest(unittest.TestCase):
                % (8 if sanitized else 60) +
                "SELECT k.i, r.device, r.ts, r.temp, r.status FROM k, factory.readings r")
         out = subprocess.run(
-            ["curl", "-sS", "-H", "Authorization: Bearer " + self.n.token, "-d",
-             json.dumps({"sql": sql, "format": "csv"}), "http://%s/v1/query" % self.n.addr],
+            ["curl", "-sS"] + self.n.curl_tls_args() +
+            ["-H", "Authorization: Bearer " + self.n.token, "-d",
+             json.dumps({"sql": sql, "format": "csv"}), self.n.url + "/v1/query"],
             capture_output=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         size = len(out.stdout)
@@ -192,10 +193,21 @@ class QueryTest(unittest.TestCase):
         last = json.loads(data.decode().splitlines()[-1])
         self.assertIn("overflow", last["error"]["message"])
         out = subprocess.run(
-            ["curl", "-sS", "-o", "/dev/null", "-H", "Authorization: Bearer " + self.n.token,
-             "-d", json.dumps({"sql": sql, "format": "csv"}), "http://%s/v1/query" % self.n.addr],
+            ["curl", "-sS", "-o", "/dev/null"] + self.n.curl_tls_args() +
+            ["-H", "Authorization: Bearer " + self.n.token,
+             "-d", json.dumps({"sql": sql, "format": "csv"}), self.n.url + "/v1/query"],
             capture_output=True, timeout=60)
         self.assertNotEqual(out.returncode, 0, "a failed CSV result must not look complete")
+        # failing within the first chunk: the stream ends inside the handler (once a
+        # use-after-free of the request in the server)
+        sql = "SELECT 1 AS x UNION ALL SELECT abs(-9223372036854775807 - 1)"
+        for _ in range(3):
+            out = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-H", "Authorization: Bearer " + self.n.token,
+                 "-d", json.dumps({"sql": sql, "format": "csv"}),
+                 "http://%s/v1/query" % self.n.addr], capture_output=True, timeout=60)
+            self.assertNotEqual(out.returncode, 0)
+        self.assertEqual(self.n.json("GET", "/v1/status")[0], 200)
 
     def test_max_rows(self):
         doc = self.n.query("SELECT * FROM factory.readings", max_rows=10)

@@ -77,6 +77,11 @@ QUERIES = [
     "SELECT device, ts FROM lab.{t} WHERE ts >= %d ORDER BY device DESC, ts DESC LIMIT 9" % (T0 + 300 * SEC),
     "SELECT device, sum(n), count(temp) FROM lab.{t} GROUP BY device",
     "SELECT DISTINCT device FROM lab.{t}",
+    # time buckets as columns: the same answers as time_bucket()
+    "SELECT device, bucket, round(avg(temp), 6), count(*) FROM lab.{t}('10m') GROUP BY device, bucket ORDER BY device, bucket",
+    "SELECT device, bucket, bucket_width, max(n) FROM lab.{t} WHERE bucket_width = '7m' AND ts >= %d GROUP BY 1, 2 ORDER BY 1, 2" % (T0 + 300 * SEC),
+    "SELECT device, bucket, count(*) FROM lab.{t}(%d) GROUP BY device, bucket ORDER BY device DESC, bucket DESC LIMIT 7" % (600 * SEC),
+    "SELECT count(*), count(bucket) FROM lab.{t}",
     # and those it does not: SQLite sorts
     "SELECT device, ts FROM lab.{t} ORDER BY ts, device LIMIT 30",
     "SELECT device, ts FROM lab.{t} ORDER BY device, temp, ts LIMIT 30",
@@ -89,6 +94,7 @@ UNSORTED = [
     "SELECT device, ts FROM lab.ts ORDER BY device DESC, ts",
     "SELECT device, temp FROM lab.ts__last ORDER BY device DESC",
     "SELECT ts, temp FROM lab.ts WHERE device = 'd02' ORDER BY ts DESC",
+    "SELECT device, bucket, avg(temp) FROM lab.ts('1h') GROUP BY device, bucket",
 ]
 
 
@@ -136,6 +142,14 @@ class TimeSeriesTest(unittest.TestCase):
             b = self.n.query(q.format(t="rows"))
             self.assertNotIn("error", a, (label, q, a))
             self.assertEqual(a["rows"], b["rows"], "%s: %s" % (label, q))
+        # bucket columns answer as time_bucket() does
+        a = self.n.query("SELECT device, bucket, round(avg(temp), 6) FROM lab.ts('10m') "
+                         "GROUP BY device, bucket ORDER BY 1, 2")
+        b = self.n.query("SELECT device, iso(time_bucket('10m', ts)) AS b, round(avg(temp), 6) "
+                         "FROM lab.rows GROUP BY device, b ORDER BY 1, 2")
+        self.assertEqual(a["rows"], b["rows"], label)
+        self.assertEqual(self.n.query("SELECT 1 FROM lab.ts('0s')", expect=400)["error"]["code"],
+                         "INVALID")
         for q in UNSORTED:
             plan = [r[3] for r in self.n.rows("EXPLAIN QUERY PLAN " + q)]
             self.assertFalse([d for d in plan if "TEMP B-TREE" in d], "%s: %s: %s" % (label, q, plan))

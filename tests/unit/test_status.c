@@ -47,6 +47,7 @@ static const struct {
     {MESH_CORRUPT, "CORRUPT", 500, "XX001", 8},
     {MESH_NOMEM, "NOMEM", 500, "53200", 8},
     {MESH_INTERNAL, "INTERNAL", 500, "XX000", 8},
+    {MESH_RATE_LIMITED, "RATE_LIMITED", 429, "53400", 7},
 };
 
 static void test_every_code_is_mapped(void **state)
@@ -140,7 +141,8 @@ static void test_from_http(void **state)
     assert_int_equal(mesh_status_exit(mesh_status_from_http(503)), 7);
     /* unknown statuses: client errors are INVALID, server errors INTERNAL */
     assert_int_equal(mesh_status_from_http(418), MESH_INVALID);
-    assert_int_equal(mesh_status_from_http(429), MESH_INVALID);
+    assert_int_equal(mesh_status_from_http(429), MESH_RATE_LIMITED);
+    assert_int_equal(mesh_status_from_http(418), MESH_INVALID);
     assert_int_equal(mesh_status_from_http(502), MESH_INTERNAL);
     assert_int_equal(mesh_status_from_http(599), MESH_INTERNAL);
     assert_int_equal(mesh_status_from_http(0), MESH_INVALID);
