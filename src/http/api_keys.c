@@ -77,6 +77,27 @@ void mesh_api_keys(mesh_req_t *r)
     reply(r, 200, o);
 }
 
+/* Audits a rotation the caller was allowed to attempt: its outcome and what changed (ids and
+ * generations, never a key). */
+static void audit_rotation(mesh_req_t *r, mesh_audit_action_t act, const char *domain,
+                           mesh_status_t st, const char *error, const char *extra)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, 4096);
+    mesh_buf_addc(&d, '{');
+    if (extra)
+        mesh_buf_adds(&d, extra);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, extra ? ",\"error\":" : "\"error\":");
+        mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {
+        .action = act, .domain = domain, .status = mesh_status_http(st), .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
 static void rotate_domain(mesh_req_t *r, const char *name)
 {
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), name);
@@ -87,13 +108,16 @@ static void rotate_domain(mesh_req_t *r, const char *name)
     mesh_rekey_result_t res;
     mesh_err_t err;
     mesh_err_clear(&err);
-    /* TODO(audit): record "data key rotated" (principal, domain, generation) here once the
-     * audit log exists (another branch). */
     mesh_status_t st = mesh_domain_rekey(sd->dom, &res, &err);
     if (st != MESH_OK) {
+        audit_rotation(r, MESH_AUDIT_ADMIN_DATA_KEY_ROTATE, name, st, err.msg, NULL);
         mesh_req_error(r, st, err.msg, NULL);
         return;
     }
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"data_key_generation\":%u,\"pages\":%llu", (unsigned)res.gen,
+             (unsigned long long)res.pages);
+    audit_rotation(r, MESH_AUDIT_ADMIN_DATA_KEY_ROTATE, name, MESH_OK, NULL, extra);
     LOG_INFO("api", "data key of domain %s rotated by %s (generation %u)", name, r->who.name,
              (unsigned)res.gen);
     reply(r, 200,
@@ -203,14 +227,19 @@ void mesh_api_keys_rotate(mesh_req_t *r)
         return;
     }
     mesh_kek_rotation_t res;
-    /* TODO(audit): record "KEK rotated" (principal, old and new KEK ids) here once the audit
-     * log exists (another branch). */
     st = mesh_node_rotate_kek(r->node, next, jg != NULL, &res, &err);
     mesh_kek_free(next);
     if (st != MESH_OK) {
+        audit_rotation(r, MESH_AUDIT_ADMIN_KEK_ROTATE, NULL, st, err.msg, NULL);
         mesh_req_error(r, st, err.msg, NULL);
         return;
     }
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "\"kek_id\":\"%s\",\"previous_kek_id\":\"%s\",\"key_files\":%zu,"
+             "\"kek_in_data_dir\":%s",
+             res.kek_id, res.previous_kek_id, res.key_files, res.in_data_dir ? "true" : "false");
+    audit_rotation(r, MESH_AUDIT_ADMIN_KEK_ROTATE, NULL, MESH_OK, NULL, extra);
     LOG_INFO("api", "key-encryption key rotated by %s", r->who.name);
     reply(r, 200,
           json_pack("{s:s,s:s,s:I,s:b,s:s}", "kek_id", res.kek_id, "previous_kek_id",

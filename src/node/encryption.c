@@ -14,6 +14,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,5 +345,48 @@ out:
     free(files);
     mesh_kek_free(old);
     pthread_mutex_unlock(&n->rotate_lock);
+    return st;
+}
+
+mesh_status_t mesh_audit_keys_from_node_key(const mesh_key_t *node_key, mesh_audit_keys_t *out,
+                                            mesh_err_t *err)
+{
+    static const char label[] = "meshd audit master key v1";
+    uint8_t master[MESH_AUDIT_KEY_LEN];
+    unsigned int len = sizeof master;
+    if (HMAC(EVP_sha256(), mesh_key_secret(node_key), MESH_KEY_BYTES, (const unsigned char *)label,
+             sizeof label - 1, master, &len) == NULL)
+        return mesh_err_set(err, MESH_INTERNAL, "cannot derive the audit key");
+    mesh_audit_keys_derive(master, out);
+    mesh_cleanse(master, sizeof master);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_audit_keys_offline(const char *data_dir, const mesh_kek_source_t *src,
+                                      mesh_audit_keys_t *out, mesh_err_t *err)
+{
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/catalog.key", data_dir);
+    if (access(ck, F_OK) != 0) {
+        char ak[4096];
+        snprintf(ak, sizeof ak, "%s/audit/key", data_dir);
+        return mesh_audit_key_load(ak, false, out, err);
+    }
+    bool generated = false, in_dir = false;
+    mesh_kek_t *kek = NULL;
+    mesh_status_t st = mesh_kek_load(src, data_dir, &generated, &in_dir, &kek, err);
+    if (st != MESH_OK) {
+        mesh_err_prefix(err, "key-encryption key: ");
+        return st;
+    }
+    mesh_keyfile_t kf;
+    memset(&kf, 0, sizeof kf);
+    st = mesh_keyfile_load(ck, kek, "catalog", &kf, NULL, err);
+    if (st == MESH_OK && (kf.kind != 'N' || kf.nkeys != 1 || kf.keys[0].key == NULL))
+        st = mesh_err_set(err, MESH_CORRUPT, "%s is not the node's key file", ck);
+    if (st == MESH_OK)
+        st = mesh_audit_keys_from_node_key(kf.keys[0].key, out, err);
+    mesh_keyfile_clear(&kf);
+    mesh_kek_free(kek);
     return st;
 }

@@ -57,19 +57,21 @@ static mesh_status_t read_token_file(const char *path, char *out, size_t cap, me
 }
 
 /*
- * The audit log's keys. Today the node keeps them itself: DATA_DIR/audit/key (0600), a
- * random master key generated on first start, from which the MAC and encryption keys are
- * derived. This is the one place to change when the key comes from elsewhere (wrapped by the
- * node's key-encryption key once encryption at rest lands): everything else takes the keys
- * as they are handed over here.
+ * The audit log's keys. With encryption at rest on they are derived from the node's key
+ * (DATA_DIR/catalog.key, wrapped by the key-encryption key), so the log is sealed and MAC'd
+ * under the KEK like the data, and no audit key lies in clear on the disk; the log outlives
+ * KEK rotations because the node's key itself never changes. With encryption off the node
+ * keeps a random master key in DATA_DIR/audit/key (0600), generated on the first start.
  */
-static mesh_status_t audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err)
+mesh_status_t mesh__node_audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err)
 {
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/audit", n->opts.data_dir);
     mesh_status_t st = mesh_mkdirs(dir, 0700, err);
     if (st != MESH_OK)
         return st;
+    if (n->catalog_key != NULL)
+        return mesh_audit_keys_from_node_key(n->catalog_key, out, err);
     snprintf(path, sizeof path, "%s/key", dir);
     return mesh_audit_key_load(path, true, out, err);
 }
@@ -77,7 +79,7 @@ static mesh_status_t audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err
 static mesh_status_t open_audit(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_audit_keys_t keys;
-    mesh_status_t st = audit_keys(n, &keys, err);
+    mesh_status_t st = mesh__node_audit_keys(n, &keys, err);
     if (st != MESH_OK) {
         mesh_err_prefix(err, "audit key: ");
         return st;

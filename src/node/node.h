@@ -99,6 +99,17 @@ void mesh_node_stop(mesh_node_t *n);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
+/* The audit log's keys (node.c): derived from the node's key when encryption at rest is on
+ * (after mesh_node_crypt_open), else DATA_DIR/audit/key, created on the first call. */
+mesh_status_t mesh__node_audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err);
+/* The audit keys of an encrypted node, derived from its key (encryption.c). */
+mesh_status_t mesh_audit_keys_from_node_key(const mesh_key_t *node_key, mesh_audit_keys_t *out,
+                                            mesh_err_t *err);
+/* The audit keys of data_dir read offline, without starting a node (meshctl audit --data-dir):
+ * an encrypted directory's from its catalog.key opened with the KEK of src (DATA/kek.key
+ * when src names none), a clear one's from DATA/audit/key. Nothing is created or changed. */
+mesh_status_t mesh_audit_keys_offline(const char *data_dir, const mesh_kek_source_t *src,
+                                      mesh_audit_keys_t *out, mesh_err_t *err);
 
 /*
  * `meshd --verify` (node/verify.c): checks a stopped node's data directory without changing

@@ -505,7 +505,71 @@ class EncryptionTest(unittest.TestCase):
         n.env = {"MESHD_KEK": k3}
         n.start()
         self.assertEqual(n.scalar("SELECT count(*) FROM rot.readings"), 20)
+        # the audit log outlived three KEKs (its key derives from the node's key, which a
+        # KEK rotation rewraps but never changes) and names each rotation, never a key
+        st, ev = n.json("GET", "/v1/audit?action=admin.kek.rotate&limit=10")
+        self.assertEqual(st, 200, ev)
+        self.assertEqual(len(ev["records"]), 3, ev)
+        for e in ev["records"]:
+            self.assertEqual(e["principal"], "admin")
+            self.assertEqual(len(e["details"]["kek_id"]), 32)
+        for k in (k1, k2, k3):
+            self.assertNotIn(k, str(ev))
+        rc, out = meshctl(n, "audit", "verify")
+        self.assertEqual(rc, 0, out)
         n.stop()
+        rc, out = n.verify(env={"MESHD_KEK": k3})
+        self.assertEqual(rc, 0, out)
+        self.assertIn("audit log: ok", out)
+
+    def test_audit_log_under_the_kek(self):
+        """The audit log's key is derived from the node's key: no audit key in clear, the
+        log verifies offline only with the KEK, and damage is found by meshd --verify."""
+        k1 = new_kek()
+        f1, f2 = write_kek(self.tmp, "k1", k1), write_kek(self.tmp, "k2", new_kek())
+        n = self.node(args=["--kek-file", f1]).start()
+        n.create_domain("aud")
+        n.stop()
+        audit = os.path.join(n.data_dir, "audit")
+        self.assertFalse(os.path.exists(os.path.join(audit, "key")))
+        rc, out = meshctl(n, "audit", "verify", "--data-dir", n.data_dir, "--kek-file", f1)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("audit log verifies", out)
+        rc, out = meshctl(n, "audit", "search", "--data-dir", n.data_dir, "--kek-file", f1,
+                          "--action", "admin.domain.create", "--format", "json")
+        self.assertEqual(rc, 0, out)
+        self.assertIn('"aud"', out)
+        rc, out = meshctl(n, "audit", "verify", "--data-dir", n.data_dir, "--kek-file", f2)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("wrong key?", out)
+        rc, out = meshctl(n, "audit", "verify", "--data-dir", n.data_dir)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no key-encryption key", out)
+        rc, out = n.verify()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("audit log: ok", out)
+        # one flipped bit in the middle of a segment: meshd --verify and meshctl name it
+        seg = sorted(p for p in files_under(audit) if os.path.getsize(p) > 200 and
+                     os.path.basename(p) != "HEAD")[0]
+        flip(seg, os.path.getsize(seg) // 2)
+        rc, out = n.verify()
+        self.assertEqual(rc, 3, out)
+        self.assertIn("audit log: DAMAGED", out)
+        rc, out = meshctl(n, "audit", "verify", "--data-dir", n.data_dir, "--kek-file", f1)
+        self.assertEqual(rc, 8, out)
+        self.assertIn("AUDIT LOG DOES NOT VERIFY", out)
+
+    def test_audit_key_without_encryption(self):
+        n = self.node(args=["--encryption", "off"]).start()
+        n.create_domain("clear")
+        n.stop()
+        key = os.path.join(n.data_dir, "audit", "key")
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        rc, out = meshctl(n, "audit", "verify", "--data-dir", n.data_dir)
+        self.assertEqual(rc, 0, out)
+        rc, out = n.verify()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("audit log: ok", out)
 
     def test_generated_kek_moved_off_the_data(self):
         n = self.node().start()
