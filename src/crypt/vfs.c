@@ -287,7 +287,8 @@ static size_t page_aad(cfile_t *f, uint8_t role, uint32_t pgno, const uint8_t *e
     memcpy(out, mesh_key_file_id(f->e->key), MESH_FILE_ID_BYTES);
     out[16] = role;
     put_be32(out + 17, pgno);
-    memcpy(out + 21, extra, nextra);
+    if (nextra > 0)
+        memcpy(out + 21, extra, nextra);
     return 21 + nextra;
 }
 

@@ -179,9 +179,13 @@ int mesh_node_verify(mesh_node_t *n, FILE *out)
         fprintf(out, "verify: %s does not exist\n", n->opts.data_dir);
         return 2;
     }
-    if (mesh__node_lock_data_dir(n->opts.data_dir, &err) != MESH_OK ||
-        mesh_node_crypt_open(n, &err) != MESH_OK) {
+    if (mesh__node_lock_data_dir(n->opts.data_dir, &err) != MESH_OK) {
         fprintf(out, "verify: %s\n", err.msg);
+        return 2;
+    }
+    if (mesh_node_crypt_open(n, &err) != MESH_OK) {
+        fprintf(out, "verify: %s\n", err.msg);
+        mesh_node_crypt_close(n); /* what the failed open loaded (the KEK) */
         return 2;
     }
     int rc = 0, r;
