@@ -79,7 +79,7 @@ static const mesh_cli_cmd_t top_cmd = {
 
 static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
