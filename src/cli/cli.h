@@ -115,6 +115,7 @@ extern const mesh_cli_cmd_t mesh_cli_role_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_grant_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mask_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_filter_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
