@@ -703,10 +703,8 @@ expect_in "held back: for how long" "$tmp/err" "retry in"
 
 # per address: failures for many user names from one address hold the address back, so a
 # user with no failure of its own (nina, right password) is held back too. Last: it holds
-# back 127.0.0.1. A successful login clears the address's count (the node's rule), so the
-# count starts here.
-run_pw 0 "$PW_TTY\n" login --user ann --password-stdin --token-file "$tmp/ann.login"
-run 0 logout --token-file "$tmp/ann.login"
+# back 127.0.0.1. The failures above count too (a successful login does not reset the
+# address), so it is held back within 20 more failures; test_access counts exactly.
 n=0
 rc=4
 while [ "$rc" = 4 ] && [ $n -lt 30 ]; do
@@ -715,7 +713,8 @@ while [ "$rc" = 4 ] && [ $n -lt 30 ]; do
     printf 'guess-guess-guess\n' | "$CTL" login --user "ghost$n" --password-stdin \
         --token-file "$tmp/x.login" >"$tmp/out" 2>"$tmp/err" || rc=$?
 done
-expect_eq "per address: held back after 20 failures" "$rc:$n" "7:21"
+[ "$rc" = 7 ] && [ "$n" -le 21 ] || fail "per address: not held back within 20 failures ($rc after $n)"
+echo "ok   - per address: held back after at most 20 failures ($((n - 1)) here)"
 expect_in "per address: says so" "$tmp/err" "from this address"
 run_pw 7 "$PW_NINA2\n" login --user nina --password-stdin --token-file "$tmp/x.login"
 expect_in "per address: a right password is held back too" "$tmp/err" "[RATE_LIMITED]"
