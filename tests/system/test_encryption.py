@@ -515,6 +515,9 @@ class EncryptionTest(unittest.TestCase):
             self.assertEqual(len(e["details"]["kek_id"]), 32)
         for k in (k1, k2, k3):
             self.assertNotIn(k, str(ev))
+            # nor in meshd's own log, nor in any file of the data directory
+            self.assertEqual([line for line in n.log if k in line], [])
+            self.assertEqual(scan(n.data_dir, [k]), [])
         rc, out = meshctl(n, "audit", "verify")
         self.assertEqual(rc, 0, out)
         n.stop()
