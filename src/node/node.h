@@ -19,6 +19,7 @@
 #include "crypt/keys.h"
 #include "http/metrics.h"
 #include "query/query.h"
+#include "store/space.h"
 #include "tls/tls.h"
 
 typedef struct mesh_node_opts {
@@ -44,6 +45,7 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t min_free_space; /* bytes kept free on the data disk: writes refused below (0: off) */
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
@@ -74,6 +76,7 @@ typedef struct mesh_node {
     mesh_audit_t *audit; /* the tamper-evident audit log (DATA_DIR/audit) */
     mesh_qpool_t *qpool;
     mesh_metrics_t *metrics;
+    mesh_space_t *space; /* the data directory's free-space guard (min_free_space) */
     mesh_http_t *http;
     mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
     int64_t started_ns;
