@@ -13,7 +13,9 @@ What can be checked is:
 - the Dockerfile is multi-stage from debian:12, installs what setup.sh says, runs non-root,
   has a HEALTHCHECK, and its runtime stage installs the Debian package of every library
   meshd and meshctl link directly;
-- the config files shipped in deploy/ load with `meshd --check-config`.
+- the config files shipped in deploy/ load with `meshd --check-config`;
+- the Prometheus alert rules (deploy/prometheus/) parse, use only metrics meshd exports, and
+  each has its entry in docs/operations.md.
 """
 import glob
 import os
@@ -243,6 +245,26 @@ class DeployTest(unittest.TestCase):
         print("runtime packages checked against the programs' libraries: %s" %
               " ".join(sorted(checked)))
         self.check_config(read(SRC, "deploy", "docker", "meshd.conf"))
+
+    def test_alert_rules(self):
+        """Every alert uses metrics meshd exports and has its entry in docs/operations.md."""
+        rules = yaml.safe_load(read(SRC, "deploy", "prometheus", "meshd-alerts.yaml"))
+        exported = set()
+        for path in glob.glob(os.path.join(SRC, "src", "http", "*.c")):
+            exported |= set(re.findall(r'"(meshd_[a-z_]+)', read(path)))
+        self.assertIn("meshd_disk_free_bytes", exported)
+        ops = read(SRC, "docs", "operations.md")
+        headings = set(re.findall(r"(?m)^### (\S+)$", ops))
+        alerts = [r for g in rules["groups"] for r in g["rules"]]
+        self.assertGreaterEqual(len(alerts), 10)
+        for r in alerts:
+            for m in re.findall(r"\b(meshd_[a-z_]+)", r["expr"]):
+                self.assertIn(m, exported, "%s uses %s, which meshd does not export" %
+                              (r["alert"], m))
+            self.assertIn(r["alert"], headings, "docs/operations.md has no ### " + r["alert"])
+            self.assertEqual(r["annotations"]["runbook"],
+                             "docs/operations.md#" + r["alert"].lower())
+            self.assertIn(r["labels"]["severity"], ("critical", "warning", "info"))
 
     def test_packaged_configs_load(self):
         self.check_config(read(SRC, "deploy", "debian", "meshd.conf"))
