@@ -39,7 +39,7 @@ static void join_strings(const json_t *a, const char *sep, mesh_buf_t *out)
 
 /* ---- apply ---- */
 
-static int apply_one(mesh_cli_t *cli, const char *file)
+static int apply_one(mesh_cli_t *cli, const char *file, bool dry_run)
 {
     char *text;
     size_t len;
@@ -48,7 +48,7 @@ static int apply_one(mesh_cli_t *cli, const char *file)
         return rc;
     const char *shown = strcmp(file, "-") == 0 ? "(stdin)" : file;
     mesh_client_req_t req = {.method = "POST",
-                             .path = "/v1/contracts",
+                             .path = dry_run ? "/v1/contracts?dry_run=true" : "/v1/contracts",
                              .content_type = "application/yaml",
                              .body = text,
                              .body_len = len};
@@ -67,9 +67,9 @@ static int apply_one(mesh_cli_t *cli, const char *file)
         mesh_buf_t prods;
         mesh_buf_init(&prods, 1 << 20);
         join_strings(json_object_get(j, "products"), ", ", &prods);
-        printf("%s: %s %s %s (%s)\n", shown, mesh_cli_jstr(j, "outcome"),
-               mesh_cli_jstr(j, "contract"), mesh_cli_jstr(j, "version"),
-               prods.data ? prods.data : "");
+        printf("%s: %s%s %s %s (%s)\n", shown, dry_run ? "would be " : "",
+               mesh_cli_jstr(j, "outcome"), mesh_cli_jstr(j, "contract"),
+               mesh_cli_jstr(j, "version"), prods.data ? prods.data : "");
         mesh_cli_print_details(stdout, json_object_get(j, "changes"), (size_t)-1);
         mesh_buf_free(&prods);
     }
@@ -83,7 +83,7 @@ static int run_apply(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     int first_rc = 0;
     for (int i = 0; i < mesh_cli_npos(a); i++) {
-        int rc = apply_one(cli, mesh_cli_pos(a, i));
+        int rc = apply_one(cli, mesh_cli_pos(a, i), mesh_cli_flag(a, "dry-run"));
         if (rc != 0 && first_rc == 0)
             first_rc = rc;
     }
@@ -510,6 +510,14 @@ static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return 0;
 }
 
+static const mesh_cli_opt_t apply_opts[] = {
+    {"dry-run", 0, NULL, 0,
+     "Check each contract against the node and print what applying it would do (created, "
+     "updated, unchanged, or refused with every change), without applying anything. Existing "
+     "rows are checked against a new major version only when it is applied."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
 static const mesh_cli_opt_t export_opts[] = {
     {"whole", 0, NULL, 0,
      "Export the whole contract (every product it defines), not only this product's schema."},
@@ -537,7 +545,7 @@ static const mesh_cli_opt_t quarantine_opts[] = {
 const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     {
         .name = "product apply",
-        .usage = "FILE...",
+        .usage = "FILE... [--dry-run]",
         .summary = "Create or change products from ODCS contracts.",
         .text = "Sends each ODCS v3 contract file (YAML; '-' reads standard input) to the node,\n"
                 "which creates the products it defines or applies the changes. A changed contract\n"
@@ -545,10 +553,12 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
                 "rows that no longer fit) a higher major version. Prints the outcome (created,\n"
                 "updated or unchanged) and each change; a refused contract prints the server's\n"
                 "message and the list of changes. Every file is tried; the exit code is the first\n"
-                "failure's.",
+                "failure's. --dry-run shows the outcome without applying (a CI check).",
+        .opts = apply_opts,
         .min_args = 1,
         .max_args = -1,
         .examples = "meshctl product apply contracts/*.odcs.yaml\n"
+                    "meshctl product apply --dry-run contracts/readings.odcs.yaml\n"
                     "generate-contract | meshctl product apply -",
         .exits = "0  every contract was applied (or unchanged)\n"
                  "1  a file could not be read\n"

@@ -326,10 +326,17 @@ expect_in "apply: created" "$tmp/out" "c1.yaml: created urn:meshd:contract:facto
 expect_in "apply: change line" "$tmp/out" "  product factory.readings created"
 run 0 product apply "$tmp/c1.yaml"
 expect_in "apply: unchanged" "$tmp/out" "c1.yaml: unchanged"
+run 0 product apply --dry-run "$tmp/c2.yaml"
+expect_in "apply --dry-run: would be updated" "$tmp/out" "c2.yaml: would be updated urn:meshd:contract:factory.telemetry 1.1.0"
+expect_in "apply --dry-run: the change" "$tmp/out" "column status: added"
+run 0 product show factory.readings --format json
+expect_in "apply --dry-run applied nothing" "$tmp/out" '"version":"1.0.0"'
 run 0 product apply "$tmp/c2.yaml" "$tmp/alarms.yaml"
 expect_in "apply: updated" "$tmp/out" "c2.yaml: updated urn:meshd:contract:factory.telemetry 1.1.0"
 expect_in "apply: added column" "$tmp/out" "column status: added"
 expect_in "apply: second file" "$tmp/out" "alarms.yaml: created"
+run 5 product apply --dry-run "$tmp/c3.yaml"
+expect_in "apply --dry-run: breaking refused" "$tmp/err" "column status: dropped (breaking)"
 run 5 product apply "$tmp/c3.yaml"
 expect_in "apply: breaking refused" "$tmp/err" "[BREAKING]"
 expect_in "apply: breaking change listed" "$tmp/err" "column status: dropped (breaking)"
