@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     mesh_metrics_write(r->node->metrics, &b);
     storage_gauges(r, &b);
+    mesh_quality_metrics(r->node->quality, mesh_req_snapshot(r), &b);
     if (r->node->audit) {
         mesh_audit_stats_t as;
         mesh_audit_stats(r->node->audit, &as);
@@ -798,6 +800,38 @@ void mesh_api_product_history(mesh_req_t *r)
     reply_json(r, 200, o);
 }
 
+/* GET /v1/products/{d}/{p}/quality: the quality report (read on the product). */
+void mesh_api_product_quality(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    reply_json(r, 200, mesh_quality_report(r->node->quality, sd, p));
+}
+
+/* POST /v1/products/{d}/{p}/quality/run: evaluates now (admin on the product: it scans). */
+void mesh_api_product_quality_run(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st =
+        mesh_quality_run(r->node->quality, mesh_req_snapshot(r), p->domain, p->name, &err);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    reply_json(r, 200, mesh_quality_report(r->node->quality, sd, p));
+}
+
 void mesh_api_product_diff(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
@@ -998,6 +1032,16 @@ void mesh_api_catalog(mesh_req_t *r)
     const char *owner = mesh_req_arg(r, "owner");
     const char *tag = mesh_req_arg(r, "tag");
     const char *cls = mesh_req_arg(r, "classification");
+    const char *minq = mesh_req_arg(r, "min_quality");
+    double min_quality = -1;
+    if (minq) {
+        char *end;
+        min_quality = strtod(minq, &end);
+        if (*minq == '\0' || *end != '\0' || !(min_quality >= 0 && min_quality <= 100)) {
+            mesh_req_errorf(r, MESH_INVALID, "min_quality must be a score from 0 to 100");
+            return;
+        }
+    }
     if (q && *q == '\0')
         q = NULL;
     mesh_snapshot_t *s = mesh_req_snapshot(r);
@@ -1009,9 +1053,16 @@ void mesh_api_catalog(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) &&
-                    matches(sd, p, q, owner, tag, cls))
-                    json_array_append_new(a, product_json(sd, p, true));
+                if (!mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) ||
+                    !matches(sd, p, q, owner, tag, cls))
+                    continue;
+                double score = mesh_quality_score(r->node->quality, sd, p);
+                if (min_quality >= 0 && !(score >= min_quality))
+                    continue;
+                json_t *e = product_json(sd, p, true);
+                json_object_set_new(e, "quality_score",
+                                    score >= 0 ? json_real(round(score * 10) / 10) : json_null());
+                json_array_append_new(a, e);
             }
     }
     json_t *o = json_object();

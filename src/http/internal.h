@@ -104,6 +104,8 @@ void mesh_api_products(mesh_req_t *r);
 void mesh_api_product(mesh_req_t *r);
 void mesh_api_product_contract(mesh_req_t *r);
 void mesh_api_product_history(mesh_req_t *r);
+void mesh_api_product_quality(mesh_req_t *r);
+void mesh_api_product_quality_run(mesh_req_t *r);
 void mesh_api_product_diff(mesh_req_t *r);
 void mesh_api_rows(mesh_req_t *r);
 void mesh_api_quarantine(mesh_req_t *r);
