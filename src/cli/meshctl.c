@@ -78,8 +78,8 @@ static const mesh_cli_cmd_t top_cmd = {
 };
 
 static const mesh_cli_cmd_t *const groups[] = {
-    mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,
+    mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds,  mesh_cli_ingest_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_classify_cmds, mesh_cli_audit_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -96,7 +96,7 @@ static const char *const flags[][2] = {
 static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
     "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
-    "files, SQL queries, the catalog, and the audit log.\n";
+    "files, SQL queries, the catalog, classification discovery, and the audit log.\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"
