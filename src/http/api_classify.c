@@ -412,7 +412,8 @@ void mesh_api_classify_change(mesh_req_t *r)
     mesh_classify_req_t *req = parse(r, kind);
     if (req == NULL)
         return;
-    for (size_t i = 0; i < req->ncolumns; i++)
+    /* (tags of a column the contract has since dropped may still be removed) */
+    for (size_t i = 0; kind != MESH_CLASSIFY_REMOVE && i < req->ncolumns; i++)
         if (mesh_product_col(p, req->columns[i], strlen(req->columns[i])) < 0) {
             mesh_req_errorf(r, MESH_INVALID, "product %s.%s has no column '%s'", p->domain, p->name,
                             req->columns[i]);
