@@ -305,6 +305,7 @@ void mesh_api_metrics(mesh_req_t *r)
         mesh_metrics_help(&b, "meshd_audit_bytes", "gauge", "Size of the audit log's segments.");
         mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
     }
+    mesh_api_crypt_metrics(r, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
@@ -575,7 +576,14 @@ void mesh_api_contracts(mesh_req_t *r)
         return;
     }
     mesh_contract_result_t res;
-    st = mesh_domain_put_contract(sd->dom, p, n, &res, &err);
+    const char *dry = mesh_req_arg(r, "dry_run");
+    bool dry_run = dry && (strcmp(dry, "true") == 0 || strcmp(dry, "1") == 0);
+    if (dry && !dry_run && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0) {
+        mesh_req_errorf(r, MESH_INVALID, "dry_run must be true or false");
+        return;
+    }
+    st = dry_run ? mesh_domain_check_contract(sd->dom, p, n, &res, &err)
+                 : mesh_domain_put_contract(sd->dom, p, n, &res, &err);
     json_t *changes = json_array();
     if (res.changes.data) {
         char *save = NULL;
@@ -586,7 +594,8 @@ void mesh_api_contracts(mesh_req_t *r)
     mesh_buf_free(&res.changes);
     if (st != MESH_OK) {
         char *d = json_dumps(changes, JSON_COMPACT);
-        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
+        if (!dry_run)
+            audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
         /* the message keeps its first line; the changes go into details */
         char *nl = strchr(err.msg, '\n');
         if (nl)
@@ -615,6 +624,12 @@ void mesh_api_contracts(mesh_req_t *r)
         mesh_contract_free(c);
     }
     json_object_set_new(o, "changes", changes);
+    if (dry_run) {
+        /* nothing applied, nothing to audit beyond the authorisation decision */
+        json_object_set_new(o, "dry_run", json_true());
+        reply_json(r, 200, o);
+        return;
+    }
     json_object_set_new(o, "seq", json_integer((json_int_t)res.seq));
     json_t *aj = json_object();
     json_object_set(aj, "contract", json_object_get(o, "contract"));

@@ -90,6 +90,8 @@ static const route_t routes[] = {
     {"row_filter", M_DELETE, "/v1/row-filters/{}", mesh_api_row_filter, true, false},
     {"audit", M_GET, "/v1/audit", mesh_api_audit, true, false},
     {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
+    {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
+    {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };
