@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/classification.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
@@ -164,6 +165,17 @@ static void audit_admin(mesh_req_t *r, mesh_audit_action_t act, const char *doma
                             .details = d.data};
     mesh_req_audit(r, &rec);
     mesh_buf_free(&d);
+}
+
+/* A deleted product (product NULL: domain) takes its approved tags and suggestions with it,
+ * so a product made again under the name starts unclassified. */
+static void forget_classification(mesh_req_t *r, const char *domain, const char *product)
+{
+    mesh_err_t err;
+    if (mesh_catalog_classification_drop(r->node->cat, domain, product, &err) != MESH_OK ||
+        mesh_auth_reload(r->node->auth, &err) != MESH_OK)
+        LOG_ERROR("classify", "the classification of deleted %s%s%s was not forgotten: %s", domain,
+                  product ? "." : "", product ? product : "", err.msg);
 }
 
 /* Parses a JSON request body; replies 400 and returns NULL when it is not an object. */
@@ -516,6 +528,8 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
+        if (st == MESH_OK)
+            forget_classification(r, name, NULL);
         audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
                     f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)
@@ -689,6 +703,8 @@ void mesh_api_product(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        if (st == MESH_OK)
+            forget_classification(r, p->domain, p->name);
         audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
@@ -978,8 +994,22 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
+/* Whether an approved tag (classification when cls) of one of p's columns is name. */
+static bool approved_has(const mesh_policy_src_t *src, const mesh_product_t *p, const char *name,
+                         bool cls)
+{
+    for (size_t i = 0; src && i < src->ncoltags; i++) {
+        const mesh_coltag_rec_t *t = &src->coltags[i];
+        if ((!cls || t->classification) && strcasecmp(t->tag, name) == 0 &&
+            strcmp(t->product, p->name) == 0 && strcmp(t->domain, p->domain) == 0)
+            return true;
+    }
+    return false;
+}
+
 static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const char *q,
-                    const char *owner, const char *tag, const char *cls)
+                    const char *owner, const char *tag, const char *cls,
+                    const mesh_policy_src_t *src)
 {
     const mesh_contract_t *c = p->contract;
     if (owner) {
@@ -998,14 +1028,14 @@ static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const
         for (size_t i = 0; i < p->ncols && !ok; i++)
             for (size_t k = 0; k < p->cols[i].n_tags && !ok; k++)
                 ok = strcasecmp(p->cols[i].tags[k], tag) == 0;
-        if (!ok)
+        if (!ok && !approved_has(src, p, tag, false))
             return false;
     }
     if (cls) {
         bool ok = false;
         for (size_t i = 0; i < p->ncols && !ok; i++)
             ok = p->cols[i].classification && strcasecmp(p->cols[i].classification, cls) == 0;
-        if (!ok)
+        if (!ok && !approved_has(src, p, cls, true))
             return false;
     }
     if (q) {
@@ -1054,7 +1084,7 @@ void mesh_api_catalog(mesh_req_t *r)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
                 if (!mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) ||
-                    !matches(sd, p, q, owner, tag, cls))
+                    !matches(sd, p, q, owner, tag, cls, mesh_policy_source(mesh_req_policy(r))))
                     continue;
                 double score = mesh_quality_score(r->node->quality, sd, p);
                 if (min_quality >= 0 && !(score >= min_quality))
