@@ -100,6 +100,10 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_MASK_DELETE, "admin.mask.delete")                                                      \
     X(ADMIN_ROW_FILTER_CREATE, "admin.row_filter.create")                                          \
     X(ADMIN_ROW_FILTER_DELETE, "admin.row_filter.delete")                                          \
+    X(ADMIN_CLASSIFY_DISCOVER, "admin.classify.discover")                                          \
+    X(ADMIN_CLASSIFY_APPROVE, "admin.classify.approve")                                            \
+    X(ADMIN_CLASSIFY_REJECT, "admin.classify.reject")                                              \
+    X(ADMIN_CLASSIFY_REMOVE, "admin.classify.remove")                                              \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \

@@ -70,6 +70,10 @@ static const mesh_opt_t node_opts[] = {
      "are refused with 507 Insufficient Storage while queries go on, and accepted again as "
      "soon as space is freed. Leaves room for checkpoints and the audit log; 0 turns the check "
      "off (a full disk still refuses writes cleanly, see docs/operations.md)."},
+    {"quality_interval", MESH_OPT_DURATION, F(quality_interval), "10m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "How often every product's contract quality rules and completeness are evaluated (0: "
+     "only on demand, POST .../quality/run). See docs/quality.md."},
     {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
      0, "DURATION",
      "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "

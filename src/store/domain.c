@@ -1194,6 +1194,22 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     return st;
 }
 
+mesh_status_t mesh_domain_check_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                         mesh_contract_result_t *res, mesh_err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    mesh_buf_init(&res->changes, 1 << 20);
+    mesh_contract_t *c;
+    mesh_status_t st = mesh_contract_parse(yaml, n, &c, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&d->state_lock);
+    st = check_contract(d->name, &d->current, c, res, err);
+    pthread_mutex_unlock(&d->state_lock);
+    mesh_contract_free(c);
+    return st;
+}
+
 mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
                                        mesh_contract_result_t *res, mesh_err_t *err)
 {

@@ -92,6 +92,11 @@ typedef struct mesh_contract_result {
  * domain's), MESH_CONFLICT (a product owned by another contract, a version not above the
  * applied one), MESH_BREAKING (a breaking change without a new major version, or existing
  * rows that do not fit). res->changes is initialised in every case. */
+/* What applying the contract would do, without applying it (a dry run): the outcome and
+ * changes, or the refusal put_contract would give, except that existing rows are checked
+ * against a new major version only when it is applied. */
+mesh_status_t mesh_domain_check_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                         mesh_contract_result_t *res, mesh_err_t *err);
 mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
                                        mesh_contract_result_t *res, mesh_err_t *err);
 
