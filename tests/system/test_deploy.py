@@ -250,7 +250,7 @@ class DeployTest(unittest.TestCase):
         """Every alert uses metrics meshd exports and has its entry in docs/operations.md."""
         rules = yaml.safe_load(read(SRC, "deploy", "prometheus", "meshd-alerts.yaml"))
         exported = set()
-        for path in glob.glob(os.path.join(SRC, "src", "http", "*.c")):
+        for path in glob.glob(os.path.join(SRC, "src", "*", "*.c")):
             exported |= set(re.findall(r'"(meshd_[a-z_]+)', read(path)))
         self.assertIn("meshd_disk_free_bytes", exported)
         ops = read(SRC, "docs", "operations.md")
