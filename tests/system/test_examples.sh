@@ -48,6 +48,7 @@ check_range() {
 }
 
 # ---- start meshd ---------------------------------------------------------------------------
+: >"$tmp/meshd.log" # exists before meshd runs: the wait below reads it at once
 "$MESHD" --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-token "$TOKEN" \
     >"$tmp/meshd.out" 2>"$tmp/meshd.log" &
 pid=$!

@@ -106,6 +106,7 @@ last_id() {
 
 # ---- start meshd ----------------------------------------------------------------------------
 
+: >"$tmp/meshd.log" # exists before meshd runs: the wait below reads it at once
 MESHD_ADMIN_TOKEN=$ADMIN "$MESHD" --data-dir "$tmp/data" --listen 127.0.0.1:0 \
     >"$tmp/meshd.out" 2>"$tmp/meshd.log" &
 pids+=($!)
