@@ -4,7 +4,9 @@
    507 with a message naming the domain and the free space, queries go on, /metrics counts
    the refusals; deleting the filler lets writes in again without a restart.
 2. A really full disk (min_free_space 0): the filler takes every last byte; writes get 507 and
-   nothing of them is applied; then space comes back in small steps, so that writes fail at
+   nothing of them is applied; meshd killed and restarted on the full disk comes up, answers
+   queries and refuses writes; then space comes back in small steps, so that writes (to a
+   plain product and to a time-series product, whose buffers become chunks) fail at
    different points (the log append, SQLite's WAL through the encrypting VFS, the commit) or
    succeed: every write is all or nothing and every acknowledged row is there.
 3. The filler goes: writes succeed again on the same process; after a stop `meshd --verify`
@@ -44,6 +46,33 @@ schema:
       - name: note
         logicalType: string
 """
+
+# a time-series product (its key ends with its time column): rows wait in per-series buffers
+# and become compressed chunks once 1024 are buffered, at the start of a later write group
+TS_CONTRACT = """apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:diskfull-ts
+version: 1.0.0
+status: active
+domain: df
+schema:
+  - name: ticks
+    properties:
+      - name: dev
+        logicalType: string
+        primaryKey: true
+        primaryKeyPosition: 1
+      - name: ts
+        logicalType: timestamp
+        primaryKey: true
+        primaryKeyPosition: 2
+      - name: batch
+        logicalType: integer
+      - name: v
+        logicalType: number
+"""
+TS_DEVS = 3
+TS_ROWS = 400  # per device and batch
 
 
 def mount_tmpfs(path, size_mib):
@@ -85,6 +114,8 @@ class DiskFullTest(unittest.TestCase):
     def setUp(self):
         self.batch = 0
         self.acked = []
+        self.ts_batch = 0
+        self.ts_acked = []
         self.node = None
         self.filler = os.path.join(self.mnt, "filler")
 
@@ -108,6 +139,29 @@ class DiskFullTest(unittest.TestCase):
         if st == 200:
             self.acked.append(b)
         return st, doc
+
+    def write_ts(self):
+        """One batch of TS_DEVS x TS_ROWS time-series rows, later in time than the last."""
+        b = self.ts_batch
+        self.ts_batch += 1
+        rows = []
+        for d in range(TS_DEVS):
+            for i in range(TS_ROWS):
+                t = 1700000000 + (b * TS_ROWS + i) * 10
+                rows.append(json.dumps({"dev": "d%d" % d, "ts": t, "batch": b, "v": i * 0.5}))
+        st, doc = self.node.post_rows("df", "ticks", "\n".join(rows), "application/x-ndjson",
+                                      headers={"Idempotency-Key": "t-%d" % b})
+        if st == 200:
+            self.ts_acked.append(b)
+        return st, doc
+
+    def check_ts_rows(self, n=None):
+        n = n or self.node
+        rows = n.rows("SELECT batch, count(*) FROM df.ticks GROUP BY batch ORDER BY batch")
+        got = {r[0]: r[1] for r in rows}
+        self.assertEqual(sorted(got), sorted(self.ts_acked), "ts batches != acknowledged")
+        for b, c in got.items():
+            self.assertEqual(c, TS_DEVS * TS_ROWS, "ts batch %d is partial or doubled" % b)
 
     def check_rows(self, n=None):
         """Every acknowledged batch is there, whole, once; no refused batch left a row."""
@@ -204,8 +258,10 @@ class DiskFullTest(unittest.TestCase):
         n = self.start("--min-free-space", "0")
         n.create_domain("df")
         n.apply(CONTRACT, expect=201)
+        n.apply(TS_CONTRACT, expect=201)
         for _ in range(5):
             self.assertEqual(self.write()[0], 200)
+            self.assertEqual(self.write_ts()[0], 200)
         self.fill_to(0)
         self.assertLess(free_bytes(self.mnt), 4096 * 2)
         for _ in range(3):
@@ -213,20 +269,31 @@ class DiskFullTest(unittest.TestCase):
             msg = self.assert_507(st, doc)
             self.assertIn("the disk is full", msg)
         self.check_rows()  # queries answer on a full disk
+        self.check_ts_rows()
         self.assertGreaterEqual(self.metric("meshd_writes_disk_full_total"), 3)
+        # a crash and a restart on the full disk: the node comes up, answers queries, and
+        # refuses writes the same way
+        n.kill()
+        n = self.start("--min-free-space", "0")
+        self.check_rows()
+        self.check_ts_rows()
+        self.assert_507(*self.write())
+        self.assert_507(*self.write_ts())
         # space comes back a little at a time: each write fails somewhere or succeeds whole
         outcomes, causes = {}, set()
-        for step in range(40):
+        for step in range(60):
             self.shrink_filler(24 << 10)
-            st, doc = self.write()
+            st, doc = self.write() if step % 2 else self.write_ts()
             outcomes[st] = outcomes.get(st, 0) + 1
             if st != 200:
                 msg = self.assert_507(st, doc)
                 causes.add(msg[msg.index("full (") + 6:].split("; ")[1].split(")")[0][:60])
             if step % 8 == 7:
                 self.check_rows()
+                self.check_ts_rows()
         print("writes while space came back: %s; failures: %s" % (outcomes, sorted(causes)))
         self.check_rows()
+        self.check_ts_rows()
         self.assertIn(507, outcomes)
         self.assertEqual(self.metric("meshd_domain_read_only"), 0)
         # the filler goes: writes succeed on the same process
@@ -234,7 +301,10 @@ class DiskFullTest(unittest.TestCase):
         for _ in range(3):
             st, doc = self.write()
             self.assertEqual(st, 200, doc)
+            st, doc = self.write_ts()
+            self.assertEqual(st, 200, doc)
         self.check_rows()
+        self.check_ts_rows()
         self.assertEqual(n.stop(), 0)
         self.node = None
         # offline check of every page, log record and the audit log
@@ -244,8 +314,13 @@ class DiskFullTest(unittest.TestCase):
         # restart: the same rows, and writes go on
         n = self.start("--min-free-space", "0")
         self.check_rows()
+        self.check_ts_rows()
         self.assertEqual(self.write()[0], 200)
+        self.assertEqual(self.write_ts()[0], 200)
         self.check_rows()
+        self.check_ts_rows()
+        self.assertEqual(n.stop(), 0)  # a clean stop (and no sanitizer report)
+        self.node = None
 
 
 if __name__ == "__main__":
