@@ -1027,7 +1027,9 @@ static void run_group(mesh_domain_t *d, item_t *head)
     mesh_status_t st = MESH_OK;
     if (d->broken) {
         mesh_err_set(&err, MESH_UNAVAILABLE,
-                     "domain %s is read-only after a failed log write; restart meshd", d->name);
+                     "domain %s is read-only after a failed log write or sync; restart meshd "
+                     "(queries still work)",
+                     d->name);
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
@@ -1063,8 +1065,16 @@ static void run_group(mesh_domain_t *d, item_t *head)
     if (logged && (st = mesh_dlog_sync(d->log, &err)) != MESH_OK) {
         /* fsync failed: what reached the disk is unknown; refuse writes until a restart
          * replays what the log really holds */
-        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, err.msg);
+        LOG_ERROR("domain", "%s: %s; the domain is now read-only until meshd restarts", d->name,
+                  err.msg);
         d->broken = true;
+        char why[sizeof err.msg];
+        snprintf(why, sizeof why, "%s", err.msg);
+        mesh_err_set(&err, MESH_UNAVAILABLE,
+                     "domain %s: the log could not be made durable (%s): the domain takes no "
+                     "more writes until meshd restarts; whether this write survives is unknown, "
+                     "so retry it after the restart with the same Idempotency-Key",
+                     d->name, why);
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
