@@ -46,8 +46,9 @@ static void usage(FILE *out)
                  "authorisation decision, query, write and admin change goes to the audit log in\n"
                  "DATA_DIR/audit (meshctl audit verify|search; docs/security.md). Data at rest is\n"
                  "encrypted (AES-256-GCM) unless --encryption off: see the kek_* options.\n"
-                 "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
-                 "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
+                 "Documentation: docs/user-guide.md, docs/operations.md, docs/security.md, man\n"
+                 "meshd. Exit status: 0 clean stop, 1 bad options, 2 start-up failure (a wrong\n"
+                 "key-encryption key included).\n");
 }
 
 /* Finds --config FILE / --config=FILE before the other flags are applied. */
