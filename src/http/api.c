@@ -363,7 +363,9 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(tls, "enabled", json_boolean(n->tls != NULL));
     if (n->tls) {
         static const char *auth[] = {"off", "optional", "require"};
-        const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+        mesh_tls_info_t tinfo;
+        mesh_tls_info_get(n->tls, &tinfo);
+        const mesh_tls_info_t *ti = &tinfo;
         json_object_set_new(tls, "fingerprint", json_string(ti->fingerprint));
         json_object_set_new(tls, "certificate",
                             json_string(ti->generated ? "self-signed" : "configured"));
