@@ -270,6 +270,13 @@ schema:
                         out.lower().startswith("rule,column,value,expected,result"), out)
         rc, out, err = meshctl(self.n, "quality", "plant.nothing")
         self.assertEqual(rc, 3, err)
+        # the product's page shows its quality at a glance
+        rc, out, err = meshctl(self.n, "product", "show", "plant.readings")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"quality +[0-9.]+ / 100 \(4 rules passed, 4 failed")
+        self.assertIn("within the contract's SLA", out)
+        st, p = self.n.json("GET", "/v1/products/plant/readings")
+        self.assertEqual(p["quality"]["rules_failed"], 4)
 
     def test_metrics_and_catalog(self):
         rep = self.run_quality()
@@ -302,6 +309,58 @@ schema:
         self.assertEqual(n.request("POST", "/v1/products/plant/readings/quality/run",
                                    token=t)[0], 403)
         self.assertEqual(n.request("GET", "/v1/products/plant/nothing/quality")[0], 404)
+
+
+class QuarantineTest(unittest.TestCase):
+    def test_resubmit_and_drop_survive_kill(self):
+        n = Node(args=["--quality-interval", "0"])
+        n.start()
+        try:
+            n.create_domain("plant")
+            n.apply(CONTRACT % {"extra_rules": ""}, expect=201)
+            bad = [{"device": "m-%d" % i, "ts": NOW_S - i, "temp": 300 + i, "status": "ok"}
+                   for i in range(1, 5)]
+            st, r = n.post_rows("plant", "readings", bad, query="?precision=s")
+            self.assertEqual((st, r["accepted"], r["quarantined"]), (200, 0, 4), r)
+            st, q = n.json("GET", "/v1/products/plant/readings/quarantine")
+            ids = sorted(row["id"] for row in q["rows"])
+            base = "/v1/products/plant/readings/quarantine/"
+            # as kept: still invalid, refused (not quarantined again), nothing changes
+            st, e = n.json("POST", base + "%d/resubmit" % ids[0])
+            self.assertEqual(st, 400, e)
+            self.assertEqual(e["error"]["code"], "VALIDATION")
+            # fixed: written once, even when retried, and gone from the quarantine
+            fixed = {"device": "m-1", "ts": NOW_S - 1, "temp": 30, "status": "ok"}
+            st, h, data = n.request("POST", base + "%d/resubmit" % ids[0],
+                                    json.dumps(fixed).encode(),
+                                    headers={"Content-Type": "application/json"})
+            self.assertEqual(st, 200, data)
+            res = json.loads(data)
+            self.assertEqual((res["accepted"], res["dropped"]), (1, 1))
+            st, h, data = n.request("POST", base + "%d/resubmit" % ids[0],
+                                    json.dumps(fixed).encode())
+            self.assertEqual(st, 404, data)
+            # drop one, then a list with a missing id
+            self.assertEqual(n.json("DELETE", base + "%d" % ids[1])[0], 200)
+            self.assertEqual(n.json("DELETE", base + "%d" % ids[1])[0], 404)
+            st, d = n.json("POST", base + "drop", {"ids": [ids[1], ids[2]]})
+            self.assertEqual((st, d["dropped"]), (200, 1), d)
+            for body in ({}, {"ids": [0]}, {"ids": "1"}, {"all": True, "ids": [1]},
+                         {"all": "yes"}, {"frob": 1}):
+                self.assertEqual(n.json("POST", base + "drop", body)[0], 400, body)
+            n.kill()  # kill -9: the drops and the write were acknowledged, so they stay
+            n.start()
+            self.assertEqual(n.rows("SELECT device, temp FROM plant.readings"), [["m-1", 30.0]])
+            st, q = n.json("GET", "/v1/products/plant/readings/quarantine")
+            self.assertEqual([row["id"] for row in q["rows"]], [ids[3]])
+            st, p = n.json("GET", "/v1/products/plant/readings")
+            self.assertEqual((p["rows"], p["quarantined"]), (1, 1))
+            st, d = n.json("POST", base + "drop", {"all": True})
+            self.assertEqual(d["dropped"], 1)
+            st, recs = n.json("GET", "/v1/audit?action=admin.quarantine&limit=100")
+            self.assertGreaterEqual(len(recs["records"]), 4)
+        finally:
+            n.destroy()
 
 
 class SchedulerTest(unittest.TestCase):
