@@ -57,7 +57,7 @@ ok "cmake --build --target package made $(basename "$deb")"
 [ "$(dpkg-deb -f "$deb" Package)" = meshd ] || fail "package name"
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || fail "version is not the project's"
 deps=$(dpkg-deb -f "$deb" Depends)
-for d in adduser libsqlite3-0 libssl3 libevent-2.1-7 libevent-openssl-2.1-7 libjansson4 \
+for d in adduser procps libsqlite3-0 libssl3 libevent-2.1-7 libevent-openssl-2.1-7 libjansson4 \
   libyaml-0-2 libcurl4; do
   grep -q "\b$d\b" <<<"$deps" || fail "Depends lacks $d: $deps"
 done
@@ -119,7 +119,8 @@ ok "dpkg -i: system user meshd ($shell), KEK and admin token root-only in /etc/m
 unit=/usr/lib/systemd/system/meshd.service
 for k in "User=meshd" "StateDirectory=meshd" "ConfigurationDirectory=meshd" \
   "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "NoNewPrivileges=yes" \
-  "CapabilityBoundingSet=" "SystemCallFilter=@system-service" "LoadCredential=kek:"; do
+  "CapabilityBoundingSet=" "SystemCallFilter=@system-service" "LoadCredential=kek:" \
+  "ExecReload=/bin/kill -HUP"; do
   grep -q "^$k" "$unit" || fail "the unit lacks $k"
 done
 grep -q "^RestrictAddressFamilies=" "$unit" || fail "the unit lacks RestrictAddressFamilies"
