@@ -129,6 +129,13 @@ if command -v systemd-analyze >/dev/null; then
     || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
   [ -s "$T/verify.log" ] && { cat "$T/verify.log"; fail "systemd-analyze verify warns"; }
   ok "systemd-analyze verify accepts the unit"
+  # the exposure score of systemd's own security review (0 best, 10 worst; "OK" below 4)
+  if systemd-analyze security --offline=true "$unit" >"$T/security.log" 2>&1; then
+    score=$(sed -n 's/.*Overall exposure level for meshd.service: \([0-9.]*\).*/\1/p' "$T/security.log")
+    [ -n "$score" ] || { cat "$T/security.log"; fail "no exposure score"; }
+    awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "exposure $score > 2.0: $(grep '✗' "$T/security.log")"
+    ok "systemd-analyze security: exposure $score"
+  fi
 else
   echo "note: no systemd-analyze here, the unit is not verified"
 fi
