@@ -116,6 +116,17 @@ grep -qE '^[0-9a-f]{64}$' /etc/meshd/kek.key || fail "the KEK is not 64 hex digi
 grep -q "kek.key" "$T/dpkg.log" || fail "postinst did not say where the KEK is"
 ok "dpkg -i: system user meshd ($shell), KEK and admin token root-only in /etc/meshd"
 
+# an upgrade (here: the same package again): the KEK, the token and a changed conffile stay
+kek_sum=$(sha256sum /etc/meshd/kek.key)
+token_sum=$(sha256sum /etc/meshd/admin-token)
+echo "site = changed-by-the-admin" >>/etc/meshd/meshd.conf
+dpkg -i --force-confold "$deb" >"$T/dpkg2.log" 2>&1 || { cat "$T/dpkg2.log"; fail "reinstall"; }
+[ "$(sha256sum /etc/meshd/kek.key)" = "$kek_sum" ] || fail "the upgrade replaced the KEK"
+[ "$(sha256sum /etc/meshd/admin-token)" = "$token_sum" ] || fail "the upgrade replaced the token"
+grep -q "changed-by-the-admin" /etc/meshd/meshd.conf || fail "the upgrade lost a conffile change"
+sed -i '/changed-by-the-admin/d' /etc/meshd/meshd.conf
+ok "reinstall (upgrade path): the KEK, the admin token and the admin's meshd.conf are kept"
+
 unit=/usr/lib/systemd/system/meshd.service
 for k in "User=meshd" "StateDirectory=meshd" "ConfigurationDirectory=meshd" \
   "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "NoNewPrivileges=yes" \
