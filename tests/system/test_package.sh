@@ -2,8 +2,8 @@
 # The Debian package, end to end on this machine: `cmake --build BUILD --target package`
 # makes it; its control data, conffiles and contents are checked; the man pages render
 # without warnings and name every option of meshd --help; `dpkg -i` installs it (postinst
-# makes the meshd user, the KEK and the admin token, root-only); `systemd-analyze verify`
-# accepts the unit; the unit's own ExecStart line runs as the meshd user (setpriv, no new
+# makes the meshd user, the KEK and the admin token, root-only); a reinstall keeps them and
+# a changed conffile; `systemd-analyze verify` accepts the unit and `security` scores it; the unit's own ExecStart line runs as the meshd user (setpriv, no new
 # privileges) with the credentials directory systemd would give it, and answers /readyz and
 # /v1/status over TLS; a clean stop, `meshd --verify`; `dpkg --purge` removes it. The
 # machine is left as found (trap), and a machine that has meshd installed is not touched.
