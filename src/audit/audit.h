@@ -97,6 +97,8 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_MASK_DELETE, "admin.mask.delete")                                                      \
     X(ADMIN_ROW_FILTER_CREATE, "admin.row_filter.create")                                          \
     X(ADMIN_ROW_FILTER_DELETE, "admin.row_filter.delete")                                          \
+    X(ADMIN_MQTT_MAPPING_CREATE, "admin.mqtt_mapping.create")                                      \
+    X(ADMIN_MQTT_MAPPING_DELETE, "admin.mqtt_mapping.delete")                                      \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \

@@ -126,6 +126,9 @@ void mesh_api_masks(mesh_req_t *r);
 void mesh_api_mask(mesh_req_t *r);
 void mesh_api_row_filters(mesh_req_t *r);
 void mesh_api_row_filter(mesh_req_t *r);
+void mesh_api_mqtt_status(mesh_req_t *r);
+void mesh_api_mqtt_mappings(mesh_req_t *r);
+void mesh_api_mqtt_mapping(mesh_req_t *r);
 
 /* Replies with a JSON document (and releases it). */
 struct json_t;

@@ -37,8 +37,11 @@ static void usage(FILE *out)
                  "and exit.\n"
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
-                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /write\n"
-                 "(InfluxDB v1) /api/v2/write (v2). Every authentication, authorisation decision,\n"
+                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify\n"
+                 "/v1/mqtt/status /v1/mqtt/mappings /write (InfluxDB v1) /api/v2/write (v2).\n"
+                 "With --mqtt-url meshd subscribes to an MQTT broker and writes the topics its\n"
+                 "mappings name (QoS 1, acknowledged once durable; docs/mqtt.md). Every "
+                 "authentication, authorisation decision,\n"
                  "query, write and admin change goes to the audit log in DATA_DIR/audit\n"
                  "(meshctl audit verify|search; docs/security.md).\n"
                  "Documentation: docs/user-guide.md. Exit status: 0 clean stop, 1 bad options,\n"
@@ -110,6 +113,13 @@ static void print_config(const mesh_node_opts_t *o)
             continue;
         }
         switch (d->type) {
+        case MESH_OPT_LIST: {
+            const char *v = *(char *const *)f ? *(char *const *)f : "";
+            for (const char *nl; (nl = strchr(v, '\n')) != NULL; v = nl + 1)
+                printf("%.*s\n%s = ", (int)(nl - v), v, d->name);
+            printf("%s\n", v);
+            break;
+        }
         case MESH_OPT_STRING:
         case MESH_OPT_ENUM:
             printf("%s\n", *(char *const *)f ? *(char *const *)f : "");
