@@ -95,6 +95,7 @@ extern const mesh_cli_cmd_t mesh_cli_ingest_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_query_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_catalog_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
  * cert, key; accepted as

@@ -79,7 +79,7 @@ static const mesh_cli_cmd_t top_cmd = {
 
 static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_mqtt_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -96,7 +96,7 @@ static const char *const flags[][2] = {
 static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
     "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
-    "files, SQL queries, the catalog, and the audit log.\n";
+    "files, SQL queries, the catalog, the audit log, and MQTT ingest mappings.\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"
@@ -455,20 +455,23 @@ static int check_tls_files(mesh_cli_t *cli, const mesh_cli_settings_t *s)
 
 /* ---- dispatch ---- */
 
-/* Finds the command named by words[0] (and words[1]); *nwords says how many it used. */
+/* Finds the command whose name is the first words (a name is one to three words: "status",
+ * "domain create", "mqtt mapping create"); *nwords says how many it used. */
 static const mesh_cli_cmd_t *find_cmd(char **words, int n, int *nwords)
 {
     for (size_t g = 0; g < MESH_ARRAY_LEN(groups); g++)
         for (const mesh_cli_cmd_t *c = groups[g]; c->name; c++) {
-            const char *sp = strchr(c->name, ' ');
-            if (sp == NULL && strcmp(c->name, words[0]) == 0) {
-                *nwords = 1;
-                return c;
-            }
-            if (sp && n >= 2 && strncmp(c->name, words[0], (size_t)(sp - c->name)) == 0 &&
-                words[0][sp - c->name] == '\0' && strcmp(sp + 1, words[1]) == 0) {
-                *nwords = 2;
-                return c;
+            const char *p = c->name;
+            for (int k = 0; k < n; k++) {
+                size_t len = strcspn(p, " ");
+                if (strlen(words[k]) != len || strncmp(p, words[k], len) != 0)
+                    break;
+                p += len;
+                if (*p == '\0') {
+                    *nwords = k + 1;
+                    return c;
+                }
+                p++;
             }
         }
     return NULL;

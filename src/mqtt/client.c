@@ -32,7 +32,9 @@
 
 typedef struct entry {
     mesh_mqtt_mapping_t m;
-    bool subscribed; /* by the connection thread, on the current connection */
+    bool subscribed; /* the broker acknowledged the subscription (SUBACK) */
+    bool sub_sent;   /* SUBSCRIBE sent on the current connection */
+    int sub_mid;     /* its message id */
     bool removed;    /* unlinked: to be unsubscribed */
     atomic_uint_fast64_t results[MESH_MQTT_RESULT__COUNT];
     atomic_uint_fast64_t rows, quarantined_rows, bytes;
@@ -459,7 +461,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     q->session_present = (flags & 1) != 0;
     q->last_error[0] = '\0';
     for (entry_t *e = q->entries; e; e = e->next)
-        e->subscribed = false;
+        e->subscribed = e->sub_sent = false;
     q->resub = true;
     pthread_mutex_unlock(&q->lock);
     set_state(q, ST_CONNECTED);
@@ -546,6 +548,28 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     }
 }
 
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int nqos, const int *granted,
+                         const mosquitto_property *props)
+{
+    (void)mosq;
+    (void)props;
+    mesh_mqtt_t *q = obj;
+    pthread_mutex_lock(&q->lock);
+    for (entry_t *e = q->entries; e; e = e->next) {
+        if (!e->sub_sent || e->sub_mid != mid)
+            continue;
+        /* 0x80 and above: the broker refused the subscription (an ACL, a bad filter) */
+        if (nqos >= 1 && granted[0] >= 0x80) {
+            pthread_mutex_unlock(&q->lock);
+            set_error(q, "mapping %s: the broker refused the subscription to %s (%s)", e->m.name,
+                      e->m.tmpl.filter, reason_text(q, granted[0]));
+            return;
+        }
+        e->subscribed = true;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 /* ---- the connection thread ---- */
 
 /* Subscribes the mappings not yet subscribed and unsubscribes removed ones. */
@@ -558,12 +582,13 @@ static void sync_subscriptions(mesh_mqtt_t *q)
     }
     q->resub = false;
     for (entry_t *e = q->entries; e; e = e->next) {
-        if (e->subscribed)
+        if (e->sub_sent)
             continue;
         int opts = q->protocol == MQTT_PROTOCOL_V5 ? MQTT_SUB_OPT_SEND_RETAIN_NEW : 0;
-        int rc = mosquitto_subscribe_v5(q->mosq, NULL, e->m.tmpl.filter, e->m.qos, opts, NULL);
+        int rc =
+            mosquitto_subscribe_v5(q->mosq, &e->sub_mid, e->m.tmpl.filter, e->m.qos, opts, NULL);
         if (rc == MOSQ_ERR_SUCCESS) {
-            e->subscribed = true;
+            e->sub_sent = true;
             LOG_INFO("mqtt", "mapping %s: subscribed to %s (QoS %d) -> %s.%s", e->m.name,
                      e->m.tmpl.filter, e->m.qos, e->m.domain, e->m.product);
         } else {
@@ -690,6 +715,7 @@ static mesh_status_t setup_client(mesh_mqtt_t *q, mesh_err_t *err)
     mosquitto_connect_v5_callback_set(q->mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(q->mosq, on_disconnect);
     mosquitto_message_v5_callback_set(q->mosq, on_message);
+    mosquitto_subscribe_v5_callback_set(q->mosq, on_subscribe);
     if ((q->username || q->password) &&
         mosquitto_username_pw_set(q->mosq, q->username, q->password) != MOSQ_ERR_SUCCESS)
         return mesh_err_set(err, MESH_INVALID, "mqtt: the user name or password is not accepted");
