@@ -163,12 +163,17 @@ mesh_status_t mesh_audit_key_load(const char *path, bool create, mesh_audit_keys
         if (!ok)
             return mesh_err_set(err, MESH_CORRUPT, "%s is not an audit key file", path);
     }
+    mesh_audit_keys_derive(master, out);
+    OPENSSL_cleanse(master, sizeof master);
+    return MESH_OK;
+}
+
+void mesh_audit_keys_derive(const uint8_t master[MESH_AUDIT_KEY_LEN], mesh_audit_keys_t *out)
+{
     memset(out, 0, sizeof *out);
     hkdf_expand(master, "meshd audit mac v1", out->mac);
     hkdf_expand(master, "meshd audit enc v1", out->enc);
     out->encrypt = true;
-    OPENSSL_cleanse(master, sizeof master);
-    return MESH_OK;
 }
 
 void mesh_audit_keys_wipe(mesh_audit_keys_t *k)

@@ -69,6 +69,9 @@ typedef struct mesh_audit_keys {
  */
 mesh_status_t mesh_audit_key_load(const char *path, bool create, mesh_audit_keys_t *out,
                                   mesh_err_t *err);
+/* Derives both keys from a 32-byte master key (HKDF-Expand, SHA-256), as mesh_audit_key_load
+ * does from its file; encrypt is set. */
+void mesh_audit_keys_derive(const uint8_t master[MESH_AUDIT_KEY_LEN], mesh_audit_keys_t *out);
 /* Wipes keys. */
 void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
 
@@ -105,7 +108,9 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(AUDIT_RETENTION, "audit.retention")                                                          \
     X(AUDIT_LOST, "audit.lost")                                                                    \
     X(NODE_START, "node.start")                                                                    \
-    X(NODE_STOP, "node.stop")
+    X(NODE_STOP, "node.stop")                                                                      \
+    X(ADMIN_KEK_ROTATE, "admin.kek.rotate")                                                        \
+    X(ADMIN_DATA_KEY_ROTATE, "admin.data_key.rotate")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

@@ -14,6 +14,7 @@
 #include "catalog/mqtt.h"
 #include "catalog/security.h"
 #include "core/util.h"
+#include "crypt/vfs.h"
 
 struct mesh_catalog {
     sqlite3 *db;
@@ -37,11 +38,13 @@ static const char *schema_sql =
 static mesh_status_t db_err(sqlite3 *db, mesh_err_t *err, const char *what)
 {
     int rc = sqlite3_errcode(db);
+    int xrc = sqlite3_extended_errcode(db);
     mesh_status_t code = rc == SQLITE_FULL                             ? MESH_NOSPACE
                          : (rc & 0xff) == SQLITE_CONSTRAINT            ? MESH_CONFLICT
                          : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? MESH_CORRUPT
+                         : xrc == SQLITE_IOERR_DATA                    ? MESH_CORRUPT
                                                                        : MESH_IO;
-    return mesh_err_set(err, code, "catalog %s: %s", what, sqlite3_errmsg(db));
+    return mesh_err_set(err, code, "catalog %s: %s", what, mesh_crypt_errmsg(db));
 }
 
 void mesh_domain_meta_free(mesh_domain_meta_t *m)
@@ -86,12 +89,10 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     mesh_status_t st;
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        st = mesh_err_set(err, MESH_IO, "open %s: %s", path,
-                          c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    /* through the encrypting VFS when the node attached its key for path */
+    if ((st = mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &c->db,
+                                     err)) != MESH_OK)
         goto err;
-    }
     sqlite3_busy_timeout(c->db, 10000);
     if (sqlite3_exec(c->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "schema");
@@ -240,7 +241,8 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
     }
     size_t cap = 0;
     mesh_domain_meta_t *v = NULL;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
             mesh_domain_meta_t *nv = realloc(v, cap * sizeof *nv);
@@ -259,8 +261,17 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
         m->created_ns = sqlite3_column_int64(q, 3);
         (*n)++;
     }
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = db_err(c->db, err, "read domains"); /* never a shorter list */
     sqlite3_finalize(q);
     pthread_mutex_unlock(&c->lock);
+    if (st != MESH_OK) {
+        for (size_t i = 0; i < *n; i++)
+            mesh_domain_meta_free(&v[i]);
+        free(v);
+        v = NULL;
+        *n = 0;
+    }
     *out = v;
     return st;
 }

@@ -148,7 +148,6 @@ void mesh_cli_print_details(FILE *out, const json_t *details, size_t max)
 
 int mesh_cli_report(mesh_cli_t *cli, const mesh_client_result_t *res, const char *what)
 {
-    (void)cli;
     char msg[sizeof res->msg];
     snprintf(msg, sizeof msg, "%s", res->msg);
     mesh_cli_clean(msg);
@@ -161,6 +160,17 @@ int mesh_cli_report(mesh_cli_t *cli, const mesh_client_result_t *res, const char
     else
         fprintf(stderr, "meshctl: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
     mesh_cli_print_details(stderr, res->details, 10);
+    bool sent = cli && cli->set && cli->set->token;
+    if (res->status == MESH_UNAUTHENTICATED && sent && cli->token_is_login && cli->token_path)
+        fprintf(stderr,
+                "meshctl: the token stored by 'meshctl login' (%s) was refused: it may "
+                "have expired or been revoked; log in again\n",
+                cli->token_path);
+    else if (res->status == MESH_UNAUTHENTICATED && cli && cli->set && !sent &&
+             !(cli->cmd && (cli->cmd->flags & MESH_CLI_OWN_TOKEN)))
+        fputs("meshctl: no token was given: log in with 'meshctl login', or give --token-file, "
+              "MESH_TOKEN or a token in the config file\n",
+              stderr);
     return mesh_status_exit(res->status);
 }
 
@@ -184,6 +194,48 @@ int mesh_cli_call(mesh_cli_t *cli, const mesh_client_req_t *req, json_t **out)
     }
     mesh_client_result_free(&res);
     return rc;
+}
+
+int mesh_cli_send_json(mesh_cli_t *cli, const char *method, const char *path, const json_t *body,
+                       json_t **out)
+{
+    if (out)
+        *out = NULL;
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (text == NULL) /* jansson refuses text that is not UTF-8 */
+        return mesh_cli_usage(cli, "the arguments must be UTF-8 text");
+    mesh_client_req_t req = {.method = method,
+                             .path = path,
+                             .content_type = "application/json",
+                             .body = text,
+                             .body_len = strlen(text)};
+    int rc = mesh_cli_call(cli, &req, out);
+    free(text);
+    return rc;
+}
+
+int mesh_cli_path(mesh_cli_t *cli, mesh_buf_t *b, const char *prefix, const char *seg)
+{
+    mesh_buf_init(b, 64 * 1024);
+    if (mesh_buf_adds(b, prefix) != MESH_OK || mesh_client_escape(b, seg) != MESH_OK) {
+        mesh_buf_free(b);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+void mesh_cli_join(mesh_buf_t *b, const json_t *arr, const char *sep)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (i)
+            mesh_buf_adds(b, sep);
+        mesh_buf_adds(b, json_string_value(v) ? json_string_value(v) : "");
+    }
+    if (b->data == NULL)
+        mesh_buf_adds(b, "");
 }
 
 static bool sink_stdout(void *arg, const char *p, size_t n)
@@ -569,9 +621,10 @@ void mesh_cli_help_cmd(const mesh_cli_cmd_t *cmd, FILE *out, bool md)
     }
     help_opt(out, md, 'h', "help", NULL, "Show this help and exit.", NULL);
     fputs(md ? "\nGlobal options (`--url`, `--token`, `--token-file`, `--config`, `--timeout`, "
-               "`-q`) are accepted too: see [global options](#global-options).\n"
-             : "\nGlobal options (--url, --token, --token-file, --config, --timeout, -q) are "
-               "accepted\ntoo: see 'meshctl --help'.\n",
+               "`--cacert`, `--pin`, `--cert`, `--key`, `-q`) are accepted too: see [global "
+               "options](#global-options).\n"
+             : "\nGlobal options (--url, --token, --token-file, --config, --timeout, --cacert,\n"
+               "--pin, --cert, --key, -q) are accepted too: see 'meshctl --help'.\n",
           out);
     if (cmd->examples) {
         fputs(md ? "\nExamples:\n\n```\n" : "\nExamples:\n", out);

@@ -56,11 +56,24 @@ typedef struct mesh_cli {
     bool color;                     /* stdout is a terminal and NO_COLOR is unset */
     mesh_client_t *client;          /* opened by the dispatcher before run() */
     const struct mesh_cli_cmd *cmd; /* the running command */
+    const mesh_cli_settings_t *set; /* the resolved settings (url, timeout; token_file is the
+                                       login file, see MESH_CLI_OWN_TOKEN) */
+    const char *token_origin;       /* where the token came from ("MESH_TOKEN", "--token-file",
+                                       "the login file"), NULL when there is none; for login
+                                       and logout: a token (not a file) that wins over the
+                                       login file, else NULL */
+    const char *token_path;         /* the file the token was read from, or NULL */
+    bool token_is_login;            /* that file was written by `meshctl login` */
 } mesh_cli_t;
 
 /* ---- commands and their options ---- */
 
 #define MESH_CLI_MULTI 0x1 /* the option may be given more than once */
+
+/* Command flags. OWN_TOKEN: the command handles the token settings itself (login, logout):
+ * no token is read or sent, and cli->set->token_file is the login file, the file of
+ * --token-file / MESH_TOKEN_FILE / token_file when one is given, else the default one. */
+#define MESH_CLI_OWN_TOKEN 0x1
 
 typedef struct mesh_cli_opt {
     const char *name;    /* long name without "--"; NULL ends a table */
@@ -84,6 +97,7 @@ typedef struct mesh_cli_cmd {
     int min_args, max_args;     /* positional arguments (max -1: any number) */
     const char *examples;       /* lines */
     const char *exits;          /* exit codes of this command (lines) */
+    unsigned flags;             /* MESH_CLI_OWN_TOKEN */
     int (*run)(mesh_cli_t *cli, const mesh_cli_args_t *a);
 } mesh_cli_cmd_t;
 
@@ -94,6 +108,14 @@ extern const mesh_cli_cmd_t mesh_cli_product_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_ingest_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_query_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_catalog_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_login_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_user_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_token_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_role_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_grant_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_mask_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_filter_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
 
@@ -161,6 +183,19 @@ void mesh_cli_print_details(FILE *out, const json_t *details, size_t max);
  * exit code; returns 0 on success. The caller json_decref()s *out.
  */
 int mesh_cli_call(mesh_cli_t *cli, const mesh_client_req_t *req, json_t **out);
+
+/*
+ * Sends body (a JSON object, borrowed) with method to path and parses a JSON answer into *out
+ * like mesh_cli_call (out may be NULL). A body that is not UTF-8 is a usage error. Returns 0
+ * or the exit code after printing the error.
+ */
+int mesh_cli_send_json(mesh_cli_t *cli, const char *method, const char *path, const json_t *body,
+                       json_t **out);
+/* Builds prefix + the percent-encoded seg ("/v1/principals/" + "ana") into b (free it with
+ * mesh_buf_free). Returns 0 or an exit code. */
+int mesh_cli_path(mesh_cli_t *cli, mesh_buf_t *b, const char *prefix, const char *seg);
+/* Appends the strings of a JSON array joined by sep to b ("" for none or a non-array). */
+void mesh_cli_join(mesh_buf_t *b, const json_t *arr, const char *sep);
 
 /* Sends req and copies a 2xx answer to stdout as it arrives (the server's bytes, e.g. a
  * contract's YAML or --format json). Returns 0 or the exit code after printing the error. */

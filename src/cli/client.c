@@ -29,6 +29,7 @@
 #define MAX_URLS        16
 #define MAX_ERROR_BODY  ((size_t)1 << 20) /* bytes of an error answer kept for decoding */
 #define CONNECT_TIMEOUT (10 * MESH_NS_PER_SEC)
+#define SECRET_ANSWER   ((size_t)16 << 10) /* bytes reserved for an answer holding a token */
 
 struct mesh_client {
     CURL *curl;
@@ -206,6 +207,8 @@ void mesh_client_result_free(mesh_client_result_t *res)
         return;
     json_decref(res->details);
     res->details = NULL;
+    if (res->secret && res->body.data)
+        explicit_bzero(res->body.data, res->body.cap);
     mesh_buf_free(&res->body);
 }
 
@@ -584,7 +587,10 @@ mesh_status_t mesh_client_do(mesh_client_t *c, const mesh_client_req_t *req,
 {
     memset(res, 0, sizeof *res);
     res->hdr_accepted = res->hdr_quarantined = -1;
+    res->secret = req->secret;
     mesh_buf_init(&res->body, req->max_body ? req->max_body : MESH_CLIENT_MAX_BODY);
+    if (req->secret) /* room up front: no reallocation leaves a copy of the secret behind */
+        (void)mesh_buf_reserve(&res->body, SECRET_ANSWER);
     xfer_t x = {.c = c, .req = req, .res = res};
     char errbuf[CURL_ERROR_SIZE];
     char failures[768] = "";

@@ -75,6 +75,7 @@ typedef struct mesh_client_req {
     mesh_client_sink_fn sink;    /* NULL: collect the 2xx body into result.body */
     void *sink_arg;
     size_t max_body; /* cap of a collected body (0: MESH_CLIENT_MAX_BODY) */
+    bool secret;     /* the answer holds a secret (a token): its bytes are wiped when freed */
 } mesh_client_req_t;
 
 typedef struct mesh_client_result {
@@ -94,6 +95,7 @@ typedef struct mesh_client_result {
     int64_t hdr_accepted;    /* X-Meshd-Accepted of a /write answer, -1 if none */
     int64_t hdr_quarantined; /* X-Meshd-Quarantined of a /write answer, -1 if none */
     const char *url;         /* the base URL used last (borrowed from the client) */
+    bool secret;             /* from the request: wipe body when freeing */
 } mesh_client_result_t;
 
 /*

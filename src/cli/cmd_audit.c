@@ -3,8 +3,10 @@
  * through the API (POST /v1/audit/verify, GET /v1/audit) or, with --data-dir, straight from
  * a data directory with meshd stopped (or running: what is written so far).
  *
- * Offline, the audit key comes from DATA_DIR/audit/key (or --key-file); the result has the
- * same JSON shape both ways, and one renderer prints it.
+ * Offline, the audit key is derived from the node's key (DATA_DIR/catalog.key, opened with
+ * the node's key-encryption key) when the node encrypts at rest, and comes from
+ * DATA_DIR/audit/key (or --key-file) when it does not; the result has the same JSON shape
+ * both ways, and one renderer prints it.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "core/util.h"
+#include "node/node.h"
 
 static const char *str_or(const char *s, const char *def)
 {
@@ -25,16 +28,22 @@ static int offline(mesh_cli_t *cli, const mesh_cli_args_t *a, char *dir, size_t 
 {
     const char *data = mesh_cli_arg(a, "data-dir");
     snprintf(dir, cap, "%s/audit", data);
-    char path[4200];
     const char *kf = mesh_cli_arg(a, "key-file");
-    if (kf == NULL) {
-        snprintf(path, sizeof path, "%s/key", dir);
-        kf = path;
-    }
     mesh_err_t err;
     mesh_err_clear(&err);
-    mesh_status_t st = mesh_audit_key_load(kf, false, keys, &err);
-    if (st == MESH_NOT_FOUND || st == MESH_IO)
+    mesh_status_t st;
+    if (kf != NULL) {
+        st = mesh_audit_key_load(kf, false, keys, &err);
+    } else {
+        const char *env = getenv("MESHD_KEK");
+        mesh_kek_source_t src = {.file = mesh_cli_arg(a, "kek-file"),
+                                 .value = env && *env ? env : NULL,
+                                 .passphrase_file = mesh_cli_arg(a, "kek-passphrase-file"),
+                                 .command = mesh_cli_arg(a, "kek-command"),
+                                 .command_timeout_ns = 30 * MESH_NS_PER_SEC};
+        st = mesh_audit_keys_offline(data, &src, keys, &err);
+    }
+    if (st == MESH_NOT_FOUND || st == MESH_IO || st == MESH_FORBIDDEN || st == MESH_INVALID)
         return mesh_cli_local(cli, "cannot read the audit key: %s", err.msg);
     if (st != MESH_OK)
         return mesh_cli_fail(cli, st, "the audit key: %s", err.msg);
@@ -357,8 +366,19 @@ static int run_search(mesh_cli_t *cli, const mesh_cli_args_t *a)
 static const mesh_cli_opt_t verify_opts[] = {
     {"data-dir", 0, "DIR", 0,
      "Verify the audit log of this meshd data directory (DIR/audit) directly, without the API; "
-     "meshd may be stopped. Needs read access to DIR/audit/key."},
-    {"key-file", 0, "FILE", 0, "With --data-dir: the audit key file (default DIR/audit/key)."},
+     "meshd may be stopped. Needs the node's key-encryption key (see --kek-file) or, without "
+     "encryption at rest, read access to DIR/audit/key."},
+    {"key-file", 0, "FILE", 0,
+     "With --data-dir of a node without encryption at rest: the audit key file (default "
+     "DIR/audit/key)."},
+    {"kek-file", 0, "FILE", 0,
+     "With --data-dir of an encrypted node: its key-encryption key file (as meshd's kek_file; "
+     "also MESHD_KEK; default DIR/kek.key). The audit key is derived from the node's key."},
+    {"kek-passphrase-file", 0, "FILE", 0,
+     "With --data-dir of an encrypted node: a file whose first line is its KEK passphrase."},
+    {"kek-command", 0, "COMMAND", 0,
+     "With --data-dir of an encrypted node: a command printing its KEK (as meshd's "
+     "kek_command)."},
     {"anchor", 0, "SEQ:MAC", 0,
      "Also check that the log still holds this record, as an earlier verify printed it: "
      "detects a log cut or rolled back since, even by someone holding the key."},
@@ -381,7 +401,17 @@ static const mesh_cli_opt_t search_opts[] = {
     {"oldest-first", 0, NULL, 0, "Oldest events first (default: newest first)."},
     {"data-dir", 0, "DIR", 0,
      "Search the audit log of this data directory directly, without the API."},
-    {"key-file", 0, "FILE", 0, "With --data-dir: the audit key file (default DIR/audit/key)."},
+    {"key-file", 0, "FILE", 0,
+     "With --data-dir of a node without encryption at rest: the audit key file (default "
+     "DIR/audit/key)."},
+    {"kek-file", 0, "FILE", 0,
+     "With --data-dir of an encrypted node: its key-encryption key file (as meshd's kek_file; "
+     "also MESHD_KEK; default DIR/kek.key). The audit key is derived from the node's key."},
+    {"kek-passphrase-file", 0, "FILE", 0,
+     "With --data-dir of an encrypted node: a file whose first line is its KEK passphrase."},
+    {"kek-command", 0, "COMMAND", 0,
+     "With --data-dir of an encrypted node: a command printing its KEK (as meshd's "
+     "kek_command)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -408,7 +438,7 @@ const mesh_cli_cmd_t mesh_cli_audit_cmds[] = {
                     "meshctl audit verify --data-dir /var/lib/meshd\n"
                     "meshctl audit verify --anchor 1234:52b9cb2e...e7b893 --format json",
         .exits = "0  the log verifies\n"
-                 "1  the key file cannot be read (--data-dir)\n"
+                 "1  the audit key cannot be read (--data-dir: no key file, or a wrong KEK)\n"
                  "3  no audit log there (--data-dir)\n"
                  "4  the token may not read the audit log\n"
                  "8  the log does not verify (the first bad record is printed)",

@@ -7,8 +7,13 @@
  * levels: default < config file < environment (MESH_*) < flags. The levels are loaded into
  * separate structs and merged here, because token and token_file are one setting in two
  * spellings: the highest level that gives either wins, and giving both at one level is an
- * error. The environment prefix is MESH_ (MESH_URL, MESH_TOKEN), the names the brief and
- * the other tools use, rather than MESHCTL_.
+ * error. When no level gives one, the token comes from the login file `meshctl login` wrote
+ * ($XDG_CONFIG_HOME/meshctl/token), if there is one; the token file of any level is the login
+ * file login and logout work on (cmd_login.c). The environment prefix is MESH_ (MESH_URL,
+ * MESH_TOKEN), the names the brief and the other tools use, rather than MESHCTL_.
+ *
+ * Commands are looked up by their first two words, then by the first one, so `grant list`
+ * is found before `grant ROLE ...`.
  *
  * `meshctl generate ...` runs mesh_cli_generate() from src/cli/generate.c, written
  * separately; it is a weak symbol so meshctl builds and says so when that file is absent.
@@ -22,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/secret.h"
 #include "core/util.h"
 
 /* Provided by src/cli/generate.c when present; called with argv[0] = "generate". */
@@ -37,7 +43,9 @@ static const mesh_opt_t settings[] = {
      "API token, sent as `Authorization: Bearer`. Prefer --token-file or the config file: a "
      "flag is visible in the process list. Never printed."},
     {"token_file", MESH_OPT_STRING, F(token_file), NULL, 0, 0, NULL, 0, "FILE",
-     "File whose first line is the API token."},
+     "File whose first line is the API token. `meshctl login` writes it (mode 0600). When "
+     "no token or token file is given, the file of the last `meshctl login` is used: "
+     "$XDG_CONFIG_HOME/meshctl/token, else ~/.config/meshctl/token."},
     {"config", MESH_OPT_STRING, F(config), NULL, 0, 0, NULL, MESH_OPT_NOFILE, "FILE",
      "Config file of `name = value` lines (default: $XDG_CONFIG_HOME/meshctl/config, else "
      "~/.config/meshctl/config; a missing default file is fine)."},
@@ -79,7 +87,9 @@ static const mesh_cli_cmd_t top_cmd = {
 
 static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_mqtt_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
+    mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,   mesh_cli_role_cmds,
+    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,  mesh_cli_mqtt_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -96,7 +106,8 @@ static const char *const flags[][2] = {
 static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
     "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
-    "files, SQL queries, the catalog, the audit log, and MQTT ingest mappings.\n";
+    "files, SQL queries, the catalog, access control (login, users, tokens, roles, grants,\n"
+    "masks and row filters), encryption keys, the audit log, and MQTT ingest mappings.\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"
@@ -107,7 +118,8 @@ static const char examples[] =
     "meshctl domain create factory --owner ops@example.com\n"
     "meshctl product apply contracts/readings.odcs.yaml\n"
     "meshctl ingest factory.readings readings.csv\n"
-    "meshctl query 'SELECT device, avg(temp) FROM factory.readings GROUP BY device'\n";
+    "meshctl query 'SELECT device, avg(temp) FROM factory.readings GROUP BY device'\n"
+    "meshctl login --user ana            # asks the password; later commands use the token\n";
 
 static const char config_example[] = "# ~/.config/meshctl/config\n"
                                      "url = https://10.0.0.5:7070,https://10.0.0.6:7070\n"
@@ -216,7 +228,8 @@ static void help_top(FILE *out)
         mesh_cli_wrap(out, flags[i][1], 6, 6);
     }
     fputs("\nPrecedence: flag > environment (MESH_URL, MESH_TOKEN, ...) > config file > "
-          "default.\nNO_COLOR (set to anything) turns off the dimmed NULL in tables.\n\n"
+          "default\n(for the token: the file of 'meshctl login').\nNO_COLOR (set to anything) "
+          "turns off the dimmed NULL in tables.\n\n"
           "Config file:\n",
           out);
     for (const char *p = config_example; *p;) {
@@ -257,7 +270,8 @@ static void help_markdown(FILE *out)
           out);
     list_commands(out, true);
     fputs("\n## Global options\n\nAccepted before or after the command. Precedence: flag > "
-          "environment > config file > default. `NO_COLOR` (set to anything) turns off the "
+          "environment > config file > default (for the token: the file of `meshctl login`). "
+          "`NO_COLOR` (set to anything) turns off the "
           "dimmed NULL in tables.\n\n"
           "| option | environment | config file | default | description |\n"
           "| --- | --- | --- | --- | --- |\n",
@@ -402,21 +416,50 @@ static int resolve(mesh_cli_t *cli, mesh_cli_settings_t *out)
             out->timeout = levels[i]->timeout;
             break;
         }
-    /* token and token_file are one setting: the highest level giving either wins */
-    for (size_t i = 0; i < 3 && rc == 0; i++) {
-        const mesh_cli_settings_t *l = levels[i];
-        if (l->token && l->token_file) {
+    /* token and token_file are one setting: the highest level giving either wins; when none
+     * does, the login file (if there is one) */
+    static const char *const token_names[] = {"--token", "MESH_TOKEN", "token (config file)"};
+    static const char *const file_names[] = {"--token-file", "MESH_TOKEN_FILE",
+                                             "token_file (config file)"};
+    int won = -1;
+    for (int i = 0; i < 3 && rc == 0 && won < 0; i++) {
+        if (levels[i]->token && levels[i]->token_file)
             rc = mesh_cli_usage(cli, "%s give both a token and a token file: keep one",
                                 level_names[i]);
-        } else if (l->token) {
-            if ((out->token = mesh_strdup(l->token)) == NULL)
-                rc = mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-        } else if (l->token_file) {
-            rc = read_token_file(cli, l->token_file, &out->token);
-        } else {
-            continue;
-        }
-        break;
+        else if (levels[i]->token || levels[i]->token_file)
+            won = i;
+    }
+    /* the login file: the token file of any level, else the default place */
+    char login_path[4096] = "";
+    for (size_t i = 0; i < 3 && !login_path[0]; i++)
+        if (levels[i]->token_file)
+            snprintf(login_path, sizeof login_path, "%s", levels[i]->token_file);
+    if (!login_path[0])
+        mesh_cli_login_default_path(login_path, sizeof login_path);
+    if (rc == 0 && login_path[0] && (out->token_file = mesh_strdup(login_path)) == NULL)
+        rc = mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    bool own = cli->cmd && (cli->cmd->flags & MESH_CLI_OWN_TOKEN);
+    const char *from = NULL; /* the file the token is read from */
+    if (rc == 0 && won >= 0) {
+        const mesh_cli_settings_t *l = levels[won];
+        cli->token_origin = l->token ? token_names[won] : file_names[won];
+        from = l->token_file;
+        if (own)
+            cli->token_origin = l->token ? cli->token_origin : NULL;
+        else if (l->token && (out->token = mesh_strdup(l->token)) == NULL)
+            rc = mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    } else if (rc == 0 && login_path[0] && !own && access(login_path, F_OK) == 0) {
+        cli->token_origin = "the login file";
+        from = login_path;
+    }
+    /* login and logout (own) handle the token file themselves. A file that wins is the
+     * first token file of the levels, so it is the login file too: out->token_file. */
+    if (rc == 0 && from && !own) {
+        mesh_cli_login_state_t state;
+        cli->token_path = out->token_file;
+        rc = read_token_file(cli, from, &out->token);
+        if (rc == 0 && mesh_cli_login_inspect(cli, from, &state, NULL) == 0)
+            cli->token_is_login = state == MESH_CLI_LOGIN_OURS;
     }
 done:
     if (env.token)
@@ -456,9 +499,13 @@ static int check_tls_files(mesh_cli_t *cli, const mesh_cli_settings_t *s)
 /* ---- dispatch ---- */
 
 /* Finds the command whose name is the first words (a name is one to three words: "status",
- * "domain create", "mqtt mapping create"); *nwords says how many it used. */
+ * "domain create", "mqtt mapping create"); *nwords says how many it used. The longest name
+ * wins (`grant list` over `grant ROLE ...`); `meshctl grant -- list read icu` reaches the
+ * one-word command. */
 static const mesh_cli_cmd_t *find_cmd(char **words, int n, int *nwords)
 {
+    const mesh_cli_cmd_t *best = NULL;
+    int best_words = 0;
     for (size_t g = 0; g < MESH_ARRAY_LEN(groups); g++)
         for (const mesh_cli_cmd_t *c = groups[g]; c->name; c++) {
             const char *p = c->name;
@@ -468,13 +515,17 @@ static const mesh_cli_cmd_t *find_cmd(char **words, int n, int *nwords)
                     break;
                 p += len;
                 if (*p == '\0') {
-                    *nwords = k + 1;
-                    return c;
+                    if (k + 1 > best_words) {
+                        best = c;
+                        best_words = k + 1;
+                    }
+                    break;
                 }
                 p++;
             }
         }
-    return NULL;
+    *nwords = best_words;
+    return best;
 }
 
 static bool is_group(const char *w)
@@ -601,6 +652,7 @@ int main(int argc, char **argv)
     }
     if ((rc = resolve(&cli, &set)) != 0)
         goto out;
+    cli.set = &set;
     mesh_err_t err;
     mesh_err_clear(&err);
     if ((rc = check_tls_files(&cli, &set)) != 0)

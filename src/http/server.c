@@ -85,6 +85,8 @@ static const route_t routes[] = {
     {"row_filter", M_DELETE, "/v1/row-filters/{}", mesh_api_row_filter, true, false},
     {"audit", M_GET, "/v1/audit", mesh_api_audit, true, false},
     {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
+    {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
+    {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
     {"mqtt_status", M_GET, "/v1/mqtt/status", mesh_api_mqtt_status, true, false},
     {"mqtt_mappings", M_GET | M_POST, "/v1/mqtt/mappings", mesh_api_mqtt_mappings, true, false},
     {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},

@@ -23,8 +23,8 @@
 static int lock_fd = -1;
 
 /* One meshd per data directory: a second one would corrupt nothing (SQLite locks) but would
- * fight over the logs. */
-static mesh_status_t lock_data_dir(const char *dir, mesh_err_t *err)
+ * fight over the logs. Also taken by `meshd --verify` (node/verify.c). */
+mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/LOCK", dir);
@@ -59,19 +59,21 @@ static mesh_status_t read_token_file(const char *path, char *out, size_t cap, me
 }
 
 /*
- * The audit log's keys. Today the node keeps them itself: DATA_DIR/audit/key (0600), a
- * random master key generated on first start, from which the MAC and encryption keys are
- * derived. This is the one place to change when the key comes from elsewhere (wrapped by the
- * node's key-encryption key once encryption at rest lands): everything else takes the keys
- * as they are handed over here.
+ * The audit log's keys. With encryption at rest on they are derived from the node's key
+ * (DATA_DIR/catalog.key, wrapped by the key-encryption key), so the log is sealed and MAC'd
+ * under the KEK like the data, and no audit key lies in clear on the disk; the log outlives
+ * KEK rotations because the node's key itself never changes. With encryption off the node
+ * keeps a random master key in DATA_DIR/audit/key (0600), generated on the first start.
  */
-static mesh_status_t audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err)
+mesh_status_t mesh__node_audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err)
 {
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/audit", n->opts.data_dir);
     mesh_status_t st = mesh_mkdirs(dir, 0700, err);
     if (st != MESH_OK)
         return st;
+    if (n->catalog_key != NULL)
+        return mesh_audit_keys_from_node_key(n->catalog_key, out, err);
     snprintf(path, sizeof path, "%s/key", dir);
     return mesh_audit_key_load(path, true, out, err);
 }
@@ -79,7 +81,7 @@ static mesh_status_t audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err
 static mesh_status_t open_audit(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_audit_keys_t keys;
-    mesh_status_t st = audit_keys(n, &keys, err);
+    mesh_status_t st = mesh__node_audit_keys(n, &keys, err);
     if (st != MESH_OK) {
         mesh_err_prefix(err, "audit key: ");
         return st;
@@ -332,7 +334,10 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     }
     if ((st = mesh_mkdirs(n->opts.data_dir, 0700, err)) != MESH_OK)
         return st;
-    if ((st = lock_data_dir(n->opts.data_dir, err)) != MESH_OK)
+    if ((st = mesh__node_lock_data_dir(n->opts.data_dir, err)) != MESH_OK)
+        return st;
+    /* the KEK and every key file are checked before anything else is written */
+    if ((st = mesh_node_crypt_open(n, err)) != MESH_OK)
         return st;
     /* before the domains open: a bad certificate or key fails the start at once */
     if ((st = start_tls(n, err)) != MESH_OK)
@@ -345,7 +350,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         LOG_INFO("node", "new data directory %s (node id %s)", n->opts.data_dir,
                  mesh_catalog_node_id(n->cat));
     mesh_domain_opts_t dopts = {.sync_full = n->opts.sync && strcmp(n->opts.sync, "full") == 0,
-                                .idem_ttl_ns = n->opts.idempotency_ttl};
+                                .idem_ttl_ns = n->opts.idempotency_ttl,
+                                .kek = n->kek};
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     if ((st = open_audit(n, err)) != MESH_OK)
@@ -458,6 +464,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->auth = NULL;
     mesh_catalog_close(n->cat);
     n->cat = NULL;
+    mesh_node_crypt_close(n); /* after every encrypted file is closed */
     mesh_metrics_free(n->metrics);
     n->metrics = NULL;
     if (lock_fd >= 0) {

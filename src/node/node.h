@@ -5,15 +5,18 @@
 #ifndef MESH_NODE_NODE_H
 #define MESH_NODE_NODE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "catalog/registry.h"
 #include "core/config.h"
+#include "crypt/keys.h"
 #include "http/metrics.h"
 #include "query/query.h"
 #include "tls/tls.h"
@@ -64,6 +67,14 @@ typedef struct mesh_node_opts {
     char *mqtt_mapping; /* mqtt_mapping lines, '\n'-separated */
     char *log_level;
     char *log_format;
+    /* encryption at rest (node/encryption.c) */
+    char *encryption;
+    char *kek_file;
+    char *kek;
+    char *kek_passphrase;
+    char *kek_passphrase_file;
+    char *kek_command;
+    int64_t kek_command_timeout;
 } mesh_node_opts_t;
 
 extern const mesh_opts_spec_t mesh_node_opts_spec;
@@ -85,6 +96,14 @@ typedef struct mesh_node {
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
+    /* encryption at rest: kek NULL when off. The KEK object is shared with every domain and
+     * replaced in place by a rotation (see crypt/keys.h). */
+    mesh_kek_t *kek;
+    mesh_key_t *catalog_key;
+    bool catalog_attached;
+    bool kek_in_data_dir;        /* the generated DATA/kek.key */
+    pthread_mutex_t rotate_lock; /* one KEK rotation at a time */
+    bool rotate_lock_init;
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -94,5 +113,54 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
  * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
+
+/* Takes DATA/LOCK (one meshd per data directory); node.c. */
+mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
+/* The audit log's keys (node.c): derived from the node's key when encryption at rest is on
+ * (after mesh_node_crypt_open), else DATA_DIR/audit/key, created on the first call. */
+mesh_status_t mesh__node_audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh_err_t *err);
+/* The audit keys of an encrypted node, derived from its key (encryption.c). */
+mesh_status_t mesh_audit_keys_from_node_key(const mesh_key_t *node_key, mesh_audit_keys_t *out,
+                                            mesh_err_t *err);
+/* The audit keys of data_dir read offline, without starting a node (meshctl audit --data-dir):
+ * an encrypted directory's from its catalog.key opened with the KEK of src (DATA/kek.key
+ * when src names none), a clear one's from DATA/audit/key. Nothing is created or changed. */
+mesh_status_t mesh_audit_keys_offline(const char *data_dir, const mesh_kek_source_t *src,
+                                      mesh_audit_keys_t *out, mesh_err_t *err);
+
+/*
+ * `meshd --verify` (node/verify.c): checks a stopped node's data directory without changing
+ * it: the KEK opens every key file, every page of the catalog and of each domain's database
+ * authenticates and passes SQLite's integrity check, every log record authenticates. Writes
+ * one line per file to out. Returns 0 when all is well, 2 when the directory cannot be opened
+ * (wrong key, in use), 3 when damage was found.
+ */
+int mesh_node_verify(mesh_node_t *n, FILE *out);
+
+/* ---- encryption at rest (node/encryption.c) ---- */
+
+/* Loads the KEK (generating DATA/kek.key on the first start when none is configured), checks
+ * that it opens every key file of the data directory before anything is written, and
+ * attaches the catalog's data key. With encryption=off, refuses an encrypted directory. */
+mesh_status_t mesh_node_crypt_open(mesh_node_t *n, mesh_err_t *err);
+/* After the catalog and the domains are closed. */
+void mesh_node_crypt_close(mesh_node_t *n);
+
+typedef struct mesh_kek_rotation {
+    char kek_id[33], previous_kek_id[33];
+    size_t key_files;
+    bool in_data_dir; /* the new KEK was written to DATA/kek.key */
+} mesh_kek_rotation_t;
+/*
+ * Rewraps every key file (the catalog's and each domain's) under next, in two phases so a
+ * crash leaves every file readable with one KEK: first wrapped under both, then under next
+ * only (after a crash in the first phase start with the old KEK, in the second with the new
+ * one; each start drops the other wrap). into_data_dir: next is written to DATA/kek.key
+ * (only when the current KEK is the generated one there); when the current KEK was there and
+ * next is not, DATA/kek.key is deleted. Writes and queries go on; key file writes of domains
+ * wait for the rotation. next stays the caller's.
+ */
+mesh_status_t mesh_node_rotate_kek(mesh_node_t *n, const mesh_kek_t *next, bool into_data_dir,
+                                   mesh_kek_rotation_t *res, mesh_err_t *err);
 
 #endif

@@ -124,15 +124,40 @@ static const mesh_opt_t node_opts[] = {
     {"mqtt_ready", MESH_OPT_BOOL, F(mqtt_ready), "false", 0, 0, NULL, 0, "BOOL",
      "Make /readyz answer 503 while the MQTT session is down (default: MQTT does not affect "
      "readiness)."},
-    {"mqtt_mapping", MESH_OPT_LIST, F(mqtt_mapping), NULL, 0, 0, NULL, 0,
-     "'NAME TOPIC DOMAIN.PRODUCT [json|lineprotocol] [qos=0|1] [principal=NAME]'",
-     "An MQTT mapping defined by the config file (one line each, repeatable): topics matching "
+    {"mqtt_mapping", MESH_OPT_LIST, F(mqtt_mapping), NULL, 0, 0, NULL, 0, "MAPPING",
+     "An MQTT mapping defined by the config file, one per line (repeatable): 'NAME TOPIC "
+     "DOMAIN.PRODUCT [json or lineprotocol] [qos=0 or 1] [principal=NAME]'. Topics matching "
      "TOPIC, whose {name} levels become columns, are written to DOMAIN.PRODUCT as principal "
      "NAME (default mqtt). Mappings made with meshctl mqtt mapping create live in the catalog."},
     {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",
      "Least severe log level written."},
     {"log_format", MESH_OPT_ENUM, F(log_format), "logfmt", 0, 0, "logfmt|json", 0, "FORMAT",
      "Log line format."},
+    {"encryption", MESH_OPT_ENUM, F(encryption), "on", 0, 0, "on|off", 0, "MODE",
+     "Encryption at rest: 'on' seals every domain's database, WAL and log and the catalog with "
+     "AES-256-GCM under per-domain data keys wrapped by the key-encryption key (KEK) below; "
+     "'off' stores them in clear (an encrypted data directory is then refused). With no KEK "
+     "configured, the first start generates DATA/kek.key and warns: move it off the data "
+     "disk. See docs/security.md."},
+    {"kek_file", MESH_OPT_STRING, F(kek_file), NULL, 0, 0, NULL, 0, "FILE",
+     "File holding the KEK: 64 hex digits or base64 of 32 bytes (surrounding whitespace is "
+     "ignored), or exactly 32 raw bytes. Keep it off the data disk (mode 0600)."},
+    {"kek", MESH_OPT_STRING, F(kek), NULL, 0, 0, NULL, MESH_OPT_SECRET, "KEY",
+     "The KEK itself, as kek_file's text; meant for the MESHD_KEK environment variable (a "
+     "flag is visible in the process list). Never printed."},
+    {"kek_passphrase_file", MESH_OPT_STRING, F(kek_passphrase_file), NULL, 0, 0, NULL, 0, "FILE",
+     "File whose first line is a passphrase (8 characters or more); the KEK is derived from "
+     "it with scrypt (N=2^16, r=8, p=1, 64 MiB), its salt kept in DATA/catalog.key."},
+    {"kek_passphrase", MESH_OPT_STRING, F(kek_passphrase), NULL, 0, 0, NULL, MESH_OPT_SECRET,
+     "PASSPHRASE",
+     "The passphrase itself (see kek_passphrase_file); meant for MESHD_KEK_PASSPHRASE. Never "
+     "printed."},
+    {"kek_command", MESH_OPT_STRING, F(kek_command), NULL, 0, 0, NULL, 0, "COMMAND",
+     "A command whose standard output is the KEK (as kek_file's text), e.g. a KMS or vault "
+     "client. Run at start without a shell: words split on blanks, '...' and \"...\" quote; "
+     "at most 4 KiB of output."},
+    {"kek_command_timeout", MESH_OPT_DURATION, F(kek_command_timeout), "10s", 100000000LL,
+     300000000000LL, NULL, 0, "DURATION", "Time kek_command may take before it is killed."},
 };
 
 const mesh_opts_spec_t mesh_node_opts_spec = {node_opts, MESH_ARRAY_LEN(node_opts), "MESHD_"};

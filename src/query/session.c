@@ -732,6 +732,7 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
     mesh_status_t code = (rc == SQLITE_TOOBIG || strstr(msg, "too big")) ? MESH_LIMIT
                          : rc == SQLITE_NOMEM                            ? MESH_NOMEM
                          : rc == SQLITE_AUTH                             ? MESH_FORBIDDEN
+                         : rc == SQLITE_CORRUPT                          ? MESH_CORRUPT
                                                                          : MESH_INVALID;
     mesh_err_set(err, code, "%s", msg);
     return -1;

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "crypt/vfs.h"
 #include "query/internal.h"
 
 typedef struct pvtab {
@@ -507,7 +508,9 @@ static int fail(pcursor_t *c, const char *msg)
     sqlite3_free(vt->zErrMsg);
     vt->zErrMsg = sqlite3_mprintf("%s", msg);
     c->eof = 1;
-    return SQLITE_ERROR;
+    /* a page that failed authentication (crypt/vfs.c) is damage, not a bad query */
+    return mesh_crypt_failure() && strstr(msg, "fails authentication") ? SQLITE_CORRUPT_VTAB
+                                                                       : SQLITE_ERROR;
 }
 
 static int advance(pcursor_t *c)

@@ -1,5 +1,10 @@
 /*
- * dlog.c - segmented append-only log with CRC-32C records and torn-tail recovery.
+ * dlog.c - segmented append-only log with CRC-32C records and torn-tail recovery, sealed
+ * with the domain's data keys when opened with a key ring (format in dlog.h).
+ *
+ * Sealing and opening go through one scratch buffer owned by the log (grown to the largest
+ * record seen) and cached AEAD contexts per key generation, so appending allocates nothing
+ * in the steady state.
  */
 #include "store/dlog.h"
 
@@ -16,9 +21,13 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "crypt/aead.h"
 
-#define REC_MAGIC  0x31524c4du /* "MLR1" little-endian */
-#define REC_HEADER 20
+#define REC_MAGIC        0x31524c4du /* "MLR1" little-endian: payload in clear */
+#define REC_MAGIC_SEALED 0x32524c4du /* "MLR2": sealed body */
+#define REC_HEADER       20
+#define SEAL_OVERHEAD    (4 + MESH_AEAD_NONCE_BYTES + MESH_AEAD_TAG_BYTES)
+#define AEAD_CACHE       4
 
 typedef struct segment {
     uint64_t first_seq;
@@ -31,9 +40,66 @@ struct mesh_dlog {
     size_t nsegs, cap;
     int fd; /* the last segment, open for append */
     uint64_t last_seq;
-    uint64_t bytes; /* total on disk */
-    int dirty;      /* appended since the last sync */
+    uint64_t bytes;     /* total on disk */
+    int dirty;          /* appended since the last sync */
+    uint64_t must_hold; /* records up to here were applied by the store: synced */
+    /* sealing (ring NULL: records in clear) */
+    const mesh_keyring_t *ring;
+    struct {
+        uint32_t gen;
+        const mesh_key_t *key;
+        mesh_aead_t *a;
+    } aead[AEAD_CACHE];
+    size_t naead;
+    uint8_t *scratch; /* a sealed body or an opened payload */
+    size_t scratch_cap;
 };
+
+/* The AEAD context for generation gen (NULL when the ring has no such key). */
+static mesh_aead_t *aead_for(mesh_dlog_t *log, uint32_t gen)
+{
+    mesh_key_t *k = mesh_keyring_get(log->ring, gen);
+    if (k == NULL)
+        return NULL;
+    for (size_t i = 0; i < log->naead; i++)
+        if (log->aead[i].gen == gen && log->aead[i].key == k)
+            return log->aead[i].a;
+    size_t slot = log->naead < AEAD_CACHE ? log->naead++ : 0;
+    if (slot < log->naead && log->aead[slot].a) {
+        mesh_aead_free(log->aead[slot].a);
+        log->aead[slot].a = NULL;
+    }
+    if (mesh_aead_new(mesh_key_secret(k), &log->aead[slot].a) != MESH_OK)
+        return NULL;
+    log->aead[slot].gen = gen;
+    log->aead[slot].key = k;
+    return log->aead[slot].a;
+}
+
+static mesh_status_t scratch_for(mesh_dlog_t *log, size_t n)
+{
+    if (log->scratch_cap >= n)
+        return MESH_OK;
+    size_t cap = log->scratch_cap ? log->scratch_cap : 4096;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *p = realloc(log->scratch, cap);
+    if (p == NULL)
+        return MESH_NOMEM;
+    log->scratch = p;
+    log->scratch_cap = cap;
+    return MESH_OK;
+}
+
+static void seal_aad(uint64_t seq, uint32_t gen, uint8_t aad[16])
+{
+    for (int i = 0; i < 4; i++)
+        aad[i] = (uint8_t)(REC_MAGIC_SEALED >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        aad[4 + i] = (uint8_t)(seq >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        aad[12 + i] = (uint8_t)(gen >> (8 * i));
+}
 
 static void seg_path(const mesh_dlog_t *log, uint64_t first, char *out, size_t n)
 {
@@ -82,25 +148,69 @@ static uint64_t rd64(const uint8_t *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
+/* Opens a sealed body into the scratch buffer: the payload and its length, or an error. */
+static mesh_status_t unseal(mesh_dlog_t *log, uint64_t seq, const uint8_t *body, size_t len,
+                            const uint8_t **out, size_t *n, mesh_err_t *err)
+{
+    uint32_t gen = rd32(body);
+    mesh_aead_t *a = aead_for(log, gen);
+    if (a == NULL)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "log %s: record %" PRIu64 " is sealed with key generation %u, which "
+                            "the domain's key file does not hold",
+                            log->dir, seq, (unsigned)gen);
+    size_t plen = len - SEAL_OVERHEAD;
+    if (scratch_for(log, plen + 1) != MESH_OK)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    uint8_t aad[16];
+    seal_aad(seq, gen, aad);
+    if (!mesh_aead_open(a, body + 4, aad, sizeof aad, body + 4 + MESH_AEAD_NONCE_BYTES, plen,
+                        log->scratch, body + len - MESH_AEAD_TAG_BYTES))
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "log %s: record %" PRIu64 " fails authentication (the file was "
+                            "damaged or altered, or the record was sealed with another key)",
+                            log->dir, seq);
+    *out = log->scratch;
+    *n = plen;
+    return MESH_OK;
+}
+
 /*
  * Walks the records of a mapped segment. Stops at the first record that is short or fails
  * its check; *good is the byte length of the valid prefix and *last the last valid seq.
- * fn (optional) is called for records with seq > after.
+ * fn (optional) is called for records with seq > after (opened first when sealed). A valid
+ * record of the other kind (sealed in a clear log, or the reverse) is an error.
  */
-static mesh_status_t walk(const uint8_t *p, size_t n, uint64_t expect_seq, uint64_t *good,
-                          uint64_t *last, uint64_t after, mesh_dlog_fn fn, void *arg)
+static mesh_status_t walk(mesh_dlog_t *log, const uint8_t *p, size_t n, uint64_t expect_seq,
+                          uint64_t *good, uint64_t *last, uint64_t after, mesh_dlog_fn fn,
+                          void *arg, mesh_err_t *err)
 {
     size_t off = 0;
     *good = 0;
+    uint32_t want = log->ring ? REC_MAGIC_SEALED : REC_MAGIC;
+    size_t max = MESH_DLOG_MAX_RECORD + (log->ring ? SEAL_OVERHEAD : 0);
     while (n - off >= REC_HEADER) {
         const uint8_t *h = p + off;
+        uint32_t magic = rd32(h);
         uint32_t len = rd32(h + 4);
         uint64_t seq = rd64(h + 8);
-        if (rd32(h) != REC_MAGIC || len > MESH_DLOG_MAX_RECORD || len > n - off - REC_HEADER ||
+        if ((magic != REC_MAGIC && magic != REC_MAGIC_SEALED) || len > n - off - REC_HEADER ||
             seq != expect_seq || rd32(h + 16) != rec_crc(len, seq, h + REC_HEADER, len))
             break;
+        if (magic != want)
+            return mesh_err_set(err, MESH_CORRUPT, "log %s holds %s records, but the domain is %s",
+                                log->dir, magic == REC_MAGIC_SEALED ? "encrypted" : "clear-text",
+                                log->ring ? "encrypted" : "not encrypted (encryption=off)");
+        if (len > max || (log->ring && len < SEAL_OVERHEAD))
+            break;
         if (fn && seq > after) {
-            mesh_status_t st = fn(arg, seq, h + REC_HEADER, len);
+            const uint8_t *pl = h + REC_HEADER;
+            size_t pn = len;
+            mesh_status_t st = MESH_OK;
+            if (log->ring)
+                st = unseal(log, seq, h + REC_HEADER, len, &pl, &pn, err);
+            if (st == MESH_OK)
+                st = fn(arg, seq, pl, pn);
             if (st != MESH_OK)
                 return st;
         }
@@ -204,9 +314,16 @@ static mesh_status_t recover_tail(mesh_dlog_t *log, mesh_err_t *err)
     if (st != MESH_OK)
         return st;
     uint64_t good = 0, last = s->first_seq - 1;
-    walk(p, n, s->first_seq, &good, &last, 0, NULL, NULL);
+    st = walk(log, p, n, s->first_seq, &good, &last, 0, NULL, NULL, err);
     if (p)
         munmap(p, n);
+    if (st != MESH_OK)
+        return st;
+    if (good < n && last < log->must_hold)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "log segment %s is damaged at record %" PRIu64
+                            ", which the store has applied (it was synced: not a torn write)",
+                            path, last + 1);
     if (good < n) {
         if (truncate(path, (off_t)good) != 0)
             return mesh_err_set(err, MESH_IO, "truncate %s: %s", path, strerror(errno));
@@ -220,10 +337,18 @@ static mesh_status_t recover_tail(mesh_dlog_t *log, mesh_err_t *err)
 mesh_status_t mesh_dlog_open(const char *dir, uint64_t first_seq, mesh_dlog_t **out,
                              mesh_err_t *err)
 {
+    return mesh_dlog_open_sealed(dir, first_seq, NULL, out, err);
+}
+
+mesh_status_t mesh_dlog_open_sealed(const char *dir, uint64_t first_seq, const mesh_keyring_t *ring,
+                                    mesh_dlog_t **out, mesh_err_t *err)
+{
     mesh_dlog_t *log = calloc(1, sizeof *log);
     if (log == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     log->fd = -1;
+    log->ring = ring;
+    log->must_hold = first_seq ? first_seq - 1 : 0;
     mesh_status_t st;
     if ((log->dir = strdup(dir)) == NULL) {
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
@@ -267,6 +392,12 @@ void mesh_dlog_close(mesh_dlog_t *log)
             fdatasync(log->fd);
         close(log->fd);
     }
+    for (size_t i = 0; i < log->naead; i++)
+        mesh_aead_free(log->aead[i].a);
+    if (log->scratch) {
+        mesh_cleanse(log->scratch, log->scratch_cap);
+        free(log->scratch);
+    }
     free(log->segs);
     free(log->dir);
     free(log);
@@ -288,11 +419,33 @@ mesh_status_t mesh_dlog_append(mesh_dlog_t *log, const void *payload, size_t n, 
         cur = &log->segs[log->nsegs - 1];
     }
     uint64_t s = log->last_seq + 1;
+    if (log->ring) {
+        /* the body replaces the payload: key generation, nonce, ciphertext, tag */
+        uint32_t gen = log->ring->current;
+        mesh_aead_t *a = aead_for(log, gen);
+        mesh_key_t *k = mesh_keyring_get(log->ring, gen);
+        if (a == NULL || k == NULL)
+            return mesh_err_set(err, MESH_INTERNAL, "log %s: no key for generation %u", log->dir,
+                                (unsigned)gen);
+        if (scratch_for(log, n + SEAL_OVERHEAD) != MESH_OK)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        uint8_t *b = log->scratch, aad[16];
+        for (int i = 0; i < 4; i++)
+            b[i] = (uint8_t)(gen >> (8 * i));
+        mesh_key_nonce(k, b + 4);
+        seal_aad(s, gen, aad);
+        if (!mesh_aead_seal(a, b + 4, aad, sizeof aad, payload, n, b + 4 + MESH_AEAD_NONCE_BYTES,
+                            b + 4 + MESH_AEAD_NONCE_BYTES + n))
+            return mesh_err_set(err, MESH_INTERNAL, "log %s: sealing failed", log->dir);
+        payload = b;
+        n += SEAL_OVERHEAD;
+    }
     uint8_t h[REC_HEADER];
     uint32_t len = (uint32_t)n;
     uint32_t crc = rec_crc(len, s, payload, n);
+    uint32_t magic = log->ring ? REC_MAGIC_SEALED : REC_MAGIC;
     for (int i = 0; i < 4; i++) {
-        h[i] = (uint8_t)(REC_MAGIC >> (8 * i));
+        h[i] = (uint8_t)(magic >> (8 * i));
         h[4 + i] = (uint8_t)(len >> (8 * i));
         h[16 + i] = (uint8_t)(crc >> (8 * i));
     }
@@ -374,11 +527,16 @@ mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn
         if (st != MESH_OK)
             return st;
         uint64_t good = 0, last = s->first_seq - 1;
-        st = walk(p, n, s->first_seq, &good, &last, after, fn, arg);
+        mesh_err_t e2;
+        mesh_err_clear(&e2);
+        st = walk(log, p, n, s->first_seq, &good, &last, after, fn, arg, &e2);
         if (p)
             munmap(p, n);
-        if (st != MESH_OK)
+        if (st != MESH_OK) {
+            if (e2.msg[0])
+                return mesh_err_set(err, st, "%s", e2.msg);
             return mesh_err_set(err, st, "replay of %s stopped at seq %" PRIu64, path, last + 1);
+        }
         if (good != n || last + 1 != next_first)
             return mesh_err_set(err, MESH_CORRUPT,
                                 "log segment %s is damaged after seq %" PRIu64
@@ -445,4 +603,81 @@ mesh_status_t mesh_dlog_rewind(mesh_dlog_t *log, const mesh_dlog_mark_t *m, mesh
     log->dirty = 0;
     mesh_fsync_dir(log->dir);
     return MESH_OK;
+}
+
+bool mesh_dlog_only_gen(mesh_dlog_t *log, uint32_t gen)
+{
+    if (log->ring == NULL)
+        return false;
+    for (size_t i = 0; i < log->nsegs; i++) {
+        char path[4096];
+        seg_path(log, log->segs[i].first_seq, path, sizeof path);
+        uint8_t *p;
+        size_t n;
+        if (map_file(path, &p, &n, NULL) != MESH_OK)
+            return false;
+        bool ok = true;
+        for (size_t off = 0; ok && n - off >= REC_HEADER;) {
+            uint32_t len = rd32(p + off + 4);
+            if (len < 4 || len > n - off - REC_HEADER)
+                break;
+            ok = rd32(p + off + REC_HEADER) == gen;
+            off += REC_HEADER + len;
+        }
+        if (p)
+            munmap(p, n);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static mesh_status_t count_fn(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    (void)seq;
+    (void)p;
+    (void)n;
+    (*(uint64_t *)arg)++;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_dlog_check(const char *dir, const mesh_keyring_t *ring, uint64_t *records,
+                              uint64_t *torn_bytes, mesh_err_t *err)
+{
+    *records = 0;
+    *torn_bytes = 0;
+    mesh_dlog_t *log = calloc(1, sizeof *log);
+    if (log == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    log->fd = -1;
+    log->ring = ring;
+    mesh_status_t st = MESH_OK;
+    if ((log->dir = strdup(dir)) == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (st == MESH_OK && access(dir, F_OK) == 0)
+        st = list_segments(log, err);
+    for (size_t i = 0; i < log->nsegs && st == MESH_OK; i++) {
+        char path[4096];
+        seg_path(log, log->segs[i].first_seq, path, sizeof path);
+        uint8_t *p;
+        size_t n;
+        if ((st = map_file(path, &p, &n, err)) != MESH_OK)
+            break;
+        uint64_t good = 0, last = log->segs[i].first_seq - 1;
+        st = walk(log, p, n, log->segs[i].first_seq, &good, &last, 0, count_fn, records, err);
+        if (p)
+            munmap(p, n);
+        if (st != MESH_OK)
+            break;
+        uint64_t next_first = i + 1 < log->nsegs ? log->segs[i + 1].first_seq : last + 1;
+        if (i + 1 == log->nsegs)
+            *torn_bytes = n - good;
+        else if (good != n || last + 1 != next_first)
+            st = mesh_err_set(err, MESH_CORRUPT,
+                              "log segment %s is damaged after seq %" PRIu64
+                              " (expected records up to %" PRIu64 ")",
+                              path, last, next_first - 1);
+    }
+    mesh_dlog_close(log);
+    return st;
 }

@@ -8,19 +8,30 @@
  * the local implementation of the seam that JetStream fills in a mesh.
  *
  * Layout: DIR/<first-seq, 20 digits>.seg files, each a run of records:
- *     u32 magic "MLR1" | u32 payload length | u64 seq | u32 crc32c(len, seq, payload) | payload
- * Sequence numbers start at 1 and increase by one. A torn record at the end of the last
- * segment (a crash during write) is cut off at open; a bad record anywhere else is corruption.
+ *     u32 magic | u32 body length | u64 seq | u32 crc32c(len, seq, body) | body
+ * In clear (magic "MLR1") the body is the payload. Sealed (magic "MLR2", a log opened with a
+ * key ring) it is  u32 key generation | nonce[12] | AES-256-GCM(payload) | tag[16], with the
+ * magic, seq and key generation as additional data; nonces come from the key's counter
+ * (keys.h), never from seq, which repeats after a rewind. A log is either sealed or in clear:
+ * a record of the other kind is an error, never cut off.
+ *
+ * Sequence numbers start at 1 and increase by one. A record whose checksum fails at the end
+ * of the last segment is a torn write (a crash during the write) and is cut off at open,
+ * unless the store has already applied it (then it was synced, and damage is corruption); a
+ * bad record anywhere else, and a sealed record that fails authentication when it is
+ * replayed, is corruption.
  *
  * Not thread-safe: the domain's writer serialises all calls.
  */
 #ifndef MESH_STORE_DLOG_H
 #define MESH_STORE_DLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
+#include "crypt/keys.h"
 
 #define MESH_DLOG_MAX_RECORD   (512u << 20)
 #define MESH_DLOG_SEGMENT_SIZE (64u << 20)
@@ -31,6 +42,14 @@ typedef struct mesh_dlog mesh_dlog_t;
  * empty (the store's applied position + 1, so a log deleted after a checkpoint continues). */
 mesh_status_t mesh_dlog_open(const char *dir, uint64_t first_seq, mesh_dlog_t **out,
                              mesh_err_t *err);
+/* Same for a sealed log: ring (borrowed, owned by the domain, which may add keys and change
+ * its current generation between calls) gives the key of each record by generation, and the
+ * current one for appends. */
+mesh_status_t mesh_dlog_open_sealed(const char *dir, uint64_t first_seq, const mesh_keyring_t *ring,
+                                    mesh_dlog_t **out, mesh_err_t *err);
+/* True when every record of the log (still on disk) is sealed with generation gen or the
+ * log holds none under another generation (after a re-encryption, once trimmed). */
+bool mesh_dlog_only_gen(mesh_dlog_t *log, uint32_t gen);
 void mesh_dlog_close(mesh_dlog_t *log);
 
 /* Appends one record (buffered in the kernel, not yet durable) and returns its seq. */
@@ -59,6 +78,15 @@ void mesh_dlog_mark(const mesh_dlog_t *log, mesh_dlog_mark_t *m);
 /* Cuts every record appended after the mark (and syncs). Used when the records could not be
  * applied: their writers are told they failed, so they must not reappear at replay. */
 mesh_status_t mesh_dlog_rewind(mesh_dlog_t *log, const mesh_dlog_mark_t *m, mesh_err_t *err);
+
+/*
+ * Checks a log without opening it for writing (nothing is changed, a torn tail is only
+ * counted): every record's checksum, sequence and, when ring is given, authentication.
+ * MESH_CORRUPT with the first problem; *records and *torn_bytes (an unfinished record at the
+ * end of the last segment) otherwise.
+ */
+mesh_status_t mesh_dlog_check(const char *dir, const mesh_keyring_t *ring, uint64_t *records,
+                              uint64_t *torn_bytes, mesh_err_t *err);
 
 /* Deletes whole segments whose records are all <= seq (they are durable in the store). */
 mesh_status_t mesh_dlog_trim(mesh_dlog_t *log, uint64_t seq, mesh_err_t *err);

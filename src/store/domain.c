@@ -9,20 +9,45 @@
  * (or, later, a replica consuming the same stream) reaches the same state. A record that is
  * refused when applied (a breaking contract, a unique conflict) is in the log but has no
  * effect, and is refused again the same way on replay.
+ *
+ * Encryption (opts->kek set): the domain's data keys are in DIR/key (crypt/keys.h), wrapped
+ * under the node's KEK. The current key seals the database (DIR/data.db for generation 0,
+ * DIR/data.<gen>.db after re-encryptions) through the VFS and new log records; older
+ * generations stay in the key ring only while log records sealed with them remain.
+ *
+ * Re-encryption under a new data key (mesh_domain_rekey) runs online as writer jobs between
+ * write groups: a new key is recorded as "next", the database is copied into the next
+ * generation's file with the backup API (writes between steps are carried over), then, in
+ * one job with the writer paused: time-series buffers are flushed, the copy completed and
+ * synced, the key file switched (the commit point), the store moved to the new file, the log
+ * trimmed (every record is in the store, so none sealed with the old key remains), and the
+ * old files deleted. A crash before the commit point leaves the old generation current (the
+ * next one is dropped at open); after it, the new one (leftovers are cleaned at open).
  */
 #include "store/domain.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "crypt/vfs.h"
 #include "store/dlog.h"
 
-enum { K_BATCH = 'B', K_CONTRACT = 'C', K_DROP = 'D', K_CHECKPOINT = 'K' };
+/* K_CHECKPOINT and K_JOB are not log records: the writer runs them after a group commits */
+enum { K_BATCH = 'B', K_CONTRACT = 'C', K_DROP = 'D', K_CHECKPOINT = 'K', K_JOB = 'J' };
+
+typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
+
+/* Re-encryption: pages copied per writer job by default (2 MiB at 4 KiB pages: a few ms of
+ * pause for writers); the last job, with the writer paused, copies at most half that. */
+#define REKEY_STEP_PAGES 512
 
 mesh_cref_t *mesh_cref_get(mesh_cref_t *r)
 {
@@ -128,6 +153,8 @@ typedef struct item {
     mesh_err_t err;
     mesh_apply_result_t res;
     mesh_contract_result_t *cres;
+    job_fn job; /* K_JOB */
+    void *job_arg;
     bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
     bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
@@ -153,6 +180,16 @@ struct mesh_domain {
     int64_t flush_age_ns; /* buffered time-series rows older than this go out at checkpoints */
     /* positions published by the writer for readers on other threads */
     _Atomic uint64_t info_log_seq, info_log_bytes, info_applied;
+    /* encryption (kek NULL: in clear). key_lock guards kek, kf and writes of the key file;
+     * a re-encryption holds it throughout (writer jobs then use them without it). */
+    pthread_mutex_t key_lock;
+    const mesh_kek_t *kek; /* the node's, borrowed */
+    mesh_keyfile_t kf;     /* DIR/key as on disk, keys unwrapped */
+    mesh_keyring_t ring;   /* the log's keys (references owned) */
+    char *db_path;         /* the current database file (the writer thread's) */
+    bool attached;         /* a key is attached for db_path */
+    _Atomic uint32_t info_gen;
+    int rekey_pages;
 };
 
 const char *mesh_domain_name(const mesh_domain_t *d)
@@ -567,9 +604,244 @@ static mesh_status_t attach_products(mesh_domain_t *d, mesh_err_t *err)
     return st;
 }
 
+/* ---- keys ---- */
+
+static void ring_clear(mesh_keyring_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        mesh_key_unref(r->keys[i]);
+    memset(r, 0, sizeof *r);
+}
+
+/* The ring from the key file: every key but a "next" one, the current one for appends. */
+static void ring_build(mesh_domain_t *d)
+{
+    ring_clear(&d->ring);
+    for (size_t i = 0; i < d->kf.nkeys; i++) {
+        if (d->kf.keys[i].state == MESH_KEY_NEXT)
+            continue;
+        d->ring.keys[d->ring.n++] = mesh_key_ref(d->kf.keys[i].key);
+        if (d->kf.keys[i].state == MESH_KEY_CURRENT)
+            d->ring.current = d->kf.keys[i].gen;
+    }
+    atomic_store(&d->info_gen, d->ring.current);
+}
+
+static void db_file(const mesh_domain_t *d, uint32_t gen, char *out, size_t cap)
+{
+    if (gen == 0)
+        snprintf(out, cap, "%s/data.db", d->dir);
+    else
+        snprintf(out, cap, "%s/data.%u.db", d->dir, (unsigned)gen);
+}
+
+/* Deletes a database file and its companions (missing ones are fine). */
+static void unlink_db(const char *path)
+{
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    char p[4200];
+    for (size_t i = 0; i < MESH_ARRAY_LEN(sfx); i++) {
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        unlink(p);
+    }
+}
+
+/* The generation of a database file name ("data.db": 0, "data.<gen>.db"), or -1. */
+static int64_t db_gen_of(const char *name)
+{
+    if (strcmp(name, "data.db") == 0)
+        return 0;
+    size_t n = strlen(name);
+    uint64_t g;
+    if (n < 9 || strncmp(name, "data.", 5) != 0 || strcmp(name + n - 3, ".db") != 0 ||
+        mesh_parse_u64(name + 5, n - 8, &g) != MESH_OK || g == 0 || g > UINT32_MAX)
+        return -1;
+    return (int64_t)g;
+}
+
+/* Database files of the domain's directory whose generation the key file does not list
+ * (left by an interrupted re-encryption): counted, and deleted when remove is set. */
+static size_t stray_db_files(mesh_domain_t *d, bool remove)
+{
+    DIR *dd = opendir(d->dir);
+    struct dirent *e;
+    size_t n = 0;
+    while (dd && (e = readdir(dd)) != NULL) {
+        int64_t g = db_gen_of(e->d_name);
+        if (g < 0)
+            continue;
+        bool known = false;
+        for (size_t i = 0; i < d->kf.nkeys; i++)
+            known |= d->kf.keys[i].gen == (uint32_t)g;
+        if (known)
+            continue;
+        n++;
+        if (remove) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", d->dir, e->d_name);
+            unlink_db(p);
+            LOG_WARN("domain", "%s: removed %s (no key of the domain seals it)", d->name, p);
+        }
+    }
+    if (dd)
+        closedir(dd);
+    return n;
+}
+
+static size_t kf_find(const mesh_keyfile_t *kf, mesh_key_state_t state)
+{
+    for (size_t i = 0; i < kf->nkeys; i++)
+        if (kf->keys[i].state == state)
+            return i;
+    return kf->nkeys;
+}
+
+static void kf_remove(mesh_keyfile_t *kf, size_t i)
+{
+    mesh_key_unref(kf->keys[i].key);
+    memmove(&kf->keys[i], &kf->keys[i + 1], (kf->nkeys - i - 1) * sizeof kf->keys[0]);
+    kf->nkeys--;
+    memset(&kf->keys[kf->nkeys], 0, sizeof kf->keys[0]);
+}
+
+static mesh_status_t kf_save(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,
+                             mesh_err_t *err)
+{
+    char path[4096], label[96];
+    snprintf(path, sizeof path, "%s/key", d->dir);
+    snprintf(label, sizeof label, "domain:%s", d->name);
+    return mesh_keyfile_save(path, &d->kf, keks, n, label, err);
+}
+
+/* Loads (or, for a new domain, creates) DIR/key, settles what an interrupted KEK rotation or
+ * re-encryption left, and attaches the current key to the current database file. */
+static mesh_status_t keys_open(mesh_domain_t *d, mesh_err_t *err)
+{
+    char kpath[4096], db[4096], label[96];
+    snprintf(kpath, sizeof kpath, "%s/key", d->dir);
+    snprintf(label, sizeof label, "domain:%s", d->name);
+    db_file(d, 0, db, sizeof db);
+    if (d->kek == NULL) {
+        if (access(kpath, F_OK) == 0)
+            return mesh_err_set(err, MESH_INVALID,
+                                "the domain is encrypted (%s exists) but encryption is off: "
+                                "start meshd with encryption on and its key-encryption key",
+                                kpath);
+        return (d->db_path = strdup(db)) ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    bool other = false;
+    mesh_status_t st = mesh_keyfile_load(kpath, d->kek, label, &d->kf, &other, err);
+    const mesh_kek_t *keks[] = {d->kek};
+    if (st == MESH_NOT_FOUND) {
+        mesh_dbfile_t kind = mesh_crypt_probe(db, NULL);
+        if (kind == MESH_DBFILE_PLAIN)
+            return mesh_err_set(err, MESH_INVALID,
+                                "the domain was created without encryption (%s is in clear): "
+                                "start meshd with encryption=off for this data directory, or "
+                                "move its data into a new, encrypted node",
+                                db);
+        if (kind != MESH_DBFILE_ABSENT && kind != MESH_DBFILE_EMPTY)
+            return mesh_err_set(err, MESH_CORRUPT,
+                                "its key file %s is missing: the database cannot be decrypted "
+                                "without it (restore it from where it was backed up)",
+                                kpath);
+        memset(&d->kf, 0, sizeof d->kf);
+        d->kf.kind = 'D';
+        d->kf.nkeys = 1;
+        d->kf.keys[0].state = MESH_KEY_CURRENT;
+        if (mesh_key_new(0, &d->kf.keys[0].key) != MESH_OK)
+            return mesh_err_set(err, MESH_IO, "no random bytes for a data key");
+        memcpy(d->kf.keys[0].file_id, mesh_key_file_id(d->kf.keys[0].key), MESH_FILE_ID_BYTES);
+        if ((st = kf_save(d, keks, 1, err)) != MESH_OK)
+            return st;
+    } else if (st != MESH_OK) {
+        return st;
+    } else if (d->kf.kind != 'D') {
+        return mesh_err_set(err, MESH_CORRUPT, "%s is not a domain's key file", kpath);
+    }
+    bool changed = other; /* a wrap for another KEK: an interrupted KEK rotation */
+    size_t i;
+    while ((i = kf_find(&d->kf, MESH_KEY_NEXT)) < d->kf.nkeys) {
+        /* a re-encryption that did not reach its commit point: its copy goes */
+        char p[4096];
+        db_file(d, d->kf.keys[i].gen, p, sizeof p);
+        unlink_db(p);
+        LOG_WARN("domain", "%s: an interrupted re-encryption left %s; removed", d->name, p);
+        kf_remove(&d->kf, i);
+        changed = true;
+    }
+    if (changed && (st = kf_save(d, keks, 1, err)) != MESH_OK)
+        return st;
+    if (other)
+        LOG_INFO("domain", "%s: key file now wrapped under the configured KEK only", d->name);
+    ring_build(d);
+    i = kf_find(&d->kf, MESH_KEY_CURRENT);
+    db_file(d, d->kf.keys[i].gen, db, sizeof db);
+    if ((d->db_path = strdup(db)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (access(db, F_OK) != 0 && stray_db_files(d, false) > 0)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "its key file names %s (data key generation %u), which does not "
+                            "exist, while another generation's database does: the key file is "
+                            "not the domain's current one (restored from an older copy?)",
+                            db, (unsigned)d->kf.keys[i].gen);
+    stray_db_files(d, true);
+    uint8_t fid[MESH_FILE_ID_BYTES];
+    if (mesh_crypt_probe(db, fid) == MESH_DBFILE_ENCRYPTED &&
+        memcmp(fid, d->kf.keys[i].file_id, MESH_FILE_ID_BYTES) != 0)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "%s does not belong to the domain's current data key (another "
+                            "file id): was it copied from elsewhere?",
+                            db);
+    if ((st = mesh_crypt_attach(db, d->kf.keys[i].key, err)) != MESH_OK)
+        return st;
+    d->attached = true;
+    return MESH_OK;
+}
+
+/*
+ * Drops retired keys once no log record needs them: every record is then in the store
+ * (flushed and trimmed). may_wait: at open (no readers, may flush everything); from a
+ * checkpoint only when the log already holds nothing under them. Runs on the writer thread;
+ * skipped while a key operation holds key_lock.
+ */
+static void retire_old_keys(mesh_domain_t *d, bool may_wait)
+{
+    if (kf_find(&d->kf, MESH_KEY_RETIRED) == d->kf.nkeys)
+        return;
+    if (pthread_mutex_trylock(&d->key_lock) != 0)
+        return;
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    if (may_wait && !mesh_dlog_only_gen(d->log, d->ring.current)) {
+        mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, &e);
+        if (st == MESH_OK || st == MESH_BUSY)
+            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+    }
+    if (mesh_dlog_only_gen(d->log, d->ring.current)) {
+        size_t i;
+        while ((i = kf_find(&d->kf, MESH_KEY_RETIRED)) < d->kf.nkeys) {
+            char p[4096];
+            db_file(d, d->kf.keys[i].gen, p, sizeof p);
+            unlink_db(p);
+            kf_remove(&d->kf, i);
+        }
+        const mesh_kek_t *keks[] = {d->kek};
+        if (kf_save(d, keks, 1, &e) == MESH_OK) {
+            ring_build(d);
+            mesh_fsync_dir(d->dir);
+            LOG_INFO("domain", "%s: old data keys retired", d->name);
+        } else {
+            LOG_WARN("domain", "%s: retiring old data keys: %s", d->name, e.msg);
+        }
+    }
+    pthread_mutex_unlock(&d->key_lock);
+}
+
 /* ---- open / close ---- */
 
 static void publish_info(mesh_domain_t *d);
+static void domain_close(mesh_domain_t *d, bool checkpoint);
 
 static mesh_status_t load_contract(void *arg, const char *yaml, size_t n)
 {
@@ -592,6 +864,7 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&d->state_lock, NULL);
     pthread_mutex_init(&d->q_lock, NULL);
+    pthread_mutex_init(&d->key_lock, NULL);
     pthread_cond_init(&d->q_cond, NULL);
     d->changed = changed;
     d->changed_arg = arg;
@@ -605,10 +878,13 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     }
     if ((st = mesh_mkdirs(dir, 0700, err)) != MESH_OK)
         goto err;
-    snprintf(path, sizeof path, "%s/data.db", dir);
+    d->kek = opts ? opts->kek : NULL;
+    d->rekey_pages = opts && opts->rekey_pages > 0 ? opts->rekey_pages : REKEY_STEP_PAGES;
+    if ((st = keys_open(d, err)) != MESH_OK)
+        goto err;
     mesh_store_opts_t so = {.sync_full = opts ? opts->sync_full : false,
                             .cache_kib = opts ? opts->cache_kib : 0};
-    if ((st = mesh_store_open(path, &so, &d->store, err)) != MESH_OK)
+    if ((st = mesh_store_open(d->db_path, &so, &d->store, err)) != MESH_OK)
         goto err;
     if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
         if (err && err->msg[0] == '\0')
@@ -618,17 +894,22 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     if ((st = attach_products(d, err)) != MESH_OK)
         goto err;
     snprintf(path, sizeof path, "%s/log", dir);
-    if ((st = mesh_dlog_open(path, mesh_store_applied_seq(d->store) + 1, &d->log, err)) != MESH_OK)
+    if ((st = mesh_dlog_open_sealed(path, mesh_store_applied_seq(d->store) + 1,
+                                    d->kek ? &d->ring : NULL, &d->log, err)) != MESH_OK)
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    if (d->kek)
+        retire_old_keys(d, true); /* a re-encryption ended by a crash: finish its cleanup */
     publish_info(d);
     *out = d;
     return MESH_OK;
 err:
     mesh_err_prefix(err, "domain %s: ", name);
     d->changed = NULL;
-    mesh_domain_close(d);
+    /* no closing checkpoint: a failed open (a damaged record, a wrong key) changes nothing,
+     * and must not flush a half-replayed state or trim the log */
+    domain_close(d, false);
     return st;
 }
 
@@ -646,10 +927,16 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     }
     mesh_dlog_close(d->log);
     mesh_store_close(d->store);
+    if (d->attached)
+        mesh_crypt_detach(d->db_path);
+    ring_clear(&d->ring);
+    mesh_keyfile_clear(&d->kf);
     clist_free(&d->current);
     pthread_mutex_destroy(&d->state_lock);
     pthread_mutex_destroy(&d->q_lock);
+    pthread_mutex_destroy(&d->key_lock);
     pthread_cond_destroy(&d->q_cond);
+    free(d->db_path);
     free(d->name);
     free(d->dir);
     free(d);
@@ -704,6 +991,13 @@ static void publish_info(mesh_domain_t *d)
     atomic_store_explicit(&d->info_applied, mesh_store_applied_seq(d->store), memory_order_relaxed);
 }
 
+static bool control_item(const item_t *it)
+{
+    return it->kind == K_CHECKPOINT || it->kind == K_JOB;
+}
+
+static void retire_old_keys(mesh_domain_t *d, bool may_wait);
+
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
 {
@@ -722,7 +1016,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
     size_t logged = 0;
     for (item_t *it = head; it; it = it->next) {
         it->st = MESH_OK;
-        if (it->kind == K_CHECKPOINT)
+        if (control_item(it))
             continue;
         uint64_t seq;
         st = mesh_dlog_append(d->log, it->payload.data, it->payload.len, &seq, &it->err);
@@ -763,7 +1057,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
             return;
         }
         for (item_t *it = head; it; it = it->next) {
-            if (it->kind == K_CHECKPOINT || it->unlogged)
+            if (control_item(it) || it->unlogged)
                 continue;
             uint64_t seq = it->res.seq;
             it->st = apply_in_savepoint(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
@@ -790,8 +1084,12 @@ static void run_group(mesh_domain_t *d, item_t *head)
         publish(&a);
         clist_free(&a.work);
     }
-    /* checkpoints run after the group's commit */
+    /* checkpoints and jobs run after the group's commit, in their order */
     for (item_t *it = head; it; it = it->next) {
+        if (it->kind == K_JOB) {
+            it->st = it->job(d, it->job_arg, &it->err);
+            continue;
+        }
         if (it->kind != K_CHECKPOINT)
             continue;
         it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
@@ -799,6 +1097,8 @@ static void run_group(mesh_domain_t *d, item_t *head)
             it->st = mesh_store_checkpoint(d->store, 1, d->flush_age_ns, &it->err);
         if (it->st == MESH_OK)
             it->st = mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &it->err);
+        if (it->st == MESH_OK && d->kek)
+            retire_old_keys(d, false);
     }
     publish_info(d);
 }
@@ -946,4 +1246,247 @@ void mesh_domain_info(mesh_domain_t *d, mesh_domain_info_t *out)
     out->broken = d->broken;
     pthread_mutex_unlock(&d->q_lock);
     mesh_store_file_sizes(d->store, &out->db_bytes, &out->wal_bytes);
+}
+
+/* ---- writer jobs ---- */
+
+/* Runs fn on the writer thread after the current group, and waits for it. */
+static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_JOB;
+    it.job = fn;
+    it.job_arg = arg;
+    mesh_status_t st = submit(d, &it);
+    if (st != MESH_OK && err)
+        *err = it.err;
+    return st;
+}
+
+/* ---- re-encryption under a new data key ---- */
+
+typedef struct rekey {
+    mesh_store_copy_t *copy;
+    mesh_key_t *key; /* the next generation's (a reference) */
+    uint32_t gen, old_gen;
+    char path[4096], old_path[4096];
+    bool done, committed;
+    bool copied_early; /* a step completed the copy before the final flush */
+    int64_t remaining, total, steps;
+} rekey_t;
+
+static mesh_status_t rekey_begin(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    rekey_t *r = arg;
+    size_t cur = kf_find(&d->kf, MESH_KEY_CURRENT);
+    if (d->kf.nkeys >= MESH_KEYFILE_MAX_KEYS)
+        return mesh_err_set(err, MESH_CONFLICT,
+                            "domain %s still holds an older data key for its log; try again "
+                            "after the next checkpoint",
+                            d->name);
+    uint32_t gen = 0;
+    for (size_t i = 0; i < d->kf.nkeys; i++)
+        if (d->kf.keys[i].gen >= gen)
+            gen = d->kf.keys[i].gen + 1;
+    r->gen = gen;
+    r->old_gen = d->kf.keys[cur].gen;
+    db_file(d, gen, r->path, sizeof r->path);
+    snprintf(r->old_path, sizeof r->old_path, "%s", d->db_path);
+    unlink_db(r->path);
+    if (mesh_key_new(gen, &r->key) != MESH_OK)
+        return mesh_err_set(err, MESH_IO, "no random bytes for a data key");
+    size_t n = d->kf.nkeys++;
+    d->kf.keys[n].gen = gen;
+    d->kf.keys[n].state = MESH_KEY_NEXT;
+    d->kf.keys[n].key = mesh_key_ref(r->key);
+    memcpy(d->kf.keys[n].file_id, mesh_key_file_id(r->key), MESH_FILE_ID_BYTES);
+    const mesh_kek_t *keks[] = {d->kek};
+    mesh_status_t st = kf_save(d, keks, 1, err);
+    if (st == MESH_OK)
+        st = mesh_crypt_attach(r->path, r->key, err);
+    if (st == MESH_OK && (st = mesh_store_copy_begin(d->store, r->path, &r->copy, err)) != MESH_OK)
+        mesh_crypt_detach(r->path);
+    if (st != MESH_OK) {
+        kf_remove(&d->kf, n);
+        kf_save(d, keks, 1, NULL);
+        unlink_db(r->path);
+    }
+    return st;
+}
+
+/* The end, with the writer paused: everything into the copy, the key file switched (the
+ * commit point), the store moved, the log trimmed, the old files deleted. */
+static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
+{
+    /* time-series rows buffered in memory go to the store (so no log record is needed any
+     * more). The copy follows every commit of the writer's connection only while it is not
+     * complete (SQLite stops carrying writes into a finished backup): steps before this one
+     * never complete it, and if one did, the copy is taken again now. */
+    mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
+    if (st != MESH_OK && st != MESH_BUSY)
+        return st;
+    bool done = false;
+    if (r->copied_early) {
+        mesh_store_copy_abort(r->copy);
+        r->copy = NULL;
+        unlink_db(r->path);
+        if ((st = mesh_store_copy_begin(d->store, r->path, &r->copy, err)) != MESH_OK)
+            return st;
+    }
+    if ((st = mesh_store_copy_step(r->copy, -1, &done, &r->remaining, &r->total, err)) != MESH_OK)
+        return st;
+    if (!done)
+        return mesh_err_set(err, MESH_INTERNAL, "the copy did not complete");
+    st = mesh_store_copy_finish(r->copy, err);
+    r->copy = NULL;
+    if (st != MESH_OK)
+        return st;
+    if (mesh_fsync_dir(d->dir) != MESH_OK)
+        return mesh_err_set(err, MESH_IO, "fsync %s", d->dir);
+    const mesh_kek_t *keks[] = {d->kek};
+    size_t cur = kf_find(&d->kf, MESH_KEY_CURRENT), next = kf_find(&d->kf, MESH_KEY_NEXT);
+    d->kf.keys[cur].state = MESH_KEY_RETIRED;
+    d->kf.keys[next].state = MESH_KEY_CURRENT;
+    if ((st = kf_save(d, keks, 1, err)) != MESH_OK) {
+        d->kf.keys[cur].state = MESH_KEY_CURRENT;
+        d->kf.keys[next].state = MESH_KEY_NEXT;
+        return st;
+    }
+    r->committed = true;
+    if ((st = mesh_store_switch(d->store, r->path, err)) != MESH_OK) {
+        /* back to the old generation (nothing was written to the copy since) */
+        d->kf.keys[cur].state = MESH_KEY_CURRENT;
+        d->kf.keys[next].state = MESH_KEY_NEXT;
+        mesh_err_t e2;
+        if (kf_save(d, keks, 1, &e2) != MESH_OK)
+            LOG_ERROR("domain", "%s: re-encryption: %s; and undoing it: %s", d->name, err->msg,
+                      e2.msg);
+        r->committed = false;
+        return st;
+    }
+    char *np = strdup(r->path);
+    if (np) {
+        free(d->db_path);
+        d->db_path = np;
+    }
+    ring_build(d); /* new records are sealed with the new key from here */
+    mesh_err_t e2;
+    if (mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e2) != MESH_OK)
+        LOG_WARN("domain", "%s: re-encryption: trimming the log: %s", d->name, e2.msg);
+    /* the old file: readers still in a transaction keep it open until they end */
+    unlink_db(r->old_path);
+    mesh_crypt_detach(r->old_path);
+    mesh_fsync_dir(d->dir);
+    if (mesh_dlog_only_gen(d->log, r->gen)) {
+        size_t i = kf_find(&d->kf, MESH_KEY_RETIRED);
+        if (i < d->kf.nkeys)
+            kf_remove(&d->kf, i);
+        if (kf_save(d, keks, 1, &e2) != MESH_OK)
+            LOG_WARN("domain", "%s: re-encryption: dropping the old key: %s", d->name, e2.msg);
+        ring_build(d);
+    }
+    publish_info(d);
+    return MESH_OK;
+}
+
+static mesh_status_t rekey_step(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    rekey_t *r = arg;
+    bool done = false;
+    int n = d->rekey_pages;
+    mesh_status_t st;
+    /* a step never copies the last pages: the first learns the size, the others leave at
+     * least n / 2 pages for the final one, which flushes first (see rekey_finish) */
+    if (r->steps == 0 || r->remaining > n + n / 2) {
+        st = mesh_store_copy_step(r->copy, r->steps == 0 ? 1 : n, &done, &r->remaining, &r->total,
+                                  err);
+        if (st != MESH_OK)
+            return st;
+        r->steps++;
+        r->copied_early = done;
+        if (!done)
+            return MESH_OK;
+    }
+    if ((st = rekey_finish(d, r, err)) != MESH_OK)
+        return st;
+    r->done = true;
+    return MESH_OK;
+}
+
+static mesh_status_t rekey_abort(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    rekey_t *r = arg;
+    (void)err;
+    mesh_store_copy_abort(r->copy);
+    r->copy = NULL;
+    if (r->committed)
+        return MESH_OK;
+    size_t next = kf_find(&d->kf, MESH_KEY_NEXT);
+    if (next < d->kf.nkeys) {
+        kf_remove(&d->kf, next);
+        const mesh_kek_t *keks[] = {d->kek};
+        kf_save(d, keks, 1, NULL);
+    }
+    mesh_crypt_detach(r->path);
+    unlink_db(r->path);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_domain_rekey(mesh_domain_t *d, mesh_rekey_result_t *res, mesh_err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    if (d->kek == NULL)
+        return mesh_err_set(err, MESH_INVALID, "domain %s is not encrypted (encryption=off)",
+                            d->name);
+    if (pthread_mutex_trylock(&d->key_lock) != 0)
+        return mesh_err_set(err, MESH_CONFLICT, "a key operation on domain %s is running", d->name);
+    int64_t t0 = mesh_mono_ns();
+    rekey_t r;
+    memset(&r, 0, sizeof r);
+    mesh_status_t st = run_job(d, rekey_begin, &r, err);
+    bool begun = st == MESH_OK;
+    while (st == MESH_OK && !r.done)
+        st = run_job(d, rekey_step, &r, err);
+    if (st != MESH_OK && begun) {
+        mesh_err_t e2;
+        run_job(d, rekey_abort, &r, &e2);
+    }
+    pthread_mutex_unlock(&d->key_lock);
+    mesh_key_unref(r.key);
+    if (st != MESH_OK) {
+        mesh_err_prefix(err, "re-encryption of domain %s: ", d->name);
+        return st;
+    }
+    res->gen = r.gen;
+    res->pages = r.total;
+    res->steps = r.steps;
+    res->ms = (mesh_mono_ns() - t0) / 1000000;
+    LOG_INFO("domain", "%s: re-encrypted under data key generation %u (%lld pages in %lld ms)",
+             d->name, (unsigned)r.gen, (long long)r.total, (long long)res->ms);
+    return MESH_OK;
+}
+
+/* ---- KEK rotation ---- */
+
+mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,
+                                 const mesh_kek_t *now, mesh_err_t *err)
+{
+    if (d->kek == NULL)
+        return MESH_OK;
+    pthread_mutex_lock(&d->key_lock);
+    mesh_status_t st = kf_save(d, keks, n, err);
+    if (st == MESH_OK)
+        d->kek = now;
+    pthread_mutex_unlock(&d->key_lock);
+    if (st != MESH_OK)
+        mesh_err_prefix(err, "domain %s: ", d->name);
+    return st;
+}
+
+void mesh_domain_keyinfo(mesh_domain_t *d, mesh_domain_keyinfo_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->encrypted = d->kek != NULL;
+    out->gen = atomic_load(&d->info_gen);
 }

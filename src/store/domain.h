@@ -22,6 +22,7 @@
 
 #include "catalog/contract.h"
 #include "core/status.h"
+#include "crypt/keys.h"
 #include "ingest/batch.h"
 #include "store/store.h"
 
@@ -40,6 +41,10 @@ typedef struct mesh_domain_opts {
     int64_t cache_kib;
     int64_t idem_ttl_ns;  /* idempotency keys older than this are forgotten at checkpoints */
     int64_t flush_age_ns; /* time-series rows buffered longer go to chunks at checkpoints */
+    /* Encryption at rest: the node's key-encryption key (borrowed; it must outlive the
+     * domain or be replaced through mesh_domain_rewrap first). NULL: in clear. */
+    const mesh_kek_t *kek;
+    int rekey_pages; /* pages copied per writer job in a re-encryption (0: 512) */
 } mesh_domain_opts_t;
 
 /* Called (from the writer thread) after the domain's contracts changed. */
@@ -100,5 +105,30 @@ typedef struct mesh_domain_info {
     bool broken;
 } mesh_domain_info_t;
 void mesh_domain_info(mesh_domain_t *d, mesh_domain_info_t *out);
+
+/* ---- encryption at rest (domains opened with a KEK) ---- */
+
+/* Re-encrypts the domain under a new data key, online: writes go on between the copy's steps
+ * (each a writer job) and wait only for its last one. Afterwards no file of the domain is
+ * sealed with the old key (its database file and log records are gone). MESH_INVALID for a
+ * domain in clear, MESH_CONFLICT while another key operation runs on it. */
+typedef struct mesh_rekey_result {
+    uint32_t gen;  /* the new key's generation */
+    int64_t pages; /* database pages copied */
+    int64_t steps; /* writer jobs the copy took */
+    int64_t ms;
+} mesh_rekey_result_t;
+mesh_status_t mesh_domain_rekey(mesh_domain_t *d, mesh_rekey_result_t *res, mesh_err_t *err);
+
+/* Rewrites the domain's key file wrapped under keks (two during a KEK rotation); the domain
+ * uses now (one of them) from then on. A no-op for a domain in clear. */
+mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,
+                                 const mesh_kek_t *now, mesh_err_t *err);
+
+typedef struct mesh_domain_keyinfo {
+    bool encrypted;
+    uint32_t gen; /* generation of the current data key */
+} mesh_domain_keyinfo_t;
+void mesh_domain_keyinfo(mesh_domain_t *d, mesh_domain_keyinfo_t *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "crypt/vfs.h"
 #include "store/ts.h"
 
 #define STMT_CACHE      32
@@ -46,7 +48,10 @@ typedef struct stats_entry {
 } stats_entry_t;
 
 struct mesh_store {
-    char *path;
+    char *path; /* the database file; changes when re-encrypted (under path_lock) */
+    pthread_mutex_t path_lock;
+    _Atomic uint64_t file_gen; /* bumped when path changes: readers reopen */
+    mesh_store_opts_t opts;
     sqlite3 *db;
     uint64_t applied_seq;
     bool in_txn;
@@ -85,15 +90,15 @@ static mesh_status_t sql_err(sqlite3 *db, mesh_err_t *err, const char *what)
     mesh_status_t code = MESH_IO;
     if (rc == SQLITE_FULL)
         code = MESH_NOSPACE;
-    else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-        code = MESH_CORRUPT;
+    else if ((rc & 0xff) == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_IOERR_DATA)
+        code = MESH_CORRUPT; /* IOERR_DATA: a page failed authentication (crypt/vfs.c) */
     else if ((rc & 0xff) == SQLITE_CONSTRAINT)
         code = MESH_CONFLICT;
     else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         code = MESH_BUSY;
     else if (rc == SQLITE_NOMEM)
         code = MESH_NOMEM;
-    return mesh_err_set(err, code, "%s: %s", what, sqlite3_errmsg(db));
+    return mesh_err_set(err, code, "%s: %s", what, mesh_crypt_errmsg(db));
 }
 
 static mesh_status_t exec(sqlite3 *db, const char *sql, mesh_err_t *err)
@@ -147,6 +152,23 @@ static const char *storage_type(mesh_ltype_t t)
     default:
         return "TEXT";
     }
+}
+
+/* A value of _meta, or an error (a page that cannot be read is not "0"). */
+static mesh_status_t meta_int_checked(sqlite3 *db, const char *key, int64_t *out, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    *out = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) != SQLITE_OK)
+        return sql_err(db, err, "read _meta");
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_err(db, err, "read _meta");
+    return MESH_OK;
 }
 
 static int64_t meta_int(sqlite3 *db, const char *key)
@@ -420,45 +442,31 @@ static const char *schema_sql =
 
 static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err);
 
-mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, mesh_store_t **out,
-                              mesh_err_t *err)
+/* Opens the writer connection on path with the store's pragmas. */
+static mesh_status_t conn_open(mesh_store_t *s, const char *path, mesh_err_t *err)
 {
-    mesh_store_t *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    pthread_mutex_init(&s->stats_lock, NULL);
-    pthread_mutex_init(&s->ts_lock, NULL);
-    mesh_status_t st;
-    if ((s->path = strdup(path)) == NULL) {
-        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-        goto err;
-    }
-    if (sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                            SQLITE_OPEN_EXRESCODE,
-                        NULL) != SQLITE_OK) {
-        st = mesh_err_set(err, MESH_IO, "open %s: %s", path,
-                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        goto err;
-    }
+    /* through the encrypting VFS when the domain attached a key for path */
+    mesh_status_t st = mesh_crypt_sqlite_open(path,
+                                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                  SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                              &s->db, err);
+    if (st != MESH_OK)
+        return st;
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
              "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF;",
-             opts && opts->sync_full ? "FULL" : "NORMAL",
-             (long long)(opts && opts->cache_kib ? opts->cache_kib : 16384));
-    if ((st = exec(s->db, pragmas, err)) != MESH_OK)
-        goto err;
-    if ((st = exec(s->db, schema_sql, err)) != MESH_OK)
-        goto err;
-    if (meta_int(s->db, "layout") != 1) {
-        st = mesh_err_set(err, MESH_CORRUPT, "%s: unknown store layout", path);
-        goto err;
-    }
-    s->applied_seq = (uint64_t)meta_int(s->db, "applied_seq");
-    s->ts_gen = (uint64_t)meta_int(s->db, "ts_gen");
+             s->opts.sync_full ? "FULL" : "NORMAL",
+             (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384));
+    return exec(s->db, pragmas, err);
+}
+
+/* Prepares the statements the writer keeps. */
+static mesh_status_t prepare_all(mesh_store_t *s, mesh_err_t *err)
+{
+    mesh_status_t st;
     if ((st = prep(s->db, "SELECT seq, rows, quarantined FROM _idem WHERE key = ?", &s->q_idem_get,
                    err)) != MESH_OK ||
         (st =
@@ -474,6 +482,44 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
                    " rows = rows + ?2, quarantined = quarantined + ?3,"
                    " last_write_ns = max(last_write_ns, ?4)",
                    &s->q_stats_put, err)) != MESH_OK)
+        return st;
+    return MESH_OK;
+}
+
+static void finalize_all(mesh_store_t *s);
+
+mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, mesh_store_t **out,
+                              mesh_err_t *err)
+{
+    mesh_store_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->ts_lock, NULL);
+    pthread_mutex_init(&s->path_lock, NULL);
+    if (opts)
+        s->opts = *opts;
+    mesh_status_t st;
+    if ((s->path = strdup(path)) == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto err;
+    }
+    if ((st = conn_open(s, path, err)) != MESH_OK)
+        goto err;
+    if ((st = exec(s->db, schema_sql, err)) != MESH_OK)
+        goto err;
+    int64_t layout, applied, ts_gen;
+    if ((st = meta_int_checked(s->db, "layout", &layout, err)) != MESH_OK ||
+        (st = meta_int_checked(s->db, "applied_seq", &applied, err)) != MESH_OK ||
+        (st = meta_int_checked(s->db, "ts_gen", &ts_gen, err)) != MESH_OK)
+        goto err;
+    if (layout != 1) {
+        st = mesh_err_set(err, MESH_CORRUPT, "%s: unknown store layout", path);
+        goto err;
+    }
+    s->applied_seq = (uint64_t)applied;
+    s->ts_gen = (uint64_t)ts_gen;
+    if ((st = prepare_all(s, err)) != MESH_OK)
         goto err;
     if ((st = stats_load(s, err)) != MESH_OK)
         goto err;
@@ -493,16 +539,22 @@ static void drop_insert_cache(mesh_store_t *s)
     s->nins = 0;
 }
 
-void mesh_store_close(mesh_store_t *s)
+static void finalize_all(mesh_store_t *s)
 {
-    if (s == NULL)
-        return;
     drop_insert_cache(s);
-    free(s->ins);
     sqlite3_finalize(s->q_idem_get);
     sqlite3_finalize(s->q_idem_put);
     sqlite3_finalize(s->q_quar_put);
     sqlite3_finalize(s->q_stats_put);
+    s->q_idem_get = s->q_idem_put = s->q_quar_put = s->q_stats_put = NULL;
+}
+
+void mesh_store_close(mesh_store_t *s)
+{
+    if (s == NULL)
+        return;
+    finalize_all(s);
+    free(s->ins);
     if (s->db) {
         if (s->in_txn)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -517,6 +569,7 @@ void mesh_store_close(mesh_store_t *s)
     free(s->reader_gens);
     pthread_mutex_destroy(&s->ts_lock);
     pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->path_lock);
     free(s->stats);
     free(s->path);
     free(s);
@@ -564,7 +617,8 @@ static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err)
         return st;
     pthread_mutex_lock(&s->stats_lock);
     s->nstats = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         stats_entry_t *e = stats_find(s, (const char *)sqlite3_column_text(q, 0), true);
         if (e == NULL)
             break;
@@ -573,8 +627,9 @@ static mesh_status_t stats_load(mesh_store_t *s, mesh_err_t *err)
         e->st.last_write_ns = sqlite3_column_int64(q, 3);
     }
     pthread_mutex_unlock(&s->stats_lock);
+    st = rc == SQLITE_ROW || rc == SQLITE_DONE ? MESH_OK : sql_err(s->db, err, "product stats");
     sqlite3_finalize(q);
-    return MESH_OK;
+    return st;
 }
 
 static int64_t product_bytes(mesh_store_t *s, const char *product)
@@ -633,12 +688,22 @@ static void stats_refresh_bytes(mesh_store_t *s, const char *product)
     pthread_mutex_unlock(&s->stats_lock);
 }
 
+/* A copy of the current path (other threads read it while a re-encryption may change it). */
+static void path_copy(const mesh_store_t *s, char *out, size_t cap)
+{
+    pthread_mutex_t *lock = (pthread_mutex_t *)&s->path_lock; /* the lock is not the state */
+    pthread_mutex_lock(lock);
+    snprintf(out, cap, "%s", s->path);
+    pthread_mutex_unlock(lock);
+}
+
 void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal)
 {
     struct stat st;
-    char p[4096];
-    *db = stat(s->path, &st) == 0 ? (int64_t)st.st_size : 0;
-    snprintf(p, sizeof p, "%s-wal", s->path);
+    char path[4096], p[4200];
+    path_copy(s, path, sizeof path);
+    *db = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+    snprintf(p, sizeof p, "%s-wal", path);
     *wal = stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
@@ -1378,7 +1443,7 @@ static mesh_status_t rebuild_any(mesh_store_t *s, const mesh_product_t *old,
     mesh_buf_free(&b);
     if (st == MESH_CONFLICT) /* a unique index the existing rows break */
         st = mesh_err_set(err, MESH_BREAKING, "existing rows of %s do not fit the new contract: %s",
-                          next->name, sqlite3_errmsg(s->db));
+                          next->name, mesh_crypt_errmsg(s->db));
     return st;
 }
 
@@ -1611,6 +1676,138 @@ mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err)
     return st;
 }
 
+/* ---- re-encryption: copying into a new file, then moving to it ---- */
+
+struct mesh_store_copy {
+    mesh_store_t *s;
+    sqlite3 *dest;
+    sqlite3_backup *bk;
+    bool done;
+};
+
+mesh_status_t mesh_store_copy_begin(mesh_store_t *s, const char *dest, mesh_store_copy_t **out,
+                                    mesh_err_t *err)
+{
+    mesh_store_copy_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    c->s = s;
+    mesh_status_t st = mesh_crypt_sqlite_open(
+        dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, &c->dest, err);
+    if (st != MESH_OK) {
+        free(c);
+        return st;
+    }
+    /* the same page size (a WAL destination requires it), synced commits */
+    char sql[160];
+    int64_t psz = 4096;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            psz = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    snprintf(sql, sizeof sql,
+             "PRAGMA page_size=%lld; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+             (long long)psz);
+    if ((st = exec(c->dest, sql, err)) != MESH_OK) {
+        mesh_store_copy_abort(c);
+        return st;
+    }
+    c->bk = sqlite3_backup_init(c->dest, "main", s->db, "main");
+    if (c->bk == NULL) {
+        st = mesh_err_set(err, MESH_IO, "backup: %s", mesh_crypt_errmsg(c->dest));
+        mesh_store_copy_abort(c);
+        return st;
+    }
+    *out = c;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_store_copy_step(mesh_store_copy_t *c, int npages, bool *done, int64_t *remaining,
+                                   int64_t *total, mesh_err_t *err)
+{
+    *done = c->done;
+    if (c->done)
+        return MESH_OK;
+    if (c->s->in_txn)
+        return mesh_err_set(err, MESH_INTERNAL, "copy step inside a write transaction");
+    mesh_crypt_failure_clear();
+    int rc = sqlite3_backup_step(c->bk, npages);
+    *remaining = sqlite3_backup_remaining(c->bk);
+    *total = sqlite3_backup_pagecount(c->bk);
+    if (rc == SQLITE_DONE) {
+        c->done = *done = true;
+        return MESH_OK;
+    }
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return MESH_OK;
+    return mesh_err_set(err, mesh_crypt_failure() ? MESH_CORRUPT : MESH_IO, "backup: %s",
+                        mesh_crypt_failure() ? mesh_crypt_failure() : sqlite3_errstr(rc));
+}
+
+mesh_status_t mesh_store_copy_finish(mesh_store_copy_t *c, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    if (!c->done)
+        st = mesh_err_set(err, MESH_INTERNAL, "copy finished before it was complete");
+    int rc = sqlite3_backup_finish(c->bk);
+    c->bk = NULL;
+    if (st == MESH_OK && rc != SQLITE_OK)
+        st = mesh_err_set(err, MESH_IO, "backup: %s", mesh_crypt_errmsg(c->dest));
+    if (st == MESH_OK)
+        st = exec(c->dest, "PRAGMA wal_checkpoint(TRUNCATE)", err);
+    if (sqlite3_close(c->dest) != SQLITE_OK && st == MESH_OK)
+        st = mesh_err_set(err, MESH_IO, "close of the copy failed");
+    free(c);
+    return st;
+}
+
+void mesh_store_copy_abort(mesh_store_copy_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->bk)
+        sqlite3_backup_finish(c->bk);
+    sqlite3_close(c->dest);
+    free(c);
+}
+
+mesh_status_t mesh_store_switch(mesh_store_t *s, const char *path, mesh_err_t *err)
+{
+    if (s->in_txn)
+        return mesh_err_set(err, MESH_INTERNAL, "switch inside a write transaction");
+    char *np = strdup(path);
+    if (np == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    sqlite3 *old = s->db;
+    finalize_all(s);
+    s->db = NULL;
+    mesh_status_t st = conn_open(s, path, err);
+    if (st == MESH_OK && (uint64_t)meta_int(s->db, "applied_seq") != s->applied_seq)
+        st = mesh_err_set(err, MESH_INTERNAL, "%s does not hold what the store applied", path);
+    if (st == MESH_OK)
+        st = prepare_all(s, err);
+    if (st != MESH_OK) {
+        /* stay on the old file */
+        finalize_all(s);
+        sqlite3_close(s->db);
+        s->db = old;
+        free(np);
+        mesh_err_t e2;
+        prepare_all(s, &e2);
+        return st;
+    }
+    sqlite3_close(old);
+    pthread_mutex_lock(&s->path_lock);
+    char *prev = s->path;
+    s->path = np;
+    pthread_mutex_unlock(&s->path_lock);
+    free(prev);
+    atomic_fetch_add(&s->file_gen, 1);
+    return MESH_OK;
+}
+
 /* ---- planning and scanning ---- */
 
 static bool op_takes_arg(mesh_op_t op)
@@ -1686,6 +1883,7 @@ void mesh_store_plan(mesh_store_t *s, const mesh_product_t *p, mesh_view_t view,
 struct mesh_store_reader {
     mesh_store_t *store;
     sqlite3 *db;
+    uint64_t file_gen; /* the store's file when db was opened */
     bool in_txn;
     struct {
         char *sql;
@@ -1733,22 +1931,47 @@ struct mesh_scan {
     char error[256];
 };
 
+/* Opens the reader's connection on the store's current file. */
+static mesh_status_t reader_connect(mesh_store_reader_t *r, mesh_err_t *err)
+{
+    mesh_store_t *s = r->store;
+    char path[4096];
+    r->file_gen = atomic_load(&s->file_gen);
+    path_copy(s, path, sizeof path);
+    mesh_status_t st =
+        mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &r->db, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
+    return exec(r->db, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8192;",
+                err);
+}
+
+static void reader_disconnect(mesh_store_reader_t *r)
+{
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(r->cache[i].q);
+        free(r->cache[i].sql);
+        r->cache[i].q = NULL;
+        r->cache[i].sql = NULL;
+        r->cache[i].busy = false;
+    }
+    if (r->db) {
+        if (r->in_txn)
+            sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(r->db);
+    }
+    r->db = NULL;
+    r->in_txn = false;
+}
+
 mesh_status_t mesh_store_reader_open(mesh_store_t *s, mesh_store_reader_t **out, mesh_err_t *err)
 {
     mesh_store_reader_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     r->store = s;
-    if (sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        mesh_status_t st = mesh_err_set(err, MESH_IO, "open %s: %s", s->path,
-                                        r->db ? sqlite3_errmsg(r->db) : "out of memory");
-        mesh_store_reader_close(r);
-        return st;
-    }
-    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
-    mesh_status_t st =
-        exec(r->db, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8192;", err);
+    mesh_status_t st = reader_connect(r, err);
     if (st != MESH_OK) {
         mesh_store_reader_close(r);
         return st;
@@ -1761,15 +1984,7 @@ void mesh_store_reader_close(mesh_store_reader_t *r)
 {
     if (r == NULL)
         return;
-    for (int i = 0; i < STMT_CACHE; i++) {
-        sqlite3_finalize(r->cache[i].q);
-        free(r->cache[i].sql);
-    }
-    if (r->db) {
-        if (r->in_txn)
-            sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_close(r->db);
-    }
+    reader_disconnect(r);
     free(r);
 }
 
@@ -1777,7 +1992,14 @@ mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err)
 {
     if (r->in_txn)
         return MESH_OK;
-    mesh_status_t st = exec(r->db, "BEGIN", err);
+    mesh_status_t st;
+    if (r->file_gen != atomic_load(&r->store->file_gen)) {
+        /* the domain was re-encrypted into another file: follow it */
+        reader_disconnect(r);
+        if ((st = reader_connect(r, err)) != MESH_OK)
+            return st;
+    }
+    st = exec(r->db, "BEGIN", err);
     if (st == MESH_OK)
         r->in_txn = true;
     return st;
@@ -1841,7 +2063,7 @@ static mesh_status_t reader_pin_gen(mesh_store_reader_t *r, mesh_err_t *err)
                            " (SELECT value FROM _meta WHERE key = 'applied_seq')",
                            -1, &q, NULL) != SQLITE_OK) {
         gens_drop(s, provisional);
-        return mesh_err_set(err, MESH_IO, "scan: %s", sqlite3_errmsg(r->db));
+        return mesh_err_set(err, MESH_IO, "scan: %s", mesh_crypt_errmsg(r->db));
     }
     if (sqlite3_step(q) == SQLITE_ROW) {
         gen = (uint64_t)sqlite3_column_int64(q, 0);
@@ -2059,7 +2281,7 @@ int mesh_scan_next(mesh_scan_t *sc)
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    snprintf(sc->error, sizeof sc->error, "scan: %s", sqlite3_errmsg(sc->r->db));
+    snprintf(sc->error, sizeof sc->error, "scan: %s", mesh_crypt_errmsg(sc->r->db));
     return -1;
 }
 

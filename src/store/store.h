@@ -37,6 +37,7 @@ typedef struct mesh_store_opts {
 mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, mesh_store_t **out,
                               mesh_err_t *err);
 void mesh_store_close(mesh_store_t *s);
+/* The database file (the writer thread only: a re-encryption changes it). */
 const char *mesh_store_path(const mesh_store_t *s);
 
 /* Last applied log sequence (0 for a new store). */
@@ -132,6 +133,24 @@ void mesh_store_file_sizes(const mesh_store_t *s, int64_t *db, int64_t *wal);
  * domain log. */
 mesh_status_t mesh_store_checkpoint(mesh_store_t *s, int flush_mode, int64_t max_age_ns,
                                     mesh_err_t *err);
+/*
+ * Re-encryption (store/domain.c drives it, on the writer thread, between write groups): a
+ * copy of the database into dest, a new file (sealed with the key attached for dest), taken
+ * with SQLite's backup API through the writer's own connection, so writes made between steps
+ * are carried into the copy. step copies up to npages (done when complete); finish checks,
+ * checkpoints and closes the copy; abort drops it (the caller deletes its files).
+ * switch then moves the store to that file: the writer connection is reopened on it and
+ * readers follow at their next read transaction (open ones finish on the old file).
+ */
+typedef struct mesh_store_copy mesh_store_copy_t;
+mesh_status_t mesh_store_copy_begin(mesh_store_t *s, const char *dest, mesh_store_copy_t **out,
+                                    mesh_err_t *err);
+mesh_status_t mesh_store_copy_step(mesh_store_copy_t *c, int npages, bool *done, int64_t *remaining,
+                                   int64_t *total, mesh_err_t *err);
+mesh_status_t mesh_store_copy_finish(mesh_store_copy_t *c, mesh_err_t *err);
+void mesh_store_copy_abort(mesh_store_copy_t *c);
+mesh_status_t mesh_store_switch(mesh_store_t *s, const char *path, mesh_err_t *err);
+
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
 mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);
 

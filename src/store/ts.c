@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "crypt/vfs.h"
 #include "store/codec.h"
 
 #define MAX_SEGS 8
@@ -741,11 +742,12 @@ mesh_status_t mesh__ts_open(sqlite3 *db, const mesh_product_t *p, mesh_ts_t **ou
              p->name);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
-        mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, sqlite3_errmsg(db));
+        mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, mesh_crypt_errmsg(db));
         mesh__ts_unref(t);
         return MESH_IO;
     }
-    while (st == MESH_OK && sqlite3_step(q) == SQLITE_ROW) {
+    int rc = SQLITE_ROW;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         series_t *s;
         st = add_series(t, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1),
                         sqlite3_column_int64(q, 0), &s);
@@ -756,9 +758,18 @@ mesh_status_t mesh__ts_open(sqlite3 *db, const mesh_product_t *p, mesh_ts_t **ou
             s->rows_persisted = sqlite3_column_int64(q, 4);
         }
     }
+    if (st == MESH_OK && rc != SQLITE_DONE) {
+        /* a read error is not the end of the list: series would silently go missing */
+        int xrc = sqlite3_extended_errcode(db);
+        st = mesh_err_set(err,
+                          (xrc & 0xff) == SQLITE_CORRUPT || xrc == SQLITE_IOERR_DATA ? MESH_CORRUPT
+                                                                                     : MESH_IO,
+                          "ts %s: cannot load its series: %s", p->name, mesh_crypt_errmsg(db));
+    } else if (st != MESH_OK) {
+        mesh_err_set(err, st, "ts %s: cannot load its series", p->name);
+    }
     sqlite3_finalize(q);
     if (st != MESH_OK) {
-        mesh_err_set(err, st, "ts %s: cannot load its series", p->name);
         mesh__ts_unref(t);
         return st;
     }
@@ -861,7 +872,7 @@ static mesh_status_t write_chunks(mesh_ts_t *t, sqlite3 *db, series_t *s, const 
              "INSERT INTO \"k_%s\"(series, t_min, t_max, n, data) VALUES (?,?,?,?,?)", t->name);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
-        return mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+        return mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
     mesh_buf_t enc;
     mesh_buf_init(&enc, MESH_BUF_UNLIMITED);
     mesh_status_t st = MESH_OK;
@@ -883,7 +894,7 @@ static mesh_status_t write_chunks(mesh_ts_t *t, sqlite3 *db, series_t *s, const 
         sqlite3_reset(q);
         if (rc != SQLITE_DONE)
             st = mesh_err_set(err, rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO, "ts %s: %s", t->name,
-                              sqlite3_errmsg(db));
+                              mesh_crypt_errmsg(db));
     }
     mesh_buf_free(&enc);
     sqlite3_finalize(q);
@@ -908,7 +919,7 @@ static mesh_status_t put_series_row(mesh_ts_t *t, sqlite3 *db, series_t *s, int6
     mesh_status_t st = MESH_OK;
     if (b.data == NULL ||
         sqlite3_prepare_v3(db, b.data, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK) {
-        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
     } else {
         sqlite3_bind_int64(q, 1, s->id);
         sqlite3_bind_blob(q, 2, s->key, (int)s->key_len, SQLITE_STATIC);
@@ -927,7 +938,7 @@ static mesh_status_t put_series_row(mesh_ts_t *t, sqlite3 *db, series_t *s, int6
         int rc = sqlite3_step(q);
         if (rc != SQLITE_DONE)
             st = mesh_err_set(err, rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO, "ts %s: %s", t->name,
-                              sqlite3_errmsg(db));
+                              mesh_crypt_errmsg(db));
     }
     sqlite3_finalize(q);
     mesh_buf_free(&b);
@@ -959,7 +970,7 @@ static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t
     if (sqlite3_prepare_v2(db, sql, -1, &q_at, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, sql2, -1, &q_first, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, sql3, -1, &q_del, NULL) != SQLITE_OK) {
-        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+        st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
         goto done;
     }
     size_t i = 0;
@@ -1019,7 +1030,7 @@ static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t
             rc = sqlite3_step(q_del);
             sqlite3_reset(q_del);
             if (rc != SQLITE_DONE)
-                st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, sqlite3_errmsg(db));
+                st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
         }
         if (st == MESH_OK)
             st = write_chunks(t, db, s, &m, 0, m.n, err);
@@ -1843,7 +1854,7 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
                  " t_min <= ?3 ORDER BY t_min %s",
                  t->name, c->desc ? "DESC" : "ASC");
         if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->q, NULL) != SQLITE_OK)
-            return mesh_err_set(err, MESH_IO, "ts scan: %s", sqlite3_errmsg(c->db));
+            return mesh_err_set(err, MESH_IO, "ts scan: %s", mesh_crypt_errmsg(c->db));
     } else {
         sqlite3_reset(c->q);
     }
@@ -1949,7 +1960,7 @@ static int next_chunk(mesh_ts_cursor_t *c)
             return 0;
         }
         if (rc != SQLITE_ROW) {
-            snprintf(c->error, sizeof c->error, "ts scan: %s", sqlite3_errmsg(c->db));
+            snprintf(c->error, sizeof c->error, "ts scan: %s", mesh_crypt_errmsg(c->db));
             return -1;
         }
         int64_t tmin = sqlite3_column_int64(c->q, 0);
@@ -2071,7 +2082,7 @@ static int last_of_chunk(mesh_ts_cursor_t *c)
     if (rc == SQLITE_DONE)
         return 0;
     if (rc != SQLITE_ROW) {
-        snprintf(c->error, sizeof c->error, "ts scan: %s", sqlite3_errmsg(c->db));
+        snprintf(c->error, sizeof c->error, "ts scan: %s", mesh_crypt_errmsg(c->db));
         return -1;
     }
     const uint8_t *p = sqlite3_column_blob(c->q, 1);
@@ -2236,7 +2247,7 @@ mesh_status_t mesh__ts_dump(sqlite3 *db, const mesh_product_t *p, const char *su
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
         mesh__ts_unref(t);
-        return mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, sqlite3_errmsg(db));
+        return mesh_err_set(err, MESH_IO, "ts %s: %s", p->name, mesh_crypt_errmsg(db));
     }
     mesh_datum_t *vals = calloc(p->ncols, sizeof *vals);
     rowset_t rows;

@@ -165,6 +165,19 @@ class Node:
                 pass
         self.proc = None
 
+    def verify(self, extra_args=(), env=None):
+        """`meshd --verify` on this node's data directory (the node must be stopped): the
+        offline check that every page and log record authenticates and the databases pass
+        SQLite's integrity check. Returns (exit status, output)."""
+        e = dict(os.environ)
+        if self.env:
+            e.update(self.env)
+        if env:
+            e.update(env)
+        out = subprocess.run([MESHD, "--data-dir", self.data_dir, "--verify"] + list(self.args) +
+                             list(extra_args), capture_output=True, text=True, env=e)
+        return out.returncode, out.stdout + out.stderr
+
     def destroy(self):
         if self.proc:
             self.kill()

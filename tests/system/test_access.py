@@ -526,14 +526,26 @@ class AccessTest(unittest.TestCase):
         self.assertEqual(n.request("GET", "/v1/whoami", token=tok2)[0], 401)
 
     def test_zz_address_limit(self):
-        """Last (it holds this address back): failures for many names from one address."""
-        n = self.n
-        codes = [n.json("POST", "/v1/login", {"user": "ghost%d" % i, "password": "guess-guess"},
-                        token="")[0] for i in range(25)]
-        self.assertEqual(codes[0], 401)
-        self.assertEqual(codes[-1], 429)
-        self.assertEqual(codes.count(401), 20)
+        """Failures for many names from one address hold the address back, and a successful
+        login in between does not reset the count (one valid account must not buy an
+        attacker unlimited guesses). A node of its own: the count starts at zero."""
+        n = Node()
+        n.start()
+        try:
+            n.json("POST", "/v1/principals", {"name": "valid", "password": "valid password 1"},
+                   expect=201)
 
+            def login(user, pw):
+                return n.json("POST", "/v1/login", {"user": user, "password": pw}, token="")[0]
+            codes = [login("ghost%d" % i, "guess-guess") for i in range(12)]
+            self.assertEqual(login("valid", "valid password 1"), 200)
+            codes += [login("ghost%d" % i, "guess-guess") for i in range(12, 25)]
+            self.assertEqual(codes.count(401), 20, codes)
+            self.assertEqual(codes[20:], [429] * 5, codes)
+            # now even the right password is held back from this address
+            self.assertEqual(login("valid", "valid password 1"), 429)
+        finally:
+            n.destroy()
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -432,10 +432,13 @@ class MqttTest(unittest.TestCase):
         self.assertEqual(errors, [])
         n.start()
         total = sum(published.values())
-        self.assertTrue(wait_for(lambda: count(
-            n, "SELECT count(*) FROM factory.telemetry") == total, timeout=120),
-            "rows: %s of %s; status %s" % (count(n, "SELECT count(*) FROM factory.telemetry"),
-                                           total, self.status(n)))
+        if not wait_for(lambda: count(n, "SELECT count(*) FROM factory.telemetry") == total,
+                        timeout=120):
+            have = {(d, s) for d, s in n.rows("SELECT device, seq FROM factory.telemetry")}
+            missing = sorted((d, s) for d in published for s in range(published[d])
+                             if (d, s) not in have)
+            self.fail("%d of %d rows; missing %s; status %s; meshd log:\n%s" % (
+                len(have), total, missing[:50], self.status(n), "\n".join(n.log[-40:])))
         # exactly once per (device, seq): a redelivered message merged, nothing was lost
         rows = n.rows("SELECT device, count(*), min(seq), max(seq) FROM factory.telemetry "
                       "GROUP BY device ORDER BY device")

@@ -250,10 +250,11 @@ class TimeSeriesTest(unittest.TestCase):
                          "TEXT")
         # the store really holds series and chunks for one and rows for the other
         self.n.stop()
-        import sqlite3
-        con = sqlite3.connect(os.path.join(self.n.data_dir, "domains", "lab", "data.db"))
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-        con.close()
+        # the files are encrypted (on by default): meshd --verify lists the tables
+        rc, out = self.n.verify()
+        self.assertEqual(rc, 0, out)
+        line = [l for l in out.splitlines() if l.startswith("domain lab: tables:")][0]
+        tables = set(line.split(":", 2)[2].split())
         self.assertIn("k_ts", tables)
         self.assertIn("s_ts", tables)
         self.assertIn("p_rows", tables)
