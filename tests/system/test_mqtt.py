@@ -143,9 +143,7 @@ password_file %(passwd)s
 max_queued_messages 0
 per_listener_settings false
 log_dest stderr
-log_type error
-log_type warning
-log_type notice
+log_type all
 listener %(port)d 127.0.0.1
 listener %(tls_port)d 127.0.0.1
 cafile %(ca)s
@@ -194,6 +192,7 @@ def meshd_args(broker, tmp, tls=False, password=PASSWORD, extra=()):
         f.write(password + "\n")
     os.chmod(pw, 0o600)
     args = ["--mqtt-username", USER, "--mqtt-password-file", pw,
+            "--mqtt-protocol", os.environ.get("MESH_TEST_MQTT_PROTOCOL", "5"),
             "--mqtt-reconnect-min", "50ms", "--mqtt-reconnect-max", "500ms",
             "--mqtt-keepalive", "5s"]
     if tls:
@@ -438,8 +437,19 @@ class MqttTest(unittest.TestCase):
             have = {(d, s) for d, s in n.rows("SELECT device, seq FROM factory.telemetry")}
             missing = sorted((d, s) for d in published for s in range(published[d])
                              if (d, s) not in have)
-            self.fail("%d of %d rows; missing %s; status %s; meshd log:\n%s" % (
-                len(have), total, missing[:50], self.status(n), "\n".join(n.log[-40:])))
+            quarantine = n.json("GET", "/v1/products/factory/telemetry/quarantine")[1]
+            # the broker's side of meshd's session (log_type all), for the diagnosis
+            cid = self.status(n)["client_id"]
+            with open(self.broker.log) as f:
+                blog = [l.rstrip() for l in f if cid in l and "PINGRE" not in l]
+            sys.stderr.write("broker log for %s (%d lines), around the kill:\n" % (cid, len(blog)))
+            marks = [i for i, l in enumerate(blog) if "closed" in l or "disconnect" in l.lower()
+                     or "New client" in l]
+            for m in marks[:4]:
+                sys.stderr.write("\n".join(blog[max(0, m - 40):m + 40]) + "\n----\n")
+            self.fail("%d of %d rows; missing %s; quarantine %s; status %s; meshd log:\n%s" % (
+                len(have), total, missing[:50], quarantine, self.status(n),
+                "\n".join(n.log[-40:])))
         # exactly once per (device, seq): a redelivered message merged, nothing was lost
         rows = n.rows("SELECT device, count(*), min(seq), max(seq) FROM factory.telemetry "
                       "GROUP BY device ORDER BY device")
