@@ -23,7 +23,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import Node  # noqa: E402
+from meshlib import Node, wait_for  # noqa: E402
 
 SIZE_MIB = 48
 ROWS = 300
@@ -240,13 +240,14 @@ class DiskFullTest(unittest.TestCase):
         self.assertGreaterEqual(self.metric("meshd_writes_refused_nospace_total"), refused)
         self.assertLess(self.metric("meshd_disk_free_bytes"), 16 << 20)
         self.assertEqual(self.metric("meshd_disk_min_free_bytes"), 16 << 20)
-        self.assertTrue(any("writes are refused until space is freed" in ln for ln in n.log))
+        self.assertTrue(wait_for(lambda: any("writes are refused until space is freed" in ln
+                                             for ln in n.log)))
         # space freed: writes resume on the same process
         os.unlink(self.filler)
         for _ in range(3):
             self.assertEqual(self.write()[0], 200)
         self.check_rows()
-        self.assertTrue(any("writes are accepted" in ln for ln in n.log))
+        self.assertTrue(wait_for(lambda: any("writes are accepted" in ln for ln in n.log)))
         self.assertEqual(self.metric('meshd_domain_read_only'), 0)
         self.assertEqual(n.stop(), 0)
         self.node = None
@@ -255,7 +256,8 @@ class DiskFullTest(unittest.TestCase):
         shutil.rmtree(os.path.join(self.mnt, "data"))
 
     def test_2_full_disk_is_all_or_nothing(self):
-        n = self.start("--min-free-space", "0")
+        # no checkpoint during the test: one would free WAL and log space behind its back
+        n = self.start("--min-free-space", "0", "--checkpoint-interval", "1h")
         n.create_domain("df")
         n.apply(CONTRACT, expect=201)
         n.apply(TS_CONTRACT, expect=201)
@@ -274,7 +276,7 @@ class DiskFullTest(unittest.TestCase):
         # a crash and a restart on the full disk: the node comes up, answers queries, and
         # refuses writes the same way
         n.kill()
-        n = self.start("--min-free-space", "0")
+        n = self.start("--min-free-space", "0", "--checkpoint-interval", "1h")
         self.check_rows()
         self.check_ts_rows()
         self.assert_507(*self.write())
@@ -312,7 +314,7 @@ class DiskFullTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("domain df: data.db: ok", out)
         # restart: the same rows, and writes go on
-        n = self.start("--min-free-space", "0")
+        n = self.start("--min-free-space", "0", "--checkpoint-interval", "1h")
         self.check_rows()
         self.check_ts_rows()
         self.assertEqual(self.write()[0], 200)

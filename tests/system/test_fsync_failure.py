@@ -17,7 +17,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import Node  # noqa: E402
+from meshlib import Node, wait_for  # noqa: E402
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -138,7 +138,8 @@ class FsyncFailureTest(unittest.TestCase):
         for part in ("domain a", "could not be made durable", "Input/output error",
                      "until meshd restarts", "same Idempotency-Key"):
             self.assertIn(part, msg)
-        self.assertTrue(any("now read-only" in ln for ln in n.log))
+        # logged before the answer; the test's reader thread may see it a little later
+        self.assertTrue(wait_for(lambda: any("now read-only" in ln for ln in n.log), timeout=10))
         # the fault goes, but the domain does not pretend: still read-only
         os.unlink(self.flag)
         for _ in range(2):
