@@ -89,7 +89,7 @@ static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
     mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
     mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,   mesh_cli_role_cmds,
-    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,
+    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,  mesh_cli_mesh_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -107,7 +107,8 @@ static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
     "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
     "files, SQL queries, the catalog, access control (login, users, tokens, roles, grants,\n"
-    "masks and row filters), encryption keys and the audit log.\n";
+    "masks and row filters), encryption keys, the audit log, and the mesh (its nodes,\n"
+    "domains and products, and the nats-server configs of a new mesh).\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"

@@ -266,6 +266,8 @@ static natsStatus make_options(mesh_mesh_t *m, natsOptions **out)
         s = natsOptions_SetName(o, m->node_name);
     if (s == NATS_OK)
         s = natsOptions_SetCustomInboxPrefix(o, m->inbox);
+    if (s == NATS_OK) /* the first server is the node's own hub (meshctl mesh config) */
+        s = natsOptions_SetNoRandomize(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever */
     if (s == NATS_OK)
