@@ -195,7 +195,7 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *dom
                                         size_t ndomains, int leaf, char *out, size_t cap)
 {
     mesh_buf_t b;
-    mesh_buf_init(&b, cap > 0 ? cap - 1 : 0);
+    mesh_buf_init(&b, 1 << 20); /* then checked against cap: no silent truncation */
     bool first = true;
     mesh_buf_adds(&b, "permissions: {\n        publish: { allow: [");
     q(&b, &first, "$KV.%s.%s", MESH_REGISTRY_BUCKET, node);

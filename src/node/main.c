@@ -42,10 +42,15 @@ static void usage(FILE *out)
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
                  "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /v1/keys\n"
-                 "/v1/keys/rotate /write (InfluxDB v1) /api/v2/write (v2). Every authentication,\n"
+                 "/v1/keys/rotate /v1/mesh/nodes /v1/mesh/domains /v1/mesh/products\n"
+                 "/write (InfluxDB v1) /api/v2/write (v2). Every authentication,\n"
                  "authorisation decision, query, write and admin change goes to the audit log in\n"
                  "DATA_DIR/audit (meshctl audit verify|search; docs/security.md). Data at rest is\n"
                  "encrypted (AES-256-GCM) unless --encryption off: see the kek_* options.\n"
+                 "With --mesh nats://HOST:4222[,...] the node joins a mesh over NATS JetStream:\n"
+                 "it registers itself (name, site, API URL, domains and products) and shows\n"
+                 "the other nodes (meshctl mesh nodes); `meshctl mesh config` writes secure\n"
+                 "nats-server configs and each node's mesh_* options (docs/mesh.md).\n"
                  "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
                  "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
 }
