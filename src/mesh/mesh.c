@@ -46,6 +46,8 @@ struct mesh_mesh {
     pthread_cond_t cv;
     bool stop;
     bool wake;             /* a connection event happened */
+    int connections;       /* connections made (each ends with one closed callback) */
+    int closed_cbs;        /* closed callbacks received */
     mesh_mesh_status_t st; /* state points at a literal */
     char probed_url[256];  /* the server whose version was read */
 
@@ -119,7 +121,11 @@ static void on_reconnected(natsConnection *nc, void *arg)
 static void on_closed(natsConnection *nc, void *arg)
 {
     (void)nc;
-    wake(arg, "closed");
+    mesh_mesh_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->closed_cbs++;
+    pthread_mutex_unlock(&m->mu);
+    wake(m, "closed");
 }
 
 /* Asynchronous errors: a permissions violation, a slow consumer. Logged, never the payload. */
@@ -323,6 +329,9 @@ static void connect_start(mesh_mesh_t *m)
         LOG_WARN("mesh", "cannot connect to the mesh: %s", nats_text(s));
         return;
     }
+    pthread_mutex_lock(&m->mu);
+    m->connections++;
+    pthread_mutex_unlock(&m->mu);
     pthread_rwlock_wrlock(&m->kv_lock);
     m->nc = nc;
     pthread_rwlock_unlock(&m->kv_lock);
@@ -635,6 +644,21 @@ void mesh_mesh_stop(mesh_mesh_t *m)
     if (m->nc)
         natsConnection_Close(m->nc);
     disconnect(m);
+    /* libnats calls the closed callback of every connection on its own thread, after
+     * Close: m must outlive them */
+    if (m->thread_started) {
+        int64_t deadline = mesh_mono_ns() + 5 * MESH_NS_PER_SEC;
+        pthread_mutex_lock(&m->mu);
+        while (m->closed_cbs < m->connections && mesh_mono_ns() < deadline) {
+            pthread_mutex_unlock(&m->mu);
+            usleep(10000);
+            pthread_mutex_lock(&m->mu);
+        }
+        pthread_mutex_unlock(&m->mu);
+        /* not nats_CloseAndWait(): with a TLS connection made, libnats' cleanup leaves
+         * OpenSSL in a state where OpenSSL's own cleanup at exit crashes (seen with
+         * libnats 3.4.1 and OpenSSL 3.0); its few global objects stay reachable instead */
+    }
     for (int i = 0; i < m->nservers; i++)
         free(m->servers[i]);
     if (m->password) {
@@ -651,10 +675,7 @@ void mesh_mesh_stop(mesh_mesh_t *m)
     pthread_rwlock_destroy(&m->kv_lock);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
-    bool started = m->thread_started;
     free(m);
-    if (started)
-        nats_CloseAndWait(2000); /* libnats' own threads and memory */
 }
 
 void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out)

@@ -267,12 +267,49 @@ def run(tmp, nodes):
     if not wait_for(lambda: n3_alive(n2) is True, timeout=30, step=0.5):
         fail("n3 not alive again after restart")
     # a clean stop marks it stopped at once (long before the TTL would)
-    n3.stop()
+    rc = n3.stop()
+    if rc != 0:
+        fail("n3 stopped with status %s:\n%s" % (rc, "\n".join(n3.log[-60:])))
     if not wait_for(lambda: n3_alive(n1) is False, timeout=5, step=0.2):
         fail("a clean stop is not seen")
     state = {x["name"]: x["state"] for x in mesh_nodes(n1)}["n3"]
     if state != "stopped":
         fail("n3 state after a clean stop: %s" % state)
+
+    # ---- the hub server n1 is connected to dies: n1 moves to another and stays alive ----
+    m = n1.json("GET", "/v1/status", expect=200)[1]["mesh"]
+    port = int(m["server"].rsplit(":", 1)[1])
+    k = port - cport
+    if not 0 <= k < 3:
+        fail("n1 is not connected to a hub: %s" % m)
+    hubs[k].proc.kill()
+    hubs[k].proc.wait()
+
+    def moved():
+        m = n1.json("GET", "/v1/status", expect=200)[1]["mesh"]
+        return m["state"] == "connected" and m["server"] and \
+            not m["server"].endswith(":%d" % port) and m["registered"] and m["reconnects"] >= 1
+    if not wait_for(moved, timeout=60, step=0.5):
+        fail("n1 did not move to another hub server: %s" %
+             n1.json("GET", "/v1/status")[1]["mesh"])
+    # (listings may fail for a few seconds while the bucket's stream elects a new leader)
+    seen = []
+
+    def n1_seen():
+        try:
+            n = {x["name"]: x for x in mesh_nodes(n2)}["n1"]
+        except AssertionError:
+            return False
+        seen.append(n["last_seen"])
+        return n["alive"] and len(set(seen)) >= 2
+    if not wait_for(n1_seen, timeout=30, step=0.5):
+        fail("n1's heartbeat stopped after its server died: %s" % seen)
+    dead = hubs[k]
+    dead.logf.close()
+    _servers.remove(dead)
+    hubs[k] = NatsServer(dead.conf, dead.logpath + ".2").start()
+    if not wait_for(lambda: "Server is ready" in hubs[k].log(), timeout=30):
+        fail("%s did not restart:\n%s" % (dead.conf, hubs[k].log()[-2000:]))
 
     # ---- security of the generated configs ----
     ca = os.path.join(mdir, "ca.pem")
@@ -337,6 +374,11 @@ def run(tmp, nodes):
     s.close()
     v.stop()
     print("control (SYS-only users, no credentials):", line.decode(errors="replace"))
+    # clean stops: every node exits 0 (sanitizer builds report leaks and races at exit)
+    for name in ("n1", "n2"):
+        rc = nodes[name].stop()
+        if rc != 0:
+            fail("%s stopped with status %s:\n%s" % (name, rc, "\n".join(nodes[name].log[-60:])))
     print("mesh tests passed")
 
 
