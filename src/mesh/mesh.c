@@ -385,8 +385,15 @@ static void ensure_bucket(mesh_mesh_t *m)
         }
     }
     if (s != NATS_OK) {
-        set_error(m, "registry bucket %s: %s", MESH_REGISTRY_BUCKET, nats_text(s));
-        LOG_WARN("mesh", "registry bucket %s: %s", MESH_REGISTRY_BUCKET, nats_text(s));
+        /* retried every second while JetStream is not ready: logged when the reason changes */
+        char why[256];
+        snprintf(why, sizeof why, "registry bucket %s: %s", MESH_REGISTRY_BUCKET, nats_text(s));
+        pthread_mutex_lock(&m->mu);
+        bool same = strcmp(why, m->st.last_error) == 0;
+        snprintf(m->st.last_error, sizeof m->st.last_error, "%s", why);
+        pthread_mutex_unlock(&m->mu);
+        if (!same)
+            LOG_WARN("mesh", "%s (retrying)", why);
         jsCtx_Destroy(js);
         return;
     }

@@ -203,6 +203,8 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *dom
     js_api(&b, &first, "$JS.API", domains, ndomains);
     if (leaf) {
         q(&b, &first, "$JS.%s.API.INFO", HUB_DOMAIN);
+        /* libnats puts a KV key through another domain on this subject */
+        q(&b, &first, "$JS.%s.API.$KV.%s.%s", HUB_DOMAIN, MESH_REGISTRY_BUCKET, node);
         js_api(&b, &first, "$JS." HUB_DOMAIN ".API", domains, 0);
     }
     q(&b, &first, "$JS.FC.%s.>", KV_STREAM);
@@ -298,31 +300,34 @@ static mesh_status_t hub_conf(gen_t *g, int i, mesh_err_t *err)
                     "  domain: %s\n"
                     "}\n",
                     g->dir, s->name, HUB_DOMAIN);
-    mesh_status_t st = bcrypt_hash(g->route_password, g->o->bcrypt_cost, hash, sizeof hash, err);
-    if (st != MESH_OK)
+    mesh_status_t st = MESH_OK;
+    if (g->o->hubs > 1 &&
+        (st = bcrypt_hash(g->route_password, g->o->bcrypt_cost, hash, sizeof hash, err)) != MESH_OK)
         goto done;
-    mesh_buf_printf(&b,
-                    "cluster {\n"
-                    "  name: meshd-hub\n"
-                    "  host: \"%s\"\n"
-                    "  port: %d\n",
-                    g->o->bind, s->cluster_port);
-    tls_block(&b, g, s, "  ");
-    mesh_buf_printf(&b,
-                    "  # a route needs this user as well as a CA certificate: nodes hold CA\n"
-                    "  # certificates too, and a route bypasses every permission\n"
-                    "  authorization { user: route, password: \"%s\" }\n"
-                    "  routes: [\n",
-                    hash);
-    for (int k = 0; k < g->o->hubs; k++) {
-        if (k == i)
-            continue;
-        hostport(g->servers[k].host, g->servers[k].cluster_port, hp, sizeof hp);
-        mesh_buf_printf(&b, "    \"nats-route://route:%s@%s\"\n", g->route_password, hp);
+    /* a hub of one has no cluster: JetStream then runs as a single server */
+    if (g->o->hubs > 1) {
+        mesh_buf_printf(&b,
+                        "cluster {\n"
+                        "  name: meshd-hub\n"
+                        "  host: \"%s\"\n"
+                        "  port: %d\n",
+                        g->o->bind, s->cluster_port);
+        tls_block(&b, g, s, "  ");
+        mesh_buf_printf(&b,
+                        "  # a route needs this user as well as a CA certificate: nodes hold CA\n"
+                        "  # certificates too, and a route bypasses every permission\n"
+                        "  authorization { user: route, password: \"%s\" }\n"
+                        "  routes: [\n",
+                        hash);
+        for (int k = 0; k < g->o->hubs; k++) {
+            if (k == i)
+                continue;
+            hostport(g->servers[k].host, g->servers[k].cluster_port, hp, sizeof hp);
+            mesh_buf_printf(&b, "    \"nats-route://route:%s@%s\"\n", g->route_password, hp);
+        }
+        mesh_buf_adds(&b, "  ]\n}\n");
     }
     mesh_buf_printf(&b,
-                    "  ]\n"
-                    "}\n"
                     "leafnodes {\n"
                     "  host: \"%s\"\n"
                     "  port: %d\n",

@@ -1,9 +1,12 @@
 """The mesh, part 1 (joining), against real processes on loopback.
 
 `meshctl mesh config` writes the configs of a 3-server hub cluster and one edge leaf; the
-test starts those nats-servers and three meshd nodes that join through them, then checks:
-- `meshctl mesh nodes` on any node lists all three, alive, with their sites; domains created
+test starts those nats-servers, three meshd nodes that join through the hubs and one through
+the leaf, then checks:
+- `meshctl mesh nodes` on any node lists all four, alive, with their sites; domains created
   on different nodes appear in `mesh domains` and `mesh products`;
+- the hub server a node is connected to is killed: the node moves to another and stays
+  alive;
 - kill -9 of a node: it turns not alive after its TTL; restarted: alive again; a clean stop
   marks it stopped at once;
 - the generated configs refuse a client without credentials (the CVE-2023-47090 case: no
@@ -187,6 +190,10 @@ def run(tmp, nodes):
         n = Node(args=["--config", os.path.join(mdir, "nodes", "n%d" % i, "meshd.conf"),
                        "--site", site, "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s"])
         nodes["n%d" % i] = n.start()
+    # e1 joins through the edge leaf server (its registry is the hub's, JetStream domain hub)
+    nodes["e1"] = Node(args=["--config", os.path.join(mdir, "nodes", "e1", "meshd.conf"),
+                             "--site", "edge", "--mesh-heartbeat", "500ms",
+                             "--mesh-ttl", "2s"]).start()
     n1, n2, n3 = nodes["n1"], nodes["n2"], nodes["n3"]
 
     # ---- every node sees all three, alive, with their sites ----
@@ -196,8 +203,9 @@ def run(tmp, nodes):
         except Exception:
             return False
         return sorted((x["name"], x["site"], x["alive"]) for x in ns) == \
-            [("n1", "plant-a", True), ("n2", "home", True), ("n3", "hq", True)]
-    for n in (n1, n2, n3):
+            [("e1", "edge", True), ("n1", "plant-a", True), ("n2", "home", True),
+             ("n3", "hq", True)]
+    for n in (n1, n2, n3, nodes["e1"]):
         if not wait_for(lambda: all_alive(n), timeout=60, step=0.5):
             fail("not all nodes alive as seen from %s: %s\n%s" % (
                 n.url, meshctl(n, "mesh", "nodes", "--format", "json", expect=None).stdout +
@@ -207,7 +215,7 @@ def run(tmp, nodes):
     if "ALIVE" not in table or "plant-a" not in table:
         fail("mesh nodes table: " + table)
     csv = meshctl(n2, "mesh", "nodes", "--format", "csv").stdout.splitlines()
-    if not csv[0].startswith("node,site,alive") or len(csv) != 4:
+    if not csv[0].startswith("node,site,alive") or len(csv) != 5:
         fail("mesh nodes csv: %s" % csv)
     st = n1.json("GET", "/v1/status", expect=200)[1]
     if st["mesh"]["state"] != "connected" or not st["mesh"]["registered"] or \
@@ -248,7 +256,7 @@ def run(tmp, nodes):
     if code != 200 or json.loads(body)["products"] != []:
         fail("a principal without grants sees products: %s %s" % (code, body))
     code, _, body = n1.request("GET", "/v1/mesh/nodes", token=guest)
-    if code != 200 or len(json.loads(body)["nodes"]) != 3:
+    if code != 200 or len(json.loads(body)["nodes"]) != 4:
         fail("guest mesh nodes: %s %s" % (code, body))
     code, _, _ = n1.request("GET", "/v1/mesh/nodes", token="")
     if code != 401:
@@ -375,7 +383,7 @@ def run(tmp, nodes):
     v.stop()
     print("control (SYS-only users, no credentials):", line.decode(errors="replace"))
     # clean stops: every node exits 0 (sanitizer builds report leaks and races at exit)
-    for name in ("n1", "n2"):
+    for name in ("n1", "n2", "e1"):
         rc = nodes[name].stop()
         if rc != 0:
             fail("%s stopped with status %s:\n%s" % (name, rc, "\n".join(nodes[name].log[-60:])))

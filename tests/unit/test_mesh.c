@@ -198,6 +198,7 @@ static void test_permissions(void **state)
     assert_null(strstr(out, "$JS.hub.API"));
     assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, out, sizeof out), MESH_OK);
     assert_non_null(strstr(out, "$JS.hub.API.STREAM.INFO.KV_meshd_nodes"));
+    assert_non_null(strstr(out, "\"$JS.hub.API.$KV.meshd_nodes.e1\""));
     assert_null(strstr(out, "meshd.dom."));
     assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, 64), MESH_TOO_LARGE);
 }
