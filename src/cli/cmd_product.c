@@ -286,6 +286,22 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_add(st, mesh_cli_bytes(mesh_cli_jint(j, "bytes"), tmp, sizeof tmp));
     mesh_table_add(st, "last write");
     mesh_table_add(st, mesh_cli_short_time(mesh_cli_jstr(j, "last_write"), when));
+    const json_t *qj = json_object_get(j, "quality");
+    const json_t *score = json_object_get(qj, "score");
+    mesh_table_add(st, "quality");
+    if (json_is_number(score))
+        mesh_table_addf(st, "%.1f / 100 (%lld rules passed, %lld failed; meshctl quality %s)",
+                        json_number_value(score), (long long)mesh_cli_jint(qj, "rules_passed"),
+                        (long long)mesh_cli_jint(qj, "rules_failed"), mesh_cli_pos(a, 0));
+    else
+        mesh_table_add(st, "- (not measured yet)");
+    const json_t *fr = json_object_get(qj, "freshness");
+    if (json_object_get(fr, "latency_ok") || json_object_get(fr, "frequency_ok")) {
+        bool ok = !json_is_false(json_object_get(fr, "latency_ok")) &&
+                  !json_is_false(json_object_get(fr, "frequency_ok"));
+        mesh_table_add(st, "freshness");
+        mesh_table_add(st, ok ? "within the contract's SLA" : "SLA BREACHED (latency/frequency)");
+    }
     putchar('\n');
     mesh_table_print_kv(st, stdout);
 
@@ -460,8 +476,100 @@ static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return rc;
 }
 
+/* --drop ID[,ID...] or --drop-all: POST .../quarantine/drop */
+static int quarantine_drop(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    const char *list = mesh_cli_arg(a, "drop");
+    bool all = mesh_cli_flag(a, "drop-all");
+    json_t *body = json_object();
+    if (all) {
+        json_object_set_new(body, "all", json_true());
+    } else {
+        json_t *ids = json_array();
+        for (const char *p = list; *p;) {
+            size_t n = strcspn(p, ",");
+            int64_t id;
+            if (n == 0 || mesh_parse_i64(p, n, &id) != MESH_OK || id < 1) {
+                json_decref(ids);
+                json_decref(body);
+                return mesh_cli_usage(cli, "--drop takes row ids (as listed), e.g. 12,13");
+            }
+            json_array_append_new(ids, json_integer((json_int_t)id));
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+        json_object_set_new(body, "ids", ids);
+    }
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), "/quarantine/drop", &path);
+    json_t *j = NULL;
+    if (rc == 0) {
+        rc = mesh_cli_send_json(cli, "POST", path.data, body, &j);
+        mesh_buf_free(&path);
+    }
+    json_decref(body);
+    if (rc == 0 && !cli->quiet)
+        printf("dropped %lld quarantined row%s of %s\n", (long long)mesh_cli_jint(j, "dropped"),
+               mesh_cli_jint(j, "dropped") == 1 ? "" : "s", mesh_cli_pos(a, 0));
+    json_decref(j);
+    return rc;
+}
+
+/* --resubmit ID [--row JSON | --row-file FILE]: POST .../quarantine/ID/resubmit */
+static int quarantine_resubmit(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    int64_t id;
+    const char *ids = mesh_cli_arg(a, "resubmit");
+    if (mesh_parse_i64(ids, strlen(ids), &id) != MESH_OK || id < 1)
+        return mesh_cli_usage(cli, "--resubmit takes one row id (as listed)");
+    const char *row = mesh_cli_arg(a, "row"), *file = mesh_cli_arg(a, "row-file");
+    if (row && file)
+        return mesh_cli_usage(cli, "give --row or --row-file, not both");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (file && (rc = mesh_cli_read_input(cli, file, 1 << 20, &text, &len)) != 0)
+        return rc;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "/quarantine/%lld/resubmit", (long long)id);
+    mesh_buf_t path;
+    if ((rc = product_path(cli, mesh_cli_pos(a, 0), suffix, &path)) != 0) {
+        free(text);
+        return rc;
+    }
+    mesh_client_req_t req = {.method = "POST",
+                             .path = path.data,
+                             .content_type = "application/json",
+                             .body = text  ? text
+                                     : row ? row
+                                           : "",
+                             .body_len = text  ? len
+                                         : row ? strlen(row)
+                                               : 0};
+    json_t *j = NULL;
+    rc = mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    free(text);
+    if (rc == 0 && !cli->quiet)
+        printf("row %lld of %s written (seq %lld) and dropped from the quarantine\n", (long long)id,
+               mesh_cli_pos(a, 0), (long long)mesh_cli_jint(j, "seq"));
+    json_decref(j);
+    return rc;
+}
+
 static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
+    int acts = (mesh_cli_arg(a, "drop") != NULL) + mesh_cli_flag(a, "drop-all") +
+               (mesh_cli_arg(a, "resubmit") != NULL);
+    if (acts > 1)
+        return mesh_cli_usage(cli, "give one of --drop, --drop-all and --resubmit");
+    if ((mesh_cli_arg(a, "row") || mesh_cli_arg(a, "row-file")) && !mesh_cli_arg(a, "resubmit"))
+        return mesh_cli_usage(cli, "--row and --row-file go with --resubmit");
+    if (mesh_cli_arg(a, "drop") || mesh_cli_flag(a, "drop-all"))
+        return quarantine_drop(cli, a);
+    if (mesh_cli_arg(a, "resubmit"))
+        return quarantine_resubmit(cli, a);
     int64_t limit;
     int rc = mesh_cli_arg_int(cli, a, "limit", 100, 1, 10000, &limit);
     if (rc != 0)
@@ -539,6 +647,15 @@ static const mesh_cli_opt_t list_opts[] = {
 
 static const mesh_cli_opt_t quarantine_opts[] = {
     {"limit", 0, "N", 0, "Show at most N rows, newest first (1-10000, default 100)."},
+    {"drop", 0, "ID[,ID...]", 0, "Drop these quarantined rows (ids as listed)."},
+    {"drop-all", 0, NULL, 0, "Drop every quarantined row of the product."},
+    {"resubmit", 0, "ID", 0,
+     "Write quarantined row ID to the product after all, then drop it from the quarantine: "
+     "validated again (a bad row is refused, not quarantined again), written once even if "
+     "retried. As it was kept (a JSON row, e.g. after the contract changed), or fixed with "
+     "--row or --row-file."},
+    {"row", 0, "JSON", 0, "With --resubmit: the fixed row, one JSON object."},
+    {"row-file", 0, "FILE", 0, "With --resubmit: a file holding the fixed row ('-': stdin)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -665,18 +782,27 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     },
     {
         .name = "product quarantine",
-        .usage = "DOMAIN.PRODUCT [--limit N] [OPTIONS]",
-        .summary = "List a product's quarantined rows.",
+        .usage = "DOMAIN.PRODUCT [--limit N | --drop ID[,ID...] | --drop-all |\n"
+                 "    --resubmit ID [--row JSON | --row-file FILE]] [OPTIONS]",
+        .summary = "List, drop or resubmit a product's quarantined rows.",
         .text = "Lists the rows a product kept aside because they violated its contract (for\n"
-                "products whose contract says onInvalid: quarantine), newest first: when they\n"
-                "arrived, their row number in their batch, the reason and the raw row.",
+                "products whose contract says onInvalid: quarantine), newest first: their id,\n"
+                "when they arrived, their row number in their batch, the reason and the raw\n"
+                "row. --drop and --drop-all delete quarantined rows; --resubmit writes one to\n"
+                "the product after all (fixed with --row, or as kept), then drops it. Changing\n"
+                "the quarantine needs admin on the product (and write, to resubmit).",
         .formats = "table|json|csv",
         .opts = quarantine_opts,
         .min_args = 1,
         .max_args = 1,
-        .examples = "meshctl product quarantine factory-a.readings --limit 20",
-        .exits = "0  listed (maybe none)\n"
-                 "3  no such domain or product",
+        .examples = "meshctl product quarantine factory-a.readings --limit 20\n"
+                    "meshctl product quarantine factory-a.readings --resubmit 12 \\\n"
+                    "    --row '{\"device\":\"m-4\",\"ts\":\"2026-11-23T10:00:00Z\",\"temp\":30}'\n"
+                    "meshctl product quarantine factory-a.readings --drop 13,14",
+        .exits = "0  listed, dropped or resubmitted\n"
+                 "2  bad arguments, or the resubmitted row still violates the contract\n"
+                 "3  no such domain, product or quarantined row\n"
+                 "4  the token may not do this",
         .run = run_quarantine,
     },
     {.name = NULL},

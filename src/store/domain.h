@@ -96,6 +96,10 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
                                        mesh_contract_result_t *res, mesh_err_t *err);
 
 /* Drops a product with its rows. Refused when its contract defines other products too. */
+/* Drops quarantined rows of product (the ids, or all) through the log; *dropped: how many
+ * were there. */
+mesh_status_t mesh_domain_quarantine_drop(mesh_domain_t *d, const char *product, const int64_t *ids,
+                                          size_t n, bool all, int64_t *dropped, mesh_err_t *err);
 mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, mesh_err_t *err);
 
 /* Checkpoints the store and trims the log up to what the store holds durably. */

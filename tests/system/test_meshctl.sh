@@ -595,6 +595,23 @@ export MESH_URL=$URL MESH_TOKEN=$TOKEN
 
 # ---- deletes --------------------------------------------------------------------------------
 
+# the quarantine: resubmit a fixed row, drop the rest
+run 0 product quarantine factory.alarms --format json
+qid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["id"])' <"$tmp/out")
+run 2 product quarantine factory.alarms --resubmit "$qid"
+expect_in "resubmit: a CSV row needs the fix" "$tmp/err" "give the fixed row as a JSON object"
+run 2 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":7}'
+expect_in "resubmit: still invalid is refused" "$tmp/err" "above the maximum 5"
+run 0 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":5}'
+expect_in "resubmit: written" "$tmp/out" "written (seq "
+expect_eq "resubmit: the row is in the product" "$(q "SELECT level FROM factory.alarms WHERE ts = ts('2026-01-07T00:00:02Z')")" "5"
+run 0 product quarantine factory.alarms
+expect_in "resubmit: the quarantine is empty" "$tmp/out" "no quarantined rows"
+run 3 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":5}'
+run 2 product quarantine factory.alarms --drop x
+run 2 product quarantine factory.alarms --drop 1 --drop-all
+run 0 product quarantine factory.alarms --drop-all
+expect_in "drop-all" "$tmp/out" "dropped 0 quarantined rows"
 run 0 product delete factory.alarms
 expect_eq "product delete" "$(cat "$tmp/out")" "deleted product factory.alarms"
 run 3 product delete factory.alarms
