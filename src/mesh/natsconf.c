@@ -187,6 +187,10 @@ static void js_api(mesh_buf_t *b, bool *first, const char *api, const char *cons
         q(b, first, "%s.STREAM.*.MESHD_DOM_%s", api, domains[d]);
         q(b, first, "%s.CONSUMER.*.MESHD_DOM_%s.>", api, domains[d]);
         q(b, first, "%s.CONSUMER.CREATE.MESHD_DOM_%s", api, domains[d]);
+        /* durable pull consumers (part 2): their creation and fetches name the stream in
+         * the fourth and fifth tokens */
+        q(b, first, "%s.CONSUMER.DURABLE.CREATE.MESHD_DOM_%s.>", api, domains[d]);
+        q(b, first, "%s.CONSUMER.MSG.NEXT.MESHD_DOM_%s.>", api, domains[d]);
         q(b, first, "%s.DIRECT.GET.MESHD_DOM_%s.>", api, domains[d]);
     }
 }

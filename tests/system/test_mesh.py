@@ -138,6 +138,52 @@ def nats_try(port, connect, cafile, cert=None, key=None, then=b"", leaf=False):
         s.close()
 
 
+class NatsClient:
+    """A minimal NATS client over TLS (requests with replies) for checking permissions."""
+
+    def __init__(self, port, user, password, inbox, cafile, cert, key):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.makefile("rb").readline()  # INFO
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.load_cert_chain(cert, key)
+        self.ss = ctx.wrap_socket(self.sock, server_hostname="127.0.0.1")
+        self.f = self.ss.makefile("rb")
+        self.inbox = inbox
+        self.n = 0
+        self.ss.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user,
+                                                  "pass": password}).encode() +
+                        b"\r\nSUB " + inbox.encode() + b".> 1\r\nPING\r\n")
+        if self._line() != "PONG":
+            fail("cannot connect as %s" % user)
+
+    def _line(self):
+        while True:
+            line = self.f.readline().decode(errors="replace").strip()
+            if not line.startswith("INFO") and line != "+OK":
+                return line
+
+    def request(self, subject, body):
+        """The reply's payload as JSON, or the server's -ERR line."""
+        self.n += 1
+        reply = "%s.%d" % (self.inbox, self.n)
+        data = json.dumps(body).encode() if body is not None else b""
+        self.ss.sendall(("PUB %s %s %d\r\n" % (subject, reply, len(data))).encode() + data +
+                        b"\r\n")
+        while True:
+            line = self._line()
+            if line.startswith("-ERR"):
+                return line
+            if line.startswith("MSG "):
+                size = int(line.split()[-1])
+                payload = self.f.read(size + 2)[:size]
+                return json.loads(payload) if payload else {}
+            if line == "PING":
+                self.ss.sendall(b"PONG\r\n")
+
+    def close(self):
+        self.ss.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="meshd-mesh-test-")
     nodes = {}
@@ -359,6 +405,25 @@ def run(tmp, nodes):
                  then=b"PUB meshd.dom.factory-a.write 2\r\nhi\r\n")
     if "Violation" in r or not r.endswith("PONG"):
         fail("n1 refused on its own domain: " + r)
+    # the groundwork of part 2: n1 may create its domain's stream and a durable pull
+    # consumer and fetch from it; n3 may not touch that stream
+    c1 = NatsClient(cport + 1, "n1", n1pass, "_INBOX_n1", ca, ncert, nkey)
+    r = c1.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory-a",
+                   {"name": "MESHD_DOM_factory-a", "subjects": ["meshd.dom.factory-a.log"],
+                    "num_replicas": 3, "storage": "file"})
+    if not isinstance(r, dict) or "error" in r:
+        fail("n1 cannot create its domain stream: %s" % r)
+    r = c1.request("$JS.API.CONSUMER.DURABLE.CREATE.MESHD_DOM_factory-a.n1",
+                   {"stream_name": "MESHD_DOM_factory-a",
+                    "config": {"durable_name": "n1", "ack_policy": "explicit"}})
+    if not isinstance(r, dict) or "error" in r:
+        fail("n1 cannot create its durable consumer: %s" % r)
+    c1.close()
+    c3 = NatsClient(cport + 1, "n3", n3pass, "_INBOX_n3", ca, n3cert, n3key)
+    r = c3.request("$JS.API.STREAM.DELETE.MESHD_DOM_factory-a", None)
+    if "Permissions Violation" not in str(r):
+        fail("n3 may delete another node's domain stream: %s" % r)
+    c3.close()
     if not any("Publish Violation" in s.log() for s in hubs):
         fail("no permissions violation in the servers' logs")
     # the leaf joined the hub with its own credentials
