@@ -19,18 +19,9 @@ static const char *yesno(const json_t *o, const char *key)
     return json_is_true(json_object_get(o, key)) ? "yes" : "no";
 }
 
-/* GETs path; for json prints the answer as it is; else *out gets the member key. */
-static int fetch(mesh_cli_t *cli, const char *path, const char *fmt, json_t **j)
+static int emit(mesh_cli_t *cli, mesh_table_t *t, json_t *j, const char *none)
 {
-    mesh_client_req_t req = {.method = "GET", .path = path};
-    *j = NULL;
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
-    return mesh_cli_call(cli, &req, j);
-}
-
-static int emit(mesh_cli_t *cli, mesh_table_t *t, const char *fmt, const char *none)
-{
+    const char *fmt = mesh_cli_format(cli, false);
     if (mesh_table_rows(t) == 0 && strcmp(fmt, "csv") != 0) {
         if (!cli->quiet)
             printf("%s\n", none);
@@ -38,27 +29,26 @@ static int emit(mesh_cli_t *cli, mesh_table_t *t, const char *fmt, const char *n
         mesh_cli_emit_table(cli, t, fmt);
     }
     mesh_table_destroy(t);
+    json_decref(j);
     return 0;
 }
 
 static int run_nodes(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
-    const char *fmt = mesh_cli_format(cli, false);
+    static const mesh_cli_col_t cols[] = {
+        {"node", "NODE", MESH_ALIGN_LEFT, 0},        {"site", "SITE", MESH_ALIGN_LEFT, 0},
+        {"alive", "ALIVE", MESH_ALIGN_LEFT, 0},      {"last_seen", "LAST SEEN", MESH_ALIGN_LEFT, 0},
+        {"version", "VERSION", MESH_ALIGN_LEFT, 0},  {"api", "API", MESH_ALIGN_LEFT, 0},
+        {"domains", "DOMAINS", MESH_ALIGN_LEFT, 60},
+    };
+    mesh_client_req_t req = {.method = "GET", .path = "/v1/mesh/nodes"};
     json_t *j;
-    int rc = fetch(cli, "/v1/mesh/nodes", fmt, &j);
+    mesh_table_t *t;
+    bool csv;
+    int rc = mesh_cli_list(cli, &req, cols, MESH_ARRAY_LEN(cols), &j, &t, &csv);
     if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(7);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    const char *cols[] = {"node", "site", "alive", "last_seen", "version", "api", "domains"};
-    const char *heads[] = {"NODE", "SITE", "ALIVE", "LAST SEEN", "VERSION", "API", "DOMAINS"};
-    for (size_t c = 0; c < 7; c++)
-        mesh_table_column(t, c, csv ? cols[c] : heads[c], MESH_ALIGN_LEFT, c == 6 ? 60 : 0);
     size_t i;
     json_t *n;
     json_array_foreach(json_object_get(j, "nodes"), i, n)
@@ -77,29 +67,24 @@ static int run_nodes(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, doms.data ? doms.data : "");
         mesh_buf_free(&doms);
     }
-    json_decref(j);
-    return emit(cli, t, fmt, "no nodes in the registry");
+    return emit(cli, t, j, "no nodes in the registry");
 }
 
 static int run_domains(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
-    const char *fmt = mesh_cli_format(cli, false);
+    static const mesh_cli_col_t cols[] = {
+        {"domain", "DOMAIN", MESH_ALIGN_LEFT, 0},      {"node", "NODE", MESH_ALIGN_LEFT, 0},
+        {"site", "SITE", MESH_ALIGN_LEFT, 0},          {"alive", "ALIVE", MESH_ALIGN_LEFT, 0},
+        {"products", "PRODUCTS", MESH_ALIGN_RIGHT, 0}, {"owners", "OWNERS", MESH_ALIGN_LEFT, 60},
+    };
+    mesh_client_req_t req = {.method = "GET", .path = "/v1/mesh/domains"};
     json_t *j;
-    int rc = fetch(cli, "/v1/mesh/domains", fmt, &j);
+    mesh_table_t *t;
+    bool csv;
+    int rc = mesh_cli_list(cli, &req, cols, MESH_ARRAY_LEN(cols), &j, &t, &csv);
     if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(6);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    const char *cols[] = {"domain", "node", "site", "alive", "products", "owners"};
-    const char *heads[] = {"DOMAIN", "NODE", "SITE", "ALIVE", "PRODUCTS", "OWNERS"};
-    for (size_t c = 0; c < 6; c++)
-        mesh_table_column(t, c, csv ? cols[c] : heads[c],
-                          c == 4 ? MESH_ALIGN_RIGHT : MESH_ALIGN_LEFT, c == 5 ? 60 : 0);
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(j, "domains"), i, d)
@@ -115,41 +100,30 @@ static int run_domains(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, owners.data ? owners.data : "");
         mesh_buf_free(&owners);
     }
-    json_decref(j);
-    return emit(cli, t, fmt, "no domains in the mesh (that you may see)");
+    return emit(cli, t, j, "no domains in the mesh (that you may see)");
 }
 
 static int run_products(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
-    const char *fmt = mesh_cli_format(cli, false);
+    static const mesh_cli_col_t cols[] = {
+        {"product", "PRODUCT", MESH_ALIGN_LEFT, 0}, {"contract", "CONTRACT", MESH_ALIGN_LEFT, 0},
+        {"version", "VERSION", MESH_ALIGN_LEFT, 0}, {"node", "NODE", MESH_ALIGN_LEFT, 0},
+        {"site", "SITE", MESH_ALIGN_LEFT, 0},       {"alive", "ALIVE", MESH_ALIGN_LEFT, 0},
+    };
     const char *dom = mesh_cli_arg(a, "domain");
-    mesh_buf_t path;
-    mesh_buf_init(&path, 4096);
+    char path[128] = "/v1/mesh/products";
     int rc;
     if (dom) {
-        if ((rc = mesh_cli_domain_name(cli, dom)) != 0) {
-            mesh_buf_free(&path);
+        if ((rc = mesh_cli_domain_name(cli, dom)) != 0)
             return rc;
-        }
-        mesh_buf_printf(&path, "/v1/mesh/products?domain=%s", dom);
-    } else {
-        mesh_buf_adds(&path, "/v1/mesh/products");
+        snprintf(path, sizeof path, "/v1/mesh/products?domain=%s", dom);
     }
+    mesh_client_req_t req = {.method = "GET", .path = path};
     json_t *j;
-    rc = fetch(cli, path.data, fmt, &j);
-    mesh_buf_free(&path);
-    if (rc != 0 || j == NULL)
+    mesh_table_t *t;
+    bool csv;
+    if ((rc = mesh_cli_list(cli, &req, cols, MESH_ARRAY_LEN(cols), &j, &t, &csv)) != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(6);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    const char *cols[] = {"product", "contract", "version", "node", "site", "alive"};
-    const char *heads[] = {"PRODUCT", "CONTRACT", "VERSION", "NODE", "SITE", "ALIVE"};
-    for (size_t c = 0; c < 6; c++)
-        mesh_table_column(t, c, csv ? cols[c] : heads[c], MESH_ALIGN_LEFT, 0);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(j, "products"), i, p)
@@ -161,8 +135,7 @@ static int run_products(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, mesh_cli_jstr(p, "site"));
         mesh_table_add(t, yesno(p, "alive"));
     }
-    json_decref(j);
-    return emit(cli, t, fmt, "no products in the mesh (that you may read)");
+    return emit(cli, t, j, "no products in the mesh (that you may read)");
 }
 
 /* ---- mesh config ---- */

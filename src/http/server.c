@@ -104,6 +104,9 @@ static const route_t routes[] = {
     {"mesh_domains", M_GET, "/v1/mesh/domains", mesh_api_mesh_domains, true, false},
     {"mesh_products", M_GET, "/v1/mesh/products", mesh_api_mesh_products, true, false},
     {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
+    {"mqtt_status", M_GET, "/v1/mqtt/status", mesh_api_mqtt_status, true, false},
+    {"mqtt_mappings", M_GET | M_POST, "/v1/mqtt/mappings", mesh_api_mqtt_mappings, true, false},
+    {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };

@@ -66,8 +66,25 @@ typedef struct mesh_node_opts {
     int64_t mesh_replicas;
     int64_t mesh_timeout; /* ns */
     char *mesh_api_url;
+    char *mqtt_url;
+    char *mqtt_username;
+    char *mqtt_password_file;
+    char *mqtt_tls_ca;
+    char *mqtt_client_cert;
+    char *mqtt_client_key;
+    char *mqtt_client_id;
+    char *mqtt_protocol;
+    int64_t mqtt_keepalive;
+    int64_t mqtt_session_expiry;
+    int64_t mqtt_reconnect_min;
+    int64_t mqtt_reconnect_max;
+    int64_t mqtt_max_payload;
+    bool mqtt_ready;
+    char *mqtt_mapping; /* mqtt_mapping lines, '\n'-separated */
     char *log_level;
     char *log_format;
+    char *log_levels;
+    char *log_file;
     /* encryption at rest (node/encryption.c) */
     char *encryption;
     char *kek_file;
@@ -81,6 +98,7 @@ typedef struct mesh_node_opts {
 extern const mesh_opts_spec_t mesh_node_opts_spec;
 
 typedef struct mesh_http mesh_http_t;
+typedef struct mesh_mqtt mesh_mqtt_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -95,6 +113,7 @@ typedef struct mesh_node {
     mesh_tls_t *tls;        /* the listener's TLS context; NULL with tls = off */
     mesh_mesh_t *mesh;      /* the link to the mesh; NULL when the node runs alone */
     char mesh_api_url[300]; /* the API URL this node advertises in the registry */
+    mesh_mqtt_t *mqtt;      /* MQTT ingest: mappings, and the broker connection when configured */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
