@@ -151,6 +151,20 @@ class DeployTest(unittest.TestCase):
             items = vols[vol]["secret"].get("items")
             if items:
                 self.assertIn(leaf, [i["path"] for i in items], opt)
+        # the mesh: the NATS Service's client port, its CA and meshd's password as files
+        m = re.match(r"tls://([a-z-]+):(\d+)$", conf["mesh"])
+        self.assertIsNotNone(m, conf["mesh"])
+        nats_svc = self.get("Service", m.group(1))
+        self.assertIn(int(m.group(2)), [p["port"] for p in nats_svc["spec"]["ports"]])
+        for opt, vol, secret, key in (("mesh_tls_ca", "nats-ca", "nats-tls", "ca.crt"),
+                                      ("mesh_password_file", "nats-password", "nats-auth",
+                                       "MESH_NATS_PASSWORD")):
+            self.assertEqual(vols[vol]["secret"]["secretName"], secret)
+            leaf = conf[opt][len(mounts[vol]) + 1:]
+            self.assertTrue(conf[opt].startswith(mounts[vol] + "/"), opt)
+            self.assertIn({"key": key, "path": leaf}, vols[vol]["secret"]["items"])
+        nats_conf = self.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+        self.assertIn("user: %s," % conf["mesh_user"], nats_conf)
         out = self.check_config(conf_text)
         self.assertIn("kek_file = /run/secrets/meshd-kek/kek", out)
         # the example Secrets have the keys the volumes take
