@@ -12,7 +12,10 @@ pkgs=(
   libcurl4-openssl-dev curl zlib1g-dev libzstd-dev zstd libcmocka-dev
   libnats-dev nats-server libcrypt-dev libmosquitto-dev mosquitto mosquitto-clients
   python3 jq procps iproute2 util-linux
+  dpkg-dev fakeroot adduser systemd man-db python3-yaml
 )
+# dpkg-dev: CPack's Debian package (dpkg-shlibdeps); adduser, systemd (systemd-analyze) and
+# man-db: tests/system/test_package.sh; python3-yaml: the Kubernetes manifests' check
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine python3-psycopg2)
 fi

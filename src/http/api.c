@@ -263,6 +263,16 @@ static void storage_gauges(mesh_req_t *r, mesh_buf_t *b)
         mesh_metrics_label(b, s->doms[i].meta.name);
         mesh_buf_printf(b, "\"} %llu\n", (unsigned long long)di.log_seq);
     }
+    mesh_metrics_help(b, "meshd_domain_read_only", "gauge",
+                      "1 when a domain refuses writes until meshd restarts (its log failed to "
+                      "sync or could not be repaired after a failed write).");
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_domain_info_t di;
+        mesh_domain_info(s->doms[i].dom, &di);
+        mesh_buf_adds(b, "meshd_domain_read_only{domain=\"");
+        mesh_metrics_label(b, s->doms[i].meta.name);
+        mesh_buf_printf(b, "\"} %d\n", di.broken ? 1 : 0);
+    }
     mesh_metrics_help(b, "meshd_product_rows", "gauge", "Rows held by a product.");
     mesh_metrics_help(b, "meshd_product_bytes", "gauge", "Bytes used by a product's rows.");
     mesh_metrics_help(b, "meshd_product_last_write_seconds", "gauge",
@@ -312,6 +322,24 @@ void mesh_api_metrics(mesh_req_t *r)
         mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
     }
     mesh_api_crypt_metrics(r, &b);
+    mesh_space_stats_t ss;
+    mesh_space_stats(r->node->space, &ss);
+    mesh_metrics_help(&b, "meshd_disk_free_bytes", "gauge",
+                      "Bytes free for meshd on the data directory's file system.");
+    mesh_buf_printf(&b, "meshd_disk_free_bytes %lld\n", (long long)ss.free_bytes);
+    mesh_metrics_help(&b, "meshd_disk_total_bytes", "gauge",
+                      "Size of the data directory's file system.");
+    mesh_buf_printf(&b, "meshd_disk_total_bytes %lld\n", (long long)ss.total_bytes);
+    mesh_metrics_help(&b, "meshd_disk_min_free_bytes", "gauge",
+                      "The reserve (min_free_space): writes are refused below it.");
+    mesh_buf_printf(&b, "meshd_disk_min_free_bytes %lld\n", (long long)ss.min_free);
+    mesh_metrics_help(&b, "meshd_writes_refused_nospace_total", "counter",
+                      "Writes refused (507) because free space was under min_free_space.");
+    mesh_buf_printf(&b, "meshd_writes_refused_nospace_total %llu\n",
+                    (unsigned long long)ss.refused);
+    mesh_metrics_help(&b, "meshd_writes_disk_full_total", "counter",
+                      "Writes that hit a full disk (ENOSPC, SQLITE_FULL) and were undone (507).");
+    mesh_buf_printf(&b, "meshd_writes_disk_full_total %llu\n", (unsigned long long)ss.enospc);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);

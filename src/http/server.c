@@ -183,6 +183,21 @@ static void common_headers(mesh_req_t *r)
     evhttp_add_header(h, "X-Request-Id", r->request_id);
 }
 
+/* Reason phrases libevent 2.1 does not know (it would send "Unknown Status Code"). */
+static const char *reason_phrase(int code)
+{
+    switch (code) {
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return NULL;
+    }
+}
+
 void mesh_req_reply(mesh_req_t *r, int code, const char *ctype, const char *body, size_t n)
 {
     if (r->replied)
@@ -197,7 +212,7 @@ void mesh_req_reply(mesh_req_t *r, int code, const char *ctype, const char *body
     }
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type", ctype);
-    evhttp_send_reply(r->ev, code, NULL, b);
+    evhttp_send_reply(r->ev, code, reason_phrase(code), b);
     if (b)
         evbuffer_free(b);
 }

@@ -56,8 +56,9 @@ static void usage(FILE *out)
                  "it registers itself (name, site, API URL, domains and products) and shows\n"
                  "the other nodes (meshctl mesh nodes); `meshctl mesh config` writes secure\n"
                  "nats-server configs and each node's mesh_* options (docs/mesh.md).\n"
-                 "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
-                 "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
+                 "Documentation: docs/user-guide.md, docs/operations.md, docs/security.md, man\n"
+                 "meshd. Exit status: 0 clean stop, 1 bad options, 2 start-up failure (a wrong\n"
+                 "key-encryption key included).\n");
 }
 
 /* Finds --config FILE / --config=FILE before the other flags are applied. */

@@ -359,9 +359,12 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if (mesh_catalog_is_new(n->cat))
         LOG_INFO("node", "new data directory %s (node id %s)", n->opts.data_dir,
                  mesh_catalog_node_id(n->cat));
+    if ((st = mesh_space_new(n->opts.data_dir, n->opts.min_free_space, &n->space, err)) != MESH_OK)
+        return st;
     mesh_domain_opts_t dopts = {.sync_full = n->opts.sync && strcmp(n->opts.sync, "full") == 0,
                                 .idem_ttl_ns = n->opts.idempotency_ttl,
-                                .kek = n->kek};
+                                .kek = n->kek,
+                                .space = n->space};
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     if ((st = open_audit(n, err)) != MESH_OK)
@@ -507,6 +510,8 @@ void mesh_node_stop(mesh_node_t *n)
     mesh_node_crypt_close(n); /* after every encrypted file is closed */
     mesh_metrics_free(n->metrics);
     n->metrics = NULL;
+    mesh_space_free(n->space); /* after the domains that borrow it */
+    n->space = NULL;
     if (lock_fd >= 0) {
         close(lock_fd);
         lock_fd = -1;

@@ -21,6 +21,7 @@
 #include "mesh/mesh.h"
 #include "quality/quality.h"
 #include "query/query.h"
+#include "store/space.h"
 #include "tls/tls.h"
 
 typedef struct mesh_node_opts {
@@ -46,6 +47,7 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t min_free_space; /* bytes kept free on the data disk: writes refused below (0: off) */
     int64_t quality_interval;
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
@@ -109,6 +111,7 @@ typedef struct mesh_node {
     mesh_qpool_t *qpool;
     mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
+    mesh_space_t *space; /* the data directory's free-space guard (min_free_space) */
     mesh_http_t *http;
     mesh_tls_t *tls;        /* the listener's TLS context; NULL with tls = off */
     mesh_mesh_t *mesh;      /* the link to the mesh; NULL when the node runs alone */

@@ -65,6 +65,11 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"min_free_space", MESH_OPT_SIZE, F(min_free_space), "64MiB", 0, 1LL << 50, NULL, 0, "SIZE",
+     "Free space kept on the data directory's file system: below it, writes (rows, contracts) "
+     "are refused with 507 Insufficient Storage while queries go on, and accepted again as "
+     "soon as space is freed. Leaves room for checkpoints and the audit log; 0 turns the check "
+     "off (a full disk still refuses writes cleanly, see docs/operations.md)."},
     {"quality_interval", MESH_OPT_DURATION, F(quality_interval), "10m", 0, 7 * 86400000000000LL,
      NULL, 0, "DURATION",
      "How often every product's contract quality rules and completeness are evaluated (0: "

@@ -43,6 +43,7 @@ struct mesh_dlog {
     uint64_t bytes;     /* total on disk */
     int dirty;          /* appended since the last sync */
     uint64_t must_hold; /* records up to here were applied by the store: synced */
+    bool broken;        /* see mesh_dlog_broken */
     /* sealing (ring NULL: records in clear) */
     const mesh_keyring_t *ring;
     struct {
@@ -409,6 +410,11 @@ mesh_status_t mesh_dlog_append(mesh_dlog_t *log, const void *payload, size_t n, 
     if (n > MESH_DLOG_MAX_RECORD)
         return mesh_err_set(err, MESH_TOO_LARGE, "log record of %zu bytes exceeds %u", n,
                             MESH_DLOG_MAX_RECORD);
+    if (log->broken)
+        return mesh_err_set(err, MESH_UNAVAILABLE,
+                            "log %s takes no more records after a failed write or sync; restart "
+                            "meshd",
+                            log->dir);
     segment_t *cur = &log->segs[log->nsegs - 1];
     if (cur->size >= MESH_DLOG_SEGMENT_SIZE) {
         mesh_status_t st = mesh_dlog_sync(log, err);
@@ -466,9 +472,11 @@ mesh_status_t mesh_dlog_append(mesh_dlog_t *log, const void *payload, size_t n, 
                 continue;
             int e = errno;
             /* cut the partial record so the segment stays a clean run of records */
-            if (done > 0 && ftruncate(log->fd, (off_t)cur->size) != 0)
+            if (done > 0 && ftruncate(log->fd, (off_t)cur->size) != 0) {
+                log->broken = true;
                 return mesh_err_set(err, MESH_IO, "log write failed (%s) and truncate failed",
                                     strerror(e));
+            }
             return mesh_err_set(err, (e == ENOSPC || e == EDQUOT) ? MESH_NOSPACE : MESH_IO,
                                 "log write: %s", strerror(e));
         }
@@ -486,11 +494,19 @@ mesh_status_t mesh_dlog_sync(mesh_dlog_t *log, mesh_err_t *err)
 {
     if (!log->dirty)
         return MESH_OK;
-    if (fdatasync(log->fd) != 0)
-        return mesh_err_set(err, errno == ENOSPC ? MESH_NOSPACE : MESH_IO, "log fdatasync: %s",
-                            strerror(errno));
+    if (fdatasync(log->fd) != 0) {
+        int e = errno;
+        log->broken = true; /* never retried: the kernel may have dropped the failed pages */
+        return mesh_err_set(err, e == ENOSPC ? MESH_NOSPACE : MESH_IO, "log fdatasync: %s",
+                            strerror(e));
+    }
     log->dirty = 0;
     return MESH_OK;
+}
+
+bool mesh_dlog_broken(const mesh_dlog_t *log)
+{
+    return log->broken;
 }
 
 uint64_t mesh_dlog_last_seq(const mesh_dlog_t *log)

@@ -55,6 +55,11 @@ void mesh_dlog_close(mesh_dlog_t *log);
 /* Appends one record (buffered in the kernel, not yet durable) and returns its seq. */
 mesh_status_t mesh_dlog_append(mesh_dlog_t *log, const void *payload, size_t n, uint64_t *seq,
                                mesh_err_t *err);
+/* True once the log takes no more records until it is reopened: a failed write left a partial
+ * record that could not be cut, or fdatasync failed (what reached the disk is then unknown,
+ * and retrying would pretend it is known: PostgreSQL's "fsyncgate"). Appends then fail with
+ * MESH_UNAVAILABLE. Reopening (a restart) cuts a torn tail and replays what the disk holds. */
+bool mesh_dlog_broken(const mesh_dlog_t *log);
 /* Makes every appended record durable. */
 mesh_status_t mesh_dlog_sync(mesh_dlog_t *log, mesh_err_t *err);
 /* Sequence of the last record (0 when none was ever written). */

@@ -39,6 +39,7 @@
 #include "core/util.h"
 #include "crypt/vfs.h"
 #include "store/dlog.h"
+#include "store/space.h"
 
 /* K_CHECKPOINT and K_JOB are not log records: the writer runs them after a group commits */
 enum {
@@ -183,6 +184,7 @@ struct mesh_domain {
     item_t *q_head, *q_tail;
     bool leader;
     _Atomic bool broken; /* the log could not be synced or rewound: no more writes */
+    mesh_space_t *space; /* the node's free-space guard (borrowed; may be NULL) */
     int64_t idem_ttl_ns;
     int64_t flush_age_ns; /* buffered time-series rows older than this go out at checkpoints */
     /* positions published by the writer for readers on other threads */
@@ -918,6 +920,7 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     d->kek = opts ? opts->kek : NULL;
     d->rekey_pages = opts && opts->rekey_pages > 0 ? opts->rekey_pages : REKEY_STEP_PAGES;
+    d->space = opts ? opts->space : NULL;
     if ((st = keys_open(d, err)) != MESH_OK)
         goto err;
     mesh_store_opts_t so = {.sync_full = opts ? opts->sync_full : false,
@@ -992,6 +995,22 @@ void mesh_domain_close_untrimmed(mesh_domain_t *d)
 
 /* ---- the writer ---- */
 
+/* A write that ran into a full disk (ENOSPC from the log, SQLITE_FULL from the store, through
+ * the encrypting VFS or not): says so in words that name the domain and the free space, and
+ * tells the guard so that its next check reads the file system again. */
+static void explain_nospace(mesh_domain_t *d, mesh_err_t *err)
+{
+    mesh_space_note_full(d->space);
+    mesh_space_stats_t ss;
+    mesh_space_stats(d->space, &ss);
+    char fb[32], detail[sizeof err->msg];
+    snprintf(detail, sizeof detail, "%s", err->msg);
+    mesh_err_set(err, MESH_NOSPACE,
+                 "domain %s: insufficient storage: the disk is full (%s free; %s); nothing was "
+                 "written. Writes resume when space is freed; queries still work",
+                 d->name, mesh_space_human(ss.free_bytes, fb), detail);
+}
+
 static void fail_items(item_t *it, item_t *end, mesh_status_t st, const mesh_err_t *err)
 {
     for (; it != end; it = it->next) {
@@ -1014,12 +1033,14 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
                           mesh_status_t st, const mesh_err_t *err)
 {
     mesh_store_rollback(d->store);
-    mesh_err_t e2;
+    mesh_err_t e2, why = *err;
+    if (st == MESH_NOSPACE)
+        explain_nospace(d, &why);
     if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
         LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
         d->broken = true;
     }
-    fail_items(head, NULL, st, err);
+    fail_items(head, NULL, st, &why);
 }
 
 static void publish_info(mesh_domain_t *d)
@@ -1044,7 +1065,9 @@ static void run_group(mesh_domain_t *d, item_t *head)
     mesh_status_t st = MESH_OK;
     if (d->broken) {
         mesh_err_set(&err, MESH_UNAVAILABLE,
-                     "domain %s is read-only after a failed log write; restart meshd", d->name);
+                     "domain %s is read-only after a failed log write or sync; restart meshd "
+                     "(queries still work)",
+                     d->name);
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
@@ -1061,16 +1084,35 @@ static void run_group(mesh_domain_t *d, item_t *head)
         if (st != MESH_OK) {
             it->st = st;
             it->unlogged = true; /* not in the log: not applied */
+            if (st == MESH_NOSPACE)
+                explain_nospace(d, &it->err);
             continue;
         }
         it->res.seq = seq;
         logged++;
     }
+    if (mesh_dlog_broken(d->log) && !d->broken) {
+        /* a partial record could not be cut: the log takes no more records until a restart
+         * (whose open cuts the torn tail); the records before it are complete and go on */
+        LOG_ERROR("domain",
+                  "%s: the log could not be repaired after a failed write; the "
+                  "domain is now read-only until meshd restarts",
+                  d->name);
+        d->broken = true;
+    }
     if (logged && (st = mesh_dlog_sync(d->log, &err)) != MESH_OK) {
         /* fsync failed: what reached the disk is unknown; refuse writes until a restart
          * replays what the log really holds */
-        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, err.msg);
+        LOG_ERROR("domain", "%s: %s; the domain is now read-only until meshd restarts", d->name,
+                  err.msg);
         d->broken = true;
+        char why[sizeof err.msg];
+        snprintf(why, sizeof why, "%s", err.msg);
+        mesh_err_set(&err, MESH_UNAVAILABLE,
+                     "domain %s: the log could not be made durable (%s): the domain takes no "
+                     "more writes until meshd restarts; whether this write survives is unknown, "
+                     "so retry it after the restart with the same Idempotency-Key",
+                     d->name, why);
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
@@ -1187,6 +1229,11 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
         mesh_buf_free(&it.payload);
         return mesh_err_set(err, st, "batch too large for one log record");
     }
+    /* refused at the door while the disk is nearly full: nothing reaches the log */
+    if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return st;
+    }
     st = submit(d, &it);
     mesh_buf_free(&it.payload);
     *res = it.res;
@@ -1239,6 +1286,11 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
         mesh_buf_free(&it.payload);
         mesh_contract_free(c);
         return mesh_err_set(err, st, "out of memory");
+    }
+    if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        mesh_contract_free(c);
+        return st;
     }
     st = submit(d, &it);
     mesh_buf_free(&it.payload);

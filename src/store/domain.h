@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "crypt/keys.h"
 #include "ingest/batch.h"
+#include "store/space.h"
 #include "store/store.h"
 
 typedef struct mesh_cref {
@@ -45,6 +46,10 @@ typedef struct mesh_domain_opts {
      * domain or be replaced through mesh_domain_rewrap first). NULL: in clear. */
     const mesh_kek_t *kek;
     int rekey_pages; /* pages copied per writer job in a re-encryption (0: 512) */
+    /* The free-space guard of the data directory (borrowed; NULL: none): batches and
+     * contracts are refused with MESH_NOSPACE while it says the disk is nearly full, and a
+     * write that hits a full disk anyway is reported to it. */
+    mesh_space_t *space;
 } mesh_domain_opts_t;
 
 /* Called (from the writer thread) after the domain's contracts changed. */
