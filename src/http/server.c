@@ -87,6 +87,12 @@ static const route_t routes[] = {
     {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
     {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
     {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
+    {"rules", M_GET | M_POST, "/v1/rules", mesh_api_rules, true, false},
+    {"rules_test", M_POST, "/v1/rules/test", mesh_api_rules_test, true, false},
+    {"rule", M_GET | M_DELETE, "/v1/rules/{}/{}", mesh_api_rule, true, false},
+    {"alerts", M_GET, "/v1/alerts", mesh_api_alerts, true, false},
+    {"alert", M_GET, "/v1/alerts/{}", mesh_api_alert, true, false},
+    {"alert_op", M_POST, "/v1/alerts/{}/{}", mesh_api_alert, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };

@@ -268,7 +268,10 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
                  mesh_catalog_node_id(n->cat));
     mesh_domain_opts_t dopts = {.sync_full = n->opts.sync && strcmp(n->opts.sync, "full") == 0,
                                 .idem_ttl_ns = n->opts.idempotency_ttl,
-                                .kek = n->kek};
+                                .kek = n->kek,
+                                .events = mesh__node_rule_events,
+                                .events_arg = n};
+    pthread_mutex_init(&n->ev_lock, NULL);
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     if ((st = open_audit(n, err)) != MESH_OK)
@@ -280,6 +283,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_qpool_create((size_t)n->opts.query_sessions, &n->qpool, err)) != MESH_OK)
         return st;
     mesh_qpool_set_audit(n->qpool, n->audit); /* system.audit for auditors */
+    if ((st = mesh__node_rules_start(n, err)) != MESH_OK)
+        return st;
     int neps;
     const char *const *eps = mesh_http_endpoint_names(&neps);
     if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
@@ -325,6 +330,14 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
     mesh_snapshot_put(s);
 }
 
+static void on_rules_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_ctx_t *c = arg;
+    mesh__node_rules_tick(c->n);
+}
+
 int mesh_node_run(mesh_node_t *n)
 {
     run_ctx_t c = {.n = n, .base = event_base_new()};
@@ -343,6 +356,10 @@ int mesh_node_run(mesh_node_t *n)
              MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
              n->listen_addr, n->opts.data_dir, s->ndoms);
     mesh_snapshot_put(s);
+    struct event *tick = event_new(c.base, -1, EV_PERSIST, on_rules_tick, &c);
+    struct timeval ttv = {.tv_sec = n->opts.rules_tick / MESH_NS_PER_SEC,
+                          .tv_usec = (n->opts.rules_tick % MESH_NS_PER_SEC) / 1000};
+    event_add(tick, &ttv);
     struct event *cp = event_new(c.base, -1, EV_PERSIST, on_checkpoint, &c);
     struct timeval tv = {.tv_sec = n->opts.checkpoint_interval / MESH_NS_PER_SEC,
                          .tv_usec = (n->opts.checkpoint_interval % MESH_NS_PER_SEC) / 1000};
@@ -351,6 +368,7 @@ int mesh_node_run(mesh_node_t *n)
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_free(cp);
+    event_free(tick);
     event_base_free(c.base);
     mesh_node_stop(n);
     return 0;
@@ -365,6 +383,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->tls = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
+    mesh__node_rules_stop(n); /* before the audit log closes: it audits what it drops */
     if (n->audit) {
         mesh_audit_rec_t rec = {.action = MESH_AUDIT_NODE_STOP, .principal = "meshd"};
         mesh_audit_record(n->audit, &rec);

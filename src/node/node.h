@@ -50,6 +50,9 @@ typedef struct mesh_node_opts {
     int64_t audit_segment_size;
     int64_t audit_retention;
     bool metrics_auth;
+    char *rules_file;
+    int64_t rules_tick;
+    int64_t action_queue;
     char *log_level;
     char *log_format;
     /* encryption at rest (node/encryption.c) */
@@ -65,6 +68,8 @@ typedef struct mesh_node_opts {
 extern const mesh_opts_spec_t mesh_node_opts_spec;
 
 typedef struct mesh_http mesh_http_t;
+struct mesh_actions;
+struct mesh_rule_event;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -87,6 +92,11 @@ typedef struct mesh_node {
     bool kek_in_data_dir;        /* the generated DATA/kek.key */
     pthread_mutex_t rotate_lock; /* one KEK rotation at a time */
     bool rotate_lock_init;
+    /* rules (node/rules.c): the action thread, and the alert transitions that came before it
+     * started (replay at open) */
+    struct mesh_actions *actions;
+    pthread_mutex_t ev_lock;
+    struct mesh_rule_event *ev_pending;
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -96,6 +106,17 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
  * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
+
+/* ---- rules (node/rules.c) ---- */
+
+/* The domains' event callback (mesh_domain_opts_t.events; arg: the node): audits each alert
+ * transition and queues its actions. */
+void mesh__node_rule_events(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
+/* Starts the action thread (after the audit log and authentication) and applies rules_file. */
+mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err);
+/* A tick for absence rules in every domain (the event loop's timer). */
+void mesh__node_rules_tick(mesh_node_t *n);
+void mesh__node_rules_stop(mesh_node_t *n);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
