@@ -394,11 +394,11 @@ mesh_status_t mesh_rules_alerts_contract(const char *domain, mesh_buf_t *out)
         "    properties:\n"
         "      - {name: alert_id, logicalType: string, required: true, primaryKey: true, "
         "primaryKeyPosition: 1, description: 'domain:number'}\n"
-        "      - {name: rule, logicalType: string, required: true}\n"
+        "      - {name: rule, logicalType: string}\n"
         "      - {name: product, logicalType: string}\n"
         "      - {name: series, logicalType: string, description: \"the series' key values (JSON)\", "
         "classification: restricted}\n"
-        "      - {name: state, logicalType: string, required: true, description: 'firing, "
+        "      - {name: state, logicalType: string, description: 'firing, "
         "acknowledged or resolved'}\n"
         "      - {name: severity, logicalType: string}\n"
         "      - {name: value, logicalType: number, description: the last value the rule "
@@ -497,10 +497,11 @@ static mesh_status_t write_alert(mesh_rules_t *e, uint64_t seq, const alert_row_
         set_text(&b, pe, "note", a->note);
         mesh_batch_row_end(&b, "", 0);
     }
-    if (st == MESH_OK && mesh_batch_failed(&b))
-        st = mesh_err_set(err, MESH_INTERNAL, "alert row refused by the alerts contract: %s",
-                          b.nerrors ? b.errors[0].reason : "?");
-    else if (st == MESH_OK) {
+    if (st == MESH_OK && mesh_batch_failed(&b)) {
+        /* the alerts products were changed by hand: the rule goes on, the row is lost */
+        LOG_WARN("rules", "%s: alert %s: row refused by the alerts contract: %s", e->domain,
+                 a->id, b.nerrors ? b.errors[0].reason : "?");
+    } else if (st == MESH_OK) {
         mesh_apply_result_t res;
         st = mesh_store_apply_batch(e->store, seq, &b, NULL, &res, err);
     } else {

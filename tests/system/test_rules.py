@@ -1,0 +1,456 @@
+"""Rules and alerts against a real meshd and a real webhook receiver.
+
+The receiver is a small http.server in this process: it checks each request's HMAC signature
+(X-Meshd-Signature over timestamp "." body) and keeps the payloads. No timing assertions:
+everything is checked with polling deadlines."""
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from meshlib import MESHCTL, Node, wait_for  # noqa: E402
+
+SEC = 10**9
+SECRET = "hook-secret-0123"
+
+
+class Receiver:
+    """A webhook receiver on a free loopback port; fail=True answers 500."""
+
+    def __init__(self, port=0):
+        self.got = []
+        self.bad_sig = 0
+        self.fail = False
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                ts = self.headers.get("X-Meshd-Timestamp", "")
+                sig = self.headers.get("X-Meshd-Signature", "")
+                want = "sha256=" + hmac.new(SECRET.encode(), ts.encode() + b"." + body,
+                                            hashlib.sha256).hexdigest()
+                ok = hmac.compare_digest(sig, want) and abs(time.time() - int(ts or 0)) < 300
+                with outer.lock:
+                    if outer.fail:
+                        self.send_response(500)
+                        self.end_headers()
+                        return
+                    if not ok:
+                        outer.bad_sig += 1
+                    else:
+                        outer.got.append((dict(self.headers), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.port = self.srv.server_address[1]
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def url(self):
+        return "http://127.0.0.1:%d/hook" % self.port
+
+    def events(self, rule=None, event=None):
+        with self.lock:
+            return [p for _, p in self.got if (rule is None or p["rule"]["name"] == rule) and
+                    (event is None or p["event"] == event)]
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def ts_contract(domain, product, value_col="value", key="device", key_extra="", ver="1.0.0"):
+    return """apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:%(domain)s:%(product)s
+version: %(ver)s
+status: active
+domain: %(domain)s
+schema:
+  - name: %(product)s
+    customProperties:
+      - property: timeColumn
+        value: time
+    properties:
+      - name: %(key)s
+        logicalType: string
+        primaryKey: true
+        primaryKeyPosition: 1
+%(key_extra)s      - name: time
+        logicalType: timestamp
+        primaryKey: true
+        primaryKeyPosition: 2
+      - name: %(value_col)s
+        logicalType: number
+""" % locals()
+
+
+class RulesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.rx = Receiver()
+        cls.node = Node(args=["--rules-tick", "200ms"]).start()
+        n = cls.node
+        n.create_domain("factory")
+        n.apply(ts_contract("factory", "telemetry", "temp", "machine"), expect=201)
+        n.create_domain("icu")
+        n.apply(ts_contract("icu", "vitals", "spo2", "patient",
+                            key_extra="        classification: restricted\n"), expect=201)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy()
+        cls.rx.close()
+
+    def put_rule(self, text, expect=(200, 201)):
+        st, doc = self.node.json("POST", "/v1/rules", text,
+                                 headers={"Content-Type": "application/yaml"})
+        if isinstance(expect, int):
+            expect = (expect,)
+        self.assertIn(st, expect, doc)
+        return doc
+
+    def write(self, domain, product, rows):
+        st, doc = self.node.post_rows(domain, product, rows)
+        self.assertEqual(st, 200, doc)
+        return doc
+
+    def alerts(self, domain, rule=None, state="all"):
+        q = "/v1/alerts?domain=%s&state=%s" % (domain, state)
+        if rule:
+            q += "&rule=" + rule
+        return self.node.json("GET", q, expect=200)[1]["alerts"]
+
+    # ---- threshold with hysteresis and for: ----
+
+    def test_threshold_hysteresis_for(self):
+        self.put_rule("""name: hot
+domain: factory
+product: telemetry
+kind: threshold
+column: temp
+above: 80
+clear: 75
+for: 3s
+severity: critical
+actions:
+  - type: webhook
+    url: %s
+    secret: %s
+""" % (self.rx.url(), SECRET))
+        t0 = 1767225600 * SEC
+        m = "M100"
+        # above, but not for 3 s: nothing
+        rows = [{"machine": m, "time": t0 + i * SEC, "temp": v}
+                for i, v in enumerate([70, 85, 86, 70, 85, 86, 87])]
+        self.write("factory", "telemetry", rows)
+        self.assertEqual(self.alerts("factory", "hot"), [])
+        # above from t0+4 s to t0+8 s: fires once; 78 (between clear and limit) does not resolve
+        rows = [{"machine": m, "time": t0 + i * SEC, "temp": v}
+                for i, v in [(7, 88), (8, 90), (9, 78), (10, 79), (11, 81)]]
+        self.write("factory", "telemetry", rows)
+        al = self.alerts("factory", "hot")
+        self.assertEqual(len(al), 1, al)
+        self.assertEqual(al[0]["state"], "firing")
+        self.assertEqual(json.loads(al[0]["series"]), {"machine": m})
+        self.assertEqual(al[0]["value"], 81)
+        # below clear: resolved, still one alert (no flapping)
+        self.write("factory", "telemetry", [{"machine": m, "time": t0 + 12 * SEC, "temp": 74}])
+        al = self.alerts("factory", "hot")
+        self.assertEqual([a["state"] for a in al], ["resolved"])
+        # webhook: fired and resolved, signed (the receiver counts bad signatures)
+        self.assertTrue(wait_for(lambda: len(self.rx.events("hot")) >= 2, 20))
+        evs = self.rx.events("hot")
+        self.assertEqual([e["event"] for e in evs], ["fired", "resolved"])
+        self.assertEqual(self.rx.bad_sig, 0)
+        self.assertEqual(evs[0]["alert_id"], al[0]["alert_id"])
+        self.assertEqual(evs[0]["series"], {"machine": m})
+        self.assertEqual(evs[0]["rule"]["severity"], "critical")
+        # the alerts product is queryable by SQL like any product
+        n = self.node.scalar("SELECT count(*) FROM factory.alert_events WHERE alert_id = '%s'" %
+                             al[0]["alert_id"])
+        self.assertEqual(n, 2)
+
+    # ---- window average ----
+
+    def test_window_avg(self):
+        self.put_rule("""name: avg-hot
+domain: factory
+product: telemetry
+kind: window
+function: avg
+period: 10s
+column: temp
+above: 50
+""")
+        t0 = 1767229200 * SEC
+        rows = [{"machine": "W1", "time": t0 + i * SEC, "temp": v}
+                for i, v in enumerate([40, 45, 50, 55, 60])]  # avg 50: not above
+        self.write("factory", "telemetry", rows)
+        self.assertEqual(self.alerts("factory", "avg-hot"), [])
+        self.write("factory", "telemetry", [{"machine": "W1", "time": t0 + 5 * SEC, "temp": 62}])
+        al = self.alerts("factory", "avg-hot")
+        self.assertEqual(len(al), 1)
+        self.assertAlmostEqual(al[0]["value"], (40 + 45 + 50 + 55 + 60 + 62) / 6)
+        # 20 s later the window holds only new low values: resolved
+        self.write("factory", "telemetry", [{"machine": "W1", "time": t0 + 30 * SEC, "temp": 10}])
+        self.assertEqual(self.alerts("factory", "avg-hot")[0]["state"], "resolved")
+
+    # ---- z-score anomaly on one series of many ----
+
+    def test_zscore_one_series(self):
+        self.put_rule("""name: vib-anomaly
+domain: factory
+product: telemetry
+kind: anomaly
+method: zscore
+samples: 30
+warmup: 10
+sensitivity: 4
+column: temp
+""")
+        t0 = 1767232800 * SEC
+        rows = []
+        for i in range(40):
+            for k in range(5):
+                rows.append({"machine": "Z%d" % k, "time": t0 + i * SEC,
+                             "temp": 20 + (i % 3) * 0.5 + k})
+        self.write("factory", "telemetry", rows)
+        self.assertEqual(self.alerts("factory", "vib-anomaly"), [])
+        self.write("factory", "telemetry", [{"machine": "Z3", "time": t0 + 41 * SEC, "temp": 60}])
+        al = self.alerts("factory", "vib-anomaly")
+        self.assertEqual(len(al), 1, al)
+        self.assertEqual(json.loads(al[0]["series"]), {"machine": "Z3"})
+
+    # ---- absence: a device stops sending, then resumes ----
+
+    def test_absence(self):
+        self.put_rule("""name: offline
+domain: factory
+product: telemetry
+kind: absence
+after: 2s
+""")
+        now = time.time_ns()
+        self.write("factory", "telemetry", [{"machine": "A1", "temp": 20, "time": now}])
+        self.assertTrue(wait_for(lambda: any(a["state"] == "firing" for a in
+                                             self.alerts("factory", "offline")), 30))
+        al = [a for a in self.alerts("factory", "offline") if a["state"] == "firing"]
+        self.assertEqual(json.loads(al[0]["series"]), {"machine": "A1"})
+        self.write("factory", "telemetry", [{"machine": "A1", "temp": 21, "time": time.time_ns()}])
+        self.assertEqual(self.alerts("factory", "offline", "open"), [])
+        self.node.json("DELETE", "/v1/rules/factory/offline", expect=200)
+
+    # ---- healthcare: SpO2 < 90 for 30 s on one patient, masked id in the webhook ----
+
+    def test_healthcare_masked(self):
+        self.put_rule("""name: spo2-low
+domain: icu
+product: vitals
+kind: threshold
+column: spo2
+below: 90
+clear: 92
+for: 30s
+severity: critical
+actions:
+  - type: webhook
+    url: %s
+    secret: %s
+""" % (self.rx.url(), SECRET))
+        t0 = 1767236400 * SEC
+        rows = []
+        for i in range(0, 45, 5):
+            rows.append({"patient": "P-1001", "time": t0 + i * SEC, "spo2": 88})
+            rows.append({"patient": "P-1002", "time": t0 + i * SEC, "spo2": 97})
+        self.write("icu", "vitals", rows)
+        al = self.alerts("icu", "spo2-low")
+        self.assertEqual(len(al), 1)
+        self.assertTrue(wait_for(lambda: self.rx.events("spo2-low"), 20))
+        ev = self.rx.events("spo2-low")[0]
+        self.assertNotIn("P-1001", json.dumps(ev))
+        pid = ev["series"]["patient"]
+        self.assertRegex(pid, "^[0-9a-f]{64}$")
+        self.assertEqual(ev["row"]["patient"], pid)  # same patient, same hash
+        self.assertIn("patient", ev["masked"])
+        self.assertEqual(ev["row"]["spo2"], 88)
+
+    # ---- a receiver that is down: ingest goes on, retries deliver later ----
+
+    def test_receiver_down_then_up(self):
+        down = Receiver()
+        port = down.port
+        down.close()  # nothing listens there now
+        self.put_rule("""name: pressure
+domain: factory
+product: telemetry
+kind: threshold
+column: temp
+above: 1000
+actions:
+  - type: webhook
+    url: http://127.0.0.1:%d/hook
+    secret: %s
+    retries: 8
+    backoff: 200ms
+""" % (port, SECRET))
+        t0 = 1767240000 * SEC
+        self.write("factory", "telemetry", [{"machine": "P1", "time": t0, "temp": 1500}])
+        # writes are acknowledged while the hook fails
+        for i in range(1, 20):
+            st, _ = self.node.post_rows("factory", "telemetry",
+                                        [{"machine": "P2", "time": t0 + i * SEC, "temp": 1}])
+            self.assertEqual(st, 200)
+        self.assertTrue(wait_for(lambda: any("pressure" in l and "attempt" in l
+                                             for l in self.node.log), 20))
+        up = Receiver(port)
+        try:
+            self.assertTrue(wait_for(lambda: up.events("pressure", "fired"), 60))
+        finally:
+            up.close()
+
+    # ---- ack / resolve through meshctl, history, audit ----
+
+    def meshctl(self, *args, check=True):
+        env = dict(os.environ, MESH_TOKEN=self.node.token)
+        cmd = [MESHCTL, "--url", self.node.url, "--cacert", self.node.cafile] + list(args)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if check and out.returncode != 0:
+            raise AssertionError("meshctl %s -> %d: %s%s" % (args, out.returncode, out.stdout,
+                                                            out.stderr))
+        return out
+
+    def test_ack_resolve_cli(self):
+        self.put_rule("""name: cold
+domain: factory
+product: telemetry
+kind: threshold
+column: temp
+below: -10
+""")
+        t0 = 1767243600 * SEC
+        self.write("factory", "telemetry", [{"machine": "C1", "time": t0, "temp": -20}])
+        al = self.alerts("factory", "cold", "open")
+        self.assertEqual(len(al), 1)
+        aid = al[0]["alert_id"]
+        out = self.meshctl("alert", "list", "--domain", "factory")
+        self.assertIn(aid, out.stdout)
+        self.meshctl("alert", "ack", aid, "--note", "on it")
+        self.assertEqual(self.alerts("factory", "cold")[0]["state"], "acknowledged")
+        self.assertNotEqual(self.meshctl("alert", "ack", aid, check=False).returncode, 0)
+        self.meshctl("alert", "resolve", aid)
+        out = self.meshctl("alert", "show", aid, "--format", "json")
+        doc = json.loads(out.stdout)
+        self.assertEqual(doc["state"], "resolved")
+        self.assertEqual([h["event"] for h in doc["history"]],
+                         ["fired", "acknowledged", "resolved"])
+        # still cold after a manual resolve: no new alert until it clears
+        self.write("factory", "telemetry", [{"machine": "C1", "time": t0 + SEC, "temp": -21}])
+        self.assertEqual(len(self.alerts("factory", "cold")), 1)
+        self.write("factory", "telemetry", [{"machine": "C1", "time": t0 + 2 * SEC, "temp": 5},
+                                            {"machine": "C1", "time": t0 + 3 * SEC, "temp": -30}])
+        self.assertEqual(len(self.alerts("factory", "cold")), 2)
+        # audit: the transitions and the acknowledgement by the admin
+        st, doc = self.node.json("GET", "/v1/audit?limit=1000", expect=200)
+        acts = [(r.get("action"), r.get("principal")) for r in doc.get("records", [])]
+        self.assertIn(("alert.fired", "meshd"), acts)
+        self.assertIn(("alert.acknowledged", "admin"), acts)
+        self.assertIn(("admin.rule.put", "admin"), acts)
+
+    # ---- the rule parser's refusals ----
+
+    def test_refusals(self):
+        cases = [
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: temp\n",
+             "above or below"),
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: magic\n", "kind"),
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: temp\n"
+             "above: 1\nbogus: 2\n", "bogus"),
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: nope\n"
+             "above: 1\n", "no column"),
+            ("name: x\ndomain: factory\nproduct: nope\nkind: threshold\ncolumn: temp\nabove: 1\n",
+             "no product"),
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: temp\n"
+             "above: 1\nactions:\n  - type: webhook\n    url: ftp://x\n", "actions[0].url"),
+            ("name: x\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: temp\n"
+             "above: 1\nclear: 5\n", "clear"),
+            ("[1, 2", "not YAML"),
+        ]
+        for text, want in cases:
+            st, doc = self.node.json("POST", "/v1/rules", text,
+                                     headers={"Content-Type": "application/yaml"})
+            self.assertIn(st, (400, 404), (text, doc))
+            self.assertIn(want, doc["error"]["message"], (text, doc))
+
+    # ---- dry run ----
+
+    def test_dry_run(self):
+        rule = ("name: t\ndomain: factory\nproduct: telemetry\nkind: threshold\ncolumn: temp\n"
+                "above: 10\nfor: 1s\n")
+        rows = [{"machine": "D", "time": "2026-01-01T00:00:0%dZ" % i, "temp": v}
+                for i, v in enumerate([5, 11, 12, 13, 5])]
+        st, doc = self.node.json("POST", "/v1/rules/test", {"rule": rule, "rows": rows},
+                                 expect=200)
+        self.assertEqual([e["event"] for e in doc["events"]], ["fired", "resolved"])
+        # nothing stored, nothing fired
+        st, doc = self.node.json("GET", "/v1/rules/factory/t")
+        self.assertEqual(st, 404)
+
+
+class RestartTest(unittest.TestCase):
+    """State survives a restart: a window that spans it fires at the right row."""
+
+    def test_restart_mid_window(self):
+        n = Node(args=["--rules-tick", "200ms"]).start()
+        try:
+            n.create_domain("home")
+            n.apply(ts_contract("home", "climate", "temp", "room"), expect=201)
+            st, doc = n.json("POST", "/v1/rules", """name: warm
+domain: home
+product: climate
+kind: window
+function: count
+period: 1h
+above: 9
+""", headers={"Content-Type": "application/yaml"})
+            self.assertEqual(st, 201, doc)
+            t0 = 1767225600 * SEC
+            for i in range(6):
+                st, _ = n.post_rows("home", "climate", [{"room": "kitchen",
+                                                         "time": t0 + i * SEC, "temp": 20}])
+                self.assertEqual(st, 200)
+            n.kill()  # no clean stop: the log replays
+            n.start()
+            for i in range(6, 9):
+                n.post_rows("home", "climate", [{"room": "kitchen", "time": t0 + i * SEC,
+                                                 "temp": 20}])
+            alerts = n.json("GET", "/v1/alerts?domain=home", expect=200)[1]["alerts"]
+            self.assertEqual(alerts, [])
+            n.stop()
+            n.start()
+            n.post_rows("home", "climate", [{"room": "kitchen", "time": t0 + 9 * SEC,
+                                             "temp": 20}])
+            alerts = n.json("GET", "/v1/alerts?domain=home", expect=200)[1]["alerts"]
+            self.assertEqual(len(alerts), 1, alerts)
+            self.assertEqual(alerts[0]["value"], 10)
+        finally:
+            n.destroy()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
