@@ -120,16 +120,16 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
         json_decref(j);
         return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
     }
-    static const char *const cols[] = {"domain", "name",   "product", "kind",
-                                       "condition", "series", "firing", "actions"};
+    static const char *const cols[] = {"domain",    "name",   "product", "kind",
+                                       "condition", "series", "firing",  "actions"};
     for (int i = 0; i < 8; i++) {
         char up[32];
         size_t k = 0;
         for (; cols[i][k] && k < sizeof up - 1; k++)
             up[k] = (char)(cols[i][k] - 32 * (cols[i][k] >= 'a' && cols[i][k] <= 'z'));
         up[k] = '\0';
-        mesh_table_column(t, i, csv ? cols[i] : up, i >= 5 && i <= 6 ? MESH_ALIGN_RIGHT : MESH_ALIGN_LEFT,
-                          i == 4 ? 50 : 0);
+        mesh_table_column(t, i, csv ? cols[i] : up,
+                          i >= 5 && i <= 6 ? MESH_ALIGN_RIGHT : MESH_ALIGN_LEFT, i == 4 ? 50 : 0);
     }
     size_t i;
     json_t *r;
@@ -194,8 +194,8 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     char cond[256];
     condition(j, cond, sizeof cond);
-    static const char *const keys[] = {"name", "domain", "product", "kind", "severity",
-                                       "description"};
+    static const char *const keys[] = {"name", "domain",   "product",
+                                       "kind", "severity", "description"};
     for (size_t i = 0; i < MESH_ARRAY_LEN(keys); i++) {
         if (mesh_cli_jstr(j, keys[i]) == NULL)
             continue;
@@ -233,8 +233,8 @@ static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
     rc = mesh_cli_call(cli, &req, NULL);
     mesh_buf_free(&path);
     if (rc == 0 && !cli->quiet)
-        printf("deleted rule %s of domain %s (its alerts stay in %s.alerts)\n",
-               mesh_cli_pos(a, 1), mesh_cli_pos(a, 0), mesh_cli_pos(a, 0));
+        printf("deleted rule %s of domain %s (its alerts stay in %s.alerts)\n", mesh_cli_pos(a, 1),
+               mesh_cli_pos(a, 0), mesh_cli_pos(a, 0));
     return rc;
 }
 
@@ -445,9 +445,9 @@ static int run_alert_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (rc != 0 || j == NULL)
         return rc;
     mesh_table_t *kv = mesh_table_create(2);
-    static const char *const keys[] = {"alert_id", "rule",        "product",     "series",
-                                       "state",    "severity",    "value",       "first_value",
-                                       "fired_at", "updated_at",  "acked_at",    "acked_by",
+    static const char *const keys[] = {"alert_id",    "rule",        "product",  "series",
+                                       "state",       "severity",    "value",    "first_value",
+                                       "fired_at",    "updated_at",  "acked_at", "acked_by",
                                        "resolved_at", "resolved_by", "note"};
     for (size_t i = 0; kv && i < MESH_ARRAY_LEN(keys); i++) {
         char v[96];

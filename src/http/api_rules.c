@@ -25,8 +25,8 @@
 #include "query/query.h"
 #include "rules/engine.h"
 
-#define ALERTS_LIMIT_MAX  10000
-#define TEST_ROWS_MAX     100000
+#define ALERTS_LIMIT_MAX 10000
+#define TEST_ROWS_MAX    100000
 
 static void audit_rule(mesh_req_t *r, mesh_audit_action_t act, const char *domain,
                        const char *product, const char *name, mesh_status_t st, const char *why)
@@ -313,7 +313,7 @@ void mesh_api_rules_test(mesh_req_t *r)
         return;
     }
     json_t *jr = json_object_get(body, "rule");
-    char *text = json_is_string(jr) ? strdup(json_string_value(jr))
+    char *text = json_is_string(jr)   ? strdup(json_string_value(jr))
                  : json_is_object(jr) ? json_dumps(jr, JSON_COMPACT)
                                       : NULL;
     mesh_err_t err;
@@ -329,8 +329,8 @@ void mesh_api_rules_test(mesh_req_t *r)
     }
     if (!mesh_req_allow(r, MESH_ACT_READ, rule->domain, rule->product))
         goto out;
-    const mesh_product_t *prod = mesh_snapshot_product(mesh_req_snapshot(r), rule->domain,
-                                                       rule->product);
+    const mesh_product_t *prod =
+        mesh_snapshot_product(mesh_req_snapshot(r), rule->domain, rule->product);
     if (prod == NULL) {
         mesh_req_errorf(r, MESH_NOT_FOUND, "no product %s.%s", rule->domain, rule->product);
         goto out;
@@ -389,7 +389,8 @@ void mesh_api_rules_test(mesh_req_t *r)
     mesh_batch_init(&b, rule->domain, MESH_BATCH_DEFAULT_LIMITS);
     b.received_ns = mesh_now_ns();
     b.precision = MESH_PREC_AUTO;
-    st = rows_text ? mesh_json_rows_parse(rows_text, strlen(rows_text), prod, false, &b) : MESH_NOMEM;
+    st = rows_text ? mesh_json_rows_parse(rows_text, strlen(rows_text), prod, false, &b)
+                   : MESH_NOMEM;
     free(rows_text);
     if (st == MESH_OK && mesh_batch_failed(&b)) {
         mesh_buf_t det;

@@ -356,8 +356,9 @@ static void *thread_main(void *arg)
             a->head = j;
             a->n++;
             pthread_mutex_unlock(&a->lock);
-            LOG_INFO("actions", "webhook of rule %s (alert %s): attempt %d failed (%s); next in "
-                                "%lld ms",
+            LOG_INFO("actions",
+                     "webhook of rule %s (alert %s): attempt %d failed (%s); next in "
+                     "%lld ms",
                      j->ev->rule->name, j->ev->alert_id, j->attempts, why,
                      (long long)(delay / 1000000));
             pthread_mutex_lock(&a->lock);

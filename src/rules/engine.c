@@ -42,7 +42,7 @@ typedef struct touch {
 
 struct mesh_rules {
     char domain[64];
-    mesh_store_t *store; /* NULL: a dry run */
+    mesh_store_t *store;  /* NULL: a dry run */
     pthread_mutex_t lock; /* guards the rules array and the series counts for readers */
     rentry_t *r;
     size_t n, cap;
@@ -129,8 +129,8 @@ static long series_find(const rentry_t *re, const char *key)
 }
 
 /* Adds a series (key copied, state moved in); its index in *idx. */
-static mesh_status_t series_add(mesh_rules_t *e, rentry_t *re, const char *key,
-                                mesh_rstate_t *st, size_t *idx)
+static mesh_status_t series_add(mesh_rules_t *e, rentry_t *re, const char *key, mesh_rstate_t *st,
+                                size_t *idx)
 {
     if (re->n >= MESH_RULE_MAX_SERIES)
         return MESH_LIMIT;
@@ -396,7 +396,8 @@ mesh_status_t mesh_rules_alerts_contract(const char *domain, mesh_buf_t *out)
         "primaryKeyPosition: 1, description: 'domain:number'}\n"
         "      - {name: rule, logicalType: string}\n"
         "      - {name: product, logicalType: string}\n"
-        "      - {name: series, logicalType: string, description: \"the series' key values (JSON)\", "
+        "      - {name: series, logicalType: string, description: \"the series' key values "
+        "(JSON)\", "
         "classification: restricted}\n"
         "      - {name: state, logicalType: string, description: 'firing, "
         "acknowledged or resolved'}\n"
@@ -499,8 +500,8 @@ static mesh_status_t write_alert(mesh_rules_t *e, uint64_t seq, const alert_row_
     }
     if (st == MESH_OK && mesh_batch_failed(&b)) {
         /* the alerts products were changed by hand: the rule goes on, the row is lost */
-        LOG_WARN("rules", "%s: alert %s: row refused by the alerts contract: %s", e->domain,
-                 a->id, b.nerrors ? b.errors[0].reason : "?");
+        LOG_WARN("rules", "%s: alert %s: row refused by the alerts contract: %s", e->domain, a->id,
+                 b.nerrors ? b.errors[0].reason : "?");
     } else if (st == MESH_OK) {
         mesh_apply_result_t res;
         st = mesh_store_apply_batch(e->store, seq, &b, NULL, &res, err);
@@ -618,9 +619,9 @@ static char *sensitive_json(const mesh_product_t *p)
 /* ---- transitions ---- */
 
 static mesh_status_t queue_event(mesh_rules_t *e, const rentry_t *re, const sentry_t *se,
-                                 mesh_alert_ev_t ev, const mesh_reval_t *val, int64_t t,
-                                 char *row, const char *by, const char *note,
-                                 const mesh_product_t *p, mesh_err_t *err)
+                                 mesh_alert_ev_t ev, const mesh_reval_t *val, int64_t t, char *row,
+                                 const char *by, const char *note, const mesh_product_t *p,
+                                 mesh_err_t *err)
 {
     mesh_rule_event_t *x = calloc(1, sizeof *x);
     if (x == NULL) {
@@ -700,8 +701,9 @@ static mesh_status_t on_step(mesh_rules_t *e, uint64_t seq, rentry_t *re, sentry
     se->value_changed = false;
     if ((st = write_alert(e, seq, &a, lookup, arg, err)) != MESH_OK)
         return st;
-    return queue_event(e, re, se, val->step == MESH_RSTEP_FIRE ? MESH_ALERT_FIRED : MESH_ALERT_RESOLVED,
-                       val, t, b ? row_json(b, part, r) : NULL, NULL, NULL, p, err);
+    return queue_event(e, re, se,
+                       val->step == MESH_RSTEP_FIRE ? MESH_ALERT_FIRED : MESH_ALERT_RESOLVED, val,
+                       t, b ? row_json(b, part, r) : NULL, NULL, NULL, p, err);
 }
 
 static mesh_status_t touch(mesh_rules_t *e, size_t ri, size_t si)
@@ -739,10 +741,8 @@ static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
         if (se->value_changed && se->st.phase == MESH_RPHASE_FIRING) {
             char id[96];
             alert_id(e, se->st.alert_no, id, sizeof id);
-            alert_row_t a = {.id = id,
-                             .has_value = true,
-                             .value = se->st.last_value,
-                             .updated_at = t};
+            alert_row_t a = {
+                .id = id, .has_value = true, .value = se->st.last_value, .updated_at = t};
             st = write_alert(e, seq, &a, lookup, arg, err);
         }
         se->value_changed = false;
@@ -1047,7 +1047,7 @@ mesh_status_t mesh_rules_dry_run(const mesh_rule_t *r, const mesh_batch_t *b, in
         for (size_t row = 0; row < part->nrows && st == MESH_OK; row++) {
             const mesh_value_t *v = part->vals + row * part->ncols;
             int64_t t = p->time_col >= 0 && v[p->time_col].type == MESH_V_INT ? v[p->time_col].u.i
-                                                                               : b->received_ns;
+                                                                              : b->received_ns;
             if ((st = mesh_rules_tick(e, 0, t, no_product, (void *)p, err)) != MESH_OK)
                 break;
             mesh_batch_t one = *b;

@@ -116,7 +116,8 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
     char *type = NULL;
     mesh_status_t st = MESH_OK;
     yaml_node_t *type_node = NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top && st == MESH_OK; p++) {
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+         p < m->data.mapping.pairs.top && st == MESH_OK; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         const char *key = scalar(k);
@@ -166,8 +167,9 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
         } else if (strcmp(key, "payload") == 0) {
             st = get_str(c, v, sub, 4096, &a->payload);
         } else {
-            st = perr(c, k, sub, "unknown key (type, url, secret, ca_file, timeout, retries, "
-                                 "backoff, unmasked; topic, payload for mqtt)");
+            st = perr(c, k, sub,
+                      "unknown key (type, url, secret, ca_file, timeout, retries, "
+                      "backoff, unmasked; topic, payload for mqtt)");
         }
     }
     if (st == MESH_OK) {
@@ -306,7 +308,8 @@ static mesh_status_t parse_doc(pctx_t *c, mesh_rule_t *r)
                 break;
             }
             for (size_t i = 0; i < n && st == MESH_OK; i++) {
-                st = parse_action(c, yaml_document_get_node(c->doc, val->data.sequence.items.start[i]),
+                st = parse_action(c,
+                                  yaml_document_get_node(c->doc, val->data.sequence.items.start[i]),
                                   i, &r->actions[i]);
                 r->nactions = i + 1;
             }
@@ -508,8 +511,8 @@ mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mes
     }
     for (size_t i = 0; i < r->nactions; i++)
         for (size_t k = 0; k < r->actions[i].nunmasked; k++)
-            if (mesh_product_col(p, r->actions[i].unmasked[k],
-                                 strlen(r->actions[i].unmasked[k])) < 0)
+            if (mesh_product_col(p, r->actions[i].unmasked[k], strlen(r->actions[i].unmasked[k])) <
+                0)
                 return mesh_err_set(err, MESH_INVALID, "actions[%zu].unmasked[%zu]: no column '%s'",
                                     i, k, r->actions[i].unmasked[k]);
     return MESH_OK;
@@ -589,7 +592,8 @@ mesh_status_t mesh_rule_json(const mesh_rule_t *r, mesh_buf_t *out)
     for (size_t i = 0; i < r->nactions; i++) {
         const mesh_rule_action_t *a = &r->actions[i];
         json_t *aj = json_object();
-        json_object_set_new(aj, "type", json_string(a->type == MESH_ACTION_WEBHOOK ? "webhook" : "mqtt"));
+        json_object_set_new(aj, "type",
+                            json_string(a->type == MESH_ACTION_WEBHOOK ? "webhook" : "mqtt"));
         if (a->url)
             json_object_set_new(aj, "url", json_string(a->url));
         if (a->secret)

@@ -37,7 +37,7 @@
 #define MESH_RULE_MAX_NODES   2000
 #define MESH_RULE_MAX_DEPTH   8
 #define MESH_RULE_MAX_ACTIONS 8
-#define MESH_RULE_MAX_SAMPLES 4096 /* window ring and z-score baseline, per series */
+#define MESH_RULE_MAX_SAMPLES 4096   /* window ring and z-score baseline, per series */
 #define MESH_RULE_MAX_SERIES  100000 /* per rule: further series are not evaluated */
 
 typedef enum {
@@ -47,7 +47,13 @@ typedef enum {
     MESH_RULE_ABSENCE,
 } mesh_rule_kind_t;
 
-typedef enum { MESH_WIN_AVG = 0, MESH_WIN_MIN, MESH_WIN_MAX, MESH_WIN_COUNT, MESH_WIN_RATE } mesh_win_fn_t;
+typedef enum {
+    MESH_WIN_AVG = 0,
+    MESH_WIN_MIN,
+    MESH_WIN_MAX,
+    MESH_WIN_COUNT,
+    MESH_WIN_RATE
+} mesh_win_fn_t;
 typedef enum { MESH_ANOM_ZSCORE = 0, MESH_ANOM_EWMA } mesh_anom_method_t;
 typedef enum { MESH_ACTION_WEBHOOK = 0, MESH_ACTION_MQTT } mesh_action_type_t;
 
@@ -55,8 +61,8 @@ typedef struct mesh_rule_action {
     mesh_action_type_t type;
     /* webhook */
     char *url;
-    char *secret;   /* HMAC key of X-Meshd-Signature; NULL: unsigned */
-    char *ca_file;  /* NULL: the system's CAs */
+    char *secret;    /* HMAC key of X-Meshd-Signature; NULL: unsigned */
+    char *ca_file;   /* NULL: the system's CAs */
     char **unmasked; /* sensitive columns sent in clear (the rule owner's explicit opt-out) */
     size_t nunmasked;
     int64_t timeout_ns;
@@ -77,10 +83,10 @@ typedef struct mesh_rule {
     char *severity; /* info | warning | critical */
     mesh_rule_kind_t kind;
     /* the condition on the value (threshold, window, anomaly) */
-    bool above;       /* fire when value > limit (else value < limit) */
-    double limit;     /* anomaly: the |z| that fires (sensitivity) */
-    double clear;     /* resolves when value crosses back past clear */
-    int64_t for_ns;   /* the condition must hold this long (row time) */
+    bool above;     /* fire when value > limit (else value < limit) */
+    double limit;   /* anomaly: the |z| that fires (sensitivity) */
+    double clear;   /* resolves when value crosses back past clear */
+    int64_t for_ns; /* the condition must hold this long (row time) */
     /* window */
     mesh_win_fn_t wfn;
     int64_t period_ns;

@@ -494,8 +494,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         if (st != MESH_OK)
             return st;
         if (strcmp(r->domain, d->name) != 0)
-            st = mesh_err_set(err, MESH_INVALID, "the rule is for domain '%s', not '%s'",
-                              r->domain, d->name);
+            st = mesh_err_set(err, MESH_INVALID, "the rule is for domain '%s', not '%s'", r->domain,
+                              d->name);
         if (st == MESH_OK && clist_product(&a->work, r->product, NULL) == NULL)
             st = mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r->product);
         if (st == MESH_OK)

@@ -51,7 +51,7 @@ typedef struct mesh_domain_opts {
     /* Encryption at rest: the node's key-encryption key (borrowed; it must outlive the
      * domain or be replaced through mesh_domain_rewrap first). NULL: in clear. */
     const mesh_kek_t *kek;
-    int rekey_pages; /* pages copied per writer job in a re-encryption (0: 512) */
+    int rekey_pages;              /* pages copied per writer job in a re-encryption (0: 512) */
     mesh_domain_events_fn events; /* alert transitions (NULL: dropped) */
     void *events_arg;
 } mesh_domain_opts_t;

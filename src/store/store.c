@@ -487,8 +487,7 @@ static mesh_status_t prepare_all(mesh_store_t *s, mesh_err_t *err)
                    " rows = rows + ?2, quarantined = quarantined + ?3,"
                    " last_write_ns = max(last_write_ns, ?4)",
                    &s->q_stats_put, err)) != MESH_OK ||
-        (st = prep(s->db,
-                   "INSERT OR REPLACE INTO _rule_state(rule, series, state) VALUES (?,?,?)",
+        (st = prep(s->db, "INSERT OR REPLACE INTO _rule_state(rule, series, state) VALUES (?,?,?)",
                    &s->q_rstate_put, err)) != MESH_OK)
         return st;
     return MESH_OK;
