@@ -100,6 +100,10 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_MASK_DELETE, "admin.mask.delete")                                                      \
     X(ADMIN_ROW_FILTER_CREATE, "admin.row_filter.create")                                          \
     X(ADMIN_ROW_FILTER_DELETE, "admin.row_filter.delete")                                          \
+    X(ADMIN_CLASSIFY_DISCOVER, "admin.classify.discover")                                          \
+    X(ADMIN_CLASSIFY_APPROVE, "admin.classify.approve")                                            \
+    X(ADMIN_CLASSIFY_REJECT, "admin.classify.reject")                                              \
+    X(ADMIN_CLASSIFY_REMOVE, "admin.classify.remove")                                              \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \
@@ -114,7 +118,8 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ALERT_FIRED, "alert.fired")                                                                  \
     X(ALERT_ACKNOWLEDGED, "alert.acknowledged")                                                    \
     X(ALERT_RESOLVED, "alert.resolved")                                                            \
-    X(ACTION_WEBHOOK, "action.webhook")
+    X(ACTION_WEBHOOK, "action.webhook")                                                            \
+    X(ADMIN_QUARANTINE, "admin.quarantine")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

@@ -1366,7 +1366,7 @@ void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
             first = row[i].u.s.off;
     if (first != UINT32_MAX)
         arena_cut(b, first);
-    if (p->on_invalid == MESH_ON_INVALID_QUARANTINE)
+    if (p->on_invalid == MESH_ON_INVALID_QUARANTINE && !b->no_quarantine)
         quarantine(b, part, raw, raw_len);
     else
         fail_validation(b);

@@ -106,6 +106,7 @@ typedef struct mesh_batch {
     int64_t received_ns;        /* receive time: default for an absent time column */
     mesh_precision_t precision; /* for numeric timestamps */
     mesh_batch_limits_t limits;
+    bool no_quarantine; /* a bad row fails the batch even in a quarantining product */
     /* errors */
     mesh_row_error_t *errors;
     size_t nerrors;          /* kept in errors[] */

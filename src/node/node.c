@@ -283,6 +283,9 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_qpool_create((size_t)n->opts.query_sessions, &n->qpool, err)) != MESH_OK)
         return st;
     mesh_qpool_set_audit(n->qpool, n->audit); /* system.audit for auditors */
+    if ((st = mesh_quality_open(n->reg, n->qpool, n->opts.quality_interval, &n->quality, err)) !=
+        MESH_OK)
+        return st;
     if ((st = mesh__node_rules_start(n, err)) != MESH_OK)
         return st;
     int neps;
@@ -381,6 +384,8 @@ void mesh_node_stop(mesh_node_t *n)
     n->http = NULL;
     mesh_tls_destroy(n->tls);
     n->tls = NULL;
+    mesh_quality_close(n->quality); /* before the pool its queries use */
+    n->quality = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
     mesh__node_rules_stop(n); /* before the audit log closes: it audits what it drops */

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "crypt/keys.h"
 #include "http/metrics.h"
+#include "quality/quality.h"
 #include "query/query.h"
 #include "tls/tls.h"
 
@@ -44,6 +45,7 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t quality_interval;
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
@@ -78,6 +80,7 @@ typedef struct mesh_node {
     mesh_auth_t *auth;
     mesh_audit_t *audit; /* the tamper-evident audit log (DATA_DIR/audit) */
     mesh_qpool_t *qpool;
+    mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
     mesh_http_t *http;
     mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */

@@ -65,6 +65,10 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"quality_interval", MESH_OPT_DURATION, F(quality_interval), "10m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "How often every product's contract quality rules and completeness are evaluated (0: "
+     "only on demand, POST .../quality/run). See docs/quality.md."},
     {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
      0, "DURATION",
      "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "
