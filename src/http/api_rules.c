@@ -23,6 +23,8 @@
 #include "http/internal.h"
 #include "ingest/jsonrows.h"
 #include "query/query.h"
+#include "http/metrics.h"
+#include "rules/actions.h"
 #include "rules/engine.h"
 
 #define ALERTS_LIMIT_MAX 10000
@@ -607,4 +609,51 @@ void mesh_api_alert(mesh_req_t *r)
     json_object_set_new(o, "state", json_string(op == 'a' ? "acknowledged" : "resolved"));
     json_object_set_new(o, "by", json_string(r->who.name));
     mesh_api_reply_json(r, 200, o);
+}
+
+/* ---- metrics ---- */
+
+void mesh_api_rules_metrics(mesh_req_t *r, mesh_buf_t *b)
+{
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    bool first = true;
+    for (size_t i = 0; i < s->ndoms; i++) {
+        mesh_rule_info_t *list = NULL;
+        size_t nl = 0;
+        if (mesh_domain_rules(s->doms[i].dom, &list, &nl) != MESH_OK)
+            continue;
+        for (size_t k = 0; k < nl; k++) {
+            if (first) {
+                mesh_metrics_help(b, "meshd_rule_series", "gauge", "Series a rule watches.");
+                mesh_metrics_help(b, "meshd_rule_firing", "gauge",
+                                  "Series of a rule whose alert fires now.");
+                first = false;
+            }
+            mesh_buf_printf(b, "meshd_rule_series{domain=\"%s\",rule=\"%s\"} %zu\n",
+                            s->doms[i].meta.name, list[k].rule->name, list[k].series);
+            mesh_buf_printf(b, "meshd_rule_firing{domain=\"%s\",rule=\"%s\"} %zu\n",
+                            s->doms[i].meta.name, list[k].rule->name, list[k].firing);
+            mesh_rule_put(list[k].rule);
+        }
+        free(list);
+    }
+    if (r->node->actions == NULL)
+        return;
+    mesh_actions_stats_t as;
+    mesh_actions_stats(r->node->actions, &as);
+    mesh_metrics_help(b, "meshd_actions_delivered_total", "counter",
+                      "Rule actions (webhooks) delivered.");
+    mesh_buf_printf(b, "meshd_actions_delivered_total %llu\n", (unsigned long long)as.delivered);
+    mesh_metrics_help(b, "meshd_actions_failed_total", "counter",
+                      "Rule actions given up after their retries.");
+    mesh_buf_printf(b, "meshd_actions_failed_total %llu\n", (unsigned long long)as.failed);
+    mesh_metrics_help(b, "meshd_actions_dropped_total", "counter",
+                      "Rule actions dropped because the action queue was full.");
+    mesh_buf_printf(b, "meshd_actions_dropped_total %llu\n", (unsigned long long)as.dropped);
+    mesh_metrics_help(b, "meshd_actions_attempts_total", "counter",
+                      "Delivery attempts of rule actions (retries included).");
+    mesh_buf_printf(b, "meshd_actions_attempts_total %llu\n", (unsigned long long)as.attempts);
+    mesh_metrics_help(b, "meshd_actions_queued", "gauge",
+                      "Rule actions waiting for delivery or a retry.");
+    mesh_buf_printf(b, "meshd_actions_queued %zu\n", as.queued);
 }

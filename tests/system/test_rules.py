@@ -289,6 +289,47 @@ actions:
         self.assertEqual(ev["row"]["patient"], pid)  # same patient, same hash
         self.assertIn("patient", ev["masked"])
         self.assertEqual(ev["row"]["spo2"], 88)
+        # the same hash as a MASK_HASH mask gives in SQL: one patient, one hash everywhere
+        n = self.node
+        n.json("POST", "/v1/roles", {"name": "masked"}, expect=201)
+        n.json("POST", "/v1/principals", {"name": "mia", "kind": "service", "roles": ["masked"]},
+               expect=201)
+        tok = n.json("POST", "/v1/tokens", {"principal": "mia"}, expect=201)[1]["token"]
+        n.json("POST", "/v1/grants", {"role": "masked", "action": "read", "domain": "icu"},
+               expect=201)
+        n.json("POST", "/v1/masks", {"domain": "icu", "product": "vitals", "column": "patient",
+                                     "type": "MASK_HASH", "roles": ["masked"]}, expect=201)
+        st, doc = n.json("POST", "/v1/query",
+                         {"sql": "SELECT DISTINCT patient FROM icu.vitals WHERE spo2 < 90"},
+                         token=tok)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(doc["rows"], [[pid]])
+        # access: a reader of the domain lists rules and alerts, but may not change them
+        st, doc = n.json("GET", "/v1/rules?domain=icu", token=tok)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual([r["name"] for r in doc["rules"]], ["spo2-low"])
+        self.assertEqual(doc["rules"][0]["actions"][0]["secret"], "(set)")
+        self.assertNotIn(SECRET, json.dumps(doc))
+        st, doc = n.json("GET", "/v1/rules/icu/spo2-low", token=tok)
+        self.assertEqual(st, 200, doc)
+        self.assertNotIn("text", doc)
+        st, doc = n.json("POST", "/v1/rules", "name: x\ndomain: icu\nproduct: vitals\n"
+                         "kind: absence\nafter: 1m\n", token=tok)
+        self.assertEqual(st, 403, doc)
+        st, doc = n.json("DELETE", "/v1/rules/icu/spo2-low", token=tok)
+        self.assertEqual(st, 403, doc)
+        st, doc = n.json("GET", "/v1/alerts?domain=icu", token=tok)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(len(doc["alerts"]), 1)
+        st, doc = n.json("POST", "/v1/alerts/%s/ack" % al[0]["alert_id"], {}, token=tok)
+        self.assertEqual(st, 403, doc)
+        # alerts.series is classified restricted: a mask on that tag hides whose alert it is
+        self.assertIn("P-1001", json.dumps(n.json("GET", "/v1/alerts?domain=icu", token=tok)[1]))
+        n.json("POST", "/v1/masks", {"domain": "icu", "tag": "restricted", "type": "MASK_HASH",
+                                     "roles": ["masked"]}, expect=201)
+        st, doc = n.json("GET", "/v1/alerts?domain=icu", token=tok)
+        self.assertEqual(len(doc["alerts"]), 1)
+        self.assertNotIn("P-1001", json.dumps(doc))
 
     # ---- a receiver that is down: ingest goes on, retries deliver later ----
 
@@ -365,12 +406,26 @@ below: -10
         self.write("factory", "telemetry", [{"machine": "C1", "time": t0 + 2 * SEC, "temp": 5},
                                             {"machine": "C1", "time": t0 + 3 * SEC, "temp": -30}])
         self.assertEqual(len(self.alerts("factory", "cold")), 2)
-        # audit: the transitions and the acknowledgement by the admin
-        st, doc = self.node.json("GET", "/v1/audit?limit=1000", expect=200)
+
+    # ---- audit and metrics (runs last: the other tests' alerts and deliveries are in) ----
+
+    def test_zz_audit_and_metrics(self):
+        self.assertTrue(wait_for(lambda: any(
+            r.get("outcome") == "ok" for r in self.node.json(
+                "GET", "/v1/audit?action=action.webhook&limit=1000")[1]["records"]), 30))
+        st, doc = self.node.json("GET", "/v1/audit?limit=10000", expect=200)
         acts = [(r.get("action"), r.get("principal")) for r in doc.get("records", [])]
         self.assertIn(("alert.fired", "meshd"), acts)
+        self.assertIn(("alert.resolved", "meshd"), acts)
         self.assertIn(("alert.acknowledged", "admin"), acts)
         self.assertIn(("admin.rule.put", "admin"), acts)
+        self.assertIn(("admin.rule.delete", "admin"), acts)
+        # the audit never holds series key values (the masked patient's id)
+        self.assertNotIn("P-1001", json.dumps(doc))
+        st, _, body = self.node.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        self.assertIn(b'meshd_rule_series{domain="factory",rule="cold"} 1', body)
+        self.assertIn(b"meshd_actions_delivered_total", body)
 
     # ---- the rule parser's refusals ----
 
