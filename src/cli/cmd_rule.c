@@ -248,8 +248,10 @@ static int run_test(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (!rows_file && !from && !last)
         return mesh_cli_usage(cli, "give --rows FILE, or --from TIME [--to TIME], or --last "
                                    "DURATION");
-    if ((rows_file != NULL) + (from != NULL) + (last != NULL) > 1 && !(from && !rows_file && !last))
+    if ((rows_file != NULL) + (from != NULL) + (last != NULL) > 1)
         return mesh_cli_usage(cli, "--rows, --from and --last exclude each other");
+    if (to && !from)
+        return mesh_cli_usage(cli, "--to goes with --from");
     int64_t lastns = 0;
     if (last && mesh_duration_parse(last, &lastns) != MESH_OK)
         return mesh_cli_usage(cli, "--last '%.60s' is not a duration (10m, 1h)", last);

@@ -107,9 +107,9 @@ static const char *const flags[][2] = {
 static const char overview[] =
     "meshctl administers and queries meshd nodes through their HTTP API: domains,\n"
     "data products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line\n"
-    "protocol files, SQL queries, the catalog, classification discovery, access\n"
-    "control (login, users, tokens, roles, grants, masks and row filters),\n"
-    "encryption keys and the audit log.\n";
+    "protocol files, SQL queries, the catalog, classification discovery, rules and\n"
+    "their alerts, access control (login, users, tokens, roles, grants, masks and row\n"
+    "filters), encryption keys and the audit log.\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"
