@@ -34,6 +34,7 @@ typedef struct rentry {
     size_t n, cap;
     uint32_t *tab; /* index + 1, 0 empty */
     size_t tcap;
+    size_t firing; /* series whose alert fires (under the engine's lock, for readers) */
 } rentry_t;
 
 typedef struct touch {
@@ -240,8 +241,11 @@ static mesh_status_t load_state(void *arg, const char *series, const uint8_t *p,
         return MESH_OK;
     }
     size_t idx;
+    bool firing = st.phase == MESH_RPHASE_FIRING;
     rc = series_add(c->e, c->re, series, &st, &idx);
     mesh_rstate_free(&st);
+    if (rc == MESH_OK && firing)
+        c->re->firing++;
     if (rc == MESH_LIMIT)
         return MESH_OK;
     return rc == MESH_OK ? MESH_OK : mesh_err_set(c->err, rc, "out of memory");
@@ -657,6 +661,13 @@ static mesh_status_t queue_event(mesh_rules_t *e, const rentry_t *re, const sent
     return MESH_OK;
 }
 
+static void count_firing(mesh_rules_t *e, rentry_t *re, int delta)
+{
+    pthread_mutex_lock(&e->lock);
+    re->firing = (size_t)((long)re->firing + delta);
+    pthread_mutex_unlock(&e->lock);
+}
+
 /* Handles a step's outcome for series se of rule re at row time t. */
 static mesh_status_t on_step(mesh_rules_t *e, uint64_t seq, rentry_t *re, sentry_t *se,
                              const mesh_reval_t *val, int64_t t, const mesh_batch_t *b,
@@ -688,6 +699,7 @@ static mesh_status_t on_step(mesh_rules_t *e, uint64_t seq, rentry_t *re, sentry
         a.has_first = true;
         a.first = se->st.first_value;
         a.fired_at = t;
+        count_firing(e, re, 1);
         break;
     case MESH_RSTEP_RESOLVE:
         alert_id(e, se->st.alert_no, id, sizeof id);
@@ -696,6 +708,7 @@ static mesh_status_t on_step(mesh_rules_t *e, uint64_t seq, rentry_t *re, sentry
         a.event = "resolved";
         a.resolved_at = t;
         a.by = "";
+        count_firing(e, re, -1);
         break;
     }
     se->value_changed = false;
@@ -975,6 +988,7 @@ mesh_status_t mesh_rules_alert_op(mesh_rules_t *e, uint64_t seq, char op, const 
             } else {
                 se->st.phase = MESH_RPHASE_OK;
                 se->st.latched = 1; /* no new alert until the condition clears */
+                count_firing(e, re, -1);
                 a.state = "resolved";
                 a.event = "resolved";
                 a.resolved_at = now;
@@ -1016,10 +1030,7 @@ mesh_status_t mesh_rules_list(mesh_rules_t *e, mesh_rule_info_t **out, size_t *n
     for (size_t i = 0; i < e->n; i++) {
         (*out)[i].rule = mesh_rule_ref(e->r[i].rule);
         (*out)[i].series = e->r[i].n;
-        size_t f = 0;
-        for (size_t k = 0; k < e->r[i].n; k++)
-            f += e->r[i].v[k].st.phase == MESH_RPHASE_FIRING;
-        (*out)[i].firing = f;
+        (*out)[i].firing = e->r[i].firing;
     }
     pthread_mutex_unlock(&e->lock);
     return MESH_OK;
