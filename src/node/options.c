@@ -91,7 +91,8 @@ static const mesh_opt_t node_opts[] = {
     {"rules_file", MESH_OPT_STRING, F(rules_file), NULL, 0, 0, NULL, 0, "PATH",
      "A rule file (YAML or JSON, one rule), or a directory whose *.yaml, *.yml and *.json files "
      "are rules, applied at every start (unchanged rules are left as they are; a rule that "
-     "does not parse fails the start with its file and reason). See docs/rules.md."},
+     "does not parse fails the start with its file and reason; one whose domain or product "
+     "does not exist yet waits for the next start). See docs/rules.md."},
     {"rules_tick", MESH_OPT_DURATION, F(rules_tick), "1s", 100000000LL, 3600000000000LL, NULL, 0,
      "DURATION",
      "How often absence rules are evaluated (a tick record in each domain that has one)."},

@@ -131,6 +131,18 @@ out:
     return st;
 }
 
+/* A rule whose domain or product does not exist yet waits for the next start (a new node
+ * gets its domains through the API after it started); anything else wrong fails the start. */
+static mesh_status_t apply_rule_file_or_wait(mesh_node_t *n, const char *path, mesh_err_t *err)
+{
+    mesh_status_t st = apply_rule_file(n, path, err);
+    if (st != MESH_NOT_FOUND)
+        return st;
+    LOG_WARN("rules", "%s; not applied now (it is at the next start)", err->msg);
+    mesh_err_clear(err);
+    return MESH_OK;
+}
+
 static bool rule_file_name(const char *name)
 {
     size_t l = strlen(name);
@@ -151,7 +163,7 @@ static mesh_status_t apply_rules_file(mesh_node_t *n, mesh_err_t *err)
     if (stat(path, &sb) != 0)
         return mesh_err_set(err, MESH_NOT_FOUND, "rules_file %s: not found", path);
     if (!S_ISDIR(sb.st_mode))
-        return apply_rule_file(n, path, err);
+        return apply_rule_file_or_wait(n, path, err);
     DIR *d = opendir(path);
     if (d == NULL)
         return mesh_err_set(err, MESH_IO, "rules_file %s: cannot read the directory", path);
@@ -180,7 +192,7 @@ static mesh_status_t apply_rules_file(mesh_node_t *n, mesh_err_t *err)
     for (size_t i = 0; i < nn && st == MESH_OK; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", path, names[i]);
-        st = apply_rule_file(n, p, err);
+        st = apply_rule_file_or_wait(n, p, err);
     }
     for (size_t i = 0; i < nn; i++)
         free(names[i]);

@@ -8,6 +8,7 @@ import hmac
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -465,6 +466,82 @@ below: -10
         # nothing stored, nothing fired
         st, doc = self.node.json("GET", "/v1/rules/factory/t")
         self.assertEqual(st, 404)
+
+
+class RulesFileTest(unittest.TestCase):
+    """rules_file: applied at start, unchanged rules left alone, a bad one fails the start;
+    and the rule commands of meshctl."""
+
+    def test_rules_file_and_cli(self):
+        d = tempfile.mkdtemp(prefix="meshd-rules-")
+        with open(os.path.join(d, "hot.yaml"), "w") as f:
+            f.write("name: hot\ndomain: plant\nproduct: telemetry\nkind: threshold\n"
+                    "column: temp\nabove: 90\n")
+        with open(os.path.join(d, "notes.txt"), "w") as f:
+            f.write("not a rule: ignored\n")
+        n = Node(args=["--rules-file", d]).start()
+        try:
+            # no domain yet: the rule waits for the next start
+            self.assertTrue(any("not applied now" in l for l in n.log), n.log[-5:])
+            n.create_domain("plant")
+            n.apply(ts_contract("plant", "telemetry", "temp", "machine"), expect=201)
+            n.stop()
+            n.start()
+            rules = n.json("GET", "/v1/rules?domain=plant", expect=200)[1]["rules"]
+            self.assertEqual([r["name"] for r in rules], ["hot"])
+            n.stop()
+            n.start()  # unchanged: not applied again
+            st, doc = n.json("GET", "/v1/audit?action=admin.rule.put&limit=100", expect=200)
+            self.assertEqual(len(doc["records"]), 1, doc["records"])
+            self.assertEqual(doc["records"][0]["principal"], "meshd")
+
+            def ctl(*args, check=True, stdin=None):
+                env = dict(os.environ, MESH_TOKEN=n.token)
+                out = subprocess.run([MESHCTL, "--url", n.url, "--cacert", n.cafile] +
+                                     list(args), capture_output=True, text=True, env=env,
+                                     input=stdin)
+                if check and out.returncode != 0:
+                    raise AssertionError("meshctl %s -> %d: %s%s" % (args, out.returncode,
+                                                                    out.stdout, out.stderr))
+                return out
+            out = ctl("rule", "list")
+            self.assertIn("hot", out.stdout)
+            self.assertIn("temp > 90", out.stdout)
+            out = ctl("rule", "show", "plant", "hot", "--format", "yaml")
+            self.assertIn("above: 90", out.stdout)
+            rule = "name: cold\ndomain: plant\nproduct: telemetry\nkind: threshold\n" \
+                   "column: temp\nbelow: 0\nfor: 2s\n"
+            rows = json.dumps([{"machine": "M", "time": "2026-01-01T00:00:0%dZ" % i, "temp": v}
+                               for i, v in enumerate([1, -1, -2, -3, 5])])
+            rows_file = os.path.join(n.tmp, "rows.json")  # not in the rules directory
+            with open(rows_file, "w") as f:
+                f.write(rows)
+            out = ctl("rule", "test", "-", "--rows", rows_file, stdin=rule)
+            self.assertIn("5 rows evaluated", out.stdout)
+            self.assertIn("fired", out.stdout)
+            self.assertIn("resolved", out.stdout)
+            out = ctl("rule", "create", "-", stdin=rule)
+            self.assertIn("created rule cold", out.stdout)
+            out = ctl("rule", "create", "-", stdin=rule.replace("for: 2s", "for: 3s"))
+            self.assertIn("updated rule cold", out.stdout)
+            bad = ctl("rule", "create", "-", stdin=rule + "bogus: 1\n", check=False)
+            self.assertEqual(bad.returncode, 2, bad.stderr)
+            self.assertIn("bogus (line 8)", bad.stderr)
+            ctl("rule", "delete", "plant", "cold")
+            gone = ctl("rule", "show", "plant", "cold", check=False)
+            self.assertEqual(gone.returncode, 3, gone.stderr)
+            self.assertEqual(ctl("alert", "list").stdout.strip(), "no alerts")
+            n.stop()
+            # a rule file that does not parse fails the start, naming the file and the line
+            with open(os.path.join(d, "zz-bad.yaml"), "w") as f:
+                f.write("name: bad\ndomain: plant\nproduct: telemetry\nkind: threshold\n"
+                        "column: temp\nabove: hot\n")
+            with self.assertRaises(RuntimeError) as cm:
+                n.start()
+            self.assertIn("zz-bad.yaml: above (line 6)", str(cm.exception))
+        finally:
+            n.destroy()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class RestartTest(unittest.TestCase):
