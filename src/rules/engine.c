@@ -776,7 +776,39 @@ static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
 
 /* ---- the writer's operations ---- */
 
-mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, mesh_rule_t *r,
+/* Resolves every firing alert of rule entry re (the rule goes away or starts afresh). */
+static mesh_status_t resolve_all(mesh_rules_t *e, uint64_t seq, rentry_t *re, int64_t now,
+                                 const char *note, mesh_rules_lookup_fn lookup, void *arg,
+                                 mesh_err_t *err)
+{
+    const mesh_product_t *p = lookup(arg, re->rule->product);
+    for (size_t si = 0; si < re->n; si++) {
+        sentry_t *se = &re->v[si];
+        if (se->st.phase != MESH_RPHASE_FIRING)
+            continue;
+        char id[96];
+        alert_id(e, se->st.alert_no, id, sizeof id);
+        se->st.phase = MESH_RPHASE_OK;
+        count_firing(e, re, -1);
+        dirty(e);
+        alert_row_t a = {.id = id,
+                         .state = "resolved",
+                         .event = "resolved",
+                         .by = "",
+                         .note = note,
+                         .resolved_at = now,
+                         .updated_at = now};
+        mesh_status_t st = write_alert(e, seq, &a, lookup, arg, err);
+        mesh_reval_t val = {.has_value = true, .value = se->st.last_value};
+        if (st == MESH_OK)
+            st = queue_event(e, re, se, MESH_ALERT_RESOLVED, &val, now, NULL, NULL, note, p, err);
+        if (st != MESH_OK)
+            return st;
+    }
+    return MESH_OK;
+}
+
+mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, int64_t now, mesh_rule_t *r,
                              mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err)
 {
     if (strcmp(r->domain, e->domain) != 0)
@@ -798,6 +830,9 @@ mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, mesh_rule_t *r,
                 (o->column == NULL) != (r->column == NULL) ||
                 (o->column && strcmp(o->column, r->column) != 0) || o->method != r->method;
         if (fresh) {
+            if ((st = resolve_all(e, seq, &e->r[i], now, "the rule was redefined", lookup, arg,
+                                  err)) != MESH_OK)
+                return st;
             pthread_mutex_lock(&e->lock);
             mesh_rule_t *keep = mesh_rule_ref(e->r[i].rule);
             rentry_clear(&e->r[i]);
@@ -821,13 +856,17 @@ mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, mesh_rule_t *r,
     return MESH_OK;
 }
 
-mesh_status_t mesh_rules_delete(mesh_rules_t *e, const char *name, mesh_err_t *err)
+mesh_status_t mesh_rules_delete(mesh_rules_t *e, uint64_t seq, int64_t now, const char *name,
+                                mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err)
 {
     for (size_t i = 0; i < e->n; i++) {
         if (strcmp(e->r[i].rule->name, name) != 0)
             continue;
         dirty(e);
-        mesh_status_t st = e->store ? mesh_store_rule_delete(e->store, name, false, err) : MESH_OK;
+        mesh_status_t st =
+            resolve_all(e, seq, &e->r[i], now, "the rule was deleted", lookup, arg, err);
+        if (st == MESH_OK && e->store)
+            st = mesh_store_rule_delete(e->store, name, false, err);
         if (st != MESH_OK)
             return st;
         pthread_mutex_lock(&e->lock);
@@ -1051,7 +1090,7 @@ mesh_status_t mesh_rules_dry_run(const mesh_rule_t *r, const mesh_batch_t *b, in
     if (e == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     const mesh_product_t *p = b->nparts ? b->parts[0].product : NULL;
-    mesh_status_t st = mesh_rules_put(e, 0, (mesh_rule_t *)r, no_product, (void *)p, err);
+    mesh_status_t st = mesh_rules_put(e, 0, 0, (mesh_rule_t *)r, no_product, (void *)p, err);
     if (st == MESH_OK && r->kind == MESH_RULE_ABSENCE && b->nparts) {
         /* absence: a tick before each row (the gap it closes) and one at the end */
         const mesh_part_t *part = &b->parts[0];

@@ -89,10 +89,13 @@ mesh_status_t mesh_rules_abort(mesh_rules_t *e, mesh_err_t *err);
 mesh_rule_event_t *mesh_rules_take_events(mesh_rules_t *e);
 
 /* Puts (creates or replaces) a rule; takes a reference of r. The rule is checked against its
- * product. A replaced rule of another kind, product or column starts its series afresh. */
-mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, mesh_rule_t *r,
+ * product. A replaced rule of another kind, product or column starts its series afresh: its
+ * firing alerts resolve at now (the record's time). */
+mesh_status_t mesh_rules_put(mesh_rules_t *e, uint64_t seq, int64_t now, mesh_rule_t *r,
                              mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err);
-mesh_status_t mesh_rules_delete(mesh_rules_t *e, const char *name, mesh_err_t *err);
+/* Deletes a rule with its series states; its firing alerts resolve at now. */
+mesh_status_t mesh_rules_delete(mesh_rules_t *e, uint64_t seq, int64_t now, const char *name,
+                                mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err);
 /* Evaluates an applied batch. */
 mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t *b,
                                mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err);

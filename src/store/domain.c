@@ -5,8 +5,9 @@
  *   'B' batch:     the mesh_batch_encode() bytes (they carry the idempotency key)
  *   'C' contract:  the contract's YAML text
  *   'D' drop:      a product name
- *   'R' rule:      a rule's text (YAML or JSON), created or replaced
- *   'X' unrule:    a rule's name, deleted
+ *   'R' rule:      8 bytes of time (ns), then a rule's text (YAML or JSON): created or
+ *                  replaced
+ *   'X' unrule:    8 bytes of time, then a rule's name: deleted
  *   'T' tick:      8 bytes, a time (ns) at which absence rules are evaluated
  *   'A' alert op:  'a' (acknowledge) or 'r' (resolve), 8 bytes of time, then the alert id,
  *                  who, and a note, each NUL-terminated
@@ -491,7 +492,12 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
     }
     case K_RULE: {
         mesh_rule_t *r;
-        st = mesh_rule_parse((const char *)p + 1, n - 1, &r, err);
+        int64_t now;
+        if (n < 9)
+            return mesh_err_set(err, MESH_CORRUPT, "rule record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        st = mesh_rule_parse((const char *)p + 9, n - 9, &r, err);
         if (st != MESH_OK)
             return st;
         if (strcmp(r->domain, d->name) != 0)
@@ -502,16 +508,21 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         if (st == MESH_OK)
             st = ensure_alerts(a, seq, err);
         if (st == MESH_OK)
-            st = mesh_rules_put(d->rules, seq, r, rules_lookup, a, err);
+            st = mesh_rules_put(d->rules, seq, now, r, rules_lookup, a, err);
         mesh_rule_put(r);
         return st;
     }
     case K_UNRULE: {
         char name[MESH_NAME_MAX + 1];
-        size_t l = n - 1 < MESH_NAME_MAX ? n - 1 : MESH_NAME_MAX;
-        memcpy(name, p + 1, l);
+        int64_t now;
+        if (n < 9)
+            return mesh_err_set(err, MESH_CORRUPT, "unrule record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        size_t l = n - 9 < MESH_NAME_MAX ? n - 9 : MESH_NAME_MAX;
+        memcpy(name, p + 9, l);
         name[l] = '\0';
-        return mesh_rules_delete(d->rules, name, err);
+        return mesh_rules_delete(d->rules, seq, now, name, rules_lookup, a, err);
     }
     case K_TICK: {
         int64_t now;
@@ -1453,7 +1464,8 @@ mesh_status_t mesh_domain_put_rule(mesh_domain_t *d, const char *text, size_t n,
         return st;
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_DLOG_MAX_RECORD);
-    if ((st = mesh_buf_addc(&b, K_RULE)) == MESH_OK)
+    int64_t now = mesh_now_ns();
+    if ((st = mesh_buf_addc(&b, K_RULE)) == MESH_OK && (st = mesh_buf_add(&b, &now, 8)) == MESH_OK)
         st = mesh_buf_add(&b, text, n);
     if (st == MESH_OK)
         st = submit_record(d, &b, err);
@@ -1467,7 +1479,9 @@ mesh_status_t mesh_domain_delete_rule(mesh_domain_t *d, const char *name, mesh_e
 {
     mesh_buf_t b;
     mesh_buf_init(&b, 1024);
+    int64_t now = mesh_now_ns();
     mesh_buf_addc(&b, K_UNRULE);
+    mesh_buf_add(&b, &now, 8);
     mesh_status_t st = mesh_buf_add(&b, name, strnlen(name, MESH_NAME_MAX));
     if (st == MESH_OK)
         st = submit_record(d, &b, err);

@@ -407,6 +407,11 @@ below: -10
         self.write("factory", "telemetry", [{"machine": "C1", "time": t0 + 2 * SEC, "temp": 5},
                                             {"machine": "C1", "time": t0 + 3 * SEC, "temp": -30}])
         self.assertEqual(len(self.alerts("factory", "cold")), 2)
+        # deleting the rule resolves its firing alert (and keeps the history)
+        self.assertEqual(len(self.alerts("factory", "cold", "open")), 1)
+        self.meshctl("rule", "delete", "factory", "cold")
+        self.assertEqual(self.alerts("factory", "cold", "open"), [])
+        self.assertEqual(self.alerts("factory", "cold")[0]["note"], "the rule was deleted")
 
     # ---- audit and metrics (runs last: the other tests' alerts and deliveries are in) ----
 
@@ -425,8 +430,9 @@ below: -10
         self.assertNotIn("P-1001", json.dumps(doc))
         st, _, body = self.node.request("GET", "/metrics")
         self.assertEqual(st, 200)
-        self.assertIn(b'meshd_rule_series{domain="factory",rule="cold"} 1', body)
-        self.assertIn(b"meshd_actions_delivered_total", body)
+        self.assertTrue(b'meshd_rule_series{domain="icu",rule="spo2-low"} 2' in body)
+        self.assertTrue(b'meshd_rule_firing{domain="icu",rule="spo2-low"} 1' in body)
+        self.assertTrue(b"meshd_actions_delivered_total" in body)
 
     # ---- the rule parser's refusals ----
 
