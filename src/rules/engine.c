@@ -922,6 +922,15 @@ mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t
 {
     if (e->n == 0)
         return MESH_OK;
+    /* the rules of each part's product, with their column; the series key of a row is built
+     * once for all of them */
+    size_t *ris = malloc(e->n * sizeof *ris);
+    int *cis = malloc(e->n * sizeof *cis);
+    if (ris == NULL || cis == NULL) {
+        free(ris);
+        free(cis);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
     mesh_status_t st = MESH_OK;
     mesh_buf_t key;
     mesh_buf_init(&key, 1 << 20);
@@ -929,36 +938,41 @@ mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t
     for (size_t pi = 0; pi < b->nparts && st == MESH_OK; pi++) {
         const mesh_part_t *part = &b->parts[pi];
         const mesh_product_t *p = part->product;
-        for (size_t ri = 0; ri < e->n && st == MESH_OK; ri++) {
-            rentry_t *re = &e->r[ri];
-            const mesh_rule_t *r = re->rule;
+        size_t nr = 0;
+        for (size_t ri = 0; ri < e->n; ri++) {
+            const mesh_rule_t *r = e->r[ri].rule;
             if (strcmp(r->product, p->name) != 0)
                 continue;
             int ci = r->column ? mesh_product_col(p, r->column, strlen(r->column)) : -1;
             if (r->column && ci < 0)
                 continue; /* the column went away with a new contract */
-            for (size_t row = 0; row < part->nrows && st == MESH_OK; row++) {
-                const mesh_value_t *vals = part->vals + row * part->ncols;
-                int64_t t = b->received_ns;
-                if (p->time_col >= 0 && vals[p->time_col].type == MESH_V_INT)
-                    t = vals[p->time_col].u.i;
-                if (t > last_t)
-                    last_t = t;
-                if ((st = series_key(b, part, row, &key)) != MESH_OK) {
-                    mesh_err_set(err, st, "series key too large");
-                    break;
-                }
+            ris[nr] = ri;
+            cis[nr++] = ci;
+        }
+        for (size_t row = 0; nr && row < part->nrows && st == MESH_OK; row++) {
+            const mesh_value_t *vals = part->vals + row * part->ncols;
+            int64_t t = b->received_ns;
+            if (p->time_col >= 0 && vals[p->time_col].type == MESH_V_INT)
+                t = vals[p->time_col].u.i;
+            if (t > last_t)
+                last_t = t;
+            if ((st = series_key(b, part, row, &key)) != MESH_OK) {
+                mesh_err_set(err, st, "series key too large");
+                break;
+            }
+            for (size_t k = 0; k < nr && st == MESH_OK; k++) {
+                rentry_t *re = &e->r[ris[k]];
                 long si = series_get(e, re, key.data, err, &st);
                 if (si < 0)
                     continue;
                 double v = 0;
-                bool has = ci >= 0 && row_number(&vals[ci], &v);
+                bool has = cis[k] >= 0 && row_number(&vals[cis[k]], &v);
                 mesh_reval_t val;
-                if ((st = mesh_rule_step(r, &re->v[si].st, t, has, v, &val)) != MESH_OK) {
+                if ((st = mesh_rule_step(re->rule, &re->v[si].st, t, has, v, &val)) != MESH_OK) {
                     mesh_err_set(err, st, "out of memory");
                     break;
                 }
-                if ((st = touch(e, ri, (size_t)si)) != MESH_OK) {
+                if ((st = touch(e, ris[k], (size_t)si)) != MESH_OK) {
                     mesh_err_set(err, st, "out of memory");
                     break;
                 }
@@ -966,6 +980,8 @@ mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t
             }
         }
     }
+    free(ris);
+    free(cis);
     mesh_buf_free(&key);
     if (st == MESH_OK)
         st = flush_touched(e, seq, last_t, lookup, arg, err);
