@@ -286,6 +286,22 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_add(st, mesh_cli_bytes(mesh_cli_jint(j, "bytes"), tmp, sizeof tmp));
     mesh_table_add(st, "last write");
     mesh_table_add(st, mesh_cli_short_time(mesh_cli_jstr(j, "last_write"), when));
+    const json_t *qj = json_object_get(j, "quality");
+    const json_t *score = json_object_get(qj, "score");
+    mesh_table_add(st, "quality");
+    if (json_is_number(score))
+        mesh_table_addf(st, "%.1f / 100 (%lld rules passed, %lld failed; meshctl quality %s)",
+                        json_number_value(score), (long long)mesh_cli_jint(qj, "rules_passed"),
+                        (long long)mesh_cli_jint(qj, "rules_failed"), mesh_cli_pos(a, 0));
+    else
+        mesh_table_add(st, "- (not measured yet)");
+    const json_t *fr = json_object_get(qj, "freshness");
+    if (json_object_get(fr, "latency_ok") || json_object_get(fr, "frequency_ok")) {
+        bool ok = !json_is_false(json_object_get(fr, "latency_ok")) &&
+                  !json_is_false(json_object_get(fr, "frequency_ok"));
+        mesh_table_add(st, "freshness");
+        mesh_table_add(st, ok ? "within the contract's SLA" : "SLA BREACHED (latency/frequency)");
+    }
     putchar('\n');
     mesh_table_print_kv(st, stdout);
 

@@ -364,7 +364,9 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(tls, "enabled", json_boolean(n->tls != NULL));
     if (n->tls) {
         static const char *auth[] = {"off", "optional", "require"};
-        const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+        mesh_tls_info_t tinfo;
+        mesh_tls_info_get(n->tls, &tinfo);
+        const mesh_tls_info_t *ti = &tinfo;
         json_object_set_new(tls, "fingerprint", json_string(ti->fingerprint));
         json_object_set_new(tls, "certificate",
                             json_string(ti->generated ? "self-signed" : "configured"));
@@ -713,7 +715,21 @@ void mesh_api_product(mesh_req_t *r)
             mesh_req_reply(r, 204, NULL, NULL, 0);
         return;
     }
-    reply_json(r, 200, product_json(sd, p, true));
+    json_t *o = product_json(sd, p, true);
+    /* the product's page: its quality at a glance (the full report: .../quality) */
+    json_t *rep = mesh_quality_report(r->node->quality, sd, p);
+    json_t *q = json_object();
+    static const char *const keep[] = {"score",        "evaluated_at", "rules_passed",
+                                       "rules_failed", "completeness", "validity",
+                                       "freshness"};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(rep, keep[i]);
+        if (v)
+            json_object_set(q, keep[i], v);
+    }
+    json_decref(rep);
+    json_object_set_new(o, "quality", q);
+    reply_json(r, 200, o);
 }
 
 /* ---- contract history ---- */

@@ -26,7 +26,8 @@ static void usage(FILE *out)
                  "The API speaks HTTPS (TLS 1.2/1.3): without --tls-cert, the first start\n"
                  "generates a self-signed certificate in DATA_DIR/tls/ and every start logs its\n"
                  "fingerprint, for `meshctl --pin` (docs/security.md). --tls off: plain HTTP.\n"
-                 "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first.\n"
+                 "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first. SIGHUP\n"
+                 "reloads the TLS certificate, key and client CAs.\n"
                  "\n"
                  "Options (each also a MESHD_* environment variable and a config file line;\n"
                  "precedence: flag > environment > config file > default):\n");

@@ -190,18 +190,11 @@ static void listen_host(const char *listen, char *out, size_t cap)
 #define TLS_GEN_VALIDITY_DAYS 365
 #define TLS_GEN_RENEW_DAYS    30
 
-/* Sets up TLS for the listener (n->tls), or says loudly that it is off. */
-static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
+/* Builds the TLS context from the options: a new one (start) or in place of the one in use
+ * (reload, on SIGHUP), and logs the certificate and its fingerprint. */
+static mesh_status_t load_tls(mesh_node_t *n, bool reload, mesh_err_t *err)
 {
     const mesh_node_opts_t *o = &n->opts;
-    if (strcmp(o->tls, "off") == 0) {
-        LOG_WARN("node", "TLS IS OFF (tls = off): the HTTP API, API tokens included, travels in "
-                         "clear text; use this only on a trusted network or behind a TLS proxy");
-        if ((o->tls_cert && *o->tls_cert) || (o->tls_key && *o->tls_key) ||
-            strcmp(o->tls_client_auth, "off") != 0)
-            LOG_WARN("node", "tls_cert, tls_key and tls_client_auth are ignored: tls is off");
-        return MESH_OK;
-    }
     char host[256], hostname[256] = "";
     listen_host(o->listen, host, sizeof host);
     if (gethostname(hostname, sizeof hostname) != 0)
@@ -222,19 +215,36 @@ static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
     if (!mesh_tls_client_auth_parse(o->tls_client_auth, &to.client_auth))
         return mesh_err_set(err, MESH_INVALID, "tls_client_auth: '%s' is not off|optional|require",
                             o->tls_client_auth);
-    mesh_status_t st = mesh_tls_server_create(&to, &n->tls, err);
+    mesh_status_t st = reload ? mesh_tls_server_reload(n->tls, &to, err)
+                              : mesh_tls_server_create(&to, &n->tls, err);
     if (st != MESH_OK)
         return st;
-    const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+    mesh_tls_info_t ti;
+    mesh_tls_info_get(n->tls, &ti);
     char until[MESH_TIME_MAX];
-    mesh_time_format(ti->not_after_ns, until);
-    if (ti->renewed)
+    mesh_time_format(ti.not_after_ns, until);
+    if (ti.renewed)
         LOG_INFO("tls", "generated a self-signed certificate %s (EC P-256, %s, valid until %s)",
-                 ti->cert_file, ti->sans, until);
-    LOG_INFO("tls", "certificate %s fingerprint %s (%s, expires %s, client certificates %s)",
-             ti->cert_file, ti->fingerprint, ti->generated ? "self-signed" : "configured", until,
-             o->tls_client_auth);
+                 ti.cert_file, ti.sans, until);
+    LOG_INFO("tls", "%scertificate %s fingerprint %s (%s, expires %s, client certificates %s)",
+             reload ? "reloaded: " : "", ti.cert_file, ti.fingerprint,
+             ti.generated ? "self-signed" : "configured", until, o->tls_client_auth);
     return MESH_OK;
+}
+
+/* Sets up TLS for the listener (n->tls), or says loudly that it is off. */
+static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
+{
+    const mesh_node_opts_t *o = &n->opts;
+    if (strcmp(o->tls, "off") == 0) {
+        LOG_WARN("node", "TLS IS OFF (tls = off): the HTTP API, API tokens included, travels in "
+                         "clear text; use this only on a trusted network or behind a TLS proxy");
+        if ((o->tls_cert && *o->tls_cert) || (o->tls_key && *o->tls_key) ||
+            strcmp(o->tls_client_auth, "off") != 0)
+            LOG_WARN("node", "tls_cert, tls_key and tls_client_auth are ignored: tls is off");
+        return MESH_OK;
+    }
+    return load_tls(n, false, err);
 }
 
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
@@ -308,7 +318,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_ctx_t *c = arg;
     if (sig == SIGHUP) {
-        LOG_INFO("node", "SIGHUP: nothing to reload yet");
+        /* what is reloadable: the TLS certificate, key and client CAs (a renewed certificate
+         * is served to new connections; open ones keep theirs) */
+        if (c->n->tls == NULL) {
+            LOG_INFO("node", "SIGHUP: nothing to reload (tls is off)");
+            return;
+        }
+        mesh_err_t err;
+        mesh_err_clear(&err);
+        if (load_tls(c->n, true, &err) != MESH_OK)
+            LOG_ERROR("tls", "SIGHUP: the certificate was not reloaded, the one in use stays: %s",
+                      err.msg);
         return;
     }
     LOG_INFO("node", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

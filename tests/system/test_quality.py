@@ -270,6 +270,13 @@ schema:
                         out.lower().startswith("rule,column,value,expected,result"), out)
         rc, out, err = meshctl(self.n, "quality", "plant.nothing")
         self.assertEqual(rc, 3, err)
+        # the product's page shows its quality at a glance
+        rc, out, err = meshctl(self.n, "product", "show", "plant.readings")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"quality +[0-9.]+ / 100 \(4 rules passed, 4 failed")
+        self.assertIn("within the contract's SLA", out)
+        st, p = self.n.json("GET", "/v1/products/plant/readings")
+        self.assertEqual(p["quality"]["rules_failed"], 4)
 
     def test_metrics_and_catalog(self):
         rep = self.run_quality()
