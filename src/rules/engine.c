@@ -53,7 +53,8 @@ struct mesh_rules {
     size_t nev, ev_mark;
     bool dirty_record, dirty_group;
     _Atomic bool has_absence;
-    uint64_t dry_no; /* alert numbers of a dry run */
+    _Atomic int64_t next_due; /* the earliest time an absence alert can fire (INT64_MAX: none) */
+    uint64_t dry_no;          /* alert numbers of a dry run */
 };
 
 const char *mesh_alert_ev_name(mesh_alert_ev_t e)
@@ -183,12 +184,35 @@ static void clear_rules(mesh_rules_t *e)
     e->ntouched = 0;
 }
 
+/* Recomputes when the next absence alert can fire: a tick before that changes nothing. */
+static void update_due(mesh_rules_t *e)
+{
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < e->n; i++) {
+        const rentry_t *re = &e->r[i];
+        if (re->rule->kind != MESH_RULE_ABSENCE)
+            continue;
+        for (size_t k = 0; k < re->n; k++) {
+            const mesh_rstate_t *st = &re->v[k].st;
+            if (st->phase == MESH_RPHASE_FIRING || st->last_t == 0 || st->latched)
+                continue;
+            int64_t d = st->last_t > INT64_MAX - re->rule->after_ns
+                            ? INT64_MAX
+                            : st->last_t + re->rule->after_ns;
+            if (d < due)
+                due = d;
+        }
+    }
+    atomic_store(&e->next_due, due);
+}
+
 static void update_flags(mesh_rules_t *e)
 {
     bool abs = false;
     for (size_t i = 0; i < e->n; i++)
         abs |= e->r[i].rule->kind == MESH_RULE_ABSENCE;
     atomic_store(&e->has_absence, abs);
+    update_due(e);
 }
 
 /* Inserts (or replaces) a rule entry, sorted by name; takes r's reference. */
@@ -771,6 +795,8 @@ static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
     }
     e->ntouched = 0;
     mesh_buf_free(&b);
+    if (atomic_load(&e->has_absence))
+        update_due(e);
     return st;
 }
 
@@ -1071,6 +1097,11 @@ mesh_status_t mesh_rules_alert_op(mesh_rules_t *e, uint64_t seq, char op, const 
 bool mesh_rules_has_absence(mesh_rules_t *e)
 {
     return atomic_load(&e->has_absence);
+}
+
+bool mesh_rules_due(mesh_rules_t *e, int64_t now)
+{
+    return atomic_load(&e->has_absence) && now >= atomic_load(&e->next_due);
 }
 
 mesh_status_t mesh_rules_list(mesh_rules_t *e, mesh_rule_info_t **out, size_t *n)

@@ -110,8 +110,10 @@ mesh_status_t mesh_rules_alert_op(mesh_rules_t *e, uint64_t seq, char op, const 
 
 /* ---- any thread ---- */
 
-/* Whether an absence rule exists (the node then sends ticks). */
+/* Whether an absence rule exists. */
 bool mesh_rules_has_absence(mesh_rules_t *e);
+/* Whether a tick at now could fire an absence alert (the node sends ticks only then). */
+bool mesh_rules_due(mesh_rules_t *e, int64_t now);
 /* References to the rules (sorted by name) with their series and firing counts; release
  * with mesh_rule_put each and free() the arrays. */
 typedef struct mesh_rule_info {

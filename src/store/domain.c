@@ -1491,8 +1491,8 @@ mesh_status_t mesh_domain_delete_rule(mesh_domain_t *d, const char *name, mesh_e
 
 mesh_status_t mesh_domain_tick(mesh_domain_t *d, int64_t now, mesh_err_t *err)
 {
-    if (!mesh_rules_has_absence(d->rules))
-        return MESH_OK;
+    if (!mesh_rules_due(d->rules, now))
+        return MESH_OK; /* nothing can fire: no record */
     mesh_buf_t b;
     mesh_buf_init(&b, 64);
     mesh_buf_addc(&b, K_TICK);

@@ -118,7 +118,8 @@ mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, me
  * MESH_CONFLICT (a product named alerts that is not meshd's). */
 mesh_status_t mesh_domain_put_rule(mesh_domain_t *d, const char *text, size_t n, mesh_err_t *err);
 mesh_status_t mesh_domain_delete_rule(mesh_domain_t *d, const char *name, mesh_err_t *err);
-/* Evaluates absence rules at now (a no-op without absence rules). */
+/* Evaluates absence rules at now: a tick record, written only when an absence alert can fire
+ * then (a no-op otherwise). */
 mesh_status_t mesh_domain_tick(mesh_domain_t *d, int64_t now, mesh_err_t *err);
 /* Acknowledges (op 'a') or resolves ('r') an alert by hand; by names who. */
 mesh_status_t mesh_domain_alert_op(mesh_domain_t *d, char op, const char *alert_id, const char *by,

@@ -137,6 +137,13 @@ class RulesTest(unittest.TestCase):
             q += "&rule=" + rule
         return self.node.json("GET", q, expect=200)[1]["alerts"]
 
+    def log_seq(self, domain):
+        st, _, body = self.node.request("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith('meshd_domain_log_seq{domain="%s"}' % domain):
+                return int(line.split()[-1])
+        raise AssertionError("no log seq for " + domain)
+
     # ---- threshold with hysteresis and for: ----
 
     def test_threshold_hysteresis_for(self):
@@ -253,6 +260,10 @@ after: 2s
                                              self.alerts("factory", "offline")), 30))
         al = [a for a in self.alerts("factory", "offline") if a["state"] == "firing"]
         self.assertEqual(json.loads(al[0]["series"]), {"machine": "A1"})
+        # with every watched series firing, no tick can change anything: none is logged
+        seq = self.log_seq("factory")
+        time.sleep(1.0)  # five ticks of 200 ms
+        self.assertEqual(self.log_seq("factory"), seq)
         self.write("factory", "telemetry", [{"machine": "A1", "temp": 21, "time": time.time_ns()}])
         self.assertEqual(self.alerts("factory", "offline", "open"), [])
         self.node.json("DELETE", "/v1/rules/factory/offline", expect=200)
