@@ -115,8 +115,13 @@ class RulesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # a clean stop (exit 0): under the sanitizers, no leak and no error at exit either,
+        # with deliveries possibly still queued
+        rc = cls.node.stop()
         cls.node.destroy()
         cls.rx.close()
+        if rc != 0:
+            raise AssertionError("meshd exited with %s:\n%s" % (rc, "\n".join(cls.node.log[-60:])))
 
     def put_rule(self, text, expect=(200, 201)):
         st, doc = self.node.json("POST", "/v1/rules", text,
@@ -502,7 +507,7 @@ class RulesFileTest(unittest.TestCase):
             self.assertTrue(any("not applied now" in l for l in n.log), n.log[-5:])
             n.create_domain("plant")
             n.apply(ts_contract("plant", "telemetry", "temp", "machine"), expect=201)
-            n.stop()
+            self.assertEqual(n.stop(), 0)
             n.start()
             rules = n.json("GET", "/v1/rules?domain=plant", expect=200)[1]["rules"]
             self.assertEqual([r["name"] for r in rules], ["hot"])
@@ -548,7 +553,7 @@ class RulesFileTest(unittest.TestCase):
             gone = ctl("rule", "show", "plant", "cold", check=False)
             self.assertEqual(gone.returncode, 3, gone.stderr)
             self.assertEqual(ctl("alert", "list").stdout.strip(), "no alerts")
-            n.stop()
+            self.assertEqual(n.stop(), 0)
             # a rule file that does not parse fails the start, naming the file and the line
             with open(os.path.join(d, "zz-bad.yaml"), "w") as f:
                 f.write("name: bad\ndomain: plant\nproduct: telemetry\nkind: threshold\n"
@@ -556,6 +561,7 @@ class RulesFileTest(unittest.TestCase):
             with self.assertRaises(RuntimeError) as cm:
                 n.start()
             self.assertIn("zz-bad.yaml: above (line 6)", str(cm.exception))
+            self.assertNotIn("Sanitizer", str(cm.exception))
         finally:
             n.destroy()
             shutil.rmtree(d, ignore_errors=True)
@@ -590,13 +596,14 @@ above: 9
                                                  "temp": 20}])
             alerts = n.json("GET", "/v1/alerts?domain=home", expect=200)[1]["alerts"]
             self.assertEqual(alerts, [])
-            n.stop()
+            self.assertEqual(n.stop(), 0)
             n.start()
             n.post_rows("home", "climate", [{"room": "kitchen", "time": t0 + 9 * SEC,
                                              "temp": 20}])
             alerts = n.json("GET", "/v1/alerts?domain=home", expect=200)[1]["alerts"]
             self.assertEqual(len(alerts), 1, alerts)
             self.assertEqual(alerts[0]["value"], 10)
+            self.assertEqual(n.stop(), 0)
         finally:
             n.destroy()
 
