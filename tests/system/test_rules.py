@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ SECRET = "hook-secret-0123"
 class Receiver:
     """A webhook receiver on a free loopback port; fail=True answers 500."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, tls=None):
         self.got = []
         self.bad_sig = 0
         self.fail = False
@@ -58,12 +59,18 @@ class Receiver:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.scheme = "http"
+        if tls:  # (cert, key) files: HTTPS
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.srv.server_address[1]
         self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.t.start()
 
     def url(self):
-        return "http://127.0.0.1:%d/hook" % self.port
+        return "%s://127.0.0.1:%d/hook" % (self.scheme, self.port)
 
     def events(self, rule=None, event=None):
         with self.lock:
@@ -381,6 +388,45 @@ actions:
             self.assertTrue(wait_for(lambda: up.events("pressure", "fired"), 60))
         finally:
             up.close()
+
+    # ---- an HTTPS receiver: trusted through ca_file, refused without it ----
+
+    def test_https_webhook(self):
+        d = tempfile.mkdtemp(prefix="meshd-hook-tls-")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        rx = Receiver(tls=(cert, key))
+        try:
+            for name, extra in (("tls-trusted", "    ca_file: %s\n" % cert),
+                                ("tls-untrusted", "    retries: 0\n")):
+                self.put_rule("""name: %s
+domain: factory
+product: telemetry
+kind: threshold
+column: temp
+above: 5000
+actions:
+  - type: webhook
+    url: %s
+    secret: %s
+%s""" % (name, rx.url(), SECRET, extra))
+            self.write("factory", "telemetry", [{"machine": "T1", "time": 1767247200 * SEC,
+                                                 "temp": 6000}])
+            self.assertTrue(wait_for(lambda: rx.events("tls-trusted", "fired"), 30))
+            # the untrusted one fails (certificate not verified) and is audited as failed
+            self.assertTrue(wait_for(lambda: any(
+                (r.get("details") or {}).get("rule") == "tls-untrusted" and
+                r.get("outcome") == "failed" for r in self.node.json(
+                    "GET", "/v1/audit?action=action.webhook&limit=1000")[1]["records"]), 30))
+            self.assertEqual(rx.events("tls-untrusted"), [])
+        finally:
+            rx.close()
+            shutil.rmtree(d, ignore_errors=True)
+            for name in ("tls-trusted", "tls-untrusted"):
+                self.node.json("DELETE", "/v1/rules/factory/" + name)
 
     # ---- ack / resolve through meshctl, history, audit ----
 
