@@ -200,12 +200,31 @@ static mesh_status_t apply_rules_file(mesh_node_t *n, mesh_err_t *err)
     return st;
 }
 
+/* The actions of a transition ended: its row leaves the domain's outbox (a writer job; this
+ * runs on the action thread, never on a writer). */
+static void node_actions_done(void *arg, const mesh_rule_event_t *ev)
+{
+    mesh_node_t *n = arg;
+    if (ev->outbox_id <= 0)
+        return;
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, ev->domain);
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if (sd && mesh_domain_outbox_done(sd->dom, ev->outbox_id, &err) != MESH_OK)
+        LOG_WARN("rules", "%s: outbox entry %lld: %s (its actions run again at the next start)",
+                 ev->domain, (long long)ev->outbox_id, err.msg);
+    mesh_snapshot_put(s);
+}
+
 mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_actions_opts_t ao = {.queue_max = (size_t)n->opts.action_queue,
                               .audit = n->audit,
                               .mask_key = node_mask_key,
-                              .mask_arg = n};
+                              .mask_arg = n,
+                              .done = node_actions_done,
+                              .done_arg = n};
     mesh_actions_t *a;
     mesh_status_t st = mesh_actions_start(&ao, &a, err);
     if (st != MESH_OK)

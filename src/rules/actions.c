@@ -24,14 +24,21 @@
 
 #define BACKOFF_MAX_NS (60 * MESH_NS_PER_SEC)
 
+/* What the jobs of one event share. */
+typedef struct evshare {
+    _Atomic int refs;    /* jobs not ended */
+    _Atomic bool undone; /* a job ended without its action done (a stop, a full queue) */
+} evshare_t;
+
 typedef struct job {
     struct job *next;
+    mesh_actions_t *owner;
     mesh_rule_event_t *ev; /* a single event (next NULL), shared by the jobs of its actions */
-    _Atomic int *ev_refs;
+    evshare_t *share;
     size_t action; /* index into ev->rule->actions */
     int attempts;
     int64_t due; /* monotonic ns */
-    char delivery[40];
+    char delivery[128];
     char *body; /* built at the first attempt */
     size_t body_len;
 } job_t;
@@ -51,13 +58,21 @@ struct mesh_actions {
     CURL *curl; /* the thread's */
 };
 
-static void job_free(job_t *j)
+/* Frees a job; the last job of an event frees the event, after telling the owner its actions
+ * ended when every one of them finished (finished false: a stop or a full queue left this
+ * one undone, and the event runs again at the next start). */
+static void job_end(job_t *j, bool finished)
 {
     if (j == NULL)
         return;
-    if (atomic_fetch_sub(j->ev_refs, 1) == 1) {
+    if (!finished)
+        atomic_store(&j->share->undone, true);
+    if (atomic_fetch_sub(&j->share->refs, 1) == 1) {
+        mesh_actions_t *a = j->owner;
+        if (!atomic_load(&j->share->undone) && a->opts.done)
+            a->opts.done(a->opts.done_arg, j->ev);
         mesh_rule_event_free(j->ev);
-        free(j->ev_refs);
+        free(j->share);
     }
     free(j->body);
     free(j);
@@ -372,7 +387,7 @@ static void *thread_main(void *arg)
             LOG_WARN("actions", "webhook of rule %s (alert %s) failed after %d attempts: %s",
                      j->ev->rule->name, j->ev->alert_id, j->attempts, why);
         audit_job(a, j, st == MESH_OK ? "ok" : "failed", why);
-        job_free(j);
+        job_end(j, true);
         pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);
@@ -418,7 +433,7 @@ void mesh_actions_stop(mesh_actions_t *a)
         job_t *j = a->head;
         a->head = j->next;
         audit_job(a, j, "dropped", "meshd stopped before delivery");
-        job_free(j);
+        job_end(j, false);
         dropped++;
     }
     if (dropped)
@@ -436,30 +451,31 @@ void mesh_actions_submit(mesh_actions_t *a, mesh_rule_event_t *ev)
         mesh_rule_event_t *next = ev->next;
         ev->next = NULL;
         size_t nact = ev->rule->nactions;
-        _Atomic int *refs = malloc(sizeof *refs);
-        if (refs == NULL || nact == 0) {
-            free(refs);
+        evshare_t *share = malloc(sizeof *share);
+        if (share == NULL || nact == 0) {
+            free(share);
             mesh_rule_event_free(ev);
             ev = next;
             continue;
         }
-        atomic_init(refs, (int)nact);
+        atomic_init(&share->refs, (int)nact);
+        atomic_init(&share->undone, false);
         for (size_t i = 0; i < nact; i++) {
             job_t *j = calloc(1, sizeof *j);
             if (j == NULL) {
-                if (atomic_fetch_sub(refs, 1) == 1) {
+                atomic_store(&share->undone, true);
+                if (atomic_fetch_sub(&share->refs, 1) == 1) {
                     mesh_rule_event_free(ev);
-                    free(refs);
+                    free(share);
                 }
                 continue;
             }
+            j->owner = a;
             j->ev = ev;
-            j->ev_refs = refs;
+            j->share = share;
             j->action = i;
-            uint8_t rnd[16];
-            mesh_random(rnd, sizeof rnd);
-            mesh_hex(rnd, sizeof rnd, j->delivery);
-            j->delivery[32] = '\0';
+            snprintf(j->delivery, sizeof j->delivery, "%s/%s/%zu", ev->alert_id,
+                     mesh_alert_ev_name(ev->ev), i);
             j->due = mesh_mono_ns();
             pthread_mutex_lock(&a->lock);
             bool full = a->n >= a->opts.queue_max;
@@ -475,8 +491,9 @@ void mesh_actions_submit(mesh_actions_t *a, mesh_rule_event_t *ev)
             if (full) {
                 LOG_WARN("actions", "action queue full (%zu jobs): webhook of rule %s dropped",
                          a->opts.queue_max, ev->rule->name);
+                /* its outbox row stays: it runs again at the next start */
                 audit_job(a, j, "dropped", "the action queue is full");
-                job_free(j);
+                job_end(j, false);
             }
         }
         ev = next;

@@ -3,8 +3,10 @@
  * away from the ingest path.
  *
  * Domain writers hand committed alert transitions to mesh_actions_submit, which only queues
- * them (a bounded queue; when it is full the job is dropped, counted, logged and audited) and
- * returns: a slow or failing receiver never delays a write. One thread delivers jobs in the
+ * them (a bounded queue; when it is full the job is dropped for now, counted, logged and
+ * audited) and returns: a slow or failing receiver never delays a write. Transitions are also
+ * in their domain's outbox (rules/engine.h); `done` is called once all actions of one ended,
+ * so the outbox row goes, and what is left undone runs again at the next start. One thread delivers jobs in the
  * order they fall due; a failed delivery (transport error, timeout, HTTP status other than
  * 2xx) is retried after `backoff`, doubling up to 60 s, `retries` times. Every outcome is
  * audited (action.webhook: delivered, failed, dropped).
@@ -12,7 +14,8 @@
  * A webhook request: POST, Content-Type application/json, the payload described in
  * docs/rules.md, and the headers
  *   X-Meshd-Event:     fired | acknowledged | resolved
- *   X-Meshd-Delivery:  an id that stays the same across retries (receivers de-duplicate)
+ *   X-Meshd-Delivery:  ALERT_ID/EVENT/ACTION, e.g. icu-3:17/fired/0: the same on every retry
+ *                      and after a restart (receivers de-duplicate on it)
  *   X-Meshd-Timestamp: Unix seconds of this attempt
  *   X-Meshd-Signature: sha256=hex(HMAC-SHA256(secret, timestamp + "." + body))
  * Sensitive columns (mesh_rule_col_sensitive) of the series and the row are replaced with
@@ -37,12 +40,18 @@ typedef struct mesh_actions mesh_actions_t;
 
 /* Fills key with the node's MASK_HASH key (32 bytes); false when there is none. */
 typedef bool (*mesh_mask_key_fn)(void *arg, uint8_t key[32]);
+/* Every action of ev ended (delivered, failed after its retries, or dropped from a full
+ * queue): its outbox row may go. Not called for what a stop leaves undone. Runs on the action
+ * thread (or the submitter's, for a full queue); ev is borrowed. */
+typedef void (*mesh_actions_done_fn)(void *arg, const mesh_rule_event_t *ev);
 
 typedef struct mesh_actions_opts {
     size_t queue_max;    /* jobs waiting (0: 1000) */
     mesh_audit_t *audit; /* may be NULL */
     mesh_mask_key_fn mask_key;
     void *mask_arg;
+    mesh_actions_done_fn done; /* may be NULL */
+    void *done_arg;
 } mesh_actions_opts_t;
 
 typedef struct mesh_actions_stats {

@@ -11,6 +11,7 @@
 #include "rules/engine.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,7 +55,8 @@ struct mesh_rules {
     bool dirty_record, dirty_group;
     _Atomic bool has_absence;
     _Atomic int64_t next_due; /* the earliest time an absence alert can fire (INT64_MAX: none) */
-    uint64_t dry_no;          /* alert numbers of a dry run */
+    mesh_rule_event_t *recovered; /* the outbox as found at open (events to run again) */
+    uint64_t dry_no;              /* alert numbers of a dry run */
 };
 
 const char *mesh_alert_ev_name(mesh_alert_ev_t e)
@@ -315,6 +317,9 @@ static mesh_rules_t *engine_new(const char *domain, mesh_store_t *s)
     return e;
 }
 
+static mesh_status_t load_outbox(void *arg, int64_t id, const char *rule, size_t rn,
+                                 const char *event, size_t en);
+
 mesh_status_t mesh_rules_open(mesh_store_t *s, const char *domain, mesh_rules_t **out,
                               mesh_err_t *err)
 {
@@ -322,6 +327,8 @@ mesh_status_t mesh_rules_open(mesh_store_t *s, const char *domain, mesh_rules_t 
     if (e == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     mesh_status_t st = reload(e, err);
+    if (st == MESH_OK)
+        st = mesh_store_outbox_load(s, load_outbox, e, err);
     if (st != MESH_OK) {
         mesh_rules_close(e);
         return st;
@@ -338,6 +345,7 @@ void mesh_rules_close(mesh_rules_t *e)
     free(e->r);
     free(e->touched);
     mesh_rule_event_free(e->ev_head);
+    mesh_rule_event_free(e->recovered);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -644,6 +652,103 @@ static char *sensitive_json(const mesh_product_t *p)
     return mesh_buf_steal(&o, NULL);
 }
 
+/* ---- the outbox ---- */
+
+/* The event as JSON for the outbox (malloc'd), or NULL. */
+static char *event_json(const mesh_rule_event_t *x)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "ev", json_integer(x->ev));
+    json_object_set_new(o, "alert", json_string(x->alert_id));
+    json_object_set_new(o, "product", json_string(x->product));
+    json_object_set_new(o, "series", json_string(x->series));
+    if (x->row)
+        json_object_set_new(o, "row", json_string(x->row));
+    json_object_set_new(o, "sensitive", json_string(x->sensitive));
+    if (x->has_value)
+        json_object_set_new(o, "value", json_real(x->value));
+    json_object_set_new(o, "sample", json_real(x->sample));
+    json_object_set_new(o, "time", json_integer((json_int_t)x->time_ns));
+    json_object_set_new(o, "by", json_string(x->by));
+    json_object_set_new(o, "note", json_string(x->note));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    return s;
+}
+
+static char *jdup(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? mesh_strdup(s) : NULL;
+}
+
+/* An outbox row back into an event (NULL when it is damaged). */
+static mesh_rule_event_t *event_parse(const char *domain, int64_t id, const char *rule, size_t rn,
+                                      const char *event, size_t en)
+{
+    mesh_rule_t *r = NULL;
+    mesh_err_t err;
+    if (mesh_rule_parse(rule, rn, &r, &err) != MESH_OK)
+        return NULL;
+    json_t *o = json_loadb(event, en, 0, NULL);
+    mesh_rule_event_t *x = calloc(1, sizeof *x);
+    json_int_t ev = json_integer_value(json_object_get(o, "ev"));
+    if (o == NULL || x == NULL || ev < 0 || ev > MESH_ALERT_RESOLVED) {
+        json_decref(o);
+        free(x);
+        mesh_rule_put(r);
+        return NULL;
+    }
+    x->rule = r;
+    x->ev = (mesh_alert_ev_t)ev;
+    x->outbox_id = id;
+    snprintf(x->domain, sizeof x->domain, "%s", domain);
+    snprintf(x->alert_id, sizeof x->alert_id, "%s",
+             json_string_value(json_object_get(o, "alert")) ?: "");
+    snprintf(x->product, sizeof x->product, "%s",
+             json_string_value(json_object_get(o, "product")) ?: "");
+    x->series = jdup(o, "series");
+    x->row = jdup(o, "row");
+    x->sensitive = jdup(o, "sensitive");
+    const json_t *v = json_object_get(o, "value");
+    x->has_value = v != NULL;
+    x->value = json_number_value(v);
+    x->sample = json_number_value(json_object_get(o, "sample"));
+    x->time_ns = (int64_t)json_integer_value(json_object_get(o, "time"));
+    snprintf(x->by, sizeof x->by, "%s", json_string_value(json_object_get(o, "by")) ?: "");
+    snprintf(x->note, sizeof x->note, "%s", json_string_value(json_object_get(o, "note")) ?: "");
+    json_decref(o);
+    if (x->series == NULL || x->sensitive == NULL) {
+        mesh_rule_event_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static mesh_status_t load_outbox(void *arg, int64_t id, const char *rule, size_t rn,
+                                 const char *event, size_t en)
+{
+    mesh_rules_t *e = arg;
+    mesh_rule_event_t *x = event_parse(e->domain, id, rule, rn, event, en);
+    if (x == NULL) {
+        LOG_WARN("rules", "%s: outbox entry %lld is damaged; its actions are not run", e->domain,
+                 (long long)id);
+        return MESH_OK;
+    }
+    mesh_rule_event_t **tail = &e->recovered;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = x;
+    return MESH_OK;
+}
+
+mesh_rule_event_t *mesh_rules_take_recovered(mesh_rules_t *e)
+{
+    mesh_rule_event_t *x = e->recovered;
+    e->recovered = NULL;
+    return x;
+}
+
 /* ---- transitions ---- */
 
 static mesh_status_t queue_event(mesh_rules_t *e, const rentry_t *re, const sentry_t *se,
@@ -675,6 +780,18 @@ static mesh_status_t queue_event(mesh_rules_t *e, const rentry_t *re, const sent
     if (x->series == NULL || x->sensitive == NULL) {
         mesh_rule_event_free(x);
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    if (e->store && re->rule->nactions) {
+        /* the actions are owed from this commit on, also across a crash */
+        char *j = event_json(x);
+        mesh_status_t st =
+            j ? mesh_store_outbox_put(e->store, re->rule->text, j, &x->outbox_id, err)
+              : mesh_err_set(err, MESH_NOMEM, "out of memory");
+        free(j);
+        if (st != MESH_OK) {
+            mesh_rule_event_free(x);
+            return st;
+        }
     }
     if (e->ev_tail)
         e->ev_tail->next = x;

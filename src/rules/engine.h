@@ -14,7 +14,10 @@
  * on alert_id) and `alert_events` product (one row per transition), and queue an event
  * (mesh_rule_event_t) that the domain hands to the node's action thread after the commit.
  * Because state, alert rows and the record's position commit together, replaying the log
- * after a crash evaluates every record exactly once.
+ * after a crash evaluates every record exactly once. A transition whose rule has actions is
+ * also written to the domain's outbox (_outbox) in that transaction; the node deletes the row
+ * once its actions ended, so actions still owed at a stop or a crash run again at the next
+ * start (mesh_rules_take_recovered).
  *
  * A record that fails is rolled back by the store; the engine then rereads its state from
  * the store (mesh_rules_rollback) so memory never holds what the database does not.
@@ -65,6 +68,7 @@ typedef struct mesh_rule_event {
     int64_t time_ns;
     char by[64]; /* who acknowledged or resolved it; "" for the rule itself */
     char note[256];
+    int64_t outbox_id; /* its row in the domain's outbox (0: none: the rule has no action) */
 } mesh_rule_event_t;
 
 void mesh_rule_event_free(mesh_rule_event_t *e);
@@ -87,6 +91,8 @@ mesh_status_t mesh_rules_rollback(mesh_rules_t *e, mesh_err_t *err);
 mesh_status_t mesh_rules_abort(mesh_rules_t *e, mesh_err_t *err);
 /* After the commit: the group's events (a list, oldest first), now the caller's. */
 mesh_rule_event_t *mesh_rules_take_events(mesh_rules_t *e);
+/* The events of the outbox found at open (actions owed before a stop or crash), once. */
+mesh_rule_event_t *mesh_rules_take_recovered(mesh_rules_t *e);
 
 /* Puts (creates or replaces) a rule; takes a reference of r. The rule is checked against its
  * product. A replaced rule of another kind, product or column starts its series afresh: its

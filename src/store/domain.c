@@ -1086,6 +1086,12 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = mesh_rules_open(d->store, d->name, &d->rules, err)) != MESH_OK)
         goto err;
+    /* actions owed when the node last stopped (or crashed) run again, before new ones */
+    mesh_rule_event_t *owed = mesh_rules_take_recovered(d->rules);
+    if (owed && d->events)
+        d->events(d->events_arg, d, owed);
+    else
+        mesh_rule_event_free(owed);
     snprintf(path, sizeof path, "%s/log", dir);
     if ((st = mesh_dlog_open_sealed(path, mesh_store_applied_seq(d->store) + 1,
                                     d->kek ? &d->ring : NULL, &d->log, err)) != MESH_OK)
@@ -1522,6 +1528,20 @@ mesh_status_t mesh_domain_alert_op(mesh_domain_t *d, char op, const char *alert_
         st = submit_record(d, &b, err);
     mesh_buf_free(&b);
     return st;
+}
+
+static mesh_status_t outbox_delete_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    return mesh_store_outbox_delete(d->store, *(const int64_t *)arg, err);
+}
+
+static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err);
+
+mesh_status_t mesh_domain_outbox_done(mesh_domain_t *d, int64_t outbox_id, mesh_err_t *err)
+{
+    if (outbox_id <= 0)
+        return MESH_OK;
+    return run_job(d, outbox_delete_job, &outbox_id, err);
 }
 
 mesh_status_t mesh_domain_rules(mesh_domain_t *d, mesh_rule_info_t **out, size_t *n)

@@ -124,6 +124,8 @@ mesh_status_t mesh_domain_tick(mesh_domain_t *d, int64_t now, mesh_err_t *err);
 /* Acknowledges (op 'a') or resolves ('r') an alert by hand; by names who. */
 mesh_status_t mesh_domain_alert_op(mesh_domain_t *d, char op, const char *alert_id, const char *by,
                                    const char *note, mesh_err_t *err);
+/* The actions of an alert transition ended (delivered, or given up): its outbox row goes. */
+mesh_status_t mesh_domain_outbox_done(mesh_domain_t *d, int64_t outbox_id, mesh_err_t *err);
 /* The domain's rules (see mesh_rules_list). */
 mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, size_t *n);
 

@@ -442,6 +442,8 @@ static const char *schema_sql =
     "  text TEXT NOT NULL) STRICT, WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS _rule_state(rule TEXT NOT NULL, series TEXT NOT NULL,"
     "  state BLOB NOT NULL, PRIMARY KEY(rule, series)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _outbox(id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
+    "  event TEXT NOT NULL) STRICT;"
     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
     "  ('applied_seq', 0);";
 
@@ -2477,6 +2479,54 @@ mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, m
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, v);
     st = step_done(s->db, q, err, "store meta");
+    sqlite3_finalize(q);
+    return st;
+}
+
+/* ---- the outbox: alert transitions whose actions are not done yet ---- */
+
+mesh_status_t mesh_store_outbox_put(mesh_store_t *s, const char *rule_text, const char *event,
+                                    int64_t *id, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "INSERT INTO _outbox(rule, event) VALUES (?,?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, rule_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, event, -1, SQLITE_STATIC);
+    st = step_done(s->db, q, err, "store outbox");
+    sqlite3_finalize(q);
+    if (st == MESH_OK)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return st;
+}
+
+mesh_status_t mesh_store_outbox_delete(mesh_store_t *s, int64_t id, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "DELETE FROM _outbox WHERE id = ?", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, id);
+    st = step_done(s->db, q, err, "delete outbox");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_outbox_load(mesh_store_t *s, mesh_store_outbox_fn fn, void *arg,
+                                     mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "SELECT id, rule, event FROM _outbox ORDER BY id", &q, err);
+    if (st != MESH_OK)
+        return st;
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        st = fn(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+                (size_t)sqlite3_column_bytes(q, 1), (const char *)sqlite3_column_text(q, 2),
+                (size_t)sqlite3_column_bytes(q, 2));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(s->db, err, "load outbox");
     sqlite3_finalize(q);
     return st;
 }

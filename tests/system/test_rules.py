@@ -614,7 +614,59 @@ class RulesFileTest(unittest.TestCase):
 
 
 class RestartTest(unittest.TestCase):
-    """State survives a restart: a window that spans it fires at the right row."""
+    """State survives a restart: a window that spans it fires at the right row; actions still
+    owed at a crash run after the restart, once."""
+
+    def test_outbox_survives_crash(self):
+        down = Receiver()
+        port = down.port
+        down.close()
+        n = Node(args=["--rules-tick", "200ms"]).start()
+        up = None
+        try:
+            n.create_domain("home")
+            n.apply(ts_contract("home", "climate", "temp", "room"), expect=201)
+            for name, url in (("freezing", "http://127.0.0.1:%d/hook" % port),
+                              ("boiling", "http://127.0.0.1:%d/hook" % port)):
+                st, doc = n.json("POST", "/v1/rules", """name: %s
+domain: home
+product: climate
+kind: threshold
+column: temp
+%s
+actions:
+  - type: webhook
+    url: %s
+    secret: %s
+    retries: 20
+    backoff: 60s
+""" % (name, "below: 0" if name == "freezing" else "above: 100", url, SECRET),
+                    headers={"Content-Type": "application/yaml"})
+                self.assertEqual(st, 201, doc)
+            t0 = 1767225600 * SEC
+            n.post_rows("home", "climate", [{"room": "attic", "time": t0, "temp": -5}])
+            # the first attempt fails (nothing listens); the next is a minute away: crash now
+            self.assertTrue(wait_for(lambda: any("freezing" in l and "attempt 1 failed" in l
+                                                 for l in n.log), 30))
+            n.kill()
+            up = Receiver(port)
+            n.start()
+            self.assertTrue(wait_for(lambda: up.events("freezing", "fired"), 30))
+            first = [h for h, p in up.got if p["rule"]["name"] == "freezing"]
+            self.assertEqual(first[0]["X-Meshd-Delivery"], "home:1/fired/0")
+            # delivered: not owed any more. A clean restart, then a new alert: had the first
+            # been owed still, it would have been sent again before the new one.
+            self.assertEqual(n.stop(), 0)
+            n.start()
+            n.post_rows("home", "climate", [{"room": "sauna", "time": t0, "temp": 120}])
+            self.assertTrue(wait_for(lambda: up.events("boiling", "fired"), 30))
+            self.assertEqual(len(up.events("freezing")), 1)
+            self.assertEqual(n.stop(), 0)
+        finally:
+            n.destroy()
+            if up:
+                up.close()
+
 
     def test_restart_mid_window(self):
         n = Node(args=["--rules-tick", "200ms"]).start()
