@@ -6,9 +6,9 @@
  * them (a bounded queue; when it is full the job is dropped for now, counted, logged and
  * audited) and returns: a slow or failing receiver never delays a write. Transitions are also
  * in their domain's outbox (rules/engine.h); `done` is called once all actions of one ended,
- * so the outbox row goes, and what is left undone runs again at the next start. One thread delivers jobs in the
- * order they fall due; a failed delivery (transport error, timeout, HTTP status other than
- * 2xx) is retried after `backoff`, doubling up to 60 s, `retries` times. Every outcome is
+ * so the outbox row goes, and what is left undone runs again at the next start. One thread delivers
+ * jobs in the order they fall due; a failed delivery (transport error, timeout, HTTP status other
+ * than 2xx) is retried after `backoff`, doubling up to 60 s, `retries` times. Every outcome is
  * audited (action.webhook: delivered, failed, dropped).
  *
  * A webhook request: POST, Content-Type application/json, the payload described in
