@@ -104,6 +104,8 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_CLASSIFY_APPROVE, "admin.classify.approve")                                            \
     X(ADMIN_CLASSIFY_REJECT, "admin.classify.reject")                                              \
     X(ADMIN_CLASSIFY_REMOVE, "admin.classify.remove")                                              \
+    X(ADMIN_MQTT_MAPPING_CREATE, "admin.mqtt_mapping.create")                                      \
+    X(ADMIN_MQTT_MAPPING_DELETE, "admin.mqtt_mapping.delete")                                      \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \

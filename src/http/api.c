@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "mqtt/client.h"
 
 /* ---- helpers ---- */
 
@@ -222,7 +223,10 @@ void mesh_api_ping(mesh_req_t *r)
 
 void mesh_api_readyz(mesh_req_t *r)
 {
-    if (atomic_load(&r->node->ready))
+    if (atomic_load(&r->node->ready) && r->node->opts.mqtt_ready &&
+        mesh_mqtt_enabled(r->node->mqtt) && !mesh_mqtt_connected(r->node->mqtt))
+        mesh_req_reply(r, 503, "text/plain; charset=utf-8", "mqtt disconnected\n", 18);
+    else if (atomic_load(&r->node->ready))
         mesh_req_reply(r, 200, "text/plain; charset=utf-8", "ready\n", 6);
     else
         mesh_req_reply(r, 503, "text/plain; charset=utf-8", "starting\n", 9);
@@ -309,10 +313,12 @@ void mesh_api_metrics(mesh_req_t *r)
     }
     mesh_api_crypt_metrics(r, &b);
     mesh_api_rules_metrics(r, &b);
+    mesh_mqtt_metrics(r->node->mqtt, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
     mesh_buf_printf(&b, "meshd_start_time_seconds %.3f\n", (double)r->node->started_ns / 1e9);
+    mesh_metrics_process(&b);
     mesh_req_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     mesh_buf_free(&b);
 }

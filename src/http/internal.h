@@ -134,6 +134,9 @@ void mesh_api_row_filter(mesh_req_t *r);
 void mesh_api_discover(mesh_req_t *r);
 void mesh_api_classifications(mesh_req_t *r);
 void mesh_api_classify_change(mesh_req_t *r);
+void mesh_api_mqtt_status(mesh_req_t *r);
+void mesh_api_mqtt_mappings(mesh_req_t *r);
+void mesh_api_mqtt_mapping(mesh_req_t *r);
 
 /* Replies with a JSON document (and releases it). */
 struct json_t;

@@ -107,6 +107,9 @@ static const route_t routes[] = {
     {"alerts", M_GET, "/v1/alerts", mesh_api_alerts, true, false},
     {"alert", M_GET, "/v1/alerts/{}", mesh_api_alert, true, false},
     {"alert_op", M_POST, "/v1/alerts/{}/{}", mesh_api_alert, true, false},
+    {"mqtt_status", M_GET, "/v1/mqtt/status", mesh_api_mqtt_status, true, false},
+    {"mqtt_mappings", M_GET | M_POST, "/v1/mqtt/mappings", mesh_api_mqtt_mappings, true, false},
+    {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };

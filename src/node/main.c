@@ -3,6 +3,7 @@
  */
 #include <event2/thread.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,13 @@ static void usage(FILE *out)
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
                  "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /v1/keys\n"
-                 "/v1/keys/rotate /write (InfluxDB v1) /api/v2/write (v2). Every authentication,\n"
-                 "authorisation decision, query, write and admin change goes to the audit log in\n"
-                 "DATA_DIR/audit (meshctl audit verify|search; docs/security.md). Data at rest is\n"
-                 "encrypted (AES-256-GCM) unless --encryption off: see the kek_* options.\n"
+                 "/v1/keys/rotate /v1/mqtt/status /v1/mqtt/mappings /write (InfluxDB v1)\n"
+                 "/api/v2/write (v2). Every authentication, authorisation decision, query, write\n"
+                 "and admin change goes to the audit log in DATA_DIR/audit (meshctl audit\n"
+                 "verify|search; docs/security.md). Data at rest is encrypted (AES-256-GCM)\n"
+                 "unless --encryption off: see the kek_* options. With --mqtt-url meshd\n"
+                 "subscribes to an MQTT broker and writes the topics its mappings name (QoS 1,\n"
+                 "acknowledged once durable; docs/mqtt.md).\n"
                  "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
                  "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
 }
@@ -120,6 +124,13 @@ static void print_config(const mesh_node_opts_t *o)
             continue;
         }
         switch (d->type) {
+        case MESH_OPT_LIST: {
+            const char *v = *(char *const *)f ? *(char *const *)f : "";
+            for (const char *nl; (nl = strchr(v, '\n')) != NULL; v = nl + 1)
+                printf("%.*s\n%s = ", (int)(nl - v), v, d->name);
+            printf("%s\n", v);
+            break;
+        }
         case MESH_OPT_STRING:
         case MESH_OPT_ENUM:
             printf("%s\n", *(char *const *)f ? *(char *const *)f : "");
@@ -183,6 +194,18 @@ int main(int argc, char **argv)
     }
     mesh_log_min_level = mesh_log_level_parse(node.opts.log_level);
     mesh_log_set_json(strcmp(node.opts.log_format, "json") == 0);
+    char why[160];
+    if (mesh_log_set_levels(mesh_log_min_level, node.opts.log_levels, why, sizeof why) != 0) {
+        fprintf(stderr, "meshd: log_levels: %s\n", why);
+        mesh_opts_free(spec, &node.opts);
+        return 1;
+    }
+    if (node.opts.log_file && *node.opts.log_file && !check_only &&
+        mesh_log_open(node.opts.log_file) != 0) {
+        fprintf(stderr, "meshd: log_file %s: %s\n", node.opts.log_file, strerror(errno));
+        mesh_opts_free(spec, &node.opts);
+        return 1;
+    }
     if (check_only) {
         print_config(&node.opts);
         mesh_opts_free(spec, &node.opts);

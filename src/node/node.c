@@ -14,9 +14,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "catalog/security.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/server.h"
+#include "mqtt/client.h"
 
 static int lock_fd = -1;
 
@@ -247,6 +249,87 @@ static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
     return load_tls(n, false, err);
 }
 
+/* Splits the '\n'-separated mqtt_mapping lines in place into an array (free() it). */
+static const char **split_lines(char *text, size_t *n)
+{
+    *n = 0;
+    if (text == NULL || *text == '\0')
+        return NULL;
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == '\n';
+    const char **v = calloc(cap, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (char *p = text;;) {
+        v[(*n)++] = p;
+        char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    return v;
+}
+
+/* MQTT ingest: the mappings always (they can be managed without a broker), the connection
+ * when mqtt_url is set. */
+static mesh_status_t start_mqtt(mesh_node_t *n, mesh_err_t *err)
+{
+    const mesh_node_opts_t *o = &n->opts;
+    char password[1024] = "", client_id[64];
+    mesh_status_t st;
+    if (o->mqtt_password_file && *o->mqtt_password_file &&
+        (st = read_token_file(o->mqtt_password_file, password, sizeof password, err)) != MESH_OK) {
+        mesh_err_prefix(err, "mqtt_password_file: ");
+        return st;
+    }
+    snprintf(client_id, sizeof client_id, "meshd-%.16s", mesh_catalog_node_id(n->cat));
+    mesh_batch_limits_t limits = MESH_BATCH_DEFAULT_LIMITS;
+    limits.max_rows = (size_t)o->max_batch_rows;
+    limits.max_errors = (size_t)o->max_errors;
+    char *lines_text = o->mqtt_mapping ? strdup(o->mqtt_mapping) : NULL;
+    size_t nlines = 0;
+    const char **lines = split_lines(lines_text, &nlines);
+    mesh_mqtt_opts_t mo = {
+        .url = o->mqtt_url,
+        .username = o->mqtt_username,
+        .password = *password ? password : NULL,
+        .tls_ca = o->mqtt_tls_ca,
+        .client_cert = o->mqtt_client_cert,
+        .client_key = o->mqtt_client_key,
+        .client_id = o->mqtt_client_id && *o->mqtt_client_id ? o->mqtt_client_id : client_id,
+        .protocol = o->mqtt_protocol,
+        .keepalive_ns = o->mqtt_keepalive,
+        .session_expiry_ns = o->mqtt_session_expiry,
+        .reconnect_min_ns = o->mqtt_reconnect_min,
+        .reconnect_max_ns = o->mqtt_reconnect_max,
+        .max_payload = (size_t)o->mqtt_max_payload,
+        .limits = limits,
+        .config_mappings = lines,
+        .nconfig_mappings = nlines,
+    };
+    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &n->mqtt, err);
+    memset(password, 0, sizeof password);
+    free(lines);
+    free(lines_text);
+    if (st != MESH_OK)
+        return st;
+    /* the default principal of mappings: a service account without rights until granted */
+    mesh_principal_info_t pi;
+    if (mesh_catalog_principal_find(n->cat, MESH_MQTT_DEFAULT_PRINCIPAL, &pi) == MESH_NOT_FOUND) {
+        int64_t id;
+        mesh_err_t e2;
+        if (mesh_catalog_principal_create(n->cat, MESH_MQTT_DEFAULT_PRINCIPAL, "service", "", &id,
+                                          &e2) == MESH_OK)
+            LOG_INFO("mqtt",
+                     "created service principal %s (no roles: grant it write on the "
+                     "products its mappings feed)",
+                     MESH_MQTT_DEFAULT_PRINCIPAL);
+    }
+    return MESH_OK;
+}
+
 mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_status_t st;
@@ -302,6 +385,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     const char *const *eps = mesh_http_endpoint_names(&neps);
     if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if ((st = start_mqtt(n, err)) != MESH_OK)
+        return st;
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
     atomic_store(&n->ready, true);
@@ -318,8 +403,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_ctx_t *c = arg;
     if (sig == SIGHUP) {
-        /* what is reloadable: the TLS certificate, key and client CAs (a renewed certificate
-         * is served to new connections; open ones keep theirs) */
+        /* what is reloadable: the log file (reopened after a rotation), the TLS certificate,
+         * key and client CAs (a renewed certificate is served to new connections; open ones
+         * keep theirs) */
+        if (mesh_log_reopen() != 0)
+            LOG_ERROR("node",
+                      "SIGHUP: cannot reopen the log file: %s (still writing to the one "
+                      "open)",
+                      strerror(errno));
+        else if (c->n->opts.log_file && *c->n->opts.log_file)
+            LOG_INFO("node", "SIGHUP: log file %s reopened", c->n->opts.log_file);
         if (c->n->tls == NULL) {
             LOG_INFO("node", "SIGHUP: nothing to reload (tls is off)");
             return;
@@ -402,6 +495,8 @@ void mesh_node_stop(mesh_node_t *n)
     atomic_store(&n->ready, false);
     mesh_http_stop(n->http);
     n->http = NULL;
+    mesh_mqtt_stop(n->mqtt); /* a message being written finishes first */
+    n->mqtt = NULL;
     mesh_tls_destroy(n->tls);
     n->tls = NULL;
     mesh_quality_close(n->quality); /* before the pool its queries use */

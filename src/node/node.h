@@ -55,8 +55,25 @@ typedef struct mesh_node_opts {
     char *rules_file;
     int64_t rules_tick;
     int64_t action_queue;
+    char *mqtt_url;
+    char *mqtt_username;
+    char *mqtt_password_file;
+    char *mqtt_tls_ca;
+    char *mqtt_client_cert;
+    char *mqtt_client_key;
+    char *mqtt_client_id;
+    char *mqtt_protocol;
+    int64_t mqtt_keepalive;
+    int64_t mqtt_session_expiry;
+    int64_t mqtt_reconnect_min;
+    int64_t mqtt_reconnect_max;
+    int64_t mqtt_max_payload;
+    bool mqtt_ready;
+    char *mqtt_mapping; /* mqtt_mapping lines, '\n'-separated */
     char *log_level;
     char *log_format;
+    char *log_levels;
+    char *log_file;
     /* encryption at rest (node/encryption.c) */
     char *encryption;
     char *kek_file;
@@ -72,6 +89,7 @@ extern const mesh_opts_spec_t mesh_node_opts_spec;
 typedef struct mesh_http mesh_http_t;
 struct mesh_actions;
 struct mesh_rule_event;
+typedef struct mesh_mqtt mesh_mqtt_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -83,7 +101,8 @@ typedef struct mesh_node {
     mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
     mesh_http_t *http;
-    mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
+    mesh_tls_t *tls;   /* the listener's TLS context; NULL with tls = off */
+    mesh_mqtt_t *mqtt; /* MQTT ingest: mappings, and the broker connection when configured */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */

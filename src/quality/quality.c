@@ -45,6 +45,7 @@ struct mesh_quality {
     pthread_cond_t wake;
     pthread_mutex_t run_lock; /* one evaluation at a time (scheduler or API) */
     bool stop, thread_started;
+    mesh_query_t *active; /* the measure running now (under lock): a close cancels it */
     pthread_t thread;
     entry_t *entries;
     size_t n, cap;
@@ -233,14 +234,43 @@ static bool only_domain(const char *products, const char *domain)
     return true;
 }
 
+/* Starts a measure's query, registered so that a close can cancel it. */
+static mesh_status_t start_tracked(mesh_quality_t *q, mesh_snapshot_t *snap, const char *sql,
+                                   size_t len, const mesh_query_limits_t *lim, mesh_query_t **out,
+                                   mesh_err_t *err)
+{
+    pthread_mutex_lock(&q->lock);
+    bool stop = q->stop;
+    pthread_mutex_unlock(&q->lock);
+    if (stop)
+        return mesh_err_set(err, MESH_UNAVAILABLE, "the node is stopping");
+    mesh_status_t st = mesh_query_start(q->pool, snap, q->policy, &q->who, sql, len, lim, out, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&q->lock);
+    q->active = *out;
+    if (q->stop)
+        mesh_query_cancel(*out);
+    pthread_mutex_unlock(&q->lock);
+    return MESH_OK;
+}
+
+static void finish_tracked(mesh_quality_t *q, mesh_query_t *qq)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->active == qq)
+        q->active = NULL;
+    pthread_mutex_unlock(&q->lock);
+    mesh_query_finish(qq);
+}
+
 /* Runs sql; the first row's first value in *a and (when b) its second in *b. */
 static mesh_status_t run_numbers(mesh_quality_t *q, mesh_snapshot_t *snap, const char *sql,
                                  const char *only, double *a, double *b, mesh_err_t *err)
 {
     mesh_query_t *qq;
     mesh_query_limits_t lim = {.timeout_ns = EVAL_TIMEOUT_NS, .max_rows = 0};
-    mesh_status_t st =
-        mesh_query_start(q->pool, snap, q->policy, &q->who, sql, strlen(sql), &lim, &qq, err);
+    mesh_status_t st = start_tracked(q, snap, sql, strlen(sql), &lim, &qq, err);
     if (st != MESH_OK)
         return st;
     int r = mesh_query_step(qq, err);
@@ -266,7 +296,7 @@ static mesh_status_t run_numbers(mesh_quality_t *q, mesh_snapshot_t *snap, const
             }
         }
     }
-    mesh_query_finish(qq);
+    finish_tracked(q, qq);
     return st;
 }
 
@@ -334,8 +364,7 @@ static mesh_status_t evaluate(mesh_quality_t *q, mesh_snapshot_t *snap, const me
     mesh_query_limits_t lim = {.timeout_ns = EVAL_TIMEOUT_NS};
     mesh_err_t e2;
     mesh_err_clear(&e2);
-    if (sql.data && mesh_query_start(q->pool, snap, q->policy, &q->who, sql.data, sql.len, &lim,
-                                     &qq, &e2) == MESH_OK) {
+    if (sql.data && start_tracked(q, snap, sql.data, sql.len, &lim, &qq, &e2) == MESH_OK) {
         if (mesh_query_step(qq, &e2) == 1) {
             mesh_datum_t d;
             double rows = 0, cells = 0, v;
@@ -352,12 +381,20 @@ static mesh_status_t evaluate(mesh_quality_t *q, mesh_snapshot_t *snap, const me
         } else if (e2.code != MESH_OK) {
             LOG_WARN("quality", "completeness of %s: %s", e.key, e2.msg);
         }
-        mesh_query_finish(qq);
+        finish_tracked(q, qq);
     } else {
         LOG_WARN("quality", "completeness of %s: %s", e.key, e2.msg);
     }
     for (size_t i = 0; i < p->nquality; i++) {
         const mesh_quality_rule_t *r = &p->quality[i];
+        pthread_mutex_lock(&q->lock);
+        bool stop = q->stop;
+        pthread_mutex_unlock(&q->lock);
+        if (stop) { /* a partial evaluation is not kept */
+            mesh_buf_free(&sql);
+            json_decref(e.rules);
+            return mesh_err_set(err, MESH_UNAVAILABLE, "the node is stopping");
+        }
         mesh_buf_reset(&sql);
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(r->name));
@@ -625,7 +662,8 @@ static void run_all(mesh_quality_t *q)
                 mesh_err_t err;
                 mesh_err_clear(&err);
                 pthread_mutex_lock(&q->run_lock);
-                if (evaluate(q, snap, &c->products[j], &err) != MESH_OK) {
+                mesh_status_t st = evaluate(q, snap, &c->products[j], &err);
+                if (st != MESH_OK && st != MESH_UNAVAILABLE) {
                     failed++;
                     LOG_WARN("quality", "%s.%s: %s", sd->meta.name, c->products[j].name, err.msg);
                 }
@@ -715,6 +753,8 @@ void mesh_quality_close(mesh_quality_t *q)
         return;
     pthread_mutex_lock(&q->lock);
     q->stop = true;
+    if (q->active) /* a long measure must not hold the node's stop */
+        mesh_query_cancel(q->active);
     pthread_cond_broadcast(&q->wake);
     pthread_mutex_unlock(&q->lock);
     if (q->thread_started)
