@@ -121,6 +121,7 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ALERT_ACKNOWLEDGED, "alert.acknowledged")                                                    \
     X(ALERT_RESOLVED, "alert.resolved")                                                            \
     X(ACTION_WEBHOOK, "action.webhook")                                                            \
+    X(ACTION_MQTT, "action.mqtt")                                                                  \
     X(ADMIN_QUARANTINE, "admin.quarantine")
 
 typedef enum {

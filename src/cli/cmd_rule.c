@@ -213,8 +213,10 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     json_array_foreach(json_object_get(j, "actions"), k, ac)
     {
         mesh_table_addf(kv, "action %zu", k + 1);
-        mesh_table_addf(kv, "%s %s%s", mesh_cli_jstr(ac, "type"),
-                        mesh_cli_jstr(ac, "url") ? mesh_cli_jstr(ac, "url") : "",
+        const char *where = mesh_cli_jstr(ac, "url")     ? mesh_cli_jstr(ac, "url")
+                            : mesh_cli_jstr(ac, "topic") ? mesh_cli_jstr(ac, "topic")
+                                                         : "";
+        mesh_table_addf(kv, "%s %s%s", mesh_cli_jstr(ac, "type"), where,
                         mesh_cli_jstr(ac, "secret") ? " (signed)" : "");
     }
     mesh_table_print_kv(kv, stdout);

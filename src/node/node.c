@@ -309,7 +309,11 @@ static mesh_status_t start_mqtt(mesh_node_t *n, mesh_err_t *err)
         .config_mappings = lines,
         .nconfig_mappings = nlines,
     };
-    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &n->mqtt, err);
+    mesh_mqtt_t *q = NULL;
+    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &q, err);
+    pthread_mutex_lock(&n->ev_lock); /* the action thread publishes through it (node/rules.c) */
+    n->mqtt = q;
+    pthread_mutex_unlock(&n->ev_lock);
     memset(password, 0, sizeof password);
     free(lines);
     free(lines_text);
@@ -495,6 +499,8 @@ void mesh_node_stop(mesh_node_t *n)
     atomic_store(&n->ready, false);
     mesh_http_stop(n->http);
     n->http = NULL;
+    /* the action thread (it publishes through MQTT) before MQTT; it audits what it drops */
+    mesh__node_rules_stop(n);
     mesh_mqtt_stop(n->mqtt); /* a message being written finishes first */
     n->mqtt = NULL;
     mesh_tls_destroy(n->tls);
@@ -503,7 +509,6 @@ void mesh_node_stop(mesh_node_t *n)
     n->quality = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
-    mesh__node_rules_stop(n); /* before the audit log closes: it audits what it drops */
     if (n->audit) {
         mesh_audit_rec_t rec = {.action = MESH_AUDIT_NODE_STOP, .principal = "meshd"};
         mesh_audit_record(n->audit, &rec);

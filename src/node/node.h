@@ -119,6 +119,7 @@ typedef struct mesh_node {
     struct mesh_actions *actions;
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
+    bool ev_closed; /* stopping: transitions are left to the outboxes */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "auth/policy.h"
+#include "mqtt/client.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "node/node.h"
@@ -57,6 +58,12 @@ void mesh__node_rule_events(void *arg, mesh_domain_t *d, mesh_rule_event_t *ev)
     mesh_node_t *n = arg;
     (void)d;
     pthread_mutex_lock(&n->ev_lock);
+    if (n->ev_closed) {
+        /* stopping: the actions are owed in the domains' outboxes, for the next start */
+        pthread_mutex_unlock(&n->ev_lock);
+        mesh_rule_event_free(ev);
+        return;
+    }
     if (n->actions == NULL) {
         mesh_rule_event_t **tail = &n->ev_pending;
         while (*tail)
@@ -217,6 +224,23 @@ static void node_actions_done(void *arg, const mesh_rule_event_t *ev)
     mesh_snapshot_put(s);
 }
 
+/* MQTT actions publish through the node's MQTT connection (started after the action thread
+ * and stopped after it: n->mqtt is read under ev_lock). */
+static mesh_status_t node_mqtt_publish(void *arg, const char *topic, const void *payload, size_t n,
+                                       int qos, bool retain, int64_t timeout_ns, char *why,
+                                       size_t cap)
+{
+    mesh_node_t *node = arg;
+    pthread_mutex_lock(&node->ev_lock);
+    mesh_mqtt_t *q = node->mqtt;
+    pthread_mutex_unlock(&node->ev_lock);
+    if (q == NULL || !mesh_mqtt_enabled(q)) {
+        snprintf(why, cap, "no MQTT broker is configured (mqtt_url)");
+        return MESH_UNAVAILABLE;
+    }
+    return mesh_mqtt_publish(q, topic, payload, n, qos, retain, timeout_ns, why, cap);
+}
+
 mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_actions_opts_t ao = {.queue_max = (size_t)n->opts.action_queue,
@@ -224,7 +248,9 @@ mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err)
                               .mask_key = node_mask_key,
                               .mask_arg = n,
                               .done = node_actions_done,
-                              .done_arg = n};
+                              .done_arg = n,
+                              .mqtt_publish = node_mqtt_publish,
+                              .mqtt_arg = n};
     mesh_actions_t *a;
     mesh_status_t st = mesh_actions_start(&ao, &a, err);
     if (st != MESH_OK)
@@ -261,6 +287,7 @@ void mesh__node_rules_stop(mesh_node_t *n)
     pthread_mutex_lock(&n->ev_lock);
     mesh_actions_t *a = n->actions;
     n->actions = NULL;
+    n->ev_closed = true;
     mesh_rule_event_t *pending = n->ev_pending;
     n->ev_pending = NULL;
     pthread_mutex_unlock(&n->ev_lock);

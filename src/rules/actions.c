@@ -41,6 +41,7 @@ typedef struct job {
     char delivery[128];
     char *body; /* built at the first attempt */
     size_t body_len;
+    char *topic; /* mqtt */
 } job_t;
 
 typedef mesh_status_t (*mesh_action_run_fn)(mesh_actions_t *a, job_t *j, char *why, size_t cap);
@@ -75,6 +76,7 @@ static void job_end(job_t *j, bool finished)
         free(j->share);
     }
     free(j->body);
+    free(j->topic);
     free(j);
 }
 
@@ -283,10 +285,129 @@ static mesh_status_t run_webhook(mesh_actions_t *a, job_t *j, char *why, size_t 
     return MESH_OK;
 }
 
-/* One runner per action type (mesh_action_type_t): an MQTT publish plugs in here. */
+/* ---- MQTT publish ---- */
+
+typedef struct tvals {
+    const mesh_rule_event_t *ev;
+    json_t *cols; /* the series' and the row's columns, masked */
+    char tmp[64];
+    char *dumped; /* a number (or other JSON value) as text; freed at the next lookup */
+} tvals_t;
+
+/* A placeholder's text: a column of the series or the row first, then the alert's fields. */
+static const char *tval(void *arg, const char *name)
+{
+    tvals_t *t = arg;
+    free(t->dumped);
+    t->dumped = NULL;
+    const json_t *v = json_object_get(t->cols, name);
+    if (v) {
+        if (json_is_string(v))
+            return json_string_value(v);
+        if (json_is_null(v))
+            return "";
+        return (t->dumped = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)));
+    }
+    const mesh_rule_event_t *ev = t->ev;
+    if (strcmp(name, "domain") == 0)
+        return ev->domain;
+    if (strcmp(name, "product") == 0)
+        return ev->product;
+    if (strcmp(name, "rule") == 0)
+        return ev->rule->name;
+    if (strcmp(name, "alert_id") == 0)
+        return ev->alert_id;
+    if (strcmp(name, "event") == 0)
+        return mesh_alert_ev_name(ev->ev);
+    if (strcmp(name, "severity") == 0)
+        return ev->rule->severity;
+    if (strcmp(name, "value") == 0) {
+        if (!ev->has_value)
+            return "";
+        json_t *n = json_real(ev->value);
+        t->dumped = json_dumps(n, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+        json_decref(n);
+        return t->dumped;
+    }
+    if (strcmp(name, "time") == 0) {
+        mesh_time_format(ev->time_ns, t->tmp);
+        return t->tmp;
+    }
+    return "";
+}
+
+mesh_status_t mesh_actions_mqtt_message(const mesh_rule_event_t *ev, const mesh_rule_action_t *act,
+                                        const uint8_t *mask_key, const char *delivery,
+                                        mesh_buf_t *topic, mesh_buf_t *payload)
+{
+    tvals_t t = {.ev = ev};
+    json_t *series = json_loads(ev->series ? ev->series : "{}", 0, NULL);
+    json_t *row = ev->row ? json_loads(ev->row, 0, NULL) : NULL;
+    json_t *sens = json_loads(ev->sensitive ? ev->sensitive : "[]", 0, NULL);
+    json_t *masked = json_array();
+    mesh_status_t st = MESH_NOMEM;
+    if (series && sens && masked) {
+        mask_object(series, sens, act, mask_key, masked);
+        if (row) {
+            mask_object(row, sens, act, mask_key, masked);
+            json_object_update(series, row);
+        }
+        t.cols = series;
+        st = mesh_rule_expand(act->topic, true, tval, &t, topic);
+        if (st == MESH_OK && act->payload)
+            st = mesh_rule_expand(act->payload, false, tval, &t, payload);
+        else if (st == MESH_OK)
+            st = mesh_actions_payload(ev, act, mask_key, delivery, payload);
+    }
+    free(t.dumped);
+    json_decref(series);
+    json_decref(row);
+    json_decref(sens);
+    json_decref(masked);
+    return st;
+}
+
+static mesh_status_t run_mqtt(mesh_actions_t *a, job_t *j, char *why, size_t cap)
+{
+    const mesh_rule_action_t *act = &j->ev->rule->actions[j->action];
+    if (j->body == NULL) {
+        uint8_t key[32];
+        bool have = a->opts.mask_key && a->opts.mask_key(a->opts.mask_arg, key);
+        mesh_buf_t topic, payload;
+        mesh_buf_init(&topic, 64 * 1024);
+        mesh_buf_init(&payload, 4 << 20);
+        mesh_status_t st =
+            mesh_actions_mqtt_message(j->ev, act, have ? key : NULL, j->delivery, &topic, &payload);
+        memset(key, 0, sizeof key);
+        if (st == MESH_OK && topic.len == 0)
+            st = MESH_INVALID;
+        if (st != MESH_OK) {
+            mesh_buf_free(&topic);
+            mesh_buf_free(&payload);
+            snprintf(why, cap, "message: %s", mesh_status_name(st));
+            return st;
+        }
+        free(j->topic);
+        j->topic = mesh_buf_steal(&topic, NULL);
+        j->body = mesh_buf_steal(&payload, &j->body_len);
+        if (j->body == NULL) /* an empty payload */
+            j->body = calloc(1, 1);
+    }
+    if (a->opts.mqtt_publish == NULL) {
+        snprintf(why, cap, "no MQTT broker is configured (mqtt_url)");
+        return MESH_UNAVAILABLE;
+    }
+    mesh_status_t st = a->opts.mqtt_publish(a->opts.mqtt_arg, j->topic, j->body, j->body_len,
+                                            act->qos, act->retain, act->timeout_ns, why, cap);
+    if (st == MESH_OK && !*why)
+        snprintf(why, cap, "published to %s", j->topic);
+    return st;
+}
+
+/* One runner per action type (mesh_action_type_t). */
 static const mesh_action_run_fn runners[] = {
     [MESH_ACTION_WEBHOOK] = run_webhook,
-    [MESH_ACTION_MQTT] = NULL,
+    [MESH_ACTION_MQTT] = run_mqtt,
 };
 
 /* ---- audit ---- */
@@ -301,13 +422,17 @@ static void audit_job(mesh_actions_t *a, const job_t *j, const char *outcome, co
     json_object_set_new(d, "alert", json_string(j->ev->alert_id));
     json_object_set_new(d, "event", json_string(mesh_alert_ev_name(j->ev->ev)));
     json_object_set_new(d, "delivery", json_string(j->delivery));
-    json_object_set_new(d, "url", json_string(act->url ? act->url : ""));
+    if (act->type == MESH_ACTION_MQTT)
+        json_object_set_new(d, "topic", json_string(j->topic ? j->topic : act->topic));
+    else
+        json_object_set_new(d, "url", json_string(act->url ? act->url : ""));
     json_object_set_new(d, "attempts", json_integer(j->attempts));
     if (why && *why)
         json_object_set_new(d, "result", json_string(why));
     char *s = json_dumps(d, JSON_COMPACT);
     json_decref(d);
-    mesh_audit_rec_t rec = {.action = MESH_AUDIT_ACTION_WEBHOOK,
+    mesh_audit_rec_t rec = {.action = act->type == MESH_ACTION_MQTT ? MESH_AUDIT_ACTION_MQTT
+                                                                    : MESH_AUDIT_ACTION_WEBHOOK,
                             .principal = "meshd",
                             .domain = j->ev->domain,
                             .product = j->ev->product,

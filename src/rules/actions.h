@@ -22,8 +22,12 @@
  * MASK_HASH values (the node's mask key: equal values, equal hashes, as in SQL results)
  * unless the action lists them under `unmasked`.
  *
- * Each action type is one function behind mesh_action_run_fn (actions.c's table); an MQTT
- * publish plugs in as another entry.
+ * An MQTT action publishes a topic and payload made from its templates (mesh_rule_expand:
+ * the series' and row's columns, masked like the webhook's, and the alert's fields; the
+ * payload defaults to the webhook's JSON document) through mqtt_publish, the node's MQTT
+ * connection, and counts as done when the broker acknowledged it (QoS 1).
+ *
+ * Each action type is one function behind mesh_action_run_fn (actions.c's table).
  */
 #ifndef MESH_RULES_ACTIONS_H
 #define MESH_RULES_ACTIONS_H
@@ -44,6 +48,12 @@ typedef bool (*mesh_mask_key_fn)(void *arg, uint8_t key[32]);
  * queue): its outbox row may go. Not called for what a stop leaves undone. Runs on the action
  * thread (or the submitter's, for a full queue); ev is borrowed. */
 typedef void (*mesh_actions_done_fn)(void *arg, const mesh_rule_event_t *ev);
+/* Publishes n bytes on topic through the node's MQTT connection and waits (at most
+ * timeout_ns) for the broker's acknowledgement (QoS 1) or the hand-over (QoS 0). MESH_OK, or
+ * an error with why filled (no broker configured, not connected, refused, timed out). */
+typedef mesh_status_t (*mesh_mqtt_publish_fn)(void *arg, const char *topic, const void *payload,
+                                              size_t n, int qos, bool retain, int64_t timeout_ns,
+                                              char *why, size_t cap);
 
 typedef struct mesh_actions_opts {
     size_t queue_max;    /* jobs waiting (0: 1000) */
@@ -52,6 +62,8 @@ typedef struct mesh_actions_opts {
     void *mask_arg;
     mesh_actions_done_fn done; /* may be NULL */
     void *done_arg;
+    mesh_mqtt_publish_fn mqtt_publish; /* NULL: mqtt actions fail (no broker) */
+    void *mqtt_arg;
 } mesh_actions_opts_t;
 
 typedef struct mesh_actions_stats {
@@ -67,6 +79,10 @@ void mesh_actions_stop(mesh_actions_t *a);
 void mesh_actions_submit(mesh_actions_t *a, mesh_rule_event_t *ev);
 void mesh_actions_stats(mesh_actions_t *a, mesh_actions_stats_t *out);
 
+/* An MQTT action's topic and payload for an event (masked as the action says). */
+mesh_status_t mesh_actions_mqtt_message(const mesh_rule_event_t *ev, const mesh_rule_action_t *act,
+                                        const uint8_t *mask_key, const char *delivery,
+                                        mesh_buf_t *topic, mesh_buf_t *payload);
 /* The webhook body of an event (masked as the action says) into out; for tests. */
 mesh_status_t mesh_actions_payload(const mesh_rule_event_t *ev, const mesh_rule_action_t *act,
                                    const uint8_t *mask_key, const char *delivery, mesh_buf_t *out);

@@ -116,6 +116,8 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
     char *type = NULL;
     mesh_status_t st = MESH_OK;
     yaml_node_t *type_node = NULL;
+    bool has_qos = false, has_retain = false;
+    a->qos = 1;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
          p < m->data.mapping.pairs.top && st == MESH_OK; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -164,12 +166,22 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
             }
         } else if (strcmp(key, "topic") == 0) {
             st = get_str(c, v, sub, 1024, &a->topic);
+            if (st == MESH_OK && strpbrk(a->topic, "+#"))
+                st = perr(c, v, sub, "a topic to publish to has no wildcards (+, #)");
         } else if (strcmp(key, "payload") == 0) {
             st = get_str(c, v, sub, 4096, &a->payload);
+        } else if (strcmp(key, "qos") == 0) {
+            st = get_int(c, v, sub, 0, 1, &a->qos);
+            has_qos = true;
+        } else if (strcmp(key, "retain") == 0) {
+            const char *sv = scalar(v);
+            if (sv == NULL || mesh_parse_bool(sv, v->data.scalar.length, &a->retain) != MESH_OK)
+                st = perr(c, v, sub, "must be true or false");
+            has_retain = true;
         } else {
             st = perr(c, k, sub,
                       "unknown key (type, url, secret, ca_file, timeout, retries, "
-                      "backoff, unmasked; topic, payload for mqtt)");
+                      "backoff, unmasked; topic, payload, qos, retain for mqtt)");
         }
     }
     if (st == MESH_OK) {
@@ -179,14 +191,16 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
             a->type = MESH_ACTION_WEBHOOK;
             if (a->url == NULL)
                 st = perr(c, m, path, "a webhook needs url");
-            else if (a->topic || a->payload)
-                st = perr(c, m, path, "topic and payload are for mqtt actions");
+            else if (a->topic || a->payload || has_qos || has_retain)
+                st = perr(c, m, path, "topic, payload, qos and retain are for mqtt actions");
         } else if (strcmp(type, "mqtt") == 0) {
             a->type = MESH_ACTION_MQTT;
-            st = perr(c, type_node, path,
-                      "the mqtt action needs MQTT support, which this meshd does not have yet");
+            if (a->topic == NULL)
+                st = perr(c, m, path, "an mqtt action needs topic");
+            else if (a->url || a->secret || a->ca_file)
+                st = perr(c, m, path, "url, secret and ca_file are for webhooks");
         } else {
-            st = perr(c, type_node, path, "type must be webhook (or mqtt)");
+            st = perr(c, type_node, path, "type must be webhook or mqtt");
         }
     }
     free(type);
@@ -496,6 +510,8 @@ static bool numeric(mesh_ltype_t t)
            t == MESH_LT_TIMESTAMP;
 }
 
+static bool placeholders_ok(const mesh_product_t *p, const char *t, char bad[MESH_NAME_MAX + 1]);
+
 mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mesh_err_t *err)
 {
     if (r->column) {
@@ -509,6 +525,18 @@ mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mes
                                 "boolean or a timestamp",
                                 p->domain, p->name, r->column, mesh_ltype_name(p->cols[ci].type));
     }
+    for (size_t i = 0; i < r->nactions; i++) {
+        const char *tmpls[2] = {r->actions[i].topic, r->actions[i].payload};
+        for (int t = 0; t < 2; t++) {
+            char bad[MESH_NAME_MAX + 1];
+            if (tmpls[t] && !placeholders_ok(p, tmpls[t], bad))
+                return mesh_err_set(err, MESH_INVALID,
+                                    "actions[%zu].%s: {%s} is neither a column of %s.%s nor one "
+                                    "of domain, product, rule, alert_id, event, severity, value, "
+                                    "time",
+                                    i, t ? "payload" : "topic", bad, p->domain, p->name);
+        }
+    }
     for (size_t i = 0; i < r->nactions; i++)
         for (size_t k = 0; k < r->actions[i].nunmasked; k++)
             if (mesh_product_col(p, r->actions[i].unmasked[k], strlen(r->actions[i].unmasked[k])) <
@@ -516,6 +544,67 @@ mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mes
                 return mesh_err_set(err, MESH_INVALID, "actions[%zu].unmasked[%zu]: no column '%s'",
                                     i, k, r->actions[i].unmasked[k]);
     return MESH_OK;
+}
+
+/* ---- templates ---- */
+
+static const char *const builtins[] = {"domain", "product",  "rule",  "alert_id",
+                                       "event",  "severity", "value", "time"};
+
+bool mesh_rule_placeholder_ok(const mesh_product_t *p, const char *name)
+{
+    for (size_t i = 0; i < MESH_ARRAY_LEN(builtins); i++)
+        if (strcmp(builtins[i], name) == 0)
+            return true;
+    return p && mesh_product_col(p, name, strlen(name)) >= 0;
+}
+
+/* The placeholder at s ('{' first): its name's length, or 0 when it is text. */
+static size_t placeholder(const char *s)
+{
+    size_t n = 1;
+    if (!((s[1] >= 'a' && s[1] <= 'z') || (s[1] >= 'A' && s[1] <= 'Z') || s[1] == '_'))
+        return 0;
+    while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || s[n] == '_' ||
+           (s[n] >= '0' && s[n] <= '9'))
+        n++;
+    return s[n] == '}' && n - 1 <= MESH_NAME_MAX ? n - 1 : 0;
+}
+
+static bool placeholders_ok(const mesh_product_t *p, const char *t, char bad[MESH_NAME_MAX + 1])
+{
+    for (; *t; t++) {
+        size_t n = *t == '{' ? placeholder(t) : 0;
+        if (n == 0)
+            continue;
+        memcpy(bad, t + 1, n);
+        bad[n] = '\0';
+        if (!mesh_rule_placeholder_ok(p, bad))
+            return false;
+        t += n + 1;
+    }
+    return true;
+}
+
+mesh_status_t mesh_rule_expand(const char *t, bool topic, mesh_rule_lookup_fn lookup, void *arg,
+                               mesh_buf_t *out)
+{
+    mesh_status_t st = MESH_OK;
+    for (; *t && st == MESH_OK; t++) {
+        size_t n = *t == '{' ? placeholder(t) : 0;
+        if (n == 0) {
+            st = mesh_buf_addc(out, *t);
+            continue;
+        }
+        char name[MESH_NAME_MAX + 1];
+        memcpy(name, t + 1, n);
+        name[n] = '\0';
+        const char *v = lookup(arg, name);
+        for (; v && *v && st == MESH_OK; v++)
+            st = mesh_buf_addc(out, topic && strchr("/+#", *v) ? '_' : *v);
+        t += n + 1;
+    }
+    return st;
 }
 
 static bool has_tag(char **tags, size_t n)
@@ -603,6 +692,14 @@ mesh_status_t mesh_rule_json(const mesh_rule_t *r, mesh_buf_t *out)
         add_dur(aj, "timeout", a->timeout_ns);
         json_object_set_new(aj, "retries", json_integer(a->retries));
         add_dur(aj, "backoff", a->backoff_ns);
+        if (a->topic)
+            json_object_set_new(aj, "topic", json_string(a->topic));
+        if (a->payload)
+            json_object_set_new(aj, "payload", json_string(a->payload));
+        if (a->type == MESH_ACTION_MQTT) {
+            json_object_set_new(aj, "qos", json_integer(a->qos));
+            json_object_set_new(aj, "retain", json_boolean(a->retain));
+        }
         if (a->nunmasked) {
             json_t *u = json_array();
             for (size_t k = 0; k < a->nunmasked; k++)

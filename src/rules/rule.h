@@ -68,9 +68,11 @@ typedef struct mesh_rule_action {
     int64_t timeout_ns;
     int retries;        /* attempts after the first */
     int64_t backoff_ns; /* first retry delay; doubles up to 60 s */
-    /* mqtt (reserved: needs the MQTT module) */
+    /* mqtt publish: templates with {placeholders} (see mesh_rule_expand) */
     char *topic;
-    char *payload;
+    char *payload; /* NULL: the webhook's JSON document */
+    int qos;       /* 0 or 1 */
+    bool retain;
 } mesh_rule_action_t;
 
 typedef struct mesh_rule {
@@ -121,6 +123,20 @@ bool mesh_rule_col_sensitive(const mesh_column_t *c);
 mesh_status_t mesh_rule_json(const mesh_rule_t *r, mesh_buf_t *out);
 
 const char *mesh_rule_kind_name(mesh_rule_kind_t k);
+
+/*
+ * Templates of MQTT actions. A placeholder is '{' NAME '}' with NAME an identifier: a column of
+ * the product (the series' key or the row that made the transition) or one of domain, product,
+ * rule, alert_id, event, severity, value, time. Any other '{' is text ({"target": 19.5} is a
+ * JSON payload without placeholders). lookup returns a placeholder's text (NULL: empty).
+ * In a topic (topic true) '/', '+', '#' and NUL of a value become '_', so a value cannot add
+ * levels or wildcards.
+ */
+typedef const char *(*mesh_rule_lookup_fn)(void *arg, const char *name);
+mesh_status_t mesh_rule_expand(const char *tmpl, bool topic, mesh_rule_lookup_fn lookup, void *arg,
+                               mesh_buf_t *out);
+/* Whether name is a placeholder a template may use with product p. */
+bool mesh_rule_placeholder_ok(const mesh_product_t *p, const char *name);
 
 /* ---- per-series state and its math ---- */
 

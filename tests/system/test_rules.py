@@ -536,6 +536,87 @@ below: -10
         self.assertEqual(st, 404)
 
 
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+class MqttActionTest(unittest.TestCase):
+    """The mqtt action against a real mosquitto broker and a real mosquitto_sub: the home
+    scenario's thermostat command, a topic from the series' key and a payload template."""
+
+    def test_thermostat_command(self):
+        tmp = tempfile.mkdtemp(prefix="meshd-mqtt-act-")
+        port = free_port()
+        conf = os.path.join(tmp, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "log_dest stderr\n" % port)
+        broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        sub = n = None
+        try:
+            def broker_up():
+                import socket
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            self.assertTrue(wait_for(broker_up, 20))
+            out = os.path.join(tmp, "sub.out")
+            with open(out, "w") as outf:
+                sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port),
+                                        "-q", "1", "-v", "-t", "home/#"], stdout=outf,
+                                       stderr=subprocess.DEVNULL)
+            n = Node(args=["--mqtt-url", "mqtt://127.0.0.1:%d" % port]).start()
+            n.create_domain("home-42")
+            n.apply(ts_contract("home-42", "climate", "temperature", "room"), expect=201)
+            st, doc = n.json("POST", "/v1/rules", """name: too-cold
+domain: home-42
+product: climate
+kind: threshold
+column: temperature
+below: 16
+clear: 17.5
+actions:
+  - type: mqtt
+    topic: home/{room}/thermostat/set
+    payload: '{"target": 19.5, "was": {value}}'
+""", headers={"Content-Type": "application/yaml"})
+            self.assertEqual(st, 201, doc)
+            self.assertEqual(doc["rule"]["actions"][0]["topic"], "home/{room}/thermostat/set")
+            self.assertTrue(wait_for(lambda: any("connected" in l and "mqtt" in l
+                                                 for l in n.log), 20), n.log[-5:])
+            t0 = 1767225600 * SEC
+            st, _ = n.post_rows("home-42", "climate", [{"room": "kitchen", "time": t0,
+                                                        "temperature": 14.5}])
+            self.assertEqual(st, 200)
+
+            def got():
+                with open(out) as f:
+                    return [l.strip() for l in f if l.strip()]
+            self.assertTrue(wait_for(lambda: got(), 30), n.log[-10:])
+            topic, _, payload = got()[0].partition(" ")
+            self.assertEqual(topic, "home/kitchen/thermostat/set")
+            self.assertEqual(json.loads(payload), {"target": 19.5, "was": 14.5})
+            st, doc = n.json("GET", "/v1/audit?action=action.mqtt&limit=100", expect=200)
+            self.assertTrue(any(r.get("outcome") == "ok" and
+                                r["details"]["topic"] == "home/kitchen/thermostat/set"
+                                for r in doc["records"]), doc["records"])
+            self.assertEqual(n.stop(), 0)
+        finally:
+            if n:
+                n.destroy()
+            for p in (sub, broker):
+                if p:
+                    p.terminate()
+                    p.wait()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class RulesFileTest(unittest.TestCase):
     """rules_file: applied at start, unchanged rules left alone, a bad one fails the start;
     and the rule commands of meshctl."""

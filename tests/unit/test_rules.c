@@ -102,8 +102,20 @@ static void test_parse_refusals(void **state)
                  "    url: file:///etc/passwd\n",
             "actions[0].url (line 9)");
     refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: mqtt\n"
-                 "    topic: a/b\n",
-            "MQTT");
+                 "    payload: x\n",
+            "needs topic");
+    refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: mqtt\n"
+                 "    topic: a/+/b\n",
+            "wildcards");
+    refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: mqtt\n"
+                 "    topic: a/b\n    qos: 2\n",
+            "qos");
+    refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: mqtt\n"
+                 "    topic: a/b\n    url: http://x\n",
+            "webhooks");
+    refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: webhook\n"
+                 "    url: http://x\n    topic: a\n",
+            "mqtt actions");
     refused(HEAD "kind: threshold\ncolumn: c\nabove: 1\nactions:\n  - type: webhook\n"
                  "    url: http://x\n    retries: 99\n",
             "retries");
@@ -117,6 +129,42 @@ static void test_parse_refusals(void **state)
     big[MESH_RULE_MAX_BYTES + 1] = '\0';
     refused(big, "at most");
     free(big);
+}
+
+static const char *lookup(void *arg, const char *name)
+{
+    (void)arg;
+    if (strcmp(name, "home") == 0)
+        return "h42/x+#";
+    if (strcmp(name, "value") == 0)
+        return "15.5";
+    return NULL;
+}
+
+static void test_templates(void **state)
+{
+    (void)state;
+    mesh_buf_t b;
+    mesh_buf_init(&b, 4096);
+    assert_int_equal(mesh_rule_expand("home/{home}/thermostat/set", true, lookup, NULL, &b),
+                     MESH_OK);
+    assert_string_equal(b.data, "home/h42_x__/thermostat/set"); /* no extra levels, wildcards */
+    mesh_buf_reset(&b);
+    assert_int_equal(
+        mesh_rule_expand("{\"target\": 19.5, \"was\": {value}, \"h\": \"{home}\"}{nope}{", false,
+                         lookup, NULL, &b),
+        MESH_OK);
+    assert_string_equal(b.data, "{\"target\": 19.5, \"was\": 15.5, \"h\": \"h42/x+#\"}{");
+    mesh_buf_free(&b);
+    mesh_rule_t *r = parse(HEAD "kind: threshold\ncolumn: c\nbelow: 16\nactions:\n"
+                                "  - type: mqtt\n    topic: home/{home}/thermostat/set\n"
+                                "    payload: '{\"target\": 19.5}'\n    qos: 0\n"
+                                "    retain: true\n");
+    assert_int_equal(r->actions[0].type, MESH_ACTION_MQTT);
+    assert_int_equal(r->actions[0].qos, 0);
+    assert_true(r->actions[0].retain);
+    assert_string_equal(r->actions[0].payload, "{\"target\": 19.5}");
+    mesh_rule_put(r);
 }
 
 static void test_threshold_hysteresis_for(void **state)
@@ -352,6 +400,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_defaults),
         cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_templates),
         cmocka_unit_test(test_threshold_hysteresis_for),
         cmocka_unit_test(test_window_functions),
         cmocka_unit_test(test_zscore_matches_direct),
