@@ -107,30 +107,21 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
                     : mesh_cli_path(cli, &path, "/v1/rules", "");
     if (rc != 0)
         return rc;
+    static const mesh_cli_col_t cols[] = {
+        {"domain", "DOMAIN", MESH_ALIGN_LEFT, 0},        {"name", "NAME", MESH_ALIGN_LEFT, 0},
+        {"product", "PRODUCT", MESH_ALIGN_LEFT, 0},      {"kind", "KIND", MESH_ALIGN_LEFT, 0},
+        {"condition", "CONDITION", MESH_ALIGN_LEFT, 50}, {"series", "SERIES", MESH_ALIGN_RIGHT, 0},
+        {"firing", "FIRING", MESH_ALIGN_RIGHT, 0},       {"actions", "ACTIONS", MESH_ALIGN_LEFT, 0},
+    };
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    mesh_table_t *t = NULL;
+    bool csv = false;
+    rc = mesh_cli_list(cli, &req, cols, MESH_ARRAY_LEN(cols), &j, &t, &csv);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(8);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    static const char *const cols[] = {"domain",    "name",   "product", "kind",
-                                       "condition", "series", "firing",  "actions"};
-    for (int i = 0; i < 8; i++) {
-        char up[32];
-        size_t k = 0;
-        for (; cols[i][k] && k < sizeof up - 1; k++)
-            up[k] = (char)(cols[i][k] - 32 * (cols[i][k] >= 'a' && cols[i][k] <= 'z'));
-        up[k] = '\0';
-        mesh_table_column(t, i, csv ? cols[i] : up,
-                          i >= 5 && i <= 6 ? MESH_ALIGN_RIGHT : MESH_ALIGN_LEFT, i == 4 ? 50 : 0);
-    }
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(j, "rules"), i, r)
@@ -175,7 +166,7 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     const char *fmt = mesh_cli_format(cli, false);
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
@@ -381,27 +372,21 @@ static int run_alert_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
         return rc;
     }
     mesh_buf_printf(&path, "&limit=%lld", (long long)limit);
+    static const mesh_cli_col_t cols[] = {
+        {"alert_id", "ID", MESH_ALIGN_LEFT, 0},       {"rule", "RULE", MESH_ALIGN_LEFT, 0},
+        {"series", "SERIES", MESH_ALIGN_LEFT, 40},    {"state", "STATE", MESH_ALIGN_LEFT, 0},
+        {"severity", "SEVERITY", MESH_ALIGN_LEFT, 0}, {"value", "VALUE", MESH_ALIGN_RIGHT, 0},
+        {"fired_at", "FIRED", MESH_ALIGN_LEFT, 0},    {"updated_at", "UPDATED", MESH_ALIGN_LEFT, 0},
+    };
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    mesh_table_t *t = NULL;
+    bool csv = false;
+    rc = mesh_cli_list(cli, &req, cols, MESH_ARRAY_LEN(cols), &j, &t, &csv);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(8);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    mesh_table_column(t, 0, csv ? "alert_id" : "ID", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 1, csv ? "rule" : "RULE", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 2, csv ? "series" : "SERIES", MESH_ALIGN_LEFT, 40);
-    mesh_table_column(t, 3, csv ? "state" : "STATE", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 4, csv ? "severity" : "SEVERITY", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 5, csv ? "value" : "VALUE", MESH_ALIGN_RIGHT, 0);
-    mesh_table_column(t, 6, csv ? "fired_at" : "FIRED", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 7, csv ? "updated_at" : "UPDATED", MESH_ALIGN_LEFT, 0);
     size_t i;
     json_t *al;
     json_array_foreach(json_object_get(j, "alerts"), i, al)
@@ -442,9 +427,8 @@ static int run_alert_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if ((rc = mesh_cli_path(cli, &path, "/v1/alerts/", id)) != 0)
         return rc;
     mesh_client_req_t req = {.method = "GET", .path = path.data};
-    const char *fmt = mesh_cli_format(cli, false);
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
