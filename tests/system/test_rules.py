@@ -602,10 +602,11 @@ actions:
             topic, _, payload = got()[0].partition(" ")
             self.assertEqual(topic, "home/kitchen/thermostat/set")
             self.assertEqual(json.loads(payload), {"target": 19.5, "was": 14.5})
-            st, doc = n.json("GET", "/v1/audit?action=action.mqtt&limit=100", expect=200)
-            self.assertTrue(any(r.get("outcome") == "ok" and
-                                r["details"]["topic"] == "home/kitchen/thermostat/set"
-                                for r in doc["records"]), doc["records"])
+            # audited once the broker's acknowledgement came back (after the subscriber got it)
+            self.assertTrue(wait_for(lambda: any(
+                r.get("outcome") == "ok" and r["details"]["topic"] == "home/kitchen/thermostat/set"
+                for r in n.json("GET", "/v1/audit?action=action.mqtt&limit=100")[1]["records"]),
+                30))
             self.assertEqual(n.stop(), 0)
         finally:
             if n:
