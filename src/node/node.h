@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "crypt/keys.h"
 #include "http/metrics.h"
+#include "mesh/mesh.h"
 #include "quality/quality.h"
 #include "query/query.h"
 #include "tls/tls.h"
@@ -55,6 +56,19 @@ typedef struct mesh_node_opts {
     char *rules_file;
     int64_t rules_tick;
     int64_t action_queue;
+    /* the mesh (mesh/mesh.h); mesh NULL: the node runs alone */
+    char *mesh;
+    char *mesh_tls_ca;
+    char *mesh_tls_cert;
+    char *mesh_tls_key;
+    char *mesh_user;
+    char *mesh_password_file;
+    char *mesh_js_domain;
+    int64_t mesh_heartbeat; /* ns */
+    int64_t mesh_ttl;       /* ns */
+    int64_t mesh_replicas;
+    int64_t mesh_timeout; /* ns */
+    char *mesh_api_url;
     char *mqtt_url;
     char *mqtt_username;
     char *mqtt_password_file;
@@ -101,8 +115,10 @@ typedef struct mesh_node {
     mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
     mesh_http_t *http;
-    mesh_tls_t *tls;   /* the listener's TLS context; NULL with tls = off */
-    mesh_mqtt_t *mqtt; /* MQTT ingest: mappings, and the broker connection when configured */
+    mesh_tls_t *tls;        /* the listener's TLS context; NULL with tls = off */
+    mesh_mesh_t *mesh;      /* the link to the mesh; NULL when the node runs alone */
+    char mesh_api_url[300]; /* the API URL this node advertises in the registry */
+    mesh_mqtt_t *mqtt;      /* MQTT ingest: mappings, and the broker connection when configured */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
@@ -140,6 +156,10 @@ mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err);
 /* A tick for absence rules in every domain (the event loop's timer). */
 void mesh__node_rules_tick(mesh_node_t *n);
 void mesh__node_rules_stop(mesh_node_t *n);
+/* Joins the mesh when the mesh option is set (node/mesh.c): starts the connection and the
+ * heartbeat of this node's registry entry. Returns at once; the link comes up in the
+ * background. */
+mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
