@@ -115,6 +115,13 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(NODE_STOP, "node.stop")                                                                      \
     X(ADMIN_KEK_ROTATE, "admin.kek.rotate")                                                        \
     X(ADMIN_DATA_KEY_ROTATE, "admin.data_key.rotate")                                              \
+    X(ADMIN_RULE_PUT, "admin.rule.put")                                                            \
+    X(ADMIN_RULE_DELETE, "admin.rule.delete")                                                      \
+    X(ALERT_FIRED, "alert.fired")                                                                  \
+    X(ALERT_ACKNOWLEDGED, "alert.acknowledged")                                                    \
+    X(ALERT_RESOLVED, "alert.resolved")                                                            \
+    X(ACTION_WEBHOOK, "action.webhook")                                                            \
+    X(ACTION_MQTT, "action.mqtt")                                                                  \
     X(ADMIN_QUARANTINE, "admin.quarantine")
 
 typedef enum {

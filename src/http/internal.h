@@ -150,6 +150,14 @@ void mesh_api_mesh_products(mesh_req_t *r);
 struct json_t *mesh_api_mesh_status_json(mesh_node_t *n);
 void mesh_api_audit_verify(mesh_req_t *r);
 void mesh_api_keys(mesh_req_t *r);
+/* Rules and alerts (api_rules.c). */
+void mesh_api_rules(mesh_req_t *r);
+void mesh_api_rules_test(mesh_req_t *r);
+void mesh_api_rule(mesh_req_t *r);
+void mesh_api_alerts(mesh_req_t *r);
+void mesh_api_alert(mesh_req_t *r);
+/* Rule and action counters for /metrics (api_rules.c). */
+void mesh_api_rules_metrics(mesh_req_t *r, mesh_buf_t *b);
 void mesh_api_keys_rotate(mesh_req_t *r);
 /* Encryption counters for /metrics (api_keys.c). */
 void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);

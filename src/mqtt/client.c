@@ -80,6 +80,13 @@ struct mesh_mqtt {
     bool session_present;
     /* counters */
     atomic_uint_fast64_t connects, connect_failures, disconnects, unmatched;
+    /* publishing (rule actions, mesh_mqtt_publish): the message ids the broker acknowledged
+     * (QoS 1) or that went out (QoS 0), newest last, under pub_lock */
+    pthread_mutex_t pub_lock;
+    pthread_cond_t pub_cond;
+    int pub_done[64];
+    size_t pub_next;
+    atomic_uint_fast64_t published;
 };
 
 /* ---- small helpers ---- */
@@ -703,6 +710,71 @@ static void *run(void *arg)
 
 /* ---- life cycle ---- */
 
+/* A message meshd published left (QoS 0) or was acknowledged (QoS 1). Connection thread. */
+static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
+                       const mosquitto_property *props)
+{
+    (void)mosq;
+    (void)props;
+    mesh_mqtt_t *q = obj;
+    pthread_mutex_lock(&q->pub_lock);
+    /* a refusal (MQTT 5 reason >= 0x80) is not a delivery: its id is not recorded */
+    if (reason < 0x80)
+        q->pub_done[q->pub_next++ % MESH_ARRAY_LEN(q->pub_done)] = mid;
+    pthread_cond_broadcast(&q->pub_cond);
+    pthread_mutex_unlock(&q->pub_lock);
+}
+
+static bool pub_seen(const mesh_mqtt_t *q, int mid)
+{
+    for (size_t i = 0; i < MESH_ARRAY_LEN(q->pub_done); i++)
+        if (q->pub_done[i] == mid)
+            return true;
+    return false;
+}
+
+mesh_status_t mesh_mqtt_publish(mesh_mqtt_t *q, const char *topic, const void *payload, size_t n,
+                                int qos, bool retain, int64_t timeout_ns, char *why, size_t cap)
+{
+    if (q == NULL || q->mosq == NULL) {
+        snprintf(why, cap, "no MQTT broker is configured (mqtt_url)");
+        return MESH_UNAVAILABLE;
+    }
+    if (!mesh_mqtt_connected(q)) {
+        snprintf(why, cap, "not connected to the MQTT broker");
+        return MESH_UNAVAILABLE;
+    }
+    if (n > (size_t)INT32_MAX || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS) {
+        snprintf(why, cap, "not a topic to publish to: %.100s", topic);
+        return MESH_INVALID;
+    }
+    int mid = 0;
+    pthread_mutex_lock(&q->pub_lock); /* the callback may come before the wait below */
+    int rc = mosquitto_publish_v5(q->mosq, &mid, topic, (int)n, payload, qos, retain, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        pthread_mutex_unlock(&q->pub_lock);
+        snprintf(why, cap, "publish: %s", mosquitto_strerror(rc));
+        return rc == MOSQ_ERR_NO_CONN ? MESH_UNAVAILABLE : MESH_INVALID;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t until = (int64_t)ts.tv_sec * MESH_NS_PER_SEC + ts.tv_nsec + timeout_ns;
+    ts.tv_sec = until / MESH_NS_PER_SEC;
+    ts.tv_nsec = until % MESH_NS_PER_SEC;
+    bool done;
+    while (!(done = pub_seen(q, mid)))
+        if (pthread_cond_timedwait(&q->pub_cond, &q->pub_lock, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&q->pub_lock);
+    if (!done) {
+        snprintf(why, cap, "the broker did not acknowledge the message in time");
+        return MESH_TIMEOUT;
+    }
+    atomic_fetch_add(&q->published, 1);
+    snprintf(why, cap, "published (QoS %d)", qos);
+    return MESH_OK;
+}
+
 static mesh_status_t setup_client(mesh_mqtt_t *q, mesh_err_t *err)
 {
     q->mosq = mosquitto_new(q->client_id, false, q);
@@ -716,6 +788,7 @@ static mesh_status_t setup_client(mesh_mqtt_t *q, mesh_err_t *err)
     mosquitto_disconnect_v5_callback_set(q->mosq, on_disconnect);
     mosquitto_message_v5_callback_set(q->mosq, on_message);
     mosquitto_subscribe_v5_callback_set(q->mosq, on_subscribe);
+    mosquitto_publish_v5_callback_set(q->mosq, on_publish);
     if ((q->username || q->password) &&
         mosquitto_username_pw_set(q->mosq, q->username, q->password) != MOSQ_ERR_SUCCESS)
         return mesh_err_set(err, MESH_INVALID, "mqtt: the user name or password is not accepted");
@@ -756,7 +829,11 @@ mesh_status_t mesh_mqtt_start(const mesh_mqtt_opts_t *o, mesh_registry_t *reg, m
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&q->cond, &ca);
+    pthread_mutex_init(&q->pub_lock, NULL);
+    pthread_cond_init(&q->pub_cond, &ca);
     pthread_condattr_destroy(&ca);
+    for (size_t i = 0; i < MESH_ARRAY_LEN(q->pub_done); i++)
+        q->pub_done[i] = -1; /* message ids are 1..65535 */
     mesh_status_t st = load_mappings(q, o, err);
     if (st != MESH_OK)
         goto err;
@@ -838,6 +915,8 @@ void mesh_mqtt_stop(mesh_mqtt_t *q)
     free(q->client_id);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->pub_cond);
+    pthread_mutex_destroy(&q->pub_lock);
     free(q);
 }
 

@@ -82,6 +82,12 @@ mesh_status_t mesh_mqtt_mapping_json(mesh_mqtt_t *q, const char *name, char *dom
                                      mesh_buf_t *out);
 /* The connection's state, counters and last error as a JSON object. */
 mesh_status_t mesh_mqtt_status_json(mesh_mqtt_t *q, mesh_buf_t *out);
+/* Publishes n bytes on topic (QoS 0 or 1) from any thread and waits at most timeout_ns for the
+ * broker's acknowledgement (QoS 1) or the hand-over to the network (QoS 0). MESH_OK, or
+ * MESH_UNAVAILABLE (no broker configured, not connected), MESH_INVALID (a topic with
+ * wildcards), MESH_TIMEOUT, with why filled. For rule actions (rules/actions.h). */
+mesh_status_t mesh_mqtt_publish(mesh_mqtt_t *q, const char *topic, const void *payload, size_t n,
+                                int qos, bool retain, int64_t timeout_ns, char *why, size_t cap);
 /* Whether a broker is configured, and whether the session is up now. */
 bool mesh_mqtt_enabled(const mesh_mqtt_t *q);
 bool mesh_mqtt_connected(mesh_mqtt_t *q);

@@ -309,7 +309,11 @@ static mesh_status_t start_mqtt(mesh_node_t *n, mesh_err_t *err)
         .config_mappings = lines,
         .nconfig_mappings = nlines,
     };
-    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &n->mqtt, err);
+    mesh_mqtt_t *q = NULL;
+    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &q, err);
+    pthread_mutex_lock(&n->ev_lock); /* the action thread publishes through it (node/rules.c) */
+    n->mqtt = q;
+    pthread_mutex_unlock(&n->ev_lock);
     memset(password, 0, sizeof password);
     free(lines);
     free(lines_text);
@@ -364,7 +368,10 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     mesh_domain_opts_t dopts = {.sync_full = n->opts.sync && strcmp(n->opts.sync, "full") == 0,
                                 .idem_ttl_ns = n->opts.idempotency_ttl,
                                 .kek = n->kek,
-                                .space = n->space};
+                                .space = n->space,
+                                .events = mesh__node_rule_events,
+                                .events_arg = n};
+    pthread_mutex_init(&n->ev_lock, NULL);
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     if ((st = open_audit(n, err)) != MESH_OK)
@@ -378,6 +385,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     mesh_qpool_set_audit(n->qpool, n->audit); /* system.audit for auditors */
     if ((st = mesh_quality_open(n->reg, n->qpool, n->opts.quality_interval, &n->quality, err)) !=
         MESH_OK)
+        return st;
+    if ((st = mesh__node_rules_start(n, err)) != MESH_OK)
         return st;
     int neps;
     const char *const *eps = mesh_http_endpoint_names(&neps);
@@ -447,6 +456,14 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
     mesh_snapshot_put(s);
 }
 
+static void on_rules_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_ctx_t *c = arg;
+    mesh__node_rules_tick(c->n);
+}
+
 int mesh_node_run(mesh_node_t *n)
 {
     run_ctx_t c = {.n = n, .base = event_base_new()};
@@ -465,6 +482,10 @@ int mesh_node_run(mesh_node_t *n)
              MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
              n->listen_addr, n->opts.data_dir, s->ndoms);
     mesh_snapshot_put(s);
+    struct event *tick = event_new(c.base, -1, EV_PERSIST, on_rules_tick, &c);
+    struct timeval ttv = {.tv_sec = n->opts.rules_tick / MESH_NS_PER_SEC,
+                          .tv_usec = (n->opts.rules_tick % MESH_NS_PER_SEC) / 1000};
+    event_add(tick, &ttv);
     struct event *cp = event_new(c.base, -1, EV_PERSIST, on_checkpoint, &c);
     struct timeval tv = {.tv_sec = n->opts.checkpoint_interval / MESH_NS_PER_SEC,
                          .tv_usec = (n->opts.checkpoint_interval % MESH_NS_PER_SEC) / 1000};
@@ -473,6 +494,7 @@ int mesh_node_run(mesh_node_t *n)
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_free(cp);
+    event_free(tick);
     event_base_free(c.base);
     mesh_node_stop(n);
     return 0;
@@ -487,6 +509,8 @@ void mesh_node_stop(mesh_node_t *n)
      * heartbeat marks this node stopped */
     mesh_mesh_stop(n->mesh);
     n->mesh = NULL;
+    /* the action thread (it publishes through MQTT) before MQTT; it audits what it drops */
+    mesh__node_rules_stop(n);
     mesh_mqtt_stop(n->mqtt); /* a message being written finishes first */
     n->mqtt = NULL;
     mesh_tls_destroy(n->tls);

@@ -55,6 +55,9 @@ typedef struct mesh_node_opts {
     int64_t audit_segment_size;
     int64_t audit_retention;
     bool metrics_auth;
+    char *rules_file;
+    int64_t rules_tick;
+    int64_t action_queue;
     /* the mesh (mesh/mesh.h); mesh NULL: the node runs alone */
     char *mesh;
     char *mesh_tls_ca;
@@ -100,6 +103,8 @@ typedef struct mesh_node_opts {
 extern const mesh_opts_spec_t mesh_node_opts_spec;
 
 typedef struct mesh_http mesh_http_t;
+struct mesh_actions;
+struct mesh_rule_event;
 typedef struct mesh_mqtt mesh_mqtt_t;
 
 typedef struct mesh_node {
@@ -128,6 +133,12 @@ typedef struct mesh_node {
     bool kek_in_data_dir;        /* the generated DATA/kek.key */
     pthread_mutex_t rotate_lock; /* one KEK rotation at a time */
     bool rotate_lock_init;
+    /* rules (node/rules.c): the action thread, and the alert transitions that came before it
+     * started (replay at open) */
+    struct mesh_actions *actions;
+    pthread_mutex_t ev_lock;
+    struct mesh_rule_event *ev_pending;
+    bool ev_closed; /* stopping: transitions are left to the outboxes */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -138,6 +149,16 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 
+/* ---- rules (node/rules.c) ---- */
+
+/* The domains' event callback (mesh_domain_opts_t.events; arg: the node): audits each alert
+ * transition and queues its actions. */
+void mesh__node_rule_events(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
+/* Starts the action thread (after the audit log and authentication) and applies rules_file. */
+mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err);
+/* A tick for absence rules in every domain (the event loop's timer). */
+void mesh__node_rules_tick(mesh_node_t *n);
+void mesh__node_rules_stop(mesh_node_t *n);
 /* Joins the mesh when the mesh option is set (node/mesh.c): starts the connection and the
  * heartbeat of this node's registry entry. Returns at once; the link comes up in the
  * background. */

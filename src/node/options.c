@@ -93,6 +93,17 @@ static const mesh_opt_t node_opts[] = {
      NULL, 0, "DURATION",
      "Audit log: delete segments last written longer ago than this (0: keep everything). The "
      "deletion is itself an audited event, and verify still checks what is kept."},
+    {"rules_file", MESH_OPT_STRING, F(rules_file), NULL, 0, 0, NULL, 0, "PATH",
+     "A rule file (YAML or JSON, one rule), or a directory whose *.yaml, *.yml and *.json files "
+     "are rules, applied at every start (unchanged rules are left as they are; a rule that "
+     "does not parse fails the start with its file and reason; one whose domain or product "
+     "does not exist yet waits for the next start). See docs/rules.md."},
+    {"rules_tick", MESH_OPT_DURATION, F(rules_tick), "1s", 100000000LL, 3600000000000LL, NULL, 0,
+     "DURATION",
+     "How often absence rules are evaluated (a tick record in each domain that has one)."},
+    {"action_queue", MESH_OPT_INT, F(action_queue), "1000", 1, 1000000, NULL, 0, "N",
+     "Rule actions (webhooks) waiting for delivery or a retry; beyond this new ones are "
+     "dropped, logged and audited (ingest never waits for actions)."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
     {"mesh", MESH_OPT_STRING, F(mesh), NULL, 0, 0, NULL, 0, "URL[,URL...]",

@@ -5,6 +5,15 @@
  *   'B' batch:     the mesh_batch_encode() bytes (they carry the idempotency key)
  *   'C' contract:  the contract's YAML text
  *   'D' drop:      a product name
+ *   'R' rule:      8 bytes of time (ns), then a rule's text (YAML or JSON): created or
+ *                  replaced
+ *   'X' unrule:    8 bytes of time, then a rule's name: deleted
+ *   'T' tick:      8 bytes, a time (ns) at which absence rules are evaluated
+ *   'A' alert op:  'a' (acknowledge) or 'r' (resolve), 8 bytes of time, then the alert id,
+ *                  who, and a note, each NUL-terminated
+ * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
+ * transaction, so their per-series state commits with the record; the alert transitions a
+ * group produced go to the domain's event callback after its commit.
  * Applying a record is deterministic given the records before it, so replay after a crash
  * (or, later, a replica consuming the same stream) reaches the same state. A record that is
  * refused when applied (a breaking contract, a unique conflict) is in the log but has no
@@ -38,6 +47,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypt/vfs.h"
+#include "rules/engine.h"
 #include "store/dlog.h"
 #include "store/space.h"
 
@@ -46,6 +56,10 @@ enum {
     K_BATCH = 'B',
     K_CONTRACT = 'C',
     K_DROP = 'D',
+    K_RULE = 'R',
+    K_UNRULE = 'X',
+    K_TICK = 'T',
+    K_ALERT = 'A',
     K_QDROP = 'Q', /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
@@ -175,6 +189,9 @@ struct mesh_domain {
     mesh_store_t *store;
     mesh_domain_changed_fn changed;
     void *changed_arg;
+    mesh_rules_t *rules; /* the writer's */
+    mesh_domain_events_fn events;
+    void *events_arg;
 
     pthread_mutex_t state_lock; /* guards current */
     clist_t current;
@@ -380,6 +397,57 @@ static const mesh_product_t *work_lookup(void *arg, const char *domain, const ch
     return clist_product(&a->work, product, NULL);
 }
 
+static const mesh_product_t *rules_lookup(void *arg, const char *product)
+{
+    applier_t *a = arg;
+    return clist_product(&a->work, product, NULL);
+}
+
+/* Makes sure the domain has the alerts products (meshd's contract), applying it in this
+ * transaction when it has not. MESH_CONFLICT when a product of that name is someone else's. */
+static mesh_status_t ensure_alerts(applier_t *a, uint64_t seq, mesh_err_t *err)
+{
+    mesh_domain_t *d = a->d;
+    char id[160];
+    snprintf(id, sizeof id, "urn:meshd:contract:%s:alerts", d->name);
+    static const char *const names[] = {MESH_ALERTS_PRODUCT, MESH_ALERT_EVENTS_PRODUCT};
+    size_t have = 0;
+    for (size_t i = 0; i < 2; i++) {
+        size_t ci;
+        if (clist_product(&a->work, names[i], &ci) == NULL)
+            continue;
+        if (strcmp(a->work.v[ci]->c->id, id) != 0)
+            return mesh_err_set(err, MESH_CONFLICT,
+                                "product %s.%s is defined by contract '%s'; rules need that name "
+                                "for their alerts",
+                                d->name, names[i], a->work.v[ci]->c->id);
+        have++;
+    }
+    if (have == 2)
+        return MESH_OK;
+    mesh_buf_t y;
+    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
+    mesh_status_t st = mesh_rules_alerts_contract(d->name, &y);
+    mesh_contract_t *c = NULL;
+    if (st == MESH_OK)
+        st = mesh_contract_parse(y.data, y.len, &c, err);
+    mesh_buf_free(&y);
+    if (st != MESH_OK)
+        return st;
+    mesh_contract_result_t res;
+    memset(&res, 0, sizeof res);
+    mesh_buf_init(&res.changes, 1 << 20);
+    st = apply_contract(a, seq, c, &res, err);
+    mesh_buf_free(&res.changes);
+    if (st == MESH_OK && res.outcome != MESH_CONTRACT_UNCHANGED) {
+        st = clist_put(&a->work, c);
+        c = NULL;
+        a->work_changed = true;
+    }
+    mesh_contract_free(c);
+    return st;
+}
+
 /* Applies one record inside the open store transaction, in its own savepoint. For a live
  * item the submitter's parsed objects are used; in replay the payload is decoded. */
 static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
@@ -407,6 +475,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
                                     d->name, bp->name);
             }
             st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
+            if (st == MESH_OK)
+                st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
             return st;
         }
         mesh_batch_t b;
@@ -416,9 +486,72 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         if (st == MESH_OK) {
             mesh_apply_result_t res;
             st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
+            if (st == MESH_OK)
+                st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
         }
         mesh_batch_free(&b);
         return st;
+    }
+    case K_RULE: {
+        mesh_rule_t *r;
+        int64_t now;
+        if (n < 9)
+            return mesh_err_set(err, MESH_CORRUPT, "rule record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        st = mesh_rule_parse((const char *)p + 9, n - 9, &r, err);
+        if (st != MESH_OK)
+            return st;
+        if (strcmp(r->domain, d->name) != 0)
+            st = mesh_err_set(err, MESH_INVALID, "the rule is for domain '%s', not '%s'", r->domain,
+                              d->name);
+        if (st == MESH_OK && clist_product(&a->work, r->product, NULL) == NULL)
+            st = mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r->product);
+        if (st == MESH_OK)
+            st = ensure_alerts(a, seq, err);
+        if (st == MESH_OK)
+            st = mesh_rules_put(d->rules, seq, now, r, rules_lookup, a, err);
+        mesh_rule_put(r);
+        return st;
+    }
+    case K_UNRULE: {
+        char name[MESH_NAME_MAX + 1];
+        int64_t now;
+        if (n < 9)
+            return mesh_err_set(err, MESH_CORRUPT, "unrule record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        size_t l = n - 9 < MESH_NAME_MAX ? n - 9 : MESH_NAME_MAX;
+        memcpy(name, p + 9, l);
+        name[l] = '\0';
+        return mesh_rules_delete(d->rules, seq, now, name, rules_lookup, a, err);
+    }
+    case K_TICK: {
+        int64_t now;
+        if (n != 9)
+            return mesh_err_set(err, MESH_CORRUPT, "tick record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        return mesh_rules_tick(d->rules, seq, now, rules_lookup, a, err);
+    }
+    case K_ALERT: {
+        /* op, time, id\0 by\0 note\0 */
+        const char *f[3];
+        size_t off = 10;
+        int64_t now;
+        if (n < 13 || ((const char *)p)[n - 1] != '\0')
+            return mesh_err_set(err, MESH_CORRUPT, "alert record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 2, 8);
+        for (int i = 0; i < 3; i++) {
+            if (off >= n)
+                return mesh_err_set(err, MESH_CORRUPT, "alert record %llu: truncated",
+                                    (unsigned long long)seq);
+            f[i] = (const char *)p + off;
+            off += strlen(f[i]) + 1;
+        }
+        return mesh_rules_alert_op(d->rules, seq, (char)p[1], f[0], f[1], f[2], now, rules_lookup,
+                                   a, err);
     }
     case K_CONTRACT: {
         mesh_contract_t *c = NULL;
@@ -511,11 +644,15 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     bool changed_before = a->work_changed;
     st = mesh_store_apply_savepoint_begin(a->d->store, err);
     if (st == MESH_OK) {
+        mesh_rules_record_begin(a->d->rules);
         st = apply_record(a, seq, p, n, it, err);
         if (st == MESH_OK) {
             st = mesh_store_apply_savepoint_end(a->d->store, true, err);
         } else {
             mesh_store_apply_savepoint_end(a->d->store, false, NULL);
+            mesh_err_t e2;
+            if (mesh_rules_rollback(a->d->rules, &e2) != MESH_OK)
+                LOG_ERROR("domain", "%s: rules: rereading state: %s", a->d->name, e2.msg);
             clist_free(&a->work);
             a->work = before;
             memset(&before, 0, sizeof before);
@@ -552,6 +689,18 @@ static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
     mesh_status_t st = clist_copy(&d->current, &a->work);
     pthread_mutex_unlock(&d->state_lock);
     return st;
+}
+
+/* Hands the alert transitions of a committed group to the event callback. */
+static void deliver_events(mesh_domain_t *d)
+{
+    mesh_rule_event_t *ev = mesh_rules_take_events(d->rules);
+    if (ev == NULL)
+        return;
+    if (d->events)
+        d->events(d->events_arg, d, ev);
+    else
+        mesh_rule_event_free(ev);
 }
 
 /* ---- replay ---- */
@@ -600,6 +749,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
         if ((st = mesh_store_commit(d->store, seq, r->err)) != MESH_OK)
             return st;
         publish(&r->a);
+        deliver_events(d);
         r->pending = 0;
         if ((st = mesh_store_begin(d->store, r->err)) != MESH_OK)
             return st;
@@ -625,6 +775,7 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
     }
     if (st == MESH_OK) {
         publish(&r.a);
+        deliver_events(d);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
                  (unsigned long long)from + 1, (unsigned long long)mesh_dlog_last_seq(d->log));
     }
@@ -908,6 +1059,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     pthread_cond_init(&d->q_cond, NULL);
     d->changed = changed;
     d->changed_arg = arg;
+    d->events = opts ? opts->events : NULL;
+    d->events_arg = opts ? opts->events_arg : NULL;
     d->idem_ttl_ns = opts && opts->idem_ttl_ns ? opts->idem_ttl_ns : 86400 * MESH_NS_PER_SEC;
     d->flush_age_ns = opts && opts->flush_age_ns ? opts->flush_age_ns : 600 * MESH_NS_PER_SEC;
     mesh_status_t st;
@@ -934,6 +1087,14 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     }
     if ((st = attach_products(d, err)) != MESH_OK)
         goto err;
+    if ((st = mesh_rules_open(d->store, d->name, &d->rules, err)) != MESH_OK)
+        goto err;
+    /* actions owed when the node last stopped (or crashed) run again, before new ones */
+    mesh_rule_event_t *owed = mesh_rules_take_recovered(d->rules);
+    if (owed && d->events)
+        d->events(d->events_arg, d, owed);
+    else
+        mesh_rule_event_free(owed);
     snprintf(path, sizeof path, "%s/log", dir);
     if ((st = mesh_dlog_open_sealed(path, mesh_store_applied_seq(d->store) + 1,
                                     d->kek ? &d->ring : NULL, &d->log, err)) != MESH_OK)
@@ -966,6 +1127,7 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
         else
             LOG_WARN("domain", "%s: closing checkpoint: %s", d->name, e.msg);
     }
+    mesh_rules_close(d->rules);
     mesh_dlog_close(d->log);
     mesh_store_close(d->store);
     if (d->attached)
@@ -1036,6 +1198,8 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
     mesh_err_t e2, why = *err;
     if (st == MESH_NOSPACE)
         explain_nospace(d, &why);
+    if (mesh_rules_abort(d->rules, &e2) != MESH_OK)
+        LOG_ERROR("domain", "%s: rules: rereading state: %s", d->name, e2.msg);
     if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
         LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
         d->broken = true;
@@ -1163,6 +1327,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         }
         publish(&a);
         clist_free(&a.work);
+        deliver_events(d);
     }
     /* checkpoints and jobs run after the group's commit, in their order */
     for (item_t *it = head; it; it = it->next) {
@@ -1328,6 +1493,112 @@ mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, me
     if (st != MESH_OK && err && it.err.code != MESH_OK)
         *err = it.err;
     return st;
+}
+
+/* Submits a log record (kind byte first) and waits for its result. */
+static mesh_status_t submit_record(mesh_domain_t *d, mesh_buf_t *payload, mesh_err_t *err)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = (unsigned char)payload->data[0];
+    it.payload = *payload;
+    mesh_status_t st = submit(d, &it);
+    if (st != MESH_OK && err)
+        *err = it.err;
+    return st;
+}
+
+mesh_status_t mesh_domain_put_rule(mesh_domain_t *d, const char *text, size_t n, mesh_err_t *err)
+{
+    mesh_rule_t *r;
+    mesh_status_t st = mesh_rule_parse(text, n, &r, err);
+    if (st != MESH_OK)
+        return st;
+    if (strcmp(r->domain, d->name) != 0)
+        st = mesh_err_set(err, MESH_INVALID, "the rule is for domain '%s', not '%s'", r->domain,
+                          d->name);
+    mesh_rule_put(r);
+    if (st != MESH_OK)
+        return st;
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_DLOG_MAX_RECORD);
+    int64_t now = mesh_now_ns();
+    if ((st = mesh_buf_addc(&b, K_RULE)) == MESH_OK && (st = mesh_buf_add(&b, &now, 8)) == MESH_OK)
+        st = mesh_buf_add(&b, text, n);
+    if (st == MESH_OK)
+        st = submit_record(d, &b, err);
+    else
+        mesh_err_set(err, st, "out of memory");
+    mesh_buf_free(&b);
+    return st;
+}
+
+mesh_status_t mesh_domain_delete_rule(mesh_domain_t *d, const char *name, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1024);
+    int64_t now = mesh_now_ns();
+    mesh_buf_addc(&b, K_UNRULE);
+    mesh_buf_add(&b, &now, 8);
+    mesh_status_t st = mesh_buf_add(&b, name, strnlen(name, MESH_NAME_MAX));
+    if (st == MESH_OK)
+        st = submit_record(d, &b, err);
+    mesh_buf_free(&b);
+    return st;
+}
+
+mesh_status_t mesh_domain_tick(mesh_domain_t *d, int64_t now, mesh_err_t *err)
+{
+    if (!mesh_rules_due(d->rules, now))
+        return MESH_OK; /* nothing can fire: no record */
+    mesh_buf_t b;
+    mesh_buf_init(&b, 64);
+    mesh_buf_addc(&b, K_TICK);
+    mesh_status_t st = mesh_buf_add(&b, &now, sizeof now);
+    if (st == MESH_OK)
+        st = submit_record(d, &b, err);
+    mesh_buf_free(&b);
+    return st;
+}
+
+mesh_status_t mesh_domain_alert_op(mesh_domain_t *d, char op, const char *alert_id, const char *by,
+                                   const char *note, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 4096);
+    int64_t now = mesh_now_ns();
+    mesh_buf_addc(&b, K_ALERT);
+    mesh_buf_addc(&b, op == 'a' ? 'a' : 'r');
+    mesh_buf_add(&b, &now, sizeof now);
+    mesh_buf_add(&b, alert_id, strnlen(alert_id, 95));
+    mesh_buf_addc(&b, '\0');
+    mesh_buf_add(&b, by ? by : "", by ? strnlen(by, 63) : 0);
+    mesh_buf_addc(&b, '\0');
+    mesh_buf_add(&b, note ? note : "", note ? strnlen(note, 255) : 0);
+    mesh_status_t st = mesh_buf_addc(&b, '\0');
+    if (st == MESH_OK)
+        st = submit_record(d, &b, err);
+    mesh_buf_free(&b);
+    return st;
+}
+
+static mesh_status_t outbox_delete_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    return mesh_store_outbox_delete(d->store, *(const int64_t *)arg, err);
+}
+
+static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err);
+
+mesh_status_t mesh_domain_outbox_done(mesh_domain_t *d, int64_t outbox_id, mesh_err_t *err)
+{
+    if (outbox_id <= 0)
+        return MESH_OK;
+    return run_job(d, outbox_delete_job, &outbox_id, err);
+}
+
+mesh_status_t mesh_domain_rules(mesh_domain_t *d, mesh_rule_info_t **out, size_t *n)
+{
+    return mesh_rules_list(d->rules, out, n);
 }
 
 mesh_status_t mesh_domain_quarantine_drop(mesh_domain_t *d, const char *product, const int64_t *ids,

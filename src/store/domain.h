@@ -36,6 +36,13 @@ mesh_cref_t *mesh_cref_get(mesh_cref_t *r);
 void mesh_cref_put(mesh_cref_t *r);
 
 typedef struct mesh_domain mesh_domain_t;
+struct mesh_rule_event;
+struct mesh_rule_info;
+
+/* Called (from the writer thread, after a commit) with the alert transitions the committed
+ * records produced: a list the callee owns (free with mesh_rule_event_free). It must not
+ * block: the actions run elsewhere. */
+typedef void (*mesh_domain_events_fn)(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
 
 typedef struct mesh_domain_opts {
     bool sync_full; /* also synchronous=FULL in SQLite (the log is always synced) */
@@ -50,6 +57,8 @@ typedef struct mesh_domain_opts {
      * contracts are refused with MESH_NOSPACE while it says the disk is nearly full, and a
      * write that hits a full disk anyway is reported to it. */
     mesh_space_t *space;
+    mesh_domain_events_fn events; /* alert transitions (NULL: dropped) */
+    void *events_arg;
 } mesh_domain_opts_t;
 
 /* Called (from the writer thread) after the domain's contracts changed. */
@@ -106,6 +115,24 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
 mesh_status_t mesh_domain_quarantine_drop(mesh_domain_t *d, const char *product, const int64_t *ids,
                                           size_t n, bool all, int64_t *dropped, mesh_err_t *err);
 mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, mesh_err_t *err);
+
+/* ---- rules and alerts (rules/engine.h, docs/rules.md) ---- */
+
+/* Creates or replaces a rule (YAML or JSON text). The first rule of a domain also creates its
+ * alerts products. Refusals: MESH_PARSE/INVALID (with the path), MESH_NOT_FOUND (product),
+ * MESH_CONFLICT (a product named alerts that is not meshd's). */
+mesh_status_t mesh_domain_put_rule(mesh_domain_t *d, const char *text, size_t n, mesh_err_t *err);
+mesh_status_t mesh_domain_delete_rule(mesh_domain_t *d, const char *name, mesh_err_t *err);
+/* Evaluates absence rules at now: a tick record, written only when an absence alert can fire
+ * then (a no-op otherwise). */
+mesh_status_t mesh_domain_tick(mesh_domain_t *d, int64_t now, mesh_err_t *err);
+/* Acknowledges (op 'a') or resolves ('r') an alert by hand; by names who. */
+mesh_status_t mesh_domain_alert_op(mesh_domain_t *d, char op, const char *alert_id, const char *by,
+                                   const char *note, mesh_err_t *err);
+/* The actions of an alert transition ended (delivered, or given up): its outbox row goes. */
+mesh_status_t mesh_domain_outbox_done(mesh_domain_t *d, int64_t outbox_id, mesh_err_t *err);
+/* The domain's rules (see mesh_rules_list). */
+mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, size_t *n);
 
 /* Checkpoints the store and trims the log up to what the store holds durably. */
 mesh_status_t mesh_domain_checkpoint(mesh_domain_t *d, mesh_err_t *err);

@@ -58,6 +58,7 @@ struct mesh_store {
     insert_stmt_t *ins;
     size_t nins, capins;
     sqlite3_stmt *q_idem_get, *q_idem_put, *q_quar_put, *q_stats_put;
+    sqlite3_stmt *q_rstate_put; /* rules: a series' state */
     pthread_mutex_t stats_lock; /* guards stats (read by planners on other threads) */
     stats_entry_t *stats;
     size_t nstats, capstats;
@@ -437,6 +438,12 @@ static const char *schema_sql =
     "  seq INTEGER NOT NULL, source_row INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT,"
     "  received_ns INTEGER NOT NULL) STRICT;"
     "CREATE INDEX IF NOT EXISTS _quarantine_product ON _quarantine(product, id);"
+    "CREATE TABLE IF NOT EXISTS _rules(name TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+    "  text TEXT NOT NULL) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _rule_state(rule TEXT NOT NULL, series TEXT NOT NULL,"
+    "  state BLOB NOT NULL, PRIMARY KEY(rule, series)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _outbox(id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
+    "  event TEXT NOT NULL) STRICT;"
     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
     "  ('applied_seq', 0);";
 
@@ -481,7 +488,9 @@ static mesh_status_t prepare_all(mesh_store_t *s, mesh_err_t *err)
                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET"
                    " rows = rows + ?2, quarantined = quarantined + ?3,"
                    " last_write_ns = max(last_write_ns, ?4)",
-                   &s->q_stats_put, err)) != MESH_OK)
+                   &s->q_stats_put, err)) != MESH_OK ||
+        (st = prep(s->db, "INSERT OR REPLACE INTO _rule_state(rule, series, state) VALUES (?,?,?)",
+                   &s->q_rstate_put, err)) != MESH_OK)
         return st;
     return MESH_OK;
 }
@@ -546,7 +555,8 @@ static void finalize_all(mesh_store_t *s)
     sqlite3_finalize(s->q_idem_put);
     sqlite3_finalize(s->q_quar_put);
     sqlite3_finalize(s->q_stats_put);
-    s->q_idem_get = s->q_idem_put = s->q_quar_put = s->q_stats_put = NULL;
+    sqlite3_finalize(s->q_rstate_put);
+    s->q_idem_get = s->q_idem_put = s->q_quar_put = s->q_stats_put = s->q_rstate_put = NULL;
 }
 
 void mesh_store_close(mesh_store_t *s)
@@ -2369,4 +2379,154 @@ void mesh_scan_close(mesh_scan_t *sc)
     sqlite3_clear_bindings(sc->q);
     sc->r->cache[sc->slot].busy = false;
     free(sc);
+}
+
+/* ---- rules: definitions and per-series state (rules/engine.c) ---- */
+
+mesh_status_t mesh_store_rule_put(mesh_store_t *s, const char *name, uint64_t seq, const char *text,
+                                  mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st =
+        prep(s->db, "INSERT OR REPLACE INTO _rules(name, seq, text) VALUES (?,?,?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+    sqlite3_bind_text(q, 3, text, -1, SQLITE_STATIC);
+    st = step_done(s->db, q, err, "store rule");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_rule_delete(mesh_store_t *s, const char *name, bool state_only,
+                                     mesh_err_t *err)
+{
+    static const char *const sql[] = {"DELETE FROM _rule_state WHERE rule = ?",
+                                      "DELETE FROM _rules WHERE name = ?"};
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < (state_only ? 1u : 2u) && st == MESH_OK; i++) {
+        sqlite3_stmt *q;
+        if ((st = prep(s->db, sql[i], &q, err)) != MESH_OK)
+            return st;
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        st = step_done(s->db, q, err, "delete rule");
+        sqlite3_finalize(q);
+    }
+    return st;
+}
+
+mesh_status_t mesh_store_rules_load(mesh_store_t *s, mesh_store_rule_fn fn, void *arg,
+                                    mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "SELECT name, text FROM _rules ORDER BY name", &q, err);
+    if (st != MESH_OK)
+        return st;
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        st = fn(arg, (const char *)sqlite3_column_text(q, 0),
+                (const uint8_t *)sqlite3_column_text(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(s->db, err, "load rules");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_rstates_load(mesh_store_t *s, const char *rule, mesh_store_rule_fn fn,
+                                      void *arg, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "SELECT series, state FROM _rule_state WHERE rule = ?", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, rule, -1, SQLITE_STATIC);
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        st = fn(arg, (const char *)sqlite3_column_text(q, 0),
+                (const uint8_t *)sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(s->db, err, "load rule state");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_rstate_put(mesh_store_t *s, const char *rule, const char *series,
+                                    const uint8_t *p, size_t n, mesh_err_t *err)
+{
+    sqlite3_stmt *q = s->q_rstate_put;
+    sqlite3_bind_text(q, 1, rule, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, series, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 3, n ? (const void *)p : "", (int)n, SQLITE_STATIC);
+    mesh_status_t st = step_done(s->db, q, err, "store rule state");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return st;
+}
+
+mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err)
+{
+    return meta_int_checked(s->db, key, out, err);
+}
+
+mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st =
+        prep(s->db, "INSERT OR REPLACE INTO _meta(key, value) VALUES (?, ?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, v);
+    st = step_done(s->db, q, err, "store meta");
+    sqlite3_finalize(q);
+    return st;
+}
+
+/* ---- the outbox: alert transitions whose actions are not done yet ---- */
+
+mesh_status_t mesh_store_outbox_put(mesh_store_t *s, const char *rule_text, const char *event,
+                                    int64_t *id, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "INSERT INTO _outbox(rule, event) VALUES (?,?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_text(q, 1, rule_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, event, -1, SQLITE_STATIC);
+    st = step_done(s->db, q, err, "store outbox");
+    sqlite3_finalize(q);
+    if (st == MESH_OK)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return st;
+}
+
+mesh_status_t mesh_store_outbox_delete(mesh_store_t *s, int64_t id, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "DELETE FROM _outbox WHERE id = ?", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, id);
+    st = step_done(s->db, q, err, "delete outbox");
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_outbox_load(mesh_store_t *s, mesh_store_outbox_fn fn, void *arg,
+                                     mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "SELECT id, rule, event FROM _outbox ORDER BY id", &q, err);
+    if (st != MESH_OK)
+        return st;
+    int rc;
+    while (st == MESH_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        st = fn(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+                (size_t)sqlite3_column_bytes(q, 1), (const char *)sqlite3_column_text(q, 2),
+                (size_t)sqlite3_column_bytes(q, 2));
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = sql_err(s->db, err, "load outbox");
+    sqlite3_finalize(q);
+    return st;
 }

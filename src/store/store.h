@@ -251,4 +251,33 @@ void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out);
 const char *mesh_scan_error(mesh_scan_t *sc);
 void mesh_scan_close(mesh_scan_t *sc);
 
+/* ---- rules (rules/engine.c; on the writer's connection, inside its transaction) ---- */
+
+/* Called per stored rule (name, text) or per series state of a rule (series, state bytes). */
+typedef mesh_status_t (*mesh_store_rule_fn)(void *arg, const char *name, const uint8_t *p,
+                                            size_t n);
+mesh_status_t mesh_store_rule_put(mesh_store_t *s, const char *name, uint64_t seq, const char *text,
+                                  mesh_err_t *err);
+/* Deletes a rule with its series states (state_only: only the states). */
+mesh_status_t mesh_store_rule_delete(mesh_store_t *s, const char *name, bool state_only,
+                                     mesh_err_t *err);
+mesh_status_t mesh_store_rules_load(mesh_store_t *s, mesh_store_rule_fn fn, void *arg,
+                                    mesh_err_t *err);
+mesh_status_t mesh_store_rstates_load(mesh_store_t *s, const char *rule, mesh_store_rule_fn fn,
+                                      void *arg, mesh_err_t *err);
+mesh_status_t mesh_store_rstate_put(mesh_store_t *s, const char *rule, const char *series,
+                                    const uint8_t *p, size_t n, mesh_err_t *err);
+/* The outbox: alert transitions whose actions are not done (rules/engine.c). put runs inside
+ * the writer's transaction; delete in its own (a writer job, after the actions ended). */
+typedef mesh_status_t (*mesh_store_outbox_fn)(void *arg, int64_t id, const char *rule, size_t rn,
+                                              const char *event, size_t en);
+mesh_status_t mesh_store_outbox_put(mesh_store_t *s, const char *rule_text, const char *event,
+                                    int64_t *id, mesh_err_t *err);
+mesh_status_t mesh_store_outbox_delete(mesh_store_t *s, int64_t id, mesh_err_t *err);
+mesh_status_t mesh_store_outbox_load(mesh_store_t *s, mesh_store_outbox_fn fn, void *arg,
+                                     mesh_err_t *err);
+/* An integer of the store's _meta table (0 when absent). */
+mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err);
+mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err);
+
 #endif
