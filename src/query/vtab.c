@@ -266,7 +266,45 @@ static int pv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
         t->bucket_col = t->ncols + 1;
         sqlite3_str_appendall(ddl, ",\"bucket_width\" TEXT HIDDEN,\"bucket\" TIMESTAMP HIDDEN");
     }
-    sqlite3_str_appendall(ddl, ")");
+    /* A row's identity. SQLite's multi-index OR (WHERE a = 1 OR b = 2, one scan per branch)
+     * drops rows whose identity a branch already returned: scans number their rows from 1,
+     * so identity must be the key. Declared WITHOUT ROWID with the product's key as PRIMARY
+     * KEY when every key column is visible and unmasked (a masked key is not unique); else
+     * the table has a rowid that no plan may use (pv_rowid refuses, clearly). */
+    int keycols[MESH_CONTRACT_MAX_COLUMNS];
+    size_t nk = 0;
+    if (quarantine) {
+        keycols[nk++] = 0; /* id */
+    } else {
+        /* the __last view: one row per series, keyed by the key without the time */
+        size_t want = view == MESH_VIEW_LAST && p->time_col >= 0 && p->nkey ? p->nkey - 1 : p->nkey;
+        for (size_t k = 0; k < p->nkey; k++) {
+            int pc = p->key_cols[k], dc = -1;
+            if (view == MESH_VIEW_LAST && pc == p->time_col)
+                continue;
+            for (int i = 0; i < t->ncols; i++)
+                if (t->pcol[i] == pc)
+                    dc = i;
+            if (dc < 0 || t->mask[dc] != MESH_MASK_NONE) {
+                nk = 0;
+                break;
+            }
+            keycols[nk++] = dc;
+        }
+        if (nk != want)
+            nk = 0;
+    }
+    if (nk > 0) {
+        sqlite3_str_appendall(ddl, ",PRIMARY KEY(");
+        for (size_t k = 0; k < nk; k++) {
+            const char *name =
+                quarantine ? mesh_quarantine_cols[keycols[k]] : p->cols[t->pcol[keycols[k]]].name;
+            sqlite3_str_appendf(ddl, "%s\"%w\"", k ? "," : "", name);
+        }
+        sqlite3_str_appendall(ddl, ")) WITHOUT ROWID");
+    } else {
+        sqlite3_str_appendall(ddl, ")");
+    }
     char *sql = sqlite3_str_finish(ddl);
     rc = sql ? sqlite3_declare_vtab(db, sql) : SQLITE_NOMEM;
     sqlite3_free(sql);
@@ -738,8 +776,16 @@ static int pv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 
 static int pv_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *out)
 {
-    *out = ((pcursor_t *)cur)->rowid;
-    return SQLITE_OK;
+    /* only a table without a usable key has a rowid (see pv_connect), and a scan's row
+     * numbers are no identity: a plan that needs one (an OR over different columns) would
+     * drop rows, so it fails instead */
+    (void)out;
+    sqlite3_vtab *vt = cur->pVtab;
+    sqlite3_free(vt->zErrMsg);
+    vt->zErrMsg = sqlite3_mprintf(
+        "this query needs a row identity that the product cannot give (its key is masked, not "
+        "visible, or it has none): write the OR as a UNION of two queries");
+    return SQLITE_ERROR;
 }
 
 static sqlite3_module product_module = {

@@ -107,6 +107,23 @@ class QueryTest(unittest.TestCase):
                            "ORDER BY ts LIMIT 3 OFFSET 2")
         self.assertEqual(rows, [[20.2], [20.3], [20.4]])
 
+    def test_or_across_columns(self):
+        # SQLite may answer an OR over different columns with one scan per branch, merging
+        # them by row identity: every row must come once (scans number rows from 1, so the
+        # identity is the product's key, declared to SQLite)
+        cut = T0 + 30 * SEC
+        for where in ("device = 'd00' OR ts < %d" % cut,
+                      "device IN ('d01','d02') OR (device = 'd03' AND ts < %d)" % cut,
+                      "ts < %d OR device = 'd04' OR device = 'd00'" % cut):
+            want = self.n.scalar("SELECT sum(CASE WHEN %s THEN 1 ELSE 0 END) "
+                                 "FROM factory.readings" % where)
+            got = self.n.scalar("SELECT count(*) FROM factory.readings WHERE %s" % where)
+            self.assertEqual(got, want, where)
+            rows = self.n.rows("SELECT device, ts FROM factory.readings WHERE %s" % where)
+            self.assertEqual(len(rows), want, where)
+            self.assertEqual(len(set(map(tuple, rows))), want, where)
+        self.assertGreater(want, 0)
+
     def test_regexp(self):
         # ECMA-262 patterns, the dialect of contracts: a function and the REGEXP operator
         self.assertEqual(self.n.rows("SELECT regexp('^d0[0-2]$', 'd01'), 'd13' REGEXP '^d0', "
