@@ -1467,6 +1467,54 @@ mesh_status_t mesh_domain_rekey(mesh_domain_t *d, mesh_rekey_result_t *res, mesh
     return MESH_OK;
 }
 
+/* ---- backups ---- */
+
+typedef struct backup_begin {
+    const char *dest;
+    mesh_dbcopy_t *copy;
+    uint64_t applied;
+} backup_begin_t;
+
+/* On the writer thread, between groups: everything applied goes into the database, then the
+ * snapshot the copy will read is taken. */
+static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    backup_begin_t *b = arg;
+    mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
+    if (st != MESH_OK && st != MESH_BUSY)
+        return st;
+    b->applied = mesh_store_applied_seq(d->store);
+    if (mesh_store_replay_from(d->store) < b->applied)
+        return mesh_err_set(err, MESH_BUSY,
+                            "time-series rows of domain %s are still buffered; try again", d->name);
+    return mesh_dbcopy_open(d->db_path, b->dest, &b->copy, err);
+}
+
+mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
+                                      mesh_domain_copy_progress_fn progress, void *arg,
+                                      mesh_err_t *err)
+{
+    /* no re-encryption may move the database under the copy */
+    pthread_mutex_lock(&d->key_lock);
+    backup_begin_t b = {.dest = dest};
+    mesh_status_t st = run_job(d, backup_begin_job, &b, err);
+    bool done = false;
+    int64_t remaining = 0, total = 0;
+    while (st == MESH_OK && !done) {
+        st = mesh_dbcopy_step(b.copy, 256, &done, &remaining, &total, err);
+        if (st == MESH_OK && progress)
+            progress(arg, total - remaining, total);
+    }
+    mesh_dbcopy_close(b.copy);
+    pthread_mutex_unlock(&d->key_lock);
+    if (st != MESH_OK) {
+        mesh_err_prefix(err, "backup of domain %s: ", d->name);
+        return st;
+    }
+    *applied = b.applied;
+    return MESH_OK;
+}
+
 /* ---- KEK rotation ---- */
 
 mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,
