@@ -108,7 +108,11 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(NODE_START, "node.start")                                                                    \
     X(NODE_STOP, "node.stop")                                                                      \
     X(ADMIN_KEK_ROTATE, "admin.kek.rotate")                                                        \
-    X(ADMIN_DATA_KEY_ROTATE, "admin.data_key.rotate")
+    X(ADMIN_DATA_KEY_ROTATE, "admin.data_key.rotate")                                              \
+    X(ADMIN_BACKUP_CREATE, "admin.backup.create")                                                  \
+    X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
+    X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \
+    X(BACKUP_DONE, "backup.done")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

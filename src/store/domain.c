@@ -1473,6 +1473,7 @@ typedef struct backup_begin {
     const char *dest;
     mesh_dbcopy_t *copy;
     uint64_t applied;
+    clist_t contracts;
 } backup_begin_t;
 
 /* On the writer thread, between groups: everything applied goes into the database, then the
@@ -1487,13 +1488,21 @@ static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *e
     if (mesh_store_replay_from(d->store) < b->applied)
         return mesh_err_set(err, MESH_BUSY,
                             "time-series rows of domain %s are still buffered; try again", d->name);
+    pthread_mutex_lock(&d->state_lock);
+    st = clist_copy(&d->current, &b->contracts);
+    pthread_mutex_unlock(&d->state_lock);
+    if (st != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
     return mesh_dbcopy_open(d->db_path, b->dest, &b->copy, err);
 }
 
 mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
+                                      mesh_cref_t ***crefs, size_t *ncrefs,
                                       mesh_domain_copy_progress_fn progress, void *arg,
                                       mesh_err_t *err)
 {
+    *crefs = NULL;
+    *ncrefs = 0;
     /* no re-encryption may move the database under the copy */
     pthread_mutex_lock(&d->key_lock);
     backup_begin_t b = {.dest = dest};
@@ -1508,10 +1517,13 @@ mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64
     mesh_dbcopy_close(b.copy);
     pthread_mutex_unlock(&d->key_lock);
     if (st != MESH_OK) {
+        clist_free(&b.contracts);
         mesh_err_prefix(err, "backup of domain %s: ", d->name);
         return st;
     }
     *applied = b.applied;
+    *crefs = b.contracts.v;
+    *ncrefs = b.contracts.n;
     return MESH_OK;
 }
 
