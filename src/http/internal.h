@@ -133,6 +133,9 @@ void mesh_api_reply_json(mesh_req_t *r, int code, struct json_t *j);
 void mesh_api_audit(mesh_req_t *r);
 void mesh_api_audit_verify(mesh_req_t *r);
 void mesh_api_keys(mesh_req_t *r);
+void mesh_api_backups(mesh_req_t *r);
+void mesh_api_backup(mesh_req_t *r);
+void mesh_api_backup_verify(mesh_req_t *r);
 void mesh_api_keys_rotate(mesh_req_t *r);
 /* Encryption counters for /metrics (api_keys.c). */
 void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);

@@ -87,6 +87,9 @@ static const route_t routes[] = {
     {"audit_verify", M_GET | M_POST, "/v1/audit/verify", mesh_api_audit_verify, true, false},
     {"keys", M_GET, "/v1/keys", mesh_api_keys, true, false},
     {"keys_rotate", M_POST, "/v1/keys/rotate", mesh_api_keys_rotate, true, false},
+    {"backups", M_GET | M_POST, "/v1/backups", mesh_api_backups, true, false},
+    {"backup", M_GET | M_DELETE, "/v1/backups/{}", mesh_api_backup, true, false},
+    {"backup_verify", M_POST, "/v1/backups/{}/verify", mesh_api_backup_verify, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };

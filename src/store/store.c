@@ -1842,6 +1842,23 @@ mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t
                         mesh_crypt_failure() ? mesh_crypt_failure() : sqlite3_errstr(rc));
 }
 
+mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err)
+{
+    sqlite3 *db = NULL;
+    mesh_status_t st = mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                              &db, err);
+    if (st != MESH_OK)
+        return st;
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE _meta SET value = %" PRIu64
+             " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
+             seq);
+    st = exec(db, sql, err);
+    sqlite3_close(db);
+    return st;
+}
+
 void mesh_dbcopy_close(mesh_dbcopy_t *c)
 {
     if (c == NULL)

@@ -166,6 +166,10 @@ mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t 
 mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t *remaining,
                                int64_t *total, mesh_err_t *err);
 void mesh_dbcopy_close(mesh_dbcopy_t *c);
+/* In a copy of a domain's database (not open elsewhere) taken with every time-series row
+ * written out: records that nothing above seq is only in memory, so opening it replays no log
+ * record at or below seq. */
+mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err);
 
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
 mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);
