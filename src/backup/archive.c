@@ -172,8 +172,8 @@ static mesh_status_t write_all(mesh_archive_writer_t *w, const uint8_t *p, size_
     return MESH_OK;
 }
 
-static mesh_status_t seal_chunk(mesh_archive_writer_t *w, uint8_t kind, const uint8_t *p,
-                                size_t n, mesh_err_t *err)
+static mesh_status_t seal_chunk(mesh_archive_writer_t *w, uint8_t kind, const uint8_t *p, size_t n,
+                                mesh_err_t *err)
 {
     size_t need = CHUNK_HDR + n + TAG;
     if (need > w->sealed_cap) {
@@ -549,13 +549,12 @@ mesh_status_t mesh_archive_open_file(FILE *f, const char *name, mesh_archive_t *
     if ((st = read_at(a, 0, fixed, sizeof fixed, err)) != MESH_OK)
         goto fail;
     if (memcmp(fixed, MAGIC, 8) != 0) {
-        st = mesh_err_set(err, MESH_CORRUPT, "%s is not a meshd backup (no MESHBAK1 header)",
-                          name);
+        st = mesh_err_set(err, MESH_CORRUPT, "%s is not a meshd backup (no MESHBAK1 header)", name);
         goto fail;
     }
     if (get_u16(fixed + 8) != VERSION) {
-        st = mesh_err_set(err, MESH_CORRUPT, "%s: backup format version %u is not supported",
-                          name, (unsigned)get_u16(fixed + 8));
+        st = mesh_err_set(err, MESH_CORRUPT, "%s: backup format version %u is not supported", name,
+                          (unsigned)get_u16(fixed + 8));
         goto fail;
     }
     uint32_t kflen = get_u32(fixed + 64);
@@ -666,6 +665,11 @@ mesh_status_t mesh_archive_unlock(mesh_archive_t *a, const mesh_kek_t *kek, mesh
                             "the key given is KEK %s",
                             a->name, a->info.kek_id, id);
     }
+    if (st == MESH_CORRUPT)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "%s: the backup's data key does not authenticate as backup %s's: its "
+                            "header was altered (the id?) or the file is damaged",
+                            a->name, a->info.id);
     if (st != MESH_OK) {
         mesh_err_prefix(err, "%s: ", a->name);
         return st;
@@ -694,10 +698,9 @@ static mesh_status_t read_chunk(mesh_archive_t *a, uint64_t off, uint64_t idx, u
                             (unsigned long long)idx, (unsigned long long)off);
     uint32_t max = *kind == KIND_DATA ? a->info.chunk_size : MESH_ARCHIVE_MANIFEST_MAX;
     if (len > max || off + CHUNK_HDR + (uint64_t)len + TAG > a->info.file_bytes)
-        return mesh_err_set(err, MESH_CORRUPT,
-                            "%s: chunk %llu at offset %llu is damaged or truncated (length %u)",
-                            a->name, (unsigned long long)idx, (unsigned long long)off,
-                            (unsigned)len);
+        return mesh_err_set(
+            err, MESH_CORRUPT, "%s: chunk %llu at offset %llu is damaged or truncated (length %u)",
+            a->name, (unsigned long long)idx, (unsigned long long)off, (unsigned)len);
     if ((size_t)len + TAG + 1 > *bufcap) {
         uint8_t *b = realloc(*buf, (size_t)len + TAG + 1);
         if (b == NULL)
@@ -851,8 +854,7 @@ static mesh_status_t parse(parser_t *ps, const uint8_t *p, size_t n, mesh_err_t 
             memcpy(ps->name, ps->hdr + ENTRY_HDR, nl);
             ps->name[nl] = '\0';
             if (strlen(ps->name) != nl)
-                return mesh_err_set(err, MESH_CORRUPT, "%s: an entry name is damaged",
-                                    ps->a->name);
+                return mesh_err_set(err, MESH_CORRUPT, "%s: an entry name is damaged", ps->a->name);
             if (EVP_DigestInit_ex(ps->md, EVP_sha256(), NULL) != 1)
                 return mesh_err_set(err, MESH_INTERNAL, "sha256 setup failed");
             ps->in_data = true;
@@ -888,8 +890,9 @@ static mesh_status_t check_manifest(mesh_archive_t *a, const parser_t *ps, const
         goto out;
     }
     if (json_array_size(files) != ps->nfiles) {
-        st = mesh_err_set(err, MESH_CORRUPT, "%s: the manifest lists %zu files, the backup holds %zu",
-                          a->name, json_array_size(files), ps->nfiles);
+        st = mesh_err_set(err, MESH_CORRUPT,
+                          "%s: the manifest lists %zu files, the backup holds %zu", a->name,
+                          json_array_size(files), ps->nfiles);
         goto out;
     }
     for (size_t i = 0; i < ps->nfiles; i++) {
@@ -904,9 +907,8 @@ static mesh_status_t check_manifest(mesh_archive_t *a, const parser_t *ps, const
             goto out;
         }
         if (strcmp(sha, ps->files[i].sha) != 0) {
-            st = mesh_err_set(err, MESH_CORRUPT,
-                              "%s: %s: SHA-256 %s, the manifest says %s", a->name,
-                              ps->files[i].name, ps->files[i].sha, sha);
+            st = mesh_err_set(err, MESH_CORRUPT, "%s: %s: SHA-256 %s, the manifest says %s",
+                              a->name, ps->files[i].name, ps->files[i].sha, sha);
             goto out;
         }
     }
@@ -957,8 +959,8 @@ mesh_status_t mesh_archive_read(mesh_archive_t *a, mesh_archive_entry_fn fn, voi
         if (kind == KIND_FINAL) {
             if (off != a->final_off || idx + 1 != a->info.chunks ||
                 next + FOOTER != a->info.file_bytes) {
-                st = mesh_err_set(err, MESH_CORRUPT, "%s: the final chunk is out of place",
-                                  a->name);
+                st =
+                    mesh_err_set(err, MESH_CORRUPT, "%s: the final chunk is out of place", a->name);
                 goto out;
             }
             break;

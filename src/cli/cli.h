@@ -117,6 +117,7 @@ extern const mesh_cli_cmd_t mesh_cli_mask_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_filter_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_backup_cmds[];
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
  * cert, key; accepted as

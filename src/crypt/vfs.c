@@ -1100,8 +1100,7 @@ mesh_status_t mesh_crypt_pages_open(const char *path, bool write, mesh_crypt_pag
         return st;
     bool keyed = attached(path);
     if (!keyed && mesh_crypt_probe(path, NULL) == MESH_DBFILE_ENCRYPTED)
-        return mesh_err_set(err, MESH_CORRUPT, "%s is encrypted and no data key is attached",
-                            path);
+        return mesh_err_set(err, MESH_CORRUPT, "%s is encrypted and no data key is attached", path);
     if (write)
         unlink(path);
     mesh_crypt_pages_t *f = calloc(1, sizeof *f);
@@ -1137,8 +1136,8 @@ mesh_status_t mesh_crypt_pages_open(const char *path, bool write, mesh_crypt_pag
         rc = f->file->pMethods->xFileSize(f->file, &size);
         if (rc == SQLITE_OK && size > 0)
             rc = f->file->pMethods->xRead(f->file, h, sizeof h, 0);
-        if (rc != SQLITE_OK || size < 512 || !psz_ok(header_psz(h)) ||
-            size % header_psz(h) != 0 || size / header_psz(h) > UINT32_MAX) {
+        if (rc != SQLITE_OK || size < 512 || !psz_ok(header_psz(h)) || size % header_psz(h) != 0 ||
+            size / header_psz(h) > UINT32_MAX) {
             const char *why = mesh_crypt_failure();
             mesh_crypt_pages_close(f, NULL);
             return mesh_err_set(err, MESH_CORRUPT, "%s: %s", path,
@@ -1158,7 +1157,8 @@ mesh_status_t mesh_crypt_pages_read(mesh_crypt_pages_t *f, uint32_t pgno, uint8_
                                     mesh_err_t *err)
 {
     mesh_crypt_failure_clear();
-    int rc = f->file->pMethods->xRead(f->file, buf, (int)f->psz, (sqlite3_int64)(pgno - 1) * f->psz);
+    int rc =
+        f->file->pMethods->xRead(f->file, buf, (int)f->psz, (sqlite3_int64)(pgno - 1) * f->psz);
     if (rc == SQLITE_OK)
         return MESH_OK;
     if (mesh_crypt_failure())
@@ -1173,8 +1173,7 @@ mesh_status_t mesh_crypt_pages_write(mesh_crypt_pages_t *f, const uint8_t *buf, 
     if (f->next == 1) {
         if (n < 24 || !psz_ok(header_psz(buf)) || header_psz(buf) != n ||
             memcmp(buf, sqlite_magic, 16) != 0)
-            return mesh_err_set(err, MESH_CORRUPT, "%s: page 1 is not a database header",
-                                f->name);
+            return mesh_err_set(err, MESH_CORRUPT, "%s: page 1 is not a database header", f->name);
         f->psz = (uint32_t)n;
     } else if (n != f->psz) {
         return mesh_err_set(err, MESH_CORRUPT, "%s: page %u is %zu bytes, not %u", f->name,

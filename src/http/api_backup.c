@@ -33,8 +33,8 @@ static void audit(mesh_req_t *r, mesh_audit_action_t act, const char *id, mesh_s
         mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
     }
     mesh_buf_addc(&d, '}');
-    mesh_audit_rec_t rec = {.action = act, .status = st == MESH_OK ? 200 : mesh_status_http(st),
-                            .details = d.data};
+    mesh_audit_rec_t rec = {
+        .action = act, .status = st == MESH_OK ? 200 : mesh_status_http(st), .details = d.data};
     mesh_req_audit(r, &rec);
     mesh_buf_free(&d);
 }

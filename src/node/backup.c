@@ -191,8 +191,8 @@ static void copy_progress(void *arg, int64_t done, int64_t total)
 }
 
 /* Streams the staging file at path into the archive as entry (kind, name). */
-static mesh_status_t stream_file(run_t *r, const char *path, char kind, const char *name,
-                                 char *sha, int64_t *bytes, mesh_err_t *err)
+static mesh_status_t stream_file(run_t *r, const char *path, char kind, const char *name, char *sha,
+                                 int64_t *bytes, mesh_err_t *err)
 {
     mesh_crypt_pages_t *f;
     uint32_t psz = 0, npages = 0;
@@ -312,8 +312,8 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
     if (st != MESH_OK)
         goto out;
     r.base_done += r.file_est;
-    json_object_set_new(manifest, "catalog", json_pack("{s:s,s:I}", "file", "catalog.db", "bytes",
-                                                       (json_int_t)bytes));
+    json_object_set_new(manifest, "catalog",
+                        json_pack("{s:s,s:I}", "file", "catalog.db", "bytes", (json_int_t)bytes));
     for (size_t i = 0; i < s->ndoms; i++) {
         const mesh_snap_domain_t *sd = &s->doms[i];
         if (!wanted(b, sd->meta.name))
@@ -358,11 +358,10 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
         mesh_domain_keyinfo(sd->dom, &ki);
         /* no mesh yet: the position is the domain log's; "stream" will carry the JetStream
          * sequence once domains are replicated */
-        json_array_append_new(doms, json_pack("{s:s,s:s,s:I,s:I,s:o,s:n,s:I}", "name",
-                                              sd->meta.name, "file", name, "applied_seq",
-                                              (json_int_t)applied, "bytes", (json_int_t)bytes,
-                                              "contracts", contracts, "stream", "products",
-                                              (json_int_t)nproducts));
+        json_array_append_new(
+            doms, json_pack("{s:s,s:s,s:I,s:I,s:o,s:n,s:I}", "name", sd->meta.name, "file", name,
+                            "applied_seq", (json_int_t)applied, "bytes", (json_int_t)bytes,
+                            "contracts", contracts, "stream", "products", (json_int_t)nproducts));
         r.base_done += r.file_est;
     }
     char *text = json_dumps(manifest, JSON_COMPACT);
@@ -576,8 +575,8 @@ mesh_status_t mesh_backup_start(mesh_backups_t *b, const char *const *domains, s
     char hex[7];
     mesh_random(rnd, sizeof rnd);
     mesh_hex(rnd, sizeof rnd, hex);
-    snprintf(b->id, sizeof b->id, "%04d%02d%02dT%02d%02d%02dZ-%s", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+    snprintf(b->id, sizeof b->id, "%04d%02d%02dT%02d%02d%02dZ-%s", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
     snprintf(b->state, sizeof b->state, "running");
     snprintf(b->by, sizeof b->by, "%s", by ? by : "");
     b->error[0] = b->domain[0] = '\0';
@@ -668,8 +667,8 @@ static json_t *summary(mesh_backups_t *b, const char *id)
         json_object_set(j, "scope", json_object_get(m, "scope"));
         json_object_set(j, "by", json_object_get(m, "by"));
     } else {
-        json_object_set_new(j, "error", json_string(st == MESH_OK ? "the manifest is malformed"
-                                                                  : err.msg));
+        json_object_set_new(j, "error",
+                            json_string(st == MESH_OK ? "the manifest is malformed" : err.msg));
     }
     json_decref(m);
     free(text);
@@ -755,10 +754,10 @@ mesh_status_t mesh_backup_kek(const mesh_archive_t *a, const mesh_kek_source_t *
     const mesh_archive_info_t *in = mesh_archive_info(a);
     if (!in->encrypted)
         return MESH_OK;
-    bool pass = (src->passphrase && *src->passphrase) ||
-                (src->passphrase_file && *src->passphrase_file);
-    bool other = (src->file && *src->file) || (src->value && *src->value) ||
-                 (src->command && *src->command);
+    bool pass =
+        (src->passphrase && *src->passphrase) || (src->passphrase_file && *src->passphrase_file);
+    bool other =
+        (src->file && *src->file) || (src->value && *src->value) || (src->command && *src->command);
     if (!pass && !other)
         return mesh_err_set(err, MESH_INVALID,
                             "the backup is encrypted under KEK %s: give that key-encryption key "
@@ -785,8 +784,7 @@ mesh_status_t mesh_backup_kek(const mesh_archive_t *a, const mesh_kek_source_t *
     } else {
         int fd = open(src->passphrase_file, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-            return mesh_err_set(err, MESH_INVALID, "%s: %s", src->passphrase_file,
-                                strerror(errno));
+            return mesh_err_set(err, MESH_INVALID, "%s: %s", src->passphrase_file, strerror(errno));
         ssize_t k = read(fd, buf, sizeof buf - 1);
         close(fd);
         if (k < 0)
@@ -847,7 +845,7 @@ mesh_status_t mesh_backup_verify_file(const char *path, const mesh_kek_t *kek,
 /* Restore: the target of the entry being written. */
 typedef struct restore {
     const mesh_restore_opts_t *o;
-    const char *root; /* where files are written (the target, or its staging directory) */
+    const char *root;      /* where files are written (the target, or its staging directory) */
     const mesh_kek_t *kek; /* wraps new data keys (NULL: in clear) */
     mesh_key_t *node_key;  /* seals catalog.db */
     mesh_crypt_pages_t *f;
@@ -1187,10 +1185,9 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
     if (st == MESH_OK) {
         json_t *doms = json_array(), *d;
         size_t i;
-        json_array_foreach(r.domains, i, d)
-            json_array_append_new(doms, json_pack("{s:O,s:O}", "name", json_object_get(d, "name"),
-                                                  "applied_seq",
-                                                  json_object_get(d, "applied_seq")));
+        json_array_foreach(r.domains, i, d) json_array_append_new(
+            doms, json_pack("{s:O,s:O}", "name", json_object_get(d, "name"), "applied_seq",
+                            json_object_get(d, "applied_seq")));
         *out = json_pack("{s:O,s:s,s:o,s:b,s:b}", "id", json_object_get(m, "id"), "data_dir",
                          o->data_dir, "domains", doms, "encrypted", encrypted, "in_place",
                          o->in_place);

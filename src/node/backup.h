@@ -77,9 +77,9 @@ mesh_status_t mesh_backup_verify_file(const char *path, const mesh_kek_t *kek,
                                       mesh_err_t *err);
 
 typedef struct mesh_restore_opts {
-    const char *archive;  /* the backup file */
-    const char *data_dir; /* the target */
-    bool in_place;        /* allow a non-empty target (an existing node's directory) */
+    const char *archive;          /* the backup file */
+    const char *data_dir;         /* the target */
+    bool in_place;                /* allow a non-empty target (an existing node's directory) */
     const mesh_kek_t *kek;        /* opens the archive (NULL for one in clear) */
     const mesh_kek_t *target_kek; /* wraps the restored data keys (NULL: kek) */
     mesh_backup_progress_fn progress;

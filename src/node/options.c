@@ -118,8 +118,8 @@ static const mesh_opt_t node_opts[] = {
     {"backup_dir", MESH_OPT_STRING, F(backup_dir), NULL, 0, 0, NULL, 0, "DIR",
      "Directory of the node's backups (unset: DATA_DIR/backups). Put it on another disk: a "
      "backup on the data disk dies with it."},
-    {"backup_schedule", MESH_OPT_DURATION, F(backup_schedule), "0", 0, 366 * 86400000000000LL,
-     NULL, 0, "DURATION",
+    {"backup_schedule", MESH_OPT_DURATION, F(backup_schedule), "0", 0, 366 * 86400000000000LL, NULL,
+     0, "DURATION",
      "Take a backup of the whole node this often (e.g. 24h; 0: only when asked, meshctl backup "
      "create). The first one runs one period after the start."},
     {"backup_retention", MESH_OPT_INT, F(backup_retention), "7", 0, 100000, NULL, 0, "N",

@@ -1788,8 +1788,8 @@ mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t 
     mesh_dbcopy_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    mesh_status_t st = mesh_crypt_sqlite_open(src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                              &c->src, err);
+    mesh_status_t st =
+        mesh_crypt_sqlite_open(src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &c->src, err);
     if (st != MESH_OK)
         goto fail;
     sqlite3_busy_timeout(c->src, BUSY_TIMEOUT_MS);
@@ -1797,9 +1797,9 @@ mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t 
      * snapshot, and the backup API uses this transaction instead of one per step */
     if ((st = exec(c->src, "BEGIN; SELECT count(*) FROM sqlite_schema;", err)) != MESH_OK)
         goto fail;
-    if ((st = mesh_crypt_sqlite_open(dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                               SQLITE_OPEN_NOMUTEX,
-                                     &c->dest, err)) != MESH_OK)
+    if ((st = mesh_crypt_sqlite_open(
+             dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, &c->dest,
+             err)) != MESH_OK)
         goto fail;
     /* a staging file: no journal (a crash leaves garbage that is deleted), no syncs */
     if ((st = exec(c->dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", err)) != MESH_OK)
@@ -1845,14 +1845,13 @@ mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t
 mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err)
 {
     sqlite3 *db = NULL;
-    mesh_status_t st = mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                              &db, err);
+    mesh_status_t st =
+        mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &db, err);
     if (st != MESH_OK)
         return st;
     char sql[200];
     snprintf(sql, sizeof sql,
-             "UPDATE _meta SET value = %" PRIu64
-             " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
+             "UPDATE _meta SET value = %" PRIu64 " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
              seq);
     st = exec(db, sql, err);
     sqlite3_close(db);
