@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,8 @@ struct mesh_backups {
     int64_t bytes_total, bytes_done, written;
     char **domains; /* asked for (NULL: all) */
     size_t ndomains;
-    int64_t next_due_ns; /* the next scheduled backup (0: none) */
+    int64_t next_due_ns;   /* the next scheduled backup (0: none) */
+    _Atomic bool stopping; /* meshd stops: a running backup gives up */
 };
 
 void mesh_backup_dir(const mesh_node_t *n, char *out, size_t cap)
@@ -153,6 +155,7 @@ void mesh_backups_close(mesh_backups_t *b)
 {
     if (b == NULL)
         return;
+    atomic_store(&b->stopping, true);
     if (b->thread_live)
         pthread_join(b->thread, NULL);
     free_domains(b);
@@ -210,6 +213,8 @@ static mesh_status_t stream_file(run_t *r, const char *path, char kind, const ch
         st = mesh_crypt_pages_read(f, i, page, err);
         if (st == MESH_OK)
             st = mesh_archive_entry_write(r->w, page, psz, err);
+        if (st == MESH_OK && atomic_load(&r->b->stopping))
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "meshd is stopping");
         if (st == MESH_OK && (i % 64 == 0 || i == npages))
             set_progress(r->b,
                          r->base_done + r->file_est / 2 +
@@ -318,6 +323,10 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
         const mesh_snap_domain_t *sd = &s->doms[i];
         if (!wanted(b, sd->meta.name))
             continue;
+        if (atomic_load(&b->stopping)) {
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "meshd is stopping");
+            goto out;
+        }
         pthread_mutex_lock(&b->lock);
         snprintf(b->domain, sizeof b->domain, "%s", sd->meta.name);
         pthread_mutex_unlock(&b->lock);
