@@ -100,7 +100,7 @@ void mesh_progress_update(mesh_progress_t *p, int64_t rows, int64_t done)
         /* bytes only: "12.0 MiB / 40.0 MiB  5.1 MiB/s  ETA 0:05" */
         char bps[24];
         mesh_cli_bytes(secs > 0 ? (int64_t)((double)done / secs) : 0, bps, sizeof bps);
-        snprintf(rate, sizeof rate, "%s/s", bps);
+        snprintf(rate, sizeof rate, "%s/s", secs >= 0.5 ? bps : "-");
     }
     if (rows < 0 && p->total > 0) {
         mesh_cli_bytes(p->total, tb, sizeof tb);

@@ -1801,8 +1801,21 @@ mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t 
              dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, &c->dest,
              err)) != MESH_OK)
         goto fail;
-    /* a staging file: no journal (a crash leaves garbage that is deleted), no syncs */
-    if ((st = exec(c->dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", err)) != MESH_OK)
+    /* a staging file: the source's page size, no syncs (a crash leaves garbage that is
+     * deleted), and WAL: the encrypting VFS learns the page size from page 1, which a rollback
+     * journal's cache spill may write after others, while a WAL checkpoint writes in order */
+    int64_t psz = 4096;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(c->src, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            psz = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA page_size=%lld; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;",
+             (long long)psz);
+    if ((st = exec(c->dest, sql, err)) != MESH_OK)
         goto fail;
     c->bk = sqlite3_backup_init(c->dest, "main", c->src, "main");
     if (c->bk == NULL) {
@@ -1832,6 +1845,12 @@ mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t
         c->bk = NULL;
         if (rc != SQLITE_OK)
             return mesh_err_set(err, MESH_IO, "backup: %s", mesh_crypt_errmsg(c->dest));
+        /* everything into the database file (which is what gets read back) */
+        int nlog = -1, nckpt = -1;
+        rc = sqlite3_wal_checkpoint_v2(c->dest, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+        if (rc != SQLITE_OK || nckpt < nlog)
+            return mesh_err_set(err, MESH_IO, "backup: checkpoint of the copy: %s",
+                                mesh_crypt_errmsg(c->dest));
         return MESH_OK;
     }
     if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
@@ -1854,6 +1873,8 @@ mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *
              "UPDATE _meta SET value = %" PRIu64 " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
              seq);
     st = exec(db, sql, err);
+    if (st == MESH_OK)
+        st = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", err);
     sqlite3_close(db);
     return st;
 }

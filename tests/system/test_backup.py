@@ -143,10 +143,12 @@ class BackupTest(unittest.TestCase):
         n.apply(NOTES % {"domain": "factory"}, expect=201)
         n.create_domain("office")
         n.apply(NOTES % {"domain": "office"}, expect=201)
-        for b in range(10):
+        # some MiB of little compressible text: the copy takes several steps, SQLite's cache
+        # spills, the archive has many chunks
+        for b in range(30):
             st, r = n.post_rows("factory", "notes", [{"id": "bulk-%02d-%04d" % (b, i),
-                                                     "note": MARKER + " " + "x" * 100, "n": i}
-                                                    for i in range(300)])
+                                                     "note": MARKER + " " + os.urandom(80).hex(),
+                                                     "n": i} for i in range(500)])
             self.assertEqual(st, 200, r)
         st, r = n.post_rows("office", "notes", [{"id": "o-%d" % i, "note": MARKER, "n": i}
                                                 for i in range(50)])
