@@ -1017,6 +1017,45 @@ out:
     return st;
 }
 
+mesh_status_t mesh__archive_parse_stream(const uint8_t *p, size_t n, mesh_err_t *err)
+{
+    mesh_archive_t a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.name, sizeof a.name, "stream");
+    parser_t ps;
+    memset(&ps, 0, sizeof ps);
+    ps.a = &a;
+    ps.md = EVP_MD_CTX_new();
+    ZSTD_DCtx *z = ZSTD_createDCtx();
+    size_t zcap = ZSTD_DStreamOutSize();
+    uint8_t *zout = malloc(zcap);
+    mesh_status_t st = MESH_OK;
+    if (ps.md == NULL || z == NULL || zout == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto out;
+    }
+    ZSTD_DCtx_setParameter(z, ZSTD_d_windowLogMax, MESH_ARCHIVE_WINDOW_LOG);
+    ZSTD_inBuffer in = {p, n, 0};
+    for (;;) {
+        ZSTD_outBuffer o = {zout, zcap, 0};
+        size_t r = ZSTD_decompressStream(z, &o, &in);
+        if (ZSTD_isError(r)) {
+            st = mesh_err_set(err, MESH_CORRUPT, "zstd: %s", ZSTD_getErrorName(r));
+            break;
+        }
+        if ((st = parse(&ps, zout, o.pos, err)) != MESH_OK)
+            break;
+        if (r == 0 || (in.pos == in.size && o.pos < zcap))
+            break;
+    }
+out:
+    free(zout);
+    ZSTD_freeDCtx(z);
+    EVP_MD_CTX_free(ps.md);
+    free(ps.files);
+    return st;
+}
+
 void mesh_archive_close(mesh_archive_t *a)
 {
     if (a == NULL)

@@ -124,4 +124,8 @@ mesh_status_t mesh_archive_read(mesh_archive_t *a, mesh_archive_entry_fn fn, voi
                                 mesh_err_t *err);
 void mesh_archive_close(mesh_archive_t *a);
 
+/* For the fuzz target: runs the decompressor and the entry parser over a raw zstd stream (what
+ * the data chunks carry once opened), without chunks or keys. */
+mesh_status_t mesh__archive_parse_stream(const uint8_t *p, size_t n, mesh_err_t *err);
+
 #endif
