@@ -75,6 +75,9 @@ q 'SELECT patient_id, count(*) AS seconds_below_90, min(spo2) AS lowest
    FROM "icu-3".vitals WHERE spo2 < 90 GROUP BY patient_id'
 q 'SELECT count(*) AS quarantined, min(reason) AS a_reason FROM "icu-3".vitals__quarantine'
 
+say "classification discovery: what icu-3.vitals holds, from values sampled on its node (none leaves it)"
+ctl discover icu-3.vitals --sample 2000 --approve patient_id
+
 say "a bad batch is refused whole, with the line, the column and the reason"
 grep -m 3 '^telemetry' "$D/factory.lp" > "$D/bad.lp" # -m: no SIGPIPE under pipefail
 echo 'telemetry,site=plant-a,line=L01,machine=M001,sensor=S01 temperature=9999,vibration_rms=1.2,status="exploded" 1767225700000000000' >> "$D/bad.lp"

@@ -100,6 +100,12 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_MASK_DELETE, "admin.mask.delete")                                                      \
     X(ADMIN_ROW_FILTER_CREATE, "admin.row_filter.create")                                          \
     X(ADMIN_ROW_FILTER_DELETE, "admin.row_filter.delete")                                          \
+    X(ADMIN_CLASSIFY_DISCOVER, "admin.classify.discover")                                          \
+    X(ADMIN_CLASSIFY_APPROVE, "admin.classify.approve")                                            \
+    X(ADMIN_CLASSIFY_REJECT, "admin.classify.reject")                                              \
+    X(ADMIN_CLASSIFY_REMOVE, "admin.classify.remove")                                              \
+    X(ADMIN_MQTT_MAPPING_CREATE, "admin.mqtt_mapping.create")                                      \
+    X(ADMIN_MQTT_MAPPING_DELETE, "admin.mqtt_mapping.delete")                                      \
     X(AUDIT_READ, "audit.read")                                                                    \
     X(AUDIT_VERIFY, "audit.verify")                                                                \
     X(AUDIT_REPAIR, "audit.repair")                                                                \
@@ -109,6 +115,7 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(NODE_STOP, "node.stop")                                                                      \
     X(ADMIN_KEK_ROTATE, "admin.kek.rotate")                                                        \
     X(ADMIN_DATA_KEY_ROTATE, "admin.data_key.rotate")                                              \
+    X(ADMIN_QUARANTINE, "admin.quarantine")                                                        \
     X(ADMIN_BACKUP_CREATE, "admin.backup.create")                                                  \
     X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
     X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \

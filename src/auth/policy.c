@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/util.h"
 
@@ -322,8 +323,26 @@ static bool mask_applies(const mesh_mask_rec_t *m, const mesh_identity_t *id)
     return true;
 }
 
+bool mesh_policy_column_has_tag(const mesh_policy_t *p, const mesh_product_t *prod,
+                                const mesh_column_t *c, const char *tag)
+{
+    if (c->classification && strcasecmp(c->classification, tag) == 0)
+        return true;
+    for (size_t i = 0; i < c->n_tags; i++)
+        if (strcasecmp(c->tags[i], tag) == 0)
+            return true;
+    for (size_t i = 0; p && i < p->src.ncoltags; i++) {
+        const mesh_coltag_rec_t *t = &p->src.coltags[i];
+        if (strcasecmp(t->tag, tag) == 0 && strcmp(t->column, c->name) == 0 &&
+            strcmp(t->product, prod->name) == 0 && strcmp(t->domain, prod->domain) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* How specific a mask policy is for a column (higher wins), or -1 when it does not match. */
-static int mask_rank(const mesh_mask_rec_t *m, const mesh_product_t *prod, const mesh_column_t *c)
+static int mask_rank(const mesh_policy_t *p, const mesh_mask_rec_t *m, const mesh_product_t *prod,
+                     const mesh_column_t *c)
 {
     if (m->domain[0] && strcmp(m->domain, prod->domain) != 0)
         return -1;
@@ -334,10 +353,8 @@ static int mask_rank(const mesh_mask_rec_t *m, const mesh_product_t *prod, const
         return strcmp(m->column, c->name) == 0 ? 10 + scope : -1;
     if (m->tag[0] == '\0')
         return -1;
-    bool tagged = c->classification && strcmp(c->classification, m->tag) == 0;
-    for (size_t i = 0; !tagged && i < c->n_tags; i++)
-        tagged = strcmp(c->tags[i], m->tag) == 0;
-    return tagged ? scope : -1;
+    /* the contract's classification and tags, and the tags an owner approved */
+    return mesh_policy_column_has_tag(p, prod, c, m->tag) ? scope : -1;
 }
 
 void mesh_view_policy_free(mesh_view_policy_t *v)
@@ -444,7 +461,7 @@ mesh_status_t mesh_policy_view(const mesh_policy_t *p, const mesh_identity_t *id
         const mesh_mask_rec_t *pick = NULL;
         for (size_t k = 0; k < p->src.nmasks; k++) {
             const mesh_mask_rec_t *m = &p->src.masks[k];
-            int r = mask_rank(m, prod, &prod->cols[c]);
+            int r = mask_rank(p, m, prod, &prod->cols[c]);
             if (r > best && mask_applies(m, id)) {
                 best = r;
                 pick = m;

@@ -21,7 +21,8 @@
  *   - Row filters (per role and product): a reader sees the rows that pass the filter of at
  *     least one of its roles that grants reading the product; a role that grants reading it
  *     without a filter (or ownership, or admin) means every row.
- *   - Masks (per column, or per classification/column tag): the first matching policy that
+ *   - Masks (per column, or per classification/column tag, the contract's or an approved
+ *     one, compared without case): the first matching policy that
  *     applies to one of the principal's roles (and to none of its excepted roles) decides
  *     the column's mask; column policies come before tag policies, a product's before a
  *     domain's before the mesh's, older before newer.
@@ -80,6 +81,12 @@ bool mesh_policy_decide(const mesh_policy_t *p, const mesh_identity_t *id, mesh_
 /* Whether id may read anything in domain (some product of it): for listings. */
 bool mesh_policy_sees_domain(const mesh_policy_t *p, const mesh_identity_t *id, const char *domain,
                              bool owner);
+
+/* Whether a column carries tag (case-insensitive): its contract's classification, one of its
+ * contract's tags, or a tag an owner approved (catalog/classification.h). Masks that target a
+ * tag apply to exactly these columns. */
+bool mesh_policy_column_has_tag(const mesh_policy_t *p, const mesh_product_t *prod,
+                                const mesh_column_t *c, const char *tag);
 
 /* What id gets of a product when it reads it. */
 typedef struct mesh_view_policy {

@@ -2,7 +2,7 @@
  * archive.h - the backup archive format: files compressed with zstd, sealed in chunks with
  * AES-256-GCM, closed by an authenticated manifest.
  *
- * Layout (little-endian; docs/decisions/0016-backups.md says why):
+ * Layout (little-endian; docs/decisions/0017-backups.md says why):
  *
  *   header   "MESHBAK1" | u16 version 1 | u8 flags (1: encrypted) | u8 0 | u32 chunk_size
  *            | id[40] (text, NUL padded) | i64 created_ns | u32 keyfile_len | u32 0

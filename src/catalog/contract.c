@@ -1256,6 +1256,48 @@ static mesh_status_t compile_pattern(vctx_t *v, const mesh_yaml_node_t *x, mesh_
     return dup_text(v, x, &col->pattern);
 }
 
+mesh_status_t mesh_pattern_compile(const char *ecma, void **out, char *why, size_t cap)
+{
+    *out = NULL;
+    if (strlen(ecma) > PATTERN_MAX_BYTES) {
+        snprintf(why, cap, "pattern is longer than %d bytes", PATTERN_MAX_BYTES);
+        return MESH_INVALID;
+    }
+    ere_t e = {.depth = 0};
+    mesh_buf_init(&e.out, PATTERN_MAX_BYTES * 16);
+    ecma_to_ere(&e, ecma);
+    if (e.why != NULL) {
+        snprintf(why, cap, "not supported: %s", e.why);
+        mesh_buf_free(&e.out);
+        return MESH_INVALID;
+    }
+    regex_t *re = malloc(sizeof *re);
+    if (re == NULL) {
+        mesh_buf_free(&e.out);
+        snprintf(why, cap, "out of memory");
+        return MESH_NOMEM;
+    }
+    int rc = regcomp(re, e.out.data ? e.out.data : "", REG_EXTENDED | REG_NOSUB);
+    mesh_buf_free(&e.out);
+    if (rc != 0) {
+        char r[128];
+        regerror(rc, re, r, sizeof r);
+        snprintf(why, cap, "does not compile: %s", r);
+        free(re);
+        return MESH_INVALID;
+    }
+    *out = re;
+    return MESH_OK;
+}
+
+void mesh_pattern_free(void *re)
+{
+    if (re != NULL) {
+        regfree(re);
+        free(re);
+    }
+}
+
 /* ---- columns (ODCS properties) ---------------------------------------------------------- */
 
 static const struct {
@@ -1451,6 +1493,364 @@ static mesh_status_t parse_columns(vctx_t *v, const mesh_yaml_node_t *seq, mesh_
     return MESH_OK;
 }
 
+/* ---- quality rules ---------------------------------------------------------------------- */
+
+static const char *const qmetric_names[] = {"nullValues",      "missingValues", "invalidValues",
+                                            "duplicateValues", "rowCount",      "sql"};
+static const char *const qop_names[] = {
+    "mustBe",         "mustNotBe",           "mustBeGreaterThan", "mustBeGreaterOrEqualTo",
+    "mustBeLessThan", "mustBeLessOrEqualTo", "mustBeBetween",     "mustNotBeBetween"};
+
+const char *mesh_qmetric_name(mesh_qmetric_t m)
+{
+    return (unsigned)m < MESH_ARRAY_LEN(qmetric_names) ? qmetric_names[m] : "?";
+}
+
+const char *mesh_qop_name(mesh_qop_t op)
+{
+    return (unsigned)op < MESH_ARRAY_LEN(qop_names) ? qop_names[op] : "?";
+}
+
+bool mesh_quality_pass(const mesh_quality_rule_t *r, double x)
+{
+    switch (r->op) {
+    case MESH_QOP_EQ:
+        return x == r->a;
+    case MESH_QOP_NE:
+        return x != r->a;
+    case MESH_QOP_GT:
+        return x > r->a;
+    case MESH_QOP_GE:
+        return x >= r->a;
+    case MESH_QOP_LT:
+        return x < r->a;
+    case MESH_QOP_LE:
+        return x <= r->a;
+    case MESH_QOP_IN:
+        return x >= r->a && x <= r->b;
+    case MESH_QOP_OUT:
+        return x < r->a || x > r->b;
+    }
+    return false;
+}
+
+static const keyspec_t quality_keys[] = {
+    {"id", SH_STR},
+    {"name", SH_STR},
+    {"type", SH_STR},
+    {"metric", SH_STR},
+    {"rule", SH_STR}, /* the 3.0 spelling of metric */
+    {"description", SH_STR},
+    {"dimension", SH_STR},
+    {"severity", SH_STR},
+    {"businessImpact", SH_STR},
+    {"method", SH_STR},
+    {"unit", SH_STR},
+    {"arguments", SH_MAP},
+    {"validValues", SH_SEQ}, /* 3.0 placed arguments beside the operator */
+    {"query", SH_STR},
+    {"engine", SH_STR},
+    {"implementation", SH_ANY},
+    {"schedule", SH_STR},
+    {"scheduler", SH_STR},
+    {"tags", SH_SEQ_STR},
+    {"authoritativeDefinitions", SH_SEQ_MAP},
+    {"customProperties", SH_SEQ_MAP},
+    {"mustBe", SH_NUM},
+    {"mustNotBe", SH_NUM},
+    {"mustBeGreaterThan", SH_NUM},
+    {"mustBeGreaterOrEqualTo", SH_NUM},
+    {"mustBeGreaterThanOrEqualTo", SH_NUM},
+    {"mustBeLessThan", SH_NUM},
+    {"mustBeLessOrEqualTo", SH_NUM},
+    {"mustBeLessThanOrEqualTo", SH_NUM},
+    {"mustBeBetween", SH_SEQ},
+    {"mustNotBeBetween", SH_SEQ},
+};
+
+static const keyspec_t quality_arg_keys[] = {
+    {"missingValues", SH_SEQ},
+    {"validValues", SH_SEQ},
+    {"pattern", SH_STR},
+    {"properties", SH_SEQ_STR},
+};
+
+static void quality_rule_free(mesh_quality_rule_t *r)
+{
+    free(r->name);
+    free(r->description);
+    free(r->dimension);
+    free(r->severity);
+    strs_free(r->values, r->nvalues);
+    free(r->pattern);
+    free(r->cols);
+    free(r->query);
+}
+
+/* The operator of rule m: exactly one of the must* keys. */
+static mesh_status_t quality_op(vctx_t *v, const mesh_yaml_node_t *m, mesh_quality_rule_t *r)
+{
+    static const struct {
+        const char *key;
+        mesh_qop_t op;
+    } ops[] = {{"mustBe", MESH_QOP_EQ},
+               {"mustNotBe", MESH_QOP_NE},
+               {"mustBeGreaterThan", MESH_QOP_GT},
+               {"mustBeGreaterOrEqualTo", MESH_QOP_GE},
+               {"mustBeGreaterThanOrEqualTo", MESH_QOP_GE},
+               {"mustBeLessThan", MESH_QOP_LT},
+               {"mustBeLessOrEqualTo", MESH_QOP_LE},
+               {"mustBeLessThanOrEqualTo", MESH_QOP_LE},
+               {"mustBeBetween", MESH_QOP_IN},
+               {"mustNotBeBetween", MESH_QOP_OUT}};
+    const mesh_yaml_node_t *found = NULL;
+    const char *fkey = NULL;
+    for (size_t i = 0; i < MESH_ARRAY_LEN(ops); i++) {
+        const mesh_yaml_node_t *x = map_get(m, ops[i].key);
+        if (x == NULL)
+            continue;
+        if (found != NULL)
+            return verr(v, ops[i].key, x, "a rule has one operator; %s is given too", fkey);
+        found = x;
+        fkey = ops[i].key;
+        r->op = ops[i].op;
+    }
+    if (found == NULL)
+        return verr(v, NULL, m,
+                    "the rule needs an operator: mustBe, mustNotBe, mustBeGreaterThan, "
+                    "mustBeGreaterOrEqualTo, mustBeLessThan, mustBeLessOrEqualTo, "
+                    "mustBeBetween or mustNotBeBetween");
+    if (r->op == MESH_QOP_IN || r->op == MESH_QOP_OUT) {
+        if (found->nkids != 2 || !num_value(found->kids[0], &r->a) ||
+            !num_value(found->kids[1], &r->b))
+            return verr(v, fkey, found, "expected two numbers [low, high]");
+        if (r->a > r->b)
+            return verr(v, fkey, found, "the low bound %g is above the high bound %g", r->a, r->b);
+        return MESH_OK;
+    }
+    num_value(found, &r->a);
+    return MESH_OK;
+}
+
+/* The arguments of a library rule (and the 3.0 validValues beside the operator). */
+static mesh_status_t quality_args(vctx_t *v, const mesh_yaml_node_t *m, const mesh_product_t *p,
+                                  mesh_quality_rule_t *r)
+{
+    const mesh_yaml_node_t *args = map_get(m, "arguments"), *x;
+    mesh_status_t st;
+    if (args != NULL) {
+        size_t old = ypath_key(&v->path, "arguments");
+        st = check_keys(v, args, quality_arg_keys, MESH_ARRAY_LEN(quality_arg_keys), NULL);
+        if (st != MESH_OK)
+            return st;
+        ypath_pop(&v->path, old);
+    }
+    const mesh_yaml_node_t *missing = args ? map_get(args, "missingValues") : NULL;
+    const mesh_yaml_node_t *valid = args ? map_get(args, "validValues") : NULL;
+    const mesh_yaml_node_t *pattern = args ? map_get(args, "pattern") : NULL;
+    const mesh_yaml_node_t *props = args ? map_get(args, "properties") : NULL;
+    if (valid == NULL)
+        valid = map_get(m, "validValues");
+    if (missing && r->metric != MESH_QM_MISSING_VALUES)
+        return verr(v, "arguments", args, "missingValues is an argument of missingValues only");
+    if ((valid || pattern) && r->metric != MESH_QM_INVALID_VALUES)
+        return verr(v, "arguments", args ? args : m,
+                    "validValues and pattern are arguments of invalidValues only");
+    if (props && r->metric != MESH_QM_DUPLICATE_VALUES)
+        return verr(v, "arguments", args, "properties is an argument of duplicateValues only");
+    const mesh_yaml_node_t *list = missing ? missing : valid;
+    if (list != NULL) {
+        if (list->nkids > 1000)
+            return verr(v, "arguments", list, "at most 1000 values");
+        r->values = calloc(list->nkids ? list->nkids : 1, sizeof *r->values);
+        if (r->values == NULL)
+            return nomem(v);
+        for (size_t i = 0; i < list->nkids; i++) {
+            x = list->kids[i];
+            if (x->kind != YN_SCALAR)
+                return verr(v, "arguments", x, "a value is a scalar, got %s", describe(x));
+            if (x->st == YS_NULL) {
+                if (missing)
+                    r->null_missing = true;
+                continue;
+            }
+            if ((r->values[r->nvalues] = mesh_strndup(x->text, x->len)) == NULL)
+                return nomem(v);
+            r->nvalues++;
+        }
+    } else if (r->metric == MESH_QM_MISSING_VALUES) {
+        /* the default: null and the empty string */
+        r->null_missing = true;
+        r->values = calloc(1, sizeof *r->values);
+        if (r->values == NULL || (r->values[0] = mesh_strdup("")) == NULL)
+            return nomem(v);
+        r->nvalues = 1;
+    }
+    if (r->metric == MESH_QM_INVALID_VALUES && valid == NULL && pattern == NULL)
+        return verr(v, NULL, m, "invalidValues needs arguments: validValues or pattern");
+    if (pattern != NULL) {
+        void *re = NULL;
+        char why[256];
+        if (mesh_pattern_compile(pattern->text, &re, why, sizeof why) != MESH_OK)
+            return verr(v, "arguments", pattern, "pattern '%s': %s", show(pattern->text).s, why);
+        mesh_pattern_free(re); /* checked here; the query compiles it where it runs */
+        if ((st = dup_text(v, pattern, &r->pattern)) != MESH_OK)
+            return st;
+    }
+    if (props != NULL) {
+        if (r->col >= 0)
+            return verr(v, "arguments", props,
+                        "properties is for a rule on the schema object, not on a property");
+        if (props->nkids == 0 || props->nkids > 32)
+            return verr(v, "arguments", props, "1 to 32 properties");
+        if ((r->cols = calloc(props->nkids, sizeof *r->cols)) == NULL)
+            return nomem(v);
+        for (size_t i = 0; i < props->nkids; i++) {
+            int c = mesh_product_col(p, props->kids[i]->text, props->kids[i]->len);
+            if (c < 0)
+                return verr(v, "arguments", props->kids[i], "'%s' is not a property of %s",
+                            show(props->kids[i]->text).s, p->name);
+            r->cols[r->ncols++] = c;
+        }
+    }
+    return MESH_OK;
+}
+
+/* One rule of a quality list; *skip when it is text or custom (kept, not run). */
+static mesh_status_t parse_quality_rule(vctx_t *v, const mesh_yaml_node_t *m,
+                                        const mesh_product_t *p, int col, mesh_quality_rule_t *r,
+                                        bool *skip)
+{
+    *skip = false;
+    r->col = col;
+    mesh_status_t st = check_keys(v, m, quality_keys, MESH_ARRAY_LEN(quality_keys), NULL);
+    if (st != MESH_OK)
+        return st;
+    const mesh_yaml_node_t *type = map_get(m, "type"), *metric = map_get(m, "metric"), *x;
+    if (metric == NULL)
+        metric = map_get(m, "rule");
+    const char *t = type ? type->text : metric ? "library" : NULL;
+    if (t == NULL)
+        return verr(v, NULL, m, "a rule needs a type (library, sql, text or custom) or a metric");
+    if (strcmp(t, "text") == 0 || strcmp(t, "custom") == 0) {
+        *skip = true;
+        return MESH_OK;
+    }
+    if (strcmp(t, "sql") == 0) {
+        r->metric = MESH_QM_SQL;
+        if ((x = need(v, m, "query")) == NULL)
+            return MESH_INVALID;
+        if (x->len == 0 || x->len > MESH_QUALITY_MAX_SQL)
+            return verr(v, "query", x, "a query of 1 to %d bytes", MESH_QUALITY_MAX_SQL);
+        if ((st = dup_text(v, x, &r->query)) != MESH_OK)
+            return st;
+    } else if (strcmp(t, "library") == 0) {
+        if (metric == NULL)
+            return verr(v, NULL, m, "a library rule needs a metric");
+        size_t i = 0;
+        while (i < MESH_QM_SQL && strcmp(metric->text, qmetric_names[i]) != 0)
+            i++;
+        if (i == MESH_QM_SQL)
+            return verr(v, metric == map_get(m, "metric") ? "metric" : "rule", metric,
+                        "unknown metric '%s'; expected one of nullValues, missingValues, "
+                        "invalidValues, duplicateValues, rowCount",
+                        show(metric->text).s);
+        r->metric = (mesh_qmetric_t)i;
+        bool column_metric =
+            r->metric != MESH_QM_ROW_COUNT && r->metric != MESH_QM_DUPLICATE_VALUES;
+        if (column_metric && col < 0)
+            return verr(v, "metric", metric, "%s is a metric of a property: put the rule under it",
+                        metric->text);
+        if (r->metric == MESH_QM_ROW_COUNT && col >= 0)
+            return verr(v, "metric", metric,
+                        "rowCount is a metric of the schema object, not of a property");
+    } else {
+        return verr(v, "type", type,
+                    "unknown rule type '%s'; expected library, sql, text or custom", show(t).s);
+    }
+    if ((x = map_get(m, "unit")) != NULL) {
+        if (strcmp(x->text, "percent") == 0)
+            r->percent = true;
+        else if (strcmp(x->text, "rows") != 0)
+            return verr(v, "unit", x, "unit must be rows or percent");
+        if (r->percent && (r->metric == MESH_QM_ROW_COUNT || r->metric == MESH_QM_SQL))
+            return verr(v, "unit", x, "percent is not a unit of %s", qmetric_names[r->metric]);
+    }
+    if ((st = quality_op(v, m, r)) != MESH_OK)
+        return st;
+    if (r->metric != MESH_QM_SQL && (st = quality_args(v, m, p, r)) != MESH_OK)
+        return st;
+    if ((st = dup_key(v, m, "description", &r->description)) != MESH_OK ||
+        (st = dup_key(v, m, "dimension", &r->dimension)) != MESH_OK ||
+        (st = dup_key(v, m, "severity", &r->severity)) != MESH_OK)
+        return st;
+    const mesh_yaml_node_t *nm = map_get(m, "id");
+    if (nm == NULL)
+        nm = map_get(m, "name");
+    char gen[160];
+    if (nm != NULL && nm->len > 0 && nm->len < 128)
+        snprintf(gen, sizeof gen, "%s", nm->text);
+    else if (col >= 0)
+        snprintf(gen, sizeof gen, "%s.%s", p->cols[col].name, qmetric_names[r->metric]);
+    else
+        snprintf(gen, sizeof gen, "%s", qmetric_names[r->metric]);
+    return (r->name = mesh_strdup(gen)) ? MESH_OK : nomem(v);
+}
+
+/* Appends the executable rules of the list seq (on property col, or -1) to p->quality. */
+static mesh_status_t parse_quality(vctx_t *v, const mesh_yaml_node_t *seq, mesh_product_t *p,
+                                   int col)
+{
+    if (seq == NULL)
+        return MESH_OK;
+    size_t old = ypath_key(&v->path, "quality");
+    for (size_t i = 0; i < seq->nkids; i++) {
+        if (p->nquality >= MESH_QUALITY_MAX_RULES)
+            return verr(v, NULL, seq->kids[i], "more than %d quality rules in one schema object",
+                        MESH_QUALITY_MAX_RULES);
+        if (p->quality == NULL &&
+            (p->quality = calloc(MESH_QUALITY_MAX_RULES, sizeof *p->quality)) == NULL)
+            return nomem(v);
+        size_t at = ypath_idx(&v->path, i);
+        bool skip;
+        mesh_quality_rule_t *r = &p->quality[p->nquality];
+        mesh_status_t st = parse_quality_rule(v, seq->kids[i], p, col, r, &skip);
+        if (st != MESH_OK) {
+            quality_rule_free(r);
+            memset(r, 0, sizeof *r);
+            return st;
+        }
+        if (!skip) {
+            for (size_t j = 0; j < p->nquality; j++)
+                if (strcmp(p->quality[j].name, r->name) == 0) {
+                    st = verr(v, NULL, seq->kids[i], "duplicate quality rule name '%s'", r->name);
+                    quality_rule_free(r);
+                    memset(r, 0, sizeof *r);
+                    return st;
+                }
+            p->nquality++;
+        }
+        ypath_pop(&v->path, at);
+    }
+    ypath_pop(&v->path, old);
+    return MESH_OK;
+}
+
+/* The quality lists of the schema object m and of each of its properties. */
+static mesh_status_t parse_object_quality(vctx_t *v, const mesh_yaml_node_t *m, mesh_product_t *p)
+{
+    mesh_status_t st = parse_quality(v, map_get(m, "quality"), p, -1);
+    const mesh_yaml_node_t *props = map_get(m, "properties");
+    size_t old = ypath_key(&v->path, "properties");
+    for (size_t i = 0; st == MESH_OK && props && i < props->nkids; i++) {
+        size_t at = ypath_idx(&v->path, i);
+        st = parse_quality(v, map_get(props->kids[i], "quality"), p, (int)i);
+        ypath_pop(&v->path, at);
+    }
+    ypath_pop(&v->path, old);
+    return st;
+}
+
 /* ---- schema objects (products) ---------------------------------------------------------- */
 
 /* customProperties meshd understands on a schema object: onInvalid and timeColumn; without a
@@ -1569,7 +1969,8 @@ static mesh_status_t parse_object(vctx_t *v, mesh_contract_t *c, size_t idx,
         (st = dup_key(v, m, "description", &p->description)) != MESH_OK ||
         (st = dup_list(v, map_get(m, "tags"), &p->tags, &p->n_tags)) != MESH_OK ||
         (st = parse_columns(v, props, p)) != MESH_OK || (st = check_custom(v, custom)) != MESH_OK ||
-        (st = object_settings(v, custom, p)) != MESH_OK || (st = derive_key(v, p)) != MESH_OK)
+        (st = object_settings(v, custom, p)) != MESH_OK || (st = derive_key(v, p)) != MESH_OK ||
+        (st = parse_object_quality(v, m, p)) != MESH_OK)
         return st;
     ypath_pop(&v->path, old);
     return MESH_OK;
@@ -1752,6 +2153,98 @@ static mesh_status_t parse_schema(vctx_t *v, mesh_contract_t *c, const mesh_yaml
     return MESH_OK;
 }
 
+/* ---- slaProperties ---------------------------------------------------------------------- */
+
+static const keyspec_t sla_keys[] = {
+    {"id", SH_STR},        {"property", SH_STR}, {"value", SH_SCALAR}, {"valueExt", SH_SCALAR},
+    {"unit", SH_STR},      {"element", SH_STR},  {"driver", SH_STR},   {"description", SH_STR},
+    {"scheduler", SH_STR}, {"schedule", SH_STR},
+};
+
+/* value x unit as nanoseconds; false when the unit is not a duration unit we know. */
+static bool sla_duration(double value, const char *unit, int64_t *out)
+{
+    static const struct {
+        const char *name;
+        double ns;
+    } units[] = {{"ms", 1e6},        {"s", 1e9},         {"sec", 1e9},      {"second", 1e9},
+                 {"seconds", 1e9},   {"m", 60e9},        {"min", 60e9},     {"minute", 60e9},
+                 {"minutes", 60e9},  {"h", 3600e9},      {"hour", 3600e9},  {"hours", 3600e9},
+                 {"d", 86400e9},     {"day", 86400e9},   {"days", 86400e9}, {"w", 604800e9},
+                 {"week", 604800e9}, {"weeks", 604800e9}};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(units); i++)
+        if (strcmp(unit, units[i].name) == 0) {
+            double ns = value * units[i].ns;
+            if (!(ns > 0) || ns > 9e18)
+                return false;
+            *out = (int64_t)ns;
+            return true;
+        }
+    return false;
+}
+
+/* latency and frequency of slaProperties, onto the products their element names (a schema
+ * object, or one of its properties; slaDefaultElement when none; every product when
+ * neither). Other SLA properties are kept in the contract, not enforced. */
+static mesh_status_t parse_sla(vctx_t *v, const mesh_yaml_node_t *root, mesh_contract_t *c)
+{
+    const mesh_yaml_node_t *seq = map_get(root, "slaProperties");
+    const mesh_yaml_node_t *def = map_get(root, "slaDefaultElement");
+    if (seq == NULL)
+        return MESH_OK;
+    size_t old = ypath_key(&v->path, "slaProperties");
+    for (size_t i = 0; i < seq->nkids; i++) {
+        const mesh_yaml_node_t *m = seq->kids[i], *prop, *val, *unit, *el;
+        size_t at = ypath_idx(&v->path, i);
+        mesh_status_t st = check_keys(v, m, sla_keys, MESH_ARRAY_LEN(sla_keys), NULL);
+        if (st != MESH_OK)
+            return st;
+        if ((prop = need(v, m, "property")) == NULL)
+            return MESH_INVALID;
+        bool latency = strcmp(prop->text, "latency") == 0;
+        bool frequency = strcmp(prop->text, "frequency") == 0;
+        if (!latency && !frequency) {
+            ypath_pop(&v->path, at);
+            continue;
+        }
+        double d;
+        int64_t ns;
+        if ((val = need(v, m, "value")) == NULL || (unit = need(v, m, "unit")) == NULL)
+            return MESH_INVALID;
+        if (!num_value(val, &d))
+            return verr(v, "value", val, "%s needs a number, got %s", prop->text, describe(val));
+        if (!sla_duration(d, unit->text, &ns))
+            return verr(v, "unit", unit,
+                        "'%s' is not a duration unit (ms, s, m, h, d, w, or their names) or the "
+                        "value is not a positive duration",
+                        show(unit->text).s);
+        el = map_get(m, "element");
+        if (el == NULL)
+            el = def;
+        size_t matched = 0;
+        for (size_t k = 0; k < c->nproducts; k++) {
+            mesh_product_t *p = &c->products[k];
+            if (el != NULL) {
+                size_t n = strlen(p->name);
+                if (strncmp(el->text, p->name, n) != 0 ||
+                    (el->text[n] != '\0' && el->text[n] != '.'))
+                    continue;
+            }
+            matched++;
+            if (latency)
+                p->sla_latency_ns = ns;
+            else
+                p->sla_frequency_ns = ns;
+        }
+        if (el != NULL && matched == 0)
+            return verr(v, el == def ? NULL : "element", el,
+                        "element '%s' names no schema object of this contract", show(el->text).s);
+        ypath_pop(&v->path, at);
+    }
+    ypath_pop(&v->path, old);
+    return MESH_OK;
+}
+
 static mesh_status_t parse_contract(vctx_t *v, mesh_contract_t *c)
 {
     const mesh_yaml_node_t *root = c->doc;
@@ -1771,6 +2264,8 @@ static mesh_status_t parse_contract(vctx_t *v, mesh_contract_t *c)
         st = check_custom(v, map_get(root, "customProperties"));
     if (st == MESH_OK)
         st = parse_schema(v, c, h.schema);
+    if (st == MESH_OK)
+        st = parse_sla(v, root, c);
     return st;
 }
 
@@ -1800,6 +2295,9 @@ static void product_free(mesh_product_t *p)
     free(p->name);
     free(p->description);
     strs_free(p->tags, p->n_tags);
+    for (size_t i = 0; i < p->nquality; i++)
+        quality_rule_free(&p->quality[i]);
+    free(p->quality);
 }
 
 void mesh_contract_free(mesh_contract_t *c)
@@ -2254,6 +2752,52 @@ static void diff_product(diff_t *d, const mesh_product_t *o, const mesh_product_
         change(d, false, "tags changed");
 }
 
+static const mesh_quality_rule_t *rule_named(const mesh_product_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->nquality; i++)
+        if (strcmp(p->quality[i].name, name) == 0)
+            return &p->quality[i];
+    return NULL;
+}
+
+static bool rule_same(const mesh_quality_rule_t *a, const mesh_quality_rule_t *b)
+{
+    if (a->metric != b->metric || a->op != b->op || a->a != b->a || a->b != b->b ||
+        a->percent != b->percent || a->nvalues != b->nvalues ||
+        a->null_missing != b->null_missing || a->ncols != b->ncols || (a->col < 0) != (b->col < 0))
+        return false;
+    if ((a->pattern == NULL) != (b->pattern == NULL) ||
+        (a->pattern && strcmp(a->pattern, b->pattern)))
+        return false;
+    if ((a->query == NULL) != (b->query == NULL) || (a->query && strcmp(a->query, b->query)))
+        return false;
+    for (size_t i = 0; i < a->nvalues; i++)
+        if (strcmp(a->values[i], b->values[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Quality rules and SLA bounds: never breaking (they judge data, they do not shape it). */
+static void diff_quality(diff_t *d, const mesh_product_t *old, const mesh_product_t *next)
+{
+    for (size_t i = 0; i < old->nquality; i++) {
+        const mesh_quality_rule_t *n = rule_named(next, old->quality[i].name);
+        if (n == NULL)
+            change(d, false, "quality rule %s: removed", old->quality[i].name);
+        else if (!rule_same(&old->quality[i], n))
+            change(d, false, "quality rule %s: changed", n->name);
+    }
+    for (size_t i = 0; i < next->nquality; i++)
+        if (rule_named(old, next->quality[i].name) == NULL)
+            change(d, false, "quality rule %s: added", next->quality[i].name);
+    if (old->sla_latency_ns != next->sla_latency_ns)
+        change(d, false, "SLA latency: %.0f s -> %.0f s", (double)old->sla_latency_ns / 1e9,
+               (double)next->sla_latency_ns / 1e9);
+    if (old->sla_frequency_ns != next->sla_frequency_ns)
+        change(d, false, "SLA frequency: %.0f s -> %.0f s", (double)old->sla_frequency_ns / 1e9,
+               (double)next->sla_frequency_ns / 1e9);
+}
+
 bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, mesh_buf_t *changes)
 {
     diff_t d = {.out = changes, .breaking = false};
@@ -2272,6 +2816,7 @@ bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, me
                    n->required ? "required" : "optional");
     }
     diff_product(&d, old, next);
+    diff_quality(&d, old, next);
     return d.breaking;
 }
 

@@ -85,6 +85,49 @@ typedef struct mesh_column {
 
 typedef enum { MESH_ON_INVALID_REJECT = 0, MESH_ON_INVALID_QUARANTINE } mesh_on_invalid_t;
 
+/* ODCS quality rules meshd evaluates on a schedule (the library metrics and sql); text and
+ * custom rules are kept in the contract but not run. */
+typedef enum {
+    MESH_QM_NULL_VALUES = 0,
+    MESH_QM_MISSING_VALUES,
+    MESH_QM_INVALID_VALUES,
+    MESH_QM_DUPLICATE_VALUES,
+    MESH_QM_ROW_COUNT,
+    MESH_QM_SQL,
+} mesh_qmetric_t;
+
+typedef enum {
+    MESH_QOP_EQ = 0, /* mustBe */
+    MESH_QOP_NE,     /* mustNotBe */
+    MESH_QOP_GT,     /* mustBeGreaterThan */
+    MESH_QOP_GE,     /* mustBeGreaterOrEqualTo */
+    MESH_QOP_LT,     /* mustBeLessThan */
+    MESH_QOP_LE,     /* mustBeLessOrEqualTo */
+    MESH_QOP_IN,     /* mustBeBetween [a, b] */
+    MESH_QOP_OUT,    /* mustNotBeBetween [a, b] */
+} mesh_qop_t;
+
+#define MESH_QUALITY_MAX_RULES 64 /* per schema object, its properties' included */
+#define MESH_QUALITY_MAX_SQL   4096
+
+typedef struct mesh_quality_rule {
+    char *name; /* the rule's id or name, else "<column>.<metric>" or "<metric>" */
+    char *description, *dimension, *severity; /* may be NULL */
+    mesh_qmetric_t metric;
+    int col; /* index into the product's cols, -1 for a rule on the whole product */
+    mesh_qop_t op;
+    double a, b;  /* threshold (b: upper bound of a between) */
+    bool percent; /* unit: percent (of the rows) rather than rows */
+    /* arguments */
+    char **values; /* missingValues: the values counted as missing; invalidValues: validValues */
+    size_t nvalues;
+    bool null_missing; /* missingValues: null is in the list */
+    char *pattern;     /* invalidValues: a value must match it (ECMA text as written) */
+    int *cols;         /* duplicateValues on the product: the properties compared */
+    size_t ncols;
+    char *query; /* sql: the query, {object} and {property} not yet replaced */
+} mesh_quality_rule_t;
+
 struct mesh_contract;
 
 typedef struct mesh_product {
@@ -101,6 +144,11 @@ typedef struct mesh_product {
     size_t n_tags;
     struct mesh_contract *contract; /* owning contract (not owned) */
     int object_index;               /* position of this object in the contract's schema[] */
+    mesh_quality_rule_t *quality;   /* the object's and its properties' executable rules */
+    size_t nquality;
+    /* slaProperties of the contract that apply to this product (0: none declared) */
+    int64_t sla_latency_ns;   /* latency: the newest row is at most this old */
+    int64_t sla_frequency_ns; /* frequency: a write at least this often */
 } mesh_product_t;
 
 typedef struct mesh_yaml_node mesh_yaml_node_t; /* parsed document, private to contract.c */
@@ -149,6 +197,20 @@ mesh_status_t mesh_contract_export(const mesh_contract_t *c, const char *product
  * a column made unique.
  */
 bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, mesh_buf_t *changes);
+
+/* Names of quality metrics ("nullValues", ..., "sql") and operators ("mustBe", ...). */
+const char *mesh_qmetric_name(mesh_qmetric_t m);
+const char *mesh_qop_name(mesh_qop_t op);
+/* Whether value passes the rule's operator and threshold. */
+bool mesh_quality_pass(const mesh_quality_rule_t *r, double value);
+
+/*
+ * Compiles an ECMA-262 pattern (the dialect of logicalTypeOptions.pattern) into a POSIX ERE
+ * (regex_t *, REG_NOSUB) in *out, the translation meshd uses everywhere. MESH_INVALID with
+ * the reason in why when it is not supported or does not compile.
+ */
+mesh_status_t mesh_pattern_compile(const char *ecma, void **out, char *why, size_t cap);
+void mesh_pattern_free(void *re);
 
 /* Compares two semantic versions: <0, 0, >0. */
 int mesh_contract_version_cmp(const mesh_contract_t *a, const mesh_contract_t *b);

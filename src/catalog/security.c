@@ -121,6 +121,16 @@ static mesh_status_t finish(mesh_catalog_t *c, mesh_status_t st, bool bump_versi
     return st;
 }
 
+mesh_status_t mesh__catalog_begin(mesh_catalog_t *c, mesh_err_t *err)
+{
+    return begin(c, err);
+}
+
+mesh_status_t mesh__catalog_finish(mesh_catalog_t *c, mesh_status_t st, bool bump, mesh_err_t *err)
+{
+    return finish(c, st, bump, err);
+}
+
 static mesh_status_t prep(sqlite3 *db, const char *sql, sqlite3_stmt **q, mesh_err_t *err)
 {
     if (sqlite3_prepare_v2(db, sql, -1, q, NULL) != SQLITE_OK)
@@ -438,6 +448,7 @@ void mesh_policy_src_free(mesh_policy_src_t *s)
     free(s->grants);
     free(s->masks);
     free(s->filters);
+    free(s->coltags);
     OPENSSL_cleanse(s->mask_key, sizeof s->mask_key);
     memset(s, 0, sizeof *s);
 }
@@ -581,6 +592,9 @@ mesh_status_t mesh_catalog_policy_load(mesh_catalog_t *c, mesh_policy_src_t *out
             st = mesh__catalog_err(db, err, "row filters");
         sqlite3_finalize(q);
     }
+    /* tags approved for columns (masks may target them) */
+    if (st == MESH_OK)
+        st = mesh__catalog_coltags_read(db, NULL, NULL, &out->coltags, &out->ncoltags, err);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     unlock(c);
     if (st != MESH_OK)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "catalog/catalog.h"
+#include "catalog/classification.h"
 #include "core/status.h"
 
 #define MESH_ROLE_MAX       63   /* role name length */
@@ -114,6 +115,8 @@ typedef struct mesh_policy_src {
     size_t nmasks;
     mesh_filter_rec_t *filters;
     size_t nfilters;
+    mesh_coltag_rec_t *coltags; /* tags approved for columns (catalog/classification.h) */
+    size_t ncoltags;
 } mesh_policy_src_t;
 
 mesh_status_t mesh_catalog_policy_load(mesh_catalog_t *c, mesh_policy_src_t *out, mesh_err_t *err);

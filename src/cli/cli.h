@@ -108,6 +108,7 @@ extern const mesh_cli_cmd_t mesh_cli_product_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_ingest_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_query_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_catalog_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_quality_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_login_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_user_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_token_cmds[];
@@ -118,6 +119,8 @@ extern const mesh_cli_cmd_t mesh_cli_filter_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_backup_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_classify_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
  * cert, key; accepted as

@@ -1,6 +1,7 @@
 /*
- * cmd_product.c - `meshctl product apply|list|show|export|delete|quarantine`: contracts
- * (POST /v1/contracts) and the products they define (/v1/products).
+ * cmd_product.c - `meshctl product apply|list|show|export|history|diff|delete|quarantine`:
+ * contracts (POST /v1/contracts), the products they define (/v1/products) and the history of
+ * their contracts.
  */
 #include <string.h>
 
@@ -38,7 +39,7 @@ static void join_strings(const json_t *a, const char *sep, mesh_buf_t *out)
 
 /* ---- apply ---- */
 
-static int apply_one(mesh_cli_t *cli, const char *file)
+static int apply_one(mesh_cli_t *cli, const char *file, bool dry_run)
 {
     char *text;
     size_t len;
@@ -47,7 +48,7 @@ static int apply_one(mesh_cli_t *cli, const char *file)
         return rc;
     const char *shown = strcmp(file, "-") == 0 ? "(stdin)" : file;
     mesh_client_req_t req = {.method = "POST",
-                             .path = "/v1/contracts",
+                             .path = dry_run ? "/v1/contracts?dry_run=true" : "/v1/contracts",
                              .content_type = "application/yaml",
                              .body = text,
                              .body_len = len};
@@ -66,9 +67,9 @@ static int apply_one(mesh_cli_t *cli, const char *file)
         mesh_buf_t prods;
         mesh_buf_init(&prods, 1 << 20);
         join_strings(json_object_get(j, "products"), ", ", &prods);
-        printf("%s: %s %s %s (%s)\n", shown, mesh_cli_jstr(j, "outcome"),
-               mesh_cli_jstr(j, "contract"), mesh_cli_jstr(j, "version"),
-               prods.data ? prods.data : "");
+        printf("%s: %s%s %s %s (%s)\n", shown, dry_run ? "would be " : "",
+               mesh_cli_jstr(j, "outcome"), mesh_cli_jstr(j, "contract"),
+               mesh_cli_jstr(j, "version"), prods.data ? prods.data : "");
         mesh_cli_print_details(stdout, json_object_get(j, "changes"), (size_t)-1);
         mesh_buf_free(&prods);
     }
@@ -82,7 +83,7 @@ static int run_apply(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     int first_rc = 0;
     for (int i = 0; i < mesh_cli_npos(a); i++) {
-        int rc = apply_one(cli, mesh_cli_pos(a, i));
+        int rc = apply_one(cli, mesh_cli_pos(a, i), mesh_cli_flag(a, "dry-run"));
         if (rc != 0 && first_rc == 0)
             first_rc = rc;
     }
@@ -285,6 +286,22 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_add(st, mesh_cli_bytes(mesh_cli_jint(j, "bytes"), tmp, sizeof tmp));
     mesh_table_add(st, "last write");
     mesh_table_add(st, mesh_cli_short_time(mesh_cli_jstr(j, "last_write"), when));
+    const json_t *qj = json_object_get(j, "quality");
+    const json_t *score = json_object_get(qj, "score");
+    mesh_table_add(st, "quality");
+    if (json_is_number(score))
+        mesh_table_addf(st, "%.1f / 100 (%lld rules passed, %lld failed; meshctl quality %s)",
+                        json_number_value(score), (long long)mesh_cli_jint(qj, "rules_passed"),
+                        (long long)mesh_cli_jint(qj, "rules_failed"), mesh_cli_pos(a, 0));
+    else
+        mesh_table_add(st, "- (not measured yet)");
+    const json_t *fr = json_object_get(qj, "freshness");
+    if (json_object_get(fr, "latency_ok") || json_object_get(fr, "frequency_ok")) {
+        bool ok = !json_is_false(json_object_get(fr, "latency_ok")) &&
+                  !json_is_false(json_object_get(fr, "frequency_ok"));
+        mesh_table_add(st, "freshness");
+        mesh_table_add(st, ok ? "within the contract's SLA" : "SLA BREACHED (latency/frequency)");
+    }
     putchar('\n');
     mesh_table_print_kv(st, stdout);
 
@@ -302,15 +319,147 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
 
 static int run_export(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
+    mesh_buf_t q;
+    mesh_buf_init(&q, 256);
+    mesh_buf_adds(&q, "/contract");
+    const char *version = mesh_cli_arg(a, "version");
+    if (mesh_cli_flag(a, "whole"))
+        mesh_buf_adds(&q, "?whole=true");
+    if (version) {
+        mesh_buf_adds(&q, mesh_cli_flag(a, "whole") ? "&version=" : "?version=");
+        mesh_client_escape(&q, version);
+    }
     mesh_buf_t path;
-    int rc = product_path(cli, mesh_cli_pos(a, 0),
-                          mesh_cli_flag(a, "whole") ? "/contract?whole=true" : "/contract", &path);
+    int rc = product_path(cli, mesh_cli_pos(a, 0), q.data, &path);
+    mesh_buf_free(&q);
     if (rc != 0)
         return rc;
     mesh_client_req_t req = {.method = "GET", .path = path.data, .accept = "application/yaml"};
     rc = mesh_cli_raw(cli, &req);
     mesh_buf_free(&path);
     return rc;
+}
+
+/* ---- history, diff ---- */
+
+static int run_history(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), "/history", &path);
+    if (rc != 0)
+        return rc;
+    const char *fmt = mesh_cli_format(cli, false);
+    mesh_client_req_t req = {.method = "GET", .path = path.data};
+    json_t *j = NULL;
+    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    if (rc != 0 || j == NULL)
+        return rc;
+    bool csv = strcmp(fmt, "csv") == 0;
+    const char *current = mesh_cli_jstr(j, "current");
+    mesh_table_t *t = mesh_table_create(4);
+    if (t == NULL) {
+        json_decref(j);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    mesh_table_column(t, 0, csv ? "version" : "VERSION", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 1, csv ? "applied" : "APPLIED", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 2, csv ? "log_seq" : "LOG SEQ", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 3, csv ? "current" : "", MESH_ALIGN_LEFT, 0);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "versions"), i, v)
+    {
+        char when[MESH_CLI_TIME_MAX];
+        const char *ver = mesh_cli_jstr(v, "version");
+        const char *at = mesh_cli_jstr(v, "applied");
+        bool cur = ver && current && strcmp(ver, current) == 0;
+        mesh_table_add(t, ver);
+        mesh_table_add(t, csv ? at : mesh_cli_short_time(at, when));
+        mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(v, "seq"));
+        mesh_table_add(t, csv ? (cur ? "true" : "false") : (cur ? "(current)" : ""));
+    }
+    if (!csv)
+        printf("contract %s\n", mesh_cli_jstr(j, "contract") ? mesh_cli_jstr(j, "contract") : "-");
+    mesh_cli_emit_table(cli, t, fmt);
+    mesh_table_destroy(t);
+    json_decref(j);
+    return 0;
+}
+
+static int run_diff(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    const char *from = mesh_cli_pos(a, 1), *to = mesh_cli_pos(a, 2);
+    mesh_buf_t q;
+    mesh_buf_init(&q, 256);
+    mesh_buf_adds(&q, "/diff?from=");
+    mesh_client_escape(&q, from);
+    if (to) {
+        mesh_buf_adds(&q, "&to=");
+        mesh_client_escape(&q, to);
+    }
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), q.data, &path);
+    mesh_buf_free(&q);
+    if (rc != 0)
+        return rc;
+    const char *fmt = mesh_cli_format(cli, false);
+    mesh_client_req_t req = {.method = "GET", .path = path.data};
+    json_t *j = NULL;
+    rc = mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    if (rc != 0 || j == NULL)
+        return rc;
+    bool breaking = json_is_true(json_object_get(j, "breaking"));
+    const json_t *changes = json_object_get(j, "changes");
+    if (strcmp(fmt, "json") == 0) {
+        char *out = json_dumps(j, JSON_COMPACT);
+        if (out) {
+            puts(out);
+            free(out);
+        }
+    } else if (strcmp(fmt, "csv") == 0) {
+        mesh_table_t *t = mesh_table_create(2);
+        if (t == NULL) {
+            json_decref(j);
+            return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+        }
+        mesh_table_column(t, 0, "change", MESH_ALIGN_LEFT, 0);
+        mesh_table_column(t, 1, "breaking", MESH_ALIGN_LEFT, 0);
+        size_t i;
+        json_t *c;
+        json_array_foreach(changes, i, c)
+        {
+            mesh_table_add(t, mesh_cli_jstr(c, "change"));
+            mesh_table_add(t, json_is_true(json_object_get(c, "breaking")) ? "true" : "false");
+        }
+        mesh_cli_emit_table(cli, t, fmt);
+        mesh_table_destroy(t);
+    } else {
+        printf("%s: %s -> %s: ", mesh_cli_pos(a, 0), mesh_cli_jstr(j, "from"),
+               mesh_cli_jstr(j, "to"));
+        size_t n = json_array_size(changes);
+        if (n == 0)
+            printf("no change to this product\n");
+        else
+            printf("%zu change%s, %s\n", n, n == 1 ? "" : "s",
+                   breaking ? "BREAKING for consumers" : "compatible with consumers");
+        size_t i;
+        json_t *c;
+        json_array_foreach(changes, i, c)
+        {
+            bool b = json_is_true(json_object_get(c, "breaking"));
+            char text[600];
+            snprintf(text, sizeof text, "%s",
+                     mesh_cli_jstr(c, "change") ? mesh_cli_jstr(c, "change") : "");
+            mesh_cli_clean(text);
+            printf("  %s %s\n", b ? "!" : "+", text);
+        }
+    }
+    json_decref(j);
+    if (breaking && mesh_cli_flag(a, "fail-on-breaking"))
+        return mesh_status_exit(MESH_BREAKING);
+    return 0;
 }
 
 static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
@@ -327,8 +476,100 @@ static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return rc;
 }
 
+/* --drop ID[,ID...] or --drop-all: POST .../quarantine/drop */
+static int quarantine_drop(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    const char *list = mesh_cli_arg(a, "drop");
+    bool all = mesh_cli_flag(a, "drop-all");
+    json_t *body = json_object();
+    if (all) {
+        json_object_set_new(body, "all", json_true());
+    } else {
+        json_t *ids = json_array();
+        for (const char *p = list; *p;) {
+            size_t n = strcspn(p, ",");
+            int64_t id;
+            if (n == 0 || mesh_parse_i64(p, n, &id) != MESH_OK || id < 1) {
+                json_decref(ids);
+                json_decref(body);
+                return mesh_cli_usage(cli, "--drop takes row ids (as listed), e.g. 12,13");
+            }
+            json_array_append_new(ids, json_integer((json_int_t)id));
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+        json_object_set_new(body, "ids", ids);
+    }
+    mesh_buf_t path;
+    int rc = product_path(cli, mesh_cli_pos(a, 0), "/quarantine/drop", &path);
+    json_t *j = NULL;
+    if (rc == 0) {
+        rc = mesh_cli_send_json(cli, "POST", path.data, body, &j);
+        mesh_buf_free(&path);
+    }
+    json_decref(body);
+    if (rc == 0 && !cli->quiet)
+        printf("dropped %lld quarantined row%s of %s\n", (long long)mesh_cli_jint(j, "dropped"),
+               mesh_cli_jint(j, "dropped") == 1 ? "" : "s", mesh_cli_pos(a, 0));
+    json_decref(j);
+    return rc;
+}
+
+/* --resubmit ID [--row JSON | --row-file FILE]: POST .../quarantine/ID/resubmit */
+static int quarantine_resubmit(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    int64_t id;
+    const char *ids = mesh_cli_arg(a, "resubmit");
+    if (mesh_parse_i64(ids, strlen(ids), &id) != MESH_OK || id < 1)
+        return mesh_cli_usage(cli, "--resubmit takes one row id (as listed)");
+    const char *row = mesh_cli_arg(a, "row"), *file = mesh_cli_arg(a, "row-file");
+    if (row && file)
+        return mesh_cli_usage(cli, "give --row or --row-file, not both");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (file && (rc = mesh_cli_read_input(cli, file, 1 << 20, &text, &len)) != 0)
+        return rc;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "/quarantine/%lld/resubmit", (long long)id);
+    mesh_buf_t path;
+    if ((rc = product_path(cli, mesh_cli_pos(a, 0), suffix, &path)) != 0) {
+        free(text);
+        return rc;
+    }
+    mesh_client_req_t req = {.method = "POST",
+                             .path = path.data,
+                             .content_type = "application/json",
+                             .body = text  ? text
+                                     : row ? row
+                                           : "",
+                             .body_len = text  ? len
+                                         : row ? strlen(row)
+                                               : 0};
+    json_t *j = NULL;
+    rc = mesh_cli_call(cli, &req, &j);
+    mesh_buf_free(&path);
+    free(text);
+    if (rc == 0 && !cli->quiet)
+        printf("row %lld of %s written (seq %lld) and dropped from the quarantine\n", (long long)id,
+               mesh_cli_pos(a, 0), (long long)mesh_cli_jint(j, "seq"));
+    json_decref(j);
+    return rc;
+}
+
 static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
+    int acts = (mesh_cli_arg(a, "drop") != NULL) + mesh_cli_flag(a, "drop-all") +
+               (mesh_cli_arg(a, "resubmit") != NULL);
+    if (acts > 1)
+        return mesh_cli_usage(cli, "give one of --drop, --drop-all and --resubmit");
+    if ((mesh_cli_arg(a, "row") || mesh_cli_arg(a, "row-file")) && !mesh_cli_arg(a, "resubmit"))
+        return mesh_cli_usage(cli, "--row and --row-file go with --resubmit");
+    if (mesh_cli_arg(a, "drop") || mesh_cli_flag(a, "drop-all"))
+        return quarantine_drop(cli, a);
+    if (mesh_cli_arg(a, "resubmit"))
+        return quarantine_resubmit(cli, a);
     int64_t limit;
     int rc = mesh_cli_arg_int(cli, a, "limit", 100, 1, 10000, &limit);
     if (rc != 0)
@@ -377,9 +618,25 @@ static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return 0;
 }
 
+static const mesh_cli_opt_t apply_opts[] = {
+    {"dry-run", 0, NULL, 0,
+     "Check each contract against the node and print what applying it would do (created, "
+     "updated, unchanged, or refused with every change), without applying anything. Existing "
+     "rows are checked against a new major version only when it is applied."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
 static const mesh_cli_opt_t export_opts[] = {
     {"whole", 0, NULL, 0,
      "Export the whole contract (every product it defines), not only this product's schema."},
+    {"version", 0, "VERSION", 0,
+     "Export an earlier version of the contract, as it was applied (see product history)."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static const mesh_cli_opt_t diff_opts[] = {
+    {"fail-on-breaking", 0, NULL, 0,
+     "Exit 5 when a change breaks consumers (for a CI check before applying a contract)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -390,13 +647,22 @@ static const mesh_cli_opt_t list_opts[] = {
 
 static const mesh_cli_opt_t quarantine_opts[] = {
     {"limit", 0, "N", 0, "Show at most N rows, newest first (1-10000, default 100)."},
+    {"drop", 0, "ID[,ID...]", 0, "Drop these quarantined rows (ids as listed)."},
+    {"drop-all", 0, NULL, 0, "Drop every quarantined row of the product."},
+    {"resubmit", 0, "ID", 0,
+     "Write quarantined row ID to the product after all, then drop it from the quarantine: "
+     "validated again (a bad row is refused, not quarantined again), written once even if "
+     "retried. As it was kept (a JSON row, e.g. after the contract changed), or fixed with "
+     "--row or --row-file."},
+    {"row", 0, "JSON", 0, "With --resubmit: the fixed row, one JSON object."},
+    {"row-file", 0, "FILE", 0, "With --resubmit: a file holding the fixed row ('-': stdin)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
 const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     {
         .name = "product apply",
-        .usage = "FILE...",
+        .usage = "FILE... [--dry-run]",
         .summary = "Create or change products from ODCS contracts.",
         .text = "Sends each ODCS v3 contract file (YAML; '-' reads standard input) to the node,\n"
                 "which creates the products it defines or applies the changes. A changed contract\n"
@@ -404,10 +670,12 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
                 "rows that no longer fit) a higher major version. Prints the outcome (created,\n"
                 "updated or unchanged) and each change; a refused contract prints the server's\n"
                 "message and the list of changes. Every file is tried; the exit code is the first\n"
-                "failure's.",
+                "failure's. --dry-run shows the outcome without applying (a CI check).",
+        .opts = apply_opts,
         .min_args = 1,
         .max_args = -1,
         .examples = "meshctl product apply contracts/*.odcs.yaml\n"
+                    "meshctl product apply --dry-run contracts/readings.odcs.yaml\n"
                     "generate-contract | meshctl product apply -",
         .exits = "0  every contract was applied (or unchanged)\n"
                  "1  a file could not be read\n"
@@ -448,17 +716,54 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     },
     {
         .name = "product export",
-        .usage = "DOMAIN.PRODUCT [--whole]",
+        .usage = "DOMAIN.PRODUCT [--whole] [--version VERSION]",
         .summary = "Print a product's contract as ODCS YAML.",
         .text = "Prints the product's contract, as applied, in ODCS YAML on standard output:\n"
-                "only this product's schema object unless --whole is given.",
+                "only this product's schema object unless --whole is given; an earlier applied\n"
+                "version with --version (every version applied on the node is kept).",
         .opts = export_opts,
         .min_args = 1,
         .max_args = 1,
-        .examples = "meshctl product export factory-a.readings > readings.odcs.yaml",
+        .examples = "meshctl product export factory-a.readings > readings.odcs.yaml\n"
+                    "meshctl product export factory-a.readings --version 1.2.0",
         .exits = "0  exported\n"
-                 "3  no such domain or product",
+                 "3  no such domain or product, or no such version",
         .run = run_export,
+    },
+    {
+        .name = "product history",
+        .usage = "DOMAIN.PRODUCT [OPTIONS]",
+        .summary = "List every version of a product's contract applied on the node.",
+        .text = "Lists the versions of the product's contract applied on this node, oldest\n"
+                "first: the version, when it was applied, its position in the domain's log, and\n"
+                "which one is current. Each can be exported (product export --version) and\n"
+                "compared (product diff).",
+        .formats = "table|json|csv",
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl product history factory-a.readings",
+        .exits = "0  listed\n"
+                 "3  no such domain or product",
+        .run = run_history,
+    },
+    {
+        .name = "product diff",
+        .usage = "DOMAIN.PRODUCT FROM [TO] [--fail-on-breaking]",
+        .summary = "Show what changed in a product's contract between two versions.",
+        .text = "Names every change to the product between two applied versions of its contract\n"
+                "(TO: the current one when left out): columns added, dropped, retyped, made\n"
+                "required or optional, constraints, key, time column, and whether each breaks\n"
+                "consumers ('!') or not ('+'). A breaking change needs a new major version.",
+        .formats = "table|json|csv",
+        .opts = diff_opts,
+        .min_args = 2,
+        .max_args = 3,
+        .examples = "meshctl product diff factory-a.readings 1.0.0\n"
+                    "meshctl product diff factory-a.readings 1.0.0 2.0.0 --format json",
+        .exits = "0  compared\n"
+                 "3  no such domain, product or version\n"
+                 "5  breaking changes, with --fail-on-breaking",
+        .run = run_diff,
     },
     {
         .name = "product delete",
@@ -477,18 +782,27 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     },
     {
         .name = "product quarantine",
-        .usage = "DOMAIN.PRODUCT [--limit N] [OPTIONS]",
-        .summary = "List a product's quarantined rows.",
+        .usage = "DOMAIN.PRODUCT [--limit N | --drop ID[,ID...] | --drop-all |\n"
+                 "    --resubmit ID [--row JSON | --row-file FILE]] [OPTIONS]",
+        .summary = "List, drop or resubmit a product's quarantined rows.",
         .text = "Lists the rows a product kept aside because they violated its contract (for\n"
-                "products whose contract says onInvalid: quarantine), newest first: when they\n"
-                "arrived, their row number in their batch, the reason and the raw row.",
+                "products whose contract says onInvalid: quarantine), newest first: their id,\n"
+                "when they arrived, their row number in their batch, the reason and the raw\n"
+                "row. --drop and --drop-all delete quarantined rows; --resubmit writes one to\n"
+                "the product after all (fixed with --row, or as kept), then drops it. Changing\n"
+                "the quarantine needs admin on the product (and write, to resubmit).",
         .formats = "table|json|csv",
         .opts = quarantine_opts,
         .min_args = 1,
         .max_args = 1,
-        .examples = "meshctl product quarantine factory-a.readings --limit 20",
-        .exits = "0  listed (maybe none)\n"
-                 "3  no such domain or product",
+        .examples = "meshctl product quarantine factory-a.readings --limit 20\n"
+                    "meshctl product quarantine factory-a.readings --resubmit 12 \\\n"
+                    "    --row '{\"device\":\"m-4\",\"ts\":\"2026-11-23T10:00:00Z\",\"temp\":30}'\n"
+                    "meshctl product quarantine factory-a.readings --drop 13,14",
+        .exits = "0  listed, dropped or resubmitted\n"
+                 "2  bad arguments, or the resubmitted row still violates the contract\n"
+                 "3  no such domain, product or quarantined row\n"
+                 "4  the token may not do this",
         .run = run_quarantine,
     },
     {.name = NULL},

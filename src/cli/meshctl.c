@@ -87,9 +87,10 @@ static const mesh_cli_cmd_t top_cmd = {
 
 static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
-    mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,   mesh_cli_role_cmds,
-    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,  mesh_cli_backup_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_quality_cmds, mesh_cli_classify_cmds,
+    mesh_cli_audit_cmds,  mesh_cli_keys_cmds,    mesh_cli_login_cmds,   mesh_cli_user_cmds,
+    mesh_cli_token_cmds,  mesh_cli_role_cmds,    mesh_cli_grant_cmds,   mesh_cli_mask_cmds,
+    mesh_cli_filter_cmds, mesh_cli_mqtt_cmds,    mesh_cli_backup_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -104,10 +105,11 @@ static const char *const flags[][2] = {
 };
 
 static const char overview[] =
-    "meshctl administers and queries meshd nodes through their HTTP API: domains, data\n"
-    "products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line protocol\n"
-    "files, SQL queries, the catalog, access control (login, users, tokens, roles, grants,\n"
-    "masks and row filters), encryption keys and the audit log.\n";
+    "meshctl administers and queries meshd nodes through their HTTP API: domains,\n"
+    "data products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line\n"
+    "protocol files, SQL queries, the catalog, classification discovery, access\n"
+    "control (login, users, tokens, roles, grants, masks and row filters),\n"
+    "encryption keys, the audit log, and MQTT ingest mappings.\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"
@@ -498,27 +500,34 @@ static int check_tls_files(mesh_cli_t *cli, const mesh_cli_settings_t *s)
 
 /* ---- dispatch ---- */
 
-/* Finds the command named by words[0] (and words[1]); *nwords says how many it used. A
- * two-word command wins over a one-word one with the same first word (`grant list` over
- * `grant ROLE ...`); `meshctl grant -- list read icu` reaches the one-word command. */
+/* Finds the command whose name is the first words (a name is one to three words: "status",
+ * "domain create", "mqtt mapping create"); *nwords says how many it used. The longest name
+ * wins (`grant list` over `grant ROLE ...`); `meshctl grant -- list read icu` reaches the
+ * one-word command. */
 static const mesh_cli_cmd_t *find_cmd(char **words, int n, int *nwords)
 {
-    for (size_t g = 0; g < MESH_ARRAY_LEN(groups) && n >= 2; g++)
+    const mesh_cli_cmd_t *best = NULL;
+    int best_words = 0;
+    for (size_t g = 0; g < MESH_ARRAY_LEN(groups); g++)
         for (const mesh_cli_cmd_t *c = groups[g]; c->name; c++) {
-            const char *sp = strchr(c->name, ' ');
-            if (sp && strncmp(c->name, words[0], (size_t)(sp - c->name)) == 0 &&
-                words[0][sp - c->name] == '\0' && strcmp(sp + 1, words[1]) == 0) {
-                *nwords = 2;
-                return c;
+            const char *p = c->name;
+            for (int k = 0; k < n; k++) {
+                size_t len = strcspn(p, " ");
+                if (strlen(words[k]) != len || strncmp(p, words[k], len) != 0)
+                    break;
+                p += len;
+                if (*p == '\0') {
+                    if (k + 1 > best_words) {
+                        best = c;
+                        best_words = k + 1;
+                    }
+                    break;
+                }
+                p++;
             }
         }
-    for (size_t g = 0; g < MESH_ARRAY_LEN(groups); g++)
-        for (const mesh_cli_cmd_t *c = groups[g]; c->name; c++)
-            if (strchr(c->name, ' ') == NULL && strcmp(c->name, words[0]) == 0) {
-                *nwords = 1;
-                return c;
-            }
-    return NULL;
+    *nwords = best_words;
+    return best;
 }
 
 static bool is_group(const char *w)

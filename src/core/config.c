@@ -108,6 +108,21 @@ mesh_status_t mesh_opts_set(const mesh_opts_spec_t *spec, void *base, const char
     void *f = field(base, o);
     int64_t v = 0;
     switch (o->type) {
+    case MESH_OPT_LIST: {
+        char **slot = f;
+        if (strchr(value, '\n'))
+            return mesh_err_set(err, MESH_INVALID, "%s: %s: a value may not hold a line break",
+                                origin, o->name);
+        size_t old = *slot ? strlen(*slot) : 0, n = strlen(value);
+        char *grown = realloc(*slot, old + n + 2);
+        if (grown == NULL)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        if (old)
+            grown[old++] = '\n';
+        memcpy(grown + old, value, n + 1);
+        *slot = grown;
+        return MESH_OK;
+    }
     case MESH_OPT_STRING:
     case MESH_OPT_ENUM: {
         if (o->type == MESH_OPT_ENUM && !enum_has(o->choices, value))
@@ -159,7 +174,7 @@ mesh_status_t mesh_opts_defaults(const mesh_opts_spec_t *spec, void *base, mesh_
     for (size_t i = 0; i < spec->nopts; i++) {
         const mesh_opt_t *o = &spec->opts[i];
         if (o->def == NULL) {
-            if (o->type == MESH_OPT_STRING || o->type == MESH_OPT_ENUM)
+            if (o->type == MESH_OPT_STRING || o->type == MESH_OPT_ENUM || o->type == MESH_OPT_LIST)
                 *(char **)field(base, o) = NULL;
             else if (o->type == MESH_OPT_BOOL)
                 *(bool *)field(base, o) = false;
@@ -300,7 +315,7 @@ void mesh_opts_free(const mesh_opts_spec_t *spec, void *base)
 {
     for (size_t i = 0; i < spec->nopts; i++) {
         const mesh_opt_t *o = &spec->opts[i];
-        if (o->type == MESH_OPT_STRING || o->type == MESH_OPT_ENUM) {
+        if (o->type == MESH_OPT_STRING || o->type == MESH_OPT_ENUM || o->type == MESH_OPT_LIST) {
             char **slot = field(base, o);
             free(*slot);
             *slot = NULL;
@@ -323,6 +338,8 @@ void mesh_opts_help(const mesh_opts_spec_t *spec, FILE *out)
         fprintf(out, "      %s\n", o->help);
         if (o->type == MESH_OPT_ENUM)
             fprintf(out, "      One of: %s.\n", o->choices);
+        if (o->type == MESH_OPT_LIST)
+            fprintf(out, "      May be given more than once (every value counts).\n");
         if ((o->min || o->max) && o->type == MESH_OPT_INT)
             fprintf(out, "      Range: %lld..%lld.\n", (long long)o->min, (long long)o->max);
         fprintf(out, "      Environment: %s", env);
@@ -355,6 +372,8 @@ static const char *type_name(const mesh_opt_t *o)
         return "boolean";
     case MESH_OPT_ENUM:
         return "one of";
+    case MESH_OPT_LIST:
+        return "text, repeatable";
     default:
         return "text";
     }

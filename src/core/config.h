@@ -25,6 +25,8 @@ typedef enum {
     MESH_OPT_DURATION, /* int64_t nanoseconds; accepts 500ms, 30s, 5m, 24h, 7d */
     MESH_OPT_BOOL,     /* bool */
     MESH_OPT_ENUM,     /* char *, one of choices ("a|b|c") */
+    MESH_OPT_LIST,     /* char *: every value given (file lines, flags, the environment variable),
+                          in order, separated by '\n'; NULL when none */
 } mesh_opt_type_t;
 
 #define MESH_OPT_SECRET 0x1 /* never printed (help shows no default, dumps show ***) */

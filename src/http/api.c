@@ -3,13 +3,16 @@
  */
 #include <ctype.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/classification.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "mqtt/client.h"
 
 /* ---- helpers ---- */
 
@@ -165,6 +168,17 @@ static void audit_admin(mesh_req_t *r, mesh_audit_action_t act, const char *doma
     mesh_buf_free(&d);
 }
 
+/* A deleted product (product NULL: domain) takes its approved tags and suggestions with it,
+ * so a product made again under the name starts unclassified. */
+static void forget_classification(mesh_req_t *r, const char *domain, const char *product)
+{
+    mesh_err_t err;
+    if (mesh_catalog_classification_drop(r->node->cat, domain, product, &err) != MESH_OK ||
+        mesh_auth_reload(r->node->auth, &err) != MESH_OK)
+        LOG_ERROR("classify", "the classification of deleted %s%s%s was not forgotten: %s", domain,
+                  product ? "." : "", product ? product : "", err.msg);
+}
+
 /* Parses a JSON request body; replies 400 and returns NULL when it is not an object. */
 static json_t *body_object(mesh_req_t *r)
 {
@@ -209,7 +223,10 @@ void mesh_api_ping(mesh_req_t *r)
 
 void mesh_api_readyz(mesh_req_t *r)
 {
-    if (atomic_load(&r->node->ready))
+    if (atomic_load(&r->node->ready) && r->node->opts.mqtt_ready &&
+        mesh_mqtt_enabled(r->node->mqtt) && !mesh_mqtt_connected(r->node->mqtt))
+        mesh_req_reply(r, 503, "text/plain; charset=utf-8", "mqtt disconnected\n", 18);
+    else if (atomic_load(&r->node->ready))
         mesh_req_reply(r, 200, "text/plain; charset=utf-8", "ready\n", 6);
     else
         mesh_req_reply(r, 503, "text/plain; charset=utf-8", "starting\n", 9);
@@ -278,6 +295,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     mesh_metrics_write(r->node->metrics, &b);
     storage_gauges(r, &b);
+    mesh_quality_metrics(r->node->quality, mesh_req_snapshot(r), &b);
     if (r->node->audit) {
         mesh_audit_stats_t as;
         mesh_audit_stats(r->node->audit, &as);
@@ -294,6 +312,7 @@ void mesh_api_metrics(mesh_req_t *r)
         mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
     }
     mesh_api_crypt_metrics(r, &b);
+    mesh_mqtt_metrics(r->node->mqtt, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
@@ -349,7 +368,9 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(tls, "enabled", json_boolean(n->tls != NULL));
     if (n->tls) {
         static const char *auth[] = {"off", "optional", "require"};
-        const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+        mesh_tls_info_t tinfo;
+        mesh_tls_info_get(n->tls, &tinfo);
+        const mesh_tls_info_t *ti = &tinfo;
         json_object_set_new(tls, "fingerprint", json_string(ti->fingerprint));
         json_object_set_new(tls, "certificate",
                             json_string(ti->generated ? "self-signed" : "configured"));
@@ -514,6 +535,8 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
+        if (st == MESH_OK)
+            forget_classification(r, name, NULL);
         audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
                     f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)
@@ -562,7 +585,14 @@ void mesh_api_contracts(mesh_req_t *r)
         return;
     }
     mesh_contract_result_t res;
-    st = mesh_domain_put_contract(sd->dom, p, n, &res, &err);
+    const char *dry = mesh_req_arg(r, "dry_run");
+    bool dry_run = dry && (strcmp(dry, "true") == 0 || strcmp(dry, "1") == 0);
+    if (dry && !dry_run && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0) {
+        mesh_req_errorf(r, MESH_INVALID, "dry_run must be true or false");
+        return;
+    }
+    st = dry_run ? mesh_domain_check_contract(sd->dom, p, n, &res, &err)
+                 : mesh_domain_put_contract(sd->dom, p, n, &res, &err);
     json_t *changes = json_array();
     if (res.changes.data) {
         char *save = NULL;
@@ -573,7 +603,8 @@ void mesh_api_contracts(mesh_req_t *r)
     mesh_buf_free(&res.changes);
     if (st != MESH_OK) {
         char *d = json_dumps(changes, JSON_COMPACT);
-        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
+        if (!dry_run)
+            audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
         /* the message keeps its first line; the changes go into details */
         char *nl = strchr(err.msg, '\n');
         if (nl)
@@ -602,6 +633,12 @@ void mesh_api_contracts(mesh_req_t *r)
         mesh_contract_free(c);
     }
     json_object_set_new(o, "changes", changes);
+    if (dry_run) {
+        /* nothing applied, nothing to audit beyond the authorisation decision */
+        json_object_set_new(o, "dry_run", json_true());
+        reply_json(r, 200, o);
+        return;
+    }
     json_object_set_new(o, "seq", json_integer((json_int_t)res.seq));
     json_t *aj = json_object();
     json_object_set(aj, "contract", json_object_get(o, "contract"));
@@ -673,6 +710,8 @@ void mesh_api_product(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        if (st == MESH_OK)
+            forget_classification(r, p->domain, p->name);
         audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);
         if (st != MESH_OK)
             mesh_req_error(r, st, err.msg, NULL);
@@ -680,7 +719,21 @@ void mesh_api_product(mesh_req_t *r)
             mesh_req_reply(r, 204, NULL, NULL, 0);
         return;
     }
-    reply_json(r, 200, product_json(sd, p, true));
+    json_t *o = product_json(sd, p, true);
+    /* the product's page: its quality at a glance (the full report: .../quality) */
+    json_t *rep = mesh_quality_report(r->node->quality, sd, p);
+    json_t *q = json_object();
+    static const char *const keep[] = {"score",        "evaluated_at", "rules_passed",
+                                       "rules_failed", "completeness", "validity",
+                                       "freshness"};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(rep, keep[i]);
+        if (v)
+            json_object_set(q, keep[i], v);
+    }
+    json_decref(rep);
+    json_object_set_new(o, "quality", q);
+    reply_json(r, 200, o);
 }
 
 /* ---- contract history ---- */
@@ -782,6 +835,38 @@ void mesh_api_product_history(mesh_req_t *r)
     json_object_set_new(o, "current", json_string(p->contract->version));
     json_object_set_new(o, "versions", h.versions);
     reply_json(r, 200, o);
+}
+
+/* GET /v1/products/{d}/{p}/quality: the quality report (read on the product). */
+void mesh_api_product_quality(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    reply_json(r, 200, mesh_quality_report(r->node->quality, sd, p));
+}
+
+/* POST /v1/products/{d}/{p}/quality/run: evaluates now (admin on the product: it scans). */
+void mesh_api_product_quality_run(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = path_product(r, &sd);
+    if (p == NULL)
+        return;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st =
+        mesh_quality_run(r->node->quality, mesh_req_snapshot(r), p->domain, p->name, &err);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    reply_json(r, 200, mesh_quality_report(r->node->quality, sd, p));
 }
 
 void mesh_api_product_diff(mesh_req_t *r)
@@ -930,8 +1015,22 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
+/* Whether an approved tag (classification when cls) of one of p's columns is name. */
+static bool approved_has(const mesh_policy_src_t *src, const mesh_product_t *p, const char *name,
+                         bool cls)
+{
+    for (size_t i = 0; src && i < src->ncoltags; i++) {
+        const mesh_coltag_rec_t *t = &src->coltags[i];
+        if ((!cls || t->classification) && strcasecmp(t->tag, name) == 0 &&
+            strcmp(t->product, p->name) == 0 && strcmp(t->domain, p->domain) == 0)
+            return true;
+    }
+    return false;
+}
+
 static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const char *q,
-                    const char *owner, const char *tag, const char *cls)
+                    const char *owner, const char *tag, const char *cls,
+                    const mesh_policy_src_t *src)
 {
     const mesh_contract_t *c = p->contract;
     if (owner) {
@@ -950,14 +1049,14 @@ static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const
         for (size_t i = 0; i < p->ncols && !ok; i++)
             for (size_t k = 0; k < p->cols[i].n_tags && !ok; k++)
                 ok = strcasecmp(p->cols[i].tags[k], tag) == 0;
-        if (!ok)
+        if (!ok && !approved_has(src, p, tag, false))
             return false;
     }
     if (cls) {
         bool ok = false;
         for (size_t i = 0; i < p->ncols && !ok; i++)
             ok = p->cols[i].classification && strcasecmp(p->cols[i].classification, cls) == 0;
-        if (!ok)
+        if (!ok && !approved_has(src, p, cls, true))
             return false;
     }
     if (q) {
@@ -984,6 +1083,16 @@ void mesh_api_catalog(mesh_req_t *r)
     const char *owner = mesh_req_arg(r, "owner");
     const char *tag = mesh_req_arg(r, "tag");
     const char *cls = mesh_req_arg(r, "classification");
+    const char *minq = mesh_req_arg(r, "min_quality");
+    double min_quality = -1;
+    if (minq) {
+        char *end;
+        min_quality = strtod(minq, &end);
+        if (*minq == '\0' || *end != '\0' || !(min_quality >= 0 && min_quality <= 100)) {
+            mesh_req_errorf(r, MESH_INVALID, "min_quality must be a score from 0 to 100");
+            return;
+        }
+    }
     if (q && *q == '\0')
         q = NULL;
     mesh_snapshot_t *s = mesh_req_snapshot(r);
@@ -995,9 +1104,16 @@ void mesh_api_catalog(mesh_req_t *r)
         for (size_t k = 0; k < sd->ncrefs; k++)
             for (size_t j = 0; j < sd->crefs[k]->c->nproducts; j++) {
                 const mesh_product_t *p = &sd->crefs[k]->c->products[j];
-                if (mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) &&
-                    matches(sd, p, q, owner, tag, cls))
-                    json_array_append_new(a, product_json(sd, p, true));
+                if (!mesh_req_decide(r, MESH_ACT_READ, p->domain, p->name, NULL) ||
+                    !matches(sd, p, q, owner, tag, cls, mesh_policy_source(mesh_req_policy(r))))
+                    continue;
+                double score = mesh_quality_score(r->node->quality, sd, p);
+                if (min_quality >= 0 && !(score >= min_quality))
+                    continue;
+                json_t *e = product_json(sd, p, true);
+                json_object_set_new(e, "quality_score",
+                                    score >= 0 ? json_real(round(score * 10) / 10) : json_null());
+                json_array_append_new(a, e);
             }
     }
     json_t *o = json_object();

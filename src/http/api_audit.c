@@ -144,14 +144,16 @@ static const struct {
     {"mask", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_MASK_DELETE},
     {"row_filters", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_ROW_FILTER_CREATE},
     {"row_filter", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_ROW_FILTER_DELETE},
+    {"mqtt_mappings", EVHTTP_REQ_POST, MESH_AUDIT_ADMIN_MQTT_MAPPING_CREATE},
+    {"mqtt_mapping", EVHTTP_REQ_DELETE, MESH_AUDIT_ADMIN_MQTT_MAPPING_DELETE},
 };
 
 /* Request body fields an audit event may repeat. Anything else (a password above all) is
  * left out; a secret that was given is only named in "secrets". */
 static const char *const safe_fields[] = {
-    "name",    "kind",      "roles",     "disabled", "role",       "action", "domain",
-    "product", "columns",   "deny",      "column",   "tag",        "type",   "expr",
-    "except",  "predicate", "principal", "note",     "expires_in", "user",   "description",
+    "name",      "kind", "roles",      "disabled", "role",        "action", "domain", "product",
+    "columns",   "deny", "column",     "tag",      "type",        "expr",   "except", "predicate",
+    "principal", "note", "expires_in", "user",     "description", "topic",  "format", "qos",
 };
 static const char *const secret_fields[] = {"password", "current_password"};
 

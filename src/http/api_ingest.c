@@ -424,3 +424,267 @@ void mesh_api_influx_write_v2(mesh_req_t *r)
 {
     influx_write(r, SHAPE_INFLUX2, mesh_req_arg(r, "bucket"), mesh_req_arg(r, "precision"));
 }
+
+/* ---- quarantine: drop and resubmit ---- */
+
+/* Audits a change to a product's quarantine. */
+static void audit_quarantine(mesh_req_t *r, const mesh_product_t *p, mesh_status_t st,
+                             const char *what, int64_t dropped, const char *error)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, 4096);
+    mesh_buf_printf(&d, "{\"%s\":true,\"dropped\":%lld", what, (long long)dropped);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, error ? error : "", error ? strnlen(error, 512) : 0);
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_ADMIN_QUARANTINE,
+                            .domain = p->domain,
+                            .product = p->name,
+                            .status = mesh_status_http(st),
+                            .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+}
+
+static const mesh_product_t *quarantine_product(mesh_req_t *r, const mesh_snap_domain_t **sd)
+{
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    *sd = mesh_snapshot_domain(s, r->params[0]);
+    const mesh_product_t *p = *sd ? mesh_snapshot_product(s, r->params[0], r->params[1]) : NULL;
+    if (p == NULL)
+        mesh_req_errorf(r, MESH_NOT_FOUND, "no product %s.%s", r->params[0], r->params[1]);
+    return p;
+}
+
+static bool parse_id(mesh_req_t *r, const char *s, int64_t *id)
+{
+    if (mesh_parse_i64(s, strlen(s), id) != MESH_OK || *id < 1) {
+        mesh_req_errorf(r, MESH_INVALID, "'%.40s' is not a quarantined row's id", s);
+        return false;
+    }
+    return true;
+}
+
+static void reply_dropped(mesh_req_t *r, int64_t dropped)
+{
+    mesh_buf_t o;
+    mesh_buf_init(&o, 256);
+    mesh_buf_printf(&o, "{\"dropped\":%lld}\n", (long long)dropped);
+    mesh_req_json(r, 200, &o);
+    mesh_buf_free(&o);
+}
+
+/* DELETE /v1/products/{d}/{p}/quarantine/{id} */
+void mesh_api_quarantine_row(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = quarantine_product(r, &sd);
+    int64_t id, dropped = 0;
+    if (p == NULL || !parse_id(r, r->params[2], &id))
+        return;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_domain_quarantine_drop(sd->dom, p->name, &id, 1, false, &dropped, &err);
+    if (st == MESH_OK && dropped == 0)
+        st = mesh_err_set(&err, MESH_NOT_FOUND, "no quarantined row %lld in %s.%s", (long long)id,
+                          p->domain, p->name);
+    audit_quarantine(r, p, st, "drop", dropped, err.msg);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    reply_dropped(r, dropped);
+}
+
+/* POST /v1/products/{d}/{p}/quarantine/drop {"ids":[...]} or {"all":true} */
+void mesh_api_quarantine_drop(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = quarantine_product(r, &sd);
+    if (p == NULL)
+        return;
+    const char *body;
+    size_t n;
+    if (mesh_req_body(r, &body, &n) != MESH_OK)
+        return;
+    json_error_t je;
+    json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
+    const char *key;
+    json_t *v;
+    bool bad = !json_is_object(j);
+    json_object_foreach(bad ? NULL : j, key, v)
+    {
+        if (strcmp(key, "ids") != 0 && strcmp(key, "all") != 0)
+            bad = true;
+    }
+    json_t *ids = bad ? NULL : json_object_get(j, "ids"),
+           *all = bad ? NULL : json_object_get(j, "all");
+    bool everything = json_is_true(all);
+    if (bad || (ids == NULL) == !everything || (ids && !json_is_array(ids)) ||
+        (all && !json_is_boolean(all)) || (ids && json_array_size(ids) > 100000)) {
+        json_decref(j);
+        mesh_req_errorf(r, MESH_INVALID,
+                        "the body is {\"ids\": [id, ...]} (at most 100000) or {\"all\": true}");
+        return;
+    }
+    size_t cnt = ids ? json_array_size(ids) : 0;
+    int64_t *v_ids = cnt ? calloc(cnt, sizeof *v_ids) : NULL;
+    if (cnt && v_ids == NULL) {
+        json_decref(j);
+        mesh_req_errorf(r, MESH_NOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *x = json_array_get(ids, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 1) {
+            free(v_ids);
+            json_decref(j);
+            mesh_req_errorf(r, MESH_INVALID, "ids[%zu] is not a quarantined row's id", i);
+            return;
+        }
+        v_ids[i] = (int64_t)json_integer_value(x);
+    }
+    json_decref(j);
+    int64_t dropped = 0;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st =
+        mesh_domain_quarantine_drop(sd->dom, p->name, v_ids, cnt, everything, &dropped, &err);
+    free(v_ids);
+    audit_quarantine(r, p, st, everything ? "drop_all" : "drop", dropped, err.msg);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    reply_dropped(r, dropped);
+}
+
+/* The raw text of quarantined row id of p (malloc'd in *raw), or MESH_NOT_FOUND. */
+static mesh_status_t quarantined_raw(const mesh_snap_domain_t *sd, const mesh_product_t *p,
+                                     int64_t id, char **raw, mesh_err_t *err)
+{
+    *raw = NULL;
+    mesh_store_reader_t *rd;
+    mesh_status_t st = mesh_store_reader_open(mesh_domain_store(sd->dom), &rd, err);
+    if (st != MESH_OK)
+        return st;
+    mesh_scan_plan_t plan;
+    memset(&plan, 0, sizeof plan);
+    plan.cols_used = ~0ULL;
+    mesh_store_plan(mesh_domain_store(sd->dom), p, true, &plan);
+    mesh_scan_t *sc = NULL;
+    st = mesh_err_set(err, MESH_NOT_FOUND, "no quarantined row %lld in %s.%s", (long long)id,
+                      p->domain, p->name);
+    mesh_err_t e2;
+    if (mesh_scan_open(rd, p, true, &plan, NULL, 0, &sc, &e2) == MESH_OK) {
+        while (mesh_scan_next(sc) == 1) {
+            mesh_datum_t v0, v4;
+            mesh_scan_value(sc, 0, &v0);
+            if (v0.i != id)
+                continue;
+            mesh_scan_value(sc, 4, &v4);
+            *raw = mesh_strndup(v4.s ? v4.s : "", v4.s ? v4.n : 0);
+            mesh_err_clear(err);
+            st = *raw ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
+            break;
+        }
+        mesh_scan_close(sc);
+    } else {
+        st = mesh_err_set(err, e2.code, "%s", e2.msg);
+    }
+    mesh_store_reader_close(rd);
+    return st;
+}
+
+/* POST /v1/products/{d}/{p}/quarantine/{id}/resubmit: the row fixed (a JSON object in the
+ * body), or as it was kept when it is a JSON object (after a contract change), validated
+ * again as any write (a bad row is refused, never quarantined again), written once
+ * (idempotent on the quarantined row's id), then dropped from the quarantine. */
+void mesh_api_quarantine_resubmit(mesh_req_t *r)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, r->params[0], r->params[1]) ||
+        !mesh_req_allow(r, MESH_ACT_WRITE, r->params[0], r->params[1]))
+        return;
+    const mesh_snap_domain_t *sd;
+    const mesh_product_t *p = quarantine_product(r, &sd);
+    int64_t id;
+    if (p == NULL || !parse_id(r, r->params[2], &id) || !writable(r, SHAPE_MESH, p))
+        return;
+    const char *body;
+    size_t n;
+    if (mesh_req_body(r, &body, &n) != MESH_OK)
+        return;
+    char *raw = NULL;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = quarantined_raw(sd, p, id, &raw, &err);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    const char *row = body;
+    size_t rn = n;
+    while (rn && (*row == ' ' || *row == '\n' || *row == '\r' || *row == '\t')) {
+        row++;
+        rn--;
+    }
+    if (rn == 0) {
+        row = raw;
+        rn = strlen(raw);
+        if (rn == 0 || raw[0] != '{') {
+            free(raw);
+            mesh_req_errorf(r, MESH_INVALID,
+                            "quarantined row %lld was not sent as a JSON object: give the fixed "
+                            "row as a JSON object in the body",
+                            (long long)id);
+            return;
+        }
+    } else if (row[0] != '{') {
+        free(raw);
+        mesh_req_errorf(r, MESH_INVALID, "the body is the fixed row, one JSON object");
+        return;
+    }
+    mesh_batch_t b;
+    mesh_batch_init(&b, sd->meta.name, limits(r->node));
+    b.received_ns = mesh_now_ns();
+    b.no_quarantine = true;
+    mesh_json_rows_parse(row, rn, p, true, &b);
+    free(raw);
+    if (mesh_batch_failed(&b) || b.total_rows != 1) {
+        if (!mesh_batch_failed(&b))
+            mesh_batch_fail(&b, MESH_INVALID, 1, "the body is one row");
+        refuse(r, SHAPE_MESH, &b, n);
+        mesh_batch_free(&b);
+        return;
+    }
+    char idem[IDEM_MAX + 1];
+    snprintf(idem, sizeof idem, "meshd-resubmit:%s:%lld", p->name, (long long)id);
+    mesh_apply_result_t res;
+    if (!write_batch(r, SHAPE_MESH, sd, &b, idem, n, &res)) {
+        mesh_batch_free(&b);
+        return;
+    }
+    mesh_batch_free(&b);
+    int64_t dropped = 0;
+    st = mesh_domain_quarantine_drop(sd->dom, p->name, &id, 1, false, &dropped, &err);
+    audit_quarantine(r, p, st, "resubmit", dropped, err.msg);
+    if (st != MESH_OK) {
+        /* the row is written (and a retry writes it no second time): say so */
+        mesh_req_errorf(r, st, "the row was written (seq %llu) but is still in the quarantine: %s",
+                        (unsigned long long)res.seq, err.msg);
+        return;
+    }
+    mesh_buf_t o;
+    mesh_buf_init(&o, 512);
+    mesh_buf_printf(&o, "{\"accepted\":%zu,\"seq\":%llu,\"duplicate\":%s,\"dropped\":%lld}\n",
+                    res.rows, (unsigned long long)res.seq, res.duplicate ? "true" : "false",
+                    (long long)dropped);
+    mesh_req_json(r, 200, &o);
+    mesh_buf_free(&o);
+}

@@ -104,9 +104,14 @@ void mesh_api_products(mesh_req_t *r);
 void mesh_api_product(mesh_req_t *r);
 void mesh_api_product_contract(mesh_req_t *r);
 void mesh_api_product_history(mesh_req_t *r);
+void mesh_api_product_quality(mesh_req_t *r);
+void mesh_api_product_quality_run(mesh_req_t *r);
 void mesh_api_product_diff(mesh_req_t *r);
 void mesh_api_rows(mesh_req_t *r);
 void mesh_api_quarantine(mesh_req_t *r);
+void mesh_api_quarantine_row(mesh_req_t *r);
+void mesh_api_quarantine_drop(mesh_req_t *r);
+void mesh_api_quarantine_resubmit(mesh_req_t *r);
 void mesh_api_influx_write(mesh_req_t *r);
 void mesh_api_influx_write_v2(mesh_req_t *r);
 void mesh_api_ping(mesh_req_t *r);
@@ -126,6 +131,12 @@ void mesh_api_masks(mesh_req_t *r);
 void mesh_api_mask(mesh_req_t *r);
 void mesh_api_row_filters(mesh_req_t *r);
 void mesh_api_row_filter(mesh_req_t *r);
+void mesh_api_discover(mesh_req_t *r);
+void mesh_api_classifications(mesh_req_t *r);
+void mesh_api_classify_change(mesh_req_t *r);
+void mesh_api_mqtt_status(mesh_req_t *r);
+void mesh_api_mqtt_mappings(mesh_req_t *r);
+void mesh_api_mqtt_mapping(mesh_req_t *r);
 
 /* Replies with a JSON document (and releases it). */
 struct json_t;

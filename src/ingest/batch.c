@@ -463,6 +463,24 @@ mesh_status_t mesh_batch_row_begin(mesh_batch_t *b, const mesh_product_t *p, uin
     mesh_value_t *row = cur_row(b);
     for (size_t i = 0; i < part->ncols; i++)
         row[i].type = VT_UNSET;
+    for (size_t i = 0; i < b->nfixed; i++)
+        if (b->fixed[i].product == p)
+            mesh_batch_set_text(b, b->fixed[i].col, b->fixed[i].s, b->fixed[i].n);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_batch_fixed_text(mesh_batch_t *b, const mesh_product_t *p, int col,
+                                    const char *s, size_t n)
+{
+    if (b->nfixed == MESH_BATCH_MAX_FIXED)
+        return MESH_LIMIT;
+    if (p == NULL || col < 0 || (size_t)col >= p->ncols)
+        return MESH_INVALID;
+    b->fixed[b->nfixed].product = p;
+    b->fixed[b->nfixed].col = col;
+    b->fixed[b->nfixed].s = s;
+    b->fixed[b->nfixed].n = n;
+    b->nfixed++;
     return MESH_OK;
 }
 
@@ -1324,6 +1342,27 @@ static mesh_status_t quarantine(mesh_batch_t *b, mesh_part_t *part, const char *
     return MESH_OK;
 }
 
+mesh_status_t mesh_batch_quarantine_raw(mesh_batch_t *b, const mesh_product_t *p,
+                                        uint32_t source_row, const char *reason, const char *raw,
+                                        size_t raw_len)
+{
+    if (b->failed && b->fail_code != MESH_VALIDATION)
+        return b->fail_code;
+    if (p == NULL)
+        return MESH_INVALID;
+    b->cur = NULL;
+    mesh_part_t *part = part_for(b, p);
+    if (part == NULL) {
+        mesh_batch_fail(b, MESH_NOMEM, source_row, "out of memory for the batch");
+        return MESH_NOMEM;
+    }
+    b->total_rows++;
+    b->error_rows++;
+    b->cur_row = source_row;
+    snprintf(b->cur_reason, sizeof b->cur_reason, "%s", reason ? reason : "");
+    return quarantine(b, part, raw, raw ? raw_len : 0);
+}
+
 void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
 {
     mesh_part_t *part = b->cur;
@@ -1366,7 +1405,7 @@ void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
             first = row[i].u.s.off;
     if (first != UINT32_MAX)
         arena_cut(b, first);
-    if (p->on_invalid == MESH_ON_INVALID_QUARANTINE)
+    if (p->on_invalid == MESH_ON_INVALID_QUARANTINE && !b->no_quarantine)
         quarantine(b, part, raw, raw_len);
     else
         fail_validation(b);

@@ -98,6 +98,8 @@ typedef struct mesh_batch_limits {
                            .max_arena = 256u << 20,                                                \
                            .max_value_len = 1u << 20})
 
+#define MESH_BATCH_MAX_FIXED 16
+
 typedef struct mesh_batch {
     char domain[64];
     mesh_part_t *parts;
@@ -106,6 +108,7 @@ typedef struct mesh_batch {
     int64_t received_ns;        /* receive time: default for an absent time column */
     mesh_precision_t precision; /* for numeric timestamps */
     mesh_batch_limits_t limits;
+    bool no_quarantine; /* a bad row fails the batch even in a quarantining product */
     /* errors */
     mesh_row_error_t *errors;
     size_t nerrors;          /* kept in errors[] */
@@ -119,6 +122,14 @@ typedef struct mesh_batch {
     bool cur_bad;
     char cur_reason[256];         /* first reason of the current row, for the quarantine */
     struct mesh_text_ok *text_ok; /* text values that passed a pattern or format check */
+    /* values every row of a product starts with (mesh_batch_fixed_text) */
+    struct mesh_batch_fixed {
+        const mesh_product_t *product;
+        int col;
+        const char *s; /* borrowed */
+        size_t n;
+    } fixed[MESH_BATCH_MAX_FIXED];
+    size_t nfixed;
 } mesh_batch_t;
 
 void mesh_batch_init(mesh_batch_t *b, const char *domain, mesh_batch_limits_t limits);
@@ -142,6 +153,18 @@ void mesh_batch_row_error(mesh_batch_t *b, int col, const char *fmt, ...)
 /* Records an error on a source row that never reached row_begin (e.g. unknown product). */
 void mesh_batch_source_error(mesh_batch_t *b, uint32_t source_row, const char *product,
                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Gives every row of product p that starts after this call the text value s[0..n) in column
+ * col, converted and checked like a parser's value (MQTT topic levels). A parser that sets the
+ * column as well makes the row bad ("column given twice"). s is borrowed: it must outlive the
+ * parse. MESH_LIMIT beyond MESH_BATCH_MAX_FIXED values. */
+mesh_status_t mesh_batch_fixed_text(mesh_batch_t *b, const mesh_product_t *p, int col,
+                                    const char *s, size_t n);
+/* Puts a source record that could not become rows (a payload that does not parse, or whose
+ * rows a rejecting product refused) into p's quarantine whatever p's onInvalid says, with a
+ * reason; it counts as one bad row. Fails the batch only on a limit. */
+mesh_status_t mesh_batch_quarantine_raw(mesh_batch_t *b, const mesh_product_t *p,
+                                        uint32_t source_row, const char *reason, const char *raw,
+                                        size_t raw_len);
 /* Finishes the current row; raw is the row as received (kept if it is quarantined). */
 void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len);
 /* Marks the whole batch as refused with a code and a reason (e.g. a malformed body). */

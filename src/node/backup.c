@@ -1,5 +1,5 @@
 /*
- * backup.c - backups of a node (design in backup.h and docs/decisions/0016-backups.md).
+ * backup.c - backups of a node (design in backup.h and docs/decisions/0017-backups.md).
  *
  * Online (meshd): one backup at a time runs on a thread of its own. Its files, in the
  * backup directory: .<id>.staging/ (staging copies, each sealed under a throwaway key that

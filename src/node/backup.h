@@ -13,7 +13,7 @@
  * Verify and restore work on a file, without a running node (meshctl): verify reads and
  * checks everything and writes nothing; restore writes a data directory (new, or in place
  * with the node stopped) whose databases are sealed under new data keys wrapped under the
- * target KEK. docs/decisions/0016-backups.md says why.
+ * target KEK. docs/decisions/0017-backups.md says why.
  */
 #ifndef MESH_NODE_BACKUP_H
 #define MESH_NODE_BACKUP_H

@@ -26,7 +26,8 @@ static void usage(FILE *out)
                  "The API speaks HTTPS (TLS 1.2/1.3): without --tls-cert, the first start\n"
                  "generates a self-signed certificate in DATA_DIR/tls/ and every start logs its\n"
                  "fingerprint, for `meshctl --pin` (docs/security.md). --tls off: plain HTTP.\n"
-                 "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first.\n"
+                 "Stop it with SIGTERM (or Ctrl-C); writes in flight finish first. SIGHUP\n"
+                 "reloads the TLS certificate, key and client CAs.\n"
                  "\n"
                  "Options (each also a MESHD_* environment variable and a config file line;\n"
                  "precedence: flag > environment > config file > default):\n");
@@ -42,10 +43,13 @@ static void usage(FILE *out)
                  "\n"
                  "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
                  "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /v1/keys\n"
-                 "/v1/keys/rotate /write (InfluxDB v1) /api/v2/write (v2). Every authentication,\n"
-                 "authorisation decision, query, write and admin change goes to the audit log in\n"
-                 "DATA_DIR/audit (meshctl audit verify|search; docs/security.md). Data at rest is\n"
-                 "encrypted (AES-256-GCM) unless --encryption off: see the kek_* options.\n"
+                 "/v1/keys/rotate /v1/mqtt/status /v1/mqtt/mappings /write (InfluxDB v1)\n"
+                 "/api/v2/write (v2). Every authentication, authorisation decision, query, write\n"
+                 "and admin change goes to the audit log in DATA_DIR/audit (meshctl audit\n"
+                 "verify|search; docs/security.md). Data at rest is encrypted (AES-256-GCM)\n"
+                 "unless --encryption off: see the kek_* options. With --mqtt-url meshd\n"
+                 "subscribes to an MQTT broker and writes the topics its mappings name (QoS 1,\n"
+                 "acknowledged once durable; docs/mqtt.md).\n"
                  "Documentation: docs/user-guide.md, docs/security.md. Exit status: 0 clean stop,\n"
                  "1 bad options, 2 start-up failure (a wrong key-encryption key included).\n");
 }
@@ -119,6 +123,13 @@ static void print_config(const mesh_node_opts_t *o)
             continue;
         }
         switch (d->type) {
+        case MESH_OPT_LIST: {
+            const char *v = *(char *const *)f ? *(char *const *)f : "";
+            for (const char *nl; (nl = strchr(v, '\n')) != NULL; v = nl + 1)
+                printf("%.*s\n%s = ", (int)(nl - v), v, d->name);
+            printf("%s\n", v);
+            break;
+        }
         case MESH_OPT_STRING:
         case MESH_OPT_ENUM:
             printf("%s\n", *(char *const *)f ? *(char *const *)f : "");

@@ -14,9 +14,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "catalog/security.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/server.h"
+#include "mqtt/client.h"
 #include "node/backup.h"
 
 static int lock_fd = -1;
@@ -191,18 +193,11 @@ static void listen_host(const char *listen, char *out, size_t cap)
 #define TLS_GEN_VALIDITY_DAYS 365
 #define TLS_GEN_RENEW_DAYS    30
 
-/* Sets up TLS for the listener (n->tls), or says loudly that it is off. */
-static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
+/* Builds the TLS context from the options: a new one (start) or in place of the one in use
+ * (reload, on SIGHUP), and logs the certificate and its fingerprint. */
+static mesh_status_t load_tls(mesh_node_t *n, bool reload, mesh_err_t *err)
 {
     const mesh_node_opts_t *o = &n->opts;
-    if (strcmp(o->tls, "off") == 0) {
-        LOG_WARN("node", "TLS IS OFF (tls = off): the HTTP API, API tokens included, travels in "
-                         "clear text; use this only on a trusted network or behind a TLS proxy");
-        if ((o->tls_cert && *o->tls_cert) || (o->tls_key && *o->tls_key) ||
-            strcmp(o->tls_client_auth, "off") != 0)
-            LOG_WARN("node", "tls_cert, tls_key and tls_client_auth are ignored: tls is off");
-        return MESH_OK;
-    }
     char host[256], hostname[256] = "";
     listen_host(o->listen, host, sizeof host);
     if (gethostname(hostname, sizeof hostname) != 0)
@@ -223,18 +218,116 @@ static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
     if (!mesh_tls_client_auth_parse(o->tls_client_auth, &to.client_auth))
         return mesh_err_set(err, MESH_INVALID, "tls_client_auth: '%s' is not off|optional|require",
                             o->tls_client_auth);
-    mesh_status_t st = mesh_tls_server_create(&to, &n->tls, err);
+    mesh_status_t st = reload ? mesh_tls_server_reload(n->tls, &to, err)
+                              : mesh_tls_server_create(&to, &n->tls, err);
     if (st != MESH_OK)
         return st;
-    const mesh_tls_info_t *ti = mesh_tls_info(n->tls);
+    mesh_tls_info_t ti;
+    mesh_tls_info_get(n->tls, &ti);
     char until[MESH_TIME_MAX];
-    mesh_time_format(ti->not_after_ns, until);
-    if (ti->renewed)
+    mesh_time_format(ti.not_after_ns, until);
+    if (ti.renewed)
         LOG_INFO("tls", "generated a self-signed certificate %s (EC P-256, %s, valid until %s)",
-                 ti->cert_file, ti->sans, until);
-    LOG_INFO("tls", "certificate %s fingerprint %s (%s, expires %s, client certificates %s)",
-             ti->cert_file, ti->fingerprint, ti->generated ? "self-signed" : "configured", until,
-             o->tls_client_auth);
+                 ti.cert_file, ti.sans, until);
+    LOG_INFO("tls", "%scertificate %s fingerprint %s (%s, expires %s, client certificates %s)",
+             reload ? "reloaded: " : "", ti.cert_file, ti.fingerprint,
+             ti.generated ? "self-signed" : "configured", until, o->tls_client_auth);
+    return MESH_OK;
+}
+
+/* Sets up TLS for the listener (n->tls), or says loudly that it is off. */
+static mesh_status_t start_tls(mesh_node_t *n, mesh_err_t *err)
+{
+    const mesh_node_opts_t *o = &n->opts;
+    if (strcmp(o->tls, "off") == 0) {
+        LOG_WARN("node", "TLS IS OFF (tls = off): the HTTP API, API tokens included, travels in "
+                         "clear text; use this only on a trusted network or behind a TLS proxy");
+        if ((o->tls_cert && *o->tls_cert) || (o->tls_key && *o->tls_key) ||
+            strcmp(o->tls_client_auth, "off") != 0)
+            LOG_WARN("node", "tls_cert, tls_key and tls_client_auth are ignored: tls is off");
+        return MESH_OK;
+    }
+    return load_tls(n, false, err);
+}
+
+/* Splits the '\n'-separated mqtt_mapping lines in place into an array (free() it). */
+static const char **split_lines(char *text, size_t *n)
+{
+    *n = 0;
+    if (text == NULL || *text == '\0')
+        return NULL;
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == '\n';
+    const char **v = calloc(cap, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (char *p = text;;) {
+        v[(*n)++] = p;
+        char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    return v;
+}
+
+/* MQTT ingest: the mappings always (they can be managed without a broker), the connection
+ * when mqtt_url is set. */
+static mesh_status_t start_mqtt(mesh_node_t *n, mesh_err_t *err)
+{
+    const mesh_node_opts_t *o = &n->opts;
+    char password[1024] = "", client_id[64];
+    mesh_status_t st;
+    if (o->mqtt_password_file && *o->mqtt_password_file &&
+        (st = read_token_file(o->mqtt_password_file, password, sizeof password, err)) != MESH_OK) {
+        mesh_err_prefix(err, "mqtt_password_file: ");
+        return st;
+    }
+    snprintf(client_id, sizeof client_id, "meshd-%.16s", mesh_catalog_node_id(n->cat));
+    mesh_batch_limits_t limits = MESH_BATCH_DEFAULT_LIMITS;
+    limits.max_rows = (size_t)o->max_batch_rows;
+    limits.max_errors = (size_t)o->max_errors;
+    char *lines_text = o->mqtt_mapping ? strdup(o->mqtt_mapping) : NULL;
+    size_t nlines = 0;
+    const char **lines = split_lines(lines_text, &nlines);
+    mesh_mqtt_opts_t mo = {
+        .url = o->mqtt_url,
+        .username = o->mqtt_username,
+        .password = *password ? password : NULL,
+        .tls_ca = o->mqtt_tls_ca,
+        .client_cert = o->mqtt_client_cert,
+        .client_key = o->mqtt_client_key,
+        .client_id = o->mqtt_client_id && *o->mqtt_client_id ? o->mqtt_client_id : client_id,
+        .protocol = o->mqtt_protocol,
+        .keepalive_ns = o->mqtt_keepalive,
+        .session_expiry_ns = o->mqtt_session_expiry,
+        .reconnect_min_ns = o->mqtt_reconnect_min,
+        .reconnect_max_ns = o->mqtt_reconnect_max,
+        .max_payload = (size_t)o->mqtt_max_payload,
+        .limits = limits,
+        .config_mappings = lines,
+        .nconfig_mappings = nlines,
+    };
+    st = mesh_mqtt_start(&mo, n->reg, n->cat, n->auth, n->audit, &n->mqtt, err);
+    memset(password, 0, sizeof password);
+    free(lines);
+    free(lines_text);
+    if (st != MESH_OK)
+        return st;
+    /* the default principal of mappings: a service account without rights until granted */
+    mesh_principal_info_t pi;
+    if (mesh_catalog_principal_find(n->cat, MESH_MQTT_DEFAULT_PRINCIPAL, &pi) == MESH_NOT_FOUND) {
+        int64_t id;
+        mesh_err_t e2;
+        if (mesh_catalog_principal_create(n->cat, MESH_MQTT_DEFAULT_PRINCIPAL, "service", "", &id,
+                                          &e2) == MESH_OK)
+            LOG_INFO("mqtt",
+                     "created service principal %s (no roles: grant it write on the "
+                     "products its mappings feed)",
+                     MESH_MQTT_DEFAULT_PRINCIPAL);
+    }
     return MESH_OK;
 }
 
@@ -281,11 +374,16 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((st = mesh_qpool_create((size_t)n->opts.query_sessions, &n->qpool, err)) != MESH_OK)
         return st;
     mesh_qpool_set_audit(n->qpool, n->audit); /* system.audit for auditors */
+    if ((st = mesh_quality_open(n->reg, n->qpool, n->opts.quality_interval, &n->quality, err)) !=
+        MESH_OK)
+        return st;
     int neps;
     const char *const *eps = mesh_http_endpoint_names(&neps);
     if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     if ((st = mesh_backups_open(n, &n->backups, err)) != MESH_OK)
+        return st;
+    if ((st = start_mqtt(n, err)) != MESH_OK)
         return st;
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
@@ -303,7 +401,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_ctx_t *c = arg;
     if (sig == SIGHUP) {
-        LOG_INFO("node", "SIGHUP: nothing to reload yet");
+        /* what is reloadable: the TLS certificate, key and client CAs (a renewed certificate
+         * is served to new connections; open ones keep theirs) */
+        if (c->n->tls == NULL) {
+            LOG_INFO("node", "SIGHUP: nothing to reload (tls is off)");
+            return;
+        }
+        mesh_err_t err;
+        mesh_err_clear(&err);
+        if (load_tls(c->n, true, &err) != MESH_OK)
+            LOG_ERROR("tls", "SIGHUP: the certificate was not reloaded, the one in use stays: %s",
+                      err.msg);
         return;
     }
     LOG_INFO("node", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -377,8 +485,12 @@ void mesh_node_stop(mesh_node_t *n)
     atomic_store(&n->ready, false);
     mesh_http_stop(n->http);
     n->http = NULL;
+    mesh_mqtt_stop(n->mqtt); /* a message being written finishes first */
+    n->mqtt = NULL;
     mesh_tls_destroy(n->tls);
     n->tls = NULL;
+    mesh_quality_close(n->quality); /* before the pool its queries use */
+    n->quality = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
     mesh_backups_close(n->backups); /* waits for a running backup */

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "crypt/keys.h"
 #include "http/metrics.h"
+#include "quality/quality.h"
 #include "query/query.h"
 #include "tls/tls.h"
 
@@ -44,12 +45,28 @@ typedef struct mesh_node_opts {
     char *sync;
     int64_t idempotency_ttl;
     int64_t checkpoint_interval;
+    int64_t quality_interval;
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
     int64_t audit_segment_size;
     int64_t audit_retention;
     bool metrics_auth;
+    char *mqtt_url;
+    char *mqtt_username;
+    char *mqtt_password_file;
+    char *mqtt_tls_ca;
+    char *mqtt_client_cert;
+    char *mqtt_client_key;
+    char *mqtt_client_id;
+    char *mqtt_protocol;
+    int64_t mqtt_keepalive;
+    int64_t mqtt_session_expiry;
+    int64_t mqtt_reconnect_min;
+    int64_t mqtt_reconnect_max;
+    int64_t mqtt_max_payload;
+    bool mqtt_ready;
+    char *mqtt_mapping; /* mqtt_mapping lines, '\n'-separated */
     char *log_level;
     char *log_format;
     /* encryption at rest (node/encryption.c) */
@@ -71,6 +88,7 @@ extern const mesh_opts_spec_t mesh_node_opts_spec;
 
 typedef struct mesh_http mesh_http_t;
 typedef struct mesh_backups mesh_backups_t;
+typedef struct mesh_mqtt mesh_mqtt_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -79,9 +97,11 @@ typedef struct mesh_node {
     mesh_auth_t *auth;
     mesh_audit_t *audit; /* the tamper-evident audit log (DATA_DIR/audit) */
     mesh_qpool_t *qpool;
+    mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
     mesh_http_t *http;
-    mesh_tls_t *tls; /* the listener's TLS context; NULL with tls = off */
+    mesh_tls_t *tls;   /* the listener's TLS context; NULL with tls = off */
+    mesh_mqtt_t *mqtt; /* MQTT ingest: mappings, and the broker connection when configured */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */

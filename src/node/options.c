@@ -65,6 +65,10 @@ static const mesh_opt_t node_opts[] = {
     {"checkpoint_interval", MESH_OPT_DURATION, F(checkpoint_interval), "30s", 1000000000LL,
      3600000000000LL, NULL, 0, "DURATION",
      "How often each domain's SQLite WAL is checkpointed and its log trimmed."},
+    {"quality_interval", MESH_OPT_DURATION, F(quality_interval), "10m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "How often every product's contract quality rules and completeness are evaluated (0: "
+     "only on demand, POST .../quality/run). See docs/quality.md."},
     {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
      0, "DURATION",
      "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "
@@ -86,6 +90,49 @@ static const mesh_opt_t node_opts[] = {
      "deletion is itself an audited event, and verify still checks what is kept."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
+    {"mqtt_url", MESH_OPT_STRING, F(mqtt_url), NULL, 0, 0, NULL, 0, "URL",
+     "MQTT broker to subscribe to: mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] "
+     "(TLS, default port 8883). Unset: no MQTT ingest. See docs/mqtt.md."},
+    {"mqtt_username", MESH_OPT_STRING, F(mqtt_username), NULL, 0, 0, NULL, 0, "NAME",
+     "User name meshd gives the MQTT broker."},
+    {"mqtt_password_file", MESH_OPT_STRING, F(mqtt_password_file), NULL, 0, 0, NULL, 0, "FILE",
+     "File whose first line is the password for mqtt_username (the password itself is never an "
+     "option, so it stays out of argv, the environment and logs)."},
+    {"mqtt_tls_ca", MESH_OPT_STRING, F(mqtt_tls_ca), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM CA certificates that verify the broker's certificate (mqtts; unset: the system's CAs). "
+     "The broker's name must match its certificate."},
+    {"mqtt_client_cert", MESH_OPT_STRING, F(mqtt_client_cert), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM client certificate meshd presents to the broker (mqtts; with mqtt_client_key)."},
+    {"mqtt_client_key", MESH_OPT_STRING, F(mqtt_client_key), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM private key of mqtt_client_cert (not encrypted)."},
+    {"mqtt_client_id", MESH_OPT_STRING, F(mqtt_client_id), NULL, 0, 0, NULL, 0, "ID",
+     "MQTT client id of meshd's persistent session (default: meshd- and 16 hex digits of the "
+     "node id, stable across restarts). Two nodes must not share one."},
+    {"mqtt_protocol", MESH_OPT_ENUM, F(mqtt_protocol), "5", 0, 0, "5|3.1.1", 0, "VERSION",
+     "MQTT protocol version spoken to the broker."},
+    {"mqtt_keepalive", MESH_OPT_DURATION, F(mqtt_keepalive), "30s", 5000000000LL, 3600000000000LL,
+     NULL, 0, "DURATION", "MQTT keepalive interval."},
+    {"mqtt_session_expiry", MESH_OPT_DURATION, F(mqtt_session_expiry), "7d", 0,
+     4294967295000000000LL, NULL, 0, "DURATION",
+     "MQTT 5: how long the broker keeps meshd's session (its subscriptions and the QoS 1 "
+     "messages queued for it) while meshd is away."},
+    {"mqtt_reconnect_min", MESH_OPT_DURATION, F(mqtt_reconnect_min), "500ms", 10000000LL,
+     3600000000000LL, NULL, 0, "DURATION",
+     "First wait before reconnecting to the broker; it doubles on each failure up to "
+     "mqtt_reconnect_max, with random jitter."},
+    {"mqtt_reconnect_max", MESH_OPT_DURATION, F(mqtt_reconnect_max), "30s", 10000000LL,
+     3600000000000LL, NULL, 0, "DURATION", "Longest wait between reconnection attempts."},
+    {"mqtt_max_payload", MESH_OPT_SIZE, F(mqtt_max_payload), "1MiB", 64, 256LL << 20, NULL, 0,
+     "SIZE",
+     "Largest MQTT payload parsed; a larger one goes to the product's quarantine (its first KiB)."},
+    {"mqtt_ready", MESH_OPT_BOOL, F(mqtt_ready), "false", 0, 0, NULL, 0, "BOOL",
+     "Make /readyz answer 503 while the MQTT session is down (default: MQTT does not affect "
+     "readiness)."},
+    {"mqtt_mapping", MESH_OPT_LIST, F(mqtt_mapping), NULL, 0, 0, NULL, 0, "MAPPING",
+     "An MQTT mapping defined by the config file, one per line (repeatable): 'NAME TOPIC "
+     "DOMAIN.PRODUCT [json or lineprotocol] [qos=0 or 1] [principal=NAME]'. Topics matching "
+     "TOPIC, whose {name} levels become columns, are written to DOMAIN.PRODUCT as principal "
+     "NAME (default mqtt). Mappings made with meshctl mqtt mapping create live in the catalog."},
     {"log_level", MESH_OPT_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error", 0, "LEVEL",
      "Least severe log level written."},
     {"log_format", MESH_OPT_ENUM, F(log_format), "logfmt", 0, 0, "logfmt|json", 0, "FORMAT",

@@ -1,8 +1,11 @@
 /*
  * sqlfuncs.c - time functions for queries over nanosecond time columns.
  */
+#include <regex.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "catalog/contract.h"
 #include "core/util.h"
 #include "query/internal.h"
 
@@ -129,6 +132,54 @@ static void fn_time_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int64(ctx, b);
 }
 
+static void regex_free(void *re)
+{
+    mesh_pattern_free(re);
+}
+
+/* regexp(pattern, value), also `value REGEXP pattern`: 1 when value matches the ECMA-262
+ * pattern (the dialect of contracts' patterns, compiled once per statement), 0 when not,
+ * NULL for a NULL value. */
+static void fn_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[1]) == SQLITE_NULL || sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    void *re = sqlite3_get_auxdata(ctx, 0);
+    if (re == NULL) {
+        const char *pat = (const char *)sqlite3_value_text(argv[0]);
+        char why[256], msg[320];
+        if (pat == NULL) {
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+        if (mesh_pattern_compile(pat, &re, why, sizeof why) != MESH_OK) {
+            snprintf(msg, sizeof msg, "regexp: the pattern %s", why);
+            sqlite3_result_error(ctx, msg, -1);
+            return;
+        }
+        sqlite3_set_auxdata(ctx, 0, re, regex_free);
+        if ((re = sqlite3_get_auxdata(ctx, 0)) == NULL) { /* SQLite freed it at once */
+            if (mesh_pattern_compile(pat, &re, why, sizeof why) != MESH_OK) {
+                sqlite3_result_error_nomem(ctx);
+                return;
+            }
+            const char *v = (const char *)sqlite3_value_text(argv[1]);
+            sqlite3_result_int(ctx, v && regexec(re, v, 0, NULL, 0) == 0);
+            mesh_pattern_free(re);
+            return;
+        }
+    }
+    const char *v = (const char *)sqlite3_value_text(argv[1]);
+    if (v == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_int(ctx, regexec(re, v, 0, NULL, 0) == 0);
+}
+
 int mesh__sqlfuncs_register(sqlite3 *db)
 {
     const int det = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -144,5 +195,7 @@ int mesh__sqlfuncs_register(sqlite3 *db)
         rc = sqlite3_create_function(db, "ago", 1, nondet, NULL, fn_ago, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(db, "time_bucket", 2, det, NULL, fn_time_bucket, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "regexp", 2, det, NULL, fn_regexp, NULL, NULL);
     return rc;
 }

@@ -41,7 +41,14 @@
 #include "store/dlog.h"
 
 /* K_CHECKPOINT and K_JOB are not log records: the writer runs them after a group commits */
-enum { K_BATCH = 'B', K_CONTRACT = 'C', K_DROP = 'D', K_CHECKPOINT = 'K', K_JOB = 'J' };
+enum {
+    K_BATCH = 'B',
+    K_CONTRACT = 'C',
+    K_DROP = 'D',
+    K_QDROP = 'Q', /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_CHECKPOINT = 'K',
+    K_JOB = 'J'
+};
 
 typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 
@@ -452,6 +459,37 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
                 a->work_changed = true;
             }
         }
+        return st;
+    }
+    case K_QDROP: {
+        size_t nl = n > 1 ? p[1] : 0;
+        if (n < 2 || nl == 0 || nl > MESH_NAME_MAX || n < 2 + nl + 5)
+            return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a short quarantine drop",
+                                (unsigned long long)seq);
+        char name[MESH_NAME_MAX + 1];
+        memcpy(name, p + 2, nl);
+        name[nl] = '\0';
+        const uint8_t *q = p + 2 + nl;
+        bool all = q[0] != 0;
+        uint32_t cnt =
+            (uint32_t)q[1] | (uint32_t)q[2] << 8 | (uint32_t)q[3] << 16 | (uint32_t)q[4] << 24;
+        if ((n - (2 + nl + 5)) / 8 < cnt || n != 2 + nl + 5 + (size_t)cnt * 8)
+            return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad quarantine drop",
+                                (unsigned long long)seq);
+        int64_t *ids = cnt ? malloc(cnt * sizeof *ids) : NULL;
+        if (cnt && ids == NULL)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint64_t v = 0;
+            for (int k = 7; k >= 0; k--)
+                v = v << 8 | q[5 + (size_t)i * 8 + (size_t)k];
+            ids[i] = (int64_t)v;
+        }
+        int64_t dropped = 0;
+        st = mesh_store_quarantine_drop(d->store, name, ids, cnt, all, &dropped, err);
+        free(ids);
+        if (st == MESH_OK && it)
+            it->res.quarantined = (size_t)dropped;
         return st;
     }
     default:
@@ -1157,6 +1195,22 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     return st;
 }
 
+mesh_status_t mesh_domain_check_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                         mesh_contract_result_t *res, mesh_err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    mesh_buf_init(&res->changes, 1 << 20);
+    mesh_contract_t *c;
+    mesh_status_t st = mesh_contract_parse(yaml, n, &c, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&d->state_lock);
+    st = check_contract(d->name, &d->current, c, res, err);
+    pthread_mutex_unlock(&d->state_lock);
+    mesh_contract_free(c);
+    return st;
+}
+
 mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
                                        mesh_contract_result_t *res, mesh_err_t *err)
 {
@@ -1221,6 +1275,46 @@ mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, me
     mesh_buf_free(&it.payload);
     if (st != MESH_OK && err && it.err.code != MESH_OK)
         *err = it.err;
+    return st;
+}
+
+mesh_status_t mesh_domain_quarantine_drop(mesh_domain_t *d, const char *product, const int64_t *ids,
+                                          size_t n, bool all, int64_t *dropped, mesh_err_t *err)
+{
+    *dropped = 0;
+    size_t nl = strlen(product);
+    if (nl == 0 || nl > MESH_NAME_MAX || n > 100000)
+        return mesh_err_set(err, MESH_INVALID, "at most 100000 ids at once");
+    pthread_mutex_lock(&d->state_lock);
+    bool known = clist_product(&d->current, product, NULL) != NULL;
+    pthread_mutex_unlock(&d->state_lock);
+    if (!known)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, product);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_QDROP;
+    snprintf(it.product, sizeof it.product, "%s", product);
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_buf_addc(&it.payload, K_QDROP);
+    mesh_buf_addc(&it.payload, (char)nl);
+    mesh_buf_add(&it.payload, product, nl);
+    mesh_buf_addc(&it.payload, all ? 1 : 0);
+    uint8_t b[8];
+    for (int k = 0; k < 4; k++)
+        b[k] = (uint8_t)(n >> (8 * k));
+    mesh_buf_add(&it.payload, b, 4);
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 8; k++)
+            b[k] = (uint8_t)((uint64_t)ids[i] >> (8 * k));
+        mesh_buf_add(&it.payload, b, 8);
+    }
+    mesh_status_t st =
+        it.payload.data ? submit(d, &it) : mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_buf_free(&it.payload);
+    if (st != MESH_OK && err && it.err.code != MESH_OK)
+        *err = it.err;
+    if (st == MESH_OK)
+        *dropped = (int64_t)it.res.quarantined;
     return st;
 }
 

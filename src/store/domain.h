@@ -87,10 +87,19 @@ typedef struct mesh_contract_result {
  * domain's), MESH_CONFLICT (a product owned by another contract, a version not above the
  * applied one), MESH_BREAKING (a breaking change without a new major version, or existing
  * rows that do not fit). res->changes is initialised in every case. */
+/* What applying the contract would do, without applying it (a dry run): the outcome and
+ * changes, or the refusal put_contract would give, except that existing rows are checked
+ * against a new major version only when it is applied. */
+mesh_status_t mesh_domain_check_contract(mesh_domain_t *d, const char *yaml, size_t n,
+                                         mesh_contract_result_t *res, mesh_err_t *err);
 mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_t n,
                                        mesh_contract_result_t *res, mesh_err_t *err);
 
 /* Drops a product with its rows. Refused when its contract defines other products too. */
+/* Drops quarantined rows of product (the ids, or all) through the log; *dropped: how many
+ * were there. */
+mesh_status_t mesh_domain_quarantine_drop(mesh_domain_t *d, const char *product, const int64_t *ids,
+                                          size_t n, bool all, int64_t *dropped, mesh_err_t *err);
 mesh_status_t mesh_domain_drop_product(mesh_domain_t *d, const char *product, mesh_err_t *err);
 
 /* Checkpoints the store and trims the log up to what the store holds durably. */

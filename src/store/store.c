@@ -970,6 +970,43 @@ static void stats_note(mesh_store_t *s, const mesh_part_t *part, int64_t added, 
     pthread_mutex_unlock(&s->stats_lock);
 }
 
+mesh_status_t mesh_store_quarantine_drop(mesh_store_t *s, const char *product, const int64_t *ids,
+                                         size_t n, bool all, int64_t *dropped, mesh_err_t *err)
+{
+    *dropped = 0;
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db,
+                            all ? "DELETE FROM _quarantine WHERE product = ?1"
+                                : "DELETE FROM _quarantine WHERE product = ?1 AND id = ?2",
+                            &q, err);
+    if (st != MESH_OK)
+        return st;
+    for (size_t i = 0; st == MESH_OK && i < (all ? 1 : n); i++) {
+        sqlite3_bind_text(q, 1, product, -1, SQLITE_STATIC);
+        if (!all)
+            sqlite3_bind_int64(q, 2, ids[i]);
+        st = step_done(s->db, q, err, "quarantine drop");
+        if (st == MESH_OK)
+            *dropped += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(q);
+    if (st != MESH_OK || *dropped == 0)
+        return st;
+    q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, product, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, 0);
+    sqlite3_bind_int64(q, 3, -*dropped);
+    sqlite3_bind_int64(q, 4, 0);
+    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, product, false);
+    if (e)
+        e->st.quarantined -= *dropped;
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
+}
+
 mesh_status_t mesh_store_idem_lookup(mesh_store_t *s, const char *key, mesh_apply_result_t *res)
 {
     sqlite3_stmt *q = s->q_idem_get;

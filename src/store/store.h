@@ -115,6 +115,11 @@ uint64_t mesh_store_replay_from(mesh_store_t *s);
 mesh_status_t mesh_store_replay_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
                                       mesh_err_t *err);
 
+/* Deletes quarantined rows of product: the ids given, or all of them; *dropped is how many
+ * there were (ids not there are skipped). Inside the open transaction (the domain's writer). */
+mesh_status_t mesh_store_quarantine_drop(mesh_store_t *s, const char *product, const int64_t *ids,
+                                         size_t n, bool all, int64_t *dropped, mesh_err_t *err);
+
 /* Per-product counters kept by the store. */
 typedef struct mesh_product_stats {
     int64_t rows;

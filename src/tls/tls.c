@@ -35,6 +35,7 @@ static const char suites_tls13[] =
 static const char groups[] = "X25519:P-256:P-384";
 
 struct mesh_tls {
+    pthread_mutex_t lock; /* guards ctx and info against a reload */
     SSL_CTX *ctx;
     mesh_tls_info_t info;
 };
@@ -209,6 +210,7 @@ mesh_status_t mesh_tls_server_create(const mesh_tls_server_opts_t *o, mesh_tls_t
     mesh_tls_t *t = calloc(1, sizeof *t);
     if (t == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&t->lock, NULL);
     mesh_status_t st = MESH_OK;
     char why[256];
     SSL_CTX *ctx = t->ctx = SSL_CTX_new(TLS_server_method());
@@ -273,17 +275,40 @@ void mesh_tls_destroy(mesh_tls_t *t)
     if (t == NULL)
         return;
     SSL_CTX_free(t->ctx);
+    pthread_mutex_destroy(&t->lock);
     free(t);
 }
 
-const mesh_tls_info_t *mesh_tls_info(const mesh_tls_t *t)
+void mesh_tls_info_get(mesh_tls_t *t, mesh_tls_info_t *out)
 {
-    return &t->info;
+    pthread_mutex_lock(&t->lock);
+    *out = t->info;
+    pthread_mutex_unlock(&t->lock);
+}
+
+mesh_status_t mesh_tls_server_reload(mesh_tls_t *t, const mesh_tls_server_opts_t *o,
+                                     mesh_err_t *err)
+{
+    mesh_tls_t *nt;
+    mesh_status_t st = mesh_tls_server_create(o, &nt, err);
+    if (st != MESH_OK)
+        return st; /* the certificate in use stays */
+    pthread_mutex_lock(&t->lock);
+    SSL_CTX *old = t->ctx;
+    t->ctx = nt->ctx;
+    t->info = nt->info;
+    nt->ctx = old; /* connections made before keep their own reference to it */
+    pthread_mutex_unlock(&t->lock);
+    mesh_tls_destroy(nt);
+    return MESH_OK;
 }
 
 struct ssl_st *mesh_tls_new_ssl(mesh_tls_t *t)
 {
-    return SSL_new(t->ctx);
+    pthread_mutex_lock(&t->lock);
+    SSL *ssl = SSL_new(t->ctx);
+    pthread_mutex_unlock(&t->lock);
+    return ssl;
 }
 
 void mesh_tls_free_ssl(struct ssl_st *ssl)

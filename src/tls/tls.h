@@ -79,7 +79,13 @@ mesh_status_t mesh_tls_server_create(const mesh_tls_server_opts_t *o, mesh_tls_t
                                      mesh_err_t *err);
 /* Frees the context (NULL is fine); connections still open keep their own reference. */
 void mesh_tls_destroy(mesh_tls_t *t);
-const mesh_tls_info_t *mesh_tls_info(const mesh_tls_t *t);
+/* A copy of the facts about the certificate in use (it may change with a reload). */
+void mesh_tls_info_get(mesh_tls_t *t, mesh_tls_info_t *out);
+/* Builds a new context from o (re-reading the certificate, key and client CAs, renewing a
+ * generated certificate near its expiry) and puts it in place for new connections; on any
+ * error the one in use stays and the error is returned. Thread-safe with new_ssl. */
+mesh_status_t mesh_tls_server_reload(mesh_tls_t *t, const mesh_tls_server_opts_t *o,
+                                     mesh_err_t *err);
 /* A new server-side SSL for one accepted connection (NULL when out of memory). The caller
  * (a bufferevent with BEV_OPT_CLOSE_ON_FREE) frees it. */
 struct ssl_st *mesh_tls_new_ssl(mesh_tls_t *t);

@@ -173,6 +173,23 @@ class ApiTest(unittest.TestCase):
         n.apply(contract(domain="hist", extra_props=note), expect=201)
         n.apply(contract(domain="hist", version="1.1.0", extra_props=note + hum), expect=200)
         n.apply(contract(domain="hist", version="2.0.0"), expect=200)
+        # a dry run says what would happen and changes nothing
+        st, h, data = n.request("POST", "/v1/contracts?dry_run=true",
+                                contract(domain="hist", version="3.0.0", extra_props=note),
+                                headers={"Content-Type": "application/yaml"})
+        self.assertEqual(st, 200, data)
+        d = json.loads(data)
+        self.assertTrue(d["dry_run"])
+        self.assertEqual(d["outcome"], "updated")
+        self.assertIn("column note: added (optional)", d["changes"])
+        st, h, data = n.request("POST", "/v1/contracts?dry_run=true",
+                                contract(domain="hist", version="2.1.0",
+                                         extra_props=note + "        required: true\n"),
+                                headers={"Content-Type": "application/yaml"})
+        self.assertEqual(st, 409, data)
+        self.assertEqual(n.request("POST", "/v1/contracts?dry_run=maybe",
+                                   contract(domain="hist", version="3.0.0"),
+                                   headers={"Content-Type": "application/yaml"})[0], 400)
         st, doc = n.json("GET", "/v1/products/hist/readings/history", expect=200)
         self.assertEqual([v["version"] for v in doc["versions"]], ["1.0.0", "1.1.0", "2.0.0"])
         self.assertEqual(doc["current"], "2.0.0")

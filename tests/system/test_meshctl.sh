@@ -125,7 +125,8 @@ expect_in "meshctl --help documents exit codes" "$tmp/out" "7  unavailable"
 run 0 help
 expect_in "meshctl help" "$tmp/out" "Usage: meshctl"
 for cmd in status "domain create" "domain list" "domain show" "domain delete" "product apply" \
-    "product list" "product show" "product export" "product delete" "product quarantine" \
+    "product list" "product show" "product export" "product history" "product diff" \
+    "product delete" "product quarantine" \
     ingest query catalog; do
     # shellcheck disable=SC2086
     run 0 $cmd --help
@@ -325,10 +326,17 @@ expect_in "apply: created" "$tmp/out" "c1.yaml: created urn:meshd:contract:facto
 expect_in "apply: change line" "$tmp/out" "  product factory.readings created"
 run 0 product apply "$tmp/c1.yaml"
 expect_in "apply: unchanged" "$tmp/out" "c1.yaml: unchanged"
+run 0 product apply --dry-run "$tmp/c2.yaml"
+expect_in "apply --dry-run: would be updated" "$tmp/out" "c2.yaml: would be updated urn:meshd:contract:factory.telemetry 1.1.0"
+expect_in "apply --dry-run: the change" "$tmp/out" "column status: added"
+run 0 product show factory.readings --format json
+expect_in "apply --dry-run applied nothing" "$tmp/out" '"version":"1.0.0"'
 run 0 product apply "$tmp/c2.yaml" "$tmp/alarms.yaml"
 expect_in "apply: updated" "$tmp/out" "c2.yaml: updated urn:meshd:contract:factory.telemetry 1.1.0"
 expect_in "apply: added column" "$tmp/out" "column status: added"
 expect_in "apply: second file" "$tmp/out" "alarms.yaml: created"
+run 5 product apply --dry-run "$tmp/c3.yaml"
+expect_in "apply --dry-run: breaking refused" "$tmp/err" "column status: dropped (breaking)"
 run 5 product apply "$tmp/c3.yaml"
 expect_in "apply: breaking refused" "$tmp/err" "[BREAKING]"
 expect_in "apply: breaking change listed" "$tmp/err" "column status: dropped (breaking)"
@@ -358,6 +366,26 @@ expect_in "export: ODCS" "$tmp/out" "apiVersion: v3.1.0"
 expect_in "export: schema" "$tmp/out" "- name: readings"
 run 0 product export factory.alarms --whole
 expect_in "export --whole" "$tmp/out" "urn:meshd:contract:factory.alarms"
+run 0 product export factory.readings --version 1.0.0
+expect_in "export --version: that version" "$tmp/out" 'version: "1.0.0"'
+if grep -q "name: status" "$tmp/out"; then fail "export --version 1.0.0 holds the column 1.1.0 added"; fi
+run 3 product export factory.readings --version 0.0.9
+run 0 product history factory.readings
+expect_eq "history: versions" "$(awk '$1 ~ /^1\./ {print $1}' "$tmp/out" | tr '\n' ' ')" "1.0.0 1.1.0 "
+expect_in "history: current" "$tmp/out" "(current)"
+run 0 product history factory.readings --format csv
+expect_eq "history csv" "$(tr -d '\r' <"$tmp/out" | cut -d, -f1,4 | tr '\n' ' ')" "version,current 1.0.0,false 1.1.0,true "
+run 3 product history factory.nothing
+run 0 product diff factory.readings 1.0.0
+expect_in "diff: summary" "$tmp/out" "factory.readings: 1.0.0 -> 1.1.0: 1 change, compatible with consumers"
+expect_in "diff: the change" "$tmp/out" "  + column status: added"
+run 0 product diff factory.readings 1.0.0 1.1.0 --fail-on-breaking
+run 0 product diff factory.readings 1.1.0 1.0.0 --format json
+expect_eq "diff json: backwards breaks" "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["breaking"], [c["change"] for c in d["changes"] if c["breaking"]])' <"$tmp/out")" "True ['column status: dropped']"
+run 5 product diff factory.readings 1.1.0 1.0.0 --fail-on-breaking
+expect_in "diff --fail-on-breaking: still printed" "$tmp/out" "  ! column status: dropped"
+run 3 product diff factory.readings 9.9.9
+run 2 product diff factory.readings
 
 # ---- ingest ---------------------------------------------------------------------------------
 
@@ -567,6 +595,23 @@ export MESH_URL=$URL MESH_TOKEN=$TOKEN
 
 # ---- deletes --------------------------------------------------------------------------------
 
+# the quarantine: resubmit a fixed row, drop the rest
+run 0 product quarantine factory.alarms --format json
+qid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["id"])' <"$tmp/out")
+run 2 product quarantine factory.alarms --resubmit "$qid"
+expect_in "resubmit: a CSV row needs the fix" "$tmp/err" "give the fixed row as a JSON object"
+run 2 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":7}'
+expect_in "resubmit: still invalid is refused" "$tmp/err" "above the maximum 5"
+run 0 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":5}'
+expect_in "resubmit: written" "$tmp/out" "written (seq "
+expect_eq "resubmit: the row is in the product" "$(q "SELECT level FROM factory.alarms WHERE ts = ts('2026-01-07T00:00:02Z')")" "5"
+run 0 product quarantine factory.alarms
+expect_in "resubmit: the quarantine is empty" "$tmp/out" "no quarantined rows"
+run 3 product quarantine factory.alarms --resubmit "$qid" --row '{"ts":"2026-01-07T00:00:02Z","level":5}'
+run 2 product quarantine factory.alarms --drop x
+run 2 product quarantine factory.alarms --drop 1 --drop-all
+run 0 product quarantine factory.alarms --drop-all
+expect_in "drop-all" "$tmp/out" "dropped 0 quarantined rows"
 run 0 product delete factory.alarms
 expect_eq "product delete" "$(cat "$tmp/out")" "deleted product factory.alarms"
 run 3 product delete factory.alarms

@@ -107,6 +107,17 @@ class QueryTest(unittest.TestCase):
                            "ORDER BY ts LIMIT 3 OFFSET 2")
         self.assertEqual(rows, [[20.2], [20.3], [20.4]])
 
+    def test_regexp(self):
+        # ECMA-262 patterns, the dialect of contracts: a function and the REGEXP operator
+        self.assertEqual(self.n.rows("SELECT regexp('^d0[0-2]$', 'd01'), 'd13' REGEXP '^d0', "
+                                     "regexp('\\d+', 'x7'), regexp('a', NULL)"),
+                         [[1, 0, 1, None]])
+        self.assertEqual(self.n.scalar("SELECT count(DISTINCT device) FROM factory.readings "
+                                       "WHERE device REGEXP '^d0[0-4]$'"), 5)
+        st, doc = self.n.json("POST", "/v1/query", {"sql": "SELECT regexp('(a', 'a')"})
+        self.assertEqual(st, 400, doc)
+        self.assertIn("regexp: the pattern", doc["error"]["message"])
+
     def test_time_functions(self):
         r = self.n.rows("SELECT ts('2026-01-01T00:00:10Z'), iso(%d), duration('90s'), "
                         "time_bucket('1h', ts('2026-01-01T03:19:50Z'))" % (T0 + 5 * SEC))

@@ -332,6 +332,40 @@ sclient -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384 || fail "ECDHE-RSA-AES256-GC
 expect_in "RSA certificate: ECDHE-RSA-AES256-GCM-SHA384 accepted" "$tmp/out" "Cipher is ECDHE-RSA-AES256-GCM-SHA384"
 stop "$PID"
 
+# ---- SIGHUP reloads the certificate -----------------------------------------------------------
+
+# the configured files are replaced (as certbot or a secret mount would), then SIGHUP: new
+# connections get the new certificate; a broken file leaves the one in use
+make_cert meshd.test2 ca1 "ec -pkeyopt ec_paramgen_curve:P-256" \
+    'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:meshd.test,IP:127.0.0.1\n'
+cp "$pki/meshd.test.pem" "$tmp/live.pem"
+cp "$pki/meshd.test.key" "$tmp/live.key"
+chmod 600 "$tmp/live.key"
+start hup --tls-cert "$tmp/live.pem" --tls-key "$tmp/live.key"
+expect_eq "before SIGHUP: the first certificate" "$FP" "$(fp_of "$pki/meshd.test.pem")"
+cp "$pki/meshd.test2.pem" "$tmp/live.pem"
+cp "$pki/meshd.test2.key" "$tmp/live.key"
+kill -HUP "$PID"
+for _ in $(seq 1 100); do
+    grep -q "reloaded: certificate" "$tmp/hup.log" && break
+    sleep 0.1
+done
+expect_in "SIGHUP: reload logged" "$tmp/hup.log" "reloaded: certificate $tmp/live.pem fingerprint $(fp_of "$pki/meshd.test2.pem")"
+sclient -servername meshd.test -CAfile "$pki/ca1.pem" -verify_return_error || fail "s_client after SIGHUP: $(tail -5 "$tmp/out")"
+openssl x509 -noout -fingerprint -sha256 <"$tmp/out" | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f' >"$tmp/served"
+expect_eq "SIGHUP: new connections get the new certificate" "sha256:$(cat "$tmp/served")" "$(fp_of "$pki/meshd.test2.pem")"
+printf 'not a certificate\n' >"$tmp/live.pem"
+kill -HUP "$PID"
+for _ in $(seq 1 100); do
+    grep -q "was not reloaded" "$tmp/hup.log" && break
+    sleep 0.1
+done
+expect_in "SIGHUP with a broken file: says so" "$tmp/hup.log" "the certificate was not reloaded, the one in use stays"
+sclient -servername meshd.test -CAfile "$pki/ca1.pem" -verify_return_error || fail "s_client after a failed reload: $(tail -5 "$tmp/out")"
+openssl x509 -noout -fingerprint -sha256 <"$tmp/out" | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f' >"$tmp/served"
+expect_eq "SIGHUP with a broken file: the certificate in use stays" "sha256:$(cat "$tmp/served")" "$(fp_of "$pki/meshd.test2.pem")"
+stop "$PID"
+
 # ---- client certificates ---------------------------------------------------------------------
 
 srv=(--tls-cert "$pki/meshd.test.pem" --tls-key "$pki/meshd.test.key" --tls-client-ca "$pki/ca1.pem")

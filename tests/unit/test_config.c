@@ -600,10 +600,45 @@ static void test_example_loads_back(void **state)
     mesh_buf_free(&b);
 }
 
+/* A repeatable option: every value counts, from lines, flags and the environment alike. */
+typedef struct lopts {
+    char *item;
+} lopts_t;
+
+static void test_list(void **state)
+{
+    (void)state;
+    static const mesh_opt_t lo[] = {
+        {"item", MESH_OPT_LIST, offsetof(lopts_t, item), NULL, 0, 0, NULL, 0, "ITEM", "An item."},
+    };
+    static const mesh_opts_spec_t ls = {lo, 1, "TCFGL_"};
+    lopts_t o;
+    mesh_err_t err;
+    assert_int_equal(mesh_opts_defaults(&ls, &o, &err), MESH_OK);
+    assert_null(o.item);
+    assert_int_equal(mesh_opts_load_text(&ls, &o, "item = a b c\n# x\nitem = \"d e\"\n", "f", &err),
+                     MESH_OK);
+    assert_int_equal(mesh_opts_set(&ls, &o, "item", "f", "flag --item", &err), MESH_OK);
+    assert_string_equal(o.item, "a b c\nd e\nf");
+    assert_int_equal(mesh_opts_set(&ls, &o, "item", "x\ny", "flag --item", &err), MESH_INVALID);
+    assert_non_null(strstr(err.msg, "line break"));
+    assert_string_equal(o.item, "a b c\nd e\nf");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    mesh_opts_help(&ls, f);
+    fclose(f);
+    assert_non_null(strstr(text, "more than once"));
+    free(text);
+    mesh_opts_free(&ls, &o);
+    assert_null(o.item);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_bad_default_is_reported),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_set_each_type),

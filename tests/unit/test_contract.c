@@ -870,6 +870,200 @@ static void test_reject_pattern(void **state)
     }
 }
 
+/* ---- quality rules and SLA --------------------------------------------------------------- */
+
+#define QOBJ(rules)                                                                                \
+    "schema:\n"                                                                                    \
+    "  - name: p\n"                                                                                \
+    "    quality:\n" rules "    properties:\n"
+
+#define QPROP(rules)                                                                               \
+    "      - name: v\n"                                                                            \
+    "        logicalType: string\n"                                                                \
+    "        quality:\n" rules
+
+static void test_quality_rules(void **state)
+{
+    (void)state;
+    mesh_contract_t *c =
+        parse_ok(HEAD "slaProperties:\n"
+                      "  - property: latency\n"
+                      "    value: 2\n"
+                      "    unit: h\n"
+                      "  - property: frequency\n"
+                      "    value: 15\n"
+                      "    unit: min\n"
+                      "  - property: retention\n"
+                      "    value: 1\n"
+                      "    unit: y\n" QOBJ("      - metric: rowCount\n"
+                                           "        mustBeBetween: [1, 100]\n"
+                                           "      - type: sql\n"
+                                           "        id: q1\n"
+                                           "        query: SELECT count(*) FROM {object}\n"
+                                           "        mustNotBe: 3\n"
+                                           "      - type: text\n"
+                                           "        description: prose only\n"
+                                           "      - metric: duplicateValues\n"
+                                           "        arguments:\n"
+                                           "          properties: [v, n]\n"
+                                           "        mustBe: 0\n"
+                                           "        unit: percent\n")
+                          QPROP("          - metric: missingValues\n"
+                                "            arguments:\n"
+                                "              missingValues: [null, 'n/a']\n"
+                                "            mustBeLessThan: 5\n"
+                                "            unit: percent\n"
+                                "          - rule: invalidValues\n"
+                                "            validValues: [a, b]\n"
+                                "            mustBeLessOrEqualTo: 2\n"
+                                "          - metric: invalidValues\n"
+                                "            name: shaped\n"
+                                "            arguments:\n"
+                                "              pattern: '^[a-z]+$'\n"
+                                "            mustBeGreaterOrEqualTo: 0\n"
+                                "          - metric: nullValues\n"
+                                "            mustNotBeBetween: [10, 20]\n"
+                                "            severity: high\n"
+                                "            dimension: completeness\n") PROP("n", "integer"));
+    const mesh_product_t *p = &c->products[0];
+    assert_int_equal(p->sla_latency_ns, 2 * 3600 * MESH_NS_PER_SEC);
+    assert_int_equal(p->sla_frequency_ns, 15 * 60 * MESH_NS_PER_SEC);
+    assert_int_equal(p->nquality, 7); /* the text rule is not executable */
+    const mesh_quality_rule_t *r = p->quality;
+    assert_string_equal(r[0].name, "rowCount");
+    assert_int_equal(r[0].metric, MESH_QM_ROW_COUNT);
+    assert_int_equal(r[0].op, MESH_QOP_IN);
+    assert_true(mesh_quality_pass(&r[0], 1) && mesh_quality_pass(&r[0], 100));
+    assert_false(mesh_quality_pass(&r[0], 0.5) || mesh_quality_pass(&r[0], 101));
+    assert_string_equal(r[1].name, "q1");
+    assert_int_equal(r[1].metric, MESH_QM_SQL);
+    assert_string_equal(r[1].query, "SELECT count(*) FROM {object}");
+    assert_true(mesh_quality_pass(&r[1], 2) && !mesh_quality_pass(&r[1], 3));
+    assert_int_equal(r[2].metric, MESH_QM_DUPLICATE_VALUES);
+    assert_int_equal(r[2].col, -1);
+    assert_int_equal(r[2].ncols, 2);
+    assert_int_equal(r[2].cols[0], 0);
+    assert_int_equal(r[2].cols[1], 1);
+    assert_true(r[2].percent);
+    assert_string_equal(r[3].name, "v.missingValues");
+    assert_int_equal(r[3].col, 0);
+    assert_true(r[3].null_missing);
+    assert_int_equal(r[3].nvalues, 1);
+    assert_string_equal(r[3].values[0], "n/a");
+    assert_string_equal(r[4].name, "v.invalidValues");
+    assert_int_equal(r[4].nvalues, 2); /* the 3.0 spelling: rule, validValues beside */
+    assert_string_equal(r[5].name, "shaped");
+    assert_string_equal(r[5].pattern, "^[a-z]+$");
+    assert_int_equal(r[6].op, MESH_QOP_OUT);
+    assert_true(mesh_quality_pass(&r[6], 9) && !mesh_quality_pass(&r[6], 15));
+    assert_string_equal(r[6].severity, "high");
+    assert_string_equal(mesh_qop_name(r[6].op), "mustNotBeBetween");
+    assert_string_equal(mesh_qmetric_name(r[6].metric), "nullValues");
+    mesh_contract_free(c);
+    /* missingValues without arguments: null and the empty string */
+    c = parse_ok(HEAD OBJ QPROP("          - metric: missingValues\n"
+                                "            mustBe: 0\n"));
+    r = c->products[0].quality;
+    assert_true(r[0].null_missing);
+    assert_int_equal(r[0].nvalues, 1);
+    assert_string_equal(r[0].values[0], "");
+    mesh_contract_free(c);
+}
+
+static void test_reject_quality(void **state)
+{
+    (void)state;
+    expect_fail(HEAD QOBJ("      - metric: nullValues\n"
+                          "        mustBe: 0\n") PROP("v", "string"),
+                MESH_INVALID,
+                "schema[0].quality[0].metric (line 10): nullValues is a metric of a property");
+    expect_fail(HEAD OBJ QPROP("          - metric: rowCount\n"
+                               "            mustBe: 1\n"),
+                MESH_INVALID, "rowCount is a metric of the schema object");
+    expect_fail(HEAD OBJ QPROP("          - metric: nulls\n"
+                               "            mustBe: 1\n"),
+                MESH_INVALID,
+                "schema[0].properties[0].quality[0].metric (line 13): unknown metric 'nulls'");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"), MESH_INVALID,
+                "the rule needs an operator");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            mustBe: 0\n"
+                               "            mustBeLessThan: 3\n"),
+                MESH_INVALID, "a rule has one operator");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            mustBe: zero\n"),
+                MESH_INVALID, "expected a number");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            mustBeBetween: [5, 1]\n"),
+                MESH_INVALID, "the low bound 5 is above the high bound 1");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            mustBeBetween: [5]\n"),
+                MESH_INVALID, "expected two numbers [low, high]");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            mustBe: 0\n"
+                               "            unit: rowz\n"),
+                MESH_INVALID, "unit must be rows or percent");
+    expect_fail(HEAD OBJ QPROP("          - metric: invalidValues\n"
+                               "            mustBe: 0\n"),
+                MESH_INVALID, "invalidValues needs arguments: validValues or pattern");
+    expect_fail(HEAD OBJ QPROP("          - metric: invalidValues\n"
+                               "            arguments:\n"
+                               "              pattern: '(a'\n"
+                               "            mustBe: 0\n"),
+                MESH_INVALID, "pattern '(a'");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            arguments:\n"
+                               "              missingValues: [x]\n"
+                               "            mustBe: 0\n"),
+                MESH_INVALID, "missingValues is an argument of missingValues only");
+    expect_fail(HEAD OBJ QPROP("          - metric: nullValues\n"
+                               "            arguments:\n"
+                               "              frob: 1\n"
+                               "            mustBe: 0\n"),
+                MESH_INVALID, "unknown key 'frob'");
+    expect_fail(HEAD QOBJ("      - metric: duplicateValues\n"
+                          "        arguments:\n"
+                          "          properties: [nope]\n"
+                          "        mustBe: 0\n") PROP("v", "string"),
+                MESH_INVALID, "'nope' is not a property of p");
+    expect_fail(HEAD QOBJ("      - type: sql\n"
+                          "        mustBe: 0\n") PROP("v", "string"),
+                MESH_INVALID, "schema[0].quality[0].query (line 10): required key is missing");
+    expect_fail(HEAD QOBJ("      - type: magic\n"
+                          "        mustBe: 0\n") PROP("v", "string"),
+                MESH_INVALID, "unknown rule type 'magic'");
+    expect_fail(HEAD QOBJ("      - description: what?\n") PROP("v", "string"), MESH_INVALID,
+                "a rule needs a type");
+    expect_fail(HEAD QOBJ("      - metric: rowCount\n"
+                          "        name: r\n"
+                          "        mustBe: 1\n"
+                          "      - metric: rowCount\n"
+                          "        name: r\n"
+                          "        mustBe: 2\n") PROP("v", "string"),
+                MESH_INVALID, "duplicate quality rule name 'r'");
+    expect_fail(HEAD QOBJ("      - metric: rowCount\n"
+                          "        mustBe: 1\n"
+                          "        unit: percent\n") PROP("v", "string"),
+                MESH_INVALID, "percent is not a unit of rowCount");
+    expect_fail(HEAD "slaProperties:\n"
+                     "  - property: latency\n"
+                     "    value: 2\n"
+                     "    unit: fortnights\n" OBJ PROP("v", "string"),
+                MESH_INVALID,
+                "slaProperties[0].unit (line 10): 'fortnights' is not a duration unit");
+    expect_fail(HEAD "slaProperties:\n"
+                     "  - property: latency\n"
+                     "    value: soon\n"
+                     "    unit: h\n" OBJ PROP("v", "string"),
+                MESH_INVALID, "latency needs a number");
+    expect_fail(HEAD "slaProperties:\n"
+                     "  - property: latency\n"
+                     "    value: 1\n"
+                     "    unit: h\n"
+                     "    element: other\n" OBJ PROP("v", "string"),
+                MESH_INVALID, "element 'other' names no schema object");
+}
+
 static void test_reject_yaml(void **state)
 {
     (void)state;
@@ -1304,6 +1498,8 @@ int main(void)
         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_diff_relaxing),
         cmocka_unit_test(test_version_cmp),
+        cmocka_unit_test(test_quality_rules),
+        cmocka_unit_test(test_reject_quality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,13 @@ static const char fp_colons[] = "3C:3A:60:CB:67:88:BD:A4:DA:36:F5:78:2E:42:14:27
 
 /* ---- pins ---- */
 
+static mesh_tls_info_t info_of(mesh_tls_t *t)
+{
+    mesh_tls_info_t i;
+    mesh_tls_info_get(t, &i);
+    return i;
+}
+
 static void test_pins_accepted(void **state)
 {
     (void)state;
@@ -195,7 +202,7 @@ static void test_generated_and_reused(void **state)
     mesh_tls_t *t;
     mesh_err_t err;
     assert_int_equal(mesh_tls_server_create(&o, &t, &err), MESH_OK);
-    mesh_tls_info_t first = *mesh_tls_info(t);
+    mesh_tls_info_t first = info_of(t);
     mesh_tls_destroy(t);
     assert_true(first.generated);
     assert_true(first.renewed);
@@ -221,15 +228,15 @@ static void test_generated_and_reused(void **state)
 
     /* the next start reuses it */
     assert_int_equal(mesh_tls_server_create(&o, &t, &err), MESH_OK);
-    assert_false(mesh_tls_info(t)->renewed);
-    assert_string_equal(mesh_tls_info(t)->fingerprint, first.fingerprint);
+    assert_false(info_of(t).renewed);
+    assert_string_equal(info_of(t).fingerprint, first.fingerprint);
     mesh_tls_destroy(t);
 
     /* one that expires within renew_days is replaced */
     o.renew_days = 400;
     assert_int_equal(mesh_tls_server_create(&o, &t, &err), MESH_OK);
-    assert_true(mesh_tls_info(t)->renewed);
-    assert_string_not_equal(mesh_tls_info(t)->fingerprint, first.fingerprint);
+    assert_true(info_of(t).renewed);
+    assert_string_not_equal(info_of(t).fingerprint, first.fingerprint);
     mesh_tls_destroy(t);
 
     /* a generated certificate whose key went missing is an error, not a silent new one */
@@ -281,8 +288,22 @@ static void test_bad_files(void **state)
     /* configured pair: works */
     mesh_tls_server_opts_t o = {.cert_file = cert_a, .key_file = key_a};
     assert_int_equal(mesh_tls_server_create(&o, &t, &err), MESH_OK);
-    assert_false(mesh_tls_info(t)->generated);
-    assert_string_equal(mesh_tls_info(t)->cert_file, cert_a);
+    assert_false(info_of(t).generated);
+    assert_string_equal(info_of(t).cert_file, cert_a);
+    /* a reload puts another certificate in place; a bad one leaves the one in use */
+    char fp_a[MESH_TLS_FP_TEXT], cert_b[4200];
+    snprintf(fp_a, sizeof fp_a, "%s", info_of(t).fingerprint);
+    snprintf(cert_b, sizeof cert_b, "%s/cert.pem", b);
+    mesh_tls_server_opts_t ob = {.cert_file = cert_b, .key_file = key_b};
+    assert_int_equal(mesh_tls_server_reload(t, &ob, &err), MESH_OK);
+    assert_string_equal(info_of(t).cert_file, cert_b);
+    assert_string_not_equal(info_of(t).fingerprint, fp_a);
+    struct ssl_st *ssl = mesh_tls_new_ssl(t);
+    assert_non_null(ssl);
+    mesh_tls_free_ssl(ssl);
+    mesh_tls_server_opts_t bad = {.cert_file = cert_a, .key_file = key_b};
+    assert_int_not_equal(mesh_tls_server_reload(t, &bad, &err), MESH_OK);
+    assert_string_equal(info_of(t).cert_file, cert_b);
     mesh_tls_destroy(t);
 
     o = (mesh_tls_server_opts_t){.cert_file = missing, .key_file = key_a};
@@ -311,7 +332,7 @@ static void test_bad_files(void **state)
     o.client_ca_file = cert_a;
     o.client_auth = MESH_TLS_CLIENT_OPTIONAL;
     assert_int_equal(mesh_tls_server_create(&o, &t, &err), MESH_OK);
-    assert_int_equal(mesh_tls_info(t)->client_auth, MESH_TLS_CLIENT_OPTIONAL);
+    assert_int_equal(info_of(t).client_auth, MESH_TLS_CLIENT_OPTIONAL);
     mesh_tls_destroy(t);
     mesh_tls_destroy(NULL);
 
