@@ -16,6 +16,7 @@
   the node stopped, the node comes back with the backup's data.
 - Scheduled backups with retention (a short interval), polled with deadlines.
 - encryption=off: a backup is compressed and checksummed, not encrypted, and restores.
+- A passphrase KEK: the backup opens with the passphrase alone (its salt is in the backup).
 - A restored mesh replica catching up from its domain's stream: SKIPPED, the mesh (NATS
   JetStream) does not exist yet.
 """
@@ -388,6 +389,36 @@ class BackupTest(unittest.TestCase):
         st, doc = r.json("GET", "/v1/domains", expect=200)
         self.assertEqual([d["name"] for d in doc["domains"]], ["office"])
         self.assertEqual(r.scalar("SELECT count(*) FROM office.notes"), 50)
+        r.stop()
+
+    def test_passphrase_kek(self):
+        # the backup records the passphrase's scrypt salt: the same passphrase opens it on a
+        # machine without the node's catalog.key, and the restored node starts with it
+        pf = os.path.join(self.tmp, "pass")
+        with open(pf, "w") as f:
+            f.write("correct horse battery staple\n")
+        os.chmod(pf, 0o600)
+        n = self.node(os.path.join(self.tmp, "pp"), args=["--kek-passphrase-file", pf]).start()
+        n.create_domain("office")
+        n.apply(NOTES % {"domain": "office"}, expect=201)
+        st, r = n.post_rows("office", "notes", [{"id": "p-%d" % i, "note": MARKER, "n": i}
+                                                for i in range(30)])
+        self.assertEqual(st, 200, r)
+        rc, out = ctl(["backup", "create", "--format", "json"], node=n)
+        self.assertEqual(rc, 0, out)
+        bid = json.loads(out.strip().splitlines()[-1])["id"]
+        n.stop()
+        path = os.path.join(n.data_dir, "backups", bid + ".mbk")
+        wrong = os.path.join(self.tmp, "wrong")
+        with open(wrong, "w") as f:
+            f.write("not the passphrase\n")
+        rc, out = ctl(["backup", "verify", "--file", path, "--kek-passphrase-file", wrong])
+        self.assertEqual(rc, 4, out)
+        new = os.path.join(self.tmp, "pp-restored")
+        rc, out = ctl(["backup", "restore", path, "--data-dir", new, "--kek-passphrase-file", pf])
+        self.assertEqual(rc, 0, out)
+        r = self.node(new, args=["--kek-passphrase-file", pf]).start()
+        self.assertEqual(r.scalar("SELECT count(*) FROM office.notes"), 30)
         r.stop()
 
 
