@@ -312,6 +312,7 @@ void mesh_api_metrics(mesh_req_t *r)
         mesh_buf_printf(&b, "meshd_audit_bytes %llu\n", (unsigned long long)as.bytes);
     }
     mesh_api_crypt_metrics(r, &b);
+    mesh_api_backup_metrics(r, &b);
     mesh_mqtt_metrics(r->node->mqtt, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);

@@ -39,6 +39,33 @@ static void audit(mesh_req_t *r, mesh_audit_action_t act, const char *id, mesh_s
     mesh_buf_free(&d);
 }
 
+void mesh_api_backup_metrics(mesh_req_t *r, mesh_buf_t *b)
+{
+    if (r->node->backups == NULL)
+        return;
+    mesh_backup_stats_t s;
+    mesh_backup_stats(r->node->backups, &s);
+    mesh_metrics_help(b, "meshd_backup_running", "gauge", "1 while a backup is being made.");
+    mesh_buf_printf(b, "meshd_backup_running %d\n", s.running ? 1 : 0);
+    mesh_metrics_help(b, "meshd_backups_total", "counter",
+                      "Backups ended since the start, by outcome (scheduled or asked for).");
+    mesh_buf_printf(b, "meshd_backups_total{outcome=\"done\"} %llu\n", (unsigned long long)s.done);
+    mesh_buf_printf(b, "meshd_backups_total{outcome=\"failed\"} %llu\n",
+                    (unsigned long long)s.failed);
+    if (s.last_success_ns == 0)
+        return;
+    mesh_metrics_help(b, "meshd_backup_last_success_timestamp_seconds", "gauge",
+                      "When the last successful backup of this process ended: alert when it is "
+                      "older than the schedule allows.");
+    mesh_buf_printf(b, "meshd_backup_last_success_timestamp_seconds %lld\n",
+                    (long long)(s.last_success_ns / MESH_NS_PER_SEC));
+    mesh_metrics_help(b, "meshd_backup_last_bytes", "gauge", "Size of the last successful backup.");
+    mesh_buf_printf(b, "meshd_backup_last_bytes %lld\n", (long long)s.last_bytes);
+    mesh_metrics_help(b, "meshd_backup_last_duration_seconds", "gauge",
+                      "How long the last successful backup took.");
+    mesh_buf_printf(b, "meshd_backup_last_duration_seconds %.3f\n", (double)s.last_ms / 1000.0);
+}
+
 static void create(mesh_req_t *r)
 {
     const char *body;

@@ -49,8 +49,9 @@ struct mesh_backups {
     int64_t bytes_total, bytes_done, written;
     char **domains; /* asked for (NULL: all) */
     size_t ndomains;
-    int64_t next_due_ns;   /* the next scheduled backup (0: none) */
-    _Atomic bool stopping; /* meshd stops: a running backup gives up */
+    int64_t next_due_ns;       /* the next scheduled backup (0: none) */
+    _Atomic bool stopping;     /* meshd stops: a running backup gives up */
+    mesh_backup_stats_t stats; /* under lock */
 };
 
 void mesh_backup_dir(const mesh_node_t *n, char *out, size_t cap)
@@ -514,6 +515,14 @@ static void *backup_thread(void *arg)
     b->domain[0] = '\0';
     snprintf(b->state, sizeof b->state, "%s", st == MESH_OK ? "done" : "failed");
     snprintf(b->error, sizeof b->error, "%s", st == MESH_OK ? "" : err.msg);
+    if (st == MESH_OK) {
+        b->stats.done++;
+        b->stats.last_success_ns = b->ended_ns;
+        b->stats.last_bytes = size;
+        b->stats.last_ms = ms;
+    } else {
+        b->stats.failed++;
+    }
     pthread_mutex_unlock(&b->lock);
     mesh_buf_t d;
     mesh_buf_init(&d, 4096);
@@ -622,6 +631,14 @@ json_t *mesh_backup_job(mesh_backups_t *b, const char *id)
     }
     pthread_mutex_unlock(&b->lock);
     return j;
+}
+
+void mesh_backup_stats(mesh_backups_t *b, mesh_backup_stats_t *out)
+{
+    pthread_mutex_lock(&b->lock);
+    *out = b->stats;
+    out->running = b->running;
+    pthread_mutex_unlock(&b->lock);
 }
 
 void mesh_backups_tick(mesh_backups_t *b)

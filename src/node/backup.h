@@ -55,6 +55,15 @@ mesh_status_t mesh_backup_get(mesh_backups_t *b, const char *id, json_t **out, m
 mesh_status_t mesh_backup_delete(mesh_backups_t *b, const char *id, mesh_err_t *err);
 /* The path of backup id in the node's directory (whether it exists or not). */
 void mesh_backup_path(mesh_backups_t *b, const char *id, char *out, size_t cap);
+/* Counters for /metrics. */
+typedef struct mesh_backup_stats {
+    bool running;
+    int64_t last_success_ns; /* end of the last backup that succeeded (0: none yet) */
+    int64_t last_bytes;      /* its size */
+    int64_t last_ms;         /* its duration */
+    uint64_t done, failed;   /* backups ended since start */
+} mesh_backup_stats_t;
+void mesh_backup_stats(mesh_backups_t *b, mesh_backup_stats_t *out);
 /* Called from the node's event loop every second: starts a scheduled backup when due. */
 void mesh_backups_tick(mesh_backups_t *b);
 

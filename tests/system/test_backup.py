@@ -381,6 +381,11 @@ class BackupTest(unittest.TestCase):
             return len(doc["backups"]) == 2
 
         self.assertTrue(wait_for(kept, timeout=30, step=0.2))
+        st, h, body = n.request("GET", "/metrics")
+        text = body.decode()
+        done = [l for l in text.splitlines() if l.startswith('meshd_backups_total{outcome="done"}')]
+        self.assertTrue(done and int(done[0].split()[-1]) >= 4, text[-2000:])
+        self.assertIn("meshd_backup_last_success_timestamp_seconds ", text)
         n.stop()
         new = os.path.join(self.tmp, "clear-restored")
         rc, out = ctl(["backup", "restore", partial, "--data-dir", new])
