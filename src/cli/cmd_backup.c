@@ -133,7 +133,8 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     const char *head[] = {"ID", "CREATED", "SIZE", "DOMAINS", "ENCRYPTED", "BY"};
     for (size_t i = 0; i < 6; i++)
-        mesh_table_add(t, head[i]);
+        mesh_table_column(t, i, head[i], i == 2 ? MESH_ALIGN_RIGHT : MESH_ALIGN_LEFT,
+                          i == 3 ? 60 : 0);
     size_t i;
     json_t *b;
     json_array_foreach(json_object_get(j, "backups"), i, b)
@@ -142,7 +143,12 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, mesh_cli_jstr(b, "id"));
         mesh_table_add(t, mesh_cli_short_time(mesh_cli_jstr(b, "created"), tm));
         mesh_table_add(t, mesh_cli_bytes(mesh_cli_jint(b, "bytes"), sz, sizeof sz));
-        if (mesh_cli_jstr(b, "error")) {
+        if (mesh_cli_jstr(b, "kek_id") && mesh_cli_jstr(b, "error") &&
+            strstr(mesh_cli_jstr(b, "error"), "wrong key-encryption key")) {
+            char e[200];
+            snprintf(e, sizeof e, "? (made under KEK %s)", mesh_cli_jstr(b, "kek_id"));
+            mesh_table_add(t, e);
+        } else if (mesh_cli_jstr(b, "error")) {
             char e[200];
             snprintf(e, sizeof e, "? (%s)", mesh_cli_jstr(b, "error"));
             mesh_cli_clean(e);
@@ -493,8 +499,8 @@ const mesh_cli_cmd_t mesh_cli_backup_cmds[] = {
         .opts = verify_opts,
         .min_args = 0,
         .max_args = 1,
-        .examples = "meshctl backup verify 20261123T230646Z-5d3c89\n"
-                    "meshctl backup verify --file /mnt/backups/20261123T230646Z-5d3c89.mbk "
+        .examples = "meshctl backup verify 20261123T230646.512Z-5d3c89\n"
+                    "meshctl backup verify --file /mnt/backups/20261123T230646.512Z-5d3c89.mbk "
                     "--kek-file /etc/meshd/kek",
         .exits = "0  the backup verifies\n"
                  "1  the file cannot be read\n"
@@ -519,7 +525,7 @@ const mesh_cli_cmd_t mesh_cli_backup_cmds[] = {
         .opts = restore_opts,
         .min_args = 1,
         .max_args = 1,
-        .examples = "meshctl backup restore /mnt/backups/20261123T230646Z-5d3c89.mbk \\\n"
+        .examples = "meshctl backup restore /mnt/backups/20261123T230646.512Z-5d3c89.mbk \\\n"
                     "    --data-dir /var/lib/meshd-new --kek-file /etc/meshd/kek\n"
                     "meshctl backup restore B.mbk --data-dir /var/lib/meshd --in-place --force "
                     "--kek-file /etc/meshd/kek",
@@ -539,7 +545,7 @@ const mesh_cli_cmd_t mesh_cli_backup_cmds[] = {
                 "admin token.",
         .min_args = 1,
         .max_args = 1,
-        .examples = "meshctl backup delete 20261123T230646Z-5d3c89",
+        .examples = "meshctl backup delete 20261123T230646.512Z-5d3c89",
         .exits = "0  deleted\n"
                  "3  no such backup\n"
                  "4  the token may not administer the node\n"

@@ -584,7 +584,7 @@ mesh_status_t mesh_backup_start(mesh_backups_t *b, const char *const *domains, s
             return mesh_err_set(err, MESH_NOMEM, "out of memory");
         }
     }
-    /* the id: the UTC time, then random hex (ids sort by time) */
+    /* the id: the UTC time to the millisecond, then random hex (ids sort by time) */
     b->started_ns = mesh_now_ns();
     time_t t = (time_t)(b->started_ns / MESH_NS_PER_SEC);
     struct tm tm;
@@ -593,8 +593,9 @@ mesh_status_t mesh_backup_start(mesh_backups_t *b, const char *const *domains, s
     char hex[7];
     mesh_random(rnd, sizeof rnd);
     mesh_hex(rnd, sizeof rnd, hex);
-    snprintf(b->id, sizeof b->id, "%04d%02d%02dT%02d%02d%02dZ-%s", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+    snprintf(b->id, sizeof b->id, "%04d%02d%02dT%02d%02d%02d.%03dZ-%s", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(b->started_ns % MESH_NS_PER_SEC / 1000000), hex);
     snprintf(b->state, sizeof b->state, "running");
     snprintf(b->by, sizeof b->by, "%s", by ? by : "");
     b->error[0] = b->domain[0] = '\0';
