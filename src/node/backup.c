@@ -1131,7 +1131,18 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
     bool encrypted = json_is_true(json_object_get(m, "encrypted"));
     if (!json_is_object(m))
         return mesh_err_set(err, MESH_CORRUPT, "%s: the manifest is malformed", o->archive);
-    /* 2. the target */
+    /* 2. the target (in place: encrypted the same way as the backup) */
+    char ckey[4200];
+    snprintf(ckey, sizeof ckey, "%s/catalog.key", o->data_dir);
+    if (o->in_place && exists && !dir_empty(o->data_dir) &&
+        (access(ckey, F_OK) == 0) != encrypted) {
+        json_decref(m);
+        return mesh_err_set(err, MESH_INVALID,
+                            "the backup is %s but the node in %s is %s: restore into a new "
+                            "directory instead",
+                            encrypted ? "encrypted" : "in clear", o->data_dir,
+                            encrypted ? "in clear" : "encrypted");
+    }
     if ((st = mesh_mkdirs(o->data_dir, 0700, err)) != MESH_OK) {
         json_decref(m);
         return st;
