@@ -792,3 +792,35 @@ bool mesh_cli_write_out(const char *p, size_t n)
     }
     return true;
 }
+
+int mesh_cli_get(mesh_cli_t *cli, const mesh_client_req_t *req, json_t **out)
+{
+    *out = NULL;
+    if (strcmp(mesh_cli_format(cli, false), "json") == 0)
+        return mesh_cli_raw(cli, req);
+    int rc = mesh_cli_call(cli, req, out);
+    if (rc == 0 && *out == NULL)
+        return mesh_cli_fail(cli, MESH_INTERNAL, "the node's answer was empty");
+    return rc;
+}
+
+int mesh_cli_list(mesh_cli_t *cli, const mesh_client_req_t *req, const mesh_cli_col_t *cols,
+                  size_t ncols, json_t **out, mesh_table_t **t, bool *csv)
+{
+    *out = NULL;
+    *t = NULL;
+    *csv = strcmp(mesh_cli_format(cli, false), "csv") == 0;
+    json_t *j;
+    int rc = mesh_cli_get(cli, req, &j);
+    if (rc != 0 || j == NULL)
+        return rc;
+    if ((*t = mesh_table_create(ncols)) == NULL) {
+        json_decref(j);
+        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < ncols; i++)
+        mesh_table_column(*t, i, *csv ? cols[i].csv : cols[i].title, cols[i].align,
+                          cols[i].max_width);
+    *out = j;
+    return 0;
+}

@@ -203,6 +203,29 @@ void mesh_cli_join(mesh_buf_t *b, const json_t *arr, const char *sep);
 /* Sends req and copies a 2xx answer to stdout as it arrives (the server's bytes, e.g. a
  * contract's YAML or --format json). Returns 0 or the exit code after printing the error. */
 int mesh_cli_raw(mesh_cli_t *cli, const mesh_client_req_t *req);
+/* GET-like requests that print the node's JSON as it is with --format json: sends req and
+ * then either copies the answer to stdout (*out NULL) or parses it into *out. Returns 0 or the
+ * exit code after printing the error. */
+int mesh_cli_get(mesh_cli_t *cli, const mesh_client_req_t *req, json_t **out);
+
+/* A column of a listing: its header in CSV output (the node's JSON name), its title in a
+ * table, its alignment and the most characters a table shows of a cell (0: all). */
+typedef struct mesh_cli_col {
+    const char *csv;
+    const char *title;
+    mesh_align_t align;
+    size_t max_width;
+} mesh_cli_col_t;
+
+/*
+ * The common start of a listing: sends req; with --format json copies the node's answer to
+ * stdout and leaves *out NULL; otherwise parses it into *out and makes *t with the columns
+ * (titles, or CSV headers when *csv). Returns 0 (then the caller fills and emits *t, and
+ * frees both when *out is set) or the exit code after printing the error.
+ */
+int mesh_cli_list(mesh_cli_t *cli, const mesh_client_req_t *req, const mesh_cli_col_t *cols,
+                  size_t ncols, json_t **out, mesh_table_t **t, bool *csv);
+
 /* Prints t to stdout as fmt: "csv", or an aligned table for anything else. */
 void mesh_cli_emit_table(const mesh_cli_t *cli, const mesh_table_t *t, const char *fmt);
 

@@ -39,7 +39,7 @@ static int run_catalog(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    int rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    int rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;

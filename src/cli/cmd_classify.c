@@ -237,7 +237,7 @@ static int run_classify(mesh_cli_t *cli, const mesh_cli_args_t *a)
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;

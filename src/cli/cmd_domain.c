@@ -49,29 +49,22 @@ static int run_create(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return rc;
 }
 
+static const mesh_cli_col_t list_cols[] = {
+    {"name", "NAME", MESH_ALIGN_LEFT, 0},      {"products", "PRODUCTS", MESH_ALIGN_RIGHT, 0},
+    {"rows", "ROWS", MESH_ALIGN_RIGHT, 0},     {"storage_bytes", "STORAGE", MESH_ALIGN_RIGHT, 0},
+    {"owners", "OWNERS", MESH_ALIGN_LEFT, 40}, {"description", "DESCRIPTION", MESH_ALIGN_LEFT, 50},
+};
+
 static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
-    const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = "/v1/domains"};
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
     json_t *j;
-    int rc = mesh_cli_call(cli, &req, &j);
-    if (rc != 0)
+    mesh_table_t *t;
+    bool csv;
+    int rc = mesh_cli_list(cli, &req, list_cols, MESH_ARRAY_LEN(list_cols), &j, &t, &csv);
+    if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(6);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    mesh_table_column(t, 0, csv ? "name" : "NAME", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 1, csv ? "products" : "PRODUCTS", MESH_ALIGN_RIGHT, 0);
-    mesh_table_column(t, 2, csv ? "rows" : "ROWS", MESH_ALIGN_RIGHT, 0);
-    mesh_table_column(t, 3, csv ? "storage_bytes" : "STORAGE", MESH_ALIGN_RIGHT, 0);
-    mesh_table_column(t, 4, csv ? "owners" : "OWNERS", MESH_ALIGN_LEFT, 40);
-    mesh_table_column(t, 5, csv ? "description" : "DESCRIPTION", MESH_ALIGN_LEFT, 50);
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(j, "domains"), i, d)
@@ -99,7 +92,7 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, mesh_cli_jstr(d, "description") ? mesh_cli_jstr(d, "description") : "");
         mesh_buf_free(&owners);
     }
-    mesh_cli_emit_table(cli, t, fmt);
+    mesh_cli_emit_table(cli, t, csv ? "csv" : "table");
     mesh_table_destroy(t);
     json_decref(j);
     return 0;
@@ -116,10 +109,7 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
         return rc;
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    if (strcmp(mesh_cli_format(cli, false), "json") == 0)
-        rc = mesh_cli_raw(cli, &req);
-    else
-        rc = mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;

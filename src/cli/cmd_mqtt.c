@@ -96,11 +96,9 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
     (void)a;
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = "/v1/mqtt/mappings"};
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
     json_t *j;
-    int rc = mesh_cli_call(cli, &req, &j);
-    if (rc != 0)
+    int rc = mesh_cli_get(cli, &req, &j);
+    if (rc != 0 || j == NULL)
         return rc;
     rc = mappings_table(cli, json_object_get(j, "mappings"), fmt);
     json_decref(j);
@@ -134,13 +132,10 @@ static void kv(mesh_table_t *t, const char *k, const char *v)
 static int run_status(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
-    const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = "/v1/mqtt/status"};
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
     json_t *j;
-    int rc = mesh_cli_call(cli, &req, &j);
-    if (rc != 0)
+    int rc = mesh_cli_get(cli, &req, &j);
+    if (rc != 0 || j == NULL)
         return rc;
     mesh_table_t *t = mesh_table_create(2);
     if (t == NULL) {

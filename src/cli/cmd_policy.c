@@ -37,11 +37,9 @@ static int list(mesh_cli_t *cli, const list_spec_t *s)
 {
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = s->path};
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
     json_t *j;
-    int rc = mesh_cli_call(cli, &req, &j);
-    if (rc != 0)
+    int rc = mesh_cli_get(cli, &req, &j);
+    if (rc != 0 || j == NULL)
         return rc;
     bool csv = strcmp(fmt, "csv") == 0;
     mesh_table_t *t = mesh_table_create(s->ncols);

@@ -108,7 +108,7 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
@@ -351,7 +351,7 @@ static int run_history(mesh_cli_t *cli, const mesh_cli_args_t *a)
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
@@ -582,7 +582,7 @@ static int run_quarantine(mesh_cli_t *cli, const mesh_cli_args_t *a)
     const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    rc = strcmp(fmt, "json") == 0 ? mesh_cli_raw(cli, &req) : mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;

@@ -95,6 +95,12 @@ static const char *token_state(const json_t *t)
     return "active";
 }
 
+static const mesh_cli_col_t list_cols[] = {
+    {"id", "ID", MESH_ALIGN_LEFT, 0},           {"principal", "PRINCIPAL", MESH_ALIGN_LEFT, 0},
+    {"state", "STATE", MESH_ALIGN_LEFT, 0},     {"created", "CREATED", MESH_ALIGN_LEFT, 0},
+    {"expires", "EXPIRES", MESH_ALIGN_LEFT, 0}, {"note", "NOTE", MESH_ALIGN_LEFT, 40},
+};
+
 static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     const char *principal = mesh_cli_arg(a, "principal");
@@ -105,28 +111,14 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
                        : mesh_cli_path(cli, &path, "/v1/tokens", "");
     if (rc != 0)
         return rc;
-    const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = path.data};
-    json_t *j = NULL;
-    if (strcmp(fmt, "json") == 0)
-        rc = mesh_cli_raw(cli, &req);
-    else
-        rc = mesh_cli_call(cli, &req, &j);
+    json_t *j;
+    mesh_table_t *t;
+    bool csv;
+    rc = mesh_cli_list(cli, &req, list_cols, MESH_ARRAY_LEN(list_cols), &j, &t, &csv);
     mesh_buf_free(&path);
     if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(6);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    mesh_table_column(t, 0, csv ? "id" : "ID", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 1, csv ? "principal" : "PRINCIPAL", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 2, csv ? "state" : "STATE", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 3, csv ? "created" : "CREATED", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 4, csv ? "expires" : "EXPIRES", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 5, csv ? "note" : "NOTE", MESH_ALIGN_LEFT, 40);
     size_t i;
     json_t *tok;
     json_array_foreach(json_object_get(j, "tokens"), i, tok)
@@ -144,7 +136,7 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (mesh_table_rows(t) == 0 && !csv && !cli->quiet)
         printf("no tokens\n");
     else
-        mesh_cli_emit_table(cli, t, fmt);
+        mesh_cli_emit_table(cli, t, csv ? "csv" : "table");
     mesh_table_destroy(t);
     json_decref(j);
     return 0;

@@ -99,29 +99,22 @@ static int run_create(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return 0;
 }
 
+static const mesh_cli_col_t list_cols[] = {
+    {"name", "NAME", MESH_ALIGN_LEFT, 0},         {"kind", "KIND", MESH_ALIGN_LEFT, 0},
+    {"roles", "ROLES", MESH_ALIGN_LEFT, 50},      {"password", "PASSWORD", MESH_ALIGN_LEFT, 0},
+    {"disabled", "DISABLED", MESH_ALIGN_LEFT, 0}, {"created", "CREATED", MESH_ALIGN_LEFT, 0},
+};
+
 static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
-    const char *fmt = mesh_cli_format(cli, false);
     mesh_client_req_t req = {.method = "GET", .path = "/v1/principals"};
-    if (strcmp(fmt, "json") == 0)
-        return mesh_cli_raw(cli, &req);
     json_t *j;
-    int rc = mesh_cli_call(cli, &req, &j);
-    if (rc != 0)
+    mesh_table_t *t;
+    bool csv;
+    int rc = mesh_cli_list(cli, &req, list_cols, MESH_ARRAY_LEN(list_cols), &j, &t, &csv);
+    if (rc != 0 || j == NULL)
         return rc;
-    bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(6);
-    if (t == NULL) {
-        json_decref(j);
-        return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
-    }
-    mesh_table_column(t, 0, csv ? "name" : "NAME", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 1, csv ? "kind" : "KIND", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 2, csv ? "roles" : "ROLES", MESH_ALIGN_LEFT, 50);
-    mesh_table_column(t, 3, csv ? "password" : "PASSWORD", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 4, csv ? "disabled" : "DISABLED", MESH_ALIGN_LEFT, 0);
-    mesh_table_column(t, 5, csv ? "created" : "CREATED", MESH_ALIGN_LEFT, 0);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(j, "principals"), i, p)
@@ -139,7 +132,7 @@ static int run_list(mesh_cli_t *cli, const mesh_cli_args_t *a)
                               : mesh_cli_short_time(mesh_cli_jstr(p, "created"), when));
         mesh_buf_free(&roles);
     }
-    mesh_cli_emit_table(cli, t, fmt);
+    mesh_cli_emit_table(cli, t, csv ? "csv" : "table");
     mesh_table_destroy(t);
     json_decref(j);
     return 0;
@@ -183,10 +176,7 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
         return rc;
     mesh_client_req_t req = {.method = "GET", .path = path.data};
     json_t *j = NULL;
-    if (strcmp(mesh_cli_format(cli, false), "json") == 0)
-        rc = mesh_cli_raw(cli, &req);
-    else
-        rc = mesh_cli_call(cli, &req, &j);
+    rc = mesh_cli_get(cli, &req, &j);
     mesh_buf_free(&path);
     if (rc == 0 && j)
         print_principal(j);

@@ -21,6 +21,17 @@ int mesh_log_level_parse(const char *s);
 void mesh_log_set_json(int json);
 /* Sets the sink (default stderr). Not owned. */
 void mesh_log_set_file(FILE *f);
+/*
+ * Per-component levels: "comp=level[,comp=level...]" (e.g. "http=debug,crypt=warn") over the
+ * default level given. mesh_log_min_level becomes the least of them (the macro's quick check)
+ * and each line is then checked against its component's level. Returns -1 with the bad part
+ * in why when the text does not parse (nothing changed).
+ */
+int mesh_log_set_levels(int default_level, const char *spec, char *why, size_t cap);
+/* Writes to path (appending, created 0640) from now on; reopened by mesh_log_reopen (after a
+ * log rotation, on SIGHUP). Returns -1 with errno set when it cannot be opened. */
+int mesh_log_open(const char *path);
+int mesh_log_reopen(void);
 /* Writes one line. `kv` is an optional preformatted " k=v k2=v2" tail (logfmt) that is
  * converted for JSON output; msg is printf-formatted. Thread-safe. */
 void mesh_log_write(mesh_log_level_t level, const char *comp, const char *fmt, ...)

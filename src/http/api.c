@@ -318,6 +318,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
     mesh_buf_printf(&b, "meshd_start_time_seconds %.3f\n", (double)r->node->started_ns / 1e9);
+    mesh_metrics_process(&b);
     mesh_req_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     mesh_buf_free(&b);
 }

@@ -3,11 +3,14 @@
  */
 #include "http/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -244,4 +247,51 @@ void mesh_metrics_write(mesh_metrics_t *m, mesh_buf_t *out)
     mesh_metrics_help(out, "meshd_query_duration_seconds", "histogram", "Query run time.");
     hist_write(out, "meshd_query_duration_seconds", "", &m->query_lat);
     pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- the process (the standard names Prometheus client libraries use) ---- */
+
+void mesh_metrics_process(mesh_buf_t *b)
+{
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char buf[4096];
+    FILE *f = fopen("/proc/self/stat", "re");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    /* fields after the command name (which may hold spaces): from the last ')' */
+    const char *p = strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0;
+    if (p && ticks > 0 &&
+        sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+               "%*u %lu %ld",
+               &utime, &stime, &vsize, &rss) == 4) {
+        mesh_metrics_help(b, "process_cpu_seconds_total", "counter",
+                          "User and system CPU time spent by meshd.");
+        mesh_buf_printf(b, "process_cpu_seconds_total %.2f\n",
+                        (double)(utime + stime) / (double)ticks);
+        mesh_metrics_help(b, "process_resident_memory_bytes", "gauge", "Resident memory.");
+        mesh_buf_printf(b, "process_resident_memory_bytes %lld\n", (long long)rss * page);
+        mesh_metrics_help(b, "process_virtual_memory_bytes", "gauge", "Virtual memory.");
+        mesh_buf_printf(b, "process_virtual_memory_bytes %lu\n", vsize);
+    }
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            fds++;
+    if (d) {
+        closedir(d);
+        mesh_metrics_help(b, "process_open_fds", "gauge", "Open file descriptors.");
+        mesh_buf_printf(b, "process_open_fds %d\n", fds - 1); /* less the one listing them */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        mesh_metrics_help(b, "process_max_fds", "gauge", "The limit of open file descriptors.");
+        mesh_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
 }

@@ -32,5 +32,7 @@ void mesh_metrics_write(mesh_metrics_t *m, mesh_buf_t *out);
 /* Helpers for other modules writing gauges into the same exposition. */
 void mesh_metrics_help(mesh_buf_t *out, const char *name, const char *type, const char *help);
 void mesh_metrics_label(mesh_buf_t *out, const char *value);
+/* The process's CPU time, memory and file descriptors (from /proc), Prometheus names. */
+void mesh_metrics_process(mesh_buf_t *b);
 
 #endif

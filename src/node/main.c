@@ -3,6 +3,7 @@
  */
 #include <event2/thread.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,18 @@ int main(int argc, char **argv)
     }
     mesh_log_min_level = mesh_log_level_parse(node.opts.log_level);
     mesh_log_set_json(strcmp(node.opts.log_format, "json") == 0);
+    char why[160];
+    if (mesh_log_set_levels(mesh_log_min_level, node.opts.log_levels, why, sizeof why) != 0) {
+        fprintf(stderr, "meshd: log_levels: %s\n", why);
+        mesh_opts_free(spec, &node.opts);
+        return 1;
+    }
+    if (node.opts.log_file && *node.opts.log_file && !check_only &&
+        mesh_log_open(node.opts.log_file) != 0) {
+        fprintf(stderr, "meshd: log_file %s: %s\n", node.opts.log_file, strerror(errno));
+        mesh_opts_free(spec, &node.opts);
+        return 1;
+    }
     if (check_only) {
         print_config(&node.opts);
         mesh_opts_free(spec, &node.opts);

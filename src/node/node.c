@@ -401,8 +401,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_ctx_t *c = arg;
     if (sig == SIGHUP) {
-        /* what is reloadable: the TLS certificate, key and client CAs (a renewed certificate
-         * is served to new connections; open ones keep theirs) */
+        /* what is reloadable: the log file (reopened after a rotation), the TLS certificate,
+         * key and client CAs (a renewed certificate is served to new connections; open ones
+         * keep theirs) */
+        if (mesh_log_reopen() != 0)
+            LOG_ERROR("node",
+                      "SIGHUP: cannot reopen the log file: %s (still writing to the one "
+                      "open)",
+                      strerror(errno));
+        else if (c->n->opts.log_file && *c->n->opts.log_file)
+            LOG_INFO("node", "SIGHUP: log file %s reopened", c->n->opts.log_file);
         if (c->n->tls == NULL) {
             LOG_INFO("node", "SIGHUP: nothing to reload (tls is off)");
             return;

@@ -69,6 +69,8 @@ typedef struct mesh_node_opts {
     char *mqtt_mapping; /* mqtt_mapping lines, '\n'-separated */
     char *log_level;
     char *log_format;
+    char *log_levels;
+    char *log_file;
     /* encryption at rest (node/encryption.c) */
     char *encryption;
     char *kek_file;

@@ -137,6 +137,12 @@ static const mesh_opt_t node_opts[] = {
      "Least severe log level written."},
     {"log_format", MESH_OPT_ENUM, F(log_format), "logfmt", 0, 0, "logfmt|json", 0, "FORMAT",
      "Log line format."},
+    {"log_levels", MESH_OPT_STRING, F(log_levels), NULL, 0, 0, NULL, 0, "COMP=LEVEL,...",
+     "Levels of single components over log_level, e.g. 'http=debug,crypt=warn' (components: "
+     "the comp= of log lines)."},
+    {"log_file", MESH_OPT_STRING, F(log_file), NULL, 0, 0, NULL, 0, "FILE",
+     "Write log lines to FILE (appended, mode 0640) instead of standard error; SIGHUP reopens "
+     "it (after logrotate moved it)."},
     {"encryption", MESH_OPT_ENUM, F(encryption), "on", 0, 0, "on|off", 0, "MODE",
      "Encryption at rest: 'on' seals every domain's database, WAL and log and the catalog with "
      "AES-256-GCM under per-domain data keys wrapped by the key-encryption key (KEK) below; "

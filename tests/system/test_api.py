@@ -416,6 +416,19 @@ class ApiTest(unittest.TestCase):
         self.assertIn('meshd_http_request_duration_seconds_bucket{endpoint="rows",le="+Inf"}', text)
         self.assertIn('meshd_http_requests_total{endpoint="rows",code="400"}', text)
         self.assertIn('meshd_domain_db_bytes{domain="factory"}', text)
+        # the process: memory, CPU and file descriptors, the standard names, sane values
+        vals = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("process_")}
+        with open("/proc/%d/status" % self.n.proc.pid) as f:
+            rss_kb = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        self.assertGreater(vals["process_resident_memory_bytes"], 1 << 20)
+        self.assertLess(abs(vals["process_resident_memory_bytes"] / 1024 - rss_kb), rss_kb / 2)
+        self.assertGreater(vals["process_cpu_seconds_total"], 0)
+        self.assertGreater(vals["process_open_fds"], 3)
+        self.assertLessEqual(vals["process_open_fds"], len(os.listdir("/proc/%d/fd" %
+                                                                      self.n.proc.pid)) + 8)
+        self.assertGreater(vals["process_max_fds"], vals["process_open_fds"])
+        self.assertIn("process_virtual_memory_bytes", vals)
         self.assertEqual(self.n.request("GET", "/metrics", token="")[0], 401)
 
 

@@ -105,4 +105,24 @@ code=$(curl -s --cacert "$T/d4/tls/cert.pem" -o /dev/null -w '%{http_code}' \
 kill -TERM "$pid"; wait "$pid"
 [ "$code" = 200 ] || fail "generated token refused after restart: $code"
 [ -s "$T/out2" ] && fail "a token was printed again on the second start"
+
+# log_levels per component and log_file, reopened on SIGHUP (logrotate's move, then HUP)
+check_err "log_levels: 'http' is not comp=level" "$B/meshd" --log-levels http --check-config
+check_err "log_levels: 'loud' is not a level" "$B/meshd" --log-levels http=loud --check-config
+"$B/meshd" --data-dir "$T/d5" --listen 127.0.0.1:0 --admin-token tok-for-the-log-test-01 \
+  --log-level warn --log-levels node=info --log-file "$T/meshd.log" > "$T/out5" 2> "$T/err5" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/meshd.log" 2>/dev/null && break; sleep 0.05; done
+grep -q "comp=node msg=\"meshd .* listening on" "$T/meshd.log" || fail "node info line not in the log file"
+grep -q "level=info comp=tls" "$T/meshd.log" && fail "tls info logged although log_level is warn"
+grep -q "level=warn comp=crypt" "$T/meshd.log" || fail "a warning (the generated KEK) is missing"
+[ -s "$T/err5" ] && fail "log lines went to stderr with log_file set: $(head -2 "$T/err5")"
+[ "$(stat -c %a "$T/meshd.log")" = 640 ] || fail "log file mode $(stat -c %a "$T/meshd.log")"
+mv "$T/meshd.log" "$T/meshd.log.1"
+kill -HUP "$pid"
+for _ in $(seq 100); do grep -q "reopened" "$T/meshd.log" 2>/dev/null && break; sleep 0.05; done
+grep -q "log file $T/meshd.log reopened" "$T/meshd.log" || fail "no new log file after SIGHUP"
+grep -q "reopened" "$T/meshd.log.1" && fail "the moved file got lines after SIGHUP"
+kill -TERM "$pid"; wait "$pid"
+grep -q "shutting down" "$T/meshd.log" || fail "the stop was not logged to the new file"
 echo "config tests passed"

@@ -48,8 +48,11 @@ check_range() {
 }
 
 # ---- start meshd ---------------------------------------------------------------------------
+# the log exists before meshd starts: the child's redirection may come after the first read
+# below, and a failing read in $(...) ends the script under set -e
+: >"$tmp/meshd.log"
 "$MESHD" --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-token "$TOKEN" \
-    >"$tmp/meshd.out" 2>"$tmp/meshd.log" &
+    >"$tmp/meshd.out" 2>>"$tmp/meshd.log" &
 pid=$!
 addr=""
 for _ in $(seq 1 150); do

@@ -94,8 +94,9 @@ free_port() {
 
 # ---- start meshd ----------------------------------------------------------------------------
 
+: >"$tmp/meshd.log" # before meshd: the first read may come before its redirection
 "$MESHD" --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-token "$TOKEN" \
-    >"$tmp/meshd.out" 2>"$tmp/meshd.log" &
+    >"$tmp/meshd.out" 2>>"$tmp/meshd.log" &
 pids+=($!)
 addr=""
 for _ in $(seq 1 150); do

@@ -106,8 +106,9 @@ last_id() {
 
 # ---- start meshd ----------------------------------------------------------------------------
 
+: >"$tmp/meshd.log" # before meshd: the first read may come before its redirection
 MESHD_ADMIN_TOKEN=$ADMIN "$MESHD" --data-dir "$tmp/data" --listen 127.0.0.1:0 \
-    >"$tmp/meshd.out" 2>"$tmp/meshd.log" &
+    >"$tmp/meshd.out" 2>>"$tmp/meshd.log" &
 pids+=($!)
 addr=""
 for _ in $(seq 1 150); do
