@@ -1216,6 +1216,10 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
         unlink(p1);
         snprintf(p1, sizeof p1, "%s/domains", o->data_dir);
         rm_tree(p1);
+        snprintf(p1, sizeof p1, "%s/LOCK", o->data_dir);
+        unlink(p1); /* so the directory is empty again for another try */
+        if (!exists)
+            rmdir(o->data_dir);
     }
     if (o->in_place)
         rm_tree(staging);
