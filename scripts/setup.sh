@@ -10,7 +10,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libsqlite3-dev sqlite3 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev curl zlib1g-dev libzstd-dev zstd libcmocka-dev
-  libnats-dev nats-server libmosquitto-dev mosquitto mosquitto-clients
+  libnats-dev nats-server libcrypt-dev libmosquitto-dev mosquitto mosquitto-clients
   python3 jq procps iproute2 util-linux
 )
 if [ "${1:-}" = "--bench" ]; then

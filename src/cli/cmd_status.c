@@ -74,6 +74,18 @@ static int run_status(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(j, "rows"));
     mesh_table_add(t, "storage");
     mesh_table_add(t, mesh_cli_bytes(mesh_cli_jint(j, "storage_bytes"), tmp, sizeof tmp));
+    const json_t *mesh = json_object_get(j, "mesh");
+    mesh_table_add(t, "mesh");
+    if (json_is_true(json_object_get(mesh, "enabled"))) {
+        const char *server = mesh_cli_jstr(mesh, "server");
+        const char *old = mesh_cli_jstr(mesh, "warning") ? " (nats-server < 2.10)" : "";
+        const char *reg =
+            json_is_true(json_object_get(mesh, "registered")) ? "registered" : "not registered";
+        mesh_table_addf(t, "%s%s%s%s, %s", mesh_cli_jstr(mesh, "state"), server ? " to " : "",
+                        server ? server : "", old, reg);
+    } else {
+        mesh_table_add(t, mesh ? "off (the node runs alone)" : "-");
+    }
     mesh_table_print_kv(t, stdout);
     mesh_table_destroy(t);
     json_decref(j);
@@ -88,7 +100,8 @@ const mesh_cli_cmd_t mesh_cli_status_cmds[] = {
         .text = "Shows the status of the node meshctl talks to (GET /v1/status): its name, site,\n"
                 "version, address, uptime, readiness, how many domains, products and rows it\n"
                 "holds, its storage, the principal the token belongs to, its TLS certificate\n"
-                "(fingerprint and expiry), and the URL that answered (with a list of URLs,\n"
+                "(fingerprint and expiry), its link to the mesh (state, server, whether its\n"
+                "registry entry is current), and the URL that answered (with a list of URLs,\n"
                 "the first one that could be reached).",
         .formats = "table|json",
         .min_args = 0,

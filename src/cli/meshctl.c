@@ -90,7 +90,7 @@ static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_quality_cmds, mesh_cli_classify_cmds,
     mesh_cli_audit_cmds,  mesh_cli_keys_cmds,    mesh_cli_login_cmds,   mesh_cli_user_cmds,
     mesh_cli_token_cmds,  mesh_cli_role_cmds,    mesh_cli_grant_cmds,   mesh_cli_mask_cmds,
-    mesh_cli_filter_cmds, mesh_cli_mqtt_cmds,    mesh_cli_backup_cmds,
+    mesh_cli_filter_cmds, mesh_cli_mqtt_cmds,    mesh_cli_mesh_cmds,    mesh_cli_backup_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */
@@ -109,7 +109,8 @@ static const char overview[] =
     "data products and their ODCS contracts, ingest of CSV, NDJSON, JSON and line\n"
     "protocol files, SQL queries, the catalog, classification discovery, access\n"
     "control (login, users, tokens, roles, grants, masks and row filters),\n"
-    "encryption keys, the audit log, and MQTT ingest mappings.\n";
+    "encryption keys, the audit log, MQTT ingest mappings, and the mesh (its nodes,\n"
+    "domains and products, and the nats-server configs of a new mesh).\n";
 
 static const char examples[] =
     "export MESH_URL=https://10.0.0.5:7070\n"

@@ -313,6 +313,32 @@ void mesh_api_metrics(mesh_req_t *r)
     }
     mesh_api_crypt_metrics(r, &b);
     mesh_api_backup_metrics(r, &b);
+    if (r->node->mesh) {
+        mesh_mesh_status_t ms;
+        mesh_mesh_status(r->node->mesh, &ms);
+        mesh_metrics_help(&b, "meshd_mesh_connected", "gauge",
+                          "1 while the node is connected to a NATS server of the mesh.");
+        mesh_buf_printf(&b, "meshd_mesh_connected %d\n", strcmp(ms.state, "connected") == 0);
+        mesh_metrics_help(&b, "meshd_mesh_registered", "gauge",
+                          "1 when the last heartbeat wrote this node's registry entry.");
+        mesh_buf_printf(&b, "meshd_mesh_registered %d\n", ms.registered ? 1 : 0);
+        mesh_metrics_help(&b, "meshd_mesh_heartbeats_total", "counter",
+                          "Registry heartbeats written.");
+        mesh_buf_printf(&b, "meshd_mesh_heartbeats_total %llu\n",
+                        (unsigned long long)ms.heartbeats);
+        mesh_metrics_help(&b, "meshd_mesh_heartbeat_failures_total", "counter",
+                          "Registry heartbeats that failed.");
+        mesh_buf_printf(&b, "meshd_mesh_heartbeat_failures_total %llu\n",
+                        (unsigned long long)ms.heartbeat_failures);
+        mesh_metrics_help(&b, "meshd_mesh_reconnects_total", "counter",
+                          "Reconnections to the NATS servers.");
+        mesh_buf_printf(&b, "meshd_mesh_reconnects_total %llu\n",
+                        (unsigned long long)ms.reconnects);
+        mesh_metrics_help(&b, "meshd_mesh_last_heartbeat_seconds", "gauge",
+                          "Time of the last registry heartbeat written (Unix seconds).");
+        mesh_buf_printf(&b, "meshd_mesh_last_heartbeat_seconds %.3f\n",
+                        (double)ms.last_heartbeat_ns / 1e9);
+    }
     mesh_mqtt_metrics(r->node->mqtt, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
@@ -386,6 +412,7 @@ void mesh_api_status(mesh_req_t *r)
                                                                              : json_null());
     }
     json_object_set_new(o, "tls", tls);
+    json_object_set_new(o, "mesh", mesh_api_mesh_status_json(n));
     reply_json(r, 200, o);
 }
 

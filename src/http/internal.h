@@ -142,6 +142,12 @@ void mesh_api_mqtt_mapping(mesh_req_t *r);
 struct json_t;
 void mesh_api_reply_json(mesh_req_t *r, int code, struct json_t *j);
 void mesh_api_audit(mesh_req_t *r);
+/* The mesh (api_mesh.c). */
+void mesh_api_mesh_nodes(mesh_req_t *r);
+void mesh_api_mesh_domains(mesh_req_t *r);
+void mesh_api_mesh_products(mesh_req_t *r);
+/* The mesh link's state for /v1/status (a new JSON object). */
+struct json_t *mesh_api_mesh_status_json(mesh_node_t *n);
 void mesh_api_audit_verify(mesh_req_t *r);
 void mesh_api_keys(mesh_req_t *r);
 void mesh_api_backups(mesh_req_t *r);

@@ -366,8 +366,8 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
         }
         mesh_domain_keyinfo_t ki;
         mesh_domain_keyinfo(sd->dom, &ki);
-        /* no mesh yet: the position is the domain log's; "stream" will carry the JetStream
-         * sequence once domains are replicated */
+        /* domains are not replicated through the mesh yet: the position is the domain log's;
+         * "stream" will carry the JetStream sequence once they are */
         json_array_append_new(
             doms, json_pack("{s:s,s:s,s:I,s:I,s:o,s:n,s:I}", "name", sd->meta.name, "file", name,
                             "applied_seq", (json_int_t)applied, "bytes", (json_int_t)bytes,

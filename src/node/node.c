@@ -387,6 +387,9 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
+    /* after the listener: the registry entry carries the bound address */
+    if ((st = mesh__node_mesh_start(n, err)) != MESH_OK)
+        return st;
     atomic_store(&n->ready, true);
     return MESH_OK;
 }
@@ -493,6 +496,10 @@ void mesh_node_stop(mesh_node_t *n)
     atomic_store(&n->ready, false);
     mesh_http_stop(n->http);
     n->http = NULL;
+    /* after the API (whose handlers read the registry), before the domains: the last
+     * heartbeat marks this node stopped */
+    mesh_mesh_stop(n->mesh);
+    n->mesh = NULL;
     mesh_mqtt_stop(n->mqtt); /* a message being written finishes first */
     n->mqtt = NULL;
     mesh_tls_destroy(n->tls);

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "crypt/keys.h"
 #include "http/metrics.h"
+#include "mesh/mesh.h"
 #include "quality/quality.h"
 #include "query/query.h"
 #include "tls/tls.h"
@@ -52,6 +53,19 @@ typedef struct mesh_node_opts {
     int64_t audit_segment_size;
     int64_t audit_retention;
     bool metrics_auth;
+    /* the mesh (mesh/mesh.h); mesh NULL: the node runs alone */
+    char *mesh;
+    char *mesh_tls_ca;
+    char *mesh_tls_cert;
+    char *mesh_tls_key;
+    char *mesh_user;
+    char *mesh_password_file;
+    char *mesh_js_domain;
+    int64_t mesh_heartbeat; /* ns */
+    int64_t mesh_ttl;       /* ns */
+    int64_t mesh_replicas;
+    int64_t mesh_timeout; /* ns */
+    char *mesh_api_url;
     char *mqtt_url;
     char *mqtt_username;
     char *mqtt_password_file;
@@ -102,8 +116,10 @@ typedef struct mesh_node {
     mesh_quality_t *quality; /* dataset quality rules and reports */
     mesh_metrics_t *metrics;
     mesh_http_t *http;
-    mesh_tls_t *tls;   /* the listener's TLS context; NULL with tls = off */
-    mesh_mqtt_t *mqtt; /* MQTT ingest: mappings, and the broker connection when configured */
+    mesh_tls_t *tls;        /* the listener's TLS context; NULL with tls = off */
+    mesh_mesh_t *mesh;      /* the link to the mesh; NULL when the node runs alone */
+    char mesh_api_url[300]; /* the API URL this node advertises in the registry */
+    mesh_mqtt_t *mqtt;      /* MQTT ingest: mappings, and the broker connection when configured */
     int64_t started_ns;
     atomic_bool ready;
     char listen_addr[128]; /* the address actually bound (with the real port) */
@@ -125,6 +141,11 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
  * wait for), runs until SIGTERM or SIGINT, then stops cleanly. */
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
+
+/* Joins the mesh when the mesh option is set (node/mesh.c): starts the connection and the
+ * heartbeat of this node's registry entry. Returns at once; the link comes up in the
+ * background. */
+mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);

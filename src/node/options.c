@@ -90,6 +90,43 @@ static const mesh_opt_t node_opts[] = {
      "deletion is itself an audited event, and verify still checks what is kept."},
     {"metrics_auth", MESH_OPT_BOOL, F(metrics_auth), "true", 0, 0, NULL, 0, "BOOL",
      "Require a token for /metrics (set false to let a scraper in without one)."},
+    {"mesh", MESH_OPT_STRING, F(mesh), NULL, 0, 0, NULL, 0, "URL[,URL...]",
+     "Join a mesh: the NATS servers to connect to (nats:// or tls:// URLs, comma-separated; "
+     "any one of a cluster will do, the others are learnt from it). Unset: the node runs "
+     "alone. The connection is retried forever with backoff; the node serves its own domains "
+     "either way (see docs/mesh.md)."},
+    {"mesh_tls_ca", MESH_OPT_STRING, F(mesh_tls_ca), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM CA certificates that verify the NATS servers; turns TLS on for the mesh connection "
+     "(`meshctl mesh config` writes ca.pem)."},
+    {"mesh_tls_cert", MESH_OPT_STRING, F(mesh_tls_cert), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM client certificate of this node for the NATS servers (they ask for one in the "
+     "configs `meshctl mesh config` writes)."},
+    {"mesh_tls_key", MESH_OPT_STRING, F(mesh_tls_key), NULL, 0, 0, NULL, 0, "FILE",
+     "PEM private key of mesh_tls_cert (mode 0600)."},
+    {"mesh_user", MESH_OPT_STRING, F(mesh_user), NULL, 0, 0, NULL, 0, "USER",
+     "NATS user of this node (its subject permissions are set in the server's config)."},
+    {"mesh_password_file", MESH_OPT_STRING, F(mesh_password_file), NULL, 0, 0, NULL, 0, "FILE",
+     "File whose first line is mesh_user's NATS password (mode 0600). There is no password "
+     "option: a secret on the command line is visible in the process list."},
+    {"mesh_js_domain", MESH_OPT_STRING, F(mesh_js_domain), NULL, 0, 0, NULL, 0, "DOMAIN",
+     "JetStream domain holding the mesh registry, for a node whose server is a leaf node "
+     "with its own domain (e.g. 'hub'); unset: the server's own."},
+    {"mesh_heartbeat", MESH_OPT_DURATION, F(mesh_heartbeat), "5s", 100000000LL, 3600000000000LL,
+     NULL, 0, "DURATION",
+     "How often this node rewrites its registry entry (name, site, API address, domains and "
+     "products)."},
+    {"mesh_ttl", MESH_OPT_DURATION, F(mesh_ttl), "15s", 300000000LL, 86400000000000LL, NULL, 0,
+     "DURATION",
+     "How long after its last heartbeat this node counts as alive for the others; at least "
+     "twice mesh_heartbeat."},
+    {"mesh_replicas", MESH_OPT_INT, F(mesh_replicas), "0", 0, 5, NULL, 0, "N",
+     "Replicas of the registry bucket when this node creates it (0: 3 when the server pool "
+     "has 3 or more servers, else 1)."},
+    {"mesh_timeout", MESH_OPT_DURATION, F(mesh_timeout), "5s", 100000000LL, 300000000000LL, NULL, 0,
+     "DURATION", "Time limit of one request to the NATS servers."},
+    {"mesh_api_url", MESH_OPT_STRING, F(mesh_api_url), NULL, 0, 0, NULL, 0, "URL",
+     "URL of this node's API as the other nodes and meshctl should use it (default: from "
+     "listen, with the node name for a wildcard address)."},
     {"mqtt_url", MESH_OPT_STRING, F(mqtt_url), NULL, 0, 0, NULL, 0, "URL",
      "MQTT broker to subscribe to: mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] "
      "(TLS, default port 8883). Unset: no MQTT ingest. See docs/mqtt.md."},

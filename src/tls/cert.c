@@ -361,3 +361,117 @@ mesh_status_t mesh__tls_cert_ensure(const mesh_tls_server_opts_t *o, char *cert_
     *renewed = true;
     return MESH_OK;
 }
+
+/* ---- a small certificate authority (meshctl mesh config) ---- */
+
+struct mesh_tls_ca {
+    EVP_PKEY *key;
+    X509 *cert;
+};
+
+/* A new certificate for key: serial, validity, subject CN (and O), issuer. */
+static bool cert_base(X509 *x, EVP_PKEY *key, const char *cn, const char *org, int days,
+                      X509_NAME *issuer)
+{
+    uint8_t rnd[16];
+    BIGNUM *serial = NULL;
+    if (mesh_random(rnd, sizeof rnd) != MESH_OK)
+        return false;
+    rnd[0] = (uint8_t)((rnd[0] & 0x7f) | 0x40);
+    bool ok = (serial = BN_bin2bn(rnd, sizeof rnd, NULL)) != NULL &&
+              BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) != NULL;
+    BN_free(serial);
+    X509_NAME *name = X509_get_subject_name(x);
+    return ok && X509_set_version(x, X509_VERSION_3) &&
+           X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+           X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) &&
+           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                      (const unsigned char *)common_name(cn), -1, -1, 0) &&
+           X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)org, -1, -1,
+                                      0) &&
+           X509_set_issuer_name(x, issuer ? issuer : name) && X509_set_pubkey(x, key);
+}
+
+mesh_status_t mesh_tls_ca_create(const char *cn, int days, const char *cert_path,
+                                 const char *key_path, mesh_tls_ca_t **out, mesh_err_t *err)
+{
+    *out = NULL;
+    mesh_tls_ca_t *ca = calloc(1, sizeof *ca);
+    if (ca == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    ca->key = EVP_EC_gen("P-256");
+    ca->cert = X509_new();
+    X509V3_CTX ctx;
+    bool ok = ca->key && ca->cert && cert_base(ca->cert, ca->key, cn, "meshd mesh CA", days, NULL);
+    if (ok) {
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, ca->cert, ca->cert, NULL, NULL, 0);
+        ok = add_ext(ca->cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
+             add_ext(ca->cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+             add_ext(ca->cert, &ctx, NID_subject_key_identifier, "hash") &&
+             X509_sign(ca->cert, ca->key, EVP_sha256()) > 0;
+    }
+    if (!ok) {
+        char why[256];
+        mesh_tls_ca_destroy(ca);
+        return mesh_err_set(err, MESH_INTERNAL, "cannot make a CA certificate: %s",
+                            mesh__tls_reason(why, sizeof why, "unknown error"));
+    }
+    mesh_status_t st = write_pair(ca->key, ca->cert, cert_path, key_path, err);
+    if (st != MESH_OK) {
+        mesh_tls_ca_destroy(ca);
+        return st;
+    }
+    *out = ca;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_tls_ca_issue(mesh_tls_ca_t *ca, const char *cn, const char *const *names,
+                                size_t nnames, int days, const char *cert_path,
+                                const char *key_path, mesh_err_t *err)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    X509V3_CTX ctx;
+    bool ok = key && x && gens &&
+              cert_base(x, key, cn, "meshd mesh", days, X509_get_subject_name(ca->cert));
+    if (ok) {
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
+        /* both: a server's certificate also authenticates it on its routes and leafnode
+         * links, where it is the client */
+        ok = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") &&
+             add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") &&
+             add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth") &&
+             add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
+             add_ext(x, &ctx, NID_authority_key_identifier, "keyid");
+    }
+    for (size_t i = 0; ok && i < nnames; i++)
+        ok = names[i] == NULL || add_name(gens, names[i]);
+    if (ok && sk_GENERAL_NAME_num(gens) > 0)
+        ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1;
+    if (ok)
+        ok = X509_sign(x, ca->key, EVP_sha256()) > 0;
+    mesh_status_t st;
+    if (!ok) {
+        char why[256];
+        st = mesh_err_set(err, MESH_INTERNAL, "cannot issue a certificate for %s: %s", cn,
+                          mesh__tls_reason(why, sizeof why, "unknown error"));
+    } else {
+        st = write_pair(key, x, cert_path, key_path, err);
+    }
+    GENERAL_NAMES_free(gens);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return st;
+}
+
+void mesh_tls_ca_destroy(mesh_tls_ca_t *ca)
+{
+    if (ca == NULL)
+        return;
+    X509_free(ca->cert);
+    EVP_PKEY_free(ca->key);
+    free(ca);
+}

@@ -113,6 +113,22 @@ mesh_status_t mesh_tls_file_fingerprint(const char *path, uint8_t fp[MESH_TLS_FP
 mesh_status_t mesh_tls_pins_parse(const char *s, uint8_t pins[][MESH_TLS_FP_LEN], size_t max,
                                   size_t *n, mesh_err_t *err);
 
+/* ---- a small certificate authority (meshctl mesh config) ---- */
+
+typedef struct mesh_tls_ca mesh_tls_ca_t;
+
+/* Makes a new CA (EC P-256, CA:TRUE with pathlen 0, valid days) and writes its certificate
+ * (0644) and key (0600, written first). Destroy with mesh_tls_ca_destroy. */
+mesh_status_t mesh_tls_ca_create(const char *cn, int days, const char *cert_path,
+                                 const char *key_path, mesh_tls_ca_t **out, mesh_err_t *err);
+/* Issues an end-entity certificate (EC P-256, serverAuth and clientAuth) for cn with the
+ * subject alternative names (host names or IP literals; unfit ones skipped) and writes it
+ * like mesh_tls_ca_create. */
+mesh_status_t mesh_tls_ca_issue(mesh_tls_ca_t *ca, const char *cn, const char *const *names,
+                                size_t nnames, int days, const char *cert_path,
+                                const char *key_path, mesh_err_t *err);
+void mesh_tls_ca_destroy(mesh_tls_ca_t *ca);
+
 /* ---- client side ---- */
 
 /* Client-side check state: the pins to enforce, and what the server presented. */

@@ -17,8 +17,8 @@
 - Scheduled backups with retention (a short interval), polled with deadlines.
 - encryption=off: a backup is compressed and checksummed, not encrypted, and restores.
 - A passphrase KEK: the backup opens with the passphrase alone (its salt is in the backup).
-- A restored mesh replica catching up from its domain's stream: SKIPPED, the mesh (NATS
-  JetStream) does not exist yet.
+- A restored mesh replica catching up from its domain's stream: SKIPPED, domains are not
+  replicated through the mesh (NATS JetStream streams) yet.
 """
 import hashlib
 import json
@@ -274,7 +274,7 @@ class BackupTest(unittest.TestCase):
         print("restored backup %s: factory at seq %d (%d readings, %d notes), %d writes after it"
               % (bid, seq["factory"], want_r[0], want_n[0], len(after)))
         print("SKIP: a restored mesh replica catching up from its domain's stream is not tested:"
-              " the mesh (NATS JetStream) does not exist yet")
+              " domains are not replicated through the mesh (JetStream streams) yet")
 
         # refusals: each leaves the target untouched
         bad_dir = os.path.join(self.tmp, "bad")

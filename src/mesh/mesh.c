@@ -1,0 +1,775 @@
+/*
+ * mesh.c - the NATS connection, the registry bucket and the heartbeat (see mesh.h).
+ *
+ * Threads: libnats runs its own threads (reader, flusher, reconnect, callbacks); its
+ * connection callbacks only record state under m->mu and wake the mesh thread. The mesh
+ * thread does every blocking call of the connection's life (bucket, version probe,
+ * heartbeats). Readers (mesh_mesh_list) hold m->kv_lock for reading while they use the
+ * bucket handle, so the mesh thread can replace it (a connection closed for good is made
+ * again) without pulling it from under them.
+ */
+#include "mesh/mesh.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define MAX_SERVERS    32
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 15000
+#define PASSWORD_MAX   512
+
+struct mesh_mesh {
+    /* options (copied) */
+    char *servers[MAX_SERVERS];
+    int nservers;
+    char *tls_ca, *tls_cert, *tls_key, *user, *password, *js_domain, *node_name, *inbox;
+    int64_t heartbeat_ns, timeout_ns;
+    int replicas;
+    mesh_mesh_describe_fn describe;
+    void *describe_arg;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu; /* guards what follows, and stop */
+    pthread_cond_t cv;
+    bool stop;
+    bool wake;             /* a connection event happened */
+    int connections;       /* connections made (each ends with one closed callback) */
+    int closed_cbs;        /* closed callbacks received */
+    mesh_mesh_status_t st; /* state points at a literal */
+    char probed_url[256];  /* the server whose version was read */
+
+    pthread_rwlock_t kv_lock; /* readers use nc/js/kv; the mesh thread swaps them */
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv;
+};
+
+/* ---- helpers ---- */
+
+static void set_error(mesh_mesh_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(mesh_mesh_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&m->mu);
+    vsnprintf(m->st.last_error, sizeof m->st.last_error, fmt, ap);
+    pthread_mutex_unlock(&m->mu);
+    va_end(ap);
+}
+
+static const char *nats_text(natsStatus s)
+{
+    const char *t = nats_GetLastError(NULL);
+    return t && *t ? t : natsStatus_GetText(s);
+}
+
+static void wake(mesh_mesh_t *m, const char *state)
+{
+    pthread_mutex_lock(&m->mu);
+    if (state)
+        m->st.state = state;
+    m->wake = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- libnats callbacks (its threads) ---- */
+
+static void on_connected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    wake(arg, "connected");
+}
+
+static void on_disconnected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    mesh_mesh_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    bool stopping = m->stop;
+    m->st.registered = false;
+    m->st.server[0] = '\0';
+    pthread_mutex_unlock(&m->mu);
+    if (!stopping)
+        LOG_WARN("mesh", "disconnected from the NATS server; reconnecting");
+    wake(m, "reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    mesh_mesh_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->st.reconnects++;
+    pthread_mutex_unlock(&m->mu);
+    wake(m, "connected");
+}
+
+static void on_closed(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    mesh_mesh_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->closed_cbs++;
+    pthread_mutex_unlock(&m->mu);
+    wake(m, "closed");
+}
+
+/* Asynchronous errors: a permissions violation, a slow consumer. Logged, never the payload. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+{
+    (void)sub;
+    const char *last = NULL;
+    natsConnection_GetLastError(nc, &last);
+    LOG_WARN("mesh", "NATS error: %s", last && *last ? last : natsStatus_GetText(err));
+    set_error(arg, "%s", last && *last ? last : natsStatus_GetText(err));
+}
+
+/* Backoff between passes over the server list: doubling from 250 ms to 15 s, with up to
+ * 25% jitter so a restarted hub is not hit by every node at once. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *arg)
+{
+    (void)nc;
+    (void)arg;
+    int64_t ms = BACKOFF_MIN_MS;
+    for (int i = 1; i < attempts && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    uint32_t r = 0;
+    mesh_random(&r, sizeof r);
+    return ms + (int64_t)(r % (uint32_t)(ms / 4 + 1));
+}
+
+/* ---- the server's version, from its INFO line ---- */
+
+mesh_status_t mesh_nats_info_version(const char *p, size_t n, char *out, size_t cap)
+{
+    if (cap == 0)
+        return MESH_INVALID;
+    out[0] = '\0';
+    if (n > MESH_NATS_INFO_MAX || n < 5 || memcmp(p, "INFO", 4) != 0 ||
+        (p[4] != ' ' && p[4] != '\t'))
+        return MESH_PARSE;
+    size_t i = 5, end = n;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    while (end > i && (p[end - 1] == '\r' || p[end - 1] == '\n'))
+        end--;
+    json_error_t je;
+    json_t *o = json_loadb(p + i, end - i, 0, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return MESH_PARSE;
+    }
+    json_t *v = json_object_get(o, "version");
+    mesh_status_t st = MESH_PARSE;
+    if (json_is_string(v) && json_string_length(v) < cap && json_string_length(v) > 0) {
+        const char *s = json_string_value(v);
+        bool ok = true;
+        for (const char *c = s; *c; c++)
+            ok = ok && ((*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
+                        (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'));
+        if (ok) {
+            snprintf(out, cap, "%s", s);
+            st = MESH_OK;
+        }
+    }
+    json_decref(o);
+    return st;
+}
+
+bool mesh_nats_version_older(const char *version, int major, int minor)
+{
+    int64_t v[2];
+    const char *p = version;
+    if (p[0] == 'v')
+        p++;
+    for (int k = 0; k < 2; k++) {
+        size_t len = strspn(p, "0123456789");
+        if (len == 0 || mesh_parse_i64(p, len, &v[k]) != MESH_OK)
+            return true;
+        p += len;
+        if (k == 0 && *p++ != '.')
+            return true;
+    }
+    return v[0] < major || (v[0] == major && v[1] < minor);
+}
+
+/* Reads the INFO line the server sends first on a new connection (before any TLS), with a
+ * short deadline; the connection is then closed. */
+static mesh_status_t probe_version(const char *url, char *out, size_t cap)
+{
+    const char *hp = strstr(url, "://");
+    hp = hp ? hp + 3 : url;
+    const char *at = strrchr(hp, '@');
+    if (at)
+        hp = at + 1;
+    char host[256], port[16];
+    const char *colon = strrchr(hp, ':');
+    if (colon == NULL || colon == hp)
+        return MESH_INVALID;
+    if (hp[0] == '[') {
+        const char *close = strchr(hp, ']');
+        if (close == NULL || close > colon)
+            return MESH_INVALID;
+        snprintf(host, sizeof host, "%.*s", (int)(close - hp - 1), hp + 1);
+    } else {
+        snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+    }
+    snprintf(port, sizeof port, "%.*s", (int)strcspn(colon + 1, "/"), colon + 1);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
+        return MESH_UNAVAILABLE;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mesh_status_t st = MESH_UNAVAILABLE;
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        char buf[MESH_NATS_INFO_MAX];
+        size_t n = 0;
+        int64_t deadline = mesh_mono_ns() + 2 * MESH_NS_PER_SEC;
+        while (n < sizeof buf && memchr(buf, '\n', n) == NULL) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            int64_t left = (deadline - mesh_mono_ns()) / 1000000;
+            if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+                break;
+            ssize_t r = read(fd, buf + n, sizeof buf - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+        char *nl = memchr(buf, '\n', n);
+        if (nl)
+            st = mesh_nats_info_version(buf, (size_t)(nl - buf + 1), out, cap);
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return st;
+}
+
+/* ---- the connection ---- */
+
+static natsStatus make_options(mesh_mesh_t *m, natsOptions **out)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, (const char **)m->servers, m->nservers);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, m->node_name);
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomInboxPrefix(o, m->inbox);
+    if (s == NATS_OK) /* the first server is the node's own hub (meshctl mesh config) */
+        s = natsOptions_SetNoRandomize(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1); /* forever */
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, m);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, m->timeout_ns / 1000000);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, m);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, m);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, m);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, m);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_error, m);
+    if (s == NATS_OK && m->user)
+        s = natsOptions_SetUserInfo(o, m->user, m->password);
+    if (s == NATS_OK && m->tls_ca) {
+        s = natsOptions_SetSecure(o, true);
+        if (s == NATS_OK)
+            s = natsOptions_LoadCATrustedCertificates(o, m->tls_ca);
+    }
+    if (s == NATS_OK && m->tls_cert)
+        s = natsOptions_LoadCertificatesChain(o, m->tls_cert, m->tls_key);
+    if (s != NATS_OK) {
+        natsOptions_Destroy(o);
+        return s;
+    }
+    *out = o;
+    return NATS_OK;
+}
+
+/* Starts a connection (returns at once; libnats keeps trying in the background). */
+static void connect_start(mesh_mesh_t *m)
+{
+    natsOptions *o = NULL;
+    natsStatus s = make_options(m, &o);
+    if (s != NATS_OK) {
+        set_error(m, "NATS options: %s", nats_text(s));
+        LOG_ERROR("mesh", "NATS options: %s", nats_text(s));
+        return;
+    }
+    natsConnection *nc = NULL;
+    s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
+    if (s == NATS_OK)
+        wake(m, "connected");
+    else if (s == NATS_NOT_YET_CONNECTED)
+        wake(m, "connecting");
+    else {
+        set_error(m, "connect: %s", nats_text(s));
+        LOG_WARN("mesh", "cannot connect to the mesh: %s", nats_text(s));
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    m->connections++;
+    pthread_mutex_unlock(&m->mu);
+    pthread_rwlock_wrlock(&m->kv_lock);
+    m->nc = nc;
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+static void disconnect(mesh_mesh_t *m)
+{
+    pthread_rwlock_wrlock(&m->kv_lock);
+    kvStore_Destroy(m->kv);
+    jsCtx_Destroy(m->js);
+    natsConnection_Destroy(m->nc);
+    m->kv = NULL;
+    m->js = NULL;
+    m->nc = NULL;
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+/* Binds to the registry bucket, creating it when it does not exist. */
+static void ensure_bucket(mesh_mesh_t *m)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = m->timeout_ns / 1000000;
+    jo.Domain = m->js_domain;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    natsStatus s = natsConnection_JetStream(&js, m->nc, &jo);
+    if (s == NATS_OK) {
+        s = js_KeyValue(&kv, js, MESH_REGISTRY_BUCKET);
+        if (s == NATS_NOT_FOUND) {
+            kvConfig kc;
+            kvConfig_Init(&kc);
+            kc.Bucket = MESH_REGISTRY_BUCKET;
+            kc.Description = "meshd: the mesh's nodes, their domains and products";
+            kc.History = 1;
+            kc.TTL = MESH_REGISTRY_MAX_AGE;
+            kc.MaxValueSize = MESH_ENTRY_MAX_BYTES;
+            kc.StorageType = js_FileStorage;
+            int servers = 0;
+            char **urls = NULL;
+            if (natsConnection_GetServers(m->nc, &urls, &servers) == NATS_OK) {
+                for (int i = 0; i < servers; i++)
+                    free(urls[i]);
+                free(urls);
+            }
+            kc.Replicas = m->replicas > 0 ? m->replicas : servers >= 3 ? 3 : 1;
+            s = js_CreateKeyValue(&kv, js, &kc);
+            if (s == NATS_OK)
+                LOG_INFO("mesh", "created the registry bucket %s (%d replicas)",
+                         MESH_REGISTRY_BUCKET, kc.Replicas);
+        }
+    }
+    if (s != NATS_OK) {
+        /* retried every second while JetStream is not ready: logged when the reason changes */
+        char why[256];
+        snprintf(why, sizeof why, "registry bucket %s: %s", MESH_REGISTRY_BUCKET, nats_text(s));
+        pthread_mutex_lock(&m->mu);
+        bool same = strcmp(why, m->st.last_error) == 0;
+        snprintf(m->st.last_error, sizeof m->st.last_error, "%s", why);
+        pthread_mutex_unlock(&m->mu);
+        if (!same)
+            LOG_WARN("mesh", "%s (retrying)", why);
+        jsCtx_Destroy(js);
+        return;
+    }
+    pthread_rwlock_wrlock(&m->kv_lock);
+    m->js = js;
+    m->kv = kv;
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+/* Reads the version of the server connected to, once per server, and warns about one older
+ * than 2.10 (JetStream acks before fsync). */
+static void check_server(mesh_mesh_t *m)
+{
+    char url[256] = "";
+    if (natsConnection_GetConnectedUrl(m->nc, url, sizeof url) != NATS_OK || !url[0])
+        return;
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->st.server, sizeof m->st.server, "%s", url);
+    bool known = strcmp(url, m->probed_url) == 0;
+    pthread_mutex_unlock(&m->mu);
+    if (known)
+        return;
+    char version[32] = "";
+    probe_version(url, version, sizeof version);
+    bool old = version[0] && mesh_nats_version_older(version, 2, 10);
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->probed_url, sizeof m->probed_url, "%s", url);
+    snprintf(m->st.server_version, sizeof m->st.server_version, "%s", version);
+    m->st.server_pre_2_10 = old;
+    pthread_mutex_unlock(&m->mu);
+    LOG_INFO("mesh", "connected to %s (nats-server %s) as %s", url, version[0] ? version : "?",
+             m->user ? m->user : "(no user)");
+    if (old)
+        LOG_WARN("mesh",
+                 "nats-server %s is older than 2.10: JetStream acknowledges before its data "
+                 "is fsynced (fsync on a timer), so a power loss of the servers can lose "
+                 "acknowledged messages; run nats-server >= 2.10 with sync_interval: always "
+                 "(docs/mesh.md)",
+                 version);
+}
+
+static void heartbeat(mesh_mesh_t *m, bool stopped)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_ENTRY_MAX_BYTES);
+    mesh_status_t st = m->describe(m->describe_arg, stopped, &b);
+    if (st != MESH_OK) {
+        LOG_WARN("mesh", "registry entry: %s", mesh_status_text(st));
+        mesh_buf_free(&b);
+        return;
+    }
+    uint64_t rev = 0;
+    pthread_rwlock_rdlock(&m->kv_lock);
+    natsStatus s =
+        m->kv ? kvStore_Put(&rev, m->kv, m->node_name, b.data, (int)b.len) : NATS_CONNECTION_CLOSED;
+    pthread_rwlock_unlock(&m->kv_lock);
+    mesh_buf_free(&b);
+    pthread_mutex_lock(&m->mu);
+    bool was = m->st.registered;
+    m->st.registered = s == NATS_OK;
+    if (s == NATS_OK) {
+        m->st.heartbeats++;
+        m->st.last_heartbeat_ns = mesh_now_ns();
+    } else {
+        m->st.heartbeat_failures++;
+        snprintf(m->st.last_error, sizeof m->st.last_error, "heartbeat: %s", nats_text(s));
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (s == NATS_OK && !was && !stopped)
+        LOG_INFO("mesh", "registered as %s in %s", m->node_name, MESH_REGISTRY_BUCKET);
+    else if (s != NATS_OK && was)
+        LOG_WARN("mesh", "heartbeat failed: %s", nats_text(s));
+}
+
+static void *run(void *arg)
+{
+    mesh_mesh_t *m = arg;
+    int64_t next_try = 0;
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        bool stop = m->stop;
+        m->wake = false;
+        pthread_mutex_unlock(&m->mu);
+        if (stop)
+            break;
+        if (m->nc == NULL && mesh_mono_ns() >= next_try) {
+            connect_start(m);
+            if (m->nc == NULL)
+                next_try = mesh_mono_ns() + BACKOFF_MAX_MS * 1000000LL;
+        }
+        natsConnStatus cs = m->nc ? natsConnection_Status(m->nc) : NATS_CONN_STATUS_CLOSED;
+        if (m->nc && cs == NATS_CONN_STATUS_CLOSED) {
+            /* libnats gave up (e.g. the same authentication error twice): start again */
+            LOG_WARN("mesh", "NATS connection closed; connecting again in %d s",
+                     BACKOFF_MAX_MS / 1000);
+            disconnect(m);
+            next_try = mesh_mono_ns() + BACKOFF_MAX_MS * 1000000LL;
+        } else if (cs == NATS_CONN_STATUS_CONNECTED) {
+            check_server(m);
+            if (m->kv == NULL)
+                ensure_bucket(m);
+            if (m->kv)
+                heartbeat(m, false);
+        }
+        /* sleep one heartbeat, or until a connection event or stop */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = m->heartbeat_ns;
+        if (m->nc && natsConnection_Status(m->nc) == NATS_CONN_STATUS_CONNECTED && m->kv == NULL)
+            wait = MESH_NS_PER_SEC; /* the bucket failed: retry sooner */
+        ts.tv_sec += (time_t)(wait / MESH_NS_PER_SEC);
+        ts.tv_nsec += (long)(wait % MESH_NS_PER_SEC);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&m->mu);
+        while (!m->stop && !m->wake)
+            if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&m->mu);
+    }
+    /* a clean stop: say so in the registry, so the node is not alive at once */
+    if (m->nc && m->kv && natsConnection_Status(m->nc) == NATS_CONN_STATUS_CONNECTED)
+        heartbeat(m, true);
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static mesh_status_t read_password(const char *path, char **out, mesh_err_t *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mesh_status_t st = mesh_read_file(path, PASSWORD_MAX, &text, &len, err);
+    if (st != MESH_OK) {
+        mesh_err_prefix(err, "mesh_password_file: ");
+        return st;
+    }
+    size_t n = strcspn(text, "\r\n");
+    text[n] = '\0';
+    if (n == 0) {
+        free(text);
+        return mesh_err_set(err, MESH_INVALID, "mesh_password_file %s: empty first line", path);
+    }
+    *out = text;
+    return MESH_OK;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? mesh_strdup(s) : NULL;
+}
+
+mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh_err_t *err)
+{
+    *out = NULL;
+    if (!mesh_entry_node_name_ok(o->node_name))
+        return mesh_err_set(err, MESH_INVALID,
+                            "node_name '%s' cannot name a mesh node: use 1-63 of A-Z a-z 0-9 - _",
+                            o->node_name);
+    if (o->heartbeat_ns <= 0 || o->timeout_ns <= 0 || o->describe == NULL)
+        return mesh_err_set(err, MESH_INVALID, "mesh: bad options");
+    const char *files[][2] = {{"mesh_tls_ca", o->tls_ca},
+                              {"mesh_tls_cert", o->tls_cert},
+                              {"mesh_tls_key", o->tls_key},
+                              {"mesh_password_file", o->password_file}};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(files); i++)
+        if (files[i][1] && *files[i][1] && access(files[i][1], R_OK) != 0)
+            return mesh_err_set(err, MESH_INVALID, "%s %s: %s", files[i][0], files[i][1],
+                                strerror(errno));
+    if ((o->tls_cert && *o->tls_cert) != (o->tls_key && *o->tls_key))
+        return mesh_err_set(err, MESH_INVALID, "mesh_tls_cert and mesh_tls_key go together");
+    if (o->password_file && *o->password_file && !(o->user && *o->user))
+        return mesh_err_set(err, MESH_INVALID, "mesh_password_file needs mesh_user");
+    mesh_mesh_t *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    pthread_rwlock_init(&m->kv_lock, NULL);
+    m->st.state = "connecting";
+    /* the server list: comma-separated URLs */
+    const char *p = o->servers ? o->servers : "";
+    mesh_status_t st = MESH_OK;
+    while (*p && st == MESH_OK) {
+        size_t n = strcspn(p, ",");
+        size_t a = 0;
+        while (a < n && p[a] == ' ')
+            a++;
+        size_t b = n;
+        while (b > a && p[b - 1] == ' ')
+            b--;
+        if (b > a) {
+            if (m->nservers == MAX_SERVERS)
+                st = mesh_err_set(err, MESH_LIMIT, "mesh: more than %d servers", MAX_SERVERS);
+            else if ((m->servers[m->nservers++] = mesh_strndup(p + a, b - a)) == NULL)
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (st == MESH_OK && m->nservers == 0)
+        st = mesh_err_set(err, MESH_INVALID, "mesh: no server URL");
+    for (int i = 0; i < m->nservers && st == MESH_OK; i++) {
+        const char *u = m->servers[i];
+        if (strncmp(u, "nats://", 7) != 0 && strncmp(u, "tls://", 6) != 0)
+            st = mesh_err_set(err, MESH_INVALID, "mesh: '%s' is not a nats:// or tls:// URL", u);
+        else if (strchr(u, '@'))
+            st = mesh_err_set(err, MESH_INVALID,
+                              "mesh: credentials in a server URL end up in process lists and "
+                              "logs: use mesh_user and mesh_password_file");
+    }
+    char inbox[128];
+    snprintf(inbox, sizeof inbox, "_INBOX_%s", o->node_name);
+    m->tls_ca = dup_or_null(o->tls_ca);
+    m->tls_cert = dup_or_null(o->tls_cert);
+    m->tls_key = dup_or_null(o->tls_key);
+    m->user = dup_or_null(o->user);
+    m->js_domain = dup_or_null(o->js_domain);
+    m->node_name = mesh_strdup(o->node_name);
+    m->inbox = mesh_strdup(inbox);
+    m->heartbeat_ns = o->heartbeat_ns;
+    m->timeout_ns = o->timeout_ns;
+    m->replicas = o->replicas;
+    m->describe = o->describe;
+    m->describe_arg = o->describe_arg;
+    if (st == MESH_OK && (m->node_name == NULL || m->inbox == NULL))
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (st == MESH_OK && o->password_file && *o->password_file)
+        st = read_password(o->password_file, &m->password, err);
+    if (st == MESH_OK && pthread_create(&m->thread, NULL, run, m) != 0)
+        st = mesh_err_set(err, MESH_INTERNAL, "cannot start the mesh thread");
+    if (st != MESH_OK) {
+        mesh_mesh_stop(m);
+        return st;
+    }
+    m->thread_started = true;
+    *out = m;
+    return MESH_OK;
+}
+
+void mesh_mesh_stop(mesh_mesh_t *m)
+{
+    if (m == NULL)
+        return;
+    if (m->thread_started) {
+        pthread_mutex_lock(&m->mu);
+        m->stop = true;
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->thread, NULL);
+    }
+    if (m->nc)
+        natsConnection_Close(m->nc);
+    disconnect(m);
+    /* libnats calls the closed callback of every connection on its own thread, after
+     * Close: m must outlive them */
+    if (m->thread_started) {
+        int64_t deadline = mesh_mono_ns() + 5 * MESH_NS_PER_SEC;
+        pthread_mutex_lock(&m->mu);
+        while (m->closed_cbs < m->connections && mesh_mono_ns() < deadline) {
+            pthread_mutex_unlock(&m->mu);
+            usleep(10000);
+            pthread_mutex_lock(&m->mu);
+        }
+        pthread_mutex_unlock(&m->mu);
+        /* not nats_CloseAndWait(): with a TLS connection made, libnats' cleanup leaves
+         * OpenSSL in a state where OpenSSL's own cleanup at exit crashes (seen with
+         * libnats 3.4.1 and OpenSSL 3.0); its few global objects stay reachable instead */
+    }
+    for (int i = 0; i < m->nservers; i++)
+        free(m->servers[i]);
+    if (m->password) {
+        explicit_bzero(m->password, strlen(m->password));
+        free(m->password);
+    }
+    free(m->tls_ca);
+    free(m->tls_cert);
+    free(m->tls_key);
+    free(m->user);
+    free(m->js_domain);
+    free(m->node_name);
+    free(m->inbox);
+    pthread_rwlock_destroy(&m->kv_lock);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out)
+{
+    pthread_mutex_lock(&m->mu);
+    *out = m->st;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- reading the registry ---- */
+
+static int by_name(const void *a, const void *b)
+{
+    const mesh_mesh_node_t *x = a, *y = b;
+    return strcmp(x->e->name, y->e->name);
+}
+
+mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, mesh_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&m->kv_lock);
+    if (m->kv == NULL || m->nc == NULL ||
+        natsConnection_Status(m->nc) != NATS_CONN_STATUS_CONNECTED) {
+        pthread_rwlock_unlock(&m->kv_lock);
+        return mesh_err_set(err, MESH_UNAVAILABLE, "not connected to the mesh");
+    }
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.Timeout = m->timeout_ns / 1000000;
+    kvKeysList keys = {0};
+    natsStatus s = kvStore_Keys(&keys, m->kv, &wo);
+    if (s == NATS_NOT_FOUND) { /* no keys */
+        pthread_rwlock_unlock(&m->kv_lock);
+        return MESH_OK;
+    }
+    if (s != NATS_OK) {
+        pthread_rwlock_unlock(&m->kv_lock);
+        return mesh_err_set(err, MESH_UNAVAILABLE, "registry: %s", nats_text(s));
+    }
+    size_t cap =
+        (size_t)keys.Count < MESH_REGISTRY_MAX_KEYS ? (size_t)keys.Count : MESH_REGISTRY_MAX_KEYS;
+    mesh_mesh_node_t *v = calloc(cap ? cap : 1, sizeof *v);
+    mesh_status_t st = v ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
+    size_t k = 0;
+    int64_t now = mesh_now_ns();
+    for (size_t i = 0; i < cap && st == MESH_OK; i++) {
+        kvEntry *e = NULL;
+        s = kvStore_Get(&e, m->kv, keys.Keys[i]);
+        if (s == NATS_NOT_FOUND)
+            continue;
+        if (s != NATS_OK) {
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "registry %s: %s", keys.Keys[i], nats_text(s));
+            break;
+        }
+        mesh_err_t perr;
+        mesh_entry_t *pe = NULL;
+        if (mesh_entry_parse(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &pe, &perr) !=
+            MESH_OK) {
+            LOG_WARN("mesh", "registry entry %.64s refused: %s", keys.Keys[i], perr.msg);
+        } else if (strcmp(pe->name, keys.Keys[i]) != 0) {
+            LOG_WARN("mesh", "registry entry %.64s refused: it names node %s", keys.Keys[i],
+                     pe->name);
+            mesh_entry_free(pe);
+        } else {
+            v[k].e = pe;
+            v[k].written_ns = kvEntry_Created(e);
+            v[k].alive = !pe->stopped && now - v[k].written_ns < pe->ttl_ns;
+            k++;
+        }
+        kvEntry_Destroy(e);
+    }
+    pthread_rwlock_unlock(&m->kv_lock);
+    kvKeysList_Destroy(&keys);
+    if (st != MESH_OK) {
+        mesh_mesh_list_free(v, k);
+        return st;
+    }
+    qsort(v, k, sizeof *v, by_name);
+    *out = v;
+    *n = k;
+    return MESH_OK;
+}
+
+void mesh_mesh_list_free(mesh_mesh_node_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        mesh_entry_free(v[i].e);
+    free(v);
+}

@@ -1,0 +1,98 @@
+/*
+ * mesh.h - this node's link to the mesh: one NATS connection (libnats) to a nats-server
+ * cluster or leaf node, and the node's entry in the mesh registry, a JetStream KV bucket.
+ * The only module that includes nats.h.
+ *
+ * Design: mesh_mesh_start() returns at once; a background thread owns the connection. The
+ * connection retries a failed first connect and reconnects forever with a capped backoff;
+ * while connected, the thread makes sure the registry bucket exists (creating it with 3
+ * replicas when the server pool has 3 or more servers, else 1) and writes the node's entry
+ * every heartbeat. mesh_mesh_stop() writes a last entry in state "stopped", closes the
+ * connection and joins the thread. Reads of the registry (mesh_mesh_list) run on the
+ * caller's thread (an HTTP worker) through the same connection; libnats is thread-safe.
+ * The mesh never affects /readyz: a node serves its own domains with or without the mesh;
+ * mesh_mesh_status() reports the link (status, metrics).
+ *
+ * Liveness: an entry is alive when its state is "running" and the server wrote it less than
+ * the entry's own ttl ago, by the reading node's clock (the KV entry's time is the server's:
+ * keep hub and node clocks in NTP sync). Entries are kept for MESH_REGISTRY_MAX_AGE after
+ * their last write, then JetStream drops them.
+ */
+#ifndef MESH_MESH_MESH_H
+#define MESH_MESH_MESH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/status.h"
+#include "mesh/entry.h"
+
+#define MESH_REGISTRY_BUCKET   "meshd_nodes"
+#define MESH_REGISTRY_MAX_AGE  (7LL * 86400 * 1000000000LL) /* ns an entry outlives its node */
+#define MESH_REGISTRY_MAX_KEYS 4096                         /* entries read by one listing */
+
+/* Writes the node's entry (state running, or stopped, heartbeat now) into out; called by the mesh
+ * thread at every heartbeat. Returns MESH_OK or an error (the heartbeat is then skipped). */
+typedef mesh_status_t (*mesh_mesh_describe_fn)(void *arg, bool stopped, mesh_buf_t *out);
+
+typedef struct mesh_mesh_opts {
+    const char *servers;       /* "nats://h1:4222,tls://h2:4222" */
+    const char *tls_ca;        /* PEM CA verifying the servers (turns TLS on), or NULL */
+    const char *tls_cert;      /* PEM client certificate, or NULL */
+    const char *tls_key;       /* its key (NULL: none; libnats needs both) */
+    const char *user;          /* NATS user, or NULL */
+    const char *password_file; /* first line is the password, or NULL */
+    const char *js_domain;     /* JetStream domain of the registry, or NULL: the server's */
+    const char *node_name;     /* registry key and connection name (mesh_entry_node_name_ok) */
+    int64_t heartbeat_ns;      /* between two entry writes */
+    int64_t timeout_ns;        /* of one request to the server */
+    int replicas;              /* of the bucket when this node creates it; 0: auto */
+    mesh_mesh_describe_fn describe;
+    void *describe_arg;
+} mesh_mesh_opts_t;
+
+typedef struct mesh_mesh mesh_mesh_t;
+
+/* Checks the options (readable files, a node name that can be a key), reads the password
+ * and starts the mesh thread. Strings are copied. */
+mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh_err_t *err);
+/* Marks the entry stopped (best effort, bounded by timeout_ns), disconnects, joins the
+ * thread, frees. NULL is fine. */
+void mesh_mesh_stop(mesh_mesh_t *m);
+
+typedef struct mesh_mesh_status {
+    const char *state;       /* "connecting", "connected", "reconnecting", "closed" */
+    char server[256];        /* URL of the server connected to ("" when none) */
+    char server_version[32]; /* from the server's INFO ("" when unknown) */
+    bool server_pre_2_10;    /* older than 2.10: fsync on a timer (see docs/mesh.md) */
+    bool registered;         /* the last heartbeat succeeded */
+    int64_t last_heartbeat_ns;
+    uint64_t heartbeats, heartbeat_failures, reconnects;
+    char last_error[256];
+} mesh_mesh_status_t;
+
+void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out);
+
+/* One registry entry as read. */
+typedef struct mesh_mesh_node {
+    mesh_entry_t *e;
+    int64_t written_ns; /* when the server stored it (Unix ns) */
+    bool alive;
+} mesh_mesh_node_t;
+
+/* Reads every entry of the registry (at most MESH_REGISTRY_MAX_KEYS), sorted by name. An
+ * entry that fails mesh_entry_parse is skipped and logged. MESH_UNAVAILABLE when not
+ * connected. Free with mesh_mesh_list_free. */
+mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, mesh_err_t *err);
+void mesh_mesh_list_free(mesh_mesh_node_t *v, size_t n);
+
+/* Parses a nats-server INFO line ("INFO {json}\r\n"), taking its "version" into out (cap
+ * bytes). MESH_PARSE when it is not one. Bounded: at most MESH_NATS_INFO_MAX bytes. */
+#define MESH_NATS_INFO_MAX 8192
+mesh_status_t mesh_nats_info_version(const char *p, size_t n, char *out, size_t cap);
+/* Whether version "2.9.10" is older than major.minor. Unparseable: true. */
+bool mesh_nats_version_older(const char *version, int major, int minor);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * test_mesh.c - the mesh module without a server: registry entries (encode, parse, every
+ * refusal of the strict parser), the nats-server INFO line and version checks, node names,
+ * the subject permissions and the configs `meshctl mesh config` writes (files, modes,
+ * hashes instead of passwords, a refused second run).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "mesh/entry.h"
+#include "mesh/mesh.h"
+#include "mesh/natsconf.h"
+
+int main(void);
+
+static char *encode_sample(bool stopped)
+{
+    char *owners[] = {"ops@example.com", "ana@example.com"};
+    mesh_entry_product_t prods[] = {{"telemetry", "urn:f:telemetry", "1.2.0"},
+                                    {"alarms", "urn:f:alarms", "2.0.0"}};
+    mesh_entry_domain_t doms[] = {{"factory-a", owners, 2, prods, 2}, {"empty", NULL, 0, NULL, 0}};
+    mesh_entry_t e = {.node_id = "abc123",
+                      .name = "n1",
+                      .site = "plant \"A\"",
+                      .version = "0.1.0",
+                      .api = "https://10.0.0.5:7070",
+                      .stopped = stopped,
+                      .started_ns = 1000,
+                      .heartbeat_ns = 2000,
+                      .ttl_ns = 15000000000LL,
+                      .domains = doms,
+                      .ndomains = 2};
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    assert_int_equal(mesh_entry_encode(&e, &b), MESH_OK);
+    return mesh_buf_steal(&b, NULL);
+}
+
+static void test_entry_round_trip(void **state)
+{
+    (void)state;
+    for (int stopped = 0; stopped < 2; stopped++) {
+        char *s = encode_sample(stopped);
+        mesh_entry_t *e;
+        mesh_err_t err;
+        assert_int_equal(mesh_entry_parse(s, strlen(s), &e, &err), MESH_OK);
+        assert_string_equal(e->name, "n1");
+        assert_string_equal(e->site, "plant \"A\"");
+        assert_string_equal(e->api, "https://10.0.0.5:7070");
+        assert_int_equal(e->stopped, stopped);
+        assert_int_equal(e->ttl_ns, 15000000000LL);
+        assert_int_equal(e->ndomains, 2);
+        assert_string_equal(e->domains[0].name, "factory-a");
+        assert_int_equal(e->domains[0].nowners, 2);
+        assert_string_equal(e->domains[0].owners[1], "ana@example.com");
+        assert_int_equal(e->domains[0].nproducts, 2);
+        assert_string_equal(e->domains[0].products[1].version, "2.0.0");
+        assert_int_equal(e->domains[1].nproducts, 0);
+        mesh_entry_free(e);
+        free(s);
+    }
+}
+
+static mesh_status_t parse(const char *s)
+{
+    mesh_entry_t *e = NULL;
+    mesh_err_t err;
+    mesh_status_t st = mesh_entry_parse(s, strlen(s), &e, &err);
+    if (st == MESH_OK)
+        mesh_entry_free(e);
+    else
+        assert_null(e);
+    return st;
+}
+
+#define HEAD                                                                                       \
+    "{\"v\":1,\"node_id\":\"x\",\"name\":\"n1\",\"site\":\"s\",\"version\":\"1\",\"api\":\"a\","   \
+    "\"started\":1,\"heartbeat\":2,\"ttl\":3,"
+
+static void test_entry_refusals(void **state)
+{
+    (void)state;
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[]}"), MESH_OK);
+    assert_int_equal(parse("not json"), MESH_PARSE);
+    assert_int_equal(parse("[1]"), MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"zombie\",\"domains\":[]}"), MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\"}"), MESH_INVALID); /* no domains */
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"state\":\"stopped\",\"domains\":[]}"),
+                     MESH_PARSE); /* duplicate key */
+    /* a domain name that is not one, a product name that is not one */
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"../x\"}]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"products\":"
+                                "[{\"name\":\"A;drop\",\"contract\":\"c\",\"version\":\"1\"}]}]}"),
+                     MESH_INVALID);
+    /* control characters (terminal escapes) in text */
+    assert_int_equal(parse("{\"v\":1,\"node_id\":\"x\",\"name\":\"n1\",\"site\":\"\\u001b[2J\","
+                           "\"version\":\"1\",\"api\":\"a\",\"started\":1,\"heartbeat\":2,"
+                           "\"ttl\":3,\"state\":\"running\",\"domains\":[]}"),
+                     MESH_INVALID);
+    /* a node name that cannot be a key; negative times; another version */
+    assert_int_equal(parse("{\"v\":1,\"node_id\":\"x\",\"name\":\"a.b\",\"site\":\"s\","
+                           "\"version\":\"1\",\"api\":\"a\",\"started\":1,\"heartbeat\":2,"
+                           "\"ttl\":3,\"state\":\"running\",\"domains\":[]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse("{\"v\":1,\"node_id\":\"x\",\"name\":\"n\",\"site\":\"s\","
+                           "\"version\":\"1\",\"api\":\"a\",\"started\":-1,\"heartbeat\":2,"
+                           "\"ttl\":3,\"state\":\"running\",\"domains\":[]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse("{\"v\":2}"), MESH_INVALID);
+    /* owners: not strings, too many */
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"owners\":"
+                                "[1]}]}"),
+                     MESH_INVALID);
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_BUF_UNLIMITED);
+    mesh_buf_adds(&b, HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"owners\":[");
+    for (int i = 0; i <= MESH_ENTRY_MAX_OWNERS; i++)
+        mesh_buf_adds(&b, i ? ",\"o\"" : "\"o\"");
+    mesh_buf_adds(&b, "]}]}");
+    assert_int_equal(parse(b.data), MESH_LIMIT);
+    /* too many domains, too large */
+    mesh_buf_reset(&b);
+    mesh_buf_adds(&b, HEAD "\"state\":\"running\",\"domains\":[");
+    for (int i = 0; i <= MESH_ENTRY_MAX_DOMAINS; i++)
+        mesh_buf_printf(&b, "%s{\"name\":\"d%d\"}", i ? "," : "", i);
+    mesh_buf_adds(&b, "]}");
+    assert_int_equal(parse(b.data), MESH_LIMIT);
+    mesh_buf_reset(&b);
+    mesh_buf_adds(&b, HEAD "\"state\":\"running\",\"domains\":[],\"pad\":\"");
+    for (int i = 0; i < MESH_ENTRY_MAX_BYTES; i++)
+        mesh_buf_addc(&b, 'x');
+    mesh_buf_adds(&b, "\"}");
+    assert_int_equal(parse(b.data), MESH_TOO_LARGE);
+    mesh_buf_free(&b);
+}
+
+static void test_node_names(void **state)
+{
+    (void)state;
+    assert_true(mesh_entry_node_name_ok("n1"));
+    assert_true(mesh_entry_node_name_ok("plant-A_2"));
+    assert_false(mesh_entry_node_name_ok(""));
+    assert_false(mesh_entry_node_name_ok("a.b"));
+    assert_false(mesh_entry_node_name_ok("a b"));
+    assert_false(mesh_entry_node_name_ok("a>"));
+    assert_false(mesh_entry_node_name_ok("a*"));
+    char longname[80];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_false(mesh_entry_node_name_ok(longname));
+    longname[MESH_ENTRY_NODE_MAX] = '\0';
+    assert_true(mesh_entry_node_name_ok(longname));
+}
+
+static void test_info_version(void **state)
+{
+    (void)state;
+    char v[32];
+    const char *info = "INFO {\"server_id\":\"X\",\"version\":\"2.9.10\",\"go\":\"go1.19\"}\r\n";
+    assert_int_equal(mesh_nats_info_version(info, strlen(info), v, sizeof v), MESH_OK);
+    assert_string_equal(v, "2.9.10");
+    assert_int_equal(mesh_nats_info_version("PING\r\n", 6, v, sizeof v), MESH_PARSE);
+    assert_int_equal(mesh_nats_info_version("INFO nope\r\n", 11, v, sizeof v), MESH_PARSE);
+    const char *bad = "INFO {\"version\":\"2.9\\u001b[2J\"}\r\n";
+    assert_int_equal(mesh_nats_info_version(bad, strlen(bad), v, sizeof v), MESH_PARSE);
+    const char *noversion = "INFO {\"server_id\":\"X\"}\r\n";
+    assert_int_equal(mesh_nats_info_version(noversion, strlen(noversion), v, sizeof v), MESH_PARSE);
+    assert_true(mesh_nats_version_older("2.9.10", 2, 10));
+    assert_true(mesh_nats_version_older("1.4.0", 2, 10));
+    assert_false(mesh_nats_version_older("2.10.0", 2, 10));
+    assert_false(mesh_nats_version_older("v2.11.3", 2, 10));
+    assert_false(mesh_nats_version_older("3.0.0", 2, 10));
+    assert_true(mesh_nats_version_older("garbage", 2, 10));
+}
+
+static void test_permissions(void **state)
+{
+    (void)state;
+    char out[8192];
+    const char *doms[] = {"factory-a"};
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, sizeof out), MESH_OK);
+    assert_non_null(strstr(out, "\"$KV.meshd_nodes.n1\""));
+    assert_non_null(strstr(out, "\"meshd.dom.factory-a.>\""));
+    assert_non_null(strstr(out, "\"_INBOX_n1.>\""));
+    assert_non_null(strstr(out, "\"$JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_factory-a.>\""));
+    assert_non_null(strstr(out, "\"$JS.API.CONSUMER.DURABLE.CREATE.MESHD_DOM_factory-a.>\""));
+    assert_null(strstr(out, "\"$KV.meshd_nodes.>\""));
+    assert_null(strstr(out, "\"_INBOX.>\""));
+    assert_null(strstr(out, "$JS.hub.API"));
+    assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, out, sizeof out), MESH_OK);
+    assert_non_null(strstr(out, "$JS.hub.API.STREAM.INFO.KV_meshd_nodes"));
+    assert_non_null(strstr(out, "\"$JS.hub.API.$KV.meshd_nodes.e1\""));
+    assert_null(strstr(out, "meshd.dom."));
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, 64), MESH_TOO_LARGE);
+}
+
+static bool file_mode(const char *dir, const char *rel, unsigned mode)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    struct stat sb;
+    return stat(path, &sb) == 0 && (sb.st_mode & 0777) == mode;
+}
+
+static void test_config_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/meshd-natsconf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[4200];
+    snprintf(out, sizeof out, "%s/mesh", dir);
+    const char *d1[] = {"factory-a"};
+    mesh_natsconf_node_t nodes[] = {{"n1", NULL, d1, 1}, {"e1", "leaf-1", NULL, 0}};
+    mesh_natsconf_opts_t o = {.hubs = 3,
+                              .leaves = 1,
+                              .bind = "127.0.0.1",
+                              .client_port = 4222,
+                              .cluster_port = 6222,
+                              .leafnode_port = 7422,
+                              .nodes = nodes,
+                              .nnodes = 2,
+                              .out_dir = out,
+                              .cert_days = 10,
+                              .bcrypt_cost = 4};
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_OK);
+    assert_true(file_mode(out, "ca.pem", 0644));
+    assert_true(file_mode(out, "ca-key.pem", 0600));
+    assert_true(file_mode(out, "hub-1/nats.conf", 0600));
+    assert_true(file_mode(out, "hub-3/key.pem", 0600));
+    assert_true(file_mode(out, "leaf-1/nats.conf", 0600));
+    assert_true(file_mode(out, "nodes/n1/password", 0600));
+    assert_true(file_mode(out, "nodes/e1/meshd.conf", 0644));
+    assert_true(file_mode(out, "sys.password", 0600));
+    char path[4300], *pw, *conf, *leafconf, *e1conf;
+    snprintf(path, sizeof path, "%s/nodes/n1/password", out);
+    assert_int_equal(mesh_read_file(path, 4096, &pw, NULL, NULL), MESH_OK);
+    pw[strcspn(pw, "\n")] = '\0';
+    assert_int_equal(strlen(pw), 24);
+    snprintf(path, sizeof path, "%s/hub-2/nats.conf", out);
+    assert_int_equal(mesh_read_file(path, 1 << 20, &conf, NULL, NULL), MESH_OK);
+    assert_null(strstr(conf, pw));            /* only a hash */
+    assert_non_null(strstr(conf, "$2b$04$")); /* bcrypt */
+    assert_non_null(strstr(conf, "port: 4223"));
+    assert_non_null(strstr(conf, "verify: true"));
+    assert_non_null(strstr(conf, "system_account: SYS"));
+    assert_non_null(strstr(conf, "{ user: \"leaf-1\""));
+    assert_null(strstr(conf, "user: \"e1\"")); /* a leaf's node is the leaf's user */
+    assert_null(strstr(conf, "\nno_auth_user"));
+    snprintf(path, sizeof path, "%s/leaf-1/nats.conf", out);
+    assert_int_equal(mesh_read_file(path, 1 << 20, &leafconf, NULL, NULL), MESH_OK);
+    assert_non_null(strstr(leafconf, "domain: leaf-1"));
+    assert_non_null(strstr(leafconf, "user: \"e1\""));
+    assert_non_null(strstr(leafconf, "@127.0.0.1:7424")); /* the third hub's leafnode port */
+    snprintf(path, sizeof path, "%s/nodes/e1/meshd.conf", out);
+    assert_int_equal(mesh_read_file(path, 1 << 20, &e1conf, NULL, NULL), MESH_OK);
+    assert_non_null(strstr(e1conf, "mesh = tls://127.0.0.1:4225"));
+    assert_non_null(strstr(e1conf, "mesh_js_domain = hub"));
+    free(pw);
+    free(conf);
+    free(leafconf);
+    free(e1conf);
+    /* a second run into the same directory changes nothing */
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_CONFLICT);
+    /* bad plans */
+    o.hubs = 2;
+    snprintf(out, sizeof out, "%s/other", dir);
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
+    o.hubs = 1;
+    nodes[1].server = "leaf-9";
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
+    nodes[1].server = NULL;
+    nodes[1].name = "sys";
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
+    nodes[1].name = "e1";
+    o.out_dir = "relative/dir";
+    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_entry_round_trip), cmocka_unit_test(test_entry_refusals),
+        cmocka_unit_test(test_node_names),       cmocka_unit_test(test_info_version),
+        cmocka_unit_test(test_permissions),      cmocka_unit_test(test_config_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
