@@ -122,7 +122,11 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ALERT_RESOLVED, "alert.resolved")                                                            \
     X(ACTION_WEBHOOK, "action.webhook")                                                            \
     X(ACTION_MQTT, "action.mqtt")                                                                  \
-    X(ADMIN_QUARANTINE, "admin.quarantine")
+    X(ADMIN_QUARANTINE, "admin.quarantine")                                                        \
+    X(ADMIN_BACKUP_CREATE, "admin.backup.create")                                                  \
+    X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
+    X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \
+    X(BACKUP_DONE, "backup.done")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

@@ -120,6 +120,7 @@ extern const mesh_cli_cmd_t mesh_cli_keys_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_audit_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_rule_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_alert_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_backup_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_classify_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mesh_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];

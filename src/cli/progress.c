@@ -96,7 +96,23 @@ void mesh_progress_update(mesh_progress_t *p, int64_t rows, int64_t done)
     human(secs > 0 ? (double)rows / secs : 0, " rows/s", rate, sizeof rate);
     mesh_cli_bytes(done, b, sizeof b);
     char tail[160];
-    if (p->total > 0) {
+    if (rows < 0) {
+        /* bytes only: "12.0 MiB / 40.0 MiB  5.1 MiB/s  ETA 0:05" */
+        char bps[24];
+        mesh_cli_bytes(secs > 0 ? (int64_t)((double)done / secs) : 0, bps, sizeof bps);
+        snprintf(rate, sizeof rate, "%s/s", secs >= 0.5 ? bps : "-");
+    }
+    if (rows < 0 && p->total > 0) {
+        mesh_cli_bytes(p->total, tb, sizeof tb);
+        if (secs >= 1 && done > 0 && done < p->total) {
+            char d[16];
+            duration((double)(p->total - done) / ((double)done / secs), d, sizeof d);
+            snprintf(eta, sizeof eta, "  ETA %s", d);
+        }
+        snprintf(tail, sizeof tail, "  %s / %s  %s%s", b, tb, rate, eta);
+    } else if (rows < 0) {
+        snprintf(tail, sizeof tail, "  %s  %s", b, rate);
+    } else if (p->total > 0) {
         mesh_cli_bytes(p->total, tb, sizeof tb);
         if (secs >= 1 && done > 0 && done < p->total) {
             char d[16];

@@ -1080,3 +1080,129 @@ mesh_status_t mesh_crypt_sqlite_open(const char *path, int flags, struct sqlite3
     *out = db;
     return MESH_OK;
 }
+
+/* ---- page files (backups) ---- */
+
+struct mesh_crypt_pages {
+    sqlite3_vfs *vfs;
+    sqlite3_file *file; /* vfs->szOsFile bytes */
+    char *name;         /* a SQLite filename (sqlite3_create_filename), alive while open */
+    bool open, write;
+    uint32_t psz, next; /* writing: page size once page 1 is written, next page number */
+};
+
+mesh_status_t mesh_crypt_pages_open(const char *path, bool write, mesh_crypt_pages_t **out,
+                                    uint32_t *psz, uint32_t *npages, mesh_err_t *err)
+{
+    *out = NULL;
+    mesh_status_t st = mesh_crypt_vfs_init(err);
+    if (st != MESH_OK)
+        return st;
+    bool keyed = attached(path);
+    if (!keyed && mesh_crypt_probe(path, NULL) == MESH_DBFILE_ENCRYPTED)
+        return mesh_err_set(err, MESH_CORRUPT, "%s is encrypted and no data key is attached", path);
+    if (write)
+        unlink(path);
+    mesh_crypt_pages_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    f->vfs = keyed ? &crypt_vfs : base_vfs;
+    f->write = write;
+    f->next = 1;
+    char full[4096];
+    if (full_path(path, full, sizeof full) != SQLITE_OK) {
+        free(f);
+        return mesh_err_set(err, MESH_IO, "%s: cannot resolve the path", path);
+    }
+    f->name = (char *)sqlite3_create_filename(full, "", "", 0, NULL);
+    f->file = calloc(1, (size_t)f->vfs->szOsFile);
+    if (f->name == NULL || f->file == NULL) {
+        mesh_crypt_pages_close(f, NULL);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    int flags = SQLITE_OPEN_MAIN_DB |
+                (write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+    int oflags = 0;
+    mesh_crypt_failure_clear();
+    int rc = f->vfs->xOpen(f->vfs, f->name, f->file, flags, &oflags);
+    if (rc != SQLITE_OK) {
+        mesh_crypt_pages_close(f, NULL);
+        return mesh_err_set(err, MESH_IO, "open %s: %s", path, sqlite3_errstr(rc));
+    }
+    f->open = true;
+    if (!write) {
+        sqlite3_int64 size = 0;
+        uint8_t h[24];
+        rc = f->file->pMethods->xFileSize(f->file, &size);
+        if (rc == SQLITE_OK && size > 0)
+            rc = f->file->pMethods->xRead(f->file, h, sizeof h, 0);
+        if (rc != SQLITE_OK || size < 512 || !psz_ok(header_psz(h)) || size % header_psz(h) != 0 ||
+            size / header_psz(h) > UINT32_MAX) {
+            const char *why = mesh_crypt_failure();
+            mesh_crypt_pages_close(f, NULL);
+            return mesh_err_set(err, MESH_CORRUPT, "%s: %s", path,
+                                why ? why : "not a whole database (header or size)");
+        }
+        f->psz = header_psz(h);
+        if (psz)
+            *psz = f->psz;
+        if (npages)
+            *npages = (uint32_t)(size / f->psz);
+    }
+    *out = f;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_crypt_pages_read(mesh_crypt_pages_t *f, uint32_t pgno, uint8_t *buf,
+                                    mesh_err_t *err)
+{
+    mesh_crypt_failure_clear();
+    int rc =
+        f->file->pMethods->xRead(f->file, buf, (int)f->psz, (sqlite3_int64)(pgno - 1) * f->psz);
+    if (rc == SQLITE_OK)
+        return MESH_OK;
+    if (mesh_crypt_failure())
+        return mesh_err_set(err, MESH_CORRUPT, "%s", mesh_crypt_failure());
+    return mesh_err_set(err, rc == SQLITE_IOERR_SHORT_READ ? MESH_CORRUPT : MESH_IO,
+                        "%s: page %u: %s", f->name, (unsigned)pgno, sqlite3_errstr(rc));
+}
+
+mesh_status_t mesh_crypt_pages_write(mesh_crypt_pages_t *f, const uint8_t *buf, size_t n,
+                                     mesh_err_t *err)
+{
+    if (f->next == 1) {
+        if (n < 24 || !psz_ok(header_psz(buf)) || header_psz(buf) != n ||
+            memcmp(buf, sqlite_magic, 16) != 0)
+            return mesh_err_set(err, MESH_CORRUPT, "%s: page 1 is not a database header", f->name);
+        f->psz = (uint32_t)n;
+    } else if (n != f->psz) {
+        return mesh_err_set(err, MESH_CORRUPT, "%s: page %u is %zu bytes, not %u", f->name,
+                            (unsigned)f->next, n, (unsigned)f->psz);
+    }
+    mesh_crypt_failure_clear();
+    int rc = f->file->pMethods->xWrite(f->file, buf, (int)n, (sqlite3_int64)(f->next - 1) * f->psz);
+    if (rc != SQLITE_OK) {
+        if (mesh_crypt_failure())
+            return mesh_err_set(err, MESH_CORRUPT, "%s", mesh_crypt_failure());
+        return mesh_err_set(err, rc == SQLITE_FULL ? MESH_NOSPACE : MESH_IO, "%s: page %u: %s",
+                            f->name, (unsigned)f->next, sqlite3_errstr(rc));
+    }
+    f->next++;
+    return MESH_OK;
+}
+
+mesh_status_t mesh_crypt_pages_close(mesh_crypt_pages_t *f, mesh_err_t *err)
+{
+    if (f == NULL)
+        return MESH_OK;
+    mesh_status_t st = MESH_OK;
+    if (f->open) {
+        if (f->write && f->file->pMethods->xSync(f->file, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+            st = mesh_err_set(err, MESH_IO, "%s: sync failed", f->name);
+        f->file->pMethods->xClose(f->file);
+    }
+    free(f->file);
+    sqlite3_free_filename((sqlite3_filename)f->name);
+    free(f);
+    return st;
+}

@@ -80,6 +80,29 @@ void mesh_crypt_failure_clear(void);
  * SQLITE_IOERR_DATA. */
 const char *mesh_crypt_errmsg(struct sqlite3 *db);
 
+/*
+ * Page files: a database file read or written page by page through the VFS, without SQLite
+ * (backups: crypt/ seals and opens the pages, the caller sees them in clear in memory only).
+ * Through the encrypting VFS when a key is attached for path, else the plain file. Reading
+ * authenticates every page (MESH_CORRUPT naming the page otherwise); writing takes whole
+ * pages in order from page 1, whose header gives the page size (and must reserve the
+ * cipher's bytes when a key is attached). The file is not locked: use it only on files no
+ * connection has open (a staging copy, a database being restored).
+ */
+typedef struct mesh_crypt_pages mesh_crypt_pages_t;
+/* Opens path to read (its page size and page count are set) or to write (created, truncated
+ * to zero). */
+mesh_status_t mesh_crypt_pages_open(const char *path, bool write, mesh_crypt_pages_t **out,
+                                    uint32_t *psz, uint32_t *npages, mesh_err_t *err);
+/* Reads page pgno (1-based) into buf (psz bytes), in clear. */
+mesh_status_t mesh_crypt_pages_read(mesh_crypt_pages_t *f, uint32_t pgno, uint8_t *buf,
+                                    mesh_err_t *err);
+/* Writes the next page (page 1 first): n must be the page size (learnt from page 1). */
+mesh_status_t mesh_crypt_pages_write(mesh_crypt_pages_t *f, const uint8_t *buf, size_t n,
+                                     mesh_err_t *err);
+/* Syncs (after writing) and closes; NULL is fine. */
+mesh_status_t mesh_crypt_pages_close(mesh_crypt_pages_t *f, mesh_err_t *err);
+
 /* Counters since start (all files): pages sealed and opened, authentication failures. */
 typedef struct mesh_crypt_stats {
     uint64_t sealed, opened, failed;

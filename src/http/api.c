@@ -341,6 +341,7 @@ void mesh_api_metrics(mesh_req_t *r)
                       "Writes that hit a full disk (ENOSPC, SQLITE_FULL) and were undone (507).");
     mesh_buf_printf(&b, "meshd_writes_disk_full_total %llu\n", (unsigned long long)ss.enospc);
     mesh_api_rules_metrics(r, &b);
+    mesh_api_backup_metrics(r, &b);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);

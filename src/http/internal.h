@@ -158,8 +158,13 @@ void mesh_api_alerts(mesh_req_t *r);
 void mesh_api_alert(mesh_req_t *r);
 /* Rule and action counters for /metrics (api_rules.c). */
 void mesh_api_rules_metrics(mesh_req_t *r, mesh_buf_t *b);
+void mesh_api_backups(mesh_req_t *r);
+void mesh_api_backup(mesh_req_t *r);
+void mesh_api_backup_verify(mesh_req_t *r);
 void mesh_api_keys_rotate(mesh_req_t *r);
 /* Encryption counters for /metrics (api_keys.c). */
 void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);
+/* Backup gauges and counters for /metrics (api_backup.c). */
+void mesh_api_backup_metrics(mesh_req_t *r, mesh_buf_t *b);
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "http/server.h"
 #include "mqtt/client.h"
+#include "node/backup.h"
 
 static int lock_fd = -1;
 
@@ -392,6 +393,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     const char *const *eps = mesh_http_endpoint_names(&neps);
     if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if ((st = mesh_backups_open(n, &n->backups, err)) != MESH_OK)
+        return st;
     if ((st = start_mqtt(n, err)) != MESH_OK)
         return st;
     if ((st = mesh_http_start(n, err)) != MESH_OK)
@@ -464,6 +467,15 @@ static void on_rules_tick(evutil_socket_t fd, short what, void *arg)
     mesh__node_rules_tick(c->n);
 }
 
+/* Once a second: scheduled work (backups). */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_ctx_t *c = arg;
+    mesh_backups_tick(c->n->backups);
+}
+
 int mesh_node_run(mesh_node_t *n)
 {
     run_ctx_t c = {.n = n, .base = event_base_new()};
@@ -482,15 +494,19 @@ int mesh_node_run(mesh_node_t *n)
              MESH_VERSION, n->opts.node_name, n->opts.site, n->tls ? "https" : "http",
              n->listen_addr, n->opts.data_dir, s->ndoms);
     mesh_snapshot_put(s);
-    struct event *tick = event_new(c.base, -1, EV_PERSIST, on_rules_tick, &c);
+    struct event *rtick = event_new(c.base, -1, EV_PERSIST, on_rules_tick, &c);
     struct timeval ttv = {.tv_sec = n->opts.rules_tick / MESH_NS_PER_SEC,
                           .tv_usec = (n->opts.rules_tick % MESH_NS_PER_SEC) / 1000};
-    event_add(tick, &ttv);
+    event_add(rtick, &ttv);
     struct event *cp = event_new(c.base, -1, EV_PERSIST, on_checkpoint, &c);
     struct timeval tv = {.tv_sec = n->opts.checkpoint_interval / MESH_NS_PER_SEC,
                          .tv_usec = (n->opts.checkpoint_interval % MESH_NS_PER_SEC) / 1000};
     event_add(cp, &tv);
+    struct event *tick = event_new(c.base, -1, EV_PERSIST, on_tick, &c);
+    struct timeval one = {.tv_sec = 1, .tv_usec = 0};
+    event_add(tick, &one);
     event_base_dispatch(c.base);
+    event_free(rtick);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_free(cp);
@@ -519,6 +535,8 @@ void mesh_node_stop(mesh_node_t *n)
     n->quality = NULL;
     mesh_qpool_destroy(n->qpool);
     n->qpool = NULL;
+    mesh_backups_close(n->backups); /* waits for a running backup */
+    n->backups = NULL;
     if (n->audit) {
         mesh_audit_rec_t rec = {.action = MESH_AUDIT_NODE_STOP, .principal = "meshd"};
         mesh_audit_record(n->audit, &rec);

@@ -98,6 +98,11 @@ typedef struct mesh_node_opts {
     char *kek_passphrase_file;
     char *kek_command;
     int64_t kek_command_timeout;
+    /* backups (node/backup.c) */
+    char *backup_dir;
+    int64_t backup_schedule;
+    int64_t backup_retention;
+    int64_t backup_retention_age;
 } mesh_node_opts_t;
 
 extern const mesh_opts_spec_t mesh_node_opts_spec;
@@ -105,6 +110,7 @@ extern const mesh_opts_spec_t mesh_node_opts_spec;
 typedef struct mesh_http mesh_http_t;
 struct mesh_actions;
 struct mesh_rule_event;
+typedef struct mesh_backups mesh_backups_t;
 typedef struct mesh_mqtt mesh_mqtt_t;
 
 typedef struct mesh_node {
@@ -131,6 +137,7 @@ typedef struct mesh_node {
     mesh_key_t *catalog_key;
     bool catalog_attached;
     bool kek_in_data_dir;        /* the generated DATA/kek.key */
+    mesh_backups_t *backups;     /* node/backup.c */
     pthread_mutex_t rotate_lock; /* one KEK rotation at a time */
     bool rotate_lock_init;
     /* rules (node/rules.c): the action thread, and the alert transitions that came before it

@@ -221,6 +221,19 @@ static const mesh_opt_t node_opts[] = {
      "at most 4 KiB of output."},
     {"kek_command_timeout", MESH_OPT_DURATION, F(kek_command_timeout), "10s", 100000000LL,
      300000000000LL, NULL, 0, "DURATION", "Time kek_command may take before it is killed."},
+    {"backup_dir", MESH_OPT_STRING, F(backup_dir), NULL, 0, 0, NULL, 0, "DIR",
+     "Directory of the node's backups (unset: DATA_DIR/backups). Put it on another disk: a "
+     "backup on the data disk dies with it."},
+    {"backup_schedule", MESH_OPT_DURATION, F(backup_schedule), "0", 0, 366 * 86400000000000LL, NULL,
+     0, "DURATION",
+     "Take a backup of the whole node this often (e.g. 24h; 0: only when asked, meshctl backup "
+     "create). The first one runs one period after the start."},
+    {"backup_retention", MESH_OPT_INT, F(backup_retention), "7", 0, 100000, NULL, 0, "N",
+     "After each backup, keep only the newest N backups in backup_dir (0: no limit by count)."},
+    {"backup_retention_age", MESH_OPT_DURATION, F(backup_retention_age), "0", 0,
+     3650 * 86400000000000LL, NULL, 0, "DURATION",
+     "After each backup, delete backups older than this (0: no limit by age). The newest backup "
+     "is always kept."},
 };
 
 const mesh_opts_spec_t mesh_node_opts_spec = {node_opts, MESH_ARRAY_LEN(node_opts), "MESHD_"};

@@ -1884,6 +1884,66 @@ mesh_status_t mesh_domain_rekey(mesh_domain_t *d, mesh_rekey_result_t *res, mesh
     return MESH_OK;
 }
 
+/* ---- backups ---- */
+
+typedef struct backup_begin {
+    const char *dest;
+    mesh_dbcopy_t *copy;
+    uint64_t applied;
+    clist_t contracts;
+} backup_begin_t;
+
+/* On the writer thread, between groups: everything applied goes into the database, then the
+ * snapshot the copy will read is taken. */
+static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    backup_begin_t *b = arg;
+    mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
+    if (st != MESH_OK && st != MESH_BUSY)
+        return st;
+    b->applied = mesh_store_applied_seq(d->store);
+    pthread_mutex_lock(&d->state_lock);
+    st = clist_copy(&d->current, &b->contracts);
+    pthread_mutex_unlock(&d->state_lock);
+    if (st != MESH_OK)
+        return mesh_err_set(err, st, "out of memory");
+    return mesh_dbcopy_open(d->db_path, b->dest, &b->copy, err);
+}
+
+mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
+                                      mesh_cref_t ***crefs, size_t *ncrefs,
+                                      mesh_domain_copy_progress_fn progress, void *arg,
+                                      mesh_err_t *err)
+{
+    *crefs = NULL;
+    *ncrefs = 0;
+    /* no re-encryption may move the database under the copy */
+    pthread_mutex_lock(&d->key_lock);
+    backup_begin_t b = {.dest = dest};
+    mesh_status_t st = run_job(d, backup_begin_job, &b, err);
+    bool done = false;
+    int64_t remaining = 0, total = 0;
+    while (st == MESH_OK && !done) {
+        st = mesh_dbcopy_step(b.copy, 256, &done, &remaining, &total, err);
+        if (st == MESH_OK && progress)
+            progress(arg, total - remaining, total);
+    }
+    mesh_dbcopy_close(b.copy);
+    pthread_mutex_unlock(&d->key_lock);
+    /* the job wrote every buffered row out: the copy needs no log record to be whole */
+    if (st == MESH_OK)
+        st = mesh_store_mark_clean(dest, b.applied, err);
+    if (st != MESH_OK) {
+        clist_free(&b.contracts);
+        mesh_err_prefix(err, "backup of domain %s: ", d->name);
+        return st;
+    }
+    *applied = b.applied;
+    *crefs = b.contracts.v;
+    *ncrefs = b.contracts.n;
+    return MESH_OK;
+}
+
 /* ---- KEK rotation ---- */
 
 mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,

@@ -166,6 +166,22 @@ mesh_status_t mesh_domain_rekey(mesh_domain_t *d, mesh_rekey_result_t *res, mesh
 mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks, size_t n,
                                  const mesh_kek_t *now, mesh_err_t *err);
 
+/*
+ * Backups: a consistent copy of the domain's database into dest (a new file, sealed with the
+ * key attached for it), at a write-group boundary. In one writer job, time-series rows
+ * buffered in memory are written out (so the database holds every applied record) and a read
+ * transaction is opened on the database; then the copy runs from that snapshot while writes
+ * go on. *applied is the log position the copy holds (every record up to it, none after).
+ * Key operations (re-encryption, retiring old keys) wait for end. progress (may be NULL) is
+ * called after each step with pages copied and the total. *crefs (*ncrefs of them) are the
+ * contracts the copy holds (each released with mesh_cref_put, the array with free()).
+ */
+typedef void (*mesh_domain_copy_progress_fn)(void *arg, int64_t done, int64_t total);
+mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
+                                      mesh_cref_t ***crefs, size_t *ncrefs,
+                                      mesh_domain_copy_progress_fn progress, void *arg,
+                                      mesh_err_t *err);
+
 typedef struct mesh_domain_keyinfo {
     bool encrypted;
     uint32_t gen; /* generation of the current data key */

@@ -1820,6 +1820,125 @@ void mesh_store_copy_abort(mesh_store_copy_t *c)
     free(c);
 }
 
+/* ---- snapshot copies (backups) ---- */
+
+struct mesh_dbcopy {
+    sqlite3 *src, *dest;
+    sqlite3_backup *bk;
+    bool done;
+};
+
+mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t **out,
+                               mesh_err_t *err)
+{
+    *out = NULL;
+    mesh_dbcopy_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st =
+        mesh_crypt_sqlite_open(src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &c->src, err);
+    if (st != MESH_OK)
+        goto fail;
+    sqlite3_busy_timeout(c->src, BUSY_TIMEOUT_MS);
+    /* the read transaction starts with the first read: from here on the copy sees this
+     * snapshot, and the backup API uses this transaction instead of one per step */
+    if ((st = exec(c->src, "BEGIN; SELECT count(*) FROM sqlite_schema;", err)) != MESH_OK)
+        goto fail;
+    if ((st = mesh_crypt_sqlite_open(
+             dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, &c->dest,
+             err)) != MESH_OK)
+        goto fail;
+    /* a staging file: the source's page size, no syncs (a crash leaves garbage that is
+     * deleted), and WAL: the encrypting VFS learns the page size from page 1, which a rollback
+     * journal's cache spill may write after others, while a WAL checkpoint writes in order */
+    int64_t psz = 4096;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(c->src, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            psz = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA page_size=%lld; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;",
+             (long long)psz);
+    if ((st = exec(c->dest, sql, err)) != MESH_OK)
+        goto fail;
+    c->bk = sqlite3_backup_init(c->dest, "main", c->src, "main");
+    if (c->bk == NULL) {
+        st = mesh_err_set(err, MESH_IO, "backup of %s: %s", src, mesh_crypt_errmsg(c->dest));
+        goto fail;
+    }
+    *out = c;
+    return MESH_OK;
+fail:
+    mesh_dbcopy_close(c);
+    return st;
+}
+
+mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t *remaining,
+                               int64_t *total, mesh_err_t *err)
+{
+    *done = c->done;
+    if (c->done)
+        return MESH_OK;
+    mesh_crypt_failure_clear();
+    int rc = sqlite3_backup_step(c->bk, npages);
+    *remaining = sqlite3_backup_remaining(c->bk);
+    *total = sqlite3_backup_pagecount(c->bk);
+    if (rc == SQLITE_DONE) {
+        c->done = *done = true;
+        rc = sqlite3_backup_finish(c->bk);
+        c->bk = NULL;
+        if (rc != SQLITE_OK)
+            return mesh_err_set(err, MESH_IO, "backup: %s", mesh_crypt_errmsg(c->dest));
+        /* everything into the database file (which is what gets read back) */
+        int nlog = -1, nckpt = -1;
+        rc = sqlite3_wal_checkpoint_v2(c->dest, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+        if (rc != SQLITE_OK || nckpt < nlog)
+            return mesh_err_set(err, MESH_IO, "backup: checkpoint of the copy: %s",
+                                mesh_crypt_errmsg(c->dest));
+        return MESH_OK;
+    }
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return MESH_OK;
+    if (rc == SQLITE_FULL)
+        return mesh_err_set(err, MESH_NOSPACE, "backup: the disk is full");
+    return mesh_err_set(err, mesh_crypt_failure() ? MESH_CORRUPT : MESH_IO, "backup: %s",
+                        mesh_crypt_failure() ? mesh_crypt_failure() : sqlite3_errstr(rc));
+}
+
+mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err)
+{
+    sqlite3 *db = NULL;
+    mesh_status_t st =
+        mesh_crypt_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &db, err);
+    if (st != MESH_OK)
+        return st;
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE _meta SET value = %" PRIu64 " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
+             seq);
+    st = exec(db, sql, err);
+    if (st == MESH_OK)
+        st = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", err);
+    sqlite3_close(db);
+    return st;
+}
+
+void mesh_dbcopy_close(mesh_dbcopy_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->bk)
+        sqlite3_backup_finish(c->bk);
+    if (c->src)
+        sqlite3_exec(c->src, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(c->src);
+    sqlite3_close(c->dest);
+    free(c);
+}
+
 mesh_status_t mesh_store_switch(mesh_store_t *s, const char *path, mesh_err_t *err)
 {
     if (s->in_txn)

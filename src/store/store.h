@@ -156,6 +156,26 @@ mesh_status_t mesh_store_copy_finish(mesh_store_copy_t *c, mesh_err_t *err);
 void mesh_store_copy_abort(mesh_store_copy_t *c);
 mesh_status_t mesh_store_switch(mesh_store_t *s, const char *path, mesh_err_t *err);
 
+/*
+ * Snapshot copies (backups): a consistent copy of the database file src into dest, a new
+ * file (sealed with the key attached for dest, if any), taken with SQLite's backup API from a
+ * connection of its own that holds one read transaction from open to close. Writers go on
+ * meanwhile (WAL mode): the copy is the database as of open, whatever commits later. open
+ * starts the read transaction (callers that need a given position open it at that position,
+ * e.g. in the domain's writer between groups); step copies up to npages (-1: all); close ends
+ * the transaction and closes both files (the caller deletes dest's files when it wants).
+ */
+typedef struct mesh_dbcopy mesh_dbcopy_t;
+mesh_status_t mesh_dbcopy_open(const char *src, const char *dest, mesh_dbcopy_t **out,
+                               mesh_err_t *err);
+mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t *remaining,
+                               int64_t *total, mesh_err_t *err);
+void mesh_dbcopy_close(mesh_dbcopy_t *c);
+/* In a copy of a domain's database (not open elsewhere) taken with every time-series row
+ * written out: records that nothing above seq is only in memory, so opening it replays no log
+ * record at or below seq. */
+mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err);
+
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */
 mesh_status_t mesh_store_integrity(mesh_store_t *s, mesh_err_t *err);
 

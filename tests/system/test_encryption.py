@@ -5,8 +5,8 @@
   file of the data directory, neither while meshd runs (killed with kill -9: WAL and log
   present) nor after a clean stop, and the values, the contract and the query text are not in
   the logs meshd wrote. (Domain and product names are identifiers: they appear in log lines
-  and the domain's directory is named after it; that is said in docs/security.md.) The code
-  base has no backups yet, so there is none to scan.
+  and the domain's directory is named after it; that is said in docs/security.md.) Backup
+  files are scanned for markers by test_backup.py.
 - A wrong KEK, or none, is refused at start with a clear message, non-zero exit, and nothing
   in the data directory changed.
 - A flipped bit in any page of a domain's database, in the WAL, in a log record or in a key
