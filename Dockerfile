@@ -26,7 +26,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libsqlite3-0 libssl3 libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 \
-        libjansson4 libyaml-0-2 libcurl4 libmosquitto1 libnats3.4 zlib1g ca-certificates curl \
+        libjansson4 libyaml-0-2 libcurl4 libmosquitto1 libnats3.4 libzstd1 zlib1g ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 meshd \
     && useradd --system --uid 10001 --gid meshd --home-dir /var/lib/meshd \
