@@ -361,7 +361,12 @@ static void ensure_bucket(mesh_mesh_t *m)
     natsStatus s = natsConnection_JetStream(&js, m->nc, &jo);
     if (s == NATS_OK) {
         s = js_KeyValue(&kv, js, MESH_REGISTRY_BUCKET);
-        if (s == NATS_NOT_FOUND) {
+        /* a node that reaches the registry through a leaf (another JetStream domain) only
+         * binds: it sees one server and would create the hub's bucket with one replica, on
+         * whichever hub, if it came first (a race while the hub cluster forms) */
+        if (s == NATS_NOT_FOUND && m->js_domain && *m->js_domain && m->replicas <= 0) {
+            /* retried every second, like any failure here, until the hub has made it */
+        } else if (s == NATS_NOT_FOUND) {
             kvConfig kc;
             kvConfig_Init(&kc);
             kc.Bucket = MESH_REGISTRY_BUCKET;
