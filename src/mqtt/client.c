@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "auth/policy.h"
@@ -538,9 +539,13 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     count(e, &out, n);
     audit_message(q, e, topic, &out, &d);
     if (out.result == MESH_MQTT_FAILED) {
-        /* Not durable: the PUBACK libmosquitto sends after this callback must not reach the
-         * broker. Disconnecting first closes the socket right after the DISCONNECT packet
-         * (queued before the PUBACK), so the broker keeps the message for redelivery. */
+        /* Not durable: the PUBACK libmosquitto queued before this callback must never reach
+         * the broker. The socket is shut down here, before the loop's write phase, so nothing
+         * queued is sent; the broker keeps the message and redelivers it to the session after
+         * the reconnect. */
+        int fd = mosquitto_socket(mosq);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
         set_error(q,
                   "mapping %s: a message on %s could not be written (%s); reconnecting so the "
                   "broker redelivers it",
@@ -780,6 +785,12 @@ static mesh_status_t setup_client(mesh_mqtt_t *q, mesh_err_t *err)
     q->mosq = mosquitto_new(q->client_id, false, q);
     if (q->mosq == NULL)
         return mesh_err_set(err, MESH_NOMEM, "mqtt: cannot create the client: %s", strerror(errno));
+    /* Our own thread runs mosquitto_loop, and other threads publish (rule actions). Without
+     * this, libmosquitto 2.0 writes a packet the moment it is queued when no callback runs:
+     * it queues a QoS 1 message's PUBACK just *before* calling on_message, so the broker had
+     * the acknowledgement before the message was durable (a kill -9 then lost it). Threaded,
+     * queued packets go out in the loop's write phase, after on_message returned. */
+    mosquitto_threaded_set(q->mosq, true);
     mosquitto_int_option(q->mosq, MOSQ_OPT_PROTOCOL_VERSION, q->protocol);
     if (q->protocol == MQTT_PROTOCOL_V5)
         mosquitto_int_option(q->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, MESH_MQTT_RECEIVE_MAX);
