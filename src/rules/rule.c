@@ -1017,7 +1017,7 @@ mesh_status_t mesh_rule_step(const mesh_rule_t *r, mesh_rstate_t *s, int64_t t, 
         if (sd > 0)
             value = fabs(v - mean) / sd;
         else
-            value = v == mean ? 0 : INFINITY; /* any change of a constant series */
+            value = v == mean ? 0 : HUGE_VAL; /* any change of a constant series */
         if (isinf(value))
             value = 1e308;
         break;
