@@ -16,8 +16,10 @@ for bin in build/fuzz/fuzz/fuzz_*; do
   (cd build/fuzz && "../../$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
      -print_final_stats=1 "$scratch" "../../fuzz/corpus/$short" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true)
   rm -rf "$scratch"
-  if ls build/fuzz/crash-* build/fuzz/leak-* build/fuzz/timeout-* >/dev/null 2>&1; then
-    echo "fuzz: $name found a failing input:"; ls build/fuzz/crash-* build/fuzz/leak-* build/fuzz/timeout-* 2>/dev/null
+  # any artifact of the three kinds (a glob that matches nothing stays literal: test each)
+  found=$(find build/fuzz -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) -print)
+  if [ -n "$found" ]; then
+    echo "fuzz: $name found a failing input:"; echo "$found"
     exit 1
   fi
 done

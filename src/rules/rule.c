@@ -123,8 +123,10 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         const char *key = scalar(k);
-        if (key == NULL)
-            return perr(c, k, path, "keys must be texts");
+        if (key == NULL) {
+            st = perr(c, k, path, "keys must be texts");
+            break;
+        }
         snprintf(sub, sizeof sub, "%s.%s", path, key);
         if (strcmp(key, "type") == 0) {
             st = get_str(c, v, sub, 16, &type);
@@ -145,15 +147,24 @@ static mesh_status_t parse_action(pctx_t *c, yaml_node_t *m, size_t idx, mesh_ru
         } else if (strcmp(key, "backoff") == 0) {
             st = get_dur(c, v, sub, 10 * 1000000LL, 60 * MESH_NS_PER_SEC, &a->backoff_ns);
         } else if (strcmp(key, "unmasked") == 0) {
-            if (v->type != YAML_SEQUENCE_NODE)
-                return perr(c, v, sub, "must be a list of column names");
+            if (v->type != YAML_SEQUENCE_NODE) {
+                st = perr(c, v, sub, "must be a list of column names");
+                break;
+            }
             size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            if (n > MESH_CONTRACT_MAX_COLUMNS)
-                return perr(c, v, sub, "too many columns");
+            if (n > MESH_CONTRACT_MAX_COLUMNS) {
+                st = perr(c, v, sub, "too many columns");
+                break;
+            }
+            for (size_t i = 0; i < a->nunmasked; i++) /* a second unmasked: the last wins */
+                free(a->unmasked[i]);
             free(a->unmasked);
+            a->unmasked = NULL;
             a->nunmasked = 0;
-            if (n && (a->unmasked = calloc(n, sizeof *a->unmasked)) == NULL)
-                return mesh_err_set(c->err, MESH_NOMEM, "out of memory");
+            if (n && (a->unmasked = calloc(n, sizeof *a->unmasked)) == NULL) {
+                st = mesh_err_set(c->err, MESH_NOMEM, "out of memory");
+                break;
+            }
             for (size_t i = 0; i < n && st == MESH_OK; i++) {
                 yaml_node_t *e = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
                 char ep[128];
@@ -230,8 +241,10 @@ static mesh_status_t parse_doc(pctx_t *c, mesh_rule_t *r)
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
         const char *key = scalar(k);
-        if (key == NULL)
-            return perr(c, k, "(rule)", "keys must be texts");
+        if (key == NULL) {
+            st = perr(c, k, "(rule)", "keys must be texts");
+            break;
+        }
         if (strcmp(key, "name") == 0) {
             st = get_str(c, val, key, MESH_NAME_MAX, &r->name);
             if (st == MESH_OK && !rule_name_ok(r->name))
