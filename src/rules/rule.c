@@ -646,10 +646,15 @@ const char *mesh_rule_kind_name(mesh_rule_kind_t k)
 static void add_dur(json_t *o, const char *key, int64_t ns)
 {
     char b[48];
+    /* exact, in the largest unit that divides it (the form parses back to the same value) */
     if (ns % MESH_NS_PER_SEC == 0)
         snprintf(b, sizeof b, "%llds", (long long)(ns / MESH_NS_PER_SEC));
-    else
+    else if (ns % 1000000 == 0)
         snprintf(b, sizeof b, "%lldms", (long long)(ns / 1000000));
+    else if (ns % 1000 == 0)
+        snprintf(b, sizeof b, "%lldus", (long long)(ns / 1000));
+    else
+        snprintf(b, sizeof b, "%lldns", (long long)ns);
     json_object_set_new(o, key, json_string(b));
 }
 
