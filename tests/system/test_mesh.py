@@ -257,11 +257,12 @@ def run(tmp, nodes):
                 n.url, meshctl(n, "mesh", "nodes", "--format", "json", expect=None).stdout +
                 meshctl(n, "mesh", "nodes", "--format", "json", expect=None).stderr,
                 "\n".join(n.log[-20:])))
-    # the registry is replicated on the hub cluster: created by a hub node with 3 replicas,
-    # never by the leaf's node (it sees one server; it only binds)
+    # the registry is replicated on the hub cluster: created by hub nodes with 3 replicas (two
+    # may race to create it; JetStream takes the same config twice), never by the leaf's node
+    # (it sees one server; it only binds)
     made = [line for n in (n1, n2, n3) for line in n.log if "created the registry bucket" in line]
-    if len(made) != 1 or "(3 replicas)" not in made[0]:
-        fail("the registry bucket was not created once with 3 replicas by a hub node: %s" % made)
+    if not made or any("(3 replicas)" not in line for line in made):
+        fail("the registry bucket was not created with 3 replicas by a hub node: %s" % made)
     if any("created the registry bucket" in line for line in nodes["e1"].log):
         fail("the leaf's node created the registry bucket")
     table = meshctl(n2, "mesh", "nodes").stdout
