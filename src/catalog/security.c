@@ -469,6 +469,80 @@ static void *grow(void **arr, size_t *n, size_t *cap, size_t size)
     return e;
 }
 
+/* One record of a policy table from the current row of q. */
+typedef void (*fill_fn)(sqlite3_stmt *q, void *rec);
+
+static void fill_role(sqlite3_stmt *q, void *rec)
+{
+    mesh_role_rec_t *r = rec;
+    copy(r->name, sizeof r->name, sqlite3_column_text(q, 0));
+    copy(r->description, sizeof r->description, sqlite3_column_text(q, 1));
+    r->created_ns = sqlite3_column_int64(q, 2);
+}
+
+static void fill_grant(sqlite3_stmt *q, void *rec)
+{
+    mesh_grant_rec_t *g = rec;
+    g->id = sqlite3_column_int64(q, 0);
+    copy(g->role, sizeof g->role, sqlite3_column_text(q, 1));
+    g->deny = sqlite3_column_int(q, 2) != 0;
+    copy(g->action, sizeof g->action, sqlite3_column_text(q, 3));
+    copy(g->domain, sizeof g->domain, sqlite3_column_text(q, 4));
+    copy(g->product, sizeof g->product, sqlite3_column_text(q, 5));
+    copy(g->columns, sizeof g->columns, sqlite3_column_text(q, 6));
+    g->created_ns = sqlite3_column_int64(q, 7);
+}
+
+static void fill_mask(sqlite3_stmt *q, void *rec)
+{
+    mesh_mask_rec_t *m = rec;
+    m->id = sqlite3_column_int64(q, 0);
+    copy(m->domain, sizeof m->domain, sqlite3_column_text(q, 1));
+    copy(m->product, sizeof m->product, sqlite3_column_text(q, 2));
+    copy(m->column, sizeof m->column, sqlite3_column_text(q, 3));
+    copy(m->tag, sizeof m->tag, sqlite3_column_text(q, 4));
+    copy(m->type, sizeof m->type, sqlite3_column_text(q, 5));
+    copy(m->expr, sizeof m->expr, sqlite3_column_text(q, 6));
+    copy(m->roles, sizeof m->roles, sqlite3_column_text(q, 7));
+    copy(m->except, sizeof m->except, sqlite3_column_text(q, 8));
+    m->created_ns = sqlite3_column_int64(q, 9);
+}
+
+static void fill_filter(sqlite3_stmt *q, void *rec)
+{
+    mesh_filter_rec_t *f = rec;
+    f->id = sqlite3_column_int64(q, 0);
+    copy(f->role, sizeof f->role, sqlite3_column_text(q, 1));
+    copy(f->domain, sizeof f->domain, sqlite3_column_text(q, 2));
+    copy(f->product, sizeof f->product, sqlite3_column_text(q, 3));
+    copy(f->predicate, sizeof f->predicate, sqlite3_column_text(q, 4));
+    f->created_ns = sqlite3_column_int64(q, 5);
+}
+
+/* Every row of sql into a grown array of records of size bytes (*v, *n), each by fill. */
+static mesh_status_t read_rows(sqlite3 *db, const char *sql, const char *what, void **v, size_t *n,
+                               size_t size, fill_fn fill, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(db, sql, &q, err);
+    if (st != MESH_OK)
+        return st;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        void *rec = grow(v, n, &cap, size);
+        if (rec == NULL) {
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+            break;
+        }
+        fill(q, rec);
+    }
+    if (st == MESH_OK && rc != SQLITE_DONE)
+        st = mesh__catalog_err(db, err, what);
+    sqlite3_finalize(q);
+    return st;
+}
+
 mesh_status_t mesh_catalog_policy_load(mesh_catalog_t *c, mesh_policy_src_t *out, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
@@ -481,8 +555,6 @@ mesh_status_t mesh_catalog_policy_load(mesh_catalog_t *c, mesh_policy_src_t *out
         return st;
     }
     sqlite3_stmt *q = NULL;
-    size_t cap;
-    int rc = SQLITE_DONE;
     /* version and the mask key */
     if ((st = prep(db,
                    "SELECT (SELECT value FROM meta WHERE key = 'policy_version'),"
@@ -495,103 +567,27 @@ mesh_status_t mesh_catalog_policy_load(mesh_catalog_t *c, mesh_policy_src_t *out
         }
         sqlite3_finalize(q);
     }
-    /* roles */
-    cap = 0;
-    if (st == MESH_OK &&
-        (st = prep(db, "SELECT name, description, created_ns FROM roles ORDER BY name", &q, err)) ==
-            MESH_OK) {
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-            mesh_role_rec_t *r = grow((void **)&out->roles, &out->nroles, &cap, sizeof *r);
-            if (r == NULL) {
-                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-                break;
-            }
-            copy(r->name, sizeof r->name, sqlite3_column_text(q, 0));
-            copy(r->description, sizeof r->description, sqlite3_column_text(q, 1));
-            r->created_ns = sqlite3_column_int64(q, 2);
-        }
-        if (st == MESH_OK && rc != SQLITE_DONE)
-            st = mesh__catalog_err(db, err, "roles");
-        sqlite3_finalize(q);
-    }
-    /* grants */
-    cap = 0;
-    if (st == MESH_OK &&
-        (st = prep(db,
-                   "SELECT id, role, deny, action, domain, product, columns, created_ns FROM grants"
-                   " ORDER BY id",
-                   &q, err)) == MESH_OK) {
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-            mesh_grant_rec_t *g = grow((void **)&out->grants, &out->ngrants, &cap, sizeof *g);
-            if (g == NULL) {
-                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-                break;
-            }
-            g->id = sqlite3_column_int64(q, 0);
-            copy(g->role, sizeof g->role, sqlite3_column_text(q, 1));
-            g->deny = sqlite3_column_int(q, 2) != 0;
-            copy(g->action, sizeof g->action, sqlite3_column_text(q, 3));
-            copy(g->domain, sizeof g->domain, sqlite3_column_text(q, 4));
-            copy(g->product, sizeof g->product, sqlite3_column_text(q, 5));
-            copy(g->columns, sizeof g->columns, sqlite3_column_text(q, 6));
-            g->created_ns = sqlite3_column_int64(q, 7);
-        }
-        if (st == MESH_OK && rc != SQLITE_DONE)
-            st = mesh__catalog_err(db, err, "grants");
-        sqlite3_finalize(q);
-    }
-    /* masks */
-    cap = 0;
-    if (st == MESH_OK &&
-        (st = prep(db,
-                   "SELECT id, domain, product, column_name, tag, type, expr, roles, except_roles,"
-                   " created_ns FROM masks ORDER BY id",
-                   &q, err)) == MESH_OK) {
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-            mesh_mask_rec_t *m = grow((void **)&out->masks, &out->nmasks, &cap, sizeof *m);
-            if (m == NULL) {
-                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-                break;
-            }
-            m->id = sqlite3_column_int64(q, 0);
-            copy(m->domain, sizeof m->domain, sqlite3_column_text(q, 1));
-            copy(m->product, sizeof m->product, sqlite3_column_text(q, 2));
-            copy(m->column, sizeof m->column, sqlite3_column_text(q, 3));
-            copy(m->tag, sizeof m->tag, sqlite3_column_text(q, 4));
-            copy(m->type, sizeof m->type, sqlite3_column_text(q, 5));
-            copy(m->expr, sizeof m->expr, sqlite3_column_text(q, 6));
-            copy(m->roles, sizeof m->roles, sqlite3_column_text(q, 7));
-            copy(m->except, sizeof m->except, sqlite3_column_text(q, 8));
-            m->created_ns = sqlite3_column_int64(q, 9);
-        }
-        if (st == MESH_OK && rc != SQLITE_DONE)
-            st = mesh__catalog_err(db, err, "masks");
-        sqlite3_finalize(q);
-    }
-    /* row filters */
-    cap = 0;
-    if (st == MESH_OK &&
-        (st = prep(db,
-                   "SELECT id, role, domain, product, predicate, created_ns FROM row_filters"
-                   " ORDER BY id",
-                   &q, err)) == MESH_OK) {
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-            mesh_filter_rec_t *f = grow((void **)&out->filters, &out->nfilters, &cap, sizeof *f);
-            if (f == NULL) {
-                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-                break;
-            }
-            f->id = sqlite3_column_int64(q, 0);
-            copy(f->role, sizeof f->role, sqlite3_column_text(q, 1));
-            copy(f->domain, sizeof f->domain, sqlite3_column_text(q, 2));
-            copy(f->product, sizeof f->product, sqlite3_column_text(q, 3));
-            copy(f->predicate, sizeof f->predicate, sqlite3_column_text(q, 4));
-            f->created_ns = sqlite3_column_int64(q, 5);
-        }
-        if (st == MESH_OK && rc != SQLITE_DONE)
-            st = mesh__catalog_err(db, err, "row filters");
-        sqlite3_finalize(q);
-    }
+    if (st == MESH_OK)
+        st = read_rows(db, "SELECT name, description, created_ns FROM roles ORDER BY name", "roles",
+                       (void **)&out->roles, &out->nroles, sizeof *out->roles, fill_role, err);
+    if (st == MESH_OK)
+        st = read_rows(db,
+                       "SELECT id, role, deny, action, domain, product, columns, created_ns"
+                       " FROM grants ORDER BY id",
+                       "grants", (void **)&out->grants, &out->ngrants, sizeof *out->grants,
+                       fill_grant, err);
+    if (st == MESH_OK)
+        st = read_rows(db,
+                       "SELECT id, domain, product, column_name, tag, type, expr, roles,"
+                       " except_roles, created_ns FROM masks ORDER BY id",
+                       "masks", (void **)&out->masks, &out->nmasks, sizeof *out->masks, fill_mask,
+                       err);
+    if (st == MESH_OK)
+        st = read_rows(db,
+                       "SELECT id, role, domain, product, predicate, created_ns FROM row_filters"
+                       " ORDER BY id",
+                       "row filters", (void **)&out->filters, &out->nfilters, sizeof *out->filters,
+                       fill_filter, err);
     /* tags approved for columns (masks may target them) */
     if (st == MESH_OK)
         st = mesh__catalog_coltags_read(db, NULL, NULL, &out->coltags, &out->ncoltags, err);
