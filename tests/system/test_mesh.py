@@ -416,9 +416,19 @@ def run(tmp, nodes):
     # the groundwork of part 2: n1 may create its domain's stream and a durable pull
     # consumer and fetch from it; n3 may not touch that stream
     c1 = NatsClient(cport + 1, "n1", n1pass, "_INBOX_n1", ca, ncert, nkey)
-    r = c1.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory-a",
-                   {"name": "MESHD_DOM_factory-a", "subjects": ["meshd.dom.factory-a.log"],
-                    "num_replicas": 3, "storage": "file"})
+    # a hub whose peers have not all reported to the JetStream meta leader yet answers
+    # "no suitable peers for placement" (10005): that is the cluster still forming, so
+    # ask again for a while; any other error fails at once
+    deadline = time.time() + 30
+    while True:
+        r = c1.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory-a",
+                       {"name": "MESHD_DOM_factory-a", "subjects": ["meshd.dom.factory-a.log"],
+                        "num_replicas": 3, "storage": "file"})
+        if (isinstance(r, dict) and r.get("error", {}).get("err_code") == 10005
+                and time.time() < deadline):
+            time.sleep(0.5)
+            continue
+        break
     if not isinstance(r, dict) or "error" in r:
         fail("n1 cannot create its domain stream: %s" % r)
     r = c1.request("$JS.API.CONSUMER.DURABLE.CREATE.MESHD_DOM_factory-a.n1",
