@@ -375,6 +375,11 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
                                 .space = n->space,
                                 .events = mesh__node_rule_events,
                                 .events_arg = n};
+    /* before the domains open: their replay reports alert transitions */
+    int neps;
+    const char *const *eps = mesh_http_endpoint_names(&neps);
+    if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&n->ev_lock, NULL);
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
@@ -394,10 +399,6 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     if ((st = mesh__node_health_start(n, err)) != MESH_OK)
         return st;
-    int neps;
-    const char *const *eps = mesh_http_endpoint_names(&neps);
-    if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
-        return mesh_err_set(err, MESH_NOMEM, "out of memory");
     if ((st = mesh_backups_open(n, &n->backups, err)) != MESH_OK)
         return st;
     if ((st = start_mqtt(n, err)) != MESH_OK)
