@@ -388,5 +388,61 @@ class NodeDownTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class MqttRouteTest(unittest.TestCase):
+    """health_mqtt_topic: the alert published through a real mosquitto to a real
+    mosquitto_sub, only for the alerts health_mqtt_alerts names."""
+
+    def test_disk_alert_on_mqtt(self):
+        import socket
+        tmp = tempfile.mkdtemp(prefix="meshd-health-mqtt-")
+        port = free_ports(1)[0]
+        conf = os.path.join(tmp, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 0\n" % port)
+        broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        sub = node = None
+        try:
+            def broker_up():
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            self.assertTrue(wait_for(broker_up, 20))
+            out = os.path.join(tmp, "sub.out")
+            with open(out, "w") as outf:
+                sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port),
+                                        "-q", "1", "-v", "-t", "meshd/#"], stdout=outf,
+                                       stderr=subprocess.DEVNULL)
+            node = Node(args=["--mqtt-url", "mqtt://127.0.0.1:%d" % port,
+                              "--health-domain", "health", "--health-interval", "1s",
+                              "--health-disk-low", "100000GiB",
+                              "--health-mqtt-topic", "meshd/health/{rule}/{event}",
+                              "--health-mqtt-alerts", "disk-space-low,node-down"]).start()
+
+            def got():
+                with open(out) as f:
+                    return [line.strip() for line in f if line.strip()]
+            self.assertTrue(wait_for(lambda: any(line.startswith(
+                "meshd/health/disk-space-low/fired ") for line in got()), 60), got())
+            line = [x for x in got() if x.startswith("meshd/health/disk-space-low/fired ")][0]
+            payload = json.loads(line.split(" ", 1)[1])
+            self.assertEqual(payload["rule"]["name"], "disk-space-low")
+            self.assertEqual(payload["domain"], "health")
+            rules = node.json("GET", "/v1/rules?domain=health", expect=200)[1]["rules"]
+            with_mqtt = sorted(r["name"] for r in rules if r.get("actions"))
+            self.assertEqual(with_mqtt, ["disk-space-low", "node-down"])
+        finally:
+            if node:
+                node.destroy()
+            for p in (sub, broker):
+                if p and p.poll() is None:
+                    p.terminate()
+                    p.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
