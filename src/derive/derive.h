@@ -93,3 +93,16 @@ typedef struct mesh_derive_spec {
 mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out, mesh_err_t *err);
 
 #endif
+
+/* ---- POST /v1/derive/{domain}/{product} (http/api_lineage.c) ---- */
+
+#define MESH_DERIVE_REQUEST_MAX 65536 /* bytes of a request body */
+
+/* A request to derive a product: JSON {"aggregate": {"source", "bucket", "groupBy",
+ * "columns"}, "description"}. Bounded (MESH_DERIVE_REQUEST_MAX bytes, MESH_DERIVE_MAX_COLS
+ * names, names checked). On success *out holds an aggregate derivation (free with
+ * mesh_derivation_free) and desc (cap bytes) the description ("" when none). MESH_PARSE or
+ * MESH_INVALID with the reason. */
+mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation_t **out,
+                                        char *desc, size_t cap, mesh_err_t *err);
+void mesh_derivation_free(mesh_derivation_t *d);
