@@ -365,9 +365,16 @@ static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
 {
     for (size_t i = 0; i < c->nproducts; i++) {
         const mesh_product_t *p = &c->products[i];
-        if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE)
+        if (p->derive && p->derive->kind == MESH_DERIVE_SQL)
+            return mesh_err_set(err, MESH_INVALID,
+                                "derived product %s.%s: derivations by SQL are not supported yet "
+                                "(only aggregate)",
+                                domain, p->name);
+        if (p->derive == NULL)
             continue;
         const mesh_product_t *src = agg_source(l, c, p);
+        if (p->derive->kind == MESH_DERIVE_SQL)
+            continue;
         if (src == NULL)
             return mesh_err_set(err, MESH_INVALID, "derived product %s.%s: no source product %s.%s",
                                 domain, p->name, domain, p->derive->source);
@@ -1522,6 +1529,11 @@ static mesh_status_t submit(mesh_domain_t *d, item_t *it)
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
 {
+    for (size_t i = 0; i < b->nparts; i++)
+        if (b->parts[i].product->derive != NULL)
+            return mesh_err_set(err, MESH_FORBIDDEN,
+                                "%s.%s is a derived product: meshd writes it from its sources",
+                                d->name, b->parts[i].product->name);
     item_t it;
     memset(&it, 0, sizeof it);
     it.kind = K_BATCH;

@@ -185,6 +185,9 @@ class Derived(unittest.TestCase):
         st, doc = n.apply(y)
         self.assertEqual(st, 400, doc)
         self.assertIn("temp_avg", json.dumps(doc))
+        # nobody writes a derived product but meshd
+        st, _, body = n.write_lp("factory", "readings_1m,device=d1 rows=5i %d" % T0)
+        self.assertEqual(st, 403, body)
         # the source of an aggregate cannot be dropped under it
         st, doc = n.json("DELETE", "/v1/products/factory/readings")
         self.assertEqual(st, 409, doc)
