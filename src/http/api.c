@@ -454,6 +454,9 @@ static json_t *domain_json(mesh_req_t *r, const mesh_snap_domain_t *sd, bool wit
     json_object_set_new(o, "description", str_or_null(sd->meta.description));
     json_object_set_new(o, "owners", str_list(sd->meta.owners, sd->meta.nowners));
     json_object_set_new(o, "created", time_or_null(sd->meta.created_ns));
+    json_object_set_new(o, "hosts", str_list(sd->meta.hosts, sd->meta.nhosts));
+    json_object_set_new(o, "replication",
+                        json_string(sd->meta.replication[0] ? sd->meta.replication : "none"));
     json_t *prods = json_array();
     int64_t rows = 0;
     for (size_t k = 0; k < sd->ncrefs; k++) {
@@ -500,10 +503,11 @@ static void domains_create(mesh_req_t *r)
     json_t *val;
     json_object_foreach(j, key, val)
     {
-        if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners")) {
+        if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners") &&
+            strcmp(key, "hosts") && strcmp(key, "replication")) {
             mesh_req_errorf(r, MESH_INVALID,
                             "unknown field '%.60s' (expected name, "
-                            "description, owners)",
+                            "description, owners, hosts, replication)",
                             key);
             json_decref(j);
             return;
@@ -542,6 +546,38 @@ static void domains_create(mesh_req_t *r)
     }
     m.owners = ov;
     m.nowners = no;
+    /* replication: the hosting nodes (node names) and the mode */
+    json_t *hosts = json_object_get(j, "hosts");
+    json_t *repl = json_object_get(j, "replication");
+    size_t nh = json_is_array(hosts) ? json_array_size(hosts) : 0;
+    char *hv[MESH_DOMAIN_HOSTS_MAX];
+    const char *mode = json_is_string(repl) ? json_string_value(repl) : repl ? NULL : "none";
+    if ((hosts && !json_is_array(hosts)) || nh > MESH_DOMAIN_HOSTS_MAX ||
+        !mesh_domain_replication_ok(mode)) {
+        mesh_req_errorf(r, MESH_INVALID,
+                        "'hosts' is a list of at most %d node names and 'replication' one of "
+                        "none, sync, async",
+                        MESH_DOMAIN_HOSTS_MAX);
+        json_decref(j);
+        return;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        hv[i] = (char *)json_string_value(json_array_get(hosts, i));
+        if (hv[i] == NULL || !mesh_entry_node_name_ok(hv[i])) {
+            mesh_req_errorf(r, MESH_INVALID, "hosts[%zu] is not a node name", i);
+            json_decref(j);
+            return;
+        }
+    }
+    if (strcmp(mode, "none") != 0 && nh == 0) {
+        mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s",
+                        mode, name);
+        json_decref(j);
+        return;
+    }
+    m.hosts = hv;
+    m.nhosts = nh;
+    snprintf(m.replication, sizeof m.replication, "%s", mode);
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);

@@ -72,6 +72,7 @@ typedef struct mesh_apply_result {
     size_t rows;        /* rows written */
     size_t quarantined; /* rows kept in quarantine */
     bool duplicate;     /* the idempotency key was already applied: nothing written */
+    uint64_t stream_seq; /* replicated domains: the batch's sequence in the domain's stream */
 } mesh_apply_result_t;
 
 /* Applies a batch recorded at seq. A refused batch (a unique conflict) leaves nothing. */
