@@ -569,6 +569,12 @@ static void domains_create(mesh_req_t *r)
             return;
         }
     }
+    if (strcmp(mode, "async") == 0) {
+        mesh_req_errorf(r, MESH_UNSUPPORTED,
+                        "replication async is not available yet (docs/mesh.md): use sync");
+        json_decref(j);
+        return;
+    }
     if (strcmp(mode, "none") != 0 && nh == 0) {
         mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s",
                         mode, name);
@@ -587,6 +593,7 @@ static void domains_create(mesh_req_t *r)
         mesh_req_error(r, st, err.msg, NULL);
         return;
     }
+    mesh__node_repl_sync(r->node); /* a replicated domain: its stream, before any write */
     mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, m.name);
     if (sd)
@@ -629,8 +636,10 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
-        if (st == MESH_OK)
+        if (st == MESH_OK) {
             forget_classification(r, name, NULL);
+            mesh__node_repl_sync(r->node);
+        }
         audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
                     f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)

@@ -8,7 +8,9 @@
  * bucket handle, so the mesh thread can replace it (a connection closed for good is made
  * again) without pulling it from under them.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "mesh/mesh.h"
+#include "mesh/internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -790,7 +792,13 @@ mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    pthread_rwlock_init(&m->kv_lock, NULL);
+    /* writers first: replicator threads take it for reading over and over, and the mesh
+     * thread must still get it to replace a connection closed for good */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&m->kv_lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     pthread_mutex_init(&m->svc_lock, NULL);
     pthread_cond_init(&m->svc_cv, NULL);
     m->st.state = "connecting";
@@ -915,6 +923,37 @@ void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out)
     pthread_mutex_lock(&m->mu);
     *out = m->st;
     pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- for the other files of mesh/ (mesh/internal.h) ---- */
+
+natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen)
+{
+    pthread_rwlock_rdlock(&m->kv_lock);
+    *gen = m->conn_gen;
+    if (m->nc == NULL || natsConnection_Status(m->nc) != NATS_CONN_STATUS_CONNECTED)
+        return NULL;
+    return m->nc;
+}
+
+void mesh__mesh_conn_done(mesh_mesh_t *m)
+{
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+const char *mesh__mesh_node_name(const mesh_mesh_t *m)
+{
+    return m->node_name;
+}
+
+int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m)
+{
+    return m->timeout_ns;
+}
+
+int mesh__mesh_replicas(const mesh_mesh_t *m)
+{
+    return m->replicas;
 }
 
 /* ---- reading the registry ---- */

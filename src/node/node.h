@@ -19,6 +19,7 @@
 #include "crypt/keys.h"
 #include "http/metrics.h"
 #include "mesh/mesh.h"
+#include "mesh/repl.h"
 #include "quality/quality.h"
 #include "query/query.h"
 #include "store/space.h"
@@ -112,6 +113,7 @@ struct mesh_actions;
 struct mesh_rule_event;
 typedef struct mesh_backups mesh_backups_t;
 typedef struct mesh_mqtt mesh_mqtt_t;
+typedef struct mesh_node_repl mesh_node_repl_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -146,6 +148,7 @@ typedef struct mesh_node {
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
     bool ev_closed; /* stopping: transitions are left to the outboxes */
+    mesh_node_repl_t *repl; /* replicated domains (node/repl.c) */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -170,6 +173,18 @@ void mesh__node_rules_stop(mesh_node_t *n);
  * heartbeat of this node's registry entry. Returns at once; the link comes up in the
  * background. */
 mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
+
+/* Replicated domains (node/repl.c): starts the stream replicator of every domain hosted here
+ * with a replication mode, stops those no longer hosted, and makes writes of replicated
+ * domains without a running replicator fail (503) rather than bypass the stream. Called at
+ * start (before the API, and after the mesh started) and after a domain is created or
+ * deleted. */
+void mesh__node_repl_sync(mesh_node_t *n);
+void mesh__node_repl_stop(mesh_node_t *n);
+/* Calls fn with the status of each replicated domain (metrics, status). */
+void mesh__node_repl_each(mesh_node_t *n,
+                          void (*fn)(void *arg, const char *domain, const mesh_repl_status_t *st),
+                          void *arg);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
