@@ -67,8 +67,8 @@ void mesh_domain_meta_free(mesh_domain_meta_t *m)
 
 bool mesh_domain_replication_ok(const char *mode)
 {
-    return mode && (strcmp(mode, "none") == 0 || strcmp(mode, "sync") == 0 ||
-                    strcmp(mode, "async") == 0);
+    return mode &&
+           (strcmp(mode, "none") == 0 || strcmp(mode, "sync") == 0 || strcmp(mode, "async") == 0);
 }
 
 mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_meta_t *dst)
@@ -127,8 +127,7 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
     /* replication columns, added to catalogs made before them (an error: already there) */
     sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]'", NULL,
                  NULL, NULL);
-    sqlite3_exec(c->db,
-                 "ALTER TABLE domains ADD COLUMN replication TEXT NOT NULL DEFAULT 'none'",
+    sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN replication TEXT NOT NULL DEFAULT 'none'",
                  NULL, NULL, NULL);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=
@@ -275,8 +274,7 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
             c->db,
             "SELECT name, description, owners, created_ns, hosts, replication FROM domains"
             " ORDER BY name",
-            -1,
-            &q, NULL) != SQLITE_OK) {
+            -1, &q, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "prepare");
         pthread_mutex_unlock(&c->lock);
         return st;

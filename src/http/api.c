@@ -299,6 +299,70 @@ static void storage_gauges(mesh_req_t *r, mesh_buf_t *b)
     }
 }
 
+/* ---- replication (node/repl.c) ---- */
+
+static void repl_status_json(void *arg, const char *domain, const mesh_repl_status_t *st)
+{
+    json_t *d = json_object();
+    char stream[MESH_NAME_MAX + 16];
+    snprintf(stream, sizeof stream, "MESHD_DOM_%s", domain);
+    json_object_set_new(d, "stream", json_string(stream));
+    json_object_set_new(d, "state", json_string(st->state));
+    json_object_set_new(d, "stream_seq", json_integer((json_int_t)st->stream_last));
+    json_object_set_new(d, "applied_seq", json_integer((json_int_t)st->applied));
+    json_object_set_new(d, "lag",
+                        json_integer(st->stream_last > st->applied
+                                         ? (json_int_t)(st->stream_last - st->applied)
+                                         : 0));
+    json_object_set_new(d, "replicas", json_integer(st->replicas));
+    json_object_set_new(d, "leader", json_string(st->leader));
+    json_object_set_new(d, "published", json_integer((json_int_t)st->published));
+    json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
+    json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
+    json_object_set_new(d, "last_error", json_string(st->last_error));
+    json_object_set_new(arg, domain, d);
+}
+
+static void repl_metric_line(void *arg, const char *domain, const mesh_repl_status_t *st)
+{
+    mesh_buf_t *b = arg;
+    uint64_t lag = st->stream_last > st->applied ? st->stream_last - st->applied : 0;
+    mesh_buf_printf(
+        b,
+        "meshd_repl_stream_seq{domain=\"%s\"} %llu\n"
+        "meshd_repl_applied_seq{domain=\"%s\"} %llu\n"
+        "meshd_repl_lag{domain=\"%s\"} %llu\n"
+        "meshd_repl_published_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_publish_failures_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_apply_failures_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_consuming{domain=\"%s\"} %d\n",
+        domain, (unsigned long long)st->stream_last, domain, (unsigned long long)st->applied,
+        domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
+        (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
+        domain, strcmp(st->state, "consuming") == 0);
+}
+
+static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->repl == NULL)
+        return;
+    mesh_metrics_help(b, "meshd_repl_stream_seq", "gauge",
+                      "Last sequence of a replicated domain's stream, as last seen.");
+    mesh_metrics_help(b, "meshd_repl_applied_seq", "gauge",
+                      "Stream sequence this node has applied (stored with the data).");
+    mesh_metrics_help(b, "meshd_repl_lag", "gauge",
+                      "Stream records not yet applied on this node (stream_seq - applied_seq).");
+    mesh_metrics_help(b, "meshd_repl_published_total", "counter",
+                      "Writes this node published to the domain's stream (acknowledged).");
+    mesh_metrics_help(b, "meshd_repl_publish_failures_total", "counter",
+                      "Writes the stream did not acknowledge (answered 503).");
+    mesh_metrics_help(b, "meshd_repl_apply_failures_total", "counter",
+                      "Stream records this node failed to apply (retried).");
+    mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
+                      "1 while this node consumes the domain's stream.");
+    mesh__node_repl_each(n, repl_metric_line, b);
+}
+
 void mesh_api_metrics(mesh_req_t *r)
 {
     mesh_buf_t b;
@@ -342,6 +406,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_printf(&b, "meshd_writes_disk_full_total %llu\n", (unsigned long long)ss.enospc);
     mesh_api_rules_metrics(r, &b);
     mesh_api_backup_metrics(r, &b);
+    repl_metrics(r->node, &b);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);
@@ -442,6 +507,9 @@ void mesh_api_status(mesh_req_t *r)
     }
     json_object_set_new(o, "tls", tls);
     json_object_set_new(o, "mesh", mesh_api_mesh_status_json(n));
+    json_t *repl = json_object();
+    mesh__node_repl_each(n, repl_status_json, repl);
+    json_object_set_new(o, "replication", repl);
     reply_json(r, 200, o);
 }
 
@@ -576,8 +644,8 @@ static void domains_create(mesh_req_t *r)
         return;
     }
     if (strcmp(mode, "none") != 0 && nh == 0) {
-        mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s",
-                        mode, name);
+        mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s", mode,
+                        name);
         json_decref(j);
         return;
     }

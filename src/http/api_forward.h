@@ -15,7 +15,7 @@ struct mesh_node;
  * (untrusted), validates the rows against the product's contract and writes them like an API
  * write; the reply (mesh/fwd.h) carries the HTTP status and JSON the client gets. Audited here
  * with the caller and the forwarding node. */
-void mesh__api_forwarded_write(struct mesh_node *n, const char *domain, const uint8_t *p, size_t len,
-                               mesh_buf_t *reply);
+void mesh__api_forwarded_write(struct mesh_node *n, const char *domain, const uint8_t *p,
+                               size_t len, mesh_buf_t *reply);
 
 #endif

@@ -436,8 +436,8 @@ void mesh_api_rows(mesh_req_t *r)
 static void fwd_reply(mesh_buf_t *reply, mesh_status_t st, const char *msg, const char *details)
 {
     mesh_buf_reset(reply);
-    mesh_buf_printf(reply, "%03d\n{\"error\":{\"code\":\"%s\",\"message\":",
-                    mesh_status_http(st), mesh_status_name(st));
+    mesh_buf_printf(reply, "%03d\n{\"error\":{\"code\":\"%s\",\"message\":", mesh_status_http(st),
+                    mesh_status_name(st));
     mesh_buf_add_json_str(reply, msg, strnlen(msg, 1024));
     if (details) {
         mesh_buf_adds(reply, ",\"details\":");

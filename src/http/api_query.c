@@ -234,8 +234,9 @@ void mesh_api_query(mesh_req_t *r)
          * the domain's stream up to the position a write answered */
         mesh_snapshot_t *s = mesh_req_snapshot(r);
         const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, qr.min_domain);
-        mesh_status_t wst = sd == NULL ? MESH_NOT_FOUND
-                            : mesh_domain_wait_stream(sd->dom, (uint64_t)qr.min_seq, timeout_ns);
+        mesh_status_t wst =
+            sd == NULL ? MESH_NOT_FOUND
+                       : mesh_domain_wait_stream(sd->dom, (uint64_t)qr.min_seq, timeout_ns);
         if (wst != MESH_OK) {
             mesh_req_errorf(r, wst == MESH_NOT_FOUND ? MESH_NOT_FOUND : MESH_UNAVAILABLE,
                             wst == MESH_NOT_FOUND

@@ -22,11 +22,11 @@
 
 typedef struct mesh_fwd_req {
     char product[MESH_NAME_MAX + 1];
-    char format[16];    /* json, ndjson, csv, lp */
-    char precision[8];  /* ns, us, ms, s, auto, or "" */
-    char idem[201];     /* "" when none */
-    char user[128];     /* the caller on the forwarding node (audit) */
-    char node[64];      /* the forwarding node (audit) */
+    char format[16];     /* json, ndjson, csv, lp */
+    char precision[8];   /* ns, us, ms, s, auto, or "" */
+    char idem[201];      /* "" when none */
+    char user[128];      /* the caller on the forwarding node (audit) */
+    char node[64];       /* the forwarding node (audit) */
     const uint8_t *body; /* into the request */
     size_t body_len;
 } mesh_fwd_req_t;

@@ -311,6 +311,8 @@ static void *run(void *arg)
                     pthread_mutex_lock(&r->mu);
                     r->st.stream_last = si->State.LastSeq;
                     r->st.replicas = (int)si->Config->Replicas;
+                    snprintf(r->st.leader, sizeof r->st.leader, "%s",
+                             si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
                     pthread_mutex_unlock(&r->mu);
                     jsStreamInfo_Destroy(si);
                 }

@@ -57,11 +57,12 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
 const char *mesh_repl_stream(const mesh_repl_t *r);
 
 typedef struct mesh_repl_status {
-    const char *state;   /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
+    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
     uint64_t stream_last; /* last sequence in the stream, when last seen */
     uint64_t applied;     /* the domain's applied stream sequence */
     uint64_t published, publish_failures, applied_msgs, apply_failures;
-    int replicas;         /* of the stream (0: unknown) */
+    int replicas;    /* of the stream (0: unknown) */
+    char leader[64]; /* the server leading the stream ("" when unknown) */
     char last_error[200];
 } mesh_repl_status_t;
 void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out);

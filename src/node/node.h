@@ -147,7 +147,7 @@ typedef struct mesh_node {
     struct mesh_actions *actions;
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
-    bool ev_closed; /* stopping: transitions are left to the outboxes */
+    bool ev_closed;         /* stopping: transitions are left to the outboxes */
     mesh_node_repl_t *repl; /* replicated domains (node/repl.c) */
 } mesh_node_t;
 

@@ -98,8 +98,8 @@ static mesh_status_t refuse(void *arg, const char *domain, const uint8_t *p, siz
 
 /* ---- forwarded writes (served for the nodes that do not host the domain) ---- */
 
-static void serve_write(void *arg, const char *domain, const char *kind, const uint8_t *p,
-                        size_t n, mesh_buf_t *reply)
+static void serve_write(void *arg, const char *domain, const char *kind, const uint8_t *p, size_t n,
+                        mesh_buf_t *reply)
 {
     (void)kind;
     mesh__api_forwarded_write(arg, domain, p, n, reply);
@@ -201,8 +201,8 @@ void mesh__node_repl_stop(mesh_node_t *n)
     n->repl = NULL;
 }
 
-void mesh__node_repl_each(mesh_node_t *n, void (*fn)(void *arg, const char *domain,
-                                                      const mesh_repl_status_t *st),
+void mesh__node_repl_each(mesh_node_t *n,
+                          void (*fn)(void *arg, const char *domain, const mesh_repl_status_t *st),
                           void *arg)
 {
     if (n->repl == NULL)

@@ -65,7 +65,7 @@ enum {
     K_UNRULE = 'X',
     K_TICK = 'T',
     K_ALERT = 'A',
-    K_QDROP = 'Q', /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_QDROP = 'Q',  /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_STREAM = 'S', /* a record of the domain's stream: u64 stream sequence, the record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
@@ -369,8 +369,8 @@ typedef struct applier {
     mesh_domain_t *d;
     clist_t work; /* contracts as of the records applied so far in this transaction */
     bool work_changed;
-    uint64_t repl_seq;         /* the stream sequence as of the records applied so far */
-    mesh_apply_result_t rres;  /* the result of the last batch applied from its bytes */
+    uint64_t repl_seq;        /* the stream sequence as of the records applied so far */
+    mesh_apply_result_t rres; /* the result of the last batch applied from its bytes */
 } applier_t;
 
 static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
@@ -510,8 +510,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
         st = mesh_batch_decode(p + 1, n - 1, work_lookup, a, &b, idem, sizeof idem, err);
         if (st == MESH_OK) {
-            mesh_apply_result_t res;
-            st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
+            mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
+            st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
         }
