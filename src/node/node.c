@@ -403,11 +403,13 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     if ((st = start_mqtt(n, err)) != MESH_OK)
         return st;
+    mesh__node_repl_sync(n); /* before the API: replicated domains refuse writes until then */
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
     /* after the listener: the registry entry carries the bound address */
     if ((st = mesh__node_mesh_start(n, err)) != MESH_OK)
         return st;
+    mesh__node_repl_sync(n);
     atomic_store(&n->ready, true);
     return MESH_OK;
 }
@@ -530,6 +532,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->http = NULL;
     /* after the API (whose handlers read the registry), before the domains: the last
      * heartbeat marks this node stopped */
+    mesh__node_repl_stop(n);
     mesh_mesh_stop(n->mesh);
     n->mesh = NULL;
     /* the action thread (it publishes through MQTT) before MQTT; it audits what it drops */

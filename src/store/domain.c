@@ -11,6 +11,11 @@
  *   'T' tick:      8 bytes, a time (ns) at which absence rules are evaluated
  *   'A' alert op:  'a' (acknowledge) or 'r' (resolve), 8 bytes of time, then the alert id,
  *                  who, and a note, each NUL-terminated
+ *   'S' stream:    8 bytes (little-endian) of a sequence of the domain's JetStream stream,
+ *                  then a record of the kinds above as the stream carried it (replication,
+ *                  docs/mesh.md). Applied only when that sequence is above the one the store
+ *                  holds (_meta repl_seq), which it then stores in the same transaction:
+ *                  exactly-once apply of the stream, whatever the redeliveries and restarts.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so their per-series state commits with the record; the alert transitions a
  * group produced go to the domain's event callback after its commit.
@@ -61,7 +66,8 @@ enum {
     K_UNRULE = 'X',
     K_TICK = 'T',
     K_ALERT = 'A',
-    K_QDROP = 'Q', /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_QDROP = 'Q',  /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_STREAM = 'S', /* a record of the domain's stream: u64 stream sequence, the record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -71,6 +77,16 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 /* Re-encryption: pages copied per writer job by default (2 MiB at 4 KiB pages: a few ms of
  * pause for writers); the last job, with the writer paused, copies at most half that. */
 #define REKEY_STEP_PAGES 512
+
+/* Outcomes of the last stream records applied, for the writers waiting for them. */
+#define REPL_RING 256
+#define REPL_META "repl_seq"
+typedef struct repl_outcome {
+    uint64_t sseq; /* 0: empty slot */
+    mesh_status_t st;
+    mesh_apply_result_t res;
+    char msg[200];
+} repl_outcome_t;
 
 mesh_cref_t *mesh_cref_get(mesh_cref_t *r)
 {
@@ -179,6 +195,7 @@ typedef struct item {
     job_fn job; /* K_JOB */
     void *job_arg;
     bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
+    bool skipped;  /* a stream record applied before: nothing done */
     bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
@@ -218,6 +235,13 @@ struct mesh_domain {
     _Atomic uint32_t info_gen;
     int rekey_pages;
     bool cagg_dirty; /* the writer's: a continuous aggregate has stale buckets to recompute */
+    /* replication: the stream sequence the store holds (published after each commit), the
+     * outcomes of recent stream records, and the replicator (NULL publish: local only) */
+    pthread_mutex_t repl_lock; /* guards ring and the wait */
+    pthread_cond_t repl_cond;  /* broadcast when repl_seq moves */
+    _Atomic uint64_t repl_seq;
+    repl_outcome_t ring_out[REPL_RING];
+    mesh_replicator_t repl;
 };
 
 const char *mesh_domain_name(const mesh_domain_t *d)
@@ -347,6 +371,8 @@ typedef struct applier {
     mesh_domain_t *d;
     clist_t work; /* contracts as of the records applied so far in this transaction */
     bool work_changed;
+    uint64_t repl_seq;        /* the stream sequence as of the records applied so far */
+    mesh_apply_result_t rres; /* the result of the last batch applied from its bytes */
 } applier_t;
 
 /* ---- continuous aggregates (store/cagg.c, docs/derived.md) ---- */
@@ -627,11 +653,11 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
         st = mesh_batch_decode(p + 1, n - 1, work_lookup, a, &b, idem, sizeof idem, err);
         if (st == MESH_OK) {
-            mesh_apply_result_t res;
-            st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
+            mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
+            st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
-            if (st == MESH_OK && !res.duplicate)
+            if (st == MESH_OK && !res->duplicate)
                 st = aggregates_batch(a, &b, err);
         }
         mesh_batch_free(&b);
@@ -808,6 +834,42 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     return st;
 }
 
+static bool store_failure(mesh_status_t st);
+
+/* Applies a logged record: a stream record ('S') once, when its stream sequence is new, with
+ * the sequence stored in the same transaction (outside the record's savepoint, so a refused
+ * record counts as applied, as everywhere else); any other record in its savepoint.
+ * *skipped: a stream record already applied. */
+static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
+                                  item_t *it, bool *skipped, mesh_err_t *err)
+{
+    *skipped = false;
+    if (n == 0 || p[0] != K_STREAM)
+        return apply_in_savepoint(a, seq, p, n, it, err);
+    if (n < 10)
+        return mesh_err_set(err, MESH_CORRUPT, "stream record %llu: bad length",
+                            (unsigned long long)seq);
+    uint64_t sseq = 0;
+    for (int k = 8; k >= 1; k--)
+        sseq = sseq << 8 | p[k];
+    if (sseq <= a->repl_seq) {
+        *skipped = true;
+        return MESH_OK;
+    }
+    memset(&a->rres, 0, sizeof a->rres);
+    mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
+    if (store_failure(st))
+        return st;
+    mesh_err_t e2;
+    mesh_status_t mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
+    if (mst != MESH_OK) {
+        *err = e2;
+        return mst;
+    }
+    a->repl_seq = sseq;
+    return st;
+}
+
 /* Publishes the working contracts as the domain's current ones. */
 static void publish(applier_t *a)
 {
@@ -830,6 +892,8 @@ static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
 {
     a->d = d;
     a->work_changed = false;
+    a->repl_seq = atomic_load(&d->repl_seq);
+    memset(&a->rres, 0, sizeof a->rres);
     pthread_mutex_lock(&d->state_lock);
     mesh_status_t st = clist_copy(&d->current, &a->work);
     pthread_mutex_unlock(&d->state_lock);
@@ -868,6 +932,10 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     if (seq <= applied) {
         /* the store has this record; only rows of time series that were still in memory at
          * the crash are missing, and only from batches */
+        if (n >= 10 && p[0] == K_STREAM) {
+            p += 9;
+            n -= 9;
+        }
         if (n == 0 || p[0] != K_BATCH)
             return MESH_OK;
         mesh_batch_t b;
@@ -881,7 +949,8 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
             mesh_err_set(r->err, st, "%s", e.msg);
         return st;
     }
-    st = apply_in_savepoint(&r->a, seq, p, n, NULL, &e);
+    bool skipped;
+    st = apply_logged(&r->a, seq, p, n, NULL, &skipped, &e);
     if (st == MESH_CORRUPT || st == MESH_IO || st == MESH_NOSPACE || st == MESH_NOMEM) {
         mesh_err_set(r->err, st, "%s", e.msg);
         return st;
@@ -893,6 +962,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     if (++r->pending >= 256) {
         if ((st = mesh_store_commit(d->store, seq, r->err)) != MESH_OK)
             return st;
+        atomic_store(&d->repl_seq, r->a.repl_seq);
         publish(&r->a);
         deliver_events(d);
         r->pending = 0;
@@ -919,6 +989,7 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
             mesh_store_rollback(d->store);
     }
     if (st == MESH_OK) {
+        atomic_store(&d->repl_seq, r.a.repl_seq);
         publish(&r.a);
         deliver_events(d);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
@@ -1202,6 +1273,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     pthread_mutex_init(&d->q_lock, NULL);
     pthread_mutex_init(&d->key_lock, NULL);
     pthread_cond_init(&d->q_cond, NULL);
+    pthread_mutex_init(&d->repl_lock, NULL);
+    pthread_cond_init(&d->repl_cond, NULL);
     d->changed = changed;
     d->changed_arg = arg;
     d->events = opts ? opts->events : NULL;
@@ -1225,6 +1298,10 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
                             .cache_kib = opts ? opts->cache_kib : 0};
     if ((st = mesh_store_open(d->db_path, &so, &d->store, err)) != MESH_OK)
         goto err;
+    int64_t rs = 0;
+    if ((st = mesh_store_meta_get(d->store, REPL_META, &rs, err)) != MESH_OK)
+        goto err;
+    atomic_store(&d->repl_seq, (uint64_t)rs);
     if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
         if (err && err->msg[0] == '\0')
             mesh_err_set(err, st, "%s: a stored contract is damaged", name);
@@ -1285,6 +1362,8 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     pthread_mutex_destroy(&d->q_lock);
     pthread_mutex_destroy(&d->key_lock);
     pthread_cond_destroy(&d->q_cond);
+    pthread_mutex_destroy(&d->repl_lock);
+    pthread_cond_destroy(&d->repl_cond);
     free(d->db_path);
     free(d->name);
     free(d->dir);
@@ -1366,6 +1445,29 @@ static bool control_item(const item_t *it)
 }
 
 static void retire_old_keys(mesh_domain_t *d, bool may_wait);
+
+/* After a commit that applied stream records: their outcomes go to the ring, the stream
+ * position moves, and writers waiting for it wake. */
+static void repl_committed(mesh_domain_t *d, item_t *head, uint64_t repl_seq)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_STREAM || it->unlogged || it->skipped || it->payload.len < 10)
+            continue;
+        const uint8_t *p = (const uint8_t *)it->payload.data;
+        uint64_t sseq = 0;
+        for (int k = 8; k >= 1; k--)
+            sseq = sseq << 8 | p[k];
+        repl_outcome_t *o = &d->ring_out[sseq % REPL_RING];
+        o->sseq = sseq;
+        o->st = it->st;
+        o->res = it->res;
+        snprintf(o->msg, sizeof o->msg, "%s", it->st == MESH_OK ? "" : it->err.msg);
+    }
+    atomic_store(&d->repl_seq, repl_seq);
+    pthread_cond_broadcast(&d->repl_cond);
+    pthread_mutex_unlock(&d->repl_lock);
+}
 
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
@@ -1450,8 +1552,12 @@ static void run_group(mesh_domain_t *d, item_t *head)
             if (control_item(it) || it->unlogged)
                 continue;
             uint64_t seq = it->res.seq;
-            it->st = apply_in_savepoint(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
-                                        it, &it->err);
+            it->st = apply_logged(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
+                                  it->kind == K_STREAM ? NULL : it, &it->skipped, &it->err);
+            if (it->kind == K_STREAM) {
+                it->res = a.rres;
+                it->res.seq = seq;
+            }
             if (!it->res.seq)
                 it->res.seq = seq;
             if (it->cres)
@@ -1476,6 +1582,8 @@ static void run_group(mesh_domain_t *d, item_t *head)
         deliver_events(d);
         /* before anyone is answered: an acknowledged write's aggregates are exact */
         aggregates_catch_up(d, false);
+        if (a.repl_seq != atomic_load(&d->repl_seq))
+            repl_committed(d, head, a.repl_seq);
     }
     /* checkpoints and jobs run after the group's commit, in their order */
     for (item_t *it = head; it; it = it->next) {
@@ -1526,6 +1634,121 @@ static mesh_status_t submit(mesh_domain_t *d, item_t *it)
     return it->st;
 }
 
+/* ---- replication ---- */
+
+void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    if (r && r->publish)
+        d->repl = *r;
+    else
+        memset(&d->repl, 0, sizeof d->repl);
+    pthread_mutex_unlock(&d->repl_lock);
+}
+
+bool mesh_domain_replicated(mesh_domain_t *d)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    bool on = d->repl.publish != NULL;
+    pthread_mutex_unlock(&d->repl_lock);
+    return on;
+}
+
+uint64_t mesh_domain_stream_seq(mesh_domain_t *d)
+{
+    return atomic_load(&d->repl_seq);
+}
+
+mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t timeout_ns)
+{
+    if (atomic_load(&d->repl_seq) >= sseq)
+        return MESH_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t t = (int64_t)ts.tv_nsec + timeout_ns % MESH_NS_PER_SEC;
+    ts.tv_sec += (time_t)(timeout_ns / MESH_NS_PER_SEC + t / MESH_NS_PER_SEC);
+    ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
+    mesh_status_t st = MESH_OK;
+    pthread_mutex_lock(&d->repl_lock);
+    while (atomic_load(&d->repl_seq) < sseq)
+        if (pthread_cond_timedwait(&d->repl_cond, &d->repl_lock, &ts) != 0) {
+            st = atomic_load(&d->repl_seq) >= sseq ? MESH_OK : MESH_TIMEOUT;
+            break;
+        }
+    pthread_mutex_unlock(&d->repl_lock);
+    return st;
+}
+
+mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const uint8_t *p, size_t n,
+                                       bool *applied, mesh_err_t *err)
+{
+    *applied = false;
+    if (sseq <= atomic_load(&d->repl_seq))
+        return MESH_OK;
+    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM)
+        return mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
+                            (unsigned long long)sseq, d->name);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_STREAM;
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_status_t st = mesh_buf_addc(&it.payload, K_STREAM);
+    for (int k = 0; k < 8 && st == MESH_OK; k++)
+        st = mesh_buf_addc(&it.payload, (char)(uint8_t)(sseq >> (8 * k)));
+    if (st == MESH_OK)
+        st = mesh_buf_add(&it.payload, p, n);
+    if (st != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (store_failure(st) || st == MESH_UNAVAILABLE) {
+        if (err)
+            *err = it.err;
+        return st;
+    }
+    *applied = !it.skipped;
+    return MESH_OK;
+}
+
+/* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
+ * record's outcome. */
+static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicator_t *r,
+                                          const mesh_buf_t *payload, const char *idem,
+                                          mesh_apply_result_t *res, mesh_err_t *err)
+{
+    uint64_t sseq = 0;
+    bool dup = false;
+    mesh_status_t st = r->publish(r->arg, d->name, (const uint8_t *)payload->data, payload->len,
+                                  idem, &sseq, &dup, err);
+    if (st != MESH_OK)
+        return st;
+    if (mesh_domain_wait_stream(d, sseq, r->apply_timeout_ns) != MESH_OK)
+        return mesh_err_set(err, MESH_UNAVAILABLE,
+                            "domain %s: the write is in the stream (%s seq %llu) but was not "
+                            "applied on this node within %lld ms; send it again with the same "
+                            "Idempotency-Key (applied once)",
+                            d->name, r->stream ? r->stream : "", (unsigned long long)sseq,
+                            (long long)(r->apply_timeout_ns / 1000000));
+    pthread_mutex_lock(&d->repl_lock);
+    const repl_outcome_t *o = &d->ring_out[sseq % REPL_RING];
+    bool known = o->sseq == sseq;
+    if (known) {
+        *res = o->res;
+        st = o->st;
+        if (st != MESH_OK)
+            mesh_err_set(err, st, "%s", o->msg);
+    }
+    pthread_mutex_unlock(&d->repl_lock);
+    if (!known) /* applied long ago (a duplicate of an old message): its key answers */
+        res->duplicate = true;
+    if (dup)
+        res->duplicate = true;
+    res->stream_seq = sseq;
+    return st;
+}
+
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
 {
@@ -1549,6 +1772,16 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     }
     /* refused at the door while the disk is nearly full: nothing reaches the log */
     if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return st;
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        memset(res, 0, sizeof *res);
+        st = write_through_stream(d, &r, &it.payload, idem_key, res, err);
         mesh_buf_free(&it.payload);
         return st;
     }
@@ -1606,6 +1839,21 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
         return mesh_err_set(err, st, "out of memory");
     }
     if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        mesh_contract_free(c);
+        return st;
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        /* the outcome and changes are the dry run's: the stream's apply decides whether it
+         * holds (a contract applied meanwhile refuses it the same way on every node) */
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        st = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        res->seq = ar.seq;
         mesh_buf_free(&it.payload);
         mesh_contract_free(c);
         return st;

@@ -68,10 +68,11 @@ mesh_status_t mesh_store_apply_savepoint_end(mesh_store_t *s, bool keep, mesh_er
 
 /* Outcome of applying one batch. */
 typedef struct mesh_apply_result {
-    uint64_t seq;       /* the log position of the batch (the original one for a duplicate) */
-    size_t rows;        /* rows written */
-    size_t quarantined; /* rows kept in quarantine */
-    bool duplicate;     /* the idempotency key was already applied: nothing written */
+    uint64_t seq;        /* the log position of the batch (the original one for a duplicate) */
+    size_t rows;         /* rows written */
+    size_t quarantined;  /* rows kept in quarantine */
+    bool duplicate;      /* the idempotency key was already applied: nothing written */
+    uint64_t stream_seq; /* replicated domains: the batch's sequence in the domain's stream */
 } mesh_apply_result_t;
 
 /* Applies a batch recorded at seq. A refused batch (a unique conflict) leaves nothing. */
