@@ -321,6 +321,19 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
     json_object_set_new(d, "last_error", json_string(st->last_error));
+    json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
+    if (st->async) {
+        json_object_set_new(d, "outbox_seq", json_integer((json_int_t)st->outbox_seq));
+        json_object_set_new(d, "outbox_pending", json_integer((json_int_t)st->outbox_pending));
+    }
+    json_t *reps = json_object();
+    for (size_t i = 0; i < st->nreplicas; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "pending", json_integer((json_int_t)st->rep[i].pending));
+        json_object_set_new(x, "lag_seconds", json_real(st->rep[i].lag_s));
+        json_object_set_new(reps, st->rep[i].name, x);
+    }
+    json_object_set_new(d, "consumers", reps);
     json_object_set_new(arg, domain, d);
 }
 
@@ -341,6 +354,9 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
         domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
         (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
         domain, strcmp(st->state, "consuming") == 0);
+    if (st->async)
+        mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
+                        (unsigned long long)st->outbox_pending);
 }
 
 static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
@@ -361,6 +377,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "Stream records this node failed to apply (retried).");
     mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
                       "1 while this node consumes the domain's stream.");
+    mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",
+                      "Async: log records from the last published batch to the last local one "
+                      "(0: every batch written here is in the stream).");
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 
@@ -641,12 +660,6 @@ static void domains_create(mesh_req_t *r)
             json_decref(j);
             return;
         }
-    }
-    if (strcmp(mode, "async") == 0) {
-        mesh_req_errorf(r, MESH_UNSUPPORTED,
-                        "replication async is not available yet (docs/mesh.md): use sync");
-        json_decref(j);
-        return;
     }
     if (strcmp(mode, "none") != 0 && nh == 0) {
         mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s", mode,

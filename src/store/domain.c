@@ -16,6 +16,12 @@
  *                  docs/mesh.md). Applied only when that sequence is above the one the store
  *                  holds (_meta repl_seq), which it then stores in the same transaction:
  *                  exactly-once apply of the stream, whatever the redeliveries and restarts.
+ *   'O' origin:    only inside 'S' (async mode): u64 origin id, u64 origin sequence, u64 the
+ *                  origin sequence before it, then a batch record, or nothing when this
+ *                  node decided (before logging it) to skip it: its own record coming back,
+ *                  a duplicate, or one that overtook a missing one of the same origin. The
+ *                  last origin sequence applied per origin is stored (_meta o:<origin>) in
+ *                  the transaction that applies it.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so their per-series state commits with the record; the alert transitions a
  * group produced go to the domain's event callback after its commit.
@@ -68,6 +74,7 @@ enum {
     K_ALERT = 'A',
     K_QDROP = 'Q',  /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_STREAM = 'S', /* a record of the domain's stream: u64 stream sequence, the record */
+    K_ORIGIN = 'O', /* async: u64 origin, u64 origin seq, u64 previous origin seq, record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -79,8 +86,11 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 #define REKEY_STEP_PAGES 512
 
 /* Outcomes of the last stream records applied, for the writers waiting for them. */
-#define REPL_RING 256
-#define REPL_META "repl_seq"
+#define REPL_RING   256
+#define REPL_META   "repl_seq"
+#define OUTBOX_META "repl_outbox" /* async: batches up to this log sequence are published */
+#define ORIGIN_META "repl_origin" /* async: this copy's origin id */
+#define ORIGIN_HDR  25            /* 'O' + origin + origin seq + previous origin seq */
 typedef struct repl_outcome {
     uint64_t sseq; /* 0: empty slot */
     mesh_status_t st;
@@ -242,7 +252,34 @@ struct mesh_domain {
     _Atomic uint64_t repl_seq;
     repl_outcome_t ring_out[REPL_RING];
     mesh_replicator_t repl;
+    /* async: the outbox position (batches up to it are in the stream), whether it bounds log
+     * trims, and this copy's origin id (0 until the first publish) */
+    _Atomic uint64_t outbox;
+    _Atomic bool outbox_on;
+    _Atomic uint64_t origin_id;
+    _Atomic uint64_t last_batch; /* log sequence of the last batch written here */
 };
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[k];
+    return v;
+}
+
+static void origin_key(uint64_t origin, char *out, size_t cap)
+{
+    snprintf(out, cap, "o:%016llx", (unsigned long long)origin);
+}
+
+/* How far the log may be trimmed: what the store holds, and (async) what is published. */
+static uint64_t trim_point(mesh_domain_t *d)
+{
+    uint64_t t = mesh_store_replay_from(d->store);
+    uint64_t o = atomic_load(&d->outbox);
+    return atomic_load(&d->outbox_on) && o < t ? o : t;
+}
 
 const char *mesh_domain_name(const mesh_domain_t *d)
 {
@@ -798,6 +835,13 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             it->res.quarantined = (size_t)dropped;
         return st;
     }
+    case K_ORIGIN:
+        if (n == ORIGIN_HDR)
+            return MESH_OK; /* skipped when it was logged */
+        if (n < ORIGIN_HDR || p[ORIGIN_HDR] != K_BATCH)
+            return mesh_err_set(err, MESH_INVALID, "stream record %llu: not an origin batch",
+                                (unsigned long long)seq);
+        return apply_record(a, seq, p + ORIGIN_HDR, n - ORIGIN_HDR, NULL, err);
     default:
         return mesh_err_set(err, MESH_CORRUPT, "log record %llu has unknown kind 0x%02x",
                             (unsigned long long)seq, p[0]);
@@ -861,7 +905,15 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
     if (store_failure(st))
         return st;
     mesh_err_t e2;
-    mesh_status_t mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
+    mesh_status_t mst = MESH_OK;
+    if (n > 9 + ORIGIN_HDR && p[9] == K_ORIGIN) {
+        /* the origin's chain moves even when the batch was refused (refused everywhere) */
+        char key[32];
+        origin_key(rd64(p + 10), key, sizeof key);
+        mst = mesh_store_meta_put(a->d->store, key, (int64_t)rd64(p + 18), &e2);
+    }
+    if (mst == MESH_OK)
+        mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
     if (mst != MESH_OK) {
         *err = e2;
         return mst;
@@ -935,6 +987,10 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
         if (n >= 10 && p[0] == K_STREAM) {
             p += 9;
             n -= 9;
+        }
+        if (n > ORIGIN_HDR && p[0] == K_ORIGIN) {
+            p += ORIGIN_HDR;
+            n -= ORIGIN_HDR;
         }
         if (n == 0 || p[0] != K_BATCH)
             return MESH_OK;
@@ -1223,7 +1279,7 @@ static void retire_old_keys(mesh_domain_t *d, bool may_wait)
     if (may_wait && !mesh_dlog_only_gen(d->log, d->ring.current)) {
         mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, &e);
         if (st == MESH_OK || st == MESH_BUSY)
-            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+            mesh_dlog_trim(d->log, trim_point(d), &e);
     }
     if (mesh_dlog_only_gen(d->log, d->ring.current)) {
         size_t i;
@@ -1302,6 +1358,14 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     if ((st = mesh_store_meta_get(d->store, REPL_META, &rs, err)) != MESH_OK)
         goto err;
     atomic_store(&d->repl_seq, (uint64_t)rs);
+    int64_t ob = 0, oid = 0;
+    if ((st = mesh_store_meta_get(d->store, OUTBOX_META, &ob, err)) != MESH_OK ||
+        (st = mesh_store_meta_get(d->store, ORIGIN_META, &oid, err)) != MESH_OK)
+        goto err;
+    atomic_store(&d->outbox, (uint64_t)ob);
+    atomic_store(&d->outbox_on, oid != 0); /* published once: async, keep the log */
+    atomic_store(&d->origin_id, (uint64_t)oid);
+    atomic_store(&d->last_batch, UINT64_MAX);
     if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
         if (err && err->msg[0] == '\0')
             mesh_err_set(err, st, "%s: a stored contract is damaged", name);
@@ -1346,7 +1410,7 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
         /* everything buffered goes to chunks, so the next start replays nothing */
         mesh_err_t e;
         if (mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
-            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+            mesh_dlog_trim(d->log, trim_point(d), &e);
         else
             LOG_WARN("domain", "%s: closing checkpoint: %s", d->name, e.msg);
     }
@@ -1469,6 +1533,55 @@ static void repl_committed(mesh_domain_t *d, item_t *head, uint64_t repl_seq)
     pthread_mutex_unlock(&d->repl_lock);
 }
 
+/* Async origin records of a group: decided before they are logged, so that the log says what
+ * was applied (replay then applies exactly those). A record is applied when it continues its
+ * origin's chain (its previous origin sequence is the last one applied from that origin);
+ * skipped (cut to its header) when it is this copy's own (applied when written), a duplicate
+ * (at or below the chain), or ahead of a missing one (the origin publishes that one again,
+ * then this one). The chains are the store's, plus this group's decisions. */
+static void decide_origins(mesh_domain_t *d, item_t *head)
+{
+    struct seen {
+        uint64_t origin, oseq;
+    } seen[16];
+    size_t nseen = 0;
+    uint64_t self = atomic_load(&d->origin_id);
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_STREAM || it->payload.len <= 9 + ORIGIN_HDR ||
+            (uint8_t)it->payload.data[9] != K_ORIGIN)
+            continue;
+        const uint8_t *p = (const uint8_t *)it->payload.data;
+        uint64_t origin = rd64(p + 10), oseq = rd64(p + 18), prev = rd64(p + 26);
+        bool apply = false;
+        if (origin != self || self == 0) {
+            int64_t wm = -1;
+            for (size_t i = 0; i < nseen; i++)
+                if (seen[i].origin == origin)
+                    wm = (int64_t)seen[i].oseq;
+            if (wm < 0) {
+                char key[32];
+                mesh_err_t e;
+                origin_key(origin, key, sizeof key);
+                if (mesh_store_meta_get(d->store, key, &wm, &e) != MESH_OK)
+                    wm = INT64_MAX; /* unreadable: skip now, the record comes again */
+            }
+            apply = oseq > (uint64_t)wm && prev == (uint64_t)wm;
+            if (!apply && oseq > (uint64_t)wm && wm != INT64_MAX)
+                LOG_WARN("domain",
+                         "%s: origin %016llx record %llu skipped: it follows %llu, this node "
+                         "has %lld (the origin publishes the missing one again)",
+                         d->name, (unsigned long long)origin, (unsigned long long)oseq,
+                         (unsigned long long)prev, (long long)wm);
+            if (apply && nseen < sizeof seen / sizeof seen[0])
+                seen[nseen++] = (struct seen){origin, oseq};
+            else if (apply)
+                apply = false; /* more origins than tracked in one group: next time */
+        }
+        if (!apply)
+            it->payload.len = 9 + ORIGIN_HDR;
+    }
+}
+
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
 {
@@ -1483,6 +1596,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
+    decide_origins(d, head);
     /* 1. append every record, 2. one sync */
     mesh_dlog_mark_t mark;
     mesh_dlog_mark(d->log, &mark);
@@ -1501,6 +1615,8 @@ static void run_group(mesh_domain_t *d, item_t *head)
             continue;
         }
         it->res.seq = seq;
+        if (it->kind == K_BATCH)
+            atomic_store(&d->last_batch, seq);
         logged++;
     }
     if (mesh_dlog_broken(d->log) && !d->broken) {
@@ -1597,7 +1713,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         if (it->st == MESH_OK)
             it->st = mesh_store_checkpoint(d->store, 1, d->flush_age_ns, &it->err);
         if (it->st == MESH_OK)
-            it->st = mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &it->err);
+            it->st = mesh_dlog_trim(d->log, trim_point(d), &it->err);
         if (it->st == MESH_OK && d->kek)
             retire_old_keys(d, false);
     }
@@ -1643,6 +1759,8 @@ void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r)
         d->repl = *r;
     else
         memset(&d->repl, 0, sizeof d->repl);
+    if (r && r->async)
+        atomic_store(&d->outbox_on, true);
     pthread_mutex_unlock(&d->repl_lock);
 }
 
@@ -1685,7 +1803,8 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     *applied = false;
     if (sseq <= atomic_load(&d->repl_seq))
         return MESH_OK;
-    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM)
+    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM ||
+        (p[0] == K_ORIGIN && n <= ORIGIN_HDR))
         return mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
                             (unsigned long long)sseq, d->name);
     item_t it;
@@ -1710,6 +1829,133 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     }
     *applied = !it.skipped;
     return MESH_OK;
+}
+
+/* ---- the async outbox ---- */
+
+static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err);
+
+typedef struct outbox_read {
+    mesh_outbox_rec_t *v;
+    size_t n, max_n, bytes, max_bytes;
+    uint64_t origin, prev;
+    mesh_status_t st;
+} outbox_read_t;
+
+static void put64(uint8_t *b, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)(v >> (8 * k));
+}
+
+static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    outbox_read_t *o = arg;
+    if (n == 0 || p[0] != K_BATCH)
+        return MESH_OK; /* stream records, rules, ticks: not this copy's batches */
+    if (o->n == o->max_n || (o->n > 0 && o->bytes + n > o->max_bytes))
+        return MESH_LIMIT; /* enough for one run: stops the walk */
+    mesh_outbox_rec_t *r = &o->v[o->n];
+    r->seq = seq;
+    mesh_buf_init(&r->msg, MESH_DLOG_MAX_RECORD);
+    uint8_t h[ORIGIN_HDR];
+    h[0] = K_ORIGIN;
+    put64(h + 1, o->origin);
+    put64(h + 9, seq);
+    put64(h + 17, o->prev);
+    if (mesh_buf_add(&r->msg, h, sizeof h) != MESH_OK || mesh_buf_add(&r->msg, p, n) != MESH_OK) {
+        mesh_buf_free(&r->msg);
+        o->st = MESH_NOMEM;
+        return MESH_NOMEM;
+    }
+    o->prev = seq;
+    o->bytes += n;
+    o->n++;
+    return MESH_OK;
+}
+
+static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    outbox_read_t *o = arg;
+    if (o->origin == 0) {
+        /* this copy's origin id, made once and kept with the data */
+        uint64_t id = 0;
+        while (id == 0 || id > (uint64_t)INT64_MAX)
+            mesh_random(&id, sizeof id);
+        mesh_status_t st = mesh_store_meta_put(d->store, ORIGIN_META, (int64_t)id, err);
+        if (st != MESH_OK)
+            return st;
+        atomic_store(&d->origin_id, id);
+        atomic_store(&d->outbox_on, true);
+        o->origin = id;
+    }
+    o->prev = atomic_load(&d->outbox);
+    if (mesh_dlog_last_seq(d->log) <= o->prev) {
+        atomic_store(&d->last_batch, o->prev);
+        return MESH_OK;
+    }
+    mesh_status_t st = mesh_dlog_replay(d->log, o->prev, outbox_collect, o, err);
+    if (st == MESH_LIMIT) {
+        mesh_err_clear(err);
+        return MESH_OK;
+    }
+    if (st == MESH_OK) /* read to the end: the last batch is known */
+        atomic_store(&d->last_batch, o->n ? o->v[o->n - 1].seq : o->prev);
+    return st;
+}
+
+mesh_status_t mesh_domain_outbox_read(mesh_domain_t *d, size_t max_n, size_t max_bytes,
+                                      mesh_outbox_rec_t **out, size_t *n, uint64_t *origin,
+                                      mesh_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    outbox_read_t o = {
+        .max_n = max_n ? max_n : 1, .max_bytes = max_bytes, .origin = atomic_load(&d->origin_id)};
+    o.v = calloc(o.max_n, sizeof *o.v);
+    if (o.v == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = run_job(d, outbox_read_job, &o, err);
+    if (st == MESH_OK && o.st != MESH_OK)
+        st = mesh_err_set(err, o.st, "out of memory");
+    if (st != MESH_OK) {
+        mesh_domain_outbox_free(o.v, o.n);
+        return st;
+    }
+    *out = o.v;
+    *n = o.n;
+    *origin = o.origin;
+    return MESH_OK;
+}
+
+void mesh_domain_outbox_free(mesh_outbox_rec_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        mesh_buf_free(&v[i].msg);
+    free(v);
+}
+
+static mesh_status_t outbox_published_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    uint64_t seq = *(const uint64_t *)arg;
+    if (seq <= atomic_load(&d->outbox))
+        return MESH_OK;
+    /* not synced: a position lost in a crash only republishes, and replicas skip the copies */
+    mesh_status_t st = mesh_store_meta_put(d->store, OUTBOX_META, (int64_t)seq, err);
+    if (st == MESH_OK)
+        atomic_store(&d->outbox, seq);
+    return st;
+}
+
+mesh_status_t mesh_domain_outbox_published(mesh_domain_t *d, uint64_t seq, mesh_err_t *err)
+{
+    return run_job(d, outbox_published_job, &seq, err);
+}
+
+void mesh_domain_outbox_pos(mesh_domain_t *d, uint64_t *published, uint64_t *last_batch)
+{
+    *published = atomic_load(&d->outbox);
+    *last_batch = atomic_load(&d->last_batch);
 }
 
 /* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
@@ -1779,7 +2025,7 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     pthread_mutex_lock(&d->repl_lock);
     r = d->repl;
     pthread_mutex_unlock(&d->repl_lock);
-    if (r.publish) {
+    if (r.publish && !r.async) {
         memset(res, 0, sizeof *res);
         st = write_through_stream(d, &r, &it.payload, idem_key, res, err);
         mesh_buf_free(&it.payload);
@@ -1790,6 +2036,8 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     *res = it.res;
     if (st != MESH_OK && err)
         *err = it.err;
+    if (st == MESH_OK && r.async && r.kick)
+        r.kick(r.arg); /* durable here: the outbox publishes it */
     return st;
 }
 
@@ -2190,7 +2438,7 @@ static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
     }
     ring_build(d); /* new records are sealed with the new key from here */
     mesh_err_t e2;
-    if (mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e2) != MESH_OK)
+    if (mesh_dlog_trim(d->log, trim_point(d), &e2) != MESH_OK)
         LOG_WARN("domain", "%s: re-encryption: trimming the log: %s", d->name, e2.msg);
     /* the old file: readers still in a transaction keep it open until they end */
     unlink_db(r->old_path);
