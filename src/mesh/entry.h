@@ -15,7 +15,9 @@
  *    "api":"https://10.0.0.5:7070","state":"running"|"stopped",
  *    "started":<unix ns>,"heartbeat":<unix ns>,"ttl":<ns>,
  *    "domains":[{"name":"factory-a","owners":["ops@x"],
+ *                "hosts":["n1","n2"],"replication":"sync",
  *                "products":[{"name":"telemetry","contract":"id","version":"1.0.0"}]}]}
+ * hosts and replication are optional (entries of older nodes lack them: no hosts, "none").
  */
 #ifndef MESH_MESH_ENTRY_H
 #define MESH_MESH_ENTRY_H
@@ -33,6 +35,7 @@
 #define MESH_ENTRY_MAX_OWNERS   32           /* owners of one domain */
 #define MESH_ENTRY_MAX_TEXT     256          /* bytes of a free-text field (site, api, ...) */
 #define MESH_ENTRY_NODE_MAX     63           /* node names: [A-Za-z0-9_-]{1,63} */
+#define MESH_ENTRY_MAX_HOSTS    16           /* hosting nodes of one domain */
 
 typedef struct mesh_entry_product {
     char *name;     /* product name (mesh_name_product_ok) */
@@ -44,6 +47,9 @@ typedef struct mesh_entry_domain {
     char *name; /* mesh_name_domain_ok */
     char **owners;
     size_t nowners;
+    char **hosts; /* the nodes hosting it (node names) */
+    size_t nhosts;
+    char replication[8]; /* "none", "sync" or "async" ("" in an encoder's struct: "none") */
     mesh_entry_product_t *products;
     size_t nproducts;
 } mesh_entry_domain_t;
