@@ -135,6 +135,18 @@ def repl(node):
     return doc.get("replication", {}).get(DOMAIN, {}) if st == 200 else {}
 
 
+def has_product(node):
+    st, doc = node.json("GET", "/v1/domains/" + DOMAIN)
+    return st == 200 and any(p["name"] == "readings" for p in doc["products"])
+
+
+def count(node):
+    try:
+        return node.scalar("SELECT count(*) FROM bench.readings")
+    except AssertionError:
+        return -1
+
+
 def replicated(tmp, hubs, mode, args):
     m = Mesh(tmp, hubs)
     try:
@@ -144,12 +156,14 @@ def replicated(tmp, hubs, mode, args):
         if not wait_for(lambda: n1.apply(contract(domain=DOMAIN))[0] in (200, 201), timeout=90,
                         step=0.5):
             raise SystemExit("the stream never came up")
+        if not wait_for(lambda: has_product(n2), timeout=60, step=0.2):
+            raise SystemExit("the contract never reached n2: %s" % repl(n2))
         if hubs == 3 and repl(n1).get("replicas") != 3:
             wait_for(lambda: repl(n1).get("replicas") == 3, timeout=10)
         total = args.clients * args.batches * args.rows
         r = load(n1, args.clients, args.batches, args.rows)
         t0 = time.perf_counter()
-        if not wait_for(lambda: n2.scalar("SELECT count(*) FROM bench.readings") == total,
+        if not wait_for(lambda: count(n2) == total,
                         timeout=300, step=0.05):
             raise SystemExit("n2 never caught up: %s" % repl(n2))
         r["caught_up_s"] = time.perf_counter() - t0
