@@ -15,7 +15,8 @@
  * - one user per node, deny by default: it may publish and subscribe only to its own
  *   registry key, the JetStream API of the registry bucket, its own domains' subjects and
  *   streams, and its own inbox prefix (_INBOX_<node>), so it cannot read other nodes'
- *   replies or write other domains.
+ *   replies or write other domains. Every node may publish federated scan requests to any
+ *   domain (meshd.dom.*.req.scan), signed; only hosting nodes may subscribe to them.
  * - passwords: random, stored by the servers as bcrypt hashes (nats-server accepts $2b$).
  */
 #include "mesh/natsconf.h"
@@ -212,6 +213,9 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *dom
         js_api(&b, &first, "$JS." HUB_DOMAIN ".API", domains, 0);
     }
     q(&b, &first, "$JS.FC.%s.>", KV_STREAM);
+    /* federated scans: any node may ask any domain (the owner verifies the signed request
+     * and answers only into the inbox of the node it names); only hosting nodes serve */
+    q(&b, &first, "meshd.dom.*.req.scan");
     for (size_t d = 0; d < ndomains; d++) {
         q(&b, &first, "meshd.dom.%s.>", domains[d]);
         q(&b, &first, "$JS.ACK.MESHD_DOM_%s.>", domains[d]);

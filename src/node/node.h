@@ -146,6 +146,13 @@ typedef struct mesh_node {
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
     bool ev_closed; /* stopping: transitions are left to the outboxes */
+    /* federated queries (node/fed.c): the node's signing key, the transport, and the domains
+     * other live nodes host (from the registry, at every heartbeat) */
+    struct mesh_signkey *signkey;
+    struct mesh_fed *fed;
+    pthread_mutex_t fed_lock;
+    char (*fed_remote)[64];
+    size_t fed_nremote;
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -170,6 +177,11 @@ void mesh__node_rules_stop(mesh_node_t *n);
  * heartbeat of this node's registry entry. Returns at once; the link comes up in the
  * background. */
 mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
+/* Federated queries (node/fed.c): the signing key and the transport, before the mesh starts;
+ * at every heartbeat, the domains served and the remote ones; stopped before the mesh. */
+mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err);
+void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
+void mesh__node_fed_stop(mesh_node_t *n);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
