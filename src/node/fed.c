@@ -18,6 +18,7 @@
 #include "catalog/security.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/metrics.h"
 #include "mesh/fed.h"
 #include "node/node.h"
 
@@ -330,6 +331,34 @@ static void on_refused(void *arg, const char *node, const char *user, const char
     audit(n, MESH_AUDIT_AUTH_FAIL, node && *node ? node : "?", NULL, user && *user ? user : NULL,
           domain, mesh_status_http(code), d.data, 0);
     mesh_buf_free(&d);
+}
+
+void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->fed == NULL)
+        return;
+    mesh_fed_stats_t st;
+    mesh_fed_stats(n->fed, &st);
+    static const struct {
+        const char *name, *help;
+    } m[] = {{"meshd_fed_remote_scans_total", "Scans of products on other nodes (federated)."},
+             {"meshd_fed_remote_scan_failures_total", "Remote scans that failed."},
+             {"meshd_fed_remote_rows_total", "Rows received from remote scans."},
+             {"meshd_fed_remote_frames_total", "Frames (chunks) received from remote scans."},
+             {"meshd_fed_remote_scan_seconds_total",
+              "Time from the request of a remote scan to its end, summed (latency: divide by "
+              "meshd_fed_remote_scans_total)."},
+             {"meshd_fed_served_scans_total", "Scans this node served to other nodes."},
+             {"meshd_fed_served_rows_total", "Rows this node sent to other nodes."},
+             {"meshd_fed_refused_total",
+              "Requests from other nodes refused (malformed, unsigned, stale, replayed)."}};
+    double v[] = {(double)st.scans,       (double)st.scan_failures, (double)st.rows,
+                  (double)st.frames,      st.scan_seconds,          (double)st.served,
+                  (double)st.served_rows, (double)st.refused};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(m); i++) {
+        mesh_metrics_help(b, m[i].name, "counter", m[i].help);
+        mesh_buf_printf(b, i == 4 ? "%s %.6f\n" : "%s %.0f\n", m[i].name, v[i]);
+    }
 }
 
 /* ---- caller side ---- */

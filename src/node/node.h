@@ -182,6 +182,8 @@ mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
 mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err);
 void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
 void mesh__node_fed_stop(mesh_node_t *n);
+/* The federation's counters in the Prometheus text format. */
+void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
