@@ -363,10 +363,19 @@ void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
 
 /* ---- caller side ---- */
 
+static void refresh_remote(mesh_node_t *n);
+
 static bool hosted_elsewhere(void *arg, const char *domain)
 {
     mesh_node_t *n = arg;
     bool found = false;
+    /* the directory is read from the registry when a query needs it and it is older than a
+     * heartbeat (a query names an unknown schema): not at every heartbeat of every node */
+    pthread_mutex_lock(&n->fed_lock);
+    bool stale = mesh_mono_ns() - n->fed_remote_mono > n->opts.mesh_heartbeat;
+    pthread_mutex_unlock(&n->fed_lock);
+    if (stale)
+        refresh_remote(n);
     pthread_mutex_lock(&n->fed_lock);
     for (size_t i = 0; i < n->fed_nremote && !found; i++)
         found = strcmp(n->fed_remote[i], domain) == 0;
@@ -388,14 +397,19 @@ void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s)
     if (on)
         mesh_fed_serve(n->fed, names, nn);
     pthread_mutex_unlock(&n->fed_lock);
-    if (!on)
-        return;
-    /* learn the domains of the other live nodes */
+}
+
+/* Learns the domains of the other live nodes. */
+static void refresh_remote(mesh_node_t *n)
+{
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     mesh_mesh_node_t *v = NULL;
     size_t nv = 0;
     mesh_err_t err;
-    if (n->mesh == NULL || mesh_mesh_list(n->mesh, &v, &nv, &err) != MESH_OK)
+    if (n->mesh == NULL || mesh_mesh_list(n->mesh, &v, &nv, &err) != MESH_OK) {
+        mesh_snapshot_put(s);
         return;
+    }
     size_t total = 0;
     for (size_t i = 0; i < nv; i++)
         total += v[i].alive ? v[i].e->ndomains : 0;
@@ -409,12 +423,14 @@ void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s)
                 snprintf(remote[nr++], sizeof remote[0], "%s", v[i].e->domains[k].name);
     }
     mesh_mesh_list_free(v, nv);
+    mesh_snapshot_put(s);
     if (remote == NULL)
         return;
     pthread_mutex_lock(&n->fed_lock);
     free(n->fed_remote);
     n->fed_remote = remote;
     n->fed_nremote = nr;
+    n->fed_remote_mono = mesh_mono_ns();
     pthread_mutex_unlock(&n->fed_lock);
 }
 
