@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "node/health.h"
 #include "mqtt/client.h"
 
 /* ---- helpers ---- */
@@ -374,6 +375,10 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
     mesh_buf_printf(&b, "meshd_start_time_seconds %.3f\n", (double)r->node->started_ns / 1e9);
+    mesh_metrics_help(&b, "meshd_auth_failures_total", "counter",
+                      "Refused API tokens and logins (the auth-failures health alert).");
+    mesh_buf_printf(&b, "meshd_auth_failures_total %llu\n",
+                    (unsigned long long)mesh_health_auth_failures_total(r->node->health));
     mesh_metrics_process(&b);
     mesh_req_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     mesh_buf_free(&b);

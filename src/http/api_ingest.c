@@ -170,7 +170,10 @@ static bool write_batch(mesh_req_t *r, shape_t shape, const mesh_snap_domain_t *
 {
     mesh_err_t err;
     mesh_err_clear(&err);
+    int64_t t0 = mesh_mono_ns();
     mesh_status_t st = mesh_domain_write(sd->dom, b, idem, res, &err);
+    if (st == MESH_OK)
+        mesh_metrics_ingest_time(r->node->metrics, (double)(mesh_mono_ns() - t0) / 1e9);
     audit_write(r, b, st == MESH_OK ? res : NULL, st, err.msg);
     if (st != MESH_OK) {
         note_refused(r, b, body_len);

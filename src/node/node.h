@@ -103,6 +103,22 @@ typedef struct mesh_node_opts {
     int64_t backup_schedule;
     int64_t backup_retention;
     int64_t backup_retention_age;
+    /* built-in health alerts (node/health.c) */
+    char *health_domain; /* NULL or "": off */
+    int64_t health_interval;
+    int64_t health_disk_low;        /* bytes; 0: off */
+    int64_t health_node_down;       /* ns; 0: off */
+    int64_t health_replication_lag; /* ns; 0: off */
+    bool health_freshness;
+    int64_t health_quality_min;   /* 0..100; 0: off */
+    int64_t health_auth_failures; /* 0: off */
+    int64_t health_auth_window;   /* ns */
+    char *health_webhook_url;
+    char *health_webhook_secret_file;
+    char *health_webhook_ca_file;
+    char *health_webhook_alerts;
+    char *health_mqtt_topic;
+    char *health_mqtt_alerts;
 } mesh_node_opts_t;
 
 extern const mesh_opts_spec_t mesh_node_opts_spec;
@@ -145,9 +161,11 @@ typedef struct mesh_node {
     struct mesh_actions *actions;
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
-    bool ev_closed; /* stopping: transitions are left to the outboxes */
+    bool ev_closed;             /* stopping: transitions are left to the outboxes */
+    struct mesh_health *health; /* node/health.h: tallies of the built-in health alerts */
+    int64_t health_next_ns;     /* when the health tick next writes samples */
     /* federated queries (node/fed.c): the node's signing key, the transport, and the domains
-     * other live nodes host (from the registry, at every heartbeat) */
+     * other live nodes host (read from the registry when a query needs them) */
     struct mesh_signkey *signkey;
     struct mesh_fed *fed;
     pthread_mutex_t fed_lock;
@@ -185,6 +203,12 @@ void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
 void mesh__node_fed_stop(mesh_node_t *n);
 /* The federation's counters in the Prometheus text format. */
 void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
+
+/* Built-in health alerts (node/health.c): with health_domain set, creates the domain, its
+ * contract and the alert rules from the options (after the rules' start). */
+mesh_status_t mesh__node_health_start(mesh_node_t *n, mesh_err_t *err);
+/* Writes the health samples when health_interval has passed (the event loop's timer). */
+void mesh__node_health_tick(mesh_node_t *n);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);
