@@ -19,6 +19,7 @@
 #define KEY_CACHE   64   /* nodes whose public key is cached */
 #define KEY_TTL     (10LL * MESH_NS_PER_SEC)
 #define SCAN_ID_HEX 32
+#define DESCRIBES   64 /* describe answers kept (user, domain) */
 
 typedef struct served {
     char domain[MESH_NAME_MAX + 1];
@@ -40,6 +41,14 @@ typedef struct key_entry {
     bool has;
     int64_t fetched_mono;
 } key_entry_t;
+
+/* A describe answer kept MESH_FED_DESCRIBE_TTL: the schema frame's bytes. */
+typedef struct describe_entry {
+    char user[64];
+    char domain[MESH_NAME_MAX + 1];
+    int64_t mono;
+    mesh_buf_t frame;
+} describe_entry_t;
 
 typedef struct nonce_entry {
     uint8_t nonce[MESH_FED_NONCE_BYTES];
@@ -65,6 +74,7 @@ struct mesh_fed {
     pthread_cond_t cv;
     bool stop, reaper_started;
     int inflight; /* message callbacks running (destroy waits for them) */
+    describe_entry_t describes[DESCRIBES];
 };
 
 static bool enter(mesh_fed_t *f)
@@ -495,6 +505,8 @@ void mesh_fed_destroy(mesh_fed_t *f)
     pthread_mutex_unlock(&f->mu);
     if (f->reaper_started)
         pthread_join(f->reaper, NULL);
+    for (int i = 0; i < DESCRIBES; i++)
+        mesh_buf_free(&f->describes[i].frame);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -586,6 +598,31 @@ mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *dom
                                 mesh_fed_schema_t *out, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    /* a recent answer for the same user and domain saves a round trip (the owner enforces
+     * its current policy on every scan whatever the caller's schema says) */
+    int64_t now = mesh_mono_ns();
+    int slot = 0;
+    mesh_status_t st = MESH_NOT_FOUND;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < DESCRIBES; i++) {
+        describe_entry_t *d = &f->describes[i];
+        if (d->mono && strcmp(d->user, user) == 0 && strcmp(d->domain, domain) == 0 &&
+            now - d->mono < MESH_FED_DESCRIBE_TTL) {
+            mesh_fed_frame_t fr;
+            st = mesh_fed_frame_decode(d->frame.data, d->frame.len, &fr, err);
+            if (st == MESH_OK) {
+                *out = fr.schema;
+                memset(&fr.schema, 0, sizeof fr.schema);
+                mesh_fed_frame_free(&fr);
+            }
+            break;
+        }
+        if (d->mono < f->describes[slot].mono)
+            slot = i;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (st == MESH_OK)
+        return MESH_OK;
     mesh_fed_request_t r;
     memset(&r, 0, sizeof r);
     r.op = MESH_FED_DESCRIBE;
@@ -593,7 +630,7 @@ mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *dom
     snprintf(r.user, sizeof r.user, "%s", user);
     snprintf(r.domain, sizeof r.domain, "%s", domain);
     natsMsg *msg = NULL;
-    mesh_status_t st = request(f, &r, &msg, err);
+    st = request(f, &r, &msg, err);
     if (st != MESH_OK)
         return st;
     mesh_fed_frame_t fr;
@@ -601,6 +638,15 @@ mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *dom
     if (st == MESH_OK && fr.kind != MESH_FED_SCHEMA)
         st = mesh_err_set(err, MESH_INTERNAL, "domain %s: not a schema answer", domain);
     if (st == MESH_OK) {
+        pthread_mutex_lock(&f->mu);
+        describe_entry_t *d = &f->describes[slot];
+        snprintf(d->user, sizeof d->user, "%s", user);
+        snprintf(d->domain, sizeof d->domain, "%s", domain);
+        d->mono = mesh_mono_ns();
+        mesh_buf_free(&d->frame);
+        mesh_buf_init(&d->frame, MESH_FED_MAX_FRAME);
+        mesh_buf_add(&d->frame, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+        pthread_mutex_unlock(&f->mu);
         *out = fr.schema;
         memset(&fr.schema, 0, sizeof fr.schema);
     }

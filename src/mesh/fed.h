@@ -37,9 +37,10 @@
 #include "mesh/fedwire.h"
 #include "mesh/mesh.h"
 
-#define MESH_FED_MAX_SKEW  (30LL * 1000000000LL) /* ns a request's time may differ from ours */
-#define MESH_FED_IDLE      (30LL * 1000000000LL) /* ns an unasked scan is kept open */
-#define MESH_FED_MAX_SCANS 256                   /* open scans served at once */
+#define MESH_FED_MAX_SKEW     (30LL * 1000000000LL) /* ns a request's time may differ from ours */
+#define MESH_FED_IDLE         (30LL * 1000000000LL) /* ns an unasked scan is kept open */
+#define MESH_FED_MAX_SCANS    256                   /* open scans served at once */
+#define MESH_FED_DESCRIBE_TTL (2LL * 1000000000LL)  /* ns a describe answer is reused */
 
 /* What the owner does with a verified request (the node implements it). */
 typedef struct mesh_fed_handler {
@@ -84,7 +85,8 @@ void mesh_fed_stats(mesh_fed_t *f, mesh_fed_stats_t *out);
 
 /* ---- caller side ---- */
 
-/* The tables of domain that user may read there, from a live node hosting it. */
+/* The tables of domain that user may read there, from a live node hosting it (an answer
+ * for the same user and domain is reused for MESH_FED_DESCRIBE_TTL). */
 mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *domain,
                                 mesh_fed_schema_t *out, mesh_err_t *err);
 
