@@ -47,6 +47,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypt/vfs.h"
+#include "derive/derive.h"
 #include "rules/engine.h"
 #include "store/dlog.h"
 #include "store/space.h"
@@ -216,6 +217,7 @@ struct mesh_domain {
     bool attached;         /* a key is attached for db_path */
     _Atomic uint32_t info_gen;
     int rekey_pages;
+    bool cagg_dirty; /* the writer's: a continuous aggregate has stale buckets to recompute */
 };
 
 const char *mesh_domain_name(const mesh_domain_t *d)
@@ -347,12 +349,114 @@ typedef struct applier {
     bool work_changed;
 } applier_t;
 
+/* ---- continuous aggregates (store/cagg.c, docs/derived.md) ---- */
+
+/* The source of an aggregate: in the contract being applied, else in the working list. */
+static const mesh_product_t *agg_source(const clist_t *l, const mesh_contract_t *c,
+                                        const mesh_product_t *agg)
+{
+    const mesh_product_t *p = c ? mesh_contract_product(c, agg->derive->source) : NULL;
+    return p ? p : clist_product(l, agg->derive->source, NULL);
+}
+
+/* Checks the continuous aggregates of contract c against their sources. */
+static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
+                                      const mesh_contract_t *c, mesh_err_t *err)
+{
+    for (size_t i = 0; i < c->nproducts; i++) {
+        const mesh_product_t *p = &c->products[i];
+        if (p->derive && p->derive->kind == MESH_DERIVE_SQL)
+            return mesh_err_set(err, MESH_INVALID,
+                                "derived product %s.%s: derivations by SQL are not supported yet "
+                                "(only aggregate)",
+                                domain, p->name);
+        if (p->derive == NULL)
+            continue;
+        const mesh_product_t *src = agg_source(l, c, p);
+        if (p->derive->kind == MESH_DERIVE_SQL)
+            continue;
+        if (src == NULL)
+            return mesh_err_set(err, MESH_INVALID, "derived product %s.%s: no source product %s.%s",
+                                domain, p->name, domain, p->derive->source);
+        if (src->derive != NULL)
+            return mesh_err_set(err, MESH_INVALID,
+                                "derived product %s.%s: its source %s is derived itself", domain,
+                                p->name, src->name);
+        mesh_lineage_t lin;
+        mesh_status_t st = mesh_derive_aggregate_lineage(domain, src, p->derive, &lin, err);
+        if (st == MESH_OK)
+            st = mesh_derive_check_columns(p, &lin, err);
+        mesh_lineage_free(&lin);
+        if (st != MESH_OK)
+            return st;
+    }
+    return MESH_OK;
+}
+
+/* Merges a batch into the continuous aggregates over its products. */
+static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t pi = 0; pi < b->nparts && st == MESH_OK; pi++) {
+        const mesh_part_t *part = &b->parts[pi];
+        if (part->nrows == 0)
+            continue;
+        for (size_t ci = 0; ci < a->work.n && st == MESH_OK; ci++) {
+            const mesh_contract_t *c = a->work.v[ci]->c;
+            for (size_t k = 0; k < c->nproducts && st == MESH_OK; k++) {
+                const mesh_product_t *p = &c->products[k];
+                if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE ||
+                    strcmp(p->derive->source, part->product->name) != 0)
+                    continue;
+                st = mesh_store_cagg_batch(a->d->store, p, part->product, b, part, err);
+                a->d->cagg_dirty = true;
+            }
+        }
+    }
+    return st;
+}
+
+/* Recomputes the stale buckets of every continuous aggregate (the writer, between groups;
+ * and at open after replay). A failure is logged: the marks stay and the next try redoes it. */
+static void aggregates_catch_up(mesh_domain_t *d, bool always)
+{
+    if (!d->cagg_dirty && !always)
+        return;
+    d->cagg_dirty = false;
+    for (size_t ci = 0; ci < d->current.n; ci++) {
+        const mesh_contract_t *c = d->current.v[ci]->c;
+        for (size_t k = 0; k < c->nproducts; k++) {
+            const mesh_product_t *p = &c->products[k];
+            if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE)
+                continue;
+            bool pending = false;
+            mesh_err_t e;
+            mesh_err_clear(&e);
+            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK || !pending)
+                continue;
+            const mesh_product_t *src = clist_product(&d->current, p->derive->source, NULL);
+            int64_t n = 0;
+            if (src == NULL)
+                continue;
+            if (mesh_store_cagg_recompute(d->store, p, src, &n, &e) != MESH_OK) {
+                LOG_WARN("domain", "%s.%s: recomputing the aggregate: %s", d->name, p->name, e.msg);
+                d->cagg_dirty = true;
+            } else {
+                LOG_DEBUG("domain", "%s.%s: %lld buckets recomputed", d->name, p->name,
+                          (long long)n);
+            }
+        }
+    }
+}
+
 static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
                                     mesh_contract_result_t *res, mesh_err_t *err)
 {
     mesh_domain_t *d = a->d;
     mesh_status_t st = check_contract(d->name, &a->work, c, res, err);
     if (st != MESH_OK || res->outcome == MESH_CONTRACT_UNCHANGED)
+        return st;
+    if ((st = check_aggregates(d->name, &a->work, c, err)) != MESH_OK)
         return st;
     const mesh_contract_t *old = NULL;
     for (size_t i = 0; i < a->work.n; i++)
@@ -364,8 +468,33 @@ static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t 
         st = mesh_store_put_product(s, old ? mesh_contract_product(old, np->name) : NULL, np, err);
     }
     for (size_t i = 0; old && i < old->nproducts && st == MESH_OK; i++)
-        if (mesh_contract_product(c, old->products[i].name) == NULL)
+        if (mesh_contract_product(c, old->products[i].name) == NULL) {
             st = mesh_store_drop_product(s, old->products[i].name, err);
+            if (st == MESH_OK)
+                st = mesh_store_cagg_forget(s, old->products[i].name, err);
+        }
+    /* a new or changed aggregate, or an aggregate whose source changed, is rebuilt from its
+     * source after the commit */
+    for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+        const mesh_product_t *np = &c->products[i];
+        const mesh_product_t *op = old ? mesh_contract_product(old, np->name) : NULL;
+        if (np->derive && np->derive->kind == MESH_DERIVE_AGGREGATE &&
+            (op == NULL || !mesh_derivation_same(op->derive, np->derive))) {
+            st = mesh_store_cagg_invalidate(s, np->name, err);
+            d->cagg_dirty = true;
+        }
+        for (size_t ci = 0; ci < a->work.n && st == MESH_OK && op != NULL; ci++) {
+            const mesh_contract_t *wc = a->work.v[ci]->c;
+            for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
+                const mesh_product_t *ap = &wc->products[k];
+                if (wc != old && ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
+                    strcmp(ap->derive->source, np->name) == 0) {
+                    st = mesh_store_cagg_invalidate(s, ap->name, err);
+                    d->cagg_dirty = true;
+                }
+            }
+        }
+    }
     if (st == MESH_OK)
         st = mesh_store_put_contract(s, c, seq, err);
     return st;
@@ -383,7 +512,19 @@ static mesh_status_t apply_drop(applier_t *a, const char *product, mesh_err_t *e
                             "product %s.%s is one of %zu products of contract '%s'; apply a new "
                             "major version of the contract without it instead",
                             a->d->name, product, c->nproducts, c->id);
+    for (size_t i = 0; i < a->work.n; i++) {
+        const mesh_contract_t *wc = a->work.v[i]->c;
+        for (size_t k = 0; k < wc->nproducts; k++)
+            if (wc->products[k].derive && wc->products[k].derive->source &&
+                strcmp(wc->products[k].derive->source, product) == 0)
+                return mesh_err_set(err, MESH_CONFLICT,
+                                    "product %s.%s is the source of the aggregate %s.%s; drop "
+                                    "that first",
+                                    a->d->name, product, a->d->name, wc->products[k].name);
+    }
     mesh_status_t st = mesh_store_drop_product(a->d->store, product, err);
+    if (st == MESH_OK)
+        st = mesh_store_cagg_forget(a->d->store, product, err);
     /* its contract goes with it, or the next open would load it again */
     if (st == MESH_OK)
         st = mesh_store_drop_contract(a->d->store, c->id, err);
@@ -477,6 +618,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
+            if (st == MESH_OK && !it->res.duplicate)
+                st = aggregates_batch(a, it->batch, err);
             return st;
         }
         mesh_batch_t b;
@@ -488,6 +631,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
+            if (st == MESH_OK && !res.duplicate)
+                st = aggregates_batch(a, &b, err);
         }
         mesh_batch_free(&b);
         return st;
@@ -1101,6 +1246,7 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    aggregates_catch_up(d, true); /* buckets left stale by a crash, and replayed batches' */
     if (d->kek)
         retire_old_keys(d, true); /* a re-encryption ended by a crash: finish its cleanup */
     publish_info(d);
@@ -1328,6 +1474,8 @@ static void run_group(mesh_domain_t *d, item_t *head)
         publish(&a);
         clist_free(&a.work);
         deliver_events(d);
+        /* before anyone is answered: an acknowledged write's aggregates are exact */
+        aggregates_catch_up(d, false);
     }
     /* checkpoints and jobs run after the group's commit, in their order */
     for (item_t *it = head; it; it = it->next) {
@@ -1381,6 +1529,11 @@ static mesh_status_t submit(mesh_domain_t *d, item_t *it)
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
 {
+    for (size_t i = 0; i < b->nparts; i++)
+        if (b->parts[i].product->derive != NULL)
+            return mesh_err_set(err, MESH_FORBIDDEN,
+                                "%s.%s is a derived product: meshd writes it from its sources",
+                                d->name, b->parts[i].product->name);
     item_t it;
     memset(&it, 0, sizeof it);
     it.kind = K_BATCH;
