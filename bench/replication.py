@@ -10,9 +10,8 @@ BATCHES batches of ROWS rows (JSON, pre-encoded) each; throughput = rows / wall 
 whole load; latency = each POST's round trip (p50, p99). For async, also the time from the
 load's end until replica n2 holds every row ("caught up"). Failover (R3 sync): a client writes
 one batch at a time to n1, moving to n2 when a request fails (like meshctl with two URLs);
-n1 is killed -9, and the time from the kill to the first batch acknowledged by n2 is printed;
-then the nats-server leading the stream is killed -9, and the time until a write is
-acknowledged again.
+n1 is killed -9, then the nats-server leading the stream; for each, the longest time without an
+acknowledged write in the 15 s after the kill (from the kill itself) is printed.
 
   bench/replication.py [--clients 2] [--batches 150] [--rows 1000]
 """
@@ -196,6 +195,7 @@ def failover(tmp, args):
         body = bodies("f", 1, args.rows)[0]
         order = [n1, n2]
         state = {"i": 0, "last_ok": 0.0, "stop": False}
+        acks = []
 
         def writer():
             conns = {}
@@ -210,6 +210,7 @@ def failover(tmp, args):
                         st = 0
                     if st == 200:
                         state["last_ok"] = time.perf_counter()
+                        acks.append(state["last_ok"])
                         break
                 else:
                     time.sleep(0.05)
@@ -217,21 +218,24 @@ def failover(tmp, args):
             n.name = "n1" if n is n1 else "n2"
         t = threading.Thread(target=writer, daemon=True)
         t.start()
+        def gap(killed):
+            # the longest time without an acknowledged write around the kill: from the last
+            # ack before it (or the kill) to the next ack after the longest silence
+            wait_for(lambda: time.perf_counter() - killed > 15, timeout=30, step=0.1)
+            window = [killed] + [a for a in acks if killed < a < killed + 15]
+            return max(b - a for a, b in zip(window, window[1:])) if len(window) > 1 else None
         time.sleep(2)
         killed = time.perf_counter()
         n1.kill()
-        wait_for(lambda: state["last_ok"] > killed, timeout=60, step=0.001)
-        out["meshd_kill_to_write_s"] = state["last_ok"] - killed
-        time.sleep(1)
+        out["meshd_kill_max_gap_s"] = gap(killed)
         leader = repl(n2).get("leader")
         order.remove(n1)
         if leader in m.hubs:
             killed = time.perf_counter()
             m.hubs[leader].proc.kill()
             m.hubs[leader].proc.wait()
-            wait_for(lambda: state["last_ok"] > killed + 0.001 and
-                     time.perf_counter() - killed > 0.2, timeout=60, step=0.001)
-            out["leader_kill_to_write_s"] = state["last_ok"] - killed
+            out["leader"] = leader
+            out["leader_kill_max_gap_s"] = gap(killed)
         state["stop"] = True
         t.join(30)
         return out
