@@ -317,8 +317,9 @@ const mesh_cli_cmd_t mesh_cli_mesh_cmds[] = {
         .usage = "[OPTIONS]",
         .summary = "List the domains of the mesh and where they are hosted.",
         .text = "Lists the domains hosted by the nodes of the mesh (GET /v1/mesh/domains), one\n"
-                "line per domain and hosting node, with its owners and how many of its products\n"
-                "you may see. Only the domains this node's access policy lets you see (owner,\n"
+                "line per domain and hosting node, with its replication mode (none, sync, async)\n"
+                "and hosts, its owners and how many of its products you may see. Only the domains "
+                "this node's access policy lets you see (owner,\n"
                 "or a grant on the domain or one of its products; admins see all).",
         .formats = "table|json|csv",
         .min_args = 0,

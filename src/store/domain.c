@@ -206,6 +206,7 @@ typedef struct item {
     void *job_arg;
     bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
     bool skipped;  /* a stream record applied before: nothing done */
+    bool nolog;    /* a stream record to skip (decide_origins): not logged, only its sequence */
     bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
@@ -1577,8 +1578,13 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
             else if (apply)
                 apply = false; /* more origins than tracked in one group: next time */
         }
-        if (!apply)
+        if (!apply) {
+            /* nothing to apply: only its stream sequence is stored, in the store's
+             * transaction, without a log record or a sync (lost in a crash, it is delivered
+             * and skipped again) */
             it->payload.len = 9 + ORIGIN_HDR;
+            it->nolog = true;
+        }
     }
 }
 
@@ -1600,10 +1606,12 @@ static void run_group(mesh_domain_t *d, item_t *head)
     /* 1. append every record, 2. one sync */
     mesh_dlog_mark_t mark;
     mesh_dlog_mark(d->log, &mark);
-    size_t logged = 0;
+    size_t logged = 0, nolog = 0;
     for (item_t *it = head; it; it = it->next) {
         it->st = MESH_OK;
-        if (control_item(it))
+        if (it->nolog)
+            nolog++;
+        if (control_item(it) || it->nolog)
             continue;
         uint64_t seq;
         st = mesh_dlog_append(d->log, it->payload.data, it->payload.len, &seq, &it->err);
@@ -1645,7 +1653,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         return;
     }
     /* 3. apply in order in one transaction, 4. commit */
-    if (logged) {
+    if (logged || nolog) {
         applier_t a;
         if (applier_init(&a, d) != MESH_OK) {
             mesh_err_set(&err, MESH_NOMEM, "out of memory");

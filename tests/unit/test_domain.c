@@ -1021,7 +1021,10 @@ static void test_async_origin_chain(void **state)
     remove_db();
     d = open_dom(NULL);
     assert_int_equal(count_rows(d, "telemetry"), 9);
-    assert_int_equal(mesh_domain_stream_seq(d), 6);
+    /* skipped records are not logged: the position may be older, and they come again */
+    assert_true(mesh_domain_stream_seq(d) >= 4);
+    apply_rec(d, 5, &v[0], false);
+    apply_rec(d, 6, &v[2], false);
     apply_rec(d, 7, &v[1], false);
     assert_int_equal(count_rows(d, "telemetry"), 9);
     mesh_domain_close(d);
