@@ -12,7 +12,7 @@ n1 watches its health with a replication-lag threshold of 2 s. Checked:
 - the nats-server stopped: async writes on n1 go on (pending in the outbox), n1 killed -9,
   the server and n1 started again: n1 publishes them from its log;
 - afterwards every acknowledged batch is on both replicas exactly once and their checksums
-  match.
+  match; the registry shows the domain's mode and hosts; both nodes stop cleanly.
 Every process started here is stopped at the end, also on failure.
 """
 import json
@@ -172,6 +172,18 @@ def run(tmp, nodes):
     r1 = repl(n1)
     if r1.get("mode") != "async" or r1.get("outbox_pending", -1) != 0:
         fail("status of an async domain: %s" % r1)
+    st, doc = n1.json("GET", "/v1/mesh/domains")
+    mine = [d for d in doc.get("domains", []) if d["name"] == DOMAIN] if st == 200 else []
+    if not mine or any(d.get("replication") != "async" or sorted(d.get("hosts", [])) !=
+                       ["n1", "n2"] for d in mine):
+        fail("the registry should show %s async on n1, n2: %d %s" % (DOMAIN, st, doc))
+    # a clean stop of both (the outbox pump and the consumer end; a sanitizer report fails)
+    for name in ("n1", "n2"):
+        n = nodes[name]
+        rc = n.stop()
+        bad = [line for line in n.log if "Sanitizer" in line or "runtime error" in line]
+        if rc != 0 or bad:
+            fail("%s stopped with %s: %s" % (name, rc, "\n".join((bad or n.log)[-30:])))
     print("async: %d batches acknowledged, exactly once on both replicas" % len(acked))
 
 
