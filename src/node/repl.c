@@ -28,8 +28,17 @@
 
 typedef struct entry {
     char domain[MESH_NAME_MAX + 1];
+    char sig[8 + MESH_DOMAIN_HOSTS_MAX * 65]; /* mode and hosts it was started with */
     mesh_repl_t *r;
 } entry_t;
+
+/* The mode and hosts of a domain as one text: a change restarts its replicator. */
+static void signature(const mesh_domain_meta_t *m, char *out, size_t cap)
+{
+    size_t k = (size_t)snprintf(out, cap, "%s", m->replication);
+    for (size_t i = 0; i < m->nhosts && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, ",%s", m->hosts[i]);
+}
 
 struct mesh_node_repl {
     pthread_mutex_t lock; /* guards v and n */
@@ -168,6 +177,11 @@ static void stop_entry(mesh_node_t *n, entry_t *e)
         mesh_domain_set_replicator(sd->dom, &ph);
     }
     mesh_snapshot_put(s);
+    /* async: a write that came between a change's check and now still gets published (when
+     * the link is up; a copy the pump also sent is skipped by the replicas' chains) */
+    for (int i = 0; i < 64 && strncmp(e->sig, "async", 5) == 0; i++)
+        if (pump(n, e->domain, e->r) != 1)
+            break;
     mesh_repl_stop(e->r);
     e->r = NULL;
 }
@@ -188,10 +202,16 @@ void mesh__node_repl_sync(mesh_node_t *n)
     /* gone, or no longer hosted here: stop */
     for (size_t i = 0; i < R->n;) {
         const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, R->v[i].domain);
-        if (sd && hosts_me(n, &sd->meta)) {
+        char sig[sizeof R->v[i].sig];
+        if (sd)
+            signature(&sd->meta, sig, sizeof sig);
+        if (sd && hosts_me(n, &sd->meta) && strcmp(sig, R->v[i].sig) == 0) {
             i++;
             continue;
         }
+        if (sd)
+            LOG_INFO("mesh", "domain %s: hosts or mode changed (%s): replication restarted",
+                     R->v[i].domain, sig);
         stop_entry(n, &R->v[i]);
         R->v[i] = R->v[--R->n];
     }
@@ -202,6 +222,8 @@ void mesh__node_repl_sync(mesh_node_t *n)
                 /* replicated, but not by this node's name: refuse writes here */
                 mesh_replicator_t ph = {.publish = refuse, .arg = n};
                 mesh_domain_set_replicator(sd->dom, &ph);
+            } else {
+                mesh_domain_set_replicator(sd->dom, NULL); /* local (again, after an update) */
             }
             continue;
         }
@@ -217,6 +239,7 @@ void mesh__node_repl_sync(mesh_node_t *n)
         }
         entry_t *e = &R->v[R->n];
         snprintf(e->domain, sizeof e->domain, "%s", sd->meta.name);
+        signature(&sd->meta, e->sig, sizeof e->sig);
         mesh_err_t err;
         if (mesh_repl_start(n->mesh, sd->meta.name, apply, position, n, &e->r, &err) != MESH_OK) {
             LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);

@@ -1767,8 +1767,10 @@ void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r)
         d->repl = *r;
     else
         memset(&d->repl, 0, sizeof d->repl);
-    if (r && r->async)
-        atomic_store(&d->outbox_on, true);
+    /* async: the log keeps what is unpublished. A placeholder that refuses writes (no stream
+     * named) leaves it as it was: a node started without its mesh must not trim it away. */
+    if (r == NULL || r->publish == NULL || r->async || r->stream)
+        atomic_store(&d->outbox_on, r && r->publish && r->async);
     pthread_mutex_unlock(&d->repl_lock);
 }
 

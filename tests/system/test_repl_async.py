@@ -12,7 +12,8 @@ n1 watches its health with a replication-lag threshold of 2 s. Checked:
 - the nats-server stopped: async writes on n1 go on (pending in the outbox), n1 killed -9,
   the server and n1 started again: n1 publishes them from its log;
 - afterwards every acknowledged batch is on both replicas exactly once and their checksums
-  match; the registry shows the domain's mode and hosts; both nodes stop cleanly.
+  match; `meshctl domain update` switches n1 to sync (and refuses to replicate a domain that
+  has contracts already, and n2 leaving async while a batch is unpublished); the registry shows the domain's mode and hosts; both nodes stop cleanly.
 Every process started here is stopped at the end, also on failure.
 """
 import json
@@ -177,6 +178,47 @@ def run(tmp, nodes):
     if not mine or any(d.get("replication") != "async" or sorted(d.get("hosts", [])) !=
                        ["n1", "n2"] for d in mine):
         fail("the registry should show %s async on n1, n2: %d %s" % (DOMAIN, st, doc))
+    # ---- meshctl domain update: n1 goes sync (its outbox is empty); refusals ----
+    env = dict(os.environ, MESH_TOKEN=n1.token)
+    base_cmd = [MESHCTL, "--url", n1.url, "--cacert", n1.cafile, "domain", "update"]
+    out = subprocess.run(base_cmd + [DOMAIN, "--replication", "sync"], capture_output=True,
+                         text=True, env=env)
+    if out.returncode != 0:
+        fail("meshctl domain update: %d %s%s" % (out.returncode, out.stdout, out.stderr))
+    if not wait_for(lambda: repl(n1).get("mode") == "sync", timeout=10, step=0.2):
+        fail("n1 did not switch to sync: %s" % repl(n1))
+
+    def sync_write():
+        st, doc = n1.post_rows(DOMAIN, "readings", [{"device": "s1", "ts": 1, "temp": 1}],
+                               headers={"Idempotency-Key": "s1"})
+        return st == 200 and "position" in doc
+    if not wait_for(sync_write, timeout=20, step=0.3):
+        fail("a write on n1 after the switch to sync: %s" % (repl(n1),))
+    n1.create_domain("plain")
+    n1.apply(contract(domain="plain"), expect=201)
+    out = subprocess.run(base_cmd + ["plain", "--hosts", "n1,n2", "--replication", "async"],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 5:
+        fail("a domain with contracts must not become replicated: %d %s%s" % (
+            out.returncode, out.stdout, out.stderr))
+    st, doc = n1.json("PUT", "/v1/domains/" + DOMAIN, {"replication": "later"})
+    if st != 400:
+        fail("an unknown mode: %d %s" % (st, doc))
+    # n2 (still async) may not leave async while its outbox holds batches: link down, write
+    hub.stop()
+    write(n2, "h000")
+    st, doc = n2.json("PUT", "/v1/domains/" + DOMAIN, {"replication": "sync"})
+    if st != 409:
+        fail("leaving async with batches unpublished must be refused: %d %s" % (st, doc))
+    hub.start()
+    if not wait_for(lambda: repl(n2).get("outbox_pending", 1) == 0, timeout=30, step=0.3):
+        fail("n2's outbox did not drain: %s" % repl(n2))
+    st, doc = n2.json("PUT", "/v1/domains/" + DOMAIN, {"replication": "sync"})
+    if st != 200 or doc.get("replication") != "sync":
+        fail("n2 to sync once its outbox is empty: %d %s" % (st, doc))
+    if not wait_for(lambda: n1.scalar("SELECT count(*) FROM field.readings WHERE device = "
+                                      "'h000'") == ROWS, timeout=20, step=0.2):
+        fail("n2's last async batch did not reach n1")
     # a clean stop of both (the outbox pump and the consumer end; a sanitizer report fails)
     for name in ("n1", "n2"):
         n = nodes[name]
