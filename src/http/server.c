@@ -206,6 +206,8 @@ static void common_headers(mesh_req_t *r)
     evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    if (r->node->tls) /* HTTPS only: a browser that saw it never tries plain HTTP here again */
+        evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
     evhttp_add_header(h, "X-Request-Id", r->request_id);
 }
 

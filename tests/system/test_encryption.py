@@ -611,6 +611,41 @@ class EncryptionTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("not older than the audit log's", out)
 
+    def test_kek_command_end_to_end(self):
+        """meshd --kek-command runs a real program (no shell) for its KEK, and meshctl keys
+        rotate --new-kek-command moves the node to another program's key: the old command
+        then opens nothing, the new one everything."""
+        k1, k2 = new_kek(), new_kek()
+        f1, f2 = write_kek(self.tmp, "c1", k1), write_kek(self.tmp, "c2", k2)
+        # a KMS stand-in: prints the key file it is given (words split on blanks, no shell)
+        cmd1, cmd2 = "/bin/cat " + f1, "/bin/cat " + f2
+        n = self.node(args=["--kek-command", cmd1]).start()
+        self.assertFalse(any("kek.key" in line and "beside" in line for line in n.log), n.log)
+        n.create_domain("cmd")
+        n.apply(contract(domain="cmd"), expect=201)
+        n.post_rows("cmd", "readings", [{"device": "a", "ts": i, "temp": i} for i in range(10)])
+        rc, out = meshctl(n, "keys", "status", "--format", "json")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("command", out)
+        rc, out = meshctl(n, "keys", "rotate", "--new-kek-command", cmd2)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("key files rewrapped", out)
+        self.assertEqual(n.stop(), 0)
+        rc, out = start_fails(n.data_dir, args=["--kek-command", cmd1])
+        self.assertEqual(rc, 2, out)
+        self.assertIn("wrong key?", out)
+        rc, out = start_fails(n.data_dir, args=["--kek-command", "/bin/false"])
+        self.assertEqual(rc, 2, out)
+        self.assertIn("kek_command: /bin/false failed", out)
+        n.args = ["--kek-command", cmd2]
+        n.start()
+        self.assertEqual(n.scalar("SELECT count(*) FROM cmd.readings"), 10)
+        self.assertEqual(n.stop(), 0)
+        for k in (k1, k2):
+            self.assertEqual(scan(n.data_dir, [k]), [])
+        rc, out = n.verify()
+        self.assertEqual(rc, 0, out)
+
     # ---- rotation ----
 
     def test_kek_rotation(self):
