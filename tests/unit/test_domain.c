@@ -976,7 +976,8 @@ static void test_checkpoint_trims_log(void **state)
     write_ok(d, "small", 0, 1, NULL);
     int64_t t0 = mesh_mono_ns();
     assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_BUSY);
-    assert_true(mesh_mono_ns() - t0 < 2 * MESH_NS_PER_SEC);
+    /* waiting would take the store's busy timeout (10 s): far less means it did not wait */
+    assert_true(mesh_mono_ns() - t0 < 8 * MESH_NS_PER_SEC);
     assert_int_equal(count_segments(), 2);
     /* writes go on meanwhile */
     write_ok(d, "small", 1, 1, NULL);
