@@ -1864,6 +1864,7 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
 static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err);
 
 typedef struct outbox_read {
+    mesh_domain_t *d;
     mesh_outbox_rec_t *v;
     size_t n, max_n, bytes, max_bytes;
     uint64_t origin, prev;
@@ -1881,6 +1882,8 @@ static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, s
     outbox_read_t *o = arg;
     if (n == 0 || p[0] != K_BATCH)
         return MESH_OK; /* stream records, rules, ticks: not this copy's batches */
+    if (mesh_store_unapplied(o->d->store, seq))
+        return MESH_OK; /* refused or a duplicate here: nothing for the replicas either */
     if (o->n == o->max_n || (o->n > 0 && o->bytes + n > o->max_bytes))
         return MESH_LIMIT; /* enough for one run: stops the walk */
     mesh_outbox_rec_t *r = &o->v[o->n];
@@ -1905,6 +1908,7 @@ static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, s
 static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
     outbox_read_t *o = arg;
+    o->d = d;
     if (o->origin == 0) {
         /* this copy's origin id, made once and kept with the data */
         uint64_t id = 0;
