@@ -1926,7 +1926,14 @@ static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *er
         atomic_store(&d->last_batch, o->prev);
         return MESH_OK;
     }
-    mesh_status_t st = mesh_dlog_replay(d->log, o->prev, outbox_collect, o, err);
+    /* the chain goes on from the last batch published (o->prev); the scan starts there, or at
+     * the log's first record when older ones were trimmed: while the outbox is on, no
+     * unpublished batch is trimmed, so those were written before this copy was async (in
+     * sync mode, as stream records) or before a backup it was restored from */
+    uint64_t from = o->prev;
+    if (mesh_dlog_first_seq(d->log) > from + 1)
+        from = mesh_dlog_first_seq(d->log) - 1;
+    mesh_status_t st = mesh_dlog_replay(d->log, from, outbox_collect, o, err);
     if (st == MESH_LIMIT) {
         mesh_err_clear(err);
         return MESH_OK;

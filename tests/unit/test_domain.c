@@ -1115,6 +1115,37 @@ static void test_async_origin_chain(void **state)
     mesh_domain_close(o);
 }
 
+/* A domain that becomes async after its log was trimmed (it was local or sync before): the
+ * outbox starts at the log's first record, and the chain at 0. */
+static void test_async_after_trim(void **state)
+{
+    (void)state;
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    write_ok(d, "m1", 0, 2, NULL);
+    write_ok(d, "m2", 0, 2, NULL);
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK);
+    write_ok(d, "m3", 0, 2, NULL);
+    assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK); /* m1..m3 trimmed */
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(d, &rp);
+    uint64_t s4 = write_ok(d, "m4", 0, 3, NULL);
+    mesh_outbox_rec_t *v;
+    size_t n;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(d, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].seq, s4);
+    const uint8_t *p = (const uint8_t *)v[0].msg.data;
+    uint64_t prev = 0;
+    for (int k = 7; k >= 0; k--)
+        prev = prev << 8 | p[17 + k];
+    assert_int_equal(prev, 0);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_close(d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1130,6 +1161,7 @@ int main(void)
         T(test_checkpoint_trims_log),
         T(test_replay_rows_older_than_a_flush_in_their_group),
         T(test_async_origin_chain),
+        T(test_async_after_trim),
         T(test_replay_skips_duplicate_batches),
     };
 #undef T
