@@ -49,13 +49,15 @@ static mesh_status_t read_token_file(const char *path, char *out, size_t cap, me
     mesh_status_t st = mesh_read_file(path, 4096, &text, NULL, err);
     if (st != MESH_OK)
         return st;
-    size_t n = strcspn(text, "\r\n");
+    size_t len = strlen(text), n = strcspn(text, "\r\n");
     if (n >= cap) {
+        explicit_bzero(text, len);
         free(text);
         return mesh_err_set(err, MESH_INVALID, "%s: token too long", path);
     }
     memcpy(out, text, n);
     out[n] = '\0';
+    explicit_bzero(text, len); /* the caller clears its copy; this one goes too */
     free(text);
     return MESH_OK;
 }
