@@ -284,10 +284,14 @@ class Scenario:
     # ---- meshd's API --------------------------------------------------------------------
     def api(self, method, path, body=None, ctype="application/json"):
         """One request as the admin; returns (status, parsed JSON or text)."""
+        return self.api_as(TOKEN, method, path, body, ctype)
+
+    def api_as(self, token, method, path, body=None, ctype="application/json"):
+        """One request with a bearer token; returns (status, parsed JSON or text)."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ssl, timeout=60)
-        hdrs = {"Authorization": "Bearer " + TOKEN}
+        hdrs = {"Authorization": "Bearer " + token}
         if body is not None:
             hdrs["Content-Type"] = ctype
         try:
@@ -353,11 +357,12 @@ class Scenario:
         return self.check("meshd's MQTT session is up and subscribed", wait_for(ready, 30))
 
     def stored(self, mapping):
-        """Messages of a mapping meshd stored (acknowledged after they were durable)."""
+        """Messages of a mapping meshd stored or quarantined (acknowledged to the broker once
+        durable)."""
         st, doc = self.api("GET", "/v1/mqtt/status")
         for m in doc["mappings"]:
             if m["name"] == mapping:
-                return m["messages"]["stored"]
+                return m["messages"]["stored"] + m["messages"]["quarantined"]
         return 0
 
 
