@@ -155,7 +155,8 @@ class Scenario:
         self.receiver = None
         self.check = Checks()
         self.build = build_dir()
-        self.meshd_log = os.path.join(self.tmp, "meshd.log")
+        self.meshd_log = None
+        self.meshd_proc = None
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, self._on_signal)
         for exe in ("meshd", "meshctl"):
@@ -192,9 +193,11 @@ class Scenario:
         self.broker_port = port
         return port
 
-    def meshd(self, args=()):
-        """Starts meshd with its data in the scenario's directory; waits until it serves."""
-        data = os.path.join(self.tmp, "data")
+    def meshd(self, args=(), name="data"):
+        """Starts meshd with its data in the scenario's directory (NAME/, its log NAME.log);
+        waits until it serves."""
+        data = os.path.join(self.tmp, name)
+        self.meshd_log = os.path.join(self.tmp, name + ".log")
         open(self.meshd_log, "w").close()
         argv = [os.path.join(self.build, "meshd"), "--data-dir", data, "--listen",
                 "127.0.0.1:0", "--admin-token", TOKEN] + list(args)
@@ -210,7 +213,7 @@ class Scenario:
             return m.group(1) if m else (None if p.poll() is None else "died")
         a = wait_for(addr, 30)
         if not a or a == "died":
-            self.fail_setup("meshd did not start", "meshd.log")
+            self.fail_setup("meshd did not start", self.meshd_log)
         self.host, port = a.split(":")
         self.port = int(port)
         self.cafile = os.path.join(data, "tls", "cert.pem")
@@ -218,8 +221,24 @@ class Scenario:
         return p
 
     def webhook(self):
+        """A new webhook receiver (the previous one, if any, is closed)."""
+        if self.receiver:
+            self.receiver.close()
         self.receiver = Receiver()
         return self.receiver
+
+    def stop_meshd(self):
+        """Stops meshd (SIGTERM) and checks it exited cleanly."""
+        p = self.meshd_proc
+        p.terminate()
+        try:
+            rc = p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        self.check("meshd stopped cleanly", rc == 0, rc)
+        self.procs.remove(p)
+        self.meshd_proc = None
 
     def mqtt(self, client_id, on_message=None):
         """A connected paho client (MQTT 3.1.1) with its network loop in a thread."""
@@ -272,8 +291,9 @@ class Scenario:
 
     def finish(self):
         """Checks meshd is alive, stops everything, prints the summary; returns the exit code."""
-        self.check("meshd ran through", self.meshd_proc.poll() is None)
-        if self.check.failed:
+        if self.meshd_proc:
+            self.check("meshd ran through", self.meshd_proc.poll() is None)
+        if self.check.failed and self.meshd_log:
             with open(self.meshd_log) as f:
                 print("# last lines of meshd's log:\n" + "".join(f.readlines()[-15:]))
         self.close()
