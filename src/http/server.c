@@ -118,6 +118,8 @@ static const route_t routes[] = {
     {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
+    {"lineage", M_GET, "/v1/lineage/{}/{}", mesh_api_lineage, true, false},
+    {"derive", M_POST, "/v1/derive/{}/{}", mesh_api_derive, true, false},
 };
 #define NROUTES ((int)MESH_ARRAY_LEN(routes))
 
