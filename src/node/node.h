@@ -167,6 +167,7 @@ typedef struct mesh_node {
     struct mesh_health *health; /* node/health.h: tallies of the built-in health alerts */
     int64_t health_next_ns;     /* when the health tick next writes samples */
     mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
+    struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
