@@ -242,8 +242,7 @@ class Scenario:
 
     def mqtt(self, client_id, on_message=None):
         """A connected paho client (MQTT 3.1.1) with its network loop in a thread."""
-        import paho.mqtt.client as mqtt
-        c = mqtt.Client(client_id=client_id, clean_session=True)
+        c = new_client(client_id)
         c.max_inflight_messages_set(100)
         c.max_queued_messages_set(0)
         if on_message:
@@ -384,6 +383,16 @@ class Scenario:
             if m["name"] == mapping:
                 return m["messages"]["stored"] + m["messages"]["quarantined"]
         return 0
+
+
+def new_client(client_id):
+    """A paho client with the version 1 callbacks (paho-mqtt 1.6 on Debian 12; paho-mqtt 2 on
+    Debian 13 asks for the callback API version)."""
+    import paho.mqtt.client as mqtt
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=client_id,
+                           clean_session=True)
+    return mqtt.Client(client_id=client_id, clean_session=True)
 
 
 def publish_all(client, msgs, qos=1):

@@ -14,7 +14,6 @@ The thermostat runs on simulated time (30 s of room time per report, a report ev
 """
 import os
 import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

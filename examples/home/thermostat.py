@@ -67,7 +67,11 @@ def main():
     def on_connect(client, userdata, flags, rc):
         client.subscribe(cmd_topic, qos=1)  # again after every reconnect
 
-    c = mqtt.Client(client_id="thermostat-" + o.room, clean_session=True)
+    if hasattr(mqtt, "CallbackAPIVersion"):  # paho-mqtt 2 (Debian 13) asks for the API version
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id="thermostat-" + o.room,
+                        clean_session=True)
+    else:
+        c = mqtt.Client(client_id="thermostat-" + o.room, clean_session=True)
     c.on_message = on_message
     c.on_connect = on_connect
     c.connect(host, int(port), keepalive=30)
