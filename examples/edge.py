@@ -291,7 +291,8 @@ class Scenario:
     def finish(self):
         """Checks meshd is alive, stops everything, prints the summary; returns the exit code."""
         if self.meshd_proc:
-            self.check("meshd ran through", self.meshd_proc.poll() is None)
+            if self.check("meshd ran through", self.meshd_proc.poll() is None):
+                self.stop_meshd()
         if self.check.failed and self.meshd_log:
             with open(self.meshd_log) as f:
                 print("# last lines of meshd's log:\n" + "".join(f.readlines()[-15:]))
