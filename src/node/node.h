@@ -177,7 +177,8 @@ typedef struct mesh_node {
     pthread_mutex_t fed_lock;
     char (*fed_remote)[64];
     size_t fed_nremote;
-    int64_t fed_remote_mono; /* when fed_remote was read */
+    int64_t fed_remote_mono;    /* when fed_remote was read */
+    struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
