@@ -126,7 +126,10 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_BACKUP_CREATE, "admin.backup.create")                                                  \
     X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
     X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \
-    X(BACKUP_DONE, "backup.done")
+    X(BACKUP_DONE, "backup.done")                                                                  \
+    X(DISPOSE_RETENTION, "dispose.retention")                                                      \
+    X(DISPOSE_ERASURE, "dispose.erasure")                                                          \
+    X(ADMIN_GOVERNANCE, "admin.governance")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

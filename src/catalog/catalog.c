@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/governance.h"
 #include "catalog/internal.h"
 #include "catalog/mqtt.h"
 #include "catalog/security.h"
@@ -101,7 +102,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
     if ((st = mesh__catalog_security_init(c, err)) != MESH_OK ||
         (st = mesh__catalog_classification_init(c, err)) != MESH_OK)
         goto err;
-    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK)
+    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK ||
+        (st = mesh__catalog_gov_init(c, err)) != MESH_OK)
         goto err;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=

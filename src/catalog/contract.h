@@ -7,7 +7,9 @@
  * line of the offending node ("schema[0].properties[2].logicalType (line 14): ..."). meshd's
  * own settings live only under customProperties:
  *
- *   schema object: timeColumn (a property name), onInvalid (reject | quarantine)
+ *   schema object: timeColumn (a property name), onInvalid (reject | quarantine),
+ *                  retention (a duration), residency (local | any), egress (any |
+ *                  aggregates-only), minGroupSize (an integer >= 2), privacyUnit (a property)
  *   property:      unit (text), enum (list of allowed values)
  *
  * The parsed document tree is kept so a product's contract can be exported back as ODCS YAML
@@ -149,6 +151,13 @@ typedef struct mesh_product {
     /* slaProperties of the contract that apply to this product (0: none declared) */
     int64_t sla_latency_ns;   /* latency: the newest row is at most this old */
     int64_t sla_frequency_ns; /* frequency: a write at least this often */
+    /* governance (customProperties retention, residency, egress, minGroupSize,
+     * privacyUnit; docs/governance.md) */
+    int64_t retention_ns;   /* rows older than this are deleted (0: kept forever) */
+    bool residency_local;   /* rows never leave this node */
+    bool egress_aggregates; /* outside the domain: aggregates over >= egress_k units only */
+    int egress_k;           /* minimum distinct privacy units per group (default 11) */
+    int privacy_unit_col;   /* index into cols, -1 when none */
 } mesh_product_t;
 
 typedef struct mesh_yaml_node mesh_yaml_node_t; /* parsed document, private to contract.c */

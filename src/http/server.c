@@ -116,6 +116,11 @@ static const route_t routes[] = {
     {"mqtt_status", M_GET, "/v1/mqtt/status", mesh_api_mqtt_status, true, false},
     {"mqtt_mappings", M_GET | M_POST, "/v1/mqtt/mappings", mesh_api_mqtt_mappings, true, false},
     {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},
+    {"governance", M_GET | M_PUT, "/v1/governance/{}", mesh_api_governance_domain, true, false},
+    {"governance_product", M_GET | M_PUT, "/v1/governance/{}/{}", mesh_api_governance_product, true,
+     false},
+    {"retention_run", M_POST, "/v1/retention/run", mesh_api_retention_run, true, false},
+    {"erase", M_POST, "/v1/products/{}/{}/erase", mesh_api_erase, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
 };
