@@ -20,7 +20,7 @@
 
 typedef struct mesh_gov_rec {
     char domain[64];
-    char product[64];   /* "" for the whole domain */
+    char product[64];     /* "" for the whole domain */
     int64_t retention_ns; /* -1: not set (the contract's); 0: kept forever */
     bool hold;
     char hold_reason[MESH_HOLD_REASON_MAX + 1];

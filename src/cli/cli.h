@@ -124,6 +124,7 @@ extern const mesh_cli_cmd_t mesh_cli_backup_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_classify_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mesh_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_governance_cmds[];
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
  * cert, key; accepted as

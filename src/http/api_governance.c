@@ -36,7 +36,8 @@ static void gov_json(const mesh_gov_rec_t *g, const mesh_gov_effective_t *e, mes
         mesh_buf_add_json_str(o, g->product, strlen(g->product));
     }
     if (g->retention_ns >= 0)
-        mesh_buf_printf(o, ",\"retention_s\":%" PRId64, (int64_t)(g->retention_ns / MESH_NS_PER_SEC));
+        mesh_buf_printf(o, ",\"retention_s\":%" PRId64,
+                        (int64_t)(g->retention_ns / MESH_NS_PER_SEC));
     else
         mesh_buf_adds(o, ",\"retention_s\":null");
     mesh_buf_printf(o, ",\"legal_hold\":%s", g->hold ? "true" : "false");
@@ -46,11 +47,10 @@ static void gov_json(const mesh_gov_rec_t *g, const mesh_gov_effective_t *e, mes
     }
     mesh_buf_printf(o, ",\"residency\":\"%s\"", g->residency_local ? "local" : "any");
     if (e) {
-        mesh_buf_printf(o,
-                        ",\"effective\":{\"retention_s\":%" PRId64
-                        ",\"legal_hold\":%s,\"residency\":\"%s\"",
-                        (int64_t)(e->retention_ns / MESH_NS_PER_SEC), e->held ? "true" : "false",
-                        e->residency_local ? "local" : "any");
+        mesh_buf_printf(
+            o, ",\"effective\":{\"retention_s\":%" PRId64 ",\"legal_hold\":%s,\"residency\":\"%s\"",
+            (int64_t)(e->retention_ns / MESH_NS_PER_SEC), e->held ? "true" : "false",
+            e->residency_local ? "local" : "any");
         if (e->held) {
             mesh_buf_adds(o, ",\"held_on\":");
             mesh_buf_add_json_str(o, e->held_on, strlen(e->held_on));
@@ -96,7 +96,8 @@ static void governance(mesh_req_t *r, const char *domain, const char *product)
                 break;
             if (strcmp(key, "retention") == 0) {
                 int64_t ns = 0;
-                if (json_is_null(v) || (json_is_string(v) && strcmp(json_string_value(v), "contract") == 0))
+                if (json_is_null(v) ||
+                    (json_is_string(v) && strcmp(json_string_value(v), "contract") == 0))
                     g.retention_ns = -1;
                 else if (json_is_string(v) && strcmp(json_string_value(v), "forever") == 0)
                     g.retention_ns = 0;
@@ -129,8 +130,8 @@ static void governance(mesh_req_t *r, const char *domain, const char *product)
         if (st == MESH_OK && !g.hold)
             g.hold_reason[0] = '\0';
         if (st == MESH_OK && g.retention_ns > 0 && p && p->time_col < 0)
-            st = mesh_err_set(&err, MESH_INVALID, "%s.%s has no time column: no retention",
-                              domain, product);
+            st = mesh_err_set(&err, MESH_INVALID, "%s.%s has no time column: no retention", domain,
+                              product);
         if (st == MESH_OK) {
             g.updated_ns = mesh_now_ns();
             snprintf(g.updated_by, sizeof g.updated_by, "%s", r->who.name);
@@ -226,9 +227,9 @@ void mesh_api_erase(mesh_req_t *r)
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_erase_report_t rep;
-    mesh_status_t st = where ? mesh_node_erase(r->node, snap, mesh_req_policy(r), &r->who, p,
-                                               where, &rep, &err)
-                             : mesh_err_set(&err, MESH_NOMEM, "out of memory");
+    mesh_status_t st =
+        where ? mesh_node_erase(r->node, snap, mesh_req_policy(r), &r->who, p, where, &rep, &err)
+              : mesh_err_set(&err, MESH_NOMEM, "out of memory");
     mesh_buf_t d;
     mesh_buf_init(&d, 16384);
     mesh_buf_adds(&d, "{\"why\":\"erasure\",\"where\":");

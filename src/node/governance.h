@@ -11,9 +11,9 @@
 #include "node/node.h"
 
 typedef struct mesh_erase_report {
-    int64_t matched; /* rows the WHERE selected */
-    int64_t deleted; /* rows removed from the product */
-    int64_t records; /* disposal records written to the domain's log */
+    int64_t matched;    /* rows the WHERE selected */
+    int64_t deleted;    /* rows removed from the product */
+    int64_t records;    /* disposal records written to the domain's log */
     mesh_buf_t derived; /* JSON array of what the derived hook did ("" when no hook) */
 } mesh_erase_report_t;
 void mesh_erase_report_free(mesh_erase_report_t *r);
@@ -39,8 +39,7 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
  * the erasure's: an error is reported to the caller after the source rows are gone.
  */
 typedef mesh_status_t (*mesh_erase_derived_fn)(void *arg, mesh_node_t *n, const mesh_product_t *p,
-                                               const char *where, mesh_buf_t *out,
-                                               mesh_err_t *err);
+                                               const char *where, mesh_buf_t *out, mesh_err_t *err);
 void mesh_node_set_erase_derived(mesh_erase_derived_fn fn, void *arg);
 
 #endif

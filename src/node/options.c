@@ -74,8 +74,8 @@ static const mesh_opt_t node_opts[] = {
      NULL, 0, "DURATION",
      "How often every product's contract quality rules and completeness are evaluated (0: "
      "only on demand, POST .../quality/run). See docs/quality.md."},
-    {"retention_interval", MESH_OPT_DURATION, F(retention_interval), "1m", 0,
-     7 * 86400000000000LL, NULL, 0, "DURATION",
+    {"retention_interval", MESH_OPT_DURATION, F(retention_interval), "1m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
      "How often expired rows are deleted from products with a retention (0: never; see "
      "docs/governance.md)."},
     {"retention_batch", MESH_OPT_INT, F(retention_batch), "10000", 1, 10000000, NULL, 0, "N",

@@ -93,10 +93,11 @@ void mesh__node_retention_run(mesh_node_t *n, mesh_buf_t *report)
                         }
                     }
                     if (deleted > 0)
-                        LOG_INFO("retention", "%s.%s: %" PRId64 " rows older than %" PRId64
-                                              " s deleted in %" PRId64 " batches",
-                                 p->domain, p->name, deleted, (int64_t)(g.retention_ns / MESH_NS_PER_SEC),
-                                 batches);
+                        LOG_INFO("retention",
+                                 "%s.%s: %" PRId64 " rows older than %" PRId64
+                                 " s deleted in %" PRId64 " batches",
+                                 p->domain, p->name, deleted,
+                                 (int64_t)(g.retention_ns / MESH_NS_PER_SEC), batches);
                 }
                 total += deleted;
                 if (report) {

@@ -65,7 +65,7 @@ enum {
     K_UNRULE = 'X',
     K_TICK = 'T',
     K_ALERT = 'A',
-    K_QDROP = 'Q', /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
@@ -473,8 +473,7 @@ static mesh_status_t dispose_decode(uint64_t seq, const uint8_t *p, size_t n, di
                                     mesh_err_t *err)
 {
     size_t nl = n > 2 ? p[2] : 0;
-    if (n < 3 || (p[1] != 'r' && p[1] != 'e') || nl == 0 || nl > MESH_NAME_MAX ||
-        n < 3 + nl + 20)
+    if (n < 3 || (p[1] != 'r' && p[1] != 'e') || nl == 0 || nl > MESH_NAME_MAX || n < 3 + nl + 20)
         return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad disposal",
                             (unsigned long long)seq);
     r->why = (char)p[1];
@@ -483,8 +482,8 @@ static mesh_status_t dispose_decode(uint64_t seq, const uint8_t *p, size_t n, di
     const uint8_t *q = p + 3 + nl;
     r->d.cutoff = (int64_t)le64(q);
     r->d.limit = (int64_t)le64(q + 8);
-    r->d.nkeys = (size_t)(q[16] | (uint32_t)q[17] << 8 | (uint32_t)q[18] << 16 |
-                          (uint32_t)q[19] << 24);
+    r->d.nkeys =
+        (size_t)(q[16] | (uint32_t)q[17] << 8 | (uint32_t)q[18] << 16 | (uint32_t)q[19] << 24);
     r->d.keys = q + 20;
     r->d.keys_len = n - (3 + nl + 20);
     if (r->d.nkeys > r->d.keys_len || (r->why == 'e') != (r->d.cutoff == INT64_MIN))

@@ -2723,8 +2723,7 @@ static mesh_status_t dispose_rows(mesh_store_t *s, const mesh_product_t *p, cons
     if (d->cutoff != INT64_MIN) {
         if (p->time_col < 0) {
             mesh_buf_free(&b);
-            return mesh_err_set(err, MESH_INVALID, "%s has no time column: no retention",
-                                p->name);
+            return mesh_err_set(err, MESH_INVALID, "%s has no time column: no retention", p->name);
         }
         mesh_buf_adds(&b, "DELETE FROM ");
         add_table(&b, p->name, NULL);
@@ -2848,8 +2847,7 @@ mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const
     return MESH_OK;
 }
 
-mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed,
-                                mesh_err_t *err)
+mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed, mesh_err_t *err)
 {
     *freed = 0;
     if (meta_pragma(s->db, "auto_vacuum") != 2)

@@ -2428,10 +2428,9 @@ static mesh_status_t parse_keys(mesh_ts_t *t, const uint8_t *keys, size_t len, s
 }
 
 /* Rewrites one chunk without its disposed rows (or deletes it). *gone: rows removed. */
-static mesh_status_t dispose_chunk(mesh_ts_t *t, sqlite3 *db, series_t *s, int64_t id,
-                                   int64_t n, bool whole, const void *data, int len,
-                                   const delkey_t *keys, size_t nkeys, int64_t cutoff,
-                                   int64_t *gone, mesh_err_t *err)
+static mesh_status_t dispose_chunk(mesh_ts_t *t, sqlite3 *db, series_t *s, int64_t id, int64_t n,
+                                   bool whole, const void *data, int len, const delkey_t *keys,
+                                   size_t nkeys, int64_t cutoff, int64_t *gone, mesh_err_t *err)
 {
     *gone = 0;
     rowset_t m;
@@ -2599,8 +2598,8 @@ mesh_status_t mesh__ts_dispose(mesh_ts_t *t, sqlite3 *db, int64_t cutoff, int64_
                     break;
                 }
                 st = dispose_chunk(t, db, s, refs[i].id, refs[i].n, false,
-                                   sqlite3_column_blob(qd, 0), sqlite3_column_bytes(qd, 0), dk,
-                                   ndk, cutoff, &gone, err);
+                                   sqlite3_column_blob(qd, 0), sqlite3_column_bytes(qd, 0), dk, ndk,
+                                   cutoff, &gone, err);
             }
             if (st == MESH_OK && gone > 0) {
                 touch(t, s);
