@@ -27,36 +27,6 @@ void mesh_erase_report_free(mesh_erase_report_t *r)
     mesh_buf_free(&r->derived);
 }
 
-/* Whether the parentheses of SQL text balance outside strings, quoted names and comments
- * (never closing more than were opened). An unterminated string or comment is unbalanced. */
-static bool parens_balanced(const char *s)
-{
-    int depth = 0;
-    while (*s) {
-        char c = *s++;
-        if (c == '\'' || c == '"' || c == '`' || c == '[') {
-            char end = c == '[' ? ']' : c;
-            while (*s && *s != end)
-                s++;
-            if (*s == '\0')
-                return false;
-            s++;
-        } else if (c == '-' && *s == '-') {
-            return false; /* a line comment would swallow what follows the condition */
-        } else if (c == '/' && *s == '*') {
-            const char *e = strstr(s + 1, "*/");
-            if (e == NULL)
-                return false;
-            s = e + 2;
-        } else if (c == '(') {
-            depth++;
-        } else if (c == ')' && --depth < 0) {
-            return false;
-        }
-    }
-    return depth == 0;
-}
-
 /* Writes the keys collected so far as one disposal record. */
 static mesh_status_t flush_keys(const mesh_snap_domain_t *sd, const mesh_product_t *p,
                                 mesh_buf_t *keys, size_t *nkeys, mesh_erase_report_t *rep,
@@ -96,7 +66,7 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
                             p->domain, p->name, g.held_on, g.hold_reason);
     /* the condition must be one expression over the product: no statement tails, and no
      * parenthesis closing the one it is put in */
-    if (!parens_balanced(where))
+    if (!mesh_sql_parens_balanced(where, strlen(where)))
         return mesh_err_set(err, MESH_INVALID,
                             "the condition's parentheses do not balance: it must be one "
                             "expression over the columns of %s.%s",
