@@ -1106,7 +1106,12 @@ mesh_status_t mesh__ts_apply(mesh_ts_t *t, sqlite3 *db, uint64_t seq, const mesh
         if (replay && seq <= s->flushed_seq)
             continue; /* already in its chunks */
         int64_t time = row[t->time_col].u.i;
-        if (time <= s->t_max) {
+        /* late means at or before what the chunks will hold when this transaction commits:
+         * a flush at the start of the group already wrote the buffer out, so its newest time
+         * counts. (Replay takes a row at or before the committed t_max of an applied record
+         * as merged; a row kept in the buffer here instead was lost at a crash.) */
+        int64_t chunks_tmax = s->flushing ? s->flush_tmax : s->t_max;
+        if (time <= chunks_tmax) {
             if (replay && seq <= applied_seq)
                 continue; /* a late row merged into its chunk before the crash */
             /* late: collect for a chunk merge */
