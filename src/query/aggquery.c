@@ -44,6 +44,8 @@ static mesh_status_t lex(lexer_t *lx, mesh_err_t *err)
 {
     const char *s = lx->s;
     size_t n = lx->n, i = 0;
+    if (memchr(s, '\0', n) != NULL) /* SQLite would stop reading there */
+        return mesh_err_set(err, MESH_FORBIDDEN, "a NUL byte in the query");
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (isspace(c)) {

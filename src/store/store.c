@@ -461,10 +461,19 @@ static mesh_status_t conn_open(mesh_store_t *s, const char *path, mesh_err_t *er
         return st;
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* a new database gives deleted rows' pages back (retention, erasure: mesh_store_vacuum);
+     * set only while it is empty: on an existing one the pragma writes its header, which a
+     * full disk refuses */
+    sqlite3_stmt *pc;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_count", -1, &pc, NULL) == SQLITE_OK) {
+        bool empty = sqlite3_step(pc) == SQLITE_ROW && sqlite3_column_int64(pc, 0) == 0;
+        sqlite3_finalize(pc);
+        if (empty && (st = exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", err)) != MESH_OK)
+            return st;
+    }
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
-             " PRAGMA temp_store=MEMORY;"
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
              "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF;",
              s->opts.sync_full ? "FULL" : "NORMAL",
              (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384));
