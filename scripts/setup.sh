@@ -13,9 +13,11 @@ pkgs=(
   libnats-dev nats-server libcrypt-dev libmosquitto-dev mosquitto mosquitto-clients
   python3 jq procps iproute2 util-linux
   dpkg-dev fakeroot adduser systemd man-db python3-yaml
+  prometheus
 )
 # dpkg-dev: CPack's Debian package (dpkg-shlibdeps); adduser, systemd (systemd-analyze) and
-# man-db: tests/system/test_package.sh; python3-yaml: the Kubernetes manifests' check
+# man-db: tests/system/test_package.sh; python3-yaml: the Kubernetes manifests' check;
+# prometheus: promtool checks deploy/prometheus/ (tests/system/test_monitoring.py)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine python3-psycopg2)
 fi

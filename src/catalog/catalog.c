@@ -56,9 +56,20 @@ void mesh_domain_meta_free(mesh_domain_meta_t *m)
     for (size_t i = 0; i < m->nowners; i++)
         free(m->owners[i]);
     free(m->owners);
+    for (size_t i = 0; i < m->nhosts; i++)
+        free(m->hosts[i]);
+    free(m->hosts);
     m->description = NULL;
     m->owners = NULL;
     m->nowners = 0;
+    m->hosts = NULL;
+    m->nhosts = 0;
+}
+
+bool mesh_domain_replication_ok(const char *mode)
+{
+    return mode &&
+           (strcmp(mode, "none") == 0 || strcmp(mode, "sync") == 0 || strcmp(mode, "async") == 0);
 }
 
 mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_meta_t *dst)
@@ -75,6 +86,16 @@ mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_m
             if ((dst->owners[i] = strdup(src->owners[i])) == NULL)
                 goto err;
             dst->nowners++;
+        }
+    }
+    memcpy(dst->replication, src->replication, sizeof dst->replication);
+    if (src->nhosts) {
+        if ((dst->hosts = calloc(src->nhosts, sizeof *dst->hosts)) == NULL)
+            goto err;
+        for (size_t i = 0; i < src->nhosts; i++) {
+            if ((dst->hosts[i] = strdup(src->hosts[i])) == NULL)
+                goto err;
+            dst->nhosts++;
         }
     }
     return MESH_OK;
@@ -105,6 +126,11 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
     if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK ||
         (st = mesh__catalog_gov_init(c, err)) != MESH_OK)
         goto err;
+    /* replication columns, added to catalogs made before them (an error: already there) */
+    sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]'", NULL,
+                 NULL, NULL);
+    sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN replication TEXT NOT NULL DEFAULT 'none'",
+                 NULL, NULL, NULL);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=
         SQLITE_OK) {
@@ -163,14 +189,22 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
         json_array_append_new(owners, json_string(m->owners[i]));
     char *ojs = owners ? json_dumps(owners, JSON_COMPACT) : NULL;
     json_decref(owners);
-    if (ojs == NULL)
+    json_t *hosts = json_array();
+    for (size_t i = 0; hosts && i < m->nhosts; i++)
+        json_array_append_new(hosts, json_string(m->hosts[i]));
+    char *hjs = hosts ? json_dumps(hosts, JSON_COMPACT) : NULL;
+    json_decref(hosts);
+    if (ojs == NULL || hjs == NULL) {
+        free(ojs);
+        free(hjs);
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
     pthread_mutex_lock(&c->lock);
     sqlite3_stmt *q;
     mesh_status_t st = MESH_OK;
     if (sqlite3_prepare_v2(c->db,
-                           "INSERT INTO domains(name, description, owners, created_ns)"
-                           " VALUES (?,?,?,?)",
+                           "INSERT INTO domains(name, description, owners, created_ns, hosts,"
+                           " replication) VALUES (?,?,?,?,?,?)",
                            -1, &q, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "prepare");
     } else {
@@ -179,6 +213,8 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
             sqlite3_bind_text(q, 2, m->description, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 3, ojs, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 4, m->created_ns);
+        sqlite3_bind_text(q, 5, hjs, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 6, m->replication[0] ? m->replication : "none", -1, SQLITE_STATIC);
         if (sqlite3_step(q) != SQLITE_DONE) {
             if ((sqlite3_errcode(c->db) & 0xff) == SQLITE_CONSTRAINT)
                 st = mesh_err_set(err, MESH_CONFLICT, "domain '%s' already exists", m->name);
@@ -189,6 +225,7 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
     }
     pthread_mutex_unlock(&c->lock);
     free(ojs);
+    free(hjs);
     return st;
 }
 
@@ -212,16 +249,16 @@ mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, me
     return st;
 }
 
-static void parse_owners(const char *js, mesh_domain_meta_t *m)
+static void parse_list(const char *js, char ***out, size_t *nout)
 {
     json_t *a = json_loads(js ? js : "[]", 0, NULL);
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
     if (n) {
-        m->owners = calloc(n, sizeof *m->owners);
-        for (size_t i = 0; m->owners && i < n; i++) {
+        *out = calloc(n, sizeof **out);
+        for (size_t i = 0; *out && i < n; i++) {
             const char *s = json_string_value(json_array_get(a, i));
-            if (s && (m->owners[m->nowners] = strdup(s)) != NULL)
-                m->nowners++;
+            if (s && ((*out)[*nout] = strdup(s)) != NULL)
+                (*nout)++;
         }
     }
     json_decref(a);
@@ -236,8 +273,10 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
     sqlite3_stmt *q;
     mesh_status_t st = MESH_OK;
     if (sqlite3_prepare_v2(
-            c->db, "SELECT name, description, owners, created_ns FROM domains ORDER BY name", -1,
-            &q, NULL) != SQLITE_OK) {
+            c->db,
+            "SELECT name, description, owners, created_ns, hosts, replication FROM domains"
+            " ORDER BY name",
+            -1, &q, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "prepare");
         pthread_mutex_unlock(&c->lock);
         return st;
@@ -260,8 +299,11 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
         snprintf(m->name, sizeof m->name, "%s", (const char *)sqlite3_column_text(q, 0));
         if (sqlite3_column_type(q, 1) != SQLITE_NULL)
             m->description = strdup((const char *)sqlite3_column_text(q, 1));
-        parse_owners((const char *)sqlite3_column_text(q, 2), m);
+        parse_list((const char *)sqlite3_column_text(q, 2), &m->owners, &m->nowners);
         m->created_ns = sqlite3_column_int64(q, 3);
+        parse_list((const char *)sqlite3_column_text(q, 4), &m->hosts, &m->nhosts);
+        snprintf(m->replication, sizeof m->replication, "%s",
+                 sqlite3_column_text(q, 5) ? (const char *)sqlite3_column_text(q, 5) : "none");
         (*n)++;
     }
     if (st == MESH_OK && rc != SQLITE_DONE)

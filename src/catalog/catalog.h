@@ -22,7 +22,16 @@ typedef struct mesh_domain_meta {
     char **owners;
     size_t nowners;
     int64_t created_ns;
+    /* replication (docs/mesh.md): the nodes hosting the domain and the mode; nhosts 0 and
+     * replication "none": the domain lives on this node only */
+    char **hosts;
+    size_t nhosts;
+    char replication[8]; /* "none", "sync" or "async" */
 } mesh_domain_meta_t;
+
+#define MESH_DOMAIN_HOSTS_MAX 16
+/* Whether mode names a replication mode ("none", "sync", "async"). */
+bool mesh_domain_replication_ok(const char *mode);
 
 void mesh_domain_meta_free(mesh_domain_meta_t *m);
 /* Deep copy; MESH_NOMEM on failure. */

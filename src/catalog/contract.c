@@ -1939,6 +1939,95 @@ static mesh_status_t governance_settings(vctx_t *v, const mesh_yaml_node_t *cust
     return MESH_OK;
 }
 
+/* A list of column names (a sequence of strings, 1..MESH_DERIVE_MAX_COLS, each a column name). */
+static mesh_status_t derive_names(vctx_t *v, size_t ci, const mesh_yaml_node_t *seq,
+                                  const char *what, char ***out, size_t *n)
+{
+    if (seq->kind != YN_SEQ || seq->nkids == 0 || seq->nkids > MESH_DERIVE_MAX_COLS)
+        return custom_err(v, ci, seq, "derivation: %s must be a list of 1 to %d column names", what,
+                          MESH_DERIVE_MAX_COLS);
+    for (size_t i = 0; i < seq->nkids; i++)
+        if (!is_str(seq->kids[i]) || !mesh_name_column_ok(seq->kids[i]->text))
+            return custom_err(v, ci, seq->kids[i], "derivation: %s[%zu] is not a column name", what,
+                              i);
+    return dup_list(v, seq, out, n);
+}
+
+/* customProperties `derivation`: what a derived product is made from. Its columns are checked
+ * against the sources when the contract is applied (derive/derive.c). */
+static mesh_status_t derivation_setting(vctx_t *v, const mesh_yaml_node_t *custom,
+                                        mesh_product_t *p)
+{
+    const mesh_yaml_node_t *x, *y;
+    size_t i = 0;
+    mesh_status_t st = custom_find(v, custom, "derivation", &x, &i);
+    if (st != MESH_OK || x == NULL)
+        return st;
+    if (x->kind != YN_MAP)
+        return custom_err(v, i, x, "derivation must be a mapping with aggregate or sql, got %s",
+                          describe(x));
+    for (size_t k = 0; k + 1 < x->nkids; k += 2) {
+        const char *key = x->kids[k]->text;
+        if (strcmp(key, "aggregate") != 0 && strcmp(key, "sql") != 0 && strcmp(key, "refresh") != 0)
+            return custom_err(v, i, x->kids[k],
+                              "derivation: unknown key '%s' (aggregate, sql, refresh)",
+                              show(key).s);
+    }
+    mesh_derivation_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return nomem(v);
+    p->derive = d;
+    const mesh_yaml_node_t *agg = map_get(x, "aggregate"), *sql = map_get(x, "sql");
+    if ((agg == NULL) == (sql == NULL))
+        return custom_err(v, i, x, "derivation needs exactly one of aggregate or sql");
+    if ((y = map_get(x, "refresh")) != NULL) {
+        if (!is_str(y) || mesh_duration_parse(y->text, &d->refresh_ns) != MESH_OK ||
+            d->refresh_ns < 1000000000LL)
+            return custom_err(v, i, y, "derivation: refresh must be a duration of 1s or more");
+    }
+    if (sql != NULL) {
+        d->kind = MESH_DERIVE_SQL;
+        if (!is_str(sql) || sql->len == 0 || sql->len > MESH_DERIVE_MAX_SQL)
+            return custom_err(v, i, sql, "derivation: sql must be a query of 1 to %d bytes",
+                              MESH_DERIVE_MAX_SQL);
+        return dup_text(v, sql, &d->sql);
+    }
+    d->kind = MESH_DERIVE_AGGREGATE;
+    if (agg->kind != YN_MAP)
+        return custom_err(v, i, agg, "derivation: aggregate must be a mapping");
+    for (size_t k = 0; k + 1 < agg->nkids; k += 2) {
+        const char *key = agg->kids[k]->text;
+        if (strcmp(key, "source") != 0 && strcmp(key, "bucket") != 0 &&
+            strcmp(key, "groupBy") != 0 && strcmp(key, "columns") != 0)
+            return custom_err(v, i, agg->kids[k],
+                              "derivation: unknown aggregate key '%s' (source, bucket, groupBy, "
+                              "columns)",
+                              show(key).s);
+    }
+    if ((y = map_get(agg, "source")) == NULL || !is_str(y) || !mesh_name_product_ok(y->text))
+        return custom_err(v, i, y ? y : agg,
+                          "derivation: aggregate.source must name a product "
+                          "of this domain");
+    if ((st = dup_text(v, y, &d->source)) != MESH_OK)
+        return st;
+    if (strcmp(d->source, p->name) == 0)
+        return custom_err(v, i, y, "derivation: a product cannot aggregate itself");
+    if ((y = map_get(agg, "bucket")) == NULL || !is_str(y) ||
+        mesh_duration_parse(y->text, &d->bucket_ns) != MESH_OK || d->bucket_ns < 1000000LL ||
+        d->bucket_ns > 366LL * 86400 * 1000000000LL)
+        return custom_err(v, i, y ? y : agg,
+                          "derivation: aggregate.bucket must be a duration from 1ms to 366d");
+    if ((y = map_get(agg, "groupBy")) != NULL) {
+        d->group_given = true;
+        if (!(y->kind == YN_SEQ && y->nkids == 0) &&
+            (st = derive_names(v, i, y, "groupBy", &d->group, &d->ngroup)) != MESH_OK)
+            return st;
+    }
+    if ((y = map_get(agg, "columns")) == NULL)
+        return custom_err(v, i, agg, "derivation: aggregate.columns is missing");
+    return derive_names(v, i, y, "columns", &d->columns, &d->ncolumns);
+}
+
 /* Sort rank of a key column: its declared position, columns without one after those with. */
 static int key_rank(const mesh_column_t *c)
 {
@@ -2024,7 +2113,8 @@ static mesh_status_t parse_object(vctx_t *v, mesh_contract_t *c, size_t idx,
         (st = dup_list(v, map_get(m, "tags"), &p->tags, &p->n_tags)) != MESH_OK ||
         (st = parse_columns(v, props, p)) != MESH_OK || (st = check_custom(v, custom)) != MESH_OK ||
         (st = object_settings(v, custom, p)) != MESH_OK ||
-        (st = governance_settings(v, custom, p)) != MESH_OK || (st = derive_key(v, p)) != MESH_OK ||
+        (st = governance_settings(v, custom, p)) != MESH_OK ||
+        (st = derivation_setting(v, custom, p)) != MESH_OK || (st = derive_key(v, p)) != MESH_OK ||
         (st = parse_object_quality(v, m, p)) != MESH_OK)
         return st;
     ypath_pop(&v->path, old);
@@ -2353,6 +2443,13 @@ static void product_free(mesh_product_t *p)
     for (size_t i = 0; i < p->nquality; i++)
         quality_rule_free(&p->quality[i]);
     free(p->quality);
+    if (p->derive) {
+        free(p->derive->source);
+        strs_free(p->derive->group, p->derive->ngroup);
+        strs_free(p->derive->columns, p->derive->ncolumns);
+        free(p->derive->sql);
+        free(p->derive);
+    }
 }
 
 void mesh_contract_free(mesh_contract_t *c)
@@ -2851,6 +2948,32 @@ static void diff_quality(diff_t *d, const mesh_product_t *old, const mesh_produc
     if (old->sla_frequency_ns != next->sla_frequency_ns)
         change(d, false, "SLA frequency: %.0f s -> %.0f s", (double)old->sla_frequency_ns / 1e9,
                (double)next->sla_frequency_ns / 1e9);
+    if (!mesh_derivation_same(old->derive, next->derive))
+        change(d, false, "derivation: %s",
+               next->derive ? "changed (its rows are rebuilt)"
+                            : "removed (it becomes a source product)");
+}
+
+static bool strs_same(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+bool mesh_derivation_same(const mesh_derivation_t *a, const mesh_derivation_t *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return a->kind == b->kind && a->bucket_ns == b->bucket_ns && a->refresh_ns == b->refresh_ns &&
+           a->group_given == b->group_given &&
+           strcmp(a->source ? a->source : "", b->source ? b->source : "") == 0 &&
+           strcmp(a->sql ? a->sql : "", b->sql ? b->sql : "") == 0 &&
+           strs_same(a->group, a->ngroup, b->group, b->ngroup) &&
+           strs_same(a->columns, a->ncolumns, b->columns, b->ncolumns);
 }
 
 bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, mesh_buf_t *changes)

@@ -10,6 +10,7 @@
  *   schema object: timeColumn (a property name), onInvalid (reject | quarantine),
  *                  retention (a duration), residency (local | any), egress (any |
  *                  aggregates-only), minGroupSize (an integer >= 2), privacyUnit (a property)
+ *                  derivation (a derived product: {aggregate: {...}} or {sql, refresh})
  *   property:      unit (text), enum (list of allowed values)
  *
  * The parsed document tree is kept so a product's contract can be exported back as ODCS YAML
@@ -132,6 +133,30 @@ typedef struct mesh_quality_rule {
 
 struct mesh_contract;
 
+/* A derived product's definition (customProperties `derivation`, docs/derived.md). */
+typedef enum {
+    MESH_DERIVE_AGGREGATE = 1, /* a continuous aggregate of a time series of the same domain */
+    MESH_DERIVE_SQL = 2,       /* a SQL query over products, refreshed on a schedule */
+} mesh_derive_kind_t;
+
+#define MESH_DERIVE_MAX_SQL  16384
+#define MESH_DERIVE_MAX_COLS 32
+
+typedef struct mesh_derivation {
+    mesh_derive_kind_t kind;
+    /* aggregate */
+    char *source;      /* the source product (same domain) */
+    int64_t bucket_ns; /* bucket width */
+    char **group;      /* grouping columns of the source (NULL: its series columns) */
+    size_t ngroup;
+    bool group_given;
+    char **columns; /* aggregated source columns (integer or number) */
+    size_t ncolumns;
+    /* sql */
+    char *sql;
+    int64_t refresh_ns; /* 0: the default (docs/derived.md) */
+} mesh_derivation_t;
+
 typedef struct mesh_product {
     char *domain;
     char *name;
@@ -153,11 +178,12 @@ typedef struct mesh_product {
     int64_t sla_frequency_ns; /* frequency: a write at least this often */
     /* governance (customProperties retention, residency, egress, minGroupSize,
      * privacyUnit; docs/governance.md) */
-    int64_t retention_ns;   /* rows older than this are deleted (0: kept forever) */
-    bool residency_local;   /* rows never leave this node */
-    bool egress_aggregates; /* outside the domain: aggregates over >= egress_k units only */
-    int egress_k;           /* minimum distinct privacy units per group (default 11) */
-    int privacy_unit_col;   /* index into cols, -1 when none */
+    int64_t retention_ns;      /* rows older than this are deleted (0: kept forever) */
+    bool residency_local;      /* rows never leave this node */
+    bool egress_aggregates;    /* outside the domain: aggregates over >= egress_k units only */
+    int egress_k;              /* minimum distinct privacy units per group (default 11) */
+    int privacy_unit_col;      /* index into cols, -1 when none */
+    mesh_derivation_t *derive; /* NULL: a source product */
 } mesh_product_t;
 
 typedef struct mesh_yaml_node mesh_yaml_node_t; /* parsed document, private to contract.c */
@@ -206,6 +232,8 @@ mesh_status_t mesh_contract_export(const mesh_contract_t *c, const char *product
  * a column made unique.
  */
 bool mesh_product_diff(const mesh_product_t *old, const mesh_product_t *next, mesh_buf_t *changes);
+/* Whether two derivations (either may be NULL) define the same thing. */
+bool mesh_derivation_same(const mesh_derivation_t *a, const mesh_derivation_t *b);
 
 /* Names of quality metrics ("nullValues", ..., "sql") and operators ("mustBe", ...). */
 const char *mesh_qmetric_name(mesh_qmetric_t m);

@@ -125,6 +125,10 @@ extern const mesh_cli_cmd_t mesh_cli_classify_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mesh_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_governance_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_lineage_cmds[];
+/* product derive (cmd_lineage.c) */
+extern const mesh_cli_opt_t mesh__cli_derive_opts[];
+int mesh__cli_run_derive(mesh_cli_t *cli, const mesh_cli_args_t *a);
 
 /* The settings table (meshctl.c): url, token, token_file, config, timeout, cacert, pin,
  * cert, key; accepted as

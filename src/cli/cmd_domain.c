@@ -33,6 +33,21 @@ static int run_create(mesh_cli_t *cli, const mesh_cli_args_t *a)
     for (size_t i = 0; (o = mesh_cli_arg_at(a, "owner", i)) != NULL; i++)
         json_array_append_new(owners, json_string(o));
     json_object_set_new(body, "owners", owners);
+    const char *hosts = mesh_cli_arg(a, "hosts"), *repl = mesh_cli_arg(a, "replication");
+    if (hosts) {
+        json_t *hv = json_array();
+        for (const char *p = hosts; *p;) {
+            size_t n = strcspn(p, ",");
+            if (n)
+                json_array_append_new(hv, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        json_object_set_new(body, "hosts", hv);
+        if (repl == NULL)
+            repl = "sync";
+    }
+    if (repl)
+        json_object_set_new(body, "replication", json_string(repl));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL) /* jansson refuses text that is not UTF-8 */
@@ -146,6 +161,8 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_add(kv, mesh_cli_bytes(mesh_cli_jint(j, "storage_bytes"), tmp, sizeof tmp));
     mesh_table_add(kv, "log seq");
     mesh_table_addf(kv, "%lld", (long long)mesh_cli_jint(j, "log_seq"));
+    mesh_table_add(kv, "replication");
+    mesh_table_add(kv, mesh_cli_jstr(j, "replication"));
     mesh_table_print_kv(kv, stdout);
     mesh_buf_free(&owners);
 
@@ -194,6 +211,12 @@ static int run_delete(mesh_cli_t *cli, const mesh_cli_args_t *a)
 static const mesh_cli_opt_t create_opts[] = {
     {"description", 0, "TEXT", 0, "What the domain holds."},
     {"owner", 0, "EMAIL", MESH_CLI_MULTI, "An owner of the domain (a person or a team)."},
+    {"hosts", 0, "NODE,...", 0,
+     "The mesh nodes hosting the domain (node names): its writes go through the domain's "
+     "JetStream stream and every host applies them (docs/mesh.md). Create the domain on each."},
+    {"replication", 0, "MODE", 0,
+     "sync (the default with --hosts: acknowledged after the stream's quorum and this node's "
+     "apply), async, or none."},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -214,7 +237,8 @@ const mesh_cli_cmd_t mesh_cli_domain_cmds[] = {
         .min_args = 1,
         .max_args = 1,
         .examples = "meshctl domain create factory-a --description 'Plant A sensors' \\\n"
-                    "    --owner ops@example.com --owner data@example.com",
+                    "    --owner ops@example.com --owner data@example.com\n"
+                    "meshctl domain create factory-a --hosts plant-a,hq-1,hq-2 --replication sync",
         .exits = "0  created\n"
                  "2  the name or an owner is not valid\n"
                  "4  the token may not administer the node\n"

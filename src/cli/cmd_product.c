@@ -805,5 +805,32 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
                  "4  the token may not do this",
         .run = run_quarantine,
     },
+    {
+        .name = "product derive",
+        .usage = "DOMAIN.PRODUCT --source PRODUCT --bucket DURATION --column COLUMN... [OPTIONS]",
+        .summary = "Create a continuous aggregate of a time series.",
+        .text = "Creates the derived product DOMAIN.PRODUCT: per bucket of the source's time and\n"
+                "per series (or --group-by columns), rows, last_time and, per --column C,\n"
+                "C_count, C_min, C_max, C_sum, C_avg and C_last. meshd writes its contract (the\n"
+                "columns, the key, and the classifications and tags each column inherits from\n"
+                "its inputs) and the node builds it from the source's rows, then keeps it up to\n"
+                "date in the transaction of every write, late and out-of-order rows included.\n"
+                "Query it like any product; its lineage: meshctl lineage DOMAIN.PRODUCT.",
+        .opts = mesh__cli_derive_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .examples =
+            "meshctl product derive factory-a.readings_1m --source readings \\\n"
+            "    --bucket 1m --column temp --column vibration\n"
+            "meshctl product derive factory-a.readings_1h --source readings --bucket 1h \\\n"
+            "    --column temp --dry-run > readings_1h.odcs.yaml",
+        .exits = "0  created (or printed)\n"
+                 "2  bad arguments, or the source does not fit (not a time series, a column not\n"
+                 "   a number)\n"
+                 "3  no such domain or source\n"
+                 "4  the token may not administer the domain or read the source\n"
+                 "5  the product exists with another definition",
+        .run = mesh__cli_run_derive,
+    },
     {.name = NULL},
 };

@@ -80,18 +80,18 @@ static const mesh_cli_opt_t top_opts[] = {
 static const mesh_cli_cmd_t top_cmd = {
     .name = NULL,
     .usage = "",
-    .formats = "table|json|csv|ndjson|lp", /* any command's; checked once it is known */
+    .formats = "table|json|csv|ndjson|lp|text|dot", /* any command's; checked once it is known */
     .opts = top_opts,
     .max_args = -1,
 };
 
 static const mesh_cli_cmd_t *const groups[] = {
-    mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds,    mesh_cli_ingest_cmds,
-    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_quality_cmds,    mesh_cli_classify_cmds,
-    mesh_cli_rule_cmds,   mesh_cli_alert_cmds,   mesh_cli_audit_cmds,      mesh_cli_keys_cmds,
-    mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,      mesh_cli_role_cmds,
-    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,     mesh_cli_mqtt_cmds,
-    mesh_cli_mesh_cmds,   mesh_cli_backup_cmds,  mesh_cli_governance_cmds,
+    mesh_cli_status_cmds, mesh_cli_domain_cmds,  mesh_cli_product_cmds, mesh_cli_ingest_cmds,
+    mesh_cli_query_cmds,  mesh_cli_catalog_cmds, mesh_cli_quality_cmds, mesh_cli_classify_cmds,
+    mesh_cli_rule_cmds,   mesh_cli_alert_cmds,   mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
+    mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,   mesh_cli_role_cmds,
+    mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,  mesh_cli_mqtt_cmds,
+    mesh_cli_mesh_cmds,   mesh_cli_backup_cmds,  mesh_cli_lineage_cmds, mesh_cli_governance_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */

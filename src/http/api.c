@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "node/health.h"
 #include "mqtt/client.h"
 
 /* ---- helpers ---- */
@@ -299,6 +300,70 @@ static void storage_gauges(mesh_req_t *r, mesh_buf_t *b)
     }
 }
 
+/* ---- replication (node/repl.c) ---- */
+
+static void repl_status_json(void *arg, const char *domain, const mesh_repl_status_t *st)
+{
+    json_t *d = json_object();
+    char stream[MESH_NAME_MAX + 16];
+    snprintf(stream, sizeof stream, "MESHD_DOM_%s", domain);
+    json_object_set_new(d, "stream", json_string(stream));
+    json_object_set_new(d, "state", json_string(st->state));
+    json_object_set_new(d, "stream_seq", json_integer((json_int_t)st->stream_last));
+    json_object_set_new(d, "applied_seq", json_integer((json_int_t)st->applied));
+    json_object_set_new(d, "lag",
+                        json_integer(st->stream_last > st->applied
+                                         ? (json_int_t)(st->stream_last - st->applied)
+                                         : 0));
+    json_object_set_new(d, "replicas", json_integer(st->replicas));
+    json_object_set_new(d, "leader", json_string(st->leader));
+    json_object_set_new(d, "published", json_integer((json_int_t)st->published));
+    json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
+    json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
+    json_object_set_new(d, "last_error", json_string(st->last_error));
+    json_object_set_new(arg, domain, d);
+}
+
+static void repl_metric_line(void *arg, const char *domain, const mesh_repl_status_t *st)
+{
+    mesh_buf_t *b = arg;
+    uint64_t lag = st->stream_last > st->applied ? st->stream_last - st->applied : 0;
+    mesh_buf_printf(
+        b,
+        "meshd_repl_stream_seq{domain=\"%s\"} %llu\n"
+        "meshd_repl_applied_seq{domain=\"%s\"} %llu\n"
+        "meshd_repl_lag{domain=\"%s\"} %llu\n"
+        "meshd_repl_published_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_publish_failures_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_apply_failures_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_consuming{domain=\"%s\"} %d\n",
+        domain, (unsigned long long)st->stream_last, domain, (unsigned long long)st->applied,
+        domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
+        (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
+        domain, strcmp(st->state, "consuming") == 0);
+}
+
+static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->repl == NULL)
+        return;
+    mesh_metrics_help(b, "meshd_repl_stream_seq", "gauge",
+                      "Last sequence of a replicated domain's stream, as last seen.");
+    mesh_metrics_help(b, "meshd_repl_applied_seq", "gauge",
+                      "Stream sequence this node has applied (stored with the data).");
+    mesh_metrics_help(b, "meshd_repl_lag", "gauge",
+                      "Stream records not yet applied on this node (stream_seq - applied_seq).");
+    mesh_metrics_help(b, "meshd_repl_published_total", "counter",
+                      "Writes this node published to the domain's stream (acknowledged).");
+    mesh_metrics_help(b, "meshd_repl_publish_failures_total", "counter",
+                      "Writes the stream did not acknowledge (answered 503).");
+    mesh_metrics_help(b, "meshd_repl_apply_failures_total", "counter",
+                      "Stream records this node failed to apply (retried).");
+    mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
+                      "1 while this node consumes the domain's stream.");
+    mesh__node_repl_each(n, repl_metric_line, b);
+}
+
 void mesh_api_metrics(mesh_req_t *r)
 {
     mesh_buf_t b;
@@ -342,6 +407,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_printf(&b, "meshd_writes_disk_full_total %llu\n", (unsigned long long)ss.enospc);
     mesh_api_rules_metrics(r, &b);
     mesh_api_backup_metrics(r, &b);
+    repl_metrics(r->node, &b);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);
@@ -373,6 +439,10 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_printf(&b, "meshd_up %d\n", atomic_load(&r->node->ready) ? 1 : 0);
     mesh_metrics_help(&b, "meshd_start_time_seconds", "gauge", "When the node started.");
     mesh_buf_printf(&b, "meshd_start_time_seconds %.3f\n", (double)r->node->started_ns / 1e9);
+    mesh_metrics_help(&b, "meshd_auth_failures_total", "counter",
+                      "Refused API tokens and logins (the auth-failures health alert).");
+    mesh_buf_printf(&b, "meshd_auth_failures_total %llu\n",
+                    (unsigned long long)mesh_health_auth_failures_total(r->node->health));
     mesh_metrics_process(&b);
     mesh_req_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     mesh_buf_free(&b);
@@ -442,6 +512,9 @@ void mesh_api_status(mesh_req_t *r)
     }
     json_object_set_new(o, "tls", tls);
     json_object_set_new(o, "mesh", mesh_api_mesh_status_json(n));
+    json_t *repl = json_object();
+    mesh__node_repl_each(n, repl_status_json, repl);
+    json_object_set_new(o, "replication", repl);
     reply_json(r, 200, o);
 }
 
@@ -454,6 +527,9 @@ static json_t *domain_json(mesh_req_t *r, const mesh_snap_domain_t *sd, bool wit
     json_object_set_new(o, "description", str_or_null(sd->meta.description));
     json_object_set_new(o, "owners", str_list(sd->meta.owners, sd->meta.nowners));
     json_object_set_new(o, "created", time_or_null(sd->meta.created_ns));
+    json_object_set_new(o, "hosts", str_list(sd->meta.hosts, sd->meta.nhosts));
+    json_object_set_new(o, "replication",
+                        json_string(sd->meta.replication[0] ? sd->meta.replication : "none"));
     json_t *prods = json_array();
     int64_t rows = 0;
     for (size_t k = 0; k < sd->ncrefs; k++) {
@@ -500,10 +576,11 @@ static void domains_create(mesh_req_t *r)
     json_t *val;
     json_object_foreach(j, key, val)
     {
-        if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners")) {
+        if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners") &&
+            strcmp(key, "hosts") && strcmp(key, "replication")) {
             mesh_req_errorf(r, MESH_INVALID,
                             "unknown field '%.60s' (expected name, "
-                            "description, owners)",
+                            "description, owners, hosts, replication)",
                             key);
             json_decref(j);
             return;
@@ -542,6 +619,44 @@ static void domains_create(mesh_req_t *r)
     }
     m.owners = ov;
     m.nowners = no;
+    /* replication: the hosting nodes (node names) and the mode */
+    json_t *hosts = json_object_get(j, "hosts");
+    json_t *repl = json_object_get(j, "replication");
+    size_t nh = json_is_array(hosts) ? json_array_size(hosts) : 0;
+    char *hv[MESH_DOMAIN_HOSTS_MAX];
+    const char *mode = json_is_string(repl) ? json_string_value(repl) : repl ? NULL : "none";
+    if ((hosts && !json_is_array(hosts)) || nh > MESH_DOMAIN_HOSTS_MAX ||
+        !mesh_domain_replication_ok(mode)) {
+        mesh_req_errorf(r, MESH_INVALID,
+                        "'hosts' is a list of at most %d node names and 'replication' one of "
+                        "none, sync, async",
+                        MESH_DOMAIN_HOSTS_MAX);
+        json_decref(j);
+        return;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        hv[i] = (char *)json_string_value(json_array_get(hosts, i));
+        if (hv[i] == NULL || !mesh_entry_node_name_ok(hv[i])) {
+            mesh_req_errorf(r, MESH_INVALID, "hosts[%zu] is not a node name", i);
+            json_decref(j);
+            return;
+        }
+    }
+    if (strcmp(mode, "async") == 0) {
+        mesh_req_errorf(r, MESH_UNSUPPORTED,
+                        "replication async is not available yet (docs/mesh.md): use sync");
+        json_decref(j);
+        return;
+    }
+    if (strcmp(mode, "none") != 0 && nh == 0) {
+        mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s", mode,
+                        name);
+        json_decref(j);
+        return;
+    }
+    m.hosts = hv;
+    m.nhosts = nh;
+    snprintf(m.replication, sizeof m.replication, "%s", mode);
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);
@@ -551,6 +666,7 @@ static void domains_create(mesh_req_t *r)
         mesh_req_error(r, st, err.msg, NULL);
         return;
     }
+    mesh__node_repl_sync(r->node); /* a replicated domain: its stream, before any write */
     mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, m.name);
     if (sd)
@@ -593,8 +709,10 @@ void mesh_api_domain(mesh_req_t *r)
         mesh_err_t err;
         mesh_err_clear(&err);
         mesh_status_t st = mesh_registry_delete_domain(r->node->reg, name, f, &err);
-        if (st == MESH_OK)
+        if (st == MESH_OK) {
             forget_classification(r, name, NULL);
+            mesh__node_repl_sync(r->node);
+        }
         audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_DELETE, name, NULL, st, err.msg,
                     f ? "\"force\":true" : "\"force\":false");
         if (st != MESH_OK)

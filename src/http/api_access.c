@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "node/health.h"
 #include "query/query.h"
 
 static const char *const builtin_roles[] = {"admin", "writer", "reader", "auditor"};
@@ -130,6 +131,8 @@ void mesh_api_login(mesh_req_t *r)
                                        addr, ttl, token, sizeof token, &who, &retry, &err);
     mesh_login_req_wipe(&req);
     if (st != MESH_OK) {
+        if (st == MESH_UNAUTHENTICATED || st == MESH_RATE_LIMITED)
+            mesh_health_auth_failure(r->node->health, addr);
         LOG_INFO("auth", "login of '%s' from %s refused: %s", req.user, addr, mesh_status_name(st));
         if (st == MESH_RATE_LIMITED) {
             char s[32];

@@ -17,6 +17,7 @@
 
 #include "core/util.h"
 #include "http/internal.h"
+#include "node/health.h"
 
 #define SEARCH_MAX_LIMIT 10000
 
@@ -78,6 +79,14 @@ static void request_details(mesh_req_t *r, mesh_buf_t *b, const char *extra_key,
 
 void mesh_req_audit_auth(mesh_req_t *r, bool ok, const char *why)
 {
+    if (!ok) { /* the auth-failures health alert counts per client address (no port) */
+        struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
+        char *host = NULL;
+        ev_uint16_t port = 0;
+        if (c)
+            evhttp_connection_get_peer(c, &host, &port);
+        mesh_health_auth_failure(r->node->health, host);
+    }
     if (r->node->audit == NULL)
         return;
     mesh_buf_t d;

@@ -14,7 +14,9 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "http/api_forward.h"
 #include "http/internal.h"
+#include "mesh/fwd.h"
 #include "ingest/csv.h"
 #include "ingest/jsonrows.h"
 #include "ingest/lineproto.h"
@@ -170,7 +172,10 @@ static bool write_batch(mesh_req_t *r, shape_t shape, const mesh_snap_domain_t *
 {
     mesh_err_t err;
     mesh_err_clear(&err);
+    int64_t t0 = mesh_mono_ns();
     mesh_status_t st = mesh_domain_write(sd->dom, b, idem, res, &err);
+    if (st == MESH_OK)
+        mesh_metrics_ingest_time(r->node->metrics, (double)(mesh_mono_ns() - t0) / 1e9);
     audit_write(r, b, st == MESH_OK ? res : NULL, st, err.msg);
     if (st != MESH_OK) {
         note_refused(r, b, body_len);
@@ -253,6 +258,119 @@ static const mesh_product_t *lookup_one(void *arg, const char *domain, const cha
     return strcmp(product, o->p->name) == 0 ? o->p : NULL;
 }
 
+/* Parses a body of fmt into b (rows of product p of domain). */
+static void parse_rows(wformat_t fmt, const char *body, size_t n, const mesh_product_t *p,
+                       const char *domain, mesh_batch_t *b)
+{
+    one_product_t one = {p};
+    switch (fmt) {
+    case WF_JSON:
+        mesh_json_rows_parse(body, n, p, false, b);
+        break;
+    case WF_NDJSON:
+        mesh_json_rows_parse(body, n, p, true, b);
+        break;
+    case WF_CSV:
+        mesh_csv_parse(body, n, p, b);
+        break;
+    case WF_LP:
+        mesh_lp_parse(body, n, domain, lookup_one, &one, b);
+        break;
+    }
+}
+
+/* The answer to an accepted write (the forwarded one's too). */
+static void written_json(const mesh_product_t *p, const mesh_batch_t *b,
+                         const mesh_apply_result_t *res, const char *stream, mesh_buf_t *o)
+{
+    mesh_buf_adds(o, "{\"domain\":");
+    mesh_buf_add_json_str(o, p->domain, strlen(p->domain));
+    mesh_buf_adds(o, ",\"product\":");
+    mesh_buf_add_json_str(o, p->name, strlen(p->name));
+    mesh_buf_printf(o, ",\"accepted\":%zu,\"quarantined\":%zu,\"seq\":%llu,\"duplicate\":%s",
+                    res->rows, res->quarantined, (unsigned long long)res->seq,
+                    res->duplicate ? "true" : "false");
+    if (res->stream_seq && stream) {
+        mesh_buf_adds(o, ",\"position\":{\"stream\":");
+        mesh_buf_add_json_str(o, stream, strlen(stream));
+        mesh_buf_printf(o, ",\"seq\":%llu}", (unsigned long long)res->stream_seq);
+    }
+    if (b->nerrors && !res->duplicate) {
+        mesh_buf_adds(o, ",\"quarantine\":");
+        mesh_batch_errors_json(b, o);
+    }
+    mesh_buf_adds(o, "}\n");
+}
+
+static const char *format_name(wformat_t f)
+{
+    return f == WF_JSON ? "json" : f == WF_NDJSON ? "ndjson" : f == WF_CSV ? "csv" : "lp";
+}
+
+/* A write for a domain this node does not host, in a mesh: sent to the domain's hosting nodes
+ * (request kind "write"), whose answer is relayed. The caller was authorised here (grants
+ * name domains and products mesh-wide); the hosting node validates and audits it too. */
+static void forward_rows(mesh_req_t *r, wformat_t fmt, const char *idem)
+{
+    const char *body;
+    size_t n;
+    if (mesh_req_body(r, &body, &n) != MESH_OK)
+        return;
+    mesh_fwd_req_t fr;
+    memset(&fr, 0, sizeof fr);
+    snprintf(fr.product, sizeof fr.product, "%s", r->params[1]);
+    snprintf(fr.format, sizeof fr.format, "%s", format_name(fmt));
+    const char *ps = mesh_req_arg(r, "precision");
+    snprintf(fr.precision, sizeof fr.precision, "%s", ps ? ps : "");
+    snprintf(fr.idem, sizeof fr.idem, "%s", idem ? idem : "");
+    snprintf(fr.user, sizeof fr.user, "%s", r->who.name);
+    snprintf(fr.node, sizeof fr.node, "%s", r->node->opts.node_name);
+    fr.body = (const uint8_t *)body;
+    fr.body_len = n;
+    mesh_buf_t req, rep;
+    mesh_buf_init(&req, MESH_BUF_UNLIMITED);
+    mesh_buf_init(&rep, MESH_MESH_REPLY_MAX);
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_fwd_encode(&fr, &req);
+    if (st == MESH_OK)
+        st = mesh_mesh_request(r->node->mesh, r->params[0], "write", req.data, req.len,
+                               2 * r->node->opts.mesh_timeout, &rep, &err);
+    int status = 0;
+    const uint8_t *json = NULL;
+    size_t jn = 0;
+    if (st == MESH_OK &&
+        mesh_fwd_reply_parse((const uint8_t *)rep.data, rep.len, &status, &json, &jn) != MESH_OK)
+        st = mesh_err_set(&err, MESH_UNAVAILABLE, "the hosting node's answer is malformed");
+    if (st == MESH_UNAVAILABLE && strstr(err.msg, "no node answers"))
+        mesh_err_set(&err, MESH_NOT_FOUND,
+                     "no product %s.%s here, and no live node of the mesh hosts domain %s",
+                     r->params[0], r->params[1], r->params[0]);
+    mesh_buf_t d;
+    mesh_buf_init(&d, 1024);
+    mesh_buf_printf(&d, "{\"forwarded\":true,\"status\":%d", st == MESH_OK ? status : 0);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, err.msg, strnlen(err.msg, 300));
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_WRITE,
+                            .domain = r->params[0],
+                            .product = r->params[1],
+                            .status = st == MESH_OK ? status : mesh_status_http(err.code),
+                            .details = d.data};
+    mesh_req_audit(r, &rec);
+    mesh_buf_free(&d);
+    if (st != MESH_OK) {
+        mesh_req_error(r, err.code != MESH_OK ? err.code : st, err.msg, NULL);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Meshd-Forwarded", "true");
+        mesh_req_reply(r, status, "application/json", (const char *)json, jn);
+    }
+    mesh_buf_free(&req);
+    mesh_buf_free(&rep);
+}
+
 void mesh_api_rows(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_WRITE, r->params[0], r->params[1]))
@@ -260,6 +378,13 @@ void mesh_api_rows(mesh_req_t *r)
     mesh_snapshot_t *s = mesh_req_snapshot(r);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, r->params[0]);
     const mesh_product_t *p = sd ? mesh_snapshot_product(s, r->params[0], r->params[1]) : NULL;
+    if (sd == NULL && r->node->mesh) {
+        wformat_t fmt;
+        const char *idem;
+        if (pick_format(r, &fmt) && idem_key(r, SHAPE_MESH, &idem))
+            forward_rows(r, fmt, idem);
+        return;
+    }
     if (p == NULL) {
         mesh_req_errorf(r, MESH_NOT_FOUND, "no product %s.%s", r->params[0], r->params[1]);
         return;
@@ -284,21 +409,7 @@ void mesh_api_rows(mesh_req_t *r)
     mesh_batch_init(&b, sd->meta.name, limits(r->node));
     b.received_ns = mesh_now_ns();
     b.precision = prec;
-    one_product_t one = {p};
-    switch (fmt) {
-    case WF_JSON:
-        mesh_json_rows_parse(body, n, p, false, &b);
-        break;
-    case WF_NDJSON:
-        mesh_json_rows_parse(body, n, p, true, &b);
-        break;
-    case WF_CSV:
-        mesh_csv_parse(body, n, p, &b);
-        break;
-    case WF_LP:
-        mesh_lp_parse(body, n, sd->meta.name, lookup_one, &one, &b);
-        break;
-    }
+    parse_rows(fmt, body, n, p, sd->meta.name, &b);
     if (mesh_batch_failed(&b)) {
         refuse(r, SHAPE_MESH, &b, n);
         mesh_batch_free(&b);
@@ -314,22 +425,115 @@ void mesh_api_rows(mesh_req_t *r)
     if (write_batch(r, SHAPE_MESH, sd, &b, idem, n, &res)) {
         mesh_buf_t o;
         mesh_buf_init(&o, MESH_BUF_UNLIMITED);
-        mesh_buf_adds(&o, "{\"domain\":");
-        mesh_buf_add_json_str(&o, p->domain, strlen(p->domain));
-        mesh_buf_adds(&o, ",\"product\":");
-        mesh_buf_add_json_str(&o, p->name, strlen(p->name));
-        mesh_buf_printf(&o, ",\"accepted\":%zu,\"quarantined\":%zu,\"seq\":%llu,\"duplicate\":%s",
-                        res.rows, res.quarantined, (unsigned long long)res.seq,
-                        res.duplicate ? "true" : "false");
-        if (b.nerrors && !res.duplicate) {
-            mesh_buf_adds(&o, ",\"quarantine\":");
-            mesh_batch_errors_json(&b, &o);
-        }
-        mesh_buf_adds(&o, "}\n");
+        char stream[MESH_NAME_MAX + 16];
+        snprintf(stream, sizeof stream, "MESHD_DOM_%s", sd->meta.name);
+        written_json(p, &b, &res, stream, &o);
         mesh_req_json(r, 200, &o);
         mesh_buf_free(&o);
     }
     mesh_batch_free(&b);
+}
+
+/* ---- writes forwarded by other nodes ---- */
+
+static void fwd_reply(mesh_buf_t *reply, mesh_status_t st, const char *msg, const char *details)
+{
+    mesh_buf_reset(reply);
+    mesh_buf_printf(reply, "%03d\n{\"error\":{\"code\":\"%s\",\"message\":", mesh_status_http(st),
+                    mesh_status_name(st));
+    mesh_buf_add_json_str(reply, msg, strnlen(msg, 1024));
+    if (details) {
+        mesh_buf_adds(reply, ",\"details\":");
+        mesh_buf_adds(reply, details);
+    }
+    mesh_buf_adds(reply, "}}\n");
+}
+
+void mesh__api_forwarded_write(mesh_node_t *n, const char *domain, const uint8_t *p, size_t len,
+                               mesh_buf_t *reply)
+{
+    mesh_fwd_req_t fr;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_fwd_parse(p, len, &fr, &err);
+    if (st != MESH_OK) {
+        LOG_WARN("mesh", "a forwarded write for %s refused: %s", domain, err.msg);
+        fwd_reply(reply, st, err.msg, NULL);
+        return;
+    }
+    char who[200];
+    snprintf(who, sizeof who, "%s@%s", fr.user, fr.node);
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    const mesh_product_t *prod = sd ? mesh_snapshot_product(s, domain, fr.product) : NULL;
+    mesh_batch_t b;
+    mesh_batch_init(&b, domain, limits(n));
+    mesh_apply_result_t res;
+    memset(&res, 0, sizeof res);
+    wformat_t fmt = strcmp(fr.format, "ndjson") == 0 ? WF_NDJSON
+                    : strcmp(fr.format, "csv") == 0  ? WF_CSV
+                    : strcmp(fr.format, "lp") == 0   ? WF_LP
+                                                     : WF_JSON;
+    mesh_precision_t prec = fmt == WF_LP ? MESH_PREC_NS : MESH_PREC_AUTO;
+    if (prod == NULL)
+        st = mesh_err_set(&err, MESH_NOT_FOUND, "no product %s.%s", domain, fr.product);
+    else if (prod->contract->status && strcmp(prod->contract->status, "retired") == 0)
+        st = mesh_err_set(&err, MESH_CONFLICT, "product %s.%s is retired", domain, fr.product);
+    else if (fr.precision[0] && mesh_precision_parse(fr.precision, &prec) != MESH_OK)
+        st = mesh_err_set(&err, MESH_INVALID, "precision=%s: expected ns, us, ms, s or auto",
+                          fr.precision);
+    if (st == MESH_OK) {
+        b.received_ns = mesh_now_ns();
+        b.precision = prec;
+        parse_rows(fmt, (const char *)fr.body, fr.body_len, prod, domain, &b);
+        if (mesh_batch_failed(&b))
+            st = mesh_err_set(&err, b.fail_code != MESH_OK ? b.fail_code : MESH_VALIDATION,
+                              "%zu of %zu rows violate the contract; nothing was written",
+                              b.error_rows, b.total_rows);
+        else if (b.total_rows == 0)
+            st = mesh_err_set(&err, MESH_INVALID, "the body holds no rows");
+    }
+    if (st == MESH_OK)
+        st = mesh_domain_write(sd->dom, &b, fr.idem[0] ? fr.idem : NULL, &res, &err);
+    mesh_buf_t d;
+    mesh_buf_init(&d, 4096);
+    mesh_buf_printf(&d, "{\"forwarded_by\":");
+    mesh_buf_add_json_str(&d, fr.node, strlen(fr.node));
+    mesh_buf_printf(&d, ",\"rows\":%zu,\"accepted\":%zu", b.total_rows, res.rows);
+    if (st != MESH_OK) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, err.msg, strnlen(err.msg, 300));
+    }
+    mesh_buf_addc(&d, '}');
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_WRITE,
+                            .principal = who,
+                            .auth = "mesh",
+                            .domain = domain,
+                            .product = fr.product,
+                            .status = mesh_status_http(st),
+                            .details = d.data};
+    if (n->audit)
+        mesh_audit_record(n->audit, &rec);
+    mesh_buf_free(&d);
+    if (st == MESH_OK) {
+        mesh_buf_reset(reply);
+        mesh_buf_adds(reply, "200\n");
+        char stream[MESH_NAME_MAX + 16];
+        snprintf(stream, sizeof stream, "MESHD_DOM_%s", domain);
+        written_json(prod, &b, &res, stream, reply);
+        if (!res.duplicate)
+            mesh_metrics_ingest(n->metrics, domain, prod->name, (int64_t)mesh_batch_good_rows(&b),
+                                (int64_t)mesh_batch_quarantined_rows(&b), 0, (int64_t)fr.body_len);
+    } else {
+        mesh_buf_t det;
+        mesh_buf_init(&det, MESH_BUF_UNLIMITED);
+        if (b.nerrors)
+            mesh_batch_errors_json(&b, &det);
+        fwd_reply(reply, st, err.msg, b.nerrors ? det.data : NULL);
+        mesh_buf_free(&det);
+    }
+    mesh_batch_free(&b);
+    mesh_snapshot_put(s);
 }
 
 /* ---- InfluxDB compatibility ---- */

@@ -229,6 +229,26 @@ void mesh_api_query(mesh_req_t *r)
     int64_t timeout_ns = n->opts.query_timeout, max_rows = n->opts.query_max_rows;
     if (qr.timeout_ms > 0 && qr.timeout_ms < timeout_ns / 1000000)
         timeout_ns = qr.timeout_ms * 1000000;
+    if (qr.min_domain[0]) {
+        /* read-your-writes: wait (within the query's time limit) until this node has applied
+         * the domain's stream up to the position a write answered */
+        mesh_snapshot_t *s = mesh_req_snapshot(r);
+        const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, qr.min_domain);
+        mesh_status_t wst =
+            sd == NULL ? MESH_NOT_FOUND
+                       : mesh_domain_wait_stream(sd->dom, (uint64_t)qr.min_seq, timeout_ns);
+        if (wst != MESH_OK) {
+            mesh_req_errorf(r, wst == MESH_NOT_FOUND ? MESH_NOT_FOUND : MESH_UNAVAILABLE,
+                            wst == MESH_NOT_FOUND
+                                ? "min_position: domain %s is not hosted on this node"
+                                : "min_position: this node has not applied stream MESHD_DOM_%s "
+                                  "up to the requested sequence in time; retry or ask another "
+                                  "node",
+                            qr.min_domain);
+            mesh_query_request_free(&qr);
+            return;
+        }
+    }
     if (qr.max_rows > 0 && (max_rows == 0 || qr.max_rows < max_rows))
         max_rows = qr.max_rows;
     const char *format = qr.format[0] ? qr.format : mesh_req_arg(r, "format");

@@ -171,5 +171,8 @@ void mesh_api_keys_rotate(mesh_req_t *r);
 void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);
 /* Backup gauges and counters for /metrics (api_backup.c). */
 void mesh_api_backup_metrics(mesh_req_t *r, mesh_buf_t *b);
+/* Lineage and derived products (api_lineage.c). */
+void mesh_api_lineage(mesh_req_t *r);
+void mesh_api_derive(mesh_req_t *r);
 
 #endif

@@ -46,6 +46,8 @@ struct mesh_metrics {
     size_t nprods, capprods;
     uint64_t queries, query_failures, query_timeouts, query_rows;
     hist_t query_lat;
+    hist_t ingest_lat;        /* durable writes: log append, sync and apply */
+    uint64_t alert_events[3]; /* fired, acknowledged, resolved */
 };
 
 mesh_metrics_t *mesh_metrics_new(const char *const *endpoints, int nendpoints)
@@ -136,6 +138,24 @@ void mesh_metrics_ingest(mesh_metrics_t *m, const char *domain, const char *prod
     pthread_mutex_unlock(&m->lock);
 }
 
+void mesh_metrics_ingest_time(mesh_metrics_t *m, double seconds)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    hist_add(&m->ingest_lat, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void mesh_metrics_alert_event(mesh_metrics_t *m, int ev)
+{
+    if (m == NULL || ev < 0 || ev >= 3)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->alert_events[ev]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void mesh_metrics_query(mesh_metrics_t *m, int64_t rows, double seconds, int failed, int timeout)
 {
     if (m == NULL)
@@ -220,6 +240,8 @@ void mesh_metrics_write(mesh_metrics_t *m, mesh_buf_t *out)
          offsetof(pmetric_t, refused)},
         {"meshd_ingest_batches_total", "Batches written, by product.",
          offsetof(pmetric_t, batches)},
+        {"meshd_ingest_bytes_total", "Bytes of request bodies written, by product.",
+         offsetof(pmetric_t, bytes)},
     };
     for (size_t k = 0; k < MESH_ARRAY_LEN(pm); k++) {
         mesh_metrics_help(out, pm[k].name, "counter", pm[k].help);
@@ -233,6 +255,10 @@ void mesh_metrics_write(mesh_metrics_t *m, mesh_buf_t *out)
                 (unsigned long long)*(const uint64_t *)((const char *)&m->prods[i] + pm[k].off));
         }
     }
+    mesh_metrics_help(out, "meshd_ingest_write_duration_seconds", "histogram",
+                      "Time a batch took from its domain's log to its acknowledgement (append, "
+                      "sync, apply).");
+    hist_write(out, "meshd_ingest_write_duration_seconds", "", &m->ingest_lat);
     mesh_metrics_help(out, "meshd_queries_total", "counter", "Queries run.");
     mesh_buf_printf(out, "meshd_queries_total %llu\n", (unsigned long long)m->queries);
     mesh_metrics_help(out, "meshd_query_failures_total", "counter", "Queries that failed.");
@@ -246,6 +272,12 @@ void mesh_metrics_write(mesh_metrics_t *m, mesh_buf_t *out)
     mesh_buf_printf(out, "meshd_query_rows_total %llu\n", (unsigned long long)m->query_rows);
     mesh_metrics_help(out, "meshd_query_duration_seconds", "histogram", "Query run time.");
     hist_write(out, "meshd_query_duration_seconds", "", &m->query_lat);
+    mesh_metrics_help(out, "meshd_alert_events_total", "counter",
+                      "Alert transitions of rules (built-in health alerts included), by event.");
+    static const char *const evs[] = {"fired", "acknowledged", "resolved"};
+    for (int i = 0; i < 3; i++)
+        mesh_buf_printf(out, "meshd_alert_events_total{event=\"%s\"} %llu\n", evs[i],
+                        (unsigned long long)m->alert_events[i]);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -23,6 +23,10 @@ void mesh_metrics_request(mesh_metrics_t *m, int e, int status, double seconds);
  * its rows as refused). */
 void mesh_metrics_ingest(mesh_metrics_t *m, const char *domain, const char *product, int64_t rows,
                          int64_t quarantined, int64_t refused, int64_t bytes);
+/* A batch's durable write (log append, sync, apply) took seconds. */
+void mesh_metrics_ingest_time(mesh_metrics_t *m, double seconds);
+/* An alert transition (mesh_alert_ev_t: 0 fired, 1 acknowledged, 2 resolved). */
+void mesh_metrics_alert_event(mesh_metrics_t *m, int ev);
 /* A query ended: rows returned, seconds, and whether it failed (timeout counted apart). */
 void mesh_metrics_query(mesh_metrics_t *m, int64_t rows, double seconds, int failed, int timeout);
 

@@ -123,6 +123,8 @@ static const route_t routes[] = {
     {"erase", M_POST, "/v1/products/{}/{}/erase", mesh_api_erase, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
+    {"lineage", M_GET, "/v1/lineage/{}/{}", mesh_api_lineage, true, false},
+    {"derive", M_POST, "/v1/derive/{}/{}", mesh_api_derive, true, false},
 };
 #define NROUTES ((int)MESH_ARRAY_LEN(routes))
 

@@ -8,7 +8,9 @@
  * bucket handle, so the mesh thread can replace it (a connection closed for good is made
  * again) without pulling it from under them.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "mesh/mesh.h"
+#include "mesh/internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -29,6 +31,19 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 15000
 #define PASSWORD_MAX   512
+
+/* One served request kind of one domain (mesh_mesh_serve). Lives until mesh_mesh_stop; an
+ * unserved one keeps its slot (fn NULL) so a late libnats callback finds it. */
+typedef struct service {
+    char domain[MESH_NAME_MAX + 1];
+    char kind[MESH_MESH_KIND_MAX + 1];
+    mesh_mesh_serve_fn fn; /* NULL: not served */
+    void *arg;
+    natsSubscription *sub; /* on connection sub_gen */
+    uint64_t sub_gen;
+    int running; /* calls of fn in progress (under svc_lock) */
+    struct mesh_mesh *m;
+} service_t;
 
 struct mesh_mesh {
     /* options (copied) */
@@ -52,9 +67,16 @@ struct mesh_mesh {
     char probed_url[256];  /* the server whose version was read */
 
     pthread_rwlock_t kv_lock; /* readers use nc/js/kv; the mesh thread swaps them */
+    uint64_t conn_gen;        /* bumped with every new nc (under kv_lock) */
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
+
+    /* served request kinds; svc_lock guards the array and each service's fields */
+    pthread_mutex_t svc_lock;
+    pthread_cond_t svc_cv; /* a call of a service's fn ended */
+    service_t **svcs;
+    size_t nsvcs;
 };
 
 /* ---- helpers ---- */
@@ -334,6 +356,7 @@ static void connect_start(mesh_mesh_t *m)
     pthread_mutex_unlock(&m->mu);
     pthread_rwlock_wrlock(&m->kv_lock);
     m->nc = nc;
+    m->conn_gen++;
     pthread_rwlock_unlock(&m->kv_lock);
 }
 
@@ -473,6 +496,193 @@ static void heartbeat(mesh_mesh_t *m, bool stopped)
         LOG_WARN("mesh", "heartbeat failed: %s", nats_text(s));
 }
 
+/* ---- served requests ---- */
+
+static bool kind_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > MESH_MESH_KIND_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_' ||
+              k[i] == '-'))
+            return false;
+    return true;
+}
+
+static void request_subject(char *out, size_t cap, const char *domain, const char *kind)
+{
+    snprintf(out, cap, "meshd.dom.%s.req.%s", domain, kind);
+}
+
+/* A request arrived for a service (a libnats delivery thread). */
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)sub;
+    service_t *sv = closure;
+    mesh_mesh_t *m = sv->m;
+    const char *reply_to = natsMsg_GetReply(msg);
+    pthread_mutex_lock(&m->svc_lock);
+    mesh_mesh_serve_fn fn = sv->fn;
+    void *arg = sv->arg;
+    if (fn)
+        sv->running++;
+    pthread_mutex_unlock(&m->svc_lock);
+    if (fn == NULL || reply_to == NULL || *reply_to == '\0') {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    int max = natsConnection_GetMaxPayload(nc);
+    mesh_buf_t out;
+    mesh_buf_init(&out,
+                  max > 0 && (size_t)max < MESH_MESH_REPLY_MAX ? (size_t)max : MESH_MESH_REPLY_MAX);
+    fn(arg, sv->domain, sv->kind, (const uint8_t *)natsMsg_GetData(msg),
+       (size_t)natsMsg_GetDataLength(msg), &out);
+    natsStatus s = natsConnection_Publish(nc, reply_to, out.data ? out.data : "", (int)out.len);
+    if (s != NATS_OK)
+        LOG_WARN("mesh", "reply to a %s request for %s: %s", sv->kind, sv->domain,
+                 natsStatus_GetText(s));
+    mesh_buf_free(&out);
+    natsMsg_Destroy(msg);
+    pthread_mutex_lock(&m->svc_lock);
+    sv->running--;
+    pthread_cond_broadcast(&m->svc_cv);
+    pthread_mutex_unlock(&m->svc_lock);
+}
+
+/* Subscribes every served kind not yet subscribed on the current connection (the mesh
+ * thread, or mesh_mesh_serve; kv_lock held for reading). */
+static void subscribe_services(mesh_mesh_t *m)
+{
+    if (m->nc == NULL || natsConnection_Status(m->nc) != NATS_CONN_STATUS_CONNECTED)
+        return;
+    pthread_mutex_lock(&m->svc_lock);
+    for (size_t i = 0; i < m->nsvcs; i++) {
+        service_t *sv = m->svcs[i];
+        if (sv->fn == NULL || (sv->sub && sv->sub_gen == m->conn_gen))
+            continue;
+        if (sv->sub) { /* of a connection gone: libnats freed its side with it */
+            natsSubscription_Destroy(sv->sub);
+            sv->sub = NULL;
+        }
+        char subj[160];
+        request_subject(subj, sizeof subj, sv->domain, sv->kind);
+        natsStatus s =
+            natsConnection_QueueSubscribe(&sv->sub, m->nc, subj, "meshd", on_request, sv);
+        if (s != NATS_OK) {
+            sv->sub = NULL;
+            LOG_WARN("mesh", "cannot serve %s: %s", subj, nats_text(s));
+            continue;
+        }
+        sv->sub_gen = m->conn_gen;
+        LOG_DEBUG("mesh", "serving %s", subj);
+    }
+    pthread_mutex_unlock(&m->svc_lock);
+}
+
+mesh_status_t mesh_mesh_serve(mesh_mesh_t *m, const char *domain, const char *kind,
+                              mesh_mesh_serve_fn fn, void *arg, mesh_err_t *err)
+{
+    if (!mesh_name_domain_ok(domain) || !kind_ok(kind) || fn == NULL)
+        return mesh_err_set(err, MESH_INVALID, "cannot serve kind '%.40s' of domain '%.70s'", kind,
+                            domain);
+    pthread_mutex_lock(&m->svc_lock);
+    service_t *sv = NULL;
+    for (size_t i = 0; i < m->nsvcs && sv == NULL; i++)
+        if (strcmp(m->svcs[i]->domain, domain) == 0 && strcmp(m->svcs[i]->kind, kind) == 0)
+            sv = m->svcs[i];
+    mesh_status_t st = MESH_OK;
+    if (sv == NULL) {
+        service_t **nv = NULL;
+        if (m->nsvcs == MESH_MESH_SERVICES_MAX)
+            st = mesh_err_set(err, MESH_LIMIT, "more than %d served request kinds",
+                              MESH_MESH_SERVICES_MAX);
+        else if ((nv = realloc(m->svcs, (m->nsvcs + 1) * sizeof *nv)) == NULL ||
+                 (sv = calloc(1, sizeof *sv)) == NULL)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        if (nv)
+            m->svcs = nv;
+        if (st == MESH_OK) {
+            snprintf(sv->domain, sizeof sv->domain, "%s", domain);
+            snprintf(sv->kind, sizeof sv->kind, "%s", kind);
+            sv->m = m;
+            m->svcs[m->nsvcs++] = sv;
+        }
+    }
+    if (st == MESH_OK) {
+        sv->fn = fn;
+        sv->arg = arg;
+    }
+    pthread_mutex_unlock(&m->svc_lock);
+    if (st == MESH_OK) {
+        pthread_rwlock_rdlock(&m->kv_lock);
+        subscribe_services(m);
+        pthread_rwlock_unlock(&m->kv_lock);
+    }
+    return st;
+}
+
+void mesh_mesh_unserve(mesh_mesh_t *m, const char *domain, const char *kind)
+{
+    pthread_rwlock_rdlock(&m->kv_lock);
+    pthread_mutex_lock(&m->svc_lock);
+    for (size_t i = 0; i < m->nsvcs; i++) {
+        service_t *sv = m->svcs[i];
+        if (strcmp(sv->domain, domain) != 0 || strcmp(sv->kind, kind) != 0)
+            continue;
+        sv->fn = NULL;
+        if (sv->sub) {
+            if (sv->sub_gen == m->conn_gen)
+                natsSubscription_Unsubscribe(sv->sub);
+            natsSubscription_Destroy(sv->sub);
+            sv->sub = NULL;
+        }
+        while (sv->running > 0)
+            pthread_cond_wait(&m->svc_cv, &m->svc_lock);
+    }
+    pthread_mutex_unlock(&m->svc_lock);
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+mesh_status_t mesh_mesh_request(mesh_mesh_t *m, const char *domain, const char *kind, const void *p,
+                                size_t n, int64_t timeout_ns, mesh_buf_t *reply, mesh_err_t *err)
+{
+    if (!mesh_name_domain_ok(domain) || !kind_ok(kind))
+        return mesh_err_set(err, MESH_INVALID, "no request kind '%.40s' of domain '%.70s'", kind,
+                            domain);
+    char subj[160];
+    request_subject(subj, sizeof subj, domain, kind);
+    pthread_rwlock_rdlock(&m->kv_lock);
+    if (m->nc == NULL || natsConnection_Status(m->nc) != NATS_CONN_STATUS_CONNECTED) {
+        pthread_rwlock_unlock(&m->kv_lock);
+        return mesh_err_set(err, MESH_UNAVAILABLE, "not connected to the mesh");
+    }
+    int64_t max = natsConnection_GetMaxPayload(m->nc);
+    if (max > 0 && (int64_t)n > max) {
+        pthread_rwlock_unlock(&m->kv_lock);
+        return mesh_err_set(err, MESH_TOO_LARGE,
+                            "a request of %zu bytes exceeds the servers' max payload (%lld bytes)",
+                            n, (long long)max);
+    }
+    natsMsg *r = NULL;
+    int64_t ms = timeout_ns / 1000000;
+    natsStatus s = natsConnection_Request(&r, m->nc, subj, p, (int)n, ms > 0 ? ms : 1);
+    pthread_rwlock_unlock(&m->kv_lock);
+    mesh_status_t st = MESH_OK;
+    if (s == NATS_NO_RESPONDERS)
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "no node answers %s", subj);
+    else if (s == NATS_TIMEOUT)
+        st = mesh_err_set(err, MESH_TIMEOUT, "no answer to %s within %lld ms", subj, (long long)ms);
+    else if (s == NATS_NOT_PERMITTED)
+        st = mesh_err_set(err, MESH_FORBIDDEN, "the servers refuse this node %s", subj);
+    else if (s != NATS_OK)
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "%s: %s", subj, nats_text(s));
+    else if (mesh_buf_add(reply, natsMsg_GetData(r), (size_t)natsMsg_GetDataLength(r)) != MESH_OK)
+        st = mesh_err_set(err, MESH_TOO_LARGE, "the reply to %s is too large", subj);
+    natsMsg_Destroy(r);
+    return st;
+}
+
 static void *run(void *arg)
 {
     mesh_mesh_t *m = arg;
@@ -498,6 +708,9 @@ static void *run(void *arg)
             next_try = mesh_mono_ns() + BACKOFF_MAX_MS * 1000000LL;
         } else if (cs == NATS_CONN_STATUS_CONNECTED) {
             check_server(m);
+            pthread_rwlock_rdlock(&m->kv_lock);
+            subscribe_services(m);
+            pthread_rwlock_unlock(&m->kv_lock);
             if (m->kv == NULL)
                 ensure_bucket(m);
             if (m->kv)
@@ -579,7 +792,15 @@ mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    pthread_rwlock_init(&m->kv_lock, NULL);
+    /* writers first: replicator threads take it for reading over and over, and the mesh
+     * thread must still get it to replace a connection closed for good */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&m->kv_lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
+    pthread_mutex_init(&m->svc_lock, NULL);
+    pthread_cond_init(&m->svc_cv, NULL);
     m->st.state = "connecting";
     /* the server list: comma-separated URLs */
     const char *p = o->servers ? o->servers : "";
@@ -653,6 +874,8 @@ void mesh_mesh_stop(mesh_mesh_t *m)
         pthread_mutex_unlock(&m->mu);
         pthread_join(m->thread, NULL);
     }
+    for (size_t i = 0; i < m->nsvcs; i++)
+        mesh_mesh_unserve(m, m->svcs[i]->domain, m->svcs[i]->kind);
     if (m->nc)
         natsConnection_Close(m->nc);
     disconnect(m);
@@ -684,6 +907,11 @@ void mesh_mesh_stop(mesh_mesh_t *m)
     free(m->js_domain);
     free(m->node_name);
     free(m->inbox);
+    for (size_t i = 0; i < m->nsvcs; i++)
+        free(m->svcs[i]);
+    free(m->svcs);
+    pthread_cond_destroy(&m->svc_cv);
+    pthread_mutex_destroy(&m->svc_lock);
     pthread_rwlock_destroy(&m->kv_lock);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
@@ -695,6 +923,37 @@ void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out)
     pthread_mutex_lock(&m->mu);
     *out = m->st;
     pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- for the other files of mesh/ (mesh/internal.h) ---- */
+
+natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen)
+{
+    pthread_rwlock_rdlock(&m->kv_lock);
+    *gen = m->conn_gen;
+    if (m->nc == NULL || natsConnection_Status(m->nc) != NATS_CONN_STATUS_CONNECTED)
+        return NULL;
+    return m->nc;
+}
+
+void mesh__mesh_conn_done(mesh_mesh_t *m)
+{
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+const char *mesh__mesh_node_name(const mesh_mesh_t *m)
+{
+    return m->node_name;
+}
+
+int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m)
+{
+    return m->timeout_ns;
+}
+
+int mesh__mesh_replicas(const mesh_mesh_t *m)
+{
+    return m->replicas;
 }
 
 /* ---- reading the registry ---- */

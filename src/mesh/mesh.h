@@ -88,6 +88,43 @@ typedef struct mesh_mesh_node {
 mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, mesh_err_t *err);
 void mesh_mesh_list_free(mesh_mesh_node_t *v, size_t n);
 
+/* ---- requests between nodes ----
+ *
+ * NATS request/reply on per-domain subjects `meshd.dom.<domain>.req.<kind>`, served in a
+ * queue group: every node serving a kind for a domain subscribes, one of them answers each
+ * request, and when one dies the others answer the next ones. Used for forwarded writes
+ * (kind "write") and federated scans. Requests and replies are opaque bytes; their format is
+ * the kind's business, and a served request is untrusted input (only nodes whose NATS user may
+ * publish on the subject reach it; meshctl mesh config grants `meshd.dom.*.req.>`).
+ */
+#define MESH_MESH_KIND_MAX     32   /* bytes of a kind: [a-z0-9_-] */
+#define MESH_MESH_SERVICES_MAX 1024 /* kinds served by one node, all domains */
+#define MESH_MESH_REPLY_MAX                                                                        \
+    (8u << 20) /* cap of a reply buffer (the server's max payload                                  \
+                * applies too) */
+
+/* Handles one request; p/n are borrowed for the call. Writes the reply into reply (empty is a
+ * valid reply). Runs on a libnats thread, one request at a time per served kind and domain:
+ * it may block, bounded (the requester's timeout is running). */
+typedef void (*mesh_mesh_serve_fn)(void *arg, const char *domain, const char *kind,
+                                   const uint8_t *p, size_t n, mesh_buf_t *reply);
+
+/* Serves kind for domain from now on (subscribed at once when connected, again after every
+ * new connection). Serving the same kind and domain again replaces fn and arg. MESH_INVALID
+ * for a bad domain or kind name, MESH_LIMIT beyond MESH_MESH_SERVICES_MAX. fn and arg must
+ * stay valid until mesh_mesh_unserve or mesh_mesh_stop. */
+mesh_status_t mesh_mesh_serve(mesh_mesh_t *m, const char *domain, const char *kind,
+                              mesh_mesh_serve_fn fn, void *arg, mesh_err_t *err);
+/* Stops serving; returns once no call of its fn runs any more. A no-op when not served. */
+void mesh_mesh_unserve(mesh_mesh_t *m, const char *domain, const char *kind);
+
+/* Sends a request to kind of domain and waits at most timeout_ns for the reply, which is
+ * appended to reply. MESH_UNAVAILABLE when not connected or when no node serves it (NATS "no
+ * responders"), MESH_TIMEOUT when none answered in time, MESH_TOO_LARGE when p is larger than
+ * the server's max payload, MESH_FORBIDDEN when the servers refuse this node the subject. */
+mesh_status_t mesh_mesh_request(mesh_mesh_t *m, const char *domain, const char *kind, const void *p,
+                                size_t n, int64_t timeout_ns, mesh_buf_t *reply, mesh_err_t *err);
+
 /* Parses a nats-server INFO line ("INFO {json}\r\n"), taking its "version" into out (cap
  * bytes). MESH_PARSE when it is not one. Bounded: at most MESH_NATS_INFO_MAX bytes. */
 #define MESH_NATS_INFO_MAX 8192

@@ -212,6 +212,8 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *dom
         js_api(&b, &first, "$JS." HUB_DOMAIN ".API", domains, 0);
     }
     q(&b, &first, "$JS.FC.%s.>", KV_STREAM);
+    /* requests to any domain (forwarded writes, federated scans): the hosting node decides */
+    q(&b, &first, "meshd.dom.*.req.>");
     for (size_t d = 0; d < ndomains; d++) {
         q(&b, &first, "meshd.dom.%s.>", domains[d]);
         q(&b, &first, "$JS.ACK.MESHD_DOM_%s.>", domains[d]);

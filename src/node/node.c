@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "mqtt/client.h"
 #include "node/backup.h"
+#include "node/health.h"
 
 static int lock_fd = -1;
 
@@ -340,6 +341,8 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     mesh_status_t st;
     n->started_ns = mesh_now_ns();
     atomic_store(&n->ready, false);
+    if (n->health == NULL && (n->health = mesh_health_new()) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
     if (n->opts.node_name == NULL || *n->opts.node_name == '\0') {
         char host[256] = "meshd";
         gethostname(host, sizeof host);
@@ -372,6 +375,11 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
                                 .space = n->space,
                                 .events = mesh__node_rule_events,
                                 .events_arg = n};
+    /* before the domains open: their replay reports alert transitions */
+    int neps;
+    const char *const *eps = mesh_http_endpoint_names(&neps);
+    if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&n->ev_lock, NULL);
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
@@ -389,19 +397,19 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     if ((st = mesh__node_rules_start(n, err)) != MESH_OK)
         return st;
-    int neps;
-    const char *const *eps = mesh_http_endpoint_names(&neps);
-    if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
-        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if ((st = mesh__node_health_start(n, err)) != MESH_OK)
+        return st;
     if ((st = mesh_backups_open(n, &n->backups, err)) != MESH_OK)
         return st;
     if ((st = start_mqtt(n, err)) != MESH_OK)
         return st;
+    mesh__node_repl_sync(n); /* before the API: replicated domains refuse writes until then */
     if ((st = mesh_http_start(n, err)) != MESH_OK)
         return st;
     /* after the listener: the registry entry carries the bound address */
     if ((st = mesh__node_mesh_start(n, err)) != MESH_OK)
         return st;
+    mesh__node_repl_sync(n);
     atomic_store(&n->ready, true);
     return MESH_OK;
 }
@@ -482,6 +490,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     run_ctx_t *c = arg;
     mesh_backups_tick(c->n->backups);
+    mesh__node_health_tick(c->n);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -540,6 +549,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->http = NULL;
     /* after the API (whose handlers read the registry), before the domains: the last
      * heartbeat marks this node stopped */
+    mesh__node_repl_stop(n);
     mesh_mesh_stop(n->mesh);
     n->mesh = NULL;
     /* the action thread (it publishes through MQTT) before MQTT; it audits what it drops */
@@ -571,6 +581,8 @@ void mesh_node_stop(mesh_node_t *n)
     n->metrics = NULL;
     mesh_space_free(n->space); /* after the domains that borrow it */
     n->space = NULL;
+    mesh_health_free(n->health);
+    n->health = NULL;
     if (lock_fd >= 0) {
         close(lock_fd);
         lock_fd = -1;

@@ -19,6 +19,7 @@
 #include "crypt/keys.h"
 #include "http/metrics.h"
 #include "mesh/mesh.h"
+#include "mesh/repl.h"
 #include "quality/quality.h"
 #include "query/query.h"
 #include "store/space.h"
@@ -105,6 +106,22 @@ typedef struct mesh_node_opts {
     int64_t backup_schedule;
     int64_t backup_retention;
     int64_t backup_retention_age;
+    /* built-in health alerts (node/health.c) */
+    char *health_domain; /* NULL or "": off */
+    int64_t health_interval;
+    int64_t health_disk_low;        /* bytes; 0: off */
+    int64_t health_node_down;       /* ns; 0: off */
+    int64_t health_replication_lag; /* ns; 0: off */
+    bool health_freshness;
+    int64_t health_quality_min;   /* 0..100; 0: off */
+    int64_t health_auth_failures; /* 0: off */
+    int64_t health_auth_window;   /* ns */
+    char *health_webhook_url;
+    char *health_webhook_secret_file;
+    char *health_webhook_ca_file;
+    char *health_webhook_alerts;
+    char *health_mqtt_topic;
+    char *health_mqtt_alerts;
 } mesh_node_opts_t;
 
 extern const mesh_opts_spec_t mesh_node_opts_spec;
@@ -114,6 +131,7 @@ struct mesh_actions;
 struct mesh_rule_event;
 typedef struct mesh_backups mesh_backups_t;
 typedef struct mesh_mqtt mesh_mqtt_t;
+typedef struct mesh_node_repl mesh_node_repl_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -147,7 +165,10 @@ typedef struct mesh_node {
     struct mesh_actions *actions;
     pthread_mutex_t ev_lock;
     struct mesh_rule_event *ev_pending;
-    bool ev_closed; /* stopping: transitions are left to the outboxes */
+    bool ev_closed;             /* stopping: transitions are left to the outboxes */
+    struct mesh_health *health; /* node/health.h: tallies of the built-in health alerts */
+    int64_t health_next_ns;     /* when the health tick next writes samples */
+    mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -177,6 +198,23 @@ void mesh__node_rules_stop(mesh_node_t *n);
  * heartbeat of this node's registry entry. Returns at once; the link comes up in the
  * background. */
 mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
+
+/* Built-in health alerts (node/health.c): with health_domain set, creates the domain, its
+ * contract and the alert rules from the options (after the rules' start). */
+mesh_status_t mesh__node_health_start(mesh_node_t *n, mesh_err_t *err);
+/* Writes the health samples when health_interval has passed (the event loop's timer). */
+void mesh__node_health_tick(mesh_node_t *n);
+/* Replicated domains (node/repl.c): starts the stream replicator of every domain hosted here
+ * with a replication mode, stops those no longer hosted, and makes writes of replicated
+ * domains without a running replicator fail (503) rather than bypass the stream. Called at
+ * start (before the API, and after the mesh started) and after a domain is created or
+ * deleted. */
+void mesh__node_repl_sync(mesh_node_t *n);
+void mesh__node_repl_stop(mesh_node_t *n);
+/* Calls fn with the status of each replicated domain (metrics, status). */
+void mesh__node_repl_each(mesh_node_t *n,
+                          void (*fn)(void *arg, const char *domain, const mesh_repl_status_t *st),
+                          void *arg);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */
 mesh_status_t mesh__node_lock_data_dir(const char *dir, mesh_err_t *err);

@@ -241,6 +241,54 @@ static const mesh_opt_t node_opts[] = {
      3650 * 86400000000000LL, NULL, 0, "DURATION",
      "After each backup, delete backups older than this (0: no limit by age). The newest backup "
      "is always kept."},
+    {"health_domain", MESH_OPT_STRING, F(health_domain), NULL, 0, 0, NULL, 0, "NAME",
+     "Turn on the built-in health alerts: the domain (created at start when missing) that holds "
+     "the node's health samples, the alert rules made from the health_* options and their "
+     "alerts (meshctl alert list --domain NAME). Unset: off. See docs/operations.md."},
+    {"health_interval", MESH_OPT_DURATION, F(health_interval), "15s", 1000000000LL, 3600000000000LL,
+     NULL, 0, "DURATION",
+     "How often the node writes its health samples (disk, mesh nodes, replication, products, "
+     "authentication failures) and so how often health alerts are evaluated."},
+    {"health_disk_low", MESH_OPT_SIZE, F(health_disk_low), "256MiB", 0, 1LL << 50, NULL, 0, "SIZE",
+     "Alert disk-space-low while the data disk has less than this free (set it above "
+     "min_free_space: the warning before writes are refused; 0: off)."},
+    {"health_node_down", MESH_OPT_DURATION, F(health_node_down), "1m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "Alert node-down when another node of the mesh registry sent no heartbeat for this long "
+     "(a node that stopped cleanly is not down; 0: off)."},
+    {"health_replication_lag", MESH_OPT_DURATION, F(health_replication_lag), "1m", 0,
+     7 * 86400000000000LL, NULL, 0, "DURATION",
+     "Alert replication-lag when a replica of a domain is more than this behind its stream (0: "
+     "off)."},
+    {"health_freshness", MESH_OPT_BOOL, F(health_freshness), "true", 0, 0, NULL, 0, "BOOL",
+     "Alert product-stale when a product's newest row is older than its contract's freshness "
+     "SLA (slaProperties latency or frequency)."},
+    {"health_quality_min", MESH_OPT_INT, F(health_quality_min), "50", 0, 100, NULL, 0, "SCORE",
+     "Alert quality-low when a product's quality score (0-100, docs/quality.md) is below this "
+     "(0: off)."},
+    {"health_auth_failures", MESH_OPT_INT, F(health_auth_failures), "20", 0, 1000000, NULL, 0, "N",
+     "Alert auth-failures when more than N tokens or logins from one client address were "
+     "refused within health_auth_window (0: off)."},
+    {"health_auth_window", MESH_OPT_DURATION, F(health_auth_window), "5m", 1000000000LL,
+     86400000000000LL, NULL, 0, "DURATION",
+     "The window of health_auth_failures (counted in whole health_interval steps, at most 64 of "
+     "them)."},
+    {"health_webhook_url", MESH_OPT_STRING, F(health_webhook_url), NULL, 0, 0, NULL, 0, "URL",
+     "Send health alerts (fired, acknowledged, resolved) to this http(s) URL, signed like rule "
+     "webhooks (docs/rules.md)."},
+    {"health_webhook_secret_file", MESH_OPT_STRING, F(health_webhook_secret_file), NULL, 0, 0, NULL,
+     0, "PATH", "File whose first line is the HMAC key of health webhooks (unset: unsigned)."},
+    {"health_webhook_ca_file", MESH_OPT_STRING, F(health_webhook_ca_file), NULL, 0, 0, NULL, 0,
+     "PATH", "CA certificates that verify an https health_webhook_url (unset: the system's)."},
+    {"health_webhook_alerts", MESH_OPT_STRING, F(health_webhook_alerts), "all", 0, 0, NULL, 0,
+     "LIST",
+     "Which health alerts go to the webhook: all, none, or a comma-separated list of "
+     "disk-space-low, node-down, replication-lag, product-stale, quality-low, auth-failures."},
+    {"health_mqtt_topic", MESH_OPT_STRING, F(health_mqtt_topic), NULL, 0, 0, NULL, 0, "TOPIC",
+     "Publish health alerts on this MQTT topic (a template, e.g. meshd/health/{rule}) through "
+     "the node's MQTT connection (mqtt_url)."},
+    {"health_mqtt_alerts", MESH_OPT_STRING, F(health_mqtt_alerts), "all", 0, 0, NULL, 0, "LIST",
+     "Which health alerts are published on health_mqtt_topic (as health_webhook_alerts)."},
 };
 
 const mesh_opts_spec_t mesh_node_opts_spec = {node_opts, MESH_ARRAY_LEN(node_opts), "MESHD_"};

@@ -29,6 +29,8 @@ static const mesh_audit_action_t ev_actions[] = {
  * be sensitive; the alert id leads to them in the alerts product). */
 static void audit_events(mesh_node_t *n, const mesh_rule_event_t *ev)
 {
+    for (const mesh_rule_event_t *e = ev; e; e = e->next)
+        mesh_metrics_alert_event(n->metrics, (int)e->ev);
     for (; ev && n->audit; ev = ev->next) {
         json_t *d = json_object();
         json_object_set_new(d, "alert", json_string(ev->alert_id));

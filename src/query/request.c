@@ -3,6 +3,8 @@
  */
 #include "query/request.h"
 
+#include "core/util.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +88,24 @@ mesh_status_t mesh_query_request_parse(const char *body, size_t n, bool raw_sql,
             st = set_count(&out->timeout_ms, v, key, err);
         } else if (strcmp(key, "max_rows") == 0) {
             st = set_count(&out->max_rows, v, key, err);
+        } else if (strcmp(key, "min_position") == 0) {
+            /* {"stream": "MESHD_DOM_<domain>", "seq": N}: read-your-writes (docs/mesh.md) */
+            json_t *sv = json_object_get(v, "stream"), *qv = json_object_get(v, "seq");
+            const char *sname = json_string_value(sv);
+            if (!json_is_object(v) || json_object_size(v) != 2 || sname == NULL ||
+                strncmp(sname, "MESHD_DOM_", 10) != 0 || !mesh_name_domain_ok(sname + 10) ||
+                !json_is_integer(qv) || json_integer_value(qv) < 0)
+                st = mesh_err_set(err, MESH_INVALID,
+                                  "'min_position' must be {\"stream\": \"MESHD_DOM_<domain>\", "
+                                  "\"seq\": N}, as a write's answer gives it");
+            else {
+                snprintf(out->min_domain, sizeof out->min_domain, "%s", sname + 10);
+                out->min_seq = (int64_t)json_integer_value(qv);
+            }
         } else {
             st = mesh_err_set(err, MESH_INVALID,
                               "unknown field '%.60s' (expected sql, format, time_format, "
-                              "timeout_ms, max_rows)",
+                              "timeout_ms, max_rows, min_position)",
                               key);
         }
         if (st != MESH_OK)

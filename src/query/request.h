@@ -23,6 +23,8 @@ typedef struct mesh_query_request {
     char time_format[16]; /* "" when not given */
     int64_t timeout_ms;   /* 0 when not given */
     int64_t max_rows;     /* 0 when not given */
+    char min_domain[64];  /* min_position: the domain of its stream ("" when not given) */
+    int64_t min_seq;      /* ... and the stream sequence the node must have applied */
 } mesh_query_request_t;
 
 #define MESH_QUERY_REQUEST_MAX (1024 * 1024)

@@ -16,6 +16,11 @@
  *                  the keys (store.h mesh_store_dispose); little-endian. The keys of an
  *                  erasure were collected by a query before the record was written, so
  *                  replay and replicas delete the same rows whatever the clock says.
+ *   'S' stream:    8 bytes (little-endian) of a sequence of the domain's JetStream stream,
+ *                  then a record of the kinds above as the stream carried it (replication,
+ *                  docs/mesh.md). Applied only when that sequence is above the one the store
+ *                  holds (_meta repl_seq), which it then stores in the same transaction:
+ *                  exactly-once apply of the stream, whatever the redeliveries and restarts.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so their per-series state commits with the record; the alert transitions a
  * group produced go to the domain's event callback after its commit.
@@ -52,6 +57,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypt/vfs.h"
+#include "derive/derive.h"
 #include "rules/engine.h"
 #include "store/dlog.h"
 #include "store/space.h"
@@ -67,6 +73,7 @@ enum {
     K_ALERT = 'A',
     K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
+    K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -76,6 +83,16 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 /* Re-encryption: pages copied per writer job by default (2 MiB at 4 KiB pages: a few ms of
  * pause for writers); the last job, with the writer paused, copies at most half that. */
 #define REKEY_STEP_PAGES 512
+
+/* Outcomes of the last stream records applied, for the writers waiting for them. */
+#define REPL_RING 256
+#define REPL_META "repl_seq"
+typedef struct repl_outcome {
+    uint64_t sseq; /* 0: empty slot */
+    mesh_status_t st;
+    mesh_apply_result_t res;
+    char msg[200];
+} repl_outcome_t;
 
 mesh_cref_t *mesh_cref_get(mesh_cref_t *r)
 {
@@ -184,6 +201,7 @@ typedef struct item {
     job_fn job; /* K_JOB */
     void *job_arg;
     bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
+    bool skipped;  /* a stream record applied before: nothing done */
     bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
@@ -222,6 +240,14 @@ struct mesh_domain {
     bool attached;         /* a key is attached for db_path */
     _Atomic uint32_t info_gen;
     int rekey_pages;
+    bool cagg_dirty; /* the writer's: a continuous aggregate has stale buckets to recompute */
+    /* replication: the stream sequence the store holds (published after each commit), the
+     * outcomes of recent stream records, and the replicator (NULL publish: local only) */
+    pthread_mutex_t repl_lock; /* guards ring and the wait */
+    pthread_cond_t repl_cond;  /* broadcast when repl_seq moves */
+    _Atomic uint64_t repl_seq;
+    repl_outcome_t ring_out[REPL_RING];
+    mesh_replicator_t repl;
 };
 
 const char *mesh_domain_name(const mesh_domain_t *d)
@@ -351,7 +377,109 @@ typedef struct applier {
     mesh_domain_t *d;
     clist_t work; /* contracts as of the records applied so far in this transaction */
     bool work_changed;
+    uint64_t repl_seq;        /* the stream sequence as of the records applied so far */
+    mesh_apply_result_t rres; /* the result of the last batch applied from its bytes */
 } applier_t;
+
+/* ---- continuous aggregates (store/cagg.c, docs/derived.md) ---- */
+
+/* The source of an aggregate: in the contract being applied, else in the working list. */
+static const mesh_product_t *agg_source(const clist_t *l, const mesh_contract_t *c,
+                                        const mesh_product_t *agg)
+{
+    const mesh_product_t *p = c ? mesh_contract_product(c, agg->derive->source) : NULL;
+    return p ? p : clist_product(l, agg->derive->source, NULL);
+}
+
+/* Checks the continuous aggregates of contract c against their sources. */
+static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
+                                      const mesh_contract_t *c, mesh_err_t *err)
+{
+    for (size_t i = 0; i < c->nproducts; i++) {
+        const mesh_product_t *p = &c->products[i];
+        if (p->derive && p->derive->kind == MESH_DERIVE_SQL)
+            return mesh_err_set(err, MESH_INVALID,
+                                "derived product %s.%s: derivations by SQL are not supported yet "
+                                "(only aggregate)",
+                                domain, p->name);
+        if (p->derive == NULL)
+            continue;
+        const mesh_product_t *src = agg_source(l, c, p);
+        if (p->derive->kind == MESH_DERIVE_SQL)
+            continue;
+        if (src == NULL)
+            return mesh_err_set(err, MESH_INVALID, "derived product %s.%s: no source product %s.%s",
+                                domain, p->name, domain, p->derive->source);
+        if (src->derive != NULL)
+            return mesh_err_set(err, MESH_INVALID,
+                                "derived product %s.%s: its source %s is derived itself", domain,
+                                p->name, src->name);
+        mesh_lineage_t lin;
+        mesh_status_t st = mesh_derive_aggregate_lineage(domain, src, p->derive, &lin, err);
+        if (st == MESH_OK)
+            st = mesh_derive_check_columns(p, &lin, err);
+        mesh_lineage_free(&lin);
+        if (st != MESH_OK)
+            return st;
+    }
+    return MESH_OK;
+}
+
+/* Merges a batch into the continuous aggregates over its products. */
+static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t pi = 0; pi < b->nparts && st == MESH_OK; pi++) {
+        const mesh_part_t *part = &b->parts[pi];
+        if (part->nrows == 0)
+            continue;
+        for (size_t ci = 0; ci < a->work.n && st == MESH_OK; ci++) {
+            const mesh_contract_t *c = a->work.v[ci]->c;
+            for (size_t k = 0; k < c->nproducts && st == MESH_OK; k++) {
+                const mesh_product_t *p = &c->products[k];
+                if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE ||
+                    strcmp(p->derive->source, part->product->name) != 0)
+                    continue;
+                st = mesh_store_cagg_batch(a->d->store, p, part->product, b, part, err);
+                a->d->cagg_dirty = true;
+            }
+        }
+    }
+    return st;
+}
+
+/* Recomputes the stale buckets of every continuous aggregate (the writer, between groups;
+ * and at open after replay). A failure is logged: the marks stay and the next try redoes it. */
+static void aggregates_catch_up(mesh_domain_t *d, bool always)
+{
+    if (!d->cagg_dirty && !always)
+        return;
+    d->cagg_dirty = false;
+    for (size_t ci = 0; ci < d->current.n; ci++) {
+        const mesh_contract_t *c = d->current.v[ci]->c;
+        for (size_t k = 0; k < c->nproducts; k++) {
+            const mesh_product_t *p = &c->products[k];
+            if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE)
+                continue;
+            bool pending = false;
+            mesh_err_t e;
+            mesh_err_clear(&e);
+            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK || !pending)
+                continue;
+            const mesh_product_t *src = clist_product(&d->current, p->derive->source, NULL);
+            int64_t n = 0;
+            if (src == NULL)
+                continue;
+            if (mesh_store_cagg_recompute(d->store, p, src, &n, &e) != MESH_OK) {
+                LOG_WARN("domain", "%s.%s: recomputing the aggregate: %s", d->name, p->name, e.msg);
+                d->cagg_dirty = true;
+            } else {
+                LOG_DEBUG("domain", "%s.%s: %lld buckets recomputed", d->name, p->name,
+                          (long long)n);
+            }
+        }
+    }
+}
 
 static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
                                     mesh_contract_result_t *res, mesh_err_t *err)
@@ -359,6 +487,8 @@ static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t 
     mesh_domain_t *d = a->d;
     mesh_status_t st = check_contract(d->name, &a->work, c, res, err);
     if (st != MESH_OK || res->outcome == MESH_CONTRACT_UNCHANGED)
+        return st;
+    if ((st = check_aggregates(d->name, &a->work, c, err)) != MESH_OK)
         return st;
     const mesh_contract_t *old = NULL;
     for (size_t i = 0; i < a->work.n; i++)
@@ -370,8 +500,33 @@ static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t 
         st = mesh_store_put_product(s, old ? mesh_contract_product(old, np->name) : NULL, np, err);
     }
     for (size_t i = 0; old && i < old->nproducts && st == MESH_OK; i++)
-        if (mesh_contract_product(c, old->products[i].name) == NULL)
+        if (mesh_contract_product(c, old->products[i].name) == NULL) {
             st = mesh_store_drop_product(s, old->products[i].name, err);
+            if (st == MESH_OK)
+                st = mesh_store_cagg_forget(s, old->products[i].name, err);
+        }
+    /* a new or changed aggregate, or an aggregate whose source changed, is rebuilt from its
+     * source after the commit */
+    for (size_t i = 0; i < c->nproducts && st == MESH_OK; i++) {
+        const mesh_product_t *np = &c->products[i];
+        const mesh_product_t *op = old ? mesh_contract_product(old, np->name) : NULL;
+        if (np->derive && np->derive->kind == MESH_DERIVE_AGGREGATE &&
+            (op == NULL || !mesh_derivation_same(op->derive, np->derive))) {
+            st = mesh_store_cagg_invalidate(s, np->name, err);
+            d->cagg_dirty = true;
+        }
+        for (size_t ci = 0; ci < a->work.n && st == MESH_OK && op != NULL; ci++) {
+            const mesh_contract_t *wc = a->work.v[ci]->c;
+            for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
+                const mesh_product_t *ap = &wc->products[k];
+                if (wc != old && ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
+                    strcmp(ap->derive->source, np->name) == 0) {
+                    st = mesh_store_cagg_invalidate(s, ap->name, err);
+                    d->cagg_dirty = true;
+                }
+            }
+        }
+    }
     if (st == MESH_OK)
         st = mesh_store_put_contract(s, c, seq, err);
     return st;
@@ -389,7 +544,19 @@ static mesh_status_t apply_drop(applier_t *a, const char *product, mesh_err_t *e
                             "product %s.%s is one of %zu products of contract '%s'; apply a new "
                             "major version of the contract without it instead",
                             a->d->name, product, c->nproducts, c->id);
+    for (size_t i = 0; i < a->work.n; i++) {
+        const mesh_contract_t *wc = a->work.v[i]->c;
+        for (size_t k = 0; k < wc->nproducts; k++)
+            if (wc->products[k].derive && wc->products[k].derive->source &&
+                strcmp(wc->products[k].derive->source, product) == 0)
+                return mesh_err_set(err, MESH_CONFLICT,
+                                    "product %s.%s is the source of the aggregate %s.%s; drop "
+                                    "that first",
+                                    a->d->name, product, a->d->name, wc->products[k].name);
+    }
     mesh_status_t st = mesh_store_drop_product(a->d->store, product, err);
+    if (st == MESH_OK)
+        st = mesh_store_cagg_forget(a->d->store, product, err);
     /* its contract goes with it, or the next open would load it again */
     if (st == MESH_OK)
         st = mesh_store_drop_contract(a->d->store, c->id, err);
@@ -521,6 +688,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
+            if (st == MESH_OK && !it->res.duplicate)
+                st = aggregates_batch(a, it->batch, err);
             return st;
         }
         mesh_batch_t b;
@@ -528,10 +697,12 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
         st = mesh_batch_decode(p + 1, n - 1, work_lookup, a, &b, idem, sizeof idem, err);
         if (st == MESH_OK) {
-            mesh_apply_result_t res;
-            st = mesh_store_apply_batch(d->store, seq, &b, idem, &res, err);
+            mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
+            st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
             if (st == MESH_OK)
                 st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
+            if (st == MESH_OK && !res->duplicate)
+                st = aggregates_batch(a, &b, err);
         }
         mesh_batch_free(&b);
         return st;
@@ -680,8 +851,13 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r.name);
         int64_t deleted = 0;
         st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
-        if (st == MESH_OK && it)
-            it->res.rows = (size_t)deleted;
+        if (st == MESH_OK) {
+            /* a stream record's writer reads rres (its item is the stream's) */
+            if (it)
+                it->res.rows = (size_t)deleted;
+            else
+                a->rres.rows = (size_t)deleted;
+        }
         return st;
     }
     default:
@@ -720,6 +896,42 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     return st;
 }
 
+static bool store_failure(mesh_status_t st);
+
+/* Applies a logged record: a stream record ('S') once, when its stream sequence is new, with
+ * the sequence stored in the same transaction (outside the record's savepoint, so a refused
+ * record counts as applied, as everywhere else); any other record in its savepoint.
+ * *skipped: a stream record already applied. */
+static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
+                                  item_t *it, bool *skipped, mesh_err_t *err)
+{
+    *skipped = false;
+    if (n == 0 || p[0] != K_STREAM)
+        return apply_in_savepoint(a, seq, p, n, it, err);
+    if (n < 10)
+        return mesh_err_set(err, MESH_CORRUPT, "stream record %llu: bad length",
+                            (unsigned long long)seq);
+    uint64_t sseq = 0;
+    for (int k = 8; k >= 1; k--)
+        sseq = sseq << 8 | p[k];
+    if (sseq <= a->repl_seq) {
+        *skipped = true;
+        return MESH_OK;
+    }
+    memset(&a->rres, 0, sizeof a->rres);
+    mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
+    if (store_failure(st))
+        return st;
+    mesh_err_t e2;
+    mesh_status_t mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
+    if (mst != MESH_OK) {
+        *err = e2;
+        return mst;
+    }
+    a->repl_seq = sseq;
+    return st;
+}
+
 /* Publishes the working contracts as the domain's current ones. */
 static void publish(applier_t *a)
 {
@@ -742,6 +954,8 @@ static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
 {
     a->d = d;
     a->work_changed = false;
+    a->repl_seq = atomic_load(&d->repl_seq);
+    memset(&a->rres, 0, sizeof a->rres);
     pthread_mutex_lock(&d->state_lock);
     mesh_status_t st = clist_copy(&d->current, &a->work);
     pthread_mutex_unlock(&d->state_lock);
@@ -780,6 +994,10 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     if (seq <= applied) {
         /* the store has this record; only rows of time series that were still in memory at
          * the crash are missing, and only from batches */
+        if (n >= 10 && p[0] == K_STREAM) {
+            p += 9;
+            n -= 9;
+        }
         if (n > 0 && p[0] == K_DISPOSE) {
             /* rows of time series replayed into memory that this record had removed */
             dispose_rec_t dr;
@@ -806,7 +1024,8 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
             mesh_err_set(r->err, st, "%s", e.msg);
         return st;
     }
-    st = apply_in_savepoint(&r->a, seq, p, n, NULL, &e);
+    bool skipped;
+    st = apply_logged(&r->a, seq, p, n, NULL, &skipped, &e);
     if (st == MESH_CORRUPT || st == MESH_IO || st == MESH_NOSPACE || st == MESH_NOMEM) {
         mesh_err_set(r->err, st, "%s", e.msg);
         return st;
@@ -818,6 +1037,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     if (++r->pending >= 256) {
         if ((st = mesh_store_commit(d->store, seq, r->err)) != MESH_OK)
             return st;
+        atomic_store(&d->repl_seq, r->a.repl_seq);
         publish(&r->a);
         deliver_events(d);
         r->pending = 0;
@@ -844,6 +1064,7 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
             mesh_store_rollback(d->store);
     }
     if (st == MESH_OK) {
+        atomic_store(&d->repl_seq, r.a.repl_seq);
         publish(&r.a);
         deliver_events(d);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
@@ -1127,6 +1348,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     pthread_mutex_init(&d->q_lock, NULL);
     pthread_mutex_init(&d->key_lock, NULL);
     pthread_cond_init(&d->q_cond, NULL);
+    pthread_mutex_init(&d->repl_lock, NULL);
+    pthread_cond_init(&d->repl_cond, NULL);
     d->changed = changed;
     d->changed_arg = arg;
     d->events = opts ? opts->events : NULL;
@@ -1150,6 +1373,10 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
                             .cache_kib = opts ? opts->cache_kib : 0};
     if ((st = mesh_store_open(d->db_path, &so, &d->store, err)) != MESH_OK)
         goto err;
+    int64_t rs = 0;
+    if ((st = mesh_store_meta_get(d->store, REPL_META, &rs, err)) != MESH_OK)
+        goto err;
+    atomic_store(&d->repl_seq, (uint64_t)rs);
     if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
         if (err && err->msg[0] == '\0')
             mesh_err_set(err, st, "%s: a stored contract is damaged", name);
@@ -1171,6 +1398,7 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    aggregates_catch_up(d, true); /* buckets left stale by a crash, and replayed batches' */
     if (d->kek)
         retire_old_keys(d, true); /* a re-encryption ended by a crash: finish its cleanup */
     publish_info(d);
@@ -1209,6 +1437,8 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     pthread_mutex_destroy(&d->q_lock);
     pthread_mutex_destroy(&d->key_lock);
     pthread_cond_destroy(&d->q_cond);
+    pthread_mutex_destroy(&d->repl_lock);
+    pthread_cond_destroy(&d->repl_cond);
     free(d->db_path);
     free(d->name);
     free(d->dir);
@@ -1290,6 +1520,29 @@ static bool control_item(const item_t *it)
 }
 
 static void retire_old_keys(mesh_domain_t *d, bool may_wait);
+
+/* After a commit that applied stream records: their outcomes go to the ring, the stream
+ * position moves, and writers waiting for it wake. */
+static void repl_committed(mesh_domain_t *d, item_t *head, uint64_t repl_seq)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_STREAM || it->unlogged || it->skipped || it->payload.len < 10)
+            continue;
+        const uint8_t *p = (const uint8_t *)it->payload.data;
+        uint64_t sseq = 0;
+        for (int k = 8; k >= 1; k--)
+            sseq = sseq << 8 | p[k];
+        repl_outcome_t *o = &d->ring_out[sseq % REPL_RING];
+        o->sseq = sseq;
+        o->st = it->st;
+        o->res = it->res;
+        snprintf(o->msg, sizeof o->msg, "%s", it->st == MESH_OK ? "" : it->err.msg);
+    }
+    atomic_store(&d->repl_seq, repl_seq);
+    pthread_cond_broadcast(&d->repl_cond);
+    pthread_mutex_unlock(&d->repl_lock);
+}
 
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
@@ -1374,8 +1627,12 @@ static void run_group(mesh_domain_t *d, item_t *head)
             if (control_item(it) || it->unlogged)
                 continue;
             uint64_t seq = it->res.seq;
-            it->st = apply_in_savepoint(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
-                                        it, &it->err);
+            it->st = apply_logged(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
+                                  it->kind == K_STREAM ? NULL : it, &it->skipped, &it->err);
+            if (it->kind == K_STREAM) {
+                it->res = a.rres;
+                it->res.seq = seq;
+            }
             if (!it->res.seq)
                 it->res.seq = seq;
             if (it->cres)
@@ -1398,6 +1655,10 @@ static void run_group(mesh_domain_t *d, item_t *head)
         publish(&a);
         clist_free(&a.work);
         deliver_events(d);
+        /* before anyone is answered: an acknowledged write's aggregates are exact */
+        aggregates_catch_up(d, false);
+        if (a.repl_seq != atomic_load(&d->repl_seq))
+            repl_committed(d, head, a.repl_seq);
     }
     /* checkpoints and jobs run after the group's commit, in their order */
     for (item_t *it = head; it; it = it->next) {
@@ -1448,9 +1709,129 @@ static mesh_status_t submit(mesh_domain_t *d, item_t *it)
     return it->st;
 }
 
+/* ---- replication ---- */
+
+void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    if (r && r->publish)
+        d->repl = *r;
+    else
+        memset(&d->repl, 0, sizeof d->repl);
+    pthread_mutex_unlock(&d->repl_lock);
+}
+
+bool mesh_domain_replicated(mesh_domain_t *d)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    bool on = d->repl.publish != NULL;
+    pthread_mutex_unlock(&d->repl_lock);
+    return on;
+}
+
+uint64_t mesh_domain_stream_seq(mesh_domain_t *d)
+{
+    return atomic_load(&d->repl_seq);
+}
+
+mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t timeout_ns)
+{
+    if (atomic_load(&d->repl_seq) >= sseq)
+        return MESH_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t t = (int64_t)ts.tv_nsec + timeout_ns % MESH_NS_PER_SEC;
+    ts.tv_sec += (time_t)(timeout_ns / MESH_NS_PER_SEC + t / MESH_NS_PER_SEC);
+    ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
+    mesh_status_t st = MESH_OK;
+    pthread_mutex_lock(&d->repl_lock);
+    while (atomic_load(&d->repl_seq) < sseq)
+        if (pthread_cond_timedwait(&d->repl_cond, &d->repl_lock, &ts) != 0) {
+            st = atomic_load(&d->repl_seq) >= sseq ? MESH_OK : MESH_TIMEOUT;
+            break;
+        }
+    pthread_mutex_unlock(&d->repl_lock);
+    return st;
+}
+
+mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const uint8_t *p, size_t n,
+                                       bool *applied, mesh_err_t *err)
+{
+    *applied = false;
+    if (sseq <= atomic_load(&d->repl_seq))
+        return MESH_OK;
+    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM)
+        return mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
+                            (unsigned long long)sseq, d->name);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_STREAM;
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_status_t st = mesh_buf_addc(&it.payload, K_STREAM);
+    for (int k = 0; k < 8 && st == MESH_OK; k++)
+        st = mesh_buf_addc(&it.payload, (char)(uint8_t)(sseq >> (8 * k)));
+    if (st == MESH_OK)
+        st = mesh_buf_add(&it.payload, p, n);
+    if (st != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (store_failure(st) || st == MESH_UNAVAILABLE) {
+        if (err)
+            *err = it.err;
+        return st;
+    }
+    *applied = !it.skipped;
+    return MESH_OK;
+}
+
+/* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
+ * record's outcome. */
+static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicator_t *r,
+                                          const mesh_buf_t *payload, const char *idem,
+                                          mesh_apply_result_t *res, mesh_err_t *err)
+{
+    uint64_t sseq = 0;
+    bool dup = false;
+    mesh_status_t st = r->publish(r->arg, d->name, (const uint8_t *)payload->data, payload->len,
+                                  idem, &sseq, &dup, err);
+    if (st != MESH_OK)
+        return st;
+    if (mesh_domain_wait_stream(d, sseq, r->apply_timeout_ns) != MESH_OK)
+        return mesh_err_set(err, MESH_UNAVAILABLE,
+                            "domain %s: the write is in the stream (%s seq %llu) but was not "
+                            "applied on this node within %lld ms; send it again with the same "
+                            "Idempotency-Key (applied once)",
+                            d->name, r->stream ? r->stream : "", (unsigned long long)sseq,
+                            (long long)(r->apply_timeout_ns / 1000000));
+    pthread_mutex_lock(&d->repl_lock);
+    const repl_outcome_t *o = &d->ring_out[sseq % REPL_RING];
+    bool known = o->sseq == sseq;
+    if (known) {
+        *res = o->res;
+        st = o->st;
+        if (st != MESH_OK)
+            mesh_err_set(err, st, "%s", o->msg);
+    }
+    pthread_mutex_unlock(&d->repl_lock);
+    if (!known) /* applied long ago (a duplicate of an old message): its key answers */
+        res->duplicate = true;
+    if (dup)
+        res->duplicate = true;
+    res->stream_seq = sseq;
+    return st;
+}
+
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
 {
+    for (size_t i = 0; i < b->nparts; i++)
+        if (b->parts[i].product->derive != NULL)
+            return mesh_err_set(err, MESH_FORBIDDEN,
+                                "%s.%s is a derived product: meshd writes it from its sources",
+                                d->name, b->parts[i].product->name);
     item_t it;
     memset(&it, 0, sizeof it);
     it.kind = K_BATCH;
@@ -1466,6 +1847,16 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     }
     /* refused at the door while the disk is nearly full: nothing reaches the log */
     if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return st;
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        memset(res, 0, sizeof *res);
+        st = write_through_stream(d, &r, &it.payload, idem_key, res, err);
         mesh_buf_free(&it.payload);
         return st;
     }
@@ -1523,6 +1914,21 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
         return mesh_err_set(err, st, "out of memory");
     }
     if ((st = mesh_space_check(d->space, d->name, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        mesh_contract_free(c);
+        return st;
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        /* the outcome and changes are the dry run's: the stream's apply decides whether it
+         * holds (a contract applied meanwhile refuses it the same way on every node) */
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        st = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        res->seq = ar.seq;
         mesh_buf_free(&it.payload);
         mesh_contract_free(c);
         return st;
@@ -2079,8 +2485,26 @@ mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char wh
     mesh_buf_add(&it.payload, b, 4);
     if (keys_len)
         mesh_buf_add(&it.payload, keys, keys_len);
-    mesh_status_t st =
-        it.payload.data ? submit(d, &it) : mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (it.payload.data == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    /* a replicated domain: through its stream, so every replica deletes the same rows */
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        mesh_buf_free(&it.payload);
+        if (rst == MESH_OK) {
+            *deleted = (int64_t)ar.rows;
+            if (seq)
+                *seq = ar.stream_seq;
+        }
+        return rst;
+    }
+    mesh_status_t st = submit(d, &it);
     mesh_buf_free(&it.payload);
     if (st != MESH_OK && err && it.err.code != MESH_OK)
         *err = it.err;

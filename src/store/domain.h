@@ -22,6 +22,7 @@
 
 #include "catalog/contract.h"
 #include "core/status.h"
+#include "core/buf.h"
 #include "crypt/keys.h"
 #include "ingest/batch.h"
 #include "store/space.h"
@@ -60,6 +61,46 @@ typedef struct mesh_domain_opts {
     mesh_domain_events_fn events; /* alert transitions (NULL: dropped) */
     void *events_arg;
 } mesh_domain_opts_t;
+
+/*
+ * Replication (docs/mesh.md, decision 0021). Where a domain's writes go is chosen in one
+ * place, the replicator: local (publish NULL, the default: the domain's own log is the order)
+ * or a stream (mesh/repl.h: the domain's JetStream stream is the order). With a stream,
+ * mesh_domain_write and mesh_domain_put_contract publish the log record to it and wait until
+ * this node has applied it from the stream (mesh_domain_apply_stream, called by the stream's
+ * consumer in stream order): the sync mode.
+ */
+typedef struct mesh_replicator {
+    /* Publishes one log record (kind byte first) to the domain's stream; idem is the
+     * request's idempotency key or NULL (the message id derives from it). Fills *sseq with
+     * its stream sequence (the original's when *duplicate). MESH_UNAVAILABLE when the stream
+     * cannot be reached: nothing is acknowledged then. */
+    mesh_status_t (*publish)(void *arg, const char *domain, const uint8_t *p, size_t n,
+                             const char *idem, uint64_t *sseq, bool *duplicate, mesh_err_t *err);
+    void *arg;
+    int64_t apply_timeout_ns; /* how long a writer waits for the apply here after the ack */
+    const char *stream;       /* the stream's name, for positions (borrowed) */
+} mesh_replicator_t;
+
+/* Sets (r NULL or r->publish NULL: clears) the domain's replicator; r is copied. Call it
+ * before writes come, or between them. */
+void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r);
+
+/* Applies the record p (as the stream carried it) taken from the domain's stream at sequence
+ * sseq: logged and applied like a local record, with sseq stored in the same transaction.
+ * Skipped (MESH_OK, *applied false) when sseq is not above the stream sequence the store
+ * holds. A record refused by the store (a unique conflict) still counts as applied (it is
+ * refused the same way on every node): MESH_OK. Errors are the store's (MESH_IO, NOSPACE,
+ * UNAVAILABLE for a read-only domain): the record was not applied. */
+mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const uint8_t *p, size_t n,
+                                       bool *applied, mesh_err_t *err);
+/* The last stream sequence applied (0: none). */
+uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
+/* Waits until the domain has applied stream sequence sseq, at most timeout_ns: MESH_OK or
+ * MESH_TIMEOUT. */
+mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t timeout_ns);
+/* Whether the domain has a stream replicator (writes are published first). */
+bool mesh_domain_replicated(mesh_domain_t *d);
 
 /* Called (from the writer thread) after the domain's contracts changed. */
 typedef void (*mesh_domain_changed_fn)(void *arg, mesh_domain_t *d);

@@ -8,6 +8,7 @@
  *   _idem(key, seq, rows, quarantined, at_ns) idempotency keys of applied batches
  *   _quarantine(id, product, seq, source_row, reason, raw, received_ns)
  *   p_<product>                              the product's rows, one per reading
+ *   _cagg_stale(product, gkey, bucket)       buckets of continuous aggregates to recompute
  *
  * A product with a primary key is a WITHOUT ROWID table clustered on that key; a write of
  * an existing key merges into the row (columns given replace, columns absent keep their
@@ -28,6 +29,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypt/vfs.h"
+#include "store/internal.h"
 #include "store/ts.h"
 
 #define STMT_CACHE      32
@@ -444,6 +446,8 @@ static const char *schema_sql =
     "  state BLOB NOT NULL, PRIMARY KEY(rule, series)) STRICT, WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS _outbox(id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
     "  event TEXT NOT NULL) STRICT;"
+    "CREATE TABLE IF NOT EXISTS _cagg_stale(product TEXT NOT NULL, gkey BLOB NOT NULL,"
+    "  bucket INTEGER NOT NULL, PRIMARY KEY(product, gkey, bucket)) STRICT, WITHOUT ROWID;"
     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
     "  ('applied_seq', 0);";
 
@@ -2871,4 +2875,32 @@ mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *fre
     if (st == MESH_OK)
         *freed = before - meta_pragma(s->db, "freelist_count");
     return st;
+}
+
+/* ---- for other files of store/ (internal.h) ---- */
+
+sqlite3 *mesh__store_db(mesh_store_t *s)
+{
+    return s->db;
+}
+
+mesh_status_t mesh__store_rows_add(mesh_store_t *s, const char *product, int64_t delta,
+                                   mesh_err_t *err)
+{
+    sqlite3_stmt *q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, product, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, delta);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, mesh_now_ns());
+    mesh_status_t st = step_done(s->db, q, err, "stats");
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, product, true);
+    if (e) {
+        e->st.rows += delta;
+        e->st.last_write_ns = mesh_now_ns();
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
 }

@@ -68,10 +68,11 @@ mesh_status_t mesh_store_apply_savepoint_end(mesh_store_t *s, bool keep, mesh_er
 
 /* Outcome of applying one batch. */
 typedef struct mesh_apply_result {
-    uint64_t seq;       /* the log position of the batch (the original one for a duplicate) */
-    size_t rows;        /* rows written */
-    size_t quarantined; /* rows kept in quarantine */
-    bool duplicate;     /* the idempotency key was already applied: nothing written */
+    uint64_t seq;        /* the log position of the batch (the original one for a duplicate) */
+    size_t rows;         /* rows written */
+    size_t quarantined;  /* rows kept in quarantine */
+    bool duplicate;      /* the idempotency key was already applied: nothing written */
+    uint64_t stream_seq; /* replicated domains: the batch's sequence in the domain's stream */
 } mesh_apply_result_t;
 
 /* Applies a batch recorded at seq. A refused batch (a unique conflict) leaves nothing. */
@@ -296,6 +297,29 @@ mesh_status_t mesh_store_outbox_put(mesh_store_t *s, const char *rule_text, cons
 mesh_status_t mesh_store_outbox_delete(mesh_store_t *s, int64_t id, mesh_err_t *err);
 mesh_status_t mesh_store_outbox_load(mesh_store_t *s, mesh_store_outbox_fn fn, void *arg,
                                      mesh_err_t *err);
+/* ---- continuous aggregates (store/cagg.c; docs/derived.md) ---- */
+
+/* The start of t's bucket of width ns (floor, also for times before 1970). */
+int64_t mesh_store_cagg_bucket(int64_t t, int64_t width);
+/* Merges the rows of a batch part of src into the aggregate agg (agg->derive is an
+ * aggregate of src), inside the writer's transaction; buckets the merge cannot keep exact are
+ * marked stale. */
+mesh_status_t mesh_store_cagg_batch(mesh_store_t *s, const mesh_product_t *agg,
+                                    const mesh_product_t *src, const mesh_batch_t *b,
+                                    const mesh_part_t *part, mesh_err_t *err);
+/* Marks the whole aggregate for a rebuild from its source (inside the writer's transaction). */
+mesh_status_t mesh_store_cagg_invalidate(mesh_store_t *s, const char *agg, mesh_err_t *err);
+/* Forgets the stale marks of agg (a dropped product). */
+mesh_status_t mesh_store_cagg_forget(mesh_store_t *s, const char *agg, mesh_err_t *err);
+/* Whether agg has stale buckets. */
+mesh_status_t mesh_store_cagg_pending(mesh_store_t *s, const char *agg, bool *out);
+/* Recomputes the stale buckets of agg (or all of it, after mesh_store_cagg_invalidate) from
+ * the committed rows of src, in a transaction of its own (the writer thread, outside a
+ * transaction). *buckets: bucket rows written or deleted. */
+mesh_status_t mesh_store_cagg_recompute(mesh_store_t *s, const mesh_product_t *agg,
+                                        const mesh_product_t *src, int64_t *buckets,
+                                        mesh_err_t *err);
+
 /* An integer of the store's _meta table (0 when absent). */
 mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err);
 mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err);

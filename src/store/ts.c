@@ -617,6 +617,8 @@ bool mesh__ts_eligible(const mesh_product_t *p)
 {
     if (p->time_col < 0 || p->nkey == 0 || p->key_cols[p->nkey - 1] != p->time_col)
         return false;
+    if (p->derive != NULL)
+        return false; /* meshd rewrites its rows in place (store/cagg.c): one row each */
     for (size_t i = 0; i < p->ncols; i++)
         if (p->cols[i].unique && !(p->nkey == 1 && p->key_cols[0] == (int)i))
             return false; /* a unique constraint needs an index over rows */

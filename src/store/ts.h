@@ -45,7 +45,8 @@
 typedef struct mesh_ts mesh_ts_t;
 typedef struct mesh_ts_cursor mesh_ts_cursor_t;
 
-/* True when the product's key is (series columns..., time column): it gets this layout. */
+/* True when the product's key is (series columns..., time column) and it is not a derived
+ * product: it gets this layout. */
 bool mesh__ts_eligible(const mesh_product_t *p);
 
 /* Creates the product's tables if they do not exist. */

@@ -214,9 +214,11 @@ class DurabilityTest(unittest.TestCase):
                 self.assertEqual(cnt, (top + 1) * (ROWS + LATE), w.name_)
                 self.assertEqual(distinct, cnt, w.name_)
             # a clean stop writes every buffer out: the next start replays nothing
-            n.stop()
+            rc = n.stop()
+            stop_log = list(n.log)
+            self.assertEqual(rc, 0, stop_log)
             n.start()
-            self.assertFalse([l for l in n.log if "replayed" in l], n.log)
+            self.assertFalse([l for l in n.log if "replayed" in l], (n.log, stop_log))
             print("time series: %d acknowledged batches over %d kills" % (total, KILLS))
         finally:
             n.stop()

@@ -201,7 +201,10 @@ static void test_permissions(void **state)
     assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, out, sizeof out), MESH_OK);
     assert_non_null(strstr(out, "$JS.hub.API.STREAM.INFO.KV_meshd_nodes"));
     assert_non_null(strstr(out, "\"$JS.hub.API.$KV.meshd_nodes.e1\""));
-    assert_null(strstr(out, "meshd.dom."));
+    /* requests to any domain (forwarded writes), but no domain's own subjects */
+    assert_non_null(strstr(out, "\"meshd.dom.*.req.>\""));
+    assert_null(strstr(out, "\"meshd.dom.factory"));
+    assert_null(strstr(out, "MESHD_DOM_"));
     assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, 64), MESH_TOO_LARGE);
 }
 

@@ -1,0 +1,147 @@
+/*
+ * request.c - the body of POST /v1/derive/{domain}/{product}: outside input, bounded, fuzzed
+ * (fuzz/fuzz_derive_request.c).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "derive/derive.h"
+
+void mesh_derivation_free(mesh_derivation_t *d)
+{
+    if (d == NULL)
+        return;
+    free(d->source);
+    for (size_t i = 0; i < d->ngroup; i++)
+        free(d->group[i]);
+    free(d->group);
+    for (size_t i = 0; i < d->ncolumns; i++)
+        free(d->columns[i]);
+    free(d->columns);
+    free(d->sql);
+    free(d);
+}
+
+static mesh_status_t names(const json_t *a, const char *what, char ***out, size_t *n,
+                           mesh_err_t *err)
+{
+    if (!json_is_array(a) || json_array_size(a) > MESH_DERIVE_MAX_COLS)
+        return mesh_err_set(err, MESH_INVALID, "%s must be a list of at most %d column names", what,
+                            MESH_DERIVE_MAX_COLS);
+    size_t k = json_array_size(a);
+    if (k == 0)
+        return MESH_OK;
+    if ((*out = calloc(k, sizeof **out)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < k; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s == NULL || !mesh_name_column_ok(s))
+            return mesh_err_set(err, MESH_INVALID, "%s[%zu] is not a column name", what, i);
+        if (((*out)[i] = mesh_strdup(s)) == NULL)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        (*n)++;
+    }
+    return MESH_OK;
+}
+
+mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation_t **out,
+                                        char *desc, size_t cap, mesh_err_t *err)
+{
+    *out = NULL;
+    if (cap)
+        desc[0] = '\0';
+    if (n > MESH_DERIVE_REQUEST_MAX)
+        return mesh_err_set(err, MESH_TOO_LARGE, "the request is larger than %d bytes",
+                            MESH_DERIVE_REQUEST_MAX);
+    json_error_t je;
+    json_t *root = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        return mesh_err_set(err, MESH_PARSE, "not JSON: %s (line %d)", je.text, je.line);
+    mesh_status_t st = MESH_OK;
+    mesh_derivation_t *d = calloc(1, sizeof *d);
+    const char *key;
+    json_t *v;
+    if (d == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        st = mesh_err_set(err, MESH_INVALID, "the request must be a JSON object");
+        goto out;
+    }
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "aggregate") != 0 && strcmp(key, "description") != 0) {
+            st = mesh_err_set(err, MESH_INVALID, "unknown key (aggregate, description)");
+            goto out;
+        }
+    }
+    v = json_object_get(root, "description");
+    if (v) {
+        const char *s = json_string_value(v);
+        if (s == NULL || strlen(s) >= cap || strlen(s) > 1000) {
+            st = mesh_err_set(err, MESH_INVALID,
+                              "description must be a text of at most 1000 "
+                              "bytes");
+            goto out;
+        }
+        snprintf(desc, cap, "%s", s);
+    }
+    json_t *agg = json_object_get(root, "aggregate");
+    if (!json_is_object(agg)) {
+        st = mesh_err_set(err, MESH_INVALID,
+                          "aggregate must be an object (source, bucket, "
+                          "groupBy, columns)");
+        goto out;
+    }
+    json_object_foreach(agg, key, v)
+    {
+        if (strcmp(key, "source") != 0 && strcmp(key, "bucket") != 0 &&
+            strcmp(key, "groupBy") != 0 && strcmp(key, "columns") != 0) {
+            st = mesh_err_set(err, MESH_INVALID,
+                              "aggregate: unknown key (source, bucket, groupBy, columns)");
+            goto out;
+        }
+    }
+    d->kind = MESH_DERIVE_AGGREGATE;
+    const char *src = json_string_value(json_object_get(agg, "source"));
+    const char *bucket = json_string_value(json_object_get(agg, "bucket"));
+    if (src == NULL || !mesh_name_product_ok(src)) {
+        st = mesh_err_set(err, MESH_INVALID, "aggregate.source must name a product");
+        goto out;
+    }
+    if ((d->source = mesh_strdup(src)) == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        goto out;
+    }
+    if (bucket == NULL || mesh_duration_parse(bucket, &d->bucket_ns) != MESH_OK ||
+        d->bucket_ns < 1000000LL || d->bucket_ns > 366LL * 86400 * 1000000000LL) {
+        st = mesh_err_set(err, MESH_INVALID,
+                          "aggregate.bucket must be a duration from 1ms to 366d, e.g. \"1m\"");
+        goto out;
+    }
+    if ((v = json_object_get(agg, "groupBy")) != NULL) {
+        d->group_given = true;
+        if ((st = names(v, "groupBy", &d->group, &d->ngroup, err)) != MESH_OK)
+            goto out;
+    }
+    if ((v = json_object_get(agg, "columns")) == NULL) {
+        st = mesh_err_set(err, MESH_INVALID, "aggregate.columns is missing");
+        goto out;
+    }
+    if ((st = names(v, "columns", &d->columns, &d->ncolumns, err)) != MESH_OK)
+        goto out;
+    if (d->ncolumns == 0)
+        st = mesh_err_set(err, MESH_INVALID, "aggregate.columns needs a column");
+out:
+    json_decref(root);
+    if (st != MESH_OK) {
+        mesh_derivation_free(d);
+        return st;
+    }
+    *out = d;
+    return MESH_OK;
+}

@@ -1,0 +1,70 @@
+/*
+ * repl.h - a domain's JetStream stream: the replicator of a replicated domain (docs/mesh.md,
+ * decision 0021). The local replicator is the domain's own log (store/domain.h); this one
+ * puts the domain's records in order in stream MESHD_DOM_<domain> (subject
+ * meshd.dom.<domain>.log) and applies them on every hosting node.
+ *
+ * Design: mesh_repl_start() starts one thread per domain that, whenever the node is
+ * connected, makes sure the stream exists (creating it, R3 with 3 or more servers else R1,
+ * and retrying while a hub cluster is still forming), (re)creates this node's durable pull
+ * consumer (named after the node) to start right after the position the domain has applied,
+ * and fetches messages in stream order, handing each to apply() and acknowledging it after
+ * the apply. The applied position lives in the domain's own database (stored in the same
+ * transaction as the record), so the consumer is only transport: after any failure it is made
+ * again from that position, and a message delivered twice is skipped by the domain.
+ * mesh_repl_publish() puts one record in the stream and returns its sequence once JetStream
+ * acknowledged it (a quorum of an R3 stream). Only mesh/ includes nats.h.
+ */
+#ifndef MESH_MESH_REPL_H
+#define MESH_MESH_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "mesh/mesh.h"
+
+#define MESH_REPL_DUPLICATES_NS (120LL * 1000000000LL)       /* JetStream's duplicate window */
+#define MESH_REPL_MAX_AGE_NS    (7LL * 86400 * 1000000000LL) /* records kept in the stream */
+#define MESH_REPL_FETCH         256                          /* messages per fetch */
+
+/* Applies the record p (n bytes, as published) at stream sequence sseq. MESH_OK when applied
+ * or already applied; anything else: not applied (the message is fetched again later). */
+typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, uint64_t sseq,
+                                            const uint8_t *p, size_t n, mesh_err_t *err);
+/* The last stream sequence the domain has applied. */
+typedef uint64_t (*mesh_repl_position_fn)(void *arg, const char *domain);
+
+typedef struct mesh_repl mesh_repl_t;
+
+/* Starts replicating domain over m (borrowed: it must outlive the replicator). apply and
+ * position are called on the replicator's thread. */
+mesh_status_t mesh_repl_start(mesh_mesh_t *m, const char *domain, mesh_repl_apply_fn apply,
+                              mesh_repl_position_fn position, void *arg, mesh_repl_t **out,
+                              mesh_err_t *err);
+/* Stops the thread (after the apply in progress) and frees. NULL is fine. */
+void mesh_repl_stop(mesh_repl_t *r);
+
+/* Publishes one record with message id "k:" + idem (the request's idempotency key: a retry
+ * through any node within the duplicate window is stored once) or a random one, and waits
+ * for JetStream's ack: *sseq is its sequence (the original one when *duplicate). Errors:
+ * MESH_UNAVAILABLE (not connected, no stream leader, timeout: not acknowledged),
+ * MESH_TOO_LARGE (larger than the servers' max payload), MESH_FORBIDDEN (permissions). */
+mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, const char *idem,
+                                uint64_t *sseq, bool *duplicate, mesh_err_t *err);
+
+const char *mesh_repl_stream(const mesh_repl_t *r);
+
+typedef struct mesh_repl_status {
+    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
+    uint64_t stream_last; /* last sequence in the stream, when last seen */
+    uint64_t applied;     /* the domain's applied stream sequence */
+    uint64_t published, publish_failures, applied_msgs, apply_failures;
+    int replicas;    /* of the stream (0: unknown) */
+    char leader[64]; /* the server leading the stream ("" when unknown) */
+    char last_error[200];
+} mesh_repl_status_t;
+void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * internal.h - what the files of store/ share beyond store.h.
+ */
+#ifndef MESH_STORE_INTERNAL_H
+#define MESH_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* The writer's connection (the writer thread only). */
+sqlite3 *mesh__store_db(mesh_store_t *s);
+/* Adds delta to a product's row count (inside the writer's transaction). */
+mesh_status_t mesh__store_rows_add(mesh_store_t *s, const char *product, int64_t delta,
+                                   mesh_err_t *err);
+
+#endif

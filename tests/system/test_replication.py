@@ -1,0 +1,278 @@
+"""The mesh, parts 2 and 3 (domain replication over JetStream, failover), on loopback.
+
+`meshctl mesh config` writes a hub of 3 nats-servers; nodes n1 and n2 host domain `plant`
+(sync replication, stream MESHD_DOM_plant with 3 replicas), n3 hosts nothing. Checked:
+- a contract applied on n1 reaches n2 through the stream; a write on n1 answers its stream
+  position, and a query on n2 with that min_position sees it (read-your-writes on a replica);
+- a write sent to n3 (no replica) is forwarded to a hosting node and lands on both;
+- during continuous writes (a client that moves to the other node when one fails, like
+  meshctl with several URLs): kill -9 of meshd n2, its restart (it catches up from its
+  durable consumer), and kill -9 of the nats-server leading the stream; writes resume, and
+  afterwards every acknowledged batch is on both replicas exactly once and the replicas'
+  checksums match;
+- n3's NATS user may not publish to the domain's stream subject nor read it;
+- meshctl with two URLs, the first dead, moves on to the second.
+Every nats-server and meshd started here is stopped at the end, also on failure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
+from test_mesh import (NatsClient, NatsServer, _servers, fail, free_base,  # noqa: E402
+                       meshctl)
+
+DOMAIN = "plant"
+
+
+def status(node):
+    st, doc = node.json("GET", "/v1/status")
+    return doc if st == 200 else {}
+
+
+def repl(node):
+    return status(node).get("replication", {}).get(DOMAIN, {})
+
+
+def raw(client, cmd):
+    """Sends cmd then PING; the server's lines up to PONG (a refusal is an -ERR line)."""
+    client.ss.sendall(cmd + b"PING\r\n")
+    lines = []
+    while True:
+        line = client._line()
+        if line == "PONG":
+            return "\n".join(lines)
+        lines.append(line)
+
+
+def checksum(node):
+    return node.rows("SELECT count(*), total(temp), group_concat(device, ',') FROM "
+                     "(SELECT device, temp FROM plant.readings ORDER BY device, ts)")[0]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="meshd-repl-test-")
+    nodes = {}
+    try:
+        run(tmp, nodes)
+    finally:
+        for n in nodes.values():
+            n.destroy()
+        for s in list(_servers):
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp, nodes):
+    base = free_base(3)
+    mdir = os.path.join(tmp, "mesh")
+    out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
+                          "--hub", "3", "--client-port", str(base),
+                          "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
+                          "--node", "n1=" + DOMAIN, "--node", "n2=" + DOMAIN, "--node", "n3"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        fail("mesh config: %s%s" % (out.stdout, out.stderr))
+    hubs = {}
+    for name in ("hub-1", "hub-2", "hub-3"):
+        hubs[name] = NatsServer(os.path.join(mdir, name, "nats.conf"),
+                                os.path.join(tmp, name + ".log")).start()
+
+    def start(name):
+        n = Node(data_dir=os.path.join(tmp, name),
+                 args=["--config", os.path.join(mdir, "nodes", name, "meshd.conf"),
+                       "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s"])
+        nodes[name] = n.start()
+        return n
+    n1, n2, n3 = start("n1"), start("n2"), start("n3")
+
+    for n in (n1, n2):
+        n.create_domain(DOMAIN, hosts=["n1", "n2"], replication="sync")
+    # a replicated domain without the mesh's stream takes no writes: refused, never local
+    st, doc = n3.json("POST", "/v1/domains", {"name": "lonely", "hosts": ["n1"],
+                                              "replication": "sync"})
+    if st != 201:
+        fail("create lonely: %d %s" % (st, doc))
+    st, _ = n3.apply(contract(domain="lonely"))
+    if st != 503:
+        fail("a contract for a replicated domain not hosted by this node's name: %d" % st)
+
+    # ---- the contract goes through the stream (created while the hub forms: retried) ----
+    def applied():
+        st, doc = n1.apply(contract(domain=DOMAIN))
+        return st in (200, 201)
+    if not wait_for(applied, timeout=90, step=0.5):  # the hub forms slowly on a busy machine
+        fail("contract never applied on n1: %s\n%s" % (n1.apply(contract(domain=DOMAIN)),
+                                                       "\n".join(n1.log[-20:])))
+
+    def n2_has_product():
+        st, doc = n2.json("GET", "/v1/domains/" + DOMAIN)
+        return st == 200 and any(p["name"] == "readings" for p in doc["products"])
+    if not wait_for(n2_has_product, timeout=20, step=0.2):
+        fail("the contract did not reach n2: %s" % repl(n2))
+    r1 = repl(n1)
+    if r1.get("replicas") != 3:
+        fail("stream replicas: %s" % r1)
+
+    # ---- sync write on n1, read-your-writes on n2 ----
+    st, doc = n1.post_rows(DOMAIN, "readings", [{"device": "first", "ts": 1, "temp": 1.5}])
+    if st != 200 or "position" not in doc:
+        fail("write on n1: %d %s" % (st, doc))
+    pos = doc["position"]
+    if doc.get("accepted") != 1:
+        fail("write on n1: %s" % doc)
+    if pos["stream"] != "MESHD_DOM_" + DOMAIN or pos["seq"] < 2:
+        fail("position: %s" % pos)
+    got = n2.query("SELECT count(*) FROM plant.readings WHERE device = 'first'",
+                   min_position=pos)
+    if got["rows"] != [[1]]:
+        fail("read-your-writes on n2: %s" % got)
+    st, doc = n2.json("POST", "/v1/query", {"sql": "SELECT 1", "timeout_ms": 300,
+                                             "min_position": {"stream": pos["stream"],
+                                                              "seq": pos["seq"] + 1000}})
+    if st != 503:
+        fail("a position not reached must time out with 503: %d %s" % (st, doc))
+
+    # ---- a write sent to n3, which hosts no replica, is forwarded ----
+    st, doc = n3.post_rows(DOMAIN, "readings", [{"device": "forwarded", "ts": 2, "temp": 2}],
+                           headers={"Idempotency-Key": "fwd-1"})
+    if st != 200 or doc.get("accepted") != 1 or "position" not in doc:
+        fail("forwarded write: %d %s" % (st, doc))
+    for n in (n1, n2):
+        got = n.query("SELECT count(*) FROM plant.readings WHERE device = 'forwarded'",
+                      min_position=doc["position"])
+        if got["rows"] != [[1]]:
+            fail("forwarded row on %s: %s" % (n.url, got))
+    # the same key again (through n3 again): stored once
+    st, doc2 = n3.post_rows(DOMAIN, "readings", [{"device": "forwarded", "ts": 2, "temp": 2}],
+                            headers={"Idempotency-Key": "fwd-1"})
+    if st != 200 or not doc2.get("duplicate"):
+        fail("forwarded retry: %d %s" % (st, doc2))
+    # an invalid row forwarded: refused by the hosting node with its reasons
+    st, doc = n3.post_rows(DOMAIN, "readings", [{"device": "bad", "ts": 3, "temp": 999}])
+    if st != 400:
+        fail("forwarded invalid row: %d %s" % (st, doc))
+
+    # ---- continuous writes while a replica and the stream leader are killed ----
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+    errors = []
+
+    def writer():
+        i = 0
+        targets = ["n1", "n2"]
+        while not stop.is_set():
+            i += 1
+            key = "w%05d" % i
+            body = [{"device": key, "ts": i, "temp": i % 100}]
+            ok = False
+            for attempt in range(60):  # the client moves on to the other node when one fails
+                if stop.is_set() and attempt > 0:
+                    break
+                node = nodes.get(targets[(i + attempt) % 2])
+                try:
+                    st, doc = node.post_rows(DOMAIN, "readings", body,
+                                             headers={"Idempotency-Key": key})
+                except Exception:
+                    st, doc = 0, None
+                if st == 200:
+                    ok = True
+                    break
+                if st not in (0, 503):
+                    errors.append((key, st, doc))
+                    break
+                time.sleep(0.2)
+            if ok:
+                with lock:
+                    acked.append(key)
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+
+    def acked_count():
+        with lock:
+            return len(acked)
+
+    def progress(k, timeout=30):
+        target = acked_count() + k
+        if not wait_for(lambda: acked_count() >= target, timeout=timeout, step=0.1):
+            fail("writes did not resume (%d acked): %s" % (acked_count(), errors[-3:]))
+
+    progress(20)
+    nodes["n2"].kill()  # kill -9 of a replica
+    progress(20)
+    start("n2")  # restarted: catches up from its durable consumer
+    progress(20)
+    leader = repl(n1).get("leader")
+    if leader not in hubs:
+        fail("stream leader unknown: %s" % repl(n1))
+    hubs[leader].proc.kill()  # kill -9 of the stream's leader
+    hubs[leader].proc.wait()
+    progress(20, timeout=45)
+    hubs[leader].start()
+    progress(10)
+    stop.set()
+    t.join(60)
+    if errors:
+        fail("writes refused: %s" % errors[:3])
+
+    # every acknowledged batch exactly once on both replicas, and the replicas converge
+    n2 = nodes["n2"]
+    last = max(repl(n1).get("stream_seq", 0), repl(n2).get("stream_seq", 0))
+
+    def converged():
+        return (repl(n1).get("applied_seq", -1) >= last and
+                repl(n2).get("applied_seq", -1) >= last and checksum(n1) == checksum(n2))
+    if not wait_for(converged, timeout=30, step=0.3):
+        fail("replicas did not converge: %s %s / %s %s" % (repl(n1), checksum(n1), repl(n2),
+                                                           checksum(n2)))
+    for n in (n1, n2):
+        have = {r[0]: r[1] for r in n.rows(
+            "SELECT device, count(*) FROM plant.readings WHERE device LIKE 'w%' GROUP BY device")}
+        missing = [k for k in acked if k not in have]
+        twice = [k for k, c in have.items() if c != 1]
+        if missing or twice:
+            fail("%s: %d acknowledged batches missing (%s), %d twice" % (
+                n.url, len(missing), missing[:5], len(twice)))
+    print("acknowledged %d batches; replicas converged at stream seq %d" % (len(acked), last))
+    metrics = n2.request("GET", "/metrics")[2]
+    if isinstance(metrics, bytes):
+        metrics = metrics.decode()
+    for m in ("meshd_repl_applied_seq{domain=\"plant\"}", "meshd_repl_lag{domain=\"plant\"}"):
+        if m not in metrics:
+            fail("metric %s missing" % m)
+
+    # ---- n3's NATS user may not touch the domain's stream ----
+    pw = open(os.path.join(mdir, "nodes", "n3", "password")).read().strip()
+    c = NatsClient(base, "n3", pw, "_INBOX_n3", os.path.join(mdir, "ca.pem"),
+                   os.path.join(mdir, "nodes", "n3", "cert.pem"),
+                   os.path.join(mdir, "nodes", "n3", "key.pem"))
+    try:
+        for cmd in (b"PUB meshd.dom.plant.log 2\r\nhi\r\n",
+                    b"SUB meshd.dom.plant.log 1\r\n",
+                    b"PUB $JS.API.CONSUMER.DURABLE.CREATE.MESHD_DOM_plant.n3 2\r\n{}\r\n"):
+            reply = raw(c, cmd)
+            if "Permissions Violation" not in reply:
+                fail("n3 was not refused %r: %s" % (cmd, reply))
+    finally:
+        c.close()
+
+    # ---- meshctl with several URLs moves on when the first fails ----
+    dead = "https://127.0.0.1:%d" % (base + 4)
+    ca = os.path.join(tmp, "cas.pem")
+    with open(ca, "w") as f:
+        f.write(open(n1.cafile).read())
+    env = dict(os.environ, MESH_URL=dead + "," + n1.url, MESH_CACERT=ca, MESH_TOKEN=n1.token)
+    out = subprocess.run([MESHCTL, "domain", "list", "--format", "json"], capture_output=True,
+                         text=True, env=env)
+    if out.returncode != 0 or DOMAIN not in out.stdout:
+        fail("meshctl with a dead first URL: %d %s%s" % (out.returncode, out.stdout, out.stderr))
+
+
+if __name__ == "__main__":
+    main()
+    print("ok")
