@@ -169,6 +169,21 @@ const char *const *mesh_http_endpoint_names(int *n)
     return names;
 }
 
+void mesh_http_endpoint_paths(FILE *out, int width)
+{
+    int col = 0;
+    for (int i = 0; i < NROUTES; i++) {
+        int len = (int)strlen(routes[i].pattern);
+        if (col > 0 && col + 1 + len > width) {
+            fputc('\n', out);
+            col = 0;
+        }
+        col += fprintf(out, "%s%s", col ? " " : "", routes[i].pattern);
+    }
+    if (col)
+        fputc('\n', out);
+}
+
 /* ---- replies ---- */
 
 static void finish(mesh_req_t *r)
@@ -196,6 +211,8 @@ static void common_headers(mesh_req_t *r)
     evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    if (r->node->tls) /* HTTPS only: a browser that saw it never tries plain HTTP here again */
+        evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
     evhttp_add_header(h, "X-Request-Id", r->request_id);
 }
 

@@ -169,6 +169,9 @@ typedef struct mesh_node {
     struct mesh_health *health; /* node/health.h: tallies of the built-in health alerts */
     int64_t health_next_ns;     /* when the health tick next writes samples */
     mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
+    /* `meshd --accept-catalog-rollback`: a start accepts a catalog older than the audit log
+     * records (changes lost), raises its version and audits catalog.rollback_accepted */
+    bool accept_catalog_rollback;
     /* federated queries (node/fed.c): the node's signing key, the transport, and the domains
      * other live nodes host (read from the registry when a query needs them) */
     struct mesh_signkey *signkey;

@@ -448,6 +448,24 @@ class AccessTest(unittest.TestCase):
         st, doc = self.q("nurse-a", "SELECT count(*) FROM icu.vitals WHERE CASE WHEN ward = 'A' "
                                     "THEN json('not json') ELSE 1 END")
         self.assertEqual(st, 400)
+        # a slow function only for hidden rows: the query ends with the visible rows' answer,
+        # the hidden rows never reach the caller's predicate. No timing is asserted: the
+        # answer, its counts and the absence of an error reveal nothing; the same probe on
+        # visible rows is real, and ends at the time limit with a clear error
+        heavy = ("(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                 "WHERE x < 1000000000) SELECT count(*) FROM c)")
+        slow = ("SELECT count(*), max(hr) FROM icu.vitals WHERE CASE WHEN %s THEN "
+                + heavy + " > 0 ELSE 1 END")
+        for cond in ("ward = 'B'", "patient_id IN ('P003', 'P004')", "hr > 200"):
+            st, doc = self.q("nurse-a", slow % cond, timeout_ms=2000)
+            self.assertEqual(st, 200, "%s: %s" % (cond, doc))
+            self.assertEqual(doc["rows"], [[10, 74]], cond)
+            self.assertLessEqual(doc["rows_scanned"], 10)
+        st, doc = self.q("nurse-a", slow % "ward = 'A'", timeout_ms=2000)
+        self.assertIn(st, (408, 503), doc)
+        self.assertIn("time limit", json.dumps(doc))
+        for hidden in ("P003", "P004", '"B"'):
+            self.assertNotIn(hidden, json.dumps(doc))
 
     # ---- passwords, login, tokens ----
 
