@@ -255,8 +255,13 @@ static bool consume(mesh_repl_t *r)
         set_state(r, "error", "fetch: %s", nats_text(s));
         return false;
     }
+    /* the messages to apply, in order: one call, so the domain applies them as one group */
     bool ok = true;
-    for (int i = 0; i < list.Count && ok; i++) {
+    mesh_repl_rec_t *v = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *v);
+    natsMsg **mv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *mv);
+    size_t nv = 0;
+    uint64_t pos = r->position(r->arg, r->domain), next = pos + 1;
+    for (int i = 0; i < list.Count && ok && v && mv; i++) {
         natsMsg *msg = list.Msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
@@ -265,39 +270,47 @@ static bool consume(mesh_repl_t *r)
         }
         uint64_t seq = meta->Sequence.Stream;
         jsMsgMetaData_Destroy(meta);
-        uint64_t pos = r->position(r->arg, r->domain);
-        if (seq > pos + 1 && trimmed_before(r, pos + 1)) {
+        if (seq <= pos) {
+            natsMsg_Ack(msg, NULL); /* applied before */
+            continue;
+        }
+        if (seq > next && trimmed_before(r, next)) {
             /* the records between are gone from the stream: applying on would skip them */
             set_state(r, "trimmed",
                       "the stream no longer holds sequence %llu that this node needs (it holds "
                       "%llu..): this replica must be seeded again (docs/mesh.md)",
-                      (unsigned long long)pos + 1, (unsigned long long)seq);
+                      (unsigned long long)next, (unsigned long long)seq);
             ok = false;
             break;
         }
-        mesh_err_t e;
-        mesh_err_clear(&e);
-        mesh_status_t st =
-            seq <= pos ? MESH_OK
-                       : r->apply(r->arg, r->domain, seq, (const uint8_t *)natsMsg_GetData(msg),
-                                  (size_t)natsMsg_GetDataLength(msg), &e);
-        if (st != MESH_OK) {
-            pthread_mutex_lock(&r->mu);
-            r->st.apply_failures++;
-            pthread_mutex_unlock(&r->mu);
-            set_state(r, "error", "applying sequence %llu: %s", (unsigned long long)seq,
-                      e.msg[0] ? e.msg : mesh_status_text(st));
-            ok = false;
-            break;
-        }
-        natsMsg_Ack(msg, NULL);
-        pthread_mutex_lock(&r->mu);
-        if (seq > pos)
-            r->st.applied_msgs++;
-        if (seq > r->st.stream_last)
-            r->st.stream_last = seq;
-        pthread_mutex_unlock(&r->mu);
+        v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(msg),
+                                  (size_t)natsMsg_GetDataLength(msg)};
+        mv[nv++] = msg;
+        next = seq + 1;
     }
+    if (v == NULL || mv == NULL)
+        ok = false;
+    size_t done = 0;
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = nv ? r->apply(r->arg, r->domain, v, nv, &done, &e) : MESH_OK;
+    for (size_t i = 0; i < done && i < nv; i++)
+        natsMsg_Ack(mv[i], NULL);
+    pthread_mutex_lock(&r->mu);
+    r->st.applied_msgs += done;
+    if (done && v[done - 1].seq > r->st.stream_last)
+        r->st.stream_last = v[done - 1].seq;
+    if (st != MESH_OK)
+        r->st.apply_failures++;
+    pthread_mutex_unlock(&r->mu);
+    if (st != MESH_OK) {
+        set_state(r, "error", "applying sequence %llu: %s",
+                  (unsigned long long)(done < nv ? v[done].seq : 0),
+                  e.msg[0] ? e.msg : mesh_status_text(st));
+        ok = false;
+    }
+    free(v);
+    free(mv);
     natsMsgList_Destroy(&list);
     return ok;
 }

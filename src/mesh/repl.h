@@ -29,10 +29,16 @@
 #define MESH_REPL_MAX_AGE_NS    (7LL * 86400 * 1000000000LL) /* records kept in the stream */
 #define MESH_REPL_FETCH         256                          /* messages per fetch */
 
-/* Applies the record p (n bytes, as published) at stream sequence sseq. MESH_OK when applied
- * or already applied; anything else: not applied (the message is fetched again later). */
-typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, uint64_t sseq,
-                                            const uint8_t *p, size_t n, mesh_err_t *err);
+/* Applies n records of the stream in order (v[i]: its sequence and the bytes as published), as
+ * one group where the domain can. MESH_OK when all are applied or already applied; otherwise
+ * *done says how many were (the rest is fetched again later). */
+typedef struct mesh_repl_rec {
+    uint64_t seq;
+    const uint8_t *p;
+    size_t n;
+} mesh_repl_rec_t;
+typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, const mesh_repl_rec_t *v,
+                                            size_t n, size_t *done, mesh_err_t *err);
 /* The last stream sequence the domain has applied. */
 typedef uint64_t (*mesh_repl_position_fn)(void *arg, const char *domain);
 

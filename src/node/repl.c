@@ -58,20 +58,33 @@ static bool hosts_me(const mesh_node_t *n, const mesh_domain_meta_t *m)
 
 /* ---- the replicator's callbacks (its thread) ---- */
 
-static mesh_status_t apply(void *arg, const char *domain, uint64_t sseq, const uint8_t *p,
-                           size_t len, mesh_err_t *err)
+static mesh_status_t apply(void *arg, const char *domain, const mesh_repl_rec_t *v, size_t nv,
+                           size_t *done, mesh_err_t *err)
 {
     mesh_node_t *n = arg;
+    *done = 0;
+    uint64_t *seqs = calloc(nv, sizeof *seqs);
+    const uint8_t **ps = calloc(nv, sizeof *ps);
+    size_t *ns = calloc(nv, sizeof *ns);
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
     mesh_status_t st;
-    if (sd == NULL) {
+    if (seqs == NULL || ps == NULL || ns == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    } else if (sd == NULL) {
         st = mesh_err_set(err, MESH_NOT_FOUND, "no domain %s here", domain);
     } else {
-        bool applied;
-        st = mesh_domain_apply_stream(sd->dom, sseq, p, len, &applied, err);
+        for (size_t i = 0; i < nv; i++) {
+            seqs[i] = v[i].seq;
+            ps[i] = v[i].p;
+            ns[i] = v[i].n;
+        }
+        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, nv, done, err);
     }
     mesh_snapshot_put(s);
+    free(seqs);
+    free(ps);
+    free(ns);
     return st;
 }
 

@@ -1655,39 +1655,57 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
 {
     struct seen {
         uint64_t origin, oseq;
-    } seen[16];
+    } seen[64];
     size_t nseen = 0;
+    bool defer = false; /* an origin past the table: it and every later stream record wait */
     uint64_t self = atomic_load(&d->origin_id);
     for (item_t *it = head; it; it = it->next) {
-        if (it->kind != K_STREAM || it->payload.len <= 9 + ORIGIN_HDR ||
-            (uint8_t)it->payload.data[9] != K_ORIGIN)
+        if (it->kind != K_STREAM)
+            continue;
+        if (defer) {
+            it->st = mesh_err_set(&it->err, MESH_BUSY, "too many origins in one group; again");
+            it->unlogged = true;
+            continue;
+        }
+        if (it->payload.len <= 9 + ORIGIN_HDR || (uint8_t)it->payload.data[9] != K_ORIGIN)
             continue;
         const uint8_t *p = (const uint8_t *)it->payload.data;
         uint64_t origin = rd64(p + 10), oseq = rd64(p + 18), prev = rd64(p + 26);
         bool apply = false;
         if (origin != self || self == 0) {
-            int64_t wm = -1;
+            size_t at = nseen;
             for (size_t i = 0; i < nseen; i++)
                 if (seen[i].origin == origin)
-                    wm = (int64_t)seen[i].oseq;
-            if (wm < 0) {
+                    at = i;
+            if (at == nseen) {
+                if (nseen == sizeof seen / sizeof seen[0]) {
+                    defer = true;
+                    it->st = mesh_err_set(&it->err, MESH_BUSY, "too many origins in one group");
+                    it->unlogged = true;
+                    continue;
+                }
+                int64_t wm = 0;
                 char key[32];
                 mesh_err_t e;
                 origin_key(origin, key, sizeof key);
-                if (mesh_store_meta_get(d->store, key, &wm, &e) != MESH_OK)
-                    wm = INT64_MAX; /* unreadable: skip now, the record comes again */
+                if (mesh_store_meta_get(d->store, key, &wm, &e) != MESH_OK) {
+                    defer = true; /* unreadable: this one and the rest come again */
+                    it->st = mesh_err_set(&it->err, MESH_IO, "%s", e.msg);
+                    it->unlogged = true;
+                    continue;
+                }
+                seen[nseen++] = (struct seen){origin, (uint64_t)wm};
             }
-            apply = oseq > (uint64_t)wm && prev == (uint64_t)wm;
-            if (!apply && oseq > (uint64_t)wm && wm != INT64_MAX)
+            uint64_t wm = seen[at].oseq;
+            apply = oseq > wm && prev == wm;
+            if (!apply && oseq > wm)
                 LOG_WARN("domain",
                          "%s: origin %016llx record %llu skipped: it follows %llu, this node "
-                         "has %lld (the origin publishes the missing one again)",
+                         "has %llu (the origin publishes the missing one again)",
                          d->name, (unsigned long long)origin, (unsigned long long)oseq,
-                         (unsigned long long)prev, (long long)wm);
-            if (apply && nseen < sizeof seen / sizeof seen[0])
-                seen[nseen++] = (struct seen){origin, oseq};
-            else if (apply)
-                apply = false; /* more origins than tracked in one group: next time */
+                         (unsigned long long)prev, (unsigned long long)wm);
+            if (apply)
+                seen[at].oseq = oseq;
         }
         if (!apply) {
             /* nothing to apply: only its stream sequence is stored, in the store's
@@ -1718,7 +1736,15 @@ static void run_group(mesh_domain_t *d, item_t *head)
     mesh_dlog_mark_t mark;
     mesh_dlog_mark(d->log, &mark);
     size_t logged = 0, nolog = 0;
+    bool stream_stop = false; /* a stream record not logged: the later ones wait (order) */
     for (item_t *it = head; it; it = it->next) {
+        if (it->unlogged)
+            continue; /* deferred by decide_origins: answered with its status */
+        if (it->kind == K_STREAM && stream_stop) {
+            it->st = mesh_err_set(&it->err, MESH_BUSY, "an earlier stream record failed");
+            it->unlogged = true;
+            continue;
+        }
         it->st = MESH_OK;
         if (it->nolog)
             nolog++;
@@ -1729,6 +1755,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         if (st != MESH_OK) {
             it->st = st;
             it->unlogged = true; /* not in the log: not applied */
+            stream_stop = stream_stop || it->kind == K_STREAM;
             if (st == MESH_NOSPACE)
                 explain_nospace(d, &it->err);
             continue;
@@ -1943,7 +1970,7 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     }
     st = submit(d, &it);
     mesh_buf_free(&it.payload);
-    if (store_failure(st) || st == MESH_UNAVAILABLE) {
+    if (it.unlogged || store_failure(st) || st == MESH_UNAVAILABLE) {
         if (err)
             *err = it.err;
         return st;
@@ -2088,6 +2115,88 @@ void mesh_domain_outbox_pos(mesh_domain_t *d, uint64_t *published, uint64_t *las
 {
     *published = atomic_load(&d->outbox);
     *last_batch = atomic_load(&d->last_batch);
+}
+
+mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
+                                            const uint8_t *const *p, const size_t *n, size_t count,
+                                            size_t *done, mesh_err_t *err)
+{
+    *done = 0;
+    if (count == 0)
+        return MESH_OK;
+    item_t *its = calloc(count, sizeof *its);
+    if (its == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = MESH_OK;
+    size_t k = 0; /* items made: the records not applied before */
+    uint64_t pos = atomic_load(&d->repl_seq);
+    for (size_t i = 0; i < count && st == MESH_OK; i++) {
+        if (sseq[i] <= pos)
+            continue;
+        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - 9 || p[i][0] == K_STREAM ||
+            (p[i][0] == K_ORIGIN && n[i] <= ORIGIN_HDR)) {
+            st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
+                              (unsigned long long)sseq[i], d->name);
+            break;
+        }
+        item_t *it = &its[k];
+        it->kind = K_STREAM;
+        mesh_buf_init(&it->payload, MESH_DLOG_MAX_RECORD);
+        st = mesh_buf_addc(&it->payload, K_STREAM);
+        for (int b = 0; b < 8 && st == MESH_OK; b++)
+            st = mesh_buf_addc(&it->payload, (char)(uint8_t)(sseq[i] >> (8 * b)));
+        if (st == MESH_OK)
+            st = mesh_buf_add(&it->payload, p[i], n[i]);
+        k++;
+        if (st != MESH_OK)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    if (st == MESH_OK && k > 0) {
+        pthread_mutex_lock(&d->q_lock);
+        for (size_t i = 0; i < k; i++) {
+            its[i].next = NULL;
+            if (d->q_tail)
+                d->q_tail->next = &its[i];
+            else
+                d->q_head = &its[i];
+            d->q_tail = &its[i];
+        }
+        item_t *last = &its[k - 1];
+        while (!last->done) {
+            if (!d->leader) {
+                d->leader = true;
+                item_t *group = d->q_head;
+                d->q_head = d->q_tail = NULL;
+                pthread_mutex_unlock(&d->q_lock);
+                run_group(d, group);
+                pthread_mutex_lock(&d->q_lock);
+                for (item_t *g = group; g; g = g->next)
+                    g->done = true;
+                d->leader = false;
+                pthread_cond_broadcast(&d->q_cond);
+            } else {
+                pthread_cond_wait(&d->q_cond, &d->q_lock);
+            }
+        }
+        pthread_mutex_unlock(&d->q_lock);
+    }
+    /* the first failure stops the count (the store's failures; a refused record is applied) */
+    uint64_t failed_at = 0;
+    for (size_t i = 0; i < k && st == MESH_OK; i++) {
+        if (its[i].unlogged || store_failure(its[i].st) || its[i].st == MESH_UNAVAILABLE) {
+            st = its[i].st;
+            if (err)
+                *err = its[i].err;
+            failed_at = rd64((const uint8_t *)its[i].payload.data + 1);
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        if (st == MESH_OK || sseq[i] < failed_at)
+            (*done)++;
+    for (size_t i = 0; i < k; i++)
+        mesh_buf_free(&its[i].payload);
+    free(its);
+    return st;
 }
 
 /* Publishes a record to the stream and waits for its apply here (sync mode); res gets the

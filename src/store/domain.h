@@ -100,6 +100,12 @@ void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r);
  * UNAVAILABLE for a read-only domain): the record was not applied. */
 mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const uint8_t *p, size_t n,
                                        bool *applied, mesh_err_t *err);
+/* Applies count stream records in order as one writer group (one log sync, one transaction):
+ * like mesh_domain_apply_stream for each; *done: how many were applied or skipped before the
+ * first failure (all of them on MESH_OK). */
+mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
+                                            const uint8_t *const *p, const size_t *n, size_t count,
+                                            size_t *done, mesh_err_t *err);
 /* The last stream sequence applied (0: none). */
 uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
 /* Waits until the domain has applied stream sequence sseq, at most timeout_ns: MESH_OK or
