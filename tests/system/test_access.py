@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import MESHD, Node  # noqa: E402
+from meshlib import MESHCTL, MESHD, Node  # noqa: E402
 
 T0 = 1767225600 * 10**9  # 2026-01-01T00:00:00Z
 SEC = 10**9
@@ -323,6 +323,88 @@ class AccessTest(unittest.TestCase):
         st, doc = self.q("admin" if "admin" in self.tokens else "rita",
                          "SELECT bed FROM icu.admissions LIMIT 1")
         self.assertIsNone(doc["rows"][0][0])
+
+    def test_mask_show_first_4_table_errors_and_audit(self):
+        """MASK_SHOW_FIRST_4 end to end, and the outputs beyond the query formats: meshctl's
+        table, an error raised by a function on a masked value, and the query's audit event
+        naming the masks and the row filter applied."""
+        n = self.n
+        n.json("POST", "/v1/roles", {"name": "first4"}, expect=201)
+        n.json("POST", "/v1/principals", {"name": "finn", "roles": ["first4"]}, expect=201)
+        tok = n.json("POST", "/v1/tokens", {"principal": "finn"}, expect=201)[1]["token"]
+        self.tokens["finn"] = tok
+        self.grant({"role": "first4", "action": "read", "domain": "icu", "product": "vitals"})
+        m_phone = n.json("POST", "/v1/masks", {"domain": "icu", "product": "vitals",
+                                               "column": "phone", "type": "MASK_SHOW_FIRST_4",
+                                               "roles": ["first4"]}, expect=201)[1]["id"]
+        m_name = n.json("POST", "/v1/masks", {"domain": "icu", "product": "vitals",
+                                              "column": "name", "type": "MASK",
+                                              "roles": ["first4"]}, expect=201)[1]["id"]
+        f_id = n.json("POST", "/v1/row-filters", {"role": "first4", "domain": "icu",
+                                                  "product": "vitals",
+                                                  "predicate": "ward = 'A'"},
+                      expect=201)[1]["id"]
+        clear = [p[2] for p in PATIENTS] + [p[3] for p in PATIENTS]
+        first4 = {p[0]: p[3][:4] + "x" * (len(p[3]) - 4) for p in PATIENTS}
+        sql = "SELECT patient_id, name, phone FROM icu.vitals ORDER BY patient_id, ts"
+        st, h, data = n.request("POST", "/v1/query", {"sql": sql}, token=tok)
+        self.assertEqual(st, 200, data)
+        doc = json.loads(data)
+        self.assertEqual(len(doc["rows"]), 10)  # ward A only
+        for pid, name, phone in doc["rows"]:
+            self.assertEqual(phone, first4[pid])
+            self.assertRegex(name, r"^X[x]+ X[x]+$")
+        self.assertEqual(first4["P001"], "+33 xxxxxxxxxxxxx")
+        ok_rid = h["x-request-id"]
+        # meshctl's table: the masked form, never a clear value
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+        env.update(XDG_CONFIG_HOME="/nonexistent", MESH_URL=n.url, MESH_TOKEN=tok)
+        if n.scheme == "https":
+            env["MESH_CACERT"] = n.cafile
+        out = subprocess.run([MESHCTL, "query", "--format", "table", sql], capture_output=True,
+                             text=True, env=env, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("+33 xxxxxxxxxxxxx", out.stdout)
+        self.assertIn("Xxxxx Xxxxxx", out.stdout)
+        for c in clear:
+            self.assertNotIn(c, out.stdout + out.stderr, "clear value %r in the table" % c)
+        # a function failing on a masked value names the masked value, not the clear one
+        bad = "SELECT ts(phone) FROM icu.vitals WHERE patient_id = 'P001'"
+        st, h, data = n.request("POST", "/v1/query", {"sql": bad}, token=tok)
+        self.assertEqual(st, 400, data)
+        msg = json.loads(data)["error"]["message"]
+        self.assertIn("'+33 xxxxxxxxxxxxx' is not an ISO 8601 time", msg)
+        err_rid = h["x-request-id"]
+        st, doc = self.q("finn", "SELECT ts(name) FROM icu.vitals")
+        self.assertEqual(st, 400, doc)
+        self.assertIn("'Xxxxx Xxxxxx' is not", doc["error"]["message"])
+        out = subprocess.run([MESHCTL, "query", "--format", "table", bad], capture_output=True,
+                             text=True, env=env, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("+33 xxxxxxxxxxxxx", out.stderr)
+        for text in (data.decode(), json.dumps(doc), out.stdout + out.stderr):
+            for c in clear:
+                self.assertNotIn(c, text, "clear value %r in an error" % c)
+        # the probe is real: the unmasked reader gets the clear value in the same error
+        st, doc = self.q("rita", bad)
+        self.assertEqual(st, 400, doc)
+        self.assertIn("'+33 6 12 34 56 78' is not", doc["error"]["message"])
+        # the audit events of both queries name the masks and the row filter applied, and the
+        # failed one's error carries only the masked value; read through system.audit
+        st, adoc = self.q("auditor1", "SELECT request_id, details FROM system.audit WHERE "
+                          "action = 'query' AND request_id IN ('%s', '%s')" % (ok_rid, err_rid))
+        self.assertEqual(st, 200, adoc)
+        events = {rid: json.loads(d) for rid, d in adoc["rows"]}
+        self.assertEqual(sorted(events), sorted([ok_rid, err_rid]))
+        for rid, det in events.items():
+            self.assertEqual(sorted(det["masks"]),
+                             sorted(["icu.vitals.phone: MASK_SHOW_FIRST_4 (mask %d)" % m_phone,
+                                     "icu.vitals.name: MASK (mask %d)" % m_name]), det)
+            self.assertEqual(det["filters"], ["icu.vitals (row filter %d)" % f_id], det)
+            for c in clear:
+                self.assertNotIn(c, json.dumps(det))
+        self.assertEqual(events[ok_rid]["rows"], 10)
+        self.assertIn("+33 xxxxxxxxxxxxx", events[err_rid]["error"])
 
     def test_policy_validation(self):
         bad = [
