@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package meshd needs to build, test, run the demo and
-# run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo).
+# run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo when not
+# root).
 #
 #   scripts/setup.sh            build + test dependencies
 #   scripts/setup.sh --bench    also the benchmark peers (InfluxDB, PostgreSQL, gnuplot, psycopg2)
@@ -31,8 +32,15 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 echo "setup: installing ${missing[*]}"
+# as root (a container, CI) apt-get runs as it is; otherwise through sudo, when there is one
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "setup: not root and no sudo: as root, run apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -680,7 +680,12 @@ static mesh_status_t prepare_error(qsession_t *s, sqlite3 *db, int rc, mesh_err_
     if (!s->audit_ok && strstr(msg, "no such table: " SYSTEM_SCHEMA "."))
         return mesh_err_set(err, MESH_FORBIDDEN,
                             "%s: the system tables need the auditor or admin role", msg);
-    if (rc == SQLITE_AUTH)
+    /* the authorizer's denials found while SQLite resolves names (a table-valued pragma, a
+     * function such as load_extension) come as SQLITE_ERROR with "not authorized...": they
+     * are the sandbox's refusals as much as SQLITE_AUTH is; so is a write to a product
+     * table, which SQLite refuses before asking the authorizer (read-only virtual table) */
+    if (rc == SQLITE_AUTH || strncmp(msg, "not authorized", 14) == 0 ||
+        strstr(msg, "may not be modified"))
         return mesh_err_set(err, MESH_FORBIDDEN,
                             "not allowed in a query: %s (only SELECT over data products)", msg);
     if (strstr(msg, "too big") || strstr(msg, "too many") || strstr(msg, "too long") ||
