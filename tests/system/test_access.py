@@ -855,6 +855,17 @@ R = {
                                          "rule": "name: t\ndomain: %s\nproduct: %s\n"
                                                  "kind: absence\nafter: 1h\n" % (d, p),
                                          "rows": []}, ok=ANY),
+    # governance: retention, legal holds, residency; retention passes; erasure
+    ("GET", "/v1/governance/{}"): dict(kind="decide", right="read", scope="domain",
+                                       path="/v1/governance/{d}"),
+    ("PUT", "/v1/governance/{}"): dict(kind="decide", right="admin", scope="domain",
+                                       path="/v1/governance/{d}", body={"retention": "contract"}),
+    ("GET", "/v1/governance/{}/{}"): dict(kind="decide", right="read", scope="product"),
+    ("PUT", "/v1/governance/{}/{}"): dict(kind="decide", right="admin", scope="product",
+                                          body={"retention": "contract"}),
+    ("POST", "/v1/retention/run"): dict(kind="decide", right="admin", scope="node", ok=ANY),
+    ("POST", "/v1/products/{}/{}/erase"): dict(kind="decide", right="admin", scope="product",
+                                               body={"where": "1 = 0"}, ok=ANY),
     ("POST", "/write"): dict(kind="decide", right="write", scope="product",
                              path="/write?db={d}", body=lambda w, d, p, x: LP_OF[(d, p)],
                              ok=(204,)),
