@@ -419,7 +419,8 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msg_id;
-        po.ExpectStream = r->stream;
+        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
+         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
         po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
