@@ -329,7 +329,7 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
 static void edge_status_json(void *arg, const char *domain, const mesh_source_status_t *st)
 {
     json_t *d = json_object_get(arg, domain);
-    if (d == NULL)
+    if (d == NULL || strcmp(st->state, "hub") == 0) /* a hub node: its stream is the hub's */
         return;
     json_t *c = json_object();
     json_object_set_new(c, "stream", json_string(st->copy));
