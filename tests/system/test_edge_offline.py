@@ -178,6 +178,11 @@ def run(tmp, nodes, probes):
                           "--local-domain", VAULT], capture_output=True, text=True)
     if out.returncode != 0:
         fail("mesh config: %s%s" % (out.stdout, out.stderr))
+    bad = subprocess.run([MESHCTL, "mesh", "config", "--out", os.path.join(tmp, "bad"),
+                          "--leaf", "1", "--local-domain", "not a domain"],
+                         capture_output=True, text=True)
+    if bad.returncode != 2 or os.path.exists(os.path.join(tmp, "bad", "ca.pem")):
+        fail("--local-domain with a bad name: exit %d %s" % (bad.returncode, bad.stderr))
     leafconf = open(os.path.join(mdir, "leaf-1", "nats.conf")).read()
     if "deny_imports" not in leafconf or "MESHD_DOM_vault" not in leafconf or \
             "MESHD_DOM_edge" in leafconf.split("deny_imports", 1)[1].split("]", 1)[0]:
@@ -197,6 +202,10 @@ def run(tmp, nodes, probes):
               args=["--config", os.path.join(mdir, "nodes", "e1", "meshd.conf"),
                     "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s"])
     nodes["e1"] = e1.start()
+    for bad in ("elsewhere", 1, None, ["local"]):
+        st, doc = e1.json("POST", "/v1/domains", {"name": "bad", "residency": bad})
+        if st != 400:
+            fail("residency %r: %d %s" % (bad, st, doc))
     st, doc = e1.json("POST", "/v1/domains", {"name": EDGE, "hosts": ["e1"],
                                               "replication": "sync"})
     if st != 201:
