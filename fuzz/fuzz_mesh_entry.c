@@ -29,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mesh_entry_parse(b.data, b.len, &again, &err) != MESH_OK)
             abort();
         if (strcmp(again->name, e->name) != 0 || again->ndomains != e->ndomains ||
-            again->stopped != e->stopped || again->ttl_ns != e->ttl_ns)
+            again->stopped != e->stopped || again->ttl_ns != e->ttl_ns ||
+            again->has_sign_key != e->has_sign_key ||
+            memcmp(again->sign_key, e->sign_key, sizeof e->sign_key) != 0)
             abort();
         mesh_entry_free(again);
     }

@@ -450,6 +450,7 @@ void mesh_api_metrics(mesh_req_t *r)
                           "Time of the last registry heartbeat written (Unix seconds).");
         mesh_buf_printf(&b, "meshd_mesh_last_heartbeat_seconds %.3f\n",
                         (double)ms.last_heartbeat_ns / 1e9);
+        mesh__node_fed_metrics(r->node, &b);
     }
     mesh_mqtt_metrics(r->node->mqtt, &b);
     mesh_metrics_help(&b, "meshd_up", "gauge", "1 while the node serves requests.");

@@ -45,6 +45,11 @@ mesh_status_t mesh_entry_encode(const mesh_entry_t *e, mesh_buf_t *out)
     json_object_set_new(o, "started", json_integer(e->started_ns));
     json_object_set_new(o, "heartbeat", json_integer(e->heartbeat_ns));
     json_object_set_new(o, "ttl", json_integer(e->ttl_ns));
+    if (e->has_sign_key) {
+        char hex[2 * sizeof e->sign_key + 1];
+        mesh_hex(e->sign_key, sizeof e->sign_key, hex);
+        json_object_set_new(o, "sign_key", json_string(hex));
+    }
     json_t *doms = json_array();
     for (size_t i = 0; i < e->ndomains; i++) {
         const mesh_entry_domain_t *d = &e->domains[i];
@@ -189,6 +194,14 @@ static mesh_status_t parse_obj(json_t *o, mesh_entry_t *e, mesh_err_t *err)
         (st = time_field(o, "heartbeat", &e->heartbeat_ns, err)) != MESH_OK ||
         (st = time_field(o, "ttl", &e->ttl_ns, err)) != MESH_OK)
         return st;
+    json_t *sk = json_object_get(o, "sign_key");
+    if (sk) {
+        /* exactly 64 hex digits: a key of another length or shape is refused, not cut */
+        if (!json_is_string(sk) || json_string_length(sk) != 2 * sizeof e->sign_key ||
+            !mesh_unhex(json_string_value(sk), e->sign_key, sizeof e->sign_key))
+            return mesh_err_set(err, MESH_INVALID, "sign_key: not 64 hex digits");
+        e->has_sign_key = true;
+    }
     json_t *doms = json_object_get(o, "domains");
     if (!json_is_array(doms))
         return mesh_err_set(err, MESH_INVALID, "domains: missing or not an array");

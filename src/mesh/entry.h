@@ -14,6 +14,7 @@
  *   {"v":1,"node_id":"...","name":"n1","site":"plant-a","version":"0.1.0",
  *    "api":"https://10.0.0.5:7070","state":"running"|"stopped",
  *    "started":<unix ns>,"heartbeat":<unix ns>,"ttl":<ns>,
+ *    "sign_key":"<hex of the node's Ed25519 public key, 64 digits>",  (optional)
  *    "domains":[{"name":"factory-a","owners":["ops@x"],
  *                "products":[{"name":"telemetry","contract":"id","version":"1.0.0"}]}]}
  */
@@ -57,6 +58,8 @@ typedef struct mesh_entry {
     bool stopped;                     /* the node stopped cleanly (state "stopped") */
     int64_t started_ns, heartbeat_ns; /* Unix ns, the writer's clock */
     int64_t ttl_ns;                   /* how long after a heartbeat the writer counts as alive */
+    bool has_sign_key;                /* sign_key is set (nodes before federation have none) */
+    uint8_t sign_key[32];             /* Ed25519 public key of the node (crypt/sign.h) */
     mesh_entry_domain_t *domains;
     size_t ndomains;
 } mesh_entry_t;

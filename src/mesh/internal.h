@@ -1,5 +1,6 @@
 /*
- * internal.h - what mesh.c shares with the other files of mesh/ (repl.c): the connection.
+ * internal.h - what the mesh module's files share: the connection of mesh.c, for the
+ * replicator (repl.c) and the federation's subscriptions and requests (fed.c).
  * Only mesh/ includes it (it includes nats.h).
  */
 #ifndef MESH_MESH_INTERNAL_H
@@ -18,5 +19,11 @@ void mesh__mesh_conn_done(mesh_mesh_t *m);
 const char *mesh__mesh_node_name(const mesh_mesh_t *m);
 int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m);
 int mesh__mesh_replicas(const mesh_mesh_t *m); /* mesh_replicas (0: auto) */
+/* The current connection (NULL when there is none), held for use until
+ * mesh__mesh_conn_put: the mesh thread does not replace it meanwhile. Pairs always. */
+natsConnection *mesh__mesh_conn_get(mesh_mesh_t *m);
+void mesh__mesh_conn_put(mesh_mesh_t *m);
+/* The node's reply inbox prefix ("_INBOX_<node>"). */
+const char *mesh__mesh_inbox(const mesh_mesh_t *m);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "mesh/internal.h"
 
 #define MAX_SERVERS    32
 #define BACKOFF_MIN_MS 250
@@ -918,6 +919,60 @@ void mesh_mesh_stop(mesh_mesh_t *m)
     free(m);
 }
 
+natsConnection *mesh__mesh_conn_get(mesh_mesh_t *m)
+{
+    pthread_rwlock_rdlock(&m->kv_lock);
+    return m->nc;
+}
+
+void mesh__mesh_conn_put(mesh_mesh_t *m)
+{
+    pthread_rwlock_unlock(&m->kv_lock);
+}
+
+const char *mesh__mesh_node_name(const mesh_mesh_t *m)
+{
+    return m->node_name;
+}
+
+const char *mesh__mesh_inbox(const mesh_mesh_t *m)
+{
+    return m->inbox;
+}
+
+int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m)
+{
+    return m->timeout_ns;
+}
+
+mesh_status_t mesh_mesh_get(mesh_mesh_t *m, const char *name, mesh_mesh_node_t *out,
+                            mesh_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!mesh_entry_node_name_ok(name))
+        return mesh_err_set(err, MESH_INVALID, "'%s' is not a node name", name);
+    pthread_rwlock_rdlock(&m->kv_lock);
+    if (m->kv == NULL) {
+        pthread_rwlock_unlock(&m->kv_lock);
+        return mesh_err_set(err, MESH_UNAVAILABLE, "not connected to the mesh");
+    }
+    kvEntry *e = NULL;
+    natsStatus s = kvStore_Get(&e, m->kv, name);
+    pthread_rwlock_unlock(&m->kv_lock);
+    if (s == NATS_NOT_FOUND)
+        return mesh_err_set(err, MESH_NOT_FOUND, "node %s is not in the registry", name);
+    if (s != NATS_OK)
+        return mesh_err_set(err, MESH_UNAVAILABLE, "registry: %s", nats_text(s));
+    mesh_status_t st =
+        mesh_entry_parse(kvEntry_ValueString(e), (size_t)kvEntry_ValueLen(e), &out->e, err);
+    if (st == MESH_OK) {
+        out->written_ns = kvEntry_Created(e);
+        out->alive = !out->e->stopped && mesh_now_ns() - out->written_ns < out->e->ttl_ns;
+    }
+    kvEntry_Destroy(e);
+    return st;
+}
+
 void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out)
 {
     pthread_mutex_lock(&m->mu);
@@ -939,16 +994,6 @@ natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen)
 void mesh__mesh_conn_done(mesh_mesh_t *m)
 {
     pthread_rwlock_unlock(&m->kv_lock);
-}
-
-const char *mesh__mesh_node_name(const mesh_mesh_t *m)
-{
-    return m->node_name;
-}
-
-int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m)
-{
-    return m->timeout_ns;
 }
 
 int mesh__mesh_replicas(const mesh_mesh_t *m)

@@ -87,6 +87,10 @@ typedef struct mesh_mesh_node {
  * connected. Free with mesh_mesh_list_free. */
 mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, mesh_err_t *err);
 void mesh_mesh_list_free(mesh_mesh_node_t *v, size_t n);
+/* Reads one node's entry (out->e is the caller's: mesh_entry_free). MESH_NOT_FOUND when the
+ * registry has none, MESH_UNAVAILABLE when not connected. */
+mesh_status_t mesh_mesh_get(mesh_mesh_t *m, const char *name, mesh_mesh_node_t *out,
+                            mesh_err_t *err);
 
 /* ---- requests between nodes ----
  *

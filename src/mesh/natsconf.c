@@ -15,7 +15,8 @@
  * - one user per node, deny by default: it may publish and subscribe only to its own
  *   registry key, the JetStream API of the registry bucket, its own domains' subjects and
  *   streams, and its own inbox prefix (_INBOX_<node>), so it cannot read other nodes'
- *   replies or write other domains.
+ *   replies or write other domains. Every node may publish federated scan requests to any
+ *   domain (meshd.dom.*.req.scan), signed; only hosting nodes may subscribe to them.
  * - passwords: random, stored by the servers as bcrypt hashes (nats-server accepts $2b$).
  */
 #include "mesh/natsconf.h"

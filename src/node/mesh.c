@@ -7,6 +7,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "crypt/sign.h"
+#include "mesh/fed.h"
 #include "node/node.h"
 
 /* The entry of this node from the current catalog snapshot. */
@@ -14,6 +16,8 @@ static mesh_status_t describe(void *arg, bool stopped, mesh_buf_t *out)
 {
     mesh_node_t *n = arg;
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    if (!stopped)
+        mesh__node_fed_heartbeat(n, s);
     size_t nd = s->ndoms < MESH_ENTRY_MAX_DOMAINS ? s->ndoms : MESH_ENTRY_MAX_DOMAINS;
     mesh_entry_domain_t *doms = calloc(nd ? nd : 1, sizeof *doms);
     mesh_status_t st = doms ? MESH_OK : MESH_NOMEM;
@@ -57,6 +61,10 @@ static mesh_status_t describe(void *arg, bool stopped, mesh_buf_t *out)
                           .ttl_ns = n->opts.mesh_ttl,
                           .domains = doms,
                           .ndomains = nd};
+        if (n->signkey) {
+            e.has_sign_key = true;
+            mesh_signkey_public(n->signkey, e.sign_key);
+        }
         st = mesh_entry_encode(&e, out);
     }
     for (size_t i = 0; doms && i < nd; i++)
@@ -100,9 +108,12 @@ mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err)
                            .replicas = (int)o->mesh_replicas,
                            .describe = describe,
                            .describe_arg = n};
-    mesh_status_t st = mesh_mesh_start(&mo, &n->mesh, err);
+    mesh_status_t st = mesh__node_fed_start(n, err);
+    if (st == MESH_OK)
+        st = mesh_mesh_start(&mo, &n->mesh, err);
     if (st != MESH_OK)
         return st;
+    mesh_fed_set_mesh(n->fed, n->mesh);
     LOG_INFO("mesh", "joining the mesh through %s as %s (site %s, TLS %s, user %s)", o->mesh,
              o->node_name, o->site, o->mesh_tls_ca && *o->mesh_tls_ca ? "on" : "OFF",
              o->mesh_user && *o->mesh_user ? o->mesh_user : "none");

@@ -532,6 +532,7 @@ void mesh_node_stop(mesh_node_t *n)
     n->http = NULL;
     /* after the API (whose handlers read the registry), before the domains: the last
      * heartbeat marks this node stopped */
+    mesh__node_fed_stop(n); /* its subscriptions and open scans, before the link */
     mesh__node_repl_stop(n);
     mesh_mesh_stop(n->mesh);
     n->mesh = NULL;

@@ -169,6 +169,14 @@ typedef struct mesh_node {
     int64_t health_next_ns;     /* when the health tick next writes samples */
     mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
     mesh_node_edge_t *edge;     /* hub copies of this edge node's domains (node/edge.c) */
+    /* federated queries (node/fed.c): the node's signing key, the transport, and the domains
+     * other live nodes host (read from the registry when a query needs them) */
+    struct mesh_signkey *signkey;
+    struct mesh_fed *fed;
+    pthread_mutex_t fed_lock;
+    char (*fed_remote)[64];
+    size_t fed_nremote;
+    int64_t fed_remote_mono; /* when fed_remote was read */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -193,6 +201,13 @@ void mesh__node_rules_stop(mesh_node_t *n);
  * heartbeat of this node's registry entry. Returns at once; the link comes up in the
  * background. */
 mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err);
+/* Federated queries (node/fed.c): the signing key and the transport, before the mesh starts;
+ * at every heartbeat, the domains served and the remote ones; stopped before the mesh. */
+mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err);
+void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
+void mesh__node_fed_stop(mesh_node_t *n);
+/* The federation's counters in the Prometheus text format. */
+void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
 
 /* Built-in health alerts (node/health.c): with health_domain set, creates the domain, its
  * contract and the alert rules from the options (after the rules' start). */

@@ -44,6 +44,13 @@ typedef struct qsession {
     mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
     bool audit_ok;        /* the running query's caller may read system.audit */
     int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
+    /* federated queries: remote domains are attached for one query and detached after it
+     * (the owner's policy for the caller may have changed by the next one) */
+    struct mesh_fed *fed;
+    bool (*fed_hosted)(void *arg, const char *domain);
+    void *fed_arg;
+    bool remote[MESH_QUERY_MAX_DOMAINS];         /* attached[i] is a remote domain */
+    const struct mesh_fed_schema *remote_schema; /* while attaching one (vtab_remote.c) */
     struct qsession *next_free;
 } qsession_t;
 
@@ -57,6 +64,8 @@ struct mesh_query {
 
 /* The product virtual table module (vtab.c). */
 int mesh__vtab_register(sqlite3 *db, qsession_t *s);
+/* The remote product module (vtab_remote.c): tables of a domain on another node. */
+int mesh__vtab_remote_register(sqlite3 *db, qsession_t *s);
 /* The system.audit module (vtab_audit.c). */
 int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
 /* The reader of a domain for the running query, with its read transaction open. */

@@ -49,6 +49,13 @@ typedef struct mesh_query mesh_query_t;
 
 mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_err_t *err);
 void mesh_qpool_destroy(mesh_qpool_t *pool);
+/* Federated queries (docs/mesh.md): a query may name a domain hosted on another node of the
+ * mesh; its products are then read through fed, as the caller, under the owner's policy.
+ * hosted(arg, domain) says whether a live node of the mesh hosts domain (not this one).
+ * Set before the first query; fed NULL (the default): only local domains exist. */
+struct mesh_fed;
+void mesh_qpool_set_federation(mesh_qpool_t *pool, struct mesh_fed *fed,
+                               bool (*hosted)(void *arg, const char *domain), void *arg);
 /* Offers the audit log as the table system.audit to callers who may read it (the admin and
  * auditor roles); NULL (the default) offers nothing. Set before the first query. */
 void mesh_qpool_set_audit(mesh_qpool_t *pool, mesh_audit_t *audit);
@@ -69,6 +76,9 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
  * a product: MESH_INVALID with the reason when it does not compile as one expression. */
 mesh_status_t mesh_policy_expr_check(const mesh_product_t *p, const char *expr, const char *col,
                                      mesh_err_t *err);
+/* Binds ?idx (from 1) of a started query before its first step: values never go into SQL
+ * text. MESH_INVALID when idx is out of range. */
+mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v);
 int mesh_query_ncols(const mesh_query_t *q);
 const char *mesh_query_colname(const mesh_query_t *q, int i);
 /* Declared type of a result column that reads a product column directly (TEXT, INTEGER,

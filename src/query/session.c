@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "mesh/fed.h"
 #include "query/internal.h"
 #include "query/request.h"
 
@@ -17,6 +18,9 @@ struct mesh_qpool {
     qsession_t *free_list;
     size_t live, max;
     mesh_audit_t *audit; /* system.audit (NULL: not offered) */
+    mesh_fed_t *fed;     /* federated queries (NULL: local domains only) */
+    bool (*fed_hosted)(void *arg, const char *domain);
+    void *fed_arg;
 };
 
 /* The schema of system tables (system.audit); no domain may take the name. */
@@ -163,6 +167,7 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
                       err);
     if (st == MESH_OK &&
         (mesh__vtab_register(db, s) != SQLITE_OK || mesh__vtab_audit_register(db, s) != SQLITE_OK ||
+         mesh__vtab_remote_register(db, s) != SQLITE_OK ||
          mesh__sqlfuncs_register(db) != SQLITE_OK))
         st = mesh_err_set(err, MESH_INTERNAL, "session: %s", sqlite3_errmsg(db));
     if (st != MESH_OK) {
@@ -184,6 +189,14 @@ mesh_status_t mesh_qpool_create(size_t max_sessions, mesh_qpool_t **out, mesh_er
     p->max = max_sessions ? max_sessions : 64;
     *out = p;
     return MESH_OK;
+}
+
+void mesh_qpool_set_federation(mesh_qpool_t *p, mesh_fed_t *fed,
+                               bool (*hosted)(void *arg, const char *domain), void *arg)
+{
+    p->fed = fed;
+    p->fed_hosted = hosted;
+    p->fed_arg = arg;
 }
 
 void mesh_qpool_set_audit(mesh_qpool_t *p, mesh_audit_t *audit)
@@ -212,6 +225,9 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
         p->free_list = s->next_free;
         pthread_mutex_unlock(&p->lock);
         s->audit = p->audit;
+        s->fed = p->fed;
+        s->fed_hosted = p->fed_hosted;
+        s->fed_arg = p->fed_arg;
         *out = s;
         return MESH_OK;
     }
@@ -228,6 +244,9 @@ static mesh_status_t pool_take(mesh_qpool_t *p, qsession_t **out, mesh_err_t *er
         pthread_mutex_unlock(&p->lock);
     } else {
         (*out)->audit = p->audit;
+        (*out)->fed = p->fed;
+        (*out)->fed_hosted = p->fed_hosted;
+        (*out)->fed_arg = p->fed_arg;
     }
     return st;
 }
@@ -264,6 +283,7 @@ static mesh_status_t detach(qsession_t *s, int i, mesh_err_t *err)
     s->nattached--;
     memmove(s->attached[i], s->attached[s->nattached], sizeof s->attached[i]);
     s->attached_used[i] = s->attached_used[s->nattached];
+    s->remote[i] = s->remote[s->nattached];
     return st;
 }
 
@@ -277,6 +297,7 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
         return st;
     snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", sd->meta.name);
     s->attached_used[s->nattached] = ++s->tick;
+    s->remote[s->nattached] = false;
     s->nattached++;
     bool owner = mesh__session_owner(s, sd->meta.name);
     for (size_t k = 0; k < sd->ncrefs && st == MESH_OK; k++) {
@@ -402,7 +423,9 @@ typedef struct refs_ctx {
     const mesh_snap_domain_t *need[MESH_QUERY_MAX_DOMAINS + 1];
     int nneed;
     bool too_many;
-    bool system; /* the query names system.* and may read it */
+    bool system;                                 /* the query names system.* and may read it */
+    char remote[MESH_QUERY_MAX_DOMAINS + 1][64]; /* domains hosted by other nodes */
+    int nremote;
 } refs_ctx_t;
 
 static void note_ref(void *arg, const char *name, size_t n)
@@ -419,12 +442,26 @@ static void note_ref(void *arg, const char *name, size_t n)
         return;
     }
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(r->s->snap, lower);
-    if (sd == NULL)
+    if (sd == NULL) {
+        /* a domain of another node (federated query) */
+        if (r->s->fed == NULL || !mesh_name_domain_ok(lower))
+            return;
+        for (int i = 0; i < r->nremote; i++)
+            if (strcmp(r->remote[i], lower) == 0)
+                return;
+        if (!r->s->fed_hosted(r->s->fed_arg, lower))
+            return;
+        if (r->nneed + r->nremote == MESH_QUERY_MAX_DOMAINS) {
+            r->too_many = true;
+            return;
+        }
+        snprintf(r->remote[r->nremote++], sizeof r->remote[0], "%s", lower);
         return;
+    }
     for (int i = 0; i < r->nneed; i++)
         if (r->need[i] == sd)
             return;
-    if (r->nneed == MESH_QUERY_MAX_DOMAINS) {
+    if (r->nneed + r->nremote == MESH_QUERY_MAX_DOMAINS) {
         r->too_many = true;
         return;
     }
@@ -448,11 +485,47 @@ static mesh_status_t attach_system(qsession_t *s, mesh_err_t *err)
     return exec_internal(s, "CREATE VIRTUAL TABLE " SYSTEM_SCHEMA ".audit USING mesh_audit", err);
 }
 
+/* Attaches a domain of another node: the tables the caller may read there, as its owner
+ * says (describe), each a remote product table (vtab_remote.c). */
+static mesh_status_t attach_remote(qsession_t *s, const char *domain, mesh_err_t *err)
+{
+    mesh_fed_schema_t schema;
+    mesh_status_t st = mesh_fed_describe(s->fed, s->who->name, domain, &schema, err);
+    if (st != MESH_OK)
+        return st;
+    if (schema.ntables == 0) {
+        mesh_fed_schema_free(&schema);
+        return mesh_err_set(err, MESH_FORBIDDEN,
+                            "domain %s (on another node): %s may read none of its products "
+                            "there (grants are decided by the domain's own node)",
+                            domain, s->who->name);
+    }
+    char q[80], qp[160], sql[512];
+    quote_ident(q, sizeof q, domain);
+    snprintf(sql, sizeof sql, "ATTACH DATABASE ':memory:' AS %s", q);
+    st = exec_internal(s, sql, err);
+    if (st == MESH_OK) {
+        snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", domain);
+        s->attached_used[s->nattached] = ++s->tick;
+        s->remote[s->nattached] = true;
+        s->nattached++;
+    }
+    s->remote_schema = &schema;
+    for (size_t i = 0; i < schema.ntables && st == MESH_OK; i++) {
+        quote_ident(qp, sizeof qp, schema.tables[i].name);
+        snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_remote", q, qp);
+        st = exec_internal(s, sql, err);
+    }
+    s->remote_schema = NULL;
+    mesh_fed_schema_free(&schema);
+    return st;
+}
+
 static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
 {
     refs_ctx_t r = {.s = s};
     mesh_sql_schema_refs(sql, n, note_ref, &r);
-    if (r.too_many || (r.system && r.nneed == MESH_QUERY_MAX_DOMAINS))
+    if (r.too_many || (r.system && r.nneed + r.nremote == MESH_QUERY_MAX_DOMAINS))
         return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
                             MESH_QUERY_MAX_DOMAINS - (r.system ? 1 : 0));
     mesh_status_t st = MESH_OK;
@@ -484,6 +557,23 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
         }
         if (st == MESH_OK)
             st = attach(s, r.need[k], err);
+    }
+    for (int k = 0; k < r.nremote && st == MESH_OK; k++) {
+        /* the domains above may have taken every slot: make room as they did */
+        int lru = -1;
+        for (int i = 0; s->nattached >= MESH_QUERY_MAX_DOMAINS && i < s->nattached; i++) {
+            bool needed = r.system && strcmp(s->attached[i], SYSTEM_SCHEMA) == 0;
+            for (int j = 0; j < r.nneed; j++)
+                needed = needed || strcmp(s->attached[i], r.need[j]->meta.name) == 0;
+            for (int j = 0; j < k; j++)
+                needed = needed || strcmp(s->attached[i], r.remote[j]) == 0;
+            if (!needed && (lru < 0 || s->attached_used[i] < s->attached_used[lru]))
+                lru = i;
+        }
+        if (lru >= 0)
+            st = detach(s, lru, err);
+        if (st == MESH_OK)
+            st = attach_remote(s, r.remote[k], err);
     }
     if (st == MESH_OK && r.system) {
         /* the domains above may have taken every slot: make room as they did */
@@ -690,6 +780,28 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
     return MESH_OK;
 }
 
+mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v)
+{
+    if (idx < 1 || idx > sqlite3_bind_parameter_count(q->stmt))
+        return MESH_INVALID;
+    int rc;
+    switch (v->type) {
+    case MESH_V_INT:
+        rc = sqlite3_bind_int64(q->stmt, idx, v->i);
+        break;
+    case MESH_V_REAL:
+        rc = sqlite3_bind_double(q->stmt, idx, v->d);
+        break;
+    case MESH_V_TEXT:
+        rc = sqlite3_bind_text64(q->stmt, idx, v->s ? v->s : "", v->n, SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+        break;
+    default:
+        rc = sqlite3_bind_null(q->stmt, idx);
+    }
+    return rc == SQLITE_OK ? MESH_OK : MESH_INVALID;
+}
+
 int mesh_query_ncols(const mesh_query_t *q)
 {
     return sqlite3_column_count(q->stmt);
@@ -798,6 +910,11 @@ void mesh_query_finish(mesh_query_t *q)
             s->readers[i].begun = false;
         }
     }
+    /* remote schemas hold what the owner said for this caller now: not kept */
+    mesh_err_t err;
+    for (int i = s->nattached - 1; i >= 0; i--)
+        if (s->remote[i])
+            detach(s, i, &err);
     s->who = NULL;
     s->audit_ok = false;
     s->deadline_mono = 0;

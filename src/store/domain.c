@@ -805,6 +805,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
 }
 
 /* Runs a record in a savepoint so its refusal undoes only its own effects. */
+static bool store_failure(mesh_status_t st);
+
 static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
                                         item_t *it, mesh_err_t *err)
 {
@@ -813,6 +815,8 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     if (st != MESH_OK)
         return mesh_err_set(err, st, "out of memory");
     bool changed_before = a->work_changed;
+    if (it == NULL)
+        memset(&a->rres, 0, sizeof a->rres);
     st = mesh_store_apply_savepoint_begin(a->d->store, err);
     if (st == MESH_OK) {
         mesh_rules_record_begin(a->d->rules);
@@ -831,10 +835,21 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
         }
     }
     clist_free(&before);
+    /* a logged batch that changed nothing (refused, or a duplicate of an applied one) must
+     * not have its time-series rows buffered again by a replay of the store's records */
+    if (n > 0 && p[0] == K_BATCH && !store_failure(st)) {
+        bool dup = it ? it->res.duplicate : a->rres.duplicate;
+        if (st != MESH_OK || dup) {
+            mesh_err_t e2;
+            mesh_status_t mst = mesh_store_mark_unapplied(a->d->store, seq, &e2);
+            if (mst != MESH_OK) {
+                *err = e2;
+                return mst;
+            }
+        }
+    }
     return st;
 }
-
-static bool store_failure(mesh_status_t st);
 
 /* Applies a logged record: a stream record ('S') once, when its stream sequence is new, with
  * the sequence stored in the same transaction (outside the record's savepoint, so a refused
@@ -854,7 +869,7 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
         sseq = sseq << 8 | p[k];
     if (sseq <= a->repl_seq) {
         *skipped = true;
-        return MESH_OK;
+        return p[9] == K_BATCH ? mesh_store_mark_unapplied(a->d->store, seq, err) : MESH_OK;
     }
     memset(&a->rres, 0, sizeof a->rres);
     mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
@@ -936,7 +951,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
             p += 9;
             n -= 9;
         }
-        if (n == 0 || p[0] != K_BATCH)
+        if (n == 0 || p[0] != K_BATCH || mesh_store_unapplied(d->store, seq))
             return MESH_OK;
         mesh_batch_t b;
         char idem[256];

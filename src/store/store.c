@@ -392,6 +392,22 @@ uint64_t mesh_store_replay_from(mesh_store_t *s)
     return from;
 }
 
+static mesh_status_t ts_write_clean(mesh_store_t *s, mesh_err_t *err);
+
+/* Forgets the unapplied marks that no replay reaches any more (at and below its start). */
+static mesh_status_t unapplied_prune(mesh_store_t *s, mesh_err_t *err)
+{
+    uint64_t from = s->applied_seq;
+    for (size_t i = 0; i < s->nts; i++) {
+        uint64_t clean = mesh__ts_clean_seq(s->ts[i], s->applied_seq);
+        if (clean < from)
+            from = clean;
+    }
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM _unapplied WHERE seq <= %" PRIu64, from);
+    return exec(s->db, sql, err);
+}
+
 /* Records, per time-series product, the log position below which nothing is only in memory. */
 static mesh_status_t ts_write_clean(mesh_store_t *s, mesh_err_t *err)
 {
@@ -446,6 +462,7 @@ static const char *schema_sql =
     "  state BLOB NOT NULL, PRIMARY KEY(rule, series)) STRICT, WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS _outbox(id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
     "  event TEXT NOT NULL) STRICT;"
+    "CREATE TABLE IF NOT EXISTS _unapplied(seq INTEGER PRIMARY KEY) STRICT;"
     "CREATE TABLE IF NOT EXISTS _cagg_stale(product TEXT NOT NULL, gkey BLOB NOT NULL,"
     "  bucket INTEGER NOT NULL, PRIMARY KEY(product, gkey, bucket)) STRICT, WITHOUT ROWID;"
     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
@@ -1676,6 +1693,8 @@ mesh_status_t mesh_store_checkpoint(mesh_store_t *s, int flush_mode, int64_t max
         if (st == MESH_OK)
             st = ts_write_clean(s, err);
         if (st == MESH_OK)
+            st = unapplied_prune(s, err);
+        if (st == MESH_OK)
             st = mesh_store_commit(s, s->applied_seq, err);
         else
             mesh_store_rollback(s);
@@ -2604,6 +2623,32 @@ mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, m
     st = step_done(s->db, q, err, "store meta");
     sqlite3_finalize(q);
     return st;
+}
+
+/* ---- logged batches that changed nothing (duplicates, refusals) ---- */
+
+mesh_status_t mesh_store_mark_unapplied(mesh_store_t *s, uint64_t seq, mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st = prep(s->db, "INSERT OR IGNORE INTO _unapplied(seq) VALUES (?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)seq);
+    st = step_done(s->db, q, err, "store unapplied");
+    sqlite3_finalize(q);
+    return st;
+}
+
+bool mesh_store_unapplied(mesh_store_t *s, uint64_t seq)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM _unapplied WHERE seq = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return false;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)seq);
+    bool found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
 }
 
 /* ---- the outbox: alert transitions whose actions are not done yet ---- */

@@ -320,6 +320,13 @@ mesh_status_t mesh_store_cagg_recompute(mesh_store_t *s, const mesh_product_t *a
                                         const mesh_product_t *src, int64_t *buckets,
                                         mesh_err_t *err);
 
+/* Logged batches that changed nothing when applied (an idempotent duplicate, a refused batch,
+ * a stream record applied before): replay of a record the store already holds skips them
+ * instead of buffering their time-series rows again. Marks below the replay start are
+ * pruned at checkpoints. */
+mesh_status_t mesh_store_mark_unapplied(mesh_store_t *s, uint64_t seq, mesh_err_t *err);
+bool mesh_store_unapplied(mesh_store_t *s, uint64_t seq);
+
 /* An integer of the store's _meta table (0 when absent). */
 mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err);
 mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err);

@@ -1199,6 +1199,10 @@ mesh_status_t mesh__ts_flush(mesh_ts_t *t, sqlite3 *db, mesh_ts_flush_t mode, in
             size_t before = s->buf.n;
             st = rs_sort_merge(&s->buf, s->open_from, t->vc, t->nv);
             t->buffered -= (int64_t)(before - s->buf.n);
+            /* rows merged on their time are gone from the buffer: readers must not read past
+             * its new end (the flush runs before the group appends, so every row was visible) */
+            if (s->n_visible > s->buf.n)
+                s->n_visible = s->buf.n;
             s->dirty = false;
             pthread_rwlock_unlock(&t->lock);
             if (st != MESH_OK) {

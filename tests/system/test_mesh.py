@@ -176,6 +176,8 @@ class NatsClient:
             if line.startswith("MSG "):
                 size = int(line.split()[-1])
                 payload = self.f.read(size + 2)[:size]
+                if line.split()[1] != reply:
+                    continue  # traffic of the node's own inbox
                 return json.loads(payload) if payload else {}
             if line == "PING":
                 self.ss.sendall(b"PONG\r\n")

@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include "core/util.h"
+#include "crypt/sign.h"
 #include "mesh/entry.h"
+#include "mesh/fedwire.h"
 #include "mesh/mesh.h"
 #include "mesh/natsconf.h"
 
@@ -309,12 +311,85 @@ static void test_config_files(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Signed federation requests: the signature covers the subject and every byte; a parsed
+ * request carries what was encoded. */
+static void test_fed_request(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/meshd-test-fed-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/k", dir);
+    mesh_signkey_t *k = NULL, *k2 = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_signkey_open(path, &k, &err), MESH_OK);
+    assert_int_equal(mesh_signkey_open(path, &k2, &err), MESH_OK); /* read back: same key */
+    uint8_t pub[MESH_SIGN_PUB_BYTES], pub2[MESH_SIGN_PUB_BYTES];
+    mesh_signkey_public(k, pub);
+    mesh_signkey_public(k2, pub2);
+    assert_memory_equal(pub, pub2, sizeof pub);
+    mesh_fed_request_t r;
+    memset(&r, 0, sizeof r);
+    r.op = MESH_FED_SCAN;
+    strcpy(r.node, "n3");
+    strcpy(r.user, "ana");
+    strcpy(r.domain, "factory");
+    strcpy(r.table, "readings");
+    r.ts_ns = 1790000000000000000LL;
+    char cols[2][MESH_NAME_MAX + 1] = {"device", "temp"};
+    r.cols = cols;
+    r.ncols = 2;
+    strcpy(r.cons[0].col, "device");
+    r.cons[0].op = MESH_FED_OP_EQ;
+    r.cons[0].val = (mesh_datum_t){.type = MESH_V_TEXT, .s = "d'1", .n = 3};
+    strcpy(r.cons[1].col, "temp");
+    r.cons[1].op = MESH_FED_OP_ISNULL;
+    r.ncons = 2;
+    r.limit = 5;
+    const char *subj = "meshd.dom.factory.req.scan";
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_FED_MAX_REQUEST);
+    assert_int_equal(mesh_fed_request_encode(&r, subj, k, &b), MESH_OK);
+    assert_true(mesh_fed_request_verify(b.data, b.len, subj, pub));
+    assert_false(mesh_fed_request_verify(b.data, b.len, "meshd.dom.energy.req.scan", pub));
+    mesh_fed_request_t p;
+    assert_int_equal(mesh_fed_request_parse(b.data, b.len, &p, &err), MESH_OK);
+    assert_string_equal(p.user, "ana");
+    assert_int_equal(p.ncols, 2);
+    assert_string_equal(p.cols[1], "temp");
+    assert_int_equal(p.ncons, 2);
+    assert_int_equal(p.cons[0].val.n, 3);
+    assert_memory_equal(p.cons[0].val.s, "d'1", 3);
+    assert_int_equal(p.cons[1].op, MESH_FED_OP_ISNULL);
+    assert_int_equal(p.limit, 5);
+    mesh_fed_request_free(&p);
+    /* one changed byte (the user) and the signature fails */
+    char *u = strstr(b.data + 68, "\"ana\"");
+    assert_non_null(u);
+    u[1] = 'b';
+    assert_false(mesh_fed_request_verify(b.data, b.len, subj, pub));
+    /* refusals: too large, not signed */
+    assert_int_equal(mesh_fed_request_parse(b.data, MESH_FED_MAX_REQUEST + 1, &p, &err),
+                     MESH_TOO_LARGE);
+    assert_int_equal(mesh_fed_request_parse("{\"v\":1}", 7, &p, &err), MESH_PARSE);
+    mesh_buf_free(&b);
+    mesh_signkey_free(k);
+    mesh_signkey_free(k2);
+    /* a key file of another size is not a key */
+    FILE *f = fopen(path, "ab");
+    fputc('x', f);
+    fclose(f);
+    assert_int_equal(mesh_signkey_open(path, &k, &err), MESH_CORRUPT);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entry_round_trip), cmocka_unit_test(test_entry_refusals),
         cmocka_unit_test(test_node_names),       cmocka_unit_test(test_info_version),
         cmocka_unit_test(test_permissions),      cmocka_unit_test(test_config_files),
+        cmocka_unit_test(test_fed_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,139 @@
+"""Federated scan overhead: the same queries on the node that holds the data (local) and on
+another node of the mesh (federated), in one run on this machine.
+
+A 3-server nats-server hub (configs from `meshctl mesh config`), node n1 owning domain
+factory with ROWS rows, node n2 owning nothing. Each query is sent over HTTPS by this script
+to n1 (local) and to n2 (federated: describe + scan over NATS, frames of 256 KiB), RUNS times
+after WARMUP runs; the table gives the median and p90 wall time of each and the ratio
+federated / local. Both answers are compared (they must be equal).
+
+Usage: bench/federated.sh [--rows N] [--runs N]   (MESH_BUILD: build dir, default build/release)
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+os.environ.setdefault("MESH_BUILD", os.path.join(SRC, "build", "release"))
+sys.path.insert(0, os.path.join(SRC, "tests", "system"))
+import meshlib  # noqa: E402
+from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
+from test_mesh import NatsServer, _servers, free_base  # noqa: E402
+
+SEC = 1000000000
+T0 = 1790000000 * SEC
+DEVICES = 50
+
+QUERIES = [
+    ("point: one device, a time range (pushed: =, >=)",
+     "SELECT ts, temp FROM factory.readings WHERE device = 'd7' AND ts >= %d" % (T0 + 500 * SEC)),
+    ("LIMIT 100 of one device (pushed: =, LIMIT)",
+     "SELECT * FROM factory.readings WHERE device = 'd3' LIMIT 100"),
+    ("one device, all rows (pushed: =)",
+     "SELECT ts, temp, status FROM factory.readings WHERE device = 'd11'"),
+    ("GROUP BY over every row (not pushable: all rows travel)",
+     "SELECT device, count(*), avg(temp) FROM factory.readings GROUP BY device"),
+]
+
+
+def timed(node, sql):
+    t = time.perf_counter()
+    st, _, body = node.request("POST", "/v1/query", {"sql": sql})
+    dt = time.perf_counter() - t
+    if st != 200:
+        raise SystemExit("query failed on %s: %s %s" % (node.url, st, body[:300]))
+    return dt, json.loads(body)["rows"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="meshd-bench-fed-")
+    nodes = []
+    try:
+        run(a, tmp, nodes)
+    finally:
+        for n in nodes:
+            n.destroy()
+        for s in list(_servers):
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, tmp, nodes):
+    base = free_base(3)
+    mdir = os.path.join(tmp, "mesh")
+    subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1", "--hub",
+                    "3", "--client-port", str(base), "--cluster-port", str(base + 100),
+                    "--leafnode-port", str(base + 200), "--node", "n1=factory",
+                    "--node", "n2"], check=True, capture_output=True)
+    for h in ("hub-1", "hub-2", "hub-3"):
+        NatsServer(os.path.join(mdir, h, "nats.conf"), os.path.join(tmp, h + ".log")).start()
+    n1 = Node(args=["--config", os.path.join(mdir, "nodes", "n1", "meshd.conf"),
+                    "--mesh-heartbeat", "1s", "--mesh-ttl", "3s"]).start()
+    nodes.append(n1)
+    n2 = Node(args=["--config", os.path.join(mdir, "nodes", "n2", "meshd.conf"),
+                    "--mesh-heartbeat", "1s", "--mesh-ttl", "3s"]).start()
+    nodes.append(n2)
+    n1.create_domain("factory")
+    n1.apply(contract(domain="factory"), expect=201)
+    per = a.rows // DEVICES
+    batch = []
+    for i in range(per):
+        for d in range(DEVICES):
+            batch.append({"device": "d%d" % d, "ts": T0 + i * SEC, "temp": 20 + (i * 7 + d) % 50,
+                          "status": ["ok", "warn", "fail"][(i + d) % 3]})
+            if len(batch) == 5000:
+                st, doc = n1.post_rows("factory", "readings", batch)
+                assert st == 200, doc
+                batch = []
+    if batch:
+        st, doc = n1.post_rows("factory", "readings", batch)
+        assert st == 200, doc
+
+    def reachable():
+        st, _, _ = n2.request("POST", "/v1/query",
+                              {"sql": "SELECT count(*) FROM factory.readings"})
+        return st == 200
+    if not wait_for(reachable, timeout=60, step=0.5):
+        raise SystemExit("factory not reachable from n2")
+    print("rows: %d (%d devices), runs: %d after %d warm-up, build: %s" % (
+        per * DEVICES, DEVICES, a.runs, a.warmup, os.environ["MESH_BUILD"]))
+    print()
+    print("| query | rows out | local median ms | local p90 | federated median ms | "
+          "federated p90 | federated / local |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for title, sql in QUERIES:
+        lt, ft = [], []
+        for i in range(a.warmup + a.runs):
+            # alternate so both see the same machine load
+            dl, rl = timed(n1, sql)
+            df, rf = timed(n2, sql)
+            if rl != rf:
+                raise SystemExit("different answers for %s" % sql)
+            if i >= a.warmup:
+                lt.append(dl)
+                ft.append(df)
+        lm, fm = statistics.median(lt), statistics.median(ft)
+        p90 = lambda v: sorted(v)[int(0.9 * (len(v) - 1))]  # noqa: E731
+        print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+            title, len(rl), lm * 1e3, p90(lt) * 1e3, fm * 1e3, p90(ft) * 1e3, fm / lm))
+    m = n2.request("GET", "/metrics")[2].decode()
+    print()
+    for line in m.splitlines():
+        if line.startswith("meshd_fed_remote_"):
+            print("    " + line)
+
+
+if __name__ == "__main__":
+    main()

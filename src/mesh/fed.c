@@ -1,0 +1,764 @@
+/*
+ * fed.c - the transport of federated scans (see fed.h): owner-side subscriptions, request
+ * verification, open scans and their reaper; caller-side describe and scans.
+ */
+#include "mesh/fed.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "mesh/internal.h"
+
+#define MAX_SERVED  256  /* domains served */
+#define NONCES      8192 /* nonces remembered (within MESH_FED_MAX_SKEW) */
+#define KEY_CACHE   64   /* nodes whose public key is cached */
+#define KEY_TTL     (10LL * MESH_NS_PER_SEC)
+#define SCAN_ID_HEX 32
+#define DESCRIBES   64 /* describe answers kept (user, domain) */
+
+typedef struct served {
+    char domain[MESH_NAME_MAX + 1];
+    natsSubscription *sub;
+} served_t;
+
+typedef struct open_scan {
+    bool used, busy;
+    char id[SCAN_ID_HEX + 1];
+    char node[64]; /* the caller: next requests must come from its inbox */
+    uint64_t seq;  /* the seq the next request must name */
+    int64_t last_mono;
+    void *state;
+} open_scan_t;
+
+typedef struct key_entry {
+    char node[64];
+    uint8_t pub[MESH_SIGN_PUB_BYTES];
+    bool has;
+    int64_t fetched_mono;
+} key_entry_t;
+
+/* A describe answer kept MESH_FED_DESCRIBE_TTL: the schema frame's bytes. */
+typedef struct describe_entry {
+    char user[64];
+    char domain[MESH_NAME_MAX + 1];
+    int64_t mono;
+    mesh_buf_t frame;
+} describe_entry_t;
+
+typedef struct nonce_entry {
+    uint8_t nonce[MESH_FED_NONCE_BYTES];
+    int64_t ts_ns;
+} nonce_entry_t;
+
+struct mesh_fed {
+    const mesh_signkey_t *key;
+    mesh_fed_handler_t h;
+    pthread_mutex_t mu; /* guards everything below */
+    mesh_mesh_t *mesh;
+    natsConnection *sub_nc; /* the connection the subscriptions were made on */
+    served_t served[MAX_SERVED];
+    size_t nserved;
+    natsSubscription *next_sub; /* _INBOX_<me>.fed.> */
+    open_scan_t scans[MESH_FED_MAX_SCANS];
+    key_entry_t keys[KEY_CACHE];
+    nonce_entry_t nonces[NONCES];
+    size_t nonce_next;
+    mesh_fed_stats_t stats;
+    /* the reaper */
+    pthread_t reaper;
+    pthread_cond_t cv;
+    bool stop, reaper_started;
+    int inflight; /* message callbacks running (destroy waits for them) */
+    describe_entry_t describes[DESCRIBES];
+};
+
+static bool enter(mesh_fed_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    bool ok = !f->stop;
+    if (ok)
+        f->inflight++;
+    pthread_mutex_unlock(&f->mu);
+    return ok;
+}
+
+static void leave(mesh_fed_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->inflight--;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- owner side ---- */
+
+static void reply_error(natsConnection *nc, const char *reply, mesh_status_t code, const char *msg)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 4096);
+    if (mesh_fed_error_encode(code, msg, &b) == MESH_OK)
+        natsConnection_Publish(nc, reply, b.data, (int)b.len);
+    mesh_buf_free(&b);
+}
+
+static void refuse(mesh_fed_t *f, natsConnection *nc, const char *reply,
+                   const mesh_fed_request_t *r, mesh_status_t code, const char *why)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stats.refused++;
+    pthread_mutex_unlock(&f->mu);
+    LOG_WARN("fed", "refused a request from node %s for %s (user %s): %s", r ? r->node : "?",
+             r ? r->domain : "?", r ? r->user : "?", why);
+    if (f->h.refused)
+        f->h.refused(f->h.arg, r ? r->node : "", r ? r->user : "", r ? r->domain : "", code, why);
+    /* only a reply subject in a node's inbox gets an answer (see fed.h) */
+    if (reply && strncmp(reply, "_INBOX_", 7) == 0)
+        reply_error(nc, reply, code, why);
+}
+
+/* The public key of node from the registry (cached KEY_TTL; refresh forces a read). */
+static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
+                     uint8_t out[MESH_SIGN_PUB_BYTES])
+{
+    int64_t now = mesh_mono_ns();
+    pthread_mutex_lock(&f->mu);
+    int slot = -1, oldest = 0;
+    for (int i = 0; i < KEY_CACHE; i++) {
+        if (strcmp(f->keys[i].node, node) == 0)
+            slot = i;
+        if (f->keys[i].fetched_mono < f->keys[oldest].fetched_mono)
+            oldest = i;
+    }
+    if (slot >= 0 && !refresh && now - f->keys[slot].fetched_mono < KEY_TTL) {
+        bool has = f->keys[slot].has;
+        memcpy(out, f->keys[slot].pub, MESH_SIGN_PUB_BYTES);
+        pthread_mutex_unlock(&f->mu);
+        return has;
+    }
+    mesh_mesh_t *m = f->mesh;
+    pthread_mutex_unlock(&f->mu);
+    if (m == NULL)
+        return false;
+    mesh_mesh_node_t e;
+    mesh_err_t err;
+    bool has = false;
+    if (mesh_mesh_get(m, node, &e, &err) == MESH_OK) {
+        has = e.e->has_sign_key;
+        memcpy(out, e.e->sign_key, MESH_SIGN_PUB_BYTES);
+        mesh_entry_free(e.e);
+    } else if (err.code != MESH_NOT_FOUND) {
+        return false; /* the registry is not reachable: not cached */
+    }
+    pthread_mutex_lock(&f->mu);
+    key_entry_t *k = &f->keys[slot >= 0 ? slot : oldest];
+    snprintf(k->node, sizeof k->node, "%s", node);
+    memcpy(k->pub, out, MESH_SIGN_PUB_BYTES);
+    k->has = has;
+    k->fetched_mono = now;
+    pthread_mutex_unlock(&f->mu);
+    return has;
+}
+
+/* Remembers a nonce: false when it was seen within the window (a replay), or when the
+ * memory is full of nonces still in the window (refused rather than forgotten). */
+static bool nonce_fresh(mesh_fed_t *f, const uint8_t nonce[MESH_FED_NONCE_BYTES], int64_t ts,
+                        int64_t now)
+{
+    bool ok = true;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < NONCES && ok; i++)
+        if (f->nonces[i].ts_ns && now - f->nonces[i].ts_ns <= 2 * MESH_FED_MAX_SKEW &&
+            memcmp(f->nonces[i].nonce, nonce, MESH_FED_NONCE_BYTES) == 0)
+            ok = false;
+    nonce_entry_t *slot = &f->nonces[f->nonce_next];
+    if (ok && slot->ts_ns && now - slot->ts_ns <= 2 * MESH_FED_MAX_SKEW)
+        ok = false; /* NONCES requests within the window: too many to remember */
+    if (ok) {
+        memcpy(slot->nonce, nonce, MESH_FED_NONCE_BYTES);
+        slot->ts_ns = ts > now ? ts : now;
+        f->nonce_next = (f->nonce_next + 1) % NONCES;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return ok;
+}
+
+/* Sends frames of a scan until one is sent; closes it when it ended. */
+static void send_frame(mesh_fed_t *f, natsConnection *nc, const char *reply, open_scan_t *os)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_FED_MAX_FRAME);
+    mesh_fed_enc_t e;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_fed_rows_begin(&e, &b, 0);
+    int more = f->h.scan_fill(os->state, &e, &err);
+    char next[160];
+    if (more < 0) {
+        mesh_buf_reset(&b);
+        mesh_fed_error_encode(err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg, &b);
+    } else {
+        mesh_fed_rows_end(&e, more == 0);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->stats.served_rows += e.nrows;
+    os->seq++;
+    os->last_mono = mesh_mono_ns();
+    snprintf(next, sizeof next, "%s.fed.%s.%llu", mesh__mesh_inbox(f->mesh), os->id,
+             (unsigned long long)os->seq);
+    void *state = os->state;
+    if (more == 1) /* free before the frame leaves: its next request may come at once */
+        os->busy = false;
+    else
+        memset(os, 0, sizeof *os);
+    pthread_mutex_unlock(&f->mu);
+    if (more == 1)
+        natsConnection_PublishRequest(nc, reply, next, b.data, (int)b.len);
+    else
+        natsConnection_Publish(nc, reply, b.data, (int)b.len);
+    mesh_buf_free(&b);
+    if (more != 1)
+        f->h.scan_close(state, more < 0 ? &err : NULL);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)sub;
+    mesh_fed_t *f = arg;
+    const char *reply = natsMsg_GetReply(msg), *subject = natsMsg_GetSubject(msg);
+    const char *data = natsMsg_GetData(msg);
+    size_t n = (size_t)natsMsg_GetDataLength(msg);
+    mesh_fed_request_t r;
+    mesh_err_t err;
+    if (reply == NULL || subject == NULL || !enter(f)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (mesh_fed_request_parse(data, n, &r, &err) != MESH_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "malformed request: %s", err.msg);
+        refuse(f, nc, reply, NULL, err.code, why);
+        natsMsg_Destroy(msg);
+        leave(f);
+        return;
+    }
+    char want[200], inbox[80];
+    snprintf(want, sizeof want, "meshd.dom.%s.req.scan", r.domain);
+    snprintf(inbox, sizeof inbox, "_INBOX_%s.", r.node);
+    int64_t now = mesh_now_ns();
+    uint8_t pub[MESH_SIGN_PUB_BYTES];
+    if (strcmp(subject, want) != 0) {
+        refuse(f, nc, reply, &r, MESH_FORBIDDEN, "the request names another domain");
+    } else if (strncmp(reply, inbox, strlen(inbox)) != 0) {
+        refuse(f, nc, reply, &r, MESH_FORBIDDEN,
+               "the reply subject is not the inbox of the node the request names");
+    } else if (r.ts_ns < now - MESH_FED_MAX_SKEW || r.ts_ns > now + MESH_FED_MAX_SKEW) {
+        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
+               "stale request: its time is more than 30 s from ours (replay, or clocks out of "
+               "sync)");
+    } else if (!node_key(f, r.node, false, pub) ||
+               (!mesh_fed_request_verify(data, n, subject, pub) &&
+                (!node_key(f, r.node, true, pub) ||
+                 !mesh_fed_request_verify(data, n, subject, pub)))) {
+        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
+               "the signature does not verify with the calling node's key in the registry");
+    } else if (!nonce_fresh(f, r.nonce, r.ts_ns, now)) {
+        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED, "replayed request (nonce seen before)");
+    } else if (r.op == MESH_FED_DESCRIBE) {
+        mesh_fed_schema_t s = {0};
+        mesh_buf_t b;
+        mesh_buf_init(&b, MESH_FED_MAX_FRAME);
+        mesh_err_clear(&err);
+        if (f->h.describe(f->h.arg, &r, &s, &err) == MESH_OK &&
+            mesh_fed_schema_encode(&s, &b) == MESH_OK)
+            natsConnection_Publish(nc, reply, b.data, (int)b.len);
+        else
+            reply_error(nc, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code,
+                        err.msg[0] ? err.msg : "cannot describe the domain");
+        mesh_fed_schema_free(&s);
+        mesh_buf_free(&b);
+    } else {
+        /* a scan: take a slot, open it as the end user, send the first frame */
+        open_scan_t *os = NULL;
+        uint8_t id[SCAN_ID_HEX / 2];
+        mesh_random(id, sizeof id);
+        pthread_mutex_lock(&f->mu);
+        for (int i = 0; i < MESH_FED_MAX_SCANS && os == NULL; i++)
+            if (!f->scans[i].used)
+                os = &f->scans[i];
+        if (os) {
+            memset(os, 0, sizeof *os);
+            os->used = os->busy = true;
+            mesh_hex(id, sizeof id, os->id);
+            snprintf(os->node, sizeof os->node, "%s", r.node);
+            os->last_mono = mesh_mono_ns();
+            f->stats.served++;
+        }
+        pthread_mutex_unlock(&f->mu);
+        mesh_err_clear(&err);
+        if (os == NULL) {
+            reply_error(nc, reply, MESH_BUSY, "too many federated scans open on the owner");
+        } else if (f->h.scan_open(f->h.arg, &r, &os->state, &err) != MESH_OK) {
+            reply_error(nc, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
+            pthread_mutex_lock(&f->mu);
+            memset(os, 0, sizeof *os);
+            pthread_mutex_unlock(&f->mu);
+        } else {
+            send_frame(f, nc, reply, os);
+        }
+    }
+    mesh_fed_request_free(&r);
+    natsMsg_Destroy(msg);
+    leave(f);
+}
+
+/* "next" or "close" on _INBOX_<me>.fed.<id>.<seq>. */
+static void on_next(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)sub;
+    mesh_fed_t *f = arg;
+    const char *reply = natsMsg_GetReply(msg), *subject = natsMsg_GetSubject(msg);
+    const char *data = natsMsg_GetData(msg);
+    int n = natsMsg_GetDataLength(msg);
+    const char *p = subject ? strstr(subject, ".fed.") : NULL;
+    char id[SCAN_ID_HEX + 1] = "";
+    uint64_t seq = 0;
+    if (p && strlen(p + 5) > SCAN_ID_HEX && p[5 + SCAN_ID_HEX] == '.') {
+        memcpy(id, p + 5, SCAN_ID_HEX);
+        const char *sq = p + 6 + SCAN_ID_HEX;
+        if (mesh_parse_u64(sq, strlen(sq), &seq) != MESH_OK)
+            id[0] = '\0';
+    }
+    if (!enter(f)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    bool is_next = n == 4 && memcmp(data, "next", 4) == 0;
+    bool is_close = n == 5 && memcmp(data, "close", 5) == 0;
+    open_scan_t *os = NULL;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < MESH_FED_MAX_SCANS && id[0] && os == NULL; i++)
+        if (f->scans[i].used && strcmp(f->scans[i].id, id) == 0)
+            os = &f->scans[i];
+    char inbox[80];
+    snprintf(inbox, sizeof inbox, "_INBOX_%s.", os ? os->node : "");
+    bool ok = os && !os->busy && os->seq == seq && (is_next || is_close) &&
+              (is_close || (reply && strncmp(reply, inbox, strlen(inbox)) == 0));
+    if (ok)
+        os->busy = true;
+    pthread_mutex_unlock(&f->mu);
+    if (!ok) {
+        if (reply && strncmp(reply, "_INBOX_", 7) == 0)
+            reply_error(nc, reply, MESH_NOT_FOUND, "no such scan (ended, or closed when idle)");
+    } else if (is_close) {
+        mesh_err_t err;
+        mesh_err_set(&err, MESH_TIMEOUT, "closed by the caller");
+        f->h.scan_close(os->state, &err);
+        pthread_mutex_lock(&f->mu);
+        memset(os, 0, sizeof *os);
+        pthread_mutex_unlock(&f->mu);
+    } else {
+        send_frame(f, nc, reply, os);
+    }
+    natsMsg_Destroy(msg);
+    leave(f);
+}
+
+static void drop_subs(mesh_fed_t *f)
+{
+    for (size_t i = 0; i < f->nserved; i++) {
+        natsSubscription_Unsubscribe(f->served[i].sub);
+        natsSubscription_Destroy(f->served[i].sub);
+    }
+    f->nserved = 0;
+    if (f->next_sub) {
+        natsSubscription_Unsubscribe(f->next_sub);
+        natsSubscription_Destroy(f->next_sub);
+        f->next_sub = NULL;
+    }
+    f->sub_nc = NULL;
+}
+
+void mesh_fed_serve(mesh_fed_t *f, const char *const *domains, size_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    mesh_mesh_t *m = f->mesh;
+    pthread_mutex_unlock(&f->mu);
+    if (m == NULL)
+        return;
+    natsConnection *nc = mesh__mesh_conn_get(m);
+    /* subscriptions are changed on this (the mesh) thread only; f->mu is not held across
+     * libnats calls, whose delivery threads take it */
+    if (nc != f->sub_nc)
+        drop_subs(f);
+    if (nc) {
+        f->sub_nc = nc;
+        if (f->next_sub == NULL) {
+            char subj[128];
+            snprintf(subj, sizeof subj, "%s.fed.>", mesh__mesh_inbox(m));
+            if (natsConnection_Subscribe(&f->next_sub, nc, subj, on_next, f) != NATS_OK)
+                f->next_sub = NULL;
+        }
+        /* unsubscribe domains no longer hosted */
+        for (size_t i = 0; i < f->nserved;) {
+            bool keep = false;
+            for (size_t k = 0; k < n && !keep; k++)
+                keep = strcmp(domains[k], f->served[i].domain) == 0;
+            if (keep) {
+                i++;
+                continue;
+            }
+            natsSubscription_Unsubscribe(f->served[i].sub);
+            natsSubscription_Destroy(f->served[i].sub);
+            f->served[i] = f->served[--f->nserved];
+        }
+        for (size_t k = 0; k < n && f->nserved < MAX_SERVED; k++) {
+            bool have = false;
+            for (size_t i = 0; i < f->nserved && !have; i++)
+                have = strcmp(domains[k], f->served[i].domain) == 0;
+            if (have)
+                continue;
+            char subj[160], queue[160];
+            snprintf(subj, sizeof subj, "meshd.dom.%s.req.scan", domains[k]);
+            snprintf(queue, sizeof queue, "meshd.dom.%s", domains[k]);
+            served_t *s = &f->served[f->nserved];
+            if (natsConnection_QueueSubscribe(&s->sub, nc, subj, queue, on_request, f) == NATS_OK) {
+                snprintf(s->domain, sizeof s->domain, "%s", domains[k]);
+                f->nserved++;
+                LOG_INFO("fed", "serving federated scans of %s", domains[k]);
+            }
+        }
+    }
+    mesh__mesh_conn_put(m);
+}
+
+static void *reaper(void *arg)
+{
+    mesh_fed_t *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        int64_t now = mesh_mono_ns();
+        for (int i = 0; i < MESH_FED_MAX_SCANS; i++) {
+            open_scan_t *os = &f->scans[i];
+            if (!os->used || os->busy || (!f->stop && now - os->last_mono < MESH_FED_IDLE))
+                continue;
+            os->busy = true;
+            void *state = os->state;
+            pthread_mutex_unlock(&f->mu);
+            mesh_err_t err;
+            mesh_err_set(&err, MESH_TIMEOUT, "the caller did not ask for more within 30 s");
+            f->h.scan_close(state, &err);
+            pthread_mutex_lock(&f->mu);
+            memset(os, 0, sizeof *os);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+mesh_status_t mesh_fed_create(const mesh_signkey_t *key, const mesh_fed_handler_t *h,
+                              mesh_fed_t **out, mesh_err_t *err)
+{
+    mesh_fed_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    f->key = key;
+    f->h = *h;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (pthread_create(&f->reaper, NULL, reaper, f) != 0) {
+        mesh_fed_destroy(f);
+        return mesh_err_set(err, MESH_INTERNAL, "cannot start the federation thread");
+    }
+    f->reaper_started = true;
+    *out = f;
+    return MESH_OK;
+}
+
+void mesh_fed_destroy(mesh_fed_t *f)
+{
+    if (f == NULL)
+        return;
+    /* no new requests, then every open scan closed by the reaper's last pass */
+    if (f->mesh) {
+        mesh__mesh_conn_get(f->mesh);
+        drop_subs(f);
+        mesh__mesh_conn_put(f->mesh);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    /* a callback already running finishes first (it may hold a scan) */
+    for (int64_t t0 = mesh_mono_ns();
+         f->inflight > 0 && mesh_mono_ns() - t0 < 10 * MESH_NS_PER_SEC;) {
+        pthread_mutex_unlock(&f->mu);
+        usleep(5000);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (f->reaper_started)
+        pthread_join(f->reaper, NULL);
+    for (int i = 0; i < DESCRIBES; i++)
+        mesh_buf_free(&f->describes[i].frame);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void mesh_fed_set_mesh(mesh_fed_t *f, mesh_mesh_t *m)
+{
+    pthread_mutex_lock(&f->mu);
+    f->mesh = m;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void mesh_fed_stats(mesh_fed_t *f, mesh_fed_stats_t *out)
+{
+    pthread_mutex_lock(&f->mu);
+    *out = f->stats;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- caller side ---- */
+
+struct mesh_fed_scan {
+    mesh_fed_t *f;
+    natsMsg *msg; /* the current frame's message (its bytes back frame's text values) */
+    mesh_fed_frame_t frame;
+    uint32_t row;
+    char next[160]; /* where to ask for the next frame ("" after the last) */
+    int64_t t0;
+    bool failed;
+    char domain[MESH_NAME_MAX + 1];
+};
+
+static mesh_status_t nats_error(natsStatus s, const char *domain, mesh_err_t *err)
+{
+    if (s == NATS_NO_RESPONDERS)
+        return mesh_err_set(err, MESH_UNAVAILABLE, "no live node of the mesh answers for domain %s",
+                            domain);
+    if (s == NATS_TIMEOUT)
+        return mesh_err_set(err, MESH_TIMEOUT, "the node of domain %s did not answer in time",
+                            domain);
+    return mesh_err_set(err, MESH_UNAVAILABLE, "mesh request for domain %s: %s", domain,
+                        natsStatus_GetText(s));
+}
+
+/* Signs r and sends it to its domain; *reply is the answer. */
+static mesh_status_t request(mesh_fed_t *f, mesh_fed_request_t *r, natsMsg **reply, mesh_err_t *err)
+{
+    pthread_mutex_lock(&f->mu);
+    mesh_mesh_t *m = f->mesh;
+    pthread_mutex_unlock(&f->mu);
+    if (m == NULL)
+        return mesh_err_set(err, MESH_UNAVAILABLE, "this node is not in a mesh");
+    snprintf(r->node, sizeof r->node, "%s", mesh__mesh_node_name(m));
+    r->ts_ns = mesh_now_ns();
+    if (mesh_random(r->nonce, sizeof r->nonce) != MESH_OK)
+        return mesh_err_set(err, MESH_INTERNAL, "no randomness");
+    char subject[160];
+    snprintf(subject, sizeof subject, "meshd.dom.%s.req.scan", r->domain);
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_FED_MAX_REQUEST);
+    mesh_status_t st = mesh_fed_request_encode(r, subject, f->key, &b);
+    if (st != MESH_OK) {
+        mesh_buf_free(&b);
+        return mesh_err_set(err, st, "the scan of %s.%s is too large to send", r->domain, r->table);
+    }
+    natsConnection *nc = mesh__mesh_conn_get(m);
+    natsStatus s = nc ? natsConnection_Request(reply, nc, subject, b.data, (int)b.len,
+                                               mesh__mesh_timeout_ns(m) / 1000000)
+                      : NATS_CONNECTION_CLOSED;
+    mesh__mesh_conn_put(m);
+    mesh_buf_free(&b);
+    return s == NATS_OK ? MESH_OK : nats_error(s, r->domain, err);
+}
+
+/* Decodes a reply into f; an error frame becomes err. */
+static mesh_status_t decode(natsMsg *msg, const char *domain, mesh_fed_frame_t *fr, mesh_err_t *err)
+{
+    if (mesh_fed_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), fr, err) !=
+        MESH_OK) {
+        mesh_err_prefix(err, "domain %s answered with a bad frame: ", domain);
+        return err->code;
+    }
+    if (fr->kind == MESH_FED_ERROR)
+        return mesh_err_set(err, fr->code, "domain %s: %s", domain, fr->msg);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *domain,
+                                mesh_fed_schema_t *out, mesh_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    /* a recent answer for the same user and domain saves a round trip (the owner enforces
+     * its current policy on every scan whatever the caller's schema says) */
+    int64_t now = mesh_mono_ns();
+    int slot = 0;
+    mesh_status_t st = MESH_NOT_FOUND;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < DESCRIBES; i++) {
+        describe_entry_t *d = &f->describes[i];
+        if (d->mono && strcmp(d->user, user) == 0 && strcmp(d->domain, domain) == 0 &&
+            now - d->mono < MESH_FED_DESCRIBE_TTL) {
+            mesh_fed_frame_t fr;
+            st = mesh_fed_frame_decode(d->frame.data, d->frame.len, &fr, err);
+            if (st == MESH_OK) {
+                *out = fr.schema;
+                memset(&fr.schema, 0, sizeof fr.schema);
+                mesh_fed_frame_free(&fr);
+            }
+            break;
+        }
+        if (d->mono < f->describes[slot].mono)
+            slot = i;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (st == MESH_OK)
+        return MESH_OK;
+    mesh_fed_request_t r;
+    memset(&r, 0, sizeof r);
+    r.op = MESH_FED_DESCRIBE;
+    r.limit = -1;
+    snprintf(r.user, sizeof r.user, "%s", user);
+    snprintf(r.domain, sizeof r.domain, "%s", domain);
+    natsMsg *msg = NULL;
+    st = request(f, &r, &msg, err);
+    if (st != MESH_OK)
+        return st;
+    mesh_fed_frame_t fr;
+    st = decode(msg, domain, &fr, err);
+    if (st == MESH_OK && fr.kind != MESH_FED_SCHEMA)
+        st = mesh_err_set(err, MESH_INTERNAL, "domain %s: not a schema answer", domain);
+    if (st == MESH_OK) {
+        pthread_mutex_lock(&f->mu);
+        describe_entry_t *d = &f->describes[slot];
+        snprintf(d->user, sizeof d->user, "%s", user);
+        snprintf(d->domain, sizeof d->domain, "%s", domain);
+        d->mono = mesh_mono_ns();
+        mesh_buf_free(&d->frame);
+        mesh_buf_init(&d->frame, MESH_FED_MAX_FRAME);
+        mesh_buf_add(&d->frame, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+        pthread_mutex_unlock(&f->mu);
+        *out = fr.schema;
+        memset(&fr.schema, 0, sizeof fr.schema);
+    }
+    mesh_fed_frame_free(&fr);
+    natsMsg_Destroy(msg);
+    return st;
+}
+
+/* Takes msg as the scan's current frame. */
+static mesh_status_t take_frame(mesh_fed_scan_t *s, natsMsg *msg, const char *domain,
+                                mesh_err_t *err)
+{
+    mesh_fed_frame_free(&s->frame);
+    natsMsg_Destroy(s->msg);
+    s->msg = msg;
+    s->row = 0;
+    s->next[0] = '\0';
+    mesh_status_t st = decode(msg, domain, &s->frame, err);
+    if (st == MESH_OK && s->frame.kind != MESH_FED_ROWS)
+        st = mesh_err_set(err, MESH_INTERNAL, "domain %s: not a rows answer", domain);
+    const char *next = natsMsg_GetReply(msg);
+    if (st == MESH_OK && !s->frame.last) {
+        /* the owner's inbox, and nothing else: a next request goes only there */
+        if (next == NULL || strncmp(next, "_INBOX_", 7) != 0 || strlen(next) >= sizeof s->next)
+            st = mesh_err_set(err, MESH_INTERNAL, "domain %s: a frame without a next subject",
+                              domain);
+        else
+            snprintf(s->next, sizeof s->next, "%s", next);
+    }
+    pthread_mutex_lock(&s->f->mu);
+    s->f->stats.frames++;
+    s->f->stats.rows += st == MESH_OK ? s->frame.nrows : 0;
+    pthread_mutex_unlock(&s->f->mu);
+    return st;
+}
+
+mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
+                                 mesh_fed_scan_t **out, mesh_err_t *err)
+{
+    mesh_fed_request_t r = *req;
+    r.op = MESH_FED_SCAN;
+    mesh_fed_scan_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    s->f = f;
+    s->t0 = mesh_mono_ns();
+    snprintf(s->domain, sizeof s->domain, "%s", r.domain);
+    pthread_mutex_lock(&f->mu);
+    f->stats.scans++;
+    pthread_mutex_unlock(&f->mu);
+    natsMsg *msg = NULL;
+    mesh_status_t st = request(f, &r, &msg, err);
+    if (st == MESH_OK)
+        st = take_frame(s, msg, r.domain, err);
+    if (st != MESH_OK) {
+        s->failed = true;
+        mesh_fed_scan_close(s);
+        return st;
+    }
+    *out = s;
+    return MESH_OK;
+}
+
+int mesh_fed_scan_next(mesh_fed_scan_t *s, const mesh_datum_t **row, mesh_err_t *err)
+{
+    while (s->row >= s->frame.nrows) {
+        if (s->frame.last || s->next[0] == '\0')
+            return 0;
+        pthread_mutex_lock(&s->f->mu);
+        mesh_mesh_t *m = s->f->mesh;
+        pthread_mutex_unlock(&s->f->mu);
+        natsMsg *msg = NULL;
+        natsConnection *nc = m ? mesh__mesh_conn_get(m) : NULL;
+        natsStatus ns = nc ? natsConnection_Request(&msg, nc, s->next, "next", 4,
+                                                    mesh__mesh_timeout_ns(m) / 1000000)
+                           : NATS_CONNECTION_CLOSED;
+        if (m)
+            mesh__mesh_conn_put(m);
+        s->next[0] = '\0';
+        if (ns != NATS_OK) {
+            s->failed = true;
+            nats_error(ns, s->domain, err);
+            return -1;
+        }
+        if (take_frame(s, msg, s->domain, err) != MESH_OK) {
+            s->failed = true;
+            return -1;
+        }
+    }
+    *row = s->frame.vals ? s->frame.vals + (size_t)s->row * s->frame.ncols : NULL;
+    s->row++;
+    return 1;
+}
+
+void mesh_fed_scan_close(mesh_fed_scan_t *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->f->mu);
+    mesh_mesh_t *m = s->f->mesh;
+    s->f->stats.scan_seconds += (double)(mesh_mono_ns() - s->t0) / 1e9;
+    if (s->failed)
+        s->f->stats.scan_failures++;
+    pthread_mutex_unlock(&s->f->mu);
+    if (s->next[0] && m) {
+        /* ended before the owner's last frame: let it free the scan now */
+        natsConnection *nc = mesh__mesh_conn_get(m);
+        if (nc)
+            natsConnection_Publish(nc, s->next, "close", 5);
+        mesh__mesh_conn_put(m);
+    }
+    mesh_fed_frame_free(&s->frame);
+    natsMsg_Destroy(s->msg);
+    free(s);
+}

@@ -1,0 +1,604 @@
+/*
+ * fedwire.c - encoding and the strict decoders of federated query messages (see fedwire.h).
+ */
+#include "mesh/fedwire.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "mesh/entry.h"
+
+#define SIG_CONTEXT "meshd-fed-v1\n"
+#define MAGIC_LEN   4
+#define FRAME_HDR   12 /* magic, kind, last, ncols, nrows */
+
+static const char *const op_sql[MESH_FED_OP__COUNT] = {
+    "=", ">", ">=", "<", "<=", "!=", "IS", "IS NOT", "IS NULL", "IS NOT NULL", "LIKE", "GLOB"};
+
+const char *mesh_fed_op_sql(mesh_fed_opr_t op)
+{
+    return (unsigned)op < MESH_FED_OP__COUNT ? op_sql[op] : "=";
+}
+
+bool mesh_fed_op_has_value(mesh_fed_opr_t op)
+{
+    return op != MESH_FED_OP_ISNULL && op != MESH_FED_OP_NOTNULL;
+}
+
+bool mesh_fed_table_ok(const char *t)
+{
+    char name[MESH_FED_TABLE_MAX + 1];
+    size_t n = strlen(t);
+    if (n > MESH_FED_TABLE_MAX)
+        return false;
+    memcpy(name, t, n + 1);
+    if (n > 12 && strcmp(name + n - 12, "__quarantine") == 0)
+        name[n - 12] = '\0';
+    else if (n > 6 && strcmp(name + n - 6, "__last") == 0)
+        name[n - 6] = '\0';
+    return mesh_name_product_ok(name);
+}
+
+/* ---- requests ---- */
+
+/* The bytes a signature covers. */
+static mesh_status_t signed_bytes(const char *subject, const void *json, size_t n, mesh_buf_t *b)
+{
+    mesh_status_t st = mesh_buf_adds(b, SIG_CONTEXT);
+    if (st == MESH_OK)
+        st = mesh_buf_adds(b, subject);
+    if (st == MESH_OK)
+        st = mesh_buf_addc(b, '\n');
+    if (st == MESH_OK)
+        st = mesh_buf_add(b, json, n);
+    return st;
+}
+
+static json_t *datum_json(const mesh_datum_t *d)
+{
+    switch (d->type) {
+    case MESH_V_INT:
+        return json_integer(d->i);
+    case MESH_V_REAL:
+        return json_real(d->d);
+    case MESH_V_TEXT:
+        return json_stringn(d->s ? d->s : "", d->n);
+    default:
+        return json_null();
+    }
+}
+
+mesh_status_t mesh_fed_request_encode(const mesh_fed_request_t *r, const char *subject,
+                                      const mesh_signkey_t *key, mesh_buf_t *out)
+{
+    char nonce[2 * MESH_FED_NONCE_BYTES + 1];
+    mesh_hex(r->nonce, sizeof r->nonce, nonce);
+    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:s}", "v", 1, "op",
+                          r->op == MESH_FED_SCAN ? "scan" : "describe", "node", r->node, "user",
+                          r->user, "domain", r->domain, "ts", (json_int_t)r->ts_ns, "nonce", nonce);
+    if (o == NULL)
+        return MESH_NOMEM;
+    if (r->op == MESH_FED_SCAN) {
+        json_t *cols = json_array(), *where = json_array();
+        for (size_t i = 0; i < r->ncols; i++)
+            json_array_append_new(cols, json_string(r->cols[i]));
+        for (size_t i = 0; i < r->ncons; i++) {
+            json_t *c =
+                json_pack("{s:s,s:s}", "col", r->cons[i].col, "op", mesh_fed_op_sql(r->cons[i].op));
+            if (c && mesh_fed_op_has_value(r->cons[i].op))
+                json_object_set_new(c, "val", datum_json(&r->cons[i].val));
+            json_array_append_new(where, c);
+        }
+        json_object_set_new(o, "table", json_string(r->table));
+        json_object_set_new(o, "cols", cols);
+        json_object_set_new(o, "where", where);
+        if (r->limit >= 0)
+            json_object_set_new(o, "limit", json_integer(r->limit));
+    }
+    char *js = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (js == NULL)
+        return MESH_NOMEM;
+    size_t jn = strlen(js);
+    mesh_status_t st = MESH_OK;
+    if (jn + MAGIC_LEN + MESH_SIGN_SIG_BYTES > MESH_FED_MAX_REQUEST)
+        st = MESH_TOO_LARGE;
+    mesh_buf_t sb;
+    mesh_buf_init(&sb, MESH_FED_MAX_REQUEST + 1024);
+    uint8_t sig[MESH_SIGN_SIG_BYTES];
+    if (st == MESH_OK)
+        st = signed_bytes(subject, js, jn, &sb);
+    if (st == MESH_OK)
+        st = mesh_sign(key, sb.data, sb.len, sig);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, MESH_FED_MAGIC_REQ, MAGIC_LEN);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, sig, sizeof sig);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, js, jn);
+    mesh_buf_free(&sb);
+    free(js);
+    return st;
+}
+
+bool mesh_fed_request_verify(const void *p, size_t n, const char *subject,
+                             const uint8_t pub[MESH_SIGN_PUB_BYTES])
+{
+    if (n < MAGIC_LEN + MESH_SIGN_SIG_BYTES || n > MESH_FED_MAX_REQUEST ||
+        memcmp(p, MESH_FED_MAGIC_REQ, MAGIC_LEN) != 0)
+        return false;
+    const uint8_t *b = p;
+    mesh_buf_t sb;
+    mesh_buf_init(&sb, MESH_FED_MAX_REQUEST + 1024);
+    bool ok = signed_bytes(subject, b + MAGIC_LEN + MESH_SIGN_SIG_BYTES,
+                           n - MAGIC_LEN - MESH_SIGN_SIG_BYTES, &sb) == MESH_OK &&
+              mesh_sign_verify(pub, sb.data, sb.len, b + MAGIC_LEN);
+    mesh_buf_free(&sb);
+    return ok;
+}
+
+/* A string member of at most max bytes, without control characters, copied into out. */
+static mesh_status_t str_field(json_t *o, const char *key, char *out, size_t cap, bool required,
+                               mesh_err_t *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL && !required) {
+        out[0] = '\0';
+        return MESH_OK;
+    }
+    if (!json_is_string(v))
+        return mesh_err_set(err, MESH_INVALID, "%s: missing or not a string", key);
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (n >= cap)
+        return mesh_err_set(err, MESH_INVALID, "%s: longer than %zu bytes", key, cap - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return mesh_err_set(err, MESH_INVALID, "%s: control character", key);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return MESH_OK;
+}
+
+static mesh_status_t parse_cons(json_t *c, mesh_fed_cons_t *out, mesh_err_t *err)
+{
+    if (!json_is_object(c))
+        return mesh_err_set(err, MESH_INVALID, "where: an item is not an object");
+    char op[16];
+    mesh_status_t st = str_field(c, "col", out->col, sizeof out->col, true, err);
+    if (st == MESH_OK)
+        st = str_field(c, "op", op, sizeof op, true, err);
+    if (st != MESH_OK)
+        return st;
+    if (!mesh_name_column_ok(out->col))
+        return mesh_err_set(err, MESH_INVALID, "where: '%s' is not a column name", out->col);
+    int k = -1;
+    for (int i = 0; i < MESH_FED_OP__COUNT; i++)
+        if (strcmp(op, op_sql[i]) == 0)
+            k = i;
+    if (k < 0)
+        return mesh_err_set(err, MESH_INVALID, "where: unknown operator");
+    out->op = (mesh_fed_opr_t)k;
+    json_t *v = json_object_get(c, "val");
+    memset(&out->val, 0, sizeof out->val);
+    if (!mesh_fed_op_has_value(out->op)) {
+        if (v != NULL)
+            return mesh_err_set(err, MESH_INVALID, "where: %s takes no value", op);
+        out->val.type = MESH_V_NULL;
+        return MESH_OK;
+    }
+    if (json_is_integer(v)) {
+        out->val.type = MESH_V_INT;
+        out->val.i = json_integer_value(v);
+    } else if (json_is_real(v)) {
+        out->val.type = MESH_V_REAL;
+        out->val.d = json_real_value(v);
+    } else if (json_is_string(v)) {
+        size_t n = json_string_length(v);
+        if (n > MESH_FED_MAX_VALUE)
+            return mesh_err_set(err, MESH_LIMIT, "where: a value longer than %d bytes",
+                                MESH_FED_MAX_VALUE);
+        char *s = mesh_strndup(json_string_value(v), n);
+        if (s == NULL)
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        out->val.type = MESH_V_TEXT;
+        out->val.s = s;
+        out->val.n = n;
+    } else if (json_is_null(v)) {
+        out->val.type = MESH_V_NULL;
+    } else {
+        return mesh_err_set(err, MESH_INVALID, "where: a value is not a number, text or null");
+    }
+    return MESH_OK;
+}
+
+static mesh_status_t parse_request(json_t *o, mesh_fed_request_t *r, mesh_err_t *err)
+{
+    if (!json_is_object(o))
+        return mesh_err_set(err, MESH_INVALID, "not a JSON object");
+    json_t *v = json_object_get(o, "v");
+    if (!json_is_integer(v) || json_integer_value(v) != 1)
+        return mesh_err_set(err, MESH_INVALID, "v: not version 1");
+    char op[16], nonce[2 * MESH_FED_NONCE_BYTES + 1];
+    mesh_status_t st;
+    if ((st = str_field(o, "op", op, sizeof op, true, err)) != MESH_OK ||
+        (st = str_field(o, "node", r->node, sizeof r->node, true, err)) != MESH_OK ||
+        (st = str_field(o, "user", r->user, sizeof r->user, true, err)) != MESH_OK ||
+        (st = str_field(o, "domain", r->domain, sizeof r->domain, true, err)) != MESH_OK ||
+        (st = str_field(o, "nonce", nonce, sizeof nonce, true, err)) != MESH_OK)
+        return st;
+    if (strcmp(op, "describe") == 0)
+        r->op = MESH_FED_DESCRIBE;
+    else if (strcmp(op, "scan") == 0)
+        r->op = MESH_FED_SCAN;
+    else
+        return mesh_err_set(err, MESH_INVALID, "op: not describe or scan");
+    if (!mesh_entry_node_name_ok(r->node))
+        return mesh_err_set(err, MESH_INVALID, "node: not a node name");
+    if (r->user[0] == '\0')
+        return mesh_err_set(err, MESH_INVALID, "user: empty");
+    if (!mesh_name_domain_ok(r->domain))
+        return mesh_err_set(err, MESH_INVALID, "domain: not a domain name");
+    if (!mesh_unhex(nonce, r->nonce, sizeof r->nonce))
+        return mesh_err_set(err, MESH_INVALID, "nonce: not %d hex digits",
+                            2 * MESH_FED_NONCE_BYTES);
+    json_t *ts = json_object_get(o, "ts");
+    if (!json_is_integer(ts) || json_integer_value(ts) <= 0)
+        return mesh_err_set(err, MESH_INVALID, "ts: missing or not a positive integer");
+    r->ts_ns = (int64_t)json_integer_value(ts);
+    r->limit = -1;
+    if (r->op != MESH_FED_SCAN)
+        return MESH_OK;
+    if ((st = str_field(o, "table", r->table, sizeof r->table, true, err)) != MESH_OK)
+        return st;
+    if (!mesh_fed_table_ok(r->table))
+        return mesh_err_set(err, MESH_INVALID, "table: not a product name");
+    json_t *cols = json_object_get(o, "cols"), *where = json_object_get(o, "where");
+    if (!json_is_array(cols) || (where && !json_is_array(where)))
+        return mesh_err_set(err, MESH_INVALID, "cols, where: not arrays");
+    size_t nc = json_array_size(cols), nw = json_array_size(where);
+    if (nc > MESH_FED_MAX_COLS || nw > MESH_FED_MAX_CONS)
+        return mesh_err_set(err, MESH_LIMIT, "more than %d columns or %d constraints",
+                            MESH_FED_MAX_COLS, MESH_FED_MAX_CONS);
+    if (nc && (r->cols = calloc(nc, sizeof *r->cols)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < nc; i++) {
+        json_t *c = json_array_get(cols, i);
+        size_t n = json_string_length(c);
+        if (!json_is_string(c) || n >= sizeof r->cols[0] || strlen(json_string_value(c)) != n ||
+            !mesh_name_column_ok(json_string_value(c)))
+            return mesh_err_set(err, MESH_INVALID, "cols: an item is not a column name");
+        memcpy(r->cols[i], json_string_value(c), n + 1);
+        r->ncols++;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        r->ncons++;
+        if ((st = parse_cons(json_array_get(where, i), &r->cons[i], err)) != MESH_OK)
+            return st;
+    }
+    json_t *lim = json_object_get(o, "limit");
+    if (lim) {
+        if (!json_is_integer(lim) || json_integer_value(lim) < 0)
+            return mesh_err_set(err, MESH_INVALID, "limit: not a non-negative integer");
+        r->limit = (int64_t)json_integer_value(lim);
+    }
+    return MESH_OK;
+}
+
+mesh_status_t mesh_fed_request_parse(const void *p, size_t n, mesh_fed_request_t *out,
+                                     mesh_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->limit = -1;
+    if (n > MESH_FED_MAX_REQUEST)
+        return mesh_err_set(err, MESH_TOO_LARGE, "request of %zu bytes (limit %d)", n,
+                            MESH_FED_MAX_REQUEST);
+    if (n < MAGIC_LEN + MESH_SIGN_SIG_BYTES || memcmp(p, MESH_FED_MAGIC_REQ, MAGIC_LEN) != 0)
+        return mesh_err_set(err, MESH_PARSE, "not a signed federation request");
+    const char *js = (const char *)p + MAGIC_LEN + MESH_SIGN_SIG_BYTES;
+    json_error_t je;
+    json_t *o = json_loadb(js, n - MAGIC_LEN - MESH_SIGN_SIG_BYTES, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL)
+        return mesh_err_set(err, MESH_PARSE, "malformed JSON at column %d: %s", je.column, je.text);
+    mesh_status_t st = parse_request(o, out, err);
+    json_decref(o);
+    if (st != MESH_OK)
+        mesh_fed_request_free(out);
+    return st;
+}
+
+void mesh_fed_request_free(mesh_fed_request_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->ncons; i++)
+        if (r->cons[i].val.type == MESH_V_TEXT)
+            free((char *)r->cons[i].val.s);
+    r->ncons = 0;
+    free(r->cols);
+    r->cols = NULL;
+    r->ncols = 0;
+}
+
+/* ---- frames ---- */
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static mesh_status_t header(mesh_buf_t *out, mesh_fed_kind_t kind)
+{
+    uint8_t h[FRAME_HDR] = {'M', 'F', 'C', '1', (uint8_t)kind, 1, 0, 0, 0, 0, 0, 0};
+    return mesh_buf_add(out, h, sizeof h);
+}
+
+void mesh_fed_rows_begin(mesh_fed_enc_t *e, mesh_buf_t *out, uint16_t ncols)
+{
+    e->out = out;
+    e->start = out->len;
+    e->ncols = ncols;
+    e->nrows = 0;
+    header(out, MESH_FED_ROWS);
+}
+
+mesh_status_t mesh_fed_rows_value(mesh_fed_enc_t *e, const mesh_datum_t *d)
+{
+    mesh_buf_t *b = e->out;
+    switch (d->type) {
+    case MESH_V_INT: {
+        mesh_status_t st = mesh_buf_addc(b, 1);
+        return st == MESH_OK ? mesh_buf_add_u64(b, (uint64_t)d->i) : st;
+    }
+    case MESH_V_REAL: {
+        uint64_t bits;
+        memcpy(&bits, &d->d, sizeof bits);
+        mesh_status_t st = mesh_buf_addc(b, 2);
+        return st == MESH_OK ? mesh_buf_add_u64(b, bits) : st;
+    }
+    case MESH_V_TEXT: {
+        mesh_status_t st = mesh_buf_addc(b, 3);
+        if (st == MESH_OK)
+            st = mesh_buf_add_uvarint(b, d->n);
+        return st == MESH_OK ? mesh_buf_add(b, d->s ? d->s : "", d->n) : st;
+    }
+    default:
+        return mesh_buf_addc(b, 0);
+    }
+}
+
+void mesh_fed_rows_row(mesh_fed_enc_t *e)
+{
+    e->nrows++;
+}
+
+void mesh_fed_rows_end(mesh_fed_enc_t *e, bool last)
+{
+    uint8_t *h = (uint8_t *)e->out->data + e->start;
+    h[5] = last ? 1 : 0;
+    put_u16(h + 6, e->ncols);
+    put_u32(h + 8, e->nrows);
+}
+
+mesh_status_t mesh_fed_error_encode(mesh_status_t code, const char *msg, mesh_buf_t *out)
+{
+    size_t n = strnlen(msg, 500);
+    uint8_t t[3] = {(uint8_t)code, (uint8_t)n, (uint8_t)(n >> 8)};
+    mesh_status_t st = header(out, MESH_FED_ERROR);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, t, sizeof t);
+    return st == MESH_OK ? mesh_buf_add(out, msg, n) : st;
+}
+
+static const char *const col_types[] = {"TEXT",      "INTEGER", "REAL", "BOOLEAN",
+                                        "TIMESTAMP", "DATE",    "TIME", "JSON"};
+
+mesh_status_t mesh_fed_schema_encode(const mesh_fed_schema_t *s, mesh_buf_t *out)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < s->ntables; i++) {
+        json_t *cols = json_array();
+        for (size_t k = 0; k < s->tables[i].ncols; k++)
+            json_array_append_new(cols,
+                                  json_pack("[s,s]", s->tables[i].cols[k], s->tables[i].types[k]));
+        json_array_append_new(tables,
+                              json_pack("{s:s,s:o}", "name", s->tables[i].name, "cols", cols));
+    }
+    json_t *o = json_pack("{s:o}", "tables", tables);
+    char *js = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(o);
+    if (js == NULL)
+        return MESH_NOMEM;
+    mesh_status_t st = strlen(js) + FRAME_HDR > MESH_FED_MAX_FRAME ? MESH_TOO_LARGE : MESH_OK;
+    if (st == MESH_OK)
+        st = header(out, MESH_FED_SCHEMA);
+    if (st == MESH_OK)
+        st = mesh_buf_adds(out, js);
+    free(js);
+    return st;
+}
+
+void mesh_fed_schema_free(mesh_fed_schema_t *s)
+{
+    for (size_t i = 0; s && i < s->ntables; i++) {
+        free(s->tables[i].cols);
+        free(s->tables[i].types);
+    }
+    if (s) {
+        free(s->tables);
+        s->tables = NULL;
+        s->ntables = 0;
+    }
+}
+
+static mesh_status_t parse_schema(const char *p, size_t n, mesh_fed_schema_t *s, mesh_err_t *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL)
+        return mesh_err_set(err, MESH_PARSE, "schema: malformed JSON: %s", je.text);
+    mesh_status_t st = MESH_OK;
+    json_t *tables = json_object_get(o, "tables");
+    size_t nt = json_array_size(tables);
+    if (!json_is_array(tables))
+        st = mesh_err_set(err, MESH_INVALID, "schema: tables is not an array");
+    else if (nt > MESH_FED_MAX_TABLES)
+        st = mesh_err_set(err, MESH_LIMIT, "schema: more than %d tables", MESH_FED_MAX_TABLES);
+    else if (nt && (s->tables = calloc(nt, sizeof *s->tables)) == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < nt && st == MESH_OK; i++) {
+        json_t *t = json_array_get(tables, i);
+        mesh_fed_table_t *ft = &s->tables[s->ntables++];
+        json_t *cols = json_object_get(t, "cols");
+        size_t nc = json_array_size(cols);
+        if (!json_is_object(t) || !json_is_array(cols)) {
+            st = mesh_err_set(err, MESH_INVALID, "schema: a table is not {name, cols}");
+            break;
+        }
+        if ((st = str_field(t, "name", ft->name, sizeof ft->name, true, err)) != MESH_OK)
+            break;
+        if (!mesh_fed_table_ok(ft->name) || nc > MESH_FED_MAX_COLS) {
+            st = mesh_err_set(err, MESH_INVALID, "schema: a bad table name or too many columns");
+            break;
+        }
+        /* a table name appears once */
+        for (size_t k = 0; k + 1 < s->ntables && st == MESH_OK; k++)
+            if (strcmp(s->tables[k].name, ft->name) == 0)
+                st = mesh_err_set(err, MESH_INVALID, "schema: table %s twice", ft->name);
+        if (st != MESH_OK)
+            break;
+        if (nc && ((ft->cols = calloc(nc, sizeof *ft->cols)) == NULL ||
+                   (ft->types = calloc(nc, sizeof *ft->types)) == NULL)) {
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+            break;
+        }
+        for (size_t k = 0; k < nc && st == MESH_OK; k++) {
+            json_t *c = json_array_get(cols, k);
+            json_t *cn = json_array_get(c, 0), *ct = json_array_get(c, 1);
+            if (!json_is_array(c) || json_array_size(c) != 2 || !json_is_string(cn) ||
+                !json_is_string(ct) || json_string_length(cn) >= sizeof ft->cols[0] ||
+                strlen(json_string_value(cn)) != json_string_length(cn) ||
+                !mesh_name_column_ok(json_string_value(cn))) {
+                st = mesh_err_set(err, MESH_INVALID, "schema: a column is not [name, type]");
+                break;
+            }
+            int ty = -1;
+            for (size_t j = 0; j < MESH_ARRAY_LEN(col_types); j++)
+                if (strcmp(json_string_value(ct), col_types[j]) == 0)
+                    ty = (int)j;
+            if (ty < 0) {
+                st = mesh_err_set(err, MESH_INVALID, "schema: unknown column type");
+                break;
+            }
+            memcpy(ft->cols[k], json_string_value(cn), json_string_length(cn) + 1);
+            snprintf(ft->types[k], sizeof ft->types[k], "%s", col_types[ty]);
+            ft->ncols++;
+        }
+    }
+    json_decref(o);
+    if (st != MESH_OK)
+        mesh_fed_schema_free(s);
+    return st;
+}
+
+mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *out, mesh_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (n > MESH_FED_MAX_FRAME)
+        return mesh_err_set(err, MESH_TOO_LARGE, "frame of %zu bytes (limit %d)", n,
+                            MESH_FED_MAX_FRAME);
+    mesh_cursor_t c;
+    mesh_cursor_init(&c, p, n);
+    const uint8_t *magic = mesh_cursor_bytes(&c, MAGIC_LEN);
+    if (magic == NULL || memcmp(magic, MESH_FED_MAGIC_FRAME, MAGIC_LEN) != 0)
+        return mesh_err_set(err, MESH_PARSE, "not a federation frame");
+    uint8_t kind = mesh_cursor_u8(&c), last = mesh_cursor_u8(&c);
+    const uint8_t *nc = mesh_cursor_bytes(&c, 2);
+    uint32_t nrows = mesh_cursor_u32(&c);
+    if (c.bad || nc == NULL || kind > MESH_FED_SCHEMA || last > 1)
+        return mesh_err_set(err, MESH_PARSE, "bad frame header");
+    out->kind = (mesh_fed_kind_t)kind;
+    out->last = last;
+    out->ncols = (uint16_t)(nc[0] | nc[1] << 8);
+    out->nrows = nrows;
+    if (kind == MESH_FED_ERROR) {
+        uint8_t code = mesh_cursor_u8(&c);
+        const uint8_t *ln = mesh_cursor_bytes(&c, 2);
+        size_t len = ln ? (size_t)(ln[0] | ln[1] << 8) : 0;
+        const uint8_t *msg = mesh_cursor_bytes(&c, len);
+        if (c.bad || msg == NULL || c.n != 0 || code == MESH_OK || code >= MESH_STATUS__COUNT ||
+            len >= sizeof out->msg)
+            return mesh_err_set(err, MESH_PARSE, "bad error frame");
+        out->code = (mesh_status_t)code;
+        for (size_t i = 0; i < len; i++) /* shown to users: no control characters */
+            out->msg[i] = msg[i] < 0x20 || msg[i] == 0x7f ? '?' : (char)msg[i];
+        out->msg[len] = '\0';
+        return MESH_OK;
+    }
+    if (kind == MESH_FED_SCHEMA)
+        return parse_schema((const char *)c.p, c.n, &out->schema, err);
+    if (out->ncols > MESH_FED_MAX_COLS || nrows > MESH_FED_MAX_ROWS)
+        return mesh_err_set(err, MESH_LIMIT, "frame of %u rows of %u columns", nrows, out->ncols);
+    size_t nvals = (size_t)nrows * out->ncols;
+    /* every value takes at least one byte: more values than bytes is a lie */
+    if (nvals > c.n)
+        return mesh_err_set(err, MESH_PARSE, "frame shorter than its rows");
+    if (nvals && (out->vals = calloc(nvals, sizeof *out->vals)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < nvals && !c.bad; i++) {
+        mesh_datum_t *d = &out->vals[i];
+        uint8_t tag = mesh_cursor_u8(&c);
+        switch (tag) {
+        case 0:
+            d->type = MESH_V_NULL;
+            break;
+        case 1:
+            d->type = MESH_V_INT;
+            d->i = (int64_t)mesh_cursor_u64(&c);
+            break;
+        case 2: {
+            uint64_t bits = mesh_cursor_u64(&c);
+            d->type = MESH_V_REAL;
+            memcpy(&d->d, &bits, sizeof bits);
+            break;
+        }
+        case 3: {
+            uint64_t len = mesh_cursor_uvarint(&c);
+            const uint8_t *s = len <= c.n ? mesh_cursor_bytes(&c, (size_t)len) : NULL;
+            if (s == NULL) {
+                c.bad = 1;
+                break;
+            }
+            d->type = MESH_V_TEXT;
+            d->s = (const char *)s;
+            d->n = (size_t)len;
+            break;
+        }
+        default:
+            c.bad = 1;
+        }
+    }
+    if (c.bad || c.n != 0) {
+        mesh_fed_frame_free(out);
+        return mesh_err_set(err, MESH_PARSE, "malformed rows frame");
+    }
+    return MESH_OK;
+}
+
+void mesh_fed_frame_free(mesh_fed_frame_t *f)
+{
+    if (f == NULL)
+        return;
+    free(f->vals);
+    f->vals = NULL;
+    mesh_fed_schema_free(&f->schema);
+}

@@ -1,0 +1,472 @@
+/*
+ * fed.c - the node's side of federated queries (mesh/fed.h, docs/mesh.md).
+ *
+ * Owner: a verified request is run as the END USER it names, under this node's own
+ * catalog, policy and sandbox, exactly as that user's local query would be: the principal
+ * is looked up by name here (grants are mesh-wide names, decided by the owner), the scan
+ * becomes "SELECT cols FROM domain.table WHERE col op ?n ... LIMIT ?" over the product
+ * virtual table (values bound, never in the SQL text), so grants, masks, row filters and
+ * any policy the product table applies hold for remote callers with no code of their own.
+ * Every scan is audited here with the real user's name and the calling node.
+ *
+ * Caller: the query pool reaches domains of other live nodes through the transport; which
+ * domains those are is read from the registry at every heartbeat.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/security.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/metrics.h"
+#include "mesh/fed.h"
+#include "node/node.h"
+
+#define SIGN_KEY_FILE "node_sign.key"
+
+typedef struct fscan {
+    mesh_node_t *n;
+    mesh_snapshot_t *snap;
+    mesh_policy_t *policy;
+    mesh_identity_t who;
+    mesh_query_t *q;
+    char node[64];
+    char domain[MESH_NAME_MAX + 1];
+    char *sql;
+    int64_t t0;
+    int ncols;
+} fscan_t;
+
+/* The end user as this node knows it; refused (and audited) when it does not. */
+static mesh_status_t identity(mesh_node_t *n, const mesh_fed_request_t *r, mesh_identity_t *who,
+                              mesh_err_t *err)
+{
+    mesh_principal_info_t p;
+    memset(who, 0, sizeof *who);
+    if (mesh_catalog_principal_find(n->cat, r->user, &p) != MESH_OK || p.disabled)
+        return mesh_err_set(err, MESH_FORBIDDEN,
+                            "principal '%s' has no access on node %s, which hosts domain %s "
+                            "(grants are decided by the domain's node)",
+                            r->user, n->opts.node_name, r->domain);
+    who->principal_id = p.id;
+    snprintf(who->name, sizeof who->name, "%s", p.name);
+    snprintf(who->roles, sizeof who->roles, "%s", p.roles);
+    return MESH_OK;
+}
+
+static void audit(mesh_node_t *n, mesh_audit_action_t action, const char *node,
+                  const mesh_identity_t *who, const char *user, const char *domain, int status,
+                  const char *details, int64_t policy_version)
+{
+    if (n->audit == NULL)
+        return;
+    char source[80];
+    snprintf(source, sizeof source, "node:%s", node);
+    mesh_audit_rec_t rec = {.action = action,
+                            .principal_id = who ? who->principal_id : 0,
+                            .principal = user,
+                            .auth = "mesh-node",
+                            .source = source,
+                            .domain = domain && *domain ? domain : NULL,
+                            .status = status,
+                            .details = details,
+                            .policy_version = policy_version};
+    mesh_audit_record(n->audit, &rec);
+}
+
+static void audit_denied(mesh_node_t *n, const mesh_fed_request_t *r, const mesh_err_t *err)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, 4096);
+    mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
+    mesh_buf_add_json_str(&d, err->msg, strnlen(err->msg, sizeof err->msg));
+    mesh_buf_addc(&d, '}');
+    audit(n, MESH_AUDIT_AUTHZ_DENY, r->node, NULL, r->user, r->domain, mesh_status_http(err->code),
+          d.data, 0);
+    mesh_buf_free(&d);
+}
+
+static bool is_owner(const mesh_snap_domain_t *sd, const char *name)
+{
+    for (size_t i = 0; i < sd->meta.nowners; i++)
+        if (strcmp(sd->meta.owners[i], name) == 0)
+            return true;
+    return false;
+}
+
+static mesh_status_t on_describe(void *arg, const mesh_fed_request_t *r, mesh_fed_schema_t *out,
+                                 mesh_err_t *err)
+{
+    mesh_node_t *n = arg;
+    mesh_identity_t who;
+    mesh_status_t st = identity(n, r, &who, err);
+    mesh_snapshot_t *snap = mesh_registry_snapshot(n->reg);
+    mesh_policy_t *pol = mesh_auth_policy(n->auth);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, r->domain);
+    if (st == MESH_OK && sd == NULL)
+        st = mesh_err_set(err, MESH_NOT_FOUND, "node %s does not host domain %s", n->opts.node_name,
+                          r->domain);
+    size_t np = 0;
+    for (size_t k = 0; st == MESH_OK && k < sd->ncrefs; k++)
+        np += sd->crefs[k]->c->nproducts;
+    if (st == MESH_OK && np && (out->tables = calloc(np, sizeof *out->tables)) == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    bool owner = st == MESH_OK && is_owner(sd, who.name);
+    mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout};
+    for (size_t k = 0; st == MESH_OK && k < sd->ncrefs; k++) {
+        const mesh_contract_t *c = sd->crefs[k]->c;
+        for (size_t i = 0; st == MESH_OK && i < c->nproducts; i++) {
+            const char *pn = c->products[i].name;
+            if (!mesh_policy_decide(pol, &who, MESH_ACT_READ, r->domain, pn, owner, NULL))
+                continue;
+            /* the columns and types this user sees, from the product table itself */
+            char sql[256];
+            snprintf(sql, sizeof sql, "SELECT * FROM \"%s\".\"%s\" LIMIT 0", r->domain, pn);
+            mesh_query_t *q = NULL;
+            mesh_err_t qerr;
+            if (mesh_query_start(n->qpool, snap, pol, &who, sql, strlen(sql), &lim, &q, &qerr) !=
+                MESH_OK) {
+                st = mesh_err_set(err, qerr.code, "%s", qerr.msg);
+                break;
+            }
+            int nc = mesh_query_ncols(q);
+            mesh_fed_table_t *t = &out->tables[out->ntables];
+            if (nc > 0 && nc <= MESH_FED_MAX_COLS &&
+                (t->cols = calloc((size_t)nc, sizeof *t->cols)) != NULL &&
+                (t->types = calloc((size_t)nc, sizeof *t->types)) != NULL) {
+                snprintf(t->name, sizeof t->name, "%s", pn);
+                for (int j = 0; j < nc; j++) {
+                    const char *ty = mesh_query_coltype(q, j);
+                    snprintf(t->cols[j], sizeof t->cols[j], "%s", mesh_query_colname(q, j));
+                    snprintf(t->types[j], sizeof t->types[j], "%s", ty ? ty : "TEXT");
+                }
+                t->ncols = (size_t)nc;
+                out->ntables++;
+            } else if (t->cols) {
+                free(t->cols);
+                t->cols = NULL;
+            }
+            mesh_query_finish(q);
+        }
+    }
+    if (st != MESH_OK)
+        audit_denied(n, r, err);
+    mesh_policy_put(pol);
+    mesh_snapshot_put(snap);
+    return st;
+}
+
+static void fscan_free(fscan_t *f)
+{
+    if (f == NULL)
+        return;
+    mesh_query_finish(f->q);
+    mesh_policy_put(f->policy);
+    if (f->snap)
+        mesh_snapshot_put(f->snap);
+    free(f->sql);
+    free(f);
+}
+
+static void quote(mesh_buf_t *b, const char *name)
+{
+    mesh_buf_addc(b, '"');
+    for (const char *c = name; *c; c++) {
+        if (*c == '"')
+            mesh_buf_addc(b, '"');
+        mesh_buf_addc(b, *c);
+    }
+    mesh_buf_addc(b, '"');
+}
+
+static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void **state,
+                                  mesh_err_t *err)
+{
+    mesh_node_t *n = arg;
+    fscan_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    f->n = n;
+    f->t0 = mesh_mono_ns();
+    snprintf(f->node, sizeof f->node, "%s", r->node);
+    snprintf(f->domain, sizeof f->domain, "%s", r->domain);
+    mesh_status_t st = identity(n, r, &f->who, err);
+    f->snap = mesh_registry_snapshot(n->reg);
+    f->policy = mesh_auth_policy(n->auth);
+    if (st == MESH_OK && mesh_snapshot_domain(f->snap, r->domain) == NULL)
+        st = mesh_err_set(err, MESH_NOT_FOUND, "node %s does not host domain %s", n->opts.node_name,
+                          r->domain);
+    /* the scan as SQL over the product table; values are bound below */
+    mesh_buf_t sql;
+    mesh_buf_init(&sql, MESH_QUERY_MAX_SQL);
+    mesh_buf_adds(&sql, "SELECT ");
+    for (size_t i = 0; i < r->ncols; i++) {
+        if (i)
+            mesh_buf_addc(&sql, ',');
+        quote(&sql, r->cols[i]);
+    }
+    if (r->ncols == 0)
+        mesh_buf_adds(&sql, "NULL");
+    mesh_buf_adds(&sql, " FROM ");
+    quote(&sql, r->domain);
+    mesh_buf_addc(&sql, '.');
+    quote(&sql, r->table);
+    int nparam = 0;
+    for (size_t i = 0; i < r->ncons; i++) {
+        mesh_buf_adds(&sql, i ? " AND " : " WHERE ");
+        quote(&sql, r->cons[i].col);
+        mesh_buf_printf(&sql, " %s", mesh_fed_op_sql(r->cons[i].op));
+        if (mesh_fed_op_has_value(r->cons[i].op))
+            mesh_buf_printf(&sql, " ?%d", ++nparam);
+    }
+    if (r->limit >= 0)
+        mesh_buf_printf(&sql, " LIMIT %lld", (long long)r->limit);
+    f->ncols = r->ncols ? (int)r->ncols : 1;
+    if (st == MESH_OK && sql.data == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    f->sql = mesh_buf_steal(&sql, NULL);
+    mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout,
+                               .max_rows = n->opts.query_max_rows};
+    if (st == MESH_OK)
+        st = mesh_query_start(n->qpool, f->snap, f->policy, &f->who, f->sql, strlen(f->sql), &lim,
+                              &f->q, err);
+    for (size_t i = 0, k = 0; st == MESH_OK && i < r->ncons; i++)
+        if (mesh_fed_op_has_value(r->cons[i].op) &&
+            mesh_query_bind(f->q, (int)++k, &r->cons[i].val) != MESH_OK)
+            st = mesh_err_set(err, MESH_INVALID, "cannot bind a constraint's value");
+    if (st != MESH_OK) {
+        audit_denied(n, r, err);
+        fscan_free(f);
+        return st;
+    }
+    *state = f;
+    return MESH_OK;
+}
+
+static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
+{
+    fscan_t *f = state;
+    e->ncols = (uint16_t)f->ncols;
+    while (e->out->len < MESH_FED_CHUNK_BYTES && e->nrows < MESH_FED_MAX_ROWS - 1) {
+        int rc = mesh_query_step(f->q, err);
+        if (rc <= 0)
+            return rc;
+        mesh_status_t st = MESH_OK;
+        for (int i = 0; i < f->ncols && st == MESH_OK; i++) {
+            mesh_datum_t d;
+            mesh_query_value(f->q, i, &d);
+            st = mesh_fed_rows_value(e, &d);
+        }
+        if (st != MESH_OK) { /* a frame holds at least one whole row */
+            mesh_err_set(err, MESH_LIMIT, "a row larger than a federation frame (%d bytes)",
+                         MESH_FED_MAX_FRAME - MESH_FED_CHUNK_BYTES);
+            return -1;
+        }
+        mesh_fed_rows_row(e);
+    }
+    return 1;
+}
+
+static void on_scan_close(void *state, const mesh_err_t *end)
+{
+    fscan_t *f = state;
+    mesh_node_t *n = f->n;
+    double ms = (double)(mesh_mono_ns() - f->t0) / 1e6;
+    /* as a local query's record, with the calling node */
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    mesh_buf_adds(&d, "{\"via\":\"mesh\",\"node\":");
+    mesh_buf_add_json_str(&d, f->node, strlen(f->node));
+    mesh_buf_adds(&d, ",\"sql\":");
+    mesh_buf_add_json_str(&d, f->sql, strnlen(f->sql, MESH_AUDIT_MAX_SQL));
+    mesh_buf_printf(&d, ",\"products\":[");
+    const char *p = mesh_query_products(f->q);
+    for (int k = 0; *p; k++) {
+        size_t len = strcspn(p, ",");
+        if (k)
+            mesh_buf_addc(&d, ',');
+        mesh_buf_add_json_str(&d, p, len);
+        p += len + (p[len] == ',');
+    }
+    mesh_buf_printf(&d, "],\"rows\":%lld,\"elapsed_ms\":%.3f", (long long)mesh_query_rows(f->q),
+                    ms);
+    const char *pol = mesh_query_policies(f->q);
+    for (int kind = 0; kind < 2; kind++) {
+        mesh_buf_adds(&d, kind ? "],\"filters\":[" : ",\"masks\":[");
+        int k = 0;
+        for (const char *l = pol; *l;) {
+            size_t len = strcspn(l, "\n");
+            if (len > 1 && l[0] == (kind ? 'f' : 'm')) {
+                if (k++)
+                    mesh_buf_addc(&d, ',');
+                mesh_buf_add_json_str(&d, l + 1, len - 1);
+            }
+            l += len + (l[len] == '\n');
+        }
+    }
+    mesh_buf_addc(&d, ']');
+    if (end && end->code != MESH_OK) {
+        mesh_buf_adds(&d, ",\"error\":");
+        mesh_buf_add_json_str(&d, end->msg, strnlen(end->msg, sizeof end->msg));
+    }
+    mesh_buf_addc(&d, '}');
+    bool failed = end && end->code != MESH_OK;
+    audit(n, MESH_AUDIT_QUERY, f->node, &f->who, f->who.name, f->domain,
+          failed ? mesh_status_http(end->code) : 200, d.data, mesh_policy_version(f->policy));
+    mesh_buf_free(&d);
+    LOG_DEBUG("fed", "%s (via node %s) read %s: %lld rows in %.1f ms", f->who.name, f->node,
+              mesh_query_products(f->q), (long long)mesh_query_rows(f->q), ms);
+    fscan_free(f);
+}
+
+static void on_refused(void *arg, const char *node, const char *user, const char *domain,
+                       mesh_status_t code, const char *why)
+{
+    mesh_node_t *n = arg;
+    mesh_buf_t d;
+    mesh_buf_init(&d, 4096);
+    mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
+    mesh_buf_add_json_str(&d, why, strlen(why));
+    mesh_buf_addc(&d, '}');
+    audit(n, MESH_AUDIT_AUTH_FAIL, node && *node ? node : "?", NULL, user && *user ? user : NULL,
+          domain, mesh_status_http(code), d.data, 0);
+    mesh_buf_free(&d);
+}
+
+void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->fed == NULL)
+        return;
+    mesh_fed_stats_t st;
+    mesh_fed_stats(n->fed, &st);
+    static const struct {
+        const char *name, *help;
+    } m[] = {{"meshd_fed_remote_scans_total", "Scans of products on other nodes (federated)."},
+             {"meshd_fed_remote_scan_failures_total", "Remote scans that failed."},
+             {"meshd_fed_remote_rows_total", "Rows received from remote scans."},
+             {"meshd_fed_remote_frames_total", "Frames (chunks) received from remote scans."},
+             {"meshd_fed_remote_scan_seconds_total",
+              "Time from the request of a remote scan to its end, summed (latency: divide by "
+              "meshd_fed_remote_scans_total)."},
+             {"meshd_fed_served_scans_total", "Scans this node served to other nodes."},
+             {"meshd_fed_served_rows_total", "Rows this node sent to other nodes."},
+             {"meshd_fed_refused_total",
+              "Requests from other nodes refused (malformed, unsigned, stale, replayed)."}};
+    double v[] = {(double)st.scans,       (double)st.scan_failures, (double)st.rows,
+                  (double)st.frames,      st.scan_seconds,          (double)st.served,
+                  (double)st.served_rows, (double)st.refused};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(m); i++) {
+        mesh_metrics_help(b, m[i].name, "counter", m[i].help);
+        mesh_buf_printf(b, i == 4 ? "%s %.6f\n" : "%s %.0f\n", m[i].name, v[i]);
+    }
+}
+
+/* ---- caller side ---- */
+
+static void refresh_remote(mesh_node_t *n);
+
+static bool hosted_elsewhere(void *arg, const char *domain)
+{
+    mesh_node_t *n = arg;
+    bool found = false;
+    /* the directory is read from the registry when a query needs it and it is older than a
+     * heartbeat (a query names an unknown schema): not at every heartbeat of every node */
+    pthread_mutex_lock(&n->fed_lock);
+    bool stale = mesh_mono_ns() - n->fed_remote_mono > n->opts.mesh_heartbeat;
+    pthread_mutex_unlock(&n->fed_lock);
+    if (stale)
+        refresh_remote(n);
+    pthread_mutex_lock(&n->fed_lock);
+    for (size_t i = 0; i < n->fed_nremote && !found; i++)
+        found = strcmp(n->fed_remote[i], domain) == 0;
+    pthread_mutex_unlock(&n->fed_lock);
+    return found;
+}
+
+void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s)
+{
+    if (n->signkey == NULL)
+        return;
+    /* serve this node's domains (under fed_lock: mesh__node_fed_stop may run meanwhile) */
+    const char *names[256];
+    size_t nn = 0;
+    for (size_t i = 0; i < s->ndoms && nn < MESH_ARRAY_LEN(names); i++)
+        names[nn++] = s->doms[i].meta.name;
+    pthread_mutex_lock(&n->fed_lock);
+    bool on = n->fed != NULL;
+    if (on)
+        mesh_fed_serve(n->fed, names, nn);
+    pthread_mutex_unlock(&n->fed_lock);
+}
+
+/* Learns the domains of the other live nodes. */
+static void refresh_remote(mesh_node_t *n)
+{
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    mesh_mesh_node_t *v = NULL;
+    size_t nv = 0;
+    mesh_err_t err;
+    if (n->mesh == NULL || mesh_mesh_list(n->mesh, &v, &nv, &err) != MESH_OK) {
+        mesh_snapshot_put(s);
+        return;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++)
+        total += v[i].alive ? v[i].e->ndomains : 0;
+    char(*remote)[64] = calloc(total ? total : 1, sizeof *remote);
+    size_t nr = 0;
+    for (size_t i = 0; remote && i < nv; i++) {
+        if (!v[i].alive || strcmp(v[i].e->name, n->opts.node_name) == 0)
+            continue;
+        for (size_t k = 0; k < v[i].e->ndomains; k++)
+            if (mesh_snapshot_domain(s, v[i].e->domains[k].name) == NULL)
+                snprintf(remote[nr++], sizeof remote[0], "%s", v[i].e->domains[k].name);
+    }
+    mesh_mesh_list_free(v, nv);
+    mesh_snapshot_put(s);
+    if (remote == NULL)
+        return;
+    pthread_mutex_lock(&n->fed_lock);
+    free(n->fed_remote);
+    n->fed_remote = remote;
+    n->fed_nremote = nr;
+    n->fed_remote_mono = mesh_mono_ns();
+    pthread_mutex_unlock(&n->fed_lock);
+}
+
+mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", n->opts.data_dir, SIGN_KEY_FILE);
+    mesh_status_t st = mesh_signkey_open(path, &n->signkey, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_init(&n->fed_lock, NULL);
+    mesh_fed_handler_t h = {.describe = on_describe,
+                            .scan_open = on_scan_open,
+                            .scan_fill = on_scan_fill,
+                            .scan_close = on_scan_close,
+                            .refused = on_refused};
+    h.arg = n;
+    if ((st = mesh_fed_create(n->signkey, &h, &n->fed, err)) != MESH_OK)
+        return st;
+    mesh_qpool_set_federation(n->qpool, n->fed, hosted_elsewhere, n);
+    return MESH_OK;
+}
+
+void mesh__node_fed_stop(mesh_node_t *n)
+{
+    if (n->signkey == NULL)
+        return;
+    pthread_mutex_lock(&n->fed_lock);
+    mesh_fed_t *f = n->fed;
+    n->fed = NULL;
+    pthread_mutex_unlock(&n->fed_lock);
+    mesh_fed_destroy(f);
+    free(n->fed_remote);
+    n->fed_remote = NULL;
+    n->fed_nremote = 0;
+    pthread_mutex_destroy(&n->fed_lock);
+    mesh_signkey_free(n->signkey);
+    n->signkey = NULL;
+}

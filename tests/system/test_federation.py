@@ -1,0 +1,338 @@
+"""Federated queries and security between nodes (issue 7 parts 4 and 6), real processes.
+
+`meshctl mesh config` writes a 3-server hub cluster; the test starts those nats-servers and
+three meshd nodes, each owning one domain (n1: factory, n2: energy, n3: quality), and a
+fourth, standalone node (ref) holding all three domains with the same rows and policies.
+Then:
+- a join across the three domains, run on n3 as user ana, returns the same rows as the same
+  query on ref; ana's mask (factory.readings.status) and row filter (energy.readings) are
+  applied by the owners: through another node she sees masked and filtered rows;
+- pushed-down scans and LIMIT give the same answers as local ones; the remote scan metrics
+  count them;
+- the owner's audit log (n1) records the scans with the real user (ana) and the calling node;
+- an unauthorised user (bob: no grants on the owners; carol: unknown there) gets a clear
+  error;
+- requests sent straight to the domain's subject as node n3's NATS user are refused: not
+  signed, a wrong signature, a stale one, a replay, a reply subject of another node; each
+  refusal is audited on the owner;
+- node n3's NATS user may not serve (subscribe to) the factory domain's subjects, nor publish
+  to its stream subjects.
+Every nats-server and meshd started here is stopped at the end, also on failure.
+"""
+import json
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import meshlib  # noqa: E402
+from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
+from test_mesh import NatsServer, _servers, free_base  # noqa: E402
+
+try:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+except ImportError:  # python3-cryptography: signed test requests need it
+    Ed25519PrivateKey = None
+
+SEC = 1000000000
+T0 = 1790000000 * SEC
+DOMAINS = (("n1", "factory"), ("n2", "energy"), ("n3", "quality"))
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def rows_for(domain):
+    out = []
+    for d in range(4):
+        for i in range(6):
+            temp = {"factory": 20.0, "energy": 100.0, "quality": 1.0}[domain] + d * 3 + i * 0.5
+            out.append({"device": "d%d" % d, "ts": T0 + i * 60 * SEC, "temp": temp,
+                        "status": ["ok", "warn", "fail"][(d + i) % 3]})
+    return out
+
+
+def setup_policies(n, domains):
+    """ana (role analyst): reads every domain; factory.readings.status masked; energy rows of
+    device d3 filtered out. bob exists without grants."""
+    n.json("POST", "/v1/roles", {"name": "analyst"}, expect=201)
+    n.json("POST", "/v1/principals", {"name": "ana", "kind": "service", "roles": ["analyst"]},
+           expect=201)
+    n.json("POST", "/v1/principals", {"name": "bob", "kind": "service", "roles": []},
+           expect=201)
+    for d in domains:
+        n.json("POST", "/v1/grants", {"role": "analyst", "action": "read", "domain": d},
+               expect=201)
+        if d == "factory":
+            n.json("POST", "/v1/masks", {"domain": d, "product": "readings", "column": "status",
+                                         "type": "MASK", "roles": ["analyst"]}, expect=201)
+        if d == "energy":
+            n.json("POST", "/v1/row-filters", {"role": "analyst", "domain": d,
+                                               "product": "readings",
+                                               "predicate": "device <> 'd3'"}, expect=201)
+
+
+def token(n, who):
+    return n.json("POST", "/v1/tokens", {"principal": who}, expect=201)[1]["token"]
+
+
+def q(n, tok, sql, expect=200):
+    st, _, body = n.request("POST", "/v1/query", {"sql": sql}, token=tok)
+    doc = json.loads(body) if body.strip() else None
+    if st != expect:
+        fail("query %r on %s -> %d: %s" % (sql, n.url, st, doc))
+    return doc
+
+
+# ---- a raw NATS client (what a hostile node user could send) ----
+
+class Raw:
+    def __init__(self, port, user, password, inbox, cafile, cert, key):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.makefile("rb").readline()  # INFO
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.load_cert_chain(cert, key)
+        self.ss = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        self.f = self.ss.makefile("rb")
+        self.inbox, self.n = inbox, 0
+        self.ss.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user,
+                                                  "pass": password}).encode() +
+                        b"\r\nSUB " + inbox.encode() + b".> 1\r\nPING\r\n")
+        if self.line() != "PONG":
+            fail("cannot connect as %s" % user)
+
+    def line(self):
+        while True:
+            line = self.f.readline().decode(errors="replace").strip()
+            if not line.startswith("INFO") and line != "+OK":
+                return line
+
+    def send(self, data):
+        self.ss.sendall(data)
+
+    def request(self, subject, body, reply=None):
+        """The reply's payload (bytes), or the server's -ERR line (str), or None (timeout)."""
+        self.n += 1
+        reply = reply or "%s.%d" % (self.inbox, self.n)
+        self.ss.sendall(("PUB %s %s %d\r\n" % (subject, reply, len(body))).encode() + body +
+                        b"\r\n")
+        self.ss.settimeout(3)
+        try:
+            while True:
+                line = self.line()
+                if line.startswith("-ERR"):
+                    return line
+                if line.startswith("MSG "):
+                    size = int(line.split()[-1])
+                    data = self.f.read(size + 2)[:size]
+                    if line.split()[1] == reply:
+                        return data
+                if line == "PING":
+                    self.ss.sendall(b"PONG\r\n")
+        except (socket.timeout, TimeoutError):
+            return None
+        finally:
+            self.ss.settimeout(10)
+
+    def close(self):
+        self.ss.close()
+
+
+def frame_error(payload):
+    """(status code, message) of an error frame; fails on anything else."""
+    if not isinstance(payload, bytes) or payload[:4] != b"MFC1" or payload[4] != 1:
+        fail("not an error frame: %r" % (payload,))
+    code, ln = payload[12], struct.unpack("<H", payload[13:15])[0]
+    return code, payload[15:15 + ln].decode()
+
+
+def signed(key, subject, doc):
+    js = json.dumps(doc, separators=(",", ":")).encode()
+    sig = key.sign(b"meshd-fed-v1\n" + subject.encode() + b"\n" + js)
+    return b"MFS1" + sig + js
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="meshd-fed-test-")
+    nodes = {}
+    try:
+        run(tmp, nodes)
+    finally:
+        for n in nodes.values():
+            n.destroy()
+        for s in list(_servers):
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok")
+
+
+def run(tmp, nodes):
+    base = free_base(3)
+    cport, rport, lport = base, base + 100, base + 200
+    mdir = os.path.join(tmp, "mesh")
+    out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
+                          "--hub", "3", "--client-port", str(cport), "--cluster-port",
+                          str(rport), "--leafnode-port", str(lport)] +
+                         sum([["--node", "%s=%s" % (nn, d)] for nn, d in DOMAINS], []),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        fail("mesh config: %s%s" % (out.stdout, out.stderr))
+    for name in ("hub-1", "hub-2", "hub-3"):
+        NatsServer(os.path.join(mdir, name, "nats.conf"),
+                   os.path.join(tmp, name + ".log")).start()
+    for nn, _ in DOMAINS:
+        nodes[nn] = Node(args=["--config", os.path.join(mdir, "nodes", nn, "meshd.conf"),
+                               "--site", nn, "--mesh-heartbeat", "500ms",
+                               "--mesh-ttl", "2s"]).start()
+    nodes["ref"] = Node().start()
+    n1, n2, n3, ref = nodes["n1"], nodes["n2"], nodes["n3"], nodes["ref"]
+
+    # ---- domains, rows and the same policies on the owners and on ref ----
+    for nn, d in DOMAINS:
+        n = nodes[nn]
+        n.create_domain(d, owners=["ops"])
+        n.apply(contract(domain=d), expect=201)
+        st, doc = n.post_rows(d, "readings", rows_for(d))
+        if st != 200:
+            fail("rows into %s: %s %s" % (d, st, doc))
+        setup_policies(n, [d])
+        ref.create_domain(d, owners=["ops"])
+        ref.apply(contract(domain=d), expect=201)
+        st, doc = ref.post_rows(d, "readings", rows_for(d))
+        if st != 200:
+            fail("rows into ref %s: %s %s" % (d, st, doc))
+    setup_policies(ref, [d for _, d in DOMAINS])
+    # ana and bob exist on the caller too (they authenticate there); carol only on n3
+    n3.json("POST", "/v1/principals", {"name": "carol", "kind": "service", "roles": []},
+            expect=201)
+    ana, ana_ref = token(n3, "ana"), token(ref, "ana")
+
+    # ---- every node learns where the others' domains live ----
+    def sees(n, d):
+        st, _, body = n.request("POST", "/v1/query",
+                                {"sql": "SELECT count(*) FROM %s.readings" % d},
+                                token=meshlib.TOKEN)
+        return st == 200
+    for nn, _ in DOMAINS:
+        for _, d in DOMAINS:
+            if not wait_for(lambda: sees(nodes[nn], d), timeout=40, step=0.5):
+                fail("%s not reachable from %s\n%s" % (d, nn, "\n".join(nodes[nn].log[-30:])))
+
+    # ---- a join across the three nodes = the same query on one node holding everything ----
+    join = ("SELECT f.device, f.ts, f.temp, f.status, e.temp AS power, q.status AS grade "
+            "FROM factory.readings f JOIN energy.readings e ON e.device = f.device AND "
+            "e.ts = f.ts JOIN quality.readings q ON q.device = f.device AND q.ts = f.ts "
+            "ORDER BY f.device, f.ts")
+    got, want = q(n3, ana, join), q(ref, ana_ref, join)
+    if got["rows"] != want["rows"] or not want["rows"]:
+        fail("federated join differs:\n%s\n%s" % (got["rows"], want["rows"]))
+    if len(want["rows"]) != 18:  # 4 devices x 6, minus d3 filtered out of energy
+        fail("expected 18 joined rows, got %d" % len(want["rows"]))
+    if any(r[0] == "d3" for r in got["rows"]):
+        fail("energy's row filter not applied through another node")
+    if any(r[3] in ("ok", "warn", "fail") for r in got["rows"]):
+        fail("factory's mask not applied through another node: %s" % got["rows"][:3])
+    # the same from n2, and pushed-down constraints, LIMIT and aggregates
+    for sql in ("SELECT device, temp FROM factory.readings WHERE device = 'd1' AND temp > 24 "
+                "ORDER BY ts",
+                "SELECT count(*), sum(temp) FROM energy.readings",
+                "SELECT device FROM quality.readings WHERE status = 'ok' LIMIT 2",
+                "SELECT status, count(*) FROM factory.readings GROUP BY status ORDER BY 1"):
+        a = q(n2 if "energy" not in sql else n1, token(n2 if "energy" not in sql else n1, "ana"),
+              sql)["rows"]
+        b = q(ref, ana_ref, sql)["rows"]
+        if a != b:
+            fail("%s:\n%s\n%s" % (sql, a, b))
+    metrics = n3.request("GET", "/metrics")[2].decode()
+    scans = [ln for ln in metrics.splitlines() if ln.startswith("meshd_fed_remote_scans_total ")]
+    if not scans or int(float(scans[0].split()[1])) < 3:
+        fail("remote scan metrics: %s" % scans)
+
+    # ---- the owner's audit log names the real user and the calling node ----
+    aud = q(n1, meshlib.TOKEN, "SELECT principal, source, auth, details FROM system.audit "
+            "WHERE action = 'query' AND auth = 'mesh-node'")["rows"]
+    if not any(r[0] == "ana" and r[1] == "node:n3" and "factory.readings" in r[3]
+               for r in aud):
+        fail("owner audit has no record of ana via n3: %s" % aud)
+    if not any('"masks":["factory.readings.status: MASK' in r[3] for r in aud):
+        fail("owner audit does not name the mask applied: %s" % aud[:2])
+
+    # ---- unauthorised users get a clear error ----
+    doc = q(n3, token(n3, "bob"), "SELECT * FROM factory.readings", expect=403)
+    if "may read none" not in doc["error"]["message"]:
+        fail("bob: %s" % doc)
+    doc = q(n3, token(n3, "carol"), "SELECT * FROM energy.readings", expect=403)
+    if "no access on node n2" not in doc["error"]["message"]:
+        fail("carol: %s" % doc)
+
+    # ---- forged, unsigned, stale, replayed requests on the domain's subject ----
+    ndir = os.path.join(mdir, "nodes", "n3")
+    raw = Raw(cport, "n3", open(os.path.join(ndir, "password")).read().strip(), "_INBOX_n3.raw",
+              os.path.join(mdir, "ca.pem"), os.path.join(ndir, "cert.pem"),
+              os.path.join(ndir, "key.pem"))
+    subj = "meshd.dom.factory.req.scan"
+    code, msg = frame_error(raw.request(subj, b"hello"))
+    if "malformed" not in msg:
+        fail("unsigned request: %d %s" % (code, msg))
+    doc = {"v": 1, "op": "scan", "node": "n3", "user": "ana", "domain": "factory",
+           "ts": time.time_ns(), "nonce": os.urandom(16).hex(), "table": "readings",
+           "cols": ["device", "temp"], "where": []}
+    js = json.dumps(doc).encode()
+    code, msg = frame_error(raw.request(subj, b"MFS1" + os.urandom(64) + js))
+    if "signature" not in msg:
+        fail("forged signature: %s" % msg)
+    if Ed25519PrivateKey is not None:
+        seed = open(os.path.join(n3.data_dir, "node_sign.key"), "rb").read()
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+        good = signed(key, subj, doc)
+        r = raw.request(subj, good)
+        if not isinstance(r, bytes) or r[:4] != b"MFC1" or r[4] != 0:
+            fail("a correctly signed request was not answered with rows: %r" % (r,))
+        code, msg = frame_error(raw.request(subj, good))
+        if "replay" not in msg:
+            fail("replay: %s" % msg)
+        stale = dict(doc, ts=time.time_ns() - 300 * SEC, nonce=os.urandom(16).hex())
+        code, msg = frame_error(raw.request(subj, signed(key, subj, stale)))
+        if "stale" not in msg:
+            fail("stale: %s" % msg)
+        other = dict(doc, nonce=os.urandom(16).hex(), user="root")
+        code, msg = frame_error(raw.request(subj, signed(key, subj, other)))
+        if "root" not in msg:
+            fail("unknown user: %s" % msg)
+        # signed by n3 but claiming n2: the reply would go to n2's inbox; refused
+        claim = dict(doc, node="n2", nonce=os.urandom(16).hex())
+        code, msg = frame_error(raw.request(subj, signed(key, subj, claim)))
+        if "inbox" not in msg:
+            fail("node claim: %s" % msg)
+    refused = q(n1, meshlib.TOKEN, "SELECT count(*) FROM system.audit WHERE action = "
+                "'auth.fail' AND source = 'node:n3'")["rows"][0][0]
+    if refused < 2:
+        fail("refused requests not audited on the owner: %d" % refused)
+
+    # ---- n3's NATS user cannot serve factory's requests nor write its stream ----
+    raw.send(b"SUB meshd.dom.factory.req.scan q 7\r\nPING\r\n")
+    line = raw.line()
+    if "Permissions Violation for Subscription" not in line:
+        fail("n3 may subscribe to factory's requests: %s" % line)
+    r = raw.request("meshd.dom.factory.log", b"x")
+    if not (isinstance(r, str) and "Permissions Violation for Publish" in r):
+        fail("n3 may publish to factory's stream subject: %r" % (r,))
+    raw.close()
+
+    # ---- a clean stop of every node (under ASan: no leak, no error report) ----
+    for name in ("n3", "n2", "n1", "ref"):
+        rc = nodes[name].stop()
+        if rc != 0:
+            fail("%s exited %s:\n%s" % (name, rc, "\n".join(nodes[name].log[-40:])))
+
+
+if __name__ == "__main__":
+    main()
