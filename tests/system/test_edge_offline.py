@@ -5,7 +5,7 @@ leaf-1); edge node e1 on the leaf hosts domain `edge` (sync, stream MESHD_DOM_ed
 leaf's JetStream, R1) and domain `vault` (sync, residency local: --local-domain). Checked:
 - e1 has the hub source its stream into MESHD_COPY_edge (R3, JetStream domain hub);
 - writes on e1 are acknowledged while the uplink is down (all three hub servers stopped: the
-  leaf loses its link), and rules of the domain keep their local life (its stream is the leaf's);
+  leaf loses its link): the domain's stream is the leaf's, and a query on e1 sees them;
 - after the hubs come back, the hub's copy holds every acknowledged batch exactly once (by
   message id, read with the JetStream API by an operator user added to the hubs' MESH account);
 - `vault` never appears on the hub: no stream of it in JetStream domain hub, and even that
@@ -74,7 +74,7 @@ class Probe(NatsClient):
                 if line.startswith("MSG "):
                     parts = line.split()
                     payload = self._recv_until(int(parts[-1]) + 2)[:-2]
-                    return parts[1] if len(parts) == 4 else parts[1], payload, parts
+                    return parts[1], payload, parts
         except (socket.timeout, TimeoutError):
             return None
         finally:
