@@ -70,7 +70,9 @@ def main():
         run(tmp, ns, nodes)
     except BaseException:
         for name, n in nodes.items():
-            sys.stderr.write("---- %s's last log lines:\n%s\n" % (name, "\n".join(n.log[-30:])))
+            mesh = [line for line in n.log if "comp=mesh" in line]
+            sys.stderr.write("---- %s's last log lines (mesh):\n%s\n" % (name,
+                                                                      "\n".join(mesh[-30:])))
         raise
     finally:
         for n in nodes.values():
@@ -133,6 +135,12 @@ def run(tmp, ns, nodes):
             if name == "hub-3":
                 test_mesh.NATS = saved
 
+    # every server ready before the nodes start: each node then connects to its own hub (the
+    # first of its list) and n3 stays on hub-3, inside the namespace
+    for name, h in hubs.items():
+        if not wait_for(lambda: "Server is ready" in h.log(), timeout=30, step=0.2):
+            fail("%s did not start:\n%s" % (name, h.log()[-2000:]))
+
     def start(name, listen="127.0.0.1:0"):
         n = Node(data_dir=os.path.join(tmp, name),
                  args=["--config", os.path.join(mdir, "nodes", name, "meshd.conf"),
@@ -146,13 +154,27 @@ def run(tmp, ns, nodes):
             if name == "n3":
                 meshlib.MESHD = saved
         return n
-    n3conf = os.path.join(mdir, "nodes", "n3", "meshd.conf")
-    text = open(n3conf).read()
-    with open(n3conf, "w") as f:
-        f.write(text.replace("tls://%s:" % ns_ip, "tls://localhost:"))
+    # each meshd knows the servers of its side only (n3: hub-3 on localhost, inside the
+    # namespace), so that which server a node connects to is not left to chance
+    import re
+    for name in ("n1", "n2", "n3"):
+        conf = os.path.join(mdir, "nodes", name, "meshd.conf")
+        text = open(conf).read()
+        urls = re.search(r"^mesh = (.*)$", text, re.M).group(1).split(",")
+        mine = ["tls://localhost:%d" % base] if name == "n3" else \
+            [u for u in urls if ns_ip not in u]
+        with open(conf, "w") as f:
+            f.write(text.replace("mesh = " + ",".join(urls), "mesh = " + ",".join(mine)))
     n1, n2, n3 = start("n1"), start("n2"), start("n3", api_ip + ":0")
     for n in (n1, n2, n3):
         n.create_domain(DOMAIN, hosts=["n1", "n2", "n3"], replication="sync")
+    for n, server in ((n1, "10.77."), (n2, "10.77."), (n3, "localhost")):
+        def on_own_hub():
+            mesh = n.json("GET", "/v1/status")[1].get("mesh", {})
+            return mesh.get("state") == "connected" and server in (mesh.get("server") or "")
+        if not wait_for(on_own_hub, timeout=30, step=0.3):
+            fail("%s is not connected to a hub of its side (%s): %s" % (
+                n.url, server, n.json("GET", "/v1/status")[1].get("mesh")))
 
     def applied():
         st, _ = n1.apply(contract(domain=DOMAIN))
@@ -244,8 +266,7 @@ def run(tmp, ns, nodes):
     if not wait_for(converged, timeout=60, step=0.5):
         fail("replicas did not converge: %s %s" % ([(r.get("state"), r.get("stream_seq"),
                                                       r.get("applied_seq"), r.get("last_error"))
-                                                     for r in last["r"]], [s[:2] for s in
-                                                                           last["s"]]))
+                                                     for r in last["r"]], last["s"]))
     for n in (n1, n2, n3):
         have = {r[0]: r[1] for r in n.rows(
             "SELECT device, count(*) FROM plant.readings GROUP BY device")}
