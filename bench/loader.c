@@ -2,7 +2,7 @@
  * loader.c - the benchmark's HTTP line-protocol loader, for meshd and InfluxDB alike.
  *
  *     loader --url 'http://127.0.0.1:PORT/write?db=fleet' [--token TOKEN] [--clients N]
- *            [--batch LINES] FILE.lp
+ *            [--batch LINES] [--rate ROWS_PER_S] FILE.lp
  *
  * Reads the whole file into memory and cuts it into batches of --batch lines (5,000 by
  * default) before the clock starts. Then N threads, each with its own keep-alive libcurl
@@ -11,6 +11,9 @@
  * `Authorization: Bearer TOKEN` when a token is given). Every answer must be 2xx: the first
  * failure is printed with its body and the run fails (exit 1), because a benchmark that drops
  * rows measures nothing.
+ *
+ * --rate paces the load: batch i is not sent before start + (rows of the batches before it) /
+ * rate, so a run offers a steady load (it still falls behind when the server is slower).
  *
  * Prints one JSON object on stdout: rows, batches, clients, seconds (wall time from the moment
  * all threads start to the last answer), rows_per_s, and the latency of one batch request
@@ -31,6 +34,7 @@ typedef struct {
     const char *p; /* into the file's buffer */
     size_t n;      /* bytes */
     long lines;
+    long before; /* rows of the batches before this one */
 } batch_t;
 
 static batch_t *batches;
@@ -38,6 +42,8 @@ static size_t nbatches;
 static atomic_size_t next_batch;
 static atomic_int failed;
 static double *lat_ms; /* per batch */
+static double rate;    /* rows per second offered; 0: as fast as answered */
+static double t_start; /* monotonic s, when the threads start */
 static const char *url;
 static char auth[600];
 static pthread_barrier_t start_barrier;
@@ -94,6 +100,13 @@ static void *client(void *arg)
         size_t i = atomic_fetch_add(&next_batch, 1);
         if (i >= nbatches || atomic_load(&failed))
             break;
+        if (rate > 0) {
+            double due = t_start + (double)batches[i].before / rate, wait = due - now_s();
+            if (wait > 0) {
+                struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
         resp.n = 0;
         resp.body[0] = 0;
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, batches[i].p);
@@ -159,7 +172,8 @@ static char *read_file(const char *path, size_t *len)
 
 static void usage(void)
 {
-    fputs("usage: loader --url URL [--token TOKEN] [--clients N] [--batch LINES] FILE.lp\n",
+    fputs("usage: loader --url URL [--token TOKEN] [--clients N] [--batch LINES] [--rate "
+          "ROWS_PER_S] FILE.lp\n",
           stderr);
 }
 
@@ -185,6 +199,13 @@ int main(int argc, char **argv)
                 clients = v;
             else
                 per_batch = v;
+        } else if (!strcmp(a, "--rate") && i + 1 < argc) {
+            errno = 0;
+            rate = strtod(argv[++i], &end);
+            if (errno || *end || !(rate > 0 && rate <= 1e9)) {
+                usage();
+                return 2;
+            }
         } else if (a[0] != '-' && !file) {
             file = a;
         } else {
@@ -232,7 +253,7 @@ int main(int argc, char **argv)
             }
             batches = nb;
         }
-        batches[nbatches++] = (batch_t){p, (size_t)(q - p), lines};
+        batches[nbatches++] = (batch_t){p, (size_t)(q - p), lines, rows};
         rows += lines;
         p = q;
     }
@@ -253,6 +274,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    t_start = now_s();
     pthread_barrier_wait(&start_barrier);
     double t0 = now_s();
     for (long i = 0; i < clients; i++)

@@ -21,9 +21,11 @@ D=$PWD/.demo
 rm -rf "$D"
 mkdir -p "$D"
 TOKEN=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
+# the token goes through the environment (MESHD_ADMIN_TOKEN for meshd, MESH_TOKEN for
+# meshctl), never on a command line, where ps would show it to every user
 export MESH_TOKEN=$TOKEN
-"$B/meshd" --data-dir "$D/data" --listen 127.0.0.1:0 --node-name demo --site lab \
-  --admin-token "$TOKEN" > "$D/meshd.out" 2> "$D/meshd.log" &
+MESHD_ADMIN_TOKEN=$TOKEN "$B/meshd" --data-dir "$D/data" --listen 127.0.0.1:0 --node-name demo \
+  --site lab > "$D/meshd.out" 2> "$D/meshd.log" &
 PID=$!
 stop() { kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
 [ "$keep" = 1 ] || trap stop EXIT
@@ -54,9 +56,12 @@ say "data: 1000 factory sensors at 1 s for 10 minutes, a home for a day, 20 ICU 
 ctl generate factory --duration 10m --anomaly M017@2026-01-01T00:07:00Z --all > "$D/factory.lp"
 ctl generate home --duration 24h > "$D/home.lp"
 ctl generate health --duration 30m --desaturate P000007@2026-01-01T00:20:00Z > "$D/health.lp"
+# the same patients' admissions (the same options give the same patients)
+ctl generate health --duration 30m --product admissions > "$D/admissions.lp"
 ctl ingest factory-a.telemetry "$D/factory.lp" --influx
 ctl ingest home-42.climate "$D/home.lp" --influx
 ctl ingest icu-3.vitals "$D/health.lp" --influx
+ctl ingest icu-3.admissions "$D/admissions.lp" --influx
 
 say "smart factory: which machine vibrates most, minute by minute around the anomaly"
 q 'SELECT machine, round(max(vibration_rms), 2) AS peak_vibration, round(avg(temperature), 1) AS avg_temp
@@ -71,8 +76,9 @@ q 'SELECT iso(time_bucket('"'"'1h'"'"', ts)) AS hour, room, round(avg(temperatur
    GROUP BY hour, room ORDER BY hour, room LIMIT 12'
 
 say "healthcare: who desaturated (SpO2 < 90), and the monitor glitches kept in quarantine"
-q 'SELECT patient_id, count(*) AS seconds_below_90, min(spo2) AS lowest
-   FROM "icu-3".vitals WHERE spo2 < 90 GROUP BY patient_id'
+q 'SELECT v.patient_id, a.diagnosis, count(*) AS seconds_below_90, min(v.spo2) AS lowest
+   FROM "icu-3".vitals v JOIN "icu-3".admissions a ON a.patient_id = v.patient_id
+   WHERE v.spo2 < 90 GROUP BY v.patient_id, a.diagnosis'
 q 'SELECT count(*) AS quarantined, min(reason) AS a_reason FROM "icu-3".vitals__quarantine'
 
 say "classification discovery: what icu-3.vitals holds, from values sampled on its node (none leaves it)"

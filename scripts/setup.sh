@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package meshd needs to build, test, run the demo and
-# run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo).
+# run the benchmarks. Idempotent: installs only what is missing. Needs root (or sudo when not
+# root).
 #
 #   scripts/setup.sh            build + test dependencies
 #   scripts/setup.sh --bench    also the benchmark peers (InfluxDB, PostgreSQL, gnuplot, psycopg2)
@@ -13,11 +14,12 @@ pkgs=(
   libnats-dev nats-server libcrypt-dev libmosquitto-dev mosquitto mosquitto-clients
   python3 jq procps iproute2 util-linux
   dpkg-dev fakeroot adduser systemd man-db python3-yaml
-  prometheus
+  prometheus python3-paho-mqtt
 )
 # dpkg-dev: CPack's Debian package (dpkg-shlibdeps); adduser, systemd (systemd-analyze) and
 # man-db: tests/system/test_package.sh; python3-yaml: the Kubernetes manifests' check;
-# prometheus: promtool checks deploy/prometheus/ (tests/system/test_monitoring.py)
+# prometheus: promtool checks deploy/prometheus/ (tests/system/test_monitoring.py);
+# python3-paho-mqtt: the MQTT devices of the edge scenarios (examples/*/run.sh)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine python3-psycopg2)
 fi
@@ -31,8 +33,15 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 echo "setup: installing ${missing[*]}"
+# as root (a container, CI) apt-get runs as it is; otherwise through sudo, when there is one
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "setup: not root and no sudo: as root, run apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -75,6 +75,10 @@ struct mesh_audit {
     pthread_t bg;
     bool bg_started, stop;
     int64_t last_retention_mono;
+    /* the catalog witness (see audit.h): newest version recorded, under mu */
+    int64_t cat_version;
+    mesh_audit_catalog_fn cat_fn;
+    void *cat_arg;
 };
 
 const char *mesh_audit_action_name(mesh_audit_action_t a)
@@ -310,7 +314,10 @@ static mesh_status_t encode_segment_locked(mesh_audit_t *a)
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_AUDIT_MAX_BODY);
     add_time(&b, mesh_now_ns());
-    mesh_buf_printf(&b, ",\"first_seq\":%" PRIu64 ",\"prev\":\"%s\"}", a->seq + 1, hex);
+    mesh_buf_printf(&b, ",\"first_seq\":%" PRIu64 ",\"prev\":\"%s\"", a->seq + 1, hex);
+    if (a->cat_version > 0) /* carried forward: the last segment alone knows the newest */
+        mesh_buf_printf(&b, ",\"catalog_version\":%lld", (long long)a->cat_version);
+    mesh_buf_addc(&b, '}');
     mesh_status_t st = b.data ? encode_locked(a, AUD_T_SEGMENT, b.data, b.len) : MESH_NOMEM;
     mesh_buf_free(&b);
     return st;
@@ -405,6 +412,8 @@ static void event_body(const mesh_audit_rec_t *r, int64_t now, mesh_buf_t *b)
     mesh_buf_add_json_str(b, outcome, strlen(outcome));
     if (r->policy_version)
         mesh_buf_printf(b, ",\"policy_version\":%lld", (long long)r->policy_version);
+    if (r->catalog_version > 0)
+        mesh_buf_printf(b, ",\"catalog_version\":%lld", (long long)r->catalog_version);
     if (r->details) {
         /* the record must stay a valid JSON object whatever a caller passes */
         size_t dn = strlen(r->details);
@@ -463,18 +472,23 @@ void mesh_audit_record(mesh_audit_t *a, const mesh_audit_rec_t *rec)
 {
     if (a == NULL || rec == NULL)
         return;
+    mesh_audit_rec_t r = *rec;
+    if (r.catalog_version == 0 && a->cat_fn &&
+        strncmp(mesh_audit_action_name(r.action), "admin.", 6) == 0)
+        r.catalog_version = a->cat_fn(a->cat_arg); /* read after the change committed */
     /* built without a cap, then checked: a capped buffer would drop one piece silently */
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
-    event_body(rec, mesh_now_ns(), &b);
+    event_body(&r, mesh_now_ns(), &b);
     if (b.len > MESH_AUDIT_MAX_BODY) {
         /* a caller's details too long: keep the event without them */
-        mesh_audit_rec_t r = *rec;
         r.details = "{\"truncated\":true}";
         mesh_buf_reset(&b);
         event_body(&r, mesh_now_ns(), &b);
     }
     pthread_mutex_lock(&a->mu);
+    if (r.catalog_version > a->cat_version)
+        a->cat_version = r.catalog_version;
     while (a->quiet_waiters > 0) /* a rotation or checkpoint is waiting for the file */
         pthread_cond_wait(&a->flushed, &a->mu);
     if (b.data && b.len <= MESH_AUDIT_MAX_BODY)
@@ -486,6 +500,22 @@ void mesh_audit_record(mesh_audit_t *a, const mesh_audit_rec_t *rec)
     mesh_buf_free(&b);
 }
 
+void mesh_audit_set_catalog_source(mesh_audit_t *a, mesh_audit_catalog_fn fn, void *arg)
+{
+    pthread_mutex_lock(&a->mu);
+    a->cat_fn = fn;
+    a->cat_arg = arg;
+    pthread_mutex_unlock(&a->mu);
+}
+
+int64_t mesh_audit_catalog_version(mesh_audit_t *a)
+{
+    pthread_mutex_lock(&a->mu);
+    int64_t v = a->cat_version;
+    pthread_mutex_unlock(&a->mu);
+    return v;
+}
+
 /* ---- checkpoints ---- */
 
 static mesh_status_t checkpoint(mesh_audit_t *a, mesh_err_t *err)
@@ -494,10 +524,12 @@ static mesh_status_t checkpoint(mesh_audit_t *a, mesh_err_t *err)
     pthread_mutex_lock(&a->mu);
     char hex[2 * AUD_MAC + 1];
     mesh_hex(a->prev, AUD_MAC, hex);
-    char body[256];
+    char body[320], cv[48] = "";
+    if (a->cat_version > 0)
+        snprintf(cv, sizeof cv, ",\"catalog_version\":%lld", (long long)a->cat_version);
     int n = snprintf(body, sizeof body,
-                     "{\"time\":%lld,\"count\":%" PRIu64 ",\"head\":\"%s\",\"base\":%" PRIu64 "}",
-                     (long long)mesh_now_ns(), a->seq, hex, a->base_seq);
+                     "{\"time\":%lld,\"count\":%" PRIu64 ",\"head\":\"%s\",\"base\":%" PRIu64 "%s}",
+                     (long long)mesh_now_ns(), a->seq, hex, a->base_seq, cv);
     mesh_status_t st = encode_locked(a, AUD_T_CHECKPOINT, body, (size_t)n);
     aud_head_t h = {.seq = a->seq, .base = a->base_seq, .time_ns = mesh_now_ns()};
     memcpy(h.mac, a->prev, AUD_MAC);
@@ -666,12 +698,15 @@ typedef struct head_probe {
     bool found;
     int type;
     uint8_t mac[AUD_MAC];
+    int64_t cat_version; /* the newest catalog version in the segment */
 } head_probe_t;
 
 static mesh_status_t probe_head(void *arg, const aud_rec_t *r, json_t *body)
 {
-    (void)body;
     head_probe_t *hp = arg;
+    json_int_t cv = json_integer_value(json_object_get(body, "catalog_version"));
+    if (cv > hp->cat_version)
+        hp->cat_version = cv;
     if (r->seq == hp->seq) {
         hp->found = true;
         hp->type = r->type;
@@ -790,6 +825,7 @@ static mesh_status_t recover(mesh_audit_t *a, const aud_head_t *head, repair_t *
                                 path, head->seq, remedy);
         a->seq = res.last_seq;
         memcpy(a->prev, ch.prev, AUD_MAC);
+        a->cat_version = hp.cat_version;
         s->size = n;
         a->seg_bytes = a->seg_written = n;
         a->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);

@@ -126,7 +126,11 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_BACKUP_CREATE, "admin.backup.create")                                                  \
     X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
     X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \
-    X(BACKUP_DONE, "backup.done")
+    X(BACKUP_DONE, "backup.done")                                                                  \
+    X(DISPOSE_RETENTION, "dispose.retention")                                                      \
+    X(DISPOSE_ERASURE, "dispose.erasure")                                                          \
+    X(ADMIN_GOVERNANCE, "admin.governance")                                                        \
+    X(CATALOG_ROLLBACK_ACCEPTED, "catalog.rollback_accepted")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,
@@ -157,6 +161,9 @@ typedef struct mesh_audit_rec {
     const char *outcome;    /* "ok", "denied", "failed", ... (NULL: from status) */
     const char *details;    /* a compact JSON object, or NULL */
     int64_t policy_version; /* the caller's policy version (0: none) */
+    /* the catalog's version after the change (0: none; an admin.* event without one gets it
+     * from the source set with mesh_audit_set_catalog_source): the witness of catalog.db */
+    int64_t catalog_version;
 } mesh_audit_rec_t;
 
 typedef struct mesh_audit_opts {
@@ -182,6 +189,17 @@ void mesh_audit_abandon(mesh_audit_t *a);
  * as lost, and an audit.lost event with the count is appended once writing works again.
  */
 void mesh_audit_record(mesh_audit_t *a, const mesh_audit_rec_t *rec);
+/*
+ * The catalog witness. Every admin.* event carries the catalog's version once the change is
+ * committed (read through fn when the caller gave none; fn runs outside the log's locks and
+ * must not append to the log); every segment and checkpoint record carries the newest
+ * version recorded so far, so the newest one is found in the last segment alone, which open
+ * reads anyway. A catalog older than it lost committed changes (docs/security.md).
+ */
+typedef int64_t (*mesh_audit_catalog_fn)(void *arg);
+void mesh_audit_set_catalog_source(mesh_audit_t *a, mesh_audit_catalog_fn fn, void *arg);
+/* The newest catalog version the log records (0: none), as found at open and since. */
+int64_t mesh_audit_catalog_version(mesh_audit_t *a);
 /* Writes a checkpoint now (and waits for its fsync). */
 mesh_status_t mesh_audit_checkpoint(mesh_audit_t *a, mesh_err_t *err);
 
@@ -240,6 +258,7 @@ typedef struct mesh_audit_verify {
     uint64_t checkpoint_seq;                   /* of the checkpoint HEAD names (0: none) */
     uint64_t base_seq;                         /* first seq the log keeps (after retention) */
     char head_mac[2 * MESH_AUDIT_MAC_LEN + 1]; /* MAC of the last valid record (an anchor) */
+    int64_t catalog_version;                   /* the newest one recorded (0: none) */
     /* a torn tail: an incomplete record after the last checkpoint (a crash while appending;
      * the next open cuts it). Does not make the result fail. */
     uint64_t torn_bytes;

@@ -70,12 +70,15 @@ typedef struct vprobe {
     uint8_t head_mac[AUD_MAC];
     const mesh_audit_anchor_t *anchor;
     bool anchor_found, anchor_ok;
+    int64_t cat_version; /* the newest catalog version recorded */
 } vprobe_t;
 
 static mesh_status_t vprobe(void *arg, const aud_rec_t *r, json_t *body)
 {
-    (void)body;
     vprobe_t *v = arg;
+    json_int_t cv = json_integer_value(json_object_get(body, "catalog_version"));
+    if (cv > v->cat_version)
+        v->cat_version = cv;
     if (r->seq == v->head_seq) {
         v->head_found = true;
         v->head_type = r->type;
@@ -300,6 +303,7 @@ static mesh_status_t verify(mesh_audit_t *a, const char *dir, const mesh_audit_k
         mesh__audit_unmap(p, n);
     }
     mesh_buf_free(&ch.scratch);
+    out->catalog_version = vp.cat_version;
     if (!out->ok)
         goto done;
     if (out->records)
@@ -369,6 +373,8 @@ mesh_status_t mesh_audit_verify_json(const mesh_audit_verify_t *v, mesh_buf_t *b
                     ",\"base_seq\":%" PRIu64,
                     v->ok ? "true" : "false", v->records, v->events, v->checkpoints, v->segments,
                     v->first_seq, v->last_seq, v->checkpoint_seq, v->base_seq);
+    if (v->catalog_version > 0)
+        mesh_buf_printf(b, ",\"catalog_version\":%lld", (long long)v->catalog_version);
     if (v->head_mac[0])
         mesh_buf_printf(b, ",\"anchor\":\"%" PRIu64 ":%s\"", v->last_seq, v->head_mac);
     if (v->torn_bytes) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/governance.h"
 #include "catalog/internal.h"
 #include "catalog/mqtt.h"
 #include "catalog/security.h"
@@ -104,6 +105,106 @@ err:
     return MESH_NOMEM;
 }
 
+/*
+ * The catalog version (catalog.h): a trigger per table and per kind of change, made for
+ * every table but meta (tables added by later releases get theirs at the next open). Row
+ * triggers: a change of n rows raises it by n, which is fine, it only has to grow.
+ */
+static mesh_status_t version_triggers(sqlite3 *db, mesh_err_t *err)
+{
+    if (sqlite3_exec(db,
+                     "INSERT INTO meta(key, value) VALUES ('catalog_version', 0)"
+                     " ON CONFLICT(key) DO NOTHING",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return db_err(db, err, "version");
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'"
+                           " AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_err(db, err, "version");
+    static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
+    mesh_status_t st = MESH_OK;
+    char names[64][64];
+    size_t n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW && n < MESH_ARRAY_LEN(names)) {
+        const char *t = (const char *)sqlite3_column_text(q, 0);
+        if (t && strlen(t) < sizeof names[0] &&
+            strspn(t, "abcdefghijklmnopqrstuvwxyz_0123456789") == strlen(t))
+            snprintf(names[n++], sizeof names[0], "%s", t);
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; i < n && st == MESH_OK; i++) {
+        for (size_t k = 0; k < MESH_ARRAY_LEN(ops) && st == MESH_OK; k++) {
+            char sql[512];
+            snprintf(sql, sizeof sql,
+                     "CREATE TRIGGER IF NOT EXISTS catalog_version_%s_%c AFTER %s ON %s BEGIN"
+                     " UPDATE meta SET value = value + 1 WHERE key = 'catalog_version'; END",
+                     names[i], ops[k][0] + ('a' - 'A'), ops[k], names[i]);
+            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                st = db_err(db, err, "version trigger");
+        }
+    }
+    return st;
+}
+
+static int64_t meta_int(mesh_catalog_t *c, const char *key)
+{
+    int64_t v = 0;
+    sqlite3_stmt *q;
+    pthread_mutex_lock(&c->lock);
+    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &q, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            v = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+int64_t mesh_catalog_version(mesh_catalog_t *c)
+{
+    return c ? meta_int(c, "catalog_version") : 0;
+}
+
+int64_t mesh_catalog_restored_ns(mesh_catalog_t *c)
+{
+    return meta_int(c, "restored_ns");
+}
+
+mesh_status_t mesh_catalog_version_raise(mesh_catalog_t *c, int64_t to, mesh_err_t *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "BEGIN IMMEDIATE; UPDATE meta SET value = max(value, %lld) WHERE key = "
+             "'catalog_version'; DELETE FROM meta WHERE key = 'restored_ns'; COMMIT",
+             (long long)to);
+    pthread_mutex_lock(&c->lock);
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "version");
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+mesh_status_t mesh_catalog_mark_restored(mesh_catalog_t *c, mesh_err_t *err)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO meta(key, value) VALUES ('restored_ns', %lld)",
+             (long long)mesh_now_ns());
+    pthread_mutex_lock(&c->lock);
+    mesh_status_t st = sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK
+                           ? MESH_OK
+                           : db_err(c->db, err, "mark");
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
 mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err_t *err)
 {
     mesh_catalog_t *c = calloc(1, sizeof *c);
@@ -123,7 +224,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
     if ((st = mesh__catalog_security_init(c, err)) != MESH_OK ||
         (st = mesh__catalog_classification_init(c, err)) != MESH_OK)
         goto err;
-    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK)
+    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK ||
+        (st = mesh__catalog_gov_init(c, err)) != MESH_OK)
         goto err;
     /* replication columns, added to catalogs made before them (an error: already there) */
     sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]'", NULL,
@@ -132,6 +234,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
                  NULL, NULL, NULL);
     sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN residency_local INTEGER NOT NULL DEFAULT 0",
                  NULL, NULL, NULL);
+    if ((st = version_triggers(c->db, err)) != MESH_OK)
+        goto err;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &q, NULL) !=
         SQLITE_OK) {

@@ -48,6 +48,24 @@ const char *mesh_catalog_node_id(const mesh_catalog_t *c);
 /* True when the catalog was created by this open (first start). */
 bool mesh_catalog_is_new(const mesh_catalog_t *c);
 
+/*
+ * The catalog version: a counter in the meta table that triggers on every table of the
+ * catalog (all but meta itself) raise inside the very transaction of each change, so no
+ * write path can forget it: principals, passwords, tokens (create, revoke), roles, grants,
+ * masks, row filters, domains, contracts, tags, mappings. The audit log records it with
+ * every admin change (the witness, docs/security.md), and a start refuses a catalog older
+ * than the audit log says it was. 0 when it cannot be read.
+ */
+int64_t mesh_catalog_version(mesh_catalog_t *c);
+/* Raises the version to at least to (accepting a rollback: the catalog goes on from past
+ * what the audit log saw) and clears the restore mark. */
+mesh_status_t mesh_catalog_version_raise(mesh_catalog_t *c, int64_t to, mesh_err_t *err);
+/* Marks the catalog as restored from a backup (meshctl backup restore): the next start
+ * accepts that it is older than the audit log, and audits so. */
+mesh_status_t mesh_catalog_mark_restored(mesh_catalog_t *c, mesh_err_t *err);
+/* The time (ns) of the restore mark, 0 without one. */
+int64_t mesh_catalog_restored_ns(mesh_catalog_t *c);
+
 mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_t *m,
                                       mesh_err_t *err);
 mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, mesh_err_t *err);

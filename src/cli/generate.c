@@ -608,9 +608,9 @@ static const scenario_t scenarios[] = {
      (1u << P_READINGS) | (1u << P_DIAGNOSTICS), 10 * MESH_NS_PER_SEC, run_trucks},
 };
 
-/* Exit code of a usage error. (The brief for `generate` asked for 1; other meshctl commands
- * use MESH_INVALID's 2 for usage errors: change it here to align.) */
-#define GEN_EXIT_USAGE 1
+/* Exit code of a usage error: MESH_INVALID's, as for every other meshctl command (the
+ * global contract of `meshctl --help`: 2 = invalid input). */
+#define GEN_EXIT_USAGE mesh_status_exit(MESH_INVALID)
 
 static const char help_head[] =
     "Usage: meshctl generate SCENARIO [OPTIONS] > FILE\n"
@@ -654,8 +654,11 @@ static const char help_tail[] =
     "  meshctl generate health --patients 12 --desaturate P000003@+20m/90s\n"
     "  meshctl generate trucks --scale 4000 --duration 24h | gzip > trucks.lp.gz\n"
     "\n"
-    "Exit status: 0 when the data was written, 1 on a usage error, 8 when stdout\n"
-    "could not be written.\n";
+    "\n"
+    "Exit codes:\n"
+    "  0  the data was written\n"
+    "  2  a usage error (an unknown scenario, option or value)\n"
+    "  8  stdout could not be written, or out of memory\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

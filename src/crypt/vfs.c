@@ -45,6 +45,7 @@ typedef struct entry {
     mesh_key_t *key;        /* owned reference */
     _Atomic uint32_t psz;   /* page size once known (journals read it) */
     _Atomic int reserve_ok; /* a page 1 with the right reserved bytes was seen */
+    _Atomic int strict_wal; /* mesh_crypt_set_strict_wal: damage inside the WAL is refused */
 } entry_t;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -131,6 +132,20 @@ void mesh_crypt_detach(const char *path)
         e->attached--;
         entry_put_locked(e);
     }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void mesh_crypt_set_strict_wal(const char *path)
+{
+    if (base_vfs == NULL)
+        return;
+    char full[4096];
+    if (full_path(path, full, sizeof full) != SQLITE_OK)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    entry_t *e = find_locked(full);
+    if (e)
+        atomic_store(&e->strict_wal, 1);
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -563,6 +578,38 @@ static int wal_write(cfile_t *f, const uint8_t *buf, int amt, sqlite3_int64 off)
     return f->real->pMethods->xWrite(f->real, f->scratch, (int)psz, poff);
 }
 
+/*
+ * Strict WAL: after frame k failed to open during recovery, is there a commit frame of the
+ * same WAL generation (the header's salts) that opens? Then frame k is damage inside the
+ * committed log, not its torn end: ending the WAL there would silently drop committed
+ * transactions. Uses f->scratch (not in use on the recovery path). Bounded by the file size.
+ */
+static bool later_commit(cfile_t *f, sqlite3_int64 k, uint32_t *commit_frame)
+{
+    uint8_t wh[WAL_HDR];
+    sqlite3_int64 size = 0;
+    if (f->real->pMethods->xRead(f->real, wh, WAL_HDR, 0) != SQLITE_OK ||
+        f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK)
+        return false;
+    uint32_t psz = f->psz;
+    sqlite3_int64 fsz = (sqlite3_int64)psz + FRAME_HDR;
+    for (sqlite3_int64 j = k + 1; WAL_HDR + (j + 1) * fsz <= size; j++) {
+        if (f->real->pMethods->xRead(f->real, f->scratch, (int)fsz, WAL_HDR + j * fsz) != SQLITE_OK)
+            return false;
+        if (memcmp(f->scratch + 8, wh + 16, 8) != 0)
+            return false; /* an older generation: the current one ended before */
+        if (be32(f->scratch + 4) == 0)
+            continue; /* not a commit frame */
+        uint8_t extra[12];
+        size_t nextra = frame_extra(f->scratch, (uint32_t)j, extra);
+        if (unseal(f, 'W', be32(f->scratch), extra, nextra, 0, f->scratch + FRAME_HDR)) {
+            *commit_frame = (uint32_t)j + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int wal_read(cfile_t *f, uint8_t *buf, int amt, sqlite3_int64 off)
 {
     int rc = wal_psz(f);
@@ -609,9 +656,21 @@ static int wal_read(cfile_t *f, uint8_t *buf, int amt, sqlite3_int64 off)
         uint8_t extra[12];
         size_t nextra = frame_extra(fh, (uint32_t)k, extra);
         bool ok = unseal(f, 'W', pgno, extra, nextra, 0, pg);
+        uint32_t later = 0;
+        if (!ok && whole && atomic_load(&f->e->strict_wal) && later_commit(f, k, &later)) {
+            memset(buf, 0, (size_t)amt);
+            atomic_fetch_add_explicit(&n_failed, 1, memory_order_relaxed);
+            snprintf(failure, sizeof failure,
+                     "%s: WAL frame %lld (page %u) fails authentication but committed frame %u "
+                     "after it opens: the WAL was damaged or altered inside, not cut by a crash",
+                     f->name, (long long)k + 1, pgno, later);
+            LOG_ERROR("crypt", "%s", failure);
+            return SQLITE_IOERR_DATA;
+        }
         if (!ok && whole) {
             /* WAL recovery reads header and page together: a frame that does not open is a
-             * torn or stale one; zeros make SQLite's checksum end the WAL here */
+             * torn or stale one; zeros make SQLite's checksum end the WAL here (strict WALs:
+             * only when no committed frame of this generation follows) */
             memset(pg, 0, psz);
             if (!f->warned)
                 LOG_INFO("crypt", "%s: frame %lld does not open; the WAL ends before it", f->name,

@@ -47,6 +47,11 @@ mesh_status_t mesh_crypt_vfs_init(mesh_err_t *err);
  * each attach needs one detach. Attaching a path again with another key is refused. */
 mesh_status_t mesh_crypt_attach(const char *path, mesh_key_t *key, mesh_err_t *err);
 void mesh_crypt_detach(const char *path);
+/* Makes the WAL of an attached path strict (the catalog, which has no log to replay what a
+ * cut WAL drops): during recovery, a frame that fails authentication but is followed by a
+ * commit frame of the same WAL generation that opens is refused as damage
+ * (SQLITE_IOERR_DATA), not taken for a torn end. */
+void mesh_crypt_set_strict_wal(const char *path);
 
 /* Process-wide switch: when on, mesh_crypt_sqlite_open refuses a path without a key. */
 void mesh_crypt_set_required(bool on);

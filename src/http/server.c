@@ -116,6 +116,11 @@ static const route_t routes[] = {
     {"mqtt_status", M_GET, "/v1/mqtt/status", mesh_api_mqtt_status, true, false},
     {"mqtt_mappings", M_GET | M_POST, "/v1/mqtt/mappings", mesh_api_mqtt_mappings, true, false},
     {"mqtt_mapping", M_GET | M_DELETE, "/v1/mqtt/mappings/{}", mesh_api_mqtt_mapping, true, false},
+    {"governance", M_GET | M_PUT, "/v1/governance/{}", mesh_api_governance_domain, true, false},
+    {"governance_product", M_GET | M_PUT, "/v1/governance/{}/{}", mesh_api_governance_product, true,
+     false},
+    {"retention_run", M_POST, "/v1/retention/run", mesh_api_retention_run, true, false},
+    {"erase", M_POST, "/v1/products/{}/{}/erase", mesh_api_erase, true, false},
     {"write", M_POST, "/write", mesh_api_influx_write, true, true},
     {"write_v2", M_POST, "/api/v2/write", mesh_api_influx_write_v2, true, true},
     {"lineage", M_GET, "/v1/lineage/{}/{}", mesh_api_lineage, true, false},
@@ -164,6 +169,21 @@ const char *const *mesh_http_endpoint_names(int *n)
     return names;
 }
 
+void mesh_http_endpoint_paths(FILE *out, int width)
+{
+    int col = 0;
+    for (int i = 0; i < NROUTES; i++) {
+        int len = (int)strlen(routes[i].pattern);
+        if (col > 0 && col + 1 + len > width) {
+            fputc('\n', out);
+            col = 0;
+        }
+        col += fprintf(out, "%s%s", col ? " " : "", routes[i].pattern);
+    }
+    if (col)
+        fputc('\n', out);
+}
+
 /* ---- replies ---- */
 
 static void finish(mesh_req_t *r)
@@ -191,6 +211,8 @@ static void common_headers(mesh_req_t *r)
     evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    if (r->node->tls) /* HTTPS only: a browser that saw it never tries plain HTTP here again */
+        evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
     evhttp_add_header(h, "X-Request-Id", r->request_id);
 }
 

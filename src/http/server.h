@@ -4,6 +4,7 @@
 #ifndef MESH_HTTP_SERVER_H
 #define MESH_HTTP_SERVER_H
 
+#include <stdio.h>
 #include "core/status.h"
 #include "node/node.h"
 
@@ -14,5 +15,8 @@ mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err);
 void mesh_http_stop(mesh_http_t *h);
 /* Endpoint labels for metrics, in route order, "other" last. */
 const char *const *mesh_http_endpoint_names(int *n);
+/* Writes every route's path ("/v1/products/{}/{}/rows"), space-separated and wrapped before
+ * width columns, from the route table (meshd --help). */
+void mesh_http_endpoint_paths(FILE *out, int width);
 
 #endif

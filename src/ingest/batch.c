@@ -1370,7 +1370,9 @@ void mesh_batch_row_end(mesh_batch_t *b, const char *raw, size_t raw_len)
         return;
     const mesh_product_t *p = part->product;
     mesh_value_t *row = cur_row(b);
-    bool bad_before = b->cur_bad;
+    /* a row cut short by a failure of the whole batch (an unclosed quote, a limit) is not
+     * also reported for the columns it never reached: the failure says what happened */
+    bool bad_before = b->cur_bad || (b->failed && b->fail_code != MESH_VALIDATION);
     if (raw == NULL)
         raw_len = 0;
     for (size_t i = 0; i < part->ncols; i++) {

@@ -30,6 +30,8 @@ struct mesh_source {
     char stream[MESH_NAME_MAX + 16];  /* the leaf's: MESHD_DOM_<domain> */
     char api[96];                     /* $JS.<leaf domain>.API */
     char deliver[MESH_NAME_MAX + 16]; /* meshd.copy.<domain>: where the leaf delivers */
+    mesh_source_allowed_fn allowed;
+    void *arg;
 
     pthread_t thread;
     pthread_mutex_t mu; /* guards st and stop */
@@ -147,6 +149,10 @@ static void check_copy(mesh_source_t *s, natsConnection *nc)
                   nats_text(rc));
         goto done;
     }
+    if (!s->allowed(s->arg, s->domain)) {
+        set_state(s, "local", NULL); /* residency local: never copied off the site */
+        goto done;
+    }
     int replicas = mesh__mesh_replicas(s->m);
     if (replicas <= 0)
         replicas = 3;
@@ -220,8 +226,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-mesh_status_t mesh_source_start(mesh_mesh_t *m, const char *domain, mesh_source_t **out,
-                                mesh_err_t *err)
+mesh_status_t mesh_source_start(mesh_mesh_t *m, const char *domain, mesh_source_allowed_fn allowed,
+                                void *arg, mesh_source_t **out, mesh_err_t *err)
 {
     *out = NULL;
     if (!mesh_name_domain_ok(domain))
@@ -230,6 +236,8 @@ mesh_status_t mesh_source_start(mesh_mesh_t *m, const char *domain, mesh_source_
     if (s == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     s->m = m;
+    s->allowed = allowed;
+    s->arg = arg;
     snprintf(s->domain, sizeof s->domain, "%s", domain);
     snprintf(s->stream, sizeof s->stream, "MESHD_DOM_%s", domain);
     snprintf(s->st.copy, sizeof s->st.copy, "MESHD_COPY_%s", domain);

@@ -25,16 +25,22 @@
 
 typedef struct mesh_source mesh_source_t;
 
+/* Whether the domain may be copied off its site (false: residency local). Asked before every
+ * creation of the copy, so a policy made stricter later is obeyed; a copy that exists already
+ * is left to the hub's operators (the node may not delete streams on the hub). */
+typedef bool (*mesh_source_allowed_fn)(void *arg, const char *domain);
+
 /* Starts looking after the hub's copy of domain's stream over m (borrowed: it must outlive
- * the source). */
-mesh_status_t mesh_source_start(mesh_mesh_t *m, const char *domain, mesh_source_t **out,
-                                mesh_err_t *err);
+ * the source). allowed is called on the source's thread. */
+mesh_status_t mesh_source_start(mesh_mesh_t *m, const char *domain, mesh_source_allowed_fn allowed,
+                                void *arg, mesh_source_t **out, mesh_err_t *err);
 /* Stops the thread and frees. NULL is fine. */
 void mesh_source_stop(mesh_source_t *s);
 
 typedef struct mesh_source_status {
     /* "waiting" (no link), "hub" (this node is not behind a leaf: nothing to source),
-     * "sourcing" (the copy exists; the hub pulls it when the link is up), "error" (literal) */
+     * "sourcing" (the copy exists; the hub pulls it when the link is up), "local" (residency
+     * local: no copy is made), "error" (literal) */
     const char *state;
     char leaf_domain[64]; /* the JetStream domain of the node's leaf ("" when unknown) */
     char copy[96];        /* MESHD_COPY_<domain> */

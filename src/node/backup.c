@@ -1059,8 +1059,10 @@ static mesh_status_t node_key(restore_t *r, mesh_err_t *err)
     return st;
 }
 
-/* A partial backup's catalog lists every domain of its node: keep those it holds. */
-static mesh_status_t prune_catalog(restore_t *r, mesh_err_t *err)
+/* A partial backup's catalog lists every domain of its node: keep those it holds (prune).
+ * Every restored catalog is marked as such: it is older than the node's audit log says, and
+ * the next start accepts that once (node.c, the catalog witness) and audits it. */
+static mesh_status_t prune_catalog(restore_t *r, bool prune, mesh_err_t *err)
 {
     char db[4200];
     snprintf(db, sizeof db, "%s/catalog.db", r->root);
@@ -1071,7 +1073,8 @@ static mesh_status_t prune_catalog(restore_t *r, mesh_err_t *err)
     if ((st = mesh_catalog_open(db, &cat, err)) == MESH_OK) {
         mesh_domain_meta_t *v = NULL;
         size_t n = 0;
-        if ((st = mesh_catalog_domains(cat, &v, &n, err)) == MESH_OK) {
+        st = mesh_catalog_mark_restored(cat, err);
+        if (st == MESH_OK && prune && (st = mesh_catalog_domains(cat, &v, &n, err)) == MESH_OK) {
             for (size_t i = 0; i < n && st == MESH_OK; i++) {
                 bool kept = false;
                 size_t k;
@@ -1184,9 +1187,11 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
         if (r.attached)
             mesh_crypt_detach(r.path);
     }
-    if (st == MESH_OK && json_string_value(json_object_get(m, "scope")) &&
-        strcmp(json_string_value(json_object_get(m, "scope")), "node") != 0)
-        st = prune_catalog(&r, err);
+    if (st == MESH_OK)
+        st = prune_catalog(&r,
+                           json_string_value(json_object_get(m, "scope")) &&
+                               strcmp(json_string_value(json_object_get(m, "scope")), "node") != 0,
+                           err);
     /* 4. in place: swap the restored catalog and domains in */
     if (st == MESH_OK && o->in_place) {
         char p1[4300], p2[4300];

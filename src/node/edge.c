@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/governance.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "mesh/source.h"
@@ -26,11 +27,29 @@ struct mesh_node_edge {
     size_t n;
 };
 
-/* Whether the hub should keep a copy of the domain: replicated, hosted here, not local.
- * TODO(retain): also ask mesh_residency_domain_local() (catalog/governance.h) at the merge. */
-static bool sourced(const mesh_node_t *n, const mesh_domain_meta_t *m)
+/* Residency local: the domain's own field (set at creation) or the governance policy of the
+ * domain (meshctl governance D --residency local, docs/governance.md); either keeps it on
+ * its site. A catalog error answers local (deny by default). */
+static bool domain_local(mesh_node_t *n, const char *domain)
 {
-    if (m->residency_local || m->replication[0] == '\0' || strcmp(m->replication, "none") == 0)
+    bool local = mesh_residency_domain_local(n->cat, domain);
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    local = local || sd == NULL || sd->meta.residency_local;
+    mesh_snapshot_put(s);
+    return local;
+}
+
+static bool allowed(void *arg, const char *domain)
+{
+    return !domain_local(arg, domain);
+}
+
+/* Whether the hub should keep a copy of the domain: replicated, hosted here, not local. */
+static bool sourced(mesh_node_t *n, const mesh_domain_meta_t *m)
+{
+    if (m->residency_local || m->replication[0] == '\0' || strcmp(m->replication, "none") == 0 ||
+        mesh_residency_domain_local(n->cat, m->name))
         return false;
     for (size_t i = 0; i < m->nhosts; i++)
         if (strcmp(m->hosts[i], n->opts.node_name) == 0)
@@ -73,7 +92,7 @@ void mesh__node_edge_sync(mesh_node_t *n)
         edge_entry_t *e = &E->v[E->n];
         snprintf(e->domain, sizeof e->domain, "%s", sd->meta.name);
         mesh_err_t err;
-        if (mesh_source_start(n->mesh, sd->meta.name, &e->s, &err) != MESH_OK) {
+        if (mesh_source_start(n->mesh, sd->meta.name, allowed, n, &e->s, &err) != MESH_OK) {
             LOG_ERROR("mesh", "hub copy of %s: %s", sd->meta.name, err.msg);
             continue;
         }

@@ -139,6 +139,7 @@ static mesh_status_t open_catalog_key(mesh_node_t *n, mesh_err_t *err)
     if (st == MESH_OK && (st = mesh_crypt_attach(db, kf.keys[0].key, err)) == MESH_OK) {
         n->catalog_key = mesh_key_ref(kf.keys[0].key);
         n->catalog_attached = true;
+        mesh_crypt_set_strict_wal(db); /* no log replays what a cut WAL would drop */
     }
     mesh_keyfile_clear(&kf);
     return st;

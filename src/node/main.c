@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "http/server.h"
 #include "node/node.h"
 
 int main(int argc, char **argv);
@@ -40,14 +41,18 @@ static void usage(FILE *out)
                  "  --verify\n      Check a stopped node's data directory without changing it: "
                  "the KEK\n      opens every key file, every page and log record authenticates, "
                  "SQLite's\n      integrity check passes. Exit 0 when all is well, 2 when it "
-                 "cannot be\n      opened (wrong key, in use), 3 when damage was found.\n"
+                 "cannot be\n      opened (wrong key, in use), 3 when damage was found, or a\n"
+                 "      catalog older than the audit log records.\n"
+                 "  --accept-catalog-rollback\n      Start even though catalog.db is older than "
+                 "the audit log records\n      (committed changes lost: a revoked token may work "
+                 "again). Audited;\n      check principals, tokens and policies afterwards "
+                 "(docs/security.md).\n"
                  "\n"
-                 "Endpoints: /healthz /readyz /metrics /v1/status /v1/domains /v1/contracts\n"
-                 "/v1/products /v1/catalog /v1/query /v1/audit /v1/audit/verify /v1/keys\n"
-                 "/v1/keys/rotate /v1/mqtt/status /v1/mqtt/mappings /v1/mesh/nodes\n"
-                 "/v1/mesh/domains /v1/mesh/products /write (InfluxDB v1)\n"
-                 "/api/v2/write (v2). Every authentication, authorisation decision, query, write\n"
-                 "and admin change goes to the audit log in DATA_DIR/audit (meshctl audit\n"
+                 "Endpoints ({} is a path segment; docs/api.md):\n");
+    mesh_http_endpoint_paths(out, 79);
+    fprintf(out, "/write is InfluxDB v1's, /api/v2/write v2's.\n"
+                 "Every authentication, authorisation decision, query, write and admin change\n"
+                 "goes goes to the audit log in DATA_DIR/audit (meshctl audit\n"
                  "verify|search; docs/security.md). Data at rest is encrypted (AES-256-GCM)\n"
                  "unless --encryption off: see the kek_* options. With --mqtt-url meshd\n"
                  "subscribes to an MQTT broker and writes the topics its mappings name (QoS 1,\n"
@@ -73,11 +78,16 @@ static const char *find_config(int argc, char **argv)
     return getenv("MESHD_CONFIG");
 }
 
-static int apply_flags(mesh_node_opts_t *o, int argc, char **argv, bool *check_only, bool *verify)
+static int apply_flags(mesh_node_opts_t *o, int argc, char **argv, bool *check_only, bool *verify,
+                       bool *accept_rollback)
 {
     mesh_err_t err;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--accept-catalog-rollback") == 0) {
+            *accept_rollback = true;
+            continue;
+        }
         if (strcmp(a, "--check-config") == 0) {
             *check_only = true;
             continue;
@@ -194,7 +204,8 @@ int main(int argc, char **argv)
         mesh_opts_free(spec, &node.opts);
         return 1;
     }
-    if (apply_flags(&node.opts, argc, argv, &check_only, &verify) != 0) {
+    if (apply_flags(&node.opts, argc, argv, &check_only, &verify, &node.accept_catalog_rollback) !=
+        0) {
         mesh_opts_free(spec, &node.opts);
         return 1;
     }

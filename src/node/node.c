@@ -49,13 +49,15 @@ static mesh_status_t read_token_file(const char *path, char *out, size_t cap, me
     mesh_status_t st = mesh_read_file(path, 4096, &text, NULL, err);
     if (st != MESH_OK)
         return st;
-    size_t n = strcspn(text, "\r\n");
+    size_t len = strlen(text), n = strcspn(text, "\r\n");
     if (n >= cap) {
+        explicit_bzero(text, len);
         free(text);
         return mesh_err_set(err, MESH_INVALID, "%s: token too long", path);
     }
     memcpy(out, text, n);
     out[n] = '\0';
+    explicit_bzero(text, len); /* the caller clears its copy; this one goes too */
     free(text);
     return MESH_OK;
 }
@@ -80,6 +82,66 @@ mesh_status_t mesh__node_audit_keys(mesh_node_t *n, mesh_audit_keys_t *out, mesh
     return mesh_audit_key_load(path, true, out, err);
 }
 
+static int64_t catalog_version_source(void *arg)
+{
+    return mesh_catalog_version(arg);
+}
+
+/*
+ * The catalog witness (docs/security.md, "Rollback of the catalog"): the audit log records
+ * the catalog version of every admin change after it committed, so a catalog older than the
+ * newest recorded version lost committed changes (a WAL cut, deleted or damaged at its end,
+ * or an older catalog.db put back): a revoked token would work again. Refused, unless the
+ * catalog was restored from a backup (meshctl backup restore marks it) or the operator
+ * starts with --accept-catalog-rollback; both are audited and raise the version past the
+ * witness.
+ */
+static mesh_status_t check_catalog_witness(mesh_node_t *n, mesh_err_t *err)
+{
+    int64_t have = mesh_catalog_version(n->cat), seen = mesh_audit_catalog_version(n->audit);
+    int64_t restored = mesh_catalog_restored_ns(n->cat);
+    if (have >= seen) {
+        if (restored)
+            return mesh_catalog_version_raise(n->cat, have, err); /* clears the mark */
+        return MESH_OK;
+    }
+    const char *why = restored                     ? "restored from a backup"
+                      : n->accept_catalog_rollback ? "--accept-catalog-rollback"
+                                                   : NULL;
+    if (why == NULL)
+        return mesh_err_set(err, MESH_CORRUPT,
+                            "%s/catalog.db is older than the audit log says: it is at catalog "
+                            "version %lld, but the audit log records version %lld. Committed "
+                            "changes to principals, tokens or policies were lost (the catalog's "
+                            "WAL was cut, deleted or damaged, or an older catalog.db was put "
+                            "back), so a revoked token or a removed grant could work again. "
+                            "Restore the catalog from a backup (meshctl backup restore "
+                            "--in-place), or, to accept the loss, start once with "
+                            "--accept-catalog-rollback (audited) and check principals, tokens "
+                            "and policies",
+                            n->opts.data_dir, (long long)have, (long long)seen);
+    mesh_status_t st = mesh_catalog_version_raise(n->cat, seen + 1, err);
+    if (st != MESH_OK)
+        return st;
+    LOG_WARN("node",
+             "catalog.db is at catalog version %lld, older than the %lld the audit log records: "
+             "accepted (%s); changes after version %lld were lost: check principals, tokens "
+             "and policies",
+             (long long)have, (long long)seen, why, (long long)have);
+    char d[256];
+    snprintf(d, sizeof d,
+             "{\"catalog_version_found\":%lld,\"audit_catalog_version\":%lld,\"reason\":\"%s\"}",
+             (long long)have, (long long)seen,
+             restored ? "restored from a backup" : "accept_catalog_rollback");
+    mesh_audit_rec_t rec = {.action = MESH_AUDIT_CATALOG_ROLLBACK_ACCEPTED,
+                            .principal = "meshd",
+                            .outcome = "ok",
+                            .details = d,
+                            .catalog_version = mesh_catalog_version(n->cat)};
+    mesh_audit_record(n->audit, &rec);
+    return MESH_OK;
+}
+
 static mesh_status_t open_audit(mesh_node_t *n, mesh_err_t *err)
 {
     mesh_audit_keys_t keys;
@@ -98,6 +160,9 @@ static mesh_status_t open_audit(mesh_node_t *n, mesh_err_t *err)
     mesh_audit_keys_wipe(&keys);
     if (st != MESH_OK)
         return st;
+    if ((st = check_catalog_witness(n, err)) != MESH_OK)
+        return st;
+    mesh_audit_set_catalog_source(n->audit, catalog_version_source, n->cat);
     mesh_buf_t d;
     mesh_buf_init(&d, 4096);
     mesh_buf_printf(&d, "{\"version\":\"%s\",\"node_id\":\"%s\",\"pid\":%d,\"node\":", MESH_VERSION,
@@ -475,6 +540,14 @@ static void on_rules_tick(evutil_socket_t fd, short what, void *arg)
     mesh__node_rules_tick(c->n);
 }
 
+static void on_retention(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_ctx_t *c = arg;
+    mesh__node_retention_run(c->n, NULL);
+}
+
 /* Once a second: scheduled work (backups). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -514,7 +587,16 @@ int mesh_node_run(mesh_node_t *n)
     struct event *tick = event_new(c.base, -1, EV_PERSIST, on_tick, &c);
     struct timeval one = {.tv_sec = 1, .tv_usec = 0};
     event_add(tick, &one);
+    struct event *ret = NULL;
+    if (n->opts.retention_interval > 0) {
+        ret = event_new(c.base, -1, EV_PERSIST, on_retention, &c);
+        struct timeval rtv = {.tv_sec = n->opts.retention_interval / MESH_NS_PER_SEC,
+                              .tv_usec = (n->opts.retention_interval % MESH_NS_PER_SEC) / 1000};
+        event_add(ret, &rtv);
+    }
     event_base_dispatch(c.base);
+    if (ret)
+        event_free(ret);
     event_free(rtick);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);

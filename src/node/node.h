@@ -50,6 +50,8 @@ typedef struct mesh_node_opts {
     int64_t checkpoint_interval;
     int64_t min_free_space; /* bytes kept free on the data disk: writes refused below (0: off) */
     int64_t quality_interval;
+    int64_t retention_interval; /* ns; 0: no retention job */
+    int64_t retention_batch;    /* rows per retention record */
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
@@ -169,6 +171,9 @@ typedef struct mesh_node {
     int64_t health_next_ns;     /* when the health tick next writes samples */
     mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
     mesh_node_edge_t *edge;     /* hub copies of this edge node's domains (node/edge.c) */
+    /* `meshd --accept-catalog-rollback`: a start accepts a catalog older than the audit log
+     * records (changes lost), raises its version and audits catalog.rollback_accepted */
+    bool accept_catalog_rollback;
     /* federated queries (node/fed.c): the node's signing key, the transport, and the domains
      * other live nodes host (read from the registry when a query needs them) */
     struct mesh_signkey *signkey;
@@ -176,7 +181,8 @@ typedef struct mesh_node {
     pthread_mutex_t fed_lock;
     char (*fed_remote)[64];
     size_t fed_nremote;
-    int64_t fed_remote_mono; /* when fed_remote was read */
+    int64_t fed_remote_mono;    /* when fed_remote was read */
+    struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -187,6 +193,11 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 
+/* ---- retention (node/retention.c) ---- */
+/* One retention pass over every domain: expired rows of products with a retention and no
+ * legal hold are deleted in batches through the log (audited), then free pages go back. */
+/* report (may be NULL): a JSON array of {domain, product, deleted, batches, held, ...}. */
+void mesh__node_retention_run(mesh_node_t *n, mesh_buf_t *report);
 /* ---- rules (node/rules.c) ---- */
 
 /* The domains' event callback (mesh_domain_opts_t.events; arg: the node): audits each alert

@@ -1,6 +1,6 @@
 /*
- * rules.c - the node's side of rules: the action thread, the audit of alert transitions,
- * absence ticks and the rules_file option.
+ * rules.c - the node's side of rules: the action thread, the outbox reaper, the audit of
+ * alert transitions, absence ticks and the rules_file option.
  *
  * Domains report committed alert transitions through mesh__node_rule_events on their writer
  * thread. Transitions from the replay at open come before the audit log and the action
@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -209,21 +210,124 @@ static mesh_status_t apply_rules_file(mesh_node_t *n, mesh_err_t *err)
     return st;
 }
 
-/* The actions of a transition ended: its row leaves the domain's outbox (a writer job; this
- * runs on the action thread, never on a writer). */
+/* ---- the outbox reaper ----
+ *
+ * When every action of a transition ended, its row leaves the domain's outbox. The delete is a
+ * job of the domain's writer, which may be busy for a long time with a large batch (seconds
+ * with many rules, see BENCHMARKS.md): the action thread only queues the row here and goes on
+ * with the next delivery, and this thread waits for the writers. A row not deleted yet when
+ * meshd dies is delivered again at the next start, as for a crash right after the delivery
+ * (at least once, docs/rules.md); a clean stop deletes every queued row first. */
+
+typedef struct reap_item {
+    struct reap_item *next;
+    char domain[MESH_NAME_MAX + 1];
+    int64_t outbox_id;
+} reap_item_t;
+
+struct node_reaper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    reap_item_t *head, *tail; /* in order of the ends */
+    bool stop;
+};
+
+static void outbox_delete(mesh_node_t *n, const char *domain, int64_t outbox_id)
+{
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if (sd && mesh_domain_outbox_done(sd->dom, outbox_id, &err) != MESH_OK)
+        LOG_WARN("rules", "%s: outbox entry %lld: %s (its actions run again at the next start)",
+                 domain, (long long)outbox_id, err.msg);
+    mesh_snapshot_put(s);
+}
+
+static void *reaper_main(void *arg)
+{
+    mesh_node_t *n = arg;
+    struct node_reaper *r = n->reaper;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (r->head == NULL && !r->stop)
+            pthread_cond_wait(&r->cond, &r->lock);
+        reap_item_t *list = r->head;
+        r->head = r->tail = NULL;
+        if (list == NULL) /* stopping, and nothing left */
+            break;
+        pthread_mutex_unlock(&r->lock);
+        while (list) {
+            reap_item_t *next = list->next;
+            outbox_delete(n, list->domain, list->outbox_id);
+            free(list);
+            list = next;
+        }
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static mesh_status_t reaper_start(mesh_node_t *n, mesh_err_t *err)
+{
+    struct node_reaper *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    n->reaper = r;
+    if (pthread_create(&r->thread, NULL, reaper_main, n) != 0) {
+        n->reaper = NULL;
+        pthread_cond_destroy(&r->cond);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return mesh_err_set(err, MESH_INTERNAL, "cannot start the outbox thread");
+    }
+    return MESH_OK;
+}
+
+/* Deletes every queued row, then ends the thread. */
+static void reaper_stop(mesh_node_t *n)
+{
+    struct node_reaper *r = n->reaper;
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+    n->reaper = NULL;
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* The actions of a transition ended (on the action thread): its outbox row goes to the
+ * reaper, never waited for here. */
 static void node_actions_done(void *arg, const mesh_rule_event_t *ev)
 {
     mesh_node_t *n = arg;
     if (ev->outbox_id <= 0)
         return;
-    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
-    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, ev->domain);
-    mesh_err_t err;
-    mesh_err_clear(&err);
-    if (sd && mesh_domain_outbox_done(sd->dom, ev->outbox_id, &err) != MESH_OK)
-        LOG_WARN("rules", "%s: outbox entry %lld: %s (its actions run again at the next start)",
-                 ev->domain, (long long)ev->outbox_id, err.msg);
-    mesh_snapshot_put(s);
+    struct node_reaper *r = n->reaper;
+    reap_item_t *it = r ? calloc(1, sizeof *it) : NULL;
+    if (it == NULL) { /* no reaper, or no memory: delete it now */
+        outbox_delete(n, ev->domain, ev->outbox_id);
+        return;
+    }
+    snprintf(it->domain, sizeof it->domain, "%s", ev->domain);
+    it->outbox_id = ev->outbox_id;
+    pthread_mutex_lock(&r->lock);
+    if (r->tail)
+        r->tail->next = it;
+    else
+        r->head = it;
+    r->tail = it;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* MQTT actions publish through the node's MQTT connection (started after the action thread
@@ -254,9 +358,13 @@ mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err)
                               .mqtt_publish = node_mqtt_publish,
                               .mqtt_arg = n};
     mesh_actions_t *a;
-    mesh_status_t st = mesh_actions_start(&ao, &a, err);
+    mesh_status_t st = reaper_start(n, err);
     if (st != MESH_OK)
         return st;
+    if ((st = mesh_actions_start(&ao, &a, err)) != MESH_OK) {
+        reaper_stop(n);
+        return st;
+    }
     pthread_mutex_lock(&n->ev_lock);
     n->actions = a;
     mesh_rule_event_t *pending = n->ev_pending;
@@ -294,5 +402,6 @@ void mesh__node_rules_stop(mesh_node_t *n)
     n->ev_pending = NULL;
     pthread_mutex_unlock(&n->ev_lock);
     mesh_actions_stop(a);
+    reaper_stop(n); /* after the action thread: no more rows come */
     mesh_rule_event_free(pending);
 }

@@ -128,8 +128,27 @@ static int check_domain(mesh_node_t *n, const char *name, FILE *out)
     return rc;
 }
 
-/* The audit log's chain, MACs and sealed records (read-only): 0 ok, 3 damaged. */
-static int check_audit(mesh_node_t *n, FILE *out)
+/* The catalog version of path (catalog.h), read-only; -1 when it cannot be read. */
+static int64_t catalog_version(const char *path)
+{
+    sqlite3 *db;
+    mesh_err_t err;
+    int64_t v = -1;
+    if (mesh_crypt_sqlite_open(path, SQLITE_OPEN_READONLY, &db, &err) != MESH_OK)
+        return -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'catalog_version'", -1, &q,
+                           NULL) == SQLITE_OK) {
+        v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* The audit log's chain, MACs and sealed records (read-only): 0 ok, 3 damaged. *cat_version:
+ * the newest catalog version it records. */
+static int check_audit(mesh_node_t *n, FILE *out, int64_t *cat_version)
 {
     char dir[4096], kpath[4200];
     snprintf(dir, sizeof dir, "%s/audit", n->opts.data_dir);
@@ -152,6 +171,7 @@ static int check_audit(mesh_node_t *n, FILE *out)
     mesh_audit_verify_t v;
     st = mesh_audit_verify_dir(dir, &keys, NULL, &v, &err);
     mesh_audit_keys_wipe(&keys);
+    *cat_version = v.catalog_version;
     if (st == MESH_NOT_FOUND)
         return 0;
     if (st == MESH_CORRUPT) {
@@ -205,8 +225,23 @@ int mesh_node_verify(mesh_node_t *n, FILE *out)
     }
     if (d)
         closedir(d);
-    if ((r = check_audit(n, out)) > rc)
+    int64_t witness = 0;
+    if ((r = check_audit(n, out, &witness)) > rc)
         rc = r;
+    /* the catalog witness (docs/security.md): a catalog older than the audit log says */
+    int64_t have = access(cdb, F_OK) == 0 ? catalog_version(cdb) : 0;
+    if (have >= 0 && have < witness) {
+        fprintf(out,
+                "catalog.db: ROLLED BACK: catalog version %lld, but the audit log records "
+                "version %lld: committed changes (tokens, principals, policies) were lost; "
+                "restore the catalog from a backup, or accept the loss with meshd "
+                "--accept-catalog-rollback\n",
+                (long long)have, (long long)witness);
+        rc = 3;
+    } else if (have >= 0 && witness > 0) {
+        fprintf(out, "catalog.db: version %lld, not older than the audit log's %lld: ok\n",
+                (long long)have, (long long)witness);
+    }
     mesh_node_crypt_close(n);
     fprintf(out, "verify: %s\n", rc == 0 ? "ok" : rc == 3 ? "DAMAGE FOUND" : "failed");
     return rc;

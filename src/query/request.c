@@ -63,9 +63,16 @@ mesh_status_t mesh_query_request_parse(const char *body, size_t n, bool raw_sql,
         return set_sql(out, body, n, err);
     json_error_t je;
     json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL)
+    if (j == NULL) {
+        /* jansson names its own flag there: say what it means to the client */
+        if (strstr(je.text, "JSON_ALLOW_NUL"))
+            return mesh_err_set(err, MESH_PARSE,
+                                "malformed JSON at line %d, column %d: a string holds \\u0000 "
+                                "(a NUL character)",
+                                je.line, je.column);
         return mesh_err_set(err, MESH_PARSE, "malformed JSON at line %d, column %d: %s", je.line,
                             je.column, je.text);
+    }
     mesh_status_t st = MESH_OK;
     if (!json_is_object(j)) {
         st = mesh_err_set(err, MESH_INVALID, "the body must be {\"sql\": \"...\"}");

@@ -125,6 +125,15 @@ class TsWriter(Writer):
                 time.sleep(0.05)
 
 
+def acked_so_far(w):
+    """A copy of a writer's acknowledged batches (its thread may add one meanwhile)."""
+    while True:
+        try:
+            return set(w.acked)
+        except RuntimeError:  # the set changed size during the copy
+            continue
+
+
 class DurabilityTest(unittest.TestCase):
     def test_kill9_loses_no_acknowledged_write(self):
         rnd = random.Random(int(os.environ.get("MESH_TEST_SEED", "7")))
@@ -144,6 +153,14 @@ class DurabilityTest(unittest.TestCase):
                 self.assertEqual(rc, 0, "after kill %d: %s" % (k, out))
                 self.assertIn("domain dur: data.db: ok", out)
                 n.start()
+                # every batch acknowledged before this kill is there, exactly once
+                acked = [(w.name_, b) for w in writers for b in acked_so_far(w)]
+                rows = n.rows("SELECT writer, batch, count(*), count(DISTINCT i) "
+                              "FROM dur.events GROUP BY writer, batch")
+                seen = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+                for key in acked:
+                    self.assertEqual(seen.get(key), (ROWS, ROWS),
+                                     "after kill %d: batch %s/%d" % (k, key[0], key[1]))
             time.sleep(0.3)
             for w in writers:
                 w.stop = True

@@ -81,6 +81,16 @@ def flip(path, off, bit=0x10):
         f.write(bytes([b[0] ^ bit]))
 
 
+def wait_until(pred, timeout=120):
+    """Polls pred until true (a bound against a hang, not a timing assertion)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def new_kek():
     return os.urandom(32).hex()
 
@@ -462,6 +472,179 @@ class EncryptionTest(unittest.TestCase):
                 self.assertEqual(w.rows(q), expect)
         finally:
             w.stop()
+
+    # ---- the catalog witness: a rolled-back catalog is refused ----
+
+    def revoked_token_node(self, kek):
+        """A node whose service token was made and revoked, then killed with kill -9:
+        (data dir, token). The revocation is in catalog.db-wal only."""
+        n = self.node(env={"MESHD_KEK": kek}).start()
+        st, p = n.json("POST", "/v1/principals", {"name": "bot", "kind": "service",
+                                                  "roles": ["reader"]})
+        self.assertEqual(st, 201, p)
+        st, t = n.json("POST", "/v1/tokens", {"principal": "bot"})
+        self.assertEqual(st, 201, t)
+        st, _ = n.json("GET", "/v1/whoami", token=t["token"])
+        self.assertEqual(st, 200)
+        st, _ = n.request("DELETE", "/v1/tokens/" + t["id"])[:2]
+        self.assertEqual(st, 204)
+        st, _ = n.json("GET", "/v1/whoami", token=t["token"])
+        self.assertEqual(st, 401)
+        n.kill()
+        wal = os.path.join(n.data_dir, "catalog.db-wal")
+        self.assertGreater(os.path.getsize(wal), 32 + 2 * (24 + 4096), "a catalog WAL")
+        return n.data_dir, t["token"]
+
+    def test_catalog_rollback_refused(self):
+        kek = new_kek()
+        crashed, token = self.revoked_token_node(kek)
+        work = os.path.join(self.tmp, "work")
+        env = {"MESHD_KEK": kek}
+
+        def fresh():
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(crashed, work)
+            return os.path.join(work, "catalog.db-wal")
+
+        # a bit flipped in the last frame (the revocation's commit), and the WAL deleted: the
+        # WAL ends earlier, which no AEAD can see; the audit log's witness does
+        wal = fresh()
+        size = os.path.getsize(wal)
+        last = 32 + ((size - 32) // (4096 + 24) - 1) * (4096 + 24)
+        flip(wal, last + 24 + 200)
+        rc, out = start_fails(work, env=env)
+        self.assertEqual(rc, 2, out)
+        self.assertRegex(out, r"catalog.db is older than the audit log says: it is at catalog "
+                              r"version \d+, but the audit log records version \d+")
+        self.assertIn("--accept-catalog-rollback", out)
+        rc, out = Node(data_dir=work, env=env).verify()
+        self.assertEqual(rc, 3, out)
+        self.assertIn("catalog.db: ROLLED BACK", out)
+        self.assertIn("verify: DAMAGE FOUND", out)
+        for what in ("deleted", "emptied"):
+            wal = fresh()
+            if what == "deleted":
+                os.unlink(wal)
+            else:
+                open(wal, "wb").close()
+            rc, out = start_fails(work, env=env)
+            self.assertEqual(rc, 2, "%s: %s" % (what, out))
+            self.assertIn("older than the audit log says", out)
+            rc, out = Node(data_dir=work, env=env).verify()
+            self.assertEqual(rc, 3, out)
+            self.assertIn("catalog.db: ROLLED BACK", out)
+        # a bit flipped in the first frame, with committed frames after it: damage inside
+        # the WAL, refused as such (not taken for a torn end)
+        wal = fresh()
+        flip(wal, 32 + 24 + 300)
+        rc, out = start_fails(work, env=env)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("WAL frame 1", out)
+        self.assertIn("the WAL was damaged or altered inside", out)
+        rc, out = Node(data_dir=work, env=env).verify()
+        self.assertEqual(rc, 3, out)
+        # accepting the loss (the last frame damaged: the revocation lost): explicit, logged,
+        # audited, and the next starts are normal
+        wal = fresh()
+        flip(wal, last + 24 + 200)
+        w = Node(data_dir=work, env=env, args=["--accept-catalog-rollback"]).start()
+        try:
+            self.assertTrue(any("accepted (--accept-catalog-rollback)" in line
+                                for line in w.log), w.log)
+            st, _ = w.json("GET", "/v1/whoami", token=token)
+            self.assertEqual(st, 200, "the revocation was lost, as accepted")
+            st, ev = w.json("GET", "/v1/audit?action=catalog.rollback_accepted&limit=5")
+            self.assertEqual(st, 200, ev)
+            self.assertEqual(len(ev["records"]), 1, ev)
+            d = ev["records"][0]["details"]
+            self.assertLess(d["catalog_version_found"], d["audit_catalog_version"])
+            st, _ = w.request("DELETE", "/v1/tokens/" + w.json(
+                "GET", "/v1/tokens?principal=bot")[1]["tokens"][0]["id"])[:2]
+            self.assertEqual(st, 204)
+        finally:
+            w.kill()
+        w = Node(data_dir=work, env=env).start()  # no flag: nothing was lost this time
+        try:
+            st, _ = w.json("GET", "/v1/whoami", token=token)
+            self.assertEqual(st, 401)
+        finally:
+            self.assertEqual(w.stop(), 0)
+        rc, out = Node(data_dir=work, env=env).verify()
+        self.assertEqual(rc, 0, out)
+
+    def test_catalog_kill_during_admin_changes_never_refused(self):
+        """No false alarm: kill -9 while admin changes go on, several times; every restart
+        opens, and the witness never exceeds the catalog."""
+        kek = new_kek()
+        n = self.node(env={"MESHD_KEK": kek})
+        for round_ in range(4):
+            n.start()
+            stop = threading.Event()
+            done = [0]
+
+            def changes():
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        name = "r%d-%d" % (round_, i)
+                        n.json("POST", "/v1/roles", {"name": name})
+                        n.json("POST", "/v1/grants", {"role": name, "action": "read"})
+                        st, t = n.json("POST", "/v1/tokens", {"note": name})
+                        if st == 201:
+                            n.request("DELETE", "/v1/tokens/" + t["id"])
+                        done[0] += 1
+                    except Exception:
+                        return  # the node was killed under the request
+
+            th = threading.Thread(target=changes)
+            th.start()
+            self.assertTrue(wait_until(lambda: done[0] >= 3 + 2 * round_), "changes were made")
+            n.kill()
+            stop.set()
+            th.join()
+        n.start()
+        st, who = n.json("GET", "/v1/whoami")
+        self.assertEqual(st, 200, who)
+        self.assertEqual(n.stop(), 0)
+        rc, out = n.verify()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("not older than the audit log's", out)
+
+    def test_kek_command_end_to_end(self):
+        """meshd --kek-command runs a real program (no shell) for its KEK, and meshctl keys
+        rotate --new-kek-command moves the node to another program's key: the old command
+        then opens nothing, the new one everything."""
+        k1, k2 = new_kek(), new_kek()
+        f1, f2 = write_kek(self.tmp, "c1", k1), write_kek(self.tmp, "c2", k2)
+        # a KMS stand-in: prints the key file it is given (words split on blanks, no shell)
+        cmd1, cmd2 = "/bin/cat " + f1, "/bin/cat " + f2
+        n = self.node(args=["--kek-command", cmd1]).start()
+        self.assertFalse(any("kek.key" in line and "beside" in line for line in n.log), n.log)
+        n.create_domain("cmd")
+        n.apply(contract(domain="cmd"), expect=201)
+        n.post_rows("cmd", "readings", [{"device": "a", "ts": i, "temp": i} for i in range(10)])
+        rc, out = meshctl(n, "keys", "status", "--format", "json")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("command", out)
+        rc, out = meshctl(n, "keys", "rotate", "--new-kek-command", cmd2)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("key files rewrapped", out)
+        self.assertEqual(n.stop(), 0)
+        rc, out = start_fails(n.data_dir, args=["--kek-command", cmd1])
+        self.assertEqual(rc, 2, out)
+        self.assertIn("wrong key?", out)
+        rc, out = start_fails(n.data_dir, args=["--kek-command", "/bin/false"])
+        self.assertEqual(rc, 2, out)
+        self.assertIn("kek_command: /bin/false failed", out)
+        n.args = ["--kek-command", cmd2]
+        n.start()
+        self.assertEqual(n.scalar("SELECT count(*) FROM cmd.readings"), 10)
+        self.assertEqual(n.stop(), 0)
+        for k in (k1, k2):
+            self.assertEqual(scan(n.data_dir, [k]), [])
+        rc, out = n.verify()
+        self.assertEqual(rc, 0, out)
 
     # ---- rotation ----
 

@@ -132,11 +132,12 @@ check "example rules applied" "$nrules" "$(ls "$SRC"/examples/*/rules/*.yaml | w
 # ---- usage errors ------------------------------------------------------------------------------
 set +e
 "${GEN[@]}" nosuch >/dev/null 2>&1
-check "unknown scenario exits 1" "$?" 1
+check "unknown scenario exits 2 (invalid input)" "$?" 2
 "${GEN[@]}" home --machines 3 >/dev/null 2>&1
-check "an option of another scenario exits 1" "$?" 1
+check "an option of another scenario exits 2" "$?" 2
 "${GEN[@]}" --help >"$tmp/help.txt"
 check "--help exits 0" "$?" 0
+check "--help has the Exit codes block of every command" "$(grep -c '^Exit codes:$' "$tmp/help.txt")" 1
 check "--help lists the scenarios" "$(grep -cE '^  (factory|home|health|trucks) ' "$tmp/help.txt")" 4
 set -e
 

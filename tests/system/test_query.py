@@ -203,6 +203,13 @@ class QueryTest(unittest.TestCase):
         self.assertEqual(st, 400)
         st, h, data = self.n.request("POST", "/v1/query", "{not json")
         self.assertEqual(st, 400)
+        self.assertEqual(json.loads(data)["error"],
+                         {"code": "PARSE", "message": "malformed JSON at line 1, column 4: "
+                                                      "string or '}' expected near 'not'"})
+        st, h, data = self.n.request("POST", "/v1/query", '{"sql": "SELECT 1",\n "format": csv}')
+        self.assertEqual(st, 400)
+        self.assertIn("line 2, column 14: invalid token near 'csv'",
+                      json.loads(data)["error"]["message"])
         st, doc = self.n.json("POST", "/v1/query", {"sql": "SELECT 1; SELECT 2"})
         self.assertEqual(st, 400)
         self.assertIn("one statement", doc["error"]["message"])

@@ -752,9 +752,10 @@ static void test_usage_errors(void **state)
     size_t failed = 0;
     for (size_t i = 0; i < MESH_ARRAY_LEN(bad); i++) {
         result_t r = gen(bad[i]);
-        if (r.rc != 1 || r.len != 0) {
+        /* 2: invalid input, as for every meshctl command */
+        if (r.rc != 2 || r.len != 0) {
             failed++;
-            printf("'%s' exited %d with %zu bytes, expected 1 and none\n", bad[i], r.rc, r.len);
+            printf("'%s' exited %d with %zu bytes, expected 2 and none\n", bad[i], r.rc, r.len);
         }
         result_free(&r);
     }
