@@ -43,6 +43,12 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# an install cut short earlier (a killed apt-get) leaves packages unpacked but not configured,
+# and apt-get refuses to go on until dpkg finishes them
+if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
+  echo "setup: finishing an interrupted dpkg run first (dpkg --configure -a)"
+  $SUDO dpkg --configure -a
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"
