@@ -602,23 +602,25 @@ mesh_status_t mesh_mesh_serve(mesh_mesh_t *m, const char *domain, const char *ki
             sv = m->svcs[i];
     mesh_status_t st = MESH_OK;
     if (sv == NULL) {
-        service_t **nv = NULL;
-        if (m->nsvcs == MESH_MESH_SERVICES_MAX)
+        if (m->nsvcs == MESH_MESH_SERVICES_MAX) {
             st = mesh_err_set(err, MESH_LIMIT, "more than %d served request kinds",
                               MESH_MESH_SERVICES_MAX);
-        else if ((nv = realloc(m->svcs, (m->nsvcs + 1) * sizeof *nv)) == NULL ||
-                 (sv = calloc(1, sizeof *sv)) == NULL)
-            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-        if (nv)
-            m->svcs = nv;
-        if (st == MESH_OK) {
-            snprintf(sv->domain, sizeof sv->domain, "%s", domain);
-            snprintf(sv->kind, sizeof sv->kind, "%s", kind);
-            sv->m = m;
-            m->svcs[m->nsvcs++] = sv;
+        } else {
+            service_t **nv = realloc(m->svcs, (m->nsvcs + 1) * sizeof *nv);
+            if (nv)
+                m->svcs = nv;
+            sv = nv ? calloc(1, sizeof *sv) : NULL;
+            if (sv == NULL) {
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+            } else {
+                snprintf(sv->domain, sizeof sv->domain, "%s", domain);
+                snprintf(sv->kind, sizeof sv->kind, "%s", kind);
+                sv->m = m;
+                m->svcs[m->nsvcs++] = sv;
+            }
         }
     }
-    if (st == MESH_OK) {
+    if (sv != NULL) {
         sv->fn = fn;
         sv->arg = arg;
     }
