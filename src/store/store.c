@@ -35,6 +35,11 @@
 #define STMT_CACHE      32
 #define LAYOUT_VERSION  "1"
 #define BUSY_TIMEOUT_MS 10000
+/* SQLite checkpoints the WAL at the commit that passes this many pages (its default: 1000).
+ * The domain's own checkpoints (checkpoint_interval) truncate it; in between, a larger
+ * threshold copies a page rewritten by many commits once rather than at every commit, and
+ * still bounds the WAL (4096 pages: 16 MiB at 4 KiB pages). */
+#define WAL_AUTOCHECKPOINT_PAGES 4096
 
 typedef struct insert_stmt {
     char name[64];
@@ -370,11 +375,29 @@ mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, me
     return st;
 }
 
+uint64_t mesh_store_rules_clean(mesh_store_t *s)
+{
+    /* no record: the states were written with every record (before decision 0027), or there
+     * were never rules */
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = 'rules_clean'", -1, &q,
+                           NULL) != SQLITE_OK)
+        return 0;
+    uint64_t v =
+        sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : s->applied_seq;
+    sqlite3_finalize(q);
+    return v < s->applied_seq ? v : s->applied_seq;
+}
+
 uint64_t mesh_store_replay_from(mesh_store_t *s)
 {
     /* every time series records its clean position at creation and at checkpoints; one
      * without a record (never checkpointed) replays from the start of the log */
     uint64_t from = s->applied_seq;
+    /* rule states are written at checkpoints too: the log is kept back to their position */
+    uint64_t rules = mesh_store_rules_clean(s);
+    if (rules < from)
+        from = rules;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) !=
         SQLITE_OK)
@@ -398,6 +421,9 @@ static mesh_status_t ts_write_clean(mesh_store_t *s, mesh_err_t *err);
 static mesh_status_t unapplied_prune(mesh_store_t *s, mesh_err_t *err)
 {
     uint64_t from = s->applied_seq;
+    uint64_t rules = mesh_store_rules_clean(s);
+    if (rules < from)
+        from = rules;
     for (size_t i = 0; i < s->nts; i++) {
         uint64_t clean = mesh__ts_clean_seq(s->ts[i], s->applied_seq);
         if (clean < from)
@@ -485,9 +511,9 @@ static mesh_status_t conn_open(mesh_store_t *s, const char *path, mesh_err_t *er
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
-             "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF;",
+             "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=%d;",
              s->opts.sync_full ? "FULL" : "NORMAL",
-             (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384));
+             (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384), WAL_AUTOCHECKPOINT_PAGES);
     return exec(s->db, pragmas, err);
 }
 
