@@ -1062,6 +1062,7 @@ typedef struct replay_ctx {
     applier_t a;
     uint64_t last;
     uint64_t rules_clean; /* records above it (and applied) are re-evaluated, replaying */
+    uint64_t a_applied;   /* the applied position at the start */
     size_t pending;
     mesh_err_t *err;
 } replay_ctx_t;
@@ -1133,6 +1134,7 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
 {
     replay_ctx_t r = {.last = mesh_store_applied_seq(d->store),
                       .rules_clean = mesh_store_rules_clean(d->store),
+                      .a_applied = mesh_store_applied_seq(d->store),
                       .err = err};
     uint64_t from = mesh_store_replay_from(d->store);
     if (mesh_dlog_last_seq(d->log) <= from)
@@ -1158,6 +1160,12 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
         deliver_events(d);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
                  (unsigned long long)from + 1, (unsigned long long)mesh_dlog_last_seq(d->log));
+        if (r.rules_clean < r.a_applied)
+            LOG_INFO("domain",
+                     "%s: rule states: re-evaluated log records %llu..%llu (committed before: "
+                     "nothing written or sent again)",
+                     d->name, (unsigned long long)r.rules_clean + 1,
+                     (unsigned long long)r.a_applied);
     }
     clist_free(&r.a.work);
     return st;
