@@ -819,9 +819,8 @@ static mesh_status_t rules_persist_at(mesh_domain_t *d, uint64_t seq, mesh_err_t
 }
 
 /* Between groups: the dirty rule states go to the store in a transaction of their own, as
- * those of the applied position, which lets the log be trimmed up to it. force: even when
- * nothing changed (at open: a store without a recorded position, of an older meshd, had
- * its states written with every record; from now on they are not). */
+ * those of the applied position, which lets the log be trimmed up to it. force: also when
+ * nothing changed (at open, for a store without a recorded position). */
 static mesh_status_t rules_checkpoint(mesh_domain_t *d, bool force, mesh_err_t *err)
 {
     uint64_t applied = mesh_store_applied_seq(d->store);
@@ -1495,10 +1494,15 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     if ((st = mesh_dlog_open_sealed(path, mesh_store_applied_seq(d->store) + 1,
                                     d->kek ? &d->ring : NULL, &d->log, err)) != MESH_OK)
         goto err;
+    /* a store of an older meshd holds the states of its applied position: say so before
+     * anything can make them older than that (a replay commits as it goes) */
+    if (!mesh_store_rules_clean_recorded(d->store) &&
+        (st = rules_checkpoint(d, true, err)) != MESH_OK)
+        goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
     /* the rebuilt states go to the store, so the next start re-evaluates nothing */
-    if ((st = rules_checkpoint(d, true, err)) != MESH_OK)
+    if ((st = rules_checkpoint(d, false, err)) != MESH_OK)
         goto err;
     aggregates_catch_up(d, true); /* buckets left stale by a crash, and replayed batches' */
     if (d->kek)

@@ -375,6 +375,17 @@ mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, me
     return st;
 }
 
+bool mesh_store_rules_clean_recorded(mesh_store_t *s)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM _meta WHERE key = 'rules_clean'", -1, &q, NULL) !=
+        SQLITE_OK)
+        return false;
+    bool found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
 uint64_t mesh_store_rules_clean(mesh_store_t *s)
 {
     /* no record: the states were written with every record (before decision 0027), or there
@@ -386,7 +397,7 @@ uint64_t mesh_store_rules_clean(mesh_store_t *s)
     uint64_t v =
         sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : s->applied_seq;
     sqlite3_finalize(q);
-    return v < s->applied_seq ? v : s->applied_seq;
+    return v;
 }
 
 uint64_t mesh_store_replay_from(mesh_store_t *s)
