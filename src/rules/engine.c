@@ -31,6 +31,7 @@
 
 typedef struct sentry {
     char *series;
+    uint32_t hash; /* hash_str(series) */
     mesh_rstate_t st;
     bool touched; /* in the current record's touched list */
     bool dirty;   /* changed since it was last written to the store */
@@ -116,7 +117,7 @@ static mesh_status_t rehash(rentry_t *re, size_t tcap)
     if (t == NULL)
         return MESH_NOMEM;
     for (size_t i = 0; i < re->n; i++) {
-        size_t slot = hash_str(re->v[i].series) & (tcap - 1);
+        size_t slot = re->v[i].hash & (tcap - 1);
         while (t[slot])
             slot = (slot + 1) & (tcap - 1);
         t[slot] = (uint32_t)i + 1;
@@ -127,15 +128,15 @@ static mesh_status_t rehash(rentry_t *re, size_t tcap)
     return MESH_OK;
 }
 
-/* The series' index, or -1 when absent. */
-static long series_find(const rentry_t *re, const char *key)
+/* The series' index, or -1 when absent; h is hash_str(key) (computed once for all rules). */
+static long series_find(const rentry_t *re, const char *key, uint32_t h)
 {
     if (re->tcap == 0)
         return -1;
-    size_t slot = hash_str(key) & (re->tcap - 1);
+    size_t slot = h & (re->tcap - 1);
     while (re->tab[slot]) {
         size_t i = re->tab[slot] - 1;
-        if (strcmp(re->v[i].series, key) == 0)
+        if (re->v[i].hash == h && strcmp(re->v[i].series, key) == 0)
             return (long)i;
         slot = (slot + 1) & (re->tcap - 1);
     }
@@ -173,9 +174,10 @@ static mesh_status_t series_add(mesh_rules_t *e, rentry_t *re, const char *key, 
     sentry_t *s = &re->v[re->n];
     memset(s, 0, sizeof *s);
     s->series = k;
+    s->hash = hash_str(key);
     s->st = *st;
     memset(st, 0, sizeof *st);
-    size_t slot = hash_str(key) & (re->tcap - 1);
+    size_t slot = s->hash & (re->tcap - 1);
     while (re->tab[slot])
         slot = (slot + 1) & (re->tcap - 1);
     re->tab[slot] = (uint32_t)re->n + 1;
@@ -1134,10 +1136,10 @@ static bool row_number(const mesh_value_t *v, double *out)
 }
 
 /* Finds or creates the series; -1 when the rule has too many. */
-static long series_get(mesh_rules_t *e, rentry_t *re, const char *key, mesh_err_t *err,
+static long series_get(mesh_rules_t *e, rentry_t *re, const char *key, uint32_t h, mesh_err_t *err,
                        mesh_status_t *st)
 {
-    long si = series_find(re, key);
+    long si = series_find(re, key, h);
     if (si >= 0)
         return si;
     mesh_rstate_t fresh;
@@ -1200,9 +1202,10 @@ mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t
                 mesh_err_set(err, st, "series key too large");
                 break;
             }
+            uint32_t h = hash_str(key.data);
             for (size_t k = 0; k < nr && st == MESH_OK; k++) {
                 rentry_t *re = &e->r[ris[k]];
-                long si = series_get(e, re, key.data, err, &st);
+                long si = series_get(e, re, key.data, h, err, &st);
                 if (si < 0)
                     continue;
                 double v = 0;

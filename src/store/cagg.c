@@ -601,7 +601,7 @@ mesh_status_t mesh_store_cagg_batch(mesh_store_t *s, const mesh_product_t *agg,
         group_t *e = &g.v[i];
         if (e->key == NULL)
             continue;
-        bool existed, stale;
+        bool existed = false, stale = false;
         st = merge_existing(db, &sh, &q, e, &existed, &stale, err);
         if (st == MESH_OK)
             st = write_group(db, &sh, &q, e, existed, &delta, err);

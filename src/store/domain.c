@@ -17,8 +17,11 @@
  *                  holds (_meta repl_seq), which it then stores in the same transaction:
  *                  exactly-once apply of the stream, whatever the redeliveries and restarts.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
- * transaction, so their per-series state commits with the record; the alert transitions a
- * group produced go to the domain's event callback after its commit.
+ * transaction, so the alert rows and outbox rows of their transitions commit with the record;
+ * the transitions a group produced go to the domain's event callback after its commit. The
+ * per-series states are persisted at checkpoints with their log position ('rules_clean'),
+ * and by records other than plain batches and ticks; replay re-evaluates the committed
+ * records after that position without writing (decision 0027).
  * Applying a record is deterministic given the records before it, so replay after a crash
  * (or, later, a replica consuming the same stream) reaches the same state. A record that is
  * refused when applied (a breaking contract, a unique conflict) is in the log but has no
