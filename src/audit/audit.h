@@ -127,6 +127,9 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(ADMIN_BACKUP_VERIFY, "admin.backup.verify")                                                  \
     X(ADMIN_BACKUP_DELETE, "admin.backup.delete")                                                  \
     X(BACKUP_DONE, "backup.done")                                                                  \
+    X(DISPOSE_RETENTION, "dispose.retention")                                                      \
+    X(DISPOSE_ERASURE, "dispose.erasure")                                                          \
+    X(ADMIN_GOVERNANCE, "admin.governance")                                                        \
     X(CATALOG_ROLLBACK_ACCEPTED, "catalog.rollback_accepted")
 
 typedef enum {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/governance.h"
 #include "catalog/internal.h"
 #include "catalog/mqtt.h"
 #include "catalog/security.h"
@@ -222,7 +223,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
     if ((st = mesh__catalog_security_init(c, err)) != MESH_OK ||
         (st = mesh__catalog_classification_init(c, err)) != MESH_OK)
         goto err;
-    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK)
+    if ((st = mesh__catalog_mqtt_init(c, err)) != MESH_OK ||
+        (st = mesh__catalog_gov_init(c, err)) != MESH_OK)
         goto err;
     /* replication columns, added to catalogs made before them (an error: already there) */
     sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]'", NULL,

@@ -1887,6 +1887,58 @@ static mesh_status_t object_settings(vctx_t *v, const mesh_yaml_node_t *custom, 
     return MESH_OK;
 }
 
+/* Governance settings of a schema object (docs/governance.md): retention (a duration),
+ * residency (local | any), egress (any | aggregates-only), minGroupSize, privacyUnit. */
+static mesh_status_t governance_settings(vctx_t *v, const mesh_yaml_node_t *custom,
+                                         mesh_product_t *p)
+{
+    const mesh_yaml_node_t *x;
+    size_t i = 0;
+    mesh_status_t st = custom_find(v, custom, "retention", &x, &i);
+    if (st != MESH_OK)
+        return st;
+    if (x != NULL && (!is_str(x) || mesh_duration_parse(x->text, &p->retention_ns) != MESH_OK ||
+                      p->retention_ns <= 0))
+        return custom_err(v, i, x, "retention must be a duration such as 30d or 12h");
+    if (p->retention_ns > 0 && p->time_col < 0)
+        return custom_err(v, i, x, "retention needs a time column (a timestamp property)");
+    if ((st = custom_find(v, custom, "residency", &x, &i)) != MESH_OK)
+        return st;
+    if (x != NULL && is_str(x) && strcmp(x->text, "local") == 0)
+        p->residency_local = true;
+    else if (x != NULL && !(is_str(x) && strcmp(x->text, "any") == 0))
+        return custom_err(v, i, x, "residency must be local or any");
+    if ((st = custom_find(v, custom, "egress", &x, &i)) != MESH_OK)
+        return st;
+    const mesh_yaml_node_t *egress = x;
+    size_t egress_i = i;
+    if (x != NULL && is_str(x) && strcmp(x->text, "aggregates-only") == 0)
+        p->egress_aggregates = true;
+    else if (x != NULL && !(is_str(x) && strcmp(x->text, "any") == 0))
+        return custom_err(v, i, x, "egress must be any or aggregates-only");
+    if ((st = custom_find(v, custom, "minGroupSize", &x, &i)) != MESH_OK)
+        return st;
+    if (x != NULL) {
+        int64_t k;
+        if (mesh_parse_i64(x->text, x->len, &k) != MESH_OK || k < 2 || k > 1000000)
+            return custom_err(v, i, x, "minGroupSize must be an integer from 2 to 1000000");
+        p->egress_k = (int)k;
+    }
+    if ((st = custom_find(v, custom, "privacyUnit", &x, &i)) != MESH_OK)
+        return st;
+    if (x != NULL) {
+        int c = is_str(x) ? mesh_product_col(p, x->text, x->len) : -1;
+        if (c < 0)
+            return custom_err(v, i, x, "privacyUnit must name a property of %s", p->name);
+        p->privacy_unit_col = c;
+    }
+    if (p->egress_aggregates && p->privacy_unit_col < 0)
+        return custom_err(v, egress_i, egress,
+                          "egress aggregates-only needs a privacyUnit (the column that names "
+                          "one person or subject, e.g. patient_id)");
+    return MESH_OK;
+}
+
 /* A list of column names (a sequence of strings, 1..MESH_DERIVE_MAX_COLS, each a column name). */
 static mesh_status_t derive_names(vctx_t *v, size_t ci, const mesh_yaml_node_t *seq,
                                   const char *what, char ***out, size_t *n)
@@ -2031,6 +2083,8 @@ static mesh_status_t parse_object(vctx_t *v, mesh_contract_t *c, size_t idx,
     p->contract = c;
     p->object_index = (int)idx;
     p->time_col = -1;
+    p->privacy_unit_col = -1;
+    p->egress_k = 11;
     size_t old = ypath_key(&v->path, "schema");
     ypath_idx(&v->path, idx);
     mesh_status_t st = check_keys(v, m, object_keys, MESH_ARRAY_LEN(object_keys),
@@ -2059,6 +2113,7 @@ static mesh_status_t parse_object(vctx_t *v, mesh_contract_t *c, size_t idx,
         (st = dup_list(v, map_get(m, "tags"), &p->tags, &p->n_tags)) != MESH_OK ||
         (st = parse_columns(v, props, p)) != MESH_OK || (st = check_custom(v, custom)) != MESH_OK ||
         (st = object_settings(v, custom, p)) != MESH_OK ||
+        (st = governance_settings(v, custom, p)) != MESH_OK ||
         (st = derivation_setting(v, custom, p)) != MESH_OK || (st = derive_key(v, p)) != MESH_OK ||
         (st = parse_object_quality(v, m, p)) != MESH_OK)
         return st;

@@ -8,6 +8,8 @@
  * own settings live only under customProperties:
  *
  *   schema object: timeColumn (a property name), onInvalid (reject | quarantine),
+ *                  retention (a duration), residency (local | any), egress (any |
+ *                  aggregates-only), minGroupSize (an integer >= 2), privacyUnit (a property)
  *                  derivation (a derived product: {aggregate: {...}} or {sql, refresh})
  *   property:      unit (text), enum (list of allowed values)
  *
@@ -172,8 +174,15 @@ typedef struct mesh_product {
     mesh_quality_rule_t *quality;   /* the object's and its properties' executable rules */
     size_t nquality;
     /* slaProperties of the contract that apply to this product (0: none declared) */
-    int64_t sla_latency_ns;    /* latency: the newest row is at most this old */
-    int64_t sla_frequency_ns;  /* frequency: a write at least this often */
+    int64_t sla_latency_ns;   /* latency: the newest row is at most this old */
+    int64_t sla_frequency_ns; /* frequency: a write at least this often */
+    /* governance (customProperties retention, residency, egress, minGroupSize,
+     * privacyUnit; docs/governance.md) */
+    int64_t retention_ns;      /* rows older than this are deleted (0: kept forever) */
+    bool residency_local;      /* rows never leave this node */
+    bool egress_aggregates;    /* outside the domain: aggregates over >= egress_k units only */
+    int egress_k;              /* minimum distinct privacy units per group (default 11) */
+    int privacy_unit_col;      /* index into cols, -1 when none */
     mesh_derivation_t *derive; /* NULL: a source product */
 } mesh_product_t;
 

@@ -124,6 +124,7 @@ extern const mesh_cli_cmd_t mesh_cli_backup_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_classify_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mesh_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_mqtt_cmds[];
+extern const mesh_cli_cmd_t mesh_cli_governance_cmds[];
 extern const mesh_cli_cmd_t mesh_cli_lineage_cmds[];
 /* product derive (cmd_lineage.c) */
 extern const mesh_cli_opt_t mesh__cli_derive_opts[];

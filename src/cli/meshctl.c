@@ -91,7 +91,7 @@ static const mesh_cli_cmd_t *const groups[] = {
     mesh_cli_rule_cmds,   mesh_cli_alert_cmds,   mesh_cli_audit_cmds,   mesh_cli_keys_cmds,
     mesh_cli_login_cmds,  mesh_cli_user_cmds,    mesh_cli_token_cmds,   mesh_cli_role_cmds,
     mesh_cli_grant_cmds,  mesh_cli_mask_cmds,    mesh_cli_filter_cmds,  mesh_cli_mqtt_cmds,
-    mesh_cli_mesh_cmds,   mesh_cli_backup_cmds,  mesh_cli_lineage_cmds,
+    mesh_cli_mesh_cmds,   mesh_cli_backup_cmds,  mesh_cli_lineage_cmds, mesh_cli_governance_cmds,
 };
 
 /* The global flags that are not settings: spelling and help. */

@@ -76,6 +76,16 @@ static bool is_mesh_admin(mesh_req_t *r)
     return mesh_req_decide(r, MESH_ACT_ADMIN, NULL, NULL, NULL);
 }
 
+/* The administrator's right, asked by a call that words its own refusal: the decision goes
+ * to the audit log (authz.allow or authz.deny) like mesh_req_allow's; the caller answers. */
+static bool audited_mesh_admin(mesh_req_t *r)
+{
+    mesh_decision_t d;
+    bool ok = mesh_req_decide(r, MESH_ACT_ADMIN, NULL, NULL, &d);
+    mesh_req_audit_authz(r, MESH_ACT_ADMIN, NULL, NULL, &d);
+    return ok;
+}
+
 static json_t *time_json(int64_t ns)
 {
     if (ns == 0)
@@ -249,9 +259,10 @@ void mesh_api_principal(mesh_req_t *r)
     bool self = strcmp(name, r->who.name) == 0;
     bool admin = is_mesh_admin(r);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(r->ev);
-    /* one may read oneself and change one's own password; the rest is for administrators */
-    if (!admin && !(self && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_PUT)) &&
-        !mesh_req_allow(r, MESH_ACT_ADMIN, NULL, NULL))
+    /* one may read oneself and change one's own password; the rest is for administrators,
+     * and an administrator's call is an audited decision even on itself */
+    bool own = self && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_PUT);
+    if ((admin || !own) && !mesh_req_allow(r, MESH_ACT_ADMIN, NULL, NULL))
         return;
     mesh_principal_info_t info;
     if (mesh_catalog_principal_find(cat, name, &info) != MESH_OK) {
@@ -293,7 +304,7 @@ void mesh_api_principal(mesh_req_t *r)
         /* oneself: only the password, proving the current one */
         char stored[MESH_SCRAM_VERIFIER_MAX];
         mesh_scram_t v;
-        if (req.has_roles || req.disabled >= 0 || !req.has_password)
+        if (req.has_roles || req.disabled >= 0 ? !audited_mesh_admin(r) : !req.has_password)
             st = mesh_err_set(&err, MESH_FORBIDDEN,
                               "you may change only your own password (with current_password)");
         else if (!req.has_current ||
@@ -394,7 +405,7 @@ void mesh_api_tokens(mesh_req_t *r)
     const char *target = principal ? principal : r->who.name;
     int64_t exp_ns = 0;
     mesh_status_t st = MESH_OK;
-    if (strcmp(target, r->who.name) != 0 && !admin)
+    if (strcmp(target, r->who.name) != 0 && !audited_mesh_admin(r))
         st = mesh_err_set(&err, MESH_FORBIDDEN, "only administrators make tokens for others");
     else if (mesh_catalog_principal_find(cat, target, &info) != MESH_OK)
         st = mesh_err_set(&err, MESH_NOT_FOUND, "no principal '%.63s'", target);

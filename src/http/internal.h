@@ -93,6 +93,11 @@ void mesh_req_stream_begin(mesh_req_t *r, int status);
 void mesh_req_done(mesh_req_t *r);
 
 /* Handlers (api_*.c). */
+/* api_governance.c */
+void mesh_api_governance_domain(mesh_req_t *r);
+void mesh_api_governance_product(mesh_req_t *r);
+void mesh_api_retention_run(mesh_req_t *r);
+void mesh_api_erase(mesh_req_t *r);
 void mesh_api_healthz(mesh_req_t *r);
 void mesh_api_readyz(mesh_req_t *r);
 void mesh_api_metrics(mesh_req_t *r);

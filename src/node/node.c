@@ -540,6 +540,14 @@ static void on_rules_tick(evutil_socket_t fd, short what, void *arg)
     mesh__node_rules_tick(c->n);
 }
 
+static void on_retention(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_ctx_t *c = arg;
+    mesh__node_retention_run(c->n, NULL);
+}
+
 /* Once a second: scheduled work (backups). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -579,7 +587,16 @@ int mesh_node_run(mesh_node_t *n)
     struct event *tick = event_new(c.base, -1, EV_PERSIST, on_tick, &c);
     struct timeval one = {.tv_sec = 1, .tv_usec = 0};
     event_add(tick, &one);
+    struct event *ret = NULL;
+    if (n->opts.retention_interval > 0) {
+        ret = event_new(c.base, -1, EV_PERSIST, on_retention, &c);
+        struct timeval rtv = {.tv_sec = n->opts.retention_interval / MESH_NS_PER_SEC,
+                              .tv_usec = (n->opts.retention_interval % MESH_NS_PER_SEC) / 1000};
+        event_add(ret, &rtv);
+    }
     event_base_dispatch(c.base);
+    if (ret)
+        event_free(ret);
     event_free(rtick);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);

@@ -50,6 +50,8 @@ typedef struct mesh_node_opts {
     int64_t checkpoint_interval;
     int64_t min_free_space; /* bytes kept free on the data disk: writes refused below (0: off) */
     int64_t quality_interval;
+    int64_t retention_interval; /* ns; 0: no retention job */
+    int64_t retention_batch;    /* rows per retention record */
     int64_t login_ttl;
     int64_t audit_checkpoint_records;
     int64_t audit_checkpoint_interval;
@@ -189,6 +191,11 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 
+/* ---- retention (node/retention.c) ---- */
+/* One retention pass over every domain: expired rows of products with a retention and no
+ * legal hold are deleted in batches through the log (audited), then free pages go back. */
+/* report (may be NULL): a JSON array of {domain, product, deleted, batches, held, ...}. */
+void mesh__node_retention_run(mesh_node_t *n, mesh_buf_t *report);
 /* ---- rules (node/rules.c) ---- */
 
 /* The domains' event callback (mesh_domain_opts_t.events; arg: the node): audits each alert

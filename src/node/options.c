@@ -74,6 +74,13 @@ static const mesh_opt_t node_opts[] = {
      NULL, 0, "DURATION",
      "How often every product's contract quality rules and completeness are evaluated (0: "
      "only on demand, POST .../quality/run). See docs/quality.md."},
+    {"retention_interval", MESH_OPT_DURATION, F(retention_interval), "1m", 0, 7 * 86400000000000LL,
+     NULL, 0, "DURATION",
+     "How often expired rows are deleted from products with a retention (0: never; see "
+     "docs/governance.md)."},
+    {"retention_batch", MESH_OPT_INT, F(retention_batch), "10000", 1, 10000000, NULL, 0, "N",
+     "Most rows one retention deletion removes (each is its own log record; a pass runs "
+     "batches until nothing expired is left, then gives the freed pages back)."},
     {"login_ttl", MESH_OPT_DURATION, F(login_ttl), "1h", 60000000000LL, 30 * 86400000000000LL, NULL,
      0, "DURATION",
      "How long a token from POST /v1/login (meshctl login) is valid; a request may ask for "

@@ -271,6 +271,9 @@ mesh_status_t mesh_writer_end(mesh_writer_t *w, mesh_query_t *q, const mesh_err_
     case MESH_OUT_JSON:
         mesh_buf_printf(out, "],\"row_count\":%lld,\"rows_scanned\":%lld,\"elapsed_ms\":%.3f",
                         (long long)w->rows, (long long)mesh_query_scanned(q), elapsed_ms);
+        if (mesh_query_suppressed(q) >= 0)
+            mesh_buf_printf(out, ",\"suppressed_groups\":%lld",
+                            (long long)mesh_query_suppressed(q));
         if (err && err->code != MESH_OK) {
             mesh_buf_adds(out, ",\"error\":");
             error_object(err, out);

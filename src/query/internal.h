@@ -44,6 +44,12 @@ typedef struct qsession {
     mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
     bool audit_ok;        /* the running query's caller may read system.audit */
     int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
+    /* aggregates-only products (aggquery.c): the one the query read as an outsider, the
+     * strict authorizer for the rewritten query, and scans allowed once it is prepared */
+    const mesh_product_t *agg_hit;
+    bool agg_strict;
+    bool agg_ok;
+    int agg_selects;
     /* federated queries: remote domains are attached for one query and detached after it
      * (the owner's policy for the caller may have changed by the next one) */
     struct mesh_fed *fed;
@@ -60,6 +66,9 @@ struct mesh_query {
     sqlite3_stmt *stmt;
     mesh_query_limits_t lim;
     int64_t rows;
+    bool agg;           /* an aggregates-only query: the last column is the unit count */
+    int64_t agg_k;      /* groups of fewer units are suppressed */
+    int64_t suppressed; /* groups suppressed so far */
 };
 
 /* The product virtual table module (vtab.c). */
@@ -91,5 +100,16 @@ void mesh__pexpr_bind(sqlite3_stmt *q, const mesh_datum_t *row, size_t n);
 int mesh__session_progress(void *arg);
 /* Whether the caller of the running query owns a domain. */
 bool mesh__session_owner(const qsession_t *s, const char *domain);
+
+/* Aggregates-only products (aggquery.c): checks that sql has the allowed shape and writes
+ * into out the query to run, with count(DISTINCT "unit") as the last result column.
+ * MESH_FORBIDDEN with the reason when it does not. */
+#define MESH_AGGQ_MAX_TOKENS 4096
+#define MESH_AGGQ_MAX_ITEMS  64
+mesh_status_t mesh__aggq_rewrite(const char *sql, size_t n, const char *unit, mesh_buf_t *out,
+                                 mesh_err_t *err);
+/* Whether the running query's caller is outside p's domain (not an owner, no write or admin
+ * on it): an aggregates-only product is then read through aggregates only. */
+bool mesh__session_outsider(const qsession_t *s, const mesh_product_t *p);
 
 #endif

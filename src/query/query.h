@@ -76,6 +76,10 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
  * a product: MESH_INVALID with the reason when it does not compile as one expression. */
 mesh_status_t mesh_policy_expr_check(const mesh_product_t *p, const char *expr, const char *col,
                                      mesh_err_t *err);
+/* Whether an SQL condition's parentheses balance outside strings, quoted names and block
+ * comments, never closing more than it opened, without ';' or a line comment: so that put
+ * inside "( ... )" it stays one expression (erasure's WHERE). */
+bool mesh_sql_parens_balanced(const char *s, size_t n);
 /* Binds ?idx (from 1) of a started query before its first step: values never go into SQL
  * text. MESH_INVALID when idx is out of range. */
 mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v);
@@ -89,6 +93,9 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err);
 /* Value of column i of the current row, borrowed until the next step. */
 void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out);
 int64_t mesh_query_rows(const mesh_query_t *q);
+/* Groups an aggregates-only query suppressed (fewer than k privacy units), or -1 for a
+ * query over no such product (docs/governance.md). */
+int64_t mesh_query_suppressed(const mesh_query_t *q);
 /* Rows the products' scans produced (what the storage read for the query). */
 int64_t mesh_query_scanned(const mesh_query_t *q);
 /* Products the query read ("domain.product", comma-separated), for audit and metrics. */

@@ -50,8 +50,44 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
     return rc;
 }
 
+/* Functions an aggregates-only query may call: the aggregates and scalar functions. */
+static const char *const agg_functions[] = {
+    "count",    "sum",       "avg",    "min",   "max",      "total",       "abs",    "lower",
+    "upper",    "length",    "substr", "round", "coalesce", "ifnull",      "like",   "glob",
+    "ts",       "iso",       "ago",    "now",   "duration", "time_bucket", "date",   "datetime",
+    "strftime", "julianday", "instr",  "trim",  "replace",  "cast",        "nullif", "iif",
+};
+
+/* The product a table of an attached domain serves ("p", "p__last", "p__quarantine"). */
+static const mesh_product_t *table_product(const qsession_t *s, const char *db, const char *table)
+{
+    char name[MESH_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", table);
+    char *sep = strstr(name, "__");
+    if (sep)
+        *sep = '\0';
+    return s->snap ? mesh_snapshot_product(s->snap, db, name) : NULL;
+}
+
 static int decide(qsession_t *s, int action, const char *a1, const char *a2, const char *db)
 {
+    if (s->agg_strict) {
+        /* the rewritten aggregates-only query: one SELECT over that one product */
+        if (action == SQLITE_SELECT)
+            return ++s->agg_selects == 1 ? SQLITE_OK : SQLITE_DENY;
+        if (action == SQLITE_READ)
+            return a1 && db && s->agg_hit && strcmp(db, s->agg_hit->domain) == 0 &&
+                           strcmp(a1, s->agg_hit->name) == 0
+                       ? SQLITE_OK
+                       : SQLITE_DENY;
+        if (action == SQLITE_FUNCTION) {
+            for (size_t i = 0; a2 && i < MESH_ARRAY_LEN(agg_functions); i++)
+                if (sqlite3_stricmp(a2, agg_functions[i]) == 0)
+                    return SQLITE_OK;
+            return SQLITE_DENY;
+        }
+        return SQLITE_DENY;
+    }
     switch (action) {
     case SQLITE_SELECT:
     case SQLITE_RECURSIVE:
@@ -69,9 +105,14 @@ static int decide(qsession_t *s, int action, const char *a1, const char *a2, con
                 return SQLITE_OK;
         if (strncmp(a1, "sqlite_", 7) == 0)
             return SQLITE_DENY;
-        for (int i = 0; i < s->nattached; i++)
-            if (strcmp(db, s->attached[i]) == 0)
-                return SQLITE_OK;
+        for (int i = 0; i < s->nattached; i++) {
+            if (strcmp(db, s->attached[i]) != 0)
+                continue;
+            const mesh_product_t *p = table_product(s, db, a1);
+            if (p && p->egress_aggregates && s->agg_hit == NULL && mesh__session_outsider(s, p))
+                s->agg_hit = p; /* the query is checked for the allowed shape */
+            return SQLITE_OK;
+        }
         return SQLITE_DENY;
     }
     case SQLITE_FUNCTION:
@@ -715,6 +756,17 @@ static mesh_status_t bind_principal(qsession_t *s, mesh_policy_t *policy,
     return st;
 }
 
+bool mesh__session_outsider(const qsession_t *s, const mesh_product_t *p)
+{
+    if (s->who == NULL || s->policy == NULL)
+        return true;
+    bool owner = mesh__session_owner(s, p->domain);
+    return !owner &&
+           !mesh_policy_decide(s->policy, s->who, MESH_ACT_WRITE, p->domain, p->name, owner,
+                               NULL) &&
+           !mesh_policy_decide(s->policy, s->who, MESH_ACT_ADMIN, p->domain, p->name, owner, NULL);
+}
+
 bool mesh__session_owner(const qsession_t *s, const char *domain)
 {
     const mesh_snap_domain_t *sd = s->snap ? mesh_snapshot_domain(s->snap, domain) : NULL;
@@ -722,6 +774,56 @@ bool mesh__session_owner(const qsession_t *s, const char *domain)
         if (strcmp(sd->meta.owners[i], s->who->name) == 0)
             return true;
     return false;
+}
+
+/* The query read an aggregates-only product as an outsider: it must have the allowed shape
+ * (aggquery.c); it is prepared again, rewritten to count the privacy units of each group,
+ * under the strict authorizer, and groups of fewer than k units are dropped as it steps. */
+static mesh_status_t start_aggregate(mesh_query_t *q, const char *sql, size_t sql_len,
+                                     mesh_err_t *err)
+{
+    qsession_t *s = q->s;
+    const mesh_product_t *p = s->agg_hit;
+    sqlite3_finalize(q->stmt);
+    q->stmt = NULL;
+    if (p->privacy_unit_col < 0)
+        return mesh_err_set(err, MESH_FORBIDDEN, "%s.%s: aggregates only, without a privacy unit",
+                            p->domain, p->name);
+    mesh_buf_t text;
+    mesh_buf_init(&text, MESH_QUERY_MAX_SQL + 256);
+    mesh_status_t st =
+        mesh__aggq_rewrite(sql, sql_len, p->cols[p->privacy_unit_col].name, &text, err);
+    if (st == MESH_FORBIDDEN) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        mesh_err_set(err, MESH_FORBIDDEN,
+                     "%s.%s releases aggregates only to callers outside its domain (groups of "
+                     "at least %d distinct %s): %s",
+                     p->domain, p->name, p->egress_k, p->cols[p->privacy_unit_col].name, why);
+    }
+    if (st == MESH_OK) {
+        s->agg_strict = true;
+        s->agg_selects = 0;
+        int rc = sqlite3_prepare_v3(s->db, text.data, (int)text.len, 0, &q->stmt, NULL);
+        s->agg_strict = false;
+        if (rc != SQLITE_OK)
+            st = rc == SQLITE_AUTH
+                     ? mesh_err_set(err, MESH_FORBIDDEN,
+                                    "%s.%s releases aggregates only: %s (only aggregate "
+                                    "functions and simple scalar functions)",
+                                    p->domain, p->name, sqlite3_errmsg(s->db))
+                     : prepare_error(s, s->db, rc, err);
+        else if (q->stmt == NULL || sqlite3_column_count(q->stmt) < 2)
+            st = mesh_err_set(err, MESH_FORBIDDEN, "%s.%s: not an aggregate query", p->domain,
+                              p->name);
+    }
+    mesh_buf_free(&text);
+    if (st == MESH_OK) {
+        q->agg = true;
+        q->agg_k = p->egress_k;
+        s->agg_ok = true;
+    }
+    return st;
 }
 
 mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
@@ -754,6 +856,9 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
     mesh_buf_reset(&s->products);
     mesh_buf_reset(&s->policies);
     s->rows_scanned = 0;
+    s->agg_hit = NULL;
+    s->agg_strict = false;
+    s->agg_ok = false;
     if ((st = bind_principal(s, policy, who, err)) == MESH_OK &&
         (st = use_snapshot(s, snap, err)) == MESH_OK)
         st = attach_needed(s, sql, sql_len, err);
@@ -777,6 +882,8 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
                 st = mesh_err_set(err, MESH_FORBIDDEN, "only SELECT statements are allowed");
         }
     }
+    if (st == MESH_OK && s->agg_hit)
+        st = start_aggregate(q, sql, sql_len, err);
     if (st != MESH_OK) {
         mesh_query_finish(q);
         return st;
@@ -809,7 +916,12 @@ mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v)
 
 int mesh_query_ncols(const mesh_query_t *q)
 {
-    return sqlite3_column_count(q->stmt);
+    return sqlite3_column_count(q->stmt) - (q->agg ? 1 : 0);
+}
+
+int64_t mesh_query_suppressed(const mesh_query_t *q)
+{
+    return q->agg ? q->suppressed : -1;
 }
 
 const char *mesh_query_colname(const mesh_query_t *q, int i)
@@ -831,6 +943,11 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
         return -1;
     }
     int rc = sqlite3_step(q->stmt);
+    while (rc == SQLITE_ROW && q->agg &&
+           sqlite3_column_int64(q->stmt, sqlite3_column_count(q->stmt) - 1) < q->agg_k) {
+        q->suppressed++; /* a group of fewer than k units */
+        rc = sqlite3_step(q->stmt);
+    }
     if (rc == SQLITE_ROW) {
         q->rows++;
         return 1;
@@ -922,6 +1039,8 @@ void mesh_query_finish(mesh_query_t *q)
             detach(s, i, &err);
     s->who = NULL;
     s->audit_ok = false;
+    s->agg_hit = NULL;
+    s->agg_ok = false;
     s->deadline_mono = 0;
     pool_give(q->pool, s);
     free(q);

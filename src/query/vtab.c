@@ -54,6 +54,9 @@ typedef struct pvtab {
     /* hidden columns of a product with a time column: bucket_width (an argument: '1h') and
      * bucket (the time floored to it), so GROUP BY key, bucket needs no sort; -1: none */
     int bw_col, bucket_col;
+    /* an aggregates-only product read by an outsider: scanned only for a query the session
+     * checked and rewrote (query/aggquery.c) */
+    bool agg_only;
 } pvtab_t;
 
 typedef struct pcursor {
@@ -145,6 +148,7 @@ static int apply_policy(pvtab_t *t, char **errmsg)
         t->time_col = 1;
         return SQLITE_OK;
     }
+    t->agg_only = p->egress_aggregates && mesh__session_outsider(s, p);
     mesh_view_policy_t v;
     mesh_err_t err;
     if (mesh_policy_view(s->policy, s->who, p, owner, &v, &err) != MESH_OK)
@@ -369,6 +373,8 @@ static int has_arg(mesh_op_t op)
 static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
 {
     pvtab_t *t = (pvtab_t *)vt;
+    if (t->agg_only && t->s->agg_hit == NULL && !t->s->agg_strict)
+        t->s->agg_hit = t->p; /* planned in a query: the session checks its shape */
     mesh_scan_plan_t plan;
     memset(&plan, 0, sizeof plan);
     int map[MESH_SCAN_MAX_CONS]; /* plan constraint -> aConstraint index */
@@ -588,6 +594,8 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     if (idx_str == NULL || strlen(idx_str) != 2 * sizeof plan + 1 ||
         !mesh_unhex(idx_str + 1, (uint8_t *)&plan, sizeof plan))
         return fail(c, "mesh_product: bad plan");
+    if (t->agg_only && !t->s->agg_ok)
+        return fail(c, "this product releases aggregates only to callers outside its domain");
     c->bucket_ns = 0;
     if (idx_str[0] == 'B' && argc > 0) {
         /* the bucket width: a duration text or nanoseconds */

@@ -11,6 +11,11 @@
  *   'T' tick:      8 bytes, a time (ns) at which absence rules are evaluated
  *   'A' alert op:  'a' (acknowledge) or 'r' (resolve), 8 bytes of time, then the alert id,
  *                  who, and a note, each NUL-terminated
+ *   'E' disposal:  'r' (retention) or 'e' (erasure), u8 name length, the product's name,
+ *                  i64 cutoff (ns; rows before it go), i64 limit (rows), u32 key count, then
+ *                  the keys (store.h mesh_store_dispose); little-endian. The keys of an
+ *                  erasure were collected by a query before the record was written, so
+ *                  replay and replicas delete the same rows whatever the clock says.
  *   'S' stream:    8 bytes (little-endian) of a sequence of the domain's JetStream stream,
  *                  then a record of the kinds above as the stream carried it (replication,
  *                  docs/mesh.md). Applied only when that sequence is above the one the store
@@ -69,8 +74,9 @@ enum {
     K_UNRULE = 'X',
     K_TICK = 'T',
     K_ALERT = 'A',
-    K_QDROP = 'Q',  /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
-    K_STREAM = 'S', /* a record of the domain's stream: u64 stream sequence, the record */
+    K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
+    K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
+    K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -618,6 +624,44 @@ static mesh_status_t ensure_alerts(applier_t *a, uint64_t seq, mesh_err_t *err)
     return st;
 }
 
+/* A disposal record's fields (borrowed from the payload). */
+typedef struct dispose_rec {
+    char why;
+    char name[MESH_NAME_MAX + 1];
+    mesh_dispose_t d;
+} dispose_rec_t;
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[k];
+    return v;
+}
+
+static mesh_status_t dispose_decode(uint64_t seq, const uint8_t *p, size_t n, dispose_rec_t *r,
+                                    mesh_err_t *err)
+{
+    size_t nl = n > 2 ? p[2] : 0;
+    if (n < 3 || (p[1] != 'r' && p[1] != 'e') || nl == 0 || nl > MESH_NAME_MAX || n < 3 + nl + 20)
+        return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad disposal",
+                            (unsigned long long)seq);
+    r->why = (char)p[1];
+    memcpy(r->name, p + 3, nl);
+    r->name[nl] = '\0';
+    const uint8_t *q = p + 3 + nl;
+    r->d.cutoff = (int64_t)le64(q);
+    r->d.limit = (int64_t)le64(q + 8);
+    r->d.nkeys =
+        (size_t)(q[16] | (uint32_t)q[17] << 8 | (uint32_t)q[18] << 16 | (uint32_t)q[19] << 24);
+    r->d.keys = q + 20;
+    r->d.keys_len = n - (3 + nl + 20);
+    if (r->d.nkeys > r->d.keys_len || (r->why == 'e') != (r->d.cutoff == INT64_MIN))
+        return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad disposal",
+                            (unsigned long long)seq);
+    return MESH_OK;
+}
+
 /* Applies one record inside the open store transaction, in its own savepoint. For a live
  * item the submitter's parsed objects are used; in replay the payload is decoded. */
 static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
@@ -804,6 +848,38 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             it->res.quarantined = (size_t)dropped;
         return st;
     }
+    case K_DISPOSE: {
+        dispose_rec_t r;
+        if ((st = dispose_decode(seq, p, n, &r, err)) != MESH_OK)
+            return st;
+        const mesh_product_t *pp = clist_product(&a->work, r.name, NULL);
+        if (pp == NULL)
+            return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r.name);
+        int64_t deleted = 0;
+        st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
+        /* an erasure reaches the continuous aggregates over the product: they are rebuilt
+         * from what remains of it right after this commit (retention does not: aggregates
+         * keep the history their source no longer holds) */
+        for (size_t ci = 0; ci < a->work.n && st == MESH_OK && r.why == 'e' && deleted > 0; ci++) {
+            const mesh_contract_t *wc = a->work.v[ci]->c;
+            for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
+                const mesh_product_t *ap = &wc->products[k];
+                if (ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
+                    strcmp(ap->derive->source, pp->name) == 0) {
+                    st = mesh_store_cagg_invalidate(d->store, ap->name, err);
+                    d->cagg_dirty = true;
+                }
+            }
+        }
+        if (st == MESH_OK) {
+            /* a stream record's writer reads rres (its item is the stream's) */
+            if (it)
+                it->res.rows = (size_t)deleted;
+            else
+                a->rres.rows = (size_t)deleted;
+        }
+        return st;
+    }
     default:
         return mesh_err_set(err, MESH_CORRUPT, "log record %llu has unknown kind 0x%02x",
                             (unsigned long long)seq, p[0]);
@@ -949,7 +1025,7 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     clist_free(&before);
     /* a logged batch that changed nothing (refused, or a duplicate of an applied one) must
      * not have its time-series rows buffered again by a replay of the store's records */
-    if (n > 0 && (p[0] == K_BATCH || p[0] == K_TICK) && !store_failure(st)) {
+    if (n > 0 && (p[0] == K_BATCH || p[0] == K_TICK || p[0] == K_DISPOSE) && !store_failure(st)) {
         bool dup = p[0] == K_BATCH && (it ? it->res.duplicate : a->rres.duplicate);
         if (st != MESH_OK || dup) {
             mesh_err_t e2;
@@ -994,7 +1070,9 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
         sseq = sseq << 8 | p[k];
     if (sseq <= a->repl_seq) {
         *skipped = true;
-        return p[9] == K_BATCH ? mesh_store_mark_unapplied(a->d->store, seq, err) : MESH_OK;
+        return p[9] == K_BATCH || p[9] == K_DISPOSE
+                   ? mesh_store_mark_unapplied(a->d->store, seq, err)
+                   : MESH_OK;
     }
     memset(&a->rres, 0, sizeof a->rres);
     mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
@@ -1086,6 +1164,22 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
             p += 9;
             n -= 9;
             rules = false; /* stream records persist the states: never after rules_clean */
+        }
+        if (n > 0 && p[0] == K_DISPOSE) {
+            /* rows of time series replayed into memory that this record had removed (unless
+             * it was refused, or a stream duplicate skipped) */
+            if (mesh_store_unapplied(d->store, seq))
+                return MESH_OK;
+            dispose_rec_t dr;
+            const mesh_product_t *pp;
+            if (dispose_decode(seq, p, n, &dr, &e) != MESH_OK ||
+                (pp = clist_product(&r->a.work, dr.name, NULL)) == NULL)
+                return MESH_OK;
+            int64_t gone = 0;
+            st = mesh_store_dispose(d->store, pp, &dr.d, true, &gone, &e);
+            if (st != MESH_OK)
+                mesh_err_set(r->err, st, "%s", e.msg);
+            return st;
         }
         if (n == 0 || (p[0] != K_BATCH && p[0] != K_TICK) || mesh_store_unapplied(d->store, seq))
             return MESH_OK;
@@ -2575,4 +2669,95 @@ void mesh_domain_keyinfo(mesh_domain_t *d, mesh_domain_keyinfo_t *out)
     memset(out, 0, sizeof *out);
     out->encrypted = d->kek != NULL;
     out->gen = atomic_load(&d->info_gen);
+}
+
+/* ---- disposal: retention and erasure ---- */
+
+mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
+                                  int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
+                                  int64_t *deleted, uint64_t *seq, mesh_err_t *err)
+{
+    *deleted = 0;
+    size_t nl = strlen(product);
+    if (nl == 0 || nl > MESH_NAME_MAX || (why != 'r' && why != 'e') || nkeys > UINT32_MAX ||
+        keys_len > MESH_DLOG_MAX_RECORD / 2)
+        return mesh_err_set(err, MESH_INVALID, "a bad disposal");
+    if (why == 'e')
+        cutoff = INT64_MIN;
+    else if (cutoff == INT64_MIN)
+        return mesh_err_set(err, MESH_INVALID, "a retention needs a cutoff");
+    pthread_mutex_lock(&d->state_lock);
+    bool known = clist_product(&d->current, product, NULL) != NULL;
+    pthread_mutex_unlock(&d->state_lock);
+    if (!known)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, product);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_DISPOSE;
+    snprintf(it.product, sizeof it.product, "%s", product);
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_buf_addc(&it.payload, K_DISPOSE);
+    mesh_buf_addc(&it.payload, why);
+    mesh_buf_addc(&it.payload, (char)nl);
+    mesh_buf_add(&it.payload, product, nl);
+    uint8_t b[8];
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)((uint64_t)cutoff >> (8 * k));
+    mesh_buf_add(&it.payload, b, 8);
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)((uint64_t)limit >> (8 * k));
+    mesh_buf_add(&it.payload, b, 8);
+    for (int k = 0; k < 4; k++)
+        b[k] = (uint8_t)(nkeys >> (8 * k));
+    mesh_buf_add(&it.payload, b, 4);
+    if (keys_len)
+        mesh_buf_add(&it.payload, keys, keys_len);
+    if (it.payload.data == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    /* a replicated domain: through its stream, so every replica deletes the same rows */
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        mesh_buf_free(&it.payload);
+        if (rst == MESH_OK) {
+            *deleted = (int64_t)ar.rows;
+            if (seq)
+                *seq = ar.stream_seq;
+        }
+        return rst;
+    }
+    mesh_status_t st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (st != MESH_OK && err && it.err.code != MESH_OK)
+        *err = it.err;
+    if (st == MESH_OK) {
+        *deleted = (int64_t)it.res.rows;
+        if (seq)
+            *seq = it.res.seq;
+    }
+    return st;
+}
+
+typedef struct vacuum_job {
+    int64_t pages, freed;
+} vacuum_job_t;
+
+static mesh_status_t vacuum_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    vacuum_job_t *v = arg;
+    return mesh_store_vacuum(d->store, v->pages, &v->freed, err);
+}
+
+mesh_status_t mesh_domain_vacuum(mesh_domain_t *d, int64_t max_pages, int64_t *freed,
+                                 mesh_err_t *err)
+{
+    vacuum_job_t v = {.pages = max_pages, .freed = 0};
+    mesh_status_t st = run_job(d, vacuum_job, &v, err);
+    *freed = v.freed;
+    return st;
 }

@@ -175,6 +175,21 @@ mesh_status_t mesh_domain_outbox_done(mesh_domain_t *d, int64_t outbox_id, mesh_
 /* The domain's rules (see mesh_rules_list). */
 mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, size_t *n);
 
+/*
+ * Disposes of rows of product through the log (a 'E' record, applied like any write, so a
+ * crash loses nothing and replicas delete the same rows): why 'r' (retention: rows whose
+ * time is before cutoff, at most about limit of them, oldest first) or 'e' (erasure: the
+ * nkeys keys, see mesh_store_dispose). *deleted: rows removed; *seq (may be NULL): the
+ * record's log position. Legal holds are the caller's to check.
+ */
+mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
+                                  int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
+                                  int64_t *deleted, uint64_t *seq, mesh_err_t *err);
+/* Gives free pages of the database back to the file system (a writer job: incremental vacuum
+ * of at most max_pages, 0: all); the file shrinks at the next checkpoint. */
+mesh_status_t mesh_domain_vacuum(mesh_domain_t *d, int64_t max_pages, int64_t *freed,
+                                 mesh_err_t *err);
+
 /* Checkpoints the store and trims the log up to what the store holds durably. */
 mesh_status_t mesh_domain_checkpoint(mesh_domain_t *d, mesh_err_t *err);
 

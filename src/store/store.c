@@ -519,6 +519,16 @@ static mesh_status_t conn_open(mesh_store_t *s, const char *path, mesh_err_t *er
         return st;
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* a new database gives deleted rows' pages back (retention, erasure: mesh_store_vacuum);
+     * set only while it is empty: on an existing one the pragma writes its header, which a
+     * full disk refuses */
+    sqlite3_stmt *pc;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_count", -1, &pc, NULL) == SQLITE_OK) {
+        bool empty = sqlite3_step(pc) == SQLITE_ROW && sqlite3_column_int64(pc, 0) == 0;
+        sqlite3_finalize(pc);
+        if (empty && (st = exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", err)) != MESH_OK)
+            return st;
+    }
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
@@ -2733,6 +2743,219 @@ mesh_status_t mesh_store_outbox_load(mesh_store_t *s, mesh_store_outbox_fn fn, v
     if (st == MESH_OK && rc != SQLITE_DONE)
         st = sql_err(s->db, err, "load outbox");
     sqlite3_finalize(q);
+    return st;
+}
+
+/* ---- disposal (retention and erasure) ---- */
+
+/* An integer PRAGMA's value (-1 on error). */
+static int64_t meta_pragma(sqlite3 *db, const char *name)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s", name);
+    sqlite3_stmt *q;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+mesh_status_t mesh_store_key_add(mesh_buf_t *b, const mesh_datum_t *v)
+{
+    mesh_status_t st = mesh_buf_addc(b, (char)v->type);
+    if (st != MESH_OK)
+        return st;
+    if (v->type == MESH_V_INT)
+        return mesh_buf_add_u64(b, (uint64_t)v->i);
+    if (v->type == MESH_V_REAL) {
+        uint64_t u;
+        memcpy(&u, &v->d, 8);
+        return mesh_buf_add_u64(b, u);
+    }
+    if (v->type == MESH_V_TEXT) {
+        if ((st = mesh_buf_add_uvarint(b, v->n)) != MESH_OK)
+            return st;
+        return mesh_buf_add(b, v->s, v->n);
+    }
+    return MESH_OK;
+}
+
+/* Binds the next encoded key datum to parameter idx. */
+static bool bind_key(sqlite3_stmt *q, int idx, mesh_cursor_t *c)
+{
+    uint8_t type = mesh_cursor_u8(c);
+    if (type == MESH_V_INT) {
+        sqlite3_bind_int64(q, idx, (sqlite3_int64)mesh_cursor_u64(c));
+    } else if (type == MESH_V_REAL) {
+        uint64_t u = mesh_cursor_u64(c);
+        double d;
+        memcpy(&d, &u, 8);
+        sqlite3_bind_double(q, idx, d);
+    } else if (type == MESH_V_TEXT) {
+        size_t n = (size_t)mesh_cursor_uvarint(c);
+        const uint8_t *p = mesh_cursor_bytes(c, n);
+        if (c->bad || n > INT32_MAX)
+            return false;
+        sqlite3_bind_text(q, idx, (const char *)p, (int)n, SQLITE_TRANSIENT);
+    } else if (type == MESH_V_NULL) {
+        sqlite3_bind_null(q, idx);
+    } else {
+        return false;
+    }
+    return !c->bad;
+}
+
+/* Retention or erasure of a product in the row layout. */
+static mesh_status_t dispose_rows(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
+                                  int64_t *deleted, mesh_err_t *err)
+{
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    size_t nmatch = p->nkey ? p->nkey : p->ncols;
+    if (d->cutoff != INT64_MIN) {
+        if (p->time_col < 0) {
+            mesh_buf_free(&b);
+            return mesh_err_set(err, MESH_INVALID, "%s has no time column: no retention", p->name);
+        }
+        mesh_buf_adds(&b, "DELETE FROM ");
+        add_table(&b, p->name, NULL);
+        mesh_buf_adds(&b, p->nkey ? " WHERE (" : " WHERE rowid IN (SELECT rowid");
+        for (size_t k = 0; k < p->nkey; k++) {
+            if (k)
+                mesh_buf_addc(&b, ',');
+            add_ident(&b, p->cols[p->key_cols[k]].name);
+        }
+        if (p->nkey) {
+            mesh_buf_adds(&b, ") IN (SELECT ");
+            for (size_t k = 0; k < p->nkey; k++) {
+                if (k)
+                    mesh_buf_addc(&b, ',');
+                add_ident(&b, p->cols[p->key_cols[k]].name);
+            }
+        }
+        mesh_buf_adds(&b, " FROM ");
+        add_table(&b, p->name, NULL);
+        mesh_buf_adds(&b, " WHERE ");
+        add_ident(&b, p->cols[p->time_col].name);
+        mesh_buf_adds(&b, " < ?1 ORDER BY ");
+        add_ident(&b, p->cols[p->time_col].name);
+        for (size_t k = 0; k < p->nkey; k++) {
+            mesh_buf_addc(&b, ',');
+            add_ident(&b, p->cols[p->key_cols[k]].name);
+        }
+        mesh_buf_adds(&b, p->nkey ? " LIMIT ?2)" : ", rowid LIMIT ?2)");
+    } else {
+        mesh_buf_adds(&b, "DELETE FROM ");
+        add_table(&b, p->name, NULL);
+        mesh_buf_adds(&b, " WHERE ");
+        for (size_t k = 0; k < nmatch; k++) {
+            if (k)
+                mesh_buf_adds(&b, " AND ");
+            add_ident(&b, p->cols[p->nkey ? p->key_cols[k] : (int)k].name);
+            mesh_buf_printf(&b, " IS ?%zu", k + 1);
+        }
+    }
+    if (b.data == NULL) {
+        mesh_buf_free(&b);
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(s->db, b.data, -1, &q, NULL) != SQLITE_OK) {
+        st = sql_err(s->db, err, "dispose");
+        mesh_buf_free(&b);
+        return st;
+    }
+    mesh_buf_free(&b);
+    if (d->cutoff != INT64_MIN) {
+        sqlite3_bind_int64(q, 1, d->cutoff);
+        sqlite3_bind_int64(q, 2, d->limit > 0 ? d->limit : -1);
+        if ((st = step_done(s->db, q, err, "retention")) == MESH_OK)
+            *deleted += sqlite3_changes(s->db);
+    } else {
+        mesh_cursor_t c;
+        mesh_cursor_init(&c, d->keys, d->keys_len);
+        for (size_t i = 0; i < d->nkeys && st == MESH_OK; i++) {
+            sqlite3_reset(q);
+            for (size_t k = 0; k < nmatch && st == MESH_OK; k++)
+                if (!bind_key(q, (int)k + 1, &c))
+                    st = mesh_err_set(err, MESH_CORRUPT, "%s: a bad key in an erasure record",
+                                      p->name);
+            if (st == MESH_OK && (st = step_done(s->db, q, err, "erasure")) == MESH_OK)
+                *deleted += sqlite3_changes(s->db);
+        }
+        if (st == MESH_OK && c.n != 0)
+            st = mesh_err_set(err, MESH_CORRUPT, "%s: an erasure record with trailing bytes",
+                              p->name);
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
+                                 bool replay, int64_t *deleted, mesh_err_t *err)
+{
+    *deleted = 0;
+    mesh_ts_t *t = ts_find(s, p->name);
+    mesh_status_t st = MESH_OK;
+    if (t == NULL) {
+        if (replay)
+            return MESH_OK; /* the rows are gone from the database already */
+        st = dispose_rows(s, p, d, deleted, err);
+    } else {
+        if (!replay) {
+            /* every buffered row of the product into chunks first (readers that predate
+             * this transaction keep seeing them from memory, later ones see the chunks) */
+            bool did = false;
+            uint64_t gen = (s->ts_gen_pending ? s->ts_gen_pending : s->ts_gen) + 1;
+            st = mesh__ts_flush(t, s->db, MESH_TS_FLUSH_ALL, 0, gen, s->applied_seq, &did, err);
+            if (st == MESH_OK && did) {
+                char sql[128];
+                snprintf(sql, sizeof sql,
+                         "INSERT OR REPLACE INTO _meta(key, value) VALUES ('ts_gen', %" PRIu64 ")",
+                         gen);
+                if ((st = exec(s->db, sql, err)) == MESH_OK)
+                    s->ts_gen_pending = gen;
+            }
+        }
+        if (st == MESH_OK)
+            st = mesh__ts_dispose(t, s->db, d->cutoff, d->limit, d->keys, d->keys_len, d->nkeys,
+                                  replay, deleted, err);
+    }
+    if (st != MESH_OK || *deleted == 0 || replay)
+        return st;
+    sqlite3_stmt *q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, -*deleted);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, 0);
+    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, p->name, false);
+    if (e)
+        e->st.rows -= *deleted;
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed, mesh_err_t *err)
+{
+    *freed = 0;
+    if (meta_pragma(s->db, "auto_vacuum") != 2)
+        return MESH_OK;
+    int64_t before = meta_pragma(s->db, "freelist_count");
+    if (before <= 0)
+        return MESH_OK;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)",
+             (long long)(max_pages > 0 ? max_pages : before));
+    mesh_status_t st = exec(s->db, sql, err);
+    if (st == MESH_OK)
+        *freed = before - meta_pragma(s->db, "freelist_count");
     return st;
 }
 

@@ -337,4 +337,29 @@ bool mesh_store_unapplied(mesh_store_t *s, uint64_t seq);
 mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err);
 mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err);
 
+/*
+ * Disposal of a product's rows (retention and erasure; store/domain.c's 'E' records), inside
+ * the writer's open transaction. Retention: rows whose time column is before cutoff, at most
+ * about limit of them (0: all), oldest first. Erasure: the rows whose key is one of nkeys
+ * keys, each the values of the product's key columns in key order (of every column for a
+ * product without a key), encoded one after the other with mesh_store_key_add. A time series
+ * is flushed first and its chunks rewritten (ts.h). replay: the record is at or below the
+ * applied position (after a crash): only rows replayed into memory are filtered.
+ * *deleted: rows removed.
+ */
+typedef struct mesh_dispose {
+    int64_t cutoff; /* retention: INT64_MIN for an erasure */
+    int64_t limit;
+    const uint8_t *keys; /* erasure (borrowed) */
+    size_t keys_len, nkeys;
+} mesh_dispose_t;
+mesh_status_t mesh_store_key_add(mesh_buf_t *b, const mesh_datum_t *v);
+mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
+                                 bool replay, int64_t *deleted, mesh_err_t *err);
+/* Gives free pages back to the file system (incremental vacuum, at most max_pages; outside a
+ * transaction). *freed: pages released (0 when the database is not in incremental
+ * auto-vacuum mode: created before meshd set it; VACUUM converts it). */
+mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed,
+                                mesh_err_t *err);
+
 #endif

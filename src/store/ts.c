@@ -989,9 +989,14 @@ static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t
             rc = sqlite3_step(q_first);
         }
         if (rc != SQLITE_ROW) {
+            /* retention or erasure emptied the series' chunks (its t_max stays as it was, an
+             * upper bound): the late rows become its only chunk */
             sqlite3_reset(q);
-            st = mesh_err_set(err, MESH_CORRUPT, "ts %s: series %lld has no chunk", t->name,
-                              (long long)s->id);
+            st = write_chunks(t, db, s, late, i, late->n, err);
+            if (st == MESH_OK) {
+                *added += (int64_t)(late->n - i);
+                s->flush_rows += (int64_t)(late->n - i);
+            }
             break;
         }
         int64_t c_min = sqlite3_column_int64(q, 0);
@@ -2318,5 +2323,319 @@ mesh_status_t mesh__ts_dump(sqlite3 *db, const mesh_product_t *p, const char *su
         rs_free(&rows, t->nv);
     free(vals);
     mesh__ts_unref(t);
+    return st;
+}
+
+/* ---- disposal (retention and erasure) ---- */
+
+/* An erased key of a time series: its series and time. */
+typedef struct delkey {
+    series_t *s;
+    int64_t t;
+} delkey_t;
+
+static int cmp_delkey(const void *a, const void *b)
+{
+    const delkey_t *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s->id < y->s->id ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* Whether time tm of series s is erased (keys sorted) or expired. */
+static bool disposed(const delkey_t *keys, size_t n, int64_t cutoff, const series_t *s, int64_t tm)
+{
+    if (tm < cutoff)
+        return true;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const delkey_t *k = &keys[mid];
+        int c = k->s != s ? (k->s->id < s->id ? -1 : 1) : (k->t < tm ? -1 : k->t > tm);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* Removes the disposed rows of s from row `from` on (rows no reader sees: the caller's
+ * promise). Returns how many went. Under the write lock. */
+static int64_t filter_rows(mesh_ts_t *t, series_t *s, size_t from, const delkey_t *keys, size_t n,
+                           int64_t cutoff)
+{
+    rowset_t *r = &s->buf;
+    size_t w = from;
+    for (size_t i = from; i < r->n; i++) {
+        if (disposed(keys, n, cutoff, s, r->t[i]))
+            continue;
+        if (w != i) {
+            r->t[w] = r->t[i];
+            r->seq[w] = r->seq[i];
+            for (size_t k = 0; k < t->nv; k++) {
+                memcpy((char *)r->v[k] + w * 8, (char *)r->v[k] + i * 8, 8);
+                if (r->nulls[k])
+                    r->nulls[k][w] = r->nulls[k][i];
+            }
+        }
+        w++;
+    }
+    int64_t gone = (int64_t)(r->n - w);
+    r->n = w;
+    t->buffered -= gone;
+    return gone;
+}
+
+/* Decodes the erased keys into (series, time), sorted; keys of unknown series are skipped. */
+static mesh_status_t parse_keys(mesh_ts_t *t, const uint8_t *keys, size_t len, size_t nkeys,
+                                delkey_t **out, size_t *nout, mesh_err_t *err)
+{
+    *out = NULL;
+    *nout = 0;
+    if (nkeys == 0)
+        return MESH_OK;
+    if (nkeys > len)
+        return mesh_err_set(err, MESH_CORRUPT, "ts %s: a bad erasure record", t->name);
+    delkey_t *v = malloc(nkeys * sizeof *v);
+    if (v == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_cursor_t c;
+    mesh_cursor_init(&c, keys, len);
+    size_t n = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        const uint8_t *start = c.p;
+        for (size_t k = 0; k < t->nkey && !c.bad; k++) {
+            uint8_t type = mesh_cursor_u8(&c);
+            if (type == MESH_V_INT || type == MESH_V_REAL)
+                (void)mesh_cursor_u64(&c);
+            else if (type == MESH_V_TEXT)
+                (void)mesh_cursor_bytes(&c, (size_t)mesh_cursor_uvarint(&c));
+            else if (type != MESH_V_NULL)
+                c.bad = 1;
+        }
+        size_t klen = (size_t)(c.p - start);
+        uint8_t tt = mesh_cursor_u8(&c);
+        int64_t tm = (int64_t)mesh_cursor_u64(&c);
+        if (c.bad || tt != MESH_V_INT) {
+            free(v);
+            return mesh_err_set(err, MESH_CORRUPT, "ts %s: a bad key in an erasure record",
+                                t->name);
+        }
+        const uint8_t *kp = klen ? start : (const uint8_t *)"";
+        series_t *s = find_series(t, kp, klen);
+        if (s == NULL)
+            continue;
+        v[n].s = s;
+        v[n].t = tm;
+        n++;
+    }
+    qsort(v, n, sizeof *v, cmp_delkey);
+    *out = v;
+    *nout = n;
+    return MESH_OK;
+}
+
+/* Rewrites one chunk without its disposed rows (or deletes it). *gone: rows removed. */
+static mesh_status_t dispose_chunk(mesh_ts_t *t, sqlite3 *db, series_t *s, int64_t id, int64_t n,
+                                   bool whole, const void *data, int len, const delkey_t *keys,
+                                   size_t nkeys, int64_t cutoff, int64_t *gone, mesh_err_t *err)
+{
+    *gone = 0;
+    rowset_t m;
+    mesh_status_t st = MESH_OK;
+    bool have = false;
+    if (!whole) {
+        mesh_chunk_t ch;
+        if ((st = mesh_chunk_decode(data, (size_t)len, &ch, err)) != MESH_OK)
+            return st;
+        if ((st = rs_init(&m, t->nv, false)) == MESH_OK) {
+            have = true;
+            st = rs_add_chunk(&m, &ch, t, INT64_MIN, INT64_MAX);
+        }
+        mesh_chunk_free(&ch);
+        /* keep the rows that stay: compact in place */
+        size_t w = 0;
+        for (size_t i = 0; st == MESH_OK && i < m.n; i++) {
+            if (disposed(keys, nkeys, cutoff, s, m.t[i]))
+                continue;
+            if (w != i) {
+                m.t[w] = m.t[i];
+                for (size_t k = 0; k < t->nv; k++) {
+                    memcpy((char *)m.v[k] + w * 8, (char *)m.v[k] + i * 8, 8);
+                    if (m.nulls[k])
+                        m.nulls[k][w] = m.nulls[k][i];
+                }
+            }
+            w++;
+        }
+        if (st == MESH_OK && w == m.n) {
+            rs_free(&m, t->nv);
+            return MESH_OK; /* nothing of it goes */
+        }
+        m.n = w;
+    }
+    if (st == MESH_OK) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DELETE FROM \"k_%s\" WHERE id = ?1", t->name);
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+            st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+        } else {
+            sqlite3_bind_int64(q, 1, id);
+            if (sqlite3_step(q) != SQLITE_DONE)
+                st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+            sqlite3_finalize(q);
+        }
+    }
+    if (st == MESH_OK && have && m.n > 0)
+        st = write_chunks(t, db, s, &m, 0, m.n, err);
+    if (st == MESH_OK)
+        *gone = n - (have ? (int64_t)m.n : 0);
+    if (have)
+        rs_free(&m, t->nv);
+    return st;
+}
+
+static series_t *series_by_id(mesh_ts_t *t, int64_t id)
+{
+    for (size_t i = 0; i < t->nseries; i++)
+        if (t->series[i]->id == id)
+            return t->series[i];
+    return NULL;
+}
+
+mesh_status_t mesh__ts_dispose(mesh_ts_t *t, sqlite3 *db, int64_t cutoff, int64_t limit,
+                               const uint8_t *keys, size_t keys_len, size_t nkeys, bool replay,
+                               int64_t *deleted, mesh_err_t *err)
+{
+    *deleted = 0;
+    delkey_t *dk = NULL;
+    size_t ndk = 0;
+    mesh_status_t st = parse_keys(t, keys, keys_len, nkeys, &dk, &ndk, err);
+    if (st != MESH_OK)
+        return st;
+    if (!replay) {
+        /* chunks: the expired ones oldest first (up to the limit), or those holding a key */
+        char sql[512];
+        if (cutoff != INT64_MIN)
+            snprintf(sql, sizeof sql,
+                     "SELECT id, series, n, t_max < ?1, data FROM \"k_%s\" WHERE t_min < ?1"
+                     " ORDER BY t_min, series",
+                     t->name);
+        else
+            snprintf(sql, sizeof sql,
+                     "SELECT id, series, n, 0, data FROM \"k_%s\" WHERE series = ?2 AND"
+                     " t_min <= ?4 AND t_max >= ?3 ORDER BY t_min",
+                     t->name);
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+            free(dk);
+            return mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+        }
+        /* chunk ids first, then the rewrites (a rewrite inserts into the table scanned) */
+        typedef struct {
+            int64_t id, series, n;
+            bool whole;
+        } cref_t;
+        cref_t *refs = NULL;
+        size_t nrefs = 0, cap = 0;
+        int64_t planned = 0;
+        size_t ki = 0;
+        do {
+            if (cutoff == INT64_MIN) {
+                if (ki >= ndk)
+                    break;
+                /* one series' keys: the chunks between its first and last erased time */
+                size_t kj = ki;
+                while (kj + 1 < ndk && dk[kj + 1].s == dk[ki].s)
+                    kj++;
+                sqlite3_reset(q);
+                sqlite3_bind_int64(q, 2, dk[ki].s->id);
+                sqlite3_bind_int64(q, 3, dk[ki].t);
+                sqlite3_bind_int64(q, 4, dk[kj].t);
+                ki = kj + 1;
+            } else {
+                sqlite3_bind_int64(q, 1, cutoff);
+            }
+            int rc;
+            while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+                if (limit > 0 && planned >= limit)
+                    break;
+                if (nrefs == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    cref_t *nr = realloc(refs, ncap * sizeof *nr);
+                    if (nr == NULL) {
+                        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+                        break;
+                    }
+                    refs = nr;
+                    cap = ncap;
+                }
+                refs[nrefs].id = sqlite3_column_int64(q, 0);
+                refs[nrefs].series = sqlite3_column_int64(q, 1);
+                refs[nrefs].n = sqlite3_column_int64(q, 2);
+                refs[nrefs].whole = sqlite3_column_int(q, 3) != 0;
+                planned += refs[nrefs].n;
+                nrefs++;
+            }
+            if (st == MESH_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+                st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+        } while (st == MESH_OK && cutoff == INT64_MIN);
+        sqlite3_finalize(q);
+        char sql2[128];
+        snprintf(sql2, sizeof sql2, "SELECT data FROM \"k_%s\" WHERE id = ?1", t->name);
+        sqlite3_stmt *qd = NULL;
+        if (st == MESH_OK && nrefs && sqlite3_prepare_v2(db, sql2, -1, &qd, NULL) != SQLITE_OK)
+            st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+        for (size_t i = 0; st == MESH_OK && i < nrefs; i++) {
+            series_t *s = series_by_id(t, refs[i].series);
+            if (s == NULL) {
+                st = mesh_err_set(err, MESH_CORRUPT, "ts %s: a chunk of unknown series %lld",
+                                  t->name, (long long)refs[i].series);
+                break;
+            }
+            int64_t gone = 0;
+            if (refs[i].whole) {
+                st = dispose_chunk(t, db, s, refs[i].id, refs[i].n, true, NULL, 0, dk, ndk, cutoff,
+                                   &gone, err);
+            } else {
+                sqlite3_reset(qd);
+                sqlite3_bind_int64(qd, 1, refs[i].id);
+                if (sqlite3_step(qd) != SQLITE_ROW) {
+                    st = mesh_err_set(err, MESH_IO, "ts %s: %s", t->name, mesh_crypt_errmsg(db));
+                    break;
+                }
+                st = dispose_chunk(t, db, s, refs[i].id, refs[i].n, false,
+                                   sqlite3_column_blob(qd, 0), sqlite3_column_bytes(qd, 0), dk, ndk,
+                                   cutoff, &gone, err);
+            }
+            if (st == MESH_OK && gone > 0) {
+                touch(t, s);
+                s->flush_rows -= gone;
+                *deleted += gone;
+                st = put_series_row(t, db, s, s->flushing ? s->flush_tmax : s->t_max,
+                                    s->flushing ? s->flush_seq : s->flushed_seq,
+                                    s->rows_persisted + s->flush_rows, err);
+            }
+        }
+        sqlite3_finalize(qd);
+        free(refs);
+    }
+    /* rows in memory that no reader sees: appended after this transaction flushed their
+     * series (live), or replayed into the buffers (after a crash) */
+    if (st == MESH_OK) {
+        pthread_rwlock_wrlock(&t->lock);
+        for (size_t i = 0; i < t->nseries; i++) {
+            series_t *s = t->series[i];
+            size_t from = replay ? s->open_from : s->flushing ? s->flush_end : s->buf.n;
+            if (from < s->buf.n)
+                *deleted += filter_rows(t, s, from, dk, ndk, cutoff);
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    free(dk);
     return st;
 }

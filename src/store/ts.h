@@ -95,6 +95,21 @@ uint64_t mesh__ts_clean_seq(mesh_ts_t *t, uint64_t applied_seq);
 /* Rows held in memory, and series known. */
 void mesh__ts_counts(mesh_ts_t *t, int64_t *buffered, int64_t *series);
 
+/*
+ * Disposal of rows (retention and erasure, store.h mesh_store_dispose), inside the writer's
+ * open transaction. Rows go when their time is before cutoff (INT64_MIN: none; at most about
+ * limit rows, whole chunks oldest first, limit 0: no bound) or when their key is one of the
+ * nkeys keys (each the product's key columns encoded with mesh_store_key_add: the series
+ * columns, then the time). Chunks are rewritten; of the buffers, only rows no reader sees yet
+ * are filtered (the caller has flushed the product first, so the others are in chunks).
+ * replay: the record is at or below the store's position (after a crash): its chunk work is
+ * in the database already and only the rows replayed into memory are filtered.
+ * *deleted counts rows removed.
+ */
+mesh_status_t mesh__ts_dispose(mesh_ts_t *t, sqlite3 *db, int64_t cutoff, int64_t limit,
+                               const uint8_t *keys, size_t keys_len, size_t nkeys, bool replay,
+                               int64_t *deleted, mesh_err_t *err);
+
 /* Calls fn with every row (values of the product's columns, borrowed) of the product's
  * chunk tables named with suffix (a rebuild reads the old tables under "__old"). Buffers are
  * not read: flush everything first. */

@@ -162,6 +162,18 @@ class Derived(unittest.TestCase):
         self.assertEqual(n.scalar("SELECT count(*) FROM factory.readings_1m WHERE device = 'd1'"),
                          n.scalar("SELECT count(DISTINCT ts / %d) FROM factory.readings "
                                   "WHERE device = 'd1'" % MIN))
+        # an erasure of a device's rows reaches the aggregate: its buckets go, the others stay
+        before = n.scalar("SELECT count(*) FROM factory.readings_1m WHERE device <> 'd2'")
+        self.assertGreater(n.scalar("SELECT count(*) FROM factory.readings_1m "
+                                    "WHERE device = 'd2'"), 0)
+        out = meshctl(n, "erase", "factory.readings", "--where", "device = 'd2'")
+        self.assertIn("erased", out.stdout)
+        self.assertEqual(n.scalar("SELECT count(*) FROM factory.readings WHERE device = 'd2'"), 0)
+        self.assertEqual(n.scalar("SELECT count(*) FROM factory.readings_1m "
+                                  "WHERE device = 'd2'"), 0)
+        self.assertEqual(n.scalar("SELECT count(*) FROM factory.readings_1m "
+                                  "WHERE device <> 'd2'"), before)
+        self.check_same("after an erasure")
 
     def test_2_refusals(self):
         n = self.n

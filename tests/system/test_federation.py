@@ -273,6 +273,48 @@ def run(tmp, nodes):
     if "no access on node n2" not in doc["error"]["message"]:
         fail("carol: %s" % doc)
 
+    # ---- an aggregates-only product leaves its owner as aggregates only, or not at all ----
+    n1.apply("""apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:factory-visits
+version: 1.0.0
+status: active
+domain: factory
+schema:
+  - name: visits
+    customProperties:
+      - property: egress
+        value: aggregates-only
+      - property: privacyUnit
+        value: person
+    properties:
+      - name: person
+        logicalType: string
+        primaryKey: true
+      - name: hr
+        logicalType: integer
+""", expect=201)
+    st, doc = n1.post_rows("factory", "visits", [{"person": "p%d" % i, "hr": 60 + i}
+                                                  for i in range(20)])
+    if st != 200:
+        fail("rows into factory.visits: %s %s" % (st, doc))
+    # the owner answers its own outsider with aggregates; a federated row scan is refused
+    got = q(n1, token(n1, "ana"), "SELECT count(*) FROM factory.visits")
+    if got["rows"] != [[20]] or got.get("suppressed_groups") != 0:
+        fail("aggregate on the owner: %s" % got)
+    for sql in ("SELECT * FROM factory.visits", "SELECT count(*) FROM factory.visits"):
+        # the caller reuses the owner's description of the domain for 2 s: the new product
+        # is known once it is described again
+        ans = {}
+
+        def described():
+            ans["r"] = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
+            return b"no such table" not in ans["r"][2]
+        wait_for(described, timeout=20, step=0.5)
+        st, _, body = ans["r"]
+        if st == 200 or b"aggregates only" not in body:
+            fail("%s through n3 was not refused by the owner: %d %s" % (sql, st, body[:300]))
+
     # ---- forged, unsigned, stale, replayed requests on the domain's subject ----
     ndir = os.path.join(mdir, "nodes", "n3")
     raw = Raw(cport, "n3", open(os.path.join(ndir, "password")).read().strip(), "_INBOX_n3.raw",

@@ -246,6 +246,20 @@ def run(tmp, nodes):
         if m not in metrics:
             fail("metric %s missing" % m)
 
+    # ---- an erasure on one replica goes through the stream: the other deletes the same rows
+    gone = "device = 'first' OR device IN ('w00001', 'w00002', 'w00003')"
+    want = n1.scalar("SELECT count(*) FROM plant.readings WHERE " + gone)
+    st, doc = n1.json("POST", "/v1/products/plant/readings/erase", {"where": gone})
+    if st != 200 or doc.get("deleted") != want:
+        fail("erase on n1: %d %s (want %d)" % (st, doc, want))
+    for n in (n1, n2):
+        if not wait_for(lambda: n.scalar("SELECT count(*) FROM plant.readings WHERE " + gone) == 0,
+                        timeout=30, step=0.2):
+            fail("erased rows still on %s" % n.url)
+    if not wait_for(lambda: checksum(n1) == checksum(n2), timeout=30, step=0.3):
+        fail("replicas differ after the erasure: %s / %s" % (checksum(n1), checksum(n2)))
+    print("erasure of %d rows applied on both replicas" % want)
+
     # ---- n3's NATS user may not touch the domain's stream ----
     pw = open(os.path.join(mdir, "nodes", "n3", "password")).read().strip()
     c = NatsClient(base, "n3", pw, "_INBOX_n3", os.path.join(mdir, "ca.pem"),

@@ -887,6 +887,70 @@ static void test_replay_rows_older_than_a_flush_in_their_group(void **state)
     mesh_domain_close(d);
 }
 
+/* An erasure key of ticks: machine "m", time base + t. */
+static void tick_key(mesh_buf_t *b, int64_t t)
+{
+    mesh_datum_t m = {.type = MESH_V_TEXT, .s = "m", .n = 1};
+    mesh_datum_t ts = {.type = MESH_V_INT, .i = 1795459508000000000LL + t};
+    assert_int_equal(mesh_store_key_add(b, &m), MESH_OK);
+    assert_int_equal(mesh_store_key_add(b, &ts), MESH_OK);
+}
+
+static void test_dispose_time_series(void **state)
+{
+    (void)state;
+    /* rows in chunks and in the buffer; erasure by key, retention in bounded batches; all of
+     * it survives a crash (replay) and a late row after every chunk went */
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_ticks, MESH_CONTRACT_CREATED);
+    write_ticks(d, 0, 3000);
+    write_ticks(d, 3000, 20); /* still buffered */
+    mesh_buf_t keys;
+    mesh_buf_init(&keys, 1 << 20);
+    tick_key(&keys, 10);
+    tick_key(&keys, 1500);
+    tick_key(&keys, 3010);
+    tick_key(&keys, 99999); /* not there */
+    int64_t deleted = 0;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    assert_int_equal(mesh_domain_dispose(d, "ticks", 'e', 0, 0, (const uint8_t *)keys.data,
+                                         keys.len, 4, &deleted, NULL, &err),
+                     MESH_OK);
+    assert_int_equal(deleted, 3);
+    assert_int_equal(count_rows(d, "ticks"), 3017);
+    write_ticks(d, 3020, 5); /* buffered after the erasure */
+    /* retention: rows before base + 1000, at most 100 rows a record (whole chunks) */
+    int64_t total = 0;
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(mesh_domain_dispose(d, "ticks", 'r', 1795459508000000000LL + 1000, 100,
+                                             NULL, 0, 0, &deleted, NULL, &err),
+                         MESH_OK);
+        total += deleted;
+        if (deleted < 100)
+            break;
+    }
+    assert_int_equal(total, 999);
+    assert_int_equal(count_rows(d, "ticks"), 2023);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
+
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "ticks"), 2023);
+    /* everything expires; then a row older than the (deleted) chunks arrives */
+    assert_int_equal(mesh_domain_dispose(d, "ticks", 'r', 1795459508000000000LL + 100000, 0, NULL,
+                                         0, 0, &deleted, NULL, &err),
+                     MESH_OK);
+    assert_int_equal(deleted, 2023);
+    assert_int_equal(count_rows(d, "ticks"), 0);
+    write_ticks(d, 1, 1);
+    assert_int_equal(count_rows(d, "ticks"), 1);
+    mesh_domain_close_untrimmed(d);
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "ticks"), 1);
+    mesh_domain_close(d);
+    mesh_buf_free(&keys);
+}
+
 /* ---- drop ----------------------------------------------------------------------------------- */
 
 static void test_drop_product(void **state)
@@ -1032,6 +1096,7 @@ int main(void)
         T(test_drop_product),
         T(test_checkpoint_trims_log),
         T(test_replay_rows_older_than_a_flush_in_their_group),
+        T(test_dispose_time_series),
         T(test_replay_skips_duplicate_batches),
     };
 #undef T
