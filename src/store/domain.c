@@ -1598,9 +1598,12 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
-    /* the rebuilt states go to the store, so the next start re-evaluates nothing */
-    if ((st = rules_checkpoint(d, false, err)) != MESH_OK)
-        goto err;
+    /* the rebuilt states go to the store, so the next start re-evaluates nothing. Not
+     * needed for correctness (the log is kept back to rules_clean): a full disk must not
+     * stop the open, the next checkpoint tries again */
+    mesh_err_t ce;
+    if (rules_checkpoint(d, false, &ce) != MESH_OK)
+        LOG_WARN("domain", "%s: rule states not persisted after replay: %s", name, ce.msg);
     aggregates_catch_up(d, true); /* buckets left stale by a crash, and replayed batches' */
     if (d->kek)
         retire_old_keys(d, true); /* a re-encryption ended by a crash: finish its cleanup */
@@ -1702,6 +1705,12 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
     mesh_err_t e2, why = *err;
     if (st == MESH_NOSPACE)
         explain_nospace(d, &why);
+    /* the log first: the rules' rebuild below reads it, and must not meet this group's
+     * records (or a torn one) */
+    if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
+        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
+        d->broken = true;
+    }
     bool reloaded = false;
     if (mesh_rules_abort(d->rules, &reloaded, &e2) != MESH_OK) {
         LOG_ERROR("domain", "%s: rules: rereading state: %s; the domain is now read-only", d->name,
@@ -1709,6 +1718,7 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
         d->broken = true;
     } else if (reloaded) {
         applier_t a;
+        memset(&a, 0, sizeof a);
         mesh_status_t rst = applier_init(&a, d);
         if (rst == MESH_OK)
             rst = rules_rebuild(&a, mesh_store_applied_seq(d->store), &e2);
@@ -1720,10 +1730,6 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
                       d->name, e2.msg);
             d->broken = true;
         }
-    }
-    if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
-        LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
-        d->broken = true;
     }
     fail_items(head, NULL, st, &why);
 }

@@ -35,11 +35,6 @@
 #define STMT_CACHE      32
 #define LAYOUT_VERSION  "1"
 #define BUSY_TIMEOUT_MS 10000
-/* SQLite checkpoints the WAL at the commit that passes this many pages (its default: 1000).
- * The domain's own checkpoints (checkpoint_interval) truncate it; in between, a larger
- * threshold copies a page rewritten by many commits once rather than at every commit, and
- * still bounds the WAL (4096 pages: 16 MiB at 4 KiB pages). */
-#define WAL_AUTOCHECKPOINT_PAGES 4096
 
 typedef struct insert_stmt {
     char name[64];
@@ -532,9 +527,9 @@ static mesh_status_t conn_open(mesh_store_t *s, const char *path, mesh_err_t *er
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
-             "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=%d;",
+             "PRAGMA cache_size=-%lld; PRAGMA foreign_keys=OFF;",
              s->opts.sync_full ? "FULL" : "NORMAL",
-             (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384), WAL_AUTOCHECKPOINT_PAGES);
+             (long long)(s->opts.cache_kib ? s->opts.cache_kib : 16384));
     return exec(s->db, pragmas, err);
 }
 
