@@ -89,6 +89,7 @@ mesh_status_t mesh_domain_meta_copy(const mesh_domain_meta_t *src, mesh_domain_m
         }
     }
     memcpy(dst->replication, src->replication, sizeof dst->replication);
+    dst->residency_local = src->residency_local;
     if (src->nhosts) {
         if ((dst->hosts = calloc(src->nhosts, sizeof *dst->hosts)) == NULL)
             goto err;
@@ -231,6 +232,8 @@ mesh_status_t mesh_catalog_open(const char *path, mesh_catalog_t **out, mesh_err
                  NULL, NULL);
     sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN replication TEXT NOT NULL DEFAULT 'none'",
                  NULL, NULL, NULL);
+    sqlite3_exec(c->db, "ALTER TABLE domains ADD COLUMN residency_local INTEGER NOT NULL DEFAULT 0",
+                 NULL, NULL, NULL);
     if ((st = version_triggers(c->db, err)) != MESH_OK)
         goto err;
     sqlite3_stmt *q;
@@ -306,7 +309,7 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
     mesh_status_t st = MESH_OK;
     if (sqlite3_prepare_v2(c->db,
                            "INSERT INTO domains(name, description, owners, created_ns, hosts,"
-                           " replication) VALUES (?,?,?,?,?,?)",
+                           " replication, residency_local) VALUES (?,?,?,?,?,?,?)",
                            -1, &q, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "prepare");
     } else {
@@ -317,6 +320,7 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
         sqlite3_bind_int64(q, 4, m->created_ns);
         sqlite3_bind_text(q, 5, hjs, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 6, m->replication[0] ? m->replication : "none", -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 7, m->residency_local ? 1 : 0);
         if (sqlite3_step(q) != SQLITE_DONE) {
             if ((sqlite3_errcode(c->db) & 0xff) == SQLITE_CONSTRAINT)
                 st = mesh_err_set(err, MESH_CONFLICT, "domain '%s' already exists", m->name);
@@ -376,7 +380,8 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
     mesh_status_t st = MESH_OK;
     if (sqlite3_prepare_v2(
             c->db,
-            "SELECT name, description, owners, created_ns, hosts, replication FROM domains"
+            "SELECT name, description, owners, created_ns, hosts, replication, residency_local"
+            " FROM domains"
             " ORDER BY name",
             -1, &q, NULL) != SQLITE_OK) {
         st = db_err(c->db, err, "prepare");
@@ -406,6 +411,7 @@ mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, 
         parse_list((const char *)sqlite3_column_text(q, 4), &m->hosts, &m->nhosts);
         snprintf(m->replication, sizeof m->replication, "%s",
                  sqlite3_column_text(q, 5) ? (const char *)sqlite3_column_text(q, 5) : "none");
+        m->residency_local = sqlite3_column_int(q, 6) != 0;
         (*n)++;
     }
     if (st == MESH_OK && rc != SQLITE_DONE)

@@ -27,6 +27,9 @@ typedef struct mesh_domain_meta {
     char **hosts;
     size_t nhosts;
     char replication[8]; /* "none", "sync" or "async" */
+    /* residency: local (docs/mesh.md, edge offline): the domain's stream is never sourced
+     * off its site. TODO(retain): OR it with mesh_residency_domain_local() at the merge. */
+    bool residency_local;
 } mesh_domain_meta_t;
 
 #define MESH_DOMAIN_HOSTS_MAX 16

@@ -48,6 +48,8 @@ static int run_create(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     if (repl)
         json_object_set_new(body, "replication", json_string(repl));
+    if (mesh_cli_arg(a, "residency"))
+        json_object_set_new(body, "residency", json_string(mesh_cli_arg(a, "residency")));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL) /* jansson refuses text that is not UTF-8 */
@@ -163,6 +165,8 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_addf(kv, "%lld", (long long)mesh_cli_jint(j, "log_seq"));
     mesh_table_add(kv, "replication");
     mesh_table_add(kv, mesh_cli_jstr(j, "replication"));
+    mesh_table_add(kv, "residency");
+    mesh_table_add(kv, mesh_cli_jstr(j, "residency"));
     mesh_table_print_kv(kv, stdout);
     mesh_buf_free(&owners);
 
@@ -217,6 +221,9 @@ static const mesh_cli_opt_t create_opts[] = {
     {"replication", 0, "MODE", 0,
      "sync (the default with --hosts: acknowledged after the stream's quorum and this node's "
      "apply), async, or none."},
+    {"residency", 0, "WHERE", 0,
+     "local: the domain's stream stays on its site (an edge leaf's domain is then never "
+     "sourced by the hub, docs/mesh.md), or any (the default)."},
     {NULL, 0, NULL, 0, NULL},
 };
 

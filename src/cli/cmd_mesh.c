@@ -186,6 +186,7 @@ static int run_config(mesh_cli_t *cli, const mesh_cli_args_t *a)
     char *leaf_hosts_text =
         mesh_strdup(mesh_cli_arg(a, "leaf-hosts") ? mesh_cli_arg(a, "leaf-hosts") : "");
     char *hub_hosts[MESH_NATSCONF_MAX_SERVERS], *leaf_hosts[MESH_NATSCONF_MAX_SERVERS];
+    const char *local[MESH_NATSCONF_MAX_DOMAINS];
     size_t nspecs = 0;
     while (mesh_cli_arg_at(a, "node", nspecs))
         nspecs++;
@@ -231,7 +232,11 @@ static int run_config(mesh_cli_t *cli, const mesh_cli_args_t *a)
         .out_dir = dir,
         .cert_days = (int)days,
         .bcrypt_cost = 11,
+        .local_domains = (const char *const *)local,
     };
+    while (o.nlocal_domains < MESH_NATSCONF_MAX_DOMAINS &&
+           (local[o.nlocal_domains] = mesh_cli_arg_at(a, "local-domain", o.nlocal_domains)))
+        o.nlocal_domains++;
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_status_t st = mesh_natsconf_write(&o, cli->quiet ? NULL : stdout, &err);
@@ -274,6 +279,9 @@ static const mesh_cli_opt_t config_opts[] = {
      "certificates too (default 127.0.0.1). One host for all: each server gets its own ports "
      "(the port options plus the server's number, counting from 0)."},
     {"leaf-hosts", 0, "HOST[,HOST...]", 0, "The same for the leaf servers."},
+    {"local-domain", 0, "DOMAIN", MESH_CLI_MULTI,
+     "A domain with residency local (create it with --residency local too): its edge leaf's "
+     "link carries none of its subjects and its node may not have the hub source it."},
     {"bind", 0, "ADDR", 0, "Address the servers listen on (default 0.0.0.0)."},
     {"client-port", 0, "PORT", 0, "Client port (default 4222)."},
     {"cluster-port", 0, "PORT", 0, "Cluster route port of the hubs (default 6222)."},

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "mesh/source.h"
 #include "node/health.h"
 #include "mqtt/client.h"
 
@@ -324,6 +325,22 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(arg, domain, d);
 }
 
+/* edge offline (node/edge.c): the hub's copy, under the domain's replication status */
+static void edge_status_json(void *arg, const char *domain, const mesh_source_status_t *st)
+{
+    json_t *d = json_object_get(arg, domain);
+    if (d == NULL || strcmp(st->state, "hub") == 0) /* a hub node: its stream is the hub's */
+        return;
+    json_t *c = json_object();
+    json_object_set_new(c, "stream", json_string(st->copy));
+    json_object_set_new(c, "state", json_string(st->state));
+    json_object_set_new(c, "leaf_domain", json_string(st->leaf_domain));
+    json_object_set_new(c, "seq", json_integer((json_int_t)st->copy_last));
+    json_object_set_new(c, "replicas", json_integer(st->replicas));
+    json_object_set_new(c, "last_error", json_string(st->last_error));
+    json_object_set_new(d, "hub_copy", c);
+}
+
 static void repl_metric_line(void *arg, const char *domain, const mesh_repl_status_t *st)
 {
     mesh_buf_t *b = arg;
@@ -515,6 +532,7 @@ void mesh_api_status(mesh_req_t *r)
     json_object_set_new(o, "mesh", mesh_api_mesh_status_json(n));
     json_t *repl = json_object();
     mesh__node_repl_each(n, repl_status_json, repl);
+    mesh__node_edge_each(n, edge_status_json, repl);
     json_object_set_new(o, "replication", repl);
     reply_json(r, 200, o);
 }
@@ -531,6 +549,7 @@ static json_t *domain_json(mesh_req_t *r, const mesh_snap_domain_t *sd, bool wit
     json_object_set_new(o, "hosts", str_list(sd->meta.hosts, sd->meta.nhosts));
     json_object_set_new(o, "replication",
                         json_string(sd->meta.replication[0] ? sd->meta.replication : "none"));
+    json_object_set_new(o, "residency", json_string(sd->meta.residency_local ? "local" : "any"));
     json_t *prods = json_array();
     int64_t rows = 0;
     for (size_t k = 0; k < sd->ncrefs; k++) {
@@ -578,10 +597,10 @@ static void domains_create(mesh_req_t *r)
     json_object_foreach(j, key, val)
     {
         if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "owners") &&
-            strcmp(key, "hosts") && strcmp(key, "replication")) {
+            strcmp(key, "hosts") && strcmp(key, "replication") && strcmp(key, "residency")) {
             mesh_req_errorf(r, MESH_INVALID,
                             "unknown field '%.60s' (expected name, "
-                            "description, owners, hosts, replication)",
+                            "description, owners, hosts, replication, residency)",
                             key);
             json_decref(j);
             return;
@@ -658,6 +677,15 @@ static void domains_create(mesh_req_t *r)
     m.hosts = hv;
     m.nhosts = nh;
     snprintf(m.replication, sizeof m.replication, "%s", mode);
+    /* residency: local keeps the domain's stream on its site (never sourced by the hub) */
+    json_t *res = json_object_get(j, "residency");
+    const char *rs = json_is_string(res) ? json_string_value(res) : res ? "" : "any";
+    if (strcmp(rs, "any") != 0 && strcmp(rs, "local") != 0) {
+        mesh_req_errorf(r, MESH_INVALID, "'residency' is local or any");
+        json_decref(j);
+        return;
+    }
+    m.residency_local = strcmp(rs, "local") == 0;
     mesh_err_t err;
     mesh_err_clear(&err);
     mesh_status_t st = mesh_registry_create_domain(r->node->reg, &m, &err);

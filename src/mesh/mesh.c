@@ -32,6 +32,10 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 15000
 #define PASSWORD_MAX   512
+/* a server that stops answering without closing the connection (a partition) is given up
+ * after PINGS_OUT unanswered pings, one every PING_MS: about 15 s, not libnats' 4 minutes */
+#define PING_MS   5000
+#define PINGS_OUT 2
 
 /* One served request kind of one domain (mesh_mesh_serve). Lives until mesh_mesh_stop; an
  * unserved one keeps its slot (fn NULL) so a late libnats callback finds it. */
@@ -297,6 +301,10 @@ static natsStatus make_options(mesh_mesh_t *m, natsOptions **out)
         s = natsOptions_SetCustomInboxPrefix(o, m->inbox);
     if (s == NATS_OK) /* the first server is the node's own hub (meshctl mesh config) */
         s = natsOptions_SetNoRandomize(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(o, PING_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(o, PINGS_OUT);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever */
     if (s == NATS_OK)

@@ -196,8 +196,17 @@ static void js_api(mesh_buf_t *b, bool *first, const char *api, const char *cons
     }
 }
 
+static bool listed(const char *name, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], name) == 0)
+            return true;
+    return false;
+}
+
 mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *domains,
-                                        size_t ndomains, int leaf, char *out, size_t cap)
+                                        size_t ndomains, int leaf, const char *const *local,
+                                        size_t nlocal, char *out, size_t cap)
 {
     mesh_buf_t b;
     mesh_buf_init(&b, 1 << 20); /* then checked against cap: no silent truncation */
@@ -211,6 +220,13 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *dom
         /* libnats puts a KV key through another domain on this subject */
         q(&b, &first, "$JS.%s.API.$KV.%s.%s", HUB_DOMAIN, MESH_REGISTRY_BUCKET, node);
         js_api(&b, &first, "$JS." HUB_DOMAIN ".API", domains, 0);
+        /* edge offline: the node has the hub source each non-local domain's stream into
+         * MESHD_COPY_<domain> (created and looked at, nothing else) */
+        for (size_t d = 0; d < ndomains; d++)
+            if (!listed(domains[d], local, nlocal)) {
+                q(&b, &first, "$JS.%s.API.STREAM.CREATE.MESHD_COPY_%s", HUB_DOMAIN, domains[d]);
+                q(&b, &first, "$JS.%s.API.STREAM.INFO.MESHD_COPY_%s", HUB_DOMAIN, domains[d]);
+            }
     }
     q(&b, &first, "$JS.FC.%s.>", KV_STREAM);
     /* requests to any domain (forwarded writes, federated scans): the hosting node decides */
@@ -277,8 +293,8 @@ static mesh_status_t accounts(mesh_buf_t *b, gen_t *g, int server, mesh_err_t *e
             continue;
         if ((st = bcrypt_hash(n->password, g->o->bcrypt_cost, hash, sizeof hash, err)) != MESH_OK)
             return st;
-        if (mesh_natsconf_permissions(n->name, n->domains, n->ndomains, leaf, perms,
-                                      sizeof perms) != MESH_OK)
+        if (mesh_natsconf_permissions(n->name, n->domains, n->ndomains, leaf, g->o->local_domains,
+                                      g->o->nlocal_domains, perms, sizeof perms) != MESH_OK)
             return mesh_err_set(err, MESH_LIMIT, "%s: too many domains", n->name);
         mesh_buf_printf(b, "      { user: \"%s\", password: \"%s\",\n        %s\n      }\n",
                         n->name, hash, perms);
@@ -364,6 +380,39 @@ done:
     return st;
 }
 
+/* The residency-local domains of the nodes on leaf i: none of their subjects crosses the
+ * link to the hub, either way: their traffic, and the leaf's JetStream API about their
+ * streams (so the hub can neither source, mirror nor read them). */
+static void deny_local(mesh_buf_t *b, gen_t *g, int i)
+{
+    mesh_buf_t l;
+    mesh_buf_init(&l, 1 << 20);
+    bool first = true;
+    const char *leaf = g->servers[i].name;
+    for (size_t k = 0; k < g->nnodes; k++) {
+        const node_t *n = &g->nodes[k];
+        for (size_t d = 0; n->server == i && d < n->ndomains; d++) {
+            const char *dom = n->domains[d];
+            if (!listed(dom, g->o->local_domains, g->o->nlocal_domains))
+                continue;
+            q(&l, &first, "meshd.dom.%s.>", dom);
+            q(&l, &first, "$JS.%s.API.*.*.MESHD_DOM_%s", leaf, dom);
+            q(&l, &first, "$JS.%s.API.*.*.MESHD_DOM_%s.>", leaf, dom);
+            q(&l, &first, "$JS.%s.API.*.*.*.MESHD_DOM_%s", leaf, dom);
+            q(&l, &first, "$JS.%s.API.*.*.*.MESHD_DOM_%s.>", leaf, dom);
+            q(&l, &first, "$JS.ACK.MESHD_DOM_%s.>", dom);
+            q(&l, &first, "$JS.FC.MESHD_DOM_%s.>", dom);
+        }
+    }
+    if (!first && l.data)
+        mesh_buf_printf(b,
+                        "      # residency local: these domains never leave the site\n"
+                        "      deny_imports: [%s]\n"
+                        "      deny_exports: [%s]\n",
+                        l.data, l.data);
+    mesh_buf_free(&l);
+}
+
 static mesh_status_t leaf_conf(gen_t *g, int i, mesh_err_t *err)
 {
     const server_t *s = &g->servers[i];
@@ -395,6 +444,7 @@ static mesh_status_t leaf_conf(gen_t *g, int i, mesh_err_t *err)
         mesh_buf_printf(&b, "        \"tls://%s:%s@%s\"\n", s->name, s->password, hp);
     }
     mesh_buf_adds(&b, "      ]\n      account: MESH\n");
+    deny_local(&b, g, i);
     tls_block(&b, g, s, "      ");
     mesh_buf_adds(&b, "    }\n  ]\n}\n");
     mesh_status_t st = accounts(&b, g, i, err);
@@ -510,6 +560,10 @@ static mesh_status_t plan(gen_t *g, mesh_err_t *err)
             return mesh_err_set(err, MESH_INTERNAL, "no randomness");
     }
     g->nservers = o->hubs + o->leaves;
+    for (size_t d = 0; d < o->nlocal_domains; d++)
+        if (!mesh_name_domain_ok(o->local_domains[d]))
+            return mesh_err_set(err, MESH_INVALID, "--local-domain: '%s' is not a domain name",
+                                o->local_domains[d]);
     g->nnodes = o->nodes ? o->nnodes : (size_t)g->nservers;
     if (g->nnodes == 0 || g->nnodes > MESH_NATSCONF_MAX_NODES)
         return mesh_err_set(err, MESH_INVALID, "1..%d nodes", MESH_NATSCONF_MAX_NODES);

@@ -49,6 +49,10 @@ typedef struct mesh_natsconf_opts {
     const mesh_natsconf_node_t *nodes;            /* NULL: one node per server */
     size_t nnodes;
     const char *out_dir; /* absolute; created; must not hold a previous mesh (ca.pem) */
+    /* domains with residency local: an edge leaf's node gets no permission to have them
+     * sourced by the hub, and the leaf's link to the hub carries none of their subjects */
+    const char *const *local_domains;
+    size_t nlocal_domains;
     int cert_days;
     int bcrypt_cost;
 } mesh_natsconf_opts_t;
@@ -58,8 +62,10 @@ mesh_status_t mesh_natsconf_write(const mesh_natsconf_opts_t *o, FILE *report, m
 
 /* The NATS subject permissions of a node, as nats-server config text (the permissions
  * block), into out (at most cap bytes). leaf: the node's server is a leaf (the registry is
- * reached in JetStream domain "hub"). */
+ * reached in JetStream domain "hub", and the node may create and read the hub's copy
+ * MESHD_COPY_<domain> of each of its domains not listed in local, docs/mesh.md). */
 mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *domains,
-                                        size_t ndomains, int leaf, char *out, size_t cap);
+                                        size_t ndomains, int leaf, const char *const *local,
+                                        size_t nlocal, char *out, size_t cap);
 
 #endif

@@ -23,6 +23,7 @@
 #define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
 #define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
 #define INFO_EVERY_NS (2000LL * 1000000LL) /* the stream's last sequence is read this often */
+#define STALLS_MAX    3 /* readings without progress before the consumer is made again */
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -42,9 +43,11 @@ struct mesh_repl {
     /* the thread's */
     jsCtx *js;
     natsSubscription *sub;
-    uint64_t gen;      /* connection the two above belong to */
-    bool stream_ok;    /* the stream exists (on connection gen) */
-    int64_t next_info; /* when to read the stream's state again */
+    uint64_t gen;       /* connection the two above belong to */
+    bool stream_ok;     /* the stream exists (on connection gen) */
+    int64_t next_info;  /* when to read the stream's state again */
+    uint64_t stall_pos; /* the applied position at the last stream info */
+    int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
 };
 
 static const char *nats_text(natsStatus s)
@@ -308,6 +311,21 @@ static void *run(void *arg)
                 jsErrCode jerr = 0;
                 jsStreamInfo *si = NULL;
                 if (js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr) == NATS_OK) {
+                    /* the stream is ahead and nothing was applied for STALLS_MAX readings:
+                     * the consumer is lost (made on a server cut off from the others, say,
+                     * whose view lost to the rest after a partition); make it again */
+                    uint64_t pos = r->position(r->arg, r->domain);
+                    r->stalls = si->State.LastSeq > pos && pos == r->stall_pos ? r->stalls + 1 : 0;
+                    r->stall_pos = pos;
+                    if (r->stalls >= STALLS_MAX) {
+                        set_state(r, "error",
+                                  "no progress for %d s with the stream at %llu and this node "
+                                  "at %llu: making the consumer again",
+                                  (int)(STALLS_MAX * INFO_EVERY_NS / MESH_NS_PER_SEC),
+                                  (unsigned long long)si->State.LastSeq, (unsigned long long)pos);
+                        r->stalls = 0;
+                        ok = false;
+                    }
                     pthread_mutex_lock(&r->mu);
                     r->st.stream_last = si->State.LastSeq;
                     r->st.replicas = (int)si->Config->Replicas;
@@ -419,7 +437,8 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msg_id;
-        po.ExpectStream = r->stream;
+        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
+         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
         po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;

@@ -337,11 +337,11 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
         snprintf(stage, sizeof stage, "%s/%s.db", staging, sd->meta.name);
         if ((st = stage_key(b, stage, err)) != MESH_OK)
             goto out;
-        uint64_t applied = 0;
+        uint64_t applied = 0, sseq = 0;
         mesh_cref_t **crefs = NULL;
         size_t ncrefs = 0;
-        st = mesh_domain_backup_copy(sd->dom, stage, &applied, &crefs, &ncrefs, copy_progress, &r,
-                                     err);
+        st = mesh_domain_backup_copy(sd->dom, stage, &applied, &sseq, &crefs, &ncrefs,
+                                     copy_progress, &r, err);
         char name[MESH_NAME_MAX + 32];
         snprintf(name, sizeof name, "domains/%s/data.db", sd->meta.name);
         if (st == MESH_OK)
@@ -366,12 +366,16 @@ static mesh_status_t make_backup(mesh_backups_t *b, json_t *manifest, mesh_err_t
         }
         mesh_domain_keyinfo_t ki;
         mesh_domain_keyinfo(sd->dom, &ki);
-        /* domains are not replicated through the mesh yet: the position is the domain log's;
-         * "stream" will carry the JetStream sequence once they are */
-        json_array_append_new(
-            doms, json_pack("{s:s,s:s,s:I,s:I,s:o,s:n,s:I}", "name", sd->meta.name, "file", name,
-                            "applied_seq", (json_int_t)applied, "bytes", (json_int_t)bytes,
-                            "contracts", contracts, "stream", "products", (json_int_t)nproducts));
+        /* a replicated domain's copy also holds a position in its stream: a restored replica
+         * resumes its consumer after it (null for a domain that is not replicated) */
+        json_t *stream = sseq ? json_pack("{s:s+,s:I}", "name", "MESHD_DOM_", sd->meta.name, "seq",
+                                          (json_int_t)sseq)
+                              : json_null();
+        json_array_append_new(doms,
+                              json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "name", sd->meta.name,
+                                        "file", name, "applied_seq", (json_int_t)applied, "bytes",
+                                        (json_int_t)bytes, "contracts", contracts, "stream", stream,
+                                        "products", (json_int_t)nproducts));
         r.base_done += r.file_est;
     }
     char *text = json_dumps(manifest, JSON_COMPACT);

@@ -132,6 +132,7 @@ struct mesh_rule_event;
 typedef struct mesh_backups mesh_backups_t;
 typedef struct mesh_mqtt mesh_mqtt_t;
 typedef struct mesh_node_repl mesh_node_repl_t;
+typedef struct mesh_node_edge mesh_node_edge_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -169,6 +170,7 @@ typedef struct mesh_node {
     struct mesh_health *health; /* node/health.h: tallies of the built-in health alerts */
     int64_t health_next_ns;     /* when the health tick next writes samples */
     mesh_node_repl_t *repl;     /* replicated domains (node/repl.c) */
+    mesh_node_edge_t *edge;     /* hub copies of this edge node's domains (node/edge.c) */
     /* `meshd --accept-catalog-rollback`: a start accepts a catalog older than the audit log
      * records (changes lost), raises its version and audits catalog.rollback_accepted */
     bool accept_catalog_rollback;
@@ -233,6 +235,18 @@ void mesh__node_repl_stop(mesh_node_t *n);
 /* Calls fn with the status of each replicated domain (metrics, status). */
 void mesh__node_repl_each(mesh_node_t *n,
                           void (*fn)(void *arg, const char *domain, const mesh_repl_status_t *st),
+                          void *arg);
+
+/* Edge offline (node/edge.c, mesh/source.h): for each replicated domain hosted here that is
+ * not residency local, has the hub keep a sourced copy of its stream when this node is
+ * behind a leaf. Called by mesh__node_repl_sync and mesh__node_repl_stop. */
+void mesh__node_edge_sync(mesh_node_t *n);
+void mesh__node_edge_stop(mesh_node_t *n);
+/* Calls fn with the status of each hub copy (status). */
+struct mesh_source_status;
+void mesh__node_edge_each(mesh_node_t *n,
+                          void (*fn)(void *arg, const char *domain,
+                                     const struct mesh_source_status *st),
                           void *arg);
 
 /* Takes DATA/LOCK (one meshd per data directory); node.c. */

@@ -185,10 +185,12 @@ void mesh__node_repl_sync(mesh_node_t *n)
     }
     mesh_snapshot_put(s);
     pthread_mutex_unlock(&R->lock);
+    mesh__node_edge_sync(n);
 }
 
 void mesh__node_repl_stop(mesh_node_t *n)
 {
+    mesh__node_edge_stop(n);
     if (n->repl == NULL)
         return;
     pthread_mutex_lock(&n->repl->lock);

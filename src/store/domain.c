@@ -2597,6 +2597,7 @@ typedef struct backup_begin {
     const char *dest;
     mesh_dbcopy_t *copy;
     uint64_t applied;
+    uint64_t stream_seq; /* the domain stream's sequence the copy holds (0: not replicated) */
     clist_t contracts;
 } backup_begin_t;
 
@@ -2611,6 +2612,7 @@ static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *e
     if (st != MESH_OK && st != MESH_BUSY)
         return st;
     b->applied = mesh_store_applied_seq(d->store);
+    b->stream_seq = atomic_load(&d->repl_seq);
     pthread_mutex_lock(&d->state_lock);
     st = clist_copy(&d->current, &b->contracts);
     pthread_mutex_unlock(&d->state_lock);
@@ -2620,7 +2622,7 @@ static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *e
 }
 
 mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
-                                      mesh_cref_t ***crefs, size_t *ncrefs,
+                                      uint64_t *stream_seq, mesh_cref_t ***crefs, size_t *ncrefs,
                                       mesh_domain_copy_progress_fn progress, void *arg,
                                       mesh_err_t *err)
 {
@@ -2648,6 +2650,7 @@ mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64
         return st;
     }
     *applied = b.applied;
+    *stream_seq = b.stream_seq;
     *crefs = b.contracts.v;
     *ncrefs = b.contracts.n;
     return MESH_OK;

@@ -227,14 +227,15 @@ mesh_status_t mesh_domain_rewrap(mesh_domain_t *d, const mesh_kek_t *const *keks
  * key attached for it), at a write-group boundary. In one writer job, time-series rows
  * buffered in memory are written out (so the database holds every applied record) and a read
  * transaction is opened on the database; then the copy runs from that snapshot while writes
- * go on. *applied is the log position the copy holds (every record up to it, none after).
+ * go on. *applied is the log position the copy holds (every record up to it, none after);
+ * *stream_seq the domain stream's sequence it holds (0 for a domain not replicated).
  * Key operations (re-encryption, retiring old keys) wait for end. progress (may be NULL) is
  * called after each step with pages copied and the total. *crefs (*ncrefs of them) are the
  * contracts the copy holds (each released with mesh_cref_put, the array with free()).
  */
 typedef void (*mesh_domain_copy_progress_fn)(void *arg, int64_t done, int64_t total);
 mesh_status_t mesh_domain_backup_copy(mesh_domain_t *d, const char *dest, uint64_t *applied,
-                                      mesh_cref_t ***crefs, size_t *ncrefs,
+                                      uint64_t *stream_seq, mesh_cref_t ***crefs, size_t *ncrefs,
                                       mesh_domain_copy_progress_fn progress, void *arg,
                                       mesh_err_t *err);
 

@@ -191,7 +191,8 @@ static void test_permissions(void **state)
     (void)state;
     char out[8192];
     const char *doms[] = {"factory-a"};
-    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, sizeof out), MESH_OK);
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, NULL, 0, out, sizeof out),
+                     MESH_OK);
     assert_non_null(strstr(out, "\"$KV.meshd_nodes.n1\""));
     assert_non_null(strstr(out, "\"meshd.dom.factory-a.>\""));
     assert_non_null(strstr(out, "\"_INBOX_n1.>\""));
@@ -200,14 +201,27 @@ static void test_permissions(void **state)
     assert_null(strstr(out, "\"$KV.meshd_nodes.>\""));
     assert_null(strstr(out, "\"_INBOX.>\""));
     assert_null(strstr(out, "$JS.hub.API"));
-    assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, out, sizeof out), MESH_OK);
+    assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, NULL, 0, out, sizeof out),
+                     MESH_OK);
     assert_non_null(strstr(out, "$JS.hub.API.STREAM.INFO.KV_meshd_nodes"));
     assert_non_null(strstr(out, "\"$JS.hub.API.$KV.meshd_nodes.e1\""));
     /* requests to any domain (forwarded writes), but no domain's own subjects */
     assert_non_null(strstr(out, "\"meshd.dom.*.req.>\""));
     assert_null(strstr(out, "\"meshd.dom.factory"));
     assert_null(strstr(out, "MESHD_DOM_"));
-    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, out, 64), MESH_TOO_LARGE);
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, NULL, 0, out, 64), MESH_TOO_LARGE);
+    /* edge offline: an edge node may create and look at the hub's copy of its non-local
+     * domains only; a hub node never */
+    const char *edge[] = {"edge", "vault"}, *local[] = {"vault"};
+    assert_int_equal(mesh_natsconf_permissions("e1", edge, 2, 1, local, 1, out, sizeof out),
+                     MESH_OK);
+    assert_non_null(strstr(out, "\"$JS.hub.API.STREAM.CREATE.MESHD_COPY_edge\""));
+    assert_non_null(strstr(out, "\"$JS.hub.API.STREAM.INFO.MESHD_COPY_edge\""));
+    assert_null(strstr(out, "MESHD_COPY_vault"));
+    assert_null(strstr(out, "MSG.GET.MESHD_COPY"));
+    assert_int_equal(mesh_natsconf_permissions("n1", edge, 2, 0, NULL, 0, out, sizeof out),
+                     MESH_OK);
+    assert_null(strstr(out, "MESHD_COPY_"));
 }
 
 static bool file_mode(const char *dir, const char *rel, unsigned mode)
