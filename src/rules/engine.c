@@ -5,7 +5,7 @@
  * an open-addressing hash of indexes. States live in memory; a state a record changed is
  * marked dirty and written to the store only by mesh_rules_persist (the domain's checkpoints,
  * and records other than plain batches and ticks), so the ingest path costs O(rows) and no
- * store write per series (decision 0027). Alert rows and outbox rows are still written in
+ * store write per series (decision 0028). Alert rows and outbox rows are still written in
  * the record's transaction.
  *
  * Replaying (mesh_rules_replay_begin/end): the domain re-evaluates logged records whose
@@ -934,7 +934,7 @@ static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
     return st;
 }
 
-/* ---- persistence (decision 0027) ---- */
+/* ---- persistence (decision 0028) ---- */
 
 mesh_status_t mesh_rules_persist(mesh_rules_t *e, mesh_err_t *err)
 {

@@ -6,7 +6,7 @@
  *
  *   a batch    each row of a watched product goes to its series' state (mesh_rule_step);
  *              changed states are marked dirty, and written to _rule_state only by
- *              mesh_rules_persist (decision 0027)
+ *              mesh_rules_persist (decision 0028)
  *   a tick     absence rules compare the tick's time with each series' newest row
  *   a rule     put or deleted (its series states go with it)
  *   an alert   acknowledged or resolved by hand

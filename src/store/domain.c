@@ -26,7 +26,7 @@
  * the transitions a group produced go to the domain's event callback after its commit. The
  * per-series states are persisted at checkpoints with their log position ('rules_clean'),
  * and by records other than plain batches and ticks; replay re-evaluates the committed
- * records after that position without writing (decision 0027).
+ * records after that position without writing (decision 0028).
  * Applying a record is deterministic given the records before it, so replay after a crash
  * (or, later, a replica consuming the same stream) reaches the same state. A record that is
  * refused when applied (a breaking contract, a unique conflict) is in the log but has no
@@ -886,7 +886,7 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
     }
 }
 
-/* ---- rule states (decision 0027) ---- */
+/* ---- rule states (decision 0028) ---- */
 
 /* Persists the dirty rule states in the open transaction as those of log position seq. */
 static mesh_status_t rules_persist_at(mesh_domain_t *d, uint64_t seq, mesh_err_t *err)
@@ -1158,7 +1158,7 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     if (seq <= applied) {
         /* the store has this record; only rows of time series that were still in memory at
          * the crash are missing, and only from batches; and rule states after the persisted
-         * ones, rebuilt by evaluating again (no writes, no events: decision 0027) */
+         * ones, rebuilt by evaluating again (no writes, no events: decision 0028) */
         bool rules = seq > r->rules_clean;
         if (n >= 10 && p[0] == K_STREAM) {
             p += 9;

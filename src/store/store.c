@@ -383,7 +383,7 @@ bool mesh_store_rules_clean_recorded(mesh_store_t *s)
 
 uint64_t mesh_store_rules_clean(mesh_store_t *s)
 {
-    /* no record: the states were written with every record (before decision 0027), or there
+    /* no record: the states were written with every record (before decision 0028), or there
      * were never rules */
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = 'rules_clean'", -1, &q,

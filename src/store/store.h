@@ -115,7 +115,7 @@ mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, me
 uint64_t mesh_store_replay_from(mesh_store_t *s);
 /* The log position whose rule states _rule_state holds (meta 'rules_clean', written by the
  * domain at its checkpoints and in the transaction of records that persist them, decision
- * 0027); the applied position when none was recorded (states written with every record, by
+ * 0028); the applied position when none was recorded (states written with every record, by
  * an older meshd). replay_from is never above it. */
 uint64_t mesh_store_rules_clean(mesh_store_t *s);
 bool mesh_store_rules_clean_recorded(mesh_store_t *s);

@@ -1,4 +1,4 @@
-"""Rule states across kill -9 (decision 0027): states are persisted at checkpoints, and after a
+"""Rule states across kill -9 (decision 0028): states are persisted at checkpoints, and after a
 crash the committed records after them are evaluated again without writing or sending
 anything. Two real meshd nodes are fed the same rows; one is killed with SIGKILL mid-stream
 and restarted. Its alerts, alert history and webhook deliveries must equal those of the node
