@@ -335,6 +335,37 @@ mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_
     return st;
 }
 
+mesh_status_t mesh_catalog_domain_set_hosts(mesh_catalog_t *c, const mesh_domain_meta_t *m,
+                                            mesh_err_t *err)
+{
+    json_t *hosts = json_array();
+    for (size_t i = 0; hosts && i < m->nhosts; i++)
+        json_array_append_new(hosts, json_string(m->hosts[i]));
+    char *hjs = hosts ? json_dumps(hosts, JSON_COMPACT) : NULL;
+    json_decref(hosts);
+    if (hjs == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *q;
+    mesh_status_t st = MESH_OK;
+    if (sqlite3_prepare_v2(c->db, "UPDATE domains SET hosts = ?, replication = ? WHERE name = ?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_err(c->db, err, "prepare");
+    } else {
+        sqlite3_bind_text(q, 1, hjs, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, m->replication[0] ? m->replication : "none", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, m->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            st = db_err(c->db, err, "update domain");
+        else if (sqlite3_changes(c->db) == 0)
+            st = mesh_err_set(err, MESH_NOT_FOUND, "no domain '%s'", m->name);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(hjs);
+    return st;
+}
+
 mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, mesh_err_t *err)
 {
     pthread_mutex_lock(&c->lock);

@@ -69,6 +69,9 @@ int64_t mesh_catalog_restored_ns(mesh_catalog_t *c);
 mesh_status_t mesh_catalog_domain_put(mesh_catalog_t *c, const mesh_domain_meta_t *m,
                                       mesh_err_t *err);
 mesh_status_t mesh_catalog_domain_delete(mesh_catalog_t *c, const char *name, mesh_err_t *err);
+/* Changes a domain's hosts and replication mode (m->name names it; other fields unused). */
+mesh_status_t mesh_catalog_domain_set_hosts(mesh_catalog_t *c, const mesh_domain_meta_t *m,
+                                            mesh_err_t *err);
 /* All domains, by name. The array and its entries are freed with mesh_domain_meta_free on
  * each entry and free() on the array. */
 mesh_status_t mesh_catalog_domains(mesh_catalog_t *c, mesh_domain_meta_t **out, size_t *n,

@@ -320,6 +320,44 @@ mesh_status_t mesh_registry_create_domain(mesh_registry_t *r, const mesh_domain_
     return st;
 }
 
+mesh_status_t mesh_registry_set_domain_hosts(mesh_registry_t *r, const mesh_domain_meta_t *m,
+                                             mesh_err_t *err)
+{
+    char **hv = m->nhosts ? calloc(m->nhosts, sizeof *hv) : NULL;
+    if (m->nhosts && hv == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    size_t nh = 0;
+    for (; nh < m->nhosts; nh++)
+        if ((hv[nh] = strdup(m->hosts[nh])) == NULL)
+            break;
+    mesh_status_t st = nh == m->nhosts ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
+    pthread_mutex_lock(&r->lock);
+    size_t i = 0;
+    while (st == MESH_OK && i < r->n && strcmp(r->metas[i].name, m->name) != 0)
+        i++;
+    if (st == MESH_OK && i == r->n)
+        st = mesh_err_set(err, MESH_NOT_FOUND, "no domain '%s'", m->name);
+    if (st == MESH_OK)
+        st = mesh_catalog_domain_set_hosts(r->cat, m, err);
+    if (st == MESH_OK) {
+        mesh_domain_meta_t *x = &r->metas[i];
+        for (size_t k = 0; k < x->nhosts; k++)
+            free(x->hosts[k]);
+        free(x->hosts);
+        x->hosts = hv;
+        x->nhosts = nh;
+        hv = NULL;
+        snprintf(x->replication, sizeof x->replication, "%s",
+                 m->replication[0] ? m->replication : "none");
+        rebuild_locked(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+    for (size_t k = 0; hv && k < nh; k++)
+        free(hv[k]);
+    free(hv);
+    return st;
+}
+
 mesh_status_t mesh_registry_delete_domain(mesh_registry_t *r, const char *name, bool force,
                                           mesh_err_t *err)
 {

@@ -55,6 +55,10 @@ mesh_snapshot_t *mesh_registry_snapshot(mesh_registry_t *r);
 
 mesh_status_t mesh_registry_create_domain(mesh_registry_t *r, const mesh_domain_meta_t *m,
                                           mesh_err_t *err);
+/* Changes a domain's hosts and replication mode (from m: name, hosts, replication), in the
+ * catalog and the next snapshot. */
+mesh_status_t mesh_registry_set_domain_hosts(mesh_registry_t *r, const mesh_domain_meta_t *m,
+                                             mesh_err_t *err);
 /* Deletes a domain; refused (MESH_CONFLICT) while it has products unless force. Its files
  * are removed when the last request using it ends. */
 mesh_status_t mesh_registry_delete_domain(mesh_registry_t *r, const char *name, bool force,

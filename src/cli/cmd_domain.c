@@ -66,6 +66,53 @@ static int run_create(mesh_cli_t *cli, const mesh_cli_args_t *a)
     return rc;
 }
 
+/* meshctl domain update NAME [--hosts ...] [--replication ...]: PUT /v1/domains/NAME */
+static int run_update(mesh_cli_t *cli, const mesh_cli_args_t *a)
+{
+    const char *name = mesh_cli_pos(a, 0);
+    int rc = mesh_cli_domain_name(cli, name);
+    if (rc != 0)
+        return rc;
+    const char *hosts = mesh_cli_arg(a, "hosts"), *repl = mesh_cli_arg(a, "replication");
+    if (hosts == NULL && repl == NULL)
+        return mesh_cli_usage(cli, "give --hosts, --replication or both");
+    json_t *body = json_object();
+    if (hosts) {
+        json_t *hv = json_array();
+        for (const char *p = hosts; *p;) {
+            size_t n = strcspn(p, ",");
+            if (n)
+                json_array_append_new(hv, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        json_object_set_new(body, "hosts", hv);
+    }
+    if (repl)
+        json_object_set_new(body, "replication", json_string(repl));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        return mesh_cli_usage(cli, "hosts and the mode must be UTF-8 text");
+    mesh_buf_t path;
+    mesh_buf_init(&path, 4096);
+    if ((rc = mesh_cli_path(cli, &path, "/v1/domains/", name)) != 0) {
+        free(text);
+        mesh_buf_free(&path);
+        return rc;
+    }
+    mesh_client_req_t req = {.method = "PUT",
+                             .path = path.data,
+                             .content_type = "application/json",
+                             .body = text,
+                             .body_len = strlen(text)};
+    rc = mesh_cli_call(cli, &req, NULL);
+    free(text);
+    mesh_buf_free(&path);
+    if (rc == 0 && !cli->quiet)
+        printf("updated domain %s\n", name);
+    return rc;
+}
+
 static const mesh_cli_col_t list_cols[] = {
     {"name", "NAME", MESH_ALIGN_LEFT, 0},      {"products", "PRODUCTS", MESH_ALIGN_RIGHT, 0},
     {"rows", "ROWS", MESH_ALIGN_RIGHT, 0},     {"storage_bytes", "STORAGE", MESH_ALIGN_RIGHT, 0},
@@ -227,6 +274,12 @@ static const mesh_cli_opt_t create_opts[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
+static const mesh_cli_opt_t update_opts[] = {
+    {"hosts", 0, "NODE,...", 0, "The mesh nodes hosting the domain from now on (node names)."},
+    {"replication", 0, "MODE", 0, "sync, async or none."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
 static const mesh_cli_opt_t delete_opts[] = {
     {"force", 0, NULL, 0,
      "Delete the domain even when it has products, with their data and contracts."},
@@ -251,6 +304,28 @@ const mesh_cli_cmd_t mesh_cli_domain_cmds[] = {
                  "4  the token may not administer the node\n"
                  "5  the domain exists already",
         .run = run_create,
+    },
+    {
+        .name = "domain update",
+        .usage = "NAME [--hosts NODE,...] [--replication MODE]",
+        .summary = "Change a domain's hosting nodes or replication mode (on this node).",
+        .text = "Changes where the domain is hosted and its replication mode in this node's\n"
+                "catalog (PUT /v1/domains/NAME); run it on each hosting node. Refused while it\n"
+                "would strand data: leaving async on a node whose batches are not all in the\n"
+                "stream yet (retry when outbox_pending is 0), or replicating a domain that\n"
+                "already has contracts. A node added to the hosts applies the stream from its\n"
+                "start (docs/mesh.md).",
+        .opts = update_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .examples = "meshctl domain update factory-a --replication async\n"
+                    "meshctl domain update factory-a --hosts plant-a,hq-1,hq-2",
+        .exits = "0  updated\n"
+                 "2  a host or the mode is not valid\n"
+                 "3  no such domain\n"
+                 "4  the token may not administer the domain\n"
+                 "5  refused: it would strand data (see above)",
+        .run = run_update,
     },
     {
         .name = "domain list",

@@ -74,9 +74,14 @@ static int run_domains(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     (void)a;
     static const mesh_cli_col_t cols[] = {
-        {"domain", "DOMAIN", MESH_ALIGN_LEFT, 0},      {"node", "NODE", MESH_ALIGN_LEFT, 0},
-        {"site", "SITE", MESH_ALIGN_LEFT, 0},          {"alive", "ALIVE", MESH_ALIGN_LEFT, 0},
-        {"products", "PRODUCTS", MESH_ALIGN_RIGHT, 0}, {"owners", "OWNERS", MESH_ALIGN_LEFT, 60},
+        {"domain", "DOMAIN", MESH_ALIGN_LEFT, 0},
+        {"node", "NODE", MESH_ALIGN_LEFT, 0},
+        {"site", "SITE", MESH_ALIGN_LEFT, 0},
+        {"alive", "ALIVE", MESH_ALIGN_LEFT, 0},
+        {"products", "PRODUCTS", MESH_ALIGN_RIGHT, 0},
+        {"replication", "REPLICATION", MESH_ALIGN_LEFT, 0},
+        {"hosts", "HOSTS", MESH_ALIGN_LEFT, 40},
+        {"owners", "OWNERS", MESH_ALIGN_LEFT, 60},
     };
     mesh_client_req_t req = {.method = "GET", .path = "/v1/mesh/domains"};
     json_t *j;
@@ -97,7 +102,13 @@ static int run_domains(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, mesh_cli_jstr(d, "site"));
         mesh_table_add(t, yesno(d, "alive"));
         mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(d, "products"));
+        mesh_buf_t hosts;
+        mesh_buf_init(&hosts, 1 << 16);
+        mesh_cli_join(&hosts, json_object_get(d, "hosts"), csv ? " " : ", ");
+        mesh_table_add(t, mesh_cli_jstr(d, "replication"));
+        mesh_table_add(t, hosts.data ? hosts.data : "");
         mesh_table_add(t, owners.data ? owners.data : "");
+        mesh_buf_free(&hosts);
         mesh_buf_free(&owners);
     }
     return emit(cli, t, j, "no domains in the mesh (that you may see)");
@@ -314,8 +325,9 @@ const mesh_cli_cmd_t mesh_cli_mesh_cmds[] = {
         .usage = "[OPTIONS]",
         .summary = "List the domains of the mesh and where they are hosted.",
         .text = "Lists the domains hosted by the nodes of the mesh (GET /v1/mesh/domains), one\n"
-                "line per domain and hosting node, with its owners and how many of its products\n"
-                "you may see. Only the domains this node's access policy lets you see (owner,\n"
+                "line per domain and hosting node, with its replication mode (none, sync, async)\n"
+                "and hosts, its owners and how many of its products you may see. Only the domains "
+                "this node's access policy lets you see (owner,\n"
                 "or a grant on the domain or one of its products; admins see all).",
         .formats = "table|json|csv",
         .min_args = 0,

@@ -322,6 +322,19 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
     json_object_set_new(d, "last_error", json_string(st->last_error));
+    json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
+    if (st->async) {
+        json_object_set_new(d, "outbox_seq", json_integer((json_int_t)st->outbox_seq));
+        json_object_set_new(d, "outbox_pending", json_integer((json_int_t)st->outbox_pending));
+    }
+    json_t *reps = json_object();
+    for (size_t i = 0; i < st->nreplicas; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "pending", json_integer((json_int_t)st->rep[i].pending));
+        json_object_set_new(x, "lag_seconds", json_real(st->rep[i].lag_s));
+        json_object_set_new(reps, st->rep[i].name, x);
+    }
+    json_object_set_new(d, "consumers", reps);
     json_object_set_new(arg, domain, d);
 }
 
@@ -358,6 +371,9 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
         domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
         (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
         domain, strcmp(st->state, "consuming") == 0);
+    if (st->async)
+        mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
+                        (unsigned long long)st->outbox_pending);
 }
 
 static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
@@ -378,6 +394,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "Stream records this node failed to apply (retried).");
     mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
                       "1 while this node consumes the domain's stream.");
+    mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",
+                      "Async: log records from the last published batch to the last local one "
+                      "(0: every batch written here is in the stream).");
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 
@@ -662,12 +681,6 @@ static void domains_create(mesh_req_t *r)
             return;
         }
     }
-    if (strcmp(mode, "async") == 0) {
-        mesh_req_errorf(r, MESH_UNSUPPORTED,
-                        "replication async is not available yet (docs/mesh.md): use sync");
-        json_decref(j);
-        return;
-    }
     if (strcmp(mode, "none") != 0 && nh == 0) {
         mesh_req_errorf(r, MESH_INVALID, "replication %s needs 'hosts', the nodes hosting %s", mode,
                         name);
@@ -723,9 +736,120 @@ void mesh_api_domains(mesh_req_t *r)
     reply_json(r, 200, o);
 }
 
+static bool lists(char *const *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* PUT /v1/domains/D {"hosts": [...], "replication": "..."}: where D is hosted and its mode, on
+ * this node (docs/mesh.md, "Changing a domain's hosts or mode"). Refused while it would strand
+ * data: leaving async here with batches not yet published, or replicating a domain that
+ * already has contracts (they are in no stream). */
+static void domain_update(mesh_req_t *r, const char *name)
+{
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, name, NULL))
+        return;
+    json_t *j = body_object(r);
+    if (j == NULL)
+        return;
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        if (strcmp(key, "hosts") && strcmp(key, "replication")) {
+            mesh_req_errorf(r, MESH_INVALID, "unknown field '%.60s' (expected hosts, replication)",
+                            key);
+            json_decref(j);
+            return;
+        }
+    }
+    mesh_snapshot_t *s = mesh_registry_snapshot(r->node->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, name);
+    mesh_domain_meta_t m;
+    memset(&m, 0, sizeof m);
+    char *hv[MESH_DOMAIN_HOSTS_MAX];
+    json_t *hosts = json_object_get(j, "hosts"), *repl = json_object_get(j, "replication");
+    const char *mode = repl ? json_string_value(repl) : sd ? sd->meta.replication : "none";
+    mesh_status_t st = MESH_OK;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if (sd == NULL)
+        st = mesh_err_set(&err, MESH_NOT_FOUND, "no domain '%s'", name);
+    else if ((hosts && !json_is_array(hosts)) || json_array_size(hosts) > MESH_DOMAIN_HOSTS_MAX ||
+             !mesh_domain_replication_ok(mode))
+        st = mesh_err_set(&err, MESH_INVALID,
+                          "'hosts' is a list of at most %d node names and 'replication' one of "
+                          "none, sync, async",
+                          MESH_DOMAIN_HOSTS_MAX);
+    size_t nh = 0;
+    if (st == MESH_OK && hosts) {
+        for (; nh < json_array_size(hosts) && st == MESH_OK; nh++) {
+            hv[nh] = (char *)json_string_value(json_array_get(hosts, nh));
+            if (hv[nh] == NULL || !mesh_entry_node_name_ok(hv[nh]))
+                st = mesh_err_set(&err, MESH_INVALID, "hosts[%zu] is not a node name", nh);
+        }
+    } else if (st == MESH_OK) {
+        for (; nh < sd->meta.nhosts; nh++)
+            hv[nh] = sd->meta.hosts[nh];
+    }
+    if (st == MESH_OK && strcmp(mode, "none") != 0 && nh == 0)
+        st = mesh_err_set(&err, MESH_INVALID, "replication %s needs 'hosts'", mode);
+    const char *me = r->node->opts.node_name;
+    if (st == MESH_OK && strcmp(sd->meta.replication, "async") == 0 &&
+        lists(sd->meta.hosts, sd->meta.nhosts, me) &&
+        !(strcmp(mode, "async") == 0 && lists(hv, nh, me))) {
+        uint64_t pub, last;
+        mesh_domain_outbox_pos(sd->dom, &pub, &last);
+        if (last == UINT64_MAX || last > pub)
+            st = mesh_err_set(&err, MESH_CONFLICT,
+                              "domain %s has batches written on this node that are not in its "
+                              "stream yet (outbox_pending in GET /v1/status): retry once it is 0, "
+                              "or they would stay on this node only",
+                              name);
+    }
+    if (st == MESH_OK && strcmp(sd->meta.replication, "none") == 0 && strcmp(mode, "none") != 0 &&
+        sd->ncrefs > 0)
+        st = mesh_err_set(&err, MESH_CONFLICT,
+                          "domain %s has contracts and data that are in no stream: it cannot "
+                          "become replicated (create a replicated domain and write into it)",
+                          name);
+    if (st == MESH_OK) {
+        snprintf(m.name, sizeof m.name, "%s", name);
+        m.hosts = hv;
+        m.nhosts = nh;
+        snprintf(m.replication, sizeof m.replication, "%s", mode);
+        st = mesh_registry_set_domain_hosts(r->node->reg, &m, &err);
+    }
+    mesh_snapshot_put(s);
+    json_decref(j);
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"replication\":\"%s\",\"hosts\":%zu",
+             st == MESH_OK ? m.replication : "", nh);
+    audit_admin(r, MESH_AUDIT_ADMIN_DOMAIN_UPDATE, name, NULL, st, err.msg, extra);
+    if (st != MESH_OK) {
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    mesh__node_repl_sync(r->node); /* the replicator restarted with the new mode and hosts */
+    s = mesh_registry_snapshot(r->node->reg);
+    sd = mesh_snapshot_domain(s, name);
+    if (sd)
+        reply_json(r, 200, domain_json(r, sd, true));
+    else
+        mesh_req_errorf(r, MESH_INTERNAL, "domain vanished");
+    mesh_snapshot_put(s);
+}
+
 void mesh_api_domain(mesh_req_t *r)
 {
     const char *name = r->params[0];
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_PUT) {
+        domain_update(r, name);
+        return;
+    }
     if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_DELETE) {
         if (!mesh_req_allow(r, MESH_ACT_ADMIN, name, NULL))
             return;

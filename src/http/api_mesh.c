@@ -159,6 +159,11 @@ void mesh_api_mesh_domains(mesh_req_t *r)
             for (size_t j = 0; j < d->nowners; j++)
                 json_array_append_new(owners, json_string(d->owners[j]));
             json_object_set_new(o, "owners", owners);
+            json_t *hosts = json_array();
+            for (size_t j = 0; j < d->nhosts; j++)
+                json_array_append_new(hosts, json_string(d->hosts[j]));
+            json_object_set_new(o, "hosts", hosts);
+            json_object_set_new(o, "replication", json_string(d->replication));
             size_t np = 0;
             for (size_t j = 0; j < d->nproducts; j++)
                 np += sees_product(r, d, d->products[j].name);

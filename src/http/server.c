@@ -58,7 +58,7 @@ static const route_t routes[] = {
     {"ping", M_GET | M_HEAD, "/ping", mesh_api_ping, false, false},
     {"status", M_GET, "/v1/status", mesh_api_status, true, false},
     {"domains", M_GET | M_POST, "/v1/domains", mesh_api_domains, true, false},
-    {"domain", M_GET | M_DELETE, "/v1/domains/{}", mesh_api_domain, true, false},
+    {"domain", M_GET | M_PUT | M_DELETE, "/v1/domains/{}", mesh_api_domain, true, false},
     {"contracts", M_POST | M_PUT, "/v1/contracts", mesh_api_contracts, true, false},
     {"products", M_GET, "/v1/products", mesh_api_products, true, false},
     {"product", M_GET | M_DELETE, "/v1/products/{}/{}", mesh_api_product, true, false},

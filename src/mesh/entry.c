@@ -58,6 +58,13 @@ mesh_status_t mesh_entry_encode(const mesh_entry_t *e, mesh_buf_t *out)
         for (size_t k = 0; k < d->nowners; k++)
             json_array_append_new(owners, jstr(d->owners[k]));
         json_object_set_new(dj, "owners", owners);
+        if (d->nhosts) {
+            json_t *hosts = json_array();
+            for (size_t k = 0; k < d->nhosts && k < MESH_ENTRY_MAX_HOSTS; k++)
+                json_array_append_new(hosts, jstr(d->hosts[k]));
+            json_object_set_new(dj, "hosts", hosts);
+        }
+        json_object_set_new(dj, "replication", jstr(d->replication[0] ? d->replication : "none"));
         for (size_t k = 0; k < d->nproducts; k++)
             json_array_append_new(prods,
                                   json_pack("{s:o,s:o,s:o}", "name", jstr(d->products[k].name),
@@ -137,6 +144,37 @@ static mesh_status_t parse_domain(json_t *dj, mesh_entry_domain_t *d, size_t *np
             return st;
         d->nowners++;
     }
+    json_t *hosts = json_object_get(dj, "hosts");
+    if (hosts && !json_is_array(hosts))
+        return mesh_err_set(err, MESH_INVALID, "%s: hosts is not an array", d->name);
+    size_t nh = json_array_size(hosts);
+    if (nh > MESH_ENTRY_MAX_HOSTS)
+        return mesh_err_set(err, MESH_LIMIT, "%s: more than %d hosts", d->name,
+                            MESH_ENTRY_MAX_HOSTS);
+    if (nh && (d->hosts = calloc(nh, sizeof *d->hosts)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < nh; i++) {
+        json_t *w = json_object();
+        json_object_set(w, "host", json_array_get(hosts, i));
+        st = text(w, "host", MESH_ENTRY_NODE_MAX, true, &d->hosts[i], err);
+        json_decref(w);
+        if (st != MESH_OK)
+            return st;
+        d->nhosts++;
+        if (!mesh_entry_node_name_ok(d->hosts[i]))
+            return mesh_err_set(err, MESH_INVALID, "%s: hosts[%zu] is not a node name", d->name, i);
+    }
+    char *mode = NULL;
+    if (json_object_get(dj, "replication") &&
+        (st = text(dj, "replication", 7, true, &mode, err)) != MESH_OK)
+        return st;
+    if (mode && strcmp(mode, "none") != 0 && strcmp(mode, "sync") != 0 &&
+        strcmp(mode, "async") != 0) {
+        free(mode);
+        return mesh_err_set(err, MESH_INVALID, "%s: replication is not none|sync|async", d->name);
+    }
+    snprintf(d->replication, sizeof d->replication, "%s", mode ? mode : "none");
+    free(mode);
     json_t *prods = json_object_get(dj, "products");
     if (prods && !json_is_array(prods))
         return mesh_err_set(err, MESH_INVALID, "%s: products is not an array", d->name);
@@ -249,6 +287,9 @@ void mesh_entry_free(mesh_entry_t *e)
         for (size_t k = 0; k < d->nowners; k++)
             free(d->owners[k]);
         free(d->owners);
+        for (size_t k = 0; k < d->nhosts; k++)
+            free(d->hosts[k]);
+        free(d->hosts);
         for (size_t k = 0; k < d->nproducts; k++) {
             free(d->products[k].name);
             free(d->products[k].contract);

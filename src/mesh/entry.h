@@ -16,7 +16,9 @@
  *    "started":<unix ns>,"heartbeat":<unix ns>,"ttl":<ns>,
  *    "sign_key":"<hex of the node's Ed25519 public key, 64 digits>",  (optional)
  *    "domains":[{"name":"factory-a","owners":["ops@x"],
+ *                "hosts":["n1","n2"],"replication":"sync",
  *                "products":[{"name":"telemetry","contract":"id","version":"1.0.0"}]}]}
+ * hosts and replication are optional (entries of older nodes lack them: no hosts, "none").
  */
 #ifndef MESH_MESH_ENTRY_H
 #define MESH_MESH_ENTRY_H
@@ -34,6 +36,7 @@
 #define MESH_ENTRY_MAX_OWNERS   32           /* owners of one domain */
 #define MESH_ENTRY_MAX_TEXT     256          /* bytes of a free-text field (site, api, ...) */
 #define MESH_ENTRY_NODE_MAX     63           /* node names: [A-Za-z0-9_-]{1,63} */
+#define MESH_ENTRY_MAX_HOSTS    16           /* hosting nodes of one domain */
 
 typedef struct mesh_entry_product {
     char *name;     /* product name (mesh_name_product_ok) */
@@ -45,6 +48,9 @@ typedef struct mesh_entry_domain {
     char *name; /* mesh_name_domain_ok */
     char **owners;
     size_t nowners;
+    char **hosts; /* the nodes hosting it (node names) */
+    size_t nhosts;
+    char replication[8]; /* "none", "sync" or "async" ("" in an encoder's struct: "none") */
     mesh_entry_product_t *products;
     size_t nproducts;
 } mesh_entry_domain_t;

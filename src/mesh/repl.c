@@ -5,7 +5,8 @@
  * (HTTP workers, forwarded requests) use the connection through their own short-lived jsCtx.
  * Both hold the mesh connection's lock for reading while they use it (mesh/internal.h), so a
  * connection is never replaced under them; a new connection (its generation changed) makes
- * the thread build its subscription again.
+ * the thread build its subscription again. An async domain has a second thread, the outbox
+ * pump (pump_run), woken by writers through its own condition variable.
  */
 #include "mesh/repl.h"
 
@@ -48,6 +49,17 @@ struct mesh_repl {
     int64_t next_info;  /* when to read the stream's state again */
     uint64_t stall_pos; /* the applied position at the last stream info */
     int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
+
+    /* hosts whose consumers are read for their lag (guarded by mu) */
+    char hosts[MESH_REPL_HOSTS_MAX][64];
+    size_t nhosts;
+
+    /* async: the outbox pump */
+    mesh_repl_pump_fn pump;
+    pthread_t pump_thread;
+    bool pump_started;
+    pthread_cond_t pump_cv; /* with mu: kicked or stop */
+    bool kicked;
 };
 
 static const char *nats_text(natsStatus s)
@@ -201,6 +213,39 @@ static bool trimmed_before(mesh_repl_t *r, uint64_t seq)
     return gone;
 }
 
+/* Reads every host's consumer: how many messages it has not applied, and since when it has
+ * been behind (the server's time of its last ack, or of the consumer's creation). A host
+ * without a consumer (never started) is unknown (-1). */
+static void read_lags(mesh_repl_t *r)
+{
+    char hosts[MESH_REPL_HOSTS_MAX][64];
+    pthread_mutex_lock(&r->mu);
+    size_t nh = r->nhosts;
+    memcpy(hosts, r->hosts, sizeof hosts);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < nh; i++) {
+        jsErrCode jerr = 0;
+        jsConsumerInfo *ci = NULL;
+        uint64_t pending = 0;
+        double lag = -1;
+        if (js_GetConsumerInfo(&ci, r->js, r->stream, hosts[i], NULL, &jerr) == NATS_OK) {
+            pending = ci->NumPending + (uint64_t)(ci->NumAckPending > 0 ? ci->NumAckPending : 0);
+            int64_t since = ci->AckFloor.Last > ci->Created ? ci->AckFloor.Last : ci->Created;
+            int64_t now = mesh_now_ns();
+            lag = pending == 0 || since <= 0 || now <= since
+                      ? 0
+                      : (double)(now - since) / (double)MESH_NS_PER_SEC;
+            jsConsumerInfo_Destroy(ci);
+        }
+        pthread_mutex_lock(&r->mu);
+        snprintf(r->st.rep[i].name, sizeof r->st.rep[i].name, "%s", hosts[i]);
+        r->st.rep[i].pending = pending;
+        r->st.rep[i].lag_s = lag;
+        r->st.nreplicas = nh;
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
 /* Fetches one batch and applies it in order. false: start over (consumer made again). */
 static bool consume(mesh_repl_t *r)
 {
@@ -213,8 +258,13 @@ static bool consume(mesh_repl_t *r)
         set_state(r, "error", "fetch: %s", nats_text(s));
         return false;
     }
+    /* the messages to apply, in order: one call, so the domain applies them as one group */
     bool ok = true;
-    for (int i = 0; i < list.Count && ok; i++) {
+    mesh_repl_rec_t *v = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *v);
+    natsMsg **mv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *mv);
+    size_t nv = 0;
+    uint64_t pos = r->position(r->arg, r->domain), next = pos + 1;
+    for (int i = 0; i < list.Count && ok && v && mv; i++) {
         natsMsg *msg = list.Msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
@@ -223,39 +273,47 @@ static bool consume(mesh_repl_t *r)
         }
         uint64_t seq = meta->Sequence.Stream;
         jsMsgMetaData_Destroy(meta);
-        uint64_t pos = r->position(r->arg, r->domain);
-        if (seq > pos + 1 && trimmed_before(r, pos + 1)) {
+        if (seq <= pos) {
+            natsMsg_Ack(msg, NULL); /* applied before */
+            continue;
+        }
+        if (seq > next && trimmed_before(r, next)) {
             /* the records between are gone from the stream: applying on would skip them */
             set_state(r, "trimmed",
                       "the stream no longer holds sequence %llu that this node needs (it holds "
                       "%llu..): this replica must be seeded again (docs/mesh.md)",
-                      (unsigned long long)pos + 1, (unsigned long long)seq);
+                      (unsigned long long)next, (unsigned long long)seq);
             ok = false;
             break;
         }
-        mesh_err_t e;
-        mesh_err_clear(&e);
-        mesh_status_t st =
-            seq <= pos ? MESH_OK
-                       : r->apply(r->arg, r->domain, seq, (const uint8_t *)natsMsg_GetData(msg),
-                                  (size_t)natsMsg_GetDataLength(msg), &e);
-        if (st != MESH_OK) {
-            pthread_mutex_lock(&r->mu);
-            r->st.apply_failures++;
-            pthread_mutex_unlock(&r->mu);
-            set_state(r, "error", "applying sequence %llu: %s", (unsigned long long)seq,
-                      e.msg[0] ? e.msg : mesh_status_text(st));
-            ok = false;
-            break;
-        }
-        natsMsg_Ack(msg, NULL);
-        pthread_mutex_lock(&r->mu);
-        if (seq > pos)
-            r->st.applied_msgs++;
-        if (seq > r->st.stream_last)
-            r->st.stream_last = seq;
-        pthread_mutex_unlock(&r->mu);
+        v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(msg),
+                                  (size_t)natsMsg_GetDataLength(msg)};
+        mv[nv++] = msg;
+        next = seq + 1;
     }
+    if (v == NULL || mv == NULL)
+        ok = false;
+    size_t done = 0;
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = nv ? r->apply(r->arg, r->domain, v, nv, &done, &e) : MESH_OK;
+    for (size_t i = 0; i < done && i < nv; i++)
+        natsMsg_Ack(mv[i], NULL);
+    pthread_mutex_lock(&r->mu);
+    r->st.applied_msgs += done;
+    if (done && v[done - 1].seq > r->st.stream_last)
+        r->st.stream_last = v[done - 1].seq;
+    if (st != MESH_OK)
+        r->st.apply_failures++;
+    pthread_mutex_unlock(&r->mu);
+    if (st != MESH_OK) {
+        set_state(r, "error", "applying sequence %llu: %s",
+                  (unsigned long long)(done < nv ? v[done].seq : 0),
+                  e.msg[0] ? e.msg : mesh_status_text(st));
+        ok = false;
+    }
+    free(v);
+    free(mv);
     natsMsgList_Destroy(&list);
     return ok;
 }
@@ -334,6 +392,7 @@ static void *run(void *arg)
                     pthread_mutex_unlock(&r->mu);
                     jsStreamInfo_Destroy(si);
                 }
+                read_lags(r);
                 r->next_info = now + INFO_EVERY_NS;
             }
         }
@@ -372,7 +431,9 @@ mesh_status_t mesh_repl_start(mesh_mesh_t *m, const char *domain, mesh_repl_appl
     r->st.state = "waiting";
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->pump_cv, NULL);
     if (pthread_create(&r->thread, NULL, run, r) != 0) {
+        pthread_cond_destroy(&r->pump_cv);
         pthread_cond_destroy(&r->cv);
         pthread_mutex_destroy(&r->mu);
         free(r);
@@ -389,8 +450,12 @@ void mesh_repl_stop(mesh_repl_t *r)
     pthread_mutex_lock(&r->mu);
     r->stop = true;
     pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->pump_cv);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
+    if (r->pump_started)
+        pthread_join(r->pump_thread, NULL);
+    pthread_cond_destroy(&r->pump_cv);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -474,4 +539,145 @@ void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out)
     *out = r->st;
     pthread_mutex_unlock(&r->mu);
     out->applied = r->position(r->arg, r->domain);
+}
+
+void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    r->nhosts = 0;
+    for (size_t i = 0; i < n && r->nhosts < MESH_REPL_HOSTS_MAX; i++)
+        snprintf(r->hosts[r->nhosts++], sizeof r->hosts[0], "%s", hosts[i]);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- async: the outbox pump ---- */
+
+void mesh_repl_kick(mesh_repl_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->kicked = true;
+    pthread_cond_signal(&r->pump_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits for a kick (or wait_ns) and returns whether to stop. */
+static bool pump_wait(mesh_repl_t *r, int64_t wait_ns)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop && !r->kicked) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t t = (int64_t)ts.tv_nsec + wait_ns;
+        ts.tv_sec += (time_t)(t / MESH_NS_PER_SEC);
+        ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
+        pthread_cond_timedwait(&r->pump_cv, &r->mu, &ts);
+    }
+    r->kicked = false;
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+static void *pump_run(void *arg)
+{
+    mesh_repl_t *r = arg;
+    int64_t wait = RETRY_NS;
+    while (!pump_wait(r, wait)) {
+        int more;
+        do {
+            more = r->pump(r->arg, r->domain, r);
+        } while (more == 1 && !stopping(r, 0));
+        wait = RETRY_NS; /* also after a failure: the next try is a second away */
+    }
+    return NULL;
+}
+
+mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err)
+{
+    r->pump = pump;
+    if (pthread_create(&r->pump_thread, NULL, pump_run, r) != 0)
+        return mesh_err_set(err, MESH_INTERNAL, "cannot start the outbox thread");
+    r->pump_started = true;
+    return MESH_OK;
+}
+
+typedef struct run_acks {
+    pthread_mutex_t mu;
+    int failed;
+    char why[160];
+} run_acks_t;
+
+static void run_ack_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    run_acks_t *a = closure;
+    pthread_mutex_lock(&a->mu);
+    if (a->failed++ == 0)
+        snprintf(a->why, sizeof a->why, "%s",
+                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+    pthread_mutex_unlock(&a->mu);
+}
+
+mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
+                                    size_t count, mesh_err_t *err)
+{
+    uint64_t gen;
+    natsConnection *nc = mesh__mesh_conn(r->m, &gen);
+    mesh_status_t st = MESH_OK;
+    run_acks_t acks = {.failed = 0};
+    pthread_mutex_init(&acks.mu, NULL);
+    jsCtx *js = NULL;
+    if (nc == NULL)
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "not connected to the mesh");
+    if (st == MESH_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.PublishAsync.MaxPending = MESH_REPL_FETCH;
+        jo.PublishAsync.ErrHandler = run_ack_error;
+        jo.PublishAsync.ErrHandlerClosure = &acks;
+        if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectStream = r->stream;
+    po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
+    for (size_t i = 0; i < count && st == MESH_OK; i++) {
+        if (maxp > 0 && (int64_t)n[i] > maxp) {
+            st = mesh_err_set(err, MESH_TOO_LARGE,
+                              "a batch's record (%zu bytes) exceeds the mesh servers' max "
+                              "payload (%lld bytes): it cannot be published",
+                              n[i], (long long)maxp);
+            break;
+        }
+        natsStatus s = js_PublishAsync(js, r->subject, p[i], (int)n[i], &po);
+        if (s != NATS_OK)
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "publishing to %s: %s", r->stream,
+                              nats_text(s));
+    }
+    if (js) {
+        /* every ack (or its error) before the run counts as published */
+        natsStatus s = js_PublishAsyncComplete(js, &po);
+        if (st == MESH_OK && s != NATS_OK)
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "stream %s: acks did not come (%s)", r->stream,
+                              nats_text(s));
+    }
+    pthread_mutex_lock(&acks.mu);
+    if (st == MESH_OK && acks.failed)
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "stream %s refused %d of %zu records: %s",
+                          r->stream, acks.failed, count, acks.why);
+    pthread_mutex_unlock(&acks.mu);
+    jsCtx_Destroy(js); /* drops acks still pending (their handler is not called then) */
+    mesh__mesh_conn_done(r->m);
+    pthread_mutex_destroy(&acks.mu);
+    pthread_mutex_lock(&r->mu);
+    if (st == MESH_OK) {
+        r->st.published += count;
+        r->st.outbox_runs++;
+    } else {
+        r->st.publish_failures++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return st;
 }

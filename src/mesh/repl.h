@@ -29,10 +29,16 @@
 #define MESH_REPL_MAX_AGE_NS    (7LL * 86400 * 1000000000LL) /* records kept in the stream */
 #define MESH_REPL_FETCH         256                          /* messages per fetch */
 
-/* Applies the record p (n bytes, as published) at stream sequence sseq. MESH_OK when applied
- * or already applied; anything else: not applied (the message is fetched again later). */
-typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, uint64_t sseq,
-                                            const uint8_t *p, size_t n, mesh_err_t *err);
+/* Applies n records of the stream in order (v[i]: its sequence and the bytes as published), as
+ * one group where the domain can. MESH_OK when all are applied or already applied; otherwise
+ * *done says how many were (the rest is fetched again later). */
+typedef struct mesh_repl_rec {
+    uint64_t seq;
+    const uint8_t *p;
+    size_t n;
+} mesh_repl_rec_t;
+typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, const mesh_repl_rec_t *v,
+                                            size_t n, size_t *done, mesh_err_t *err);
 /* The last stream sequence the domain has applied. */
 typedef uint64_t (*mesh_repl_position_fn)(void *arg, const char *domain);
 
@@ -56,6 +62,29 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
 
 const char *mesh_repl_stream(const mesh_repl_t *r);
 
+/*
+ * Async mode: a second thread (the outbox pump) calls pump whenever it is kicked (after a
+ * local write) and every second; pump reads what the domain has not published yet and hands
+ * it to mesh_repl_publish_run. Returns 1 when there may be more, 0 when idle, -1 on a failure
+ * (retried after a pause).
+ */
+typedef int (*mesh_repl_pump_fn)(void *arg, const char *domain, mesh_repl_t *r);
+mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err);
+/* Wakes the pump (cheap; any thread). */
+void mesh_repl_kick(mesh_repl_t *r);
+/* Publishes count records in order, pipelined, and waits for every ack: MESH_OK only when all
+ * were acknowledged (then all are in the stream, in this order relative to each other unless
+ * one failed). No message ids: a failed run is published again whole, and the replicas'
+ * origin chains (store/domain.h) skip the copies; a JetStream id would drop a copy that must
+ * come again after a record that was missing. */
+mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
+                                    size_t count, mesh_err_t *err);
+
+/* The hosts of the domain (copied): the replicator reads their consumers' positions to report
+ * each replica's lag (mesh_repl_status). */
+void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n);
+#define MESH_REPL_HOSTS_MAX 16
+
 typedef struct mesh_repl_status {
     const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
     uint64_t stream_last; /* last sequence in the stream, when last seen */
@@ -64,6 +93,20 @@ typedef struct mesh_repl_status {
     int replicas;    /* of the stream (0: unknown) */
     char leader[64]; /* the server leading the stream ("" when unknown) */
     char last_error[200];
+    uint64_t outbox_runs; /* async: publish runs acknowledged whole */
+    /* filled by the node (mesh__node_repl_each): async, the outbox position (log sequence of
+     * the last batch published) and how far the last local batch is past it (0: all
+     * published) */
+    bool async;
+    uint64_t outbox_seq, outbox_pending;
+    /* each host's consumer (when last read): messages it has not applied, and for how many
+     * seconds it has been behind (0: caught up; -1: unknown, no consumer) */
+    size_t nreplicas;
+    struct {
+        char name[64];
+        uint64_t pending;
+        double lag_s;
+    } rep[MESH_REPL_HOSTS_MAX];
 } mesh_repl_status_t;
 void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out);
 

@@ -748,6 +748,7 @@ void mesh__node_health_tick(mesh_node_t *n)
     x.b.received_ns = now;
     sample_disk(&x);
     sample_nodes(&x);
+    mesh__node_repl_health(n); /* each replica's lag, as the streams' consumers say */
     mesh_health_lags(n->health, lag_row, &x);
     sample_products(&x);
     int64_t ticks = o->health_auth_window / (o->health_interval ? o->health_interval : 1);

@@ -29,6 +29,10 @@ static mesh_status_t describe(void *arg, bool stopped, mesh_buf_t *out)
         d->owners = (char **)sd->meta.owners;
         d->nowners =
             sd->meta.nowners < MESH_ENTRY_MAX_OWNERS ? sd->meta.nowners : MESH_ENTRY_MAX_OWNERS;
+        d->hosts = sd->meta.hosts;
+        d->nhosts = sd->meta.nhosts < MESH_ENTRY_MAX_HOSTS ? sd->meta.nhosts : MESH_ENTRY_MAX_HOSTS;
+        snprintf(d->replication, sizeof d->replication, "%s",
+                 sd->meta.replication[0] ? sd->meta.replication : "none");
         size_t np = 0;
         for (size_t k = 0; k < sd->ncrefs; k++)
             np += sd->crefs[k]->c->nproducts;

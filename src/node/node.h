@@ -233,6 +233,8 @@ void mesh__node_health_tick(mesh_node_t *n);
 void mesh__node_repl_sync(mesh_node_t *n);
 void mesh__node_repl_stop(mesh_node_t *n);
 /* Calls fn with the status of each replicated domain (metrics, status). */
+/* Reports each replica's lag (of every domain replicated here) to the health tallies. */
+void mesh__node_repl_health(mesh_node_t *n);
 void mesh__node_repl_each(mesh_node_t *n,
                           void (*fn)(void *arg, const char *domain, const mesh_repl_status_t *st),
                           void *arg);

@@ -7,6 +7,10 @@
  * Safe by default: a replicated domain never takes a write that would bypass its stream. Until
  * its replicator runs (the mesh not configured, or not started yet) its writes are refused
  * with 503 instead of being applied here only.
+ *
+ * Async domains take writes whenever the replicator runs (connected or not): they are durable
+ * in the domain's log when acknowledged, and the replicator's outbox pump publishes them from
+ * the log (pump below) in runs of up to OUTBOX_RUN batches.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +19,26 @@
 #include "core/util.h"
 #include "http/api_forward.h"
 #include "mesh/repl.h"
+#include "node/health.h"
 #include "node/node.h"
 
-#define REPL_MAX 256 /* replicated domains on one node */
+#define REPL_MAX       256               /* replicated domains on one node */
+#define OUTBOX_RUN     256               /* batches published in one run, at most */
+#define OUTBOX_RUN_MAX (8 * 1024 * 1024) /* and about this many bytes */
 
 typedef struct entry {
     char domain[MESH_NAME_MAX + 1];
+    char sig[8 + MESH_DOMAIN_HOSTS_MAX * 65]; /* mode and hosts it was started with */
     mesh_repl_t *r;
 } entry_t;
+
+/* The mode and hosts of a domain as one text: a change restarts its replicator. */
+static void signature(const mesh_domain_meta_t *m, char *out, size_t cap)
+{
+    size_t k = (size_t)snprintf(out, cap, "%s", m->replication);
+    for (size_t i = 0; i < m->nhosts && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, ",%s", m->hosts[i]);
+}
 
 struct mesh_node_repl {
     pthread_mutex_t lock; /* guards v and n */
@@ -42,20 +58,33 @@ static bool hosts_me(const mesh_node_t *n, const mesh_domain_meta_t *m)
 
 /* ---- the replicator's callbacks (its thread) ---- */
 
-static mesh_status_t apply(void *arg, const char *domain, uint64_t sseq, const uint8_t *p,
-                           size_t len, mesh_err_t *err)
+static mesh_status_t apply(void *arg, const char *domain, const mesh_repl_rec_t *v, size_t nv,
+                           size_t *done, mesh_err_t *err)
 {
     mesh_node_t *n = arg;
+    *done = 0;
+    uint64_t *seqs = calloc(nv, sizeof *seqs);
+    const uint8_t **ps = calloc(nv, sizeof *ps);
+    size_t *ns = calloc(nv, sizeof *ns);
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
     mesh_status_t st;
-    if (sd == NULL) {
+    if (seqs == NULL || ps == NULL || ns == NULL) {
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    } else if (sd == NULL) {
         st = mesh_err_set(err, MESH_NOT_FOUND, "no domain %s here", domain);
     } else {
-        bool applied;
-        st = mesh_domain_apply_stream(sd->dom, sseq, p, len, &applied, err);
+        for (size_t i = 0; i < nv; i++) {
+            seqs[i] = v[i].seq;
+            ps[i] = v[i].p;
+            ns[i] = v[i].n;
+        }
+        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, nv, done, err);
     }
     mesh_snapshot_put(s);
+    free(seqs);
+    free(ps);
+    free(ns);
     return st;
 }
 
@@ -75,6 +104,49 @@ static mesh_status_t publish(void *arg, const char *domain, const uint8_t *p, si
 {
     (void)domain;
     return mesh_repl_publish(arg, p, n, idem, sseq, duplicate, err);
+}
+
+/* Async: wakes the domain's outbox pump after a local write. */
+static void kick(void *arg)
+{
+    mesh_repl_kick(arg);
+}
+
+/* Async: publishes the next run of the domain's outbox (the replicator's pump thread). */
+static int pump(void *arg, const char *domain, mesh_repl_t *r)
+{
+    mesh_node_t *n = arg;
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    int more = 0;
+    mesh_outbox_rec_t *v = NULL;
+    size_t nv = 0;
+    uint64_t origin = 0;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if (sd && mesh_domain_outbox_read(sd->dom, OUTBOX_RUN, OUTBOX_RUN_MAX, &v, &nv, &origin,
+                                      &err) != MESH_OK) {
+        LOG_WARN("mesh", "outbox of %s: %s", domain, err.msg);
+        more = -1;
+    }
+    if (nv > 0) {
+        const uint8_t *pv[OUTBOX_RUN];
+        size_t lv[OUTBOX_RUN];
+        for (size_t i = 0; i < nv; i++) {
+            pv[i] = (const uint8_t *)v[i].msg.data;
+            lv[i] = v[i].msg.len;
+        }
+        if (mesh_repl_publish_run(r, pv, lv, nv, &err) == MESH_OK &&
+            mesh_domain_outbox_published(sd->dom, v[nv - 1].seq, &err) == MESH_OK) {
+            more = 1;
+        } else {
+            more = -1;
+            LOG_DEBUG("mesh", "outbox of %s: %s (published again later)", domain, err.msg);
+        }
+    }
+    mesh_domain_outbox_free(v, nv);
+    mesh_snapshot_put(s);
+    return more;
 }
 
 /* The placeholder of a replicated domain whose stream is not running. */
@@ -118,6 +190,11 @@ static void stop_entry(mesh_node_t *n, entry_t *e)
         mesh_domain_set_replicator(sd->dom, &ph);
     }
     mesh_snapshot_put(s);
+    /* async: a write that came between a change's check and now still gets published (when
+     * the link is up; a copy the pump also sent is skipped by the replicas' chains) */
+    for (int i = 0; i < 64 && strncmp(e->sig, "async", 5) == 0; i++)
+        if (pump(n, e->domain, e->r) != 1)
+            break;
     mesh_repl_stop(e->r);
     e->r = NULL;
 }
@@ -138,10 +215,16 @@ void mesh__node_repl_sync(mesh_node_t *n)
     /* gone, or no longer hosted here: stop */
     for (size_t i = 0; i < R->n;) {
         const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, R->v[i].domain);
-        if (sd && hosts_me(n, &sd->meta)) {
+        char sig[sizeof R->v[i].sig];
+        if (sd)
+            signature(&sd->meta, sig, sizeof sig);
+        if (sd && hosts_me(n, &sd->meta) && strcmp(sig, R->v[i].sig) == 0) {
             i++;
             continue;
         }
+        if (sd)
+            LOG_INFO("mesh", "domain %s: hosts or mode changed (%s): replication restarted",
+                     R->v[i].domain, sig);
         stop_entry(n, &R->v[i]);
         R->v[i] = R->v[--R->n];
     }
@@ -152,6 +235,8 @@ void mesh__node_repl_sync(mesh_node_t *n)
                 /* replicated, but not by this node's name: refuse writes here */
                 mesh_replicator_t ph = {.publish = refuse, .arg = n};
                 mesh_domain_set_replicator(sd->dom, &ph);
+            } else {
+                mesh_domain_set_replicator(sd->dom, NULL); /* local (again, after an update) */
             }
             continue;
         }
@@ -167,15 +252,26 @@ void mesh__node_repl_sync(mesh_node_t *n)
         }
         entry_t *e = &R->v[R->n];
         snprintf(e->domain, sizeof e->domain, "%s", sd->meta.name);
+        signature(&sd->meta, e->sig, sizeof e->sig);
         mesh_err_t err;
         if (mesh_repl_start(n->mesh, sd->meta.name, apply, position, n, &e->r, &err) != MESH_OK) {
             LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);
             continue;
         }
+        bool async = strcmp(sd->meta.replication, "async") == 0;
+        mesh_repl_set_hosts(e->r, sd->meta.hosts, sd->meta.nhosts);
+        if (async && mesh_repl_start_outbox(e->r, pump, &err) != MESH_OK) {
+            LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);
+            mesh_repl_stop(e->r);
+            e->r = NULL;
+            continue;
+        }
         mesh_replicator_t rp = {.publish = publish,
                                 .arg = e->r,
                                 .apply_timeout_ns = n->opts.mesh_timeout,
-                                .stream = mesh_repl_stream(e->r)};
+                                .stream = mesh_repl_stream(e->r),
+                                .async = async,
+                                .kick = async ? kick : NULL};
         mesh_domain_set_replicator(sd->dom, &rp);
         if (mesh_mesh_serve(n->mesh, sd->meta.name, "write", serve_write, n, &err) != MESH_OK)
             LOG_WARN("mesh", "forwarded writes for %s: %s", sd->meta.name, err.msg);
@@ -213,7 +309,33 @@ void mesh__node_repl_each(mesh_node_t *n,
     for (size_t i = 0; i < n->repl->n; i++) {
         mesh_repl_status_t st;
         mesh_repl_status(n->repl->v[i].r, &st);
+        mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+        const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, n->repl->v[i].domain);
+        if (sd && strcmp(sd->meta.replication, "async") == 0) {
+            uint64_t pub, last;
+            mesh_domain_outbox_pos(sd->dom, &pub, &last);
+            st.async = true;
+            st.outbox_seq = pub;
+            st.outbox_pending = last > pub ? (last == UINT64_MAX ? 1 : last - pub) : 0;
+        }
+        mesh_snapshot_put(s);
         fn(arg, n->repl->v[i].domain, &st);
+    }
+    pthread_mutex_unlock(&n->repl->lock);
+}
+
+void mesh__node_repl_health(mesh_node_t *n)
+{
+    if (n->repl == NULL || n->health == NULL)
+        return;
+    pthread_mutex_lock(&n->repl->lock);
+    for (size_t i = 0; i < n->repl->n; i++) {
+        mesh_repl_status_t st;
+        mesh_repl_status(n->repl->v[i].r, &st);
+        for (size_t k = 0; k < st.nreplicas; k++)
+            if (st.rep[k].lag_s >= 0)
+                mesh_health_set_lag(n->health, n->repl->v[i].domain, st.rep[k].name,
+                                    st.rep[k].lag_s);
     }
     pthread_mutex_unlock(&n->repl->lock);
 }

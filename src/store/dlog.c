@@ -514,6 +514,11 @@ uint64_t mesh_dlog_last_seq(const mesh_dlog_t *log)
     return log->last_seq;
 }
 
+uint64_t mesh_dlog_first_seq(const mesh_dlog_t *log)
+{
+    return log->nsegs ? log->segs[0].first_seq : log->last_seq + 1;
+}
+
 uint64_t mesh_dlog_size(const mesh_dlog_t *log)
 {
     return log->bytes;

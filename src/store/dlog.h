@@ -64,6 +64,8 @@ bool mesh_dlog_broken(const mesh_dlog_t *log);
 mesh_status_t mesh_dlog_sync(mesh_dlog_t *log, mesh_err_t *err);
 /* Sequence of the last record (0 when none was ever written). */
 uint64_t mesh_dlog_last_seq(const mesh_dlog_t *log);
+/* Sequence of the first record still in the log (older ones were trimmed). */
+uint64_t mesh_dlog_first_seq(const mesh_dlog_t *log);
 
 /* Calls fn for every record with seq > after, in order. fn returning non-OK stops the replay
  * with that status. MESH_CORRUPT when a record to replay is damaged or no longer in the log

@@ -21,6 +21,12 @@
  *                  docs/mesh.md). Applied only when that sequence is above the one the store
  *                  holds (_meta repl_seq), which it then stores in the same transaction:
  *                  exactly-once apply of the stream, whatever the redeliveries and restarts.
+ *   'O' origin:    only inside 'S' (async mode): u64 origin id, u64 origin sequence, u64 the
+ *                  origin sequence before it, then a batch record, or nothing when this
+ *                  node decided (before logging it) to skip it: its own record coming back,
+ *                  a duplicate, or one that overtook a missing one of the same origin. The
+ *                  last origin sequence applied per origin is stored (_meta o:<origin>) in
+ *                  the transaction that applies it.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so the alert rows and outbox rows of their transitions commit with the record;
  * the transitions a group produced go to the domain's event callback after its commit. The
@@ -77,6 +83,7 @@ enum {
     K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
     K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
+    K_ORIGIN = 'O',  /* async: u64 origin, u64 origin seq, u64 previous origin seq, record */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -88,8 +95,11 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 #define REKEY_STEP_PAGES 512
 
 /* Outcomes of the last stream records applied, for the writers waiting for them. */
-#define REPL_RING 256
-#define REPL_META "repl_seq"
+#define REPL_RING   256
+#define REPL_META   "repl_seq"
+#define OUTBOX_META "repl_outbox" /* async: batches up to this log sequence are published */
+#define ORIGIN_META "repl_origin" /* async: this copy's origin id */
+#define ORIGIN_HDR  25            /* 'O' + origin + origin seq + previous origin seq */
 typedef struct repl_outcome {
     uint64_t sseq; /* 0: empty slot */
     mesh_status_t st;
@@ -205,6 +215,7 @@ typedef struct item {
     void *job_arg;
     bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
     bool skipped;  /* a stream record applied before: nothing done */
+    bool nolog;    /* a stream record to skip (decide_origins): not logged, only its sequence */
     bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
@@ -251,7 +262,34 @@ struct mesh_domain {
     _Atomic uint64_t repl_seq;
     repl_outcome_t ring_out[REPL_RING];
     mesh_replicator_t repl;
+    /* async: the outbox position (batches up to it are in the stream), whether it bounds log
+     * trims, and this copy's origin id (0 until the first publish) */
+    _Atomic uint64_t outbox;
+    _Atomic bool outbox_on;
+    _Atomic uint64_t origin_id;
+    _Atomic uint64_t last_batch; /* log sequence of the last batch written here */
 };
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[k];
+    return v;
+}
+
+static void origin_key(uint64_t origin, char *out, size_t cap)
+{
+    snprintf(out, cap, "o:%016llx", (unsigned long long)origin);
+}
+
+/* How far the log may be trimmed: what the store holds, and (async) what is published. */
+static uint64_t trim_point(mesh_domain_t *d)
+{
+    uint64_t t = mesh_store_replay_from(d->store);
+    uint64_t o = atomic_load(&d->outbox);
+    return atomic_load(&d->outbox_on) && o < t ? o : t;
+}
 
 const char *mesh_domain_name(const mesh_domain_t *d)
 {
@@ -848,6 +886,13 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             it->res.quarantined = (size_t)dropped;
         return st;
     }
+    case K_ORIGIN:
+        if (n == ORIGIN_HDR)
+            return MESH_OK; /* skipped when it was logged */
+        if (n < ORIGIN_HDR || p[ORIGIN_HDR] != K_BATCH)
+            return mesh_err_set(err, MESH_INVALID, "stream record %llu: not an origin batch",
+                                (unsigned long long)seq);
+        return apply_record(a, seq, p + ORIGIN_HDR, n - ORIGIN_HDR, NULL, err);
     case K_DISPOSE: {
         dispose_rec_t r;
         if ((st = dispose_decode(seq, p, n, &r, err)) != MESH_OK)
@@ -1025,8 +1070,10 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     clist_free(&before);
     /* a logged batch that changed nothing (refused, or a duplicate of an applied one) must
      * not have its time-series rows buffered again by a replay of the store's records */
-    if (n > 0 && (p[0] == K_BATCH || p[0] == K_TICK || p[0] == K_DISPOSE) && !store_failure(st)) {
-        bool dup = p[0] == K_BATCH && (it ? it->res.duplicate : a->rres.duplicate);
+    bool batch = n > 0 && (p[0] == K_BATCH ||
+                           (p[0] == K_ORIGIN && n > ORIGIN_HDR && p[ORIGIN_HDR] == K_BATCH));
+    if (n > 0 && (batch || p[0] == K_TICK || p[0] == K_DISPOSE) && !store_failure(st)) {
+        bool dup = batch && (it ? it->res.duplicate : a->rres.duplicate);
         if (st != MESH_OK || dup) {
             mesh_err_t e2;
             mesh_status_t mst = mesh_store_mark_unapplied(a->d->store, seq, &e2);
@@ -1070,16 +1117,24 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
         sseq = sseq << 8 | p[k];
     if (sseq <= a->repl_seq) {
         *skipped = true;
-        return p[9] == K_BATCH || p[9] == K_DISPOSE
-                   ? mesh_store_mark_unapplied(a->d->store, seq, err)
-                   : MESH_OK;
+        bool batch =
+            p[9] == K_BATCH || p[9] == K_DISPOSE || (p[9] == K_ORIGIN && n > 9 + ORIGIN_HDR);
+        return batch ? mesh_store_mark_unapplied(a->d->store, seq, err) : MESH_OK;
     }
     memset(&a->rres, 0, sizeof a->rres);
     mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
     if (store_failure(st))
         return st;
     mesh_err_t e2;
-    mesh_status_t mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
+    mesh_status_t mst = MESH_OK;
+    if (n > 9 + ORIGIN_HDR && p[9] == K_ORIGIN) {
+        /* the origin's chain moves even when the batch was refused (refused everywhere) */
+        char key[32];
+        origin_key(rd64(p + 10), key, sizeof key);
+        mst = mesh_store_meta_put(a->d->store, key, (int64_t)rd64(p + 18), &e2);
+    }
+    if (mst == MESH_OK)
+        mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
     if (mst != MESH_OK) {
         *err = e2;
         return mst;
@@ -1164,6 +1219,10 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
             p += 9;
             n -= 9;
             rules = false; /* stream records persist the states: never after rules_clean */
+        }
+        if (n > ORIGIN_HDR && p[0] == K_ORIGIN) {
+            p += ORIGIN_HDR;
+            n -= ORIGIN_HDR;
         }
         if (n > 0 && p[0] == K_DISPOSE) {
             /* rows of time series replayed into memory that this record had removed (unless
@@ -1493,7 +1552,7 @@ static void retire_old_keys(mesh_domain_t *d, bool may_wait)
         if (st == MESH_OK)
             st = mesh_store_checkpoint(d->store, 2, 0, &e);
         if (st == MESH_OK || st == MESH_BUSY)
-            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+            mesh_dlog_trim(d->log, trim_point(d), &e);
     }
     if (mesh_dlog_only_gen(d->log, d->ring.current)) {
         size_t i;
@@ -1572,6 +1631,14 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     if ((st = mesh_store_meta_get(d->store, REPL_META, &rs, err)) != MESH_OK)
         goto err;
     atomic_store(&d->repl_seq, (uint64_t)rs);
+    int64_t ob = 0, oid = 0;
+    if ((st = mesh_store_meta_get(d->store, OUTBOX_META, &ob, err)) != MESH_OK ||
+        (st = mesh_store_meta_get(d->store, ORIGIN_META, &oid, err)) != MESH_OK)
+        goto err;
+    atomic_store(&d->outbox, (uint64_t)ob);
+    atomic_store(&d->outbox_on, oid != 0); /* published once: async, keep the log */
+    atomic_store(&d->origin_id, (uint64_t)oid);
+    atomic_store(&d->last_batch, UINT64_MAX);
     if ((st = mesh_store_load_contracts(d->store, load_contract, d, err)) != MESH_OK) {
         if (err && err->msg[0] == '\0')
             mesh_err_set(err, st, "%s: a stored contract is damaged", name);
@@ -1628,7 +1695,7 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
         mesh_err_t e;
         if (rules_checkpoint(d, false, &e) == MESH_OK &&
             mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
-            mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e);
+            mesh_dlog_trim(d->log, trim_point(d), &e);
         else
             LOG_WARN("domain", "%s: closing checkpoint: %s", d->name, e.msg);
     }
@@ -1771,6 +1838,78 @@ static void repl_committed(mesh_domain_t *d, item_t *head, uint64_t repl_seq)
     pthread_mutex_unlock(&d->repl_lock);
 }
 
+/* Async origin records of a group: decided before they are logged, so that the log says what
+ * was applied (replay then applies exactly those). A record is applied when it continues its
+ * origin's chain (its previous origin sequence is the last one applied from that origin);
+ * skipped (cut to its header) when it is this copy's own (applied when written), a duplicate
+ * (at or below the chain), or ahead of a missing one (the origin publishes that one again,
+ * then this one). The chains are the store's, plus this group's decisions. */
+static void decide_origins(mesh_domain_t *d, item_t *head)
+{
+    struct seen {
+        uint64_t origin, oseq;
+    } seen[64];
+    size_t nseen = 0;
+    bool defer = false; /* an origin past the table: it and every later stream record wait */
+    uint64_t self = atomic_load(&d->origin_id);
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_STREAM)
+            continue;
+        if (defer) {
+            it->st = mesh_err_set(&it->err, MESH_BUSY, "too many origins in one group; again");
+            it->unlogged = true;
+            continue;
+        }
+        if (it->payload.len <= 9 + ORIGIN_HDR || (uint8_t)it->payload.data[9] != K_ORIGIN)
+            continue;
+        const uint8_t *p = (const uint8_t *)it->payload.data;
+        uint64_t origin = rd64(p + 10), oseq = rd64(p + 18), prev = rd64(p + 26);
+        bool apply = false;
+        if (origin != self || self == 0) {
+            size_t at = nseen;
+            for (size_t i = 0; i < nseen; i++)
+                if (seen[i].origin == origin)
+                    at = i;
+            if (at == nseen) {
+                if (nseen == sizeof seen / sizeof seen[0]) {
+                    defer = true;
+                    it->st = mesh_err_set(&it->err, MESH_BUSY, "too many origins in one group");
+                    it->unlogged = true;
+                    continue;
+                }
+                int64_t wm = 0;
+                char key[32];
+                mesh_err_t e;
+                origin_key(origin, key, sizeof key);
+                if (mesh_store_meta_get(d->store, key, &wm, &e) != MESH_OK) {
+                    defer = true; /* unreadable: this one and the rest come again */
+                    it->st = mesh_err_set(&it->err, MESH_IO, "%s", e.msg);
+                    it->unlogged = true;
+                    continue;
+                }
+                seen[nseen++] = (struct seen){origin, (uint64_t)wm};
+            }
+            uint64_t wm = seen[at].oseq;
+            apply = oseq > wm && prev == wm;
+            if (!apply && oseq > wm)
+                LOG_WARN("domain",
+                         "%s: origin %016llx record %llu skipped: it follows %llu, this node "
+                         "has %llu (the origin publishes the missing one again)",
+                         d->name, (unsigned long long)origin, (unsigned long long)oseq,
+                         (unsigned long long)prev, (unsigned long long)wm);
+            if (apply)
+                seen[at].oseq = oseq;
+        }
+        if (!apply) {
+            /* nothing to apply: only its stream sequence is stored, in the store's
+             * transaction, without a log record or a sync (lost in a crash, it is delivered
+             * and skipped again) */
+            it->payload.len = 9 + ORIGIN_HDR;
+            it->nolog = true;
+        }
+    }
+}
+
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
 {
@@ -1785,24 +1924,38 @@ static void run_group(mesh_domain_t *d, item_t *head)
         fail_items(head, NULL, MESH_UNAVAILABLE, &err);
         return;
     }
+    decide_origins(d, head);
     /* 1. append every record, 2. one sync */
     mesh_dlog_mark_t mark;
     mesh_dlog_mark(d->log, &mark);
-    size_t logged = 0;
+    size_t logged = 0, nolog = 0;
+    bool stream_stop = false; /* a stream record not logged: the later ones wait (order) */
     for (item_t *it = head; it; it = it->next) {
+        if (it->unlogged)
+            continue; /* deferred by decide_origins: answered with its status */
+        if (it->kind == K_STREAM && stream_stop) {
+            it->st = mesh_err_set(&it->err, MESH_BUSY, "an earlier stream record failed");
+            it->unlogged = true;
+            continue;
+        }
         it->st = MESH_OK;
-        if (control_item(it))
+        if (it->nolog)
+            nolog++;
+        if (control_item(it) || it->nolog)
             continue;
         uint64_t seq;
         st = mesh_dlog_append(d->log, it->payload.data, it->payload.len, &seq, &it->err);
         if (st != MESH_OK) {
             it->st = st;
             it->unlogged = true; /* not in the log: not applied */
+            stream_stop = stream_stop || it->kind == K_STREAM;
             if (st == MESH_NOSPACE)
                 explain_nospace(d, &it->err);
             continue;
         }
         it->res.seq = seq;
+        if (it->kind == K_BATCH)
+            atomic_store(&d->last_batch, seq);
         logged++;
     }
     if (mesh_dlog_broken(d->log) && !d->broken) {
@@ -1831,7 +1984,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         return;
     }
     /* 3. apply in order in one transaction, 4. commit */
-    if (logged) {
+    if (logged || nolog) {
         applier_t a;
         if (applier_init(&a, d) != MESH_OK) {
             mesh_err_set(&err, MESH_NOMEM, "out of memory");
@@ -1901,7 +2054,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         if (it->st == MESH_OK)
             it->st = mesh_store_checkpoint(d->store, 1, d->flush_age_ns, &it->err);
         if (it->st == MESH_OK)
-            it->st = mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &it->err);
+            it->st = mesh_dlog_trim(d->log, trim_point(d), &it->err);
         if (it->st == MESH_OK && d->kek)
             retire_old_keys(d, false);
     }
@@ -1947,6 +2100,10 @@ void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r)
         d->repl = *r;
     else
         memset(&d->repl, 0, sizeof d->repl);
+    /* async: the log keeps what is unpublished. A placeholder that refuses writes (no stream
+     * named) leaves it as it was: a node started without its mesh must not trim it away. */
+    if (r == NULL || r->publish == NULL || r->async || r->stream)
+        atomic_store(&d->outbox_on, r && r->publish && r->async);
     pthread_mutex_unlock(&d->repl_lock);
 }
 
@@ -1989,7 +2146,8 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     *applied = false;
     if (sseq <= atomic_load(&d->repl_seq))
         return MESH_OK;
-    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM)
+    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM ||
+        (p[0] == K_ORIGIN && n <= ORIGIN_HDR))
         return mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
                             (unsigned long long)sseq, d->name);
     item_t it;
@@ -2007,13 +2165,233 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     }
     st = submit(d, &it);
     mesh_buf_free(&it.payload);
-    if (store_failure(st) || st == MESH_UNAVAILABLE) {
+    if (it.unlogged || store_failure(st) || st == MESH_UNAVAILABLE) {
         if (err)
             *err = it.err;
         return st;
     }
     *applied = !it.skipped;
     return MESH_OK;
+}
+
+/* ---- the async outbox ---- */
+
+static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t *err);
+
+typedef struct outbox_read {
+    mesh_domain_t *d;
+    mesh_outbox_rec_t *v;
+    size_t n, max_n, bytes, max_bytes;
+    uint64_t origin, prev;
+    mesh_status_t st;
+} outbox_read_t;
+
+static void put64(uint8_t *b, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)(v >> (8 * k));
+}
+
+static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    outbox_read_t *o = arg;
+    if (n == 0 || p[0] != K_BATCH)
+        return MESH_OK; /* stream records, rules, ticks: not this copy's batches */
+    if (mesh_store_unapplied(o->d->store, seq))
+        return MESH_OK; /* refused or a duplicate here: nothing for the replicas either */
+    if (o->n == o->max_n || (o->n > 0 && o->bytes + n > o->max_bytes))
+        return MESH_LIMIT; /* enough for one run: stops the walk */
+    mesh_outbox_rec_t *r = &o->v[o->n];
+    r->seq = seq;
+    mesh_buf_init(&r->msg, MESH_DLOG_MAX_RECORD);
+    uint8_t h[ORIGIN_HDR];
+    h[0] = K_ORIGIN;
+    put64(h + 1, o->origin);
+    put64(h + 9, seq);
+    put64(h + 17, o->prev);
+    if (mesh_buf_add(&r->msg, h, sizeof h) != MESH_OK || mesh_buf_add(&r->msg, p, n) != MESH_OK) {
+        mesh_buf_free(&r->msg);
+        o->st = MESH_NOMEM;
+        return MESH_NOMEM;
+    }
+    o->prev = seq;
+    o->bytes += n;
+    o->n++;
+    return MESH_OK;
+}
+
+static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    outbox_read_t *o = arg;
+    o->d = d;
+    if (o->origin == 0) {
+        /* this copy's origin id, made once and kept with the data */
+        uint64_t id = 0;
+        while (id == 0 || id > (uint64_t)INT64_MAX)
+            mesh_random(&id, sizeof id);
+        mesh_status_t st = mesh_store_meta_put(d->store, ORIGIN_META, (int64_t)id, err);
+        if (st != MESH_OK)
+            return st;
+        atomic_store(&d->origin_id, id);
+        atomic_store(&d->outbox_on, true);
+        o->origin = id;
+    }
+    o->prev = atomic_load(&d->outbox);
+    if (mesh_dlog_last_seq(d->log) <= o->prev) {
+        atomic_store(&d->last_batch, o->prev);
+        return MESH_OK;
+    }
+    /* the chain goes on from the last batch published (o->prev); the scan starts there, or at
+     * the log's first record when older ones were trimmed: while the outbox is on, no
+     * unpublished batch is trimmed, so those were written before this copy was async (in
+     * sync mode, as stream records) or before a backup it was restored from */
+    uint64_t from = o->prev;
+    if (mesh_dlog_first_seq(d->log) > from + 1)
+        from = mesh_dlog_first_seq(d->log) - 1;
+    mesh_status_t st = mesh_dlog_replay(d->log, from, outbox_collect, o, err);
+    if (st == MESH_LIMIT) {
+        mesh_err_clear(err);
+        return MESH_OK;
+    }
+    if (st == MESH_OK) /* read to the end: the last batch is known */
+        atomic_store(&d->last_batch, o->n ? o->v[o->n - 1].seq : o->prev);
+    return st;
+}
+
+mesh_status_t mesh_domain_outbox_read(mesh_domain_t *d, size_t max_n, size_t max_bytes,
+                                      mesh_outbox_rec_t **out, size_t *n, uint64_t *origin,
+                                      mesh_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    outbox_read_t o = {
+        .max_n = max_n ? max_n : 1, .max_bytes = max_bytes, .origin = atomic_load(&d->origin_id)};
+    o.v = calloc(o.max_n, sizeof *o.v);
+    if (o.v == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = run_job(d, outbox_read_job, &o, err);
+    if (st == MESH_OK && o.st != MESH_OK)
+        st = mesh_err_set(err, o.st, "out of memory");
+    if (st != MESH_OK) {
+        mesh_domain_outbox_free(o.v, o.n);
+        return st;
+    }
+    *out = o.v;
+    *n = o.n;
+    *origin = o.origin;
+    return MESH_OK;
+}
+
+void mesh_domain_outbox_free(mesh_outbox_rec_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        mesh_buf_free(&v[i].msg);
+    free(v);
+}
+
+static mesh_status_t outbox_published_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    uint64_t seq = *(const uint64_t *)arg;
+    if (seq <= atomic_load(&d->outbox))
+        return MESH_OK;
+    /* not synced: a position lost in a crash only republishes, and replicas skip the copies */
+    mesh_status_t st = mesh_store_meta_put(d->store, OUTBOX_META, (int64_t)seq, err);
+    if (st == MESH_OK)
+        atomic_store(&d->outbox, seq);
+    return st;
+}
+
+mesh_status_t mesh_domain_outbox_published(mesh_domain_t *d, uint64_t seq, mesh_err_t *err)
+{
+    return run_job(d, outbox_published_job, &seq, err);
+}
+
+void mesh_domain_outbox_pos(mesh_domain_t *d, uint64_t *published, uint64_t *last_batch)
+{
+    *published = atomic_load(&d->outbox);
+    *last_batch = atomic_load(&d->last_batch);
+}
+
+mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
+                                            const uint8_t *const *p, const size_t *n, size_t count,
+                                            size_t *done, mesh_err_t *err)
+{
+    *done = 0;
+    if (count == 0)
+        return MESH_OK;
+    item_t *its = calloc(count, sizeof *its);
+    if (its == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = MESH_OK;
+    size_t k = 0; /* items made: the records not applied before */
+    uint64_t pos = atomic_load(&d->repl_seq);
+    for (size_t i = 0; i < count && st == MESH_OK; i++) {
+        if (sseq[i] <= pos)
+            continue;
+        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - 9 || p[i][0] == K_STREAM ||
+            (p[i][0] == K_ORIGIN && n[i] <= ORIGIN_HDR)) {
+            st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
+                              (unsigned long long)sseq[i], d->name);
+            break;
+        }
+        item_t *it = &its[k];
+        it->kind = K_STREAM;
+        mesh_buf_init(&it->payload, MESH_DLOG_MAX_RECORD);
+        st = mesh_buf_addc(&it->payload, K_STREAM);
+        for (int b = 0; b < 8 && st == MESH_OK; b++)
+            st = mesh_buf_addc(&it->payload, (char)(uint8_t)(sseq[i] >> (8 * b)));
+        if (st == MESH_OK)
+            st = mesh_buf_add(&it->payload, p[i], n[i]);
+        k++;
+        if (st != MESH_OK)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    }
+    if (st == MESH_OK && k > 0) {
+        pthread_mutex_lock(&d->q_lock);
+        for (size_t i = 0; i < k; i++) {
+            its[i].next = NULL;
+            if (d->q_tail)
+                d->q_tail->next = &its[i];
+            else
+                d->q_head = &its[i];
+            d->q_tail = &its[i];
+        }
+        item_t *last = &its[k - 1];
+        while (!last->done) {
+            if (!d->leader) {
+                d->leader = true;
+                item_t *group = d->q_head;
+                d->q_head = d->q_tail = NULL;
+                pthread_mutex_unlock(&d->q_lock);
+                run_group(d, group);
+                pthread_mutex_lock(&d->q_lock);
+                for (item_t *g = group; g; g = g->next)
+                    g->done = true;
+                d->leader = false;
+                pthread_cond_broadcast(&d->q_cond);
+            } else {
+                pthread_cond_wait(&d->q_cond, &d->q_lock);
+            }
+        }
+        pthread_mutex_unlock(&d->q_lock);
+    }
+    /* the first failure stops the count (the store's failures; a refused record is applied) */
+    uint64_t failed_at = 0;
+    for (size_t i = 0; i < k && st == MESH_OK; i++) {
+        if (its[i].unlogged || store_failure(its[i].st) || its[i].st == MESH_UNAVAILABLE) {
+            st = its[i].st;
+            if (err)
+                *err = its[i].err;
+            failed_at = rd64((const uint8_t *)its[i].payload.data + 1);
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        if (st == MESH_OK || sseq[i] < failed_at)
+            (*done)++;
+    for (size_t i = 0; i < k; i++)
+        mesh_buf_free(&its[i].payload);
+    free(its);
+    return st;
 }
 
 /* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
@@ -2083,7 +2461,7 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     pthread_mutex_lock(&d->repl_lock);
     r = d->repl;
     pthread_mutex_unlock(&d->repl_lock);
-    if (r.publish) {
+    if (r.publish && !r.async) {
         memset(res, 0, sizeof *res);
         st = write_through_stream(d, &r, &it.payload, idem_key, res, err);
         mesh_buf_free(&it.payload);
@@ -2094,6 +2472,8 @@ mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const c
     *res = it.res;
     if (st != MESH_OK && err)
         *err = it.err;
+    if (st == MESH_OK && r.async && r.kick)
+        r.kick(r.arg); /* durable here: the outbox publishes it */
     return st;
 }
 
@@ -2496,7 +2876,7 @@ static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
     }
     ring_build(d); /* new records are sealed with the new key from here */
     mesh_err_t e2;
-    if (mesh_dlog_trim(d->log, mesh_store_replay_from(d->store), &e2) != MESH_OK)
+    if (mesh_dlog_trim(d->log, trim_point(d), &e2) != MESH_OK)
         LOG_WARN("domain", "%s: re-encryption: trimming the log: %s", d->name, e2.msg);
     /* the old file: readers still in a transaction keep it open until they end */
     unlink_db(r->old_path);

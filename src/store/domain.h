@@ -80,6 +80,12 @@ typedef struct mesh_replicator {
     void *arg;
     int64_t apply_timeout_ns; /* how long a writer waits for the apply here after the ack */
     const char *stream;       /* the stream's name, for positions (borrowed) */
+    /* async mode: batches are acknowledged after the local durable apply (the local log is
+     * their order here) and published later from the log by an outbox reader
+     * (mesh_domain_outbox_read); kick (may be NULL) is called after each such write to wake
+     * it. Contracts still go through publish (sync). */
+    bool async;
+    void (*kick)(void *arg);
 } mesh_replicator_t;
 
 /* Sets (r NULL or r->publish NULL: clears) the domain's replicator; r is copied. Call it
@@ -94,6 +100,12 @@ void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r);
  * UNAVAILABLE for a read-only domain): the record was not applied. */
 mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const uint8_t *p, size_t n,
                                        bool *applied, mesh_err_t *err);
+/* Applies count stream records in order as one writer group (one log sync, one transaction):
+ * like mesh_domain_apply_stream for each; *done: how many were applied or skipped before the
+ * first failure (all of them on MESH_OK). */
+mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
+                                            const uint8_t *const *p, const size_t *n, size_t count,
+                                            size_t *done, mesh_err_t *err);
 /* The last stream sequence applied (0: none). */
 uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
 /* Waits until the domain has applied stream sequence sseq, at most timeout_ns: MESH_OK or
@@ -101,6 +113,34 @@ uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
 mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t timeout_ns);
 /* Whether the domain has a stream replicator (writes are published first). */
 bool mesh_domain_replicated(mesh_domain_t *d);
+
+/*
+ * The async outbox (docs/mesh.md "async"). Batches written locally are published from the
+ * domain's log in log order, each wrapped as an origin record ('O': the domain copy's random
+ * origin id, the batch's log sequence, and the log sequence of the batch published before it
+ * from this copy). Every replica applies a stream's origin record only when it continues that
+ * origin's chain (prev equals the last origin sequence it applied from that origin, stored in
+ * the same transaction as the apply): duplicates (a republish after a crash or a failed run)
+ * and records that overtook a failed one are skipped, and the origin skips its own records
+ * (applied when written). The log is not trimmed past the outbox position.
+ */
+typedef struct mesh_outbox_rec {
+    uint64_t seq;   /* the batch's log sequence (its origin sequence) */
+    mesh_buf_t msg; /* the origin record to publish (owned) */
+} mesh_outbox_rec_t;
+/* Reads (on the writer, between groups) at most max_n batches / about max_bytes of the log
+ * after the outbox position, as origin records: *out (free with mesh_domain_outbox_free), *n
+ * (0: nothing to publish). *origin: the origin id (for message ids). */
+mesh_status_t mesh_domain_outbox_read(mesh_domain_t *d, size_t max_n, size_t max_bytes,
+                                      mesh_outbox_rec_t **out, size_t *n, uint64_t *origin,
+                                      mesh_err_t *err);
+void mesh_domain_outbox_free(mesh_outbox_rec_t *v, size_t n);
+/* Every batch up to log sequence seq is in the stream: moves (and stores) the outbox
+ * position. */
+mesh_status_t mesh_domain_outbox_published(mesh_domain_t *d, uint64_t seq, mesh_err_t *err);
+/* The outbox position, and the log sequence of the last batch written here (above the
+ * position: not all published; UINT64_MAX: not known yet, until the outbox is first read). */
+void mesh_domain_outbox_pos(mesh_domain_t *d, uint64_t *published, uint64_t *last_batch);
 
 /* Called (from the writer thread) after the domain's contracts changed. */
 typedef void (*mesh_domain_changed_fn)(void *arg, mesh_domain_t *d);

@@ -1985,6 +1985,11 @@ mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *
              "UPDATE _meta SET value = %" PRIu64 " WHERE key LIKE 'ts\\_clean:%%' ESCAPE '\\'",
              seq);
     st = exec(db, sql, err);
+    /* replication (async, docs/mesh.md): a copy restored elsewhere or later is a new origin
+     * whose chain starts again at 0; keeping the old id would make the replicas take its new
+     * batches for ones they applied long ago */
+    if (st == MESH_OK)
+        st = exec(db, "DELETE FROM _meta WHERE key IN ('repl_origin', 'repl_outbox')", err);
     if (st == MESH_OK)
         st = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", err);
     sqlite3_close(db);

@@ -180,7 +180,8 @@ mesh_status_t mesh_dbcopy_step(mesh_dbcopy_t *c, int npages, bool *done, int64_t
 void mesh_dbcopy_close(mesh_dbcopy_t *c);
 /* In a copy of a domain's database (not open elsewhere) taken with every time-series row
  * written out: records that nothing above seq is only in memory, so opening it replays no log
- * record at or below seq. */
+ * record at or below seq. The copy also forgets its async origin id and outbox position: a
+ * restored copy publishes as a new origin (docs/mesh.md). */
 mesh_status_t mesh_store_mark_clean(const char *path, uint64_t seq, mesh_err_t *err);
 
 /* PRAGMA integrity_check: MESH_OK or MESH_CORRUPT with the first problem. */

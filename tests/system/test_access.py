@@ -744,6 +744,10 @@ R = {
     # a domain
     ("GET", "/v1/domains/{}"): dict(kind="decide", right="read", scope="domain",
                                     path="/v1/domains/{d}"),
+    # the same hosts and mode again (none, no hosts): an allowed caller changes nothing
+    ("PUT", "/v1/domains/{}"): dict(kind="decide", right="admin", scope="domain",
+                                    path="/v1/domains/{d}", body={"replication": "none"},
+                                    ok=(200,)),
     ("DELETE", "/v1/domains/{}"): dict(kind="decide", right="admin", scope="domain",
                                        path="/v1/domains/del-{w}-{d}", ok=(204,),
                                        # a domain of its own each time, owned by irene or not

@@ -1082,6 +1082,134 @@ static void test_checkpoint_trims_log(void **state)
     assert_non_null(strstr(err.msg, "missing"));
 }
 
+/* ---- async replication: the outbox and origin chains ---- */
+
+static mesh_status_t no_publish(void *arg, const char *domain, const uint8_t *p, size_t n,
+                                const char *idem, uint64_t *sseq, bool *duplicate, mesh_err_t *err)
+{
+    (void)arg, (void)domain, (void)p, (void)n, (void)idem, (void)sseq, (void)duplicate;
+    return mesh_err_set(err, MESH_UNAVAILABLE, "no stream in this test");
+}
+
+static void apply_rec(mesh_domain_t *d, uint64_t sseq, const mesh_outbox_rec_t *r, bool want)
+{
+    bool applied = false;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st =
+        mesh_domain_apply_stream(d, sseq, (const uint8_t *)r->msg.data, r->msg.len, &applied, &err);
+    if (st != MESH_OK)
+        print_message("apply_stream: %s\n", err.msg);
+    assert_int_equal(st, MESH_OK);
+    assert_true(applied); /* logged with its sequence either way */
+    (void)want;
+}
+
+static void test_async_origin_chain(void **state)
+{
+    (void)state;
+    /* the origin: an async domain whose batches are written locally */
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/origin", dir);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    uint64_t s1 = write_ok(o, "m1", 0, 2, NULL);
+    uint64_t s2 = write_ok(o, "m2", 0, 3, NULL);
+    uint64_t s3 = write_ok(o, "m3", 0, 4, NULL);
+    mesh_outbox_rec_t *v;
+    size_t n;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 3);
+    assert_true(origin != 0);
+    assert_int_equal(v[0].seq, s1);
+    assert_int_equal(v[2].seq, s3);
+    uint64_t pub, last;
+    mesh_domain_outbox_pos(o, &pub, &last);
+    assert_int_equal(pub, 0);
+    assert_int_equal(last, s3);
+
+    /* a replica: the third before the others (a run whose second record failed) is skipped,
+     * then the chain applies in order, and a copy published again is skipped */
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    apply_rec(d, 1, &v[2], false);
+    assert_int_equal(count_rows(d, "telemetry"), 0);
+    apply_rec(d, 2, &v[0], true);
+    apply_rec(d, 3, &v[1], true);
+    apply_rec(d, 4, &v[2], true);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    apply_rec(d, 5, &v[0], false);
+    apply_rec(d, 6, &v[2], false);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    assert_int_equal(mesh_domain_stream_seq(d), 6);
+    /* killed and replayed from its log into a new store: the same decisions */
+    mesh_domain_close_untrimmed(d);
+    remove_db();
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    /* skipped records are not logged: the position may be older, and they come again */
+    assert_true(mesh_domain_stream_seq(d) >= 4);
+    apply_rec(d, 5, &v[0], false);
+    apply_rec(d, 6, &v[2], false);
+    apply_rec(d, 7, &v[1], false);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    mesh_domain_close(d);
+
+    /* the origin's own records coming back are not applied twice */
+    apply_rec(o, 1, &v[0], false);
+    apply_rec(o, 2, &v[1], false);
+    assert_int_equal(count_rows(o, "telemetry"), 9);
+    /* published: nothing more to read, and the position survives a restart */
+    assert_int_equal(mesh_domain_outbox_published(o, s3, &err), MESH_OK);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_close_untrimmed(o);
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 0);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_outbox_pos(o, &pub, &last);
+    assert_int_equal(pub, s3);
+    assert_int_equal(last, s3);
+    (void)s2;
+    mesh_domain_close(o);
+}
+
+/* A domain that becomes async after its log was trimmed (it was local or sync before): the
+ * outbox starts at the log's first record, and the chain at 0. */
+static void test_async_after_trim(void **state)
+{
+    (void)state;
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    write_ok(d, "m1", 0, 2, NULL);
+    write_ok(d, "m2", 0, 2, NULL);
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK);
+    write_ok(d, "m3", 0, 2, NULL);
+    assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK); /* m1..m3 trimmed */
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(d, &rp);
+    uint64_t s4 = write_ok(d, "m4", 0, 3, NULL);
+    mesh_outbox_rec_t *v;
+    size_t n;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(d, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].seq, s4);
+    const uint8_t *p = (const uint8_t *)v[0].msg.data;
+    uint64_t prev = 0;
+    for (int k = 7; k >= 0; k--)
+        prev = prev << 8 | p[17 + k];
+    assert_int_equal(prev, 0);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_close(d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1096,6 +1224,8 @@ int main(void)
         T(test_drop_product),
         T(test_checkpoint_trims_log),
         T(test_replay_rows_older_than_a_flush_in_their_group),
+        T(test_async_origin_chain),
+        T(test_async_after_trim),
         T(test_dispose_time_series),
         T(test_replay_skips_duplicate_batches),
     };

@@ -30,7 +30,16 @@ static char *encode_sample(bool stopped)
     char *owners[] = {"ops@example.com", "ana@example.com"};
     mesh_entry_product_t prods[] = {{"telemetry", "urn:f:telemetry", "1.2.0"},
                                     {"alarms", "urn:f:alarms", "2.0.0"}};
-    mesh_entry_domain_t doms[] = {{"factory-a", owners, 2, prods, 2}, {"empty", NULL, 0, NULL, 0}};
+    char *hosts[] = {"n1", "n2"};
+    mesh_entry_domain_t doms[] = {{.name = "factory-a",
+                                   .owners = owners,
+                                   .nowners = 2,
+                                   .hosts = hosts,
+                                   .nhosts = 2,
+                                   .replication = "async",
+                                   .products = prods,
+                                   .nproducts = 2},
+                                  {.name = "empty"}};
     mesh_entry_t e = {.node_id = "abc123",
                       .name = "n1",
                       .site = "plant \"A\"",
@@ -68,6 +77,11 @@ static void test_entry_round_trip(void **state)
         assert_int_equal(e->domains[0].nproducts, 2);
         assert_string_equal(e->domains[0].products[1].version, "2.0.0");
         assert_int_equal(e->domains[1].nproducts, 0);
+        assert_int_equal(e->domains[0].nhosts, 2);
+        assert_string_equal(e->domains[0].hosts[1], "n2");
+        assert_string_equal(e->domains[0].replication, "async");
+        assert_int_equal(e->domains[1].nhosts, 0);
+        assert_string_equal(e->domains[1].replication, "none");
         mesh_entry_free(e);
         free(s);
     }
@@ -120,6 +134,26 @@ static void test_entry_refusals(void **state)
                            "\"ttl\":3,\"state\":\"running\",\"domains\":[]}"),
                      MESH_INVALID);
     assert_int_equal(parse("{\"v\":2}"), MESH_INVALID);
+    /* hosts are node names, at most 16; replication one of the modes */
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"hosts\":"
+                                "[\"n1\",\"a.b\"]}]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"hosts\":"
+                                "\"n1\"}]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"hosts\":"
+                                "[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                                "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}]}"),
+                     MESH_LIMIT);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\","
+                                "\"replication\":\"later\"}]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\","
+                                "\"replication\":1}]}"),
+                     MESH_INVALID);
+    assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\","
+                                "\"hosts\":[\"n1\"],\"replication\":\"sync\"}]}"),
+                     MESH_OK);
     /* owners: not strings, too many */
     assert_int_equal(parse(HEAD "\"state\":\"running\",\"domains\":[{\"name\":\"d\",\"owners\":"
                                 "[1]}]}"),
