@@ -324,7 +324,11 @@ def run(tmp, nodes, probes):
           "once" % (len(acked), last["info"]["state"]["last_seq"]))
 
     # ---- the residency-local domain never reaches the hub ----
-    names = probe.ask("$JS.API.STREAM.NAMES", {}, timeout=5)
+    names = None
+    for _ in range(5):  # a loaded hub may miss one answer: ask again (no answer is no proof)
+        names = probe.ask("$JS.API.STREAM.NAMES", {}, timeout=5)
+        if isinstance(names, dict):
+            break
     if not isinstance(names, dict) or any(VAULT in s for s in (names.get("streams") or [])):
         fail("hub streams: %s" % names)
     for subj in ("$JS.leaf-1.API.STREAM.INFO.MESHD_DOM_" + VAULT,
