@@ -2,9 +2,16 @@
  * engine.c - a domain's rules on its writer: series states, alert rows, events.
  *
  * Layout: one entry per rule, each with its series (key JSON text -> state) in an array and
- * an open-addressing hash of indexes. Every state touched by a record is written back to the
- * store at the end of the record (one row per series), so the cost on the ingest path is
- * O(rows) plus one small write per touched series.
+ * an open-addressing hash of indexes. States live in memory; a state a record changed is
+ * marked dirty and written to the store only by mesh_rules_persist (the domain's checkpoints,
+ * and records other than plain batches and ticks), so the ingest path costs O(rows) and no
+ * store write per series (decision 0028). Alert rows and outbox rows are still written in
+ * the record's transaction.
+ *
+ * Replaying (mesh_rules_replay_begin/end): the domain re-evaluates logged records whose
+ * transitions are committed already, to rebuild the states after the persisted position.
+ * The same code runs, but nothing is written and no event is queued; alert numbers come
+ * from a counter that starts at the number recorded with the persisted states.
  *
  * An engine without a store (dry runs) evaluates the same way and only reports events.
  */
@@ -24,8 +31,10 @@
 
 typedef struct sentry {
     char *series;
+    uint32_t hash; /* hash_str(series) */
     mesh_rstate_t st;
     bool touched; /* in the current record's touched list */
+    bool dirty;   /* changed since it was last written to the store */
     bool value_changed;
 } sentry_t;
 
@@ -57,6 +66,8 @@ struct mesh_rules {
     _Atomic int64_t next_due; /* the earliest time an absence alert can fire (INT64_MAX: none) */
     mesh_rule_event_t *recovered; /* the outbox as found at open (events to run again) */
     uint64_t dry_no;              /* alert numbers of a dry run */
+    bool replaying;               /* re-evaluating committed records: no writes, no events */
+    uint64_t replay_no;           /* the last alert number while replaying */
 };
 
 const char *mesh_alert_ev_name(mesh_alert_ev_t e)
@@ -106,7 +117,7 @@ static mesh_status_t rehash(rentry_t *re, size_t tcap)
     if (t == NULL)
         return MESH_NOMEM;
     for (size_t i = 0; i < re->n; i++) {
-        size_t slot = hash_str(re->v[i].series) & (tcap - 1);
+        size_t slot = re->v[i].hash & (tcap - 1);
         while (t[slot])
             slot = (slot + 1) & (tcap - 1);
         t[slot] = (uint32_t)i + 1;
@@ -117,15 +128,15 @@ static mesh_status_t rehash(rentry_t *re, size_t tcap)
     return MESH_OK;
 }
 
-/* The series' index, or -1 when absent. */
-static long series_find(const rentry_t *re, const char *key)
+/* The series' index, or -1 when absent; h is hash_str(key) (computed once for all rules). */
+static long series_find(const rentry_t *re, const char *key, uint32_t h)
 {
     if (re->tcap == 0)
         return -1;
-    size_t slot = hash_str(key) & (re->tcap - 1);
+    size_t slot = h & (re->tcap - 1);
     while (re->tab[slot]) {
         size_t i = re->tab[slot] - 1;
-        if (strcmp(re->v[i].series, key) == 0)
+        if (re->v[i].hash == h && strcmp(re->v[i].series, key) == 0)
             return (long)i;
         slot = (slot + 1) & (re->tcap - 1);
     }
@@ -163,9 +174,10 @@ static mesh_status_t series_add(mesh_rules_t *e, rentry_t *re, const char *key, 
     sentry_t *s = &re->v[re->n];
     memset(s, 0, sizeof *s);
     s->series = k;
+    s->hash = hash_str(key);
     s->st = *st;
     memset(st, 0, sizeof *st);
-    size_t slot = hash_str(key) & (re->tcap - 1);
+    size_t slot = s->hash & (re->tcap - 1);
     while (re->tab[slot])
         slot = (slot + 1) & (re->tcap - 1);
     re->tab[slot] = (uint32_t)re->n + 1;
@@ -298,6 +310,7 @@ static mesh_status_t load_rule(void *arg, const char *name, const uint8_t *p, si
 
 static mesh_status_t reload(mesh_rules_t *e, mesh_err_t *err)
 {
+    e->replaying = false;
     clear_rules(e);
     load_ctx_t c = {.e = e, .err = err};
     mesh_status_t st = mesh_store_rules_load(e->store, load_rule, &c, err);
@@ -372,24 +385,32 @@ static void drop_events_after(mesh_rules_t *e, mesh_rule_event_t *tail, size_t n
     mesh_rule_event_free(rest);
 }
 
-mesh_status_t mesh_rules_rollback(mesh_rules_t *e, mesh_err_t *err)
+mesh_status_t mesh_rules_rollback(mesh_rules_t *e, bool *reloaded, mesh_err_t *err)
 {
     drop_events_after(e, e->ev_mark_tail, e->ev_mark);
+    for (size_t i = 0; i < e->ntouched; i++)
+        e->r[e->touched[i].r].v[e->touched[i].s].touched = false;
     e->ntouched = 0;
+    *reloaded = false;
     if (!e->dirty_record)
         return MESH_OK;
-    bool group = e->dirty_group;
-    mesh_status_t st = reload(e, err); /* the savepoint is undone: the store is right */
-    e->dirty_group = group;
+    /* the persisted states; the caller replays the records after their position */
+    *reloaded = true;
+    mesh_status_t st = reload(e, err);
+    e->dirty_group = true;
     return st;
 }
 
-mesh_status_t mesh_rules_abort(mesh_rules_t *e, mesh_err_t *err)
+mesh_status_t mesh_rules_abort(mesh_rules_t *e, bool *reloaded, mesh_err_t *err)
 {
     drop_events_after(e, NULL, 0);
+    for (size_t i = 0; i < e->ntouched; i++)
+        e->r[e->touched[i].r].v[e->touched[i].s].touched = false;
     e->ntouched = 0;
+    *reloaded = false;
     if (!e->dirty_group && !e->dirty_record)
         return MESH_OK;
+    *reloaded = true;
     return reload(e, err);
 }
 
@@ -494,7 +515,7 @@ static void set_real(mesh_batch_t *b, const mesh_product_t *p, const char *col, 
 static mesh_status_t write_alert(mesh_rules_t *e, uint64_t seq, const alert_row_t *a,
                                  mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err)
 {
-    if (e->store == NULL)
+    if (e->store == NULL || e->replaying)
         return MESH_OK;
     const mesh_product_t *pa = lookup(arg, MESH_ALERTS_PRODUCT);
     const mesh_product_t *pe = lookup(arg, MESH_ALERT_EVENTS_PRODUCT);
@@ -552,6 +573,10 @@ static mesh_status_t next_alert_no(mesh_rules_t *e, uint64_t *out, mesh_err_t *e
 {
     if (e->store == NULL) {
         *out = ++e->dry_no;
+        return MESH_OK;
+    }
+    if (e->replaying) {
+        *out = ++e->replay_no; /* the number this alert got when the record was applied */
         return MESH_OK;
     }
     int64_t v;
@@ -756,6 +781,10 @@ static mesh_status_t queue_event(mesh_rules_t *e, const rentry_t *re, const sent
                                  const char *by, const char *note, const mesh_product_t *p,
                                  mesh_err_t *err)
 {
+    if (e->replaying) {
+        free(row); /* its event and outbox row were committed with the record */
+        return MESH_OK;
+    }
     mesh_rule_event_t *x = calloc(1, sizeof *x);
     if (x == NULL) {
         free(row);
@@ -879,20 +908,18 @@ static mesh_status_t touch(mesh_rules_t *e, size_t ri, size_t si)
     return MESH_OK;
 }
 
-/* Writes every touched state (and the last value of firing alerts) back to the store. */
+/* Marks every touched state dirty (it is written at the next mesh_rules_persist) and writes
+ * the last value of firing alerts to their rows. */
 static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
                                    mesh_rules_lookup_fn lookup, void *arg, mesh_err_t *err)
 {
     mesh_status_t st = MESH_OK;
-    mesh_buf_t b;
-    mesh_buf_init(&b, 1 << 20);
     for (size_t i = 0; i < e->ntouched; i++) {
         rentry_t *re = &e->r[e->touched[i].r];
         sentry_t *se = &re->v[e->touched[i].s];
         se->touched = false;
-        if (st != MESH_OK)
-            continue;
-        if (se->value_changed && se->st.phase == MESH_RPHASE_FIRING) {
+        se->dirty = true;
+        if (st == MESH_OK && se->value_changed && se->st.phase == MESH_RPHASE_FIRING) {
             char id[96];
             alert_id(e, se->st.alert_no, id, sizeof id);
             alert_row_t a = {
@@ -900,21 +927,92 @@ static mesh_status_t flush_touched(mesh_rules_t *e, uint64_t seq, int64_t t,
             st = write_alert(e, seq, &a, lookup, arg, err);
         }
         se->value_changed = false;
-        if (e->store == NULL || st != MESH_OK)
-            continue;
-        mesh_buf_reset(&b);
-        if ((st = mesh_rstate_encode(&se->st, &b)) != MESH_OK) {
-            mesh_err_set(err, st, "out of memory");
-            continue;
-        }
-        st = mesh_store_rstate_put(e->store, re->rule->name, se->series, (const uint8_t *)b.data,
-                                   b.len, err);
     }
     e->ntouched = 0;
-    mesh_buf_free(&b);
     if (atomic_load(&e->has_absence))
         update_due(e);
     return st;
+}
+
+/* ---- persistence (decision 0028) ---- */
+
+mesh_status_t mesh_rules_persist(mesh_rules_t *e, mesh_err_t *err)
+{
+    if (e->store == NULL)
+        return MESH_OK;
+    mesh_status_t st = MESH_OK;
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 20);
+    for (size_t ri = 0; ri < e->n && st == MESH_OK; ri++) {
+        rentry_t *re = &e->r[ri];
+        for (size_t si = 0; si < re->n && st == MESH_OK; si++) {
+            sentry_t *se = &re->v[si];
+            if (!se->dirty)
+                continue;
+            mesh_buf_reset(&b);
+            if ((st = mesh_rstate_encode(&se->st, &b)) != MESH_OK) {
+                mesh_err_set(err, st, "out of memory");
+                break;
+            }
+            st = mesh_store_rstate_put(e->store, re->rule->name, se->series,
+                                       (const uint8_t *)b.data, b.len, err);
+        }
+    }
+    mesh_buf_free(&b);
+    /* the alert number the persisted states go with: replay numbers new alerts from it */
+    int64_t no = 0;
+    if (st == MESH_OK)
+        st = mesh_store_meta_get(e->store, "alert_seq", &no, err);
+    if (st == MESH_OK)
+        st = mesh_store_meta_put(e->store, "rules_alert_seq", no, err);
+    if (st != MESH_OK)
+        return st;
+    for (size_t ri = 0; ri < e->n; ri++)
+        for (size_t si = 0; si < e->r[ri].n; si++)
+            e->r[ri].v[si].dirty = false;
+    return MESH_OK;
+}
+
+bool mesh_rules_dirty(const mesh_rules_t *e)
+{
+    for (size_t ri = 0; ri < e->n; ri++)
+        for (size_t si = 0; si < e->r[ri].n; si++)
+            if (e->r[ri].v[si].dirty)
+                return true;
+    return false;
+}
+
+void mesh_rules_mark_dirty(mesh_rules_t *e)
+{
+    for (size_t ri = 0; ri < e->n; ri++)
+        for (size_t si = 0; si < e->r[ri].n; si++)
+            e->r[ri].v[si].dirty = true;
+}
+
+mesh_status_t mesh_rules_replay_begin(mesh_rules_t *e, mesh_err_t *err)
+{
+    int64_t no = 0;
+    mesh_status_t st = mesh_store_meta_get(e->store, "rules_alert_seq", &no, err);
+    if (st != MESH_OK)
+        return st;
+    e->replay_no = (uint64_t)no;
+    e->replaying = true;
+    return MESH_OK;
+}
+
+void mesh_rules_replay_end(mesh_rules_t *e)
+{
+    if (!e->replaying)
+        return;
+    e->replaying = false;
+    int64_t no = 0;
+    if (mesh_store_meta_get(e->store, "alert_seq", &no, NULL) == MESH_OK &&
+        (uint64_t)no != e->replay_no)
+        LOG_ERROR("rules",
+                  "%s: replaying the log numbered alerts up to %llu, the store has %lld: the "
+                  "rebuilt states differ from the ones that ran",
+                  e->domain, (unsigned long long)e->replay_no, (long long)no);
+    update_due(e);
 }
 
 /* ---- the writer's operations ---- */
@@ -932,6 +1030,7 @@ static mesh_status_t resolve_all(mesh_rules_t *e, uint64_t seq, rentry_t *re, in
         char id[96];
         alert_id(e, se->st.alert_no, id, sizeof id);
         se->st.phase = MESH_RPHASE_OK;
+        se->dirty = true;
         count_firing(e, re, -1);
         dirty(e);
         alert_row_t a = {.id = id,
@@ -1037,10 +1136,10 @@ static bool row_number(const mesh_value_t *v, double *out)
 }
 
 /* Finds or creates the series; -1 when the rule has too many. */
-static long series_get(mesh_rules_t *e, rentry_t *re, const char *key, mesh_err_t *err,
+static long series_get(mesh_rules_t *e, rentry_t *re, const char *key, uint32_t h, mesh_err_t *err,
                        mesh_status_t *st)
 {
-    long si = series_find(re, key);
+    long si = series_find(re, key, h);
     if (si >= 0)
         return si;
     mesh_rstate_t fresh;
@@ -1103,9 +1202,10 @@ mesh_status_t mesh_rules_batch(mesh_rules_t *e, uint64_t seq, const mesh_batch_t
                 mesh_err_set(err, st, "series key too large");
                 break;
             }
+            uint32_t h = hash_str(key.data);
             for (size_t k = 0; k < nr && st == MESH_OK; k++) {
                 rentry_t *re = &e->r[ris[k]];
-                long si = series_get(e, re, key.data, err, &st);
+                long si = series_get(e, re, key.data, h, err, &st);
                 if (si < 0)
                     continue;
                 double v = 0;

@@ -5,7 +5,8 @@
  * inside the store transaction that applies a log record:
  *
  *   a batch    each row of a watched product goes to its series' state (mesh_rule_step);
- *              changed states are written to _rule_state in the same transaction
+ *              changed states are marked dirty, and written to _rule_state only by
+ *              mesh_rules_persist (decision 0028)
  *   a tick     absence rules compare the tick's time with each series' newest row
  *   a rule     put or deleted (its series states go with it)
  *   an alert   acknowledged or resolved by hand
@@ -13,14 +14,17 @@
  * Alert transitions write rows into the domain's `alerts` product (one row per alert, merged
  * on alert_id) and `alert_events` product (one row per transition), and queue an event
  * (mesh_rule_event_t) that the domain hands to the node's action thread after the commit.
- * Because state, alert rows and the record's position commit together, replaying the log
- * after a crash evaluates every record exactly once. A transition whose rule has actions is
+ * States are persisted at the domain's checkpoints with the log position they hold
+ * ('rules_clean'); the log is kept back to it. After a crash the domain loads them and
+ * re-evaluates the committed records after that position with the engine replaying (no
+ * writes, no events: their transitions are in the store already), then applies the rest
+ * normally, so every record is still evaluated exactly once. A transition whose rule has actions is
  * also written to the domain's outbox (_outbox) in that transaction; the node deletes the row
  * once its actions ended, so actions still owed at a stop or a crash run again at the next
  * start (mesh_rules_take_recovered).
  *
- * A record that fails is rolled back by the store; the engine then rereads its state from
- * the store (mesh_rules_rollback) so memory never holds what the database does not.
+ * A record that fails is rolled back by the store; the engine then rereads the persisted
+ * states (mesh_rules_rollback) and the domain replays the records after them.
  *
  * Readers on other threads only list rules (mesh_rules_list), under the engine's lock.
  */
@@ -85,10 +89,26 @@ mesh_status_t mesh_rules_alerts_contract(const char *domain, mesh_buf_t *out);
 
 /* Starts a record: what follows can be undone by mesh_rules_rollback. */
 void mesh_rules_record_begin(mesh_rules_t *e);
-/* The record failed and its savepoint was rolled back: drops its events and rereads state. */
-mesh_status_t mesh_rules_rollback(mesh_rules_t *e, mesh_err_t *err);
-/* The whole transaction was rolled back: drops the group's events and rereads state. */
-mesh_status_t mesh_rules_abort(mesh_rules_t *e, mesh_err_t *err);
+/* The record failed and its savepoint was rolled back: drops its events; when it had changed
+ * states, rereads the persisted ones and sets *reloaded: the caller must then replay the
+ * records after mesh_store_rules_clean() that stay (mesh_rules_replay_begin). */
+mesh_status_t mesh_rules_rollback(mesh_rules_t *e, bool *reloaded, mesh_err_t *err);
+/* The whole transaction was rolled back: as mesh_rules_rollback, for the group. */
+mesh_status_t mesh_rules_abort(mesh_rules_t *e, bool *reloaded, mesh_err_t *err);
+
+/* Writes every dirty state to _rule_state, and the alert number they go with, in the open
+ * transaction; the caller records the log position (meta 'rules_clean') in it. The states
+ * are clean from then on: if that transaction does not commit, call mesh_rules_mark_dirty. */
+mesh_status_t mesh_rules_persist(mesh_rules_t *e, mesh_err_t *err);
+/* Whether a state changed since it was last persisted. */
+bool mesh_rules_dirty(const mesh_rules_t *e);
+/* Marks every state dirty (a persisting transaction was rolled back). */
+void mesh_rules_mark_dirty(mesh_rules_t *e);
+/* Replaying: records whose effects are committed are evaluated again to rebuild the states
+ * after the persisted ones; nothing is written and no event is queued, alert numbers continue
+ * from the one persisted with the states. replay_end checks they reach the store's. */
+mesh_status_t mesh_rules_replay_begin(mesh_rules_t *e, mesh_err_t *err);
+void mesh_rules_replay_end(mesh_rules_t *e);
 /* After the commit: the group's events (a list, oldest first), now the caller's. */
 mesh_rule_event_t *mesh_rules_take_events(mesh_rules_t *e);
 /* The events of the outbox found at open (actions owed before a stop or crash), once. */

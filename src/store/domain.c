@@ -28,8 +28,11 @@
  *                  last origin sequence applied per origin is stored (_meta o:<origin>) in
  *                  the transaction that applies it.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
- * transaction, so their per-series state commits with the record; the alert transitions a
- * group produced go to the domain's event callback after its commit.
+ * transaction, so the alert rows and outbox rows of their transitions commit with the record;
+ * the transitions a group produced go to the domain's event callback after its commit. The
+ * per-series states are persisted at checkpoints with their log position ('rules_clean'),
+ * and by records other than plain batches and ticks; replay re-evaluates the committed
+ * records after that position without writing (decision 0028).
  * Applying a record is deterministic given the records before it, so replay after a crash
  * (or, later, a replica consuming the same stream) reaches the same state. A record that is
  * refused when applied (a breaking contract, a unique conflict) is in the log but has no
@@ -724,10 +727,13 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
                                     d->name, bp->name);
             }
             st = mesh_store_apply_batch(d->store, seq, it->batch, it->idem, &it->res, err);
-            if (st == MESH_OK)
-                st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
+            /* a duplicate (a retry with the same idempotency key) was evaluated the first
+             * time: its rows must not count twice, and replay must know which records the
+             * rules saw (a duplicate is marked unapplied) */
             if (st == MESH_OK && !it->res.duplicate)
                 st = aggregates_batch(a, it->batch, err);
+            if (st == MESH_OK && !it->res.duplicate)
+                st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
             return st;
         }
         mesh_batch_t b;
@@ -737,10 +743,10 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         if (st == MESH_OK) {
             mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
             st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
-            if (st == MESH_OK)
-                st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
             if (st == MESH_OK && !res->duplicate)
                 st = aggregates_batch(a, &b, err);
+            if (st == MESH_OK && !res->duplicate)
+                st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
         }
         mesh_batch_free(&b);
         return st;
@@ -925,8 +931,106 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
     }
 }
 
+/* ---- rule states (decision 0028) ---- */
+
+/* Persists the dirty rule states in the open transaction as those of log position seq. */
+static mesh_status_t rules_persist_at(mesh_domain_t *d, uint64_t seq, mesh_err_t *err)
+{
+    mesh_status_t st = mesh_rules_persist(d->rules, err);
+    if (st == MESH_OK)
+        st = mesh_store_meta_put(d->store, "rules_clean", (int64_t)seq, err);
+    return st;
+}
+
+/* Between groups: the dirty rule states go to the store in a transaction of their own, as
+ * those of the applied position, which lets the log be trimmed up to it. force: also when
+ * nothing changed (at open, for a store without a recorded position). */
+static mesh_status_t rules_checkpoint(mesh_domain_t *d, bool force, mesh_err_t *err)
+{
+    uint64_t applied = mesh_store_applied_seq(d->store);
+    if (!force && !mesh_rules_dirty(d->rules) && mesh_store_rules_clean(d->store) >= applied)
+        return MESH_OK;
+    mesh_status_t st = mesh_store_begin(d->store, err);
+    if (st != MESH_OK)
+        return st;
+    if ((st = rules_persist_at(d, applied, err)) == MESH_OK)
+        st = mesh_store_commit(d->store, applied, err);
+    else
+        mesh_store_rollback(d->store);
+    if (st != MESH_OK)
+        mesh_rules_mark_dirty(d->rules); /* not written after all */
+    return st;
+}
+
+typedef struct reeval {
+    applier_t *a;
+    uint64_t upto;
+    mesh_err_t *err;
+} reeval_t;
+
+/* Re-evaluates one committed record with the rules replaying: a plain batch or tick that
+ * the store applied (the other kinds persist the states, so none is after rules_clean). */
+static mesh_status_t reeval_record(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
+                                   const mesh_batch_t *decoded, mesh_err_t *err)
+{
+    mesh_domain_t *d = a->d;
+    if (n == 0 || (p[0] != K_BATCH && p[0] != K_TICK) || mesh_store_unapplied(d->store, seq))
+        return MESH_OK;
+    if (p[0] == K_TICK) {
+        int64_t now;
+        if (n != 9)
+            return mesh_err_set(err, MESH_CORRUPT, "tick record %llu: bad length",
+                                (unsigned long long)seq);
+        memcpy(&now, p + 1, 8);
+        return mesh_rules_tick(d->rules, seq, now, rules_lookup, a, err);
+    }
+    if (decoded)
+        return mesh_rules_batch(d->rules, seq, decoded, rules_lookup, a, err);
+    mesh_batch_t b;
+    char idem[256];
+    mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
+    mesh_status_t st = mesh_batch_decode(p + 1, n - 1, work_lookup, a, &b, idem, sizeof idem, err);
+    if (st == MESH_OK)
+        st = mesh_rules_batch(d->rules, seq, &b, rules_lookup, a, err);
+    mesh_batch_free(&b);
+    return st;
+}
+
+static mesh_status_t reeval_one(void *arg, uint64_t seq, const uint8_t *p, size_t n)
+{
+    reeval_t *r = arg;
+    if (seq > r->upto)
+        return MESH_OK;
+    return reeval_record(r->a, seq, p, n, NULL, r->err);
+}
+
+/* After mesh_rules_rollback/abort reloaded the persisted states: the records after them, up
+ * to upto, are evaluated again (replaying), so memory holds the states of upto. */
+static mesh_status_t rules_rebuild(applier_t *a, uint64_t upto, mesh_err_t *err)
+{
+    mesh_domain_t *d = a->d;
+    uint64_t from = mesh_store_rules_clean(d->store);
+    if (from >= upto)
+        return MESH_OK;
+    mesh_err_clear(err);
+    mesh_status_t st = mesh_rules_replay_begin(d->rules, err);
+    if (st != MESH_OK)
+        return st;
+    reeval_t r = {.a = a, .upto = upto, .err = err};
+    mesh_err_t e2;
+    mesh_err_clear(&e2);
+    st = mesh_dlog_replay(d->log, from, reeval_one, &r, &e2);
+    if (st != MESH_OK && err->msg[0] == '\0')
+        *err = e2;
+    mesh_rules_replay_end(d->rules);
+    LOG_INFO("domain", "%s: rule states rebuilt from log records %llu..%llu", d->name,
+             (unsigned long long)from + 1, (unsigned long long)upto);
+    return st;
+}
+
 /* Runs a record in a savepoint so its refusal undoes only its own effects. */
 static bool store_failure(mesh_status_t st);
+static mesh_status_t rules_rebuild(applier_t *a, uint64_t upto, mesh_err_t *err);
 
 static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
                                         item_t *it, mesh_err_t *err)
@@ -947,8 +1051,16 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
         } else {
             mesh_store_apply_savepoint_end(a->d->store, false, NULL);
             mesh_err_t e2;
-            if (mesh_rules_rollback(a->d->rules, &e2) != MESH_OK)
-                LOG_ERROR("domain", "%s: rules: rereading state: %s", a->d->name, e2.msg);
+            bool reloaded = false;
+            if (mesh_rules_rollback(a->d->rules, &reloaded, &e2) != MESH_OK ||
+                (reloaded && rules_rebuild(a, seq - 1, &e2) != MESH_OK)) {
+                /* the rules' memory may not match the store: take no more writes */
+                LOG_ERROR("domain",
+                          "%s: rules: rebuilding state: %s; the domain is now "
+                          "read-only until meshd restarts",
+                          a->d->name, e2.msg);
+                a->d->broken = true;
+            }
             clist_free(&a->work);
             a->work = before;
             memset(&before, 0, sizeof before);
@@ -960,7 +1072,7 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
      * not have its time-series rows buffered again by a replay of the store's records */
     bool batch = n > 0 && (p[0] == K_BATCH ||
                            (p[0] == K_ORIGIN && n > ORIGIN_HDR && p[ORIGIN_HDR] == K_BATCH));
-    if (n > 0 && (batch || p[0] == K_DISPOSE) && !store_failure(st)) {
+    if (n > 0 && (batch || p[0] == K_TICK || p[0] == K_DISPOSE) && !store_failure(st)) {
         bool dup = batch && (it ? it->res.duplicate : a->rres.duplicate);
         if (st != MESH_OK || dup) {
             mesh_err_t e2;
@@ -982,8 +1094,21 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
                                   item_t *it, bool *skipped, mesh_err_t *err)
 {
     *skipped = false;
-    if (n == 0 || p[0] != K_STREAM)
-        return apply_in_savepoint(a, seq, p, n, it, err);
+    if (n == 0 || p[0] != K_STREAM) {
+        mesh_status_t st = apply_in_savepoint(a, seq, p, n, it, err);
+        if (store_failure(st) || (n > 0 && (p[0] == K_BATCH || p[0] == K_TICK)))
+            return st;
+        /* rules, contracts, alert operations: the rule states are persisted with them, so
+         * the records that replay re-evaluates are plain batches and ticks only, under the
+         * contracts and rules of now */
+        mesh_err_t e2;
+        mesh_status_t pst = rules_persist_at(a->d, seq, &e2);
+        if (pst != MESH_OK) {
+            *err = e2;
+            return pst;
+        }
+        return st;
+    }
     if (n < 10)
         return mesh_err_set(err, MESH_CORRUPT, "stream record %llu: bad length",
                             (unsigned long long)seq);
@@ -1015,6 +1140,12 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
         return mst;
     }
     a->repl_seq = sseq;
+    /* a replica persists the states with every stream record (replay cannot tell which
+     * stream records applied) */
+    if ((mst = rules_persist_at(a->d, seq, &e2)) != MESH_OK) {
+        *err = e2;
+        return mst;
+    }
     return st;
 }
 
@@ -1065,6 +1196,8 @@ static void deliver_events(mesh_domain_t *d)
 typedef struct replay_ctx {
     applier_t a;
     uint64_t last;
+    uint64_t rules_clean; /* records above it (and applied) are re-evaluated, replaying */
+    uint64_t a_applied;   /* the applied position at the start */
     size_t pending;
     mesh_err_t *err;
 } replay_ctx_t;
@@ -1079,10 +1212,13 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
     uint64_t applied = mesh_store_applied_seq(d->store);
     if (seq <= applied) {
         /* the store has this record; only rows of time series that were still in memory at
-         * the crash are missing, and only from batches */
+         * the crash are missing, and only from batches; and rule states after the persisted
+         * ones, rebuilt by evaluating again (no writes, no events: decision 0028) */
+        bool rules = seq > r->rules_clean;
         if (n >= 10 && p[0] == K_STREAM) {
             p += 9;
             n -= 9;
+            rules = false; /* stream records persist the states: never after rules_clean */
         }
         if (n > ORIGIN_HDR && p[0] == K_ORIGIN) {
             p += ORIGIN_HDR;
@@ -1104,19 +1240,28 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
                 mesh_err_set(r->err, st, "%s", e.msg);
             return st;
         }
-        if (n == 0 || p[0] != K_BATCH || mesh_store_unapplied(d->store, seq))
+        if (n == 0 || (p[0] != K_BATCH && p[0] != K_TICK) || mesh_store_unapplied(d->store, seq))
             return MESH_OK;
+        if (p[0] == K_TICK) {
+            st = rules ? reeval_record(&r->a, seq, p, n, NULL, &e) : MESH_OK;
+            if (st != MESH_OK)
+                mesh_err_set(r->err, st, "%s", e.msg);
+            return st;
+        }
         mesh_batch_t b;
         char idem[256];
         mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
         st = mesh_batch_decode(p + 1, n - 1, work_lookup, &r->a, &b, idem, sizeof idem, &e);
         if (st == MESH_OK)
             st = mesh_store_replay_batch(d->store, seq, &b, &e);
+        if (st == MESH_OK && rules)
+            st = reeval_record(&r->a, seq, p, n, &b, &e);
         mesh_batch_free(&b);
         if (st != MESH_OK)
             mesh_err_set(r->err, st, "%s", e.msg);
         return st;
     }
+    mesh_rules_replay_end(d->rules); /* the records from here on are applied normally */
     bool skipped;
     st = apply_logged(&r->a, seq, p, n, NULL, &skipped, &e);
     if (st == MESH_CORRUPT || st == MESH_IO || st == MESH_NOSPACE || st == MESH_NOMEM) {
@@ -1142,15 +1287,23 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
 
 static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
 {
-    replay_ctx_t r = {.last = mesh_store_applied_seq(d->store), .err = err};
+    replay_ctx_t r = {.last = mesh_store_applied_seq(d->store),
+                      .rules_clean = mesh_store_rules_clean(d->store),
+                      .a_applied = mesh_store_applied_seq(d->store),
+                      .err = err};
     uint64_t from = mesh_store_replay_from(d->store);
     if (mesh_dlog_last_seq(d->log) <= from)
         return MESH_OK;
     mesh_status_t st = applier_init(&r.a, d);
     if (st != MESH_OK)
         return mesh_err_set(err, st, "out of memory");
+    if (r.rules_clean < r.last && (st = mesh_rules_replay_begin(d->rules, err)) != MESH_OK) {
+        clist_free(&r.a.work);
+        return st;
+    }
     if ((st = mesh_store_begin(d->store, err)) == MESH_OK) {
         st = mesh_dlog_replay(d->log, from, replay_one, &r, err);
+        mesh_rules_replay_end(d->rules);
         if (st == MESH_OK)
             st = mesh_store_commit(d->store, r.last, err);
         else
@@ -1162,6 +1315,12 @@ static mesh_status_t replay(mesh_domain_t *d, mesh_err_t *err)
         deliver_events(d);
         LOG_INFO("domain", "%s: replayed log records %llu..%llu", d->name,
                  (unsigned long long)from + 1, (unsigned long long)mesh_dlog_last_seq(d->log));
+        if (r.rules_clean < r.a_applied)
+            LOG_INFO("domain",
+                     "%s: rule states: re-evaluated log records %llu..%llu (committed before: "
+                     "nothing written or sent again)",
+                     d->name, (unsigned long long)r.rules_clean + 1,
+                     (unsigned long long)r.a_applied);
     }
     clist_free(&r.a.work);
     return st;
@@ -1389,7 +1548,9 @@ static void retire_old_keys(mesh_domain_t *d, bool may_wait)
     mesh_err_t e;
     mesh_err_clear(&e);
     if (may_wait && !mesh_dlog_only_gen(d->log, d->ring.current)) {
-        mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, &e);
+        mesh_status_t st = rules_checkpoint(d, false, &e);
+        if (st == MESH_OK)
+            st = mesh_store_checkpoint(d->store, 2, 0, &e);
         if (st == MESH_OK || st == MESH_BUSY)
             mesh_dlog_trim(d->log, trim_point(d), &e);
     }
@@ -1497,8 +1658,19 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     if ((st = mesh_dlog_open_sealed(path, mesh_store_applied_seq(d->store) + 1,
                                     d->kek ? &d->ring : NULL, &d->log, err)) != MESH_OK)
         goto err;
+    /* a store of an older meshd holds the states of its applied position: say so before
+     * anything can make them older than that (a replay commits as it goes) */
+    if (!mesh_store_rules_clean_recorded(d->store) &&
+        (st = rules_checkpoint(d, true, err)) != MESH_OK)
+        goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    /* the rebuilt states go to the store, so the next start re-evaluates nothing. Not
+     * needed for correctness (the log is kept back to rules_clean): a full disk must not
+     * stop the open, the next checkpoint tries again */
+    mesh_err_t ce;
+    if (rules_checkpoint(d, false, &ce) != MESH_OK)
+        LOG_WARN("domain", "%s: rule states not persisted after replay: %s", name, ce.msg);
     aggregates_catch_up(d, true); /* buckets left stale by a crash, and replayed batches' */
     if (d->kek)
         retire_old_keys(d, true); /* a re-encryption ended by a crash: finish its cleanup */
@@ -1521,7 +1693,8 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     if (checkpoint && d->store && d->log && !d->broken) {
         /* everything buffered goes to chunks, so the next start replays nothing */
         mesh_err_t e;
-        if (mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
+        if (rules_checkpoint(d, false, &e) == MESH_OK &&
+            mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
             mesh_dlog_trim(d->log, trim_point(d), &e);
         else
             LOG_WARN("domain", "%s: closing checkpoint: %s", d->name, e.msg);
@@ -1599,11 +1772,31 @@ static void abandon_group(mesh_domain_t *d, item_t *head, const mesh_dlog_mark_t
     mesh_err_t e2, why = *err;
     if (st == MESH_NOSPACE)
         explain_nospace(d, &why);
-    if (mesh_rules_abort(d->rules, &e2) != MESH_OK)
-        LOG_ERROR("domain", "%s: rules: rereading state: %s", d->name, e2.msg);
+    /* the log first: the rules' rebuild below reads it, and must not meet this group's
+     * records (or a torn one) */
     if (mesh_dlog_rewind(d->log, mark, &e2) != MESH_OK) {
         LOG_ERROR("domain", "%s: %s; the domain is now read-only", d->name, e2.msg);
         d->broken = true;
+    }
+    bool reloaded = false;
+    if (mesh_rules_abort(d->rules, &reloaded, &e2) != MESH_OK) {
+        LOG_ERROR("domain", "%s: rules: rereading state: %s; the domain is now read-only", d->name,
+                  e2.msg);
+        d->broken = true;
+    } else if (reloaded) {
+        applier_t a;
+        memset(&a, 0, sizeof a);
+        mesh_status_t rst = applier_init(&a, d);
+        if (rst == MESH_OK)
+            rst = rules_rebuild(&a, mesh_store_applied_seq(d->store), &e2);
+        else
+            mesh_err_set(&e2, rst, "out of memory");
+        clist_free(&a.work);
+        if (rst != MESH_OK) {
+            LOG_ERROR("domain", "%s: rules: rebuilding state: %s; the domain is now read-only",
+                      d->name, e2.msg);
+            d->broken = true;
+        }
     }
     fail_items(head, NULL, st, &why);
 }
@@ -1856,6 +2049,8 @@ static void run_group(mesh_domain_t *d, item_t *head)
         if (it->kind != K_CHECKPOINT)
             continue;
         it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
+        if (it->st == MESH_OK)
+            it->st = rules_checkpoint(d, false, &it->err);
         if (it->st == MESH_OK)
             it->st = mesh_store_checkpoint(d->store, 1, d->flush_age_ns, &it->err);
         if (it->st == MESH_OK)
@@ -2629,8 +2824,10 @@ static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
     /* time-series rows buffered in memory go to the store (so no log record is needed any
      * more). The copy follows every commit of the writer's connection only while it is not
      * complete (SQLite stops carrying writes into a finished backup): steps before this one
-     * never complete it, and if one did, the copy is taken again now. */
-    mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
+     * never complete it, and if one did, the copy is taken again now. Rule states too. */
+    mesh_status_t st = rules_checkpoint(d, false, err);
+    if (st == MESH_OK)
+        st = mesh_store_checkpoint(d->store, 2, 0, err);
     if (st != MESH_OK && st != MESH_BUSY)
         return st;
     bool done = false;
@@ -2789,7 +2986,9 @@ typedef struct backup_begin {
 static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
     backup_begin_t *b = arg;
-    mesh_status_t st = mesh_store_checkpoint(d->store, 2, 0, err);
+    mesh_status_t st = rules_checkpoint(d, false, err); /* the copy holds the rules' states */
+    if (st == MESH_OK)
+        st = mesh_store_checkpoint(d->store, 2, 0, err);
     if (st != MESH_OK && st != MESH_BUSY)
         return st;
     b->applied = mesh_store_applied_seq(d->store);

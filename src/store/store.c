@@ -370,11 +370,40 @@ mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, me
     return st;
 }
 
+bool mesh_store_rules_clean_recorded(mesh_store_t *s)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM _meta WHERE key = 'rules_clean'", -1, &q, NULL) !=
+        SQLITE_OK)
+        return false;
+    bool found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
+uint64_t mesh_store_rules_clean(mesh_store_t *s)
+{
+    /* no record: the states were written with every record (before decision 0028), or there
+     * were never rules */
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = 'rules_clean'", -1, &q,
+                           NULL) != SQLITE_OK)
+        return 0;
+    uint64_t v =
+        sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : s->applied_seq;
+    sqlite3_finalize(q);
+    return v;
+}
+
 uint64_t mesh_store_replay_from(mesh_store_t *s)
 {
     /* every time series records its clean position at creation and at checkpoints; one
      * without a record (never checkpointed) replays from the start of the log */
     uint64_t from = s->applied_seq;
+    /* rule states are written at checkpoints too: the log is kept back to their position */
+    uint64_t rules = mesh_store_rules_clean(s);
+    if (rules < from)
+        from = rules;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM _meta WHERE key = ?", -1, &q, NULL) !=
         SQLITE_OK)
@@ -398,6 +427,9 @@ static mesh_status_t ts_write_clean(mesh_store_t *s, mesh_err_t *err);
 static mesh_status_t unapplied_prune(mesh_store_t *s, mesh_err_t *err)
 {
     uint64_t from = s->applied_seq;
+    uint64_t rules = mesh_store_rules_clean(s);
+    if (rules < from)
+        from = rules;
     for (size_t i = 0; i < s->nts; i++) {
         uint64_t clean = mesh__ts_clean_seq(s->ts[i], s->applied_seq);
         if (clean < from)

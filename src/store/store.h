@@ -113,6 +113,12 @@ mesh_status_t mesh_store_attach(mesh_store_t *s, const mesh_product_t *p, mesh_e
 bool mesh_store_is_timeseries(mesh_store_t *s, const char *product);
 mesh_status_t mesh_store_flush(mesh_store_t *s, int mode, int64_t max_age_ns, mesh_err_t *err);
 uint64_t mesh_store_replay_from(mesh_store_t *s);
+/* The log position whose rule states _rule_state holds (meta 'rules_clean', written by the
+ * domain at its checkpoints and in the transaction of records that persist them, decision
+ * 0028); the applied position when none was recorded (states written with every record, by
+ * an older meshd). replay_from is never above it. */
+uint64_t mesh_store_rules_clean(mesh_store_t *s);
+bool mesh_store_rules_clean_recorded(mesh_store_t *s);
 mesh_status_t mesh_store_replay_batch(mesh_store_t *s, uint64_t seq, const mesh_batch_t *b,
                                       mesh_err_t *err);
 
