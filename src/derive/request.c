@@ -88,6 +88,16 @@ mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation
                               "bytes");
             goto out;
         }
+        /* the description goes into the product's contract (YAML): no control characters
+         * (C0, DEL, C1), which YAML does not allow in a document */
+        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+            if (*c < 0x20 || *c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) {
+                st = mesh_err_set(err, MESH_INVALID,
+                                  "description: control characters are not allowed (byte %zu)",
+                                  (size_t)(c - (const unsigned char *)s) + 1);
+                goto out;
+            }
+        }
         snprintf(desc, cap, "%s", s);
     }
     json_t *agg = json_object_get(root, "aggregate");
