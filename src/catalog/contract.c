@@ -2616,6 +2616,7 @@ static bool literal_ok(const char *s, size_t n)
 typedef struct {
     mesh_buf_t *b;
     mesh_status_t st;
+    const char *only_name; /* exporting one product: its schema object's name */
 } emitter_t;
 
 static void em_add(emitter_t *e, const char *s, size_t n)
@@ -2703,6 +2704,39 @@ static void em_map(emitter_t *e, const mesh_yaml_node_t *m, int indent, bool inl
 
 static void em_seq(emitter_t *e, const mesh_yaml_node_t *s, int indent, long only);
 
+static void em_value(emitter_t *e, const mesh_yaml_node_t *n, int indent);
+
+/* slaProperties of a one-product export: the items whose element names another schema object
+ * go (the export would not parse: an element must name an object of its contract). */
+static void em_sla(emitter_t *e, const mesh_yaml_node_t *s, int indent)
+{
+    size_t nl = e->only_name ? strlen(e->only_name) : 0;
+    bool any = false;
+    for (size_t i = 0; i < s->nkids; i++) {
+        const mesh_yaml_node_t *it = s->kids[i], *el = NULL;
+        for (size_t k = 0; it->kind == YN_MAP && k + 1 < it->nkids; k += 2)
+            if (it->kids[k]->kind == YN_SCALAR && strcmp(it->kids[k]->text, "element") == 0)
+                el = it->kids[k + 1];
+        if (el != NULL && el->kind == YN_SCALAR &&
+            !(e->only_name && strncmp(el->text, e->only_name, nl) == 0 &&
+              (el->text[nl] == '\0' || el->text[nl] == '.')))
+            continue;
+        if (!any)
+            em_puts(e, "\n");
+        any = true;
+        em_indent(e, indent);
+        if (it->kind == YN_MAP && it->nkids > 0) {
+            em_puts(e, "- ");
+            em_map(e, it, indent + 2, true, -1);
+        } else {
+            em_puts(e, "-");
+            em_value(e, it, indent);
+        }
+    }
+    if (!any)
+        em_puts(e, " []\n");
+}
+
 /* The value after "key:" or "-" at column indent, through the end of its last line. */
 static void em_value(emitter_t *e, const mesh_yaml_node_t *n, int indent)
 {
@@ -2735,6 +2769,8 @@ static void em_map(emitter_t *e, const mesh_yaml_node_t *m, int indent, bool inl
         if (only >= 0 && val->kind == YN_SEQ && strcmp(k->text, "schema") == 0) {
             em_puts(e, "\n");
             em_seq(e, val, indent + 2, only);
+        } else if (only >= 0 && val->kind == YN_SEQ && strcmp(k->text, "slaProperties") == 0) {
+            em_sla(e, val, indent + 2);
         } else {
             em_value(e, val, indent);
         }
@@ -2771,7 +2807,7 @@ mesh_status_t mesh_contract_export(const mesh_contract_t *c, const char *product
         only = p->object_index;
     }
     size_t start = out->len;
-    emitter_t e = {.b = out, .st = MESH_OK};
+    emitter_t e = {.b = out, .st = MESH_OK, .only_name = product};
     em_map(&e, c->doc, 0, false, only);
     if (e.st != MESH_OK && out->data != NULL) { /* leave out as it was */
         out->len = start;
