@@ -472,6 +472,17 @@ static void crc_init(void)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
+uint64_t mesh_fp64(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h ? h : 1;
+}
+
 uint32_t mesh_crc32c(uint32_t crc, const void *data, size_t n)
 {
     pthread_once(&crc_once, crc_init);

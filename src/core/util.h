@@ -56,6 +56,9 @@ bool mesh_unhex(const char *s, uint8_t *out, size_t n);
 /* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). */
 uint32_t mesh_crc32c(uint32_t crc, const void *p, size_t n);
 
+/* A 64-bit fingerprint (FNV-1a) of n bytes: tells records apart, not a MAC. Never 0. */
+uint64_t mesh_fp64(const void *p, size_t n);
+
 /* Fills p with n bytes from the kernel's CSPRNG. MESH_IO when that fails. */
 mesh_status_t mesh_random(void *p, size_t n);
 

@@ -79,7 +79,7 @@ static mesh_status_t apply(void *arg, const char *domain, const mesh_repl_rec_t 
             ps[i] = v[i].p;
             ns[i] = v[i].n;
         }
-        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, nv, done, err);
+        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, NULL, nv, done, err);
     }
     mesh_snapshot_put(s);
     free(seqs);

@@ -213,10 +213,13 @@ typedef struct item {
     mesh_contract_result_t *cres;
     job_fn job; /* K_JOB */
     void *job_arg;
-    bool unlogged; /* the append failed: answered as it is, skipped by the rest of the group */
-    bool skipped;  /* a stream record applied before: nothing done */
-    bool nolog;    /* a stream record to skip (decide_origins): not logged, only its sequence */
-    bool done;     /* under q_lock only: the submitter returns (and the item dies) once set */
+    bool unlogged;     /* the append failed: answered as it is, skipped by the rest of the group */
+    bool skipped;      /* a stream record applied before: nothing done */
+    bool nolog;        /* a stream record to skip (decide_origins): not logged, only its sequence */
+    bool dupid;        /* a stream record whose message id was applied before (decide_ids): nolog */
+    const char *msgid; /* a stream record's message id (NULL: none; borrowed) */
+    uint64_t fp;       /* a stream record's fingerprint (mesh_fp64 of the bytes as carried) */
+    bool done;         /* under q_lock only: the submitter returns (and the item dies) once set */
     struct item *next;
 } item_t;
 
@@ -420,6 +423,8 @@ typedef struct applier {
     bool work_changed;
     uint64_t repl_seq;        /* the stream sequence as of the records applied so far */
     mesh_apply_result_t rres; /* the result of the last batch applied from its bytes */
+    const char *cur_id;       /* the stream record being applied: its message id, fingerprint */
+    uint64_t cur_fp;          /* (0: computed from the record; replay) */
 } applier_t;
 
 /* ---- continuous aggregates (store/cagg.c, docs/derived.md) ---- */
@@ -1135,6 +1140,10 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
     }
     if (mst == MESH_OK)
         mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
+    /* what was applied at sseq: the replicator compares it with the stream (divergence) */
+    if (mst == MESH_OK)
+        mst = mesh_store_repl_note(a->d->store, sseq, a->cur_id,
+                                   a->cur_fp ? a->cur_fp : mesh_fp64(p + 9, n - 9), &e2);
     if (mst != MESH_OK) {
         *err = e2;
         return mst;
@@ -1172,6 +1181,8 @@ static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
     a->d = d;
     a->work_changed = false;
     a->repl_seq = atomic_load(&d->repl_seq);
+    a->cur_id = NULL;
+    a->cur_fp = 0;
     memset(&a->rres, 0, sizeof a->rres);
     pthread_mutex_lock(&d->state_lock);
     mesh_status_t st = clist_copy(&d->current, &a->work);
@@ -1910,6 +1921,54 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
     }
 }
 
+/* Stream records of a group whose message id this node applied before, at another stream
+ * sequence (or earlier in the group): not applied again, only their sequence is stored
+ * (stream_dup). A rewind after a divergence (mesh_domain_stream_rewind) delivers again
+ * records applied here; JetStream's duplicate window (2 min) ends, and a retry with the same
+ * Idempotency-Key is stored again: both are the same write, applied once. Decided before
+ * logging, like decide_origins, so the log holds only what was applied. */
+static void decide_ids(mesh_domain_t *d, item_t *head)
+{
+    for (item_t *it = head; it; it = it->next) {
+        if (it->kind != K_STREAM || it->unlogged || it->nolog || it->msgid == NULL ||
+            it->msgid[0] == '\0' || it->payload.len < 10 ||
+            rd64((const uint8_t *)it->payload.data + 1) <= atomic_load(&d->repl_seq))
+            continue;
+        bool seen = mesh_store_repl_has_id(d->store, it->msgid);
+        for (item_t *o = head; o != it && !seen; o = o->next)
+            seen = o->kind == K_STREAM && !o->unlogged && !o->nolog && o->msgid &&
+                   strcmp(o->msgid, it->msgid) == 0;
+        if (seen) {
+            it->nolog = true;
+            it->dupid = true;
+        }
+    }
+}
+
+/* A stream record decided a duplicate by its id (decide_ids): its sequence is stored (it is
+ * the stream's record there), nothing else; its writer gets a duplicate's answer. */
+static mesh_status_t stream_dup(applier_t *a, item_t *it, mesh_err_t *err)
+{
+    uint64_t sseq = rd64((const uint8_t *)it->payload.data + 1);
+    memset(&it->res, 0, sizeof it->res);
+    if (strncmp(it->msgid, "k:", 2) == 0) /* an Idempotency-Key's: answered as its first copy */
+        (void)mesh_store_idem_lookup(a->d->store, it->msgid + 2, &it->res);
+    it->res.duplicate = true;
+    if (sseq <= a->repl_seq) {
+        it->skipped = true;
+        return MESH_OK;
+    }
+    mesh_status_t st = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, err);
+    if (st == MESH_OK)
+        st = mesh_store_repl_note(a->d->store, sseq, it->msgid, it->fp, err);
+    if (st == MESH_OK) {
+        a->repl_seq = sseq;
+        LOG_INFO("domain", "%s: stream record %llu (id %s) was applied here before: skipped",
+                 a->d->name, (unsigned long long)sseq, it->msgid);
+    }
+    return st;
+}
+
 /* Processes a group of items as their writer. Runs without q_lock. */
 static void run_group(mesh_domain_t *d, item_t *head)
 {
@@ -1925,6 +1984,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
         return;
     }
     decide_origins(d, head);
+    decide_ids(d, head);
     /* 1. append every record, 2. one sync */
     mesh_dlog_mark_t mark;
     mesh_dlog_mark(d->log, &mark);
@@ -2007,8 +2067,22 @@ static void run_group(mesh_domain_t *d, item_t *head)
             if (control_item(it) || it->unlogged)
                 continue;
             uint64_t seq = it->res.seq;
+            if (it->dupid) {
+                if (store_failure(it->st = stream_dup(&a, it, &it->err))) {
+                    err = it->err;
+                    abandon_group(d, head, &mark, it->st, &err);
+                    clist_free(&a.work);
+                    publish_info(d);
+                    return;
+                }
+                continue;
+            }
+            a.cur_id = it->kind == K_STREAM ? it->msgid : NULL;
+            a.cur_fp = it->kind == K_STREAM ? it->fp : 0;
             it->st = apply_logged(&a, seq, (const uint8_t *)it->payload.data, it->payload.len,
                                   it->kind == K_STREAM ? NULL : it, &it->skipped, &it->err);
+            a.cur_id = NULL;
+            a.cur_fp = 0;
             if (it->kind == K_STREAM) {
                 it->res = a.rres;
                 it->res.seq = seq;
@@ -2153,6 +2227,7 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     item_t it;
     memset(&it, 0, sizeof it);
     it.kind = K_STREAM;
+    it.fp = mesh_fp64(p, n);
     mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
     mesh_status_t st = mesh_buf_addc(&it.payload, K_STREAM);
     for (int k = 0; k < 8 && st == MESH_OK; k++)
@@ -2312,9 +2387,58 @@ void mesh_domain_outbox_pos(mesh_domain_t *d, uint64_t *published, uint64_t *las
     *last_batch = atomic_load(&d->last_batch);
 }
 
+typedef struct stream_fp_q {
+    uint64_t sseq, fp;
+    int found;
+} stream_fp_q_t;
+
+static mesh_status_t stream_fp_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    stream_fp_q_t *q = arg;
+    q->found = mesh_store_repl_fp(d->store, q->sseq, &q->fp);
+    return q->found < 0 ? mesh_err_set(err, MESH_IO, "%s: reading stream record %llu", d->name,
+                                       (unsigned long long)q->sseq)
+                        : MESH_OK;
+}
+
+int mesh_domain_stream_fp(mesh_domain_t *d, uint64_t sseq, uint64_t *fp)
+{
+    stream_fp_q_t q = {.sseq = sseq};
+    mesh_err_t e;
+    if (run_job(d, stream_fp_job, &q, &e) != MESH_OK)
+        return -1;
+    if (q.found == 1)
+        *fp = q.fp;
+    return q.found;
+}
+
+static mesh_status_t stream_rewind_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    uint64_t to = *(const uint64_t *)arg, from = atomic_load(&d->repl_seq);
+    if (to >= from)
+        return MESH_OK;
+    mesh_status_t st = mesh_store_meta_put(d->store, REPL_META, (int64_t)to, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&d->repl_lock);
+    atomic_store(&d->repl_seq, to);
+    pthread_mutex_unlock(&d->repl_lock);
+    LOG_WARN("domain",
+             "%s: stream position moved back from %llu to %llu: the records after it are "
+             "applied again from the stream (those applied here before are skipped by id)",
+             d->name, (unsigned long long)from, (unsigned long long)to);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_domain_stream_rewind(mesh_domain_t *d, uint64_t to, mesh_err_t *err)
+{
+    return run_job(d, stream_rewind_job, &to, err);
+}
+
 mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
-                                            const uint8_t *const *p, const size_t *n, size_t count,
-                                            size_t *done, mesh_err_t *err)
+                                            const uint8_t *const *p, const size_t *n,
+                                            const char *const *ids, size_t count, size_t *done,
+                                            mesh_err_t *err)
 {
     *done = 0;
     if (count == 0)
@@ -2336,6 +2460,8 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
         }
         item_t *it = &its[k];
         it->kind = K_STREAM;
+        it->msgid = ids ? ids[i] : NULL;
+        it->fp = mesh_fp64(p[i], n[i]);
         mesh_buf_init(&it->payload, MESH_DLOG_MAX_RECORD);
         st = mesh_buf_addc(&it->payload, K_STREAM);
         for (int b = 0; b < 8 && st == MESH_OK; b++)

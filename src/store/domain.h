@@ -104,8 +104,23 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
  * like mesh_domain_apply_stream for each; *done: how many were applied or skipped before the
  * first failure (all of them on MESH_OK). */
 mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
-                                            const uint8_t *const *p, const size_t *n, size_t count,
-                                            size_t *done, mesh_err_t *err);
+                                            const uint8_t *const *p, const size_t *n,
+                                            const char *const *ids, size_t count, size_t *done,
+                                            mesh_err_t *err);
+/* ids (may be NULL, or hold NULLs) are the records' message ids (Nats-Msg-Id): a record whose
+ * id was applied here before, at another sequence, is not applied again (its sequence is
+ * stored; its writer gets a duplicate's answer). Every record applied is remembered with its
+ * id and a fingerprint of its bytes (mesh_fp64), the last MESH_STORE_REPL_KEEP of them. */
+
+/* What this node applied at stream sequence sseq: 1 and *fp (mesh_fp64 of the record as the
+ * stream carried it), 0 when not known (never applied here, or forgotten), -1 on an error.
+ * Runs as a writer job. */
+int mesh_domain_stream_fp(mesh_domain_t *d, uint64_t sseq, uint64_t *fp);
+/* Moves the stored stream position back to to (nothing when it is not behind it), so that the
+ * records after it are applied again from the stream: after a divergence, this replica's
+ * records past to are not the stream's. Rows applied from them stay; records applied here
+ * before are skipped by their message id. */
+mesh_status_t mesh_domain_stream_rewind(mesh_domain_t *d, uint64_t to, mesh_err_t *err);
 /* The last stream sequence applied (0: none). */
 uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
 /* Waits until the domain has applied stream sequence sseq, at most timeout_ns: MESH_OK or

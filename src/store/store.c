@@ -499,6 +499,9 @@ static const char *schema_sql =
     "CREATE TABLE IF NOT EXISTS _outbox(id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
     "  event TEXT NOT NULL) STRICT;"
     "CREATE TABLE IF NOT EXISTS _unapplied(seq INTEGER PRIMARY KEY) STRICT;"
+    "CREATE TABLE IF NOT EXISTS _repl_seen(sseq INTEGER PRIMARY KEY, id TEXT,"
+    "  fp INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX IF NOT EXISTS _repl_seen_id ON _repl_seen(id) WHERE id IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS _cagg_stale(product TEXT NOT NULL, gkey BLOB NOT NULL,"
     "  bucket INTEGER NOT NULL, PRIMARY KEY(product, gkey, bucket)) STRICT, WITHOUT ROWID;"
     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('layout', " LAYOUT_VERSION "),"
@@ -2697,6 +2700,63 @@ bool mesh_store_unapplied(mesh_store_t *s, uint64_t seq)
         SQLITE_OK)
         return false;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)seq);
+    bool found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
+/* ---- stream records applied (replication: divergence checks, exactly once by id) ---- */
+
+mesh_status_t mesh_store_repl_note(mesh_store_t *s, uint64_t sseq, const char *id, uint64_t fp,
+                                   mesh_err_t *err)
+{
+    sqlite3_stmt *q;
+    mesh_status_t st =
+        prep(s->db, "INSERT OR REPLACE INTO _repl_seen(sseq, id, fp) VALUES (?, ?, ?)", &q, err);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)sseq);
+    if (id && *id)
+        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 2);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)fp);
+    st = step_done(s->db, q, err, "store a stream record's id");
+    sqlite3_finalize(q);
+    if (st != MESH_OK || sseq % 1024 != 0 || sseq <= MESH_STORE_REPL_KEEP)
+        return st;
+    /* now and then, the oldest go (a rewind never reaches that far back) */
+    if ((st = prep(s->db, "DELETE FROM _repl_seen WHERE sseq <= ?", &q, err)) != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)(sseq - MESH_STORE_REPL_KEEP));
+    st = step_done(s->db, q, err, "prune stream record ids");
+    sqlite3_finalize(q);
+    return st;
+}
+
+int mesh_store_repl_fp(mesh_store_t *s, uint64_t sseq, uint64_t *fp)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT fp FROM _repl_seen WHERE sseq = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)sseq);
+    int rc = sqlite3_step(q);
+    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (found == 1)
+        *fp = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return found;
+}
+
+bool mesh_store_repl_has_id(mesh_store_t *s, const char *id)
+{
+    sqlite3_stmt *q;
+    if (id == NULL || *id == '\0' ||
+        sqlite3_prepare_v2(s->db, "SELECT 1 FROM _repl_seen WHERE id = ?", -1, &q, NULL) !=
+            SQLITE_OK)
+        return false;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     bool found = sqlite3_step(q) == SQLITE_ROW;
     sqlite3_finalize(q);
     return found;

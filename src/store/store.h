@@ -334,6 +334,22 @@ mesh_status_t mesh_store_cagg_recompute(mesh_store_t *s, const mesh_product_t *a
 mesh_status_t mesh_store_mark_unapplied(mesh_store_t *s, uint64_t seq, mesh_err_t *err);
 bool mesh_store_unapplied(mesh_store_t *s, uint64_t seq);
 
+/*
+ * Stream records applied (replication, store/domain.c): per stream sequence, the record's
+ * message id (NULL when unknown: an async origin record, a record replayed from the log) and
+ * a fingerprint of its bytes (mesh_fp64). The id makes a stream record apply once even when
+ * it comes again at another sequence (a replica that rewinds after a divergence); the
+ * fingerprint lets the replicator compare what this node applied at a sequence with what the
+ * stream holds there. Written in the open transaction; the last MESH_STORE_REPL_KEEP kept.
+ */
+#define MESH_STORE_REPL_KEEP 100000
+mesh_status_t mesh_store_repl_note(mesh_store_t *s, uint64_t sseq, const char *id, uint64_t fp,
+                                   mesh_err_t *err);
+/* 1 (and *fp) when sseq is known, 0 when not, -1 on an error. */
+int mesh_store_repl_fp(mesh_store_t *s, uint64_t sseq, uint64_t *fp);
+/* Whether a stream record with message id id was applied (within the kept ones). */
+bool mesh_store_repl_has_id(mesh_store_t *s, const char *id);
+
 /* An integer of the store's _meta table (0 when absent). */
 mesh_status_t mesh_store_meta_get(mesh_store_t *s, const char *key, int64_t *out, mesh_err_t *err);
 mesh_status_t mesh_store_meta_put(mesh_store_t *s, const char *key, int64_t v, mesh_err_t *err);
