@@ -321,6 +321,8 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "published", json_integer((json_int_t)st->published));
     json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
+    json_object_set_new(d, "divergences", json_integer((json_int_t)st->divergences));
+    json_object_set_new(d, "out_of_order", json_integer((json_int_t)st->out_of_order));
     json_object_set_new(d, "last_error", json_string(st->last_error));
     json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
     if (st->async) {
@@ -371,6 +373,11 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
         domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
         (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
         domain, strcmp(st->state, "consuming") == 0);
+    mesh_buf_printf(b,
+                    "meshd_repl_divergences_total{domain=\"%s\"} %llu\n"
+                    "meshd_repl_out_of_order_total{domain=\"%s\"} %llu\n",
+                    domain, (unsigned long long)st->divergences, domain,
+                    (unsigned long long)st->out_of_order);
     if (st->async)
         mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
                         (unsigned long long)st->outbox_pending);
@@ -392,6 +399,12 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "Writes the stream did not acknowledge (answered 503).");
     mesh_metrics_help(b, "meshd_repl_apply_failures_total", "counter",
                       "Stream records this node failed to apply (retried).");
+    mesh_metrics_help(b, "meshd_repl_divergences_total", "counter",
+                      "Times this node found it had applied stream records the stream does not "
+                      "hold (moved back and applied the stream again).");
+    mesh_metrics_help(b, "meshd_repl_out_of_order_total", "counter",
+                      "Stream records delivered before an earlier one this node had not applied "
+                      "(not applied; the consumer made again).");
     mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
                       "1 while this node consumes the domain's stream.");
     mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",

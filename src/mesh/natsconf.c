@@ -186,6 +186,8 @@ static void js_api(mesh_buf_t *b, bool *first, const char *api, const char *cons
         q(b, first, "%s.%s", api, kv_ops[i]);
     for (size_t d = 0; d < ndomains; d++) {
         q(b, first, "%s.STREAM.*.MESHD_DOM_%s", api, domains[d]);
+        /* a record by sequence, from the stream's leader (divergence checks, mesh/repl.c) */
+        q(b, first, "%s.STREAM.MSG.GET.MESHD_DOM_%s", api, domains[d]);
         q(b, first, "%s.CONSUMER.*.MESHD_DOM_%s.>", api, domains[d]);
         q(b, first, "%s.CONSUMER.CREATE.MESHD_DOM_%s", api, domains[d]);
         /* durable pull consumers (part 2): their creation and fetches name the stream in

@@ -49,6 +49,11 @@ struct mesh_repl {
     int64_t next_info;  /* when to read the stream's state again */
     uint64_t stall_pos; /* the applied position at the last stream info */
     int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
+    int suspect;        /* stream infos in a row that saw this node diverge from the stream */
+
+    /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
+    mesh_repl_fp_fn fp;
+    mesh_repl_rewind_fn rewind;
 
     /* hosts whose consumers are read for their lag (guarded by mu) */
     char hosts[MESH_REPL_HOSTS_MAX][64];
@@ -213,6 +218,126 @@ static bool trimmed_before(mesh_repl_t *r, uint64_t seq)
     return gone;
 }
 
+/* A message delivered with stream sequence seq while this node needs next (< seq): whether
+ * applying it skips nothing, i.e. the stream does not hold next (deleted). A consumer delivers
+ * in stream order, except that a message whose delivery was lost (a fetch that timed out, a
+ * consumer leader killed with the message in flight) is delivered again only after the ack
+ * wait, behind later ones: applying those first would skip it for good (it is at or below the
+ * position when it comes). false: apply nothing from seq on and make the consumer again. */
+static bool gap_ok(mesh_repl_t *r, uint64_t next, uint64_t seq)
+{
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+    natsStatus s = js_GetMsg(&m, r->js, r->stream, next, NULL, &jerr);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
+        LOG_WARN("mesh",
+                 "stream %s: sequence %llu is not in the stream (deleted): applying on at %llu",
+                 r->stream, (unsigned long long)next, (unsigned long long)seq);
+        return true;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->st.out_of_order++;
+    pthread_mutex_unlock(&r->mu);
+    if (s == NATS_OK)
+        set_state(r, "error",
+                  "sequence %llu was delivered before %llu, which the stream holds and this node "
+                  "has not applied: not applied; the consumer is made again from %llu",
+                  (unsigned long long)seq, (unsigned long long)next, (unsigned long long)next);
+    else
+        set_state(r, "error",
+                  "sequence %llu was delivered before %llu, and the stream could not say whether "
+                  "it holds %llu (%s): not applied; the consumer is made again",
+                  (unsigned long long)seq, (unsigned long long)next, (unsigned long long)next,
+                  nats_text(s));
+    return false;
+}
+
+/* Compares what this node applied at seq with what the stream's leader holds there: 0 the
+ * same record, 1 another one, -1 not known (not applied here or forgotten, not in the stream),
+ * -2 a failure (the stream or the domain could not be read). */
+static int compare_at(mesh_repl_t *r, mesh_repl_fp_fn fp, uint64_t seq)
+{
+    uint64_t mine = 0;
+    int k = fp(r->arg, r->domain, seq, &mine);
+    if (k <= 0)
+        return k < 0 ? -2 : -1;
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+    natsStatus s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return jerr == JSNoMessageFoundErr ? -1 : -2;
+    }
+    uint64_t theirs = mesh_fp64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
+    return mine == theirs ? 0 : 1;
+}
+
+/* Checks that this node's position is one of the stream's records (first..last: the stream's
+ * sequences when last read). A replica must never skip a record it did not apply: when it
+ * applied records the stream does not hold (its position past the stream's end, or another
+ * record at its position, seen twice in a row: a leader just elected may still be applying),
+ * the domain is moved back to the last sequence where both agree, and the stream applied
+ * again from there. false: the consumer must be made again. */
+static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
+{
+    pthread_mutex_lock(&r->mu);
+    mesh_repl_fp_fn fp = r->fp;
+    mesh_repl_rewind_fn rewind = r->rewind;
+    pthread_mutex_unlock(&r->mu);
+    uint64_t pos = r->position(r->arg, r->domain);
+    if (fp == NULL || rewind == NULL || pos == 0)
+        return true;
+    bool ahead = pos > last;
+    int c = ahead ? 1 : compare_at(r, fp, pos);
+    if (c != 1) {
+        r->suspect = 0;
+        return true;
+    }
+    if (++r->suspect < 2)
+        return true;
+    r->suspect = 0;
+    /* the last sequence where both agree, stepping back 1, 2, 4, ... (moving back further
+     * than needed only re-reads records, which the domain skips by their id) */
+    uint64_t good = pos < last ? pos : last, step = 1;
+    while (good > 0 && good >= first) {
+        int k = compare_at(r, fp, good);
+        if (k == -2)
+            return true; /* asked again at the next reading */
+        if (k != 1)
+            break; /* the same record, or one that cannot be compared */
+        good = good > step ? good - step : 0;
+        step *= 2;
+    }
+    if (first > 1 && good + 1 < first)
+        good = first - 1; /* what is before the stream's first record cannot be read again */
+    pthread_mutex_lock(&r->mu);
+    r->st.divergences++;
+    pthread_mutex_unlock(&r->mu);
+    LOG_ERROR("mesh",
+              "stream %s: this node diverged from the stream: it applied sequence %llu, and the "
+              "stream %s; the records it applied after %llu are not all the stream's. Moving "
+              "back to %llu and applying the stream again from %llu (records applied here "
+              "before are skipped by their message id)",
+              r->stream, (unsigned long long)pos,
+              ahead ? "ends before it" : "holds another record there", (unsigned long long)good,
+              (unsigned long long)good, (unsigned long long)good + 1);
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    if (rewind(r->arg, r->domain, good, &e) != MESH_OK) {
+        set_state(r, "error", "diverged at sequence %llu; moving back to %llu failed: %s",
+                  (unsigned long long)pos, (unsigned long long)good, e.msg);
+        return false;
+    }
+    set_state(r, "diverged",
+              "diverged: this node had applied sequence %llu, which the stream %s (up to %llu); "
+              "moved back to %llu and applying the stream again",
+              (unsigned long long)pos, ahead ? "does not hold" : "holds as another record",
+              (unsigned long long)last, (unsigned long long)good);
+    return false;
+}
+
 /* Reads every host's consumer: how many messages it has not applied, and since when it has
  * been behind (the server's time of its last ack, or of the consumer's creation). A host
  * without a consumer (never started) is unknown (-1). */
@@ -286,8 +411,15 @@ static bool consume(mesh_repl_t *r)
             ok = false;
             break;
         }
+        if (seq > next && !gap_ok(r, next, seq)) {
+            ok = false; /* the records before it are applied; this one and later come again */
+            break;
+        }
+        const char *id = NULL;
+        if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK)
+            id = NULL;
         v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(msg),
-                                  (size_t)natsMsg_GetDataLength(msg)};
+                                  (size_t)natsMsg_GetDataLength(msg), id};
         mv[nv++] = msg;
         next = seq + 1;
     }
@@ -384,6 +516,8 @@ static void *run(void *arg)
                         r->stalls = 0;
                         ok = false;
                     }
+                    if (ok && !check_divergence(r, si->State.FirstSeq, si->State.LastSeq))
+                        ok = false;
                     pthread_mutex_lock(&r->mu);
                     r->st.stream_last = si->State.LastSeq;
                     r->st.replicas = (int)si->Config->Replicas;
@@ -464,6 +598,14 @@ void mesh_repl_stop(mesh_repl_t *r)
 const char *mesh_repl_stream(const mesh_repl_t *r)
 {
     return r->stream;
+}
+
+void mesh_repl_set_check(mesh_repl_t *r, mesh_repl_fp_fn fp, mesh_repl_rewind_fn rewind)
+{
+    pthread_mutex_lock(&r->mu);
+    r->fp = fp;
+    r->rewind = rewind;
+    pthread_mutex_unlock(&r->mu);
 }
 
 mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, const char *idem,

@@ -36,6 +36,7 @@ typedef struct mesh_repl_rec {
     uint64_t seq;
     const uint8_t *p;
     size_t n;
+    const char *id; /* its message id (Nats-Msg-Id), NULL when it has none */
 } mesh_repl_rec_t;
 typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, const mesh_repl_rec_t *v,
                                             size_t n, size_t *done, mesh_err_t *err);
@@ -43,6 +44,16 @@ typedef mesh_status_t (*mesh_repl_apply_fn)(void *arg, const char *domain, const
 typedef uint64_t (*mesh_repl_position_fn)(void *arg, const char *domain);
 
 typedef struct mesh_repl mesh_repl_t;
+
+/*
+ * Divergence checks (optional, mesh_repl_set_check). fp: what the domain applied at stream
+ * sequence seq, as mesh_fp64 of the record's bytes: 1 and *fp, 0 when unknown, -1 on an
+ * error. rewind: moves the domain's position back to seq (the records after it are applied
+ * again; the domain skips those it applied before by their message id).
+ */
+typedef int (*mesh_repl_fp_fn)(void *arg, const char *domain, uint64_t seq, uint64_t *fp);
+typedef mesh_status_t (*mesh_repl_rewind_fn)(void *arg, const char *domain, uint64_t seq,
+                                             mesh_err_t *err);
 
 /* Starts replicating domain over m (borrowed: it must outlive the replicator). apply and
  * position are called on the replicator's thread. */
@@ -61,6 +72,15 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
                                 uint64_t *sseq, bool *duplicate, mesh_err_t *err);
 
 const char *mesh_repl_stream(const mesh_repl_t *r);
+
+/* Turns the divergence checks on: every few seconds the replicator compares the record this
+ * node applied at its position with the one the stream's leader holds there (and its position
+ * with the stream's last sequence); when they differ (this node applied records the stream
+ * does not hold: JetStream delivered them from a server whose copy lost to the others after
+ * a partition), it says so (state "diverged", last_error, the log, the divergences counter),
+ * finds the last sequence where they agree, moves the domain back to it and applies the
+ * stream again from there. Call it right after mesh_repl_start. */
+void mesh_repl_set_check(mesh_repl_t *r, mesh_repl_fp_fn fp, mesh_repl_rewind_fn rewind);
 
 /*
  * Async mode: a second thread (the outbox pump) calls pump whenever it is kicked (after a
@@ -86,10 +106,14 @@ void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n);
 #define MESH_REPL_HOSTS_MAX 16
 
 typedef struct mesh_repl_status {
-    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
+    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed", "diverged"
+                           * (literal) */
     uint64_t stream_last; /* last sequence in the stream, when last seen */
     uint64_t applied;     /* the domain's applied stream sequence */
     uint64_t published, publish_failures, applied_msgs, apply_failures;
+    /* divergences found (and repaired by moving back), and deliveries out of stream order
+     * refused (a record delivered before an earlier one still in the stream) */
+    uint64_t divergences, out_of_order;
     int replicas;    /* of the stream (0: unknown) */
     char leader[64]; /* the server leading the stream ("" when unknown) */
     char last_error[200];

@@ -66,10 +66,11 @@ static mesh_status_t apply(void *arg, const char *domain, const mesh_repl_rec_t 
     uint64_t *seqs = calloc(nv, sizeof *seqs);
     const uint8_t **ps = calloc(nv, sizeof *ps);
     size_t *ns = calloc(nv, sizeof *ns);
+    const char **ids = calloc(nv, sizeof *ids);
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
     mesh_status_t st;
-    if (seqs == NULL || ps == NULL || ns == NULL) {
+    if (seqs == NULL || ps == NULL || ns == NULL || ids == NULL) {
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     } else if (sd == NULL) {
         st = mesh_err_set(err, MESH_NOT_FOUND, "no domain %s here", domain);
@@ -78,13 +79,15 @@ static mesh_status_t apply(void *arg, const char *domain, const mesh_repl_rec_t 
             seqs[i] = v[i].seq;
             ps[i] = v[i].p;
             ns[i] = v[i].n;
+            ids[i] = v[i].id;
         }
-        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, NULL, nv, done, err);
+        st = mesh_domain_apply_stream_many(sd->dom, seqs, ps, ns, ids, nv, done, err);
     }
     mesh_snapshot_put(s);
     free(seqs);
     free(ps);
     free(ns);
+    free(ids);
     return st;
 }
 
@@ -96,6 +99,28 @@ static uint64_t position(void *arg, const char *domain)
     uint64_t pos = sd ? mesh_domain_stream_seq(sd->dom) : 0;
     mesh_snapshot_put(s);
     return pos;
+}
+
+/* Divergence checks: what the domain applied at a stream sequence, and moving it back. */
+static int stream_fp(void *arg, const char *domain, uint64_t seq, uint64_t *fp)
+{
+    mesh_node_t *n = arg;
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    int k = sd ? mesh_domain_stream_fp(sd->dom, seq, fp) : -1;
+    mesh_snapshot_put(s);
+    return k;
+}
+
+static mesh_status_t rewind_to(void *arg, const char *domain, uint64_t seq, mesh_err_t *err)
+{
+    mesh_node_t *n = arg;
+    mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
+    mesh_status_t st = sd ? mesh_domain_stream_rewind(sd->dom, seq, err)
+                          : mesh_err_set(err, MESH_NOT_FOUND, "no domain %s here", domain);
+    mesh_snapshot_put(s);
+    return st;
 }
 
 /* The domain's replicator: publish to its stream. */
@@ -259,6 +284,7 @@ void mesh__node_repl_sync(mesh_node_t *n)
             continue;
         }
         bool async = strcmp(sd->meta.replication, "async") == 0;
+        mesh_repl_set_check(e->r, stream_fp, rewind_to);
         mesh_repl_set_hosts(e->r, sd->meta.hosts, sd->meta.nhosts);
         if (async && mesh_repl_start_outbox(e->r, pump, &err) != MESH_OK) {
             LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);

@@ -10,6 +10,9 @@
   durable consumer), and kill -9 of the nats-server leading the stream; writes resume, and
   afterwards every acknowledged batch is on both replicas exactly once and the replicas'
   checksums match;
+- a delivery lost in flight (taken from n2's durable consumer and never acknowledged, so
+  JetStream delivers it again only after the ack wait, behind later records): n2 applies
+  nothing past it, makes its consumer again, and has every record within seconds;
 - n3's NATS user may not publish to the domain's stream subject nor read it;
 - meshctl with two URLs, the first dead, moves on to the second.
 Every nats-server and meshd started here is stopped at the end, also on failure.
@@ -17,6 +20,7 @@ Every nats-server and meshd started here is stopped at the end, also on failure.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +53,32 @@ def raw(client, cmd):
         if line == "PONG":
             return "\n".join(lines)
         lines.append(line)
+
+
+def steal(client, consumer):
+    """Takes the next message of the consumer (a pull of one) and never acknowledges it: the
+    stream sequence of what was taken (from the ack subject)."""
+    client.n += 1
+    reply = "%s.%d" % (client.inbox, client.n)
+    body = json.dumps({"batch": 1, "expires": 5000000000}).encode()
+    client.ss.sendall(("PUB $JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_%s.%s %s %d\r\n" % (
+        DOMAIN, consumer, reply, len(body))).encode() + body + b"\r\n")
+    while True:
+        line = client._line()
+        if line == "PING":
+            client.ss.sendall(b"PONG\r\n")
+            continue
+        if line.startswith("-ERR"):
+            fail("pull as %s: %s" % (consumer, line))
+        words = line.split()
+        if words and words[0] in ("MSG", "HMSG"):
+            size = int(words[-1])
+            client.f.read(size + 2)
+            # JetStream delivers the message under its own subject, the ack subject as reply
+            if words[0] == "MSG" and len(words) == 5 and words[3].startswith("$JS.ACK."):
+                return int(words[3].split(".")[5])  # $JS.ACK.<stream>.<consumer>.<n>.<sseq>
+            if words[1] == reply:
+                fail("nothing to take from consumer %s: %s" % (consumer, line))
 
 
 def checksum(node):
@@ -158,6 +188,37 @@ def run(tmp, nodes):
     st, doc = n3.post_rows(DOMAIN, "readings", [{"device": "bad", "ts": 3, "temp": 999}])
     if st != 400:
         fail("forwarded invalid row: %d %s" % (st, doc))
+
+    # ---- a delivery lost in flight comes again only after the ack wait (30 s), behind later
+    # records: n2 must apply none of those first (it would skip the lost one for good) ----
+    pw2 = open(os.path.join(mdir, "nodes", "n2", "password")).read().strip()
+    thief = NatsClient(base, "n2", pw2, "_INBOX_n2.test", os.path.join(mdir, "ca.pem"),
+                       os.path.join(mdir, "nodes", "n2", "cert.pem"),
+                       os.path.join(mdir, "nodes", "n2", "key.pem"))
+    n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
+    try:
+        time.sleep(1.5)
+        lost = []
+        for key in ("lost-1", "lost-2"):
+            st, doc = n1.post_rows(DOMAIN, "readings", [{"device": key, "ts": 5, "temp": 5}],
+                                   headers={"Idempotency-Key": key})
+            if st != 200:
+                fail("write %s on n1: %d %s" % (key, st, doc))
+            lost.append(doc["position"])
+        taken = steal(thief, "n2")
+    finally:
+        n2.proc.send_signal(signal.SIGCONT)
+        thief.close()
+    if taken != lost[0]["seq"]:
+        fail("took sequence %d from n2's consumer, not %s" % (taken, lost[0]))
+
+    def n2_has_both():
+        return n2.scalar("SELECT count(*) FROM plant.readings WHERE device LIKE 'lost-%'") == 2
+    if not wait_for(n2_has_both, timeout=15, step=0.2):
+        fail("n2 skipped the record delivered late: %s %s" % (
+            n2.rows("SELECT device FROM plant.readings WHERE device LIKE 'lost-%'"), repl(n2)))
+    if repl(n2).get("out_of_order", 0) < 1:
+        fail("n2 did not count the delivery out of order: %s" % repl(n2))
 
     # ---- continuous writes while a replica and the stream leader are killed ----
     acked, lock, stop = [], threading.Lock(), threading.Event()

@@ -231,6 +231,7 @@ static void test_permissions(void **state)
     assert_non_null(strstr(out, "\"meshd.dom.factory-a.>\""));
     assert_non_null(strstr(out, "\"_INBOX_n1.>\""));
     assert_non_null(strstr(out, "\"$JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_factory-a.>\""));
+    assert_non_null(strstr(out, "\"$JS.API.STREAM.MSG.GET.MESHD_DOM_factory-a\""));
     assert_non_null(strstr(out, "\"$JS.API.CONSUMER.DURABLE.CREATE.MESHD_DOM_factory-a.>\""));
     assert_null(strstr(out, "\"$KV.meshd_nodes.>\""));
     assert_null(strstr(out, "\"_INBOX.>\""));
