@@ -21,10 +21,13 @@
 #include "core/util.h"
 #include "mesh/internal.h"
 
-#define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
-#define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
-#define INFO_EVERY_NS (2000LL * 1000000LL) /* the stream's last sequence is read this often */
-#define STALLS_MAX    3 /* readings without progress before the consumer is made again */
+#define RETRY_NS       (1000LL * 1000000LL) /* after a failure, before trying again */
+#define FETCH_WAIT_MS  1000                 /* a fetch waits this long for messages */
+#define INFO_EVERY_NS  (2000LL * 1000000LL) /* the stream's last sequence is read this often */
+#define STALLS_MAX     3    /* readings without progress before the consumer is made again */
+#define GET_WAIT_MS    1000 /* a record read from the stream's leader waits this long */
+#define CHECK_FAILS    3    /* divergence checks failing in a row before a pause */
+#define CHECK_PAUSE_NS (10000LL * 1000000LL) /* the pause (no leader, permission refused) */
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -44,12 +47,14 @@ struct mesh_repl {
     /* the thread's */
     jsCtx *js;
     natsSubscription *sub;
-    uint64_t gen;       /* connection the two above belong to */
-    bool stream_ok;     /* the stream exists (on connection gen) */
-    int64_t next_info;  /* when to read the stream's state again */
-    uint64_t stall_pos; /* the applied position at the last stream info */
-    int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
-    int suspect;        /* stream infos in a row that saw this node diverge from the stream */
+    uint64_t gen;        /* connection the two above belong to */
+    bool stream_ok;      /* the stream exists (on connection gen) */
+    int64_t next_info;   /* when to read the stream's state again */
+    uint64_t stall_pos;  /* the applied position at the last stream info */
+    int stalls;          /* stream infos in a row that saw the stream ahead and no progress */
+    int suspect;         /* stream infos in a row that saw this node diverge from the stream */
+    int check_fails;     /* divergence checks in a row that could not read the stream */
+    int64_t check_after; /* no divergence check before this (mono ns) */
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
     mesh_repl_fp_fn fp;
@@ -224,11 +229,21 @@ static bool trimmed_before(mesh_repl_t *r, uint64_t seq)
  * consumer leader killed with the message in flight) is delivered again only after the ack
  * wait, behind later ones: applying those first would skip it for good (it is at or below the
  * position when it comes). false: apply nothing from seq on and make the consumer again. */
+/* Reads the record at seq from the stream's leader (*m: the caller destroys it). */
+static natsStatus get_record(mesh_repl_t *r, uint64_t seq, natsMsg **m, jsErrCode *jerr)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = GET_WAIT_MS; /* short: the consumer waits meanwhile */
+    *m = NULL;
+    return js_GetMsg(m, r->js, r->stream, seq, &jo, jerr);
+}
+
 static bool gap_ok(mesh_repl_t *r, uint64_t next, uint64_t seq)
 {
     jsErrCode jerr = 0;
     natsMsg *m = NULL;
-    natsStatus s = js_GetMsg(&m, r->js, r->stream, next, NULL, &jerr);
+    natsStatus s = get_record(r, next, &m, &jerr);
     natsMsg_Destroy(m);
     if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
         LOG_WARN("mesh",
@@ -264,11 +279,25 @@ static int compare_at(mesh_repl_t *r, mesh_repl_fp_fn fp, uint64_t seq)
         return k < 0 ? -2 : -1;
     jsErrCode jerr = 0;
     natsMsg *m = NULL;
-    natsStatus s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr);
+    natsStatus s = get_record(r, seq, &m, &jerr);
     if (s != NATS_OK) {
         natsMsg_Destroy(m);
-        return jerr == JSNoMessageFoundErr ? -1 : -2;
+        if (jerr == JSNoMessageFoundErr)
+            return -1;
+        if (++r->check_fails >= CHECK_FAILS) {
+            /* no leader for a while, or servers whose configs predate the permission to read
+             * a record (STREAM.MSG.GET): each try would hold the consumer up */
+            LOG_WARN("mesh",
+                     "stream %s: divergence checks paused for %d s: reading sequence %llu from "
+                     "the stream failed %d times in a row (%s)",
+                     r->stream, (int)(CHECK_PAUSE_NS / MESH_NS_PER_SEC), (unsigned long long)seq,
+                     r->check_fails, nats_text(s));
+            r->check_fails = 0;
+            r->check_after = mesh_mono_ns() + CHECK_PAUSE_NS;
+        }
+        return -2;
     }
+    r->check_fails = 0;
     uint64_t theirs = mesh_fp64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
     natsMsg_Destroy(m);
     return mine == theirs ? 0 : 1;
@@ -287,7 +316,7 @@ static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
     mesh_repl_rewind_fn rewind = r->rewind;
     pthread_mutex_unlock(&r->mu);
     uint64_t pos = r->position(r->arg, r->domain);
-    if (fp == NULL || rewind == NULL || pos == 0)
+    if (fp == NULL || rewind == NULL || pos == 0 || mesh_mono_ns() < r->check_after)
         return true;
     bool ahead = pos > last;
     int c = ahead ? 1 : compare_at(r, fp, pos);
