@@ -141,12 +141,12 @@ def nats_try(port, connect, cafile, cert=None, key=None, then=b"", leaf=False):
 class NatsClient:
     """A minimal NATS client over TLS (requests with replies) for checking permissions."""
 
-    def __init__(self, port, user, password, inbox, cafile, cert, key):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, user, password, inbox, cafile, cert, key, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.makefile("rb").readline()  # INFO
         ctx = ssl.create_default_context(cafile=cafile)
         ctx.load_cert_chain(cert, key)
-        self.ss = ctx.wrap_socket(self.sock, server_hostname="127.0.0.1")
+        self.ss = ctx.wrap_socket(self.sock, server_hostname=host)
         self.f = self.ss.makefile("rb")
         self.inbox = inbox
         self.n = 0

@@ -4,7 +4,9 @@ Network namespace NS (made here; root only, else skipped) holds hub-3 and meshd 
 hub-2, n1 and n2 run in the root namespace. A veth pair joins them (10.77.X.1 and .2 on the
 root side, .3 in NS). The three nodes host domain `plant` (sync, stream MESHD_DOM_plant, R3).
 Checked:
-- before: writes through every node are acknowledged;
+- before: writes through every node are acknowledged; then hub-3 is made the stream's leader
+  (leader step-downs, allowed to the node users of this test only), the hardest case: the
+  partition cuts off the leader, whose copy of the stream then differs from the majority's;
 - partitioned (the namespace's end of the link set down: nothing passes, no connection is
   reset): sync writes on n3 are refused (503) or time out, never acknowledged; writes on
   n1 and n2 go on (after a stream leader election when hub-3 led);
@@ -125,6 +127,11 @@ def run(tmp, ns, nodes):
         # every address of its namespace (n3 reaches it on localhost, inside)
         text = open(conf).read().replace('host: "0.0.0.0"',
                                          'host: "%s"' % (hosts[i] if i < 2 else "0.0.0.0"))
+        # this test only: the node users may ask the stream's leader to step down
+        get = '"$JS.API.STREAM.MSG.GET.MESHD_DOM_%s"' % DOMAIN
+        if get not in text:
+            fail("no %s in %s's permissions" % (get, name))
+        text = text.replace(get, get + ', "$JS.API.STREAM.LEADER.STEPDOWN.MESHD_DOM_%s"' % DOMAIN)
         with open(conf, "w") as f:
             f.write(text)
         if name == "hub-3":
@@ -145,7 +152,9 @@ def run(tmp, ns, nodes):
         n = Node(data_dir=os.path.join(tmp, name),
                  args=["--config", os.path.join(mdir, "nodes", name, "meshd.conf"),
                        "--listen", listen, "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s",
-                       "--mesh-timeout", "2s"])
+                       "--mesh-timeout", "2s",
+                       # each knows its side's servers only: R3 whatever it learnt so far
+                       "--mesh-replicas", "3"])
         if name == "n3":
             meshlib.MESHD, saved = wrapper(tmp, "meshd-in-ns", ns, meshlib.MESHD), meshlib.MESHD
         try:
@@ -168,13 +177,23 @@ def run(tmp, ns, nodes):
     n1, n2, n3 = start("n1"), start("n2"), start("n3", api_ip + ":0")
     for n in (n1, n2, n3):
         n.create_domain(DOMAIN, hosts=["n1", "n2", "n3"], replication="sync")
-    for n, server in ((n1, "10.77."), (n2, "10.77."), (n3, "localhost")):
+    sides = {"n1": root_ips, "n2": root_ips, "n3": ["localhost"]}
+    for name in ("n1", "n2", "n3"):
         def on_own_hub():
-            mesh = n.json("GET", "/v1/status")[1].get("mesh", {})
-            return mesh.get("state") == "connected" and server in (mesh.get("server") or "")
-        if not wait_for(on_own_hub, timeout=30, step=0.3):
-            fail("%s is not connected to a hub of its side (%s): %s" % (
-                n.url, server, n.json("GET", "/v1/status")[1].get("mesh")))
+            mesh = nodes[name].json("GET", "/v1/status")[1].get("mesh", {})
+            return mesh.get("state") == "connected" and \
+                any(h in (mesh.get("server") or "") for h in sides[name])
+        # a first connection that fails (a TLS handshake too slow on a busy machine) moves
+        # libnats on to a server it learnt from the cluster, maybe of the other side: restart
+        for attempt in range(3):
+            if wait_for(on_own_hub, timeout=30, step=0.3):
+                break
+            if attempt == 2:
+                fail("%s is not connected to a hub of its side (%s): %s" % (
+                    name, sides[name], nodes[name].json("GET", "/v1/status")[1].get("mesh")))
+            nodes[name].stop()
+            start(name, api_ip + ":0" if name == "n3" else "127.0.0.1:0")
+    n1, n2, n3 = nodes["n1"], nodes["n2"], nodes["n3"]
 
     def applied():
         st, _ = n1.apply(contract(domain=DOMAIN))
@@ -213,7 +232,45 @@ def run(tmp, ns, nodes):
             st, doc = write(n, "before-%s-%d" % (name, i), tries=20)
             if st != 200:
                 fail("write before the partition on %s: %d %s" % (name, st, doc))
-    leader = repl(n1).get("leader")
+    # hub-3 leads the stream when it is cut off (step-downs until it does)
+    pw = open(os.path.join(mdir, "nodes", "n1", "password")).read().strip()
+
+    def js_api(subject):
+        """The JetStream API's answer (as n1, through hub-1), None when there is none (an
+        election): a connection each time, since a timed-out TLS socket cannot be read again."""
+        try:
+            c = test_mesh.NatsClient(base, "n1", pw, "_INBOX_n1.test",
+                                     os.path.join(mdir, "ca.pem"),
+                                     os.path.join(mdir, "nodes", "n1", "cert.pem"),
+                                     os.path.join(mdir, "nodes", "n1", "key.pem"),
+                                     host=root_ips[0])
+        except (OSError, AssertionError):
+            return None
+        try:
+            doc = c.request(subject, None)
+            return doc if isinstance(doc, dict) else None
+        except OSError:
+            return None
+        finally:
+            c.close()
+
+    def stream_leader():
+        info = js_api("$JS.API.STREAM.INFO.MESHD_DOM_" + DOMAIN) or {}
+        return info.get("cluster", {}).get("leader")
+    for _ in range(12):
+        leader = stream_leader()
+        if leader == "hub-3":
+            break
+        js_api("$JS.API.STREAM.LEADER.STEPDOWN.MESHD_DOM_" + DOMAIN)
+        wait_for(lambda: stream_leader() not in (None, leader), timeout=15, step=0.3)
+    if stream_leader() != "hub-3":
+        fail("hub-3 did not become the stream's leader: %s" % stream_leader())
+    # every node writes through the new leader before the cut
+    for name, n in (("n1", n1), ("n2", n2), ("n3", n3)):
+        st, doc = write(n, "led-%s" % name, tries=40)
+        if st != 200:
+            fail("write after the leader change on %s: %d %s" % (name, st, doc))
+    leader = "hub-3"
 
     # ---- partition: hub-3 and n3 are cut off ----
     sh("ip", "netns", "exec", ns, "ip", "link", "set", veth_ns, "down")
