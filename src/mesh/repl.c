@@ -28,6 +28,7 @@
 #define GET_WAIT_MS    1000 /* a record read from the stream's leader waits this long */
 #define CHECK_FAILS    3    /* divergence checks failing in a row before a pause */
 #define CHECK_PAUSE_NS (10000LL * 1000000LL) /* the pause (no leader, permission refused) */
+#define CHECK_PROBES   32                    /* records compared at one check, at most */
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -54,6 +55,7 @@ struct mesh_repl {
     int stalls;          /* stream infos in a row that saw the stream ahead and no progress */
     int suspect;         /* stream infos in a row that saw this node diverge from the stream */
     int check_fails;     /* divergence checks in a row that could not read the stream */
+    uint64_t verified;   /* the records up to it were found the stream's (0: none yet) */
     int64_t check_after; /* no divergence check before this (mono ns) */
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
@@ -192,6 +194,8 @@ static bool make_consumer(mesh_repl_t *r)
     jsConsumerInfo *ci = NULL;
     natsStatus s = js_AddConsumer(&ci, r->js, r->stream, &cc, NULL, &jerr);
     jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK && jerr == JSStreamNotFoundErr)
+        r->stream_ok = false; /* deleted: made again (its sequences start over) */
     if (s != NATS_OK) {
         set_state(r, "error", "consumer %s: %s", node, nats_text(s));
         return false;
@@ -303,12 +307,14 @@ static int compare_at(mesh_repl_t *r, mesh_repl_fp_fn fp, uint64_t seq)
     return mine == theirs ? 0 : 1;
 }
 
-/* Checks that this node's position is one of the stream's records (first..last: the stream's
- * sequences when last read). A replica must never skip a record it did not apply: when it
- * applied records the stream does not hold (its position past the stream's end, or another
- * record at its position, seen twice in a row: a leader just elected may still be applying),
- * the domain is moved back to the last sequence where both agree, and the stream applied
- * again from there. false: the consumer must be made again. */
+/* Checks that the records this node applied since the last check are the stream's (first..last:
+ * the stream's sequences when last read): every one when there are at most CHECK_PROBES, else
+ * that many spread over them, the newest first; and that its position is not past the
+ * stream's end. A replica must never skip a record it did not apply: when it applied records
+ * the stream does not hold (delivered from a server whose copy lost to the others after a
+ * partition), seen twice in a row (a leader just elected may still be applying), the domain is
+ * moved back to the last sequence where both agree, and the stream applied again from there.
+ * false: the consumer must be made again. */
 static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
 {
     pthread_mutex_lock(&r->mu);
@@ -318,10 +324,25 @@ static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
     uint64_t pos = r->position(r->arg, r->domain);
     if (fp == NULL || rewind == NULL || pos == 0 || mesh_mono_ns() < r->check_after)
         return true;
+    if (r->verified > pos)
+        r->verified = pos; /* moved back (here, or a restore) */
     bool ahead = pos > last;
-    int c = ahead ? 1 : compare_at(r, fp, pos);
-    if (c != 1) {
+    uint64_t lo = r->verified + 1 > first ? r->verified + 1 : first;
+    uint64_t span = pos >= lo ? pos - lo + 1 : 0;
+    uint64_t bad = ahead ? pos : 0; /* the newest record found not to be the stream's */
+    for (uint64_t i = 0; !ahead && i < CHECK_PROBES && i < span; i++) {
+        uint64_t seq = span <= CHECK_PROBES ? pos - i : pos - i * (span / CHECK_PROBES);
+        int c = compare_at(r, fp, seq);
+        if (c == -2)
+            return true; /* asked again at the next reading */
+        if (c == 1) {
+            bad = seq;
+            break;
+        }
+    }
+    if (bad == 0) {
         r->suspect = 0;
+        r->verified = pos;
         return true;
     }
     if (++r->suspect < 2)
@@ -329,7 +350,7 @@ static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
     r->suspect = 0;
     /* the last sequence where both agree, stepping back 1, 2, 4, ... (moving back further
      * than needed only re-reads records, which the domain skips by their id) */
-    uint64_t good = pos < last ? pos : last, step = 1;
+    uint64_t good = bad < last ? bad : last, step = 1;
     while (good > 0 && good >= first) {
         int k = compare_at(r, fp, good);
         if (k == -2)
@@ -341,6 +362,7 @@ static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
     }
     if (first > 1 && good + 1 < first)
         good = first - 1; /* what is before the stream's first record cannot be read again */
+    r->verified = good;
     pthread_mutex_lock(&r->mu);
     r->st.divergences++;
     pthread_mutex_unlock(&r->mu);
@@ -349,20 +371,20 @@ static bool check_divergence(mesh_repl_t *r, uint64_t first, uint64_t last)
               "stream %s; the records it applied after %llu are not all the stream's. Moving "
               "back to %llu and applying the stream again from %llu (records applied here "
               "before are skipped by their message id)",
-              r->stream, (unsigned long long)pos,
+              r->stream, (unsigned long long)bad,
               ahead ? "ends before it" : "holds another record there", (unsigned long long)good,
               (unsigned long long)good, (unsigned long long)good + 1);
     mesh_err_t e;
     mesh_err_clear(&e);
     if (rewind(r->arg, r->domain, good, &e) != MESH_OK) {
         set_state(r, "error", "diverged at sequence %llu; moving back to %llu failed: %s",
-                  (unsigned long long)pos, (unsigned long long)good, e.msg);
+                  (unsigned long long)bad, (unsigned long long)good, e.msg);
         return false;
     }
     set_state(r, "diverged",
               "diverged: this node had applied sequence %llu, which the stream %s (up to %llu); "
               "moved back to %llu and applying the stream again",
-              (unsigned long long)pos, ahead ? "does not hold" : "holds as another record",
+              (unsigned long long)bad, ahead ? "does not hold" : "holds as another record",
               (unsigned long long)last, (unsigned long long)good);
     return false;
 }
