@@ -2520,6 +2520,31 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
     return st;
 }
 
+typedef struct id_at {
+    uint64_t sseq;
+    char id[260];
+    int found;
+} id_at_t;
+
+static mesh_status_t id_at_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    (void)err;
+    id_at_t *q = arg;
+    q->found = mesh_store_repl_id(d->store, q->sseq, q->id, sizeof q->id);
+    return MESH_OK;
+}
+
+/* Whether the record applied here at sseq can be the one published with Idempotency-Key idem
+ * (its message id "k:" + idem): true unless another id is known there. */
+static bool applied_here(mesh_domain_t *d, uint64_t sseq, const char *idem)
+{
+    id_at_t q = {.sseq = sseq};
+    mesh_err_t e;
+    if (idem == NULL || *idem == '\0' || run_job(d, id_at_job, &q, &e) != MESH_OK || q.found != 1)
+        return true;
+    return strncmp(q.id, "k:", 2) == 0 && strcmp(q.id + 2, idem) == 0;
+}
+
 /* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
  * record's outcome. */
 static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicator_t *r,
@@ -2528,10 +2553,23 @@ static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicato
 {
     uint64_t sseq = 0;
     bool dup = false;
+    uint64_t before = atomic_load(&d->repl_seq);
     mesh_status_t st = r->publish(r->arg, d->name, (const uint8_t *)payload->data, payload->len,
                                   idem, &sseq, &dup, err);
     if (st != MESH_OK)
         return st;
+    /* a new record is the stream's last: a position already at or past it is not one of the
+     * stream's (the stream lost records this node applied: a divergence, which the replicator
+     * finds and repairs). Waiting for it would answer a write not applied here. The same for
+     * a duplicate (a retry) when the record applied here at its sequence is another one. */
+    if (sseq <= before && (!dup || !applied_here(d, sseq, idem)))
+        return mesh_err_set(err, MESH_UNAVAILABLE,
+                            "domain %s: this node's stream position (%llu) is past the stream's "
+                            "new record (%s seq %llu): it applied records the stream does not "
+                            "hold and is being repaired; the write is in the stream: send it "
+                            "again with the same Idempotency-Key (applied once)",
+                            d->name, (unsigned long long)before, r->stream ? r->stream : "",
+                            (unsigned long long)sseq);
     if (mesh_domain_wait_stream(d, sseq, r->apply_timeout_ns) != MESH_OK)
         return mesh_err_set(err, MESH_UNAVAILABLE,
                             "domain %s: the write is in the stream (%s seq %llu) but was not "

@@ -2749,6 +2749,21 @@ int mesh_store_repl_fp(mesh_store_t *s, uint64_t sseq, uint64_t *fp)
     return found;
 }
 
+int mesh_store_repl_id(mesh_store_t *s, uint64_t sseq, char *out, size_t cap)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT id FROM _repl_seen WHERE sseq = ? AND id IS NOT NULL", -1,
+                           &q, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)sseq);
+    int rc = sqlite3_step(q);
+    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (found == 1)
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return found;
+}
+
 bool mesh_store_repl_has_id(mesh_store_t *s, const char *id)
 {
     sqlite3_stmt *q;

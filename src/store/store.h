@@ -347,6 +347,9 @@ mesh_status_t mesh_store_repl_note(mesh_store_t *s, uint64_t sseq, const char *i
                                    mesh_err_t *err);
 /* 1 (and *fp) when sseq is known, 0 when not, -1 on an error. */
 int mesh_store_repl_fp(mesh_store_t *s, uint64_t sseq, uint64_t *fp);
+/* The message id of the record applied at sseq: 1 (out set), 0 when not known (or none), -1 on
+ * an error. */
+int mesh_store_repl_id(mesh_store_t *s, uint64_t sseq, char *out, size_t cap);
 /* Whether a stream record with message id id was applied (within the kept ones). */
 bool mesh_store_repl_has_id(mesh_store_t *s, const char *id);
 
