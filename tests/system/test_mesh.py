@@ -153,8 +153,13 @@ class NatsClient:
         self.ss.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user,
                                                   "pass": password}).encode() +
                         b"\r\nSUB " + inbox.encode() + b".> 1\r\nPING\r\n")
-        if self._line() != "PONG":
-            fail("cannot connect as %s" % user)
+        while True:  # the server may ping first (a busy machine)
+            line = self._line()
+            if line == "PONG":
+                break
+            if line != "PING":
+                fail("cannot connect as %s: %s" % (user, line))
+            self.ss.sendall(b"PONG\r\n")
 
     def _line(self):
         while True:

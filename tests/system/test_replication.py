@@ -14,7 +14,10 @@
   JetStream delivers it again only after the ack wait, behind later records): n2 applies
   nothing past it, makes its consumer again, and has every record within seconds;
 - n3's NATS user may not publish to the domain's stream subject nor read it;
-- meshctl with two URLs, the first dead, moves on to the second.
+- meshctl with two URLs, the first dead, moves on to the second;
+- the stream deleted and made again (every replica's position is past its end): no write is
+  answered before its apply, both replicas find the divergence, move back, and apply the new
+  stream from its start.
 Every nats-server and meshd started here is stopped at the end, also on failure.
 """
 import json
@@ -392,6 +395,53 @@ def run(tmp, nodes):
                          text=True, env=env)
     if out.returncode != 0 or DOMAIN not in out.stdout:
         fail("meshctl with a dead first URL: %d %s%s" % (out.returncode, out.stdout, out.stderr))
+
+    # ---- the stream lost and made again (a hub restored from an old backup, say): both
+    # replicas' positions are past its end; a write must not be answered before it is applied,
+    # and both must apply the new stream from its start ----
+    pw1 = open(os.path.join(mdir, "nodes", "n1", "password")).read().strip()
+    c = NatsClient(base, "n1", pw1, "_INBOX_n1.test", os.path.join(mdir, "ca.pem"),
+                   os.path.join(mdir, "nodes", "n1", "cert.pem"),
+                   os.path.join(mdir, "nodes", "n1", "key.pem"))
+    try:
+        res = c.request("$JS.API.STREAM.DELETE.MESHD_DOM_" + DOMAIN, None)
+    finally:
+        c.close()
+    if not (isinstance(res, dict) and res.get("success")):
+        fail("stream delete: %s" % res)
+    renewed = []
+    for i in range(4):
+        key = "renew-%d" % i
+        for _ in range(150):
+            st, doc = n1.post_rows(DOMAIN, "readings", [{"device": key, "ts": i, "temp": i}],
+                                   headers={"Idempotency-Key": key})
+            if st == 200:
+                break
+            if st != 503:
+                fail("write %s after the stream was made again: %d %s" % (key, st, doc))
+            time.sleep(0.2)
+        else:
+            fail("write %s never acknowledged after the stream was made again: %s %s" % (
+                key, doc, repl(n1)))
+        # acknowledged: applied on the node that answered
+        if n1.scalar("SELECT count(*) FROM plant.readings WHERE device = '%s'" % key) != 1:
+            fail("%s acknowledged by n1 but not applied there: %s" % (key, repl(n1)))
+        renewed.append(key)
+    for n in (n1, n2):
+        if not wait_for(lambda: n.scalar("SELECT count(*) FROM plant.readings WHERE device "
+                                         "LIKE 'renew-%'") == len(renewed), timeout=30, step=0.3):
+            fail("%s did not apply the new stream: %s %s" % (
+                n.url, n.rows("SELECT device FROM plant.readings WHERE device LIKE 'renew-%'"),
+                repl(n)))
+    if not wait_for(lambda: checksum(n1) == checksum(n2), timeout=30, step=0.3):
+        fail("replicas differ after the stream was made again: %s / %s" % (checksum(n1),
+                                                                            checksum(n2)))
+    for n in (n1, n2):
+        r = repl(n)
+        if r.get("divergences", 0) < 1 or r.get("applied_seq") != r.get("stream_seq"):
+            fail("%s: the divergence was not counted or not repaired: %s" % (n.url, r))
+    print("stream made again: both replicas moved back and applied it (%s)" % (
+        repl(n1).get("last_error"),))
 
 
 if __name__ == "__main__":
