@@ -332,8 +332,10 @@ def run(tmp, ns, nodes):
         if missing or twice:
             fail("%s: %d acknowledged batches missing or twice (%s), refused ones twice: %s" %
                  (n.url, len(missing), missing[:5], twice))
-    print("healed: %d acknowledged batches once on each of 3 replicas, checksum %s" % (
-        len(acked), last["s"][0][:2]))
+    print("healed: %d acknowledged batches once on each of 3 replicas, checksum %s; "
+          "divergences repaired %s, deliveries out of order %s" % (
+              len(acked), last["s"][0][:2], [r.get("divergences") for r in last["r"]],
+              [r.get("out_of_order") for r in last["r"]]))
 
 
 if __name__ == "__main__":
