@@ -11,6 +11,7 @@
 #include "catalog/classification.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "derive/openlineage.h"
 #include "http/internal.h"
 #include "mesh/source.h"
 #include "node/health.h"
@@ -400,6 +401,43 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 
+/* OpenLineage sinks: events sent, failed (after the retries) and dropped (a full queue) per
+ * sink, and waiting now. Nothing when no sink is configured. */
+static void lineage_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->ol == NULL)
+        return;
+    mesh_ol_stats_t s;
+    mesh_ol_emitter_stats(n->ol, &s);
+    mesh_metrics_help(b, "meshd_openlineage_events_total", "counter",
+                      "OpenLineage run events per sink and result: sent, failed (given up after "
+                      "the retries or a write error), dropped (the sink's queue was full).");
+    const struct {
+        const char *name;
+        const mesh_ol_sink_stats_t *st;
+    } sinks[] = {{"file", &s.file}, {"http", &s.http}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!sinks[i].st->on)
+            continue;
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"sent\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->sent);
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"failed\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->failed);
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"dropped\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->dropped);
+    }
+    mesh_metrics_help(b, "meshd_openlineage_dropped_total", "counter",
+                      "OpenLineage run events dropped by all sinks (full queues).");
+    mesh_buf_printf(b, "meshd_openlineage_dropped_total %llu\n",
+                    (unsigned long long)(s.file.dropped + s.http.dropped));
+    mesh_metrics_help(b, "meshd_openlineage_queued", "gauge",
+                      "OpenLineage run events waiting per sink.");
+    for (size_t i = 0; i < 2; i++)
+        if (sinks[i].st->on)
+            mesh_buf_printf(b, "meshd_openlineage_queued{sink=\"%s\"} %llu\n", sinks[i].name,
+                            (unsigned long long)sinks[i].st->queued);
+}
+
 void mesh_api_metrics(mesh_req_t *r)
 {
     mesh_buf_t b;
@@ -444,6 +482,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_api_rules_metrics(r, &b);
     mesh_api_backup_metrics(r, &b);
     repl_metrics(r->node, &b);
+    lineage_metrics(r->node, &b);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);
