@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "mqtt/client.h"
 #include "node/backup.h"
+#include "node/governance.h"
 #include "node/health.h"
 
 static int lock_fd = -1;
@@ -453,6 +454,7 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     pthread_mutex_init(&n->ev_lock, NULL);
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
+    mesh__node_governance_start(n); /* erasure's hooks for derived products */
     if ((st = open_audit(n, err)) != MESH_OK)
         return st;
     if ((st = mesh_auth_open(n->cat, &n->auth, err)) != MESH_OK)

@@ -967,16 +967,17 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r.name);
         int64_t deleted = 0;
         st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
-        /* an erasure reaches the continuous aggregates over the product: they are rebuilt
-         * from what remains of it right after this commit (retention does not: aggregates
-         * keep the history their source no longer holds) */
+        /* an erasure reaches the continuous aggregates over the product: the buckets that
+         * held erased rows are recomputed from what remains of it right after this commit
+         * (retention does not: aggregates keep the history their source no longer holds) */
         for (size_t ci = 0; ci < a->work.n && st == MESH_OK && r.why == 'e' && deleted > 0; ci++) {
             const mesh_contract_t *wc = a->work.v[ci]->c;
             for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
                 const mesh_product_t *ap = &wc->products[k];
                 if (ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
                     strcmp(ap->derive->source, pp->name) == 0) {
-                    st = mesh_store_cagg_invalidate(d->store, ap->name, err);
+                    int64_t marks = 0;
+                    st = mesh_store_cagg_erased(d->store, ap, pp, &r.d, &marks, err);
                     d->cagg_dirty = true;
                 }
             }
