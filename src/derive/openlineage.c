@@ -39,6 +39,7 @@
 
 #define EVENT_MAX_BYTES (4u << 20) /* one event: far above a refresh of 64-column products */
 #define LOG_EVERY_NS    60000000000LL
+#define FILE_SYNC_NS    1000000000LL /* the file sink syncs at most once a second */
 
 const char *mesh_ol_type_name(mesh_ol_type_t t)
 {
@@ -242,6 +243,32 @@ struct mesh_ol_emitter {
     uint64_t build_failures;
 };
 
+/* Takes everything queued, waiting for something at most wait_ns (< 0: without limit). NULL:
+ * nothing came (*stopped: the sink is stopping and its queue is empty). */
+static item_t *take_wait(sink_t *s, int64_t wait_ns, bool *stopped)
+{
+    struct timespec ts;
+    if (wait_ns >= 0) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t t = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + wait_ns;
+        ts.tv_sec = (time_t)(t / 1000000000LL);
+        ts.tv_nsec = (long)(t % 1000000000LL);
+    }
+    pthread_mutex_lock(&s->lock);
+    while (s->head == NULL && !s->stop)
+        if (wait_ns < 0)
+            pthread_cond_wait(&s->cond, &s->lock);
+        else if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != 0)
+            break;
+    *stopped = s->stop && s->head == NULL;
+    item_t *all = s->head;
+    s->head = NULL;
+    s->tail = &s->head;
+    s->n = 0;
+    pthread_mutex_unlock(&s->lock);
+    return all;
+}
+
 static item_t *take_all(sink_t *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -308,14 +335,33 @@ static void file_rotate(mesh_ol_emitter_t *em)
     }
 }
 
+static void file_sync(mesh_ol_emitter_t *em)
+{
+    if (em->fd >= 0 && fdatasync(em->fd) != 0)
+        LOG_WARN("openlineage", "syncing %s: %s", em->file, strerror(errno));
+}
+
+/* Writes what is queued as it comes; syncs at most once per FILE_SYNC_NS while events keep
+ * coming (the file shares its disk with the domains' logs, whose syncs acknowledge writes),
+ * and FILE_SYNC_NS after the last one, and at the stop. */
 static void *file_worker(void *arg)
 {
     sink_t *s = arg;
     mesh_ol_emitter_t *em = s->em;
+    int64_t last_sync = mesh_mono_ns();
+    bool dirty = false, stopped = false;
     for (;;) {
-        item_t *all = take_all(s);
-        if (all == NULL)
-            break; /* stopped and drained */
+        item_t *all = take_wait(s, dirty ? FILE_SYNC_NS : -1, &stopped);
+        if (all == NULL) {
+            if (dirty) {
+                file_sync(em);
+                last_sync = mesh_mono_ns();
+                dirty = false;
+            }
+            if (stopped)
+                break;
+            continue;
+        }
         uint64_t ok = 0, bad = 0;
         while (all) {
             item_t *it = all;
@@ -333,9 +379,12 @@ static void *file_worker(void *arg)
             }
             free(it);
         }
-        /* one sync for everything taken at once */
-        if (ok && em->fd >= 0 && fdatasync(em->fd) != 0)
-            LOG_WARN("openlineage", "syncing %s: %s", em->file, strerror(errno));
+        dirty = dirty || ok > 0;
+        if (dirty && mesh_mono_ns() - last_sync >= FILE_SYNC_NS) {
+            file_sync(em);
+            last_sync = mesh_mono_ns();
+            dirty = false;
+        }
         count(s, ok, bad, 0);
     }
     return NULL;

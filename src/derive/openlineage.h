@@ -11,8 +11,8 @@
  * The emitter owns one bounded queue and one worker thread per sink (a JSON Lines file, an
  * HTTP(S) endpoint). mesh_ol_emit never blocks on I/O and never fails the caller: an event
  * that finds a sink's queue full is dropped for that sink and counted. The file sink appends
- * one line per event, fdatasyncs after each run of queued events and rotates the file to
- * FILE.1 past its size bound; the HTTP sink POSTs application/json with a timeout and a
+ * one line per event, fdatasyncs at most once a second (and a second after the last event,
+ * and at the stop) and rotates the file to FILE.1 past its size bound; the HTTP sink POSTs application/json with a timeout and a
  * bounded number of retries. Failures are counted and logged (URLs without their user info or
  * query, never a token).
  */
