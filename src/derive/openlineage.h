@@ -12,9 +12,9 @@
  * HTTP(S) endpoint). mesh_ol_emit never blocks on I/O and never fails the caller: an event
  * that finds a sink's queue full is dropped for that sink and counted. The file sink appends
  * one line per event, fdatasyncs at most once a second (and a second after the last event,
- * and at the stop) and rotates the file to FILE.1 past its size bound; the HTTP sink POSTs application/json with a timeout and a
- * bounded number of retries. Failures are counted and logged (URLs without their user info or
- * query, never a token).
+ * and at the stop) and rotates the file to FILE.1 past its size bound; the HTTP sink POSTs
+ * application/json with a timeout and a bounded number of retries. Failures are counted and logged
+ * (URLs without their user info or query, never a token).
  */
 #ifndef MESH_DERIVE_OPENLINEAGE_H
 #define MESH_DERIVE_OPENLINEAGE_H
