@@ -348,7 +348,7 @@ static void *file_worker(void *arg)
 {
     sink_t *s = arg;
     mesh_ol_emitter_t *em = s->em;
-    int64_t last_sync = mesh_mono_ns();
+    int64_t last_sync = mesh_mono_ns(), reopen_log = 0;
     bool dirty = false, stopped = false;
     for (;;) {
         item_t *all = take_wait(s, dirty ? FILE_SYNC_NS : -1, &stopped);
@@ -363,6 +363,16 @@ static void *file_worker(void *arg)
             continue;
         }
         uint64_t ok = 0, bad = 0;
+        if (em->fd < 0) { /* a failed rotation: open it again */
+            mesh_err_t e;
+            mesh_err_clear(&e);
+            int64_t now = mesh_mono_ns();
+            if (file_open(em, &e) != MESH_OK &&
+                (reopen_log == 0 || now - reopen_log > LOG_EVERY_NS)) {
+                LOG_WARN("openlineage", "%s", e.msg);
+                reopen_log = now;
+            }
+        }
         while (all) {
             item_t *it = all;
             all = it->next;
@@ -467,6 +477,11 @@ static void *http_worker(void *arg)
         while (all) {
             item_t *it = all;
             all = it->next;
+            if (stopping(s)) { /* no more POSTs once stopping: each could take the timeout */
+                free(it);
+                count(s, 0, 0, 1);
+                continue;
+            }
             bool ok = false;
             char why[256] = "no HTTP client";
             for (int a = 0; c && !ok && a <= em->retries; a++) {

@@ -334,6 +334,12 @@ class OpenLineage(unittest.TestCase):
         self.assertLessEqual(os.path.getsize(path), 8192)
         for ev in read_lines(path) + read_lines(path + ".1"):
             check_event(self, ev)
+        # a stop does not wait for the slow endpoint beyond the POST in flight
+        for k in range(20):
+            write(n, [("d9", T0 + (2000 + k) * 10**9, 1.0)])
+        t = time.monotonic()
+        n.stop()
+        self.assertLess(time.monotonic() - t, 5.0)
 
     def test_3_dead_endpoint(self):
         """An endpoint nothing listens on: every POST fails, counted; writes go on."""
