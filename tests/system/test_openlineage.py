@@ -306,9 +306,9 @@ class OpenLineage(unittest.TestCase):
         rec = Receiver(delay=3.0)
         self.receivers.append(rec)
         path = os.path.join(self.tmp, "lineage.jsonl")
-        n = self.node("--openlineage-file", path, "--openlineage-file-max-size", "8KiB",
+        n = self.node("--openlineage-file", path, "--openlineage-file-max-size", "64KiB",
                       "--openlineage-url", rec.url(), "--openlineage-timeout", "500ms",
-                      "--openlineage-retries", "1", "--openlineage-queue", "32")
+                      "--openlineage-retries", "1", "--openlineage-queue", "64")
         self.derive(n)
         worst = 0.0
         for k in range(40):
@@ -330,8 +330,8 @@ class OpenLineage(unittest.TestCase):
                            result="sent") >= 82, timeout=10),
             metric(n, "meshd_openlineage_events_total", sink="file", result="sent"))
         self.assertTrue(os.path.exists(path + ".1"), "no rotation")
-        self.assertLessEqual(os.path.getsize(path + ".1"), 8192)
-        self.assertLessEqual(os.path.getsize(path), 8192)
+        self.assertLessEqual(os.path.getsize(path + ".1"), 65536)
+        self.assertLessEqual(os.path.getsize(path), 65536)
         for ev in read_lines(path) + read_lines(path + ".1"):
             check_event(self, ev)
         # a stop does not wait for the slow endpoint beyond the POST in flight
