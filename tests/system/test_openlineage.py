@@ -242,7 +242,11 @@ class OpenLineage(unittest.TestCase):
         self.assertTrue(meshlib.wait_for(lambda: len(read_lines(path)) >= 14 and
                                          rec.count() >= 14, timeout=15),
                         "events: file %d, http %d" % (len(read_lines(path)), rec.count()))
-        time.sleep(0.3)
+        # settled: every event counted as sent by both sinks is in the file and the receiver
+        self.assertTrue(meshlib.wait_for(
+            lambda: metric(n, "meshd_openlineage_events_total", sink="http", result="sent") ==
+            rec.count() == len(read_lines(path)) ==
+            metric(n, "meshd_openlineage_events_total", sink="file", result="sent"), timeout=10))
         file_events = read_lines(path)
         with rec.lock:
             posted = list(rec.events)
