@@ -242,8 +242,8 @@ static void test_queue_bound_and_no_sinks(void **state)
     mesh_ol_opts_t bad = {.url = "ftp://example.test/"};
     assert_int_equal(mesh_ol_emitter_create(&bad, &em, &err), MESH_INVALID);
     /* an endpoint that fails (unroutable, or no answer in time) with retries and their backoff
-     * (100, 200, 400 ms) holding the worker on the first event: queue of 2, twenty events; the
-     * rest drop */
+     * (100, 200, 400 ms) holding the worker on the first events it took: queue of 2, twenty
+     * events; the rest drop */
     mesh_ol_opts_t o = {.url = "http://192.0.2.1:9/lineage", /* TEST-NET-1: unroutable */
                         .timeout_ns = 300000000LL,
                         .retries = 3,
@@ -252,12 +252,14 @@ static void test_queue_bound_and_no_sinks(void **state)
     int64_t t0 = mesh_mono_ns();
     for (int i = 0; i < 20; i++)
         mesh_ol_emit(em, &ev);
-    assert_true(mesh_mono_ns() - t0 < 200000000LL); /* never waits for the sink */
+    /* never waits for the sink (twenty POSTs would take seconds) */
+    assert_true(mesh_mono_ns() - t0 < 2000000000LL);
     mesh_ol_stats_t st;
     mesh_ol_emitter_stats(em, &st);
     assert_true(st.http.on);
     assert_false(st.file.on);
-    assert_true(st.http.dropped >= 17);
+    /* the worker holds at most what it took (up to the bound) and the queue the rest */
+    assert_true(st.http.dropped >= 20 - 1 - 2 * 2);
     assert_true(st.http.queued <= 2);
     mesh_ol_emitter_destroy(em);
 }
