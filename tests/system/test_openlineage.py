@@ -13,6 +13,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -70,7 +72,7 @@ class Receiver:
     """An HTTP endpoint that records each POST (path, headers, body); delay: seconds to wait
     before answering (a slow endpoint)."""
 
-    def __init__(self, delay=0.0, status=201):
+    def __init__(self, delay=0.0, status=201, tls=None):
         self.events, self.headers = [], []
         self.lock = threading.Lock()
         outer = self
@@ -92,11 +94,17 @@ class Receiver:
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.srv.daemon_threads = True
+        self.scheme = "http"
+        if tls:  # (cert, key): an https endpoint
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def url(self, path="/api/v1/lineage"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
     def count(self):
         with self.lock:
@@ -364,6 +372,32 @@ class OpenLineage(unittest.TestCase):
         self.assertIn("POST http://127.0.0.1:%d/lineage failed" % port, log)
         self.assertNotIn("pw@", log)
         self.assertNotIn("key=k", log)
+
+    def test_4_https_endpoint(self):
+        """An https endpoint verified with openlineage_ca_file; without it the POSTs fail
+        (the endpoint's certificate is not trusted) and are counted."""
+        cert, key = os.path.join(self.tmp, "ol.crt"), os.path.join(self.tmp, "ol.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=ol-test",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        rec = Receiver(tls=(cert, key))
+        self.receivers.append(rec)
+        n = self.node("--openlineage-url", rec.url(), "--openlineage-ca-file", cert)
+        self.derive(n)
+        write(n, [("d0", T0, 1.0)])
+        self.assertTrue(meshlib.wait_for(lambda: rec.count() >= 4, timeout=10), rec.count())
+        for _, ctype, body in list(rec.events):
+            check_event(self, json.loads(body))
+        self.assertEqual(metric(n, "meshd_openlineage_events_total", sink="http",
+                                result="failed"), 0)
+        untrusted = self.node("--openlineage-url", rec.url(), "--openlineage-retries", "0")
+        before = rec.count()
+        self.derive(untrusted)
+        self.assertTrue(meshlib.wait_for(
+            lambda: (metric(untrusted, "meshd_openlineage_events_total", sink="http",
+                            result="failed") or 0) >= 2, timeout=10))
+        self.assertEqual(rec.count(), before)
 
 
 if __name__ == "__main__":
