@@ -238,6 +238,33 @@ static json_t *columns_json(const mesh_snapshot_t *s, const mesh_product_t *p,
     return a;
 }
 
+json_t *mesh__api_lineage_summary(mesh_req_t *r, const mesh_product_t *p)
+{
+    graph_t *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return json_null();
+    g->r = r;
+    g->s = mesh_req_snapshot(r);
+    g->nodes = json_array();
+    g->edges = json_array();
+    add_node(g, p);
+    json_t *up = json_array(), *down = json_array();
+    upstream(g, p, up, 0);
+    downstream(g, p, down, 0);
+    json_t *o = json_object();
+    json_object_set_new(o, "derived", json_boolean(p->derive != NULL));
+    if (p->derive)
+        json_object_set_new(
+            o, "kind", json_string(p->derive->kind == MESH_DERIVE_AGGREGATE ? "aggregate" : "sql"));
+    json_object_set_new(o, "upstream", up);
+    json_object_set_new(o, "downstream", down);
+    json_object_set_new(o, "hidden", json_integer(g->hidden));
+    json_decref(g->nodes);
+    json_decref(g->edges);
+    free(g);
+    return o;
+}
+
 void mesh_api_lineage(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))

@@ -258,6 +258,13 @@ struct mesh_domain {
     _Atomic uint32_t info_gen;
     int rekey_pages;
     bool cagg_dirty; /* the writer's: a continuous aggregate has stale buckets to recompute */
+    /* the writer's: aggregates a batch of the current group merged into (names owned), and
+     * when the first of them was merged; reported through refresh after the commit */
+    char **merged;
+    size_t nmerged, capmerged;
+    int64_t merged_since_ns;
+    mesh_domain_refresh_fn refresh; /* NULL: none */
+    void *refresh_arg;
     /* replication: the stream sequence the store holds (published after each commit), the
      * outcomes of recent stream records, and the replicator (NULL publish: local only) */
     pthread_mutex_t repl_lock; /* guards ring and the wait */
@@ -471,6 +478,45 @@ static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
     return MESH_OK;
 }
 
+/* Notes that a batch merged into the aggregate named agg in the current group (for the
+ * refresh report after the commit). Out of memory only loses the report. */
+static void merged_note(mesh_domain_t *d, const char *agg)
+{
+    if (d->refresh == NULL)
+        return;
+    for (size_t i = 0; i < d->nmerged; i++)
+        if (strcmp(d->merged[i], agg) == 0)
+            return;
+    if (d->nmerged == d->capmerged) {
+        size_t nc = d->capmerged ? d->capmerged * 2 : 8;
+        char **nv = realloc(d->merged, nc * sizeof *nv);
+        if (nv == NULL)
+            return;
+        d->merged = nv;
+        d->capmerged = nc;
+    }
+    if ((d->merged[d->nmerged] = mesh_strdup(agg)) == NULL)
+        return;
+    if (d->nmerged++ == 0)
+        d->merged_since_ns = mesh_now_ns();
+}
+
+/* Forgets the merges noted (a new group; or after they were reported). */
+static void merged_clear(mesh_domain_t *d)
+{
+    for (size_t i = 0; i < d->nmerged; i++)
+        free(d->merged[i]);
+    d->nmerged = 0;
+}
+
+static bool merged_has(const mesh_domain_t *d, const char *agg)
+{
+    for (size_t i = 0; i < d->nmerged; i++)
+        if (strcmp(d->merged[i], agg) == 0)
+            return true;
+    return false;
+}
+
 /* Merges a batch into the continuous aggregates over its products. */
 static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_err_t *err)
 {
@@ -488,6 +534,8 @@ static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_
                     continue;
                 st = mesh_store_cagg_batch(a->d->store, p, part->product, b, part, err);
                 a->d->cagg_dirty = true;
+                if (st == MESH_OK)
+                    merged_note(a->d, p->name);
             }
         }
     }
@@ -495,11 +543,15 @@ static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_
 }
 
 /* Recomputes the stale buckets of every continuous aggregate (the writer, between groups;
- * and at open after replay). A failure is logged: the marks stay and the next try redoes it. */
+ * and at open after replay). A failure is logged: the marks stay and the next try redoes it.
+ * Each aggregate refreshed (merged into by the group's batches, or recomputed) is reported
+ * to the refresh callback. */
 static void aggregates_catch_up(mesh_domain_t *d, bool always)
 {
-    if (!d->cagg_dirty && !always)
+    if (!d->cagg_dirty && !always) {
+        merged_clear(d);
         return;
+    }
     d->cagg_dirty = false;
     for (size_t ci = 0; ci < d->current.n; ci++) {
         const mesh_contract_t *c = d->current.v[ci]->c;
@@ -507,24 +559,37 @@ static void aggregates_catch_up(mesh_domain_t *d, bool always)
             const mesh_product_t *p = &c->products[k];
             if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE)
                 continue;
-            bool pending = false;
+            bool pending = false, merged = merged_has(d, p->name);
             mesh_err_t e;
             mesh_err_clear(&e);
-            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK || !pending)
+            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK)
+                pending = false;
+            if (!pending && !merged)
                 continue;
             const mesh_product_t *src = clist_product(&d->current, p->derive->source, NULL);
-            int64_t n = 0;
             if (src == NULL)
                 continue;
-            if (mesh_store_cagg_recompute(d->store, p, src, &n, &e) != MESH_OK) {
+            mesh_domain_refresh_t rep = {.product = p,
+                                         .source = src,
+                                         .start_ns = merged ? d->merged_since_ns : mesh_now_ns(),
+                                         .merged = merged};
+            mesh_status_t st = MESH_OK;
+            if (pending &&
+                (st = mesh_store_cagg_recompute(d->store, p, src, &rep.buckets, &e)) != MESH_OK) {
                 LOG_WARN("domain", "%s.%s: recomputing the aggregate: %s", d->name, p->name, e.msg);
                 d->cagg_dirty = true;
-            } else {
+            } else if (pending) {
                 LOG_DEBUG("domain", "%s.%s: %lld buckets recomputed", d->name, p->name,
-                          (long long)n);
+                          (long long)rep.buckets);
             }
+            rep.status = st;
+            rep.error = st == MESH_OK ? NULL : e.msg;
+            rep.end_ns = mesh_now_ns();
+            if (d->refresh)
+                d->refresh(d->refresh_arg, d, &rep);
         }
     }
+    merged_clear(d);
 }
 
 static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
@@ -907,16 +972,17 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r.name);
         int64_t deleted = 0;
         st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
-        /* an erasure reaches the continuous aggregates over the product: they are rebuilt
-         * from what remains of it right after this commit (retention does not: aggregates
-         * keep the history their source no longer holds) */
+        /* an erasure reaches the continuous aggregates over the product: the buckets that
+         * held erased rows are recomputed from what remains of it right after this commit
+         * (retention does not: aggregates keep the history their source no longer holds) */
         for (size_t ci = 0; ci < a->work.n && st == MESH_OK && r.why == 'e' && deleted > 0; ci++) {
             const mesh_contract_t *wc = a->work.v[ci]->c;
             for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
                 const mesh_product_t *ap = &wc->products[k];
                 if (ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
                     strcmp(ap->derive->source, pp->name) == 0) {
-                    st = mesh_store_cagg_invalidate(d->store, ap->name, err);
+                    int64_t marks = 0;
+                    st = mesh_store_cagg_erased(d->store, ap, pp, &r.d, &marks, err);
                     d->cagg_dirty = true;
                 }
             }
@@ -1619,6 +1685,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     d->changed_arg = arg;
     d->events = opts ? opts->events : NULL;
     d->events_arg = opts ? opts->events_arg : NULL;
+    d->refresh = opts ? opts->refresh : NULL;
+    d->refresh_arg = opts ? opts->refresh_arg : NULL;
     d->idem_ttl_ns = opts && opts->idem_ttl_ns ? opts->idem_ttl_ns : 86400 * MESH_NS_PER_SEC;
     d->flush_age_ns = opts && opts->flush_age_ns ? opts->flush_age_ns : 600 * MESH_NS_PER_SEC;
     mesh_status_t st;
@@ -1724,6 +1792,8 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     pthread_cond_destroy(&d->q_cond);
     pthread_mutex_destroy(&d->repl_lock);
     pthread_cond_destroy(&d->repl_cond);
+    merged_clear(d);
+    free(d->merged);
     free(d->db_path);
     free(d->name);
     free(d->dir);
@@ -2051,6 +2121,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
             abandon_group(d, head, &mark, MESH_NOMEM, &err);
             return;
         }
+        merged_clear(d); /* an abandoned group's merges were rolled back */
         if ((st = mesh_store_begin(d->store, &err)) != MESH_OK) {
             abandon_group(d, head, &mark, st, &err);
             clist_free(&a.work);

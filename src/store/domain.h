@@ -45,6 +45,23 @@ struct mesh_rule_info;
  * block: the actions run elsewhere. */
 typedef void (*mesh_domain_events_fn)(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
 
+/* A refresh of a continuous aggregate (reported from the writer thread after the commit):
+ * batches of the group were merged into it, or its stale buckets were recomputed (a late row,
+ * an erasure, a new definition), or both. */
+typedef struct mesh_domain_refresh {
+    const mesh_product_t *product; /* the aggregate */
+    const mesh_product_t *source;
+    int64_t start_ns, end_ns; /* wall clock: the first merge (or the recompute), the end */
+    bool merged;              /* batches of the group were merged into it */
+    int64_t buckets;          /* buckets recomputed from the source (0: none) */
+    mesh_status_t status;     /* the recompute's (merges committed: MESH_OK) */
+    const char *error;        /* its message, when status is not MESH_OK */
+} mesh_domain_refresh_t;
+
+/* Called from the writer thread with each refresh of a derived product; the products are
+ * borrowed for the call only. It must not block (it runs before writers are answered). */
+typedef void (*mesh_domain_refresh_fn)(void *arg, mesh_domain_t *d, const mesh_domain_refresh_t *r);
+
 typedef struct mesh_domain_opts {
     bool sync_full; /* also synchronous=FULL in SQLite (the log is always synced) */
     int64_t cache_kib;
@@ -60,6 +77,8 @@ typedef struct mesh_domain_opts {
     mesh_space_t *space;
     mesh_domain_events_fn events; /* alert transitions (NULL: dropped) */
     void *events_arg;
+    mesh_domain_refresh_fn refresh; /* refreshes of derived products (NULL: not reported) */
+    void *refresh_arg;
 } mesh_domain_opts_t;
 
 /*
