@@ -29,6 +29,12 @@
 #define CHECK_FAILS    3    /* divergence checks failing in a row before a pause */
 #define CHECK_PAUSE_NS (10000LL * 1000000LL) /* the pause (no leader, permission refused) */
 #define CHECK_PROBES   32                    /* records compared at one check, at most */
+/* Deliveries compared with the stream leader's record before they are applied, after each
+ * (re)creation of the consumer: then its leader may be a server rejoining after a partition,
+ * whose copy of the stream may hold records the majority's does not (nats-server 2.9.10 keeps
+ * a record the cut-off leader stored but never committed, at a sequence where the majority
+ * stored another). */
+#define VERIFY_AFTER_MAKE MESH_REPL_FETCH
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -56,6 +62,7 @@ struct mesh_repl {
     int suspect;         /* stream infos in a row that saw this node diverge from the stream */
     int check_fails;     /* divergence checks in a row that could not read the stream */
     uint64_t verified;   /* the records up to it were found the stream's (0: none yet) */
+    int verify_left;     /* deliveries still compared with the leader's before they apply */
     int64_t check_after; /* no divergence check before this (mono ns) */
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
@@ -212,6 +219,7 @@ static bool make_consumer(mesh_repl_t *r)
     }
     LOG_INFO("mesh", "stream %s: consuming as %s from sequence %llu", r->stream, node,
              (unsigned long long)pos + 1);
+    r->verify_left = VERIFY_AFTER_MAKE;
     return true;
 }
 
@@ -270,6 +278,46 @@ static bool gap_ok(mesh_repl_t *r, uint64_t next, uint64_t seq)
                   (unsigned long long)seq, (unsigned long long)next, (unsigned long long)next,
                   nats_text(s));
     return false;
+}
+
+/* Before a delivery of seq applies (verify_left): the stream leader's record there. *lm: NULL
+ * when the delivery is the leader's record, else the leader's (the caller applies it instead
+ * and destroys it). false: apply nothing from seq on (no leader to ask, or the leader does not
+ * hold seq: the delivery is from a copy ahead of the stream). */
+static bool verify_delivery(mesh_repl_t *r, uint64_t seq, natsMsg *msg, natsMsg **lm)
+{
+    *lm = NULL;
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+    natsStatus s = get_record(r, seq, &m, &jerr);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        set_state(r, "error",
+                  "sequence %llu delivered, and the stream's leader %s: not applied; the consumer "
+                  "is made again",
+                  (unsigned long long)seq,
+                  jerr == JSNoMessageFoundErr ? "does not hold it" : "could not be asked");
+        return false;
+    }
+    uint64_t mine = mesh_fp64(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+    uint64_t theirs = mesh_fp64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    if (mine == theirs) {
+        natsMsg_Destroy(m);
+        return true;
+    }
+    const char *a = NULL, *b = NULL;
+    natsMsgHeader_Get(msg, "Nats-Msg-Id", &a);
+    natsMsgHeader_Get(m, "Nats-Msg-Id", &b);
+    pthread_mutex_lock(&r->mu);
+    r->st.divergences++;
+    pthread_mutex_unlock(&r->mu);
+    LOG_ERROR("mesh",
+              "stream %s: sequence %llu was delivered as record %s, which is not the stream's "
+              "(its leader holds %s there: the consumer reads a server's divergent copy); the "
+              "leader's record is applied",
+              r->stream, (unsigned long long)seq, a ? a : "-", b ? b : "-");
+    *lm = m;
+    return true;
 }
 
 /* Compares what this node applied at seq with what the stream's leader holds there: 0 the
@@ -438,9 +486,10 @@ static bool consume(mesh_repl_t *r)
     bool ok = true;
     mesh_repl_rec_t *v = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *v);
     natsMsg **mv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *mv);
+    natsMsg **lv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *lv); /* leader's */
     size_t nv = 0;
     uint64_t pos = r->position(r->arg, r->domain), next = pos + 1;
-    for (int i = 0; i < list.Count && ok && v && mv; i++) {
+    for (int i = 0; i < list.Count && ok && v && mv && lv; i++) {
         natsMsg *msg = list.Msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
@@ -466,15 +515,24 @@ static bool consume(mesh_repl_t *r)
             ok = false; /* the records before it are applied; this one and later come again */
             break;
         }
+        natsMsg *lm = NULL;
+        if (r->verify_left > 0 && !verify_delivery(r, seq, msg, &lm)) {
+            ok = false; /* the records before it are applied; this one and later come again */
+            break;
+        }
+        if (r->verify_left > 0)
+            r->verify_left--;
+        const natsMsg *rec = lm ? lm : msg; /* the stream's record */
         const char *id = NULL;
-        if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK)
+        if (natsMsgHeader_Get((natsMsg *)rec, "Nats-Msg-Id", &id) != NATS_OK)
             id = NULL;
-        v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(msg),
-                                  (size_t)natsMsg_GetDataLength(msg), id};
+        v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(rec),
+                                  (size_t)natsMsg_GetDataLength(rec), id};
+        lv[nv] = lm;
         mv[nv++] = msg;
         next = seq + 1;
     }
-    if (v == NULL || mv == NULL)
+    if (v == NULL || mv == NULL || lv == NULL)
         ok = false;
     size_t done = 0;
     mesh_err_t e;
@@ -495,8 +553,11 @@ static bool consume(mesh_repl_t *r)
                   e.msg[0] ? e.msg : mesh_status_text(st));
         ok = false;
     }
+    for (size_t i = 0; lv && i < nv; i++)
+        natsMsg_Destroy(lv[i]);
     free(v);
     free(mv);
+    free(lv);
     natsMsgList_Destroy(&list);
     return ok;
 }
