@@ -336,6 +336,9 @@ def run(tmp, ns, nodes):
           "divergences repaired %s, deliveries out of order %s" % (
               len(acked), last["s"][0][:2], [r.get("divergences") for r in last["r"]],
               [r.get("out_of_order") for r in last["r"]]))
+    for name, r in zip(("n1", "n2", "n3"), last["r"]):
+        if r.get("divergences"):
+            print("%s: %s" % (name, r.get("last_error")))
 
 
 if __name__ == "__main__":
