@@ -316,6 +316,10 @@ static bool verify_delivery(mesh_repl_t *r, uint64_t seq, natsMsg *msg, natsMsg 
               "(its leader holds %s there: the consumer reads a server's divergent copy); the "
               "leader's record is applied",
               r->stream, (unsigned long long)seq, a ? a : "-", b ? b : "-");
+    set_state(r, "diverged",
+              "sequence %llu was delivered as record %s, not the stream's (%s): the leader's "
+              "record was applied",
+              (unsigned long long)seq, a ? a : "-", b ? b : "-");
     *lm = m;
     return true;
 }
