@@ -22,6 +22,7 @@ void mesh_derivation_free(mesh_derivation_t *d)
         free(d->columns[i]);
     free(d->columns);
     free(d->sql);
+    free(d->definer);
     free(d);
 }
 

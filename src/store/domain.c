@@ -16,6 +16,11 @@
  *                  the keys (store.h mesh_store_dispose); little-endian. The keys of an
  *                  erasure were collected by a query before the record was written, so
  *                  replay and replicas delete the same rows whatever the clock says.
+ *   'F' refresh:   the new content of a derived product defined by SQL (node/derived.c):
+ *                  u8 mode ('f': full, every row replaced), u8 name length, the product's
+ *                  name, i64 high-water mark (ns, 0: none; kept for incremental refreshes),
+ *                  then a batch record ('B' bytes) of its rows. Applied in one savepoint: the
+ *                  old rows go and the new ones come together, so a crash leaves either.
  *   'S' stream:    8 bytes (little-endian) of a sequence of the domain's JetStream stream,
  *                  then a record of the kinds above as the stream carried it (replication,
  *                  docs/mesh.md). Applied only when that sequence is above the one the store
@@ -82,6 +87,7 @@ enum {
     K_ALERT = 'A',
     K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
+    K_REFRESH = 'F', /* a derived product's new rows: see the header */
     K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
     K_ORIGIN = 'O',  /* async: u64 origin, u64 origin seq, u64 previous origin seq, record */
     K_CHECKPOINT = 'K',
@@ -438,16 +444,11 @@ static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
 {
     for (size_t i = 0; i < c->nproducts; i++) {
         const mesh_product_t *p = &c->products[i];
-        if (p->derive && p->derive->kind == MESH_DERIVE_SQL)
-            return mesh_err_set(err, MESH_INVALID,
-                                "derived product %s.%s: derivations by SQL are not supported yet "
-                                "(only aggregate)",
-                                domain, p->name);
-        if (p->derive == NULL)
+        /* a derivation by SQL is checked by the node, which has the query engine
+         * (node/derived.c): its columns are those its query gives the definer */
+        if (p->derive == NULL || p->derive->kind == MESH_DERIVE_SQL)
             continue;
         const mesh_product_t *src = agg_source(l, c, p);
-        if (p->derive->kind == MESH_DERIVE_SQL)
-            continue;
         if (src == NULL)
             return mesh_err_set(err, MESH_INVALID, "derived product %s.%s: no source product %s.%s",
                                 domain, p->name, domain, p->derive->source);
@@ -922,6 +923,49 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
                 it->res.rows = (size_t)deleted;
             else
                 a->rres.rows = (size_t)deleted;
+        }
+        return st;
+    }
+    case K_REFRESH: {
+        size_t nl = n > 2 ? p[2] : 0;
+        if (n < 3 || p[1] != 'f' || nl == 0 || nl > MESH_NAME_MAX || n < 3 + nl + 9 ||
+            p[3 + nl + 8] != K_BATCH)
+            return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad refresh",
+                                (unsigned long long)seq);
+        char name[MESH_NAME_MAX + 1];
+        memcpy(name, p + 3, nl);
+        name[nl] = '\0';
+        const mesh_product_t *pp = clist_product(&a->work, name, NULL);
+        if (pp == NULL || pp->derive == NULL || pp->derive->kind != MESH_DERIVE_SQL)
+            return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", d->name,
+                                name);
+        int64_t deleted = 0;
+        if ((st = mesh_store_truncate(d->store, pp, &deleted, err)) != MESH_OK)
+            return st;
+        mesh_batch_t b;
+        char idem[256];
+        mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
+        b.limits.max_rows = SIZE_MAX;
+        b.limits.max_arena = SIZE_MAX;
+        const uint8_t *bp = p + 3 + nl + 8;
+        size_t bn = n - (3 + nl + 8);
+        st = mesh_batch_decode(bp + 1, bn - 1, work_lookup, a, &b, idem, sizeof idem, err);
+        for (size_t i = 0; st == MESH_OK && i < b.nparts; i++)
+            if (b.parts[i].product != pp)
+                st = mesh_err_set(err, MESH_CORRUPT,
+                                  "log record %llu: a refresh of %s holds "
+                                  "rows of another product",
+                                  (unsigned long long)seq, name);
+        mesh_apply_result_t res;
+        memset(&res, 0, sizeof res);
+        if (st == MESH_OK && b.nparts)
+            st = mesh_store_apply_batch(d->store, seq, &b, NULL, &res, err);
+        mesh_batch_free(&b);
+        if (st == MESH_OK) {
+            if (it)
+                it->res.rows = res.rows;
+            else
+                a->rres.rows = res.rows;
         }
         return st;
     }
@@ -3126,6 +3170,69 @@ mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char wh
         *err = it.err;
     if (st == MESH_OK) {
         *deleted = (int64_t)it.res.rows;
+        if (seq)
+            *seq = it.res.seq;
+    }
+    return st;
+}
+
+/* ---- derived products defined by SQL (node/derived.c) ---- */
+
+mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const mesh_batch_t *b,
+                                  int64_t *rows, uint64_t *seq, mesh_err_t *err)
+{
+    *rows = 0;
+    size_t nl = strlen(product);
+    if (nl == 0 || nl > MESH_NAME_MAX)
+        return mesh_err_set(err, MESH_INVALID, "a bad refresh");
+    pthread_mutex_lock(&d->state_lock);
+    const mesh_product_t *pp = clist_product(&d->current, product, NULL);
+    bool ok = pp && pp->derive && pp->derive->kind == MESH_DERIVE_SQL;
+    pthread_mutex_unlock(&d->state_lock);
+    if (!ok)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", d->name,
+                            product);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_REFRESH;
+    snprintf(it.product, sizeof it.product, "%s", product);
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_buf_addc(&it.payload, K_REFRESH);
+    mesh_buf_addc(&it.payload, 'f');
+    mesh_buf_addc(&it.payload, (char)nl);
+    mesh_buf_add(&it.payload, product, nl);
+    uint8_t hw[8] = {0};
+    mesh_buf_add(&it.payload, hw, 8);
+    mesh_buf_addc(&it.payload, K_BATCH);
+    mesh_status_t st = mesh_batch_encode(b, NULL, &it.payload);
+    if (st != MESH_OK || it.payload.data == NULL) {
+        mesh_buf_free(&it.payload);
+        return mesh_err_set(err, MESH_TOO_LARGE,
+                            "the derived product's rows are too large for a "
+                            "log record");
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        mesh_buf_free(&it.payload);
+        if (rst == MESH_OK) {
+            *rows = (int64_t)ar.rows;
+            if (seq)
+                *seq = ar.stream_seq;
+        }
+        return rst;
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (st != MESH_OK && err && it.err.code != MESH_OK)
+        *err = it.err;
+    if (st == MESH_OK) {
+        *rows = (int64_t)it.res.rows;
         if (seq)
             *seq = it.res.seq;
     }

@@ -225,6 +225,12 @@ mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, s
 mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
                                   int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
                                   int64_t *deleted, uint64_t *seq, mesh_err_t *err);
+/* Replaces every row of product (a derived product defined by SQL) with the rows of batch b
+ * (its only product), as one 'F' record through the log: applied in one transaction, so a
+ * crash leaves the old rows or the new ones, never a mix. *rows: rows written; *seq (may be
+ * NULL): the record's log position. */
+mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const mesh_batch_t *b,
+                                  int64_t *rows, uint64_t *seq, mesh_err_t *err);
 /* Gives free pages of the database back to the file system (a writer job: incremental vacuum
  * of at most max_pages, 0: all); the file shrinks at the next checkpoint. */
 mesh_status_t mesh_domain_vacuum(mesh_domain_t *d, int64_t max_pages, int64_t *freed,

@@ -357,6 +357,10 @@ typedef struct mesh_dispose {
 mesh_status_t mesh_store_key_add(mesh_buf_t *b, const mesh_datum_t *v);
 mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
                                  bool replay, int64_t *deleted, mesh_err_t *err);
+/* Deletes every row of the row-layout product p inside the writer's open transaction (the
+ * full refresh of a derived product, store/domain.c 'F' records). *deleted: rows removed. */
+mesh_status_t mesh_store_truncate(mesh_store_t *s, const mesh_product_t *p, int64_t *deleted,
+                                  mesh_err_t *err);
 /* Gives free pages back to the file system (incremental vacuum, at most max_pages; outside a
  * transaction). *freed: pages released (0 when the database is not in incremental
  * auto-vacuum mode: created before meshd set it; VACUUM converts it). */
