@@ -92,7 +92,33 @@ typedef struct mesh_derive_spec {
 } mesh_derive_spec_t;
 mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out, mesh_err_t *err);
 
-#endif
+/* ---- the shape of a SQL definition (derive/sqlshape.c) ---- */
+
+#define MESH_SQL_MAX_ITEMS 256
+
+/* One item of a top-level SELECT list: its text (with its alias) at sql[off, off + len). */
+typedef struct mesh_sql_item {
+    size_t off, len;
+    bool star;     /* "*" or "t.*": expands to several columns */
+    bool hides;    /* one call of a hiding aggregate (count, sum, total, avg), possibly inside
+                    * round(), cast() or coalesce(E, number) */
+    bool masks;    /* one call of a masking function (mask, mask_hash), likewise */
+    char head[32]; /* the function called at the top of the item, lower case ("" if none) */
+} mesh_sql_item_t;
+
+typedef struct mesh_sql_shape {
+    mesh_sql_item_t items[MESH_SQL_MAX_ITEMS];
+    size_t nitems;
+    size_t list_end; /* offset of what follows the list (FROM ...), or the length */
+    bool distinct;
+    bool subquery_from; /* a subquery after the list (FROM (SELECT ...), IN (SELECT ...)) */
+} mesh_sql_shape_t;
+
+/* Splits the top-level SELECT list of sql (n <= MESH_DERIVE_MAX_SQL bytes). Not a parser: a
+ * bounded tokenizer that finds the items of one plain SELECT. MESH_UNSUPPORTED for any other
+ * shape (WITH, VALUES, UNION/INTERSECT/EXCEPT, unterminated text, more than
+ * MESH_SQL_MAX_ITEMS items), MESH_TOO_LARGE above the bound. */
+mesh_status_t mesh_sql_select_shape(const char *sql, size_t n, mesh_sql_shape_t *out);
 
 /* ---- POST /v1/derive/{domain}/{product} (http/api_lineage.c) ---- */
 
@@ -106,3 +132,5 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
 mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation_t **out,
                                         char *desc, size_t cap, mesh_err_t *err);
 void mesh_derivation_free(mesh_derivation_t *d);
+
+#endif

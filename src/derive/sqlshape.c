@@ -1,0 +1,278 @@
+/*
+ * sqlshape.c - the shape of a derived product's SQL: its top-level SELECT list, split into
+ * items, and for each item whether it is one hiding aggregate or one masking call
+ * (docs/derived.md "Lineage of a SQL definition"). Outside input: bounded
+ * (MESH_DERIVE_MAX_SQL bytes, MESH_SQL_MAX_ITEMS items), fuzzed (fuzz/fuzz_sql_shape.c).
+ *
+ * This is not a SQL parser and never decides what a query may do (the sandbox does): it only
+ * finds where each result expression starts and ends, so that query/lineage.c can ask SQLite
+ * which columns each one reads. Anything it does not understand is MESH_UNSUPPORTED, and
+ * lineage then falls back to what SQLite alone tells (column origins, or every column read).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "derive/derive.h"
+
+typedef enum { T_WORD, T_NUM, T_STR, T_QID, T_LP, T_RP, T_COMMA, T_STAR, T_DOT, T_OTHER } tkind_t;
+
+typedef struct tok {
+    tkind_t k;
+    size_t off, len;
+    int depth; /* parenthesis depth before the token */
+} tok_t;
+
+#define MAX_TOKENS 8192
+
+typedef struct lexer {
+    const char *s;
+    size_t n;
+    tok_t *t;
+    size_t nt;
+} lexer_t;
+
+/* Splits s into tokens (comments and spaces dropped). MESH_UNSUPPORTED for an unterminated
+ * string, quoted name or comment, unbalanced parentheses or too many tokens. */
+static mesh_status_t lex(lexer_t *x)
+{
+    const char *s = x->s;
+    size_t n = x->n, i = 0;
+    int depth = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (isspace(c)) {
+            i++;
+            continue;
+        }
+        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+            while (i < n && s[i] != '\n')
+                i++;
+            continue;
+        }
+        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+            size_t e = i + 2;
+            while (e + 1 < n && !(s[e] == '*' && s[e + 1] == '/'))
+                e++;
+            if (e + 1 >= n)
+                return MESH_UNSUPPORTED;
+            i = e + 2;
+            continue;
+        }
+        if (x->nt >= MAX_TOKENS)
+            return MESH_UNSUPPORTED;
+        tok_t *t = &x->t[x->nt++];
+        t->off = i;
+        t->depth = depth;
+        if (c == '\'' || c == '"' || c == '`' || c == '[') {
+            char close = c == '[' ? ']' : (char)c;
+            size_t e = i + 1;
+            for (;;) {
+                if (e >= n)
+                    return MESH_UNSUPPORTED;
+                if (s[e] == close) {
+                    if (close != ']' && e + 1 < n && s[e + 1] == close) {
+                        e += 2;
+                        continue;
+                    }
+                    break;
+                }
+                e++;
+            }
+            t->k = c == '\'' ? T_STR : T_QID;
+            t->len = e + 1 - i;
+            i = e + 1;
+            continue;
+        }
+        if (isalpha(c) || c == '_' || c >= 0x80) {
+            size_t e = i;
+            while (e < n && (isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == '$' ||
+                             (unsigned char)s[e] >= 0x80))
+                e++;
+            t->k = T_WORD;
+            t->len = e - i;
+            i = e;
+            continue;
+        }
+        if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
+            size_t e = i;
+            while (e < n &&
+                   (isalnum((unsigned char)s[e]) || s[e] == '.' ||
+                    ((s[e] == '+' || s[e] == '-') && (s[e - 1] == 'e' || s[e - 1] == 'E'))))
+                e++;
+            t->k = T_NUM;
+            t->len = e - i;
+            i = e;
+            continue;
+        }
+        t->len = 1;
+        i++;
+        switch (c) {
+        case '(':
+            t->k = T_LP;
+            depth++;
+            break;
+        case ')':
+            t->k = T_RP;
+            if (--depth < 0)
+                return MESH_UNSUPPORTED;
+            t->depth = depth;
+            break;
+        case ',':
+            t->k = T_COMMA;
+            break;
+        case '*':
+            t->k = T_STAR;
+            break;
+        case '.':
+            t->k = T_DOT;
+            break;
+        default:
+            t->k = T_OTHER;
+        }
+    }
+    return depth == 0 ? MESH_OK : MESH_UNSUPPORTED;
+}
+
+static bool word_is(const lexer_t *x, size_t i, const char *w)
+{
+    return i < x->nt && x->t[i].k == T_WORD && x->t[i].len == strlen(w) &&
+           strncasecmp(x->s + x->t[i].off, w, x->t[i].len) == 0;
+}
+
+static bool word_in(const lexer_t *x, size_t i, const char *const *ws)
+{
+    for (; *ws; ws++)
+        if (word_is(x, i, *ws))
+            return true;
+    return false;
+}
+
+/* The index of the token closing the parenthesis opened at lp (a T_LP). */
+static size_t close_of(const lexer_t *x, size_t lp)
+{
+    for (size_t k = lp + 1; k < x->nt; k++)
+        if (x->t[k].k == T_RP && x->t[k].depth == x->t[lp].depth)
+            return k;
+    return x->nt;
+}
+
+/* The aggregates that show no single input value (docs/derived.md). min, max and
+ * group_concat pass values through: they are not here. */
+static const char *const hiding_aggs[] = {"count", "sum", "total", "avg", NULL};
+/* meshd's masking functions (query/sqlfuncs.c). */
+static const char *const mask_funcs[] = {"mask", "mask_hash", NULL};
+
+/* Whether tokens [a, b] are one call F(...) with F in fs, or round(E, N) / cast(E AS T) /
+ * coalesce(E, N) (N a number) around such a call E. */
+static bool one_call(const lexer_t *x, size_t a, size_t b, const char *const *fs, int nest)
+{
+    if (a + 2 > b || b >= x->nt || nest > 8 || x->t[a + 1].k != T_LP)
+        return false;
+    size_t rp = close_of(x, a + 1);
+    if (rp != b)
+        return false;
+    if (word_in(x, a, fs))
+        return true;
+    if (word_is(x, a, "round") || word_is(x, a, "coalesce") || word_is(x, a, "ifnull")) {
+        /* round(E) | round(E, N) */
+        size_t e = b - 1;
+        if (e >= a + 4 && x->t[e].k == T_NUM && x->t[e - 1].k == T_COMMA &&
+            x->t[e - 1].depth == x->t[a + 1].depth + 1)
+            return one_call(x, a + 2, e - 2, fs, nest + 1);
+        return word_is(x, a, "round") && one_call(x, a + 2, b - 1, fs, nest + 1);
+    }
+    if (word_is(x, a, "cast") && b >= a + 5 && x->t[b - 1].k == T_WORD && word_is(x, b - 2, "as"))
+        return one_call(x, a + 2, b - 3, fs, nest + 1);
+    return false;
+}
+
+static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out);
+
+mesh_status_t mesh_sql_select_shape(const char *sql, size_t n, mesh_sql_shape_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n > MESH_DERIVE_MAX_SQL)
+        return MESH_TOO_LARGE;
+    lexer_t x = {.s = sql, .n = n, .t = malloc(MAX_TOKENS * sizeof(tok_t))};
+    if (x.t == NULL)
+        return MESH_NOMEM;
+    mesh_status_t st = shape(&x, out);
+    free(x.t);
+    return st;
+}
+
+static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out)
+{
+    lexer_t x = *xp;
+    const char *sql = x.s;
+    size_t n = x.n;
+    mesh_status_t st = lex(&x);
+    if (st != MESH_OK)
+        return st;
+    /* a trailing ';' */
+    if (x.nt && x.t[x.nt - 1].k == T_OTHER && sql[x.t[x.nt - 1].off] == ';')
+        x.nt--;
+    if (!word_is(&x, 0, "select"))
+        return MESH_UNSUPPORTED; /* WITH, VALUES, ... */
+    static const char *const compound[] = {"union", "intersect", "except", NULL};
+    static const char *const list_end[] = {"from",   "where", "group", "having",
+                                           "window", "order", "limit", NULL};
+    for (size_t i = 0; i < x.nt; i++)
+        if (x.t[i].depth == 0 && (word_in(&x, i, compound) || (i > 0 && word_is(&x, i, "select"))))
+            return MESH_UNSUPPORTED;
+    size_t i = 1;
+    if (word_is(&x, i, "distinct") || word_is(&x, i, "all")) {
+        out->distinct = word_is(&x, i, "distinct");
+        i++;
+    }
+    size_t start = i;
+    for (;; i++) {
+        bool end = i >= x.nt || (x.t[i].depth == 0 && word_in(&x, i, list_end));
+        if (end || (x.t[i].depth == 0 && x.t[i].k == T_COMMA)) {
+            if (i == start)
+                return MESH_UNSUPPORTED;
+            if (out->nitems >= MESH_SQL_MAX_ITEMS)
+                return MESH_UNSUPPORTED;
+            mesh_sql_item_t *it = &out->items[out->nitems++];
+            it->off = x.t[start].off;
+            it->len = x.t[i - 1].off + x.t[i - 1].len - it->off;
+            /* the expression without its alias: "E AS a" or "E a" */
+            size_t last = i - 1;
+            if (last > start && (x.t[last].k == T_WORD || x.t[last].k == T_QID) &&
+                word_is(&x, last - 1, "as"))
+                last -= 2;
+            else if (last > start && (x.t[last].k == T_WORD || x.t[last].k == T_QID) &&
+                     (x.t[last - 1].k == T_RP || x.t[last - 1].k == T_WORD ||
+                      x.t[last - 1].k == T_QID || x.t[last - 1].k == T_NUM ||
+                      x.t[last - 1].k == T_STR) &&
+                     !word_is(&x, last, "end") && !word_is(&x, last - 1, "distinct"))
+                last -= 1;
+            for (size_t k = start; k <= last; k++)
+                if (x.t[k].k == T_STAR && (k == start || x.t[k - 1].k == T_DOT))
+                    it->star = true;
+            it->hides = one_call(&x, start, last, hiding_aggs, 0);
+            it->masks = one_call(&x, start, last, mask_funcs, 0);
+            if (x.t[start].k == T_WORD) {
+                size_t l =
+                    x.t[start].len < sizeof it->head - 1 ? x.t[start].len : sizeof it->head - 1;
+                for (size_t k = 0; k < l; k++)
+                    it->head[k] = (char)tolower((unsigned char)sql[x.t[start].off + k]);
+                it->head[l] = '\0';
+                if (start + 1 > last || x.t[start + 1].k != T_LP)
+                    it->head[0] = '\0'; /* a name, not a call */
+            }
+            start = i + 1;
+            if (end) {
+                out->list_end = i < x.nt ? x.t[i].off : n;
+                for (size_t k = i; k < x.nt; k++)
+                    if (x.t[k].depth > 0 && word_is(&x, k, "select"))
+                        out->subquery_from = true;
+                break;
+            }
+        }
+    }
+    return MESH_OK;
+}
