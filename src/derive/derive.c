@@ -313,6 +313,11 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
         mesh_buf_adds(b, "          sql: ");
         yq(b, d->sql);
         mesh_buf_addc(b, '\n');
+        if (d->definer) {
+            mesh_buf_adds(b, "          definer: ");
+            yq(b, d->definer);
+            mesh_buf_addc(b, '\n');
+        }
     }
     if (d->refresh_ns) {
         mesh_buf_adds(b, "          refresh: \"");

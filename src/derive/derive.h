@@ -125,8 +125,9 @@ mesh_status_t mesh_sql_select_shape(const char *sql, size_t n, mesh_sql_shape_t 
 #define MESH_DERIVE_REQUEST_MAX 65536 /* bytes of a request body */
 
 /* A request to derive a product: JSON {"aggregate": {"source", "bucket", "groupBy",
- * "columns"}, "description"}. Bounded (MESH_DERIVE_REQUEST_MAX bytes, MESH_DERIVE_MAX_COLS
- * names, names checked). On success *out holds an aggregate derivation (free with
+ * "columns"}, "description"} or {"sql", "refresh", "description"}. Bounded
+ * (MESH_DERIVE_REQUEST_MAX bytes, MESH_DERIVE_MAX_SQL bytes of SQL, MESH_DERIVE_MAX_COLS
+ * names, names checked). On success *out holds the derivation (free with
  * mesh_derivation_free) and desc (cap bytes) the description ("" when none). MESH_PARSE or
  * MESH_INVALID with the reason. */
 mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation_t **out,

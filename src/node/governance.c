@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "catalog/governance.h"
+#include "node/derived.h"
 #include "store/domain.h"
 
 #define ERASE_MAX_KEYS        1000000
@@ -126,10 +127,25 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
     if (st == MESH_OK)
         st = flush_keys(sd, p, &keys, &nkeys, rep, err);
     mesh_buf_free(&keys);
-    if (st == MESH_OK && derived_fn) {
+    /* the products derived by SQL from it are recomputed from what remains (node/derived.c),
+     * then the hook's products, if any */
+    size_t nsql = 0;
+    if (st == MESH_OK) {
         mesh_buf_addc(&rep->derived, '[');
-        st = derived_fn(derived_arg, n, p, where, &rep->derived, err);
-        mesh_buf_addc(&rep->derived, ']');
+        st = mesh__node_derived_erased(n, p, &rep->derived, &nsql, err);
     }
+    if (st == MESH_OK && derived_fn) {
+        mesh_buf_t more;
+        mesh_buf_init(&more, 1 << 20);
+        st = derived_fn(derived_arg, n, p, where, &more, err);
+        if (more.len) {
+            if (nsql)
+                mesh_buf_addc(&rep->derived, ',');
+            mesh_buf_add(&rep->derived, more.data, more.len);
+        }
+        mesh_buf_free(&more);
+    }
+    if (rep->derived.len)
+        mesh_buf_addc(&rep->derived, ']');
     return st;
 }
