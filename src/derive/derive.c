@@ -361,7 +361,9 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
         free(tags);
         mesh_buf_adds(b, "        description: ");
         char desc[256];
-        if (c->nin == 1)
+        if (c->nin == 0)
+            snprintf(desc, sizeof desc, "%s of no input column", mesh_xform_name(c->xf));
+        else if (c->nin == 1)
             snprintf(desc, sizeof desc, "%s of %s.%s.%s", mesh_xform_name(c->xf), c->in[0].domain,
                      c->in[0].product, c->in[0].column);
         else
