@@ -39,7 +39,8 @@ typedef struct mesh_lineage_in {
 typedef struct mesh_lineage_col {
     char name[64];
     mesh_ltype_t type;
-    int pk_position; /* 0: not in the key */
+    bool type_guessed; /* from values, not the query (SQL): the contract's type is kept */
+    int pk_position;   /* 0: not in the key */
     mesh_xform_t xf;
     mesh_lineage_in_t *in; /* owned */
     size_t nin;
@@ -75,6 +76,9 @@ mesh_status_t mesh_derive_check_columns(const mesh_product_t *p, const mesh_line
  * a transform keeps the most restrictive classification (restricted > confidential >
  * internal > public) and the union of the tags. lookup gives an input column (NULL when
  * unknown). class_out (cap bytes) is "" when none; tags are appended to *tags (owned). */
+/* The rank of a classification: public 0, internal 1, confidential 2, restricted 3, another
+ * text 2, none (NULL or "") -1. */
+int mesh_derive_class_rank(const char *c);
 typedef const mesh_column_t *(*mesh_derive_col_lookup_fn)(void *arg, const mesh_lineage_in_t *in);
 mesh_status_t mesh_derive_propagate(const mesh_lineage_col_t *c, mesh_derive_col_lookup_fn lookup,
                                     void *arg, char *class_out, size_t cap, char ***tags,

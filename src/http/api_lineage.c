@@ -315,8 +315,9 @@ static void derive_sql(mesh_req_t *r, mesh_derivation_t *d, const char *desc)
         return;
     }
     mesh_lineage_t l;
-    mesh_status_t st = mesh_query_lineage(r->node->qpool, s, mesh_req_policy(r), &r->who, d->sql,
-                                          strlen(d->sql), r->node->opts.query_timeout, &l, &err);
+    mesh_status_t st =
+        mesh_query_lineage(r->node->qpool, s, mesh_req_policy(r), &r->who, d->sql, strlen(d->sql),
+                           r->node->opts.query_timeout, 1000, &l, &err);
     for (size_t k = 0; st == MESH_OK && k < l.ntables; k++)
         if (strcmp(l.tables[k].domain, domain) == 0 && strcmp(l.tables[k].product, name) == 0)
             st = mesh_err_set(&err, MESH_INVALID, "a derived product cannot read itself");

@@ -21,6 +21,7 @@
  * product whose refresh interval (derivation.refresh, default 1m) has passed since its last
  * attempt; a contract applied and an erasure upstream refresh at once.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -119,7 +120,58 @@ static mesh_status_t sql_lineage(mesh_node_t *n, mesh_snapshot_t *snap, mesh_pol
 {
     const char *sql = p->derive->sql;
     return mesh_query_lineage(n->qpool, snap, policy, who, sql, strlen(sql), n->opts.query_timeout,
-                              l, err);
+                              0, l, err);
+}
+
+static const mesh_column_t *col_lookup(void *arg, const mesh_lineage_in_t *in)
+{
+    const mesh_snapshot_t *s = arg;
+    const mesh_product_t *p = mesh_snapshot_product(s, in->domain, in->product);
+    int c = p ? mesh_product_col(p, in->column, strlen(in->column)) : -1;
+    return c < 0 ? NULL : &p->cols[c];
+}
+
+/* Each column of p must declare at least the classification and the tags it inherits from its
+ * inputs (derived.md "Classification along lineage"): a tag mask then reaches it. */
+static mesh_status_t check_inherited(const mesh_snapshot_t *snap, const mesh_product_t *p,
+                                     const mesh_lineage_t *l, mesh_err_t *err)
+{
+    mesh_status_t st = MESH_OK;
+    for (size_t i = 0; i < l->ncols && st == MESH_OK; i++) {
+        char cls[64];
+        char **tags = NULL;
+        size_t ntags = 0;
+        int pc = mesh_product_col(p, l->cols[i].name, strlen(l->cols[i].name));
+        if (pc < 0)
+            continue;
+        const mesh_column_t *c = &p->cols[pc];
+        st = mesh_derive_propagate(&l->cols[i], col_lookup, (void *)snap, cls, sizeof cls, &tags,
+                                   &ntags);
+        if (st != MESH_OK)
+            st = mesh_err_set(err, st, "out of memory");
+        if (st == MESH_OK && cls[0] &&
+            mesh_derive_class_rank(c->classification) < mesh_derive_class_rank(cls))
+            st = mesh_err_set(err, MESH_INVALID,
+                              "derived product %s.%s: column %s inherits classification %s from "
+                              "its inputs; declare it (meshctl product derive --dry-run writes "
+                              "it)",
+                              p->domain, p->name, c->name, cls);
+        for (size_t k = 0; k < ntags && st == MESH_OK; k++) {
+            bool have = false;
+            for (size_t t = 0; t < c->n_tags && !have; t++)
+                have = strcmp(c->tags[t], tags[k]) == 0;
+            if (!have)
+                st = mesh_err_set(err, MESH_INVALID,
+                                  "derived product %s.%s: column %s inherits tag %s from its "
+                                  "inputs; declare it (meshctl product derive --dry-run writes "
+                                  "it)",
+                                  p->domain, p->name, c->name, tags[k]);
+        }
+        for (size_t k = 0; k < ntags; k++)
+            free(tags[k]);
+        free(tags);
+    }
+    return st;
 }
 
 mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy_t *policy,
@@ -151,6 +203,8 @@ mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, me
                                   c->domain, p->name);
         if (st == MESH_OK)
             st = mesh_derive_check_columns(p, &l, err);
+        if (st == MESH_OK)
+            st = check_inherited(snap, p, &l, err);
         mesh_lineage_free(&l);
         if (st != MESH_OK)
             return st;
@@ -424,8 +478,16 @@ static bool reads_any(mesh_node_t *n, mesh_snapshot_t *snap, const mesh_product_
 {
     mesh_lineage_t l;
     mesh_err_t err;
-    if (mesh__node_derived_lineage(n, snap, q, &l, &err) != MESH_OK)
+    if (mesh__node_derived_lineage(n, snap, q, &l, &err) != MESH_OK) {
+        /* no lineage (its definer revoked): it reads a product if its query names it (no view
+         * or alias can hide a name: the sandbox has none) */
+        for (size_t k = 0; k < nids; k++) {
+            const char *dot = strchr(ids[k], '.');
+            if (dot && strcasestr(q->derive->sql, dot + 1))
+                return true;
+        }
         return false;
+    }
     bool hit = false;
     for (size_t t = 0; t < l.ntables && !hit; t++) {
         char id[130];

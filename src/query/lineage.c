@@ -177,7 +177,8 @@ prepare:
 
 mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                  const mesh_identity_t *who, const char *sql, size_t n,
-                                 int64_t timeout_ns, struct mesh_lineage *out, mesh_err_t *err)
+                                 int64_t timeout_ns, int64_t sample_rows, struct mesh_lineage *out,
+                                 mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
     if (n == 0)
@@ -185,7 +186,9 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
     if (n > MESH_DERIVE_MAX_SQL)
         return mesh_err_set(err, MESH_TOO_LARGE, "the derivation's SQL is longer than %d bytes",
                             MESH_DERIVE_MAX_SQL);
-    mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = SAMPLE_ROWS};
+    if (sample_rows < 0 || sample_rows > SAMPLE_ROWS)
+        sample_rows = SAMPLE_ROWS;
+    mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = sample_rows ? sample_rows : 1};
     mesh_query_t *q = NULL;
     mesh_status_t st = mesh_query_start(pool, snap, policy, who, sql, n, &lim, &q, err);
     if (st != MESH_OK)
@@ -244,7 +247,7 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
     }
     /* the values of the first rows, for the types of expressions */
     int rc = 0;
-    while (st == MESH_OK && (rc = mesh_query_step(q, err)) == 1) {
+    while (st == MESH_OK && sample_rows > 0 && (rc = mesh_query_step(q, err)) == 1) {
         for (int i = 0; i < ncols; i++) {
             mesh_datum_t v;
             mesh_query_value(q, i, &v);
@@ -335,9 +338,9 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
             if (it && ltype_of_head(it->head, &c->type))
                 ;
             else if (sampled[i] > 0)
-                c->type = (mesh_ltype_t)sampled[i];
-            else if (sampled[i] == 0 && it && it->hides)
-                c->type = MESH_LT_NUMBER;
+                c->type = (mesh_ltype_t)sampled[i], c->type_guessed = true;
+            else
+                c->type_guessed = true; /* string: text seen, or no value */
         }
         if (st != MESH_OK)
             st = mesh_err_set(err, st, "lineage: too many inputs");

@@ -220,6 +220,14 @@ class SqlDerived(unittest.TestCase):
                                                              "factory.devices"}, expect=200)
         st, doc = n.apply(doc["contract"].replace('name: "device"', 'name: "dev"'))
         self.assertEqual(st, 400, doc)
+        # a hand-written contract must declare what its columns inherit (here PII of temp)
+        st, doc = n.json("POST", "/v1/derive/factory/temps", {"sql": "SELECT device, temp FROM "
+                                                              "factory.readings"}, expect=200)
+        y = doc["contract"]
+        self.assertIn('tags: ["PII"]', y)
+        st, doc = n.apply(y.replace('        tags: ["PII"]\n', ""))
+        self.assertEqual(st, 400, doc)
+        self.assertIn("PII", doc["error"]["message"])
         # a product the definer may not read: a principal administering another domain only
         n.create_domain("lab")
         n.json("POST", "/v1/roles", {"name": "lab-admin"}, expect=201)

@@ -618,7 +618,7 @@ static mesh_status_t lineage(fixture_t *f, const char *sql, mesh_lineage_t *l, m
     mesh_snapshot_t *s = mesh_registry_snapshot(f->reg);
     mesh_err_clear(err);
     mesh_status_t st = mesh_query_lineage(f->pool, s, f->policy, &f->who, sql, strlen(sql),
-                                          10 * MESH_NS_PER_SEC, l, err);
+                                          10 * MESH_NS_PER_SEC, 1000, l, err);
     mesh_snapshot_put(s);
     return st;
 }
