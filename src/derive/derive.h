@@ -116,6 +116,7 @@ typedef struct mesh_sql_shape {
     size_t list_end; /* offset of what follows the list (FROM ...), or the length */
     bool distinct;
     bool subquery_from; /* a subquery after the list (FROM (SELECT ...), IN (SELECT ...)) */
+    bool row_mapping;   /* one table, each row mapped on its own: see sqlshape.c row_mapping */
 } mesh_sql_shape_t;
 
 /* Splits the top-level SELECT list of sql (n <= MESH_DERIVE_MAX_SQL bytes). Not a parser: a

@@ -191,6 +191,50 @@ static bool one_call(const lexer_t *x, size_t a, size_t b, const char *const *fs
 
 static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out);
 
+/* Whether the query maps each input row to at most one output row on its own: one table after
+ * FROM (at token from), no aggregate, grouping, window, DISTINCT, LIMIT, subquery, join or
+ * function whose value changes with time (docs/derived.md "Incremental refresh"). */
+static bool row_mapping(const lexer_t *x, size_t from)
+{
+    static const char *const never[] = {"count",
+                                        "sum",
+                                        "total",
+                                        "avg",
+                                        "min",
+                                        "max",
+                                        "group_concat",
+                                        "string_agg",
+                                        "json_group_array",
+                                        "json_group_object",
+                                        "group",
+                                        "having",
+                                        "window",
+                                        "over",
+                                        "limit",
+                                        "distinct",
+                                        "join",
+                                        "select",
+                                        "now",
+                                        "ago",
+                                        "random",
+                                        "randomblob",
+                                        "changes",
+                                        "values",
+                                        "natural",
+                                        "using",
+                                        "offset",
+                                        NULL};
+    if (!word_is(x, from, "from"))
+        return false;
+    for (size_t k = 1; k < x->nt; k++) {
+        if (word_in(x, k, never))
+            return false;
+        if (k > from && x->t[k].depth == 0 && x->t[k].k == T_COMMA)
+            return false; /* FROM a, b */
+    }
+    return true;
+}
+
 mesh_status_t mesh_sql_select_shape(const char *sql, size_t n, mesh_sql_shape_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -267,6 +311,7 @@ static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out)
             start = i + 1;
             if (end) {
                 out->list_end = i < x.nt ? x.t[i].off : n;
+                out->row_mapping = row_mapping(&x, i);
                 for (size_t k = i; k < x.nt; k++)
                     if (x.t[k].depth > 0 && word_is(&x, k, "select"))
                         out->subquery_from = true;

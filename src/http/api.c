@@ -1010,7 +1010,8 @@ void mesh_api_contracts(mesh_req_t *r)
             int64_t rows = 0;
             mesh_err_t e;
             mesh_err_clear(&e);
-            mesh_status_t rst = mesh__node_derived_refresh(r->node, domain, dp->name, &rows, &e);
+            mesh_status_t rst =
+                mesh__node_derived_refresh(r->node, domain, dp->name, true, &rows, &e);
             json_t *o2 = json_pack("{s:s,s:I}", "product", dp->name, "rows", (json_int_t)rows);
             if (rst != MESH_OK)
                 json_object_set_new(o2, "error", json_string(e.msg));

@@ -293,6 +293,7 @@ void mesh_api_lineage(mesh_req_t *r)
             json_t *rs = json_pack("{s:I,s:I,s:I}", "last_ns", (json_int_t)ds.last_ns, "next_ns",
                                    (json_int_t)ds.next_ns, "rows", (json_int_t)ds.rows);
             json_object_set_new(rs, "error", ds.error[0] ? json_string(ds.error) : json_null());
+            json_object_set_new(rs, "mode", json_string(ds.mode));
             json_object_set_new(d, "refresh", rs);
         }
         json_object_set_new(o, "definition", d);

@@ -39,13 +39,19 @@
 #define REFRESH_DEFAULT_NS (60LL * MESH_NS_PER_SEC) /* derivation.refresh not given */
 #define REFRESH_MAX_ROWS   1000000                  /* rows a refresh may write */
 #define ERASE_CHAIN_MAX    16                       /* derived products of derived products */
+#define FULL_EVERY         100 /* an incremental product is recomputed in full this often */
 
 typedef struct dstate {
     char id[130]; /* domain.product */
     int64_t last_ns, next_ns;
-    int64_t rows;
+    int64_t rows; /* rows the last successful refresh wrote */
     uint64_t seq;
-    char error[512]; /* "" after a success */
+    char error[512];    /* "" after a success */
+    const char *mode;   /* of the last successful refresh: "full", "incremental", "unchanged" */
+    uint64_t sqlhash;   /* of the definition the last full refresh ran */
+    bool inc_ready;     /* a full refresh succeeded while its input was watched */
+    int since_full;     /* incremental refreshes since */
+    int64_t policy_ver; /* the policy version of the last full refresh */
 } dstate_t;
 
 struct mesh_derived {
@@ -247,10 +253,9 @@ static void refresh_ran(mesh_node_t *n, const mesh_product_t *p, const mesh_line
 
 /* Runs p's query as who and collects its rows into b (columns matched by name). */
 static mesh_status_t run_query(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy_t *policy,
-                               const mesh_identity_t *who, const mesh_product_t *p, mesh_batch_t *b,
-                               mesh_err_t *err)
+                               const mesh_identity_t *who, const mesh_product_t *p, const char *sql,
+                               mesh_batch_t *b, mesh_err_t *err)
 {
-    const char *sql = p->derive->sql;
     mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout,
                                .max_rows = REFRESH_MAX_ROWS + 1};
     mesh_query_t *q = NULL;
@@ -315,8 +320,45 @@ static mesh_status_t run_query(mesh_node_t *n, mesh_snapshot_t *snap, mesh_polic
     return st;
 }
 
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Whether p can be refreshed incrementally (docs/derived.md "Incremental refresh"): its query
+ * maps each row of one time series on its own and passes the time column through. *src and
+ * tcol (the output column of the time) are set then. */
+static bool incremental_shape(const mesh_snapshot_t *snap, const mesh_product_t *p,
+                              const mesh_lineage_t *l, const mesh_product_t **src, char *tcol,
+                              size_t cap)
+{
+    if (l->ntables != 1)
+        return false;
+    const mesh_product_t *s =
+        mesh_snapshot_product(snap, l->tables[0].domain, l->tables[0].product);
+    if (s == NULL || s->time_col < 0)
+        return false;
+    const char *sql = p->derive->sql;
+    mesh_sql_shape_t *sh = malloc(sizeof *sh);
+    bool ok = sh && mesh_sql_select_shape(sql, strlen(sql), sh) == MESH_OK && sh->row_mapping;
+    free(sh);
+    for (size_t i = 0; ok && i < l->ncols; i++) {
+        const mesh_lineage_col_t *c = &l->cols[i];
+        if (c->xf == MESH_XF_IDENTITY && c->nin == 1 &&
+            strcmp(c->in[0].column, s->cols[s->time_col].name) == 0) {
+            snprintf(tcol, cap, "%s", c->name);
+            *src = s;
+            return true;
+        }
+    }
+    return false;
+}
+
 mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, const char *product,
-                                         int64_t *rows_out, mesh_err_t *err)
+                                         bool full, int64_t *rows_out, mesh_err_t *err)
 {
     mesh_derived_t *ds = state_of(n);
     if (ds == NULL)
@@ -335,6 +377,8 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     int64_t rows = 0;
     uint64_t seq = 0;
     mesh_identity_t who;
+    bool incremental = false, watching_ok = false;
+    const char *mode = "full";
     if (p == NULL || p->derive == NULL || p->derive->kind != MESH_DERIVE_SQL) {
         st = mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", domain, product);
         goto out;
@@ -354,16 +398,52 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
                           domain, product, p->derive->definer, why);
         goto done;
     }
+    /* incremental: the rows at or after the smallest time written to the input since the
+     * last refresh (its watch is set before a full refresh reads, so nothing is missed) */
+    const mesh_product_t *src = NULL;
+    char tcol[64] = "", watcher[140];
+    snprintf(watcher, sizeof watcher, "%s.%s", domain, product);
+    uint64_t hash = fnv1a(p->derive->sql);
+    const mesh_snap_domain_t *srcd = NULL;
+    bool watching = false;
+    if (incremental_shape(snap, p, &l, &src, tcol, sizeof tcol) &&
+        (srcd = mesh_snapshot_domain(snap, src->domain)) != NULL)
+        watching = mesh_domain_watch(srcd->dom, src->name, watcher);
+    bool ready = false;
+    pthread_mutex_lock(&ds->lock);
+    dstate_t *sp = find(ds, watcher);
+    ready = sp && sp->inc_ready && sp->sqlhash == hash && sp->since_full < FULL_EVERY &&
+            sp->policy_ver == mesh_policy_version(policy);
+    pthread_mutex_unlock(&ds->lock);
+    watching_ok = watching;
+    int64_t since = INT64_MIN;
+    bool any = watching && mesh_domain_written(srcd->dom, src->name, watcher, &since);
+    incremental = watching && ready && !full;
+    if (incremental && !any) {
+        mode = "unchanged";
+        goto done;
+    }
+    mesh_buf_t q;
+    mesh_buf_init(&q, MESH_QUERY_MAX_SQL);
+    if (incremental)
+        mesh_buf_printf(&q, "SELECT * FROM (\n%s\n) WHERE \"%s\" >= %lld", p->derive->sql, tcol,
+                        (long long)since);
+    else
+        mesh_buf_adds(&q, p->derive->sql);
     mesh_batch_t b;
     mesh_batch_limits_t lim = MESH_BATCH_DEFAULT_LIMITS;
     lim.max_rows = REFRESH_MAX_ROWS;
     lim.max_arena = 256u << 20;
     mesh_batch_init(&b, domain, lim);
     b.no_quarantine = true;
-    st = run_query(n, snap, policy, &who, p, &b, err);
+    st = q.data ? run_query(n, snap, policy, &who, p, q.data, &b, err)
+                : mesh_err_set(err, MESH_TOO_LARGE, "the query is too long");
     if (st == MESH_OK)
-        st = mesh_domain_refresh(sd->dom, product, &b, &rows, &seq, err);
+        st = mesh_domain_refresh(sd->dom, product, incremental ? tcol : NULL, since, &b, &rows,
+                                 &seq, err);
     mesh_batch_free(&b);
+    mesh_buf_free(&q);
+    mode = incremental ? "incremental" : "full";
 done:
     if (p) {
         int64_t ended = mesh_now_ns();
@@ -378,10 +458,22 @@ done:
             int64_t every = p->derive->refresh_ns ? p->derive->refresh_ns : REFRESH_DEFAULT_NS;
             s->next_ns = ended + every;
             if (st == MESH_OK) {
-                s->rows = rows;
-                s->seq = seq;
+                if (strcmp(mode, "unchanged") != 0) {
+                    s->rows = rows;
+                    s->seq = seq;
+                }
+                s->mode = mode;
                 s->error[0] = '\0';
+                if (strcmp(mode, "full") == 0) {
+                    s->inc_ready = watching_ok;
+                    s->sqlhash = fnv1a(p->derive->sql);
+                    s->since_full = 0;
+                    s->policy_ver = mesh_policy_version(policy);
+                } else {
+                    s->since_full++;
+                }
             } else {
+                s->inc_ready = false; /* the marks taken are lost: the next one is full */
                 snprintf(s->error, sizeof s->error, "%s", err->msg);
                 if (was_ok)
                     LOG_WARN("derived", "%s", err->msg);
@@ -426,7 +518,7 @@ void mesh__node_derived_tick(mesh_node_t *n)
                     continue;
                 mesh_err_t err;
                 mesh_err_clear(&err);
-                mesh__node_derived_refresh(n, p->domain, p->name, NULL, &err);
+                mesh__node_derived_refresh(n, p->domain, p->name, false, NULL, &err);
             }
         }
     }
@@ -451,6 +543,7 @@ bool mesh__node_derived_status(mesh_node_t *n, const char *domain, const char *p
         out->last_ns = ds->v[i].last_ns;
         out->next_ns = ds->v[i].next_ns;
         out->rows = ds->v[i].rows;
+        snprintf(out->mode, sizeof out->mode, "%s", ds->v[i].mode ? ds->v[i].mode : "");
         snprintf(out->error, sizeof out->error, "%s", ds->v[i].error);
     }
     pthread_mutex_unlock(&ds->lock);
@@ -533,7 +626,7 @@ mesh_status_t mesh__node_derived_erased(mesh_node_t *n, const mesh_product_t *sr
                     mesh_err_t e;
                     mesh_err_clear(&e);
                     mesh_status_t rst =
-                        mesh__node_derived_refresh(n, q->domain, q->name, &rows, &e);
+                        mesh__node_derived_refresh(n, q->domain, q->name, true, &rows, &e);
                     bool emptied = false;
                     if (rst != MESH_OK) {
                         /* no erased value may stay: an empty content until a refresh works */
@@ -541,7 +634,7 @@ mesh_status_t mesh__node_derived_erased(mesh_node_t *n, const mesh_product_t *sr
                         mesh_batch_init(&b, q->domain, MESH_BATCH_DEFAULT_LIMITS);
                         int64_t r0 = 0;
                         mesh_err_t e2;
-                        st = mesh_domain_refresh(sd->dom, q->name, &b, &r0, NULL, &e2);
+                        st = mesh_domain_refresh(sd->dom, q->name, NULL, 0, &b, &r0, NULL, &e2);
                         mesh_batch_free(&b);
                         if (st != MESH_OK)
                             mesh_err_set(err, st, "%s.%s: %s", q->domain, q->name, e2.msg);

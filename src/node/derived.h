@@ -19,18 +19,21 @@ mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, me
                                        const mesh_identity_t *who, const mesh_contract_t *c,
                                        mesh_err_t *err);
 
-/* Refreshes domain.product now, as its definer: a full recompute written as one log record.
- * *rows (may be NULL): rows it holds now. The outcome is audited and kept for
+/* Refreshes domain.product now, as its definer, in one log record: a full recompute, or (full
+ * false, an incremental shape, and a full refresh done before on this node) the rows at or
+ * after the smallest time written to its input since, or nothing when nothing was written.
+ * *rows (may be NULL): rows written. The outcome is audited and kept for
  * mesh__node_derived_status. */
 mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, const char *product,
-                                         int64_t *rows, mesh_err_t *err);
+                                         bool full, int64_t *rows, mesh_err_t *err);
 
 /* Refreshes the derived products whose interval has passed (the main loop, once a second). */
 void mesh__node_derived_tick(mesh_node_t *n);
 
 typedef struct mesh_derived_status {
     int64_t last_ns, next_ns; /* the last refresh attempt, the next one */
-    int64_t rows;             /* rows after the last successful refresh */
+    int64_t rows;             /* rows the last successful refresh wrote */
+    char mode[16];            /* how: full, incremental, unchanged */
     char error[512];          /* the last attempt's error, "" when it succeeded */
 } mesh_derived_status_t;
 /* The refresh state of domain.product; false when it was never refreshed on this node. */

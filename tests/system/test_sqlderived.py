@@ -67,6 +67,21 @@ PASS = ("SELECT r.device AS device, r.ts AS ts, r.temp AS temp, d.owner_email AS
         "JOIN factory.devices d ON d.device = r.device")
 
 
+def ts_ns(v):
+    """A timestamp of a query result (ISO text or ns) in ns."""
+    if isinstance(v, int):
+        return v
+    import datetime
+    frac = 0
+    if "." in v:
+        v, f = v.rstrip("Z").split(".")
+        frac = int((f + "000000000")[:9])
+        v += "Z"
+    dt = datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    return int(dt.timestamp()) * SEC + frac
+
+
 def meshctl(node, *args, check=True, token=None):
     tok = token or node.token
     env = dict(os.environ, MESHCTL_URL=node.url, MESHCTL_TOKEN=tok)
@@ -285,6 +300,46 @@ class SqlDerived(unittest.TestCase):
         self.assertTrue(derived["passthru2"]["refreshed"], doc)
         self.assertEqual(n.scalar("SELECT count(*) FROM factory.passthru2 WHERE device = 'd1'"), 0)
         self.assertTrue(self.same("passthru2", PASS, "device, ts")[0])
+
+    def test_7_incremental(self):
+        n = self.n
+        inc = ("SELECT device, ts, temp * 2 AS t2, load FROM factory.readings "
+               "WHERE load > 0")
+        meshctl(n, "product", "derive", "factory.inc", "--sql", inc, "--refresh", "1s")
+        agg = "SELECT device, count(*) AS c FROM factory.readings GROUP BY device"
+        meshctl(n, "product", "derive", "factory.notinc", "--sql", agg, "--refresh", "1s")
+
+        def mode(product):
+            d = self.lineage(product).get("definition", {})
+            return (d.get("refresh") or {}).get("mode")
+
+        def caught_up():
+            return (self.same("inc", inc, "device, ts")[0] and
+                    self.same("notinc", agg, "device")[0])
+
+        for round_ in range(3):
+            self.write(40)
+            # late rows, and rows written again with other values
+            lines = []
+            for k in range(10):
+                t = T0 + self.rng.randrange(0, self.t - T0)
+                lines.append("readings,device=d%d temp=%r,load=%di %d" % (
+                    self.rng.randrange(4), round(self.rng.uniform(-5, 80), 2),
+                    self.rng.randrange(-20, 100), t))
+            rows = n.rows("SELECT device, ts FROM factory.readings ORDER BY random() LIMIT 5")
+            for dev, ts in rows:
+                lines.append("readings,device=%s temp=1.5,load=7i %d" % (dev, ts_ns(ts)))
+            st, _, body = n.write_lp("factory", "\n".join(lines))
+            self.assertEqual(st, 204, body)
+            self.assertTrue(meshlib.wait_for(caught_up, timeout=10), "round %d" % round_)
+        self.assertEqual(mode("inc"), "incremental")
+        self.assertEqual(mode("notinc"), "full")
+        # an erasure: recomputed, the erased rows gone
+        n.json("POST", "/v1/products/factory/readings/erase", {"where": "device = 'd2'"},
+               expect=200)
+        self.assertEqual(n.scalar("SELECT count(*) FROM factory.inc WHERE device = 'd2'"), 0)
+        self.write(20)
+        self.assertTrue(meshlib.wait_for(caught_up, timeout=10))
 
     def test_6_kill9_during_refresh(self):
         """Every refresh replaces the content in one log record: after kill -9 at any moment the

@@ -581,6 +581,27 @@ static void test_sql_shape(void **state)
     for (size_t i = 0; i < MESH_ARRAY_LEN(other); i++)
         if (mesh_sql_select_shape(other[i], strlen(other[i]), sh) == MESH_OK)
             fail_msg("%s: split", other[i]);
+    /* the shapes refreshed incrementally: one table, each row on its own */
+    static const struct {
+        const char *sql;
+        bool rows;
+    } rm[] = {
+        {"SELECT device, ts, temp * 2 AS t FROM f.r WHERE load > 0 ORDER BY ts", true},
+        {"SELECT device, ts FROM f.r WHERE device IN ('a', 'b')", true},
+        {"SELECT device, max(ts) FROM f.r GROUP BY device", false},
+        {"SELECT DISTINCT device, ts FROM f.r", false},
+        {"SELECT a.device, a.ts FROM f.r a JOIN f.d b ON a.device = b.device", false},
+        {"SELECT a.device, a.ts FROM f.r a, f.d b", false},
+        {"SELECT device, ts FROM f.r WHERE ts > now() - 10", false},
+        {"SELECT device, ts FROM f.r WHERE temp > (SELECT avg(temp) FROM f.r)", false},
+        {"SELECT device, ts FROM f.r LIMIT 10", false},
+        {"SELECT device, ts, sum(temp) OVER (PARTITION BY device) FROM f.r", false},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(rm); i++) {
+        assert_int_equal(mesh_sql_select_shape(rm[i].sql, strlen(rm[i].sql), sh), MESH_OK);
+        if (sh->row_mapping != rm[i].rows)
+            fail_msg("%s: row_mapping %d", rm[i].sql, sh->row_mapping);
+    }
     /* a count mixed with a value does not hide it */
     q = "SELECT count(a) + b AS x, sum(a) FROM t";
     assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
