@@ -222,11 +222,13 @@ mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, me
 
 /* The OpenLineage RunEvent of a refresh (src/derive/openlineage.* on the lineage branch)
  * is emitted here: p is the output dataset, l its inputs (l->tables) and column lineage
- * (l->cols[].in, .xf), st/msg the outcome, rows and the log position what was written,
- * started_ns/ended_ns the run's times. Nothing is emitted yet. */
+ * (l->cols[].in, .xf; empty when the refresh failed before extracting it), mode (full,
+ * incremental), st/msg the outcome, rows and the log position what was written,
+ * started_ns/ended_ns the run's times. Called after every refresh that ran (not for one that
+ * found nothing written). Nothing is emitted yet; it is also the audit record. */
 static void refresh_ran(mesh_node_t *n, const mesh_product_t *p, const mesh_lineage_t *l,
-                        mesh_status_t st, const char *msg, int64_t rows, uint64_t seq,
-                        int64_t started_ns, int64_t ended_ns)
+                        const char *mode, mesh_status_t st, const char *msg, int64_t rows,
+                        uint64_t seq, int64_t started_ns, int64_t ended_ns)
 {
     (void)l;
     mesh_buf_t det;
@@ -234,7 +236,8 @@ static void refresh_ran(mesh_node_t *n, const mesh_product_t *p, const mesh_line
     mesh_buf_printf(&det, "{\"definer\":");
     const char *def = p->derive->definer ? p->derive->definer : "";
     mesh_buf_add_json_str(&det, def, strlen(def));
-    mesh_buf_printf(&det, ",\"ms\":%" PRId64, (ended_ns - started_ns) / 1000000);
+    mesh_buf_printf(&det, ",\"mode\":\"%s\",\"ms\":%" PRId64, mode,
+                    (ended_ns - started_ns) / 1000000);
     if (st == MESH_OK) {
         mesh_buf_printf(&det, ",\"rows\":%" PRId64 ",\"seq\":%" PRIu64 "}", rows, seq);
     } else {
@@ -341,7 +344,9 @@ static bool incremental_shape(const mesh_snapshot_t *snap, const mesh_product_t 
         return false;
     const mesh_product_t *s =
         mesh_snapshot_product(snap, l->tables[0].domain, l->tables[0].product);
-    if (s == NULL || s->time_col < 0)
+    /* a source product: its rows come in batches, which the writer reports to watchers
+     * (derived products are rewritten by refreshes and aggregates, which it does not) */
+    if (s == NULL || s->time_col < 0 || s->derive != NULL)
         return false;
     const char *sql = p->derive->sql;
     mesh_sql_shape_t *sh = malloc(sizeof *sh);
@@ -381,6 +386,7 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     mesh_identity_t who;
     bool incremental = false, watching_ok = false;
     const char *mode = "full";
+    uint64_t hash = 0;
     if (p == NULL || p->derive == NULL || p->derive->kind != MESH_DERIVE_SQL) {
         st = mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", domain, product);
         goto out;
@@ -405,12 +411,13 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     const mesh_product_t *src = NULL;
     char tcol[64] = "", watcher[140];
     snprintf(watcher, sizeof watcher, "%s.%s", domain, product);
-    uint64_t hash = fnv1a(p->derive->sql);
     const mesh_snap_domain_t *srcd = NULL;
     bool watching = false;
     if (incremental_shape(snap, p, &l, &src, tcol, sizeof tcol) &&
         (srcd = mesh_snapshot_domain(snap, src->domain)) != NULL)
         watching = mesh_domain_watch(srcd->dom, src->name, watcher);
+    /* the definition and its input's contract: a change of either makes the next one full */
+    hash = fnv1a(p->derive->sql) ^ (src && src->contract ? 31 * fnv1a(src->contract->version) : 0);
     bool ready = false;
     pthread_mutex_lock(&ds->lock);
     dstate_t *sp = find(ds, watcher);
@@ -449,7 +456,8 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
 done:
     if (p) {
         int64_t ended = mesh_now_ns();
-        refresh_ran(n, p, &l, st, err ? err->msg : "", rows, seq, started, ended);
+        if (st != MESH_OK || strcmp(mode, "unchanged") != 0) /* nothing ran: nothing to say */
+            refresh_ran(n, p, &l, mode, st, err ? err->msg : "", rows, seq, started, ended);
         char id[130];
         snprintf(id, sizeof id, "%s.%s", domain, product);
         pthread_mutex_lock(&ds->lock);
@@ -468,7 +476,7 @@ done:
                 s->error[0] = '\0';
                 if (strcmp(mode, "full") == 0) {
                     s->inc_ready = watching_ok;
-                    s->sqlhash = fnv1a(p->derive->sql);
+                    s->sqlhash = hash;
                     s->since_full = 0;
                     s->policy_ver = mesh_policy_version(policy);
                 } else {

@@ -335,8 +335,8 @@ class SqlDerived(unittest.TestCase):
         self.assertEqual(mode("inc"), "incremental")
         self.assertEqual(mode("notinc"), "full")
         # an erasure: recomputed, the erased rows gone
-        n.json("POST", "/v1/products/factory/readings/erase", {"where": "device = 'd2'"},
-               expect=200)
+        out = meshctl(n, "erase", "factory.readings", "--where", "device = 'd2'").stdout
+        self.assertRegex(out, r"derived factory\.inc: recomputed, \d+ rows")
         self.assertEqual(n.scalar("SELECT count(*) FROM factory.inc WHERE device = 'd2'"), 0)
         self.write(20)
         self.assertTrue(meshlib.wait_for(caught_up, timeout=10))
