@@ -445,6 +445,7 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     lim.max_arena = 256u << 20;
     mesh_batch_init(&b, domain, lim);
     b.no_quarantine = true;
+    b.precision = MESH_PREC_NS; /* the query's timestamps are ns, whatever their magnitude */
     st = q.data ? run_query(n, snap, policy, &who, p, q.data, &b, err)
                 : mesh_err_set(err, MESH_TOO_LARGE, "the query is too long");
     if (st == MESH_OK)
