@@ -1073,7 +1073,14 @@ void mesh_api_product(mesh_req_t *r)
     if (del) {
         mesh_err_t err;
         mesh_err_clear(&err);
-        mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        char reader[140];
+        mesh_status_t st = MESH_OK;
+        if (mesh__node_derived_reader(r->node, mesh_req_snapshot(r), p, reader, sizeof reader))
+            st = mesh_err_set(&err, MESH_CONFLICT,
+                              "%s.%s is an input of the derived product %s: drop that first",
+                              p->domain, p->name, reader);
+        if (st == MESH_OK)
+            st = mesh_domain_drop_product(sd->dom, p->name, &err);
         if (st == MESH_OK)
             forget_classification(r, p->domain, p->name);
         audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);

@@ -677,3 +677,25 @@ mesh_status_t mesh__node_derived_erased(mesh_node_t *n, const mesh_product_t *sr
     free(ids);
     return st;
 }
+
+bool mesh__node_derived_reader(mesh_node_t *n, mesh_snapshot_t *snap, const mesh_product_t *p,
+                               char *out, size_t cap)
+{
+    char id[1][130];
+    snprintf(id[0], sizeof id[0], "%s.%s", p->domain, p->name);
+    for (size_t i = 0; i < snap->ndoms; i++) {
+        const mesh_snap_domain_t *sd = &snap->doms[i];
+        for (size_t k = 0; k < sd->ncrefs; k++) {
+            const mesh_contract_t *c = sd->crefs[k]->c;
+            for (size_t j = 0; j < c->nproducts; j++) {
+                const mesh_product_t *q = &c->products[j];
+                if (q == p || q->derive == NULL || q->derive->kind != MESH_DERIVE_SQL ||
+                    !reads_any(n, snap, q, id, 1))
+                    continue;
+                snprintf(out, cap, "%s.%s", q->domain, q->name);
+                return true;
+            }
+        }
+    }
+    return false;
+}

@@ -53,6 +53,11 @@ mesh_status_t mesh__node_derived_lineage(mesh_node_t *n, mesh_snapshot_t *snap,
 mesh_status_t mesh__node_derived_erased(mesh_node_t *n, const mesh_product_t *src, mesh_buf_t *out,
                                         size_t *count, mesh_err_t *err);
 
+/* Whether a product derived by SQL reads p (its lineage, or its query naming p when the
+ * lineage cannot be had); out (cap bytes): "domain.product" of the first. */
+bool mesh__node_derived_reader(mesh_node_t *n, mesh_snapshot_t *snap, const mesh_product_t *p,
+                               char *out, size_t cap);
+
 void mesh__node_derived_free(mesh_node_t *n);
 
 #endif

@@ -150,6 +150,10 @@ class SqlDerived(unittest.TestCase):
         self.write(50)
         self.assertTrue(meshlib.wait_for(lambda: self.same("site_stats", STATS, "site")[0],
                                          timeout=10))
+        # its inputs cannot be dropped under it
+        st, doc = self.n.json("DELETE", "/v1/products/factory/devices")
+        self.assertEqual(st, 409, doc)
+        self.assertIn("site_stats", doc["error"]["message"])
         # nobody writes it but meshd
         st, _ = self.n.post_rows("factory", "site_stats", [{"site": "x", "n": 1}])
         self.assertEqual(st, 403)
