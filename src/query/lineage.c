@@ -193,7 +193,11 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
     mesh_status_t st = mesh_query_start(pool, snap, policy, who, sql, n, &lim, &q, err);
     if (st != MESH_OK)
         return st;
-    if (q->agg)
+    if (sqlite3_bind_parameter_count(q->stmt) > 0)
+        st = mesh_err_set(err, MESH_INVALID,
+                          "a derivation's query cannot have parameters (?, :name): it runs "
+                          "unattended");
+    else if (q->agg)
         st = mesh_err_set(err, MESH_FORBIDDEN,
                           "a derived product cannot read an aggregates-only product from "
                           "outside its domain");

@@ -713,6 +713,7 @@ static void test_lineage(void **state)
         {"SELECT nope FROM factory.readings", MESH_PARSE},
         {"SELECT device, device FROM factory.readings", MESH_INVALID},
         {"SELECT temp + 1 FROM factory.readings", MESH_INVALID},
+        {"SELECT device FROM factory.readings WHERE temp > ?", MESH_INVALID},
     };
     for (size_t i = 0; i < MESH_ARRAY_LEN(bad); i++) {
         mesh_status_t st = lineage(f, bad[i].sql, &l, &err);
