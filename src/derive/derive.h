@@ -103,11 +103,13 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
 /* One item of a top-level SELECT list: its text (with its alias) at sql[off, off + len). */
 typedef struct mesh_sql_item {
     size_t off, len;
-    bool star;     /* "*" or "t.*": expands to several columns */
-    bool hides;    /* one call of a hiding aggregate (count, sum, total, avg), possibly inside
-                    * round(), cast() or coalesce(E, number) */
-    bool masks;    /* one call of a masking function (mask, mask_hash), likewise */
-    char head[32]; /* the function called at the top of the item, lower case ("" if none) */
+    bool star;       /* "*" or "t.*": expands to several columns */
+    bool hides;      /* one call of a hiding aggregate (count, sum, total, avg), possibly inside
+                      * round(), cast() or coalesce(E, number) */
+    bool masks;      /* one call of a masking function (mask, mask_hash), likewise */
+    char head[32];   /* the function called at the top of the item, lower case ("" if none) */
+    size_t expr_len; /* the expression without its alias: sql[off, off + expr_len) */
+    size_t alias_off, alias_len; /* its alias (alias_len 0: none) */
 } mesh_sql_item_t;
 
 typedef struct mesh_sql_shape {
@@ -117,6 +119,11 @@ typedef struct mesh_sql_shape {
     bool distinct;
     bool subquery_from; /* a subquery after the list (FROM (SELECT ...), IN (SELECT ...)) */
     bool row_mapping;   /* one table, each row mapped on its own: see sqlshape.c row_mapping */
+    /* the time-bucket shape (sqlshape.c bucket_shape): the item grouped by, -1 when not */
+    int bucket_item;
+    char bucket_width[32]; /* its time_bucket's width literal ("1m") */
+    size_t where_kw;       /* offset of the top-level WHERE (SIZE_MAX: none) */
+    size_t group_kw;       /* offset of GROUP BY */
 } mesh_sql_shape_t;
 
 /* Splits the top-level SELECT list of sql (n <= MESH_DERIVE_MAX_SQL bytes). Not a parser: a

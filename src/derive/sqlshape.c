@@ -191,6 +191,88 @@ static bool one_call(const lexer_t *x, size_t a, size_t b, const char *const *fs
 
 static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out);
 
+/* Whether the text of tokens [a, b] equals s ignoring case and spaces between tokens. */
+static bool tokens_equal(const lexer_t *x, size_t a, size_t b, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t t = a; t <= b; t++) {
+        while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+            k++;
+        if (k + x->t[t].len > n || strncasecmp(s + k, x->s + x->t[t].off, x->t[t].len) != 0)
+            return false;
+        k += x->t[t].len;
+    }
+    while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+        k++;
+    return k == n;
+}
+
+/* The time-bucket shape (docs/derived.md "Incremental refresh"): one table after FROM (token
+ * from), GROUP BY naming an item that is time_bucket('<width>', <column>) (by its alias, its
+ * position or its text), no window, DISTINCT, LIMIT, subquery, join or time-dependent function.
+ * Sets out->bucket_item, bucket_width, where_kw, group_kw. */
+static void bucket_shape(const lexer_t *x, size_t from, mesh_sql_shape_t *out)
+{
+    static const char *const never[] = {
+        "window", "over",       "limit",   "distinct", "join",    "select", "now",    "ago",
+        "random", "randomblob", "changes", "values",   "natural", "using",  "offset", NULL};
+    if (!word_is(x, from, "from"))
+        return;
+    size_t where = SIZE_MAX, group = SIZE_MAX, gend = x->nt;
+    for (size_t k = 1; k < x->nt; k++) {
+        if (word_in(x, k, never))
+            return;
+        if (k > from && x->t[k].depth == 0 && x->t[k].k == T_COMMA && group == SIZE_MAX)
+            return; /* FROM a, b */
+        if (x->t[k].depth == 0 && word_is(x, k, "where") && where == SIZE_MAX && k > from)
+            where = k;
+        if (x->t[k].depth == 0 && word_is(x, k, "group") && word_is(x, k + 1, "by"))
+            group = k;
+        if (group != SIZE_MAX && k > group && x->t[k].depth == 0 &&
+            (word_is(x, k, "having") || word_is(x, k, "order")) && gend == x->nt)
+            gend = k;
+    }
+    if (group == SIZE_MAX)
+        return;
+    /* the GROUP BY items */
+    for (size_t a = group + 2; a < gend;) {
+        size_t b = a;
+        while (b < gend && !(x->t[b].depth == 0 && x->t[b].k == T_COMMA))
+            b++;
+        if (b == a)
+            return;
+        for (size_t i = 0; i < out->nitems; i++) {
+            const mesh_sql_item_t *it = &out->items[i];
+            if (strcmp(it->head, "time_bucket") != 0)
+                continue;
+            bool named = false;
+            char pos[16];
+            snprintf(pos, sizeof pos, "%zu", i + 1);
+            if (b == a + 1 && x->t[a].k == T_NUM)
+                named = x->t[a].len == strlen(pos) &&
+                        strncmp(x->s + x->t[a].off, pos, x->t[a].len) == 0;
+            else if (b == a + 1 && it->alias_len)
+                named = tokens_equal(x, a, a, x->s + it->alias_off, it->alias_len);
+            if (!named)
+                named = tokens_equal(x, a, b - 1, x->s + it->off, it->expr_len);
+            if (!named)
+                continue;
+            /* time_bucket ( 'width' , column ) */
+            const char *e = x->s + it->off;
+            const char *q1 = memchr(e, '\'', it->expr_len);
+            const char *q2 = q1 ? memchr(q1 + 1, '\'', it->expr_len - (size_t)(q1 + 1 - e)) : NULL;
+            if (q1 == NULL || q2 == NULL || (size_t)(q2 - q1 - 1) >= sizeof out->bucket_width)
+                continue;
+            memcpy(out->bucket_width, q1 + 1, (size_t)(q2 - q1 - 1));
+            out->bucket_width[q2 - q1 - 1] = '\0';
+            out->bucket_item = (int)i;
+            out->where_kw = where == SIZE_MAX ? SIZE_MAX : x->t[where].off;
+            out->group_kw = x->t[group].off;
+        }
+        a = b + 1;
+    }
+}
+
 /* Whether the query maps each input row to at most one output row on its own: one table after
  * FROM (at token from), no aggregate, grouping, window, DISTINCT, LIMIT, subquery, join or
  * function whose value changes with time (docs/derived.md "Incremental refresh"). */
@@ -294,6 +376,11 @@ static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out)
                       x.t[last - 1].k == T_STR) &&
                      !word_is(&x, last, "end") && !word_is(&x, last - 1, "distinct"))
                 last -= 1;
+            it->expr_len = x.t[last].off + x.t[last].len - it->off;
+            if (last + 1 <= i - 1) {
+                it->alias_off = x.t[i - 1].off;
+                it->alias_len = x.t[i - 1].len;
+            }
             for (size_t k = start; k <= last; k++)
                 if (x.t[k].k == T_STAR && (k == start || x.t[k - 1].k == T_DOT))
                     it->star = true;
@@ -312,6 +399,8 @@ static mesh_status_t shape(lexer_t *xp, mesh_sql_shape_t *out)
             if (end) {
                 out->list_end = i < x.nt ? x.t[i].off : n;
                 out->row_mapping = row_mapping(&x, i);
+                out->bucket_item = -1;
+                bucket_shape(&x, i, out);
                 for (size_t k = i; k < x.nt; k++)
                     if (x.t[k].depth > 0 && word_is(&x, k, "select"))
                         out->subquery_from = true;

@@ -36,6 +36,7 @@
 #include "derive/derive.h"
 #include "node/derived.h"
 #include "store/domain.h"
+#include "store/store.h"
 
 #define DERIVED_MAX        256                      /* products tracked per node */
 #define REFRESH_DEFAULT_NS (60LL * MESH_NS_PER_SEC) /* derivation.refresh not given */
@@ -333,13 +334,20 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* Whether p can be refreshed incrementally (docs/derived.md "Incremental refresh"): its query
- * maps each row of one time series on its own and passes the time column through. *src and
- * tcol (the output column of the time) are set then. */
+/* How p can be refreshed incrementally (docs/derived.md "Incremental refresh"). */
+typedef struct inc {
+    const mesh_product_t *src; /* its one input, a source time series */
+    char tcol[64];             /* the output column of the time (or of its bucket) */
+    int64_t width;             /* the bucket width; 0: rows mapped one by one */
+    size_t where_kw, group_kw; /* buckets: where the query's WHERE and GROUP BY start */
+} inc_t;
+
+/* Whether p's query maps each row of one time series on its own and passes the time column
+ * through, or groups it by time_bucket of the time column. */
 static bool incremental_shape(const mesh_snapshot_t *snap, const mesh_product_t *p,
-                              const mesh_lineage_t *l, const mesh_product_t **src, char *tcol,
-                              size_t cap)
+                              const mesh_lineage_t *l, inc_t *inc)
 {
+    memset(inc, 0, sizeof *inc);
     if (l->ntables != 1)
         return false;
     const mesh_product_t *s =
@@ -348,20 +356,67 @@ static bool incremental_shape(const mesh_snapshot_t *snap, const mesh_product_t 
      * (derived products are rewritten by refreshes and aggregates, which it does not) */
     if (s == NULL || s->time_col < 0 || s->derive != NULL)
         return false;
-    const char *sql = p->derive->sql;
+    const char *sql = p->derive->sql, *tname = s->cols[s->time_col].name;
     mesh_sql_shape_t *sh = malloc(sizeof *sh);
-    bool ok = sh && mesh_sql_select_shape(sql, strlen(sql), sh) == MESH_OK && sh->row_mapping;
-    free(sh);
-    for (size_t i = 0; ok && i < l->ncols; i++) {
-        const mesh_lineage_col_t *c = &l->cols[i];
-        if (c->xf == MESH_XF_IDENTITY && c->nin == 1 &&
-            strcmp(c->in[0].column, s->cols[s->time_col].name) == 0) {
-            snprintf(tcol, cap, "%s", c->name);
-            *src = s;
-            return true;
+    if (sh == NULL || mesh_sql_select_shape(sql, strlen(sql), sh) != MESH_OK) {
+        free(sh);
+        return false;
+    }
+    bool ok = false;
+    if (sh->row_mapping) {
+        for (size_t i = 0; !ok && i < l->ncols; i++) {
+            const mesh_lineage_col_t *c = &l->cols[i];
+            if (c->xf == MESH_XF_IDENTITY && c->nin == 1 && strcmp(c->in[0].column, tname) == 0) {
+                snprintf(inc->tcol, sizeof inc->tcol, "%s", c->name);
+                ok = true;
+            }
+        }
+    } else if (sh->bucket_item >= 0 && sh->nitems == l->ncols) {
+        const mesh_lineage_col_t *c = &l->cols[sh->bucket_item];
+        int64_t w = 0;
+        if (l->column_level && c->nin == 1 && strcmp(c->in[0].column, tname) == 0 &&
+            mesh_duration_parse(sh->bucket_width, &w) == MESH_OK && w > 0) {
+            snprintf(inc->tcol, sizeof inc->tcol, "%s", c->name);
+            inc->width = w;
+            inc->where_kw = sh->where_kw;
+            inc->group_kw = sh->group_kw;
+            ok = true;
         }
     }
-    return false;
+    free(sh);
+    if (ok)
+        inc->src = s;
+    return ok;
+}
+
+/* The query of an incremental refresh from since into q: rows mapped one by one are filtered
+ * after the query (SQLite pushes the term down to the scan); buckets are filtered before
+ * grouping, from the start of since's bucket (*since moves there). */
+static void incremental_query(const mesh_product_t *p, const inc_t *inc, int64_t *since,
+                              mesh_buf_t *q)
+{
+    const char *sql = p->derive->sql;
+    if (inc->width == 0) {
+        mesh_buf_printf(q, "SELECT * FROM (\n%s\n) WHERE \"%s\" >= %lld", sql, inc->tcol,
+                        (long long)*since);
+        return;
+    }
+    if (*since == INT64_MIN) {
+        mesh_buf_adds(q, sql);
+        return;
+    }
+    *since = mesh_store_cagg_bucket(*since, inc->width);
+    const char *tname = inc->src->cols[inc->src->time_col].name;
+    if (inc->where_kw == SIZE_MAX) {
+        mesh_buf_add(q, sql, inc->group_kw);
+        mesh_buf_printf(q, " WHERE \"%s\" >= %lld\n", tname, (long long)*since);
+    } else {
+        mesh_buf_add(q, sql, inc->where_kw);
+        mesh_buf_printf(q, "WHERE \"%s\" >= %lld AND (", tname, (long long)*since);
+        mesh_buf_add(q, sql + inc->where_kw + 5, inc->group_kw - inc->where_kw - 5);
+        mesh_buf_adds(q, "\n) ");
+    }
+    mesh_buf_adds(q, sql + inc->group_kw);
 }
 
 mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, const char *product,
@@ -408,14 +463,15 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     }
     /* incremental: the rows at or after the smallest time written to the input since the
      * last refresh (its watch is set before a full refresh reads, so nothing is missed) */
-    const mesh_product_t *src = NULL;
-    char tcol[64] = "", watcher[140];
+    inc_t inc;
+    char watcher[140];
     snprintf(watcher, sizeof watcher, "%s.%s", domain, product);
     const mesh_snap_domain_t *srcd = NULL;
     bool watching = false;
-    if (incremental_shape(snap, p, &l, &src, tcol, sizeof tcol) &&
-        (srcd = mesh_snapshot_domain(snap, src->domain)) != NULL)
-        watching = mesh_domain_watch(srcd->dom, src->name, watcher);
+    if (incremental_shape(snap, p, &l, &inc) &&
+        (srcd = mesh_snapshot_domain(snap, inc.src->domain)) != NULL)
+        watching = mesh_domain_watch(srcd->dom, inc.src->name, watcher);
+    const mesh_product_t *src = watching ? inc.src : NULL;
     /* the definition and its input's contract: a change of either makes the next one full */
     hash = fnv1a(p->derive->sql) ^ (src && src->contract ? 31 * fnv1a(src->contract->version) : 0);
     bool ready = false;
@@ -435,8 +491,7 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     mesh_buf_t q;
     mesh_buf_init(&q, MESH_QUERY_MAX_SQL);
     if (incremental)
-        mesh_buf_printf(&q, "SELECT * FROM (\n%s\n) WHERE \"%s\" >= %lld", p->derive->sql, tcol,
-                        (long long)since);
+        incremental_query(p, &inc, &since, &q);
     else
         mesh_buf_adds(&q, p->derive->sql);
     mesh_batch_t b;
@@ -449,7 +504,7 @@ mesh_status_t mesh__node_derived_refresh(mesh_node_t *n, const char *domain, con
     st = q.data ? run_query(n, snap, policy, &who, p, q.data, &b, err)
                 : mesh_err_set(err, MESH_TOO_LARGE, "the query is too long");
     if (st == MESH_OK)
-        st = mesh_domain_refresh(sd->dom, product, incremental ? tcol : NULL, since, &b, &rows,
+        st = mesh_domain_refresh(sd->dom, product, incremental ? inc.tcol : NULL, since, &b, &rows,
                                  &seq, err);
     mesh_batch_free(&b);
     mesh_buf_free(&q);

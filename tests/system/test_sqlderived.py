@@ -123,8 +123,10 @@ class SqlDerived(unittest.TestCase):
         assert st == 204, body
 
     def same(self, derived, sql, order):
-        got = self.n.rows("SELECT * FROM factory.%s ORDER BY %s" % (derived, order))
-        want = self.n.rows("SELECT * FROM (%s) ORDER BY %s" % (sql, order))
+        got = self.n.query("SELECT * FROM factory.%s ORDER BY %s" % (derived, order),
+                           time_format="ns")["rows"]
+        want = self.n.query("SELECT * FROM (%s) ORDER BY %s" % (sql, order),
+                            time_format="ns")["rows"]
         return got == want, got, want
 
     def lineage(self, product):
@@ -312,6 +314,9 @@ class SqlDerived(unittest.TestCase):
         meshctl(n, "product", "derive", "factory.inc", "--sql", inc, "--refresh", "1s")
         agg = "SELECT device, count(*) AS c FROM factory.readings GROUP BY device"
         meshctl(n, "product", "derive", "factory.notinc", "--sql", agg, "--refresh", "1s")
+        bkt = ("SELECT device, time_bucket('1m', ts) AS minute, count(*) AS n, avg(temp) AS t "
+               "FROM factory.readings WHERE load > 0 GROUP BY device, minute")
+        meshctl(n, "product", "derive", "factory.buckets", "--sql", bkt, "--refresh", "1s")
 
         def mode(product):
             d = self.lineage(product).get("definition", {})
@@ -319,7 +324,8 @@ class SqlDerived(unittest.TestCase):
 
         def caught_up():
             return (self.same("inc", inc, "device, ts")[0] and
-                    self.same("notinc", agg, "device")[0])
+                    self.same("notinc", agg, "device")[0] and
+                    self.same("buckets", bkt, "device, minute")[0])
 
         for round_ in range(3):
             self.write(40)
@@ -335,8 +341,17 @@ class SqlDerived(unittest.TestCase):
                 lines.append("readings,device=%s temp=1.5,load=7i %d" % (dev, ts_ns(ts)))
             st, _, body = n.write_lp("factory", "\n".join(lines))
             self.assertEqual(st, 204, body)
-            self.assertTrue(meshlib.wait_for(caught_up, timeout=10), "round %d" % round_)
+            if not meshlib.wait_for(caught_up, timeout=10):
+                for name, q, o in (("inc", inc, "device, ts"), ("notinc", agg, "device"),
+                                   ("buckets", bkt, "device, minute")):
+                    ok, got, want = self.same(name, q, o)
+                    if not ok:
+                        diff = [(g, w) for g, w in zip(got, want) if g != w][:5]
+                        self.fail("round %d: %s: %d vs %d rows, %s; %s" % (
+                            round_, name, len(got), len(want), diff,
+                            self.lineage(name).get("definition")))
         self.assertEqual(mode("inc"), "incremental")
+        self.assertEqual(mode("buckets"), "incremental")
         self.assertEqual(mode("notinc"), "full")
         # an erasure: recomputed, the erased rows gone
         out = meshctl(n, "erase", "factory.readings", "--where", "device = 'd2'").stdout

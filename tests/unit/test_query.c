@@ -602,6 +602,29 @@ static void test_sql_shape(void **state)
         if (sh->row_mapping != rm[i].rows)
             fail_msg("%s: row_mapping %d", rm[i].sql, sh->row_mapping);
     }
+    /* the time-bucket shape: grouped by time_bucket of a column (alias, position or text) */
+    static const struct {
+        const char *sql;
+        int item;
+    } bk[] = {
+        {"SELECT device, time_bucket('1m', ts) AS m, avg(temp) FROM f.r GROUP BY device, m", 1},
+        {"SELECT time_bucket('5m', ts) b, count(*) FROM f.r WHERE load > 0 GROUP BY 1", 0},
+        {"SELECT time_bucket('1h',ts), max(temp) FROM f.r GROUP BY time_bucket( '1h', ts )", 0},
+        {"SELECT time_bucket('1m', ts) AS m, avg(temp) FROM f.r GROUP BY device", -1},
+        {"SELECT time_bucket('1m', ts) AS m, avg(temp) FROM f.r a JOIN f.d b ON 1 GROUP BY m", -1},
+        {"SELECT DISTINCT time_bucket('1m', ts) AS m FROM f.r GROUP BY m", -1},
+        {"SELECT time_bucket('1m', ts) AS m, count(*) FROM f.r WHERE ts > now() GROUP BY m", -1},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(bk); i++) {
+        assert_int_equal(mesh_sql_select_shape(bk[i].sql, strlen(bk[i].sql), sh), MESH_OK);
+        if (sh->bucket_item != bk[i].item)
+            fail_msg("%s: bucket item %d", bk[i].sql, sh->bucket_item);
+    }
+    q = bk[1].sql;
+    assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
+    assert_string_equal(sh->bucket_width, "5m");
+    assert_int_equal(strncmp(q + sh->where_kw, "WHERE load", 10), 0);
+    assert_int_equal(strncmp(q + sh->group_kw, "GROUP BY 1", 10), 0);
     /* a count mixed with a value does not hide it */
     q = "SELECT count(a) + b AS x, sum(a) FROM t";
     assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
