@@ -15,9 +15,9 @@
  * Materialisation: the query's rows become one 'F' record in the product's domain log
  * (store/domain.h mesh_domain_refresh), which replaces every row in one transaction: a
  * crash leaves the old content or the new, never a mix. A query that maps each row of one
- * time series on its own is refreshed incrementally (the rows at or after the smallest time
- * written to its input since the last refresh, which the domain writer keeps for it); any
- * other shape is recomputed in full.
+ * time series on its own, or groups it by time_bucket of its time, is refreshed incrementally
+ * (the rows or buckets at or after the smallest time written to its input since the last
+ * refresh, which the domain writer keeps for it); any other shape is recomputed in full.
  *
  * Scheduling: mesh__node_derived_tick (once a second, on the main loop) refreshes each
  * product whose refresh interval (derivation.refresh, default 1m) has passed since its last
