@@ -902,14 +902,20 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     },
     {
         .name = "product derive",
-        .usage = "DOMAIN.PRODUCT --source PRODUCT --bucket DURATION --column COLUMN... [OPTIONS]",
-        .summary = "Create a continuous aggregate of a time series.",
-        .text = "Creates the derived product DOMAIN.PRODUCT: per bucket of the source's time and\n"
-                "per series (or --group-by columns), rows, last_time and, per --column C,\n"
-                "C_count, C_min, C_max, C_sum, C_avg and C_last. meshd writes its contract (the\n"
-                "columns, the key, and the classifications and tags each column inherits from\n"
-                "its inputs) and the node builds it from the source's rows, then keeps it up to\n"
-                "date in the transaction of every write, late and out-of-order rows included.\n"
+        .usage = "DOMAIN.PRODUCT (--sql QUERY [--refresh DURATION] | --source PRODUCT "
+                 "--bucket DURATION --column COLUMN...) [OPTIONS]",
+        .summary = "Create a derived product: a SQL query or a continuous aggregate.",
+        .text = "Creates the derived product DOMAIN.PRODUCT.\n"
+                "With --sql: a SELECT over products you may read (this node's domains). meshd\n"
+                "prepares it as you in the query sandbox (read-only, one statement), makes its\n"
+                "result columns and types the contract's schema, extracts which input columns\n"
+                "feed each output column (lineage) and gives each column the classification\n"
+                "and tags of its inputs unless it aggregates (count, sum, total, avg) or masks\n"
+                "(mask, mask_hash) them. The node materialises it at once and recomputes it\n"
+                "every --refresh, with your grants of that moment (you are its definer).\n"
+                "With --source: per bucket of the source's time and per series (or --group-by\n"
+                "columns), rows, last_time and, per --column C, C_count, C_min, C_max, C_sum,\n"
+                "C_avg and C_last, kept up to date in the transaction of every write.\n"
                 "Query it like any product; its lineage: meshctl lineage DOMAIN.PRODUCT.",
         .opts = mesh__cli_derive_opts,
         .min_args = 1,
@@ -918,10 +924,13 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
             "meshctl product derive factory-a.readings_1m --source readings \\\n"
             "    --bucket 1m --column temp --column vibration\n"
             "meshctl product derive factory-a.readings_1h --source readings --bucket 1h \\\n"
-            "    --column temp --dry-run > readings_1h.odcs.yaml",
+            "    --column temp --dry-run > readings_1h.odcs.yaml\n"
+            "meshctl product derive factory-a.hot_machines --refresh 5m --sql \\\n"
+            "    \"SELECT machine, avg(temp) AS temp_avg FROM \\\"factory-a\\\".readings GROUP BY "
+            "machine\"",
         .exits = "0  created (or printed)\n"
-                 "2  bad arguments, or the source does not fit (not a time series, a column not\n"
-                 "   a number)\n"
+                 "2  bad arguments, a query that is not one SELECT or does not prepare, or the\n"
+                 "   source does not fit (not a time series, a column not a number)\n"
                  "3  no such domain or source\n"
                  "4  the token may not administer the domain or read the source\n"
                  "5  the product exists with another definition",

@@ -15,6 +15,7 @@
 #include "derive/openlineage.h"
 #include "http/internal.h"
 #include "mesh/source.h"
+#include "node/derived.h"
 #include "node/health.h"
 #include "mqtt/client.h"
 
@@ -956,9 +957,22 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     char domain[64];
     snprintf(domain, sizeof domain, "%s", c->domain);
-    mesh_contract_free(c);
-    if (!mesh_req_allow(r, MESH_ACT_ADMIN, domain, NULL))
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, domain, NULL)) {
+        mesh_contract_free(c);
         return;
+    }
+    /* derivations by SQL: prepared as the caller, who must be their definer */
+    st = mesh__node_derived_check(r->node, mesh_req_snapshot(r), mesh_req_policy(r), &r->who, c,
+                                  &err);
+    bool sql_derived = false;
+    for (size_t i = 0; i < c->nproducts; i++)
+        sql_derived |= c->products[i].derive && c->products[i].derive->kind == MESH_DERIVE_SQL;
+    mesh_contract_free(c);
+    if (st != MESH_OK) {
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
     if (sd == NULL) {
         mesh_req_errorf(r, MESH_NOT_FOUND,
@@ -1038,6 +1052,27 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     free(ad);
     LOG_INFO("api", "contract for domain %s %s by %s", domain, outcomes[res.outcome], r->who.name);
+    /* a product derived by SQL is materialised at once (then on its schedule) */
+    if (sql_derived && res.outcome != MESH_CONTRACT_UNCHANGED) {
+        json_t *refreshed = json_array();
+        mesh_contract_parse(p, n, &c, NULL);
+        for (size_t i = 0; c && i < c->nproducts; i++) {
+            const mesh_product_t *dp = &c->products[i];
+            if (dp->derive == NULL || dp->derive->kind != MESH_DERIVE_SQL)
+                continue;
+            int64_t rows = 0;
+            mesh_err_t e;
+            mesh_err_clear(&e);
+            mesh_status_t rst =
+                mesh__node_derived_refresh(r->node, domain, dp->name, true, &rows, &e);
+            json_t *o2 = json_pack("{s:s,s:I}", "product", dp->name, "rows", (json_int_t)rows);
+            if (rst != MESH_OK)
+                json_object_set_new(o2, "error", json_string(e.msg));
+            json_array_append_new(refreshed, o2);
+        }
+        mesh_contract_free(c);
+        json_object_set_new(o, "refreshed", refreshed);
+    }
     reply_json(r, res.outcome == MESH_CONTRACT_CREATED ? 201 : 200, o);
 }
 
@@ -1184,7 +1219,14 @@ void mesh_api_product(mesh_req_t *r)
     if (del) {
         mesh_err_t err;
         mesh_err_clear(&err);
-        mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        char reader[140];
+        mesh_status_t st = MESH_OK;
+        if (mesh__node_derived_reader(r->node, mesh_req_snapshot(r), p, reader, sizeof reader))
+            st = mesh_err_set(&err, MESH_CONFLICT,
+                              "%s.%s is an input of the derived product %s: drop that first",
+                              p->domain, p->name, reader);
+        if (st == MESH_OK)
+            st = mesh_domain_drop_product(sd->dom, p->name, &err);
         if (st == MESH_OK)
             forget_classification(r, p->domain, p->name);
         audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);

@@ -9,6 +9,7 @@
 
 #include "catalog/governance.h"
 #include "catalog/registry.h"
+#include "node/derived.h"
 #include "store/domain.h"
 
 #define ERASE_MAX_KEYS        1000000
@@ -183,11 +184,15 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
     if (st == MESH_OK)
         st = flush_keys(sd, p, &keys, &nkeys, rep, err);
     mesh_buf_free(&keys);
-    if (st != MESH_OK || nhooks == 0)
+    if (st != MESH_OK)
         return st;
-    /* each hook's objects, comma-separated, in one array */
+    /* the products derived by SQL from it are recomputed from what remains (node/derived.c),
+     * then each hook's objects (the continuous aggregates, ...), comma-separated, in one
+     * array */
+    size_t nsql = 0;
     mesh_buf_addc(&rep->derived, '[');
-    bool any = false;
+    st = mesh__node_derived_erased(n, p, &rep->derived, &nsql, err);
+    bool any = nsql > 0;
     for (size_t i = 0; i < nhooks && st == MESH_OK; i++) {
         mesh_buf_t one;
         mesh_buf_init(&one, 1 << 20);

@@ -21,6 +21,7 @@
 #include "mqtt/client.h"
 #include "node/backup.h"
 #include "node/governance.h"
+#include "node/derived.h"
 #include "node/health.h"
 
 static int lock_fd = -1;
@@ -563,6 +564,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     run_ctx_t *c = arg;
     mesh_backups_tick(c->n->backups);
     mesh__node_health_tick(c->n);
+    mesh__node_derived_tick(c->n);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -656,6 +658,7 @@ void mesh_node_stop(mesh_node_t *n)
     mesh_space_free(n->space); /* after the domains that borrow it */
     n->space = NULL;
     mesh_health_free(n->health);
+    mesh__node_derived_free(n);
     n->health = NULL;
     if (lock_fd >= 0) {
         close(lock_fd);

@@ -144,6 +144,8 @@ typedef struct mesh_mqtt mesh_mqtt_t;
 typedef struct mesh_node_repl mesh_node_repl_t;
 typedef struct mesh_node_edge mesh_node_edge_t;
 
+typedef struct mesh_derived mesh_derived_t;
+
 typedef struct mesh_node {
     mesh_node_opts_t opts;
     mesh_catalog_t *cat;
@@ -191,9 +193,10 @@ typedef struct mesh_node {
     pthread_mutex_t fed_lock;
     char (*fed_remote)[64];
     size_t fed_nremote;
-    int64_t fed_remote_mono;    /* when fed_remote was read */
-    struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
-    struct mesh_ol_emitter *ol; /* OpenLineage sinks (node/lineage.c); NULL: none */
+    int64_t fed_remote_mono;      /* when fed_remote was read */
+    struct node_reaper *reaper;   /* node/rules.c: deletes the outbox rows of ended actions */
+    struct mesh_ol_emitter *ol;   /* OpenLineage sinks (node/lineage.c); NULL: none */
+    struct mesh_derived *derived; /* node/derived.c: refresh states of SQL-derived products */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds

@@ -259,6 +259,22 @@ mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, s
 mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
                                   int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
                                   int64_t *deleted, uint64_t *seq, mesh_err_t *err);
+/* Replaces the rows of product (a derived product defined by SQL) with the rows of batch b
+ * (its only product), as one 'F' record through the log: applied in one transaction, so a
+ * crash leaves the old rows or the new ones, never a mix. time_col NULL: every row is
+ * replaced (a full refresh); else the rows whose column time_col is at or after since (an
+ * incremental refresh). *rows: rows written; *seq (may be NULL): the record's log position. */
+mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const char *time_col,
+                                  int64_t since, const mesh_batch_t *b, int64_t *rows,
+                                  uint64_t *seq, mesh_err_t *err);
+/* Watches the writes to the time series product for watcher (a name): from now on, each
+ * batch applied to it lowers the watcher's mark to the smallest time it wrote. false when the
+ * domain watches too many (the caller then recomputes in full). */
+bool mesh_domain_watch(mesh_domain_t *d, const char *product, const char *watcher);
+/* Whether rows were written to product since watcher last asked, and *min_t the smallest
+ * time among them; resets the mark. */
+bool mesh_domain_written(mesh_domain_t *d, const char *product, const char *watcher,
+                         int64_t *min_t);
 /* Gives free pages of the database back to the file system (a writer job: incremental vacuum
  * of at most max_pages, 0: all); the file shrinks at the next checkpoint. */
 mesh_status_t mesh_domain_vacuum(mesh_domain_t *d, int64_t max_pages, int64_t *freed,
