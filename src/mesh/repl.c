@@ -63,6 +63,8 @@ struct mesh_repl {
     int check_fails;     /* divergence checks in a row that could not read the stream */
     uint64_t verified;   /* the records up to it were found the stream's (0: none yet) */
     int verify_left;     /* deliveries still compared with the leader's before they apply */
+    int verify_fails;    /* comparisons in a row that could not read the leader's record */
+    int64_t verify_off;  /* no comparisons before this (mono ns): reads kept failing */
     int64_t check_after; /* no divergence check before this (mono ns) */
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
@@ -219,7 +221,7 @@ static bool make_consumer(mesh_repl_t *r)
     }
     LOG_INFO("mesh", "stream %s: consuming as %s from sequence %llu", r->stream, node,
              (unsigned long long)pos + 1);
-    r->verify_left = VERIFY_AFTER_MAKE;
+    r->verify_left = mesh_mono_ns() < r->verify_off ? 0 : VERIFY_AFTER_MAKE;
     return true;
 }
 
@@ -292,6 +294,22 @@ static bool verify_delivery(mesh_repl_t *r, uint64_t seq, natsMsg *msg, natsMsg 
     natsStatus s = get_record(r, seq, &m, &jerr);
     if (s != NATS_OK) {
         natsMsg_Destroy(m);
+        if (jerr != JSNoMessageFoundErr && ++r->verify_fails >= CHECK_FAILS) {
+            /* servers whose configs predate the permission to read a record
+             * (STREAM.MSG.GET.MESHD_DOM_<domain>), or no leader for long: applying nothing
+             * meanwhile would stop the replica; the periodic checks remain */
+            LOG_WARN("mesh",
+                     "stream %s: deliveries are applied without comparing them with the "
+                     "leader's records for %d s: reading sequence %llu failed %d times in a row "
+                     "(%s; node users need STREAM.MSG.GET on the domain's stream: regenerate "
+                     "the servers' configs with meshctl mesh config)",
+                     r->stream, (int)(CHECK_PAUSE_NS * 6 / MESH_NS_PER_SEC),
+                     (unsigned long long)seq, r->verify_fails, nats_text(s));
+            r->verify_fails = 0;
+            r->verify_off = mesh_mono_ns() + CHECK_PAUSE_NS * 6;
+            r->verify_left = 0;
+            return true;
+        }
         set_state(r, "error",
                   "sequence %llu delivered, and the stream's leader %s: not applied; the consumer "
                   "is made again",
@@ -299,6 +317,7 @@ static bool verify_delivery(mesh_repl_t *r, uint64_t seq, natsMsg *msg, natsMsg 
                   jerr == JSNoMessageFoundErr ? "does not hold it" : "could not be asked");
         return false;
     }
+    r->verify_fails = 0;
     uint64_t mine = mesh_fp64(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
     uint64_t theirs = mesh_fp64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
     if (mine == theirs) {
