@@ -24,7 +24,12 @@
 #define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
 #define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
 #define INFO_EVERY_NS (2000LL * 1000000LL) /* the stream's last sequence is read this often */
-#define STALLS_MAX    3 /* readings without progress before the consumer is made again */
+/* publishing (mesh_repl_publish, decision 0032) */
+#define PUBLISH_ATTEMPT_MS      1000 /* first attempt's wait for the ack; doubles on a timeout */
+#define PUBLISH_PAUSE_MIN_MS    50   /* pause after a fast failure (no leader, no link) */
+#define PUBLISH_PAUSE_MAX_MS    250
+#define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
+#define STALLS_MAX              3 /* readings without progress before the consumer is made again */
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -466,6 +471,97 @@ const char *mesh_repl_stream(const mesh_repl_t *r)
     return r->stream;
 }
 
+/* Whether a failed publish may succeed when sent again: no connection (reconnecting), no
+ * stream leader (an election: "no responders", or a JetStream "not available"/"not leader"),
+ * or no ack in time (the leader died with the message, or is slow). A retry carries the same
+ * message id, so a message that was stored after all is acknowledged as a duplicate. */
+static bool publish_transient(natsStatus s, jsErrCode jerr)
+{
+    switch (s) {
+    case NATS_TIMEOUT:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_STALE_CONNECTION:
+        return true;
+    default:
+        return jerr == JSClusterNotAvailErr || jerr == JSClusterNotLeaderErr;
+    }
+}
+
+/* Waits ms (or until mesh_repl_stop). false when stopping. */
+static bool publish_pause(mesh_repl_t *r, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop)
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return !stop;
+}
+
+/* One attempt: sends the record once and waits at most wait_ms for the ack. *transient says
+ * whether a failure may pass when sent again. */
+static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, const char *msg_id,
+                                  int64_t wait_ms, uint64_t *sseq, bool *duplicate, bool *transient,
+                                  mesh_err_t *err)
+{
+    *transient = false;
+    uint64_t gen;
+    natsConnection *nc = mesh__mesh_conn(r->m, &gen);
+    mesh_status_t st = MESH_OK;
+    jsCtx *js = NULL;
+    if (nc == NULL) {
+        *transient = true;
+        st = mesh_err_set(err, MESH_UNAVAILABLE,
+                          "domain %s is replicated and this node is not connected to the "
+                          "mesh: the write was not acknowledged",
+                          r->domain);
+    }
+    int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
+    if (st == MESH_OK && maxp > 0 && (int64_t)n > maxp)
+        st = mesh_err_set(err, MESH_TOO_LARGE,
+                          "the batch's record (%zu bytes) exceeds the mesh servers' max payload "
+                          "(%lld bytes): send smaller batches",
+                          n, (long long)maxp);
+    if (st == MESH_OK && natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (st == MESH_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
+         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
+        po.MaxWait = wait_ms;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_Publish(&pa, js, r->subject, p, (int)n, &po, &jerr);
+        if (s == NATS_OK) {
+            *sseq = pa->Sequence;
+            *duplicate = pa->Duplicate;
+        } else if (s == NATS_NOT_PERMITTED) {
+            st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
+                              r->subject);
+        } else {
+            *transient = publish_transient(s, jerr);
+            st = mesh_err_set(err, MESH_UNAVAILABLE,
+                              "stream %s did not acknowledge the write (%s): it was not "
+                              "acknowledged; retry with the same Idempotency-Key",
+                              r->stream, nats_text(s));
+        }
+        jsPubAck_Destroy(pa);
+    }
+    jsCtx_Destroy(js);
+    mesh__mesh_conn_done(r->m);
+    return st;
+}
+
 mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, const char *idem,
                                 uint64_t *sseq, bool *duplicate, mesh_err_t *err)
 {
@@ -481,55 +577,53 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
         for (size_t i = 0; i < sizeof rnd && k > 0 && (size_t)k + 2 < sizeof msg_id; i++)
             k += snprintf(msg_id + k, sizeof msg_id - (size_t)k, "%02x", rnd[i]);
     }
-    uint64_t gen;
-    natsConnection *nc = mesh__mesh_conn(r->m, &gen);
-    mesh_status_t st = MESH_OK;
-    jsCtx *js = NULL;
-    if (nc == NULL)
-        st = mesh_err_set(err, MESH_UNAVAILABLE,
-                          "domain %s is replicated and this node is not connected to the "
-                          "mesh: the write was not acknowledged",
-                          r->domain);
-    int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
-    if (st == MESH_OK && maxp > 0 && (int64_t)n > maxp)
-        st = mesh_err_set(err, MESH_TOO_LARGE,
-                          "the batch's record (%zu bytes) exceeds the mesh servers' max payload "
-                          "(%lld bytes): send smaller batches",
-                          n, (long long)maxp);
-    if (st == MESH_OK && natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-    if (st == MESH_OK) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MsgId = msg_id;
-        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
-         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
-        po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
-        jsPubAck *pa = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s = js_Publish(&pa, js, r->subject, p, (int)n, &po, &jerr);
-        if (s == NATS_OK) {
-            *sseq = pa->Sequence;
-            *duplicate = pa->Duplicate;
-        } else if (s == NATS_NOT_PERMITTED) {
-            st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
-                              r->subject);
+    /* Retries (decision 0032): the same message id every time, so JetStream stores the record
+     * once however many attempts reach it. An attempt waits PUBLISH_ATTEMPT_MS, doubling after
+     * each attempt that timed out (a slow but live leader is not flooded), so a message sent
+     * to a leader that then died is sent again within about a second instead of after the
+     * whole mesh_timeout; fast failures (no leader during an election, reconnecting) are
+     * retried after a short, growing pause. All within PUBLISH_DEADLINE_FACTOR x mesh_timeout,
+     * which covers nats-server's stream leader election (4-9 s after the leader is lost). */
+    int64_t timeout_ms = mesh__mesh_timeout_ns(r->m) / 1000000;
+    int64_t start = mesh_mono_ns();
+    int64_t deadline = start + PUBLISH_DEADLINE_FACTOR * timeout_ms * 1000000;
+    int64_t wait_ms = PUBLISH_ATTEMPT_MS < timeout_ms ? PUBLISH_ATTEMPT_MS : timeout_ms;
+    int64_t pause_ms = PUBLISH_PAUSE_MIN_MS;
+    mesh_status_t st;
+    unsigned attempts = 0;
+    for (;;) {
+        int64_t left_ms = (deadline - mesh_mono_ns()) / 1000000;
+        int64_t w = wait_ms < left_ms ? wait_ms : left_ms;
+        if (w < 1)
+            w = 1;
+        bool transient = false;
+        int64_t t0 = mesh_mono_ns();
+        attempts++;
+        st = publish_once(r, p, n, msg_id, w, sseq, duplicate, &transient, err);
+        if (st == MESH_OK || !transient)
+            break;
+        int64_t took_ms = (mesh_mono_ns() - t0) / 1000000;
+        if (took_ms + 1 >= w) { /* timed out: wait longer next time */
+            wait_ms = wait_ms * 2 < timeout_ms ? wait_ms * 2 : timeout_ms;
+        } else if (!publish_pause(r, pause_ms)) {
+            break;
         } else {
-            st = mesh_err_set(err, MESH_UNAVAILABLE,
-                              "stream %s did not acknowledge the write (%s): it was not "
-                              "acknowledged; retry with the same Idempotency-Key",
-                              r->stream, nats_text(s));
+            pause_ms = pause_ms * 2 < PUBLISH_PAUSE_MAX_MS ? pause_ms * 2 : PUBLISH_PAUSE_MAX_MS;
         }
-        jsPubAck_Destroy(pa);
+        if (mesh_mono_ns() >= deadline)
+            break;
     }
-    jsCtx_Destroy(js);
-    mesh__mesh_conn_done(r->m);
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK)
         r->st.published++;
     else
         r->st.publish_failures++;
+    r->st.publish_retries += attempts - 1;
     pthread_mutex_unlock(&r->mu);
+    if (attempts > 1)
+        LOG_INFO("repl", "%s: a write %s after %u attempts in %lld ms", r->stream,
+                 st == MESH_OK ? "was acknowledged" : "failed", attempts,
+                 (long long)((mesh_mono_ns() - start) / 1000000));
     return st;
 }
 

@@ -54,8 +54,10 @@ void mesh_repl_stop(mesh_repl_t *r);
 
 /* Publishes one record with message id "k:" + idem (the request's idempotency key: a retry
  * through any node within the duplicate window is stored once) or a random one, and waits
- * for JetStream's ack: *sseq is its sequence (the original one when *duplicate). Errors:
- * MESH_UNAVAILABLE (not connected, no stream leader, timeout: not acknowledged),
+ * for JetStream's ack: *sseq is its sequence (the original one when *duplicate). Transient
+ * failures (no link, no stream leader, no ack in time) are retried with the same message id
+ * within 3 x mesh_timeout (decision 0032), so the caller waits at most that long. Errors:
+ * MESH_UNAVAILABLE (not connected, no stream leader, timeout: not acknowledged in time),
  * MESH_TOO_LARGE (larger than the servers' max payload), MESH_FORBIDDEN (permissions). */
 mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, const char *idem,
                                 uint64_t *sseq, bool *duplicate, mesh_err_t *err);
@@ -90,8 +92,9 @@ typedef struct mesh_repl_status {
     uint64_t stream_last; /* last sequence in the stream, when last seen */
     uint64_t applied;     /* the domain's applied stream sequence */
     uint64_t published, publish_failures, applied_msgs, apply_failures;
-    int replicas;    /* of the stream (0: unknown) */
-    char leader[64]; /* the server leading the stream ("" when unknown) */
+    uint64_t publish_retries; /* attempts after the first (decision 0032) */
+    int replicas;             /* of the stream (0: unknown) */
+    char leader[64];          /* the server leading the stream ("" when unknown) */
     char last_error[200];
     uint64_t outbox_runs; /* async: publish runs acknowledged whole */
     /* filled by the node (mesh__node_repl_each): async, the outbox position (log sequence of
