@@ -301,6 +301,12 @@ static natsStatus make_options(mesh_mesh_t *m, natsOptions **out)
         s = natsOptions_SetCustomInboxPrefix(o, m->inbox);
     if (s == NATS_OK) /* the first server is the node's own hub (meshctl mesh config) */
         s = natsOptions_SetNoRandomize(o, true);
+    /* Publishes leave at once instead of through libnats' flusher thread, which waits 1 ms
+     * for more data first: that millisecond was on every federated frame the owner sends and
+     * every next request (decision 0032). What this connection publishes is few and large
+     * (batches of rows, frames, acks of whole batches), so the lost coalescing costs little. */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetPingInterval(o, PING_MS);
     if (s == NATS_OK)
