@@ -613,6 +613,10 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
         if (mesh_mono_ns() >= deadline)
             break;
     }
+    /* a random id is this call's own: a duplicate of it is an earlier attempt that was stored
+     * after all, not an earlier write */
+    if (st == MESH_OK && !(idem && *idem))
+        *duplicate = false;
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK)
         r->st.published++;
