@@ -1402,6 +1402,10 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
             else
                 est /= 2;
         } else if (c == t->time_col) {
+            /* row_matches checks it on every row the scan returns, as SQLite would compare
+             * (compare(); the time column is never NULL) */
+            plan->cons[i].exact = op == MESH_OP_EQ || op == MESH_OP_GT || op == MESH_OP_GE ||
+                                  op == MESH_OP_LT || op == MESH_OP_LE;
             if (op == MESH_OP_EQ || op == MESH_OP_IS)
                 lo = hi = true;
             if (op == MESH_OP_GT || op == MESH_OP_GE)
@@ -1545,6 +1549,25 @@ static bool coerce(mesh_ts_cursor_t *c, const mesh_column_t *col, mesh_datum_t *
     return true;
 }
 
+/* An integer against a real as SQLite compares them (exactly, also beyond 2^53, where
+ * converting the integer to a double would round: time in nanoseconds is that large). */
+static int int_real_cmp(int64_t i, double r)
+{
+    if (r != r) /* NaN: SQLite stores it as NULL, so it never gets here; order it first */
+        return 1;
+    if (r < -9223372036854775808.0)
+        return 1;
+    if (r >= 9223372036854775808.0)
+        return -1;
+    int64_t y = (int64_t)r; /* truncated toward zero */
+    if (i < y)
+        return -1;
+    if (i > y)
+        return 1;
+    double f = r - (double)y; /* the fraction cut off, exact */
+    return f > 0 ? -1 : f < 0 ? 1 : 0;
+}
+
 /* SQLite's ordering of two values: NULL < numbers < text. */
 static int compare(const mesh_datum_t *a, const mesh_datum_t *b)
 {
@@ -1555,6 +1578,10 @@ static int compare(const mesh_datum_t *a, const mesh_datum_t *b)
     if (ca == 1) {
         if (a->type == MESH_V_INT && b->type == MESH_V_INT)
             return a->i < b->i ? -1 : a->i > b->i;
+        if (a->type == MESH_V_INT)
+            return int_real_cmp(a->i, b->d);
+        if (b->type == MESH_V_INT)
+            return -int_real_cmp(b->i, a->d);
         double x = a->type == MESH_V_INT ? (double)a->i : a->d;
         double y = b->type == MESH_V_INT ? (double)b->i : b->d;
         return x < y ? -1 : x > y;

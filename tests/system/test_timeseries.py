@@ -68,6 +68,12 @@ QUERIES = [
     "SELECT device, ts FROM lab.{t} WHERE n = 7 ORDER BY device, ts",
     "SELECT device, ts FROM lab.{t} WHERE device = 5 OR device = 'd1' ORDER BY 1, 2",
     "SELECT count(*) FROM lab.{t} WHERE ts < 0",
+    # a time range the scan checks alone (decision 0034): real bounds compare exactly, also
+    # where a double cannot hold every nanosecond (the row at +500.5 s is next to the bound)
+    "SELECT device, ts FROM lab.{t} WHERE ts > %d.5 AND ts <= %d.0 ORDER BY device, ts" % (T0 + 400 * SEC, T0 + 500 * SEC + SEC // 2),
+    "SELECT device, ts FROM lab.{t} WHERE ts >= %d.0 AND ts < %d ORDER BY device, ts" % (T0 + 500 * SEC + SEC // 2 - 1, T0 + 501 * SEC),
+    "SELECT device, ts FROM lab.{t} WHERE ts > %d.0 AND ts < %d ORDER BY device, ts" % (T0 + 500 * SEC + SEC // 2 - 1, T0 + 501 * SEC),
+    "SELECT device, count(*) FROM lab.{t} WHERE ts BETWEEN %d AND %d AND ts <> %d GROUP BY device" % (T0 + 100 * SEC, T0 + 200 * SEC, T0 + 150 * SEC),
     "SELECT device, time_bucket('10m', ts) AS b, round(avg(temp), 6), count(*) FROM lab.{t} GROUP BY device, b ORDER BY device, b",
     "SELECT a.device, count(*) FROM lab.{t} a JOIN lab.{t} b ON a.device = b.device AND a.ts = b.ts GROUP BY a.device ORDER BY 1",
     # orders the time-series scan gives itself (series in key order, each in time order)
