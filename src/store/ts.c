@@ -1402,8 +1402,9 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
             else
                 est /= 2;
         } else if (c == t->time_col) {
-            /* row_matches checks it on every row the scan returns, as SQLite would compare
-             * (compare(); the time column is never NULL) */
+            /* every row the scan returns is in range, as SQLite would compare (a chunk's
+             * rows are cut to [lo, hi] by bounds(), the others checked by row_matches with
+             * compare()); the time column is never NULL */
             plan->cons[i].exact = op == MESH_OP_EQ || op == MESH_OP_GT || op == MESH_OP_GE ||
                                   op == MESH_OP_LT || op == MESH_OP_LE;
             if (op == MESH_OP_EQ || op == MESH_OP_IS)
@@ -1456,6 +1457,9 @@ typedef struct ccons {
     mesh_op_t op;
     mesh_datum_t v; /* coerced to the column's class; text copied into the cursor */
     bool never;     /* can never be true (e.g. = NULL) */
+    bool key;       /* on a series key column: checked once per series, not per row */
+    bool ranged;    /* a time bound the cursor's [lo, hi] holds exactly: a chunk's rows are
+                     * cut to that range (bounds()), so they need no check of it */
 } ccons_t;
 
 struct mesh_ts_cursor {
@@ -1731,7 +1735,7 @@ static bool row_matches(const mesh_ts_cursor_t *c)
 {
     for (int i = 0; i < c->ncons; i++) {
         const ccons_t *k = &c->cons[i];
-        if (is_key_col(c->t, k->col, NULL))
+        if (k->key || (k->ranged && c->from_chunk))
             continue;
         mesh_datum_t v;
         row_value(c, k->col, &v);
@@ -1851,6 +1855,16 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     }
     if (c->lo > c->hi)
         c->empty = true;
+    /* which constraints a row must still be checked against */
+    for (int i = 0; i < c->ncons; i++) {
+        ccons_t *k = &c->cons[i];
+        k->key = is_key_col(t, k->col, NULL);
+        k->ranged = false;
+        if (k->col == t->time_col && !c->last &&
+            (k->v.type == MESH_V_INT || k->v.type == MESH_V_REAL))
+            k->ranged = k->op == MESH_OP_EQ || k->op == MESH_OP_IS || k->op == MESH_OP_GT ||
+                        k->op == MESH_OP_GE || k->op == MESH_OP_LT || k->op == MESH_OP_LE;
+    }
     if (c->last) {
         /* the newest row of a series is found over all its rows; the time range is then a
          * condition on that row */
