@@ -289,6 +289,8 @@ static mesh_status_t rs_sort_merge(rowset_t *r, size_t from, const vcol_t *vc, s
     /* rebuild the range in that order into a scratch set, merging equal times */
     rowset_t out;
     mesh_status_t st = rs_init(&out, nv, r->with_seq);
+    if (st == MESH_OK)
+        st = rs_reserve(&out, nv, m);
     for (size_t i = 0; i < m && st == MESH_OK; i++) {
         size_t src = ord[i];
         if (out.n > 0 && out.t[out.n - 1] == r->t[src]) {
@@ -342,7 +344,8 @@ static mesh_status_t rs_add_chunk(rowset_t *dst, const mesh_chunk_t *c, const me
             (c->cols[map[k]].kind == MESH_COL_TEXT) != (ts->vc[k].kind == MESH_COL_TEXT))
             map[k] = -1; /* the column changed kind: its old values are not shown */
     }
-    mesh_status_t st = MESH_OK;
+    /* room for every row at once: growing row by row reallocates each column ~10 times */
+    mesh_status_t st = rs_reserve(dst, ts->nv, dst->n + c->nrows);
     for (size_t i = 0; i < c->nrows && st == MESH_OK; i++) {
         int64_t t = c->cols[tcol].i[i];
         if (t < lo || t > hi)
@@ -1027,6 +1030,11 @@ static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t
                 sqlite3_finalize(qn);
             }
         }
+        size_t nl = 0;
+        while (i + nl < late->n && late->t[i + nl] < next_min)
+            nl++;
+        if (st == MESH_OK)
+            st = rs_reserve(&m, t->nv, m.n + nl);
         while (st == MESH_OK && i < late->n && late->t[i] < next_min)
             st = rs_copy_row(&m, late, i++, t->vc, t->nv);
         if (st == MESH_OK)
