@@ -1490,6 +1490,7 @@ typedef struct ccons {
     bool key;       /* on a series key column: checked once per series, not per row */
     bool ranged;    /* a time bound the cursor's [lo, hi] holds exactly: a chunk's rows are
                      * cut to that range (bounds()), so they need no check of it */
+    bool grouped;   /* the value of a grouped scan's pass (group_next_pass) */
 } ccons_t;
 
 /* A value of the group column and the series holding it, in scan order. */
@@ -1541,6 +1542,7 @@ struct mesh_ts_cursor {
     /* ordered by one column outside the key (group_col): one pass per value, in order */
     bool group;
     int gcol, gcons; /* the column; the constraint slot of the pass's value */
+    bool gall;       /* every row of the current chunk holds the pass's value */
     gval_t *gv;      /* the values the rows in range hold, sorted */
     size_t ngv, gcap, gpass;
     char error[256];
@@ -1778,7 +1780,7 @@ static bool row_matches(const mesh_ts_cursor_t *c)
 {
     for (int i = 0; i < c->ncons; i++) {
         const ccons_t *k = &c->cons[i];
-        if (k->key || (k->ranged && c->from_chunk))
+        if (k->key || (k->ranged && c->from_chunk) || (k->grouped && c->gall))
             continue;
         mesh_datum_t v;
         row_value(c, k->col, &v);
@@ -2250,6 +2252,23 @@ static int next_last(mesh_ts_cursor_t *c)
     }
 }
 
+/* In a pass of a grouped scan, a chunk whose group column holds one value and no NULL:
+ * false when that is not the pass's value (the chunk is skipped), else every row holds it
+ * (gall: row_matches need not check). Other chunks are checked row by row. */
+static bool group_chunk(mesh_ts_cursor_t *c)
+{
+    int cc = c->cmap[c->gcol];
+    const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
+    if (ch == NULL || ch->sidx == NULL || ch->ndict != 1 || ch->nulls != NULL)
+        return true;
+    const ccons_t *k = &c->cons[c->gcons];
+    if (k->op != MESH_OP_EQ || k->v.n != ch->dlen[0] ||
+        (k->v.n && memcmp(k->v.s, ch->dict[0], k->v.n) != 0))
+        return false;
+    c->gall = true;
+    return true;
+}
+
 static int scan_rows(mesh_ts_cursor_t *c)
 {
     if (c->limit >= 0 && c->produced >= c->limit)
@@ -2291,6 +2310,7 @@ static int scan_rows(mesh_ts_cursor_t *c)
             c->phase = c->desc ? 1 : 0;
             continue;
         }
+        c->gall = false;
         if (c->phase == 0) {
             r = next_chunk(c);
             if (r < 0)
@@ -2299,6 +2319,8 @@ static int scan_rows(mesh_ts_cursor_t *c)
                 c->phase = c->desc ? 2 : 1;
                 continue;
             }
+            if (c->group && c->ncons > c->gcons && !group_chunk(c))
+                continue; /* no row of this chunk holds the pass's value */
         } else {
             r = load_buffer(c);
             c->phase = c->desc ? 0 : 2;
@@ -2452,6 +2474,7 @@ static bool group_next_pass(mesh_ts_cursor_t *c)
     ccons_t *k = &c->cons[c->gcons];
     memset(k, 0, sizeof *k);
     k->col = c->gcol;
+    k->grouped = true;
     if (g->s == NULL) {
         k->op = MESH_OP_ISNULL;
     } else {
