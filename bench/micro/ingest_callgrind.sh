@@ -34,6 +34,6 @@ curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/yaml' \
   --batch 5000 "$DATA/fleet.lp"
 kill $P; wait $P || true
 trap - EXIT
-callgrind_annotate "$D/cg.out" 2>/dev/null | head -60 > "$D/top.txt"
+{ callgrind_annotate "$D/cg.out" 2>/dev/null || true; } | head -60 > "$D/top.txt" || true
 grep -m1 "PROGRAM TOTALS" "$D/top.txt"
 echo "$D"
