@@ -72,7 +72,10 @@ typedef struct mesh_node_opts {
     int64_t mesh_heartbeat; /* ns */
     int64_t mesh_ttl;       /* ns */
     int64_t mesh_replicas;
-    int64_t mesh_timeout; /* ns */
+    int64_t mesh_timeout;          /* ns */
+    int64_t mesh_stream_max_age;   /* ns: records kept in a domain's stream it creates */
+    int64_t mesh_stream_max_bytes; /* bytes (0: no limit) */
+    int64_t mesh_stream_max_msgs;  /* records (0: no limit) */
     char *mesh_api_url;
     char *mqtt_url;
     char *mqtt_username;
@@ -183,6 +186,7 @@ typedef struct mesh_node {
     size_t fed_nremote;
     int64_t fed_remote_mono;    /* when fed_remote was read */
     struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
+    struct mesh_snap *snap;     /* snapshot bootstrap between hosts (node/bootstrap.c) */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -219,6 +223,22 @@ void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
 void mesh__node_fed_stop(mesh_node_t *n);
 /* The federation's counters in the Prometheus text format. */
 void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
+
+/* Snapshot bootstrap (node/bootstrap.c, mesh/snap.h, decision 0033). recover: at start,
+ * before the domains open, settles what an interrupted bootstrap left (a complete snapshot
+ * is moved in, a partial one deleted). start: the transport, after mesh__node_fed_start
+ * (the signing key). heartbeat: the domains served. stop: before the mesh stops, after the
+ * replicators (which fetch through it). */
+mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err);
+mesh_status_t mesh__node_bootstrap_start(mesh_node_t *n, mesh_err_t *err);
+void mesh__node_bootstrap_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
+void mesh__node_bootstrap_stop(mesh_node_t *n);
+/* (a mesh_repl_bootstrap_fn; node: the mesh_node_t) The replicator of domain r found its position
+ * below what the stream holds (first: the stream's first sequence): fetches a snapshot from another
+ * host, installs it and returns MESH_OK once the domain holds it (the replicator then consumes
+ * after its sequence). Runs on the replicator's thread. */
+mesh_status_t mesh__node_bootstrap(void *node, const char *domain, mesh_repl_t *r, uint64_t first,
+                                   mesh_err_t *err);
 
 /* Built-in health alerts (node/health.c): with health_domain set, creates the domain, its
  * contract and the alert rules from the options (after the rules' start). */

@@ -260,6 +260,7 @@ void mesh__node_repl_sync(mesh_node_t *n)
         }
         bool async = strcmp(sd->meta.replication, "async") == 0;
         mesh_repl_set_hosts(e->r, sd->meta.hosts, sd->meta.nhosts);
+        mesh_repl_set_bootstrap(e->r, mesh__node_bootstrap); /* node/bootstrap.c */
         if (async && mesh_repl_start_outbox(e->r, pump, &err) != MESH_OK) {
             LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);
             mesh_repl_stop(e->r);
