@@ -160,13 +160,12 @@ static mesh_status_t serve_open(void *arg, const char *node, const char *site, c
     }
     if (st == MESH_OK && n->kek) {
         /* a throwaway key: the staging copy is unreadable once this process is gone */
-        mesh_key_t *k;
+        mesh_key_t *k = NULL;
         if (mesh_key_new(0, &k) != MESH_OK)
             st = mesh_err_set(err, MESH_IO, "no random bytes for a staging key");
         else if ((st = mesh_crypt_attach(s->path, k, err)) == MESH_OK)
             s->attached = true;
-        if (st == MESH_OK || k)
-            mesh_key_unref(k);
+        mesh_key_unref(k);
     }
     uint64_t applied = 0, sseq = 0;
     mesh_cref_t **crefs = NULL;
@@ -442,10 +441,11 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     st = mesh_snap_fetch(n->snap, domain, open_timeout, &sink, &seq, err);
     if (st == MESH_OK && (f.fill != 0 || f.psz == 0))
         st = mesh_err_set(err, MESH_CORRUPT, "the snapshot of %s is not whole pages", domain);
-    mesh_err_t e2;
-    if (st == MESH_OK && (st = mesh_crypt_pages_close(f.f, err)) == MESH_OK) {
-        f.f = NULL;
-        st = make_own(&f, err);
+    if (st == MESH_OK) {
+        mesh_crypt_pages_t *pf = f.f;
+        f.f = NULL; /* closed (and freed) whatever the outcome */
+        if ((st = mesh_crypt_pages_close(pf, err)) == MESH_OK)
+            st = make_own(&f, err);
     }
     fetch_free(&f);
     snprintf(ready, sizeof ready, "%s/%s.ready.%llu", bdir, domain, (unsigned long long)seq);
@@ -481,7 +481,6 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     mesh_snapshot_put(snap);
     if (st != MESH_OK)
         return st;
-    (void)e2;
     int64_t ms = (mesh_mono_ns() - t0) / 1000000;
     LOG_INFO("mesh",
              "domain %s: installed a snapshot at stream sequence %llu (%llu bytes in "

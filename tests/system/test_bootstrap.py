@@ -9,6 +9,8 @@ n4 hosts nothing. The stream is created by n1 with `mesh_stream_max_msgs 30`. Ch
 - n3 stopped, more writes trim the stream past it, n3 restarted and killed (-9) as soon as it
   starts the bootstrap, restarted again: it converges the same way (the interrupted attempt
   is dropped, or finished when its copy was complete);
+- a residency-local domain (vault, hosts n1 and n2 on different sites) is not served to n2,
+  which stays in state trimmed saying why;
 - refused and audited: a malformed request, a request signed by a node that does not host the
   domain (n4, with its real key), one naming another node than its reply inbox, one with a bad
   signature, a replay; n4's NATS user may neither serve the domain's snapshot subject nor ask
@@ -29,6 +31,7 @@ from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
 from test_mesh import NatsClient, NatsServer, _servers, fail, free_base  # noqa: E402
 
 DOMAIN = "plant"
+VAULT = "vault"  # residency local; n2 is on another site than n1
 ROWS = 400  # rows per batch (one stream message each)
 
 
@@ -139,7 +142,8 @@ def run(tmp, nodes):
     out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
                           "--hub", "3", "--client-port", str(base),
                           "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
-                          "--node", "n1=" + DOMAIN, "--node", "n2=" + DOMAIN,
+                          "--node", "n1=%s,%s" % (DOMAIN, VAULT),
+                          "--node", "n2=%s,%s" % (DOMAIN, VAULT),
                           "--node", "n3=" + DOMAIN, "--node", "n4"],
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -151,7 +155,8 @@ def run(tmp, nodes):
         n = Node(data_dir=os.path.join(tmp, name),
                  args=["--config", os.path.join(mdir, "nodes", name, "meshd.conf"),
                        "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s",
-                       "--mesh-stream-max-msgs", "30"])
+                       "--mesh-stream-max-msgs", "30",
+                       "--site", "ward-b" if name == "n2" else "ward-a"])
         nodes[name] = n.start()
         return n
 
@@ -297,7 +302,34 @@ def run(tmp, nodes):
                             "source = 'node:n4' AND details LIKE '%snapshot%'")
     if audited < len(cases):
         fail("refusals audited: %d of at least %d" % (audited, len(cases)))
-    print("bootstrap ok; %d refusals audited" % audited)
+    print("%d refusals audited" % audited)
+
+    # ---- a residency-local domain is never shipped to a node of another site ----
+    st, doc = n1.json("POST", "/v1/domains", {"name": VAULT, "hosts": ["n1", "n2"],
+                                              "replication": "sync", "residency": "local"})
+    if st != 201:
+        fail("create %s: %d %s" % (VAULT, st, doc))
+    if not wait_for(lambda: n1.apply(contract(domain=VAULT))[0] in (200, 201), timeout=60,
+                    step=0.5):
+        fail("contract never applied on %s" % VAULT)
+    for i in range(35):
+        st, doc = n1.post_rows(VAULT, "readings", [{"device": "v%03d" % i, "ts": 1, "temp": 1}])
+        if st != 200:
+            fail("write to %s: %d %s" % (VAULT, st, doc))
+    st, doc = n2.json("POST", "/v1/domains", {"name": VAULT, "hosts": ["n1", "n2"],
+                                              "replication": "sync", "residency": "local"})
+    if st != 201:
+        fail("create %s on n2: %d %s" % (VAULT, st, doc))
+
+    def refused():
+        r = status(n2).get("replication", {}).get(VAULT, {})
+        return r.get("state") == "trimmed" and "residency local" in r.get("last_error", "")
+    if not wait_for(refused, timeout=30, step=0.3):
+        fail("n2 got %s or was not refused for residency: %s" % (
+            VAULT, status(n2).get("replication", {}).get(VAULT)))
+    if n2.json("GET", "/v1/domains/" + VAULT)[1].get("products"):
+        fail("n2 holds %s's products" % VAULT)
+    print("bootstrap ok")
 
 
 if __name__ == "__main__":
