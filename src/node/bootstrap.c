@@ -533,6 +533,26 @@ static bool ready_name(const char *name, char *domain, size_t cap, uint64_t *seq
     return mesh_name_domain_ok(domain) && mesh_parse_u64(p + 7, strlen(p + 7), seq) == MESH_OK;
 }
 
+void mesh__node_bootstrap_domain_dir(const mesh_node_t *n, const char *name, char *out, size_t cap)
+{
+    char bdir[4200];
+    boot_dir(n, bdir, sizeof bdir);
+    snprintf(out, cap, "%s/domains/%s", n->opts.data_dir, name);
+    DIR *d = opendir(bdir);
+    struct dirent *e;
+    uint64_t best = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        char dom[MESH_NAME_MAX + 1];
+        uint64_t seq;
+        if (ready_name(e->d_name, dom, sizeof dom, &seq) && strcmp(dom, name) == 0 && seq >= best) {
+            best = seq;
+            snprintf(out, cap, "%s/%s", bdir, e->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err)
 {
     char bdir[4200];

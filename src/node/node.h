@@ -230,6 +230,9 @@ void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
  * (the signing key). heartbeat: the domains served. stop: before the mesh stops, after the
  * replicators (which fetch through it). */
 mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err);
+/* The directory holding domain name's files: DATA/domains/<name>, or the newest complete
+ * bootstrap copy not moved there yet (a crash after its commit point). */
+void mesh__node_bootstrap_domain_dir(const mesh_node_t *n, const char *name, char *out, size_t cap);
 mesh_status_t mesh__node_bootstrap_start(mesh_node_t *n, mesh_err_t *err);
 void mesh__node_bootstrap_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
 void mesh__node_bootstrap_stop(mesh_node_t *n);
