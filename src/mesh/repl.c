@@ -599,6 +599,11 @@ void mesh_repl_set_bootstrap(mesh_repl_t *r, mesh_repl_bootstrap_fn fn)
     pthread_mutex_unlock(&r->mu);
 }
 
+bool mesh_repl_stopping(mesh_repl_t *r)
+{
+    return stopping(r, 0);
+}
+
 void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n)
 {
     pthread_mutex_lock(&r->mu);

@@ -89,6 +89,8 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
 typedef mesh_status_t (*mesh_repl_bootstrap_fn)(void *arg, const char *domain, mesh_repl_t *r,
                                                 uint64_t first, mesh_err_t *err);
 void mesh_repl_set_bootstrap(mesh_repl_t *r, mesh_repl_bootstrap_fn fn);
+/* Whether mesh_repl_stop was called (a bootstrap in progress gives up). */
+bool mesh_repl_stopping(mesh_repl_t *r);
 
 /* The hosts of the domain (copied): the replicator reads their consumers' positions to report
  * each replica's lag (mesh_repl_status). */

@@ -400,6 +400,33 @@ static void rebind(void *arg, mesh_domain_t *d)
     mesh_domain_set_replicator(d, &rp);
 }
 
+typedef struct swap {
+    mesh_node_t *n;
+    const char *domain, *dir;
+    rebind_t b;
+    mesh_status_t st;
+    mesh_err_t err;
+} swap_t;
+
+static void swap(void *arg)
+{
+    swap_t *w = arg;
+    mesh_snapshot_t *snap = mesh_registry_snapshot(w->n->reg);
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, w->domain);
+    if (sd) {
+        mesh_replicator_t ph = {.publish = refuse, .arg = w->n};
+        mesh_domain_set_replicator(sd->dom, &ph);
+    }
+    mesh_err_clear(&w->err);
+    w->st = mesh_registry_replace_domain(w->n->reg, w->domain, w->dir, rebind, &w->b, &w->err);
+    if (w->st != MESH_OK && sd) {
+        rebind(&w->b, sd->dom); /* the old copy serves on */
+        if (w->st != MESH_NOT_FOUND)
+            rm_tree(w->dir); /* it does not open: a restart must not install it */
+    }
+    mesh_snapshot_put(snap);
+}
+
 mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r, uint64_t first,
                                    mesh_err_t *err)
 {
@@ -463,22 +490,18 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
         rm_tree(f.dir);
         return st;
     }
-    /* the swap: the old copy refuses writes from now on; the new one gets the replicator
-     * before any request can see it */
-    snap = mesh_registry_snapshot(n->reg);
-    sd = mesh_snapshot_domain(snap, domain);
-    if (sd) {
-        mesh_replicator_t ph = {.publish = refuse, .arg = n};
-        mesh_domain_set_replicator(sd->dom, &ph);
+    /* the swap, while no replicator of this node starts or stops (a change of the domain's
+     * hosts or mode, the node stopping): the old copy refuses writes from now on; the new
+     * one gets the replicator before any request can see it */
+    swap_t sw = {.n = n, .domain = domain, .dir = ready, .b = {.n = n, .r = r, .async = async}};
+    if (!mesh__node_repl_exclusive(n, domain, r, swap, &sw)) {
+        rm_tree(ready); /* the domain's hosts or mode changed: it decides again */
+        return mesh_err_set(err, MESH_UNAVAILABLE, "replication of %s stopped during its bootstrap",
+                            domain);
     }
-    rebind_t b = {.n = n, .r = r, .async = async};
-    st = mesh_registry_replace_domain(n->reg, domain, ready, rebind, &b, err);
-    if (st != MESH_OK && sd) {
-        rebind(&b, sd->dom); /* the old copy serves on */
-        if (st != MESH_NOT_FOUND)
-            rm_tree(ready); /* it does not open: a restart must not install it */
-    }
-    mesh_snapshot_put(snap);
+    st = sw.st;
+    if (st != MESH_OK && err)
+        *err = sw.err;
     if (st != MESH_OK)
         return st;
     int64_t ms = (mesh_mono_ns() - t0) / 1000000;

@@ -255,6 +255,10 @@ void mesh__node_health_tick(mesh_node_t *n);
  * deleted. */
 void mesh__node_repl_sync(mesh_node_t *n);
 void mesh__node_repl_stop(mesh_node_t *n);
+/* Runs fn(arg) while no replicator starts or stops, if r is still domain's replicator (not
+ * stopping): true then. For snapshot bootstrap's swap (node/bootstrap.c), on r's thread. */
+bool mesh__node_repl_exclusive(mesh_node_t *n, const char *domain, mesh_repl_t *r,
+                               void (*fn)(void *arg), void *arg);
 /* Calls fn with the status of each replicated domain (metrics, status). */
 /* Reports each replica's lag (of every domain replicated here) to the health tallies. */
 void mesh__node_repl_health(mesh_node_t *n);
