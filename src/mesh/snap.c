@@ -254,7 +254,13 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
             reply_error(nc, reply, MESH_BUSY, "too many snapshots being served; retry");
         } else if (s->h.open(s->h.arg, r.node, site, r.domain, &state, &seq, &bytes, &err) !=
                    MESH_OK) {
-            refuse(s, nc, reply, &r, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
+            /* the handler's refusals (who may have the domain) are audited; other errors
+             * (nothing applied yet, a copy that failed) are only answered */
+            mesh_status_t code = err.code == MESH_OK ? MESH_INTERNAL : err.code;
+            if (code == MESH_FORBIDDEN)
+                refuse(s, nc, reply, &r, code, err.msg);
+            else
+                reply_error(nc, reply, code, err.msg);
             pthread_mutex_lock(&s->mu);
             memset(ss, 0, sizeof *ss);
             pthread_mutex_unlock(&s->mu);
