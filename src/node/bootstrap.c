@@ -50,6 +50,13 @@
 #define META_REPL_SEQ "repl_seq"
 #define META_OUTBOX   "repl_outbox"
 #define META_ORIGIN   "repl_origin"
+/* An async origin's copy holds batches it applied when they were written, which may reach the
+ * stream after the copy's sequence; the receiving node would need that origin's chain position
+ * in the copy to skip them, and store/domain.c does not record it for the origin itself. */
+#define ASYNC_WHY                                                                                  \
+    "snapshot bootstrap of an async domain is not built yet (a copy of an async host holds "       \
+    "batches that reach the stream after its sequence): re-seed this replica by hand "             \
+    "(docs/mesh.md)"
 
 static void unlink_db(const char *path)
 {
@@ -119,6 +126,14 @@ static void serve_close(void *state)
     free(s);
 }
 
+/* Whether this copy ever published as an async origin (see ASYNC_WHY). */
+static bool outbox_published(mesh_domain_t *d)
+{
+    uint64_t pub = 0, last = 0;
+    mesh_domain_outbox_pos(d, &pub, &last);
+    return pub > 0;
+}
+
 static mesh_status_t serve_open(void *arg, const char *node, const char *site, const char *domain,
                                 void **state, uint64_t *seq, uint64_t *bytes, mesh_err_t *err)
 {
@@ -137,6 +152,8 @@ static mesh_status_t serve_open(void *arg, const char *node, const char *site, c
         st = mesh_err_set(err, MESH_FORBIDDEN,
                           "node %s is not a host of domain %s (its hosts on node %s)", node, domain,
                           n->opts.node_name);
+    else if (strcmp(sd->meta.replication, "async") == 0 || outbox_published(sd->dom))
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "%s", ASYNC_WHY);
     else if ((sd->meta.residency_local || mesh_residency_domain_local(n->cat, domain)) &&
              strcmp(site, n->opts.site ? n->opts.site : "") != 0)
         st = mesh_err_set(err, MESH_FORBIDDEN,
@@ -437,16 +454,8 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, domain);
     bool async = sd && strcmp(sd->meta.replication, "async") == 0;
     mesh_status_t st = sd ? MESH_OK : mesh_err_set(err, MESH_NOT_FOUND, "no domain %s", domain);
-    if (st == MESH_OK && async) {
-        /* batches written here and not yet published would be lost with the old state */
-        uint64_t pub = 0, last = 0;
-        mesh_domain_outbox_pos(sd->dom, &pub, &last);
-        if (last != UINT64_MAX && last > pub)
-            st = mesh_err_set(err, MESH_BUSY,
-                              "%llu batches written here are not in the stream yet: waiting "
-                              "for them before the snapshot replaces this copy",
-                              (unsigned long long)(last - pub));
-    }
+    if (st == MESH_OK && async)
+        st = mesh_err_set(err, MESH_UNAVAILABLE, "%s", ASYNC_WHY);
     mesh_snapshot_put(snap);
     if (st != MESH_OK)
         return st;

@@ -11,6 +11,8 @@ n4 hosts nothing. The stream is created by n1 with `mesh_stream_max_msgs 30`. Ch
   is dropped, or finished when its copy was complete);
 - a residency-local domain (vault, hosts n1 and n2 on different sites) is not served to n2,
   which stays in state trimmed saying why;
+- an async domain does not bootstrap (not built): the new host stays in state trimmed, saying
+  so, and applies nothing past the gap;
 - refused and audited: a malformed request, a request signed by a node that does not host the
   domain (n4, with its real key), one naming another node than its reply inbox, one with a bad
   signature, a replay; n4's NATS user may neither serve the domain's snapshot subject nor ask
@@ -32,6 +34,7 @@ from test_mesh import NatsClient, NatsServer, _servers, fail, free_base  # noqa:
 
 DOMAIN = "plant"
 VAULT = "vault"  # residency local; n2 is on another site than n1
+LINE = "line"  # async: no snapshot bootstrap yet (decision 0033)
 ROWS = 400  # rows per batch (one stream message each)
 
 
@@ -142,9 +145,9 @@ def run(tmp, nodes):
     out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
                           "--hub", "3", "--client-port", str(base),
                           "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
-                          "--node", "n1=%s,%s" % (DOMAIN, VAULT),
+                          "--node", "n1=%s,%s,%s" % (DOMAIN, VAULT, LINE),
                           "--node", "n2=%s,%s" % (DOMAIN, VAULT),
-                          "--node", "n3=" + DOMAIN, "--node", "n4"],
+                          "--node", "n3=%s,%s" % (DOMAIN, LINE), "--node", "n4"],
                          capture_output=True, text=True)
     if out.returncode != 0:
         fail("mesh config: %s%s" % (out.stdout, out.stderr))
@@ -171,6 +174,10 @@ def run(tmp, nodes):
     if not wait_for(lambda: n1.apply(contract(domain=DOMAIN))[0] in (200, 201), timeout=90,
                     step=0.5):
         fail("contract never applied on n1:\n%s" % "\n".join(n1.log[-20:]))
+
+    if not wait_for(lambda: n2.json("GET", "/v1/domains/" + DOMAIN)[1].get("products"),
+                    timeout=30, step=0.2):
+        fail("the contract did not reach n2: %s" % repl(n2))
 
     # ---- writes trim the stream: its first records (the contract's too) are gone ----
     keys = []
@@ -329,6 +336,34 @@ def run(tmp, nodes):
             VAULT, status(n2).get("replication", {}).get(VAULT)))
     if n2.json("GET", "/v1/domains/" + VAULT)[1].get("products"):
         fail("n2 holds %s's products" % VAULT)
+
+    # ---- an async domain does not bootstrap (not built): it says so, and skips nothing ----
+    st, doc = n1.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n3"],
+                                              "replication": "async"})
+    if st != 201:
+        fail("create %s: %d %s" % (LINE, st, doc))
+    if not wait_for(lambda: n1.apply(contract(domain=LINE))[0] in (200, 201), timeout=60,
+                    step=0.5):
+        fail("contract never applied on %s" % LINE)
+    for i in range(35):
+        st, doc = n1.post_rows(LINE, "readings", [{"device": "l%03d" % i, "ts": 1, "temp": 1}])
+        if st != 200:
+            fail("write to %s: %d %s" % (LINE, st, doc))
+    if not wait_for(lambda: status(n1).get("replication", {}).get(LINE, {}).get(
+            "outbox_pending") == 0, timeout=30, step=0.3):
+        fail("n1's outbox of %s not published" % LINE)
+    st, doc = n3.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n3"],
+                                              "replication": "async"})
+    if st != 201:
+        fail("create %s on n3: %d %s" % (LINE, st, doc))
+
+    def not_built():
+        r = status(n3).get("replication", {}).get(LINE, {})
+        return r.get("state") == "trimmed" and "async domain" in r.get("last_error", "")
+    if not wait_for(not_built, timeout=30, step=0.3):
+        fail("n3 on %s: %s" % (LINE, status(n3).get("replication", {}).get(LINE)))
+    if n3.json("GET", "/v1/domains/" + LINE)[1].get("products"):
+        fail("n3 applied part of %s past the gap" % LINE)
     print("bootstrap ok")
 
 
