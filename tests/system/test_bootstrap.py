@@ -13,6 +13,7 @@ n4 hosts nothing. The stream is created by n1 with `mesh_stream_max_msgs 30`. Ch
   which stays in state trimmed saying why;
 - an async domain does not bootstrap (not built): the new host stays in state trimmed, saying
   so, and applies nothing past the gap;
+- the stream purged while n3 is down (nothing left to deliver): n3 bootstraps the same way;
 - refused and audited: a malformed request, a request signed by a node that does not host the
   domain (n4, with its real key), one naming another node than its reply inbox, one with a bad
   signature, a replay; n4's NATS user may neither serve the domain's snapshot subject nor ask
@@ -260,6 +261,30 @@ def run(tmp, nodes):
     if checksum(n3) != checksum(n1):
         fail("n3 differs after a clean restart: %s %s" % (checksum(n3), checksum(n1)))
     print("kill points left: %s" % sorted(seen))
+
+    # ---- a purged stream (nothing left to deliver, first sequence past n3's position) ----
+    n3.stop()
+    for i in range(5):
+        keys.append("p%03d" % i)
+        write(n1, keys[-1])
+    pw1 = open(os.path.join(mdir, "nodes", "n1", "password")).read().strip()
+    c1 = RawNats(base, "n1", pw1, "_INBOX_n1", os.path.join(mdir, "ca.pem"),
+                 os.path.join(mdir, "nodes", "n1", "cert.pem"),
+                 os.path.join(mdir, "nodes", "n1", "key.pem"))
+    try:
+        payload, _ = c1.raw_request("$JS.API.STREAM.PURGE.MESHD_DOM_" + DOMAIN, b"")
+        if not isinstance(payload, bytes) or b'"success":true' not in payload:
+            fail("purge: %r" % (payload,))
+    finally:
+        c1.close()
+    n3 = start("n3")
+    last = repl(n1).get("stream_seq", 0)
+    if not wait_for(lambda: caught_up(n3, last) and checksum(n3) == checksum(n1), timeout=60,
+                    step=0.2):
+        fail("n3 after a purge: %s\n%s" % (repl(n3), "\n".join(n3.log[-30:])))
+    exactly_once(n3, keys)
+    if repl(n3).get("bootstraps", 0) < 1:
+        fail("n3 caught up after a purge without a snapshot: %s" % repl(n3))
 
     # ---- refusals ----
     n4 = start("n4")
