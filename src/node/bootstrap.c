@@ -30,6 +30,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "catalog/governance.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "crypt/sign.h"
 #include "crypt/vfs.h"
 #include "mesh/snap.h"
 #include "node/node.h"
@@ -523,36 +525,54 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
 
 /* ---- start, heartbeat, stop, recovery ---- */
 
+/* Guards n->snap against the heartbeat (the mesh thread) while the node stops. */
+static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
+
 mesh_status_t mesh__node_bootstrap_start(mesh_node_t *n, mesh_err_t *err)
 {
-    if (n->signkey == NULL)
-        return mesh_err_set(err, MESH_INTERNAL, "snapshot bootstrap needs the signing key");
+    /* a handle of its own on the node's key (node/fed.c made the file): the federation frees
+     * its handle before the replicators, which may be fetching a snapshot, stop */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/node_sign.key", n->opts.data_dir);
+    mesh_status_t st = mesh_signkey_open(path, &n->snap_key, err);
+    if (st != MESH_OK)
+        return st;
     mesh_snap_handler_t h = {.arg = n,
                              .open = serve_open,
                              .read = serve_read,
                              .close = serve_close,
                              .refused = serve_refused};
-    return mesh_snap_create(n->signkey, &h, &n->snap, err);
+    mesh_snap_t *s = NULL;
+    st = mesh_snap_create(n->snap_key, &h, &s, err);
+    pthread_mutex_lock(&snap_lock);
+    n->snap = s;
+    pthread_mutex_unlock(&snap_lock);
+    return st;
 }
 
 void mesh__node_bootstrap_heartbeat(mesh_node_t *n, mesh_snapshot_t *s)
 {
-    if (n->snap == NULL)
-        return;
     const char **names = calloc(s->ndoms ? s->ndoms : 1, sizeof *names);
     size_t nn = 0;
     for (size_t i = 0; names && i < s->ndoms; i++)
         if (is_host(&s->doms[i].meta, n->opts.node_name))
             names[nn++] = s->doms[i].meta.name;
-    if (names)
+    pthread_mutex_lock(&snap_lock);
+    if (names && n->snap)
         mesh_snap_serve(n->snap, names, nn);
+    pthread_mutex_unlock(&snap_lock);
     free(names);
 }
 
 void mesh__node_bootstrap_stop(mesh_node_t *n)
 {
-    mesh_snap_destroy(n->snap);
+    pthread_mutex_lock(&snap_lock);
+    mesh_snap_t *s = n->snap;
     n->snap = NULL;
+    pthread_mutex_unlock(&snap_lock);
+    mesh_snap_destroy(s);
+    mesh_signkey_free(n->snap_key);
+    n->snap_key = NULL;
 }
 
 /* "<domain>.ready.<seq>": the domain and the sequence. */

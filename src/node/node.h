@@ -184,9 +184,10 @@ typedef struct mesh_node {
     pthread_mutex_t fed_lock;
     char (*fed_remote)[64];
     size_t fed_nremote;
-    int64_t fed_remote_mono;    /* when fed_remote was read */
-    struct node_reaper *reaper; /* node/rules.c: deletes the outbox rows of ended actions */
-    struct mesh_snap *snap;     /* snapshot bootstrap between hosts (node/bootstrap.c) */
+    int64_t fed_remote_mono;       /* when fed_remote was read */
+    struct node_reaper *reaper;    /* node/rules.c: deletes the outbox rows of ended actions */
+    struct mesh_snap *snap;        /* snapshot bootstrap between hosts (node/bootstrap.c) */
+    struct mesh_signkey *snap_key; /* its own handle on the node's signing key */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
