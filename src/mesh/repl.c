@@ -403,6 +403,7 @@ static void *run(void *arg)
             ok = make_consumer(r);
         if (ok) {
             set_state(r, "consuming", NULL);
+            r->need_boot = 0; /* decided again from this round's readings */
             ok = consume(r);
             int64_t now = mesh_mono_ns();
             if (ok && now >= r->next_info) {
