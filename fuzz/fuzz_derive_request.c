@@ -28,6 +28,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mesh_err_t err;
     if (mesh_derive_request_parse((const char *)data, size, &d, desc, sizeof desc, &err) != MESH_OK)
         return 0;
+    if (d->kind == MESH_DERIVE_SQL) {
+        /* the contract of a SQL derivation (one column) must parse and keep the query */
+        size_t ql = strlen(d->sql);
+        if (ql == 0 || ql > MESH_DERIVE_MAX_SQL || (d->refresh_ns && d->refresh_ns < 1000000000LL))
+            abort();
+        mesh_lineage_t l;
+        memset(&l, 0, sizeof l);
+        mesh_lineage_col_t col = {.name = "x", .type = MESH_LT_NUMBER, .xf = MESH_XF_TRANSFORM};
+        l.cols = &col;
+        l.ncols = 1;
+        d->definer = strdup("fuzzer");
+        mesh_buf_t y;
+        mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
+        mesh_derive_spec_t s = {.domain = "f", .name = "sq", .description = desc, .d = d, .l = &l};
+        if (mesh_derive_contract(&s, &y, &err) == MESH_OK) {
+            mesh_contract_t *c = NULL;
+            if (mesh_contract_parse(y.data, y.len, &c, &err) != MESH_OK)
+                abort();
+            const mesh_derivation_t *cd = c->products[0].derive;
+            if (cd == NULL || cd->kind != MESH_DERIVE_SQL || strcmp(cd->sql, d->sql) != 0)
+                abort();
+            mesh_contract_free(c);
+        }
+        mesh_buf_free(&y);
+        mesh_derivation_free(d);
+        return 0;
+    }
     if (d->ncolumns == 0 || d->ncolumns > MESH_DERIVE_MAX_COLS ||
         d->ngroup > MESH_DERIVE_MAX_COLS || d->bucket_ns < 1000000LL)
         abort();

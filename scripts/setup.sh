@@ -14,12 +14,13 @@ pkgs=(
   libnats-dev nats-server libcrypt-dev libmosquitto-dev mosquitto mosquitto-clients
   python3 jq procps iproute2 util-linux
   dpkg-dev fakeroot adduser systemd man-db python3-yaml
-  prometheus python3-paho-mqtt
+  prometheus python3-paho-mqtt python3-jsonschema
 )
 # dpkg-dev: CPack's Debian package (dpkg-shlibdeps); adduser, systemd (systemd-analyze) and
 # man-db: tests/system/test_package.sh; python3-yaml: the Kubernetes manifests' check;
 # prometheus: promtool checks deploy/prometheus/ (tests/system/test_monitoring.py);
-# python3-paho-mqtt: the MQTT devices of the edge scenarios (examples/*/run.sh)
+# python3-paho-mqtt: the MQTT devices of the edge scenarios (examples/*/run.sh);
+# python3-jsonschema: OpenLineage events checked against a schema (tests/system/test_openlineage.py)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(influxdb influxdb-client postgresql postgresql-client gnuplot-nox hyperfine python3-psycopg2)
 fi

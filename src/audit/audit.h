@@ -131,7 +131,8 @@ void mesh_audit_keys_wipe(mesh_audit_keys_t *k);
     X(DISPOSE_ERASURE, "dispose.erasure")                                                          \
     X(ADMIN_GOVERNANCE, "admin.governance")                                                        \
     X(CATALOG_ROLLBACK_ACCEPTED, "catalog.rollback_accepted")                                      \
-    X(ADMIN_DOMAIN_UPDATE, "admin.domain.update")
+    X(ADMIN_DOMAIN_UPDATE, "admin.domain.update")                                                  \
+    X(DERIVE_REFRESH, "derive.refresh")
 
 typedef enum {
 #define MESH_X_ENUM(name, text) MESH_AUDIT_##name,

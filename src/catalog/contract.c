@@ -1953,6 +1953,15 @@ static mesh_status_t derive_names(vctx_t *v, size_t ci, const mesh_yaml_node_t *
     return dup_list(v, seq, out, n);
 }
 
+/* A principal's name as a definer: printable ASCII without spaces. */
+static bool printable_name(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
 /* customProperties `derivation`: what a derived product is made from. Its columns are checked
  * against the sources when the contract is applied (derive/derive.c). */
 static mesh_status_t derivation_setting(vctx_t *v, const mesh_yaml_node_t *custom,
@@ -1968,9 +1977,10 @@ static mesh_status_t derivation_setting(vctx_t *v, const mesh_yaml_node_t *custo
                           describe(x));
     for (size_t k = 0; k + 1 < x->nkids; k += 2) {
         const char *key = x->kids[k]->text;
-        if (strcmp(key, "aggregate") != 0 && strcmp(key, "sql") != 0 && strcmp(key, "refresh") != 0)
+        if (strcmp(key, "aggregate") != 0 && strcmp(key, "sql") != 0 &&
+            strcmp(key, "refresh") != 0 && strcmp(key, "definer") != 0)
             return custom_err(v, i, x->kids[k],
-                              "derivation: unknown key '%s' (aggregate, sql, refresh)",
+                              "derivation: unknown key '%s' (aggregate, sql, refresh, definer)",
                               show(key).s);
     }
     mesh_derivation_t *d = calloc(1, sizeof *d);
@@ -1990,8 +2000,15 @@ static mesh_status_t derivation_setting(vctx_t *v, const mesh_yaml_node_t *custo
         if (!is_str(sql) || sql->len == 0 || sql->len > MESH_DERIVE_MAX_SQL)
             return custom_err(v, i, sql, "derivation: sql must be a query of 1 to %d bytes",
                               MESH_DERIVE_MAX_SQL);
+        if ((y = map_get(x, "definer")) != NULL &&
+            (!is_str(y) || y->len == 0 || y->len > 63 || !printable_name(y->text)))
+            return custom_err(v, i, y, "derivation: definer must be a principal's name");
+        if (y != NULL && (st = dup_text(v, y, &d->definer)) != MESH_OK)
+            return st;
         return dup_text(v, sql, &d->sql);
     }
+    if (map_get(x, "definer") != NULL)
+        return custom_err(v, i, x, "derivation: definer is for a derivation by sql");
     d->kind = MESH_DERIVE_AGGREGATE;
     if (agg->kind != YN_MAP)
         return custom_err(v, i, agg, "derivation: aggregate must be a mapping");
@@ -2448,6 +2465,7 @@ static void product_free(mesh_product_t *p)
         strs_free(p->derive->group, p->derive->ngroup);
         strs_free(p->derive->columns, p->derive->ncolumns);
         free(p->derive->sql);
+        free(p->derive->definer);
         free(p->derive);
     }
 }
@@ -3008,6 +3026,7 @@ bool mesh_derivation_same(const mesh_derivation_t *a, const mesh_derivation_t *b
            a->group_given == b->group_given &&
            strcmp(a->source ? a->source : "", b->source ? b->source : "") == 0 &&
            strcmp(a->sql ? a->sql : "", b->sql ? b->sql : "") == 0 &&
+           strcmp(a->definer ? a->definer : "", b->definer ? b->definer : "") == 0 &&
            strs_same(a->group, a->ngroup, b->group, b->ngroup) &&
            strs_same(a->columns, a->ncolumns, b->columns, b->ncolumns);
 }

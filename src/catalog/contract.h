@@ -155,6 +155,7 @@ typedef struct mesh_derivation {
     /* sql */
     char *sql;
     int64_t refresh_ns; /* 0: the default (docs/derived.md) */
+    char *definer;      /* sql: the principal whose grants the refresh runs with (decision 31) */
 } mesh_derivation_t;
 
 typedef struct mesh_product {

@@ -11,7 +11,8 @@ static int run_catalog(mesh_cli_t *cli, const mesh_cli_args_t *a)
     static const char *const filters[][2] = {{"domain", "domain"},
                                              {"owner", "owner"},
                                              {"tag", "tag"},
-                                             {"classification", "classification"}};
+                                             {"classification", "classification"},
+                                             {"min-quality", "min_quality"}};
     const char *fmt = mesh_cli_format(cli, false);
     mesh_buf_t path;
     mesh_buf_init(&path, 64 * 1024);
@@ -44,7 +45,7 @@ static int run_catalog(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (rc != 0 || j == NULL)
         return rc;
     bool csv = strcmp(fmt, "csv") == 0;
-    mesh_table_t *t = mesh_table_create(5);
+    mesh_table_t *t = mesh_table_create(7);
     if (t == NULL) {
         json_decref(j);
         return mesh_cli_fail(cli, MESH_NOMEM, "out of memory");
@@ -53,7 +54,9 @@ static int run_catalog(mesh_cli_t *cli, const mesh_cli_args_t *a)
     mesh_table_column(t, 1, csv ? "rows" : "ROWS", MESH_ALIGN_RIGHT, 0);
     mesh_table_column(t, 2, csv ? "last_write" : "LAST WRITE", MESH_ALIGN_LEFT, 0);
     mesh_table_column(t, 3, csv ? "columns" : "COLUMNS", MESH_ALIGN_RIGHT, 0);
-    mesh_table_column(t, 4, csv ? "description" : "DESCRIPTION", MESH_ALIGN_LEFT, 60);
+    mesh_table_column(t, 4, csv ? "quality" : "QUALITY", MESH_ALIGN_RIGHT, 0);
+    mesh_table_column(t, 5, csv ? "classification" : "CLASS", MESH_ALIGN_LEFT, 0);
+    mesh_table_column(t, 6, csv ? "description" : "DESCRIPTION", MESH_ALIGN_LEFT, 60);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(j, "products"), i, p)
@@ -64,6 +67,13 @@ static int run_catalog(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_addf(t, "%lld", (long long)mesh_cli_jint(p, "rows"));
         mesh_table_add(t, csv ? lw : mesh_cli_short_time(lw, when));
         mesh_table_addf(t, "%zu", json_array_size(json_object_get(p, "columns")));
+        const json_t *q = json_object_get(p, "quality_score");
+        if (json_is_number(q))
+            mesh_table_addf(t, "%.1f", json_number_value(q));
+        else
+            mesh_table_add(t, csv ? "" : "-");
+        const char *cl = mesh_cli_jstr(json_object_get(p, "classifications"), "classification");
+        mesh_table_add(t, cl ? cl : "");
         mesh_table_add(t, mesh_cli_jstr(p, "description") ? mesh_cli_jstr(p, "description") : "");
     }
     if (mesh_table_rows(t) == 0 && !csv) {
@@ -83,6 +93,8 @@ static const mesh_cli_opt_t catalog_opts[] = {
     {"tag", 0, "TAG", 0, "Only products with this tag (on the contract, product or a column)."},
     {"classification", 0, "CLASS", 0,
      "Only products with a column of this classification (e.g. restricted)."},
+    {"min-quality", 0, "SCORE", 0,
+     "Only products whose quality score (0-100) is at least SCORE (never-measured ones go)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -93,15 +105,18 @@ const mesh_cli_cmd_t mesh_cli_catalog_cmds[] = {
         .summary = "Search the products you may read.",
         .text = "Searches the catalog: the products the token may read whose name, domain,\n"
                 "description, purpose, column names or descriptions, or tags contain TERM\n"
-                "(case-insensitive), narrowed by the filters. Prints each product's rows, newest\n"
-                "row, column count and description; --format json prints the server's answer\n"
-                "with the full products.",
+                "(case-insensitive), narrowed by the filters; without TERM or filters it lists\n"
+                "every product (browse). Prints each product's rows, newest row, column count,\n"
+                "quality score, highest classification and description; --format json prints\n"
+                "the server's answer with the full products. 'meshctl product show' is a\n"
+                "product's whole page.",
         .formats = "table|json|csv",
         .opts = catalog_opts,
         .min_args = 0,
         .max_args = 1,
         .examples = "meshctl catalog temperature\n"
                     "meshctl catalog --tag pii --classification restricted\n"
+                    "meshctl catalog --owner ops@example.com --min-quality 90\n"
                     "meshctl catalog --domain factory-a --format json",
         .exits = "0  searched (maybe nothing matched)",
         .run = run_catalog,

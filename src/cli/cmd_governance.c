@@ -157,8 +157,22 @@ static int run_erase(mesh_cli_t *cli, const mesh_cli_args_t *a)
             size_t i;
             json_t *p;
             json_array_foreach(json_object_get(j, "derived"), i, p)
-                printf("  derived %s.%s: %lld rows erased\n", mesh_cli_jstr(p, "domain"),
-                       mesh_cli_jstr(p, "product"), (long long)mesh_cli_jint(p, "deleted"));
+            {
+                if (json_is_true(json_object_get(p, "refreshed")))
+                    printf("  derived %s.%s: recomputed, %lld rows\n", mesh_cli_jstr(p, "domain"),
+                           mesh_cli_jstr(p, "product"), (long long)mesh_cli_jint(p, "rows"));
+                else if (json_is_true(json_object_get(p, "emptied")))
+                    printf("  derived %s.%s: emptied (it could not be recomputed)\n",
+                           mesh_cli_jstr(p, "domain"), mesh_cli_jstr(p, "product"));
+                else if (json_object_get(p, "deleted"))
+                    printf("  derived %s.%s: %lld rows erased\n", mesh_cli_jstr(p, "domain"),
+                           mesh_cli_jstr(p, "product"), (long long)mesh_cli_jint(p, "deleted"));
+                else
+                    printf("  derived %s.%s: %s recomputed\n", mesh_cli_jstr(p, "domain"),
+                           mesh_cli_jstr(p, "product"),
+                           mesh_cli_jstr(p, "recomputed") ? mesh_cli_jstr(p, "recomputed")
+                                                          : "what derives from them");
+            }
         }
     }
     json_decref(j);

@@ -74,6 +74,24 @@ static void print_text(const json_t *j)
             mesh_buf_free(&tags);
         }
     }
+    const json_t *def = json_object_get(j, "definition");
+    if (def) {
+        char line[1024];
+        snprintf(line, sizeof line, "%s", mesh_cli_jstr(def, "sql"));
+        mesh_cli_clean(line);
+        printf("definition (SQL, definer %s):\n  %s\n", mesh_cli_jstr(def, "definer"), line);
+        const json_t *rs = json_object_get(def, "refresh");
+        const char *e = rs ? json_string_value(json_object_get(rs, "error")) : NULL;
+        if (e) {
+            snprintf(line, sizeof line, "%s", e);
+            mesh_cli_clean(line);
+            printf("last refresh FAILED: %s\n", line);
+        } else if (rs) {
+            printf("last refresh: %lld rows\n", (long long)mesh_cli_jint(rs, "rows"));
+        }
+    }
+    if (json_is_false(json_object_get(j, "column_level")))
+        printf("(column inputs are approximate: every column the query reads)\n");
     if (mesh_cli_jint(j, "hidden"))
         printf("(%lld linked products you may not read are not shown)\n",
                (long long)mesh_cli_jint(j, "hidden"));
@@ -123,7 +141,7 @@ static int run_lineage(mesh_cli_t *cli, const mesh_cli_args_t *a)
     int rc = mesh_cli_product_name(cli, mesh_cli_pos(a, 0), d, p);
     if (rc != 0)
         return rc;
-    const char *fmt = mesh_cli_format(cli, false);
+    const char *fmt = mesh_cli_flag(a, "dot") ? "dot" : mesh_cli_format(cli, false);
     char path[300];
     snprintf(path, sizeof path, "/v1/lineage/%s/%s", d, p);
     mesh_client_req_t req = {.method = "GET", .path = path};
@@ -142,6 +160,10 @@ static int run_lineage(mesh_cli_t *cli, const mesh_cli_args_t *a)
 
 /* ---- product derive ---- */
 
+static json_t *derive_aggregate_body(const mesh_cli_args_t *a, const char *src, const char *bucket);
+static int derive_send(mesh_cli_t *cli, const mesh_cli_args_t *a, const char *d, const char *p,
+                       json_t *body, const char *src, const char *bucket);
+
 int mesh__cli_run_derive(mesh_cli_t *cli, const mesh_cli_args_t *a)
 {
     char d[MESH_NAME_MAX + 1], p[MESH_NAME_MAX + 1];
@@ -149,8 +171,29 @@ int mesh__cli_run_derive(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (rc != 0)
         return rc;
     const char *src = mesh_cli_arg(a, "source"), *bucket = mesh_cli_arg(a, "bucket");
-    if (src == NULL || bucket == NULL || mesh_cli_arg_at(a, "column", 0) == NULL)
-        return mesh_cli_usage(cli, "--source, --bucket and --column are needed");
+    const char *sql = mesh_cli_arg(a, "sql"), *refresh = mesh_cli_arg(a, "refresh");
+    if (sql && (src || bucket || mesh_cli_arg_at(a, "column", 0)))
+        return mesh_cli_usage(cli, "--sql or --source/--bucket/--column, not both");
+    if (refresh && !sql)
+        return mesh_cli_usage(cli, "--refresh is for --sql");
+    if (!sql && (src == NULL || bucket == NULL || mesh_cli_arg_at(a, "column", 0) == NULL))
+        return mesh_cli_usage(cli, "--sql, or --source, --bucket and --column, are needed");
+    json_t *body;
+    if (sql) {
+        body = json_pack("{s:s}", "sql", sql);
+        if (refresh)
+            json_object_set_new(body, "refresh", json_string(refresh));
+    } else {
+        body = derive_aggregate_body(a, src, bucket);
+    }
+    if (mesh_cli_arg(a, "description"))
+        json_object_set_new(body, "description", json_string(mesh_cli_arg(a, "description")));
+    return derive_send(cli, a, d, p, body, src, bucket);
+}
+
+/* The body of an aggregate derivation. */
+static json_t *derive_aggregate_body(const mesh_cli_args_t *a, const char *src, const char *bucket)
+{
     json_t *agg = json_pack("{s:s,s:s}", "source", src, "bucket", bucket);
     json_t *cols = json_array();
     for (size_t i = 0; mesh_cli_arg_at(a, "column", i); i++)
@@ -162,9 +205,15 @@ int mesh__cli_run_derive(mesh_cli_t *cli, const mesh_cli_args_t *a)
             json_array_append_new(g, json_string(mesh_cli_arg_at(a, "group-by", i)));
         json_object_set_new(agg, "groupBy", g);
     }
-    json_t *body = json_pack("{s:o}", "aggregate", agg);
-    if (mesh_cli_arg(a, "description"))
-        json_object_set_new(body, "description", json_string(mesh_cli_arg(a, "description")));
+    return json_pack("{s:o}", "aggregate", agg);
+}
+
+/* Asks the node for the contract (body: the derive request, taken), then applies it or
+ * prints it (--dry-run). */
+static int derive_send(mesh_cli_t *cli, const mesh_cli_args_t *a, const char *d, const char *p,
+                       json_t *body, const char *src, const char *bucket)
+{
+    int rc;
     char path[300];
     snprintf(path, sizeof path, "/v1/derive/%s/%s", d, p);
     json_t *j = NULL;
@@ -189,9 +238,28 @@ int mesh__cli_run_derive(mesh_cli_t *cli, const mesh_cli_args_t *a)
                              .body_len = strlen(yaml)};
     json_t *res = NULL;
     rc = mesh_cli_call(cli, &req, &res);
-    if (rc == 0 && !cli->quiet)
+    if (rc == 0 && !cli->quiet && src)
         printf("%s.%s: %s (derived from %s.%s, %s buckets)\n", d, p, mesh_cli_jstr(res, "outcome"),
                d, src, bucket);
+    if (rc == 0 && !src) {
+        size_t i;
+        json_t *x;
+        if (!cli->quiet)
+            printf("%s.%s: %s (derived by SQL)\n", d, p, mesh_cli_jstr(res, "outcome"));
+        json_array_foreach(json_object_get(res, "refreshed"), i, x)
+        {
+            const char *e = json_string_value(json_object_get(x, "error"));
+            if (e) {
+                char line[600];
+                snprintf(line, sizeof line, "%s", e);
+                mesh_cli_clean(line);
+                fprintf(stderr, "meshctl: the first refresh failed: %s\n", line);
+            } else if (!cli->quiet) {
+                printf("%s.%s: %lld rows materialised\n", d, p,
+                       (long long)mesh_cli_jint(x, "rows"));
+            }
+        }
+    }
     json_decref(res);
     json_decref(j);
     return rc;
@@ -206,28 +274,40 @@ const mesh_cli_opt_t mesh__cli_derive_opts[] = {
     {"group-by", 0, "COLUMN", MESH_CLI_MULTI,
      "A series column (a key column other than the time) to group by; repeat for more. "
      "Default: every series column of the source."},
+    {"sql", 0, "QUERY", 0,
+     "Define the product by a SELECT over products you may read (this node's domains); "
+     "meshd materialises it and refreshes it as you (docs/derived.md)."},
+    {"refresh", 0, "DURATION", 0,
+     "With --sql: how often it is recomputed, e.g. 30s, 5m, 1h (1s to 366d; default 1m)."},
     {"description", 0, "TEXT", 0, "The purpose written into the contract."},
     {"dry-run", 0, NULL, 0, "Print the contract (ODCS YAML) instead of applying it."},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static const mesh_cli_opt_t lineage_opts[] = {
+    {"dot", 0, NULL, 0, "Write Graphviz DOT (the same as --format dot)."},
     {NULL, 0, NULL, 0, NULL},
 };
 
 const mesh_cli_cmd_t mesh_cli_lineage_cmds[] = {
     {
         .name = "lineage",
-        .usage = "DOMAIN.PRODUCT [--format text|dot|json]",
+        .usage = "DOMAIN.PRODUCT [--dot | --format text|dot|json]",
         .summary = "Show where a product comes from and what is made from it.",
         .text = "Shows the lineage of a product as meshd extracts it from the definitions of\n"
                 "derived products: upstream (the products it is made from) and downstream (the\n"
                 "products made from it) as trees, and for a derived product each column's\n"
-                "inputs, how it is made (identity, transformation, aggregation) and the\n"
-                "classification and tags it inherits. --format dot writes Graphviz DOT\n"
-                "(meshctl lineage f.p --format dot | dot -Tsvg > lineage.svg). Products the\n"
+                "inputs, how it is made (identity, transformation, aggregation, masking) and\n"
+                "the classification and tags it inherits; for one defined by SQL also its\n"
+                "query, definer and last refresh. --dot (or --format dot) writes Graphviz\n"
+                "DOT (meshctl lineage f.p --dot | dot -Tsvg > lineage.svg). Products the\n"
                 "token may not read are left out and counted.",
+        .opts = lineage_opts,
         .formats = "text|dot|json",
         .min_args = 1,
         .max_args = 1,
         .examples = "meshctl lineage factory-a.readings\n"
-                    "meshctl lineage factory-a.readings_1m --format dot | dot -Tpng > l.png",
+                    "meshctl lineage factory-a.readings_1m --dot | dot -Tpng > l.png",
         .exits = "0  shown\n"
                  "3  no such domain or product\n"
                  "4  the token may not read the product",

@@ -198,6 +198,7 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     if (rc != 0 || j == NULL)
         return rc;
     const json_t *cols = json_object_get(j, "columns"), *pk = json_object_get(j, "primary_key");
+    const json_t *cls = json_object_get(j, "classifications");
     size_t i, ncols = 7;
     json_t *c;
     json_array_foreach(cols, i, c)
@@ -205,6 +206,8 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
         if (mesh_cli_jstr(c, "classification"))
             ncols = 8;
     }
+    if (json_array_size(json_object_get(cls, "columns")))
+        ncols = 8;
     mesh_table_t *kv = mesh_table_create(2), *t = mesh_table_create(ncols),
                  *st = mesh_table_create(2);
     if (kv == NULL || t == NULL || st == NULL) {
@@ -269,9 +272,30 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
         mesh_table_add(t, mesh_cli_jstr(c, "unit") ? mesh_cli_jstr(c, "unit") : "");
         mesh_table_add(t, cons.data ? cons.data : "");
         mesh_table_add(t, mesh_cli_jstr(c, "description") ? mesh_cli_jstr(c, "description") : "");
-        if (ncols == 8)
-            mesh_table_add(
-                t, mesh_cli_jstr(c, "classification") ? mesh_cli_jstr(c, "classification") : "");
+        if (ncols == 8) {
+            /* the effective classification and tags (approved ones too), else the contract's */
+            const json_t *ec = NULL;
+            size_t x;
+            json_t *e;
+            json_array_foreach(json_object_get(cls, "columns"), x, e)
+            {
+                if (name && mesh_cli_jstr(e, "name") && strcmp(mesh_cli_jstr(e, "name"), name) == 0)
+                    ec = e;
+            }
+            mesh_buf_t cl;
+            mesh_buf_init(&cl, 1 << 16);
+            const char *level =
+                ec ? mesh_cli_jstr(ec, "classification") : mesh_cli_jstr(c, "classification");
+            if (level)
+                mesh_buf_adds(&cl, level);
+            if (ec && json_array_size(json_object_get(ec, "tags"))) {
+                mesh_buf_adds(&cl, level ? " [" : "[");
+                join_strings(json_object_get(ec, "tags"), ", ", &cl);
+                mesh_buf_addc(&cl, ']');
+            }
+            mesh_table_add(t, cl.len ? cl.data : "");
+            mesh_buf_free(&cl);
+        }
         mesh_buf_free(&cons);
     }
     putchar('\n');
@@ -304,6 +328,77 @@ static int run_show(mesh_cli_t *cli, const mesh_cli_args_t *a)
     }
     putchar('\n');
     mesh_table_print_kv(st, stdout);
+
+    /* lineage, classification and the policies that govern the product */
+    mesh_table_t *gv = mesh_table_create(2);
+    if (gv) {
+        const json_t *lin = json_object_get(j, "lineage"), *pol = json_object_get(j, "policies");
+        mesh_buf_t b;
+        mesh_buf_init(&b, 1 << 20);
+        mesh_table_add(gv, "derived");
+        mesh_table_add(gv, json_is_true(json_object_get(lin, "derived"))
+                               ? (mesh_cli_jstr(lin, "kind") ? mesh_cli_jstr(lin, "kind") : "yes")
+                               : "no (a source product)");
+        static const char *const dirs[] = {"upstream", "downstream"};
+        for (size_t d = 0; d < 2; d++) {
+            mesh_buf_reset(&b);
+            join_strings(json_object_get(lin, dirs[d]), ", ", &b);
+            mesh_table_add(gv, dirs[d]);
+            mesh_table_add(gv, b.len ? b.data : "(none)");
+        }
+        if (mesh_cli_jint(lin, "hidden") > 0) {
+            mesh_table_add(gv, "hidden");
+            mesh_table_addf(gv, "%lld products you may not read",
+                            (long long)mesh_cli_jint(lin, "hidden"));
+        }
+        mesh_buf_reset(&b);
+        join_strings(json_object_get(cls, "tags"), ", ", &b);
+        mesh_table_add(gv, "classification");
+        mesh_table_addf(gv, "%s%s%s%s",
+                        mesh_cli_jstr(cls, "classification") ? mesh_cli_jstr(cls, "classification")
+                                                             : "none",
+                        b.len ? " (tags: " : "", b.len ? b.data : "", b.len ? ")" : "");
+        mesh_table_add(gv, "retention");
+        if (json_is_integer(json_object_get(pol, "retention_s"))) {
+            long long sec = (long long)mesh_cli_jint(pol, "retention_s");
+            static const struct {
+                long long n;
+                char u;
+            } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+            size_t u = 0;
+            while (u < 3 && sec % units[u].n != 0)
+                u++;
+            mesh_table_addf(gv, "%lld%c (rows older than this are deleted)", sec / units[u].n,
+                            units[u].u);
+        } else {
+            mesh_table_add(gv, "forever");
+        }
+        mesh_table_add(gv, "legal hold");
+        if (json_is_true(json_object_get(pol, "legal_hold")))
+            mesh_table_addf(gv, "HELD on %s: %s", mesh_cli_jstr(pol, "held_on"),
+                            mesh_cli_jstr(pol, "hold_reason"));
+        else
+            mesh_table_add(gv, "none");
+        mesh_table_add(gv, "residency");
+        mesh_table_add(gv, mesh_cli_jstr(pol, "residency") &&
+                                   strcmp(mesh_cli_jstr(pol, "residency"), "local") == 0
+                               ? "local (rows never leave this node)"
+                               : "any");
+        mesh_table_add(gv, "egress");
+        if (mesh_cli_jstr(pol, "egress") &&
+            strcmp(mesh_cli_jstr(pol, "egress"), "aggregates-only") == 0)
+            mesh_table_addf(gv, "aggregates-only (groups of at least %lld%s%s)",
+                            (long long)mesh_cli_jint(pol, "min_group_size"),
+                            mesh_cli_jstr(pol, "privacy_unit") ? " distinct " : "",
+                            mesh_cli_jstr(pol, "privacy_unit") ? mesh_cli_jstr(pol, "privacy_unit")
+                                                               : "");
+        else
+            mesh_table_add(gv, "any");
+        putchar('\n');
+        mesh_table_print_kv(gv, stdout);
+        mesh_buf_free(&b);
+        mesh_table_destroy(gv);
+    }
 
     mesh_buf_free(&owners);
     mesh_buf_free(&tags);
@@ -807,14 +902,20 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
     },
     {
         .name = "product derive",
-        .usage = "DOMAIN.PRODUCT --source PRODUCT --bucket DURATION --column COLUMN... [OPTIONS]",
-        .summary = "Create a continuous aggregate of a time series.",
-        .text = "Creates the derived product DOMAIN.PRODUCT: per bucket of the source's time and\n"
-                "per series (or --group-by columns), rows, last_time and, per --column C,\n"
-                "C_count, C_min, C_max, C_sum, C_avg and C_last. meshd writes its contract (the\n"
-                "columns, the key, and the classifications and tags each column inherits from\n"
-                "its inputs) and the node builds it from the source's rows, then keeps it up to\n"
-                "date in the transaction of every write, late and out-of-order rows included.\n"
+        .usage = "DOMAIN.PRODUCT (--sql QUERY [--refresh DURATION] | --source PRODUCT "
+                 "--bucket DURATION --column COLUMN...) [OPTIONS]",
+        .summary = "Create a derived product: a SQL query or a continuous aggregate.",
+        .text = "Creates the derived product DOMAIN.PRODUCT.\n"
+                "With --sql: a SELECT over products you may read (this node's domains). meshd\n"
+                "prepares it as you in the query sandbox (read-only, one statement), makes its\n"
+                "result columns and types the contract's schema, extracts which input columns\n"
+                "feed each output column (lineage) and gives each column the classification\n"
+                "and tags of its inputs unless it aggregates (count, sum, total, avg) or masks\n"
+                "(mask, mask_hash) them. The node materialises it at once and recomputes it\n"
+                "every --refresh, with your grants of that moment (you are its definer).\n"
+                "With --source: per bucket of the source's time and per series (or --group-by\n"
+                "columns), rows, last_time and, per --column C, C_count, C_min, C_max, C_sum,\n"
+                "C_avg and C_last, kept up to date in the transaction of every write.\n"
                 "Query it like any product; its lineage: meshctl lineage DOMAIN.PRODUCT.",
         .opts = mesh__cli_derive_opts,
         .min_args = 1,
@@ -823,10 +924,13 @@ const mesh_cli_cmd_t mesh_cli_product_cmds[] = {
             "meshctl product derive factory-a.readings_1m --source readings \\\n"
             "    --bucket 1m --column temp --column vibration\n"
             "meshctl product derive factory-a.readings_1h --source readings --bucket 1h \\\n"
-            "    --column temp --dry-run > readings_1h.odcs.yaml",
+            "    --column temp --dry-run > readings_1h.odcs.yaml\n"
+            "meshctl product derive factory-a.hot_machines --refresh 5m --sql \\\n"
+            "    \"SELECT machine, avg(temp) AS temp_avg FROM \\\"factory-a\\\".readings GROUP BY "
+            "machine\"",
         .exits = "0  created (or printed)\n"
-                 "2  bad arguments, or the source does not fit (not a time series, a column not\n"
-                 "   a number)\n"
+                 "2  bad arguments, a query that is not one SELECT or does not prepare, or the\n"
+                 "   source does not fit (not a time series, a column not a number)\n"
                  "3  no such domain or source\n"
                  "4  the token may not administer the domain or read the source\n"
                  "5  the product exists with another definition",

@@ -176,7 +176,7 @@ mesh_status_t mesh_derive_check_columns(const mesh_product_t *p, const mesh_line
                                 "product derive --dry-run` prints the contract it needs",
                                 p->domain, p->name, lc->name, mesh_ltype_name(lc->type));
         const mesh_column_t *pc = &p->cols[c];
-        if (pc->type != lc->type)
+        if (pc->type != lc->type && !lc->type_guessed)
             return mesh_err_set(err, MESH_INVALID,
                                 "derived product %s.%s: column %s is %s, its derivation gives %s",
                                 p->domain, p->name, lc->name, mesh_ltype_name(pc->type),
@@ -194,7 +194,7 @@ mesh_status_t mesh_derive_check_columns(const mesh_product_t *p, const mesh_line
     return MESH_OK;
 }
 
-static int class_rank(const char *c)
+int mesh_derive_class_rank(const char *c)
 {
     static const char *const levels[] = {"public", "internal", "confidential", "restricted"};
     for (int i = 0; c && i < 4; i++)
@@ -230,7 +230,7 @@ mesh_status_t mesh_derive_propagate(const mesh_lineage_col_t *c, mesh_derive_col
         const mesh_column_t *in = lookup(arg, &c->in[i]);
         if (in == NULL)
             continue;
-        int r = class_rank(in->classification);
+        int r = mesh_derive_class_rank(in->classification);
         if (r > best) {
             best = r;
             snprintf(class_out, cap, "%s", in->classification);
@@ -313,6 +313,11 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
         mesh_buf_adds(b, "          sql: ");
         yq(b, d->sql);
         mesh_buf_addc(b, '\n');
+        if (d->definer) {
+            mesh_buf_adds(b, "          definer: ");
+            yq(b, d->definer);
+            mesh_buf_addc(b, '\n');
+        }
     }
     if (d->refresh_ns) {
         mesh_buf_adds(b, "          refresh: \"");
@@ -356,7 +361,9 @@ mesh_status_t mesh_derive_contract(const mesh_derive_spec_t *s, mesh_buf_t *out,
         free(tags);
         mesh_buf_adds(b, "        description: ");
         char desc[256];
-        if (c->nin == 1)
+        if (c->nin == 0)
+            snprintf(desc, sizeof desc, "%s of no input column", mesh_xform_name(c->xf));
+        else if (c->nin == 1)
             snprintf(desc, sizeof desc, "%s of %s.%s.%s", mesh_xform_name(c->xf), c->in[0].domain,
                      c->in[0].product, c->in[0].column);
         else

@@ -22,6 +22,7 @@ void mesh_derivation_free(mesh_derivation_t *d)
         free(d->columns[i]);
     free(d->columns);
     free(d->sql);
+    free(d->definer);
     free(d);
 }
 
@@ -74,8 +75,10 @@ mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation
     }
     json_object_foreach(root, key, v)
     {
-        if (strcmp(key, "aggregate") != 0 && strcmp(key, "description") != 0) {
-            st = mesh_err_set(err, MESH_INVALID, "unknown key (aggregate, description)");
+        if (strcmp(key, "aggregate") != 0 && strcmp(key, "description") != 0 &&
+            strcmp(key, "sql") != 0 && strcmp(key, "refresh") != 0) {
+            st = mesh_err_set(err, MESH_INVALID,
+                              "unknown key (aggregate, sql, refresh, description)");
             goto out;
         }
     }
@@ -99,6 +102,48 @@ mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation
             }
         }
         snprintf(desc, cap, "%s", s);
+    }
+    json_t *sql = json_object_get(root, "sql");
+    if (sql != NULL) {
+        if (json_object_get(root, "aggregate") != NULL) {
+            st = mesh_err_set(err, MESH_INVALID, "give sql or aggregate, not both");
+            goto out;
+        }
+        d->kind = MESH_DERIVE_SQL;
+        const char *q = json_string_value(sql);
+        size_t ql = q ? json_string_length(sql) : 0;
+        if (q == NULL || ql == 0 || ql > MESH_DERIVE_MAX_SQL || strlen(q) != ql) {
+            st = mesh_err_set(err, MESH_INVALID, "sql must be a query of 1 to %d bytes",
+                              MESH_DERIVE_MAX_SQL);
+            goto out;
+        }
+        /* the query goes into the product's contract (YAML): no DEL or C1 characters */
+        for (const unsigned char *c = (const unsigned char *)q; *c; c++) {
+            if (*c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) {
+                st = mesh_err_set(err, MESH_INVALID,
+                                  "sql: control characters are not allowed (byte %zu)",
+                                  (size_t)(c - (const unsigned char *)q) + 1);
+                goto out;
+            }
+        }
+        if ((d->sql = mesh_strdup(q)) == NULL) {
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+            goto out;
+        }
+        if ((v = json_object_get(root, "refresh")) != NULL) {
+            const char *r = json_string_value(v);
+            if (r == NULL || mesh_duration_parse(r, &d->refresh_ns) != MESH_OK ||
+                d->refresh_ns < 1000000000LL || d->refresh_ns > 366LL * 86400 * 1000000000LL) {
+                st = mesh_err_set(err, MESH_INVALID,
+                                  "refresh must be a duration from 1s to 366d, e.g. \"5m\"");
+                goto out;
+            }
+        }
+        goto out;
+    }
+    if (json_object_get(root, "refresh") != NULL) {
+        st = mesh_err_set(err, MESH_INVALID, "refresh is for a derivation by sql");
+        goto out;
     }
     json_t *agg = json_object_get(root, "aggregate");
     if (!json_is_object(agg)) {

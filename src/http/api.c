@@ -9,10 +9,13 @@
 #include <string.h>
 
 #include "catalog/classification.h"
+#include "catalog/governance.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "derive/openlineage.h"
 #include "http/internal.h"
 #include "mesh/source.h"
+#include "node/derived.h"
 #include "node/health.h"
 #include "mqtt/client.h"
 
@@ -406,6 +409,43 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 
+/* OpenLineage sinks: events sent, failed (after the retries) and dropped (a full queue) per
+ * sink, and waiting now. Nothing when no sink is configured. */
+static void lineage_metrics(mesh_node_t *n, mesh_buf_t *b)
+{
+    if (n->ol == NULL)
+        return;
+    mesh_ol_stats_t s;
+    mesh_ol_emitter_stats(n->ol, &s);
+    mesh_metrics_help(b, "meshd_openlineage_events_total", "counter",
+                      "OpenLineage run events per sink and result: sent, failed (given up after "
+                      "the retries or a write error), dropped (the sink's queue was full).");
+    const struct {
+        const char *name;
+        const mesh_ol_sink_stats_t *st;
+    } sinks[] = {{"file", &s.file}, {"http", &s.http}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!sinks[i].st->on)
+            continue;
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"sent\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->sent);
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"failed\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->failed);
+        mesh_buf_printf(b, "meshd_openlineage_events_total{sink=\"%s\",result=\"dropped\"} %llu\n",
+                        sinks[i].name, (unsigned long long)sinks[i].st->dropped);
+    }
+    mesh_metrics_help(b, "meshd_openlineage_dropped_total", "counter",
+                      "OpenLineage run events dropped by all sinks (full queues).");
+    mesh_buf_printf(b, "meshd_openlineage_dropped_total %llu\n",
+                    (unsigned long long)(s.file.dropped + s.http.dropped));
+    mesh_metrics_help(b, "meshd_openlineage_queued", "gauge",
+                      "OpenLineage run events waiting per sink.");
+    for (size_t i = 0; i < 2; i++)
+        if (sinks[i].st->on)
+            mesh_buf_printf(b, "meshd_openlineage_queued{sink=\"%s\"} %llu\n", sinks[i].name,
+                            (unsigned long long)sinks[i].st->queued);
+}
+
 void mesh_api_metrics(mesh_req_t *r)
 {
     mesh_buf_t b;
@@ -450,6 +490,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_api_rules_metrics(r, &b);
     mesh_api_backup_metrics(r, &b);
     repl_metrics(r->node, &b);
+    lineage_metrics(r->node, &b);
     if (r->node->mesh) {
         mesh_mesh_status_t ms;
         mesh_mesh_status(r->node->mesh, &ms);
@@ -909,9 +950,22 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     char domain[64];
     snprintf(domain, sizeof domain, "%s", c->domain);
-    mesh_contract_free(c);
-    if (!mesh_req_allow(r, MESH_ACT_ADMIN, domain, NULL))
+    if (!mesh_req_allow(r, MESH_ACT_ADMIN, domain, NULL)) {
+        mesh_contract_free(c);
         return;
+    }
+    /* derivations by SQL: prepared as the caller, who must be their definer */
+    st = mesh__node_derived_check(r->node, mesh_req_snapshot(r), mesh_req_policy(r), &r->who, c,
+                                  &err);
+    bool sql_derived = false;
+    for (size_t i = 0; i < c->nproducts; i++)
+        sql_derived |= c->products[i].derive && c->products[i].derive->kind == MESH_DERIVE_SQL;
+    mesh_contract_free(c);
+    if (st != MESH_OK) {
+        audit_admin(r, MESH_AUDIT_ADMIN_CONTRACT_APPLY, domain, NULL, st, err.msg, NULL);
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(mesh_req_snapshot(r), domain);
     if (sd == NULL) {
         mesh_req_errorf(r, MESH_NOT_FOUND,
@@ -991,6 +1045,27 @@ void mesh_api_contracts(mesh_req_t *r)
     }
     free(ad);
     LOG_INFO("api", "contract for domain %s %s by %s", domain, outcomes[res.outcome], r->who.name);
+    /* a product derived by SQL is materialised at once (then on its schedule) */
+    if (sql_derived && res.outcome != MESH_CONTRACT_UNCHANGED) {
+        json_t *refreshed = json_array();
+        mesh_contract_parse(p, n, &c, NULL);
+        for (size_t i = 0; c && i < c->nproducts; i++) {
+            const mesh_product_t *dp = &c->products[i];
+            if (dp->derive == NULL || dp->derive->kind != MESH_DERIVE_SQL)
+                continue;
+            int64_t rows = 0;
+            mesh_err_t e;
+            mesh_err_clear(&e);
+            mesh_status_t rst =
+                mesh__node_derived_refresh(r->node, domain, dp->name, true, &rows, &e);
+            json_t *o2 = json_pack("{s:s,s:I}", "product", dp->name, "rows", (json_int_t)rows);
+            if (rst != MESH_OK)
+                json_object_set_new(o2, "error", json_string(e.msg));
+            json_array_append_new(refreshed, o2);
+        }
+        mesh_contract_free(c);
+        json_object_set_new(o, "refreshed", refreshed);
+    }
     reply_json(r, res.outcome == MESH_CONTRACT_CREATED ? 201 : 200, o);
 }
 
@@ -1032,6 +1107,99 @@ void mesh_api_products(mesh_req_t *r)
     reply_json(r, 200, o);
 }
 
+static int class_rank(const char *c)
+{
+    static const char *const levels[] = {"public", "internal", "confidential", "restricted"};
+    for (int i = 0; c && i < 4; i++)
+        if (strcasecmp(c, levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void add_unique(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (strcasecmp(json_string_value(v), s) == 0)
+            return;
+    }
+    json_array_append_new(a, json_string(s));
+}
+
+/* The product page's classifications: per column its effective classification (the highest
+ * of the contract's and the approved) and tags (the contract's and the approved), and the
+ * product's highest level and all its tags. */
+static json_t *classifications_json(const mesh_product_t *p, const mesh_policy_src_t *src)
+{
+    json_t *o = json_object(), *cols = json_array(), *all = json_array();
+    int top = -1;
+    for (size_t i = 0; i < p->ncols; i++) {
+        const mesh_column_t *c = &p->cols[i];
+        const char *cls = c->classification;
+        json_t *tags = json_array();
+        for (size_t k = 0; k < c->n_tags; k++)
+            add_unique(tags, c->tags[k]);
+        for (size_t k = 0; src && k < src->ncoltags; k++) {
+            const mesh_coltag_rec_t *t = &src->coltags[k];
+            if (strcmp(t->domain, p->domain) != 0 || strcmp(t->product, p->name) != 0 ||
+                strcmp(t->column, c->name) != 0)
+                continue;
+            if (t->classification) {
+                if (class_rank(t->tag) > class_rank(cls))
+                    cls = t->tag;
+            } else {
+                add_unique(tags, t->tag);
+            }
+        }
+        if (cls == NULL && json_array_size(tags) == 0) {
+            json_decref(tags);
+            continue;
+        }
+        size_t k;
+        json_t *v;
+        json_array_foreach(tags, k, v) add_unique(all, json_string_value(v));
+        if (class_rank(cls) > top)
+            top = class_rank(cls);
+        json_array_append_new(cols, json_pack("{s:s,s:o,s:o}", "name", c->name, "classification",
+                                              cls ? json_string(cls) : json_null(), "tags", tags));
+    }
+    static const char *const levels[] = {"public", "internal", "confidential", "restricted"};
+    json_object_set_new(o, "classification", top >= 0 ? json_string(levels[top]) : json_null());
+    json_object_set_new(o, "tags", all);
+    json_object_set_new(o, "columns", cols);
+    return o;
+}
+
+/* The product page's policies: the effective retention, legal hold and residency (contract,
+ * domain and product policies together: GET /v1/governance) and the egress rule. */
+static json_t *policies_json(mesh_node_t *n, const mesh_product_t *p)
+{
+    mesh_gov_effective_t g;
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    json_t *o = json_object();
+    if (mesh_catalog_gov_effective(n->cat, p, &g, &err) != MESH_OK)
+        json_object_set_new(o, "error", json_string(err.msg));
+    json_object_set_new(o, "retention_s",
+                        g.retention_ns > 0 ? json_integer(g.retention_ns / MESH_NS_PER_SEC)
+                                           : json_null());
+    json_object_set_new(o, "legal_hold", json_boolean(g.held));
+    if (g.held) {
+        json_object_set_new(o, "held_on", json_string(g.held_on));
+        json_object_set_new(o, "hold_reason", json_string(g.hold_reason));
+    }
+    json_object_set_new(o, "residency", json_string(g.residency_local ? "local" : "any"));
+    json_object_set_new(o, "egress", json_string(p->egress_aggregates ? "aggregates-only" : "any"));
+    if (p->egress_aggregates) {
+        json_object_set_new(o, "min_group_size", json_integer(p->egress_k));
+        if (p->privacy_unit_col >= 0)
+            json_object_set_new(o, "privacy_unit", json_string(p->cols[p->privacy_unit_col].name));
+    }
+    return o;
+}
+
 void mesh_api_product(mesh_req_t *r)
 {
     bool del = evhttp_request_get_command(r->ev) == EVHTTP_REQ_DELETE;
@@ -1044,7 +1212,14 @@ void mesh_api_product(mesh_req_t *r)
     if (del) {
         mesh_err_t err;
         mesh_err_clear(&err);
-        mesh_status_t st = mesh_domain_drop_product(sd->dom, p->name, &err);
+        char reader[140];
+        mesh_status_t st = MESH_OK;
+        if (mesh__node_derived_reader(r->node, mesh_req_snapshot(r), p, reader, sizeof reader))
+            st = mesh_err_set(&err, MESH_CONFLICT,
+                              "%s.%s is an input of the derived product %s: drop that first",
+                              p->domain, p->name, reader);
+        if (st == MESH_OK)
+            st = mesh_domain_drop_product(sd->dom, p->name, &err);
         if (st == MESH_OK)
             forget_classification(r, p->domain, p->name);
         audit_admin(r, MESH_AUDIT_ADMIN_PRODUCT_DELETE, p->domain, p->name, st, err.msg, NULL);
@@ -1068,6 +1243,11 @@ void mesh_api_product(mesh_req_t *r)
     }
     json_decref(rep);
     json_object_set_new(o, "quality", q);
+    /* where it comes from and what is made of it, how it is classified, what governs it */
+    json_object_set_new(o, "lineage", mesh__api_lineage_summary(r, p));
+    json_object_set_new(o, "classifications",
+                        classifications_json(p, mesh_policy_source(mesh_req_policy(r))));
+    json_object_set_new(o, "policies", policies_json(r->node, p));
     reply_json(r, 200, o);
 }
 
@@ -1405,6 +1585,18 @@ static bool matches(const mesh_snap_domain_t *sd, const mesh_product_t *p, const
         for (size_t i = 0; i < c->n_tags; i++)
             if (contains_ci(c->tags[i], q))
                 return true;
+        for (size_t i = 0; i < p->n_tags; i++)
+            if (contains_ci(p->tags[i], q))
+                return true;
+        for (size_t i = 0; i < p->ncols; i++)
+            for (size_t k = 0; k < p->cols[i].n_tags; k++)
+                if (contains_ci(p->cols[i].tags[k], q))
+                    return true;
+        for (size_t i = 0; src && i < src->ncoltags; i++)
+            if (strcmp(src->coltags[i].domain, p->domain) == 0 &&
+                strcmp(src->coltags[i].product, p->name) == 0 &&
+                contains_ci(src->coltags[i].tag, q))
+                return true;
         return false;
     }
     return true;
@@ -1446,6 +1638,9 @@ void mesh_api_catalog(mesh_req_t *r)
                 if (min_quality >= 0 && !(score >= min_quality))
                     continue;
                 json_t *e = product_json(sd, p, true);
+                json_object_set_new(
+                    e, "classifications",
+                    classifications_json(p, mesh_policy_source(mesh_req_policy(r))));
                 json_object_set_new(e, "quality_score",
                                     score >= 0 ? json_real(round(score * 10) / 10) : json_null());
                 json_array_append_new(a, e);

@@ -25,6 +25,7 @@
 #include "core/util.h"
 #include "derive/derive.h"
 #include "http/internal.h"
+#include "node/derived.h"
 
 #define GRAPH_MAX_NODES 256
 #define GRAPH_MAX_DEPTH 16
@@ -34,16 +35,16 @@ static void reply(mesh_req_t *r, int code, json_t *j)
     mesh_api_reply_json(r, code, j);
 }
 
-/* The lineage of a derived product (NULL derive: none). */
-static mesh_status_t lineage_of(const mesh_snapshot_t *s, const mesh_product_t *p,
+/* The lineage of a derived product (NULL derive: none). A derivation by SQL is prepared as
+ * its definer (node/derived.c). */
+static mesh_status_t lineage_of(mesh_node_t *n, const mesh_snapshot_t *s, const mesh_product_t *p,
                                 mesh_lineage_t *out, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
     if (p->derive == NULL)
         return MESH_OK;
-    if (p->derive->kind != MESH_DERIVE_AGGREGATE)
-        return mesh_err_set(err, MESH_UNSUPPORTED, "%s.%s: only aggregates are derived so far",
-                            p->domain, p->name);
+    if (p->derive->kind == MESH_DERIVE_SQL)
+        return mesh__node_derived_lineage(n, (mesh_snapshot_t *)s, p, out, err);
     const mesh_product_t *src = mesh_snapshot_product(s, p->domain, p->derive->source);
     if (src == NULL)
         return mesh_err_set(err, MESH_NOT_FOUND, "%s.%s: no source %s", p->domain, p->name,
@@ -93,6 +94,8 @@ static bool add_node(graph_t *g, const mesh_product_t *p)
     if (p->derive && p->derive->kind == MESH_DERIVE_AGGREGATE) {
         json_object_set_new(n, "kind", json_string("aggregate"));
         json_object_set_new(n, "bucket_ns", json_integer(p->derive->bucket_ns));
+    } else if (p->derive && p->derive->kind == MESH_DERIVE_SQL) {
+        json_object_set_new(n, "kind", json_string("sql"));
     }
     json_array_append_new(g->nodes, n);
     return true;
@@ -119,7 +122,7 @@ static void upstream(graph_t *g, const mesh_product_t *p, json_t *list, int dept
 {
     mesh_lineage_t l;
     mesh_err_t err;
-    if (depth > GRAPH_MAX_DEPTH || lineage_of(g->s, p, &l, &err) != MESH_OK)
+    if (depth > GRAPH_MAX_DEPTH || lineage_of(g->r->node, g->s, p, &l, &err) != MESH_OK)
         return;
     for (size_t i = 0; i < l.ntables; i++) {
         const mesh_product_t *in =
@@ -147,7 +150,7 @@ static void downstream(graph_t *g, const mesh_product_t *p, json_t *list, int de
                 const mesh_product_t *q = &c->products[j];
                 mesh_lineage_t l;
                 mesh_err_t err;
-                if (q->derive == NULL || lineage_of(g->s, q, &l, &err) != MESH_OK)
+                if (q->derive == NULL || lineage_of(g->r->node, g->s, q, &l, &err) != MESH_OK)
                     continue;
                 bool feeds = false;
                 for (size_t t = 0; t < l.ntables; t++)
@@ -238,6 +241,33 @@ static json_t *columns_json(const mesh_snapshot_t *s, const mesh_product_t *p,
     return a;
 }
 
+json_t *mesh__api_lineage_summary(mesh_req_t *r, const mesh_product_t *p)
+{
+    graph_t *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return json_null();
+    g->r = r;
+    g->s = mesh_req_snapshot(r);
+    g->nodes = json_array();
+    g->edges = json_array();
+    add_node(g, p);
+    json_t *up = json_array(), *down = json_array();
+    upstream(g, p, up, 0);
+    downstream(g, p, down, 0);
+    json_t *o = json_object();
+    json_object_set_new(o, "derived", json_boolean(p->derive != NULL));
+    if (p->derive)
+        json_object_set_new(
+            o, "kind", json_string(p->derive->kind == MESH_DERIVE_AGGREGATE ? "aggregate" : "sql"));
+    json_object_set_new(o, "upstream", up);
+    json_object_set_new(o, "downstream", down);
+    json_object_set_new(o, "hidden", json_integer(g->hidden));
+    json_decref(g->nodes);
+    json_decref(g->edges);
+    free(g);
+    return o;
+}
+
 void mesh_api_lineage(mesh_req_t *r)
 {
     if (!mesh_req_allow(r, MESH_ACT_READ, r->params[0], r->params[1]))
@@ -273,12 +303,73 @@ void mesh_api_lineage(mesh_req_t *r)
     json_object_set_new(o, "hidden", json_integer(g->hidden));
     mesh_lineage_t l;
     mesh_err_t err;
-    if (p->derive && lineage_of(s, p, &l, &err) == MESH_OK) {
+    mesh_err_clear(&err);
+    if (p->derive && lineage_of(r->node, s, p, &l, &err) == MESH_OK) {
         json_object_set_new(o, "column_level", json_boolean(l.column_level));
         json_object_set_new(o, "columns", columns_json(s, p, &l));
         mesh_lineage_free(&l);
+    } else if (p->derive) {
+        json_object_set_new(o, "lineage_error", json_string(err.msg));
+    }
+    if (p->derive && p->derive->kind == MESH_DERIVE_SQL) {
+        json_t *d = json_pack(
+            "{s:s,s:s?,s:I}", "sql", p->derive->sql, "definer", p->derive->definer, "refresh_ns",
+            (json_int_t)(p->derive->refresh_ns ? p->derive->refresh_ns : 60LL * MESH_NS_PER_SEC));
+        mesh_derived_status_t ds;
+        if (mesh__node_derived_status(r->node, p->domain, p->name, &ds)) {
+            json_t *rs = json_pack("{s:I,s:I,s:I}", "last_ns", (json_int_t)ds.last_ns, "next_ns",
+                                   (json_int_t)ds.next_ns, "rows", (json_int_t)ds.rows);
+            json_object_set_new(rs, "error", ds.error[0] ? json_string(ds.error) : json_null());
+            json_object_set_new(rs, "mode", json_string(ds.mode));
+            json_object_set_new(d, "refresh", rs);
+        }
+        json_object_set_new(o, "definition", d);
     }
     free(g);
+    reply(r, 200, o);
+}
+
+/* POST /v1/derive for a derivation by SQL: prepared as the caller, who becomes its
+ * definer; its columns, types and inherited classifications make the contract. */
+static void derive_sql(mesh_req_t *r, mesh_derivation_t *d, const char *desc)
+{
+    const char *domain = r->params[0], *name = r->params[1];
+    mesh_snapshot_t *s = mesh_req_snapshot(r);
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    if ((d->definer = mesh_strdup(r->who.name)) == NULL) {
+        mesh_derivation_free(d);
+        mesh_req_errorf(r, MESH_NOMEM, "out of memory");
+        return;
+    }
+    mesh_lineage_t l;
+    mesh_status_t st =
+        mesh_query_lineage(r->node->qpool, s, mesh_req_policy(r), &r->who, d->sql, strlen(d->sql),
+                           r->node->opts.query_timeout, 1000, &l, &err);
+    for (size_t k = 0; st == MESH_OK && k < l.ntables; k++)
+        if (strcmp(l.tables[k].domain, domain) == 0 && strcmp(l.tables[k].product, name) == 0)
+            st = mesh_err_set(&err, MESH_INVALID, "a derived product cannot read itself");
+    mesh_buf_t y;
+    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
+    lookup_ctx_t x = {.s = s};
+    mesh_derive_spec_t spec = {.domain = domain,
+                               .name = name,
+                               .description = desc[0] ? desc : NULL,
+                               .d = d,
+                               .l = &l,
+                               .lookup = col_lookup,
+                               .arg = &x};
+    if (st == MESH_OK)
+        st = mesh_derive_contract(&spec, &y, &err);
+    mesh_lineage_free(&l);
+    mesh_derivation_free(d);
+    if (st != MESH_OK) {
+        mesh_buf_free(&y);
+        mesh_req_error(r, st, err.msg, NULL);
+        return;
+    }
+    json_t *o = json_pack("{s:s%}", "contract", y.data, y.len);
+    mesh_buf_free(&y);
     reply(r, 200, o);
 }
 
@@ -305,6 +396,10 @@ void mesh_api_derive(mesh_req_t *r)
         return;
     }
     const mesh_snapshot_t *s = mesh_req_snapshot(r);
+    if (d->kind == MESH_DERIVE_SQL) {
+        derive_sql(r, d, desc);
+        return;
+    }
     const mesh_product_t *src = mesh_snapshot_product(s, domain, d->source);
     if (src == NULL) {
         mesh_req_errorf(r, MESH_NOT_FOUND, "no product %s.%s", domain, d->source);

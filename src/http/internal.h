@@ -173,6 +173,9 @@ void mesh_api_crypt_metrics(mesh_req_t *r, mesh_buf_t *b);
 void mesh_api_backup_metrics(mesh_req_t *r, mesh_buf_t *b);
 /* Lineage and derived products (api_lineage.c). */
 void mesh_api_lineage(mesh_req_t *r);
+/* The product page's lineage: {"derived","kind","upstream":[...],"downstream":[...],"hidden"}
+ * (every level, as GET /v1/lineage; products the caller may not read left out and counted). */
+struct json_t *mesh__api_lineage_summary(mesh_req_t *r, const mesh_product_t *p);
 void mesh_api_derive(mesh_req_t *r);
 
 #endif

@@ -8,18 +8,76 @@
 #include <string.h>
 
 #include "catalog/governance.h"
+#include "catalog/registry.h"
+#include "node/derived.h"
 #include "store/domain.h"
 
 #define ERASE_MAX_KEYS        1000000
 #define ERASE_KEYS_PER_RECORD 10000
 
-static mesh_erase_derived_fn derived_fn;
-static void *derived_arg;
+#define DERIVED_HOOKS 8
+
+/* The registered hooks (process-wide: set at start, before requests come; a node registers
+ * the same hooks again when it restarts in one process, which changes nothing). */
+static struct {
+    mesh_erase_derived_fn fn;
+    void *arg;
+} hooks[DERIVED_HOOKS];
+static size_t nhooks;
 
 void mesh_node_set_erase_derived(mesh_erase_derived_fn fn, void *arg)
 {
-    derived_fn = fn;
-    derived_arg = arg;
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].fn == fn) {
+            hooks[i].arg = arg;
+            return;
+        }
+    if (fn && nhooks < DERIVED_HOOKS) {
+        hooks[nhooks].fn = fn;
+        hooks[nhooks++].arg = arg;
+    }
+}
+
+/* The continuous aggregates' hook: an erasure reaches them through the domain's log (the
+ * disposal record marks the buckets that held erased rows, the writer recomputes them before
+ * the erasure is answered: store/cagg.c), so on every replica and after any crash. This
+ * reports them: one object per aggregate over p. */
+static mesh_status_t erase_aggregates(void *arg, mesh_node_t *n, const mesh_product_t *p,
+                                      const char *where, mesh_buf_t *out, mesh_err_t *err)
+{
+    (void)arg;
+    (void)where;
+    (void)err;
+    mesh_snapshot_t *snap = mesh_registry_snapshot(n->reg);
+    if (snap == NULL)
+        return MESH_OK;
+    const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, p->domain);
+    size_t k = 0;
+    for (size_t ci = 0; sd && ci < sd->ncrefs; ci++) {
+        const mesh_contract_t *c = sd->crefs[ci]->c;
+        for (size_t i = 0; i < c->nproducts; i++) {
+            const mesh_product_t *ap = &c->products[i];
+            if (ap->derive == NULL || ap->derive->kind != MESH_DERIVE_AGGREGATE ||
+                ap->derive->source == NULL || strcmp(ap->derive->source, p->name) != 0)
+                continue;
+            if (k++)
+                mesh_buf_addc(out, ',');
+            mesh_buf_adds(out, "{\"domain\":");
+            mesh_buf_add_json_str(out, p->domain, strlen(p->domain));
+            mesh_buf_adds(out, ",\"product\":");
+            mesh_buf_add_json_str(out, ap->name, strlen(ap->name));
+            mesh_buf_adds(out, ",\"kind\":\"aggregate\",\"recomputed\":\"buckets of the erased "
+                               "rows\"}");
+        }
+    }
+    mesh_snapshot_put(snap);
+    return MESH_OK;
+}
+
+void mesh__node_governance_start(mesh_node_t *n)
+{
+    (void)n;
+    mesh_node_set_erase_derived(erase_aggregates, NULL);
 }
 
 void mesh_erase_report_free(mesh_erase_report_t *r)
@@ -126,10 +184,27 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
     if (st == MESH_OK)
         st = flush_keys(sd, p, &keys, &nkeys, rep, err);
     mesh_buf_free(&keys);
-    if (st == MESH_OK && derived_fn) {
-        mesh_buf_addc(&rep->derived, '[');
-        st = derived_fn(derived_arg, n, p, where, &rep->derived, err);
-        mesh_buf_addc(&rep->derived, ']');
+    if (st != MESH_OK)
+        return st;
+    /* the products derived by SQL from it are recomputed from what remains (node/derived.c),
+     * then each hook's objects (the continuous aggregates, ...), comma-separated, in one
+     * array */
+    size_t nsql = 0;
+    mesh_buf_addc(&rep->derived, '[');
+    st = mesh__node_derived_erased(n, p, &rep->derived, &nsql, err);
+    bool any = nsql > 0;
+    for (size_t i = 0; i < nhooks && st == MESH_OK; i++) {
+        mesh_buf_t one;
+        mesh_buf_init(&one, 1 << 20);
+        st = hooks[i].fn(hooks[i].arg, n, p, where, &one, err);
+        if (one.len) {
+            if (any)
+                mesh_buf_addc(&rep->derived, ',');
+            mesh_buf_add(&rep->derived, one.data, one.len);
+            any = true;
+        }
+        mesh_buf_free(&one);
     }
+    mesh_buf_addc(&rep->derived, ']');
     return st;
 }

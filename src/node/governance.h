@@ -31,15 +31,22 @@ mesh_status_t mesh_node_erase(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy
                               const char *where, mesh_erase_report_t *rep, mesh_err_t *err);
 
 /*
- * The hook for derived products (the derive module registers it): called after an erasure
+ * Hooks for derived products: each registered hook is called after an erasure
  * of source product p with the same WHERE, it removes what derives from the erased rows in
  * every downstream product (by re-deriving them or erasing matching rows through
  * mesh_node_erase / mesh_domain_dispose) and appends to out one JSON object per product it
- * touched ({"domain","product","deleted"}, comma-separated, without brackets). Its status is
+ * touched ({"domain","product", and "deleted" (rows) or what it did}, comma-separated,
+ * without brackets). Its status is
  * the erasure's: an error is reported to the caller after the source rows are gone.
  */
 typedef mesh_status_t (*mesh_erase_derived_fn)(void *arg, mesh_node_t *n, const mesh_product_t *p,
                                                const char *where, mesh_buf_t *out, mesh_err_t *err);
+/* Registers a hook (up to 8; the same fn again only replaces its arg). They run in the order
+ * registered; their objects go into one array, the answer's `derived`. */
 void mesh_node_set_erase_derived(mesh_erase_derived_fn fn, void *arg);
+/* Registers the node's own hook (at start): continuous aggregates, which an erasure reaches
+ * through the domain's log, reported one object each ({"domain","product","kind":"aggregate",
+ * "recomputed"}). */
+void mesh__node_governance_start(mesh_node_t *n);
 
 #endif

@@ -20,6 +20,8 @@
 #include "http/server.h"
 #include "mqtt/client.h"
 #include "node/backup.h"
+#include "node/governance.h"
+#include "node/derived.h"
 #include "node/health.h"
 
 static int lock_fd = -1;
@@ -439,7 +441,12 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
                                 .kek = n->kek,
                                 .space = n->space,
                                 .events = mesh__node_rule_events,
-                                .events_arg = n};
+                                .events_arg = n,
+                                .refresh = mesh__node_refresh,
+                                .refresh_arg = n};
+    /* before the domains open: their replay refreshes aggregates */
+    if ((st = mesh__node_lineage_start(n, err)) != MESH_OK)
+        return st;
     /* before the domains open: their replay reports alert transitions */
     int neps;
     const char *const *eps = mesh_http_endpoint_names(&neps);
@@ -451,6 +458,7 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
+    mesh__node_governance_start(n); /* erasure's hooks for derived products */
     if ((st = open_audit(n, err)) != MESH_OK)
         return st;
     if ((st = mesh_auth_open(n->cat, &n->auth, err)) != MESH_OK)
@@ -559,6 +567,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     run_ctx_t *c = arg;
     mesh_backups_tick(c->n->backups);
     mesh__node_health_tick(c->n);
+    mesh__node_derived_tick(c->n);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -642,6 +651,7 @@ void mesh_node_stop(mesh_node_t *n)
     }
     mesh_registry_close(n->reg); /* checkpoints every domain */
     n->reg = NULL;
+    mesh__node_lineage_stop(n); /* after the domains that report refreshes */
     mesh_auth_close(n->auth);
     n->auth = NULL;
     mesh_catalog_close(n->cat);
@@ -652,6 +662,7 @@ void mesh_node_stop(mesh_node_t *n)
     mesh_space_free(n->space); /* after the domains that borrow it */
     n->space = NULL;
     mesh_health_free(n->health);
+    mesh__node_derived_free(n);
     n->health = NULL;
     if (lock_fd >= 0) {
         close(lock_fd);

@@ -125,6 +125,16 @@ typedef struct mesh_node_opts {
     char *health_webhook_alerts;
     char *health_mqtt_topic;
     char *health_mqtt_alerts;
+    /* OpenLineage run events (node/lineage.c) */
+    char *openlineage_file;
+    int64_t openlineage_file_max_size; /* bytes; 0: never rotated */
+    char *openlineage_url;
+    char *openlineage_token_file;
+    char *openlineage_ca_file;
+    int64_t openlineage_timeout; /* ns */
+    int64_t openlineage_retries;
+    int64_t openlineage_queue;
+    char *openlineage_namespace;
 } mesh_node_opts_t;
 
 extern const mesh_opts_spec_t mesh_node_opts_spec;
@@ -136,6 +146,8 @@ typedef struct mesh_backups mesh_backups_t;
 typedef struct mesh_mqtt mesh_mqtt_t;
 typedef struct mesh_node_repl mesh_node_repl_t;
 typedef struct mesh_node_edge mesh_node_edge_t;
+
+typedef struct mesh_derived mesh_derived_t;
 
 typedef struct mesh_node {
     mesh_node_opts_t opts;
@@ -186,6 +198,8 @@ typedef struct mesh_node {
     size_t fed_nremote;
     int64_t fed_remote_mono;       /* when fed_remote was read */
     struct node_reaper *reaper;    /* node/rules.c: deletes the outbox rows of ended actions */
+    struct mesh_ol_emitter *ol;    /* OpenLineage sinks (node/lineage.c); NULL: none */
+    struct mesh_derived *derived;  /* node/derived.c: refresh states of SQL-derived products */
     struct mesh_snap *snap;        /* snapshot bootstrap between hosts (node/bootstrap.c) */
     struct mesh_signkey *snap_key; /* its own handle on the node's signing key */
 } mesh_node_t;
@@ -198,6 +212,27 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err);
 int mesh_node_run(mesh_node_t *n);
 void mesh_node_stop(mesh_node_t *n);
 
+/* ---- OpenLineage run events (node/lineage.c, docs/derived.md) ---- */
+
+/* Starts the sinks the openlineage_* options name (none: n->ol stays NULL). */
+mesh_status_t mesh__node_lineage_start(mesh_node_t *n, mesh_err_t *err);
+/* Stops them (after the domains: the file sink writes what is queued). */
+void mesh__node_lineage_stop(mesh_node_t *n);
+
+struct mesh_lineage;
+/* One refresh of derived product `product` of `domain` (a run): emits a START event at
+ * start_ns and a COMPLETE (status MESH_OK) or FAIL (with error) event at end_ns, with the
+ * same run id. lin is the product's lineage (input products and per column the inputs);
+ * input gives the definition of each input product of lin->tables (NULL: the dataset goes
+ * without its schema facet). Never blocks and never fails: see derive/openlineage.h. For any
+ * kind of derived product (continuous aggregates call it from the domain writer). */
+typedef const mesh_product_t *(*mesh_node_input_fn)(void *arg, const char *domain,
+                                                    const char *product);
+void mesh_node_lineage_run(mesh_node_t *n, const char *domain, const mesh_product_t *product,
+                           const struct mesh_lineage *lin, mesh_node_input_fn input, void *arg,
+                           int64_t start_ns, int64_t end_ns, mesh_status_t status,
+                           const char *error);
+
 /* ---- retention (node/retention.c) ---- */
 /* One retention pass over every domain: expired rows of products with a retention and no
  * legal hold are deleted in batches through the log (audited), then free pages go back. */
@@ -208,6 +243,10 @@ void mesh__node_retention_run(mesh_node_t *n, mesh_buf_t *report);
 /* The domains' event callback (mesh_domain_opts_t.events; arg: the node): audits each alert
  * transition and queues its actions. */
 void mesh__node_rule_events(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
+/* The domains' refresh callback (node/lineage.c): a continuous aggregate's refresh as an
+ * OpenLineage run. */
+struct mesh_domain_refresh;
+void mesh__node_refresh(void *arg, mesh_domain_t *d, const struct mesh_domain_refresh *r);
 /* Starts the action thread (after the audit log and authentication) and applies rules_file. */
 mesh_status_t mesh__node_rules_start(mesh_node_t *n, mesh_err_t *err);
 /* A tick for absence rules in every domain (the event loop's timer). */

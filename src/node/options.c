@@ -302,6 +302,35 @@ static const mesh_opt_t node_opts[] = {
      "the node's MQTT connection (mqtt_url)."},
     {"health_mqtt_alerts", MESH_OPT_STRING, F(health_mqtt_alerts), "all", 0, 0, NULL, 0, "LIST",
      "Which health alerts are published on health_mqtt_topic (as health_webhook_alerts)."},
+    {"openlineage_file", MESH_OPT_STRING, F(openlineage_file), NULL, 0, 0, NULL, 0, "PATH",
+     "Append an OpenLineage RunEvent (JSON Lines) for each refresh of a derived product to this "
+     "file (unset: off). See docs/derived.md."},
+    {"openlineage_file_max_size", MESH_OPT_SIZE, F(openlineage_file_max_size), "64MiB", 0,
+     1LL << 50, NULL, 0, "SIZE",
+     "Past this size openlineage_file is renamed to FILE.1 (replacing the previous one) and a "
+     "new file is started (0: never rotated)."},
+    {"openlineage_url", MESH_OPT_STRING, F(openlineage_url), NULL, 0, 0, NULL, 0, "URL",
+     "POST each OpenLineage RunEvent (application/json) to this http(s) endpoint, e.g. "
+     "Marquez's /api/v1/lineage (unset: off). Sent by a thread of its own from a bounded "
+     "queue: a slow or dead endpoint never holds up writes (events that find the queue full "
+     "are dropped and counted in meshd_openlineage_events_total)."},
+    {"openlineage_token_file", MESH_OPT_STRING, F(openlineage_token_file), NULL, 0, 0, NULL, 0,
+     "PATH",
+     "File whose first line is sent as 'Authorization: Bearer' to openlineage_url "
+     "(unset: none; never logged)."},
+    {"openlineage_ca_file", MESH_OPT_STRING, F(openlineage_ca_file), NULL, 0, 0, NULL, 0, "PATH",
+     "CA certificates that verify an https openlineage_url (unset: the system's)."},
+    {"openlineage_timeout", MESH_OPT_DURATION, F(openlineage_timeout), "5s", 100000000LL,
+     300000000000LL, NULL, 0, "DURATION", "Time limit of one POST to openlineage_url."},
+    {"openlineage_retries", MESH_OPT_INT, F(openlineage_retries), "3", 0, 20, NULL, 0, "N",
+     "Further attempts after a failed POST (backoff 100 ms doubling, at most 5 s); then the "
+     "event is counted as failed."},
+    {"openlineage_queue", MESH_OPT_INT, F(openlineage_queue), "1024", 1, 1000000, NULL, 0, "N",
+     "Events waiting per OpenLineage sink; more are dropped and counted."},
+    {"openlineage_namespace", MESH_OPT_STRING, F(openlineage_namespace), "meshd", 0, 0, NULL, 0,
+     "NAME",
+     "The OpenLineage namespace of jobs and datasets (names are DOMAIN.PRODUCT); give each mesh "
+     "its own."},
 };
 
 const mesh_opts_spec_t mesh_node_opts_spec = {node_opts, MESH_ARRAY_LEN(node_opts), "MESHD_"};

@@ -57,6 +57,9 @@ typedef struct qsession {
     void *fed_arg;
     bool remote[MESH_QUERY_MAX_DOMAINS];         /* attached[i] is a remote domain */
     const struct mesh_fed_schema *remote_schema; /* while attaching one (vtab_remote.c) */
+    /* lineage (lineage.c): while set, the authorizer reports every action to it first */
+    void (*trace)(void *arg, int action, const char *a1, const char *a2, const char *db);
+    void *trace_arg;
     struct qsession *next_free;
 } qsession_t;
 
@@ -87,6 +90,9 @@ void mesh__session_note_product(qsession_t *s, const char *domain, const char *p
 void mesh__session_note_policies(qsession_t *s, const char *lines);
 /* SQL functions (sqlfuncs.c). */
 int mesh__sqlfuncs_register(sqlite3 *db);
+/* mask(x), mask_hash(x) (under the session's policy's mask key) and the lineage mark. */
+#define MESH_LINEAGE_MARK "mesh_lineage_mark"
+int mesh__sqlfuncs_register_session(sqlite3 *db, qsession_t *s);
 /* Policy expressions (policyexpr.c): a hardened connection without tables, and statements
  * "SELECT <select_expr> FROM (<one row of p's columns as ?1..?n>) [WHERE (w1) OR (w2) ...]"
  * ({col} in select_expr stands for column col). */

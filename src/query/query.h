@@ -109,6 +109,22 @@ void mesh_query_cancel(mesh_query_t *q);
 /* Ends the query and returns its session to the pool. */
 void mesh_query_finish(mesh_query_t *q);
 
+/*
+ * The output columns and lineage of a derived product's SQL, as caller `who` (its definer)
+ * may run it: the query is validated like mesh_query_start (read-only, one statement, only
+ * products who may read) and must read products of this node's domains only, never a
+ * quarantine. out (free with mesh_lineage_free): per output column its name, type, inputs
+ * and transformation (identity, transformation, aggregation, masking), and the products
+ * read. The types of expressions come from the values of the first sample_rows rows (at most
+ * 1000; 0: none are read, for lineage only). See query/lineage.c for how, and its limits
+ * (column_level).
+ */
+struct mesh_lineage;
+mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
+                                 const mesh_identity_t *who, const char *sql, size_t n,
+                                 int64_t timeout_ns, int64_t sample_rows, struct mesh_lineage *out,
+                                 mesh_err_t *err);
+
 /* Result formats. */
 typedef enum { MESH_OUT_JSON = 0, MESH_OUT_NDJSON, MESH_OUT_CSV } mesh_outfmt_t;
 

@@ -43,6 +43,8 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
     qsession_t *s = arg;
     if (s->internal)
         return SQLITE_OK;
+    if (s->trace)
+        s->trace(s->trace_arg, action, a1, a2, db);
     int rc = decide(s, action, a1, a2, db);
     if (rc != SQLITE_OK)
         LOG_DEBUG("query", "sandbox refused action %d (%s, %s, %s)", action, a1 ? a1 : "-",
@@ -209,7 +211,8 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
     if (st == MESH_OK &&
         (mesh__vtab_register(db, s) != SQLITE_OK || mesh__vtab_audit_register(db, s) != SQLITE_OK ||
          mesh__vtab_remote_register(db, s) != SQLITE_OK ||
-         mesh__sqlfuncs_register(db) != SQLITE_OK))
+         mesh__sqlfuncs_register(db) != SQLITE_OK ||
+         mesh__sqlfuncs_register_session(db, s) != SQLITE_OK))
         st = mesh_err_set(err, MESH_INTERNAL, "session: %s", sqlite3_errmsg(db));
     if (st != MESH_OK) {
         session_free(s);

@@ -180,6 +180,59 @@ static void fn_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, regexec(re, v, 0, NULL, 0) == 0);
 }
 
+/* mask(x): '****' for a value, NULL for NULL: a derived column made by it shows no input
+ * value (docs/derived.md). */
+static void fn_mask(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_text(ctx, "****", 4, SQLITE_STATIC);
+}
+
+/* mask_hash(x): the hex HMAC-SHA256 of x's text under the node's mask key, as MASK_HASH
+ * masks give it (equal values, equal hashes); NULL for NULL. */
+static void fn_mask_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    qsession_t *s = sqlite3_user_data(ctx);
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const char *v = (const char *)sqlite3_value_text(argv[0]);
+    int n = sqlite3_value_bytes(argv[0]);
+    if (v == NULL || s->policy == NULL) {
+        sqlite3_result_error(ctx, "mask_hash: no mask key", -1);
+        return;
+    }
+    char out[80];
+    size_t l = mesh_mask_text(MESH_MASK_HASH, mesh_policy_mask_key(s->policy), v, (size_t)n, out,
+                              sizeof out);
+    sqlite3_result_text(ctx, out, (int)l, SQLITE_TRANSIENT);
+}
+
+/* mesh_lineage_mark(n): n. query/lineage.c puts calls of it between the result expressions
+ * of a query it prepares (never runs) to tell which columns each expression reads. */
+static void fn_lineage_mark(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    sqlite3_result_value(ctx, argv[0]);
+}
+
+int mesh__sqlfuncs_register_session(sqlite3 *db, qsession_t *s)
+{
+    const int det = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    int rc = sqlite3_create_function(db, "mask", 1, det, NULL, fn_mask, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "mask_hash", 1, det, s, fn_mask_hash, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, MESH_LINEAGE_MARK, 1, det, NULL, fn_lineage_mark, NULL,
+                                     NULL);
+    return rc;
+}
+
 int mesh__sqlfuncs_register(sqlite3 *db)
 {
     const int det = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;

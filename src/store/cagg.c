@@ -18,8 +18,10 @@
  * commit (and at open, after replay), recomputes stale buckets from the source's committed
  * rows through a scan: the source is the truth, the aggregate never drifts from it.
  *
- * A marker row (an empty group, bucket INT64_MIN) asks for a full rebuild: a new aggregate
- * over existing rows, a changed definition, or an erasure in the source (retention).
+ * An erasure in the source marks the buckets that held the erased rows (each erased key
+ * carries the group columns and the time: mesh_store_cagg_erased), so only they are
+ * recomputed. A marker row (an empty group, bucket INT64_MIN) asks for a full rebuild: a new
+ * aggregate over existing rows, a changed definition or source contract.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -631,6 +633,98 @@ mesh_status_t mesh_store_cagg_invalidate(mesh_store_t *s, const char *agg, mesh_
     if (rc != SQLITE_DONE)
         return mesh_err_set(err, MESH_IO, "stale mark: %s", sqlite3_errmsg(db));
     return MESH_OK;
+}
+
+/* Decodes one datum of an erasure key (mesh_store_key_add's encoding); false on a damaged
+ * key. Text points into the key. */
+static bool erased_datum(mesh_cursor_t *c, mesh_datum_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->type = mesh_cursor_u8(c);
+    if (v->type == MESH_V_INT) {
+        v->i = (int64_t)mesh_cursor_u64(c);
+    } else if (v->type == MESH_V_REAL) {
+        uint64_t u = mesh_cursor_u64(c);
+        memcpy(&v->d, &u, 8);
+    } else if (v->type == MESH_V_TEXT) {
+        uint64_t n = mesh_cursor_uvarint(c);
+        const uint8_t *p = c->bad || n > SIZE_MAX ? NULL : mesh_cursor_bytes(c, (size_t)n);
+        if (p == NULL)
+            return false;
+        v->s = (const char *)p;
+        v->n = (size_t)n;
+    } else if (v->type != MESH_V_NULL) {
+        return false;
+    }
+    return !c->bad;
+}
+
+mesh_status_t mesh_store_cagg_erased(mesh_store_t *s, const mesh_product_t *agg,
+                                     const mesh_product_t *src, const mesh_dispose_t *d,
+                                     int64_t *marks, mesh_err_t *err)
+{
+    *marks = 0;
+    shape_t sh;
+    mesh_status_t st = shape_of(agg, src, &sh, err);
+    if (st != MESH_OK)
+        return st;
+    /* where the group columns and the time are in each key */
+    size_t nmatch = src->nkey ? src->nkey : src->ncols;
+    int at_group[MESH_DERIVE_MAX_COLS], at_time = -1;
+    for (size_t g = 0; g < sh.ngroup; g++)
+        at_group[g] = -1;
+    for (size_t k = 0; k < nmatch; k++) {
+        int col = src->nkey ? src->key_cols[k] : (int)k;
+        if (col == sh.stime)
+            at_time = (int)k;
+        for (size_t g = 0; g < sh.ngroup; g++)
+            if (sh.sgroup[g] == col)
+                at_group[g] = (int)k;
+    }
+    bool whole = at_time < 0 || nmatch > 64;
+    for (size_t g = 0; g < sh.ngroup; g++)
+        whole = whole || at_group[g] < 0;
+    if (whole) {
+        *marks = -1;
+        return mesh_store_cagg_invalidate(s, agg->name, err);
+    }
+    stmts_t q = {0};
+    if ((st = stmts_prepare(mesh__store_db(s), &sh, &q, err)) != MESH_OK)
+        return st;
+    mesh_cursor_t c;
+    mesh_cursor_init(&c, d->keys, d->keys_len);
+    mesh_buf_t key;
+    mesh_buf_init(&key, 1 << 20);
+    mesh_datum_t vals[64];
+    for (size_t i = 0; i < d->nkeys && st == MESH_OK; i++) {
+        for (size_t k = 0; k < nmatch && st == MESH_OK; k++)
+            if (!erased_datum(&c, &vals[k]))
+                st = mesh_err_set(err, MESH_CORRUPT, "%s: a damaged erasure key", agg->name);
+        if (st != MESH_OK)
+            break;
+        if (vals[at_time].type != MESH_V_INT)
+            continue; /* no row of the aggregate holds a row without a time */
+        mesh_buf_reset(&key);
+        for (size_t g = 0; g < sh.ngroup && st == MESH_OK; g++) {
+            mesh_datum_t v = vals[at_group[g]];
+            /* as the source's rows hold it: an integer column's integral value is an integer */
+            mesh_ltype_t t = src->cols[sh.sgroup[g]].type;
+            if (v.type == MESH_V_REAL && (t == MESH_LT_INTEGER || t == MESH_LT_TIMESTAMP) &&
+                v.d == (double)(int64_t)v.d) {
+                v.i = (int64_t)v.d;
+                v.type = MESH_V_INT;
+            }
+            st = key_add_datum(&key, &v);
+        }
+        if (st == MESH_OK)
+            st = mark_stale(mesh__store_db(s), &q, agg->name, (const uint8_t *)key.data, key.len,
+                            mesh_store_cagg_bucket(vals[at_time].i, sh.width), err);
+        if (st == MESH_OK)
+            (*marks)++;
+    }
+    mesh_buf_free(&key);
+    stmts_free(&q);
+    return st;
 }
 
 mesh_status_t mesh_store_cagg_forget(mesh_store_t *s, const char *agg, mesh_err_t *err)

@@ -16,6 +16,12 @@
  *                  the keys (store.h mesh_store_dispose); little-endian. The keys of an
  *                  erasure were collected by a query before the record was written, so
  *                  replay and replicas delete the same rows whatever the clock says.
+ *   'F' refresh:   the new content of a derived product defined by SQL (node/derived.c):
+ *                  u8 mode ('f': full, every row replaced; 'i': incremental, the rows whose
+ *                  time column is at or after the mark), u8 name length, the product's name,
+ *                  i64 mark (ns; 0 for 'f'), for 'i' u8 length and name of the time column,
+ *                  then a batch record ('B' bytes) of its rows. Applied in one savepoint: the
+ *                  old rows go and the new ones come together, so a crash leaves either.
  *   'S' stream:    8 bytes (little-endian) of a sequence of the domain's JetStream stream,
  *                  then a record of the kinds above as the stream carried it (replication,
  *                  docs/mesh.md). Applied only when that sequence is above the one the store
@@ -82,6 +88,7 @@ enum {
     K_ALERT = 'A',
     K_QDROP = 'Q',   /* quarantined rows dropped: u8 name length, name, u8 all, u32 n, n x i64 */
     K_DISPOSE = 'E', /* rows disposed of (retention, erasure): see the header */
+    K_REFRESH = 'F', /* a derived product's new rows: see the header */
     K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
     K_ORIGIN = 'O',  /* async: u64 origin, u64 origin seq, u64 previous origin seq, record */
     K_CHECKPOINT = 'K',
@@ -93,6 +100,9 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 /* Re-encryption: pages copied per writer job by default (2 MiB at 4 KiB pages: a few ms of
  * pause for writers); the last job, with the writer paused, copies at most half that. */
 #define REKEY_STEP_PAGES 512
+
+/* Watchers of writes to time series a domain keeps (mesh_domain_watch). */
+#define DOMAIN_WATCH_MAX 256
 
 /* Outcomes of the last stream records applied, for the writers waiting for them. */
 #define REPL_RING   256
@@ -255,6 +265,13 @@ struct mesh_domain {
     _Atomic uint32_t info_gen;
     int rekey_pages;
     bool cagg_dirty; /* the writer's: a continuous aggregate has stale buckets to recompute */
+    /* the writer's: aggregates a batch of the current group merged into (names owned), and
+     * when the first of them was merged; reported through refresh after the commit */
+    char **merged;
+    size_t nmerged, capmerged;
+    int64_t merged_since_ns;
+    mesh_domain_refresh_fn refresh; /* NULL: none */
+    void *refresh_arg;
     /* replication: the stream sequence the store holds (published after each commit), the
      * outcomes of recent stream records, and the replicator (NULL publish: local only) */
     pthread_mutex_t repl_lock; /* guards ring and the wait */
@@ -268,6 +285,16 @@ struct mesh_domain {
     _Atomic bool outbox_on;
     _Atomic uint64_t origin_id;
     _Atomic uint64_t last_batch; /* log sequence of the last batch written here */
+    /* watchers of writes to time series (incremental refreshes of SQL-derived products,
+     * node/derived.c): the smallest time written since each one last looked, under
+     * state_lock */
+    struct watch {
+        char product[MESH_NAME_MAX + 1];
+        char watcher[136];
+        int64_t min_t;
+        bool any;
+    } watch[DOMAIN_WATCH_MAX];
+    size_t nwatch;
 };
 
 static uint64_t rd64(const uint8_t *p)
@@ -438,16 +465,11 @@ static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
 {
     for (size_t i = 0; i < c->nproducts; i++) {
         const mesh_product_t *p = &c->products[i];
-        if (p->derive && p->derive->kind == MESH_DERIVE_SQL)
-            return mesh_err_set(err, MESH_INVALID,
-                                "derived product %s.%s: derivations by SQL are not supported yet "
-                                "(only aggregate)",
-                                domain, p->name);
-        if (p->derive == NULL)
+        /* a derivation by SQL is checked by the node, which has the query engine
+         * (node/derived.c): its columns are those its query gives the definer */
+        if (p->derive == NULL || p->derive->kind == MESH_DERIVE_SQL)
             continue;
         const mesh_product_t *src = agg_source(l, c, p);
-        if (p->derive->kind == MESH_DERIVE_SQL)
-            continue;
         if (src == NULL)
             return mesh_err_set(err, MESH_INVALID, "derived product %s.%s: no source product %s.%s",
                                 domain, p->name, domain, p->derive->source);
@@ -464,6 +486,45 @@ static mesh_status_t check_aggregates(const char *domain, const clist_t *l,
             return st;
     }
     return MESH_OK;
+}
+
+/* Notes that a batch merged into the aggregate named agg in the current group (for the
+ * refresh report after the commit). Out of memory only loses the report. */
+static void merged_note(mesh_domain_t *d, const char *agg)
+{
+    if (d->refresh == NULL)
+        return;
+    for (size_t i = 0; i < d->nmerged; i++)
+        if (strcmp(d->merged[i], agg) == 0)
+            return;
+    if (d->nmerged == d->capmerged) {
+        size_t nc = d->capmerged ? d->capmerged * 2 : 8;
+        char **nv = realloc(d->merged, nc * sizeof *nv);
+        if (nv == NULL)
+            return;
+        d->merged = nv;
+        d->capmerged = nc;
+    }
+    if ((d->merged[d->nmerged] = mesh_strdup(agg)) == NULL)
+        return;
+    if (d->nmerged++ == 0)
+        d->merged_since_ns = mesh_now_ns();
+}
+
+/* Forgets the merges noted (a new group; or after they were reported). */
+static void merged_clear(mesh_domain_t *d)
+{
+    for (size_t i = 0; i < d->nmerged; i++)
+        free(d->merged[i]);
+    d->nmerged = 0;
+}
+
+static bool merged_has(const mesh_domain_t *d, const char *agg)
+{
+    for (size_t i = 0; i < d->nmerged; i++)
+        if (strcmp(d->merged[i], agg) == 0)
+            return true;
+    return false;
 }
 
 /* Merges a batch into the continuous aggregates over its products. */
@@ -483,6 +544,8 @@ static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_
                     continue;
                 st = mesh_store_cagg_batch(a->d->store, p, part->product, b, part, err);
                 a->d->cagg_dirty = true;
+                if (st == MESH_OK)
+                    merged_note(a->d, p->name);
             }
         }
     }
@@ -490,11 +553,15 @@ static mesh_status_t aggregates_batch(applier_t *a, const mesh_batch_t *b, mesh_
 }
 
 /* Recomputes the stale buckets of every continuous aggregate (the writer, between groups;
- * and at open after replay). A failure is logged: the marks stay and the next try redoes it. */
+ * and at open after replay). A failure is logged: the marks stay and the next try redoes it.
+ * Each aggregate refreshed (merged into by the group's batches, or recomputed) is reported
+ * to the refresh callback. */
 static void aggregates_catch_up(mesh_domain_t *d, bool always)
 {
-    if (!d->cagg_dirty && !always)
+    if (!d->cagg_dirty && !always) {
+        merged_clear(d);
         return;
+    }
     d->cagg_dirty = false;
     for (size_t ci = 0; ci < d->current.n; ci++) {
         const mesh_contract_t *c = d->current.v[ci]->c;
@@ -502,24 +569,37 @@ static void aggregates_catch_up(mesh_domain_t *d, bool always)
             const mesh_product_t *p = &c->products[k];
             if (p->derive == NULL || p->derive->kind != MESH_DERIVE_AGGREGATE)
                 continue;
-            bool pending = false;
+            bool pending = false, merged = merged_has(d, p->name);
             mesh_err_t e;
             mesh_err_clear(&e);
-            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK || !pending)
+            if (mesh_store_cagg_pending(d->store, p->name, &pending) != MESH_OK)
+                pending = false;
+            if (!pending && !merged)
                 continue;
             const mesh_product_t *src = clist_product(&d->current, p->derive->source, NULL);
-            int64_t n = 0;
             if (src == NULL)
                 continue;
-            if (mesh_store_cagg_recompute(d->store, p, src, &n, &e) != MESH_OK) {
+            mesh_domain_refresh_t rep = {.product = p,
+                                         .source = src,
+                                         .start_ns = merged ? d->merged_since_ns : mesh_now_ns(),
+                                         .merged = merged};
+            mesh_status_t st = MESH_OK;
+            if (pending &&
+                (st = mesh_store_cagg_recompute(d->store, p, src, &rep.buckets, &e)) != MESH_OK) {
                 LOG_WARN("domain", "%s.%s: recomputing the aggregate: %s", d->name, p->name, e.msg);
                 d->cagg_dirty = true;
-            } else {
+            } else if (pending) {
                 LOG_DEBUG("domain", "%s.%s: %lld buckets recomputed", d->name, p->name,
-                          (long long)n);
+                          (long long)rep.buckets);
             }
+            rep.status = st;
+            rep.error = st == MESH_OK ? NULL : e.msg;
+            rep.end_ns = mesh_now_ns();
+            if (d->refresh)
+                d->refresh(d->refresh_arg, d, &rep);
         }
     }
+    merged_clear(d);
 }
 
 static mesh_status_t apply_contract(applier_t *a, uint64_t seq, mesh_contract_t *c,
@@ -700,6 +780,47 @@ static mesh_status_t dispose_decode(uint64_t seq, const uint8_t *p, size_t n, di
     return MESH_OK;
 }
 
+/* Tells the watchers of the batch's time series the smallest time it wrote (rows of a batch
+ * rolled back later count too: a watcher then recomputes a little more than needed). */
+static void note_written(mesh_domain_t *d, const mesh_batch_t *b)
+{
+    if (d->nwatch == 0)
+        return;
+    pthread_mutex_lock(&d->state_lock);
+    for (size_t i = 0; i < b->nparts; i++) {
+        const mesh_part_t *part = &b->parts[i];
+        const mesh_product_t *p = part->product;
+        if (p->time_col < 0 || part->nrows == 0)
+            continue;
+        int64_t lo = INT64_MAX;
+        for (size_t r = 0; r < part->nrows; r++) {
+            const mesh_value_t *v = &part->vals[r * part->ncols + (size_t)p->time_col];
+            lo = v->type == MESH_V_INT && v->u.i < lo ? v->u.i : lo;
+        }
+        for (size_t w = 0; w < d->nwatch; w++) {
+            struct watch *x = &d->watch[w];
+            if (strcmp(x->product, p->name) != 0)
+                continue;
+            x->min_t = x->any && x->min_t < lo ? x->min_t : lo;
+            x->any = true;
+        }
+    }
+    pthread_mutex_unlock(&d->state_lock);
+}
+
+/* Rows of product were deleted (retention, erasure): its watchers recompute everything. */
+static void note_disposed(mesh_domain_t *d, const char *product)
+{
+    pthread_mutex_lock(&d->state_lock);
+    for (size_t w = 0; w < d->nwatch; w++) {
+        if (strcmp(d->watch[w].product, product) == 0) {
+            d->watch[w].min_t = INT64_MIN;
+            d->watch[w].any = true;
+        }
+    }
+    pthread_mutex_unlock(&d->state_lock);
+}
+
 /* Applies one record inside the open store transaction, in its own savepoint. For a live
  * item the submitter's parsed objects are used; in replay the payload is decoded. */
 static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
@@ -731,6 +852,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
              * time: its rows must not count twice, and replay must know which records the
              * rules saw (a duplicate is marked unapplied) */
             if (st == MESH_OK && !it->res.duplicate)
+                note_written(d, it->batch);
+            if (st == MESH_OK && !it->res.duplicate)
                 st = aggregates_batch(a, it->batch, err);
             if (st == MESH_OK && !it->res.duplicate)
                 st = mesh_rules_batch(d->rules, seq, it->batch, rules_lookup, a, err);
@@ -743,6 +866,8 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         if (st == MESH_OK) {
             mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
             st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
+            if (st == MESH_OK && !res->duplicate)
+                note_written(d, &b);
             if (st == MESH_OK && !res->duplicate)
                 st = aggregates_batch(a, &b, err);
             if (st == MESH_OK && !res->duplicate)
@@ -902,16 +1027,19 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s", d->name, r.name);
         int64_t deleted = 0;
         st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
-        /* an erasure reaches the continuous aggregates over the product: they are rebuilt
-         * from what remains of it right after this commit (retention does not: aggregates
-         * keep the history their source no longer holds) */
+        if (st == MESH_OK && deleted > 0)
+            note_disposed(d, pp->name);
+        /* an erasure reaches the continuous aggregates over the product: the buckets that
+         * held erased rows are recomputed from what remains of it right after this commit
+         * (retention does not: aggregates keep the history their source no longer holds) */
         for (size_t ci = 0; ci < a->work.n && st == MESH_OK && r.why == 'e' && deleted > 0; ci++) {
             const mesh_contract_t *wc = a->work.v[ci]->c;
             for (size_t k = 0; k < wc->nproducts && st == MESH_OK; k++) {
                 const mesh_product_t *ap = &wc->products[k];
                 if (ap->derive && ap->derive->kind == MESH_DERIVE_AGGREGATE &&
                     strcmp(ap->derive->source, pp->name) == 0) {
-                    st = mesh_store_cagg_invalidate(d->store, ap->name, err);
+                    int64_t marks = 0;
+                    st = mesh_store_cagg_erased(d->store, ap, pp, &r.d, &marks, err);
                     d->cagg_dirty = true;
                 }
             }
@@ -922,6 +1050,67 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
                 it->res.rows = (size_t)deleted;
             else
                 a->rres.rows = (size_t)deleted;
+        }
+        return st;
+    }
+    case K_REFRESH: {
+        size_t nl = n > 2 ? p[2] : 0;
+        if (n < 3 || (p[1] != 'f' && p[1] != 'i') || nl == 0 || nl > MESH_NAME_MAX ||
+            n < 3 + nl + 9)
+            return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad refresh",
+                                (unsigned long long)seq);
+        char name[MESH_NAME_MAX + 1], col[MESH_NAME_MAX + 1] = "";
+        memcpy(name, p + 3, nl);
+        name[nl] = '\0';
+        size_t off = 3 + nl + 8;
+        int64_t since = (int64_t)le64(p + 3 + nl);
+        if (p[1] == 'i') {
+            size_t cl = p[off];
+            if (cl == 0 || cl > MESH_NAME_MAX || n < off + 1 + cl + 1)
+                return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad refresh",
+                                    (unsigned long long)seq);
+            memcpy(col, p + off + 1, cl);
+            col[cl] = '\0';
+            off += 1 + cl;
+        }
+        if (p[off] != K_BATCH)
+            return mesh_err_set(err, MESH_CORRUPT, "log record %llu: a bad refresh",
+                                (unsigned long long)seq);
+        const mesh_product_t *pp = clist_product(&a->work, name, NULL);
+        if (pp == NULL || pp->derive == NULL || pp->derive->kind != MESH_DERIVE_SQL)
+            return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", d->name,
+                                name);
+        int64_t deleted = 0;
+        if (p[1] == 'f')
+            st = mesh_store_truncate(d->store, pp, &deleted, err);
+        else
+            st = mesh_store_delete_since(d->store, pp, col, since, &deleted, err);
+        if (st != MESH_OK)
+            return st;
+        mesh_batch_t b;
+        char idem[256];
+        mesh_batch_init(&b, d->name, MESH_BATCH_DEFAULT_LIMITS);
+        b.limits.max_rows = SIZE_MAX;
+        b.limits.max_arena = SIZE_MAX;
+        const uint8_t *bp = p + off;
+        size_t bn = n - off;
+        st = mesh_batch_decode(bp + 1, bn - 1, work_lookup, a, &b, idem, sizeof idem, err);
+        for (size_t i = 0; st == MESH_OK && i < b.nparts; i++)
+            if (b.parts[i].product != pp)
+                st = mesh_err_set(err, MESH_CORRUPT,
+                                  "log record %llu: a refresh of %s holds "
+                                  "rows of another product",
+                                  (unsigned long long)seq, name);
+        mesh_apply_result_t res;
+        memset(&res, 0, sizeof res);
+        if (st == MESH_OK && b.nparts)
+            st = mesh_store_apply_batch(d->store, seq, &b, NULL, &res, err);
+        mesh_batch_free(&b);
+        if (st == MESH_OK) {
+            if (it)
+                it->res.rows = res.rows;
+            else
+                a->rres.rows = res.rows;
         }
         return st;
     }
@@ -1608,6 +1797,8 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
     d->changed_arg = arg;
     d->events = opts ? opts->events : NULL;
     d->events_arg = opts ? opts->events_arg : NULL;
+    d->refresh = opts ? opts->refresh : NULL;
+    d->refresh_arg = opts ? opts->refresh_arg : NULL;
     d->idem_ttl_ns = opts && opts->idem_ttl_ns ? opts->idem_ttl_ns : 86400 * MESH_NS_PER_SEC;
     d->flush_age_ns = opts && opts->flush_age_ns ? opts->flush_age_ns : 600 * MESH_NS_PER_SEC;
     mesh_status_t st;
@@ -1713,6 +1904,8 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     pthread_cond_destroy(&d->q_cond);
     pthread_mutex_destroy(&d->repl_lock);
     pthread_cond_destroy(&d->repl_cond);
+    merged_clear(d);
+    free(d->merged);
     free(d->db_path);
     free(d->name);
     free(d->dir);
@@ -1991,6 +2184,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
             abandon_group(d, head, &mark, MESH_NOMEM, &err);
             return;
         }
+        merged_clear(d); /* an abandoned group's merges were rolled back */
         if ((st = mesh_store_begin(d->store, &err)) != MESH_OK) {
             abandon_group(d, head, &mark, st, &err);
             clist_free(&a.work);
@@ -3130,6 +3324,111 @@ mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char wh
             *seq = it.res.seq;
     }
     return st;
+}
+
+/* ---- derived products defined by SQL (node/derived.c) ---- */
+
+mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const char *time_col,
+                                  int64_t since, const mesh_batch_t *b, int64_t *rows,
+                                  uint64_t *seq, mesh_err_t *err)
+{
+    *rows = 0;
+    size_t nl = strlen(product), cl = time_col ? strlen(time_col) : 0;
+    if (nl == 0 || nl > MESH_NAME_MAX || cl > MESH_NAME_MAX || (time_col && cl == 0))
+        return mesh_err_set(err, MESH_INVALID, "a bad refresh");
+    pthread_mutex_lock(&d->state_lock);
+    const mesh_product_t *pp = clist_product(&d->current, product, NULL);
+    bool ok = pp && pp->derive && pp->derive->kind == MESH_DERIVE_SQL;
+    pthread_mutex_unlock(&d->state_lock);
+    if (!ok)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no product %s.%s derived by SQL", d->name,
+                            product);
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.kind = K_REFRESH;
+    snprintf(it.product, sizeof it.product, "%s", product);
+    mesh_buf_init(&it.payload, MESH_DLOG_MAX_RECORD);
+    mesh_buf_addc(&it.payload, K_REFRESH);
+    mesh_buf_addc(&it.payload, time_col ? 'i' : 'f');
+    mesh_buf_addc(&it.payload, (char)nl);
+    mesh_buf_add(&it.payload, product, nl);
+    uint8_t hw[8];
+    for (int k = 0; k < 8; k++)
+        hw[k] = (uint8_t)((uint64_t)(time_col ? since : 0) >> (8 * k));
+    mesh_buf_add(&it.payload, hw, 8);
+    if (time_col) {
+        mesh_buf_addc(&it.payload, (char)cl);
+        mesh_buf_add(&it.payload, time_col, cl);
+    }
+    mesh_buf_addc(&it.payload, K_BATCH);
+    mesh_status_t st = mesh_batch_encode(b, NULL, &it.payload);
+    if (st != MESH_OK || it.payload.data == NULL) {
+        mesh_buf_free(&it.payload);
+        return mesh_err_set(err, MESH_TOO_LARGE,
+                            "the derived product's rows are too large for a "
+                            "log record");
+    }
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
+        mesh_buf_free(&it.payload);
+        if (rst == MESH_OK) {
+            *rows = (int64_t)ar.rows;
+            if (seq)
+                *seq = ar.stream_seq;
+        }
+        return rst;
+    }
+    st = submit(d, &it);
+    mesh_buf_free(&it.payload);
+    if (st != MESH_OK && err && it.err.code != MESH_OK)
+        *err = it.err;
+    if (st == MESH_OK) {
+        *rows = (int64_t)it.res.rows;
+        if (seq)
+            *seq = it.res.seq;
+    }
+    return st;
+}
+
+bool mesh_domain_watch(mesh_domain_t *d, const char *product, const char *watcher)
+{
+    bool ok = false;
+    pthread_mutex_lock(&d->state_lock);
+    for (size_t i = 0; i < d->nwatch && !ok; i++)
+        ok = strcmp(d->watch[i].product, product) == 0 && strcmp(d->watch[i].watcher, watcher) == 0;
+    if (!ok && d->nwatch < DOMAIN_WATCH_MAX && strlen(product) <= MESH_NAME_MAX &&
+        strlen(watcher) < sizeof d->watch[0].watcher) {
+        struct watch *x = &d->watch[d->nwatch++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->product, sizeof x->product, "%s", product);
+        snprintf(x->watcher, sizeof x->watcher, "%s", watcher);
+        ok = true;
+    }
+    pthread_mutex_unlock(&d->state_lock);
+    return ok;
+}
+
+bool mesh_domain_written(mesh_domain_t *d, const char *product, const char *watcher, int64_t *min_t)
+{
+    bool any = false;
+    *min_t = INT64_MAX;
+    pthread_mutex_lock(&d->state_lock);
+    for (size_t i = 0; i < d->nwatch; i++) {
+        struct watch *x = &d->watch[i];
+        if (strcmp(x->product, product) == 0 && strcmp(x->watcher, watcher) == 0) {
+            any = x->any;
+            *min_t = x->min_t;
+            x->any = false;
+        }
+    }
+    pthread_mutex_unlock(&d->state_lock);
+    return any;
 }
 
 typedef struct vacuum_job {

@@ -45,6 +45,23 @@ struct mesh_rule_info;
  * block: the actions run elsewhere. */
 typedef void (*mesh_domain_events_fn)(void *arg, mesh_domain_t *d, struct mesh_rule_event *ev);
 
+/* A refresh of a continuous aggregate (reported from the writer thread after the commit):
+ * batches of the group were merged into it, or its stale buckets were recomputed (a late row,
+ * an erasure, a new definition), or both. */
+typedef struct mesh_domain_refresh {
+    const mesh_product_t *product; /* the aggregate */
+    const mesh_product_t *source;
+    int64_t start_ns, end_ns; /* wall clock: the first merge (or the recompute), the end */
+    bool merged;              /* batches of the group were merged into it */
+    int64_t buckets;          /* buckets recomputed from the source (0: none) */
+    mesh_status_t status;     /* the recompute's (merges committed: MESH_OK) */
+    const char *error;        /* its message, when status is not MESH_OK */
+} mesh_domain_refresh_t;
+
+/* Called from the writer thread with each refresh of a derived product; the products are
+ * borrowed for the call only. It must not block (it runs before writers are answered). */
+typedef void (*mesh_domain_refresh_fn)(void *arg, mesh_domain_t *d, const mesh_domain_refresh_t *r);
+
 typedef struct mesh_domain_opts {
     bool sync_full; /* also synchronous=FULL in SQLite (the log is always synced) */
     int64_t cache_kib;
@@ -60,6 +77,8 @@ typedef struct mesh_domain_opts {
     mesh_space_t *space;
     mesh_domain_events_fn events; /* alert transitions (NULL: dropped) */
     void *events_arg;
+    mesh_domain_refresh_fn refresh; /* refreshes of derived products (NULL: not reported) */
+    void *refresh_arg;
 } mesh_domain_opts_t;
 
 /*
@@ -225,6 +244,22 @@ mesh_status_t mesh_domain_rules(mesh_domain_t *d, struct mesh_rule_info **out, s
 mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
                                   int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
                                   int64_t *deleted, uint64_t *seq, mesh_err_t *err);
+/* Replaces the rows of product (a derived product defined by SQL) with the rows of batch b
+ * (its only product), as one 'F' record through the log: applied in one transaction, so a
+ * crash leaves the old rows or the new ones, never a mix. time_col NULL: every row is
+ * replaced (a full refresh); else the rows whose column time_col is at or after since (an
+ * incremental refresh). *rows: rows written; *seq (may be NULL): the record's log position. */
+mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const char *time_col,
+                                  int64_t since, const mesh_batch_t *b, int64_t *rows,
+                                  uint64_t *seq, mesh_err_t *err);
+/* Watches the writes to the time series product for watcher (a name): from now on, each
+ * batch applied to it lowers the watcher's mark to the smallest time it wrote. false when the
+ * domain watches too many (the caller then recomputes in full). */
+bool mesh_domain_watch(mesh_domain_t *d, const char *product, const char *watcher);
+/* Whether rows were written to product since watcher last asked, and *min_t the smallest
+ * time among them; resets the mark. */
+bool mesh_domain_written(mesh_domain_t *d, const char *product, const char *watcher,
+                         int64_t *min_t);
 /* Gives free pages of the database back to the file system (a writer job: incremental vacuum
  * of at most max_pages, 0: all); the file shrinks at the next checkpoint. */
 mesh_status_t mesh_domain_vacuum(mesh_domain_t *d, int64_t max_pages, int64_t *freed,

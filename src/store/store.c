@@ -2946,6 +2946,78 @@ mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const
     return MESH_OK;
 }
 
+mesh_status_t mesh_store_delete_since(mesh_store_t *s, const mesh_product_t *p, const char *col,
+                                      int64_t since, int64_t *deleted, mesh_err_t *err)
+{
+    *deleted = 0;
+    if (ts_find(s, p->name) || mesh_product_col(p, col, strlen(col)) < 0)
+        return mesh_err_set(err, MESH_INVALID, "%s: no row-layout product with column %s", p->name,
+                            col);
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    mesh_buf_adds(&b, "DELETE FROM ");
+    add_table(&b, p->name, NULL);
+    mesh_buf_printf(&b, " WHERE \"%s\" >= ?", col);
+    sqlite3_stmt *q = NULL;
+    mesh_status_t st = b.data ? prep(s->db, b.data, &q, err) : MESH_NOMEM;
+    mesh_buf_free(&b);
+    if (st != MESH_OK)
+        return st;
+    sqlite3_bind_int64(q, 1, since);
+    st = step_done(s->db, q, err, "delete since");
+    sqlite3_finalize(q);
+    if (st != MESH_OK)
+        return st;
+    *deleted = sqlite3_changes64(s->db);
+    if (*deleted == 0)
+        return MESH_OK;
+    q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, -*deleted);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, 0);
+    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, p->name, false);
+    if (e)
+        e->st.rows -= *deleted;
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_store_truncate(mesh_store_t *s, const mesh_product_t *p, int64_t *deleted,
+                                  mesh_err_t *err)
+{
+    *deleted = 0;
+    if (ts_find(s, p->name))
+        return mesh_err_set(err, MESH_INVALID, "%s: a time series is not truncated", p->name);
+    mesh_buf_t b;
+    mesh_buf_init(&b, 1 << 16);
+    mesh_buf_adds(&b, "DELETE FROM ");
+    add_table(&b, p->name, NULL);
+    mesh_status_t st = b.data ? exec(s->db, b.data, err) : MESH_NOMEM;
+    mesh_buf_free(&b);
+    if (st != MESH_OK)
+        return st;
+    *deleted = sqlite3_changes64(s->db);
+    if (*deleted == 0)
+        return MESH_OK;
+    sqlite3_stmt *q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, -*deleted);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, 0);
+    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, p->name, false);
+    if (e)
+        e->st.rows -= *deleted;
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
+}
+
 mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed, mesh_err_t *err)
 {
     *freed = 0;

@@ -357,6 +357,23 @@ typedef struct mesh_dispose {
 mesh_status_t mesh_store_key_add(mesh_buf_t *b, const mesh_datum_t *v);
 mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
                                  bool replay, int64_t *deleted, mesh_err_t *err);
+/* An erasure d of rows of src reaches the aggregate agg over it (store/cagg.c, inside the
+ * writer's transaction): the buckets that held the erased rows (their group and the bucket of
+ * their time, read from each erased key) are marked stale, so mesh_store_cagg_recompute
+ * rebuilds only them from what remains of src. When the keys do not carry the group and
+ * time columns, the whole aggregate is marked for a rebuild instead. *marks: buckets marked
+ * (-1: a whole rebuild). */
+mesh_status_t mesh_store_cagg_erased(mesh_store_t *s, const mesh_product_t *agg,
+                                     const mesh_product_t *src, const mesh_dispose_t *d,
+                                     int64_t *marks, mesh_err_t *err);
+/* Deletes every row of the row-layout product p inside the writer's open transaction (the
+ * full refresh of a derived product, store/domain.c 'F' records). *deleted: rows removed. */
+mesh_status_t mesh_store_truncate(mesh_store_t *s, const mesh_product_t *p, int64_t *deleted,
+                                  mesh_err_t *err);
+/* Deletes the rows of the row-layout product p whose column col is at or after since (an
+ * incremental refresh of a derived product), inside the writer's open transaction. */
+mesh_status_t mesh_store_delete_since(mesh_store_t *s, const mesh_product_t *p, const char *col,
+                                      int64_t since, int64_t *deleted, mesh_err_t *err);
 /* Gives free pages back to the file system (incremental vacuum, at most max_pages; outside a
  * transaction). *freed: pages released (0 when the database is not in incremental
  * auto-vacuum mode: created before meshd set it; VACUUM converts it). */

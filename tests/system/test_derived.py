@@ -286,6 +286,70 @@ class Derived(unittest.TestCase):
         st, doc = q("SELECT count(*) FROM factory.readings_1m WHERE temp_avg IS NOT NULL")
         self.assertGreater(doc["rows"][0][0], 0, doc)
 
+    def test_5_erasure_rebuilds_only_its_buckets(self):
+        """An erasure recomputes only the buckets that held erased rows: the other buckets
+        stay as they were, including history the source no longer holds (retention deleted
+        it: a whole rebuild would have lost it), and the recent range equals a fresh GROUP BY
+        over the source."""
+        n = self.n
+        n.create_domain("plant")
+        n.apply(SOURCE.replace("domain: factory", "domain: plant")
+                .replace("urn:test:factory:readings", "urn:test:plant:readings"), expect=201)
+        import time
+        now = time.time_ns()
+        now -= now % MIN
+        old_t, new_t = now - 40 * 86400 * 10**9, now - 3600 * 10**9
+        rows = []
+        for base in (old_t, new_t):
+            for m in range(6):  # six buckets per range, four devices, three rows each
+                for dev in range(4):
+                    for k in range(3):
+                        rows.append(("d%d" % dev, base + m * MIN + k * 15 * 10**9,
+                                     round(self.rng.uniform(0, 50), 2), k))
+        lines = ["readings,device=%s temp=%r,load=%di %d" % (d, v, ld, t)
+                 for d, t, v, ld in rows]
+        st, _, body = n.write_lp("plant", "\n".join(lines))
+        self.assertEqual(st, 204, body)
+        meshctl(n, "product", "derive", "plant.readings_1m", "--source", "readings",
+                "--bucket", "1m", "--column", "temp", "--column", "load")
+        agg = AGG.replace("factory.", "plant.")
+        self.assertEqual(len(n.query(agg, time_format="ns")["rows"]), 48)
+        # retention deletes the old range from the source; the aggregate keeps it
+        n.json("PUT", "/v1/governance/plant/readings", {"retention": "30d"}, expect=200)
+        n.json("POST", "/v1/retention/run", {}, expect=200)
+        self.assertEqual(n.scalar("SELECT count(*) FROM plant.readings WHERE ts < %d"
+                                  % (now - 30 * 86400 * 10**9)), 0)
+        before = {(r[0], r[1]): r for r in n.query(agg, time_format="ns")["rows"]}
+        self.assertEqual(len(before), 48)
+        # erase d1's rows of the recent range's buckets 1 (all of it) and 2 (its first row)
+        lo, hi = new_t + MIN, new_t + 2 * MIN
+        out = meshctl(n, "erase", "plant.readings", "--where",
+                      "device = 'd1' AND ts >= %d AND ts <= %d" % (lo, hi))
+        self.assertIn("erased", out.stdout)
+        self.assertIn("derived plant.readings_1m: buckets of the erased rows recomputed",
+                      out.stdout)
+        after = {(r[0], r[1]): r for r in n.query(agg, time_format="ns")["rows"]}
+        touched = {("d1", lo), ("d1", hi)}
+        self.assertNotIn(("d1", lo), after)  # emptied: its row goes
+        self.assertEqual(after[("d1", hi)][2], 2)  # rows: 3 - 1
+        for k, r in before.items():
+            if k not in touched:
+                self.assertEqual(after.get(k), r, k)  # untouched, old history included
+        self.assertEqual(len(after), 47)
+        # the recent range equals a fresh GROUP BY over the source
+        oracle = (ORACLE.replace("factory.", "plant.")
+                  .replace("GROUP BY", "WHERE ts >= %d GROUP BY" % new_t)) % {"w": MIN}
+        want = n.rows(oracle)
+        got = [r for r in n.query(agg, time_format="ns")["rows"] if r[1] >= new_t]
+        self.assertEqual(len(got), len(want))
+        for g, w in zip(got, want):
+            self.assertEqual(g[:5], w[:5])
+            for a, b in zip(g[5:], w[5:]):
+                if a is None or b is None:
+                    self.assertEqual(a, b)
+                else:
+                    self.assertAlmostEqual(float(a), float(b), places=6)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

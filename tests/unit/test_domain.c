@@ -1210,6 +1210,102 @@ static void test_async_after_trim(void **state)
     mesh_domain_close(d);
 }
 
+/* ---- derived products defined by SQL: 'F' refresh records (node/derived.c) ---------------- */
+
+static const char c_hot[] =
+    HEADER("urn:c:hot", "1.0.0") "schema:\n"
+                                 "  - name: hot\n"
+                                 "    customProperties:\n"
+                                 "      - property: derivation\n"
+                                 "        value:\n"
+                                 "          sql: SELECT machine, ts, v FROM \"factory-a\".ticks\n"
+                                 "          definer: t\n"
+                                 "    properties:\n" PROP("machine", "string")
+                                     PROP("ts", "timestamp") PROP("v", "number");
+
+/* Replaces (since < 0: all of) hot's rows with rows at times ts[0..n). */
+static mesh_status_t refresh_hot(mesh_domain_t *d, int64_t since, const int64_t *ts, int n,
+                                 int64_t *rows, mesh_err_t *err)
+{
+    mesh_cref_t *ref;
+    const mesh_product_t *p = product(d, "hot", &ref);
+    assert_non_null(p);
+    mesh_batch_t b;
+    mesh_batch_init(&b, "factory-a", MESH_BATCH_DEFAULT_LIMITS);
+    b.precision = MESH_PREC_NS;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mesh_batch_row_begin(&b, p, (uint32_t)i + 1), MESH_OK);
+        mesh_batch_set_text(&b, 0, "m", 1);
+        mesh_batch_set_int(&b, 1, ts[i]);
+        mesh_batch_set_real(&b, 2, (double)ts[i] / 2);
+        mesh_batch_row_end(&b, NULL, 0);
+    }
+    assert_false(mesh_batch_failed(&b));
+    mesh_err_clear(err);
+    mesh_status_t st =
+        mesh_domain_refresh(d, "hot", since < 0 ? NULL : "ts", since, &b, rows, NULL, err);
+    mesh_batch_free(&b);
+    mesh_cref_put(ref);
+    return st;
+}
+
+static void test_refresh_records(void **state)
+{
+    (void)state;
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_ticks, MESH_CONTRACT_CREATED);
+    put_ok(d, c_hot, MESH_CONTRACT_CREATED);
+    mesh_err_t err;
+    int64_t rows = 0;
+    const int64_t all[] = {1, 2, 3}, late[] = {2, 5};
+    assert_int_equal(refresh_hot(d, -1, all, 3, &rows, &err), MESH_OK);
+    assert_int_equal(rows, 3);
+    assert_int_equal(count_rows(d, "hot"), 3);
+    /* a full refresh replaces everything, an incremental one the rows from its mark */
+    assert_int_equal(refresh_hot(d, -1, all, 2, &rows, &err), MESH_OK);
+    assert_int_equal(count_rows(d, "hot"), 2);
+    assert_int_equal(refresh_hot(d, -1, all, 3, &rows, &err), MESH_OK);
+    assert_int_equal(refresh_hot(d, 2, late, 2, &rows, &err), MESH_OK);
+    assert_int_equal(rows, 2);
+    assert_int_equal(count_rows(d, "hot"), 3); /* 1, 2, 5 */
+    /* only SQL-derived products are refreshed */
+    mesh_err_clear(&err);
+    mesh_batch_t b;
+    mesh_batch_init(&b, "factory-a", MESH_BATCH_DEFAULT_LIMITS);
+    assert_int_equal(mesh_domain_refresh(d, "ticks", NULL, 0, &b, &rows, NULL, &err),
+                     MESH_NOT_FOUND);
+    mesh_batch_free(&b);
+    /* watchers of a time series: the smallest time written since they last asked */
+    int64_t min_t = 0;
+    assert_true(mesh_domain_watch(d, "ticks", "factory-a.hot"));
+    assert_false(mesh_domain_written(d, "ticks", "factory-a.hot", &min_t));
+    write_ticks(d, 100, 5);
+    write_ticks(d, 50, 2);
+    assert_true(mesh_domain_written(d, "ticks", "factory-a.hot", &min_t));
+    assert_int_equal(min_t, 1795459508000000000LL + 50);
+    assert_false(mesh_domain_written(d, "ticks", "factory-a.hot", &min_t));
+    mesh_buf_t keys;
+    mesh_buf_init(&keys, 1 << 16);
+    tick_key(&keys, 100);
+    int64_t deleted = 0;
+    assert_int_equal(mesh_domain_dispose(d, "ticks", 'e', 0, 0, (const uint8_t *)keys.data,
+                                         keys.len, 1, &deleted, NULL, &err),
+                     MESH_OK);
+    mesh_buf_free(&keys);
+    assert_true(mesh_domain_written(d, "ticks", "factory-a.hot", &min_t));
+    assert_true(min_t == INT64_MIN);
+    mesh_domain_close_untrimmed(d); /* as if killed: the log keeps it all */
+
+    /* replay reaches the same content, also into a new store */
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "hot"), 3);
+    mesh_domain_close_untrimmed(d);
+    remove_db();
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "hot"), 3);
+    mesh_domain_close(d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1228,6 +1324,7 @@ int main(void)
         T(test_async_after_trim),
         T(test_dispose_time_series),
         T(test_replay_skips_duplicate_batches),
+        T(test_refresh_records),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 #include "catalog/registry.h"
 #include "core/buf.h"
 #include "core/util.h"
+#include "derive/derive.h"
 #include "ingest/batch.h"
 #include "ingest/csv.h"
 #include "query/query.h"
@@ -547,17 +548,221 @@ static void test_sandbox(void **state)
     }
 }
 
+/* ---- lineage of a derived product's SQL (query/lineage.c, derive/sqlshape.c) ---- */
+
+static void test_sql_shape(void **state)
+{
+    (void)state;
+    mesh_sql_shape_t *sh = calloc(1, sizeof *sh);
+    assert_non_null(sh);
+    const char *q = "SELECT DISTINCT a, round(avg(b), 2) AS m, count(*) n, mask(c), f(x, y) z, "
+                    "t.* FROM t WHERE (SELECT 1) GROUP BY 1";
+    assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
+    assert_int_equal(sh->nitems, 6);
+    assert_true(sh->distinct);
+    assert_false(sh->items[0].hides);
+    assert_true(sh->items[1].hides);
+    assert_true(sh->items[2].hides);
+    assert_true(sh->items[3].masks);
+    assert_false(sh->items[4].hides);
+    assert_string_equal(sh->items[4].head, "f");
+    assert_true(sh->items[5].star);
+    assert_true(sh->subquery_from);
+    assert_int_equal(strncmp(q + sh->list_end, "FROM", 4), 0);
+    assert_int_equal(strncmp(q + sh->items[1].off, "round(avg(b), 2) AS m", sh->items[1].len), 0);
+    /* shapes it leaves to the fallback */
+    static const char *const other[] = {"WITH x AS (SELECT 1) SELECT * FROM x",
+                                        "SELECT a FROM t UNION SELECT b FROM u",
+                                        "VALUES (1)",
+                                        "SELECT 'unterminated",
+                                        "SELECT (a FROM t",
+                                        "SELECT , FROM t",
+                                        "SELECT a /* open comment"};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(other); i++)
+        if (mesh_sql_select_shape(other[i], strlen(other[i]), sh) == MESH_OK)
+            fail_msg("%s: split", other[i]);
+    /* the shapes refreshed incrementally: one table, each row on its own */
+    static const struct {
+        const char *sql;
+        bool rows;
+    } rm[] = {
+        {"SELECT device, ts, temp * 2 AS t FROM f.r WHERE load > 0 ORDER BY ts", true},
+        {"SELECT device, ts FROM f.r WHERE device IN ('a', 'b')", true},
+        {"SELECT device, max(ts) FROM f.r GROUP BY device", false},
+        {"SELECT DISTINCT device, ts FROM f.r", false},
+        {"SELECT a.device, a.ts FROM f.r a JOIN f.d b ON a.device = b.device", false},
+        {"SELECT a.device, a.ts FROM f.r a, f.d b", false},
+        {"SELECT device, ts FROM f.r WHERE ts > now() - 10", false},
+        {"SELECT device, ts FROM f.r WHERE temp > (SELECT avg(temp) FROM f.r)", false},
+        {"SELECT device, ts FROM f.r LIMIT 10", false},
+        {"SELECT device, ts, sum(temp) OVER (PARTITION BY device) FROM f.r", false},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(rm); i++) {
+        assert_int_equal(mesh_sql_select_shape(rm[i].sql, strlen(rm[i].sql), sh), MESH_OK);
+        if (sh->row_mapping != rm[i].rows)
+            fail_msg("%s: row_mapping %d", rm[i].sql, sh->row_mapping);
+    }
+    /* the time-bucket shape: grouped by time_bucket of a column (alias, position or text) */
+    static const struct {
+        const char *sql;
+        int item;
+    } bk[] = {
+        {"SELECT device, time_bucket('1m', ts) AS m, avg(temp) FROM f.r GROUP BY device, m", 1},
+        {"SELECT time_bucket('5m', ts) b, count(*) FROM f.r WHERE load > 0 GROUP BY 1", 0},
+        {"SELECT time_bucket('1h',ts), max(temp) FROM f.r GROUP BY time_bucket( '1h', ts )", 0},
+        {"SELECT time_bucket('1m', ts) AS m, avg(temp) FROM f.r GROUP BY device", -1},
+        {"SELECT time_bucket('1m', ts) AS m, avg(temp) FROM f.r a JOIN f.d b ON 1 GROUP BY m", -1},
+        {"SELECT DISTINCT time_bucket('1m', ts) AS m FROM f.r GROUP BY m", -1},
+        {"SELECT time_bucket('1m', ts) AS m, count(*) FROM f.r WHERE ts > now() GROUP BY m", -1},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(bk); i++) {
+        assert_int_equal(mesh_sql_select_shape(bk[i].sql, strlen(bk[i].sql), sh), MESH_OK);
+        if (sh->bucket_item != bk[i].item)
+            fail_msg("%s: bucket item %d", bk[i].sql, sh->bucket_item);
+    }
+    q = bk[1].sql;
+    assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
+    assert_string_equal(sh->bucket_width, "5m");
+    assert_int_equal(strncmp(q + sh->where_kw, "WHERE load", 10), 0);
+    assert_int_equal(strncmp(q + sh->group_kw, "GROUP BY 1", 10), 0);
+    /* a count mixed with a value does not hide it */
+    q = "SELECT count(a) + b AS x, sum(a) FROM t";
+    assert_int_equal(mesh_sql_select_shape(q, strlen(q), sh), MESH_OK);
+    assert_false(sh->items[0].hides);
+    assert_true(sh->items[1].hides);
+    free(sh);
+}
+
+static const mesh_lineage_col_t *lcol(const mesh_lineage_t *l, const char *name)
+{
+    for (size_t i = 0; i < l->ncols; i++)
+        if (strcmp(l->cols[i].name, name) == 0)
+            return &l->cols[i];
+    fail_msg("no column %s", name);
+    return NULL;
+}
+
+/* The inputs of c as "col,col" (product columns of factory.readings only). */
+static void expect_inputs(const mesh_lineage_col_t *c, mesh_xform_t xf, const char *want)
+{
+    char got[256] = "";
+    for (size_t i = 0; i < c->nin; i++) {
+        assert_string_equal(c->in[i].domain, "factory");
+        assert_string_equal(c->in[i].product, "readings");
+        strcat(got, i ? "," : "");
+        strcat(got, c->in[i].column);
+    }
+    if (strcmp(got, want) != 0 || c->xf != xf)
+        fail_msg("%s: %s %s, expected %s %s", c->name, mesh_xform_name(c->xf), got,
+                 mesh_xform_name(xf), want);
+}
+
+static mesh_status_t lineage(fixture_t *f, const char *sql, mesh_lineage_t *l, mesh_err_t *err)
+{
+    mesh_snapshot_t *s = mesh_registry_snapshot(f->reg);
+    mesh_err_clear(err);
+    mesh_status_t st = mesh_query_lineage(f->pool, s, f->policy, &f->who, sql, strlen(sql),
+                                          10 * MESH_NS_PER_SEC, 1000, l, err);
+    mesh_snapshot_put(s);
+    return st;
+}
+
+static void test_lineage(void **state)
+{
+    fixture_t *f = *state;
+    mesh_lineage_t l;
+    mesh_err_t err;
+    const char *q = "SELECT device, temp * 2 AS t2, avg(temp) AS a, mask(note) AS m, "
+                    "upper(device) || note AS mix, max(ts) AS last, count(*) AS n "
+                    "FROM factory.readings WHERE note IS NOT NULL GROUP BY device";
+    if (lineage(f, q, &l, &err) != MESH_OK)
+        fail_msg("%s", err.msg);
+    assert_true(l.column_level);
+    assert_int_equal(l.ntables, 1);
+    assert_int_equal(l.ncols, 7);
+    expect_inputs(lcol(&l, "device"), MESH_XF_IDENTITY, "device");
+    expect_inputs(lcol(&l, "t2"), MESH_XF_TRANSFORM, "temp");
+    expect_inputs(lcol(&l, "a"), MESH_XF_AGGREGATE, "temp");
+    expect_inputs(lcol(&l, "m"), MESH_XF_MASK, "note");
+    expect_inputs(lcol(&l, "mix"), MESH_XF_TRANSFORM, "device,note");
+    expect_inputs(lcol(&l, "last"), MESH_XF_TRANSFORM, "ts");
+    expect_inputs(lcol(&l, "n"), MESH_XF_AGGREGATE, "");
+    assert_int_equal(lcol(&l, "device")->type, MESH_LT_STRING);
+    assert_int_equal(lcol(&l, "t2")->type, MESH_LT_NUMBER);
+    assert_int_equal(lcol(&l, "a")->type, MESH_LT_NUMBER);
+    assert_int_equal(lcol(&l, "n")->type, MESH_LT_INTEGER);
+    mesh_lineage_free(&l);
+    /* a star: every column an identity */
+    q = "SELECT * FROM factory.readings";
+    if (lineage(f, q, &l, &err) != MESH_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(l.ncols, 4);
+    expect_inputs(lcol(&l, "ts"), MESH_XF_IDENTITY, "ts");
+    assert_int_equal(lcol(&l, "ts")->type, MESH_LT_TIMESTAMP);
+    mesh_lineage_free(&l);
+    /* a subquery in FROM: no split; the expression gets every column read */
+    q = "SELECT x + 1 AS y, device FROM (SELECT temp AS x, device FROM factory.readings)";
+    if (lineage(f, q, &l, &err) != MESH_OK)
+        fail_msg("%s", err.msg);
+    assert_false(l.column_level);
+    expect_inputs(lcol(&l, "device"), MESH_XF_IDENTITY, "device");
+    assert_true(lcol(&l, "y")->nin >= 1);
+    mesh_lineage_free(&l);
+    /* a join of the product with itself: both sides' columns */
+    q = "SELECT a.device, a.temp - b.temp AS diff FROM factory.readings a JOIN factory.readings "
+        "b ON a.device = b.device AND b.ts < a.ts";
+    if (lineage(f, q, &l, &err) != MESH_OK)
+        fail_msg("%s", err.msg);
+    expect_inputs(lcol(&l, "diff"), MESH_XF_TRANSFORM, "temp");
+    expect_inputs(lcol(&l, "device"), MESH_XF_IDENTITY, "device");
+    mesh_lineage_free(&l);
+    /* CASE and a scalar subquery read what they name */
+    q = "SELECT CASE WHEN temp > 0 THEN note ELSE 'cold' END AS c, (SELECT max(temp) FROM "
+        "factory.readings) AS top FROM factory.readings";
+    if (lineage(f, q, &l, &err) != MESH_OK)
+        fail_msg("%s", err.msg);
+    expect_inputs(lcol(&l, "c"), MESH_XF_TRANSFORM, "temp,note");
+    expect_inputs(lcol(&l, "top"), MESH_XF_TRANSFORM, "temp");
+    mesh_lineage_free(&l);
+    /* refusals */
+    static const struct {
+        const char *sql;
+        mesh_status_t st;
+    } bad[] = {
+        {"DELETE FROM factory.readings", MESH_FORBIDDEN},
+        {"ATTACH 'x.db' AS x", MESH_FORBIDDEN},
+        {"SELECT * FROM factory.readings__quarantine", MESH_FORBIDDEN},
+        {"SELEC device FROM factory.readings", MESH_PARSE},
+        {"SELECT nope FROM factory.readings", MESH_PARSE},
+        {"SELECT device, device FROM factory.readings", MESH_INVALID},
+        {"SELECT temp + 1 FROM factory.readings", MESH_INVALID},
+        {"SELECT device FROM factory.readings WHERE temp > ?", MESH_INVALID},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(bad); i++) {
+        mesh_status_t st = lineage(f, bad[i].sql, &l, &err);
+        if (st != bad[i].st)
+            fail_msg("%s: %s (%s)", bad[i].sql, mesh_status_name(st), err.msg);
+    }
+    char *big = malloc(MESH_DERIVE_MAX_SQL + 100);
+    memset(big, ' ', MESH_DERIVE_MAX_SQL + 99);
+    memcpy(big, "SELECT 1 AS x", 13);
+    big[MESH_DERIVE_MAX_SQL + 99] = '\0';
+    assert_int_equal(lineage(f, big, &l, &err), MESH_TOO_LARGE);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_request_ok),      cmocka_unit_test(test_request_raw_sql),
         cmocka_unit_test(test_request_refused), cmocka_unit_test(test_schema_refs),
         cmocka_unit_test(test_outfmt),          cmocka_unit_test(test_double),
+        cmocka_unit_test(test_sql_shape),
     };
     const struct CMUnitTest results[] = {
         cmocka_unit_test(test_csv),     cmocka_unit_test(test_json),
         cmocka_unit_test(test_ndjson),  cmocka_unit_test(test_error_after_rows),
-        cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_sandbox), cmocka_unit_test(test_lineage),
     };
     int failed = cmocka_run_group_tests_name("query request", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("query results", results, setup, teardown);
