@@ -195,19 +195,21 @@ def failover(tmp, args):
         body = bodies("f", 1, args.rows)[0]
         order = [n1, n2]
         state = {"i": 0, "last_ok": 0.0, "stop": False}
-        acks = []
+        acks, tries = [], []
 
         def writer():
             conns = {}
             while not state["stop"]:
                 state["i"] += 1
                 for node in order:
+                    t0 = time.perf_counter()
                     try:
                         c = conns.get(node.name) or conns.setdefault(node.name, Conn(node))
                         st, _ = c.post(body, key="k%06d" % state["i"])
                     except Exception:
                         conns.pop(node.name, None)
                         st = 0
+                    tries.append((t0, time.perf_counter(), node.name, st))
                     if st == 200:
                         state["last_ok"] = time.perf_counter()
                         acks.append(state["last_ok"])
@@ -223,6 +225,11 @@ def failover(tmp, args):
             # ack before it (or the kill) to the next ack after the longest silence
             wait_for(lambda: time.perf_counter() - killed > 15, timeout=30, step=0.1)
             window = [killed] + [a for a in acks if killed < a < killed + 15]
+            if args.trace:  # every request that failed or took over 0.5 s, from the kill
+                for t0, t1, name, st in tries:
+                    if t1 > killed - 1 and t0 < killed + 15 and (st != 200 or t1 - t0 > 0.5):
+                        print("  %+.2f s %s -> %d after %.2f s" % (t0 - killed, name, st,
+                                                                   t1 - t0), flush=True)
             return max(b - a for a, b in zip(window, window[1:])) if len(window) > 1 else None
         time.sleep(2)
         killed = time.perf_counter()
@@ -236,6 +243,10 @@ def failover(tmp, args):
             m.hubs[leader].proc.wait()
             out["leader"] = leader
             out["leader_kill_max_gap_s"] = gap(killed)
+            if args.trace:
+                for line in n2.log:
+                    if "[repl]" in line or "repl" in line and "attempt" in line:
+                        print("  n2: " + line)
         state["stop"] = True
         t.join(30)
         return out
@@ -248,6 +259,8 @@ def main():
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--batches", type=int, default=150)
     ap.add_argument("--rows", type=int, default=1000)
+    ap.add_argument("--trace", action="store_true",
+                    help="failover: print the requests that failed or were slow around a kill")
     ap.add_argument("--only", default="single,r1-sync,r1-async,r3-sync,r3-async,failover")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="meshd-bench-repl-")

@@ -323,9 +323,11 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "leader", json_string(st->leader));
     json_object_set_new(d, "published", json_integer((json_int_t)st->published));
     json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
+    json_object_set_new(d, "publish_retries", json_integer((json_int_t)st->publish_retries));
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
     json_object_set_new(d, "divergences", json_integer((json_int_t)st->divergences));
     json_object_set_new(d, "out_of_order", json_integer((json_int_t)st->out_of_order));
+    json_object_set_new(d, "bootstraps", json_integer((json_int_t)st->bootstraps));
     json_object_set_new(d, "last_error", json_string(st->last_error));
     json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
     if (st->async) {
@@ -370,12 +372,14 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
         "meshd_repl_lag{domain=\"%s\"} %llu\n"
         "meshd_repl_published_total{domain=\"%s\"} %llu\n"
         "meshd_repl_publish_failures_total{domain=\"%s\"} %llu\n"
+        "meshd_repl_publish_retries_total{domain=\"%s\"} %llu\n"
         "meshd_repl_apply_failures_total{domain=\"%s\"} %llu\n"
         "meshd_repl_consuming{domain=\"%s\"} %d\n",
         domain, (unsigned long long)st->stream_last, domain, (unsigned long long)st->applied,
         domain, (unsigned long long)lag, domain, (unsigned long long)st->published, domain,
-        (unsigned long long)st->publish_failures, domain, (unsigned long long)st->apply_failures,
-        domain, strcmp(st->state, "consuming") == 0);
+        (unsigned long long)st->publish_failures, domain, (unsigned long long)st->publish_retries,
+        domain, (unsigned long long)st->apply_failures, domain,
+        strcmp(st->state, "consuming") == 0);
     mesh_buf_printf(b,
                     "meshd_repl_divergences_total{domain=\"%s\"} %llu\n"
                     "meshd_repl_out_of_order_total{domain=\"%s\"} %llu\n",
@@ -384,6 +388,8 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
     if (st->async)
         mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
                         (unsigned long long)st->outbox_pending);
+    mesh_buf_printf(b, "meshd_repl_bootstraps_total{domain=\"%s\"} %llu\n", domain,
+                    (unsigned long long)st->bootstraps);
 }
 
 static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
@@ -400,6 +406,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "Writes this node published to the domain's stream (acknowledged).");
     mesh_metrics_help(b, "meshd_repl_publish_failures_total", "counter",
                       "Writes the stream did not acknowledge (answered 503).");
+    mesh_metrics_help(b, "meshd_repl_publish_retries_total", "counter",
+                      "Publish attempts after the first (no stream leader, no link, no ack in "
+                      "time), same message id.");
     mesh_metrics_help(b, "meshd_repl_apply_failures_total", "counter",
                       "Stream records this node failed to apply (retried).");
     mesh_metrics_help(b, "meshd_repl_divergences_total", "counter",
@@ -413,6 +422,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
     mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",
                       "Async: log records from the last published batch to the last local one "
                       "(0: every batch written here is in the stream).");
+    mesh_metrics_help(b, "meshd_repl_bootstraps_total", "counter",
+                      "Snapshots of the domain this node installed because the stream no longer "
+                      "held what it needed (docs/mesh.md, snapshot bootstrap).");
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 

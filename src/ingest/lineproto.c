@@ -44,6 +44,7 @@ typedef struct lp {
      * interleaved, as TSBS writes them) */
     const mesh_product_t *guess_p[GUESS_PRODUCTS];
     int guess[GUESS_PRODUCTS][GUESS_SLOTS];
+    size_t guess_len[GUESS_PRODUCTS][GUESS_SLOTS]; /* strlen of the guessed column's name */
     unsigned guess_next;
 } lp_t;
 
@@ -98,17 +99,26 @@ static bool escapable(char c, bool eq)
  * stops at '=', and "\=" is an escape) from *i. Unescapes into the scratch buffer when the
  * token holds an escape. Returns false only when the scratch buffer cannot be allocated.
  */
+/* Bytes that scan_tok must look at: 1 ends a token, 2 ends a key, 4 may start an escape.
+ * Every other byte is part of the token: one table load each. */
+static const uint8_t tok_class[256] = {[','] = 1, [' '] = 1, ['='] = 2, ['\\'] = 4};
+
 static bool scan_tok(lp_t *lp, size_t *i, bool eq, bool stop_eq, tok_t *t)
 {
     const char *s = lp->ls;
     size_t n = lp->len, j = *i;
     bool esc = false;
+    uint8_t stop = stop_eq ? 3 : 1;
     t->at = j;
     while (j < n) {
-        char c = s[j];
-        if (c == ',' || c == ' ' || (stop_eq && c == '='))
+        uint8_t k = tok_class[(uint8_t)s[j]];
+        if (k == 0) {
+            j++;
+            continue;
+        }
+        if (k & stop)
             break;
-        if (c == '\\' && j + 1 < n && escapable(s[j + 1], eq)) {
+        if (k == 4 && j + 1 < n && escapable(s[j + 1], eq)) {
             esc = true;
             j += 2;
             continue;
@@ -154,22 +164,32 @@ static int find_col(lp_t *lp, const char *s, size_t n)
     const mesh_product_t *p = lp->p;
     size_t k = lp->nkeys - 1;
     int *guess = NULL;
-    for (size_t g = 0; g < GUESS_PRODUCTS && guess == NULL; g++)
-        if (lp->guess_p[g] == p)
+    size_t *glen = NULL;
+    for (size_t g = 0; g < GUESS_PRODUCTS && guess == NULL; g++) {
+        if (lp->guess_p[g] == p) {
             guess = lp->guess[g];
+            glen = lp->guess_len[g];
+        }
+    }
     if (guess == NULL) {
         unsigned g = lp->guess_next++ % GUESS_PRODUCTS;
         lp->guess_p[g] = p;
         guess = lp->guess[g];
+        glen = lp->guess_len[g];
         for (size_t i = 0; i < GUESS_SLOTS; i++)
             guess[i] = -1;
     }
-    if (k < GUESS_SLOTS && guess[k] >= 0 && name_eq(p->cols[guess[k]].name, s, n))
+    /* the guess: lengths first, then memcmp (the name has glen[k] bytes, so reading n of
+     * them stays inside it) */
+    if (k < GUESS_SLOTS && guess[k] >= 0 && glen[k] == n &&
+        memcmp(p->cols[guess[k]].name, s, n) == 0)
         return guess[k];
     for (size_t i = 0; i < p->ncols; i++) {
         if (name_eq(p->cols[i].name, s, n)) {
-            if (k < GUESS_SLOTS)
+            if (k < GUESS_SLOTS) {
                 guess[k] = (int)i;
+                glen[k] = n;
+            }
             return (int)i;
         }
     }
@@ -395,7 +415,7 @@ static void parse_rest(lp_t *lp, size_t i)
             }
         } else {
             size_t at = i;
-            while (i < n && s[i] != ',' && s[i] != ' ')
+            while (i < n && !(tok_class[(uint8_t)s[i]] & 1))
                 i++;
             if (i == at) {
                 show(kshow, key.s, key.n);

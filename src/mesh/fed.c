@@ -528,12 +528,21 @@ void mesh_fed_stats(mesh_fed_t *f, mesh_fed_stats_t *out)
 
 /* ---- caller side ---- */
 
+/* One frame in flight: as soon as a frame that is not the last arrives, the next one is asked
+ * for (on the subject that frame names, with a reply subject of this scan's own in the
+ * node's inbox), so the owner fills frame k+1 while the query consumes frame k. The owner
+ * still sends one frame per request (flow control unchanged: at most two frames of a scan
+ * are in memory here). The subscription is made when the first frame is not the last, so a
+ * scan of one frame costs nothing more. */
 struct mesh_fed_scan {
     mesh_fed_t *f;
     natsMsg *msg; /* the current frame's message (its bytes back frame's text values) */
     mesh_fed_frame_t frame;
     uint32_t row;
-    char next[160]; /* where to ask for the next frame ("" after the last) */
+    char next[160];        /* where to ask for the next frame ("" after the last, or once asked) */
+    natsSubscription *sub; /* replies to this scan's next requests (NULL until needed) */
+    char inbox[160];       /* its subject */
+    bool pending;          /* a next request is in flight */
     int64_t t0;
     bool failed;
     char domain[MESH_NAME_MAX + 1];
@@ -683,6 +692,54 @@ static mesh_status_t take_frame(mesh_fed_scan_t *s, natsMsg *msg, const char *do
     return st;
 }
 
+/* Asks for the frame after the current one when there is one (see struct mesh_fed_scan). */
+static mesh_status_t ask_next(mesh_fed_scan_t *s, mesh_err_t *err)
+{
+    if (s->next[0] == '\0' || s->pending)
+        return MESH_OK;
+    pthread_mutex_lock(&s->f->mu);
+    mesh_mesh_t *m = s->f->mesh;
+    pthread_mutex_unlock(&s->f->mu);
+    natsConnection *nc = m ? mesh__mesh_conn_get(m) : NULL;
+    natsStatus ns = nc ? NATS_OK : NATS_CONNECTION_CLOSED;
+    if (ns == NATS_OK && s->sub == NULL) {
+        uint8_t id[12];
+        char hex[sizeof id * 2 + 1];
+        mesh_random(id, sizeof id);
+        mesh_hex(id, sizeof id, hex);
+        snprintf(s->inbox, sizeof s->inbox, "%s.fs.%s", mesh__mesh_inbox(m), hex);
+        ns = natsConnection_SubscribeSync(&s->sub, nc, s->inbox);
+        if (ns != NATS_OK)
+            s->sub = NULL;
+    }
+    if (ns == NATS_OK)
+        ns = natsConnection_PublishRequest(nc, s->next, s->inbox, "next", 4);
+    if (m)
+        mesh__mesh_conn_put(m);
+    s->next[0] = '\0';
+    if (ns != NATS_OK)
+        return nats_error(ns, s->domain, err);
+    s->pending = true;
+    return MESH_OK;
+}
+
+/* Waits for the frame asked for by ask_next (at most the mesh's request timeout). */
+static mesh_status_t wait_next(mesh_fed_scan_t *s, natsMsg **msg, mesh_err_t *err)
+{
+    pthread_mutex_lock(&s->f->mu);
+    mesh_mesh_t *m = s->f->mesh;
+    pthread_mutex_unlock(&s->f->mu);
+    s->pending = false;
+    natsStatus ns = m ? natsSubscription_NextMsg(msg, s->sub, mesh__mesh_timeout_ns(m) / 1000000)
+                      : NATS_CONNECTION_CLOSED;
+    if (ns == NATS_OK && natsMsg_IsNoResponders(*msg)) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+        ns = NATS_NO_RESPONDERS;
+    }
+    return ns == NATS_OK ? MESH_OK : nats_error(ns, s->domain, err);
+}
+
 mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
                                  mesh_fed_scan_t **out, mesh_err_t *err)
 {
@@ -701,6 +758,8 @@ mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
     mesh_status_t st = request(f, &r, &msg, err);
     if (st == MESH_OK)
         st = take_frame(s, msg, r.domain, err);
+    if (st == MESH_OK)
+        st = ask_next(s, err);
     if (st != MESH_OK) {
         s->failed = true;
         mesh_fed_scan_close(s);
@@ -713,25 +772,11 @@ mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
 int mesh_fed_scan_next(mesh_fed_scan_t *s, const mesh_datum_t **row, mesh_err_t *err)
 {
     while (s->row >= s->frame.nrows) {
-        if (s->frame.last || s->next[0] == '\0')
+        if (s->frame.last || !s->pending)
             return 0;
-        pthread_mutex_lock(&s->f->mu);
-        mesh_mesh_t *m = s->f->mesh;
-        pthread_mutex_unlock(&s->f->mu);
         natsMsg *msg = NULL;
-        natsConnection *nc = m ? mesh__mesh_conn_get(m) : NULL;
-        natsStatus ns = nc ? natsConnection_Request(&msg, nc, s->next, "next", 4,
-                                                    mesh__mesh_timeout_ns(m) / 1000000)
-                           : NATS_CONNECTION_CLOSED;
-        if (m)
-            mesh__mesh_conn_put(m);
-        s->next[0] = '\0';
-        if (ns != NATS_OK) {
-            s->failed = true;
-            nats_error(ns, s->domain, err);
-            return -1;
-        }
-        if (take_frame(s, msg, s->domain, err) != MESH_OK) {
+        if (wait_next(s, &msg, err) != MESH_OK || take_frame(s, msg, s->domain, err) != MESH_OK ||
+            ask_next(s, err) != MESH_OK) {
             s->failed = true;
             return -1;
         }
@@ -751,12 +796,24 @@ void mesh_fed_scan_close(mesh_fed_scan_t *s)
     if (s->failed)
         s->f->stats.scan_failures++;
     pthread_mutex_unlock(&s->f->mu);
+    if (s->pending && m) {
+        /* a frame is on its way: it names where to say close (when it is not the last) */
+        natsMsg *msg = NULL;
+        mesh_err_t err;
+        s->next[0] = '\0';
+        if (wait_next(s, &msg, &err) == MESH_OK && take_frame(s, msg, s->domain, &err) != MESH_OK)
+            s->next[0] = '\0';
+    }
     if (s->next[0] && m) {
         /* ended before the owner's last frame: let it free the scan now */
         natsConnection *nc = mesh__mesh_conn_get(m);
         if (nc)
             natsConnection_Publish(nc, s->next, "close", 5);
         mesh__mesh_conn_put(m);
+    }
+    if (s->sub) {
+        natsSubscription_Unsubscribe(s->sub);
+        natsSubscription_Destroy(s->sub);
     }
     mesh_fed_frame_free(&s->frame);
     natsMsg_Destroy(s->msg);

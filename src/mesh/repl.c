@@ -21,10 +21,17 @@
 #include "core/util.h"
 #include "mesh/internal.h"
 
-#define RETRY_NS       (1000LL * 1000000LL) /* after a failure, before trying again */
-#define FETCH_WAIT_MS  1000                 /* a fetch waits this long for messages */
-#define INFO_EVERY_NS  (2000LL * 1000000LL) /* the stream's last sequence is read this often */
-#define STALLS_MAX     3    /* readings without progress before the consumer is made again */
+#define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
+#define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
+#define INFO_EVERY_NS (2000LL * 1000000LL) /* the stream's last sequence is read this often */
+/* publishing (mesh_repl_publish, decision 0032) */
+#define PUBLISH_ATTEMPT_MS      1000 /* first attempt's wait for the ack; doubles on a timeout */
+#define PUBLISH_PAUSE_MIN_MS    50   /* pause after a fast failure (no leader, no link) */
+#define PUBLISH_PAUSE_MAX_MS    250
+#define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
+#define STALLS_MAX              3 /* readings without progress before the consumer is made again */
+#define BOOT_RETRY_NS           (5000LL * 1000000LL) /* after a failed snapshot bootstrap */
+/* divergence checks (decision 0029) */
 #define GET_WAIT_MS    1000 /* a record read from the stream's leader waits this long */
 #define CHECK_FAILS    3    /* divergence checks failing in a row before a pause */
 #define CHECK_PAUSE_NS (10000LL * 1000000LL) /* the pause (no leader, permission refused) */
@@ -54,11 +61,14 @@ struct mesh_repl {
     /* the thread's */
     jsCtx *js;
     natsSubscription *sub;
-    uint64_t gen;        /* connection the two above belong to */
-    bool stream_ok;      /* the stream exists (on connection gen) */
-    int64_t next_info;   /* when to read the stream's state again */
-    uint64_t stall_pos;  /* the applied position at the last stream info */
-    int stalls;          /* stream infos in a row that saw the stream ahead and no progress */
+    uint64_t gen;       /* connection the two above belong to */
+    bool stream_ok;     /* the stream exists (on connection gen) */
+    int64_t next_info;  /* when to read the stream's state again */
+    uint64_t stall_pos; /* the applied position at the last stream info */
+    int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
+    uint64_t need_boot; /* the stream's first sequence, when it no longer holds what this
+                         * node needs (0: no bootstrap needed) */
+    mesh_repl_bootstrap_fn bootstrap; /* guarded by mu */
     int suspect;         /* stream infos in a row that saw this node diverge from the stream */
     int check_fails;     /* divergence checks in a row that could not read the stream */
     uint64_t verified;   /* the records up to it were found the stream's (0: none yet) */
@@ -158,7 +168,11 @@ static bool ensure_stream(mesh_repl_t *r, natsConnection *nc)
     c.Replicas = replicas;
     c.Retention = js_LimitsPolicy;
     c.Discard = js_DiscardOld;
-    c.MaxAge = MESH_REPL_MAX_AGE_NS;
+    int64_t max_age, max_bytes, max_msgs;
+    mesh__mesh_stream_limits(r->m, &max_age, &max_bytes, &max_msgs);
+    c.MaxAge = max_age > 0 ? max_age : MESH_REPL_MAX_AGE_NS;
+    c.MaxBytes = max_bytes > 0 ? max_bytes : -1;
+    c.MaxMsgs = max_msgs > 0 ? max_msgs : -1;
     c.Duplicates = MESH_REPL_DUPLICATES_NS;
     int64_t maxp = natsConnection_GetMaxPayload(nc);
     c.MaxMsgSize = maxp > 0 && maxp < INT32_MAX ? (int32_t)maxp : -1;
@@ -225,14 +239,16 @@ static bool make_consumer(mesh_repl_t *r)
     return true;
 }
 
-/* Whether the stream no longer holds sequence seq (trimmed by its limits). */
-static bool trimmed_before(mesh_repl_t *r, uint64_t seq)
+/* Whether the stream no longer holds sequence seq (trimmed by its limits); *first: the
+ * sequence it starts at. */
+static bool trimmed_before(mesh_repl_t *r, uint64_t seq, uint64_t *first)
 {
     jsErrCode jerr = 0;
     jsStreamInfo *si = NULL;
     if (js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr) != NATS_OK)
         return false;
     bool gone = si->State.FirstSeq > seq;
+    *first = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     return gone;
 }
@@ -525,12 +541,14 @@ static bool consume(mesh_repl_t *r)
             natsMsg_Ack(msg, NULL); /* applied before */
             continue;
         }
-        if (seq > next && trimmed_before(r, next)) {
+        uint64_t first = 0;
+        if (seq > next && trimmed_before(r, next, &first)) {
             /* the records between are gone from the stream: applying on would skip them */
             set_state(r, "trimmed",
                       "the stream no longer holds sequence %llu that this node needs (it holds "
-                      "%llu..): this replica must be seeded again (docs/mesh.md)",
-                      (unsigned long long)next, (unsigned long long)seq);
+                      "%llu..): bootstrapping from a snapshot of another host (docs/mesh.md)",
+                      (unsigned long long)next, (unsigned long long)first);
+            r->need_boot = first;
             ok = false;
             break;
         }
@@ -601,6 +619,34 @@ static bool stopping(mesh_repl_t *r, int64_t wait_ns)
     return stop;
 }
 
+/* Installs a snapshot (connection not held). true: the consumer is made again after it. */
+static bool run_bootstrap(mesh_repl_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    mesh_repl_bootstrap_fn fn = r->bootstrap;
+    pthread_mutex_unlock(&r->mu);
+    if (fn == NULL)
+        return false;
+    set_state(r, "bootstrapping", "the stream starts at %llu: fetching a snapshot",
+              (unsigned long long)r->need_boot);
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = fn(r->arg, r->domain, r, r->need_boot, &e);
+    if (st != MESH_OK) {
+        set_state(r, "trimmed", "snapshot bootstrap: %s (retrying)",
+                  e.msg[0] ? e.msg : mesh_status_text(st));
+        return false;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->st.bootstraps++;
+    pthread_mutex_unlock(&r->mu);
+    LOG_INFO("mesh", "stream %s: snapshot installed at sequence %llu", r->stream,
+             (unsigned long long)r->position(r->arg, r->domain));
+    r->need_boot = 0;
+    r->stalls = 0;
+    return true;
+}
+
 static void *run(void *arg)
 {
     mesh_repl_t *r = arg;
@@ -630,6 +676,7 @@ static void *run(void *arg)
             ok = make_consumer(r);
         if (ok) {
             set_state(r, "consuming", NULL);
+            r->need_boot = 0; /* decided again from this round's readings */
             ok = consume(r);
             int64_t now = mesh_mono_ns();
             if (ok && now >= r->next_info) {
@@ -640,6 +687,15 @@ static void *run(void *arg)
                      * the consumer is lost (made on a server cut off from the others, say,
                      * whose view lost to the rest after a partition); make it again */
                     uint64_t pos = r->position(r->arg, r->domain);
+                    if (si->State.FirstSeq > pos + 1) {
+                        /* purged or trimmed past this node with nothing left to deliver */
+                        set_state(r, "trimmed",
+                                  "the stream starts at %llu and this node holds up to %llu: "
+                                  "bootstrapping from a snapshot of another host",
+                                  (unsigned long long)si->State.FirstSeq, (unsigned long long)pos);
+                        r->need_boot = si->State.FirstSeq;
+                        ok = false;
+                    }
                     r->stalls = si->State.LastSeq > pos && pos == r->stall_pos ? r->stalls + 1 : 0;
                     r->stall_pos = pos;
                     if (r->stalls >= STALLS_MAX) {
@@ -670,8 +726,10 @@ static void *run(void *arg)
             r->sub = NULL;
         }
         mesh__mesh_conn_done(r->m);
+        if (!ok && r->need_boot)
+            ok = run_bootstrap(r);
         if (!ok)
-            stopping(r, RETRY_NS);
+            stopping(r, r->need_boot ? BOOT_RETRY_NS : RETRY_NS);
     }
     uint64_t gen;
     mesh__mesh_conn(r->m, &gen);
@@ -743,6 +801,97 @@ void mesh_repl_set_check(mesh_repl_t *r, mesh_repl_fp_fn fp, mesh_repl_rewind_fn
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Whether a failed publish may succeed when sent again: no connection (reconnecting), no
+ * stream leader (an election: "no responders", or a JetStream "not available"/"not leader"),
+ * or no ack in time (the leader died with the message, or is slow). A retry carries the same
+ * message id, so a message that was stored after all is acknowledged as a duplicate. */
+static bool publish_transient(natsStatus s, jsErrCode jerr)
+{
+    switch (s) {
+    case NATS_TIMEOUT:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_STALE_CONNECTION:
+        return true;
+    default:
+        return jerr == JSClusterNotAvailErr || jerr == JSClusterNotLeaderErr;
+    }
+}
+
+/* Waits ms (or until mesh_repl_stop). false when stopping. */
+static bool publish_pause(mesh_repl_t *r, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop)
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return !stop;
+}
+
+/* One attempt: sends the record once and waits at most wait_ms for the ack. *transient says
+ * whether a failure may pass when sent again. */
+static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, const char *msg_id,
+                                  int64_t wait_ms, uint64_t *sseq, bool *duplicate, bool *transient,
+                                  mesh_err_t *err)
+{
+    *transient = false;
+    uint64_t gen;
+    natsConnection *nc = mesh__mesh_conn(r->m, &gen);
+    mesh_status_t st = MESH_OK;
+    jsCtx *js = NULL;
+    if (nc == NULL) {
+        *transient = true;
+        st = mesh_err_set(err, MESH_UNAVAILABLE,
+                          "domain %s is replicated and this node is not connected to the "
+                          "mesh: the write was not acknowledged",
+                          r->domain);
+    }
+    int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
+    if (st == MESH_OK && maxp > 0 && (int64_t)n > maxp)
+        st = mesh_err_set(err, MESH_TOO_LARGE,
+                          "the batch's record (%zu bytes) exceeds the mesh servers' max payload "
+                          "(%lld bytes): send smaller batches",
+                          n, (long long)maxp);
+    if (st == MESH_OK && natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    if (st == MESH_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
+         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
+        po.MaxWait = wait_ms;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_Publish(&pa, js, r->subject, p, (int)n, &po, &jerr);
+        if (s == NATS_OK) {
+            *sseq = pa->Sequence;
+            *duplicate = pa->Duplicate;
+        } else if (s == NATS_NOT_PERMITTED) {
+            st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
+                              r->subject);
+        } else {
+            *transient = publish_transient(s, jerr);
+            st = mesh_err_set(err, MESH_UNAVAILABLE,
+                              "stream %s did not acknowledge the write (%s): it was not "
+                              "acknowledged; retry with the same Idempotency-Key",
+                              r->stream, nats_text(s));
+        }
+        jsPubAck_Destroy(pa);
+    }
+    jsCtx_Destroy(js);
+    mesh__mesh_conn_done(r->m);
+    return st;
+}
+
 mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, const char *idem,
                                 uint64_t *sseq, bool *duplicate, mesh_err_t *err)
 {
@@ -758,55 +907,57 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
         for (size_t i = 0; i < sizeof rnd && k > 0 && (size_t)k + 2 < sizeof msg_id; i++)
             k += snprintf(msg_id + k, sizeof msg_id - (size_t)k, "%02x", rnd[i]);
     }
-    uint64_t gen;
-    natsConnection *nc = mesh__mesh_conn(r->m, &gen);
-    mesh_status_t st = MESH_OK;
-    jsCtx *js = NULL;
-    if (nc == NULL)
-        st = mesh_err_set(err, MESH_UNAVAILABLE,
-                          "domain %s is replicated and this node is not connected to the "
-                          "mesh: the write was not acknowledged",
-                          r->domain);
-    int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
-    if (st == MESH_OK && maxp > 0 && (int64_t)n > maxp)
-        st = mesh_err_set(err, MESH_TOO_LARGE,
-                          "the batch's record (%zu bytes) exceeds the mesh servers' max payload "
-                          "(%lld bytes): send smaller batches",
-                          n, (long long)maxp);
-    if (st == MESH_OK && natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-    if (st == MESH_OK) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MsgId = msg_id;
-        /* no ExpectStream: the header stays in the stored message, and a hub copy sourcing
-         * it (source.h) refuses it on nats-server 2.9 ("expected stream does not match") */
-        po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
-        jsPubAck *pa = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s = js_Publish(&pa, js, r->subject, p, (int)n, &po, &jerr);
-        if (s == NATS_OK) {
-            *sseq = pa->Sequence;
-            *duplicate = pa->Duplicate;
-        } else if (s == NATS_NOT_PERMITTED) {
-            st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
-                              r->subject);
+    /* Retries (decision 0032): the same message id every time, so JetStream stores the record
+     * once however many attempts reach it. An attempt waits PUBLISH_ATTEMPT_MS, doubling after
+     * each attempt that timed out (a slow but live leader is not flooded), so a message sent
+     * to a leader that then died is sent again within about a second instead of after the
+     * whole mesh_timeout; fast failures (no leader during an election, reconnecting) are
+     * retried after a short, growing pause. All within PUBLISH_DEADLINE_FACTOR x mesh_timeout,
+     * which covers nats-server's stream leader election (4-9 s after the leader is lost). */
+    int64_t timeout_ms = mesh__mesh_timeout_ns(r->m) / 1000000;
+    int64_t start = mesh_mono_ns();
+    int64_t deadline = start + PUBLISH_DEADLINE_FACTOR * timeout_ms * 1000000;
+    int64_t wait_ms = PUBLISH_ATTEMPT_MS < timeout_ms ? PUBLISH_ATTEMPT_MS : timeout_ms;
+    int64_t pause_ms = PUBLISH_PAUSE_MIN_MS;
+    mesh_status_t st;
+    unsigned attempts = 0;
+    for (;;) {
+        int64_t left_ms = (deadline - mesh_mono_ns()) / 1000000;
+        int64_t w = wait_ms < left_ms ? wait_ms : left_ms;
+        if (w < 1)
+            w = 1;
+        bool transient = false;
+        int64_t t0 = mesh_mono_ns();
+        attempts++;
+        st = publish_once(r, p, n, msg_id, w, sseq, duplicate, &transient, err);
+        if (st == MESH_OK || !transient)
+            break;
+        int64_t took_ms = (mesh_mono_ns() - t0) / 1000000;
+        if (took_ms + 1 >= w) { /* timed out: wait longer next time */
+            wait_ms = wait_ms * 2 < timeout_ms ? wait_ms * 2 : timeout_ms;
+        } else if (!publish_pause(r, pause_ms)) {
+            break;
         } else {
-            st = mesh_err_set(err, MESH_UNAVAILABLE,
-                              "stream %s did not acknowledge the write (%s): it was not "
-                              "acknowledged; retry with the same Idempotency-Key",
-                              r->stream, nats_text(s));
+            pause_ms = pause_ms * 2 < PUBLISH_PAUSE_MAX_MS ? pause_ms * 2 : PUBLISH_PAUSE_MAX_MS;
         }
-        jsPubAck_Destroy(pa);
+        if (mesh_mono_ns() >= deadline)
+            break;
     }
-    jsCtx_Destroy(js);
-    mesh__mesh_conn_done(r->m);
+    /* a random id is this call's own: a duplicate of it is an earlier attempt that was stored
+     * after all, not an earlier write */
+    if (st == MESH_OK && !(idem && *idem))
+        *duplicate = false;
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK)
         r->st.published++;
     else
         r->st.publish_failures++;
+    r->st.publish_retries += attempts - 1;
     pthread_mutex_unlock(&r->mu);
+    if (attempts > 1)
+        LOG_INFO("repl", "%s: a write %s after %u attempts in %lld ms", r->stream,
+                 st == MESH_OK ? "was acknowledged" : "failed", attempts,
+                 (long long)((mesh_mono_ns() - start) / 1000000));
     return st;
 }
 
@@ -816,6 +967,18 @@ void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out)
     *out = r->st;
     pthread_mutex_unlock(&r->mu);
     out->applied = r->position(r->arg, r->domain);
+}
+
+void mesh_repl_set_bootstrap(mesh_repl_t *r, mesh_repl_bootstrap_fn fn)
+{
+    pthread_mutex_lock(&r->mu);
+    r->bootstrap = fn;
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool mesh_repl_stopping(mesh_repl_t *r)
+{
+    return stopping(r, 0);
 }
 
 void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n)

@@ -368,19 +368,28 @@ static void refresh_remote(mesh_node_t *n);
 static bool hosted_elsewhere(void *arg, const char *domain)
 {
     mesh_node_t *n = arg;
-    bool found = false;
-    /* the directory is read from the registry when a query needs it and it is older than a
-     * heartbeat (a query names an unknown schema): not at every heartbeat of every node */
-    pthread_mutex_lock(&n->fed_lock);
-    bool stale = mesh_mono_ns() - n->fed_remote_mono > n->opts.mesh_heartbeat;
-    pthread_mutex_unlock(&n->fed_lock);
-    if (stale)
+    /* the directory is read from the registry when a query needs it (not at every heartbeat
+     * of every node): a name it does not list is looked up again once the list is older than
+     * a heartbeat (a domain may have appeared), a name it lists is trusted until the list is
+     * older than mesh_ttl, the time a node counts as alive after its last heartbeat anyway
+     * (a domain gone meanwhile fails its describe: no live node answers). So a steady stream
+     * of federated queries reads the registry once a TTL, not once a heartbeat (decision 0032). */
+    for (int pass = 0; pass < 2; pass++) {
+        bool found = false;
+        pthread_mutex_lock(&n->fed_lock);
+        int64_t age = mesh_mono_ns() - n->fed_remote_mono;
+        for (size_t i = 0; i < n->fed_nremote && !found; i++)
+            found = strcmp(n->fed_remote[i], domain) == 0;
+        pthread_mutex_unlock(&n->fed_lock);
+        if (found && age <= n->opts.mesh_ttl)
+            return true;
+        if (pass == 1) /* refreshed, or the registry is out of reach: the list as it is */
+            return found;
+        if (!found && age <= n->opts.mesh_heartbeat)
+            return false;
         refresh_remote(n);
-    pthread_mutex_lock(&n->fed_lock);
-    for (size_t i = 0; i < n->fed_nremote && !found; i++)
-        found = strcmp(n->fed_remote[i], domain) == 0;
-    pthread_mutex_unlock(&n->fed_lock);
-    return found;
+    }
+    return false;
 }
 
 void mesh__node_fed_heartbeat(mesh_node_t *n, mesh_snapshot_t *s)

@@ -6,7 +6,8 @@
  * a single-column ORDER BY and LIMIT to the store's planner, which says what it will apply
  * (its indexes do the work: a device's last hour does not read the product); SQLite still
  * checks every constraint itself (omit stays 0), so a plan can only narrow, never change,
- * a result. This is the seam where policies and remote scans plug in.
+ * a result, except those the store marks exact (a time series' time range, checked on every
+ * row it returns; decision 0034). This is the seam where policies and remote scans plug in.
  *
  * Policies (auth/policy.h), fixed when the table is connected (a session's schemas belong to
  * one principal under one policy version):
@@ -468,7 +469,9 @@ static int pv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
             continue;
         if (has_arg(plan.cons[k].op))
             info->aConstraintUsage[map[k]].argvIndex = ++argv;
-        info->aConstraintUsage[map[k]].omit = 0;
+        /* only what the store checks on every row as SQLite would (a time range of a time
+         * series): SQLite's own check of it would only repeat the store's (decision 0034) */
+        info->aConstraintUsage[map[k]].omit = plan.cons[k].exact && has_arg(plan.cons[k].op);
     }
     if (plan.limit_used)
         info->aConstraintUsage[limit_idx].argvIndex = ++argv;

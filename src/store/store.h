@@ -221,7 +221,9 @@ typedef struct mesh_scan_plan {
     struct {
         int col; /* column index, or a pseudo column (see below) */
         mesh_op_t op;
-        bool used; /* out: the store applies this constraint */
+        bool used;  /* out: the store applies this constraint */
+        bool exact; /* out: ... to every row it returns, with SQLite's comparison: SQLite
+                     * need not check it again (the virtual table sets omit) */
     } cons[MESH_SCAN_MAX_CONS];
     int norder; /* ORDER BY (or GROUP BY) terms asked, each a column */
     struct {

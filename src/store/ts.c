@@ -289,6 +289,8 @@ static mesh_status_t rs_sort_merge(rowset_t *r, size_t from, const vcol_t *vc, s
     /* rebuild the range in that order into a scratch set, merging equal times */
     rowset_t out;
     mesh_status_t st = rs_init(&out, nv, r->with_seq);
+    if (st == MESH_OK)
+        st = rs_reserve(&out, nv, m);
     for (size_t i = 0; i < m && st == MESH_OK; i++) {
         size_t src = ord[i];
         if (out.n > 0 && out.t[out.n - 1] == r->t[src]) {
@@ -342,7 +344,8 @@ static mesh_status_t rs_add_chunk(rowset_t *dst, const mesh_chunk_t *c, const me
             (c->cols[map[k]].kind == MESH_COL_TEXT) != (ts->vc[k].kind == MESH_COL_TEXT))
             map[k] = -1; /* the column changed kind: its old values are not shown */
     }
-    mesh_status_t st = MESH_OK;
+    /* room for every row at once: growing row by row reallocates each column ~10 times */
+    mesh_status_t st = rs_reserve(dst, ts->nv, dst->n + c->nrows);
     for (size_t i = 0; i < c->nrows && st == MESH_OK; i++) {
         int64_t t = c->cols[tcol].i[i];
         if (t < lo || t > hi)
@@ -1027,6 +1030,11 @@ static mesh_status_t merge_late(mesh_ts_t *t, sqlite3 *db, series_t *s, rowset_t
                 sqlite3_finalize(qn);
             }
         }
+        size_t nl = 0;
+        while (i + nl < late->n && late->t[i + nl] < next_min)
+            nl++;
+        if (st == MESH_OK)
+            st = rs_reserve(&m, t->nv, m.n + nl);
         while (st == MESH_OK && i < late->n && late->t[i] < next_min)
             st = rs_copy_row(&m, late, i++, t->vc, t->nv);
         if (st == MESH_OK)
@@ -1380,6 +1388,25 @@ static bool ts_order(const mesh_ts_t *t, const mesh_scan_plan_t *plan, bool one,
     return false;
 }
 
+/*
+ * The column of an ORDER BY (or GROUP BY) the scan gives by visiting rows value by value
+ * (group_prepare), or -1: one term, a text column outside the key with an enum in its
+ * contract. The enum says the column holds few values (old definitions may have allowed
+ * others; the scan finds the values in the data, so they are never missed), and a tag of a
+ * series (a truck's fleet) usually has one value per series: the passes then visit each
+ * series once. One constraint slot must be free for the pass's value.
+ */
+static int group_col(const mesh_ts_t *t, const mesh_scan_plan_t *plan)
+{
+    if (plan->norder != 1 || plan->ncons >= MESH_SCAN_MAX_CONS)
+        return -1;
+    int col = plan->order[0].col;
+    if (col < 0 || (size_t)col >= t->p->ncols || col == t->time_col || is_key_col(t, col, NULL))
+        return -1;
+    const mesh_column_t *c = &t->p->cols[col];
+    return kind_of(c->type) == MESH_COL_TEXT && c->n_enum > 0 ? col : -1;
+}
+
 void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan)
 {
     int64_t buffered, nseries;
@@ -1402,6 +1429,11 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
             else
                 est /= 2;
         } else if (c == t->time_col) {
+            /* every row the scan returns is in range, as SQLite would compare (a chunk's
+             * rows are cut to [lo, hi] by bounds(), the others checked by row_matches with
+             * compare()); the time column is never NULL */
+            plan->cons[i].exact = op == MESH_OP_EQ || op == MESH_OP_GT || op == MESH_OP_GE ||
+                                  op == MESH_OP_LT || op == MESH_OP_LE;
             if (op == MESH_OP_EQ || op == MESH_OP_IS)
                 lo = hi = true;
             if (op == MESH_OP_GT || op == MESH_OP_GE)
@@ -1436,6 +1468,9 @@ void mesh__ts_plan(mesh_ts_t *t, int64_t rows, bool last, mesh_scan_plan_t *plan
     }
     if (est < 1)
         est = 1;
+    /* an order of one enumerated text column: one pass per value (group_prepare) */
+    if (!ordered && group_col(t, plan) >= 0)
+        ordered = true;
     plan->order_used = ordered;
     plan->limit_used = plan->want_limit && (plan->norder == 0 || plan->order_used);
     for (int i = 0; i < plan->ncons && plan->limit_used; i++)
@@ -1452,7 +1487,19 @@ typedef struct ccons {
     mesh_op_t op;
     mesh_datum_t v; /* coerced to the column's class; text copied into the cursor */
     bool never;     /* can never be true (e.g. = NULL) */
+    bool key;       /* on a series key column: checked once per series, not per row */
+    bool ranged;    /* a time bound the cursor's [lo, hi] holds exactly: a chunk's rows are
+                     * cut to that range (bounds()), so they need no check of it */
+    bool grouped;   /* the value of a grouped scan's pass (group_next_pass) */
 } ccons_t;
+
+/* A value of the group column and the series holding it, in scan order. */
+typedef struct gval {
+    char *s; /* owned, NUL-terminated; NULL for a NULL value */
+    size_t n;
+    series_t **ser;
+    size_t nser, cap;
+} gval_t;
 
 struct mesh_ts_cursor {
     mesh_ts_t *t;
@@ -1492,6 +1539,12 @@ struct mesh_ts_cursor {
     rowset_t buf_rows;
     char *texts[MESH_SCAN_MAX_CONS]; /* copies of text constraint values */
     int ntexts;
+    /* ordered by one column outside the key (group_col): one pass per value, in order */
+    bool group;
+    int gcol, gcons; /* the column; the constraint slot of the pass's value */
+    bool gall;       /* every row of the current chunk holds the pass's value */
+    gval_t *gv;      /* the values the rows in range hold, sorted */
+    size_t ngv, gcap, gpass;
     char error[256];
 };
 
@@ -1545,6 +1598,25 @@ static bool coerce(mesh_ts_cursor_t *c, const mesh_column_t *col, mesh_datum_t *
     return true;
 }
 
+/* An integer against a real as SQLite compares them (exactly, also beyond 2^53, where
+ * converting the integer to a double would round: time in nanoseconds is that large). */
+static int int_real_cmp(int64_t i, double r)
+{
+    if (r != r) /* NaN: SQLite stores it as NULL, so it never gets here; order it first */
+        return 1;
+    if (r < -9223372036854775808.0)
+        return 1;
+    if (r >= 9223372036854775808.0)
+        return -1;
+    int64_t y = (int64_t)r; /* truncated toward zero */
+    if (i < y)
+        return -1;
+    if (i > y)
+        return 1;
+    double f = r - (double)y; /* the fraction cut off, exact */
+    return f > 0 ? -1 : f < 0 ? 1 : 0;
+}
+
 /* SQLite's ordering of two values: NULL < numbers < text. */
 static int compare(const mesh_datum_t *a, const mesh_datum_t *b)
 {
@@ -1555,6 +1627,10 @@ static int compare(const mesh_datum_t *a, const mesh_datum_t *b)
     if (ca == 1) {
         if (a->type == MESH_V_INT && b->type == MESH_V_INT)
             return a->i < b->i ? -1 : a->i > b->i;
+        if (a->type == MESH_V_INT)
+            return int_real_cmp(a->i, b->d);
+        if (b->type == MESH_V_INT)
+            return -int_real_cmp(b->i, a->d);
         double x = a->type == MESH_V_INT ? (double)a->i : a->d;
         double y = b->type == MESH_V_INT ? (double)b->i : b->d;
         return x < y ? -1 : x > y;
@@ -1704,7 +1780,7 @@ static bool row_matches(const mesh_ts_cursor_t *c)
 {
     for (int i = 0; i < c->ncons; i++) {
         const ccons_t *k = &c->cons[i];
-        if (is_key_col(c->t, k->col, NULL))
+        if (k->key || (k->ranged && c->from_chunk) || (k->grouped && c->gall))
             continue;
         mesh_datum_t v;
         row_value(c, k->col, &v);
@@ -1738,6 +1814,9 @@ static int cmp_series(const void *a, const void *b, void *arg)
 }
 
 /* Sets the cursor up for a plan and its arguments (at open, and again at each rewind). */
+static void gv_free(mesh_ts_cursor_t *c);
+static mesh_status_t group_prepare(mesh_ts_cursor_t *c, int col, mesh_err_t *err);
+
 static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
                            const mesh_datum_t *args, int nargs, mesh_err_t *err)
 {
@@ -1758,8 +1837,12 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     c->phase = 2;
     c->error[0] = '\0';
     c->desc = plan->order_used && plan->time_desc;
+    gv_free(c);
+    int gcol = !c->last && plan->order_used ? group_col(t, plan) : -1;
     for (size_t i = 0; i < t->p->ncols; i++)
         c->need[i] = i >= 63 ? (plan->cols_used >> 63) & 1 : (plan->cols_used >> i) & 1;
+    if (gcol >= 0)
+        c->need[gcol] = true;
     for (int i = 0; i < plan->ncons; i++)
         if (plan->cons[i].used && plan->cons[i].col >= 0)
             c->need[plan->cons[i].col] = true;
@@ -1824,6 +1907,16 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     }
     if (c->lo > c->hi)
         c->empty = true;
+    /* which constraints a row must still be checked against */
+    for (int i = 0; i < c->ncons; i++) {
+        ccons_t *k = &c->cons[i];
+        k->key = is_key_col(t, k->col, NULL);
+        k->ranged = false;
+        if (k->col == t->time_col && !c->last &&
+            (k->v.type == MESH_V_INT || k->v.type == MESH_V_REAL))
+            k->ranged = k->op == MESH_OP_EQ || k->op == MESH_OP_IS || k->op == MESH_OP_GT ||
+                        k->op == MESH_OP_GE || k->op == MESH_OP_LT || k->op == MESH_OP_LE;
+    }
     if (c->last) {
         /* the newest row of a series is found over all its rows; the time range is then a
          * condition on that row */
@@ -1874,6 +1967,8 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
     } else {
         sqlite3_reset(c->q);
     }
+    if (gcol >= 0 && !c->empty)
+        return group_prepare(c, gcol, err);
     return MESH_OK;
 }
 
@@ -2157,7 +2252,24 @@ static int next_last(mesh_ts_cursor_t *c)
     }
 }
 
-int mesh__ts_scan_next(mesh_ts_cursor_t *c)
+/* In a pass of a grouped scan, a chunk whose group column holds one value and no NULL:
+ * false when that is not the pass's value (the chunk is skipped), else every row holds it
+ * (gall: row_matches need not check). Other chunks are checked row by row. */
+static bool group_chunk(mesh_ts_cursor_t *c)
+{
+    int cc = c->cmap[c->gcol];
+    const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
+    if (ch == NULL || ch->sidx == NULL || ch->ndict != 1 || ch->nulls != NULL)
+        return true;
+    const ccons_t *k = &c->cons[c->gcons];
+    if (k->op != MESH_OP_EQ || k->v.n != ch->dlen[0] ||
+        (k->v.n && memcmp(k->v.s, ch->dict[0], k->v.n) != 0))
+        return false;
+    c->gall = true;
+    return true;
+}
+
+static int scan_rows(mesh_ts_cursor_t *c)
 {
     if (c->limit >= 0 && c->produced >= c->limit)
         return 0;
@@ -2198,6 +2310,7 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
             c->phase = c->desc ? 1 : 0;
             continue;
         }
+        c->gall = false;
         if (c->phase == 0) {
             r = next_chunk(c);
             if (r < 0)
@@ -2206,6 +2319,8 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
                 c->phase = c->desc ? 2 : 1;
                 continue;
             }
+            if (c->group && c->ncons > c->gcons && !group_chunk(c))
+                continue; /* no row of this chunk holds the pass's value */
         } else {
             r = load_buffer(c);
             c->phase = c->desc ? 0 : 2;
@@ -2217,6 +2332,167 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
         c->rows_ready = true;
         /* the loop moves to the first row before reading it */
         c->ri = c->desc ? c->rend : c->rstart - 1;
+    }
+}
+
+static void gv_free(mesh_ts_cursor_t *c)
+{
+    for (size_t i = 0; i < c->ngv; i++) {
+        free(c->gv[i].s);
+        free(c->gv[i].ser);
+    }
+    free(c->gv);
+    c->gv = NULL;
+    c->ngv = c->gcap = c->gpass = 0;
+    c->group = false;
+}
+
+static int cmp_gval(const void *a, const void *b)
+{
+    const gval_t *x = a, *y = b;
+    if (x->s == NULL || y->s == NULL)
+        return (y->s == NULL) - (x->s == NULL); /* NULL first, as SQLite orders */
+    mesh_datum_t dx = {.type = MESH_V_TEXT, .s = x->s, .n = x->n};
+    mesh_datum_t dy = {.type = MESH_V_TEXT, .s = y->s, .n = y->n};
+    return compare(&dx, &dy);
+}
+
+static bool gv_same(const gval_t *g, const mesh_datum_t *d)
+{
+    if (d->type != MESH_V_TEXT)
+        return g->s == NULL;
+    return g->s && g->n == d->n && (d->n == 0 || memcmp(g->s, d->s, d->n) == 0);
+}
+
+/* Notes that series s holds value d of the group column. */
+static bool gv_note(mesh_ts_cursor_t *c, series_t *s, const mesh_datum_t *d, size_t *hint)
+{
+    size_t k = *hint;
+    if (k >= c->ngv || !gv_same(&c->gv[k], d)) {
+        for (k = 0; k < c->ngv && !gv_same(&c->gv[k], d); k++)
+            ;
+        if (k == c->ngv) {
+            if (c->ngv == c->gcap) {
+                size_t ncap = c->gcap ? c->gcap * 2 : 8;
+                gval_t *ng = realloc(c->gv, ncap * sizeof *ng);
+                if (ng == NULL)
+                    return false;
+                c->gv = ng;
+                c->gcap = ncap;
+            }
+            gval_t *g = &c->gv[c->ngv];
+            memset(g, 0, sizeof *g);
+            if (d->type == MESH_V_TEXT) {
+                if ((g->s = malloc(d->n + 1)) == NULL)
+                    return false;
+                if (d->n)
+                    memcpy(g->s, d->s, d->n);
+                g->s[d->n] = '\0';
+                g->n = d->n;
+            }
+            c->ngv++;
+        }
+        *hint = k;
+    }
+    gval_t *g = &c->gv[k];
+    if (g->nser && g->ser[g->nser - 1] == s)
+        return true; /* a series' rows come together */
+    if (g->nser == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 16;
+        series_t **ns = realloc(g->ser, ncap * sizeof *ns);
+        if (ns == NULL)
+            return false;
+        g->ser = ns;
+        g->cap = ncap;
+    }
+    g->ser[g->nser++] = s;
+    return true;
+}
+
+/*
+ * Ordered by a column outside the key (group_col): a first pass over the rows in range
+ * collects the values the column holds and the series holding each; the scan then makes
+ * one pass per value, in order, over the series holding it, with `column = value` (or IS
+ * NULL) as one more constraint. A column with one value per series visits each series
+ * once more than a plain scan; every row is returned exactly once whatever the data.
+ */
+static mesh_status_t group_prepare(mesh_ts_cursor_t *c, int col, mesh_err_t *err)
+{
+    int64_t limit = c->limit;
+    c->limit = -1;
+    size_t hint = 0;
+    int r;
+    while ((r = scan_rows(c)) == 1) {
+        mesh_datum_t d;
+        row_value(c, col, &d);
+        if (!gv_note(c, c->cur, &d, &hint)) {
+            gv_free(c);
+            return mesh_err_set(err, MESH_NOMEM, "out of memory");
+        }
+        /* a chunk whose column holds one value and no NULL: the rest of it adds nothing */
+        int cc = c->from_chunk ? c->cmap[col] : -1;
+        const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
+        if (ch && ch->sidx && ch->ndict == 1 && ch->nulls == NULL && !c->desc)
+            c->ri = c->rend - 1;
+    }
+    if (r < 0) {
+        gv_free(c);
+        return mesh_err_set(err, MESH_IO, "ts scan: %s", c->error);
+    }
+    c->limit = limit;
+    c->produced = 0;
+    qsort(c->gv, c->ngv, sizeof *c->gv, cmp_gval);
+    if (c->plan.order[0].desc) {
+        for (size_t i = 0; i < c->ngv / 2; i++) {
+            gval_t x = c->gv[i];
+            c->gv[i] = c->gv[c->ngv - 1 - i];
+            c->gv[c->ngv - 1 - i] = x;
+        }
+    }
+    c->group = true;
+    c->gcol = col;
+    c->gcons = c->ncons;
+    c->gpass = 0;
+    c->nsidx = c->pos = 0; /* the first call starts the first pass */
+    c->rows_ready = false;
+    c->phase = 2;
+    c->cur = NULL;
+    return MESH_OK;
+}
+
+/* Starts the next value's pass; false when every value is done. */
+static bool group_next_pass(mesh_ts_cursor_t *c)
+{
+    if (c->gpass >= c->ngv)
+        return false;
+    const gval_t *g = &c->gv[c->gpass++];
+    memcpy(c->sidx, g->ser, g->nser * sizeof *c->sidx); /* a subset of the scan's series */
+    c->nsidx = g->nser;
+    c->pos = 0;
+    c->phase = 2;
+    c->rows_ready = false;
+    ccons_t *k = &c->cons[c->gcons];
+    memset(k, 0, sizeof *k);
+    k->col = c->gcol;
+    k->grouped = true;
+    if (g->s == NULL) {
+        k->op = MESH_OP_ISNULL;
+    } else {
+        k->op = MESH_OP_EQ;
+        k->v.type = MESH_V_TEXT;
+        k->v.s = g->s;
+        k->v.n = g->n;
+    }
+    c->ncons = c->gcons + 1;
+    return true;
+}
+
+int mesh__ts_scan_next(mesh_ts_cursor_t *c)
+{
+    for (;;) {
+        int r = scan_rows(c);
+        if (r != 0 || !c->group || !group_next_pass(c))
+            return r;
     }
 }
 
@@ -2243,6 +2519,7 @@ void mesh__ts_scan_close(mesh_ts_cursor_t *c)
     mesh_chunk_free(&c->chunk);
     rs_free(&c->buf_rows, c->t->nv);
     free(c->sidx);
+    gv_free(c);
     for (int i = 0; i < c->ntexts; i++)
         free(c->texts[i]);
     mesh__ts_unref(c->t);

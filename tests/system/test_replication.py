@@ -277,6 +277,11 @@ def run(tmp, nodes):
     hubs[leader].proc.kill()  # kill -9 of the stream's leader
     hubs[leader].proc.wait()
     progress(20, timeout=45)
+    # the node retried the publish itself through the election (same message id, decision
+    # 0032) instead of only answering 503 to the client
+    retries = sum(repl(nodes[k]).get("publish_retries", 0) for k in ("n1", "n2"))
+    if retries == 0:
+        fail("no publish was retried across the stream leader's election: %s" % repl(n1))
     hubs[leader].start()
     progress(10)
     stop.set()

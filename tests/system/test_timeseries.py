@@ -37,6 +37,9 @@ def contract(version="1.0.0", extra="", ts_type="number"):
         logicalType: %s
       - name: status
         logicalType: string
+        customProperties:
+          - property: enum
+            value: [ok, warn, fail, late]
       - name: n
         logicalType: integer
       - name: ok
@@ -68,6 +71,12 @@ QUERIES = [
     "SELECT device, ts FROM lab.{t} WHERE n = 7 ORDER BY device, ts",
     "SELECT device, ts FROM lab.{t} WHERE device = 5 OR device = 'd1' ORDER BY 1, 2",
     "SELECT count(*) FROM lab.{t} WHERE ts < 0",
+    # a time range the scan checks alone (decision 0034): real bounds compare exactly, also
+    # where a double cannot hold every nanosecond (the row at +500.5 s is next to the bound)
+    "SELECT device, ts FROM lab.{t} WHERE ts > %d.5 AND ts <= %d.0 ORDER BY device, ts" % (T0 + 400 * SEC, T0 + 500 * SEC + SEC // 2),
+    "SELECT device, ts FROM lab.{t} WHERE ts >= %d.0 AND ts < %d ORDER BY device, ts" % (T0 + 500 * SEC + SEC // 2 - 1, T0 + 501 * SEC),
+    "SELECT device, ts FROM lab.{t} WHERE ts > %d.0 AND ts < %d ORDER BY device, ts" % (T0 + 500 * SEC + SEC // 2 - 1, T0 + 501 * SEC),
+    "SELECT device, count(*) FROM lab.{t} WHERE ts BETWEEN %d AND %d AND ts <> %d GROUP BY device" % (T0 + 100 * SEC, T0 + 200 * SEC, T0 + 150 * SEC),
     "SELECT device, time_bucket('10m', ts) AS b, round(avg(temp), 6), count(*) FROM lab.{t} GROUP BY device, b ORDER BY device, b",
     "SELECT a.device, count(*) FROM lab.{t} a JOIN lab.{t} b ON a.device = b.device AND a.ts = b.ts GROUP BY a.device ORDER BY 1",
     # orders the time-series scan gives itself (series in key order, each in time order)
@@ -82,6 +91,14 @@ QUERIES = [
     "SELECT device, bucket, bucket_width, max(n) FROM lab.{t} WHERE bucket_width = '7m' AND ts >= %d GROUP BY 1, 2 ORDER BY 1, 2" % (T0 + 300 * SEC),
     "SELECT device, bucket, count(*) FROM lab.{t}(%d) GROUP BY device, bucket ORDER BY device DESC, bucket DESC LIMIT 7" % (600 * SEC),
     "SELECT count(*), count(bucket) FROM lab.{t}",
+    # grouped by an enumerated column outside the key: one pass per value (status varies
+    # within each series, and is NULL in some rows)
+    "SELECT status, count(*), min(ts), max(ts), round(sum(temp), 6), sum(n) FROM lab.{t} GROUP BY status",
+    "SELECT status, count(*) FROM lab.{t} WHERE ts >= %d AND device IN ('d02', 'd05') GROUP BY status" % (T0 + 700 * SEC),
+    "SELECT status, count(*) FROM lab.{t} WHERE temp > 50 GROUP BY status ORDER BY status DESC",
+    "SELECT status, count(*) FROM lab.{t} GROUP BY status ORDER BY status DESC LIMIT 2",
+    "SELECT status, device, ts FROM lab.{t} WHERE status IS NOT NULL ORDER BY status, device, ts LIMIT 40",
+    "SELECT DISTINCT status FROM lab.{t} ORDER BY 1",
     # and those it does not: SQLite sorts
     "SELECT device, ts FROM lab.{t} ORDER BY ts, device LIMIT 30",
     "SELECT device, ts FROM lab.{t} ORDER BY device, temp, ts LIMIT 30",
@@ -95,6 +112,7 @@ UNSORTED = [
     "SELECT device, temp FROM lab.ts__last ORDER BY device DESC",
     "SELECT ts, temp FROM lab.ts WHERE device = 'd02' ORDER BY ts DESC",
     "SELECT device, bucket, avg(temp) FROM lab.ts('1h') GROUP BY device, bucket",
+    "SELECT status, count(*) FROM lab.ts GROUP BY status",
 ]
 
 
