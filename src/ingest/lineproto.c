@@ -266,7 +266,12 @@ static bool field_value(lp_t *lp, int col, const tok_t *key, const char *v, size
     } else {
         bool bv;
         double dv;
-        if (is_bool_word(v, vn, &bv)) {
+        /* a number starts with a digit, a sign or a point, a boolean word never does: most
+         * values are numbers, so they skip the ten word comparisons */
+        char first = v[0];
+        bool numeric =
+            (first >= '0' && first <= '9') || first == '-' || first == '+' || first == '.';
+        if (!numeric && is_bool_word(v, vn, &bv)) {
             if (col >= 0)
                 mesh_batch_set_bool(b, col, bv);
             return true;
