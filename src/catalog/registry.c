@@ -170,13 +170,16 @@ mesh_snapshot_t *mesh_registry_snapshot(mesh_registry_t *r)
     return s;
 }
 
-static mesh_status_t open_domain(mesh_registry_t *r, const char *name, mesh_dhandle_t **out,
-                                 mesh_err_t *err)
+static mesh_status_t open_domain_at(mesh_registry_t *r, const char *name, const char *dir,
+                                    mesh_dhandle_t **out, mesh_err_t *err)
 {
     mesh_dhandle_t *h = calloc(1, sizeof *h);
     if (h == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    snprintf(h->dir, sizeof h->dir, "%s/domains/%s", r->data_dir, name);
+    if (dir)
+        snprintf(h->dir, sizeof h->dir, "%s", dir);
+    else
+        snprintf(h->dir, sizeof h->dir, "%s/domains/%s", r->data_dir, name);
     h->refs = 1;
     mesh_status_t st = mesh_domain_open(h->dir, name, &r->opts, domain_changed, r, &h->d, err);
     if (st != MESH_OK) {
@@ -185,6 +188,12 @@ static mesh_status_t open_domain(mesh_registry_t *r, const char *name, mesh_dhan
     }
     *out = h;
     return MESH_OK;
+}
+
+static mesh_status_t open_domain(mesh_registry_t *r, const char *name, mesh_dhandle_t **out,
+                                 mesh_err_t *err)
+{
+    return open_domain_at(r, name, NULL, out, err);
 }
 
 static mesh_status_t add_locked(mesh_registry_t *r, mesh_dhandle_t *h, mesh_domain_meta_t *m)
@@ -401,5 +410,44 @@ mesh_status_t mesh_registry_delete_domain(mesh_registry_t *r, const char *name, 
     pthread_mutex_unlock(&r->lock);
     handle_put(h);
     LOG_INFO("registry", "domain %s deleted", name);
+    return MESH_OK;
+}
+
+mesh_status_t mesh_registry_replace_domain(mesh_registry_t *r, const char *name, const char *dir,
+                                           void (*prepare)(void *arg, mesh_domain_t *d), void *arg,
+                                           mesh_err_t *err)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t i = 0;
+    while (i < r->n && strcmp(r->metas[i].name, name) != 0)
+        i++;
+    pthread_mutex_unlock(&r->lock);
+    if (i == r->n)
+        return mesh_err_set(err, MESH_NOT_FOUND, "no domain '%s'", name);
+    mesh_dhandle_t *h = NULL;
+    mesh_status_t st = open_domain_at(r, name, dir, &h, err);
+    if (st != MESH_OK)
+        return st;
+    if (prepare)
+        prepare(arg, h->d); /* before any snapshot shows it */
+    pthread_mutex_lock(&r->lock);
+    i = 0;
+    while (i < r->n && strcmp(r->metas[i].name, name) != 0)
+        i++;
+    mesh_dhandle_t *old = NULL;
+    if (i < r->n) {
+        old = r->handles[i];
+        old->deleted = true; /* its directory goes once the last request using it ends */
+        r->handles[i] = h;
+        rebuild_locked(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (old == NULL) { /* deleted meanwhile */
+        h->deleted = true;
+        handle_put(h);
+        return mesh_err_set(err, MESH_NOT_FOUND, "domain '%s' was deleted", name);
+    }
+    handle_put(old);
+    LOG_INFO("registry", "domain %s now served from %s", name, dir);
     return MESH_OK;
 }

@@ -64,4 +64,13 @@ mesh_status_t mesh_registry_set_domain_hosts(mesh_registry_t *r, const mesh_doma
 mesh_status_t mesh_registry_delete_domain(mesh_registry_t *r, const char *name, bool force,
                                           mesh_err_t *err);
 
+/* Replaces the open domain name by the one in dir (a complete copy: snapshot bootstrap,
+ * node/bootstrap.c): opens it, calls prepare (may be NULL) before any snapshot shows it, and
+ * swaps it in. Requests holding an older snapshot keep the old domain until they end; its
+ * directory is then removed. MESH_NOT_FOUND when there is no such domain (the copy is then
+ * left in dir); open errors as mesh_domain_open's. */
+mesh_status_t mesh_registry_replace_domain(mesh_registry_t *r, const char *name, const char *dir,
+                                           void (*prepare)(void *arg, mesh_domain_t *d), void *arg,
+                                           mesh_err_t *err);
+
 #endif

@@ -325,6 +325,7 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "publish_failures", json_integer((json_int_t)st->publish_failures));
     json_object_set_new(d, "publish_retries", json_integer((json_int_t)st->publish_retries));
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
+    json_object_set_new(d, "bootstraps", json_integer((json_int_t)st->bootstraps));
     json_object_set_new(d, "last_error", json_string(st->last_error));
     json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
     if (st->async) {
@@ -380,6 +381,8 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
     if (st->async)
         mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
                         (unsigned long long)st->outbox_pending);
+    mesh_buf_printf(b, "meshd_repl_bootstraps_total{domain=\"%s\"} %llu\n", domain,
+                    (unsigned long long)st->bootstraps);
 }
 
 static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
@@ -406,6 +409,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
     mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",
                       "Async: log records from the last published batch to the last local one "
                       "(0: every batch written here is in the stream).");
+    mesh_metrics_help(b, "meshd_repl_bootstraps_total", "counter",
+                      "Snapshots of the domain this node installed because the stream no longer "
+                      "held what it needed (docs/mesh.md, snapshot bootstrap).");
     mesh__node_repl_each(n, repl_metric_line, b);
 }
 

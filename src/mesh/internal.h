@@ -19,6 +19,9 @@ void mesh__mesh_conn_done(mesh_mesh_t *m);
 const char *mesh__mesh_node_name(const mesh_mesh_t *m);
 int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m);
 int mesh__mesh_replicas(const mesh_mesh_t *m); /* mesh_replicas (0: auto) */
+/* The limits of the domain streams this node creates (mesh_mesh_opts_t). */
+void mesh__mesh_stream_limits(const mesh_mesh_t *m, int64_t *max_age_ns, int64_t *max_bytes,
+                              int64_t *max_msgs);
 /* The current connection (NULL when there is none), held for use until
  * mesh__mesh_conn_put: the mesh thread does not replace it meanwhile. Pairs always. */
 natsConnection *mesh__mesh_conn_get(mesh_mesh_t *m);

@@ -57,6 +57,7 @@ struct mesh_mesh {
     char *tls_ca, *tls_cert, *tls_key, *user, *password, *js_domain, *node_name, *inbox;
     int64_t heartbeat_ns, timeout_ns;
     int replicas;
+    int64_t stream_max_age_ns, stream_max_bytes, stream_max_msgs; /* domain streams created */
     mesh_mesh_describe_fn describe;
     void *describe_arg;
 
@@ -863,6 +864,9 @@ mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh
     m->heartbeat_ns = o->heartbeat_ns;
     m->timeout_ns = o->timeout_ns;
     m->replicas = o->replicas;
+    m->stream_max_age_ns = o->stream_max_age_ns;
+    m->stream_max_bytes = o->stream_max_bytes;
+    m->stream_max_msgs = o->stream_max_msgs;
     m->describe = o->describe;
     m->describe_arg = o->describe_arg;
     if (st == MESH_OK && (m->node_name == NULL || m->inbox == NULL))
@@ -1010,6 +1014,14 @@ natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen)
 void mesh__mesh_conn_done(mesh_mesh_t *m)
 {
     pthread_rwlock_unlock(&m->kv_lock);
+}
+
+void mesh__mesh_stream_limits(const mesh_mesh_t *m, int64_t *max_age_ns, int64_t *max_bytes,
+                              int64_t *max_msgs)
+{
+    *max_age_ns = m->stream_max_age_ns;
+    *max_bytes = m->stream_max_bytes;
+    *max_msgs = m->stream_max_msgs;
 }
 
 int mesh__mesh_replicas(const mesh_mesh_t *m)

@@ -49,6 +49,11 @@ typedef struct mesh_mesh_opts {
     int64_t heartbeat_ns;      /* between two entry writes */
     int64_t timeout_ns;        /* of one request to the server */
     int replicas;              /* of the bucket when this node creates it; 0: auto */
+    /* limits of a domain stream this node creates (mesh/repl.h): MaxAge (0: 7 days), MaxBytes
+     * and MaxMsgs (0: none). A replica behind what they keep bootstraps from a snapshot. */
+    int64_t stream_max_age_ns;
+    int64_t stream_max_bytes;
+    int64_t stream_max_msgs;
     mesh_mesh_describe_fn describe;
     void *describe_arg;
 } mesh_mesh_opts_t;

@@ -30,6 +30,7 @@
 #define PUBLISH_PAUSE_MAX_MS    250
 #define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
 #define STALLS_MAX              3 /* readings without progress before the consumer is made again */
+#define BOOT_RETRY_NS           (5000LL * 1000000LL) /* after a failed snapshot bootstrap */
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -54,6 +55,9 @@ struct mesh_repl {
     int64_t next_info;  /* when to read the stream's state again */
     uint64_t stall_pos; /* the applied position at the last stream info */
     int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
+    uint64_t need_boot; /* the stream's first sequence, when it no longer holds what this
+                         * node needs (0: no bootstrap needed) */
+    mesh_repl_bootstrap_fn bootstrap; /* guarded by mu */
 
     /* hosts whose consumers are read for their lag (guarded by mu) */
     char hosts[MESH_REPL_HOSTS_MAX][64];
@@ -142,7 +146,11 @@ static bool ensure_stream(mesh_repl_t *r, natsConnection *nc)
     c.Replicas = replicas;
     c.Retention = js_LimitsPolicy;
     c.Discard = js_DiscardOld;
-    c.MaxAge = MESH_REPL_MAX_AGE_NS;
+    int64_t max_age, max_bytes, max_msgs;
+    mesh__mesh_stream_limits(r->m, &max_age, &max_bytes, &max_msgs);
+    c.MaxAge = max_age > 0 ? max_age : MESH_REPL_MAX_AGE_NS;
+    c.MaxBytes = max_bytes > 0 ? max_bytes : -1;
+    c.MaxMsgs = max_msgs > 0 ? max_msgs : -1;
     c.Duplicates = MESH_REPL_DUPLICATES_NS;
     int64_t maxp = natsConnection_GetMaxPayload(nc);
     c.MaxMsgSize = maxp > 0 && maxp < INT32_MAX ? (int32_t)maxp : -1;
@@ -206,14 +214,16 @@ static bool make_consumer(mesh_repl_t *r)
     return true;
 }
 
-/* Whether the stream no longer holds sequence seq (trimmed by its limits). */
-static bool trimmed_before(mesh_repl_t *r, uint64_t seq)
+/* Whether the stream no longer holds sequence seq (trimmed by its limits); *first: the
+ * sequence it starts at. */
+static bool trimmed_before(mesh_repl_t *r, uint64_t seq, uint64_t *first)
 {
     jsErrCode jerr = 0;
     jsStreamInfo *si = NULL;
     if (js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr) != NATS_OK)
         return false;
     bool gone = si->State.FirstSeq > seq;
+    *first = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     return gone;
 }
@@ -282,12 +292,14 @@ static bool consume(mesh_repl_t *r)
             natsMsg_Ack(msg, NULL); /* applied before */
             continue;
         }
-        if (seq > next && trimmed_before(r, next)) {
+        uint64_t first = 0;
+        if (seq > next && trimmed_before(r, next, &first)) {
             /* the records between are gone from the stream: applying on would skip them */
             set_state(r, "trimmed",
                       "the stream no longer holds sequence %llu that this node needs (it holds "
-                      "%llu..): this replica must be seeded again (docs/mesh.md)",
-                      (unsigned long long)next, (unsigned long long)seq);
+                      "%llu..): bootstrapping from a snapshot of another host (docs/mesh.md)",
+                      (unsigned long long)next, (unsigned long long)first);
+            r->need_boot = first;
             ok = false;
             break;
         }
@@ -339,6 +351,34 @@ static bool stopping(mesh_repl_t *r, int64_t wait_ns)
     return stop;
 }
 
+/* Installs a snapshot (connection not held). true: the consumer is made again after it. */
+static bool run_bootstrap(mesh_repl_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    mesh_repl_bootstrap_fn fn = r->bootstrap;
+    pthread_mutex_unlock(&r->mu);
+    if (fn == NULL)
+        return false;
+    set_state(r, "bootstrapping", "the stream starts at %llu: fetching a snapshot",
+              (unsigned long long)r->need_boot);
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = fn(r->arg, r->domain, r, r->need_boot, &e);
+    if (st != MESH_OK) {
+        set_state(r, "trimmed", "snapshot bootstrap: %s (retrying)",
+                  e.msg[0] ? e.msg : mesh_status_text(st));
+        return false;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->st.bootstraps++;
+    pthread_mutex_unlock(&r->mu);
+    LOG_INFO("mesh", "stream %s: snapshot installed at sequence %llu", r->stream,
+             (unsigned long long)r->position(r->arg, r->domain));
+    r->need_boot = 0;
+    r->stalls = 0;
+    return true;
+}
+
 static void *run(void *arg)
 {
     mesh_repl_t *r = arg;
@@ -368,6 +408,7 @@ static void *run(void *arg)
             ok = make_consumer(r);
         if (ok) {
             set_state(r, "consuming", NULL);
+            r->need_boot = 0; /* decided again from this round's readings */
             ok = consume(r);
             int64_t now = mesh_mono_ns();
             if (ok && now >= r->next_info) {
@@ -378,6 +419,15 @@ static void *run(void *arg)
                      * the consumer is lost (made on a server cut off from the others, say,
                      * whose view lost to the rest after a partition); make it again */
                     uint64_t pos = r->position(r->arg, r->domain);
+                    if (si->State.FirstSeq > pos + 1) {
+                        /* purged or trimmed past this node with nothing left to deliver */
+                        set_state(r, "trimmed",
+                                  "the stream starts at %llu and this node holds up to %llu: "
+                                  "bootstrapping from a snapshot of another host",
+                                  (unsigned long long)si->State.FirstSeq, (unsigned long long)pos);
+                        r->need_boot = si->State.FirstSeq;
+                        ok = false;
+                    }
                     r->stalls = si->State.LastSeq > pos && pos == r->stall_pos ? r->stalls + 1 : 0;
                     r->stall_pos = pos;
                     if (r->stalls >= STALLS_MAX) {
@@ -406,8 +456,10 @@ static void *run(void *arg)
             r->sub = NULL;
         }
         mesh__mesh_conn_done(r->m);
+        if (!ok && r->need_boot)
+            ok = run_bootstrap(r);
         if (!ok)
-            stopping(r, RETRY_NS);
+            stopping(r, r->need_boot ? BOOT_RETRY_NS : RETRY_NS);
     }
     uint64_t gen;
     mesh__mesh_conn(r->m, &gen);
@@ -637,6 +689,18 @@ void mesh_repl_status(mesh_repl_t *r, mesh_repl_status_t *out)
     *out = r->st;
     pthread_mutex_unlock(&r->mu);
     out->applied = r->position(r->arg, r->domain);
+}
+
+void mesh_repl_set_bootstrap(mesh_repl_t *r, mesh_repl_bootstrap_fn fn)
+{
+    pthread_mutex_lock(&r->mu);
+    r->bootstrap = fn;
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool mesh_repl_stopping(mesh_repl_t *r)
+{
+    return stopping(r, 0);
 }
 
 void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n)

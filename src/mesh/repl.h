@@ -82,13 +82,26 @@ void mesh_repl_kick(mesh_repl_t *r);
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
                                     size_t count, mesh_err_t *err);
 
+/* Snapshot bootstrap (decision 0033): called on the replicator's thread, without the
+ * connection held, when the domain's position is below what the stream still holds (first:
+ * the stream's first sequence; trimmed by its limits, or purged). MESH_OK once the domain
+ * holds a snapshot at or past first - 1: the consumer is then made again after it. On an
+ * error the replicator stays in state "trimmed" and tries again after a pause. Never does a
+ * replicator skip the gap. */
+typedef mesh_status_t (*mesh_repl_bootstrap_fn)(void *arg, const char *domain, mesh_repl_t *r,
+                                                uint64_t first, mesh_err_t *err);
+void mesh_repl_set_bootstrap(mesh_repl_t *r, mesh_repl_bootstrap_fn fn);
+/* Whether mesh_repl_stop was called (a bootstrap in progress gives up). */
+bool mesh_repl_stopping(mesh_repl_t *r);
+
 /* The hosts of the domain (copied): the replicator reads their consumers' positions to report
  * each replica's lag (mesh_repl_status). */
 void mesh_repl_set_hosts(mesh_repl_t *r, char *const *hosts, size_t n);
 #define MESH_REPL_HOSTS_MAX 16
 
 typedef struct mesh_repl_status {
-    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed" (literal) */
+    const char *state;    /* "waiting" (no link), "consuming", "error", "trimmed",
+                           * "bootstrapping" (literal) */
     uint64_t stream_last; /* last sequence in the stream, when last seen */
     uint64_t applied;     /* the domain's applied stream sequence */
     uint64_t published, publish_failures, applied_msgs, apply_failures;
@@ -97,6 +110,7 @@ typedef struct mesh_repl_status {
     char leader[64];          /* the server leading the stream ("" when unknown) */
     char last_error[200];
     uint64_t outbox_runs; /* async: publish runs acknowledged whole */
+    uint64_t bootstraps;  /* snapshots installed */
     /* filled by the node (mesh__node_repl_each): async, the outbox position (log sequence of
      * the last batch published) and how far the last local batch is past it (0: all
      * published) */

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "crypt/sign.h"
 #include "mesh/fed.h"
+#include "mesh/snap.h"
 #include "node/node.h"
 
 /* The entry of this node from the current catalog snapshot. */
@@ -16,8 +17,10 @@ static mesh_status_t describe(void *arg, bool stopped, mesh_buf_t *out)
 {
     mesh_node_t *n = arg;
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
-    if (!stopped)
+    if (!stopped) {
         mesh__node_fed_heartbeat(n, s);
+        mesh__node_bootstrap_heartbeat(n, s);
+    }
     size_t nd = s->ndoms < MESH_ENTRY_MAX_DOMAINS ? s->ndoms : MESH_ENTRY_MAX_DOMAINS;
     mesh_entry_domain_t *doms = calloc(nd ? nd : 1, sizeof *doms);
     mesh_status_t st = doms ? MESH_OK : MESH_NOMEM;
@@ -110,14 +113,20 @@ mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err)
                            .heartbeat_ns = o->mesh_heartbeat,
                            .timeout_ns = o->mesh_timeout,
                            .replicas = (int)o->mesh_replicas,
+                           .stream_max_age_ns = o->mesh_stream_max_age,
+                           .stream_max_bytes = o->mesh_stream_max_bytes,
+                           .stream_max_msgs = o->mesh_stream_max_msgs,
                            .describe = describe,
                            .describe_arg = n};
     mesh_status_t st = mesh__node_fed_start(n, err);
+    if (st == MESH_OK)
+        st = mesh__node_bootstrap_start(n, err);
     if (st == MESH_OK)
         st = mesh_mesh_start(&mo, &n->mesh, err);
     if (st != MESH_OK)
         return st;
     mesh_fed_set_mesh(n->fed, n->mesh);
+    mesh_snap_set_mesh(n->snap, n->mesh);
     LOG_INFO("mesh", "joining the mesh through %s as %s (site %s, TLS %s, user %s)", o->mesh,
              o->node_name, o->site, o->mesh_tls_ca && *o->mesh_tls_ca ? "on" : "OFF",
              o->mesh_user && *o->mesh_user ? o->mesh_user : "none");

@@ -453,6 +453,9 @@ mesh_status_t mesh_node_start(mesh_node_t *n, mesh_err_t *err)
     if ((n->metrics = mesh_metrics_new(eps, neps)) == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&n->ev_lock, NULL);
+    /* a snapshot bootstrap interrupted by a crash: finished (or dropped) before the open */
+    if ((st = mesh__node_bootstrap_recover(n, err)) != MESH_OK)
+        return st;
     if ((st = mesh_registry_open(n->opts.data_dir, n->cat, &dopts, &n->reg, err)) != MESH_OK)
         return st;
     mesh__node_governance_start(n); /* erasure's hooks for derived products */
@@ -625,6 +628,7 @@ void mesh_node_stop(mesh_node_t *n)
      * heartbeat marks this node stopped */
     mesh__node_fed_stop(n); /* its subscriptions and open scans, before the link */
     mesh__node_repl_stop(n);
+    mesh__node_bootstrap_stop(n); /* after the replicators, which fetch through it */
     mesh_mesh_stop(n->mesh);
     n->mesh = NULL;
     /* the action thread (it publishes through MQTT) before MQTT; it audits what it drops */

@@ -72,7 +72,10 @@ typedef struct mesh_node_opts {
     int64_t mesh_heartbeat; /* ns */
     int64_t mesh_ttl;       /* ns */
     int64_t mesh_replicas;
-    int64_t mesh_timeout; /* ns */
+    int64_t mesh_timeout;          /* ns */
+    int64_t mesh_stream_max_age;   /* ns: records kept in a domain's stream it creates */
+    int64_t mesh_stream_max_bytes; /* bytes (0: no limit) */
+    int64_t mesh_stream_max_msgs;  /* records (0: no limit) */
     char *mesh_api_url;
     char *mqtt_url;
     char *mqtt_username;
@@ -193,10 +196,12 @@ typedef struct mesh_node {
     pthread_mutex_t fed_lock;
     char (*fed_remote)[64];
     size_t fed_nremote;
-    int64_t fed_remote_mono;      /* when fed_remote was read */
-    struct node_reaper *reaper;   /* node/rules.c: deletes the outbox rows of ended actions */
-    struct mesh_ol_emitter *ol;   /* OpenLineage sinks (node/lineage.c); NULL: none */
-    struct mesh_derived *derived; /* node/derived.c: refresh states of SQL-derived products */
+    int64_t fed_remote_mono;       /* when fed_remote was read */
+    struct node_reaper *reaper;    /* node/rules.c: deletes the outbox rows of ended actions */
+    struct mesh_ol_emitter *ol;    /* OpenLineage sinks (node/lineage.c); NULL: none */
+    struct mesh_derived *derived;  /* node/derived.c: refresh states of SQL-derived products */
+    struct mesh_snap *snap;        /* snapshot bootstrap between hosts (node/bootstrap.c) */
+    struct mesh_signkey *snap_key; /* its own handle on the node's signing key */
 } mesh_node_t;
 
 /* Opens the data directory (creating it and the admin credential on first start) and binds
@@ -259,6 +264,25 @@ void mesh__node_fed_stop(mesh_node_t *n);
 /* The federation's counters in the Prometheus text format. */
 void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b);
 
+/* Snapshot bootstrap (node/bootstrap.c, mesh/snap.h, decision 0033). recover: at start,
+ * before the domains open, settles what an interrupted bootstrap left (a complete snapshot
+ * is moved in, a partial one deleted). start: the transport, after mesh__node_fed_start
+ * (the signing key). heartbeat: the domains served. stop: before the mesh stops, after the
+ * replicators (which fetch through it). */
+mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err);
+/* The directory holding domain name's files: DATA/domains/<name>, or the newest complete
+ * bootstrap copy not moved there yet (a crash after its commit point). */
+void mesh__node_bootstrap_domain_dir(const mesh_node_t *n, const char *name, char *out, size_t cap);
+mesh_status_t mesh__node_bootstrap_start(mesh_node_t *n, mesh_err_t *err);
+void mesh__node_bootstrap_heartbeat(mesh_node_t *n, mesh_snapshot_t *s);
+void mesh__node_bootstrap_stop(mesh_node_t *n);
+/* (a mesh_repl_bootstrap_fn; node: the mesh_node_t) The replicator of domain r found its position
+ * below what the stream holds (first: the stream's first sequence): fetches a snapshot from another
+ * host, installs it and returns MESH_OK once the domain holds it (the replicator then consumes
+ * after its sequence). Runs on the replicator's thread. */
+mesh_status_t mesh__node_bootstrap(void *node, const char *domain, mesh_repl_t *r, uint64_t first,
+                                   mesh_err_t *err);
+
 /* Built-in health alerts (node/health.c): with health_domain set, creates the domain, its
  * contract and the alert rules from the options (after the rules' start). */
 mesh_status_t mesh__node_health_start(mesh_node_t *n, mesh_err_t *err);
@@ -271,6 +295,10 @@ void mesh__node_health_tick(mesh_node_t *n);
  * deleted. */
 void mesh__node_repl_sync(mesh_node_t *n);
 void mesh__node_repl_stop(mesh_node_t *n);
+/* Runs fn(arg) while no replicator starts or stops, if r is still domain's replicator (not
+ * stopping): true then. For snapshot bootstrap's swap (node/bootstrap.c), on r's thread. */
+bool mesh__node_repl_exclusive(mesh_node_t *n, const char *domain, mesh_repl_t *r,
+                               void (*fn)(void *arg), void *arg);
 /* Calls fn with the status of each replicated domain (metrics, status). */
 /* Reports each replica's lag (of every domain replicated here) to the health tallies. */
 void mesh__node_repl_health(mesh_node_t *n);

@@ -147,6 +147,19 @@ static const mesh_opt_t node_opts[] = {
      "has 3 or more servers, else 1)."},
     {"mesh_timeout", MESH_OPT_DURATION, F(mesh_timeout), "5s", 100000000LL, 300000000000LL, NULL, 0,
      "DURATION", "Time limit of one request to the NATS servers."},
+    {"mesh_stream_max_age", MESH_OPT_DURATION, F(mesh_stream_max_age), "7d", 1000000000LL,
+     3650LL * 86400000000000LL, NULL, 0, "DURATION",
+     "How long a replicated domain's stream keeps its records, when this node creates the "
+     "stream. A replica further behind bootstraps from a snapshot of another host "
+     "(docs/mesh.md)."},
+    {"mesh_stream_max_bytes", MESH_OPT_SIZE, F(mesh_stream_max_bytes), "0", 0,
+     1024LL * 1024 * 1024 * 1024 * 1024, NULL, 0, "SIZE",
+     "Bytes a replicated domain's stream keeps at most (oldest records dropped first), when "
+     "this node creates the stream; 0: no limit but mesh_stream_max_age."},
+    {"mesh_stream_max_msgs", MESH_OPT_INT, F(mesh_stream_max_msgs), "0", 0, 1000000000000LL, NULL,
+     0, "N",
+     "Records a replicated domain's stream keeps at most (oldest dropped first), when this "
+     "node creates the stream; 0: no limit but mesh_stream_max_age."},
     {"mesh_api_url", MESH_OPT_STRING, F(mesh_api_url), NULL, 0, 0, NULL, 0, "URL",
      "URL of this node's API as the other nodes and meshctl should use it (default: from "
      "listen, with the node name for a wildcard address)."},

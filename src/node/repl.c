@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -260,6 +261,7 @@ void mesh__node_repl_sync(mesh_node_t *n)
         }
         bool async = strcmp(sd->meta.replication, "async") == 0;
         mesh_repl_set_hosts(e->r, sd->meta.hosts, sd->meta.nhosts);
+        mesh_repl_set_bootstrap(e->r, mesh__node_bootstrap); /* node/bootstrap.c */
         if (async && mesh_repl_start_outbox(e->r, pump, &err) != MESH_OK) {
             LOG_ERROR("mesh", "replication of %s: %s", sd->meta.name, err.msg);
             mesh_repl_stop(e->r);
@@ -338,4 +340,27 @@ void mesh__node_repl_health(mesh_node_t *n)
                                     st.rep[k].lag_s);
     }
     pthread_mutex_unlock(&n->repl->lock);
+}
+
+bool mesh__node_repl_exclusive(mesh_node_t *n, const char *domain, mesh_repl_t *r,
+                               void (*fn)(void *arg), void *arg)
+{
+    mesh_node_repl_t *R = n->repl;
+    if (R == NULL)
+        return false;
+    /* not a blocking lock: a sync holding it may be joining r's thread (this one) */
+    while (pthread_mutex_trylock(&R->lock) != 0) {
+        if (mesh_repl_stopping(r))
+            return false;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    bool mine = false;
+    for (size_t i = 0; i < R->n && !mine; i++)
+        mine = R->v[i].r == r && strcmp(R->v[i].domain, domain) == 0;
+    mine = mine && !mesh_repl_stopping(r);
+    if (mine)
+        fn(arg);
+    pthread_mutex_unlock(&R->lock);
+    return mine;
 }

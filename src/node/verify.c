@@ -76,7 +76,7 @@ static int check_db(const char *path, FILE *out, const char *what, char *tables,
 static int check_domain(mesh_node_t *n, const char *name, FILE *out)
 {
     char dir[4096], kpath[4200], db[4200], logdir[4200], label[96], what[160];
-    snprintf(dir, sizeof dir, "%s/domains/%s", n->opts.data_dir, name);
+    mesh__node_bootstrap_domain_dir(n, name, dir, sizeof dir); /* a bootstrap's copy */
     snprintf(kpath, sizeof kpath, "%s/key", dir);
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     snprintf(label, sizeof label, "domain:%s", name);
