@@ -266,6 +266,18 @@ mesh_status_t mesh_parse_u64(const char *p, size_t n, uint64_t *out)
     if (n == 0 || n > 20)
         return MESH_PARSE;
     uint64_t v = 0;
+    /* 19 digits stay below 10^19 < UINT64_MAX: no overflow to check (a nanosecond timestamp
+     * has 19, and every line protocol row holds one) */
+    if (n <= 19) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned d = (unsigned)(unsigned char)p[i] - '0';
+            if (d > 9)
+                return MESH_PARSE;
+            v = v * 10 + d;
+        }
+        *out = v;
+        return MESH_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
             return MESH_PARSE;
