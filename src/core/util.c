@@ -266,6 +266,18 @@ mesh_status_t mesh_parse_u64(const char *p, size_t n, uint64_t *out)
     if (n == 0 || n > 20)
         return MESH_PARSE;
     uint64_t v = 0;
+    /* 19 digits stay below 10^19 < UINT64_MAX: no overflow to check (a nanosecond timestamp
+     * has 19, and every line protocol row holds one) */
+    if (n <= 19) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned d = (unsigned)(unsigned char)p[i] - '0';
+            if (d > 9)
+                return MESH_PARSE;
+            v = v * 10 + d;
+        }
+        *out = v;
+        return MESH_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
             return MESH_PARSE;
@@ -318,27 +330,34 @@ static bool fast_decimal(const char *p, size_t n, double *out)
     bool neg = false;
     if (i < n && (p[i] == '-' || p[i] == '+'))
         neg = p[i++] == '-';
+    size_t first = i; /* the first digit, to tell "-" and "." from a number */
     uint64_t m = 0;
-    int digits = 0, frac = 0;
-    bool dot = false, any = false;
+    int digits = 0, frac = 0; /* digits after the leading zeros; those after the point */
     for (; i < n; i++) {
-        char c = p[i];
-        if (c >= '0' && c <= '9') {
-            any = true;
-            if (m == 0 && c == '0' && !dot)
-                continue; /* leading zeros */
+        unsigned d = (unsigned)(unsigned char)p[i] - '0';
+        if (d > 9)
+            break;
+        if (m == 0 && d == 0)
+            continue; /* leading zeros */
+        if (++digits > 15)
+            return false;
+        m = m * 10 + d;
+    }
+    bool any = i > first;
+    if (i < n && p[i] == '.') {
+        size_t at = ++i;
+        for (; i < n; i++) {
+            unsigned d = (unsigned)(unsigned char)p[i] - '0';
+            if (d > 9)
+                break;
             if (++digits > 15)
                 return false;
-            m = m * 10 + (uint64_t)(c - '0');
-            if (dot)
-                frac++;
-        } else if (c == '.' && !dot) {
-            dot = true;
-        } else {
-            return false;
+            m = m * 10 + d;
         }
+        frac = (int)(i - at);
+        any = any || frac > 0;
     }
-    if (!any || frac > 22)
+    if (i != n || !any || frac > 22)
         return false;
     double v = (double)m / exact_pow10[frac];
     *out = neg ? -v : v;

@@ -46,6 +46,8 @@ typedef struct lp {
     int guess[GUESS_PRODUCTS][GUESS_SLOTS];
     size_t guess_len[GUESS_PRODUCTS][GUESS_SLOTS]; /* strlen of the guessed column's name */
     unsigned guess_next;
+    int *cur_guess;   /* the line's product's row of guess (pick_guess, per line) */
+    size_t *cur_glen; /* and of guess_len */
 } lp_t;
 
 /* A token of the line: borrowed bytes, or unescaped into the scratch buffer. */
@@ -158,27 +160,45 @@ static bool name_eq(const char *name, const char *s, size_t n)
     return name[n] == '\0';
 }
 
-/* The column named (s, n) of the line's product; key position k picks a first guess. */
+/* Points cur_guess and cur_glen at the key positions remembered for the line's product,
+ * taking the oldest of the GUESS_PRODUCTS rows when it has none. */
+static void pick_guess(lp_t *lp)
+{
+    const mesh_product_t *p = lp->p;
+    for (size_t g = 0; g < GUESS_PRODUCTS; g++) {
+        if (lp->guess_p[g] == p) {
+            lp->cur_guess = lp->guess[g];
+            lp->cur_glen = lp->guess_len[g];
+            return;
+        }
+    }
+    unsigned g = lp->guess_next++ % GUESS_PRODUCTS;
+    lp->guess_p[g] = p;
+    lp->cur_guess = lp->guess[g];
+    lp->cur_glen = lp->guess_len[g];
+    for (size_t i = 0; i < GUESS_SLOTS; i++)
+        lp->cur_guess[i] = -1;
+}
+
+/* (s, n) holds no byte that ends a token or starts an escape: scan_tok returns such a name
+ * exactly as written. Column names always are ([A-Za-z0-9_], mesh_name_column_ok); the check
+ * keeps known_key right whatever a product's names hold. */
+static bool plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tok_class[(uint8_t)s[i]] != 0)
+            return false;
+    return true;
+}
+
+/* The column named (s, n) of the line's product; key position k picks a first guess (only
+ * plain names are guessed). */
 static int find_col(lp_t *lp, const char *s, size_t n)
 {
     const mesh_product_t *p = lp->p;
     size_t k = lp->nkeys - 1;
-    int *guess = NULL;
-    size_t *glen = NULL;
-    for (size_t g = 0; g < GUESS_PRODUCTS && guess == NULL; g++) {
-        if (lp->guess_p[g] == p) {
-            guess = lp->guess[g];
-            glen = lp->guess_len[g];
-        }
-    }
-    if (guess == NULL) {
-        unsigned g = lp->guess_next++ % GUESS_PRODUCTS;
-        lp->guess_p[g] = p;
-        guess = lp->guess[g];
-        glen = lp->guess_len[g];
-        for (size_t i = 0; i < GUESS_SLOTS; i++)
-            guess[i] = -1;
-    }
+    int *guess = lp->cur_guess;
+    size_t *glen = lp->cur_glen;
     /* the guess: lengths first, then memcmp (the name has glen[k] bytes, so reading n of
      * them stays inside it) */
     if (k < GUESS_SLOTS && guess[k] >= 0 && glen[k] == n &&
@@ -186,7 +206,7 @@ static int find_col(lp_t *lp, const char *s, size_t n)
         return guess[k];
     for (size_t i = 0; i < p->ncols; i++) {
         if (name_eq(p->cols[i].name, s, n)) {
-            if (k < GUESS_SLOTS) {
+            if (k < GUESS_SLOTS && plain(s, n)) {
                 guess[k] = (int)i;
                 glen[k] = n;
             }
@@ -194,6 +214,29 @@ static int find_col(lp_t *lp, const char *s, size_t n)
         }
     }
     return -1;
+}
+
+/*
+ * The key at *i when the line repeats the previous line's key at this position: the bytes
+ * there are the guessed column's name followed by '='. Such a key needs neither a scan nor
+ * a lookup: a guessed name is plain, so scan_tok would have returned exactly these bytes.
+ * On a match sets *key and *col and moves *i onto the '='; otherwise changes nothing.
+ */
+static bool known_key(lp_t *lp, size_t *i, tok_t *key, int *col)
+{
+    size_t k = lp->nkeys, j = *i;
+    if (k >= GUESS_SLOTS || lp->cur_guess[k] < 0)
+        return false;
+    size_t n = lp->cur_glen[k];
+    if (n >= lp->len - j || lp->ls[j + n] != '=' ||
+        memcmp(lp->p->cols[lp->cur_guess[k]].name, lp->ls + j, n) != 0)
+        return false;
+    key->s = lp->ls + j;
+    key->n = n;
+    key->at = j;
+    *col = lp->cur_guess[k];
+    *i = j + n;
+    return true;
 }
 
 static const mesh_product_t *find_product(lp_t *lp, const char *raw, size_t raw_n,
@@ -266,7 +309,12 @@ static bool field_value(lp_t *lp, int col, const tok_t *key, const char *v, size
     } else {
         bool bv;
         double dv;
-        if (is_bool_word(v, vn, &bv)) {
+        /* a number starts with a digit, a sign or a point, a boolean word never does: most
+         * values are numbers, so they skip the ten word comparisons */
+        char first = v[0];
+        bool numeric =
+            (first >= '0' && first <= '9') || first == '-' || first == '+' || first == '.';
+        if (!numeric && is_bool_word(v, vn, &bv)) {
             if (col >= 0)
                 mesh_batch_set_bool(b, col, bv);
             return true;
@@ -356,7 +404,9 @@ static void parse_rest(lp_t *lp, size_t i)
     tok_t key, val;
     while (i < n && s[i] == ',') {
         i++;
-        if (!scan_tok(lp, &i, true, true, &key))
+        int col = -1;
+        bool known = known_key(lp, &i, &key, &col);
+        if (!known && !scan_tok(lp, &i, true, true, &key))
             goto nomem;
         if (key.n == 0) {
             syntax(lp, key.at, "empty tag key");
@@ -369,7 +419,8 @@ static void parse_rest(lp_t *lp, size_t i)
         }
         if (!count_key(lp))
             return;
-        int col = key_col(lp, &key); /* before the value reuses the scratch buffer */
+        if (!known)
+            col = key_col(lp, &key); /* before the value reuses the scratch buffer */
         i++;
         if (!scan_tok(lp, &i, true, false, &val))
             goto nomem;
@@ -392,7 +443,9 @@ static void parse_rest(lp_t *lp, size_t i)
         return;
     }
     for (;;) {
-        if (!scan_tok(lp, &i, true, true, &key))
+        int col = -1;
+        bool known = known_key(lp, &i, &key, &col);
+        if (!known && !scan_tok(lp, &i, true, true, &key))
             goto nomem;
         if (key.n == 0) {
             syntax(lp, key.at, "empty field key");
@@ -405,7 +458,8 @@ static void parse_rest(lp_t *lp, size_t i)
         }
         if (!count_key(lp))
             return;
-        int col = key_col(lp, &key);
+        if (!known)
+            col = key_col(lp, &key);
         i++;
         if (i < n && s[i] == '"') {
             if (!string_value(lp, &i, col, &key)) {
@@ -497,6 +551,7 @@ static void parse_line(lp_t *lp)
         return;
     lp->p = p;
     lp->nkeys = 0;
+    pick_guess(lp);
     if (n > MESH_LP_MAX_LINE)
         mesh_batch_row_error(lp->b, -1, "line %u is %zu bytes, longer than the limit of %d",
                              lp->line, n, MESH_LP_MAX_LINE);

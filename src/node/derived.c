@@ -183,6 +183,74 @@ static mesh_status_t check_inherited(const mesh_snapshot_t *snap, const mesh_pro
     return st;
 }
 
+/* Whether a derivation reading the tables of l would close a cycle through target ("d.p"):
+ * some input, or an input of an input (SQL-derived products by their lineage, aggregates by
+ * their source), is target. Bounded by DERIVED_MAX products visited. *via: the input whose
+ * upstream holds target. */
+static bool closes_cycle(mesh_node_t *n, mesh_snapshot_t *snap, const mesh_lineage_t *l,
+                         const char *target, char via[130])
+{
+    char(*ids)[130] = calloc(DERIVED_MAX, sizeof *ids);
+    char(*from)[130] = calloc(DERIVED_MAX, sizeof *from);
+    if (ids == NULL || from == NULL) {
+        free(ids);
+        free(from);
+        return false;
+    }
+    size_t nids = 0;
+    for (size_t k = 0; k < l->ntables && nids < DERIVED_MAX; k++) {
+        snprintf(ids[nids], sizeof ids[0], "%s.%s", l->tables[k].domain, l->tables[k].product);
+        snprintf(from[nids++], sizeof from[0], "%s.%s", l->tables[k].domain, l->tables[k].product);
+    }
+    bool hit = false;
+    for (size_t i = 0; i < nids && !hit; i++) {
+        char dom[130];
+        snprintf(dom, sizeof dom, "%s", ids[i]);
+        char *dot = strchr(dom, '.');
+        if (dot == NULL)
+            continue;
+        *dot = '\0';
+        const mesh_product_t *q = mesh_snapshot_product(snap, dom, dot + 1);
+        if (q == NULL || q->derive == NULL)
+            continue;
+        mesh_lineage_t ql;
+        memset(&ql, 0, sizeof ql);
+        size_t nin = 0;
+        char in[1][130];
+        if (q->derive->kind == MESH_DERIVE_AGGREGATE && q->derive->source) {
+            snprintf(in[nin++], sizeof in[0], "%s.%s", dom, q->derive->source);
+        } else if (q->derive->kind == MESH_DERIVE_SQL) {
+            mesh_err_t e;
+            if (mesh__node_derived_lineage(n, snap, q, &ql, &e) != MESH_OK)
+                continue;
+        }
+        for (size_t t = 0; t < nin + ql.ntables && !hit; t++) {
+            char id[130];
+            if (t < nin)
+                snprintf(id, sizeof id, "%s", in[t]);
+            else
+                snprintf(id, sizeof id, "%s.%s", ql.tables[t - nin].domain,
+                         ql.tables[t - nin].product);
+            if (strcmp(id, target) == 0) {
+                hit = true;
+                snprintf(via, 130, "%s", from[i]);
+                break;
+            }
+            bool seen = false;
+            for (size_t x = 0; x < nids && !seen; x++)
+                seen = strcmp(ids[x], id) == 0;
+            if (!seen && nids < DERIVED_MAX) {
+                snprintf(ids[nids], sizeof ids[0], "%s", id);
+                memcpy(from[nids++], from[i], sizeof from[0]); /* nids > i: no overlap */
+            }
+        }
+        mesh_lineage_free(&ql);
+    }
+    free(ids);
+    free(from);
+    return hit;
+}
+
 mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                        const mesh_identity_t *who, const mesh_contract_t *c,
                                        mesh_err_t *err)
@@ -210,6 +278,13 @@ mesh_status_t mesh__node_derived_check(mesh_node_t *n, mesh_snapshot_t *snap, me
                 strcmp(l.tables[k].product, p->name) == 0)
                 st = mesh_err_set(err, MESH_INVALID, "derived product %s.%s reads itself",
                                   c->domain, p->name);
+        char target[130], via[130];
+        snprintf(target, sizeof target, "%s.%s", c->domain, p->name);
+        if (st == MESH_OK && closes_cycle(n, snap, &l, target, via))
+            st = mesh_err_set(err, MESH_INVALID,
+                              "derived product %s.%s would read itself through %s, which is "
+                              "derived from it: a cycle",
+                              c->domain, p->name, via);
         if (st == MESH_OK)
             st = mesh_derive_check_columns(p, &l, err);
         if (st == MESH_OK)

@@ -249,6 +249,21 @@ class SqlDerived(unittest.TestCase):
         st, doc = n.apply(y.replace('        tags: ["PII"]\n', ""))
         self.assertEqual(st, 400, doc)
         self.assertIn("PII", doc["error"]["message"])
+        # a cycle: cyc_b reads cyc_a; redefining cyc_a to read cyc_b is refused
+        st, doc = n.json("POST", "/v1/derive/factory/cyc_a", {
+            "sql": "SELECT device, count(*) AS n FROM factory.readings GROUP BY device"},
+            expect=200)
+        n.apply(doc["contract"], expect=201)
+        st, doc = n.json("POST", "/v1/derive/factory/cyc_b", {
+            "sql": "SELECT device, n FROM factory.cyc_a"}, expect=200)
+        n.apply(doc["contract"], expect=201)
+        st, doc = n.json("POST", "/v1/derive/factory/cyc_a", {
+            "sql": "SELECT device, n FROM factory.cyc_b"})
+        if st == 200:
+            st, doc = n.apply(doc["contract"])
+        self.assertEqual(st, 400, doc)
+        self.assertIn("cycle", doc["error"]["message"])
+        self.assertIn("factory.cyc_b", doc["error"]["message"])
         # a product the definer may not read: a principal administering another domain only
         n.create_domain("lab")
         n.json("POST", "/v1/roles", {"name": "lab-admin"}, expect=201)
