@@ -42,6 +42,12 @@
  * a record the cut-off leader stored but never committed, at a sequence where the majority
  * stored another). */
 #define VERIFY_AFTER_MAKE MESH_REPL_FETCH
+/* Records this node published that the stream's leader acknowledged, remembered by sequence
+ * (a power of 2): a record the leader acknowledged at a sequence is the stream's record there
+ * (JetStream acknowledges a replicated stream's record after its quorum stored it), so a
+ * delivery found here with the same fingerprint is verified without reading the leader's
+ * record (verify_delivery, compare_at). Whatever is not found here is read as before. */
+#define ACKED_RING 1024
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -76,6 +82,12 @@ struct mesh_repl {
     int verify_fails;    /* comparisons in a row that could not read the leader's record */
     int64_t verify_off;  /* no comparisons before this (mono ns): reads kept failing */
     int64_t check_after; /* no divergence check before this (mono ns) */
+
+    /* acknowledged publishes (ACKED_RING; guarded by mu): at [seq % ACKED_RING] the stream
+     * sequence (0: none) and the fingerprint (mesh_fp64) of the record acknowledged there */
+    struct {
+        uint64_t seq, fp;
+    } acked[ACKED_RING];
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
     mesh_repl_fp_fn fp;
@@ -127,6 +139,29 @@ static void drop_consumer(mesh_repl_t *r)
     r->sub = NULL;
     r->js = NULL;
     r->stream_ok = false;
+}
+
+/* Remembers that the stream's leader acknowledged the record p[0..n) at seq as a new record
+ * (not a duplicate of an earlier one: its record there may be another one). */
+static void remember_acked(mesh_repl_t *r, uint64_t seq, const void *p, size_t n)
+{
+    if (seq == 0)
+        return;
+    uint64_t fp = mesh_fp64(p, n);
+    pthread_mutex_lock(&r->mu);
+    r->acked[seq % ACKED_RING].seq = seq;
+    r->acked[seq % ACKED_RING].fp = fp;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Whether this node published the record with fingerprint fp and the leader acknowledged it
+ * at seq (so the stream holds it there). false: not known here (ask the leader). */
+static bool acked_as(mesh_repl_t *r, uint64_t seq, uint64_t fp)
+{
+    pthread_mutex_lock(&r->mu);
+    bool yes = r->acked[seq % ACKED_RING].seq == seq && r->acked[seq % ACKED_RING].fp == fp;
+    pthread_mutex_unlock(&r->mu);
+    return yes;
 }
 
 /* Creates the stream when it does not exist (nc held). */
@@ -181,6 +216,8 @@ static bool ensure_stream(mesh_repl_t *r, natsConnection *nc)
         if (s == NATS_OK)
             LOG_INFO("mesh", "created stream %s (%d replicas)", r->stream, replicas);
         pthread_mutex_lock(&r->mu);
+        if (s == NATS_OK) /* a new stream: its sequences start again */
+            memset(r->acked, 0, sizeof r->acked);
         r->st.replicas = si ? (int)si->Config->Replicas : r->st.replicas;
         pthread_mutex_unlock(&r->mu);
         jsStreamInfo_Destroy(si);
@@ -368,6 +405,8 @@ static int compare_at(mesh_repl_t *r, mesh_repl_fp_fn fp, uint64_t seq)
     int k = fp(r->arg, r->domain, seq, &mine);
     if (k <= 0)
         return k < 0 ? -2 : -1;
+    if (acked_as(r, seq, mine))
+        return 0; /* this node's record, acknowledged there by the leader */
     jsErrCode jerr = 0;
     natsMsg *m = NULL;
     natsStatus s = get_record(r, seq, &m, &jerr);
@@ -557,7 +596,10 @@ static bool consume(mesh_repl_t *r)
             break;
         }
         natsMsg *lm = NULL;
-        if (r->verify_left > 0 && !verify_delivery(r, seq, msg, &lm)) {
+        if (r->verify_left > 0 &&
+            !acked_as(r, seq,
+                      mesh_fp64(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg))) &&
+            !verify_delivery(r, seq, msg, &lm)) {
             ok = false; /* the records before it are applied; this one and later come again */
             break;
         }
@@ -875,6 +917,8 @@ static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, co
         if (s == NATS_OK) {
             *sseq = pa->Sequence;
             *duplicate = pa->Duplicate;
+            if (!pa->Duplicate)
+                remember_acked(r, pa->Sequence, p, n);
         } else if (s == NATS_NOT_PERMITTED) {
             st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
                               r->subject);
@@ -1042,20 +1086,30 @@ mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mes
 }
 
 typedef struct run_acks {
+    mesh_repl_t *r;
     pthread_mutex_t mu;
     int failed;
     char why[160];
 } run_acks_t;
 
-static void run_ack_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+/* Every record's ack or error (libnats' thread; msg is ours to destroy): a failure is counted,
+ * a new record's sequence remembered (remember_acked). */
+static void run_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     (void)js;
     run_acks_t *a = closure;
-    pthread_mutex_lock(&a->mu);
-    if (a->failed++ == 0)
-        snprintf(a->why, sizeof a->why, "%s",
-                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
-    pthread_mutex_unlock(&a->mu);
+    if (pa != NULL && !pa->Duplicate && msg != NULL)
+        remember_acked(a->r, pa->Sequence, natsMsg_GetData(msg),
+                       (size_t)natsMsg_GetDataLength(msg));
+    if (pa == NULL) {
+        pthread_mutex_lock(&a->mu);
+        if (a->failed++ == 0)
+            snprintf(a->why, sizeof a->why, "%s",
+                     pae && pae->ErrText ? pae->ErrText
+                                         : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
+        pthread_mutex_unlock(&a->mu);
+    }
+    natsMsg_Destroy(msg);
 }
 
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
@@ -1064,7 +1118,7 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
     uint64_t gen;
     natsConnection *nc = mesh__mesh_conn(r->m, &gen);
     mesh_status_t st = MESH_OK;
-    run_acks_t acks = {.failed = 0};
+    run_acks_t acks = {.r = r, .failed = 0};
     pthread_mutex_init(&acks.mu, NULL);
     jsCtx *js = NULL;
     if (nc == NULL)
@@ -1073,8 +1127,8 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.PublishAsync.MaxPending = MESH_REPL_FETCH;
-        jo.PublishAsync.ErrHandler = run_ack_error;
-        jo.PublishAsync.ErrHandlerClosure = &acks;
+        jo.PublishAsync.AckHandler = run_ack;
+        jo.PublishAsync.AckHandlerClosure = &acks;
         if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
             st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     }
