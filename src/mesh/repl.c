@@ -48,12 +48,6 @@
  * delivery found here with the same fingerprint is verified without reading the leader's
  * record (verify_delivery, compare_at). Whatever is not found here is read as before. */
 #define ACKED_RING 1024
-/* Async: after a fetch that did not fill, the consumer waits this long before the next one, so
- * the next gathers more records into one writer group. Nobody waits for an async domain's
- * consumer (writes are acknowledged from the local log); on the node written to, each group of
- * its own records coming back competes with the writes for the domain's writer. Replicas apply
- * up to this much later. */
-#define ASYNC_GATHER_NS (20LL * 1000000LL)
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -88,7 +82,6 @@ struct mesh_repl {
     int verify_fails;    /* comparisons in a row that could not read the leader's record */
     int64_t verify_off;  /* no comparisons before this (mono ns): reads kept failing */
     int64_t check_after; /* no divergence check before this (mono ns) */
-    int fetched;         /* messages the last fetch returned */
 
     /* acknowledged publishes (ACKED_RING; guarded by mu): at [seq % ACKED_RING] the stream
      * sequence (0: none) and the fingerprint (mesh_fp64) of the record acknowledged there */
@@ -560,11 +553,9 @@ static bool consume(mesh_repl_t *r)
 {
     natsMsgList list = {0};
     jsErrCode jerr = 0;
-    r->fetched = 0;
     natsStatus s = natsSubscription_Fetch(&list, r->sub, MESH_REPL_FETCH, FETCH_WAIT_MS, &jerr);
     if (s == NATS_TIMEOUT)
         return true;
-    r->fetched = list.Count;
     if (s != NATS_OK) {
         set_state(r, "error", "fetch: %s", nats_text(s));
         return false;
@@ -729,11 +720,6 @@ static void *run(void *arg)
             set_state(r, "consuming", NULL);
             r->need_boot = 0; /* decided again from this round's readings */
             ok = consume(r);
-            pthread_mutex_lock(&r->mu);
-            bool async = r->pump != NULL;
-            pthread_mutex_unlock(&r->mu);
-            if (ok && async && r->fetched > 0 && r->fetched < MESH_REPL_FETCH)
-                stopping(r, ASYNC_GATHER_NS);
             int64_t now = mesh_mono_ns();
             if (ok && now >= r->next_info) {
                 jsErrCode jerr = 0;
@@ -1092,9 +1078,7 @@ static void *pump_run(void *arg)
 
 mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err)
 {
-    pthread_mutex_lock(&r->mu);
     r->pump = pump;
-    pthread_mutex_unlock(&r->mu);
     if (pthread_create(&r->pump_thread, NULL, pump_run, r) != 0)
         return mesh_err_set(err, MESH_INTERNAL, "cannot start the outbox thread");
     r->pump_started = true;
