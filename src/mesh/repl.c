@@ -1086,30 +1086,25 @@ mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mes
 }
 
 typedef struct run_acks {
-    mesh_repl_t *r;
     pthread_mutex_t mu;
     int failed;
     char why[160];
 } run_acks_t;
 
-/* Every record's ack or error (libnats' thread; msg is ours to destroy): a failure is counted,
- * a new record's sequence remembered (remember_acked). */
-static void run_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/* A record's ack error (libnats' thread). The acks of a run are not remembered for
+ * verify_delivery (remember_acked): on the node written to, an async domain's own records
+ * coming back still cost a leader read each in the first deliveries after the consumer is
+ * made. Measured, a consumer that applied them without it took the writer from the writes
+ * (BENCHMARKS.md, replication). */
+static void run_ack_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
     (void)js;
     run_acks_t *a = closure;
-    if (pa != NULL && !pa->Duplicate && msg != NULL)
-        remember_acked(a->r, pa->Sequence, natsMsg_GetData(msg),
-                       (size_t)natsMsg_GetDataLength(msg));
-    if (pa == NULL) {
-        pthread_mutex_lock(&a->mu);
-        if (a->failed++ == 0)
-            snprintf(a->why, sizeof a->why, "%s",
-                     pae && pae->ErrText ? pae->ErrText
-                                         : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
-        pthread_mutex_unlock(&a->mu);
-    }
-    natsMsg_Destroy(msg);
+    pthread_mutex_lock(&a->mu);
+    if (a->failed++ == 0)
+        snprintf(a->why, sizeof a->why, "%s",
+                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+    pthread_mutex_unlock(&a->mu);
 }
 
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
@@ -1118,7 +1113,7 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
     uint64_t gen;
     natsConnection *nc = mesh__mesh_conn(r->m, &gen);
     mesh_status_t st = MESH_OK;
-    run_acks_t acks = {.r = r, .failed = 0};
+    run_acks_t acks = {.failed = 0};
     pthread_mutex_init(&acks.mu, NULL);
     jsCtx *js = NULL;
     if (nc == NULL)
@@ -1127,8 +1122,8 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.PublishAsync.MaxPending = MESH_REPL_FETCH;
-        jo.PublishAsync.AckHandler = run_ack;
-        jo.PublishAsync.AckHandlerClosure = &acks;
+        jo.PublishAsync.ErrHandler = run_ack_error;
+        jo.PublishAsync.ErrHandlerClosure = &acks;
         if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
             st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     }
