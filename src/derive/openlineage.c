@@ -486,9 +486,11 @@ static void *http_worker(void *arg)
             char why[256] = "no HTTP client";
             for (int a = 0; c && !ok && a <= em->retries; a++) {
                 /* backoff between attempts: 100 ms, 200 ms, ... at most 5 s */
-                int64_t back = 100000000LL << (a - 1 < 6 ? a - 1 : 6);
-                if (a > 0 && !nap(s, back < 5000000000LL ? back : 5000000000LL))
-                    break;
+                if (a > 0) {
+                    int64_t back = 100000000LL << (a - 1 < 6 ? a - 1 : 6);
+                    if (!nap(s, back < 5000000000LL ? back : 5000000000LL))
+                        break;
+                }
                 ok = post_once(em, c, h, it, why, sizeof why);
             }
             free(it);

@@ -321,6 +321,9 @@ void mesh_api_lineage(mesh_req_t *r)
                                    (json_int_t)ds.next_ns, "rows", (json_int_t)ds.rows);
             json_object_set_new(rs, "error", ds.error[0] ? json_string(ds.error) : json_null());
             json_object_set_new(rs, "mode", json_string(ds.mode));
+            json_object_set_new(rs, "runs",
+                                json_pack("{s:I,s:I}", "full", (json_int_t)ds.full_runs,
+                                          "incremental", (json_int_t)ds.incremental_runs));
             json_object_set_new(d, "refresh", rs);
         }
         json_object_set_new(o, "definition", d);

@@ -49,12 +49,13 @@ typedef struct dstate {
     int64_t last_ns, next_ns;
     int64_t rows; /* rows the last successful refresh wrote */
     uint64_t seq;
-    char error[512];    /* "" after a success */
-    const char *mode;   /* of the last successful refresh: "full", "incremental", "unchanged" */
-    uint64_t sqlhash;   /* of the definition the last full refresh ran */
-    bool inc_ready;     /* a full refresh succeeded while its input was watched */
-    int since_full;     /* incremental refreshes since */
-    int64_t policy_ver; /* the policy version of the last full refresh */
+    char error[512];  /* "" after a success */
+    const char *mode; /* of the last successful refresh: "full", "incremental", "unchanged" */
+    uint64_t sqlhash; /* of the definition the last full refresh ran */
+    bool inc_ready;   /* a full refresh succeeded while its input was watched */
+    int since_full;   /* incremental refreshes since */
+    int64_t full_runs, incremental_runs; /* successful refreshes of each kind */
+    int64_t policy_ver;                  /* the policy version of the last full refresh */
 } dstate_t;
 
 struct mesh_derived {
@@ -608,6 +609,10 @@ done:
                 }
                 s->mode = mode;
                 s->error[0] = '\0';
+                if (strcmp(mode, "full") == 0)
+                    s->full_runs++;
+                else if (strcmp(mode, "incremental") == 0)
+                    s->incremental_runs++;
                 if (strcmp(mode, "full") == 0) {
                     s->inc_ready = watching_ok;
                     s->sqlhash = hash;
@@ -687,6 +692,8 @@ bool mesh__node_derived_status(mesh_node_t *n, const char *domain, const char *p
         out->last_ns = ds->v[i].last_ns;
         out->next_ns = ds->v[i].next_ns;
         out->rows = ds->v[i].rows;
+        out->full_runs = ds->v[i].full_runs;
+        out->incremental_runs = ds->v[i].incremental_runs;
         snprintf(out->mode, sizeof out->mode, "%s", ds->v[i].mode ? ds->v[i].mode : "");
         snprintf(out->error, sizeof out->error, "%s", ds->v[i].error);
     }

@@ -34,6 +34,8 @@ typedef struct mesh_derived_status {
     int64_t last_ns, next_ns; /* the last refresh attempt, the next one */
     int64_t rows;             /* rows the last successful refresh wrote */
     char mode[16];            /* how: full, incremental, unchanged */
+    int64_t full_runs;        /* full recomputes that succeeded since the node started */
+    int64_t incremental_runs; /* incremental refreshes that succeeded since the node started */
     char error[512];          /* the last attempt's error, "" when it succeeded */
 } mesh_derived_status_t;
 /* The refresh state of domain.product; false when it was never refreshed on this node. */
