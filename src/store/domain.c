@@ -1867,6 +1867,10 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    /* nothing logged after the outbox position (a new copy, or all published): no batch of
+     * this copy waits for the outbox, which a bootstrap asks before replacing it */
+    if (mesh_dlog_last_seq(d->log) <= atomic_load(&d->outbox))
+        atomic_store(&d->last_batch, atomic_load(&d->outbox));
     /* the rebuilt states go to the store, so the next start re-evaluates nothing. Not
      * needed for correctness (the log is kept back to rules_clean): a full disk must not
      * stop the open, the next checkpoint tries again */
