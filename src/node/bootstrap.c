@@ -486,15 +486,22 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     snprintf(ready, sizeof ready, "%s/%s.ready.%llu", bdir, domain, (unsigned long long)seq);
     if (st == MESH_OK && mesh_fsync_dir(f.dir) != MESH_OK)
         st = mesh_err_set(err, MESH_IO, "fsync %s", f.dir);
+    mesh_snapshot_t *held = NULL; /* async: the old copy, refusing writes until the swap */
     if (st == MESH_OK && async) {
-        /* again just before the commit point: a batch acknowledged here during the transfer */
-        snap = mesh_registry_snapshot(n->reg);
-        sd = mesh_snapshot_domain(snap, domain);
-        if (sd && outbox_pending(sd->dom))
-            st = mesh_err_set(err, MESH_UNAVAILABLE,
-                              "batches written on this node during the snapshot's transfer are "
-                              "not all published yet: it asks again");
-        mesh_snapshot_put(snap);
+        /* again just before the commit point, with writes refused from here (and every write
+         * already past the door landed): a batch acknowledged here during the transfer, not
+         * yet published, would be replaced by the copy */
+        held = mesh_registry_snapshot(n->reg);
+        sd = mesh_snapshot_domain(held, domain);
+        if (sd) {
+            mesh_replicator_t ph = {.publish = refuse, .arg = n};
+            mesh_domain_set_replicator(sd->dom, &ph);
+            mesh_domain_drain_writes(sd->dom);
+            if (outbox_pending(sd->dom))
+                st = mesh_err_set(err, MESH_UNAVAILABLE,
+                                  "batches written on this node during the snapshot's transfer "
+                                  "are not all published yet: it asks again");
+        }
     }
     if (st == MESH_OK) {
         rm_tree(ready);
@@ -505,9 +512,18 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
             mesh_fsync_dir(bdir);
     }
     if (st != MESH_OK) {
+        if (held) {
+            const mesh_snap_domain_t *hd = mesh_snapshot_domain(held, domain);
+            rebind_t b = {.n = n, .r = r, .async = async};
+            if (hd)
+                rebind(&b, hd->dom); /* no commit: the old copy serves on */
+            mesh_snapshot_put(held);
+        }
         rm_tree(f.dir);
         return st;
     }
+    if (held)
+        mesh_snapshot_put(held);
     /* the swap, while no replicator of this node starts or stops (a change of the domain's
      * hosts or mode, the node stopping): the old copy refuses writes from now on; the new
      * one gets the replicator before any request can see it */

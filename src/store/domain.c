@@ -236,6 +236,7 @@ typedef struct item {
 struct mesh_domain {
     char *name;
     char *dir;
+    atomic_int writes_in; /* mesh_domain_write calls under way (mesh_domain_drain_writes) */
     mesh_dlog_t *log;
     mesh_store_t *store;
     mesh_domain_changed_fn changed;
@@ -2806,8 +2807,28 @@ static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicato
     return st;
 }
 
+static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                  mesh_apply_result_t *res, mesh_err_t *err);
+
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
+{
+    atomic_fetch_add(&d->writes_in, 1);
+    mesh_status_t st = domain_write(d, b, idem_key, res, err);
+    atomic_fetch_sub(&d->writes_in, 1);
+    return st;
+}
+
+void mesh_domain_drain_writes(mesh_domain_t *d)
+{
+    while (atomic_load(&d->writes_in) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                  mesh_apply_result_t *res, mesh_err_t *err)
 {
     for (size_t i = 0; i < b->nparts; i++)
         if (b->parts[i].product->derive != NULL)
