@@ -14,7 +14,10 @@
  *      key of this node (wrapped by this node's KEK: no data key is shared between nodes), and
  *      checks size, CRC-32C and that the copy holds the announced sequence;
  *   3. makes the copy this node's own: its async origin and outbox position are cleared (the
- *      copy publishes as a new origin, like a restored backup);
+ *      copy publishes as a new origin, like a restored backup); the chain positions of every
+ *      origin it holds stay, the serving node's own among them (store/domain.c writes it at
+ *      the copy), so the stream's records after the copy's sequence apply exactly once. An
+ *      async node asks only once its outbox is published (the copy replaces its batches);
  *   4. renames the staging directory to DATA/bootstrap/<domain>.ready.<seq>: the commit point.
  *      Before it, a crash leaves the old state (the staging directory is deleted at the next
  *      start and the bootstrap starts over); after it, the copy is the domain's state;
@@ -52,14 +55,6 @@
 #define META_REPL_SEQ "repl_seq"
 #define META_OUTBOX   "repl_outbox"
 #define META_ORIGIN   "repl_origin"
-/* An async origin's copy holds batches it applied when they were written, which may reach the
- * stream after the copy's sequence; the receiving node would need that origin's chain position
- * in the copy to skip them, and store/domain.c does not record it for the origin itself. */
-#define ASYNC_WHY                                                                                  \
-    "snapshot bootstrap of an async domain is not built yet (a copy of an async host holds "       \
-    "batches that reach the stream after its sequence): re-seed this replica by hand "             \
-    "(docs/mesh.md)"
-
 static void unlink_db(const char *path)
 {
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
@@ -128,12 +123,14 @@ static void serve_close(void *state)
     free(s);
 }
 
-/* Whether this copy ever published as an async origin (see ASYNC_WHY). */
-static bool outbox_published(mesh_domain_t *d)
+/* Async: whether batches acknowledged here are not yet in the stream. The copy installed by a
+ * bootstrap replaces this node's, so they would be lost: it publishes them first (its outbox
+ * pump goes on while the replicator waits), and they then reach the new copy from the stream. */
+static bool outbox_pending(mesh_domain_t *d)
 {
     uint64_t pub = 0, last = 0;
     mesh_domain_outbox_pos(d, &pub, &last);
-    return pub > 0;
+    return last > pub;
 }
 
 static mesh_status_t serve_open(void *arg, const char *node, const char *site, const char *domain,
@@ -154,8 +151,6 @@ static mesh_status_t serve_open(void *arg, const char *node, const char *site, c
         st = mesh_err_set(err, MESH_FORBIDDEN,
                           "node %s is not a host of domain %s (its hosts on node %s)", node, domain,
                           n->opts.node_name);
-    else if (strcmp(sd->meta.replication, "async") == 0 || outbox_published(sd->dom))
-        st = mesh_err_set(err, MESH_UNAVAILABLE, "%s", ASYNC_WHY);
     else if ((sd->meta.residency_local || mesh_residency_domain_local(n->cat, domain)) &&
              strcmp(site, n->opts.site ? n->opts.site : "") != 0)
         st = mesh_err_set(err, MESH_FORBIDDEN,
@@ -456,8 +451,10 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(snap, domain);
     bool async = sd && strcmp(sd->meta.replication, "async") == 0;
     mesh_status_t st = sd ? MESH_OK : mesh_err_set(err, MESH_NOT_FOUND, "no domain %s", domain);
-    if (st == MESH_OK && async)
-        st = mesh_err_set(err, MESH_UNAVAILABLE, "%s", ASYNC_WHY);
+    if (st == MESH_OK && async && outbox_pending(sd->dom))
+        st = mesh_err_set(err, MESH_UNAVAILABLE,
+                          "batches written on this node are not all published yet: the "
+                          "snapshot would replace them (it waits for the outbox)");
     mesh_snapshot_put(snap);
     if (st != MESH_OK)
         return st;
@@ -489,6 +486,23 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     snprintf(ready, sizeof ready, "%s/%s.ready.%llu", bdir, domain, (unsigned long long)seq);
     if (st == MESH_OK && mesh_fsync_dir(f.dir) != MESH_OK)
         st = mesh_err_set(err, MESH_IO, "fsync %s", f.dir);
+    mesh_snapshot_t *held = NULL; /* async: the old copy, refusing writes until the swap */
+    if (st == MESH_OK && async) {
+        /* again just before the commit point, with writes refused from here (and every write
+         * already past the door landed): a batch acknowledged here during the transfer, not
+         * yet published, would be replaced by the copy */
+        held = mesh_registry_snapshot(n->reg);
+        sd = mesh_snapshot_domain(held, domain);
+        if (sd) {
+            mesh_replicator_t ph = {.publish = refuse, .arg = n};
+            mesh_domain_set_replicator(sd->dom, &ph);
+            mesh_domain_drain_writes(sd->dom);
+            if (outbox_pending(sd->dom))
+                st = mesh_err_set(err, MESH_UNAVAILABLE,
+                                  "batches written on this node during the snapshot's transfer "
+                                  "are not all published yet: it asks again");
+        }
+    }
     if (st == MESH_OK) {
         rm_tree(ready);
         /* the commit point: from here a restart installs this copy */
@@ -498,9 +512,18 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
             mesh_fsync_dir(bdir);
     }
     if (st != MESH_OK) {
+        if (held) {
+            const mesh_snap_domain_t *hd = mesh_snapshot_domain(held, domain);
+            rebind_t b = {.n = n, .r = r, .async = async};
+            if (hd)
+                rebind(&b, hd->dom); /* no commit: the old copy serves on */
+            mesh_snapshot_put(held);
+        }
         rm_tree(f.dir);
         return st;
     }
+    if (held)
+        mesh_snapshot_put(held);
     /* the swap, while no replicator of this node starts or stops (a change of the domain's
      * hosts or mode, the node stopping): the old copy refuses writes from now on; the new
      * one gets the replicator before any request can see it */

@@ -236,6 +236,7 @@ typedef struct item {
 struct mesh_domain {
     char *name;
     char *dir;
+    atomic_int writes_in; /* mesh_domain_write calls under way (mesh_domain_drain_writes) */
     mesh_dlog_t *log;
     mesh_store_t *store;
     mesh_domain_changed_fn changed;
@@ -1867,6 +1868,10 @@ mesh_status_t mesh_domain_open(const char *dir, const char *name, const mesh_dom
         goto err;
     if ((st = replay(d, err)) != MESH_OK)
         goto err;
+    /* nothing logged after the outbox position (a new copy, or all published): no batch of
+     * this copy waits for the outbox, which a bootstrap asks before replacing it */
+    if (mesh_dlog_last_seq(d->log) <= atomic_load(&d->outbox))
+        atomic_store(&d->last_batch, atomic_load(&d->outbox));
     /* the rebuilt states go to the store, so the next start re-evaluates nothing. Not
      * needed for correctness (the log is kept back to rules_clean): a full disk must not
      * stop the open, the next checkpoint tries again */
@@ -2094,7 +2099,11 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
                 seen[nseen++] = (struct seen){origin, (uint64_t)wm};
             }
             uint64_t wm = seen[at].oseq;
-            apply = oseq > wm && prev == wm;
+            /* prev < wm < oseq: wm came with a copy of the domain (origin_mark), the log
+             * sequence the origin was at when it was taken, not one of its published records:
+             * the copy holds every batch of that origin up to wm and none after, so the first
+             * one after wm continues the chain whatever its previous one */
+            apply = oseq > wm && prev <= wm;
             if (!apply && oseq > wm)
                 LOG_WARN("domain",
                          "%s: origin %016llx record %llu skipped: it follows %llu, this node "
@@ -2461,6 +2470,22 @@ static void put64(uint8_t *b, uint64_t v)
         b[k] = (uint8_t)(v >> (8 * k));
 }
 
+/* On the writer thread: this copy's origin id, made once and kept with the data (at its first
+ * publish, or at the first copy taken of it, whichever comes first). */
+static mesh_status_t origin_make(mesh_domain_t *d, uint64_t *out, mesh_err_t *err)
+{
+    uint64_t id = 0;
+    while (id == 0 || id > (uint64_t)INT64_MAX)
+        mesh_random(&id, sizeof id);
+    mesh_status_t st = mesh_store_meta_put(d->store, ORIGIN_META, (int64_t)id, err);
+    if (st != MESH_OK)
+        return st;
+    atomic_store(&d->origin_id, id);
+    atomic_store(&d->outbox_on, true);
+    *out = id;
+    return MESH_OK;
+}
+
 static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, size_t n)
 {
     outbox_read_t *o = arg;
@@ -2494,16 +2519,9 @@ static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *er
     outbox_read_t *o = arg;
     o->d = d;
     if (o->origin == 0) {
-        /* this copy's origin id, made once and kept with the data */
-        uint64_t id = 0;
-        while (id == 0 || id > (uint64_t)INT64_MAX)
-            mesh_random(&id, sizeof id);
-        mesh_status_t st = mesh_store_meta_put(d->store, ORIGIN_META, (int64_t)id, err);
+        mesh_status_t st = origin_make(d, &o->origin, err);
         if (st != MESH_OK)
             return st;
-        atomic_store(&d->origin_id, id);
-        atomic_store(&d->outbox_on, true);
-        o->origin = id;
     }
     o->prev = atomic_load(&d->outbox);
     if (mesh_dlog_last_seq(d->log) <= o->prev) {
@@ -2789,8 +2807,28 @@ static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicato
     return st;
 }
 
+static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                  mesh_apply_result_t *res, mesh_err_t *err);
+
 mesh_status_t mesh_domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
                                 mesh_apply_result_t *res, mesh_err_t *err)
+{
+    atomic_fetch_add(&d->writes_in, 1);
+    mesh_status_t st = domain_write(d, b, idem_key, res, err);
+    atomic_fetch_sub(&d->writes_in, 1);
+    return st;
+}
+
+void mesh_domain_drain_writes(mesh_domain_t *d)
+{
+    while (atomic_load(&d->writes_in) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const char *idem_key,
+                                  mesh_apply_result_t *res, mesh_err_t *err)
 {
     for (size_t i = 0; i < b->nparts; i++)
         if (b->parts[i].product->derive != NULL)
@@ -3339,6 +3377,29 @@ typedef struct backup_begin {
     clist_t contracts;
 } backup_begin_t;
 
+static mesh_status_t origin_make(mesh_domain_t *d, uint64_t *out, mesh_err_t *err);
+
+/* On the writer thread, between groups, before a copy: an async copy records its own origin's
+ * chain position as it records other origins' (_meta o:<origin>), the log sequence it has
+ * applied (every batch of its own up to it was applied when written, none after it is in the
+ * copy). A node that installs the copy then skips this origin's records at or below it, which
+ * reach the stream after the copy's stream sequence when the outbox was behind, and applies the
+ * later ones (decide_origins). The origin id is made here if it was not yet: batches written
+ * before the first publish are published under it. Unused by this copy itself (its own records
+ * are skipped as its own). */
+static mesh_status_t origin_mark(mesh_domain_t *d, uint64_t applied, mesh_err_t *err)
+{
+    uint64_t id = atomic_load(&d->origin_id);
+    if (id == 0 && !atomic_load(&d->outbox_on))
+        return MESH_OK; /* never async: no batch of its own in any stream as an origin record */
+    mesh_status_t st = id ? MESH_OK : origin_make(d, &id, err);
+    char key[32];
+    origin_key(id, key, sizeof key);
+    if (st == MESH_OK)
+        st = mesh_store_meta_put(d->store, key, (int64_t)applied, err);
+    return st;
+}
+
 /* On the writer thread, between groups: everything applied goes into the database, then the
  * snapshot the copy will read is taken. */
 static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
@@ -3351,6 +3412,8 @@ static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *e
         return st;
     b->applied = mesh_store_applied_seq(d->store);
     b->stream_seq = atomic_load(&d->repl_seq);
+    if ((st = origin_mark(d, b->applied, err)) != MESH_OK)
+        return st;
     pthread_mutex_lock(&d->state_lock);
     st = clist_copy(&d->current, &b->contracts);
     pthread_mutex_unlock(&d->state_lock);

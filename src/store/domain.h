@@ -110,6 +110,10 @@ typedef struct mesh_replicator {
 /* Sets (r NULL or r->publish NULL: clears) the domain's replicator; r is copied. Call it
  * before writes come, or between them. */
 void mesh_domain_set_replicator(mesh_domain_t *d, const mesh_replicator_t *r);
+/* Waits until every mesh_domain_write under way has returned (a snapshot bootstrap, after it
+ * set a replicator that refuses writes: no write acknowledged before it is still on its way
+ * into the log). */
+void mesh_domain_drain_writes(mesh_domain_t *d);
 
 /* Applies the record p (as the stream carried it) taken from the domain's stream at sequence
  * sseq: logged and applied like a local record, with sseq stored in the same transaction.

@@ -11,8 +11,10 @@ n4 hosts nothing. The stream is created by n1 with `mesh_stream_max_msgs 30`. Ch
   is dropped, or finished when its copy was complete);
 - a residency-local domain (vault, hosts n1 and n2 on different sites) is not served to n2,
   which stays in state trimmed saying why;
-- an async domain does not bootstrap (not built): the new host stays in state trimmed, saying
-  so, and applies nothing past the gap;
+- an async domain (line, batches written through n1 and n2, both origins) trims its stream;
+  n3 joins while both go on writing, bootstraps and converges (checksum, every batch exactly
+  once on every host, writes through n3 reach the others); n3 stopped, more writes, killed
+  with -9 twice during a bootstrap of it (writes going on), restarted: it converges the same way;
 - the stream purged while n3 is down (nothing left to deliver): n3 bootstraps the same way;
 - refused and audited: a malformed request, a request signed by a node that does not host the
   domain (n4, with its real key), one naming another node than its reply inbox, one with a bad
@@ -27,6 +29,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -35,8 +38,9 @@ from test_mesh import NatsClient, NatsServer, _servers, fail, free_base  # noqa:
 
 DOMAIN = "plant"
 VAULT = "vault"  # residency local; n2 is on another site than n1
-LINE = "line"  # async: no snapshot bootstrap yet (decision 0033)
+LINE = "line"  # async, hosts n1, n2 and n3
 ROWS = 400  # rows per batch (one stream message each)
+LROWS = 20  # rows per batch of LINE
 
 
 def status(node):
@@ -147,7 +151,7 @@ def run(tmp, nodes):
                           "--hub", "3", "--client-port", str(base),
                           "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
                           "--node", "n1=%s,%s,%s" % (DOMAIN, VAULT, LINE),
-                          "--node", "n2=%s,%s" % (DOMAIN, VAULT),
+                          "--node", "n2=%s,%s,%s" % (DOMAIN, VAULT, LINE),
                           "--node", "n3=%s,%s" % (DOMAIN, LINE), "--node", "n4"],
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -364,33 +368,121 @@ def run(tmp, nodes):
     if n2.json("GET", "/v1/domains/" + VAULT)[1].get("products"):
         fail("n2 holds %s's products" % VAULT)
 
-    # ---- an async domain does not bootstrap (not built): it says so, and skips nothing ----
-    st, doc = n1.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n3"],
-                                              "replication": "async"})
-    if st != 201:
-        fail("create %s: %d %s" % (LINE, st, doc))
-    if not wait_for(lambda: n1.apply(contract(domain=LINE))[0] in (200, 201), timeout=60,
-                    step=0.5):
-        fail("contract never applied on %s" % LINE)
-    for i in range(35):
-        st, doc = n1.post_rows(LINE, "readings", [{"device": "l%03d" % i, "ts": 1, "temp": 1}])
-        if st != 200:
-            fail("write to %s: %d %s" % (LINE, st, doc))
-    if not wait_for(lambda: status(n1).get("replication", {}).get(LINE, {}).get(
-            "outbox_pending") == 0, timeout=30, step=0.3):
-        fail("n1's outbox of %s not published" % LINE)
-    st, doc = n3.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n3"],
+    # ---- an async domain bootstraps too: the copy carries every origin's chain position ----
+    # n1 and n2 are both origins, so whichever serves the copy, it holds its own batches (some
+    # still unpublished when the copy is taken, published after its stream sequence) and the
+    # other's up to its chain position
+    line_keys = []
+
+    def lrepl(n):
+        return status(n).get("replication", {}).get(LINE, {})
+
+    def lwrite(n, key):
+        body = [{"device": key, "ts": j, "temp": j % 7} for j in range(LROWS)]
+        for _ in range(100):
+            st, doc = n.post_rows(LINE, "readings", body)
+            if st == 200:
+                line_keys.append(key)
+                return
+            if st != 503:
+                fail("write %s to %s: %d %s" % (key, LINE, st, doc))
+            time.sleep(0.2)
+        fail("write %s to %s: still 503" % (key, LINE))
+
+    def lsum(n):
+        st, doc = n.json("POST", "/v1/query", {"sql": "SELECT count(*), total(temp), "
+                                               "count(DISTINCT device) FROM %s.readings" % LINE})
+        return doc["rows"][0] if st == 200 else None  # 400: no table before the copy is in
+
+    def lonce(n):
+        have = {r[0]: r[1] for r in n.rows("SELECT device, count(*) FROM %s.readings "
+                                           "GROUP BY device" % LINE)}
+        bad = [k for k in line_keys if have.get(k) != LROWS]
+        extra = [k for k in have if k not in line_keys]
+        if bad or extra:
+            fail("%s on %s: %d batches missing or not exactly once (%s), %d unknown" % (
+                LINE, n.url, len(bad), [(k, have.get(k)) for k in bad[:3]], len(extra)))
+
+    def lconverged(ns):
+        if any(lrepl(n).get("outbox_pending") != 0 for n in ns):
+            return False
+        sums = [lsum(n) for n in ns]
+        return sums[0] is not None and sums[0][0] == LROWS * len(line_keys) and \
+            all(x == sums[0] for x in sums)
+
+    for n in (n1, n2):
+        st, doc = n.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n2", "n3"],
+                                                 "replication": "async"})
+        if st != 201:
+            fail("create %s on %s: %d %s" % (LINE, n.url, st, doc))
+        if n is n1 and not wait_for(lambda: n1.apply(contract(domain=LINE))[0] in (200, 201),
+                                    timeout=60, step=0.5):
+            fail("contract never applied on %s" % LINE)
+    if not wait_for(lambda: n2.json("GET", "/v1/domains/" + LINE)[1].get("products"),
+                    timeout=30, step=0.2):
+        fail("the contract of %s did not reach n2: %s" % (LINE, lrepl(n2)))
+    for i in range(40):
+        lwrite(n1 if i % 2 else n2, "l%03d" % i)
+    if not wait_for(lambda: lconverged([n1, n2]), timeout=60, step=0.3):
+        fail("%s: n1 and n2 do not converge: %s %s" % (LINE, lrepl(n1), lrepl(n2)))
+    st, doc = n3.json("POST", "/v1/domains", {"name": LINE, "hosts": ["n1", "n2", "n3"],
                                               "replication": "async"})
     if st != 201:
         fail("create %s on n3: %d %s" % (LINE, st, doc))
+    # writes through both origins while n3 bootstraps (their outboxes behind when a copy is
+    # taken: its origin's own batches reach the stream after the copy's sequence)
+    stop = threading.Event()
 
-    def not_built():
-        r = status(n3).get("replication", {}).get(LINE, {})
-        return r.get("state") == "trimmed" and "async domain" in r.get("last_error", "")
-    if not wait_for(not_built, timeout=30, step=0.3):
-        fail("n3 on %s: %s" % (LINE, status(n3).get("replication", {}).get(LINE)))
-    if n3.json("GET", "/v1/domains/" + LINE)[1].get("products"):
-        fail("n3 applied part of %s past the gap" % LINE)
+    def writer():
+        i = 0
+        while not stop.is_set() or i < 30:
+            lwrite(n1 if i % 2 else n2, "m%03d" % i)
+            i += 1
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        booted = wait_for(lambda: lrepl(n3).get("bootstraps", 0) >= 1, timeout=60, step=0.1)
+    finally:
+        stop.set()
+        t.join()
+    if not booted:
+        fail("n3 did not bootstrap %s: %s\n%s" % (LINE, lrepl(n3), "\n".join(n3.log[-30:])))
+    if not wait_for(lambda: lconverged([n1, n2, n3]), timeout=90, step=0.3):
+        fail("n3 on %s did not converge: %s\n%s" % (LINE, lrepl(n3), "\n".join(n3.log[-30:])))
+    if lrepl(n3).get("bootstraps", 0) < 1:
+        fail("n3 caught up on %s without a snapshot: %s" % (LINE, lrepl(n3)))
+    for n in (n1, n2, n3):
+        lonce(n)
+    # writes through the bootstrapped replica: a new origin for the others
+    for i in range(5):
+        lwrite(n3, "n%03d" % i)
+    if not wait_for(lambda: lconverged([n1, n2, n3]), timeout=60, step=0.3):
+        fail("%s after writes on n3: %s %s %s" % (LINE, lrepl(n1), lrepl(n2), lrepl(n3)))
+    for n in (n1, n2, n3):
+        lonce(n)
+    print("%s (async): n3 bootstrapped, %d batches exactly once on every host" % (
+        LINE, len(line_keys)))
+
+    # kill -9 during an async bootstrap, with writes through both origins on
+    for k, delay in enumerate((0.05, 0.3)):
+        if n3.proc and n3.proc.poll() is None:
+            n3.stop()
+        for i in range(35):
+            lwrite(n1 if i % 2 else n2, "k%d%03d" % (k, i))
+        n3 = start("n3")
+        if not wait_for(lambda: any("domain %s: the stream starts at" % LINE in line
+                                    for line in n3.log), timeout=60, step=0.002):
+            fail("n3 did not start a bootstrap of %s:\n%s" % (LINE, "\n".join(n3.log[-30:])))
+        for i in range(4):
+            lwrite(n1 if i % 2 else n2, "q%d%03d" % (k, i))
+        time.sleep(delay)
+        n3.kill()
+        print("killed n3 %.2f s into its bootstrap of %s" % (delay, LINE))
+    n3 = start("n3")
+    if not wait_for(lambda: lconverged([n1, n2, n3]), timeout=90, step=0.3):
+        fail("n3 on %s after the kills: %s\n%s" % (LINE, lrepl(n3), "\n".join(n3.log[-30:])))
+    for n in (n1, n2, n3):
+        lonce(n)
     print("bootstrap ok")
 
 

@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "store/dlog.h"
 #include "store/domain.h"
+#include "store/store.h"
 #include "store/ts.h"
 
 int main(void);
@@ -1179,6 +1180,72 @@ static void test_async_origin_chain(void **state)
     mesh_domain_close(o);
 }
 
+/* A copy of an async origin (a snapshot bootstrap's, decision 0033) taken while its outbox was
+ * behind: it records the origin's own chain position, so the node that installs it skips the
+ * origin's records it holds, which reach the stream after the copy, and applies the later ones
+ * (even though their chain's previous record is one the copy holds, not the position). */
+static void test_async_copy_chain(void **state)
+{
+    (void)state;
+    char odir[96], cdir[96], cdb[128];
+    snprintf(odir, sizeof odir, "%s/origin2", dir);
+    snprintf(cdir, sizeof cdir, "%s/copy", dir);
+    snprintf(cdb, sizeof cdb, "%s/data.db", cdir);
+    assert_int_equal(mkdir(cdir, 0700), 0);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    write_ok(o, "m1", 0, 1, NULL);
+    uint64_t s2 = write_ok(o, "m2", 0, 2, NULL);
+    mesh_outbox_rec_t *v;
+    size_t n;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(mesh_domain_outbox_published(o, s2, &err), MESH_OK);
+    mesh_domain_outbox_free(v, n);
+    /* m3 and m4 unpublished when the copy is taken, m5 written after it */
+    write_ok(o, "m3", 0, 4, NULL);
+    write_ok(o, "m4", 0, 8, NULL);
+    uint64_t applied = 0, sseq = 0;
+    mesh_cref_t **crefs;
+    size_t ncrefs;
+    assert_int_equal(
+        mesh_domain_backup_copy(o, cdb, &applied, &sseq, &crefs, &ncrefs, NULL, NULL, &err),
+        MESH_OK);
+    for (size_t i = 0; i < ncrefs; i++)
+        mesh_cref_put(crefs[i]);
+    free(crefs);
+    write_ok(o, "m5", 0, 16, NULL);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 3); /* m3, m4, m5: the chain goes on from m2 */
+
+    /* the copy made another node's own, as node/bootstrap.c does */
+    mesh_store_opts_t so = {.sync_full = true};
+    mesh_store_t *st = NULL;
+    assert_int_equal(mesh_store_open(cdb, &so, &st, &err), MESH_OK);
+    assert_int_equal(mesh_store_meta_put(st, "repl_origin", 0, &err), MESH_OK);
+    assert_int_equal(mesh_store_meta_put(st, "repl_outbox", 0, &err), MESH_OK);
+    mesh_store_close(st);
+    mesh_domain_t *c = NULL;
+    assert_int_equal(mesh_domain_open(cdir, "factory-a", NULL, NULL, NULL, &c, &err), MESH_OK);
+    assert_int_equal(count_rows(c, "telemetry"), 15);
+    apply_rec(c, 10, &v[0], false); /* m3: in the copy */
+    apply_rec(c, 11, &v[1], false); /* m4: in the copy */
+    assert_int_equal(count_rows(c, "telemetry"), 15);
+    apply_rec(c, 12, &v[2], true); /* m5: after it */
+    assert_int_equal(count_rows(c, "telemetry"), 31);
+    apply_rec(c, 13, &v[1], false); /* published again: still once */
+    apply_rec(c, 14, &v[2], false);
+    assert_int_equal(count_rows(c, "telemetry"), 31);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_close(c);
+    mesh_domain_close(o);
+}
+
 /* ---- sync replication: stream records by id, divergence, moving back ---- */
 
 /* A batch of count alarms (a product without a key: every batch applied adds its rows) as
@@ -1438,6 +1505,7 @@ int main(void)
         T(test_checkpoint_trims_log),
         T(test_replay_rows_older_than_a_flush_in_their_group),
         T(test_async_origin_chain),
+        T(test_async_copy_chain),
         T(test_stream_rewind_by_id),
         T(test_async_after_trim),
         T(test_dispose_time_series),
