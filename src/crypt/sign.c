@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 #define SEED_BYTES 32
@@ -113,5 +114,57 @@ bool mesh_sign_verify(const uint8_t pub[MESH_SIGN_PUB_BYTES], const void *msg, s
               EVP_DigestVerify(ctx, sig, MESH_SIGN_SIG_BYTES, msg, n) == 1;
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pk);
+    return ok;
+}
+
+/* What an envelope's signature covers: context | subject | '\n' | body. */
+static mesh_status_t envelope_signed(const char *context, const char *subject, const void *body,
+                                     size_t n, mesh_buf_t *b)
+{
+    mesh_status_t st = mesh_buf_adds(b, context);
+    if (st == MESH_OK)
+        st = mesh_buf_adds(b, subject);
+    if (st == MESH_OK)
+        st = mesh_buf_addc(b, '\n');
+    if (st == MESH_OK)
+        st = mesh_buf_add(b, body, n);
+    return st;
+}
+
+mesh_status_t mesh_sign_envelope(const mesh_signkey_t *k, const char *context, const char *subject,
+                                 const char magic[4], const void *body, size_t n, size_t max,
+                                 mesh_buf_t *out)
+{
+    if (n > max || 4 + MESH_SIGN_SIG_BYTES > max - n)
+        return MESH_TOO_LARGE;
+    mesh_buf_t sb;
+    mesh_buf_init(&sb, max + 1024);
+    uint8_t sig[MESH_SIGN_SIG_BYTES];
+    mesh_status_t st = envelope_signed(context, subject, body, n, &sb);
+    if (st == MESH_OK)
+        st = mesh_sign(k, sb.data, sb.len, sig);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, magic, 4);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, sig, sizeof sig);
+    if (st == MESH_OK)
+        st = mesh_buf_add(out, body, n);
+    mesh_buf_free(&sb);
+    return st;
+}
+
+bool mesh_sign_envelope_verify(const uint8_t pub[MESH_SIGN_PUB_BYTES], const char *context,
+                               const char *subject, const char magic[4], const void *p, size_t n,
+                               size_t max)
+{
+    if (n < 4 + MESH_SIGN_SIG_BYTES || n > max || memcmp(p, magic, 4) != 0)
+        return false;
+    const uint8_t *b = p;
+    mesh_buf_t sb;
+    mesh_buf_init(&sb, max + 1024);
+    bool ok = envelope_signed(context, subject, b + 4 + MESH_SIGN_SIG_BYTES,
+                              n - 4 - MESH_SIGN_SIG_BYTES, &sb) == MESH_OK &&
+              mesh_sign_verify(pub, sb.data, sb.len, b + 4);
+    mesh_buf_free(&sb);
     return ok;
 }

@@ -35,4 +35,18 @@ mesh_status_t mesh_sign(const mesh_signkey_t *k, const void *msg, size_t n,
 bool mesh_sign_verify(const uint8_t pub[MESH_SIGN_PUB_BYTES], const void *msg, size_t n,
                       const uint8_t sig[MESH_SIGN_SIG_BYTES]);
 
+/* A signed envelope between nodes (federated scans, snapshot requests): magic (4 bytes) |
+ * signature | body, the signature over context | subject | '\n' | body, so a message signed
+ * for one purpose or subject verifies for no other. MESH_TOO_LARGE when the envelope would
+ * pass max bytes. Appends to out (a core/buf mesh_buf_t). */
+struct mesh_buf;
+mesh_status_t mesh_sign_envelope(const mesh_signkey_t *k, const char *context, const char *subject,
+                                 const char magic[4], const void *body, size_t n, size_t max,
+                                 struct mesh_buf *out);
+/* Whether p[0..n) is an envelope with that magic, at most max bytes, signed by pub for context
+ * and subject. */
+bool mesh_sign_envelope_verify(const uint8_t pub[MESH_SIGN_PUB_BYTES], const char *context,
+                               const char *subject, const char magic[4], const void *p, size_t n,
+                               size_t max);
+
 #endif

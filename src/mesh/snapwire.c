@@ -16,18 +16,6 @@
 #define MAGIC_LEN   4
 
 /* The bytes a signature covers. */
-static mesh_status_t signed_bytes(const char *subject, const void *json, size_t n, mesh_buf_t *b)
-{
-    mesh_status_t st = mesh_buf_adds(b, SIG_CONTEXT);
-    if (st == MESH_OK)
-        st = mesh_buf_adds(b, subject);
-    if (st == MESH_OK)
-        st = mesh_buf_addc(b, '\n');
-    if (st == MESH_OK)
-        st = mesh_buf_add(b, json, n);
-    return st;
-}
-
 mesh_status_t mesh_snap_request_encode(const mesh_snap_request_t *r, const char *subject,
                                        const mesh_signkey_t *key, mesh_buf_t *out)
 {
@@ -41,24 +29,8 @@ mesh_status_t mesh_snap_request_encode(const mesh_snap_request_t *r, const char 
     json_decref(o);
     if (js == NULL)
         return MESH_NOMEM;
-    size_t jn = strlen(js);
-    mesh_status_t st = MESH_OK;
-    if (jn + MAGIC_LEN + MESH_SIGN_SIG_BYTES > MESH_SNAP_MAX_REQUEST)
-        st = MESH_TOO_LARGE;
-    mesh_buf_t sb;
-    mesh_buf_init(&sb, MESH_SNAP_MAX_REQUEST + 1024);
-    uint8_t sig[MESH_SIGN_SIG_BYTES];
-    if (st == MESH_OK)
-        st = signed_bytes(subject, js, jn, &sb);
-    if (st == MESH_OK)
-        st = mesh_sign(key, sb.data, sb.len, sig);
-    if (st == MESH_OK)
-        st = mesh_buf_add(out, MAGIC_REQ, MAGIC_LEN);
-    if (st == MESH_OK)
-        st = mesh_buf_add(out, sig, sizeof sig);
-    if (st == MESH_OK)
-        st = mesh_buf_add(out, js, jn);
-    mesh_buf_free(&sb);
+    mesh_status_t st = mesh_sign_envelope(key, SIG_CONTEXT, subject, MAGIC_REQ, js, strlen(js),
+                                          MESH_SNAP_MAX_REQUEST, out);
     free(js);
     return st;
 }
@@ -66,17 +38,8 @@ mesh_status_t mesh_snap_request_encode(const mesh_snap_request_t *r, const char 
 bool mesh_snap_request_verify(const void *p, size_t n, const char *subject,
                               const uint8_t pub[MESH_SIGN_PUB_BYTES])
 {
-    if (n < MAGIC_LEN + MESH_SIGN_SIG_BYTES || n > MESH_SNAP_MAX_REQUEST ||
-        memcmp(p, MAGIC_REQ, MAGIC_LEN) != 0)
-        return false;
-    const uint8_t *b = p;
-    mesh_buf_t sb;
-    mesh_buf_init(&sb, MESH_SNAP_MAX_REQUEST + 1024);
-    bool ok = signed_bytes(subject, b + MAGIC_LEN + MESH_SIGN_SIG_BYTES,
-                           n - MAGIC_LEN - MESH_SIGN_SIG_BYTES, &sb) == MESH_OK &&
-              mesh_sign_verify(pub, sb.data, sb.len, b + MAGIC_LEN);
-    mesh_buf_free(&sb);
-    return ok;
+    return mesh_sign_envelope_verify(pub, SIG_CONTEXT, subject, MAGIC_REQ, p, n,
+                                     MESH_SNAP_MAX_REQUEST);
 }
 
 /* A string member shorter than cap, without control characters, copied into out. */
