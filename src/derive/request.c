@@ -41,11 +41,30 @@ static mesh_status_t names(const json_t *a, const char *what, char ***out, size_
         const char *s = json_string_value(json_array_get(a, i));
         if (s == NULL || !mesh_name_column_ok(s))
             return mesh_err_set(err, MESH_INVALID, "%s[%zu] is not a column name", what, i);
+        for (size_t j = 0; j < i; j++) /* twice would name two output columns alike */
+            if (strcmp((*out)[j], s) == 0)
+                return mesh_err_set(err, MESH_INVALID, "%s names %s twice", what, s);
         if (((*out)[i] = mesh_strdup(s)) == NULL)
             return mesh_err_set(err, MESH_NOMEM, "out of memory");
         (*n)++;
     }
     return MESH_OK;
+}
+
+/* The first byte (1-based; 0: none) of s that a YAML document cannot carry: DEL, C1, the
+ * byte order mark and the noncharacters U+FFFE/U+FFFF anywhere, and C0 controls unless c0
+ * (the contract writer escapes those in a query). */
+static size_t yaml_unfit(const char *s, bool c0)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        bool bad = (*c < 0x20 && !c0) || *c == 0x7f ||
+                   (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) ||
+                   (*c == 0xef && c[1] == 0xbb && c[2] == 0xbf) ||
+                   (*c == 0xef && c[1] == 0xbf && (c[2] == 0xbe || c[2] == 0xbf));
+        if (bad)
+            return (size_t)(c - (const unsigned char *)s) + 1;
+    }
+    return 0;
 }
 
 mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation_t **out,
@@ -93,13 +112,11 @@ mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation
         }
         /* the description goes into the product's contract (YAML): no control characters
          * (C0, DEL, C1), which YAML does not allow in a document */
-        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-            if (*c < 0x20 || *c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) {
-                st = mesh_err_set(err, MESH_INVALID,
-                                  "description: control characters are not allowed (byte %zu)",
-                                  (size_t)(c - (const unsigned char *)s) + 1);
-                goto out;
-            }
+        size_t at = yaml_unfit(s, false);
+        if (at) {
+            st = mesh_err_set(err, MESH_INVALID,
+                              "description: control characters are not allowed (byte %zu)", at);
+            goto out;
         }
         snprintf(desc, cap, "%s", s);
     }
@@ -117,14 +134,12 @@ mesh_status_t mesh_derive_request_parse(const char *p, size_t n, mesh_derivation
                               MESH_DERIVE_MAX_SQL);
             goto out;
         }
-        /* the query goes into the product's contract (YAML): no DEL or C1 characters */
-        for (const unsigned char *c = (const unsigned char *)q; *c; c++) {
-            if (*c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) {
-                st = mesh_err_set(err, MESH_INVALID,
-                                  "sql: control characters are not allowed (byte %zu)",
-                                  (size_t)(c - (const unsigned char *)q) + 1);
-                goto out;
-            }
+        /* the query goes into the product's contract (YAML) */
+        size_t at = yaml_unfit(q, true);
+        if (at) {
+            st = mesh_err_set(err, MESH_INVALID,
+                              "sql: control characters are not allowed (byte %zu)", at);
+            goto out;
         }
         if ((d->sql = mesh_strdup(q)) == NULL) {
             st = mesh_err_set(err, MESH_NOMEM, "out of memory");

@@ -189,6 +189,12 @@ class Derived(unittest.TestCase):
                          {"aggregate": {"source": "readings", "bucket": "1m",
                                         "groupBy": ["temp"], "columns": ["temp"]}})
         self.assertEqual(st, 400, doc)
+        # a column named twice would make two output columns alike (found by fuzz_derive_request)
+        st, doc = n.json("POST", "/v1/derive/factory/x",
+                         {"aggregate": {"source": "readings", "bucket": "1m",
+                                        "columns": ["temp", "temp"]}})
+        self.assertEqual(st, 400, doc)
+        self.assertIn("names temp twice", doc["error"]["message"])
         # a hand-written contract whose columns do not fit its derivation is refused
         st, doc = n.json("POST", "/v1/derive/factory/bad_agg",
                          {"aggregate": {"source": "readings", "bucket": "5m",

@@ -222,6 +222,7 @@ class SqlDerived(unittest.TestCase):
             "SELECT device, device FROM factory.readings": (400,),
             "SELECT 1 AS x" + " " * 20000: (400, 413),
             "SELECT * FROM factory.nope": (400,),
+            "SELECT '\uffff' AS x FROM factory.readings": (400,),  # YAML cannot carry it
         }
         for sql, codes in bad.items():
             st, doc = n.json("POST", "/v1/derive/factory/bad", {"sql": sql})
