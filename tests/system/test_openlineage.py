@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -210,6 +211,7 @@ class OpenLineage(unittest.TestCase):
             n.destroy()
         for r in self.receivers:
             r.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def node(self, *args):
         n = Node(tls=False, args=list(args))
