@@ -438,6 +438,9 @@ def run(tmp, nodes):
         while not stop.is_set() or i < 30:
             lwrite(n1 if i % 2 else n2, "m%03d" % i)
             i += 1
+            # paced: unpaced under ASan the origins wrote ~7800 batches while their own
+            # consumers lagged, so every copy was older than the trimmed stream's start
+            time.sleep(0.02)
     t = threading.Thread(target=writer)
     t.start()
     try:
