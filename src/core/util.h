@@ -78,4 +78,9 @@ mesh_status_t mesh_mkdirs(const char *path, unsigned mode, mesh_err_t *err);
 /* fsyncs a directory so a file created or renamed in it is durable. */
 mesh_status_t mesh_fsync_dir(const char *path);
 
+/* Removes an SQLite database file and its -wal, -shm and -journal files (errors ignored). */
+void mesh_unlink_db(const char *path);
+/* Removes a directory tree (symlinks are removed, not followed; errors ignored). */
+void mesh_rm_tree(const char *path);
+
 #endif

@@ -67,37 +67,6 @@ void mesh_backup_path(mesh_backups_t *b, const char *id, char *out, size_t cap)
     snprintf(out, cap, "%s/%s.mbk", b->dir, id);
 }
 
-static void unlink_db(const char *path)
-{
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[4200];
-    for (size_t i = 0; i < MESH_ARRAY_LEN(sfx); i++) {
-        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-        unlink(p);
-    }
-}
-
-/* Removes a directory tree (files and directories only; symlinks are removed, not followed). */
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[4200];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 /* Removes staging directories and partial archives an interrupted backup left. */
 static void clean_leftovers(const char *dir)
 {
@@ -110,7 +79,7 @@ static void clean_leftovers(const char *dir)
         if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         if (n > 8 && strcmp(e->d_name + n - 8, ".staging") == 0) {
-            rm_tree(p);
+            mesh_rm_tree(p);
             LOG_WARN("backup", "removed %s (left by an interrupted backup)", p);
         } else if (n > 9 && strcmp(e->d_name + n - 9, ".mbk.part") == 0) {
             unlink(p);
@@ -246,7 +215,7 @@ static mesh_status_t stage_key(mesh_backups_t *b, const char *path, mesh_err_t *
 
 static void stage_drop(mesh_backups_t *b, const char *path)
 {
-    unlink_db(path);
+    mesh_unlink_db(path);
     if (b->node->kek)
         mesh_crypt_detach(path);
 }
@@ -398,7 +367,7 @@ out:
     mesh_archive_writer_free(r.w);
     if (st != MESH_OK)
         unlink(part);
-    rm_tree(staging);
+    mesh_rm_tree(staging);
     mesh_snapshot_put(s);
     return st;
 }
@@ -931,7 +900,7 @@ static mesh_status_t restore_entry_open(restore_t *r, char kind, const char *nam
     } else {
         return mesh_err_set(err, MESH_CORRUPT, "unexpected file '%s' in the backup", name);
     }
-    unlink_db(r->path);
+    mesh_unlink_db(r->path);
     if (key) {
         st = mesh_crypt_attach(r->path, key, err);
         mesh_key_unref(key);
@@ -1164,7 +1133,7 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
     r.domains = json_object_get(m, "domains");
     char staging[4200];
     snprintf(staging, sizeof staging, "%s/.restore-staging", o->data_dir);
-    rm_tree(staging);
+    mesh_rm_tree(staging);
     r.root = o->in_place ? staging : o->data_dir;
     r.page = malloc(65536);
     if (encrypted && r.kek == NULL)
@@ -1200,9 +1169,9 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
     if (st == MESH_OK && o->in_place) {
         char p1[4300], p2[4300];
         snprintf(p1, sizeof p1, "%s/catalog.db", o->data_dir);
-        unlink_db(p1);
+        mesh_unlink_db(p1);
         snprintf(p1, sizeof p1, "%s/domains", o->data_dir);
-        rm_tree(p1);
+        mesh_rm_tree(p1);
         snprintf(p2, sizeof p2, "%s/domains", staging);
         if (access(p2, F_OK) == 0 && rename(p2, p1) != 0)
             st = mesh_err_set(err, MESH_IO, "rename %s: %s", p2, strerror(errno));
@@ -1214,24 +1183,24 @@ mesh_status_t mesh_backup_restore(const mesh_restore_opts_t *o, json_t **out, me
         snprintf(p2, sizeof p2, "%s/catalog.key", staging);
         if (st == MESH_OK && access(p2, F_OK) == 0 && rename(p2, p1) != 0)
             st = mesh_err_set(err, MESH_IO, "rename %s: %s", p2, strerror(errno));
-        rm_tree(staging);
+        mesh_rm_tree(staging);
     }
     if (st != MESH_OK && !o->in_place) {
         /* a new directory: nothing half-restored stays */
         char p1[4300];
         snprintf(p1, sizeof p1, "%s/catalog.db", o->data_dir);
-        unlink_db(p1);
+        mesh_unlink_db(p1);
         snprintf(p1, sizeof p1, "%s/catalog.key", o->data_dir);
         unlink(p1);
         snprintf(p1, sizeof p1, "%s/domains", o->data_dir);
-        rm_tree(p1);
+        mesh_rm_tree(p1);
         snprintf(p1, sizeof p1, "%s/LOCK", o->data_dir);
         unlink(p1); /* so the directory is empty again for another try */
         if (!exists)
             rmdir(o->data_dir);
     }
     if (o->in_place)
-        rm_tree(staging);
+        mesh_rm_tree(staging);
     mesh_fsync_dir(o->data_dir);
     if (st == MESH_OK) {
         json_t *doms = json_array(), *d;

@@ -55,37 +55,6 @@
 #define META_REPL_SEQ "repl_seq"
 #define META_OUTBOX   "repl_outbox"
 #define META_ORIGIN   "repl_origin"
-static void unlink_db(const char *path)
-{
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[4300];
-    for (size_t i = 0; i < MESH_ARRAY_LEN(sfx); i++) {
-        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-        unlink(p);
-    }
-}
-
-/* Removes a directory tree (symlinks are removed, not followed). */
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[4400];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 static void boot_dir(const mesh_node_t *n, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/" BOOT_DIR, n->opts.data_dir);
@@ -117,7 +86,7 @@ static void serve_close(void *state)
     if (s == NULL)
         return;
     mesh_crypt_pages_close(s->f, NULL);
-    unlink_db(s->path);
+    mesh_unlink_db(s->path);
     if (s->attached)
         mesh_crypt_detach(s->path);
     free(s);
@@ -436,7 +405,7 @@ static void swap(void *arg)
     if (w->st != MESH_OK && sd) {
         rebind(&w->b, sd->dom); /* the old copy serves on */
         if (w->st != MESH_NOT_FOUND)
-            rm_tree(w->dir); /* it does not open: a restart must not install it */
+            mesh_rm_tree(w->dir); /* it does not open: a restart must not install it */
     }
     mesh_snapshot_put(snap);
 }
@@ -462,7 +431,7 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
     char bdir[4200], ready[4400];
     boot_dir(n, bdir, sizeof bdir);
     snprintf(f.dir, sizeof f.dir, "%s/%s.staging", bdir, domain);
-    rm_tree(f.dir);
+    mesh_rm_tree(f.dir);
     int64_t t0 = mesh_mono_ns();
     LOG_INFO("mesh",
              "domain %s: the stream starts at %llu, past this node's position: asking "
@@ -504,7 +473,7 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
         }
     }
     if (st == MESH_OK) {
-        rm_tree(ready);
+        mesh_rm_tree(ready);
         /* the commit point: from here a restart installs this copy */
         if (rename(f.dir, ready) != 0)
             st = mesh_err_set(err, MESH_IO, "rename %s: %s", f.dir, strerror(errno));
@@ -519,7 +488,7 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
                 rebind(&b, hd->dom); /* no commit: the old copy serves on */
             mesh_snapshot_put(held);
         }
-        rm_tree(f.dir);
+        mesh_rm_tree(f.dir);
         return st;
     }
     if (held)
@@ -529,7 +498,7 @@ mesh_status_t mesh__node_bootstrap(void *arg, const char *domain, mesh_repl_t *r
      * one gets the replicator before any request can see it */
     swap_t sw = {.n = n, .domain = domain, .dir = ready, .b = {.n = n, .r = r, .async = async}};
     if (!mesh__node_repl_exclusive(n, domain, r, swap, &sw)) {
-        rm_tree(ready); /* the domain's hosts or mode changed: it decides again */
+        mesh_rm_tree(ready); /* the domain's hosts or mode changed: it decides again */
         return mesh_err_set(err, MESH_UNAVAILABLE, "replication of %s stopped during its bootstrap",
                             domain);
     }
@@ -651,7 +620,7 @@ mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err)
         if (strncmp(e->d_name, "serve-", 6) == 0) {
             unlink(p);
         } else if (len > 8 && strcmp(e->d_name + len - 8, ".staging") == 0) {
-            rm_tree(p);
+            mesh_rm_tree(p);
             LOG_WARN("mesh", "removed %s (an interrupted snapshot bootstrap: it starts over)", p);
         } else if (ready_name(e->d_name, dom, sizeof dom, &seq)) {
             size_t k = 0;
@@ -679,7 +648,7 @@ mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err)
          * next start does the rest */
         struct stat sb;
         if (stat(target, &sb) == 0) {
-            rm_tree(old);
+            mesh_rm_tree(old);
             if (rename(target, old) != 0) {
                 st = mesh_err_set(err, MESH_IO, "rename %s: %s", target, strerror(errno));
                 break;
@@ -691,7 +660,7 @@ mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err)
         }
         mesh_fsync_dir(doms);
         mesh_fsync_dir(bdir);
-        rm_tree(old);
+        mesh_rm_tree(old);
         LOG_INFO("mesh", "domain %s: the snapshot at stream sequence %llu moved into %s",
                  best[k].domain, (unsigned long long)best[k].seq, target);
     }
@@ -703,11 +672,11 @@ mesh_status_t mesh__node_bootstrap_recover(mesh_node_t *n, mesh_err_t *err)
         size_t len = strlen(e->d_name);
         snprintf(p, sizeof p, "%s/%s", bdir, e->d_name);
         if (ready_name(e->d_name, dom, sizeof dom, &seq)) {
-            rm_tree(p);
+            mesh_rm_tree(p);
         } else if (len > 4 && strcmp(e->d_name + len - 4, ".old") == 0) {
             snprintf(target, sizeof target, "%s/%.*s", doms, (int)(len - 4), e->d_name);
             if (access(target, F_OK) == 0)
-                rm_tree(p);
+                mesh_rm_tree(p);
             else if (rename(p, target) != 0) /* never left without a copy */
                 LOG_WARN("mesh", "rename %s: %s", p, strerror(errno));
         }
