@@ -17,6 +17,7 @@
  */
 #include "store/store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -80,7 +82,17 @@ struct mesh_store {
     uint64_t gen_pending_at_sp;
     uint64_t *reader_gens; /* generations pinned by open read transactions */
     size_t nreader_gens, capreader_gens;
+    /* The last commit whose effects on the ts buffers are published (the buffers follow the
+     * SQLite commit, so a reader can take a snapshot in between: see reader_pin_gen). */
+    pthread_mutex_t pub_lock;
+    pthread_cond_t pub_cond;
+    uint64_t pub_seq, pub_gen;
 };
+
+/* Test seam: called on the writer thread between a SQLite commit and the publication of its
+ * ts buffers (NULL in the product). */
+void (*mesh__store_commit_hook)(void *arg);
+void *mesh__store_commit_hook_arg;
 
 const char *const mesh_quarantine_cols[MESH_QUARANTINE_NCOLS] = {"id", "received_at", "source_row",
                                                                  "reason", "raw"};
@@ -315,6 +327,11 @@ static void ts_after_commit(mesh_store_t *s)
         if (s->swaps[i].old)
             mesh__ts_commit(s->swaps[i].old, s->ts_gen);
     ts_swaps_commit(s);
+    pthread_mutex_lock(&s->pub_lock);
+    s->pub_seq = s->applied_seq;
+    s->pub_gen = s->ts_gen;
+    pthread_cond_broadcast(&s->pub_cond);
+    pthread_mutex_unlock(&s->pub_lock);
     uint64_t min = ts_min_gen(s);
     for (size_t i = 0; i < s->nts; i++)
         mesh__ts_gc(s->ts[i], min);
@@ -575,6 +592,12 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_mutex_init(&s->ts_lock, NULL);
+    pthread_mutex_init(&s->pub_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->pub_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->path_lock, NULL);
     if (opts)
         s->opts = *opts;
@@ -598,6 +621,8 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
     }
     s->applied_seq = (uint64_t)applied;
     s->ts_gen = (uint64_t)ts_gen;
+    s->pub_seq = s->applied_seq;
+    s->pub_gen = s->ts_gen;
     if ((st = prepare_all(s, err)) != MESH_OK)
         goto err;
     if ((st = stats_load(s, err)) != MESH_OK)
@@ -648,6 +673,8 @@ void mesh_store_close(mesh_store_t *s)
     free(s->swaps);
     free(s->reader_gens);
     pthread_mutex_destroy(&s->ts_lock);
+    pthread_mutex_destroy(&s->pub_lock);
+    pthread_cond_destroy(&s->pub_cond);
     pthread_mutex_destroy(&s->stats_lock);
     pthread_mutex_destroy(&s->path_lock);
     free(s->stats);
@@ -811,6 +838,8 @@ mesh_status_t mesh_store_commit(mesh_store_t *s, uint64_t seq, mesh_err_t *err)
     }
     s->in_txn = false;
     s->applied_seq = seq;
+    if (mesh__store_commit_hook)
+        mesh__store_commit_hook(mesh__store_commit_hook_arg);
     ts_after_commit(s);
     return MESH_OK;
 }
@@ -2231,6 +2260,8 @@ void mesh_store_reader_close(mesh_store_reader_t *r)
     free(r);
 }
 
+static mesh_status_t reader_pin_gen(mesh_store_reader_t *r, mesh_err_t *err);
+
 mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err)
 {
     if (r->in_txn)
@@ -2243,8 +2274,16 @@ mesh_status_t mesh_store_reader_begin(mesh_store_reader_t *r, mesh_err_t *err)
             return st;
     }
     st = exec(r->db, "BEGIN", err);
-    if (st == MESH_OK)
-        r->in_txn = true;
+    if (st != MESH_OK)
+        return st;
+    r->in_txn = true;
+    /* With time series, the snapshot is taken now with its generation pinned: one taken
+     * later by another read would leave the writer free to drop buffered rows it needs. */
+    pthread_mutex_lock(&r->store->ts_lock);
+    bool ts = r->store->nts > 0;
+    pthread_mutex_unlock(&r->store->ts_lock);
+    if (ts && (st = reader_pin_gen(r, err)) != MESH_OK)
+        mesh_store_reader_end(r);
     return st;
 }
 
@@ -2319,6 +2358,22 @@ static mesh_status_t reader_pin_gen(mesh_store_reader_t *r, mesh_err_t *err)
     gens_put(s, gen, true, provisional);
     r->gen = gen;
     r->gen_pinned = true;
+    /* The writer publishes a commit's rows in the ts buffers just after the SQLite commit:
+     * a snapshot taken in between holds rows (and chunks) the buffers do not show yet, so
+     * wait for them. Buffers newer than the snapshot are fine (rows are filtered by seq,
+     * flushed ones by generation). */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&s->pub_lock);
+    int rc = 0;
+    while ((s->pub_seq < seq || s->pub_gen < gen) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&s->pub_cond, &s->pub_lock, &until);
+    bool late = s->pub_seq < seq || s->pub_gen < gen;
+    pthread_mutex_unlock(&s->pub_lock);
+    if (late)
+        return mesh_err_set(err, MESH_BUSY,
+                            "scan: the writer has not published its last commit after 30 s");
     return MESH_OK;
 }
 
