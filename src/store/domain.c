@@ -110,6 +110,11 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 #define OUTBOX_META "repl_outbox" /* async: batches up to this log sequence are published */
 #define ORIGIN_META "repl_origin" /* async: this copy's origin id */
 #define ORIGIN_HDR  25            /* 'O' + origin + origin seq + previous origin seq */
+/* Async: this copy's own records coming back from the stream, skipped without the writer
+ * (skip_own), wait at most this many / this long before a transaction of their own stores
+ * them; normally the next write group stores them first (settle_write) */
+#define SKIP_MAX    1024
+#define SKIP_AGE_NS (1000LL * 1000000LL)
 typedef struct repl_outcome {
     uint64_t sseq; /* 0: empty slot */
     mesh_status_t st;
@@ -289,6 +294,17 @@ struct mesh_domain {
     _Atomic bool outbox_on;
     _Atomic uint64_t origin_id;
     _Atomic uint64_t last_batch; /* log sequence of the last batch written here */
+    /* async: this copy's own records that came back from the stream since the store last
+     * stored the position (skip_own, decision 0035): their stream sequences and fingerprints,
+     * in stream order, and the position they reach (repl_skip, 0: none; the stream position
+     * is the larger of it and repl_seq). Guarded by repl_lock; the consumer only appends, and
+     * the entries below nskip change on the writer thread only (settle_write, the rewind). */
+    struct skipped {
+        uint64_t sseq, fp;
+    } skip[SKIP_MAX];
+    size_t nskip;
+    int64_t skip_since; /* mono ns: when the oldest pending one was skipped */
+    _Atomic uint64_t repl_skip;
     /* watchers of writes to time series (incremental refreshes of SQL-derived products,
      * node/derived.c): the smallest time written since each one last looked, under
      * state_lock */
@@ -307,6 +323,14 @@ static uint64_t rd64(const uint8_t *p)
     for (int k = 7; k >= 0; k--)
         v = v << 8 | p[k];
     return v;
+}
+
+/* The stream position: the last sequence applied here, or skipped as this copy's own record
+ * (repl_skip); what the consumer goes on after. At or past the stored one (repl_seq). */
+static uint64_t stream_pos(mesh_domain_t *d)
+{
+    uint64_t s = atomic_load(&d->repl_seq), k = atomic_load(&d->repl_skip);
+    return k > s ? k : s;
 }
 
 static void origin_key(uint64_t origin, char *out, size_t cap)
@@ -1893,6 +1917,8 @@ err:
     return st;
 }
 
+static mesh_status_t settle_now(mesh_domain_t *d, mesh_err_t *err);
+
 static void domain_close(mesh_domain_t *d, bool checkpoint)
 {
     if (d == NULL)
@@ -1900,7 +1926,7 @@ static void domain_close(mesh_domain_t *d, bool checkpoint)
     if (checkpoint && d->store && d->log && !d->broken) {
         /* everything buffered goes to chunks, so the next start replays nothing */
         mesh_err_t e;
-        if (rules_checkpoint(d, false, &e) == MESH_OK &&
+        if (settle_now(d, &e) == MESH_OK && rules_checkpoint(d, false, &e) == MESH_OK &&
             mesh_store_checkpoint(d->store, 2, 0, &e) == MESH_OK)
             mesh_dlog_trim(d->log, trim_point(d), &e);
         else
@@ -2045,6 +2071,102 @@ static void repl_committed(mesh_domain_t *d, item_t *head, uint64_t repl_seq)
     atomic_store(&d->repl_seq, repl_seq);
     pthread_cond_broadcast(&d->repl_cond);
     pthread_mutex_unlock(&d->repl_lock);
+}
+
+/*
+ * This copy's own async records coming back from the stream (decision 0035). They were
+ * applied when written; applying them again is skipping them, which needs no log record, no
+ * sync and, here, no writer group: mesh_domain_apply_stream_many notes their sequences and
+ * fingerprints in memory (skip_own), and the next transaction the writer commits anyway stores
+ * them as a skipped record would have been stored (_repl_seen, _meta repl_seq): a write group
+ * (settle_write), a checkpoint, a copy's start, or a small transaction of their own when they
+ * are many or old (settle_now). A crash before that loses only the note: the consumer starts
+ * again at the stored position, and the records come again and are skipped again, by the same
+ * test (their origin is this copy's). The stored position never passes a record that was
+ * neither applied nor skipped here: the notes are in stream order, and every record before
+ * the first of them was applied (the consumer's group returned) or is one of them.
+ */
+
+/* On the writer thread, in its open transaction: stores the notes of skipped records above
+ * *pos (their fingerprints, and *pos moved to the last of them). *n: the notes taken, which
+ * settle_done removes once the transaction committed. */
+static mesh_status_t settle_write(mesh_domain_t *d, uint64_t *pos, size_t *n, mesh_err_t *err)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    size_t k = d->nskip;
+    pthread_mutex_unlock(&d->repl_lock);
+    *n = 0;
+    uint64_t last = *pos;
+    for (size_t i = 0; i < k; i++) {
+        if (d->skip[i].sseq <= last)
+            continue;
+        mesh_status_t st =
+            mesh_store_repl_note(d->store, d->skip[i].sseq, NULL, d->skip[i].fp, err);
+        if (st != MESH_OK)
+            return st;
+        last = d->skip[i].sseq;
+    }
+    if (last > *pos) {
+        mesh_status_t st = mesh_store_meta_put(d->store, REPL_META, (int64_t)last, err);
+        if (st != MESH_OK)
+            return st;
+        *pos = last;
+    }
+    *n = k;
+    return MESH_OK;
+}
+
+/* After the commit of settle_write's transaction: its k notes are in the store. */
+static void settle_done(mesh_domain_t *d, size_t k)
+{
+    if (k == 0)
+        return;
+    pthread_mutex_lock(&d->repl_lock);
+    memmove(d->skip, d->skip + k, (d->nskip - k) * sizeof d->skip[0]);
+    d->nskip -= k;
+    d->skip_since = d->nskip ? mesh_mono_ns() : 0;
+    pthread_mutex_unlock(&d->repl_lock);
+}
+
+/* On the writer thread, no transaction open: stores the notes in a transaction of their own
+ * (nothing else changes). */
+static mesh_status_t settle_now(mesh_domain_t *d, mesh_err_t *err)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    bool any = d->nskip > 0;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (!any)
+        return MESH_OK;
+    uint64_t pos = atomic_load(&d->repl_seq);
+    size_t k = 0;
+    mesh_status_t st = mesh_store_begin(d->store, err);
+    if (st != MESH_OK)
+        return st;
+    if ((st = settle_write(d, &pos, &k, err)) != MESH_OK) {
+        mesh_store_rollback(d->store);
+        return st;
+    }
+    if ((st = mesh_store_commit(d->store, mesh_store_applied_seq(d->store), err)) != MESH_OK)
+        return st;
+    settle_done(d, k);
+    pthread_mutex_lock(&d->repl_lock);
+    atomic_store(&d->repl_seq, pos);
+    pthread_cond_broadcast(&d->repl_cond);
+    pthread_mutex_unlock(&d->repl_lock);
+    return MESH_OK;
+}
+
+static mesh_status_t settle_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
+{
+    (void)arg;
+    return settle_now(d, err);
+}
+
+/* Whether stream record p (as carried) is one of this copy's own async records (origin self,
+ * 0: none yet), which it skips wherever it comes (decide_origins). */
+static bool own_record(const uint8_t *p, size_t n, uint64_t self)
+{
+    return self != 0 && n > ORIGIN_HDR && p[0] == K_ORIGIN && rd64(p + 1) == self;
 }
 
 /* Async origin records of a group: decided before they are logged, so that the log says what
@@ -2266,6 +2388,14 @@ static void run_group(mesh_domain_t *d, item_t *head)
             clist_free(&a.work);
             return;
         }
+        /* own records skipped since the last commit: stored with this one (before this
+         * group's stream records, which come after them in the stream) */
+        size_t settled = 0;
+        if ((st = settle_write(d, &a.repl_seq, &settled, &err)) != MESH_OK) {
+            abandon_group(d, head, &mark, st, &err);
+            clist_free(&a.work);
+            return;
+        }
         for (item_t *it = head; it; it = it->next) {
             if (control_item(it) || it->unlogged)
                 continue;
@@ -2309,6 +2439,7 @@ static void run_group(mesh_domain_t *d, item_t *head)
             publish_info(d);
             return;
         }
+        settle_done(d, settled);
         publish(&a);
         clist_free(&a.work);
         deliver_events(d);
@@ -2325,7 +2456,9 @@ static void run_group(mesh_domain_t *d, item_t *head)
         }
         if (it->kind != K_CHECKPOINT)
             continue;
-        it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
+        it->st = settle_now(d, &it->err);
+        if (it->st == MESH_OK)
+            it->st = mesh_store_idem_expire(d->store, mesh_now_ns() - d->idem_ttl_ns, &it->err);
         if (it->st == MESH_OK)
             it->st = rules_checkpoint(d, false, &it->err);
         if (it->st == MESH_OK)
@@ -2394,12 +2527,12 @@ bool mesh_domain_replicated(mesh_domain_t *d)
 
 uint64_t mesh_domain_stream_seq(mesh_domain_t *d)
 {
-    return atomic_load(&d->repl_seq);
+    return stream_pos(d);
 }
 
 mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t timeout_ns)
 {
-    if (atomic_load(&d->repl_seq) >= sseq)
+    if (stream_pos(d) >= sseq)
         return MESH_OK;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -2408,9 +2541,9 @@ mesh_status_t mesh_domain_wait_stream(mesh_domain_t *d, uint64_t sseq, int64_t t
     ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
     mesh_status_t st = MESH_OK;
     pthread_mutex_lock(&d->repl_lock);
-    while (atomic_load(&d->repl_seq) < sseq)
+    while (stream_pos(d) < sseq)
         if (pthread_cond_timedwait(&d->repl_cond, &d->repl_lock, &ts) != 0) {
-            st = atomic_load(&d->repl_seq) >= sseq ? MESH_OK : MESH_TIMEOUT;
+            st = stream_pos(d) >= sseq ? MESH_OK : MESH_TIMEOUT;
             break;
         }
     pthread_mutex_unlock(&d->repl_lock);
@@ -2421,7 +2554,7 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
                                        bool *applied, mesh_err_t *err)
 {
     *applied = false;
-    if (sseq <= atomic_load(&d->repl_seq))
+    if (sseq <= stream_pos(d))
         return MESH_OK;
     if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM ||
         (p[0] == K_ORIGIN && n <= ORIGIN_HDR))
@@ -2607,6 +2740,15 @@ typedef struct stream_fp_q {
 static mesh_status_t stream_fp_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
     stream_fp_q_t *q = arg;
+    pthread_mutex_lock(&d->repl_lock); /* skipped, not stored yet */
+    for (size_t i = 0; i < d->nskip && q->found == 0; i++)
+        if (d->skip[i].sseq == q->sseq) {
+            q->fp = d->skip[i].fp;
+            q->found = 1;
+        }
+    pthread_mutex_unlock(&d->repl_lock);
+    if (q->found == 1)
+        return MESH_OK;
     q->found = mesh_store_repl_fp(d->store, q->sseq, &q->fp);
     return q->found < 0 ? mesh_err_set(err, MESH_IO, "%s: reading stream record %llu", d->name,
                                        (unsigned long long)q->sseq)
@@ -2626,15 +2768,23 @@ int mesh_domain_stream_fp(mesh_domain_t *d, uint64_t sseq, uint64_t *fp)
 
 static mesh_status_t stream_rewind_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
-    uint64_t to = *(const uint64_t *)arg, from = atomic_load(&d->repl_seq);
+    uint64_t to = *(const uint64_t *)arg, from = stream_pos(d);
     if (to >= from)
         return MESH_OK;
-    mesh_status_t st = mesh_store_meta_put(d->store, REPL_META, (int64_t)to, err);
-    if (st != MESH_OK)
-        return st;
+    /* own records skipped after it come again (and are skipped again) */
     pthread_mutex_lock(&d->repl_lock);
-    atomic_store(&d->repl_seq, to);
+    while (d->nskip > 0 && d->skip[d->nskip - 1].sseq > to)
+        d->nskip--;
+    atomic_store(&d->repl_skip, d->nskip ? d->skip[d->nskip - 1].sseq : 0);
     pthread_mutex_unlock(&d->repl_lock);
+    if (to < atomic_load(&d->repl_seq)) {
+        mesh_status_t st = mesh_store_meta_put(d->store, REPL_META, (int64_t)to, err);
+        if (st != MESH_OK)
+            return st;
+        pthread_mutex_lock(&d->repl_lock);
+        atomic_store(&d->repl_seq, to);
+        pthread_mutex_unlock(&d->repl_lock);
+    }
     LOG_WARN("domain",
              "%s: stream position moved back from %llu to %llu: the records after it are "
              "applied again from the stream (those applied here before are skipped by id)",
@@ -2645,6 +2795,43 @@ static mesh_status_t stream_rewind_job(mesh_domain_t *d, void *arg, mesh_err_t *
 mesh_status_t mesh_domain_stream_rewind(mesh_domain_t *d, uint64_t to, mesh_err_t *err)
 {
     return run_job(d, stream_rewind_job, &to, err);
+}
+
+/* The consumer's thread: own records at the end of a fetch, every record before them applied
+ * (or skipped) here. Notes them (above the position) for the next transaction. */
+static mesh_status_t skip_own(mesh_domain_t *d, const uint64_t *sseq, const uint8_t *const *p,
+                              const size_t *n, size_t count, mesh_err_t *err)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    bool room = d->nskip + count <= SKIP_MAX;
+    pthread_mutex_unlock(&d->repl_lock);
+    mesh_status_t st = room ? MESH_OK : run_job(d, settle_job, NULL, err);
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&d->repl_lock);
+    uint64_t pos = stream_pos(d);
+    for (size_t i = 0; i < count; i++) {
+        if (sseq[i] <= pos)
+            continue;
+        if (d->nskip == 0)
+            d->skip_since = mesh_mono_ns();
+        d->skip[d->nskip].sseq = sseq[i];
+        d->skip[d->nskip].fp = mesh_fp64(p[i], n[i]);
+        d->nskip++;
+        pos = sseq[i];
+        atomic_store(&d->repl_skip, pos);
+    }
+    bool settle =
+        d->nskip >= SKIP_MAX / 2 || (d->nskip > 0 && mesh_mono_ns() - d->skip_since >= SKIP_AGE_NS);
+    pthread_cond_broadcast(&d->repl_cond);
+    pthread_mutex_unlock(&d->repl_lock);
+    if (settle) {
+        /* skipped either way: a failure only leaves them for the next transaction */
+        mesh_err_t e;
+        if (run_job(d, settle_job, NULL, &e) != MESH_OK)
+            LOG_WARN("domain", "%s: storing the stream position: %s", d->name, e.msg);
+    }
+    return MESH_OK;
 }
 
 mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
@@ -2660,8 +2847,16 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     mesh_status_t st = MESH_OK;
     size_t k = 0; /* items made: the records not applied before */
-    uint64_t pos = atomic_load(&d->repl_seq);
-    for (size_t i = 0; i < count && st == MESH_OK; i++) {
+    uint64_t pos = stream_pos(d);
+    /* the own records at the end (after the last record of another origin, or all of them)
+     * are skipped without the writer (skip_own); those before go with the group, as
+     * nothing is skipped ahead of a record still to apply */
+    uint64_t self = atomic_load(&d->origin_id);
+    size_t tail = count;
+    while (tail > 0 && count <= SKIP_MAX &&
+           (sseq[tail - 1] <= pos || own_record(p[tail - 1], n[tail - 1], self)))
+        tail--;
+    for (size_t i = 0; i < tail && st == MESH_OK; i++) {
         if (sseq[i] <= pos)
             continue;
         if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - 9 || p[i][0] == K_STREAM ||
@@ -2723,6 +2918,9 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
             failed_at = rd64((const uint8_t *)its[i].payload.data + 1);
         }
     }
+    if (st == MESH_OK && tail < count &&
+        (st = skip_own(d, sseq + tail, p + tail, n + tail, count - tail, err)) != MESH_OK)
+        failed_at = sseq[tail];
     for (size_t i = 0; i < count; i++)
         if (st == MESH_OK || sseq[i] < failed_at)
             (*done)++;
@@ -2765,7 +2963,7 @@ static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicato
 {
     uint64_t sseq = 0;
     bool dup = false;
-    uint64_t before = atomic_load(&d->repl_seq);
+    uint64_t before = stream_pos(d);
     mesh_status_t st = r->publish(r->arg, d->name, (const uint8_t *)payload->data, payload->len,
                                   idem, &sseq, &dup, err);
     if (st != MESH_OK)
@@ -3405,7 +3603,10 @@ static mesh_status_t origin_mark(mesh_domain_t *d, uint64_t applied, mesh_err_t 
 static mesh_status_t backup_begin_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
 {
     backup_begin_t *b = arg;
-    mesh_status_t st = rules_checkpoint(d, false, err); /* the copy holds the rules' states */
+    /* the copy holds the rules' states, and the position of the own records skipped */
+    mesh_status_t st = settle_now(d, err);
+    if (st == MESH_OK)
+        st = rules_checkpoint(d, false, err);
     if (st == MESH_OK)
         st = mesh_store_checkpoint(d->store, 2, 0, err);
     if (st != MESH_OK && st != MESH_BUSY)

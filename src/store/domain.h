@@ -125,7 +125,11 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
                                        bool *applied, mesh_err_t *err);
 /* Applies count stream records in order as one writer group (one log sync, one transaction):
  * like mesh_domain_apply_stream for each; *done: how many were applied or skipped before the
- * first failure (all of them on MESH_OK). */
+ * first failure (all of them on MESH_OK). This copy's own async records at the end of the
+ * records (after the last one of another origin) take no writer group: they are skipped, and
+ * their sequences and fingerprints stored with the next transaction the writer commits
+ * (decision 0035); until then the stream position (mesh_domain_stream_seq) is past the stored
+ * one, and after a crash they come again and are skipped again. */
 mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
                                             const uint8_t *const *p, const size_t *n,
                                             const char *const *ids, size_t count, size_t *done,
@@ -144,7 +148,8 @@ int mesh_domain_stream_fp(mesh_domain_t *d, uint64_t sseq, uint64_t *fp);
  * records past to are not the stream's. Rows applied from them stay; records applied here
  * before are skipped by their message id. */
 mesh_status_t mesh_domain_stream_rewind(mesh_domain_t *d, uint64_t to, mesh_err_t *err);
-/* The last stream sequence applied (0: none). */
+/* The last stream sequence applied or skipped (0: none); the store's may be older by own async
+ * records skipped and not stored yet. */
 uint64_t mesh_domain_stream_seq(mesh_domain_t *d);
 /* Waits until the domain has applied stream sequence sseq, at most timeout_ns: MESH_OK or
  * MESH_TIMEOUT. */

@@ -9,6 +9,11 @@ n1 watches its health with a replication-lag threshold of 2 s. Checked:
 - writes on both nodes (each node's own records come back through its consumer and are not
   applied twice), then n1 killed -9 right after a run of acknowledged writes, before it could
   publish them all; restarted, it publishes the rest from its log;
+- n1 killed -9 three times while two writers write to n1 and n2 without Idempotency-Keys into
+  a product without a primary key (so a batch applied twice shows): n1 skips its own records
+  coming back without storing their position at once (decision 0035), so each kill loses
+  those notes and n1 gets the records again; afterwards every acknowledged batch is on both
+  replicas exactly once, and no batch whose answer was lost more than once;
 - the nats-server stopped: async writes on n1 go on (pending in the outbox), n1 killed -9,
   the server and n1 started again: n1 publishes them from its log;
 - afterwards every acknowledged batch is on both replicas exactly once and their checksums
@@ -22,6 +27,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
@@ -29,6 +36,65 @@ from test_mesh import NatsServer, _servers, fail, free_base  # noqa: E402
 
 DOMAIN = "field"
 ROWS = 20  # rows per batch
+EV_ROWS = 10  # rows per batch of the writers during the kills
+EVENTS = """apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:field:events
+version: 1.0.0
+status: active
+domain: field
+schema:
+  - name: events
+    properties:
+      - name: writer
+        logicalType: string
+        required: true
+      - name: batch
+        logicalType: integer
+        required: true
+      - name: i
+        logicalType: integer
+        required: true
+"""
+
+
+class Writer(threading.Thread):
+    """Writes numbered batches of events through the node in node_ref[0], without an
+    Idempotency-Key: a batch whose answer was lost (the node killed) is not sent again, so it
+    may be there once or not at all; an acknowledged one must be there exactly once."""
+
+    def __init__(self, name, node_ref):
+        super().__init__(daemon=True)
+        self.name_ = name
+        self.node_ref = node_ref
+        self.acked, self.unknown = set(), set()
+        self.batch = 0
+        self.stop = False
+        self.errors = []
+
+    def run(self):
+        while not self.stop:
+            b = self.batch
+            body = "\n".join('{"writer":"%s","batch":%d,"i":%d}' % (self.name_, b, i)
+                             for i in range(EV_ROWS))
+            try:
+                st, doc = self.node_ref[0].post_rows(DOMAIN, "events", body,
+                                                     "application/x-ndjson")
+            except Exception:
+                st, doc = 0, None
+            self.batch += 1
+            if st == 200 and doc.get("accepted") == EV_ROWS:
+                self.acked.add(b)
+                continue
+            self.unknown.add(b)
+            if 0 < st < 500:
+                self.errors.append((b, st, doc))
+            time.sleep(0.05)  # the node is down or starting
+
+
+def events(node):
+    return {(r[0], r[1]): r[2] for r in node.rows(
+        "SELECT writer, batch, count(*) FROM field.events GROUP BY writer, batch")}
 
 
 def repl(node):
@@ -99,6 +165,8 @@ def run(tmp, nodes):
         return st == 200 and any(p["name"] == "readings" for p in doc["products"])
     if not wait_for(lambda: has_product(n2), timeout=20, step=0.2):
         fail("the contract did not reach n2: %s" % repl(n2))
+    if not wait_for(lambda: n1.apply(EVENTS)[0] in (200, 201), timeout=30, step=0.5):
+        fail("the events contract never applied on n1:\n%s" % "\n".join(n1.log[-20:]))
 
     acked = []
 
@@ -146,6 +214,46 @@ def run(tmp, nodes):
     n1 = start("n1")
     for k in range(5):
         write(n1, "f%03d" % k)
+
+    # ---- n1 killed -9 three times during writes through n1 and n2 ----
+    ref1, ref2 = [n1], [n2]
+    writers = [Writer("w1", ref1), Writer("w2", ref2)]
+    for w in writers:
+        w.start()
+    for _ in range(3):
+        # not a timing assertion: lets n1 acknowledge, publish and get back some batches
+        time.sleep(1.5)
+        nodes["n1"].kill()
+        n1 = start("n1")
+        ref1[0] = n1
+    time.sleep(1.0)
+    for w in writers:
+        w.stop = True
+    for w in writers:
+        w.join(60)
+    for w in writers:
+        if w.errors or not w.acked:
+            fail("writer %s: %d acknowledged, refused: %s" % (w.name_, len(w.acked),
+                                                             w.errors[:3]))
+
+    def events_converged():
+        return events(n1) == events(n2) and all(
+            (w.name_, b) in events(n1) for w in writers for b in w.acked)
+    if not wait_for(events_converged, timeout=60, step=0.5):
+        fail("events did not converge: %s / %s" % (repl(n1), repl(n2)))
+    for n in (n1, n2):
+        have = events(n)
+        for w in writers:
+            lost = [b for b in w.acked if have.get((w.name_, b)) != EV_ROWS]
+            if lost:
+                fail("%s: acknowledged batches of %s not there exactly once: %s" % (
+                    n.url, w.name_, [(b, have.get((w.name_, b))) for b in lost[:5]]))
+        extra = [(k, c) for k, c in have.items() if c != EV_ROWS or k[1] not in
+                 (dict((w.name_, w.acked | w.unknown) for w in writers).get(k[0], set()))]
+        if extra:
+            fail("%s: batches applied twice or never sent: %s" % (n.url, extra[:5]))
+    print("kills during writes: %s acknowledged, %s answers lost" % (
+        [len(w.acked) for w in writers], [len(w.unknown) for w in writers]))
 
     # ---- the link down: async writes go on; n1 killed -9 before it could publish them ----
     hub.stop()

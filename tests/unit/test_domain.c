@@ -1180,6 +1180,99 @@ static void test_async_origin_chain(void **state)
     mesh_domain_close(o);
 }
 
+static mesh_status_t apply_own(mesh_domain_t *d, uint64_t first, const mesh_outbox_rec_t *v,
+                               size_t n)
+{
+    uint64_t seqs[8];
+    const uint8_t *ps[8];
+    size_t ns[8], done = 0;
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        seqs[i] = first + i;
+        ps[i] = (const uint8_t *)v[i].msg.data;
+        ns[i] = v[i].msg.len;
+    }
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_domain_apply_stream_many(d, seqs, ps, ns, NULL, n, &done, &err);
+    if (st != MESH_OK)
+        print_message("apply_stream_many: %s\n", err.msg);
+    assert_int_equal(done, st == MESH_OK ? n : done);
+    return st;
+}
+
+/* The origin's own records coming back (decision 0035): skipped without a log record or a
+ * transaction, the position and their fingerprints stored with the next transaction; killed
+ * before it, the node gets them again and skips them again. */
+static void test_async_own_skipped(void **state)
+{
+    (void)state;
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/own", dir);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    write_ok(o, "m1", 0, 2, NULL);
+    write_ok(o, "m2", 0, 3, NULL);
+    write_ok(o, "m3", 0, 4, NULL);
+    mesh_outbox_rec_t *v;
+    size_t n;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(n, 3);
+
+    mesh_domain_info_t before, after;
+    mesh_domain_info(o, &before);
+    assert_int_equal(apply_own(o, 1, v, 3), MESH_OK);
+    mesh_domain_info(o, &after);
+    assert_int_equal(after.log_seq, before.log_seq); /* nothing logged */
+    assert_int_equal(mesh_domain_stream_seq(o), 3);
+    assert_int_equal(count_rows(o, "telemetry"), 9);
+    uint64_t fp = 0;
+    assert_int_equal(mesh_domain_stream_fp(o, 2, &fp), 1); /* known before it is stored */
+    assert_true(fp == mesh_fp64(v[1].msg.data, v[1].msg.len));
+    /* delivered again (a fetch that overlaps): nothing */
+    assert_int_equal(apply_own(o, 2, v + 1, 2), MESH_OK);
+    assert_int_equal(mesh_domain_stream_seq(o), 3);
+
+    /* killed before any transaction stored them: they come again and are skipped again */
+    mesh_domain_close_untrimmed(o);
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    mesh_domain_set_replicator(o, &rp);
+    assert_int_equal(mesh_domain_stream_seq(o), 0);
+    assert_int_equal(mesh_domain_stream_fp(o, 2, &fp), 0);
+    assert_int_equal(apply_own(o, 1, v, 3), MESH_OK);
+    assert_int_equal(count_rows(o, "telemetry"), 9);
+    assert_int_equal(mesh_domain_stream_seq(o), 3);
+
+    /* the next write's transaction stores them: they survive a kill */
+    write_ok(o, "m4", 0, 1, NULL);
+    mesh_domain_close_untrimmed(o);
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    mesh_domain_set_replicator(o, &rp);
+    assert_int_equal(mesh_domain_stream_seq(o), 3);
+    assert_int_equal(mesh_domain_stream_fp(o, 3, &fp), 1);
+    assert_true(fp == mesh_fp64(v[2].msg.data, v[2].msg.len));
+    assert_int_equal(count_rows(o, "telemetry"), 10);
+
+    /* a checkpoint stores them too; a rewind forgets the ones after it (they come again) */
+    assert_int_equal(apply_own(o, 4, v, 2), MESH_OK);
+    assert_int_equal(mesh_domain_stream_seq(o), 5);
+    assert_int_equal(mesh_domain_stream_rewind(o, 4, &err), MESH_OK);
+    assert_int_equal(mesh_domain_stream_seq(o), 4);
+    assert_int_equal(mesh_domain_stream_fp(o, 5, &fp), 0);
+    assert_int_equal(mesh_domain_checkpoint(o, &err), MESH_OK);
+    mesh_domain_close_untrimmed(o);
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    assert_int_equal(mesh_domain_stream_seq(o), 4);
+    assert_int_equal(count_rows(o, "telemetry"), 10);
+    mesh_domain_outbox_free(v, n);
+    mesh_domain_close(o);
+}
+
 /* A copy of an async origin (a snapshot bootstrap's, decision 0033) taken while its outbox was
  * behind: it records the origin's own chain position, so the node that installs it skips the
  * origin's records it holds, which reach the stream after the copy, and applies the later ones
@@ -1505,6 +1598,7 @@ int main(void)
         T(test_checkpoint_trims_log),
         T(test_replay_rows_older_than_a_flush_in_their_group),
         T(test_async_origin_chain),
+        T(test_async_own_skipped),
         T(test_async_copy_chain),
         T(test_stream_rewind_by_id),
         T(test_async_after_trim),
