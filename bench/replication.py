@@ -66,6 +66,16 @@ def bodies(prefix, batches, rows):
     return out
 
 
+def cpu_s(proc):
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    try:
+        with open("/proc/%d/stat" % proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def load(node, clients, batches, rows):
     work = [bodies("c%d" % c, batches, rows) for c in range(clients)]
     lat, errors = [], []
@@ -160,12 +170,21 @@ def replicated(tmp, hubs, mode, args):
         if hubs == 3 and repl(n1).get("replicas") != 3:
             wait_for(lambda: repl(n1).get("replicas") == 3, timeout=10)
         total = args.clients * args.batches * args.rows
+        procs = {"n1": n1.proc, "n2": n2.proc, "nats": [s.proc for s in m.hubs.values()]}
+
+        def cpu():
+            return {k: sum(cpu_s(p) for p in (v if isinstance(v, list) else [v]))
+                    for k, v in procs.items()}
+        c0 = cpu()
         r = load(n1, args.clients, args.batches, args.rows)
+        c1 = cpu()
         t0 = time.perf_counter()
         if not wait_for(lambda: count(n2) == total,
                         timeout=300, step=0.05):
             raise SystemExit("n2 never caught up: %s" % repl(n2))
         r["caught_up_s"] = time.perf_counter() - t0
+        # CPU seconds each used during the load (n1: the node written to; nats: all servers)
+        r["cpu_s"] = {k: round(c1[k] - c0[k], 2) for k in c0}
         r["stream_replicas"] = repl(n1).get("replicas")
         return r
     finally:
@@ -177,7 +196,10 @@ def single(tmp, args):
     try:
         n.create_domain(DOMAIN)
         n.apply(contract(domain=DOMAIN), expect=201)
-        return load(n, args.clients, args.batches, args.rows)
+        c0 = cpu_s(n.proc)
+        r = load(n, args.clients, args.batches, args.rows)
+        r["cpu_s"] = {"n1": round(cpu_s(n.proc) - c0, 2)}
+        return r
     finally:
         n.destroy()
 
