@@ -54,6 +54,15 @@ struct mesh_dlog {
     size_t naead;
     uint8_t *scratch; /* a sealed body or an opened payload */
     size_t scratch_cap;
+    /* where the last replay stopped: record seq starts at byte off of the segment whose first
+     * record is seg (seq 0: not known). A replay from there on starts at it instead of the
+     * segment's first record: the async outbox reads the tail of a segment after every write,
+     * and walking (checksumming) the segment from its start each time cost the writer time
+     * quadratic in the records since the last trim. Forgotten by a rewind. */
+    struct {
+        uint64_t seq, seg;
+        size_t off;
+    } hint;
 };
 
 /* The AEAD context for generation gen (NULL when the ring has no such key). */
@@ -183,11 +192,11 @@ static mesh_status_t unseal(mesh_dlog_t *log, uint64_t seq, const uint8_t *body,
  * record of the other kind (sealed in a clear log, or the reverse) is an error.
  */
 static mesh_status_t walk(mesh_dlog_t *log, const uint8_t *p, size_t n, uint64_t expect_seq,
-                          uint64_t *good, uint64_t *last, uint64_t after, mesh_dlog_fn fn,
-                          void *arg, mesh_err_t *err)
+                          size_t start, uint64_t *good, uint64_t *last, uint64_t after,
+                          mesh_dlog_fn fn, void *arg, size_t *stop, mesh_err_t *err)
 {
-    size_t off = 0;
-    *good = 0;
+    size_t off = start;
+    *good = start;
     uint32_t want = log->ring ? REC_MAGIC_SEALED : REC_MAGIC;
     size_t max = MESH_DLOG_MAX_RECORD + (log->ring ? SEAL_OVERHEAD : 0);
     while (n - off >= REC_HEADER) {
@@ -212,8 +221,11 @@ static mesh_status_t walk(mesh_dlog_t *log, const uint8_t *p, size_t n, uint64_t
                 st = unseal(log, seq, h + REC_HEADER, len, &pl, &pn, err);
             if (st == MESH_OK)
                 st = fn(arg, seq, pl, pn);
-            if (st != MESH_OK)
+            if (st != MESH_OK) {
+                if (stop)
+                    *stop = off; /* where record seq starts */
                 return st;
+            }
         }
         off += REC_HEADER + len;
         *good = off;
@@ -315,7 +327,7 @@ static mesh_status_t recover_tail(mesh_dlog_t *log, mesh_err_t *err)
     if (st != MESH_OK)
         return st;
     uint64_t good = 0, last = s->first_seq - 1;
-    st = walk(log, p, n, s->first_seq, &good, &last, 0, NULL, NULL, err);
+    st = walk(log, p, n, s->first_seq, 0, &good, &last, 0, NULL, NULL, NULL, err);
     if (p)
         munmap(p, n);
     if (st != MESH_OK)
@@ -542,17 +554,36 @@ mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn
             continue; /* every record here is already applied */
         char path[4096];
         seg_path(log, s->first_seq, path, sizeof path);
+        /* start where the last replay stopped when that is not past the first record wanted
+         * (the records before it were checked then, and a log only grows between rewinds) */
+        uint64_t first = s->first_seq;
+        size_t start = 0;
+        if (log->hint.seq != 0 && log->hint.seg == s->first_seq && log->hint.seq <= after + 1 &&
+            log->hint.off <= s->size) {
+            first = log->hint.seq;
+            start = log->hint.off;
+        }
         uint8_t *p;
         size_t n;
         mesh_status_t st = map_file(path, &p, &n, err);
         if (st != MESH_OK)
             return st;
-        uint64_t good = 0, last = s->first_seq - 1;
+        if (start > n) { /* not the file the hint was taken from */
+            first = s->first_seq;
+            start = 0;
+        }
+        uint64_t good = 0, last = first - 1;
+        size_t stop = SIZE_MAX;
         mesh_err_t e2;
         mesh_err_clear(&e2);
-        st = walk(log, p, n, s->first_seq, &good, &last, after, fn, arg, &e2);
+        st = walk(log, p, n, first, start, &good, &last, after, fn, arg, &stop, &e2);
         if (p)
             munmap(p, n);
+        if (stop != SIZE_MAX) {
+            log->hint.seq = last + 1;
+            log->hint.seg = s->first_seq;
+            log->hint.off = stop;
+        }
         if (st != MESH_OK) {
             if (e2.msg[0])
                 return mesh_err_set(err, st, "%s", e2.msg);
@@ -563,6 +594,9 @@ mesh_status_t mesh_dlog_replay(mesh_dlog_t *log, uint64_t after, mesh_dlog_fn fn
                                 "log segment %s is damaged after seq %" PRIu64
                                 " (expected records up to %" PRIu64 ")",
                                 path, last, next_first - 1);
+        log->hint.seq = last + 1;
+        log->hint.seg = s->first_seq;
+        log->hint.off = good;
     }
     return MESH_OK;
 }
@@ -605,6 +639,7 @@ void mesh_dlog_mark(const mesh_dlog_t *log, mesh_dlog_mark_t *m)
 mesh_status_t mesh_dlog_rewind(mesh_dlog_t *log, const mesh_dlog_mark_t *m, mesh_err_t *err)
 {
     char path[4096];
+    log->hint.seq = 0; /* the records after the mark are rewritten */
     /* segments started after the mark go entirely */
     while (log->nsegs > m->nsegs) {
         seg_path(log, log->segs[log->nsegs - 1].first_seq, path, sizeof path);
@@ -685,7 +720,8 @@ mesh_status_t mesh_dlog_check(const char *dir, const mesh_keyring_t *ring, uint6
         if ((st = map_file(path, &p, &n, err)) != MESH_OK)
             break;
         uint64_t good = 0, last = log->segs[i].first_seq - 1;
-        st = walk(log, p, n, log->segs[i].first_seq, &good, &last, 0, count_fn, records, err);
+        st = walk(log, p, n, log->segs[i].first_seq, 0, &good, &last, 0, count_fn, records, NULL,
+                  err);
         if (p)
             munmap(p, n);
         if (st != MESH_OK)

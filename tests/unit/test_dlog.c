@@ -253,6 +253,70 @@ static void test_replay_stops_on_callback_error(void **state)
     mesh_dlog_close(log);
 }
 
+/* A replay goes on where the last one stopped (the async outbox reads the log's tail after
+ * every write): the records it gives are the same as from the segment's start, after a stop
+ * by the callback, at the end, after more appends, for an earlier position, and after a
+ * rewind that rewrote the records past the stop. */
+static void test_replay_resumes(void **state)
+{
+    (void)state;
+    mesh_dlog_t *log = open_log(1);
+    for (uint64_t i = 1; i <= 10; i++)
+        append_std(log, i);
+    seen_t *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->stop_at = 7;
+    s->check_std = 1;
+    mesh_err_t err;
+    assert_int_equal(mesh_dlog_replay(log, 3, collect, s, &err), MESH_CONFLICT);
+    free(s);
+    for (uint64_t after = 6; after <= 10; after++) { /* from the stop, and past it */
+        s = replay_ok(log, after, 1);
+        assert_int_equal(s->n, 10 - after);
+        if (s->n)
+            assert_int_equal(s->seqs[0], after + 1);
+        free(s);
+    }
+    for (uint64_t i = 11; i <= 15; i++)
+        append_std(log, i);
+    s = replay_ok(log, 12, 1); /* from the end of the last replay, after appends */
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->seqs[0], 13);
+    free(s);
+    s = replay_ok(log, 2, 1); /* before the last stop: from the segment's start */
+    assert_int_equal(s->n, 13);
+    assert_int_equal(s->seqs[0], 3);
+    free(s);
+    mesh_dlog_mark_t m;
+    s = replay_ok(log, 15, 1);
+    free(s);
+    assert_int_equal(mesh_dlog_sync(log, &err), MESH_OK);
+    s = replay_ok(log, 11, 1);
+    free(s);
+    mesh_dlog_mark(log, &m);
+    append(log, "doomed-16", 9);
+    append(log, "doomed-17", 9);
+    s = replay_ok(log, 16, 0); /* stops at the end, past the mark */
+    assert_int_equal(s->n, 1);
+    free(s);
+    assert_int_equal(mesh_dlog_rewind(log, &m, &err), MESH_OK);
+    append(log, "x", 1); /* 16 again, shorter */
+    append_std(log, 17);
+    append_std(log, 18); /* where the replay before the rewind stopped, at another offset */
+    s = replay_ok(log, 17, 1);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->seqs[0], 18);
+    free(s);
+    s = replay_ok(log, 15, 0);
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->seqs[0], 16);
+    assert_int_equal(s->lens[0], 1);
+    assert_int_equal(s->first_byte[0], 'x');
+    assert_int_equal(s->lens[1], payload_len(17));
+    free(s);
+    mesh_dlog_close(log);
+}
+
 static void test_empty_and_odd_payloads(void **state)
 {
     (void)state;
@@ -766,6 +830,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_sync_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_stops_on_callback_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_and_odd_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_files_ignored, setup, teardown),
