@@ -53,8 +53,11 @@ void mesh_hex(const uint8_t *p, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes; false on anything else. */
 bool mesh_unhex(const char *s, uint8_t *out, size_t n);
 
-/* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). */
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). With the CPU's
+ * instruction where it has one (x86-64 SSE4.2), else mesh_crc32c_portable. */
 uint32_t mesh_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same by table lookups (slicing by 8), on any CPU. */
+uint32_t mesh_crc32c_portable(uint32_t crc, const void *p, size_t n);
 
 /* A 64-bit fingerprint (FNV-1a) of n bytes: tells records apart, not a MAC. Never 0. */
 uint64_t mesh_fp64(const void *p, size_t n);
