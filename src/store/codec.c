@@ -277,7 +277,51 @@ static int dec_real(const uint8_t *p, size_t len, double *out, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i == 0) {
             prev = br_get(&r, 64);
-        } else if (br_get(&r, 1) == 1) {
+            if (r.bad)
+                return -1;
+            out[0] = bitsd(prev);
+            continue;
+        }
+        size_t at = r.pos >> 3;
+        if (at + 8 <= len) {
+            /* the next 57 bits or more in one load: the control bits, a new window's header
+             * and most values are read from it without a call each */
+            uint64_t w = load_be64(p + at) << (r.pos & 7);
+            if (!(w >> 63)) { /* '0': the same value */
+                r.pos += 1;
+                out[i] = bitsd(prev);
+                continue;
+            }
+            int used;
+            int mlen;
+            if (!((w >> 62) & 1)) { /* '10': the previous window */
+                mlen = 64 - plz - ptz;
+                if (mlen <= 0)
+                    return -1;
+                used = 2;
+            } else { /* '11': a new window, 5 bits of leading zeros and 6 of length - 1 */
+                plz = (int)((w >> 57) & 31);
+                mlen = (int)((w >> 51) & 63) + 1;
+                ptz = 64 - plz - mlen;
+                if (ptz < 0)
+                    return -1;
+                used = 13;
+            }
+            uint64_t x;
+            if (used + mlen <= 57) {
+                x = ((w << used) >> (64 - mlen)) << ptz;
+                r.pos += (size_t)(used + mlen);
+            } else {
+                r.pos += (size_t)used;
+                x = br_get(&r, mlen) << ptz;
+                if (r.bad)
+                    return -1;
+            }
+            prev ^= x;
+            out[i] = bitsd(prev);
+            continue;
+        }
+        if (br_get(&r, 1) == 1) {
             uint64_t x;
             if (br_get(&r, 1) == 0) {
                 int mlen = 64 - plz - ptz;
