@@ -5,6 +5,7 @@
 #ifndef MESH_CORE_UTIL_H
 #define MESH_CORE_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,10 @@ bool mesh_name_column_ok(const char *s);
 void mesh_hex(const uint8_t *p, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes; false on anything else. */
 bool mesh_unhex(const char *s, uint8_t *out, size_t n);
+
+/* Initialises a condition variable whose timed waits count CLOCK_MONOTONIC (deadlines
+ * from mesh_mono_ns-style clocks, unmoved by changes of the wall clock). */
+void mesh_cond_init_mono(pthread_cond_t *c);
 
 /* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). With the CPU's
  * instruction where it has one (x86-64 SSE4.2), else mesh_crc32c_portable. */

@@ -593,11 +593,7 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_mutex_init(&s->ts_lock, NULL);
     pthread_mutex_init(&s->pub_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->pub_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&s->pub_cond);
     pthread_mutex_init(&s->path_lock, NULL);
     if (opts)
         s->opts = *opts;
