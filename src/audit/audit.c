@@ -862,11 +862,7 @@ mesh_status_t mesh_audit_open(const char *dir, const mesh_audit_keys_t *keys,
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->cp_mu, NULL);
     pthread_cond_init(&a->flushed, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&a->wake);
     mesh_buf_init(&a->pend, MESH_BUF_UNLIMITED);
     mesh_buf_init(&a->wbuf, MESH_BUF_UNLIMITED);
     if (opts)

@@ -49,7 +49,7 @@ mesh_status_t mesh_buf_reserve(mesh_buf_t *b, size_t n)
     return MESH_OK;
 }
 
-mesh_status_t mesh_buf_add(mesh_buf_t *b, const void *p, size_t n)
+mesh_status_t mesh__buf_add_slow(mesh_buf_t *b, const void *p, size_t n)
 {
     mesh_status_t st = mesh_buf_reserve(b, n);
     if (st != MESH_OK)
@@ -64,11 +64,6 @@ mesh_status_t mesh_buf_add(mesh_buf_t *b, const void *p, size_t n)
 mesh_status_t mesh_buf_adds(mesh_buf_t *b, const char *s)
 {
     return mesh_buf_add(b, s, strlen(s));
-}
-
-mesh_status_t mesh_buf_addc(mesh_buf_t *b, char c)
-{
-    return mesh_buf_add(b, &c, 1);
 }
 
 mesh_status_t mesh_buf_vprintf(mesh_buf_t *b, const char *fmt, va_list ap)

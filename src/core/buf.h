@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/status.h"
 
@@ -30,9 +31,30 @@ void mesh_buf_free(mesh_buf_t *b);
 void mesh_buf_reset(mesh_buf_t *b);
 /* Makes room for n more bytes. MESH_TOO_LARGE past the cap, MESH_NOMEM when malloc fails. */
 mesh_status_t mesh_buf_reserve(mesh_buf_t *b, size_t n);
-mesh_status_t mesh_buf_add(mesh_buf_t *b, const void *p, size_t n);
+/* Appends n bytes (or one character). Inline where the bytes fit the allocation and the cap:
+ * result rows and log records append a few bytes at a time. */
+mesh_status_t mesh__buf_add_slow(mesh_buf_t *b, const void *p, size_t n);
+static inline mesh_status_t mesh_buf_add(mesh_buf_t *b, const void *p, size_t n)
+{
+    if (b->data && n < b->cap - b->len && n <= b->max - b->len) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return MESH_OK;
+    }
+    return mesh__buf_add_slow(b, p, n);
+}
+static inline mesh_status_t mesh_buf_addc(mesh_buf_t *b, char c)
+{
+    if (b->data && b->len + 1 < b->cap && b->len < b->max) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return MESH_OK;
+    }
+    return mesh__buf_add_slow(b, &c, 1);
+}
 mesh_status_t mesh_buf_adds(mesh_buf_t *b, const char *s);
-mesh_status_t mesh_buf_addc(mesh_buf_t *b, char c);
 mesh_status_t mesh_buf_printf(mesh_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 mesh_status_t mesh_buf_vprintf(mesh_buf_t *b, const char *fmt, va_list ap)

@@ -5,6 +5,7 @@
 #ifndef MESH_CORE_UTIL_H
 #define MESH_CORE_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,8 +54,15 @@ void mesh_hex(const uint8_t *p, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes; false on anything else. */
 bool mesh_unhex(const char *s, uint8_t *out, size_t n);
 
-/* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). */
+/* Initialises a condition variable whose timed waits count CLOCK_MONOTONIC (deadlines
+ * from mesh_mono_ns-style clocks, unmoved by changes of the wall clock). */
+void mesh_cond_init_mono(pthread_cond_t *c);
+
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). With the CPU's
+ * instruction where it has one (x86-64 SSE4.2), else mesh_crc32c_portable. */
 uint32_t mesh_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same by table lookups (slicing by 8), on any CPU. */
+uint32_t mesh_crc32c_portable(uint32_t crc, const void *p, size_t n);
 
 /* A 64-bit fingerprint (FNV-1a) of n bytes: tells records apart, not a MAC. Never 0. */
 uint64_t mesh_fp64(const void *p, size_t n);

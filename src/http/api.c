@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "derive/openlineage.h"
 #include "http/internal.h"
+#include "http/server.h"
 #include "mesh/source.h"
 #include "node/derived.h"
 #include "node/health.h"
@@ -470,6 +471,7 @@ void mesh_api_metrics(mesh_req_t *r)
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_BUF_UNLIMITED);
     mesh_metrics_write(r->node->metrics, &b);
+    mesh_http_metrics(r->node->http, &b);
     storage_gauges(r, &b);
     mesh_quality_metrics(r->node->quality, mesh_req_snapshot(r), &b);
     if (r->node->audit) {

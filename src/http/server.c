@@ -5,8 +5,11 @@
  * base and evhttp; a connection stays on the thread that accepted it. Handlers run on the
  * worker thread and block it while they work (a write waits for its group commit), so
  * several workers keep the node responsive; long query results are streamed in chunks
- * from the worker's event loop. Request limits (header and body size, timeouts) are set
- * before any handler or authentication runs.
+ * from the worker's event loop. A worker takes one connection at a time: after an accept it
+ * stops listening for ACCEPT_PAUSE_US, so the other workers take the next connections of a
+ * burst (clients opening several kept-alive connections at once would otherwise all land on
+ * the first worker to wake, and their requests would run one after another). Request limits (header
+ * and body size, timeouts) are set before any handler or authentication runs.
  *
  * TLS (on unless tls = off): every worker's evhttp makes each accepted connection an OpenSSL
  * bufferevent (tls_bev) from the node's one SSL_CTX, which OpenSSL lets threads share. The
@@ -20,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,6 +42,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
+#include "http/metrics.h"
 #include "tls/tls.h"
 
 enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_HEAD = 16 };
@@ -137,7 +142,12 @@ typedef struct worker {
     atomic_int inflight;
     struct event *stop_timer;
     int stop_polls;
+    struct event *accept_timer;    /* listening again after an accept (several workers) */
+    atomic_uint_fast64_t accepted; /* connections taken (metrics) */
 } worker_t;
+
+/* How long a worker leaves new connections to the others after accepting one. */
+#define ACCEPT_PAUSE_US 1000
 
 struct mesh_http {
     mesh_node_t *node;
@@ -713,9 +723,8 @@ bool mesh_req_client_cert(mesh_req_t *r, char *out, size_t cap)
 /* evhttp's bufferevent callback on a TLS listener: each accepted connection becomes an
  * OpenSSL bufferevent in the accepting state; evhttp hands it the socket. Returning NULL
  * would make evhttp use a plain bufferevent, which on_request refuses. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+static struct bufferevent *tls_bev(struct event_base *base, worker_t *w)
 {
-    worker_t *w = arg;
     struct ssl_st *ssl = mesh_tls_new_ssl(w->h->node->tls);
     struct bufferevent *bev =
         ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -729,6 +738,31 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
     /* a client that closes without close_notify ends its connection like an EOF */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_t *w = arg;
+    if (w->bound) /* NULL: stopping */
+        evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
+}
+
+/* evhttp's bufferevent callback, called for each connection the worker accepts: a TLS
+ * bufferevent on a TLS listener (tls_bev), else NULL (evhttp makes a plain one). With other
+ * workers, this one stops accepting for a moment (libevent's accept loop ends when its
+ * listener is disabled), so a burst of connections spreads over the workers. */
+static struct bufferevent *conn_bev(struct event_base *base, void *arg)
+{
+    worker_t *w = arg;
+    atomic_fetch_add(&w->accepted, 1);
+    if (w->accept_timer && w->bound) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
+        struct timeval tv = {0, ACCEPT_PAUSE_US};
+        evtimer_add(w->accept_timer, &tv);
+    }
+    return w->h->node->tls ? tls_bev(base, w) : NULL;
 }
 
 static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, size_t bcap,
@@ -844,8 +878,12 @@ mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err)
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
         evhttp_set_gencb(w->http, on_request, w);
-        if (n->tls)
-            evhttp_set_bevcb(w->http, tls_bev, w);
+        if (h->nworkers > 1 && (w->accept_timer = evtimer_new(w->base, accept_resume, w)) == NULL) {
+            close(fd);
+            st = mesh_err_set(err, MESH_NOMEM, "cannot start HTTP worker");
+            break;
+        }
+        evhttp_set_bevcb(w->http, conn_bev, w);
         w->bound = evhttp_accept_socket_with_handle(w->http, fd);
         if (w->bound == NULL) {
             close(fd);
@@ -863,6 +901,17 @@ mesh_status_t mesh_http_start(mesh_node_t *n, mesh_err_t *err)
         return st;
     }
     return MESH_OK;
+}
+
+void mesh_http_metrics(mesh_http_t *h, mesh_buf_t *out)
+{
+    if (h == NULL)
+        return;
+    mesh_metrics_help(out, "meshd_http_connections_accepted_total", "counter",
+                      "Connections accepted, by HTTP worker thread.");
+    for (int i = 0; i < h->nworkers; i++)
+        mesh_buf_printf(out, "meshd_http_connections_accepted_total{worker=\"%d\"} %llu\n", i,
+                        (unsigned long long)atomic_load(&h->workers[i].accepted));
 }
 
 static void stop_poll(evutil_socket_t fd, short what, void *arg)
@@ -909,6 +958,8 @@ void mesh_http_stop(mesh_http_t *h)
             pthread_join(w->thread, NULL);
         if (w->stop_timer)
             event_free(w->stop_timer);
+        if (w->accept_timer)
+            event_free(w->accept_timer);
         if (w->http)
             evhttp_free(w->http);
         if (w->base)

@@ -1501,9 +1501,14 @@ static mesh_status_t encode_part(const mesh_batch_t *b, const mesh_part_t *part,
                 out->len += k;
                 break;
             case MESH_V_REAL:
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                memcpy(w + k, &v->u.d, 8); /* the record's order: little-endian */
+                k += 8;
+#else
                 memcpy(&u, &v->u.d, sizeof u);
                 for (int j = 0; j < 8; j++)
                     w[k++] = (char)(u >> (8 * j));
+#endif
                 out->len += k;
                 break;
             case MESH_V_TEXT: {

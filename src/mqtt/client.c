@@ -836,13 +836,9 @@ mesh_status_t mesh_mqtt_start(const mesh_mqtt_opts_t *o, mesh_registry_t *reg, m
     q->io.max_payload = o->max_payload;
     q->io.limits = o->limits;
     pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cond, &ca);
+    mesh_cond_init_mono(&q->cond);
     pthread_mutex_init(&q->pub_lock, NULL);
-    pthread_cond_init(&q->pub_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&q->pub_cond);
     for (size_t i = 0; i < MESH_ARRAY_LEN(q->pub_done); i++)
         q->pub_done[i] = -1; /* message ids are 1..65535 */
     mesh_status_t st = load_mappings(q, o, err);

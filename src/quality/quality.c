@@ -731,11 +731,7 @@ mesh_status_t mesh_quality_open(mesh_registry_t *reg, mesh_qpool_t *pool, int64_
     snprintf(q->who.roles, sizeof q->who.roles, "admin");
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->run_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&q->wake);
     if (interval_ns > 0) {
         if (pthread_create(&q->thread, NULL, scheduler, q) != 0) {
             mesh_quality_close(q);

@@ -44,30 +44,34 @@ const char *mesh_outfmt_mime(mesh_outfmt_t f)
 }
 
 /* The shortest decimal m / 10^k (k <= 17) that reads back as a, for 1e-4 <= a < 1e15, where
- * printf's %g would print it without an exponent; false when it needs 17 digits or is out of
- * that range. Exact: m < 2^53 and 10^k (k <= 22) are doubles, so m / 10^k is correctly
- * rounded, and equal to a exactly when strtod would read the decimal as a. */
-static bool short_fixed(double a, char *out, size_t cap)
+ * printf's %g would print it without an exponent: its length (not NUL-terminated), or 0 when
+ * it needs 17 digits or is out of that range. Exact: m < 2^53 and 10^k (k <= 22) are doubles,
+ * so m / 10^k is correctly rounded, and equal to a exactly when strtod would read the decimal
+ * as a. */
+static size_t short_fixed(double a, char *out, size_t cap)
 {
     static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
                                  1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
     if (!(a >= 1e-4 && a < 1e15))
-        return false;
+        return 0;
     for (int k = 0; k < (int)(sizeof p10 / sizeof p10[0]); k++) {
         double s = a * p10[k];
         if (s >= 9007199254740992.0) /* 2^53 */
-            return false;
-        double m = nearbyint(s);
+            return 0;
+        /* nearbyint(s) (s < 2^53 and round to nearest, even on ties), without the libm call:
+         * adding and taking away 2^52 rounds to an integer; from 2^52 on s is one */
+        double m = s < 4503599627370496.0 ? (s + 4503599627370496.0) - 4503599627370496.0 : s;
         if (m / p10[k] != a)
             continue;
-        char rev[24], dig[24];
-        int n = 0;
-        for (uint64_t v = (uint64_t)m; n == 0 || v > 0; v /= 10)
-            rev[n++] = (char)('0' + v % 10);
-        for (int i = 0; i < n; i++)
-            dig[i] = rev[n - 1 - i];
-        if (n <= 0 || n > 15 || (size_t)(n + k + 4) > cap) /* then %.15g is this, exactly */
-            return false;
+        char dig[24];
+        int n = 1;
+        for (uint64_t v = (uint64_t)m / 10; v > 0; v /= 10)
+            n++;
+        if (n > 15 || (size_t)(n + k + 4) > cap) /* then %.15g is this, exactly */
+            return 0;
+        uint64_t v = (uint64_t)m;
+        for (int i = n - 1; i >= 0; i--, v /= 10)
+            dig[i] = (char)('0' + v % 10);
         size_t o = 0;
         if (n > k) { /* integer digits, then the fraction (at least ".0") */
             memcpy(out, dig, (size_t)(n - k));
@@ -87,22 +91,38 @@ static bool short_fixed(double a, char *out, size_t cap)
             memcpy(out + o, dig, (size_t)n);
             o += (size_t)n;
         }
-        out[o] = '\0';
-        return true;
+        return o;
     }
-    return false;
+    return 0;
 }
 
 mesh_status_t mesh_buf_add_double(mesh_buf_t *b, double d)
 {
     if (!isfinite(d))
         return mesh_buf_adds(b, "null");
-    char tmp[48];
-    /* most readings have few digits: found without printf, the same text it would give */
-    if (short_fixed(fabs(d), tmp + 1, sizeof tmp - 1)) {
-        tmp[0] = '-';
-        return mesh_buf_adds(b, d < 0 ? tmp : tmp + 1);
+    if (d == 0) /* common in readings; what the printf path below gives */
+        return signbit(d) ? mesh_buf_add(b, "-0.0", 4) : mesh_buf_add(b, "0.0", 3);
+    /* most readings have few digits: found without printf, the same text it would give,
+     * written in place (when the buffer has room for any: else as below) */
+    if (mesh_buf_reserve(b, 48) == MESH_OK) {
+        char *o = b->data + b->len;
+        size_t sign = d < 0;
+        o[0] = '-';
+        size_t n = short_fixed(fabs(d), o + sign, 47 - sign);
+        if (n) {
+            b->len += sign + n;
+            b->data[b->len] = '\0';
+            return MESH_OK;
+        }
+    } else {
+        char t[48];
+        size_t n = short_fixed(fabs(d), t + 1, sizeof t - 1);
+        if (n) {
+            t[0] = '-';
+            return mesh_buf_add(b, d < 0 ? t : t + 1, n + (d < 0));
+        }
     }
+    char tmp[48];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, d);
         if (strtod(tmp, NULL) == d)

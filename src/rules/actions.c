@@ -529,11 +529,7 @@ mesh_status_t mesh_actions_start(const mesh_actions_opts_t *opts, mesh_actions_t
     if (a->opts.queue_max == 0)
         a->opts.queue_max = 1000;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&a->cond);
     if (pthread_create(&a->thread, NULL, thread_main, a) != 0) {
         mesh_actions_stop(a);
         return mesh_err_set(err, MESH_INTERNAL, "cannot start the action thread");

@@ -25,50 +25,50 @@ static int64_t unzz(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+/* A bit writer into memory reserved beforehand (enc_real): bits go out most significant
+ * first, eight bytes at a time from a 64-bit accumulator. */
 typedef struct bitw {
-    mesh_buf_t *b;
-    uint64_t acc;
-    int nacc; /* bits in acc */
-    mesh_status_t st;
+    uint8_t *p;   /* the next byte to write */
+    uint64_t acc; /* pending bits, in its low nacc bits */
+    int nacc;     /* 0..63 */
 } bitw_t;
 
-static void bw_put(bitw_t *w, uint64_t v, int nbits)
+static inline void bw_store64(uint8_t *p, uint64_t v)
 {
-    /* nbits 1..64; written most significant first */
-    while (nbits > 0) {
-        int take = nbits < 64 - w->nacc ? nbits : 64 - w->nacc;
-        uint64_t part =
-            (nbits == 64 && take == 64) ? v : (v >> (nbits - take)) & ((1ULL << take) - 1);
-        w->acc = take == 64 ? part : (w->acc << take) | part;
-        w->nacc += take;
-        nbits -= take;
-        if (w->nacc == 64) {
-            uint8_t out[8];
-            for (int i = 0; i < 8; i++)
-                out[i] = (uint8_t)(w->acc >> (56 - 8 * i));
-            if (w->st == MESH_OK)
-                w->st = mesh_buf_add(w->b, out, 8);
-            w->acc = 0;
-            w->nacc = 0;
-        }
-    }
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
+/* Appends the low nbits (1..64) of v. */
+static inline void bw_put(bitw_t *w, uint64_t v, int nbits)
+{
+    if (nbits < 64)
+        v &= (1ULL << nbits) - 1;
+    int room = 64 - w->nacc; /* 1..64 */
+    if (nbits < room) {
+        w->acc = (w->acc << nbits) | v;
+        w->nacc += nbits;
+        return;
+    }
+    int rest = nbits - room; /* 0..63: bits of v left for the next word */
+    uint64_t word = room == 64 ? v : (w->acc << room) | (v >> rest);
+    bw_store64(w->p, word);
+    w->p += 8;
+    w->acc = rest ? v & ((1ULL << rest) - 1) : 0;
+    w->nacc = rest;
+}
+
+/* Writes out the pending bits, the last byte padded with zero bits. */
 static void bw_flush(bitw_t *w)
 {
-    while (w->nacc > 0) {
-        uint8_t byte;
-        if (w->nacc >= 8) {
-            byte = (uint8_t)(w->acc >> (w->nacc - 8));
-            w->nacc -= 8;
-        } else {
-            byte = (uint8_t)(w->acc << (8 - w->nacc));
-            w->nacc = 0;
-        }
-        if (w->st == MESH_OK)
-            w->st = mesh_buf_addc(w->b, (char)byte);
+    while (w->nacc >= 8) {
+        *w->p++ = (uint8_t)(w->acc >> (w->nacc - 8));
+        w->nacc -= 8;
     }
+    if (w->nacc > 0)
+        *w->p++ = (uint8_t)(w->acc << (8 - w->nacc));
     w->acc = 0;
+    w->nacc = 0;
 }
 
 typedef struct bitr {
@@ -226,16 +226,18 @@ static double bitsd(uint64_t u)
 
 static mesh_status_t enc_real(mesh_buf_t *b, const double *v, size_t n)
 {
-    bitw_t w = {.b = b};
-    uint64_t prev = 0;
+    if (n == 0)
+        return MESH_OK;
+    /* at most 64 bits for the first value and 2 + 5 + 6 + 64 for each other one */
+    mesh_status_t st = mesh_buf_reserve(b, n * 10 + 16);
+    if (st != MESH_OK)
+        return st;
+    bitw_t w = {.p = (uint8_t *)b->data + b->len};
+    uint64_t prev = dbits(v[0]);
+    bw_put(&w, prev, 64);
     int plz = -1, ptz = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 1; i < n; i++) {
         uint64_t cur = dbits(v[i]);
-        if (i == 0) {
-            bw_put(&w, cur, 64);
-            prev = cur;
-            continue;
-        }
         uint64_t x = cur ^ prev;
         prev = cur;
         if (x == 0) {
@@ -246,20 +248,25 @@ static mesh_status_t enc_real(mesh_buf_t *b, const double *v, size_t n)
         if (lz > 31)
             lz = 31;
         if (plz >= 0 && lz >= plz && tz >= ptz) {
-            bw_put(&w, 2, 2); /* '10': reuse the previous window */
-            bw_put(&w, x >> ptz, 64 - plz - ptz);
+            int mlen = 64 - plz - ptz; /* '10': reuse the previous window */
+            if (mlen <= 62) {
+                bw_put(&w, (2ULL << mlen) | (x >> ptz), 2 + mlen);
+            } else {
+                bw_put(&w, 2, 2);
+                bw_put(&w, x >> ptz, mlen);
+            }
         } else {
-            int len = 64 - lz - tz;
-            bw_put(&w, 3, 2); /* '11': a new window */
-            bw_put(&w, (uint64_t)lz, 5);
-            bw_put(&w, (uint64_t)(len - 1), 6);
+            int len = 64 - lz - tz; /* '11': a new window, its 5 + 6 bits, the bits */
+            bw_put(&w, (3ULL << 11) | ((uint64_t)lz << 6) | (uint64_t)(len - 1), 13);
             bw_put(&w, x >> tz, len);
             plz = lz;
             ptz = tz;
         }
     }
     bw_flush(&w);
-    return w.st;
+    b->len = (size_t)((char *)w.p - b->data);
+    b->data[b->len] = '\0';
+    return MESH_OK;
 }
 
 static int dec_real(const uint8_t *p, size_t len, double *out, size_t n)
@@ -270,7 +277,51 @@ static int dec_real(const uint8_t *p, size_t len, double *out, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i == 0) {
             prev = br_get(&r, 64);
-        } else if (br_get(&r, 1) == 1) {
+            if (r.bad)
+                return -1;
+            out[0] = bitsd(prev);
+            continue;
+        }
+        size_t at = r.pos >> 3;
+        if (at + 8 <= len) {
+            /* the next 57 bits or more in one load: the control bits, a new window's header
+             * and most values are read from it without a call each */
+            uint64_t w = load_be64(p + at) << (r.pos & 7);
+            if (!(w >> 63)) { /* '0': the same value */
+                r.pos += 1;
+                out[i] = bitsd(prev);
+                continue;
+            }
+            int used;
+            int mlen;
+            if (!((w >> 62) & 1)) { /* '10': the previous window */
+                mlen = 64 - plz - ptz;
+                if (mlen <= 0)
+                    return -1;
+                used = 2;
+            } else { /* '11': a new window, 5 bits of leading zeros and 6 of length - 1 */
+                plz = (int)((w >> 57) & 31);
+                mlen = (int)((w >> 51) & 63) + 1;
+                ptz = 64 - plz - mlen;
+                if (ptz < 0)
+                    return -1;
+                used = 13;
+            }
+            uint64_t x;
+            if (used + mlen <= 57) {
+                x = ((w << used) >> (64 - mlen)) << ptz;
+                r.pos += (size_t)(used + mlen);
+            } else {
+                r.pos += (size_t)used;
+                x = br_get(&r, mlen) << ptz;
+                if (r.bad)
+                    return -1;
+            }
+            prev ^= x;
+            out[i] = bitsd(prev);
+            continue;
+        }
+        if (br_get(&r, 1) == 1) {
             uint64_t x;
             if (br_get(&r, 1) == 0) {
                 int mlen = 64 - plz - ptz;

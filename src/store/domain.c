@@ -1595,16 +1595,6 @@ static void db_file(const mesh_domain_t *d, uint32_t gen, char *out, size_t cap)
 }
 
 /* Deletes a database file and its companions (missing ones are fine). */
-static void unlink_db(const char *path)
-{
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[4200];
-    for (size_t i = 0; i < MESH_ARRAY_LEN(sfx); i++) {
-        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-        unlink(p);
-    }
-}
-
 /* The generation of a database file name ("data.db": 0, "data.<gen>.db"), or -1. */
 static int64_t db_gen_of(const char *name)
 {
@@ -1638,7 +1628,7 @@ static size_t stray_db_files(mesh_domain_t *d, bool remove)
         if (remove) {
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", d->dir, e->d_name);
-            unlink_db(p);
+            mesh_unlink_db(p);
             LOG_WARN("domain", "%s: removed %s (no key of the domain seals it)", d->name, p);
         }
     }
@@ -1724,7 +1714,7 @@ static mesh_status_t keys_open(mesh_domain_t *d, mesh_err_t *err)
         /* a re-encryption that did not reach its commit point: its copy goes */
         char p[4096];
         db_file(d, d->kf.keys[i].gen, p, sizeof p);
-        unlink_db(p);
+        mesh_unlink_db(p);
         LOG_WARN("domain", "%s: an interrupted re-encryption left %s; removed", d->name, p);
         kf_remove(&d->kf, i);
         changed = true;
@@ -1784,7 +1774,7 @@ static void retire_old_keys(mesh_domain_t *d, bool may_wait)
         while ((i = kf_find(&d->kf, MESH_KEY_RETIRED)) < d->kf.nkeys) {
             char p[4096];
             db_file(d, d->kf.keys[i].gen, p, sizeof p);
-            unlink_db(p);
+            mesh_unlink_db(p);
             kf_remove(&d->kf, i);
         }
         const mesh_kek_t *keks[] = {d->kek};
@@ -3389,7 +3379,7 @@ static mesh_status_t rekey_begin(mesh_domain_t *d, void *arg, mesh_err_t *err)
     r->old_gen = d->kf.keys[cur].gen;
     db_file(d, gen, r->path, sizeof r->path);
     snprintf(r->old_path, sizeof r->old_path, "%s", d->db_path);
-    unlink_db(r->path);
+    mesh_unlink_db(r->path);
     if (mesh_key_new(gen, &r->key) != MESH_OK)
         return mesh_err_set(err, MESH_IO, "no random bytes for a data key");
     size_t n = d->kf.nkeys++;
@@ -3406,7 +3396,7 @@ static mesh_status_t rekey_begin(mesh_domain_t *d, void *arg, mesh_err_t *err)
     if (st != MESH_OK) {
         kf_remove(&d->kf, n);
         kf_save(d, keks, 1, NULL);
-        unlink_db(r->path);
+        mesh_unlink_db(r->path);
     }
     return st;
 }
@@ -3428,7 +3418,7 @@ static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
     if (r->copied_early) {
         mesh_store_copy_abort(r->copy);
         r->copy = NULL;
-        unlink_db(r->path);
+        mesh_unlink_db(r->path);
         if ((st = mesh_store_copy_begin(d->store, r->path, &r->copy, err)) != MESH_OK)
             return st;
     }
@@ -3473,7 +3463,7 @@ static mesh_status_t rekey_finish(mesh_domain_t *d, rekey_t *r, mesh_err_t *err)
     if (mesh_dlog_trim(d->log, trim_point(d), &e2) != MESH_OK)
         LOG_WARN("domain", "%s: re-encryption: trimming the log: %s", d->name, e2.msg);
     /* the old file: readers still in a transaction keep it open until they end */
-    unlink_db(r->old_path);
+    mesh_unlink_db(r->old_path);
     mesh_crypt_detach(r->old_path);
     mesh_fsync_dir(d->dir);
     if (mesh_dlog_only_gen(d->log, r->gen)) {
@@ -3527,7 +3517,7 @@ static mesh_status_t rekey_abort(mesh_domain_t *d, void *arg, mesh_err_t *err)
         kf_save(d, keks, 1, NULL);
     }
     mesh_crypt_detach(r->path);
-    unlink_db(r->path);
+    mesh_unlink_db(r->path);
     return MESH_OK;
 }
 

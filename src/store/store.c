@@ -593,11 +593,7 @@ mesh_status_t mesh_store_open(const char *path, const mesh_store_opts_t *opts, m
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_mutex_init(&s->ts_lock, NULL);
     pthread_mutex_init(&s->pub_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->pub_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mesh_cond_init_mono(&s->pub_cond);
     pthread_mutex_init(&s->path_lock, NULL);
     if (opts)
         s->opts = *opts;
@@ -2164,7 +2160,8 @@ struct mesh_store_reader {
         uint64_t used;
     } cache[STMT_CACHE];
     uint64_t tick;
-    bool gen_pinned; /* the ts generation of this read transaction is registered */
+    bool gen_pinned;     /* the ts generation of this read transaction is registered */
+    sqlite3_stmt *q_pin; /* reads the snapshot's ts generation and position */
     uint64_t gen;
     uint64_t seq; /* the log position of this read transaction's snapshot */
 };
@@ -2221,6 +2218,8 @@ static mesh_status_t reader_connect(mesh_store_reader_t *r, mesh_err_t *err)
 
 static void reader_disconnect(mesh_store_reader_t *r)
 {
+    sqlite3_finalize(r->q_pin);
+    r->q_pin = NULL;
     for (int i = 0; i < STMT_CACHE; i++) {
         sqlite3_finalize(r->cache[i].q);
         free(r->cache[i].sql);
@@ -2338,20 +2337,20 @@ static mesh_status_t reader_pin_gen(mesh_store_reader_t *r, mesh_err_t *err)
     uint64_t provisional = s->ts_gen;
     pthread_mutex_unlock(&s->ts_lock);
     gens_put(s, provisional, false, 0);
-    sqlite3_stmt *q;
     uint64_t gen = 0, seq = 0;
-    if (sqlite3_prepare_v2(r->db,
+    if (r->q_pin == NULL &&
+        sqlite3_prepare_v3(r->db,
                            "SELECT (SELECT value FROM _meta WHERE key = 'ts_gen'),"
                            " (SELECT value FROM _meta WHERE key = 'applied_seq')",
-                           -1, &q, NULL) != SQLITE_OK) {
+                           -1, SQLITE_PREPARE_PERSISTENT, &r->q_pin, NULL) != SQLITE_OK) {
         gens_drop(s, provisional);
         return mesh_err_set(err, MESH_IO, "scan: %s", mesh_crypt_errmsg(r->db));
     }
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        gen = (uint64_t)sqlite3_column_int64(q, 0);
-        seq = (uint64_t)sqlite3_column_int64(q, 1);
+    if (sqlite3_step(r->q_pin) == SQLITE_ROW) {
+        gen = (uint64_t)sqlite3_column_int64(r->q_pin, 0);
+        seq = (uint64_t)sqlite3_column_int64(r->q_pin, 1);
     }
-    sqlite3_finalize(q);
+    sqlite3_reset(r->q_pin);
     r->seq = seq;
     if (gen < provisional)
         gen = provisional; /* cannot happen; keep the register conservative if it does */

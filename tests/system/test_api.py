@@ -4,7 +4,9 @@ import gzip
 import http.client
 import json
 import os
+import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -483,6 +485,29 @@ class ApiTest(unittest.TestCase):
         self.assertGreater(vals["process_max_fds"], vals["process_open_fds"])
         self.assertIn("process_virtual_memory_bytes", vals)
         self.assertEqual(self.n.request("GET", "/metrics", token="")[0], 401)
+
+    def accepted(self):
+        st, h, data = self.n.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        return {l.split('"')[1]: int(l.split()[1]) for l in data.decode().splitlines()
+                if l.startswith("meshd_http_connections_accepted_total{")}
+
+    def test_connections_spread_over_workers(self):
+        """A burst of connections (a client opening its kept-alive connections at once) is
+        taken by several HTTP workers, not all by the first to wake: each connection's
+        requests run on its worker, so one worker holding them all serialises the client."""
+        before = self.accepted()
+        self.assertEqual(len(before), 4)  # http_threads defaults to 4
+        socks = [socket.create_connection((self.n.host, self.n.port)) for _ in range(32)]
+        try:
+            time.sleep(0.5)
+            after = self.accepted()
+        finally:
+            for s in socks:
+                s.close()
+        taken = {w: after[w] - before[w] for w in after}
+        self.assertGreaterEqual(sum(taken.values()), 33, taken)  # the burst, the metrics request
+        self.assertLessEqual(max(taken.values()), 13, taken)
 
 
 if __name__ == "__main__":
