@@ -32,7 +32,8 @@
  *                  node decided (before logging it) to skip it: its own record coming back,
  *                  a duplicate, or one that overtook a missing one of the same origin. The
  *                  last origin sequence applied per origin is stored (_meta o:<origin>) in
- *                  the transaction that applies it.
+ *                  the transaction that applies it. Its own records at the end of a fetch
+ *                  do not even reach the writer (skip_own, decision 0035).
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so the alert rows and outbox rows of their transitions commit with the record;
  * the transitions a group produced go to the domain's event callback after its commit. The
