@@ -2799,6 +2799,11 @@ static mesh_status_t skip_own(mesh_domain_t *d, const uint64_t *sseq, const uint
     mesh_status_t st = room ? MESH_OK : run_job(d, settle_job, NULL, err);
     if (st != MESH_OK)
         return st;
+    uint64_t *fp = calloc(count, sizeof *fp); /* outside the lock: the writer takes it */
+    if (fp == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        fp[i] = mesh_fp64(p[i], n[i]);
     pthread_mutex_lock(&d->repl_lock);
     uint64_t pos = stream_pos(d);
     for (size_t i = 0; i < count; i++) {
@@ -2807,7 +2812,7 @@ static mesh_status_t skip_own(mesh_domain_t *d, const uint64_t *sseq, const uint
         if (d->nskip == 0)
             d->skip_since = mesh_mono_ns();
         d->skip[d->nskip].sseq = sseq[i];
-        d->skip[d->nskip].fp = mesh_fp64(p[i], n[i]);
+        d->skip[d->nskip].fp = fp[i];
         d->nskip++;
         pos = sseq[i];
         atomic_store(&d->repl_skip, pos);
@@ -2816,6 +2821,7 @@ static mesh_status_t skip_own(mesh_domain_t *d, const uint64_t *sseq, const uint
         d->nskip >= SKIP_MAX / 2 || (d->nskip > 0 && mesh_mono_ns() - d->skip_since >= SKIP_AGE_NS);
     pthread_cond_broadcast(&d->repl_cond);
     pthread_mutex_unlock(&d->repl_lock);
+    free(fp);
     if (settle) {
         /* skipped either way: a failure only leaves them for the next transaction */
         mesh_err_t e;
