@@ -1748,12 +1748,13 @@ static mesh_status_t decode_part(dec_t *d, mesh_product_lookup_fn lookup, void *
         if (part == NULL)
             return dec_fail(d, MESH_NOMEM, "out of memory");
     }
-    /* the record says how many rows come: room for them once, up to 8192 (a damaged or
-     * hostile count, bounded only by the record's size, does not size an allocation) */
+    /* the record says how many rows come: room for them once, up to PREALLOC_MAX bytes (a
+     * damaged or hostile count, bounded only by the record's size, sizes no more) */
     if (part && nrows > 0 && b->total_rows < b->limits.max_rows) {
         size_t room = b->limits.max_rows - b->total_rows;
-        if (room > 8192)
-            room = 8192;
+        size_t cap = PREALLOC_MAX / ((part->ncols ? part->ncols : 1) * sizeof(mesh_value_t));
+        if (room > cap)
+            room = cap;
         if (part_grow(part, part->nrows + (nrows < room ? (size_t)nrows : room)) != MESH_OK)
             return dec_fail(d, MESH_NOMEM, "out of memory");
     }
