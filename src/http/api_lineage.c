@@ -332,6 +332,36 @@ void mesh_api_lineage(mesh_req_t *r)
     reply(r, 200, o);
 }
 
+/* Answers a derive request: the contract of the derived product (st: how the lineage went),
+ * or the error. Frees d and l. */
+static void reply_contract(mesh_req_t *r, const mesh_snapshot_t *s, const char *domain,
+                           const char *name, const char *desc, mesh_derivation_t *d,
+                           mesh_lineage_t *l, mesh_status_t st, mesh_err_t *err)
+{
+    mesh_buf_t y;
+    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
+    lookup_ctx_t x = {.s = s};
+    mesh_derive_spec_t spec = {.domain = domain,
+                               .name = name,
+                               .description = desc[0] ? desc : NULL,
+                               .d = d,
+                               .l = l,
+                               .lookup = col_lookup,
+                               .arg = &x};
+    if (st == MESH_OK)
+        st = mesh_derive_contract(&spec, &y, err);
+    mesh_lineage_free(l);
+    mesh_derivation_free(d);
+    if (st != MESH_OK) {
+        mesh_buf_free(&y);
+        mesh_req_error(r, st, err->msg, NULL);
+        return;
+    }
+    json_t *o = json_pack("{s:s%}", "contract", y.data, y.len);
+    mesh_buf_free(&y);
+    reply(r, 200, o);
+}
+
 /* POST /v1/derive for a derivation by SQL: prepared as the caller, who becomes its
  * definer; its columns, types and inherited classifications make the contract. */
 static void derive_sql(mesh_req_t *r, mesh_derivation_t *d, const char *desc)
@@ -352,28 +382,7 @@ static void derive_sql(mesh_req_t *r, mesh_derivation_t *d, const char *desc)
     for (size_t k = 0; st == MESH_OK && k < l.ntables; k++)
         if (strcmp(l.tables[k].domain, domain) == 0 && strcmp(l.tables[k].product, name) == 0)
             st = mesh_err_set(&err, MESH_INVALID, "a derived product cannot read itself");
-    mesh_buf_t y;
-    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
-    lookup_ctx_t x = {.s = s};
-    mesh_derive_spec_t spec = {.domain = domain,
-                               .name = name,
-                               .description = desc[0] ? desc : NULL,
-                               .d = d,
-                               .l = &l,
-                               .lookup = col_lookup,
-                               .arg = &x};
-    if (st == MESH_OK)
-        st = mesh_derive_contract(&spec, &y, &err);
-    mesh_lineage_free(&l);
-    mesh_derivation_free(d);
-    if (st != MESH_OK) {
-        mesh_buf_free(&y);
-        mesh_req_error(r, st, err.msg, NULL);
-        return;
-    }
-    json_t *o = json_pack("{s:s%}", "contract", y.data, y.len);
-    mesh_buf_free(&y);
-    reply(r, 200, o);
+    reply_contract(r, s, domain, name, desc, d, &l, st, &err);
 }
 
 void mesh_api_derive(mesh_req_t *r)
@@ -415,26 +424,5 @@ void mesh_api_derive(mesh_req_t *r)
     }
     mesh_lineage_t l;
     st = mesh_derive_aggregate_lineage(domain, src, d, &l, &err);
-    mesh_buf_t y;
-    mesh_buf_init(&y, MESH_CONTRACT_MAX_BYTES);
-    lookup_ctx_t x = {.s = s};
-    mesh_derive_spec_t spec = {.domain = domain,
-                               .name = name,
-                               .description = desc[0] ? desc : NULL,
-                               .d = d,
-                               .l = &l,
-                               .lookup = col_lookup,
-                               .arg = &x};
-    if (st == MESH_OK)
-        st = mesh_derive_contract(&spec, &y, &err);
-    mesh_lineage_free(&l);
-    mesh_derivation_free(d);
-    if (st != MESH_OK) {
-        mesh_buf_free(&y);
-        mesh_req_error(r, st, err.msg, NULL);
-        return;
-    }
-    json_t *o = json_pack("{s:s%}", "contract", y.data, y.len);
-    mesh_buf_free(&y);
-    reply(r, 200, o);
+    reply_contract(r, s, domain, name, desc, d, &l, st, &err);
 }

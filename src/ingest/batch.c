@@ -432,11 +432,19 @@ static mesh_part_t *part_for(mesh_batch_t *b, const mesh_product_t *p)
 }
 
 /* Makes room for one more row after nrows. */
-static mesh_status_t part_reserve_row(mesh_part_t *part)
+/* Room given to a part from the row hint at most, in bytes of values. */
+#define PREALLOC_MAX (4u << 20)
+
+void mesh_batch_expect_rows(mesh_batch_t *b, size_t n)
 {
-    if (part->nrows < part->cap_rows)
+    b->rows_hint = n < b->limits.max_rows ? n : b->limits.max_rows;
+}
+
+/* Gives part room for ncap rows (at least: it never shrinks). */
+static mesh_status_t part_grow(mesh_part_t *part, size_t ncap)
+{
+    if (ncap <= part->cap_rows)
         return MESH_OK;
-    size_t ncap = part->cap_rows ? part->cap_rows * 2 : 64;
     size_t w = part->ncols ? part->ncols : 1;
     if (ncap > SIZE_MAX / sizeof(mesh_value_t) / w)
         return MESH_NOMEM;
@@ -446,6 +454,30 @@ static mesh_status_t part_reserve_row(mesh_part_t *part)
     part->vals = nv;
     part->cap_rows = ncap;
     return MESH_OK;
+}
+
+static mesh_status_t part_reserve_row(mesh_batch_t *b, mesh_part_t *part)
+{
+    if (part->nrows < part->cap_rows)
+        return MESH_OK;
+    size_t ncap = part->cap_rows ? part->cap_rows * 2 : 64;
+    if (part->cap_rows == 0 && b->rows_hint > b->total_rows &&
+        b->rows_prealloc < 2 * b->rows_hint) {
+        /* a new part: room for the rows still to come, within twice the hint in all and
+         * PREALLOC_MAX bytes a part (a body of empty lines is no reason for more) */
+        size_t want = b->rows_hint - b->total_rows;
+        size_t budget = 2 * b->rows_hint - b->rows_prealloc;
+        size_t bytes = PREALLOC_MAX / ((part->ncols ? part->ncols : 1) * sizeof(mesh_value_t));
+        if (want > budget)
+            want = budget;
+        if (want > bytes)
+            want = bytes;
+        if (want > ncap) {
+            ncap = want;
+            b->rows_prealloc += want;
+        }
+    }
+    return part_grow(part, ncap);
 }
 
 static mesh_value_t *cur_row(mesh_batch_t *b)
@@ -466,7 +498,7 @@ mesh_status_t mesh_batch_row_begin(mesh_batch_t *b, const mesh_product_t *p, uin
         return MESH_TOO_LARGE;
     }
     mesh_part_t *part = part_for(b, p);
-    if (part == NULL || part_reserve_row(part) != MESH_OK) {
+    if (part == NULL || part_reserve_row(b, part) != MESH_OK) {
         mesh_batch_fail(b, MESH_NOMEM, source_row, "out of memory for the batch");
         return MESH_NOMEM;
     }
@@ -1716,12 +1748,22 @@ static mesh_status_t decode_part(dec_t *d, mesh_product_lookup_fn lookup, void *
         if (part == NULL)
             return dec_fail(d, MESH_NOMEM, "out of memory");
     }
+    /* the record says how many rows come: room for them once, up to PREALLOC_MAX bytes (a
+     * damaged or hostile count, bounded only by the record's size, sizes no more) */
+    if (part && nrows > 0 && b->total_rows < b->limits.max_rows) {
+        size_t room = b->limits.max_rows - b->total_rows;
+        size_t cap = PREALLOC_MAX / ((part->ncols ? part->ncols : 1) * sizeof(mesh_value_t));
+        if (room > cap)
+            room = cap;
+        if (part_grow(part, part->nrows + (nrows < room ? (size_t)nrows : room)) != MESH_OK)
+            return dec_fail(d, MESH_NOMEM, "out of memory");
+    }
     for (uint64_t r = 0; r < nrows; r++) {
         mesh_value_t *row = NULL;
         if (part) {
             if (b->total_rows >= b->limits.max_rows)
                 return dec_fail(d, MESH_TOO_LARGE, "more than %zu rows", b->limits.max_rows);
-            if (part_reserve_row(part) != MESH_OK)
+            if (part_reserve_row(b, part) != MESH_OK)
                 return dec_fail(d, MESH_NOMEM, "out of memory");
             row = &part->vals[part->nrows * part->ncols];
             for (size_t i = 0; i < part->ncols; i++)

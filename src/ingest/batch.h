@@ -114,6 +114,8 @@ typedef struct mesh_batch {
     size_t nerrors;          /* kept in errors[] */
     size_t error_rows;       /* rows that failed (kept or not) */
     size_t total_rows;       /* rows seen (good, bad, quarantined) */
+    size_t rows_hint;        /* rows the body holds at most (mesh_batch_expect_rows), or 0 */
+    size_t rows_prealloc;    /* rows' room given to parts from the hint */
     bool failed;             /* a bad row in a rejecting product, or a limit hit */
     mesh_status_t fail_code; /* VALIDATION, TOO_LARGE, ... when failed */
     /* current row (between row_begin and row_end) */
@@ -133,6 +135,10 @@ typedef struct mesh_batch {
 } mesh_batch_t;
 
 void mesh_batch_init(mesh_batch_t *b, const char *domain, mesh_batch_limits_t limits);
+/* Tells the batch its body holds about n rows at most (a line count): parts get room for
+ * them at once instead of growing by doubling (at most twice n rows in all, whatever the
+ * number of products). */
+void mesh_batch_expect_rows(mesh_batch_t *b, size_t n);
 void mesh_batch_free(mesh_batch_t *b);
 
 /* Starts a row of product p; source_row is what errors report (1-based). Returns

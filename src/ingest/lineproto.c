@@ -564,6 +564,11 @@ mesh_status_t mesh_lp_parse(const char *body, size_t n, const char *domain,
                             mesh_product_lookup_fn lookup, void *arg, mesh_batch_t *b)
 {
     lp_t lp = {.b = b, .domain = domain ? domain : b->domain, .lookup = lookup, .arg = arg};
+    size_t lines = 1;
+    for (const char *q = body, *end = body + n; (q = memchr(q, '\n', (size_t)(end - q))) != NULL;
+         q++)
+        lines++;
+    mesh_batch_expect_rows(b, lines);
     size_t pos = 0;
     while (pos < n) {
         const char *ls = body + pos;

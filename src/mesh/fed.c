@@ -14,9 +14,10 @@
 #include "core/util.h"
 #include "mesh/internal.h"
 
-#define MAX_SERVED  256  /* domains served */
-#define NONCES      8192 /* nonces remembered (within MESH_FED_MAX_SKEW) */
-#define KEY_CACHE   64   /* nodes whose public key is cached */
+#define MAX_SERVED  256   /* domains served */
+#define NONCES      8192  /* nonces remembered (within MESH_FED_MAX_SKEW) */
+#define NONCE_HASH  16384 /* buckets of the nonces' index */
+#define KEY_CACHE   64    /* nodes whose public key is cached */
 #define KEY_TTL     (10LL * MESH_NS_PER_SEC)
 #define SCAN_ID_HEX 32
 #define DESCRIBES   64 /* describe answers kept (user, domain) */
@@ -66,8 +67,11 @@ struct mesh_fed {
     natsSubscription *next_sub; /* _INBOX_<me>.fed.> */
     open_scan_t scans[MESH_FED_MAX_SCANS];
     key_entry_t keys[KEY_CACHE];
-    nonce_entry_t nonces[NONCES];
+    nonce_entry_t nonces[NONCES]; /* a ring, oldest at nonce_next */
     size_t nonce_next;
+    /* their index: chains of ring slots by bucket, each link the slot + 1 (0 ends a chain) */
+    uint16_t nonce_head[NONCE_HASH];
+    uint16_t nonce_link[NONCES];
     mesh_fed_stats_t stats;
     /* the reaper */
     pthread_t reaper;
@@ -163,27 +167,54 @@ static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
     return has;
 }
 
+/* The bucket of a nonce. Nonces are random bytes the calling node chose and signed (the
+ * signature is checked first), so their first bytes serve as the hash. */
+static size_t nonce_bucket(const uint8_t nonce[MESH_FED_NONCE_BYTES])
+{
+    uint64_t h;
+    memcpy(&h, nonce, sizeof h);
+    return (size_t)((h ^ (h >> 31)) % NONCE_HASH);
+}
+
 /* Remembers a nonce: false when it was seen within the window (a replay), or when the
  * memory is full of nonces still in the window (refused rather than forgotten). */
 static bool nonce_fresh(mesh_fed_t *f, const uint8_t nonce[MESH_FED_NONCE_BYTES], int64_t ts,
                         int64_t now)
 {
+    size_t b = nonce_bucket(nonce);
     bool ok = true;
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < NONCES && ok; i++)
-        if (f->nonces[i].ts_ns && now - f->nonces[i].ts_ns <= 2 * MESH_FED_MAX_SKEW &&
-            memcmp(f->nonces[i].nonce, nonce, MESH_FED_NONCE_BYTES) == 0)
+    for (unsigned i = f->nonce_head[b]; i && ok; i = f->nonce_link[i - 1]) {
+        const nonce_entry_t *e = &f->nonces[i - 1];
+        if (e->ts_ns && now - e->ts_ns <= 2 * MESH_FED_MAX_SKEW &&
+            memcmp(e->nonce, nonce, MESH_FED_NONCE_BYTES) == 0)
             ok = false;
-    nonce_entry_t *slot = &f->nonces[f->nonce_next];
+    }
+    size_t at = f->nonce_next;
+    nonce_entry_t *slot = &f->nonces[at];
     if (ok && slot->ts_ns && now - slot->ts_ns <= 2 * MESH_FED_MAX_SKEW)
         ok = false; /* NONCES requests within the window: too many to remember */
     if (ok) {
+        if (slot->ts_ns) { /* the oldest nonce leaves its chain */
+            uint16_t *l = &f->nonce_head[nonce_bucket(slot->nonce)];
+            while (*l && *l != at + 1)
+                l = &f->nonce_link[*l - 1];
+            if (*l)
+                *l = f->nonce_link[at];
+        }
         memcpy(slot->nonce, nonce, MESH_FED_NONCE_BYTES);
         slot->ts_ns = ts > now ? ts : now;
-        f->nonce_next = (f->nonce_next + 1) % NONCES;
+        f->nonce_link[at] = f->nonce_head[b];
+        f->nonce_head[b] = (uint16_t)(at + 1);
+        f->nonce_next = (at + 1) % NONCES;
     }
     pthread_mutex_unlock(&f->mu);
     return ok;
+}
+
+bool mesh__fed_nonce_fresh(mesh_fed_t *f, const uint8_t *nonce, int64_t ts, int64_t now)
+{
+    return nonce_fresh(f, nonce, ts, now);
 }
 
 /* Sends frames of a scan until one is sent; closes it when it ended. */

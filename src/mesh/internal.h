@@ -29,4 +29,8 @@ void mesh__mesh_conn_put(mesh_mesh_t *m);
 /* The node's reply inbox prefix ("_INBOX_<node>"). */
 const char *mesh__mesh_inbox(const mesh_mesh_t *m);
 
+/* Test seam: the federation's replay check of a request's nonce at time now (fed.c). */
+typedef struct mesh_fed mesh_fed_t;
+bool mesh__fed_nonce_fresh(mesh_fed_t *f, const uint8_t *nonce, int64_t ts, int64_t now);
+
 #endif

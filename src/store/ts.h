@@ -17,7 +17,10 @@
  * and increments the domain's ts generation in the same transaction; the flushed rows stay in
  * memory, marked with that generation, until no reader whose snapshot predates it remains.
  * A reader records the generation of its snapshot and sees chunks of its snapshot plus the
- * buffered rows of later generations (and unflushed ones): every row exactly once.
+ * buffered rows of later generations (and unflushed ones): every row exactly once. The
+ * buffers are updated just after the SQLite commit; a reader whose snapshot falls in between
+ * waits for that update (store.c, reader_pin_gen), and a read transaction on a store with
+ * time series pins its generation when it begins.
  *
  * Replay. Each series records the log position its chunks cover (flushed_seq); the product
  * records the position below which nothing is buffered (clean seq, in _meta). After a crash

@@ -43,11 +43,23 @@ class NatsServer:
         self.conf, self.logpath = conf, log
         self.proc = None
 
-    def start(self):
+    def start(self, wait=True):
         self.logf = open(self.logpath, "w")
         self.proc = subprocess.Popen([NATS, "-c", self.conf], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
         _servers.append(self)
+        if wait:
+            # it says so once every listener is bound; a port taken meanwhile (the ports are
+            # picked free, then bound) ends it at once: say that, not a later timeout
+            deadline = time.time() + 30
+            while "Server is ready" not in self.log():
+                if self.proc.poll() is not None:
+                    fail("nats-server %s exited (%d):\n%s" % (self.conf, self.proc.returncode,
+                                                                self.log()[-2000:]))
+                if time.time() > deadline:
+                    fail("nats-server %s not ready after 30 s:\n%s" % (self.conf,
+                                                                     self.log()[-2000:]))
+                time.sleep(0.05)
         return self
 
     def log(self):

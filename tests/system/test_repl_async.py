@@ -128,7 +128,7 @@ def main():
 
 
 def run(tmp, nodes):
-    base = free_base(1)
+    base = free_base(3)
     mdir = os.path.join(tmp, "mesh")
     out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
                           "--hub", "1", "--client-port", str(base),

@@ -602,6 +602,36 @@ static void test_parts_per_product(void **state)
     mesh_batch_free(&b);
 }
 
+/* A row hint (the body's line count) sizes new parts at once, within twice the hint in all;
+ * rows past it still fit (the parts grow as before). */
+static void test_rows_hint(void **state)
+{
+    (void)state;
+    mesh_batch_t b;
+    mesh_batch_init(&b, "factory-a", MESH_BATCH_DEFAULT_LIMITS);
+    mesh_batch_expect_rows(&b, 300);
+    reading(&b, readings, 1, "d1", "1");
+    assert_int_equal(b.parts[0].cap_rows, 300);
+    reading(&b, readings_q, 2, "d2", "2");
+    assert_int_equal(b.parts[1].cap_rows, 299); /* the rows still to come */
+    for (uint32_t i = 0; i < 400; i++) {
+        char dev[16];
+        snprintf(dev, sizeof dev, "d%u", i);
+        reading(&b, i % 2 ? readings : readings_q, 10 + i, dev, "5");
+    }
+    assert_int_equal(b.parts[0].nrows + b.parts[1].nrows, 402);
+    assert_true(b.rows_prealloc <= 600);
+    mesh_value_t *last = &b.parts[0].vals[(b.parts[0].nrows - 1) * b.parts[0].ncols];
+    assert_string_equal(mesh_batch_text(&b, &last[0]), "d399");
+    mesh_batch_free(&b);
+    /* a huge hint (a body of empty lines) gives a part a few MiB at most */
+    mesh_batch_init(&b, "factory-a", MESH_BATCH_DEFAULT_LIMITS);
+    mesh_batch_expect_rows(&b, 1000000);
+    reading(&b, readings, 1, "d1", "1");
+    assert_true(b.parts[0].cap_rows * b.parts[0].ncols * sizeof(mesh_value_t) <= (4u << 20));
+    mesh_batch_free(&b);
+}
+
 static void test_errors_kept_and_counted(void **state)
 {
     mesh_batch_limits_t lim = MESH_BATCH_DEFAULT_LIMITS;
@@ -1105,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_column_given_twice),
         cmocka_unit_test(test_quarantine_vs_reject),
         cmocka_unit_test(test_parts_per_product),
+        cmocka_unit_test(test_rows_hint),
         cmocka_unit_test(test_errors_kept_and_counted),
         cmocka_unit_test(test_source_error),
         cmocka_unit_test(test_value_shown_truncated),

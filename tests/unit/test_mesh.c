@@ -20,9 +20,66 @@
 #include "crypt/sign.h"
 #include "mesh/snapwire.h"
 #include "mesh/entry.h"
+#include "mesh/fed.h"
 #include "mesh/fedwire.h"
+#include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "mesh/natsconf.h"
+
+/* The replay check of federated requests: a nonce seen within the window is refused, a full
+ * memory refuses rather than forgets, and nonces leave the index as the ring reuses their
+ * slots (also nonces sharing a bucket: their first 8 bytes alike). */
+static void nonce_of(uint8_t *n, uint64_t a, uint64_t b)
+{
+    memcpy(n, &a, 8);
+    memcpy(n + 8, &b, 8);
+}
+
+static void test_fed_nonces(void **state)
+{
+    (void)state;
+    mesh_fed_handler_t h = {0};
+    mesh_fed_t *f;
+    mesh_err_t err;
+    assert_int_equal(mesh_fed_create(NULL, &h, &f, &err), MESH_OK);
+    const int64_t W = 2 * MESH_FED_MAX_SKEW, T0 = 1000 * MESH_FED_MAX_SKEW;
+    uint8_t n[MESH_FED_NONCE_BYTES];
+    nonce_of(n, 1, 1);
+    assert_true(mesh__fed_nonce_fresh(f, n, T0, T0));
+    assert_false(mesh__fed_nonce_fresh(f, n, T0, T0 + 1)); /* a replay */
+    nonce_of(n, 1, 2);                                     /* the same bucket */
+    assert_true(mesh__fed_nonce_fresh(f, n, T0, T0 + 2));
+    assert_false(mesh__fed_nonce_fresh(f, n, T0, T0 + 3));
+    /* the memory full of nonces within the window: refused */
+    int64_t t = T0 + 10;
+    size_t ok = 2;
+    for (uint64_t i = 0; i < 9000; i++) {
+        nonce_of(n, 100 + i % 7, i); /* seven buckets: long chains */
+        if (mesh__fed_nonce_fresh(f, n, t, t))
+            ok++;
+    }
+    assert_int_equal(ok, 8192);
+    /* after the window every slot is reused, in ring order, several times over: a nonce
+     * just remembered is found, one whose slot was reused (gone from its chain) passes */
+    for (int round = 0; round < 3; round++) {
+        t += W + 1;
+        for (uint64_t i = 0; i < 8192; i++) {
+            nonce_of(n, 100 + i % 7, 1000000 * (uint64_t)(round + 1) + i);
+            assert_true(mesh__fed_nonce_fresh(f, n, t, t));
+            if (i % 1000 == 0)
+                assert_false(mesh__fed_nonce_fresh(f, n, t, t));
+        }
+        for (uint64_t i = 0; i < 8192; i += 97) {
+            nonce_of(n, 100 + i % 7, 1000000 * (uint64_t)(round + 1) + i);
+            assert_false(mesh__fed_nonce_fresh(f, n, t, t + 1));
+        }
+    }
+    /* nonces of the first fill are out of the window and out of the index */
+    t += W + 1;
+    nonce_of(n, 1, 1);
+    assert_true(mesh__fed_nonce_fresh(f, n, t, t));
+    mesh_fed_destroy(f);
+}
 
 int main(void);
 
@@ -519,7 +576,8 @@ int main(void)
         cmocka_unit_test(test_entry_round_trip), cmocka_unit_test(test_entry_refusals),
         cmocka_unit_test(test_node_names),       cmocka_unit_test(test_info_version),
         cmocka_unit_test(test_permissions),      cmocka_unit_test(test_config_files),
-        cmocka_unit_test(test_fed_request),      cmocka_unit_test(test_snap_wire),
+        cmocka_unit_test(test_fed_request),      cmocka_unit_test(test_fed_nonces),
+        cmocka_unit_test(test_snap_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
