@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/sqltok.h"
 #include "derive/derive.h"
 
 typedef enum { T_WORD, T_NUM, T_STR, T_QID, T_LP, T_RP, T_COMMA, T_STAR, T_DOT, T_OTHER } tkind_t;
@@ -38,78 +39,32 @@ typedef struct lexer {
  * string, quoted name or comment, unbalanced parentheses or too many tokens. */
 static mesh_status_t lex(lexer_t *x)
 {
+    static const tkind_t kinds[] = {[MESH_SQLT_WORD] = T_WORD,
+                                    [MESH_SQLT_NUM] = T_NUM,
+                                    [MESH_SQLT_STR] = T_STR,
+                                    [MESH_SQLT_QID] = T_QID};
     const char *s = x->s;
     size_t n = x->n, i = 0;
     int depth = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (isspace(c)) {
-            i++;
-            continue;
-        }
-        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-            while (i < n && s[i] != '\n')
-                i++;
-            continue;
-        }
-        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-            size_t e = i + 2;
-            while (e + 1 < n && !(s[e] == '*' && s[e + 1] == '/'))
-                e++;
-            if (e + 1 >= n)
-                return MESH_UNSUPPORTED;
-            i = e + 2;
-            continue;
-        }
+    for (;;) {
+        if (mesh_sql_skip(s, n, &i) != 0)
+            return MESH_UNSUPPORTED;
+        if (i >= n)
+            break;
         if (x->nt >= MAX_TOKENS)
             return MESH_UNSUPPORTED;
         tok_t *t = &x->t[x->nt++];
         t->off = i;
         t->depth = depth;
-        if (c == '\'' || c == '"' || c == '`' || c == '[') {
-            char close = c == '[' ? ']' : (char)c;
-            size_t e = i + 1;
-            for (;;) {
-                if (e >= n)
-                    return MESH_UNSUPPORTED;
-                if (s[e] == close) {
-                    if (close != ']' && e + 1 < n && s[e + 1] == close) {
-                        e += 2;
-                        continue;
-                    }
-                    break;
-                }
-                e++;
-            }
-            t->k = c == '\'' ? T_STR : T_QID;
-            t->len = e + 1 - i;
-            i = e + 1;
+        mesh_sqlt_t k = mesh_sql_token(s, n, i, &t->len);
+        if (k == MESH_SQLT_BAD)
+            return MESH_UNSUPPORTED;
+        i += t->len;
+        if (k != MESH_SQLT_OTHER) {
+            t->k = kinds[k];
             continue;
         }
-        if (isalpha(c) || c == '_' || c >= 0x80) {
-            size_t e = i;
-            while (e < n && (isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == '$' ||
-                             (unsigned char)s[e] >= 0x80))
-                e++;
-            t->k = T_WORD;
-            t->len = e - i;
-            i = e;
-            continue;
-        }
-        if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
-            size_t e = i;
-            while (e < n &&
-                   (isalnum((unsigned char)s[e]) || s[e] == '.' ||
-                    ((s[e] == '+' || s[e] == '-') && (s[e - 1] == 'e' || s[e - 1] == 'E'))))
-                e++;
-            t->k = T_NUM;
-            t->len = e - i;
-            i = e;
-            continue;
-        }
-        t->len = 1;
-        i++;
-        switch (c) {
+        switch (s[t->off]) {
         case '(':
             t->k = T_LP;
             depth++;

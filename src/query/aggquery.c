@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/sqltok.h"
 #include "query/internal.h"
 
 typedef enum { T_IDENT, T_QIDENT, T_STR, T_NUM, T_PUNCT } ttype_t;
@@ -42,82 +43,40 @@ typedef struct lexer {
 
 static mesh_status_t lex(lexer_t *lx, mesh_err_t *err)
 {
+    static const ttype_t types[] = {[MESH_SQLT_WORD] = T_IDENT,
+                                    [MESH_SQLT_NUM] = T_NUM,
+                                    [MESH_SQLT_STR] = T_STR,
+                                    [MESH_SQLT_QID] = T_QIDENT};
     const char *s = lx->s;
     size_t n = lx->n, i = 0;
     if (memchr(s, '\0', n) != NULL) /* SQLite would stop reading there */
         return mesh_err_set(err, MESH_FORBIDDEN, "a NUL byte in the query");
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (isspace(c)) {
-            i++;
-            continue;
-        }
-        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-            while (i < n && s[i] != '\n')
-                i++;
-            continue;
-        }
-        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-            size_t j = i + 2;
-            while (j + 1 < n && !(s[j] == '*' && s[j + 1] == '/'))
-                j++;
-            if (j + 1 >= n)
-                return mesh_err_set(err, MESH_FORBIDDEN, "an unterminated comment");
-            i = j + 2;
-            continue;
-        }
+    for (;;) {
+        if (mesh_sql_skip(s, n, &i) != 0)
+            return mesh_err_set(err, MESH_FORBIDDEN, "an unterminated comment");
+        if (i >= n)
+            break;
         if (lx->nt == MESH_AGGQ_MAX_TOKENS)
             return mesh_err_set(err, MESH_FORBIDDEN, "an aggregate query has at most %d tokens",
                                 MESH_AGGQ_MAX_TOKENS);
         tok_t *t = &lx->t[lx->nt++];
         t->off = i;
-        if (c == '\'' || c == '"' || c == '`' || c == '[') {
-            char end = c == '[' ? ']' : (char)c;
-            size_t j = i + 1;
-            for (;;) {
-                if (j >= n)
-                    return mesh_err_set(err, MESH_FORBIDDEN, "an unterminated string or name");
-                if (s[j] == end) {
-                    if (end != ']' && j + 1 < n && s[j + 1] == end) {
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                j++;
-            }
-            t->type = c == '\'' ? T_STR : T_QIDENT;
-            t->len = j + 1 - i;
-            i = j + 1;
-        } else if (isalpha(c) || c == '_' || c >= 0x80) {
-            size_t j = i;
-            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '_' || s[j] == '$' ||
-                             (unsigned char)s[j] >= 0x80))
-                j++;
-            t->type = T_IDENT;
-            t->len = j - i;
-            i = j;
-        } else if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
-            size_t j = i;
-            while (j < n &&
-                   (isalnum((unsigned char)s[j]) || s[j] == '.' ||
-                    ((s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E'))))
-                j++;
-            t->type = T_NUM;
-            t->len = j - i;
-            i = j;
-        } else if (c == '?' || c == ':' || c == '@' || c == '$' || c == '#') {
+        mesh_sqlt_t k = mesh_sql_token(s, n, i, &t->len);
+        if (k == MESH_SQLT_BAD)
+            return mesh_err_set(err, MESH_FORBIDDEN, "an unterminated string or name");
+        if (k != MESH_SQLT_OTHER) {
+            t->type = types[k];
+        } else if (s[i] != '\0' && strchr("?:@$#", s[i]) != NULL) {
             return mesh_err_set(err, MESH_FORBIDDEN, "parameters are not allowed here");
         } else {
             /* two-character operators are one token so expressions compare alike */
             static const char *const ops[] = {"<=", ">=", "<>", "!=", "==", "||", "<<", ">>"};
             t->type = T_PUNCT;
-            t->len = 1;
-            for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
-                if (i + 1 < n && s[i] == ops[k][0] && s[i + 1] == ops[k][1])
+            for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
+                if (i + 1 < n && s[i] == ops[o][0] && s[i + 1] == ops[o][1])
                     t->len = 2;
-            i += t->len;
         }
+        i += t->len;
     }
     return MESH_OK;
 }
