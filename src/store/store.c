@@ -3028,6 +3028,26 @@ static mesh_status_t dispose_rows(mesh_store_t *s, const mesh_product_t *p, cons
     return st;
 }
 
+/* Takes n rows deleted in the writer's transaction off a product's count (its last write
+ * time stays). */
+static mesh_status_t rows_removed(mesh_store_t *s, const char *product, int64_t n, mesh_err_t *err)
+{
+    sqlite3_stmt *q = s->q_stats_put;
+    sqlite3_bind_text(q, 1, product, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, -n);
+    sqlite3_bind_int64(q, 3, 0);
+    sqlite3_bind_int64(q, 4, 0);
+    mesh_status_t st = step_done(s->db, q, err, "stats");
+    if (st != MESH_OK)
+        return st;
+    pthread_mutex_lock(&s->stats_lock);
+    stats_entry_t *e = stats_find(s, product, false);
+    if (e)
+        e->st.rows -= n;
+    pthread_mutex_unlock(&s->stats_lock);
+    return MESH_OK;
+}
+
 mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const mesh_dispose_t *d,
                                  bool replay, int64_t *deleted, mesh_err_t *err)
 {
@@ -3060,19 +3080,7 @@ mesh_status_t mesh_store_dispose(mesh_store_t *s, const mesh_product_t *p, const
     }
     if (st != MESH_OK || *deleted == 0 || replay)
         return st;
-    sqlite3_stmt *q = s->q_stats_put;
-    sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, -*deleted);
-    sqlite3_bind_int64(q, 3, 0);
-    sqlite3_bind_int64(q, 4, 0);
-    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
-        return st;
-    pthread_mutex_lock(&s->stats_lock);
-    stats_entry_t *e = stats_find(s, p->name, false);
-    if (e)
-        e->st.rows -= *deleted;
-    pthread_mutex_unlock(&s->stats_lock);
-    return MESH_OK;
+    return rows_removed(s, p->name, *deleted, err);
 }
 
 mesh_status_t mesh_store_delete_since(mesh_store_t *s, const mesh_product_t *p, const char *col,
@@ -3132,19 +3140,7 @@ mesh_status_t mesh_store_truncate(mesh_store_t *s, const mesh_product_t *p, int6
     *deleted = sqlite3_changes64(s->db);
     if (*deleted == 0)
         return MESH_OK;
-    sqlite3_stmt *q = s->q_stats_put;
-    sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, -*deleted);
-    sqlite3_bind_int64(q, 3, 0);
-    sqlite3_bind_int64(q, 4, 0);
-    if ((st = step_done(s->db, q, err, "stats")) != MESH_OK)
-        return st;
-    pthread_mutex_lock(&s->stats_lock);
-    stats_entry_t *e = stats_find(s, p->name, false);
-    if (e)
-        e->st.rows -= *deleted;
-    pthread_mutex_unlock(&s->stats_lock);
-    return MESH_OK;
+    return rows_removed(s, p->name, *deleted, err);
 }
 
 mesh_status_t mesh_store_vacuum(mesh_store_t *s, int64_t max_pages, int64_t *freed, mesh_err_t *err)
