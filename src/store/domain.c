@@ -3681,6 +3681,40 @@ void mesh_domain_keyinfo(mesh_domain_t *d, mesh_domain_keyinfo_t *out)
 
 /* ---- disposal: retention and erasure ---- */
 
+/* Writes a record made by the domain itself (a disposal, a refresh): through the domain's
+ * stream when it is replicated, so every replica applies the same, else through the writer.
+ * *rows: the rows it touched; *seq (if not NULL): its position. Frees the payload. */
+static mesh_status_t submit_own(mesh_domain_t *d, item_t *it, int64_t *rows, uint64_t *seq,
+                                mesh_err_t *err)
+{
+    mesh_replicator_t r;
+    pthread_mutex_lock(&d->repl_lock);
+    r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    if (r.publish) {
+        mesh_apply_result_t ar;
+        memset(&ar, 0, sizeof ar);
+        mesh_status_t st = write_through_stream(d, &r, &it->payload, NULL, &ar, err);
+        mesh_buf_free(&it->payload);
+        if (st == MESH_OK) {
+            *rows = (int64_t)ar.rows;
+            if (seq)
+                *seq = ar.stream_seq;
+        }
+        return st;
+    }
+    mesh_status_t st = submit(d, it);
+    mesh_buf_free(&it->payload);
+    if (st != MESH_OK && err && it->err.code != MESH_OK)
+        *err = it->err;
+    if (st == MESH_OK) {
+        *rows = (int64_t)it->res.rows;
+        if (seq)
+            *seq = it->res.seq;
+    }
+    return st;
+}
+
 mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char why, int64_t cutoff,
                                   int64_t limit, const uint8_t *keys, size_t keys_len, size_t nkeys,
                                   int64_t *deleted, uint64_t *seq, mesh_err_t *err)
@@ -3723,32 +3757,7 @@ mesh_status_t mesh_domain_dispose(mesh_domain_t *d, const char *product, char wh
     if (it.payload.data == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     /* a replicated domain: through its stream, so every replica deletes the same rows */
-    mesh_replicator_t r;
-    pthread_mutex_lock(&d->repl_lock);
-    r = d->repl;
-    pthread_mutex_unlock(&d->repl_lock);
-    if (r.publish) {
-        mesh_apply_result_t ar;
-        memset(&ar, 0, sizeof ar);
-        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
-        mesh_buf_free(&it.payload);
-        if (rst == MESH_OK) {
-            *deleted = (int64_t)ar.rows;
-            if (seq)
-                *seq = ar.stream_seq;
-        }
-        return rst;
-    }
-    mesh_status_t st = submit(d, &it);
-    mesh_buf_free(&it.payload);
-    if (st != MESH_OK && err && it.err.code != MESH_OK)
-        *err = it.err;
-    if (st == MESH_OK) {
-        *deleted = (int64_t)it.res.rows;
-        if (seq)
-            *seq = it.res.seq;
-    }
-    return st;
+    return submit_own(d, &it, deleted, seq, err);
 }
 
 /* ---- derived products defined by SQL (node/derived.c) ---- */
@@ -3793,32 +3802,7 @@ mesh_status_t mesh_domain_refresh(mesh_domain_t *d, const char *product, const c
                             "the derived product's rows are too large for a "
                             "log record");
     }
-    mesh_replicator_t r;
-    pthread_mutex_lock(&d->repl_lock);
-    r = d->repl;
-    pthread_mutex_unlock(&d->repl_lock);
-    if (r.publish) {
-        mesh_apply_result_t ar;
-        memset(&ar, 0, sizeof ar);
-        mesh_status_t rst = write_through_stream(d, &r, &it.payload, NULL, &ar, err);
-        mesh_buf_free(&it.payload);
-        if (rst == MESH_OK) {
-            *rows = (int64_t)ar.rows;
-            if (seq)
-                *seq = ar.stream_seq;
-        }
-        return rst;
-    }
-    st = submit(d, &it);
-    mesh_buf_free(&it.payload);
-    if (st != MESH_OK && err && it.err.code != MESH_OK)
-        *err = it.err;
-    if (st == MESH_OK) {
-        *rows = (int64_t)it.res.rows;
-        if (seq)
-            *seq = it.res.seq;
-    }
-    return st;
+    return submit_own(d, &it, rows, seq, err);
 }
 
 bool mesh_domain_watch(mesh_domain_t *d, const char *product, const char *watcher)
