@@ -70,6 +70,9 @@ typedef struct pcursor {
     bool row_loaded;
     int64_t bucket_ns; /* the bucket width of this scan, 0: none */
     char bucket_text[32];
+    /* per declared column: its text outlives the statement (a series key), so SQLite may
+     * point at it rather than copy it on every row */
+    bool stable[MESH_CONTRACT_MAX_COLUMNS];
 } pcursor_t;
 
 /* A width as text: the largest unit that divides it ("1h", "90s", "250ms"). */
@@ -656,6 +659,9 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     if (mesh__session_reader(t->s, t->sd, &r, &err) != MESH_OK ||
         mesh_scan_open(r, t->p, t->view, &plan, args, argc, &c->scan, &err) != MESH_OK)
         return fail(c, err.msg);
+    for (int i = 0; i < t->ncols && i < MESH_CONTRACT_MAX_COLUMNS; i++)
+        c->stable[i] = !t->quarantine && t->mask[i] == MESH_MASK_NONE &&
+                       mesh_scan_text_stable(c->scan, t->pcol[i]);
     char pname[160];
     static const char *const suffix[] = {"", "__quarantine", "__last"};
     snprintf(pname, sizeof pname, "%s%s", t->p->name, suffix[t->view]);
@@ -675,7 +681,8 @@ static int pv_eof(sqlite3_vtab_cursor *cur)
     return ((pcursor_t *)cur)->eof;
 }
 
-static void result_datum(sqlite3_context *ctx, const mesh_datum_t *d)
+/* stable: the text outlives the statement (SQLite keeps a pointer instead of a copy) */
+static void result_datum(sqlite3_context *ctx, const mesh_datum_t *d, bool stable)
 {
     switch (d->type) {
     case MESH_V_INT:
@@ -685,7 +692,7 @@ static void result_datum(sqlite3_context *ctx, const mesh_datum_t *d)
         sqlite3_result_double(ctx, d->d);
         break;
     case MESH_V_TEXT:
-        sqlite3_result_text(ctx, d->s, (int)d->n, SQLITE_TRANSIENT);
+        sqlite3_result_text(ctx, d->s, (int)d->n, stable ? SQLITE_STATIC : SQLITE_TRANSIENT);
         break;
     default:
         sqlite3_result_null(ctx);
@@ -781,7 +788,7 @@ static int pv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     mesh_scan_value(c->scan, t->pcol[col], &d);
     if (t->mask[col] != MESH_MASK_NONE)
         return result_masked(c, ctx, col, &d);
-    result_datum(ctx, &d);
+    result_datum(ctx, &d, c->stable[col]);
     return SQLITE_OK;
 }
 

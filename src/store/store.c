@@ -2164,6 +2164,10 @@ struct mesh_store_reader {
     sqlite3_stmt *q_pin; /* reads the snapshot's ts generation and position */
     uint64_t gen;
     uint64_t seq; /* the log position of this read transaction's snapshot */
+    /* the time series scanned since the last mesh_store_reader_end, each referenced once:
+     * their series keys stay valid until then (mesh_scan_text_stable) */
+    mesh_ts_t **held;
+    size_t nheld, capheld;
 };
 
 mesh_status_t mesh_store_contract_history(mesh_store_reader_t *r, const char *id,
@@ -2191,6 +2195,7 @@ mesh_status_t mesh_store_contract_history(mesh_store_reader_t *r, const char *id
 struct mesh_scan {
     mesh_store_reader_t *r;
     mesh_ts_cursor_t *ts; /* a time-series scan, or NULL */
+    mesh_ts_t *ts_held;   /* its series, referenced by the reader (NULL: not held) */
     bool quarantine;
     char product[MESH_NAME_MAX + 1];
     sqlite3_stmt *q;
@@ -2251,11 +2256,43 @@ mesh_status_t mesh_store_reader_open(mesh_store_t *s, mesh_store_reader_t **out,
     return MESH_OK;
 }
 
+static void reader_release(mesh_store_reader_t *r)
+{
+    for (size_t i = 0; i < r->nheld; i++)
+        mesh__ts_unref(r->held[i]);
+    r->nheld = 0;
+}
+
+/* Keeps the reader's reference of ts (one per time series) until reader_release; true when
+ * it is kept, false (and unreferenced) when memory ran out. */
+static bool reader_hold(mesh_store_reader_t *r, mesh_ts_t *ts)
+{
+    for (size_t i = 0; i < r->nheld; i++)
+        if (r->held[i] == ts) {
+            mesh__ts_unref(ts);
+            return true;
+        }
+    if (r->nheld == r->capheld) {
+        size_t cap = r->capheld ? 2 * r->capheld : 8;
+        mesh_ts_t **n = realloc(r->held, cap * sizeof *n);
+        if (n == NULL) {
+            mesh__ts_unref(ts);
+            return false;
+        }
+        r->held = n;
+        r->capheld = cap;
+    }
+    r->held[r->nheld++] = ts;
+    return true;
+}
+
 void mesh_store_reader_close(mesh_store_reader_t *r)
 {
     if (r == NULL)
         return;
     reader_disconnect(r);
+    reader_release(r);
+    free(r->held);
     free(r);
 }
 
@@ -2388,6 +2425,7 @@ void mesh_store_reader_end(mesh_store_reader_t *r)
         gens_drop(r->store, r->gen);
         r->gen_pinned = false;
     }
+    reader_release(r);
 }
 
 static const char *op_sql(mesh_op_t op)
@@ -2529,11 +2567,13 @@ mesh_status_t mesh_scan_open(mesh_store_reader_t *r, const mesh_product_t *p, me
         if (st == MESH_OK)
             st = mesh__ts_scan_open(ts, r->db, r->gen, r->seq, view == MESH_VIEW_LAST, plan, args,
                                     nargs, &sc->ts, err);
-        mesh__ts_unref(ts);
         if (st != MESH_OK) {
+            mesh__ts_unref(ts);
             free(sc);
             return st;
         }
+        if (reader_hold(r, ts))
+            sc->ts_held = ts;
         *out = sc;
         return MESH_OK;
     }
@@ -2580,6 +2620,11 @@ int mesh_scan_next(mesh_scan_t *sc)
         return 0;
     snprintf(sc->error, sizeof sc->error, "scan: %s", mesh_crypt_errmsg(sc->r->db));
     return -1;
+}
+
+bool mesh_scan_text_stable(const mesh_scan_t *sc, int col)
+{
+    return sc->ts_held != NULL && mesh__ts_key_col(sc->ts_held, col);
 }
 
 void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out)

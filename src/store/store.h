@@ -278,6 +278,9 @@ mesh_status_t mesh_scan_rewind(mesh_scan_t *sc, const mesh_scan_plan_t *plan,
 int mesh_scan_next(mesh_scan_t *sc);
 /* Value of column col of the current row (borrowed until the next call to next). */
 void mesh_scan_value(mesh_scan_t *sc, int col, mesh_datum_t *out);
+/* Whether a text value of column col lives longer: until mesh_store_reader_end or _close of
+ * the scan's reader, even after the scan is closed (a time series' key columns). */
+bool mesh_scan_text_stable(const mesh_scan_t *sc, int col);
 const char *mesh_scan_error(mesh_scan_t *sc);
 void mesh_scan_close(mesh_scan_t *sc);
 

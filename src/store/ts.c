@@ -82,7 +82,8 @@ struct mesh_ts {
     int time_col;
     vcol_t *vc;
     size_t nv;
-    int *vc_of; /* product column -> value column index, -1 */
+    int *vc_of;  /* product column -> value column index, -1 */
+    int *key_of; /* product column -> series key index, -1 */
     pthread_rwlock_t lock;
     series_t **series;
     size_t nseries, capseries;
@@ -693,6 +694,7 @@ void mesh__ts_unref(mesh_ts_t *t)
     free(t->key_cols);
     free(t->vc);
     free(t->vc_of);
+    free(t->key_of);
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }
@@ -717,12 +719,17 @@ static mesh_ts_t *ts_new(const mesh_product_t *p)
     t->key_cols = calloc(p->nkey, sizeof *t->key_cols);
     t->vc = calloc(p->ncols, sizeof *t->vc);
     t->vc_of = calloc(p->ncols, sizeof *t->vc_of);
-    if (!t->key_cols || !t->vc || !t->vc_of) {
+    t->key_of = calloc(p->ncols, sizeof *t->key_of);
+    if (!t->key_cols || !t->vc || !t->vc_of || !t->key_of) {
         mesh__ts_unref(t);
         return NULL;
     }
-    for (size_t k = 0; k < t->nkey; k++)
+    for (size_t i = 0; i < p->ncols; i++)
+        t->key_of[i] = -1;
+    for (size_t k = 0; k < t->nkey; k++) {
         t->key_cols[k] = p->key_cols[k];
+        t->key_of[p->key_cols[k]] = (int)k;
+    }
     for (size_t i = 0; i < p->ncols; i++) {
         t->vc_of[i] = -1;
         if ((int)i == p->time_col || p->cols[i].primary_key)
@@ -1349,13 +1356,11 @@ uint64_t mesh__ts_clean_seq(mesh_ts_t *t, uint64_t applied_seq)
 
 static bool is_key_col(const mesh_ts_t *t, int col, size_t *k)
 {
-    for (size_t i = 0; i < t->nkey; i++)
-        if (t->key_cols[i] == col) {
-            if (k)
-                *k = i;
-            return true;
-        }
-    return false;
+    if (col < 0 || (size_t)col >= t->p->ncols || t->key_of[col] < 0)
+        return false;
+    if (k)
+        *k = (size_t)t->key_of[col];
+    return true;
 }
 
 /* Whether a scan can give rows in the plan's order. Rows come series by series, each in time
@@ -1509,7 +1514,8 @@ struct mesh_ts_cursor {
     mesh_scan_plan_t plan;
     ccons_t cons[MESH_SCAN_MAX_CONS];
     int ncons;
-    int64_t lo, hi; /* time range */
+    int check_chunk, check_buf; /* constraints a row of a chunk, of a buffer, is checked on */
+    int64_t lo, hi;             /* time range */
     bool empty;
     bool desc;
     int64_t limit, produced;
@@ -1704,23 +1710,24 @@ static bool chunk_may_hold(const mesh_colsum_t *s, const ccons_t *k)
     }
 }
 
-static void row_value(const mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
+/* The current row's value of product column col (in range). Every scanned row asks for
+ * several, so this is the scan's innermost step: one table lookup picks the key, the time
+ * or a value column. */
+static inline void row_value(const mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
 {
     const mesh_ts_t *t = c->t;
-    size_t k;
-    memset(out, 0, sizeof *out);
-    if (is_key_col(t, col, &k)) {
+    int k = t->key_of[col];
+    if (k >= 0) {
         *out = c->cur->keyvals[k];
         return;
     }
     if (col == t->time_col) {
-        out->type = MESH_V_INT;
-        out->i = c->rt[c->ri];
+        *out = (mesh_datum_t){.type = MESH_V_INT, .i = c->rt[c->ri]};
         return;
     }
     int v = t->vc_of[col];
     if (v < 0) {
-        out->type = MESH_V_NULL;
+        *out = null_datum;
         return;
     }
     mesh_colkind_t kind = t->vc[v].kind;
@@ -1729,40 +1736,38 @@ static void row_value(const mesh_ts_cursor_t *c, int col, mesh_datum_t *out)
         const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
         if (ch == NULL || (ch->nulls && ch->nulls[c->ri]) ||
             (ch->i == NULL && ch->d == NULL && ch->sidx == NULL)) {
-            out->type = MESH_V_NULL;
+            *out = null_datum;
             return;
         }
         if (kind == MESH_COL_TEXT) {
             uint32_t d = ch->sidx[c->ri];
-            out->type = MESH_V_TEXT;
-            out->s = ch->dict[d];
-            out->n = ch->dlen[d];
+            *out = (mesh_datum_t){.type = MESH_V_TEXT, .s = ch->dict[d], .n = ch->dlen[d]};
         } else if (kind == MESH_COL_REAL) {
-            out->type = MESH_V_REAL;
-            out->d = ch->kind == MESH_COL_REAL ? ch->d[c->ri] : (double)ch->i[c->ri];
+            *out = (mesh_datum_t){.type = MESH_V_REAL,
+                                  .d = ch->kind == MESH_COL_REAL ? ch->d[c->ri]
+                                                                 : (double)ch->i[c->ri]};
         } else {
-            out->type = MESH_V_INT;
-            out->i = ch->kind == MESH_COL_REAL ? (int64_t)ch->d[c->ri] : ch->i[c->ri];
+            *out = (mesh_datum_t){.type = MESH_V_INT,
+                                  .i = ch->kind == MESH_COL_REAL ? (int64_t)ch->d[c->ri]
+                                                                 : ch->i[c->ri]};
         }
         return;
     }
     const rowset_t *r = c->rows;
     if (rs_is_null(r, (size_t)v, c->ri)) {
-        out->type = MESH_V_NULL;
+        *out = null_datum;
         return;
     }
     switch (kind) {
     case MESH_COL_REAL:
-        out->type = MESH_V_REAL;
-        out->d = ((const double *)r->v[v])[c->ri];
+        *out = (mesh_datum_t){.type = MESH_V_REAL, .d = ((const double *)r->v[v])[c->ri]};
         break;
     case MESH_COL_TEXT:
-        out->type = MESH_V_TEXT;
+        *out = (mesh_datum_t){.type = MESH_V_TEXT};
         rs_text(r, (size_t)v, c->ri, &out->s, &out->n);
         break;
     default:
-        out->type = MESH_V_INT;
-        out->i = ((const int64_t *)r->v[v])[c->ri];
+        *out = (mesh_datum_t){.type = MESH_V_INT, .i = ((const int64_t *)r->v[v])[c->ri]};
     }
 }
 
@@ -1778,6 +1783,8 @@ static bool series_matches(const mesh_ts_cursor_t *c, const series_t *s)
 
 static bool row_matches(const mesh_ts_cursor_t *c)
 {
+    if ((c->from_chunk ? c->check_chunk : c->check_buf) == 0)
+        return true;
     for (int i = 0; i < c->ncons; i++) {
         const ccons_t *k = &c->cons[i];
         if (k->key || (k->ranged && c->from_chunk) || (k->grouped && c->gall))
@@ -1788,6 +1795,17 @@ static bool row_matches(const mesh_ts_cursor_t *c)
             return false;
     }
     return true;
+}
+
+/* Counts the constraints rows are checked on (row_matches), so that a scan with none (the
+ * time range of a chunk is applied by bounds) skips the check. */
+static void count_checks(mesh_ts_cursor_t *c)
+{
+    c->check_chunk = c->check_buf = 0;
+    for (int i = 0; i < c->ncons; i++) {
+        c->check_buf += !c->cons[i].key;
+        c->check_chunk += !c->cons[i].key && !c->cons[i].ranged;
+    }
 }
 
 typedef struct series_order {
@@ -1917,6 +1935,7 @@ static mesh_status_t setup(mesh_ts_cursor_t *c, const mesh_scan_plan_t *plan,
             k->ranged = k->op == MESH_OP_EQ || k->op == MESH_OP_IS || k->op == MESH_OP_GT ||
                         k->op == MESH_OP_GE || k->op == MESH_OP_LT || k->op == MESH_OP_LE;
     }
+    count_checks(c);
     if (c->last) {
         /* the newest row of a series is found over all its rows; the time range is then a
          * condition on that row */
@@ -2484,6 +2503,7 @@ static bool group_next_pass(mesh_ts_cursor_t *c)
         k->v.n = g->n;
     }
     c->ncons = c->gcons + 1;
+    count_checks(c);
     return true;
 }
 
@@ -2494,6 +2514,11 @@ int mesh__ts_scan_next(mesh_ts_cursor_t *c)
         if (r != 0 || !c->group || !group_next_pass(c))
             return r;
     }
+}
+
+bool mesh__ts_key_col(const mesh_ts_t *t, int col)
+{
+    return is_key_col(t, col, NULL);
 }
 
 void mesh__ts_scan_value(mesh_ts_cursor_t *c, int col, mesh_datum_t *out)

@@ -133,6 +133,8 @@ mesh_status_t mesh__ts_scan_rewind(mesh_ts_cursor_t *c, const mesh_scan_plan_t *
                                    const mesh_datum_t *args, int nargs, mesh_err_t *err);
 int mesh__ts_scan_next(mesh_ts_cursor_t *c);
 void mesh__ts_scan_value(mesh_ts_cursor_t *c, int col, mesh_datum_t *out);
+/* Whether product column col is a series key column (its values live as long as t). */
+bool mesh__ts_key_col(const mesh_ts_t *t, int col);
 const char *mesh__ts_scan_error(mesh_ts_cursor_t *c);
 void mesh__ts_scan_close(mesh_ts_cursor_t *c);
 
