@@ -80,6 +80,10 @@ int mesh__vtab_register(sqlite3 *db, qsession_t *s);
 int mesh__vtab_remote_register(sqlite3 *db, qsession_t *s);
 /* The system.audit module (vtab_audit.c). */
 int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
+/* The rollup view of time series, domain.product__agg (vtab_agg.c). */
+int mesh__vtab_agg_register(sqlite3 *db, qsession_t *s);
+/* A bucket width as text: the largest unit that divides it ("1h", "90s", "250ms"). */
+void mesh__width_text(int64_t ns, char *out, size_t cap);
 /* The reader of a domain for the running query, with its read transaction open. */
 mesh_status_t mesh__session_reader(qsession_t *s, const mesh_snap_domain_t *sd,
                                    mesh_store_reader_t **out, mesh_err_t *err);

@@ -50,6 +50,37 @@ static void refuse(trace_t *t, mesh_status_t st, const char *why)
     snprintf(t->why, sizeof t->why, "%s", why);
 }
 
+/* The product column a column of table (of domain db) comes from, in out: itself, except in
+ * a rollup view (p__agg), where c_avg (and the other aggregates) come from c and bucket and
+ * rows from the time. True when the column is such an aggregate of its source. */
+static bool rollup_source(const mesh_snapshot_t *snap, const char *db, const char *table,
+                          const char *column, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", column);
+    const char *view = strstr(table, "__");
+    if (view == NULL || strcmp(view, "__agg") != 0)
+        return false;
+    char product[MESH_NAME_MAX + 1];
+    snprintf(product, sizeof product, "%.*s", (int)(view - table), table);
+    const mesh_product_t *p = mesh_snapshot_product(snap, db, product);
+    if (p == NULL)
+        return false;
+    static const char *const aggs[] = {"_count", "_sum", "_min", "_max", "_avg"};
+    size_t n = strlen(out);
+    for (size_t i = 0; i < MESH_ARRAY_LEN(aggs); i++) {
+        size_t k = strlen(aggs[i]);
+        if (n > k && strcmp(out + n - k, aggs[i]) == 0 && mesh_product_col(p, out, n - k) >= 0) {
+            out[n - k] = '\0';
+            return true;
+        }
+    }
+    if (p->time_col >= 0 && (strcmp(out, "bucket") == 0 || strcmp(out, "rows") == 0)) {
+        snprintf(out, cap, "%s", p->cols[p->time_col].name);
+        return true;
+    }
+    return false;
+}
+
 static void on_trace(void *arg, int action, const char *a1, const char *a2, const char *db)
 {
     trace_t *t = arg;
@@ -83,9 +114,11 @@ static void on_trace(void *arg, int action, const char *a1, const char *a2, cons
         }
         *sep = '\0';
     }
-    mesh_status_t st = mesh_lineage_col_add_in(&t->all, db, product, a2);
+    char col[MESH_NAME_MAX + 8];
+    rollup_source(t->snap, db, a1, a2, col, sizeof col);
+    mesh_status_t st = mesh_lineage_col_add_in(&t->all, db, product, col);
     if (st == MESH_OK && t->nwin && t->marks >= 1 && (size_t)t->marks <= t->nwin)
-        st = mesh_lineage_col_add_in(&t->l->cols[t->marks - 1], db, product, a2);
+        st = mesh_lineage_col_add_in(&t->l->cols[t->marks - 1], db, product, col);
     if (st == MESH_OK)
         st = mesh_lineage_add_table(t->l, db, product);
     if (st != MESH_OK)
@@ -241,8 +274,10 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
             char *sep = strstr(product, "__");
             if (sep)
                 *sep = '\0';
-            c->xf = MESH_XF_IDENTITY;
-            st = mesh_lineage_col_add_in(c, odb, product, ocol);
+            char col[MESH_NAME_MAX + 8];
+            c->xf = rollup_source(snap, odb, otab, ocol, col, sizeof col) ? MESH_XF_AGGREGATE
+                                                                          : MESH_XF_IDENTITY;
+            st = mesh_lineage_col_add_in(c, odb, product, col);
             if (st != MESH_OK)
                 st = mesh_err_set(err, st, "out of memory");
         }

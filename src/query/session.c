@@ -60,7 +60,8 @@ static const char *const agg_functions[] = {
     "strftime", "julianday", "instr",  "trim",  "replace",  "cast",        "nullif", "iif",
 };
 
-/* The product a table of an attached domain serves ("p", "p__last", "p__quarantine"). */
+/* The product a table of an attached domain serves ("p", "p__last", "p__agg",
+ * "p__quarantine"). */
 static const mesh_product_t *table_product(const qsession_t *s, const char *db, const char *table)
 {
     char name[MESH_NAME_MAX + 1];
@@ -210,6 +211,7 @@ static mesh_status_t session_new(qsession_t **out, mesh_err_t *err)
                       err);
     if (st == MESH_OK &&
         (mesh__vtab_register(db, s) != SQLITE_OK || mesh__vtab_audit_register(db, s) != SQLITE_OK ||
+         mesh__vtab_agg_register(db, s) != SQLITE_OK ||
          mesh__vtab_remote_register(db, s) != SQLITE_OK ||
          mesh__sqlfuncs_register(db) != SQLITE_OK ||
          mesh__sqlfuncs_register_session(db, s) != SQLITE_OK))
@@ -370,6 +372,12 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
                 quote_ident(qp, sizeof qp, qn);
                 snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_product", q, qp);
                 st = exec_internal(s, sql, err);
+                /* ... and its rollups per series and time bucket */
+                snprintf(qn, sizeof qn, "%s__agg", c->products[i].name);
+                quote_ident(qp, sizeof qp, qn);
+                snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s.%s USING mesh_rollup", q, qp);
+                if (st == MESH_OK)
+                    st = exec_internal(s, sql, err);
             }
         }
     }

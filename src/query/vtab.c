@@ -75,8 +75,7 @@ typedef struct pcursor {
     bool stable[MESH_CONTRACT_MAX_COLUMNS];
 } pcursor_t;
 
-/* A width as text: the largest unit that divides it ("1h", "90s", "250ms"). */
-static void width_text(int64_t ns, char *out, size_t cap)
+void mesh__width_text(int64_t ns, char *out, size_t cap)
 {
     static const struct {
         const char *unit;
@@ -615,7 +614,7 @@ static int pv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
         if (ns <= 0)
             return fail(c, "bucket_width: a positive duration such as '1h' or '15m'");
         c->bucket_ns = ns;
-        width_text(ns, c->bucket_text, sizeof c->bucket_text);
+        mesh__width_text(ns, c->bucket_text, sizeof c->bucket_text);
     }
     mesh_datum_t args[MESH_SCAN_MAX_CONS + 1];
     if (argc > (int)MESH_ARRAY_LEN(args))

@@ -2676,6 +2676,96 @@ void mesh_scan_close(mesh_scan_t *sc)
     free(sc);
 }
 
+/* ---- rollups ---- */
+
+struct mesh_rollup {
+    mesh_scan_t *sc;
+    mesh_ts_rollup_t *R;
+};
+
+mesh_status_t mesh_rollup_open(mesh_store_reader_t *r, const mesh_product_t *p, int64_t width,
+                               int64_t lo, int64_t hi, const mesh_rollup_key_t *keys, int nkeys,
+                               const int *cols, int ncols, mesh_rollup_t **out, mesh_err_t *err)
+{
+    if (nkeys < 0 || nkeys > MESH_SCAN_MAX_CONS - 2 || p->time_col < 0)
+        return mesh_err_set(err, MESH_INVALID, "rollup: too many conditions");
+    mesh_scan_plan_t plan;
+    memset(&plan, 0, sizeof plan);
+    mesh_datum_t args[MESH_SCAN_MAX_CONS];
+    for (int i = 0; i < nkeys; i++) {
+        if (keys[i].op == MESH_OP_ISNULL || keys[i].op == MESH_OP_ISNOTNULL)
+            return mesh_err_set(err, MESH_INVALID, "rollup: a condition without a value");
+        plan.cons[i].col = keys[i].col;
+        plan.cons[i].op = keys[i].op;
+        plan.cons[i].used = true;
+        args[i] = keys[i].v;
+    }
+    plan.cons[nkeys].col = plan.cons[nkeys + 1].col = p->time_col;
+    plan.cons[nkeys].op = MESH_OP_GE;
+    plan.cons[nkeys + 1].op = MESH_OP_LE;
+    plan.cons[nkeys].used = plan.cons[nkeys + 1].used = true;
+    args[nkeys] = (mesh_datum_t){.type = MESH_V_INT, .i = lo};
+    args[nkeys + 1] = (mesh_datum_t){.type = MESH_V_INT, .i = hi};
+    plan.ncons = nkeys + 2;
+    /* series in the order of their columns (as the product declares them) */
+    for (size_t i = 0; i < p->ncols && plan.norder < MESH_SCAN_MAX_ORDER; i++)
+        for (size_t k = 0; k < p->nkey; k++)
+            if (p->key_cols[k] == (int)i && (int)i != p->time_col)
+                plan.order[plan.norder++].col = (int)i;
+    plan.order_used = plan.norder > 0;
+    plan.cols_used = 1ULL << (p->time_col < 63 ? p->time_col : 63);
+    for (int k = 0; k < ncols; k++)
+        plan.cols_used |= 1ULL << (cols[k] < 63 ? cols[k] : 63);
+    mesh_rollup_t *ru = calloc(1, sizeof *ru);
+    if (ru == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    mesh_status_t st = mesh_scan_open(r, p, MESH_VIEW_ROWS, &plan, args, plan.ncons, &ru->sc, err);
+    if (st == MESH_OK && ru->sc->ts == NULL)
+        st = mesh_err_set(err, MESH_INVALID, "%s is not a time series: it has no rollups", p->name);
+    if (st == MESH_OK)
+        st = mesh__ts_rollup_open(ru->sc->ts, width, cols, ncols, &ru->R, err);
+    if (st != MESH_OK) {
+        mesh_rollup_close(ru);
+        return st;
+    }
+    *out = ru;
+    return MESH_OK;
+}
+
+int mesh_rollup_next(mesh_rollup_t *ru)
+{
+    return mesh__ts_rollup_next(ru->R);
+}
+
+void mesh_rollup_key_value(mesh_rollup_t *ru, int col, mesh_datum_t *out)
+{
+    mesh__ts_rollup_value(ru->R, col, out);
+}
+
+int64_t mesh_rollup_bucket(mesh_rollup_t *ru, int64_t *rows)
+{
+    return mesh__ts_rollup_bucket(ru->R, rows);
+}
+
+const mesh_rollup_acc_t *mesh_rollup_acc(mesh_rollup_t *ru, int k)
+{
+    return mesh__ts_rollup_acc(ru->R, k);
+}
+
+const char *mesh_rollup_error(mesh_rollup_t *ru)
+{
+    return mesh__ts_rollup_error(ru->R);
+}
+
+void mesh_rollup_close(mesh_rollup_t *ru)
+{
+    if (ru == NULL)
+        return;
+    mesh__ts_rollup_close(ru->R);
+    mesh_scan_close(ru->sc);
+    free(ru);
+}
+
 /* ---- rules: definitions and per-series state (rules/engine.c) ---- */
 
 mesh_status_t mesh_store_rule_put(mesh_store_t *s, const char *name, uint64_t seq, const char *text,

@@ -284,6 +284,50 @@ bool mesh_scan_text_stable(const mesh_scan_t *sc, int col);
 const char *mesh_scan_error(mesh_scan_t *sc);
 void mesh_scan_close(mesh_scan_t *sc);
 
+/* ---- rollups of a time series (the p__agg view): per series and time bucket ---- */
+
+#define MESH_ROLLUP_MAX_COLS 256
+
+/* count, sum, min and max of one column's non-NULL values in a bucket (min and max: .i for an
+ * INTEGER/BOOLEAN/TIMESTAMP column, .d for a NUMBER column). */
+typedef struct mesh_rollup_acc {
+    int64_t count;
+    double sum;
+    union {
+        int64_t i;
+        double d;
+    } min, max;
+} mesh_rollup_acc_t;
+
+/* A condition on a series column (an operator with a value: not ISNULL/ISNOTNULL). */
+typedef struct mesh_rollup_key {
+    int col;
+    mesh_op_t op;
+    mesh_datum_t v;
+} mesh_rollup_key_t;
+
+typedef struct mesh_rollup mesh_rollup_t;
+
+/* Opens a rollup of time series p over the rows with lo <= time <= hi of the series that meet
+ * every key condition: one row per series and bucket of width ns holding rows (series ordered
+ * by their columns in the product's column order, the first MESH_SCAN_MAX_ORDER of them;
+ * buckets ascending), with the accumulators of numeric value columns cols. Rows are
+ * read as a scan reads them (the reader's snapshot), counted in C instead of SQL. */
+mesh_status_t mesh_rollup_open(mesh_store_reader_t *r, const mesh_product_t *p, int64_t width,
+                               int64_t lo, int64_t hi, const mesh_rollup_key_t *keys, int nkeys,
+                               const int *cols, int ncols, mesh_rollup_t **out, mesh_err_t *err);
+/* 1: a row is ready, 0: end, <0: error (mesh_rollup_error). */
+int mesh_rollup_next(mesh_rollup_t *ru);
+/* The current row's value of series column col (NULL for others): its text lives until
+ * mesh_store_reader_end of the reader. */
+void mesh_rollup_key_value(mesh_rollup_t *ru, int col, mesh_datum_t *out);
+/* The current row's bucket (its start) and its row count. */
+int64_t mesh_rollup_bucket(mesh_rollup_t *ru, int64_t *rows);
+/* The accumulators of cols[k] in the current row. */
+const mesh_rollup_acc_t *mesh_rollup_acc(mesh_rollup_t *ru, int k);
+const char *mesh_rollup_error(mesh_rollup_t *ru);
+void mesh_rollup_close(mesh_rollup_t *ru);
+
 /* ---- rules (rules/engine.c; on the writer's connection, inside its transaction) ---- */
 
 /* Called per stored rule (name, text) or per series state of a rule (series, state bytes). */

@@ -2941,3 +2941,207 @@ mesh_status_t mesh__ts_dispose(mesh_ts_t *t, sqlite3 *db, int64_t cutoff, int64_
     free(dk);
     return st;
 }
+
+/* ---- rollups: per series and time bucket, count/sum/min/max of value columns ---- */
+
+typedef struct rbucket {
+    int64_t b, rows;
+} rbucket_t;
+
+struct mesh_ts_rollup {
+    mesh_ts_cursor_t *c;
+    int64_t width;
+    int ncols;
+    int cols[MESH_ROLLUP_MAX_COLS]; /* product columns */
+    series_t *ser;                  /* the series of the buckets below */
+    rbucket_t *bk;                  /* its buckets, sorted */
+    mesh_rollup_acc_t *acc;         /* nbk * ncols */
+    size_t nbk, capbk, pos, hint;
+    bool pending; /* the cursor holds a row of the next series, not yet counted */
+    bool started;
+};
+
+static int64_t floor_to(int64_t t, int64_t w)
+{
+    int64_t b = t / w * w;
+    return t < 0 && b != t ? b - w : b;
+}
+
+/* The accumulators of bucket b of the current series (inserted in order when new). */
+static mesh_rollup_acc_t *rollup_bucket(mesh_ts_rollup_t *R, int64_t b, rbucket_t **bk)
+{
+    size_t i = R->hint;
+    if (!(i < R->nbk && R->bk[i].b == b)) {
+        if (R->nbk > 0 && R->bk[R->nbk - 1].b < b) {
+            i = R->nbk; /* in time order: a new last bucket */
+        } else {
+            size_t lo = 0, hi = R->nbk;
+            while (lo < hi) {
+                size_t m = (lo + hi) / 2;
+                if (R->bk[m].b < b)
+                    lo = m + 1;
+                else
+                    hi = m;
+            }
+            i = lo;
+        }
+        if (i == R->nbk || R->bk[i].b != b) {
+            if (R->nbk == R->capbk) {
+                size_t cap = R->capbk ? 2 * R->capbk : 64;
+                rbucket_t *nb = realloc(R->bk, cap * sizeof *nb);
+                if (nb)
+                    R->bk = nb;
+                mesh_rollup_acc_t *na =
+                    nb ? realloc(R->acc, cap * (size_t)(R->ncols ? R->ncols : 1) * sizeof *na)
+                       : NULL;
+                if (na)
+                    R->acc = na;
+                if (na == NULL)
+                    return NULL;
+                R->capbk = cap;
+            }
+            size_t nc = (size_t)R->ncols;
+            memmove(&R->bk[i + 1], &R->bk[i], (R->nbk - i) * sizeof *R->bk);
+            memmove(&R->acc[(i + 1) * nc], &R->acc[i * nc], (R->nbk - i) * nc * sizeof *R->acc);
+            R->bk[i] = (rbucket_t){.b = b};
+            memset(&R->acc[i * nc], 0, nc * sizeof *R->acc);
+            R->nbk++;
+        }
+        R->hint = i;
+    }
+    *bk = &R->bk[i];
+    return &R->acc[i * (size_t)R->ncols];
+}
+
+/* Counts the rows of the cursor's current row set into the series' buckets. */
+static bool rollup_rows(mesh_ts_rollup_t *R)
+{
+    mesh_ts_cursor_t *c = R->c;
+    bool check = (c->from_chunk ? c->check_chunk : c->check_buf) > 0;
+    for (size_t i = c->ri; i < c->rend; i++) {
+        c->ri = i;
+        if (check && !row_matches(c))
+            continue;
+        rbucket_t *bk;
+        mesh_rollup_acc_t *a = rollup_bucket(R, floor_to(c->rt[i], R->width), &bk);
+        if (a == NULL)
+            return false;
+        bk->rows++;
+        for (int k = 0; k < R->ncols; k++) {
+            mesh_datum_t d;
+            row_value(c, R->cols[k], &d);
+            mesh_rollup_acc_t *x = &a[k];
+            if (d.type == MESH_V_REAL) {
+                if (x->count == 0 || d.d < x->min.d)
+                    x->min.d = d.d;
+                if (x->count == 0 || d.d > x->max.d)
+                    x->max.d = d.d;
+                x->sum += d.d;
+            } else if (d.type == MESH_V_INT) {
+                if (x->count == 0 || d.i < x->min.i)
+                    x->min.i = d.i;
+                if (x->count == 0 || d.i > x->max.i)
+                    x->max.i = d.i;
+                x->sum += (double)d.i;
+            } else {
+                continue;
+            }
+            x->count++;
+        }
+    }
+    c->ri = c->rend - 1; /* the set is counted: the cursor moves on to the next one */
+    return true;
+}
+
+mesh_status_t mesh__ts_rollup_open(mesh_ts_cursor_t *c, int64_t width, const int *cols, int ncols,
+                                   mesh_ts_rollup_t **out, mesh_err_t *err)
+{
+    if (width <= 0 || ncols < 0 || ncols > MESH_ROLLUP_MAX_COLS)
+        return mesh_err_set(err, MESH_INVALID, "rollup: bad width or columns");
+    for (int k = 0; k < ncols; k++) {
+        int col = cols[k];
+        if (col < 0 || (size_t)col >= c->t->p->ncols || c->t->vc_of[col] < 0 ||
+            c->t->vc[c->t->vc_of[col]].kind == MESH_COL_TEXT)
+            return mesh_err_set(err, MESH_INVALID, "rollup: column %d is not a number", col);
+    }
+    if (c->last || c->desc || c->group)
+        return mesh_err_set(err, MESH_INVALID, "rollup: a plain scan is needed");
+    mesh_ts_rollup_t *R = calloc(1, sizeof *R);
+    if (R == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    R->c = c;
+    R->width = width;
+    R->ncols = ncols;
+    memcpy(R->cols, cols, (size_t)ncols * sizeof *cols);
+    *out = R;
+    return MESH_OK;
+}
+
+int mesh__ts_rollup_next(mesh_ts_rollup_t *R)
+{
+    if (R->started && R->pos + 1 < R->nbk) {
+        R->pos++;
+        return 1;
+    }
+    R->started = true;
+    R->nbk = R->pos = R->hint = 0;
+    mesh_ts_cursor_t *c = R->c;
+    for (;;) {
+        if (!R->pending) {
+            int r = scan_rows(c);
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                break;
+        }
+        R->pending = false;
+        if (R->nbk > 0 && c->cur != R->ser) {
+            R->pending = true; /* the next series' first set: counted on the next call */
+            break;
+        }
+        R->ser = c->cur;
+        if (!rollup_rows(R)) {
+            snprintf(c->error, sizeof c->error, "rollup: out of memory");
+            return -1;
+        }
+    }
+    return R->nbk > 0;
+}
+
+void mesh__ts_rollup_value(const mesh_ts_rollup_t *R, int col, mesh_datum_t *out)
+{
+    const mesh_ts_t *t = R->c->t;
+    if (R->nbk == 0 || col < 0 || (size_t)col >= t->p->ncols || t->key_of[col] < 0) {
+        *out = null_datum;
+        return;
+    }
+    *out = R->ser->keyvals[t->key_of[col]];
+}
+
+int64_t mesh__ts_rollup_bucket(const mesh_ts_rollup_t *R, int64_t *rows)
+{
+    *rows = R->nbk ? R->bk[R->pos].rows : 0;
+    return R->nbk ? R->bk[R->pos].b : 0;
+}
+
+const mesh_rollup_acc_t *mesh__ts_rollup_acc(const mesh_ts_rollup_t *R, int k)
+{
+    static const mesh_rollup_acc_t none;
+    if (R->nbk == 0 || k < 0 || k >= R->ncols)
+        return &none;
+    return &R->acc[R->pos * (size_t)R->ncols + (size_t)k];
+}
+
+const char *mesh__ts_rollup_error(const mesh_ts_rollup_t *R)
+{
+    return R->c->error;
+}
+
+void mesh__ts_rollup_close(mesh_ts_rollup_t *R)
+{
+    if (R == NULL)
+        return;
+    free(R->bk);
+    free(R->acc);
+    free(R);
+}

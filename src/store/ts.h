@@ -138,4 +138,16 @@ bool mesh__ts_key_col(const mesh_ts_t *t, int col);
 const char *mesh__ts_scan_error(mesh_ts_cursor_t *c);
 void mesh__ts_scan_close(mesh_ts_cursor_t *c);
 
+/* Rollups (mesh_rollup_*): an open plain scan's rows counted per series and bucket. The
+ * rollup uses the cursor, which stays the caller's to close (after the rollup). */
+typedef struct mesh_ts_rollup mesh_ts_rollup_t;
+mesh_status_t mesh__ts_rollup_open(mesh_ts_cursor_t *c, int64_t width, const int *cols, int ncols,
+                                   mesh_ts_rollup_t **out, mesh_err_t *err);
+int mesh__ts_rollup_next(mesh_ts_rollup_t *R);
+void mesh__ts_rollup_value(const mesh_ts_rollup_t *R, int col, mesh_datum_t *out);
+int64_t mesh__ts_rollup_bucket(const mesh_ts_rollup_t *R, int64_t *rows);
+const mesh_rollup_acc_t *mesh__ts_rollup_acc(const mesh_ts_rollup_t *R, int k);
+const char *mesh__ts_rollup_error(const mesh_ts_rollup_t *R);
+void mesh__ts_rollup_close(mesh_ts_rollup_t *R);
+
 #endif

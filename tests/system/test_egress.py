@@ -166,6 +166,8 @@ class Egress(unittest.TestCase):
             "SELECT count(*) FROM icu.visits WHERE hr > ?",
             "SELECT * FROM icu.visits__last",
             "SELECT count(*) FROM icu.visits__last",
+            "SELECT * FROM icu.visits__agg('1h')",
+            "SELECT sum(rows) FROM icu.visits__agg('1h')",
         ]:
             st, doc = self.q(sql)
             self.assertIn(st, (400, 403), (sql, doc))

@@ -105,6 +105,25 @@ QUERIES = [
     "SELECT device, ts FROM lab.{t} ORDER BY device || 'x', ts LIMIT 30",
 ]
 
+# The rollup view (p__agg) against GROUP BY time_bucket() over the row layout: width, a
+# condition on the bucket ({b}: bucket, or the oracle's b), per series.
+AGG = [
+    ("10m", "1"),
+    ("7m", "{b} >= %d AND {b} < %d" % (T0 + 300 * SEC, T0 + 1500 * SEC)),
+    ("7m", "{b} > %d AND {b} <= %d" % (T0 + 301 * SEC, T0 + 1499 * SEC)),
+    ("1h", "device = 'd03'"),
+    ("1h", "device IN ('d01', 'd07') AND {b} < %d" % (T0 + 3600 * SEC)),
+    ("10m", "{b} = %d" % (T0 + 600 * SEC)),
+    ("10m", "{b} = %d" % (T0 + 601 * SEC)),
+    ("10m", "{b} < 0"),
+    ("90s", "{b} >= %d OR device = 'd02'" % (T0 + 1000 * SEC)),
+    (str(3 * 10**9), "1"),
+]
+AGG_COLS = ["count(*)", "count(temp)", "round(sum(temp), 6)", "min(temp)", "max(temp)",
+            "round(avg(temp), 6)", "count(n)", "sum(n)", "min(n)", "max(n)", "min(ok)", "max(ok)"]
+AGG_VIEW = ["rows", "temp_count", "round(temp_sum, 6)", "temp_min", "temp_max",
+            "round(temp_avg, 6)", "n_count", "n_sum", "n_min", "n_max", "ok_min", "ok_max"]
+
 # The time-series scan gives these orders itself: no sort in the plan.
 UNSORTED = [
     "SELECT device, count(*) FROM lab.ts GROUP BY device",
@@ -113,6 +132,7 @@ UNSORTED = [
     "SELECT ts, temp FROM lab.ts WHERE device = 'd02' ORDER BY ts DESC",
     "SELECT device, bucket, avg(temp) FROM lab.ts('1h') GROUP BY device, bucket",
     "SELECT status, count(*) FROM lab.ts GROUP BY status",
+    "SELECT device, bucket, rows FROM lab.ts__agg('1h') ORDER BY device, bucket",
 ]
 
 
@@ -171,6 +191,30 @@ class TimeSeriesTest(unittest.TestCase):
         for q in UNSORTED:
             plan = [r[3] for r in self.n.rows("EXPLAIN QUERY PLAN " + q)]
             self.assertFalse([d for d in plan if "TEMP B-TREE" in d], "%s: %s: %s" % (label, q, plan))
+        # the rollup view against GROUP BY over the rows: aggregates of the numeric columns
+        # (temp has none once it is retyped to text)
+        have = {c["name"] for c in self.n.query("SELECT * FROM lab.ts__agg('1h') LIMIT 0")["columns"]}
+        temp_text = self.n.query("SELECT temp FROM lab.ts LIMIT 0")["columns"][0]["type"] == "TEXT"
+        self.assertEqual("temp_avg" in have, not temp_text, have)
+        pairs = [(v, c) for v, c in zip(AGG_VIEW, AGG_COLS)
+                 if not temp_text or "temp" not in v]
+        view_cols = [v for v, _ in pairs]
+        oracle_cols = [c for _, c in pairs]
+        for width, cond in AGG:
+            w = "'%s'" % width if not width.isdigit() else width
+            a = self.n.query("SELECT device, bucket, %s FROM lab.ts__agg(%s) WHERE %s "
+                             "ORDER BY device, bucket" % (", ".join(view_cols), w,
+                                                          cond.format(b="bucket")))
+            b = self.n.query("SELECT device, iso(b), %s FROM (SELECT device, time_bucket(%s, ts) "
+                             "AS b, %s FROM lab.rows GROUP BY device, b) WHERE %s "
+                             "ORDER BY device, b" % (
+                                 ", ".join("c%d" % i for i in range(len(oracle_cols))), w,
+                                 ", ".join("%s AS c%d" % (c, i) for i, c in enumerate(oracle_cols)),
+                                 cond.format(b="b")))
+            self.assertNotIn("error", a, (label, width, cond, a))
+            self.assertEqual(a["rows"], b["rows"], "%s: __agg(%s) where %s" % (label, width, cond))
+            if cond in ("1", "{b} < 0"):
+                self.assertTrue(a["rows"], (label, width, cond))
         # the newest row of each series (the __last view) against its SQL definition
         newest = ("SELECT r.device, r.ts, r.temp, r.status, r.n, r.ok FROM lab.rows r JOIN "
                   "(SELECT device, max(ts) AS m FROM lab.rows GROUP BY device) x "
@@ -204,6 +248,9 @@ class TimeSeriesTest(unittest.TestCase):
         rows = self.gen(devices, 0, 1500, step=1)
         for k in range(0, len(rows), 2000):
             self.write(rows[k:k + 2000])
+        # and before 1970: buckets floor towards the past
+        self.write([{"device": "d09", "ts": -601 * SEC, "temp": 1.0, "n": 3},
+                    {"device": "d09", "ts": -1, "temp": 2.0, "n": 4}])
         self.check_same("in order")
         # 2. out-of-order rows inside the buffer and repeated keys that merge
         rows = self.gen(devices, 1500, 300, step=1)
