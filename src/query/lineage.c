@@ -50,35 +50,45 @@ static void refuse(trace_t *t, mesh_status_t st, const char *why)
     snprintf(t->why, sizeof t->why, "%s", why);
 }
 
-/* The product column a column of table (of domain db) comes from, in out: itself, except in
- * a rollup view (p__agg), where c_avg (and the other aggregates) come from c and bucket and
- * rows from the time. True when the column is such an aggregate of its source. */
-static bool rollup_source(const mesh_snapshot_t *snap, const char *db, const char *table,
-                          const char *column, char *out, size_t cap)
+/* The product column a column of table (of domain db) comes from, in out, and how: itself
+ * (identity), except in a rollup view (p__agg), where c_count, c_sum and c_avg aggregate c,
+ * c_min and c_max show one of its values (as min() and max() do), bucket transforms the time
+ * and rows counts it. */
+static mesh_xform_t rollup_source(const mesh_snapshot_t *snap, const char *db, const char *table,
+                                  const char *column, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", column);
     const char *view = strstr(table, "__");
     if (view == NULL || strcmp(view, "__agg") != 0)
-        return false;
+        return MESH_XF_IDENTITY;
     char product[MESH_NAME_MAX + 1];
     snprintf(product, sizeof product, "%.*s", (int)(view - table), table);
     const mesh_product_t *p = mesh_snapshot_product(snap, db, product);
     if (p == NULL)
-        return false;
-    static const char *const aggs[] = {"_count", "_sum", "_min", "_max", "_avg"};
+        return MESH_XF_IDENTITY;
+    static const struct {
+        const char *suffix;
+        mesh_xform_t xf;
+    } aggs[] = {{"_count", MESH_XF_AGGREGATE},
+                {"_sum", MESH_XF_AGGREGATE},
+                {"_avg", MESH_XF_AGGREGATE},
+                {"_min", MESH_XF_TRANSFORM},
+                {"_max", MESH_XF_TRANSFORM}};
     size_t n = strlen(out);
     for (size_t i = 0; i < MESH_ARRAY_LEN(aggs); i++) {
-        size_t k = strlen(aggs[i]);
-        if (n > k && strcmp(out + n - k, aggs[i]) == 0 && mesh_product_col(p, out, n - k) >= 0) {
+        size_t k = strlen(aggs[i].suffix);
+        if (n > k && strcmp(out + n - k, aggs[i].suffix) == 0 &&
+            mesh_product_col(p, out, n - k) >= 0) {
             out[n - k] = '\0';
-            return true;
+            return aggs[i].xf;
         }
     }
-    if (p->time_col >= 0 && (strcmp(out, "bucket") == 0 || strcmp(out, "rows") == 0)) {
+    bool bucket = strcmp(out, "bucket") == 0;
+    if (p->time_col >= 0 && (bucket || strcmp(out, "rows") == 0)) {
         snprintf(out, cap, "%s", p->cols[p->time_col].name);
-        return true;
+        return bucket ? MESH_XF_TRANSFORM : MESH_XF_AGGREGATE;
     }
-    return false;
+    return MESH_XF_IDENTITY;
 }
 
 static void on_trace(void *arg, int action, const char *a1, const char *a2, const char *db)
@@ -275,8 +285,7 @@ mesh_status_t mesh_query_lineage(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh
             if (sep)
                 *sep = '\0';
             char col[MESH_NAME_MAX + 8];
-            c->xf = rollup_source(snap, odb, otab, ocol, col, sizeof col) ? MESH_XF_AGGREGATE
-                                                                          : MESH_XF_IDENTITY;
+            c->xf = rollup_source(snap, odb, otab, ocol, col, sizeof col);
             st = mesh_lineage_col_add_in(c, odb, product, col);
             if (st != MESH_OK)
                 st = mesh_err_set(err, st, "out of memory");

@@ -194,10 +194,31 @@ class SqlDerived(unittest.TestCase):
         self.assertEqual(cols["owner_hash"]["transformation"], "masking")
         self.assertEqual(cols["owner_hash"]["tags"], [])
         self.assertEqual(cols["owner_hash"]["inputs"], ["factory.devices.owner_email"])
+        # over a rollup view: its columns lead to the product's, min and max keep what they
+        # show, averages and counts do not
+        hourly = ("SELECT device, bucket, rows, temp_avg, temp_max FROM "
+                  "factory.readings__agg('1h')")
+        meshctl(self.n, "product", "derive", "factory.hourly", "--sql", hourly)
+        ok, got, want = self.same("hourly", hourly, "device, bucket")
+        self.assertTrue(ok and got, (got, want))
+        doc = self.lineage("hourly")
+        self.assertEqual(doc["upstream"], ["factory.readings"])
+        cols = {c["name"]: c for c in doc["columns"]}
+        self.assertEqual(cols["device"]["inputs"], ["factory.readings.device"])
+        self.assertEqual(cols["bucket"]["inputs"], ["factory.readings.ts"])
+        self.assertEqual(cols["rows"]["transformation"], "aggregation")
+        self.assertEqual(cols["temp_avg"]["inputs"], ["factory.readings.temp"])
+        self.assertEqual(cols["temp_avg"]["transformation"], "aggregation")
+        self.assertEqual(cols["temp_avg"]["tags"], [])
+        self.assertEqual(cols["temp_max"]["inputs"], ["factory.readings.temp"])
+        self.assertEqual(cols["temp_max"]["transformation"], "transformation")
+        self.assertEqual(cols["temp_max"]["tags"], ["PII"])
+        self.assertEqual(cols["temp_max"]["classification"], "confidential")
         # downstream of a source
         doc = self.lineage("readings")
         self.assertIn("factory.site_stats", doc["downstream"])
         self.assertIn("factory.passthru", doc["downstream"])
+        self.assertIn("factory.hourly", doc["downstream"])
         # the CLI: tree and DOT
         out = meshctl(self.n, "lineage", "factory.site_stats").stdout
         self.assertIn("factory.site_stats (derived)", out)
