@@ -236,6 +236,21 @@ mesh_status_t mesh_buf_add_u64(mesh_buf_t *b, uint64_t v)
     return mesh_buf_add(b, x, 8);
 }
 
+mesh_status_t mesh_buf_add_decimal(mesh_buf_t *b, int64_t v)
+{
+    char t[24];
+    size_t i = sizeof t;
+    /* the magnitude as unsigned: -INT64_MIN does not fit an int64_t */
+    uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[--i] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m > 0);
+    if (v < 0)
+        t[--i] = '-';
+    return mesh_buf_add(b, t + i, sizeof t - i);
+}
+
 mesh_status_t mesh_buf_add_uvarint(mesh_buf_t *b, uint64_t v)
 {
     uint8_t x[10];

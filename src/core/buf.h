@@ -67,6 +67,8 @@ mesh_status_t mesh_buf_add_csv_field(mesh_buf_t *b, const char *s, size_t n);
 /* Little-endian fixed-width and varint encoders used by the log and chunk formats. */
 mesh_status_t mesh_buf_add_u32(mesh_buf_t *b, uint32_t v);
 mesh_status_t mesh_buf_add_u64(mesh_buf_t *b, uint64_t v);
+/* v in decimal, as printf's %lld writes it. */
+mesh_status_t mesh_buf_add_decimal(mesh_buf_t *b, int64_t v);
 mesh_status_t mesh_buf_add_uvarint(mesh_buf_t *b, uint64_t v);
 /* Hands the bytes to the caller (who frees them with free()) and resets the buffer. */
 char *mesh_buf_steal(mesh_buf_t *b, size_t *len);

@@ -163,7 +163,7 @@ static mesh_status_t json_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_b
             size_t n = mesh_time_format(d.i, t);
             return mesh_buf_add_json_str(out, t, n);
         }
-        return mesh_buf_printf(out, "%lld", (long long)d.i);
+        return mesh_buf_add_decimal(out, d.i);
     case MESH_V_REAL:
         return mesh_buf_add_double(out, d.d);
     case MESH_V_TEXT:
@@ -184,7 +184,7 @@ static mesh_status_t csv_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_bu
             size_t n = mesh_time_format(d.i, t);
             return mesh_buf_add(out, t, n);
         }
-        return mesh_buf_printf(out, "%lld", (long long)d.i);
+        return mesh_buf_add_decimal(out, d.i);
     case MESH_V_REAL:
         return isfinite(d.d) ? mesh_buf_add_double(out, d.d) : MESH_OK;
     case MESH_V_TEXT:

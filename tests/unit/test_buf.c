@@ -520,9 +520,57 @@ static void test_cursor_short_reads(void **state)
     assert_true(c.bad);
 }
 
+/* mesh_buf_add_decimal writes what printf's %lld does: the ends, powers of ten and 100,000
+ * pseudo-random values of every magnitude. */
+static void test_decimal_as_printf(void **state)
+{
+    (void)state;
+    int64_t fixed[] = {0,
+                       1,
+                       -1,
+                       9,
+                       10,
+                       -10,
+                       99,
+                       100,
+                       1767225600000000000LL,
+                       INT64_MAX,
+                       INT64_MIN,
+                       INT64_MIN + 1,
+                       1000000000000000000LL,
+                       -999999999999999999LL};
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 100000 + (int)(sizeof fixed / sizeof fixed[0]); i++) {
+        int64_t v;
+        if (i < (int)(sizeof fixed / sizeof fixed[0])) {
+            v = fixed[i];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v = (int64_t)(x >> (x % 64)); /* every magnitude, both signs */
+        }
+        char want[32];
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        mesh_buf_t b;
+        mesh_buf_init(&b, 64);
+        assert_int_equal(mesh_buf_adds(&b, "x"), MESH_OK);
+        assert_int_equal(mesh_buf_add_decimal(&b, v), MESH_OK);
+        assert_int_equal(b.len, 1 + strlen(want));
+        assert_memory_equal(b.data + 1, want, strlen(want));
+        mesh_buf_free(&b);
+    }
+    /* and the cap holds */
+    mesh_buf_t b;
+    mesh_buf_init(&b, 4);
+    assert_int_equal(mesh_buf_add_decimal(&b, 12345), MESH_TOO_LARGE);
+    mesh_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decimal_as_printf),
         cmocka_unit_test(test_init_add_free),
         cmocka_unit_test(test_binary_content),
         cmocka_unit_test(test_cap_enforced),
