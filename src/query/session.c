@@ -986,20 +986,23 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
 void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out)
 {
     memset(out, 0, sizeof *out);
-    switch (sqlite3_column_type(q->stmt, i)) {
+    /* one call into the statement per value (each sqlite3_column_* is one); the value is read
+     * on this thread, between steps */
+    sqlite3_value *v = sqlite3_column_value(q->stmt, i);
+    switch (sqlite3_value_type(v)) {
     case SQLITE_INTEGER:
         out->type = MESH_V_INT;
-        out->i = sqlite3_column_int64(q->stmt, i);
+        out->i = sqlite3_value_int64(v);
         break;
     case SQLITE_FLOAT:
         out->type = MESH_V_REAL;
-        out->d = sqlite3_column_double(q->stmt, i);
+        out->d = sqlite3_value_double(v);
         break;
     case SQLITE_TEXT:
     case SQLITE_BLOB:
         out->type = MESH_V_TEXT;
-        out->s = (const char *)sqlite3_column_text(q->stmt, i);
-        out->n = (size_t)sqlite3_column_bytes(q->stmt, i);
+        out->s = (const char *)sqlite3_value_text(v);
+        out->n = (size_t)sqlite3_value_bytes(v);
         break;
     default:
         out->type = MESH_V_NULL;
