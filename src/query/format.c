@@ -48,6 +48,11 @@ const char *mesh_outfmt_mime(mesh_outfmt_t f)
  * it needs 17 digits or is out of that range. Exact: m < 2^53 and 10^k (k <= 22) are doubles,
  * so m / 10^k is correctly rounded, and equal to a exactly when strtod would read the decimal
  * as a. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                  "31323334353637383940414243444546474849505152535455565758596061"
+                                  "6263646566676869707172737475767778798081828384858687888990919293"
+                                  "949596979899";
+
 static size_t short_fixed(double a, char *out, size_t cap)
 {
     static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
@@ -64,14 +69,38 @@ static size_t short_fixed(double a, char *out, size_t cap)
         if (m / p10[k] != a)
             continue;
         char dig[24];
+        uint64_t v = (uint64_t)m;
         int n = 1;
-        for (uint64_t v = (uint64_t)m / 10; v > 0; v /= 10)
+        static const uint64_t u10[] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL};
+        while (n < 16 && v >= u10[n])
             n++;
         if (n > 15 || (size_t)(n + k + 4) > cap) /* then %.15g is this, exactly */
             return 0;
-        uint64_t v = (uint64_t)m;
-        for (int i = n - 1; i >= 0; i--, v /= 10)
-            dig[i] = (char)('0' + v % 10);
+        /* two digits at a time */
+        int i = n;
+        for (; v >= 10; v /= 100) {
+            const char *two = &digit_pairs[2 * (v % 100)];
+            dig[--i] = two[1];
+            dig[--i] = two[0];
+        }
+        if (i > 0)
+            dig[--i] = (char)('0' + v);
         size_t o = 0;
         if (n > k) { /* integer digits, then the fraction (at least ".0") */
             memcpy(out, dig, (size_t)(n - k));
