@@ -102,6 +102,15 @@ static inline uint64_t br_get(bitr_t *r, int nbits)
         r->pos += (size_t)nbits;
         return w >> (64 - nbits);
     }
+    if (nbits > 56 && at + 16 <= r->n) { /* two loads (a real's XOR often has 57-64 bits) */
+        uint64_t hi = load_be64(r->p + at) << (r->pos & 7) >> 32; /* 32 bits */
+        r->pos += 32;
+        int rest = nbits - 32;
+        at = r->pos >> 3;
+        uint64_t lo = (load_be64(r->p + at) << (r->pos & 7)) >> (64 - rest);
+        r->pos += (size_t)rest;
+        return (hi << rest) | lo;
+    }
     uint64_t v = 0;
     while (nbits > 0) {
         size_t byte = r->pos >> 3;
