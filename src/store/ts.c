@@ -1549,7 +1549,12 @@ struct mesh_ts_cursor {
     bool group;
     int gcol, gcons; /* the column; the constraint slot of the pass's value */
     bool gall;       /* every row of the current chunk holds the pass's value */
-    gval_t *gv;      /* the values the rows in range hold, sorted */
+    bool gdict;      /* ... the rows of it with dictionary index gidx, not NULL */
+    uint32_t gidx;
+    bool gnull;               /* the NULL pass: the rows of the current chunk that are NULL */
+    bool gbuf_valid, gbuf_ok; /* the pass's check of the buffered text at gbuf_src */
+    uint64_t gbuf_src;
+    gval_t *gv; /* the values the rows in range hold, sorted */
     size_t ngv, gcap, gpass;
     char error[256];
 };
@@ -1781,7 +1786,7 @@ static bool series_matches(const mesh_ts_cursor_t *c, const series_t *s)
     return true;
 }
 
-static bool row_matches(const mesh_ts_cursor_t *c)
+static bool row_matches(mesh_ts_cursor_t *c)
 {
     if ((c->from_chunk ? c->check_chunk : c->check_buf) == 0)
         return true;
@@ -1789,7 +1794,34 @@ static bool row_matches(const mesh_ts_cursor_t *c)
         const ccons_t *k = &c->cons[i];
         if (k->key || (k->ranged && c->from_chunk) || (k->grouped && c->gall))
             continue;
+        if (k->grouped && c->gnull) {
+            if (!c->chunk.cols[c->cmap[c->gcol]].nulls[c->ri])
+                return false;
+            continue;
+        }
+        if (k->grouped && c->gdict) {
+            const mesh_chunk_col_t *ch = &c->chunk.cols[c->cmap[c->gcol]];
+            if ((ch->nulls && ch->nulls[c->ri]) || ch->sidx[c->ri] != c->gidx)
+                return false;
+            continue;
+        }
         mesh_datum_t v;
+        int vc = k->grouped && !c->from_chunk ? c->t->vc_of[k->col] : -1;
+        if (vc >= 0 && c->t->vc[vc].kind == MESH_COL_TEXT &&
+            !rs_is_null(c->rows, (size_t)vc, c->ri)) {
+            /* buffered rows share the text of the row before when it repeats: one comparison
+             * per text, not per row */
+            uint64_t src = ((const uint64_t *)c->rows->v[vc])[c->ri];
+            if (!c->gbuf_valid || src != c->gbuf_src) {
+                row_value(c, k->col, &v);
+                c->gbuf_ok = holds(&v, k);
+                c->gbuf_src = src;
+                c->gbuf_valid = true;
+            }
+            if (!c->gbuf_ok)
+                return false;
+            continue;
+        }
         row_value(c, k->col, &v);
         if (!holds(&v, k))
             return false;
@@ -2143,6 +2175,7 @@ static int load_buffer(mesh_ts_cursor_t *c)
     rowset_t *r = &c->buf_rows;
     r->n = 0;
     mesh_buf_reset(&r->text);
+    c->gbuf_valid = false;
     mesh_status_t st = MESH_OK;
     pthread_rwlock_rdlock(&t->lock);
     size_t start = 0;
@@ -2278,13 +2311,23 @@ static bool group_chunk(mesh_ts_cursor_t *c)
 {
     int cc = c->cmap[c->gcol];
     const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
-    if (ch == NULL || ch->sidx == NULL || ch->ndict != 1 || ch->nulls != NULL)
-        return true;
+    if (ch == NULL || ch->sidx == NULL)
+        return true; /* checked row by row */
     const ccons_t *k = &c->cons[c->gcons];
-    if (k->op != MESH_OP_EQ || k->v.n != ch->dlen[0] ||
-        (k->v.n && memcmp(k->v.s, ch->dict[0], k->v.n) != 0))
-        return false;
-    c->gall = true;
+    if (k->op != MESH_OP_EQ) { /* the NULL pass: only a chunk with a NULL has rows for it */
+        c->gnull = ch->nulls != NULL;
+        return c->gnull;
+    }
+    /* the dictionary holds the values of the chunk's rows */
+    size_t i = 0;
+    while (i < ch->ndict &&
+           !(ch->dlen[i] == k->v.n && (k->v.n == 0 || memcmp(ch->dict[i], k->v.s, k->v.n) == 0)))
+        i++;
+    if (i == ch->ndict)
+        return false;                              /* no row of this chunk holds the pass's value */
+    c->gall = ch->ndict == 1 && ch->nulls == NULL; /* every row holds it */
+    c->gdict = !c->gall;                           /* the rows with its index hold it */
+    c->gidx = (uint32_t)i;
     return true;
 }
 
@@ -2306,6 +2349,24 @@ static int scan_rows(mesh_ts_cursor_t *c)
                 have = c->ri + 1 < c->rend;
                 if (have)
                     c->ri++;
+            }
+            if (have && c->gnull && !c->desc) {
+                /* the NULL pass over a chunk: straight to its next NULL */
+                const uint8_t *nl = c->chunk.cols[c->cmap[c->gcol]].nulls;
+                const uint8_t *at = memchr(nl + c->ri, 1, c->rend - c->ri);
+                if (at == NULL) {
+                    c->rows_ready = false;
+                    continue;
+                }
+                c->ri = (size_t)(at - nl);
+            }
+            if (have && c->gdict && c->check_chunk == 1) {
+                /* the pass's value is the only check: the row's dictionary index */
+                const mesh_chunk_col_t *ch = &c->chunk.cols[c->cmap[c->gcol]];
+                if ((ch->nulls && ch->nulls[c->ri]) || ch->sidx[c->ri] != c->gidx)
+                    continue;
+                c->produced++;
+                return 1;
             }
             if (have) {
                 if (row_matches(c)) {
@@ -2329,7 +2390,7 @@ static int scan_rows(mesh_ts_cursor_t *c)
             c->phase = c->desc ? 1 : 0;
             continue;
         }
-        c->gall = false;
+        c->gall = c->gdict = c->gnull = false;
         if (c->phase == 0) {
             r = next_chunk(c);
             if (r < 0)
@@ -2448,11 +2509,25 @@ static mesh_status_t group_prepare(mesh_ts_cursor_t *c, int col, mesh_err_t *err
             gv_free(c);
             return mesh_err_set(err, MESH_NOMEM, "out of memory");
         }
-        /* a chunk whose column holds one value and no NULL: the rest of it adds nothing */
+        /* a whole chunk whose rows need no other check holds its dictionary's values (and
+         * NULL when it has one): noted at once, the rest of its rows add nothing */
         int cc = c->from_chunk ? c->cmap[col] : -1;
         const mesh_chunk_col_t *ch = cc >= 0 ? &c->chunk.cols[cc] : NULL;
-        if (ch && ch->sidx && ch->ndict == 1 && ch->nulls == NULL && !c->desc)
+        if (ch && ch->sidx && !c->desc && c->check_chunk == 0 && c->ri == c->rstart &&
+            c->rstart == 0 && c->rend == c->chunk.nrows) {
+            bool ok = true;
+            for (size_t i = 0; i < ch->ndict && ok; i++) {
+                mesh_datum_t v = {.type = MESH_V_TEXT, .s = ch->dict[i], .n = ch->dlen[i]};
+                ok = gv_note(c, c->cur, &v, &hint);
+            }
+            if (ok && ch->nulls && memchr(ch->nulls, 1, c->chunk.nrows))
+                ok = gv_note(c, c->cur, &null_datum, &hint);
+            if (!ok) {
+                gv_free(c);
+                return mesh_err_set(err, MESH_NOMEM, "out of memory");
+            }
             c->ri = c->rend - 1;
+        }
     }
     if (r < 0) {
         gv_free(c);
@@ -2494,6 +2569,7 @@ static bool group_next_pass(mesh_ts_cursor_t *c)
     memset(k, 0, sizeof *k);
     k->col = c->gcol;
     k->grouped = true;
+    c->gbuf_valid = false;
     if (g->s == NULL) {
         k->op = MESH_OP_ISNULL;
     } else {
