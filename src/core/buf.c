@@ -322,7 +322,7 @@ uint64_t mesh_cursor_u64(mesh_cursor_t *c)
     return v;
 }
 
-uint64_t mesh_cursor_uvarint(mesh_cursor_t *c)
+uint64_t mesh__cursor_uvarint_slow(mesh_cursor_t *c)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {

@@ -88,7 +88,15 @@ void mesh_cursor_init(mesh_cursor_t *c, const void *p, size_t n);
 uint8_t mesh_cursor_u8(mesh_cursor_t *c);
 uint32_t mesh_cursor_u32(mesh_cursor_t *c);
 uint64_t mesh_cursor_u64(mesh_cursor_t *c);
-uint64_t mesh_cursor_uvarint(mesh_cursor_t *c);
+uint64_t mesh__cursor_uvarint_slow(mesh_cursor_t *c);
+static inline uint64_t mesh_cursor_uvarint(mesh_cursor_t *c)
+{
+    if (!c->bad && c->n > 0 && c->p[0] < 0x80) { /* one byte: most of them */
+        c->n--;
+        return *c->p++;
+    }
+    return mesh__cursor_uvarint_slow(c);
+}
 /* Returns a pointer to the next n bytes (borrowed) or NULL (and sets bad) when short. */
 const uint8_t *mesh_cursor_bytes(mesh_cursor_t *c, size_t n);
 
