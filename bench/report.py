@@ -160,6 +160,15 @@ def main():
         L.append("### Queries: ms per query (client round trip), median of %d runs after a "
                  "warm-up [min - max]; lower is better" % machine["query_runs"])
         L.append("")
+        hc = sorted({queries[s].get("http_client") for s in queries} - {None})
+        if hc:
+            L.append("Clients: psycopg2 (C) for PostgreSQL, Python's sqlite3 for raw SQLite, and "
+                     "for meshd and InfluxDB %s." % (
+                         "a socket that reads only the status, Content-Length and chunks "
+                         "(queries.py --http-client lean)" if hc == ["lean"] else
+                         "Python's http.client (--http-client stdlib)" if hc == ["stdlib"] else
+                         "mixed HTTP clients (%s)" % ", ".join(hc)))
+            L.append("")
         hdr = ["query"] + [LABEL[s] for s in systems if s in queries] + \
             ["meshd / %s" % LABEL[p] for p in PEERS if "meshd" in queries and p in queries] + \
             ["rows", "same answer"]

@@ -11,7 +11,7 @@
 #   --scale N            trucks (default 100)              --hours H    hours of data (default 6)
 #   --duration D         the generator's duration instead of --hours (10m, 6h, 2d)
 #   --seed S             generator seed (default 42)       --runs N     ingest runs (default 3)
-#   --query-runs N       timed runs per query after one warm-up (default 5)
+#   --query-runs N       timed runs per query after one warm-up (default 15)
 #   --clients "1 4"      concurrent clients for ingest     --batch N    lines per request (5000)
 #   --systems "meshd influxdb postgres sqlite"             the systems, in this order
 #   --generator auto|meshctl|bench   `meshctl generate trucks` when it exists (auto), else
@@ -19,7 +19,10 @@
 #   --meshd-build DIR    use DIR/meshd and DIR/meshctl instead of building build/release
 #   --meshctl PATH       the meshctl whose generator makes the data (default: the one built)
 #   --meshd-args "..."   extra meshd flags (for experiments: "--sync full")
-#   --meshd-no-last      ask meshd the latest-per-truck queries in plain SQL, not from __last
+#   --meshd-no-last      ask meshd the latest-per-truck and hourly queries in plain SQL, not
+#                        from __last and __agg
+#   --http-client lean|stdlib  how meshd and InfluxDB are asked: a socket reading only the
+#                        status, Content-Length and chunks (lean, default) or http.client
 #   --out DIR            results directory (default bench/results/<UTC timestamp>)
 #   --work DIR           helper programs and the cached data (default bench/build)
 #   --publish            also copy the plot to bench/ingest.png (the one BENCHMARKS.md shows)
@@ -57,7 +60,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
 PY=/usr/bin/python3
 
-SCALE=100 DURATION=6h SEED=42 RUNS=3 QRUNS=5 CLIENTS="1 4" BATCH=5000
+SCALE=100 DURATION=6h SEED=42 RUNS=3 QRUNS=15 CLIENTS="1 4" BATCH=5000
 SYSTEMS="meshd influxdb postgres sqlite" GENERATOR=auto MESHD_BUILD="" MESHD_ARGS="" GEN_MESHCTL=""
 OUT="" PUBLISH=0 KEEP=0 SMOKE=0 WORK=$BENCH/build QUERY_ARGS=()
 TOKEN="bench-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')"
@@ -80,6 +83,7 @@ while [ $# -gt 0 ]; do
     --meshd-args) MESHD_ARGS=$2; shift ;;
     --meshctl) GEN_MESHCTL=$2; shift ;;
     --meshd-no-last) QUERY_ARGS+=(--meshd-no-last) ;;
+    --http-client) QUERY_ARGS+=(--http-client "$2"); shift ;;
     --out) OUT=$2; shift ;;
     --work) WORK=$2; shift ;;
     --publish) PUBLISH=1 ;;
