@@ -40,6 +40,9 @@ QUERIES = [
      "SELECT ts, temp, status FROM factory.readings WHERE device = 'd11'"),
     ("GROUP BY over every row (not pushable: all rows travel)",
      "SELECT device, count(*), avg(temp) FROM factory.readings GROUP BY device"),
+    ("the same from the rollup view (aggregated on the owner: a row per device and day travels)",
+     "SELECT device, sum(rows), sum(temp_sum) / sum(temp_count) FROM factory.readings__agg('1d') "
+     "GROUP BY device"),
 ]
 
 

@@ -38,6 +38,8 @@ bool mesh_fed_table_ok(const char *t)
         name[n - 12] = '\0';
     else if (n > 6 && strcmp(name + n - 6, "__last") == 0)
         name[n - 6] = '\0';
+    else if (n > 5 && strcmp(name + n - 5, "__agg") == 0)
+        name[n - 5] = '\0';
     return mesh_name_product_ok(name);
 }
 

@@ -94,6 +94,44 @@ static bool is_owner(const mesh_snap_domain_t *sd, const char *name)
     return false;
 }
 
+/* Adds table pn+suffix of domain to a describe answer: the columns and types this user sees,
+ * from the table itself. A view (suffix "__last", "__agg") this user cannot prepare is left
+ * out; the product table must prepare. left: product tables still to be described. */
+static mesh_status_t describe_table(mesh_node_t *n, mesh_snapshot_t *snap, mesh_policy_t *pol,
+                                    const mesh_identity_t *who, const mesh_query_limits_t *lim,
+                                    const char *domain, const char *pn, const char *suffix,
+                                    size_t left, mesh_fed_schema_t *out, mesh_err_t *err)
+{
+    /* a view is left out rather than crowd out a product table still to come */
+    if (suffix[0] && out->ntables + 1 + left > MESH_FED_MAX_TABLES)
+        return MESH_OK;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT * FROM \"%s\".\"%s%s\" LIMIT 0", domain, pn, suffix);
+    mesh_query_t *q = NULL;
+    mesh_err_t qerr;
+    if (mesh_query_start(n->qpool, snap, pol, who, sql, strlen(sql), lim, &q, &qerr) != MESH_OK)
+        return suffix[0] ? MESH_OK : mesh_err_set(err, qerr.code, "%s", qerr.msg);
+    int nc = mesh_query_ncols(q);
+    mesh_fed_table_t *t = &out->tables[out->ntables];
+    if (nc > 0 && nc <= MESH_FED_MAX_COLS &&
+        (t->cols = calloc((size_t)nc, sizeof *t->cols)) != NULL &&
+        (t->types = calloc((size_t)nc, sizeof *t->types)) != NULL) {
+        snprintf(t->name, sizeof t->name, "%s%s", pn, suffix);
+        for (int j = 0; j < nc; j++) {
+            const char *ty = mesh_query_coltype(q, j);
+            snprintf(t->cols[j], sizeof t->cols[j], "%s", mesh_query_colname(q, j));
+            snprintf(t->types[j], sizeof t->types[j], "%s", ty ? ty : "TEXT");
+        }
+        t->ncols = (size_t)nc;
+        out->ntables++;
+    } else if (t->cols) {
+        free(t->cols);
+        t->cols = NULL;
+    }
+    mesh_query_finish(q);
+    return MESH_OK;
+}
+
 static mesh_status_t on_describe(void *arg, const mesh_fed_request_t *r, mesh_fed_schema_t *out,
                                  mesh_err_t *err)
 {
@@ -109,44 +147,25 @@ static mesh_status_t on_describe(void *arg, const mesh_fed_request_t *r, mesh_fe
     size_t np = 0;
     for (size_t k = 0; st == MESH_OK && k < sd->ncrefs; k++)
         np += sd->crefs[k]->c->nproducts;
-    if (st == MESH_OK && np && (out->tables = calloc(np, sizeof *out->tables)) == NULL)
+    if (st == MESH_OK && np && (out->tables = calloc(3 * np, sizeof *out->tables)) == NULL)
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     bool owner = st == MESH_OK && is_owner(sd, who.name);
     mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout};
+    size_t left = np;
     for (size_t k = 0; st == MESH_OK && k < sd->ncrefs; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
         for (size_t i = 0; st == MESH_OK && i < c->nproducts; i++) {
             const char *pn = c->products[i].name;
+            left--;
             if (!mesh_policy_decide(pol, &who, MESH_ACT_READ, r->domain, pn, owner, NULL))
                 continue;
-            /* the columns and types this user sees, from the product table itself */
-            char sql[256];
-            snprintf(sql, sizeof sql, "SELECT * FROM \"%s\".\"%s\" LIMIT 0", r->domain, pn);
-            mesh_query_t *q = NULL;
-            mesh_err_t qerr;
-            if (mesh_query_start(n->qpool, snap, pol, &who, sql, strlen(sql), &lim, &q, &qerr) !=
-                MESH_OK) {
-                st = mesh_err_set(err, qerr.code, "%s", qerr.msg);
-                break;
+            /* a time series also has its newest rows and its rollups */
+            bool ts = mesh_store_is_timeseries(mesh_domain_store(sd->dom), pn);
+            for (int view = 0; st == MESH_OK && view < (ts ? 3 : 1); view++) {
+                static const char *const suffix[] = {"", "__last", "__agg"};
+                st = describe_table(n, snap, pol, &who, &lim, r->domain, pn, suffix[view], left,
+                                    out, err);
             }
-            int nc = mesh_query_ncols(q);
-            mesh_fed_table_t *t = &out->tables[out->ntables];
-            if (nc > 0 && nc <= MESH_FED_MAX_COLS &&
-                (t->cols = calloc((size_t)nc, sizeof *t->cols)) != NULL &&
-                (t->types = calloc((size_t)nc, sizeof *t->types)) != NULL) {
-                snprintf(t->name, sizeof t->name, "%s", pn);
-                for (int j = 0; j < nc; j++) {
-                    const char *ty = mesh_query_coltype(q, j);
-                    snprintf(t->cols[j], sizeof t->cols[j], "%s", mesh_query_colname(q, j));
-                    snprintf(t->types[j], sizeof t->types[j], "%s", ty ? ty : "TEXT");
-                }
-                t->ncols = (size_t)nc;
-                out->ntables++;
-            } else if (t->cols) {
-                free(t->cols);
-                t->cols = NULL;
-            }
-            mesh_query_finish(q);
         }
     }
     if (st != MESH_OK)

@@ -43,6 +43,7 @@ typedef struct rvtab {
     char table[MESH_FED_TABLE_MAX + 1];
     int ncols;
     char (*cols)[MESH_NAME_MAX + 1];
+    int width_col; /* a rollup view's hidden bucket_width (the last column), -1: none */
     rcache_t cache[CACHE_MAX];
     int ncache;
     char *seen[CACHE_MAX]; /* keys of scans run once (kept when asked for again) */
@@ -90,17 +91,27 @@ static int rv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     t->s = s;
     snprintf(t->domain, sizeof t->domain, "%s", argv[1]);
     snprintf(t->table, sizeof t->table, "%s", ft->name);
-    t->ncols = (int)ft->ncols;
-    t->cols = sqlite3_malloc64(ft->ncols * sizeof *t->cols);
+    /* a rollup view (p__agg) takes its width as an argument, the hidden column bucket_width
+     * (which the owner's view has and its describe answer, from SELECT *, does not list) */
+    size_t tl = strlen(ft->name);
+    bool rollup =
+        tl > 5 && strcmp(ft->name + tl - 5, "__agg") == 0 && ft->ncols < MESH_FED_MAX_COLS;
+    t->ncols = (int)ft->ncols + (rollup ? 1 : 0);
+    t->width_col = rollup ? (int)ft->ncols : -1;
+    t->cols = sqlite3_malloc64((size_t)t->ncols * sizeof *t->cols);
     if (t->cols == NULL) {
         sqlite3_free(t);
         return SQLITE_NOMEM;
     }
     memcpy(t->cols, ft->cols, ft->ncols * sizeof *t->cols);
+    if (rollup)
+        snprintf(t->cols[t->width_col], sizeof t->cols[0], "bucket_width");
     sqlite3_str *ddl = sqlite3_str_new(db);
     sqlite3_str_appendall(ddl, "CREATE TABLE x(");
     for (size_t i = 0; i < ft->ncols; i++)
         sqlite3_str_appendf(ddl, "%s\"%w\" %s", i ? "," : "", ft->cols[i], ft->types[i]);
+    if (rollup)
+        sqlite3_str_appendall(ddl, ",\"bucket_width\" TEXT HIDDEN");
     sqlite3_str_appendall(ddl, ")");
     char *sql = sqlite3_str_finish(ddl);
     int rc = sql ? sqlite3_declare_vtab(db, sql) : SQLITE_NOMEM;
@@ -205,7 +216,9 @@ static int rv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
         sqlite3_str_appendf(plan, "%d:%d,", c->iColumn, (int)op);
         if (has_value)
             info->aConstraintUsage[i].argvIndex = ++argv;
-        info->aConstraintUsage[i].omit = 0;
+        /* the owner's view takes the width and answers with it as it writes it ('60m' is
+         * '1h'): SQLite must not compare the two */
+        info->aConstraintUsage[i].omit = c->iColumn == t->width_col && op == MESH_FED_OP_EQ;
         npushed++;
         rows /= op == MESH_FED_OP_EQ ? 100 : 3;
     }

@@ -251,6 +251,28 @@ def run(tmp, nodes):
         b = q(ref, ana_ref, sql)["rows"]
         if a != b:
             fail("%s:\n%s\n%s" % (sql, a, b))
+    # a time series' views through another node: the newest rows, and rollups computed on
+    # the owner (the width travels as the view's argument; what reaches the caller is one row
+    # per series and bucket), under the owner's policies: ana's row filter on energy refuses
+    # her its rollups there, as on ref
+    for sql in ("SELECT device, ts, temp FROM factory.readings__last ORDER BY device",
+                "SELECT device, bucket, rows, temp_avg, temp_max FROM factory.readings__agg('2m') "
+                "ORDER BY device, bucket",
+                "SELECT device, bucket, temp_sum FROM quality.readings__agg('120s') "
+                "WHERE device = 'd2' AND bucket >= %d" % (T0 + 120 * SEC),
+                "SELECT device, bucket_width, count(*) FROM factory.readings__agg "
+                "WHERE bucket_width = '5m' GROUP BY device ORDER BY device"):
+        a = q(n2, token(n2, "ana"), sql)["rows"]
+        b = q(ref, ana_ref, sql)["rows"]
+        if a != b or not b:
+            fail("%s:\n%s\n%s" % (sql, a, b))
+    for n, tok in ((n1, token(n1, "ana")), (ref, ana_ref)):
+        doc = q(n, tok, "SELECT * FROM energy.readings__agg('1h')", expect=400)
+        if "row filter" not in doc["error"]["message"]:
+            fail("energy's rollups for ana on %s: %s" % (n.url, doc))
+    doc = q(n2, token(n2, "ana"), "SELECT * FROM factory.readings__agg", expect=400)
+    if "bucket width" not in doc["error"]["message"]:
+        fail("a remote rollup without a width: %s" % doc)
     metrics = n3.request("GET", "/metrics")[2].decode()
     scans = [ln for ln in metrics.splitlines() if ln.startswith("meshd_fed_remote_scans_total ")]
     if not scans or int(float(scans[0].split()[1])) < 3:

@@ -570,14 +570,29 @@ static void test_snap_wire(void **state)
     rmdir(dir);
 }
 
+/* The tables a federated request or a describe answer may name: a product and its views. */
+static void test_fed_table_names(void **state)
+{
+    (void)state;
+    const char *ok[] = {"readings", "readings__last", "readings__agg", "readings__quarantine"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        assert_true(mesh_fed_table_ok(ok[i]));
+    char long_name[MESH_FED_TABLE_MAX + 8];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    const char *bad[] = {"", "bad name__agg", "x;y__last", "a\"b", long_name};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(mesh_fed_table_ok(bad[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_entry_round_trip), cmocka_unit_test(test_entry_refusals),
-        cmocka_unit_test(test_node_names),       cmocka_unit_test(test_info_version),
-        cmocka_unit_test(test_permissions),      cmocka_unit_test(test_config_files),
-        cmocka_unit_test(test_fed_request),      cmocka_unit_test(test_fed_nonces),
-        cmocka_unit_test(test_snap_wire),
+        cmocka_unit_test(test_fed_table_names), cmocka_unit_test(test_entry_round_trip),
+        cmocka_unit_test(test_entry_refusals),  cmocka_unit_test(test_node_names),
+        cmocka_unit_test(test_info_version),    cmocka_unit_test(test_permissions),
+        cmocka_unit_test(test_config_files),    cmocka_unit_test(test_fed_request),
+        cmocka_unit_test(test_fed_nonces),      cmocka_unit_test(test_snap_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
