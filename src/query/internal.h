@@ -82,6 +82,11 @@ int mesh__vtab_remote_register(sqlite3 *db, qsession_t *s);
 int mesh__vtab_audit_register(sqlite3 *db, qsession_t *s);
 /* The rollup view of time series, domain.product__agg (vtab_agg.c). */
 int mesh__vtab_agg_register(sqlite3 *db, qsession_t *s);
+/* A value as a virtual table column's result (vtab.c). stable: text that outlives the
+ * statement, which SQLite may point at instead of copying. */
+void mesh__result_datum(sqlite3_context *ctx, const mesh_datum_t *d, bool stable);
+/* Sets a virtual table's error message; returns SQLITE_ERROR. */
+int mesh__vtab_error(sqlite3_vtab *vt, const char *msg);
 /* A bucket width as text: the largest unit that divides it ("1h", "90s", "250ms"). */
 void mesh__width_text(int64_t ns, char *out, size_t cap);
 /* The reader of a domain for the running query, with its read transaction open. */

@@ -551,11 +551,16 @@ static int passes(pcursor_t *c)
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int fail(pcursor_t *c, const char *msg)
+int mesh__vtab_error(sqlite3_vtab *vt, const char *msg)
 {
-    sqlite3_vtab *vt = c->base.pVtab;
     sqlite3_free(vt->zErrMsg);
     vt->zErrMsg = sqlite3_mprintf("%s", msg);
+    return SQLITE_ERROR;
+}
+
+static int fail(pcursor_t *c, const char *msg)
+{
+    mesh__vtab_error(c->base.pVtab, msg);
     c->eof = 1;
     /* a page that failed authentication (crypt/vfs.c) is damage, not a bad query */
     return mesh_crypt_failure() && strstr(msg, "fails authentication") ? SQLITE_CORRUPT_VTAB
@@ -680,8 +685,7 @@ static int pv_eof(sqlite3_vtab_cursor *cur)
     return ((pcursor_t *)cur)->eof;
 }
 
-/* stable: the text outlives the statement (SQLite keeps a pointer instead of a copy) */
-static void result_datum(sqlite3_context *ctx, const mesh_datum_t *d, bool stable)
+void mesh__result_datum(sqlite3_context *ctx, const mesh_datum_t *d, bool stable)
 {
     switch (d->type) {
     case MESH_V_INT:
@@ -775,10 +779,7 @@ static int pv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             if (tv.type != MESH_V_INT) {
                 sqlite3_result_null(ctx);
             } else {
-                int64_t b = tv.i / c->bucket_ns * c->bucket_ns;
-                if (tv.i < 0 && b != tv.i)
-                    b -= c->bucket_ns;
-                sqlite3_result_int64(ctx, b);
+                sqlite3_result_int64(ctx, mesh_store_cagg_bucket(tv.i, c->bucket_ns));
             }
         }
         return SQLITE_OK;
@@ -787,7 +788,7 @@ static int pv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     mesh_scan_value(c->scan, t->pcol[col], &d);
     if (t->mask[col] != MESH_MASK_NONE)
         return result_masked(c, ctx, col, &d);
-    result_datum(ctx, &d, c->stable[col]);
+    mesh__result_datum(ctx, &d, c->stable[col]);
     return SQLITE_OK;
 }
 

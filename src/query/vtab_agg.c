@@ -299,23 +299,14 @@ static int av_close(sqlite3_vtab_cursor *cur)
 
 static int fail(acursor_t *c, const char *msg)
 {
-    sqlite3_vtab *vt = c->base.pVtab;
-    sqlite3_free(vt->zErrMsg);
-    vt->zErrMsg = sqlite3_mprintf("%s", msg);
     c->eof = 1;
-    return SQLITE_ERROR;
-}
-
-static int64_t floor_w(int64_t x, int64_t w)
-{
-    int64_t b = x / w * w;
-    return x < 0 && b != x ? b - w : b;
+    return mesh__vtab_error(c->base.pVtab, msg);
 }
 
 /* Narrows the rows' time range [*lo, *hi] to the buckets that meet `bucket op x`. */
 static void narrow(mesh_op_t op, int64_t x, int64_t w, int64_t *lo, int64_t *hi)
 {
-    int64_t f = floor_w(x, w);
+    int64_t f = mesh_store_cagg_bucket(x, w);
     /* the first bucket start >= x, and the bucket after x's (saturated at the ends) */
     int64_t ceil = f == x ? x : (f > INT64_MAX - w ? INT64_MAX : f + w);
     int64_t next = f > INT64_MAX - w ? INT64_MAX : f + w;
@@ -485,14 +476,7 @@ static int av_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     case AC_KEY: {
         mesh_datum_t d;
         mesh_rollup_key_value(c->ru, a->pcol, &d);
-        if (d.type == MESH_V_INT)
-            sqlite3_result_int64(ctx, d.i);
-        else if (d.type == MESH_V_REAL)
-            sqlite3_result_double(ctx, d.d);
-        else if (d.type == MESH_V_TEXT) /* lives until the read transaction ends */
-            sqlite3_result_text(ctx, d.s, (int)d.n, SQLITE_STATIC);
-        else
-            sqlite3_result_null(ctx);
+        mesh__result_datum(ctx, &d, true); /* lives until the read transaction ends */
         break;
     }
     case AC_WIDTH:

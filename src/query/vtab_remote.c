@@ -270,11 +270,8 @@ static int rv_close(sqlite3_vtab_cursor *cur)
 
 static int fail(rcursor_t *c, const char *msg)
 {
-    sqlite3_vtab *vt = c->base.pVtab;
-    sqlite3_free(vt->zErrMsg);
-    vt->zErrMsg = sqlite3_mprintf("%s", msg);
     c->eof = 1;
-    return SQLITE_ERROR;
+    return mesh__vtab_error(c->base.pVtab, msg);
 }
 
 /* The scan ended: a result small enough becomes a cache entry of the table. */
@@ -484,20 +481,7 @@ static int rv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         sqlite3_result_null(ctx);
         return SQLITE_OK;
     }
-    const mesh_datum_t *d = &c->row[k];
-    switch (d->type) {
-    case MESH_V_INT:
-        sqlite3_result_int64(ctx, d->i);
-        break;
-    case MESH_V_REAL:
-        sqlite3_result_double(ctx, d->d);
-        break;
-    case MESH_V_TEXT:
-        sqlite3_result_text(ctx, d->s, (int)d->n, SQLITE_TRANSIENT);
-        break;
-    default:
-        sqlite3_result_null(ctx);
-    }
+    mesh__result_datum(ctx, &c->row[k], false);
     return SQLITE_OK;
 }
 

@@ -3037,12 +3037,6 @@ struct mesh_ts_rollup {
     bool started;
 };
 
-static int64_t floor_to(int64_t t, int64_t w)
-{
-    int64_t b = t / w * w;
-    return t < 0 && b != t ? b - w : b;
-}
-
 /* The accumulators of bucket b of the current series (inserted in order when new). */
 static mesh_rollup_acc_t *rollup_bucket(mesh_ts_rollup_t *R, int64_t b, rbucket_t **bk)
 {
@@ -3099,7 +3093,7 @@ static bool rollup_rows(mesh_ts_rollup_t *R)
         if (check && !row_matches(c))
             continue;
         rbucket_t *bk;
-        mesh_rollup_acc_t *a = rollup_bucket(R, floor_to(c->rt[i], R->width), &bk);
+        mesh_rollup_acc_t *a = rollup_bucket(R, mesh_store_cagg_bucket(c->rt[i], R->width), &bk);
         if (a == NULL)
             return false;
         bk->rows++;
