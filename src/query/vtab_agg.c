@@ -217,7 +217,7 @@ static int av_disconnect(sqlite3_vtab *vt)
 
 /*
  * The plan, in idxStr: SQLite's colUsed as 16 hex digits (only the columns read are decoded),
- * then one letter per argument, in order: 'W' the width, 'k' an equality on a
+ * then one letter per argument (the width first), in order: 'W' the width, 'k' an equality on a
  * series column (its declared index follows as two hex digits), 'b' then an operator digit
  * (mesh_op_t) for a condition on bucket.
  */
@@ -228,18 +228,23 @@ static int av_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     size_t n = (size_t)snprintf(plan, sizeof plan, "%016llx", (unsigned long long)info->colUsed);
     int argv = 0, nkeys = 0;
     bool width = false;
+    /* the width first: the bucket conditions after it are read with it */
+    for (int i = 0; i < info->nConstraint && !width; i++) {
+        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (c->usable && c->iColumn == t->width_col && c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+            width = true;
+            plan[n++] = 'W';
+            info->aConstraintUsage[i].argvIndex = ++argv;
+            info->aConstraintUsage[i].omit = 1;
+        }
+    }
     for (int i = 0; i < info->nConstraint; i++) {
         const struct sqlite3_index_constraint *c = &info->aConstraint[i];
         if (!c->usable || c->iColumn < 0 || c->iColumn >= t->nc)
             continue;
         acol_t *a = &t->c[c->iColumn];
-        if (a->kind == AC_WIDTH && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !width) {
-            width = true;
-            plan[n++] = 'W';
-            info->aConstraintUsage[i].argvIndex = ++argv;
-            info->aConstraintUsage[i].omit = 1;
-        } else if (a->kind == AC_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ &&
-                   nkeys < MESH_SCAN_MAX_CONS - 2 && c->iColumn < 256) {
+        if (a->kind == AC_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ &&
+            nkeys < MESH_SCAN_MAX_CONS - 2 && c->iColumn < 256) {
             n += (size_t)snprintf(plan + n, sizeof plan - n, "k%02x", c->iColumn);
             nkeys++;
             info->aConstraintUsage[i].argvIndex = ++argv;

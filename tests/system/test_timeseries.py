@@ -215,6 +215,14 @@ class TimeSeriesTest(unittest.TestCase):
             self.assertEqual(a["rows"], b["rows"], "%s: __agg(%s) where %s" % (label, width, cond))
             if cond in ("1", "{b} < 0"):
                 self.assertTrue(a["rows"], (label, width, cond))
+        # a condition on bucket narrows what the view reads, whichever way the width is given
+        lo = T0 + 1200 * SEC
+        want = self.n.query("SELECT count(*) FROM lab.rows WHERE ts >= %d" % lo)["rows"][0][0]
+        for sql in ("SELECT sum(rows) FROM lab.ts__agg('10m') WHERE bucket >= %d" % lo,
+                    "SELECT sum(rows) FROM lab.ts__agg WHERE bucket >= %d AND "
+                    "bucket_width = '10m'" % lo):
+            a = self.n.query(sql)
+            self.assertEqual((a["rows"][0][0], a["rows_scanned"]), (want, want), (label, sql))
         # the newest row of each series (the __last view) against its SQL definition
         newest = ("SELECT r.device, r.ts, r.temp, r.status, r.n, r.ok FROM lab.rows r JOIN "
                   "(SELECT device, max(ts) AS m FROM lab.rows GROUP BY device) x "
