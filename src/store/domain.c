@@ -2952,6 +2952,15 @@ static bool applied_here(mesh_domain_t *d, uint64_t sseq, const char *idem)
     return strncmp(q.id, "k:", 2) == 0 && strcmp(q.id + 2, idem) == 0;
 }
 
+/* The domain's replicator as it is now (set and cleared under repl_lock by the mesh). */
+static mesh_replicator_t repl_get(mesh_domain_t *d)
+{
+    pthread_mutex_lock(&d->repl_lock);
+    mesh_replicator_t r = d->repl;
+    pthread_mutex_unlock(&d->repl_lock);
+    return r;
+}
+
 /* Publishes a record to the stream and waits for its apply here (sync mode); res gets the
  * record's outcome. */
 static mesh_status_t write_through_stream(mesh_domain_t *d, const mesh_replicator_t *r,
@@ -3048,10 +3057,7 @@ static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const
         mesh_buf_free(&it.payload);
         return st;
     }
-    mesh_replicator_t r;
-    pthread_mutex_lock(&d->repl_lock);
-    r = d->repl;
-    pthread_mutex_unlock(&d->repl_lock);
+    mesh_replicator_t r = repl_get(d);
     if (r.publish && !r.async) {
         memset(res, 0, sizeof *res);
         st = write_through_stream(d, &r, &it.payload, idem_key, res, err);
@@ -3118,10 +3124,7 @@ mesh_status_t mesh_domain_put_contract(mesh_domain_t *d, const char *yaml, size_
         mesh_contract_free(c);
         return st;
     }
-    mesh_replicator_t r;
-    pthread_mutex_lock(&d->repl_lock);
-    r = d->repl;
-    pthread_mutex_unlock(&d->repl_lock);
+    mesh_replicator_t r = repl_get(d);
     if (r.publish) {
         /* the outcome and changes are the dry run's: the stream's apply decides whether it
          * holds (a contract applied meanwhile refuses it the same way on every node) */
@@ -3687,10 +3690,7 @@ void mesh_domain_keyinfo(mesh_domain_t *d, mesh_domain_keyinfo_t *out)
 static mesh_status_t submit_own(mesh_domain_t *d, item_t *it, int64_t *rows, uint64_t *seq,
                                 mesh_err_t *err)
 {
-    mesh_replicator_t r;
-    pthread_mutex_lock(&d->repl_lock);
-    r = d->repl;
-    pthread_mutex_unlock(&d->repl_lock);
+    mesh_replicator_t r = repl_get(d);
     if (r.publish) {
         mesh_apply_result_t ar;
         memset(&ar, 0, sizeof ar);
