@@ -2542,6 +2542,12 @@ const char *mesh_ltype_name(mesh_ltype_t t)
     return (unsigned)t < MESH_ARRAY_LEN(ltype_names) ? ltype_names[t] : "unknown";
 }
 
+bool mesh_ltype_numeric(mesh_ltype_t t)
+{
+    return t == MESH_LT_INTEGER || t == MESH_LT_NUMBER || t == MESH_LT_BOOLEAN ||
+           t == MESH_LT_TIMESTAMP;
+}
+
 const char *mesh_ltype_sql(mesh_ltype_t t)
 {
     return (unsigned)t < MESH_ARRAY_LEN(ltype_sql) ? ltype_sql[t] : "TEXT";

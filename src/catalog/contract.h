@@ -257,5 +257,7 @@ int mesh_contract_version_cmp(const mesh_contract_t *a, const mesh_contract_t *b
  * (TEXT, INTEGER, REAL, BOOLEAN, TIMESTAMP, DATE, TIME, JSON). */
 const char *mesh_ltype_name(mesh_ltype_t t);
 const char *mesh_ltype_sql(mesh_ltype_t t);
+/* Whether values of the type are numbers (integer, number, boolean, timestamp). */
+bool mesh_ltype_numeric(mesh_ltype_t t);
 
 #endif

@@ -84,8 +84,7 @@ static void add_literal(mesh_buf_t *b, const char *s)
 
 static bool numeric_col(const mesh_column_t *c)
 {
-    return c->type == MESH_LT_INTEGER || c->type == MESH_LT_NUMBER || c->type == MESH_LT_BOOLEAN ||
-           c->type == MESH_LT_TIMESTAMP;
+    return mesh_ltype_numeric(c->type);
 }
 
 /* A value of a list: a number as a number for a numeric column, else a string literal. */

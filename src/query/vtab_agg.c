@@ -73,12 +73,6 @@ static void avtab_free(avtab_t *t)
     sqlite3_free(t);
 }
 
-static bool numeric(mesh_ltype_t type)
-{
-    return type == MESH_LT_INTEGER || type == MESH_LT_NUMBER || type == MESH_LT_BOOLEAN ||
-           type == MESH_LT_TIMESTAMP;
-}
-
 static bool is_series_col(const mesh_product_t *p, int col)
 {
     for (size_t k = 0; k < p->nkey; k++)
@@ -141,8 +135,8 @@ static int build(avtab_t *t, sqlite3 *db, char **errmsg)
     sqlite3_str_appendall(ddl, "bucket_width TEXT HIDDEN,bucket TIMESTAMP,\"rows\" INTEGER");
     static const char *const suffix[] = {"count", "sum", "min", "max", "avg"};
     for (size_t i = 0; i < p->ncols && t->ncols < MESH_ROLLUP_MAX_COLS; i++) {
-        if ((int)i == p->time_col || p->cols[i].primary_key || !numeric(p->cols[i].type) ||
-            !v.visible[i] || v.mask[i] != MESH_MASK_NONE)
+        if ((int)i == p->time_col || p->cols[i].primary_key ||
+            !mesh_ltype_numeric(p->cols[i].type) || !v.visible[i] || v.mask[i] != MESH_MASK_NONE)
             continue;
         int k = t->ncols++;
         t->cols[k] = (int)i;

@@ -517,12 +517,6 @@ void mesh_rule_put(mesh_rule_t *r)
     free(r);
 }
 
-static bool numeric(mesh_ltype_t t)
-{
-    return t == MESH_LT_INTEGER || t == MESH_LT_NUMBER || t == MESH_LT_BOOLEAN ||
-           t == MESH_LT_TIMESTAMP;
-}
-
 static bool placeholders_ok(const mesh_product_t *p, const char *t, char bad[MESH_NAME_MAX + 1]);
 
 mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mesh_err_t *err)
@@ -532,7 +526,7 @@ mesh_status_t mesh_rule_check(const mesh_rule_t *r, const mesh_product_t *p, mes
         if (ci < 0)
             return mesh_err_set(err, MESH_INVALID, "column: %s.%s has no column '%s'", p->domain,
                                 p->name, r->column);
-        if (!numeric(p->cols[ci].type))
+        if (!mesh_ltype_numeric(p->cols[ci].type))
             return mesh_err_set(err, MESH_INVALID,
                                 "column: %s.%s.%s is %s; a rule watches a number, an integer, a "
                                 "boolean or a timestamp",
