@@ -76,6 +76,33 @@ def cpu_s(proc):
         return 0.0
 
 
+def thread_cpu_s(proc):
+    """CPU seconds by thread name (meshd names its threads: http, repl:<domain>, ...)."""
+    out = {}
+    base = "/proc/%d/task" % proc.pid
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("%s/%s/stat" % (base, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("%s/%s/comm" % (base, tid)) as f:
+                name = f.read().strip()
+        except (OSError, IndexError):
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf(
+            "SC_CLK_TCK")
+    return out
+
+
+def thread_delta(t0, t1):
+    """CPU seconds each thread name used between two thread_cpu_s readings (>= 10 ms)."""
+    d = {k: round(v - t0.get(k, 0.0), 2) for k, v in t1.items()}
+    return dict(sorted(((k, v) for k, v in d.items() if v >= 0.01), key=lambda kv: -kv[1]))
+
+
 def load(node, clients, batches, rows):
     work = [bodies("c%d" % c, batches, rows) for c in range(clients)]
     lat, errors = [], []
@@ -164,7 +191,7 @@ def replicated(tmp, hubs, mode, args):
             n.create_domain(DOMAIN, hosts=["n1", "n2"], replication=mode)
         if not wait_for(lambda: n1.apply(contract(domain=DOMAIN))[0] in (200, 201), timeout=90,
                         step=0.5):
-            raise SystemExit("the stream never came up")
+            raise SystemExit("the stream never came up: %s" % repl(n1))
         if not wait_for(lambda: has_product(n2), timeout=60, step=0.2):
             raise SystemExit("the contract never reached n2: %s" % repl(n2))
         if hubs == 3 and repl(n1).get("replicas") != 3:
@@ -175,9 +202,10 @@ def replicated(tmp, hubs, mode, args):
         def cpu():
             return {k: sum(cpu_s(p) for p in (v if isinstance(v, list) else [v]))
                     for k, v in procs.items()}
-        c0 = cpu()
+        c0, t0 = cpu(), thread_cpu_s(n1.proc)
         r = load(n1, args.clients, args.batches, args.rows)
         c1 = cpu()
+        r["n1_threads_cpu_s"] = thread_delta(t0, thread_cpu_s(n1.proc))
         t0 = time.perf_counter()
         if not wait_for(lambda: count(n2) == total,
                         timeout=300, step=0.05):
@@ -196,9 +224,10 @@ def single(tmp, args):
     try:
         n.create_domain(DOMAIN)
         n.apply(contract(domain=DOMAIN), expect=201)
-        c0 = cpu_s(n.proc)
+        c0, t0 = cpu_s(n.proc), thread_cpu_s(n.proc)
         r = load(n, args.clients, args.batches, args.rows)
         r["cpu_s"] = {"n1": round(cpu_s(n.proc) - c0, 2)}
+        r["n1_threads_cpu_s"] = thread_delta(t0, thread_cpu_s(n.proc))
         return r
     finally:
         n.destroy()
@@ -213,7 +242,7 @@ def failover(tmp, args):
             n.create_domain(DOMAIN, hosts=["n1", "n2"], replication="sync")
         if not wait_for(lambda: n1.apply(contract(domain=DOMAIN))[0] in (200, 201), timeout=90,
                         step=0.5):
-            raise SystemExit("the stream never came up")
+            raise SystemExit("the stream never came up: %s" % repl(n1))
         body = bodies("f", 1, args.rows)[0]
         order = [n1, n2]
         state = {"i": 0, "last_ok": 0.0, "stop": False}

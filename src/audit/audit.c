@@ -636,6 +636,7 @@ static int64_t retention_every(const mesh_audit_t *a)
 
 static void *bg_main(void *arg)
 {
+    mesh_thread_name("audit", NULL);
     mesh_audit_t *a = arg;
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {

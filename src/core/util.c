@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -28,6 +29,16 @@ int64_t mesh_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * MESH_NS_PER_SEC + ts.tv_nsec;
+}
+
+void mesh_thread_name(const char *what, const char *sub)
+{
+    char name[16]; /* the kernel keeps 15 bytes and the NUL */
+    if (sub && *sub)
+        snprintf(name, sizeof name, "%s:%s", what, sub);
+    else
+        snprintf(name, sizeof name, "%s", what);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic, valid for all int). */

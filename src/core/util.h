@@ -19,6 +19,10 @@
 int64_t mesh_now_ns(void);
 int64_t mesh_mono_ns(void);
 
+/* Names the calling thread (what top -H, ps -L and /proc/<pid>/task/<tid>/comm show): at most
+ * 15 bytes of "what" and "sub", joined by ':' when sub is given ("repl:plant"). */
+void mesh_thread_name(const char *what, const char *sub);
+
 /*
  * Parses an ISO 8601 / RFC 3339 time: "2026-11-23", "2026-11-23T18:45", "2026-11-23T18:45:08",
  * with an optional fraction of up to 9 digits, a 'T' or a space between date and time, and

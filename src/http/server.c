@@ -834,6 +834,7 @@ static mesh_status_t bind_listener(const char *addr, int *out_fd, char *bound, s
 
 static void *worker_main(void *arg)
 {
+    mesh_thread_name("http", NULL);
     worker_t *w = arg;
     event_base_dispatch(w->base);
     return NULL;

@@ -468,6 +468,7 @@ void mesh_fed_serve(mesh_fed_t *f, const char *const *domains, size_t n)
 
 static void *reaper(void *arg)
 {
+    mesh_thread_name("fed-reaper", NULL);
     mesh_fed_t *f = arg;
     pthread_mutex_lock(&f->mu);
     while (!f->stop) {

@@ -703,6 +703,7 @@ mesh_status_t mesh_mesh_request(mesh_mesh_t *m, const char *domain, const char *
 
 static void *run(void *arg)
 {
+    mesh_thread_name("mesh", NULL);
     mesh_mesh_t *m = arg;
     int64_t next_try = 0;
     for (;;) {

@@ -201,6 +201,7 @@ done:
 static void *run(void *arg)
 {
     mesh_source_t *s = arg;
+    mesh_thread_name("source", s->domain);
     while (!stopping(s, 0)) {
         uint64_t gen;
         natsConnection *nc = mesh__mesh_conn(s->m, &gen);

@@ -654,6 +654,7 @@ static int64_t jittered(int64_t delay)
 
 static void *run(void *arg)
 {
+    mesh_thread_name("mqtt", NULL);
     mesh_mqtt_t *q = arg;
     int64_t backoff = q->backoff_min_ns;
     while (!stopping(q)) {

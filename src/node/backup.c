@@ -452,6 +452,7 @@ static void apply_retention(mesh_backups_t *b)
 
 static void *backup_thread(void *arg)
 {
+    mesh_thread_name("backup", NULL);
     mesh_backups_t *b = arg;
     mesh_node_t *n = b->node;
     json_t *manifest = json_object();

@@ -247,6 +247,7 @@ static void outbox_delete(mesh_node_t *n, const char *domain, int64_t outbox_id)
 
 static void *reaper_main(void *arg)
 {
+    mesh_thread_name("rules-reaper", NULL);
     mesh_node_t *n = arg;
     struct node_reaper *r = n->reaper;
     pthread_mutex_lock(&r->lock);

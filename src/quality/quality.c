@@ -678,6 +678,7 @@ out:
 
 static void *scheduler(void *arg)
 {
+    mesh_thread_name("quality", NULL);
     mesh_quality_t *q = arg;
     int64_t next =
         mesh_mono_ns() + (q->interval_ns < FIRST_DELAY_NS ? q->interval_ns : FIRST_DELAY_NS);

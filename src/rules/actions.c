@@ -447,6 +447,7 @@ static void audit_job(mesh_actions_t *a, const job_t *j, const char *outcome, co
 
 static void *thread_main(void *arg)
 {
+    mesh_thread_name("actions", NULL);
     mesh_actions_t *a = arg;
     pthread_mutex_lock(&a->lock);
     while (!a->stop) {
