@@ -20,6 +20,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "mesh/internal.h"
+#include "mesh/recwire.h"
+#include "store/dlog.h"
 
 #define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
 #define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
@@ -48,6 +50,8 @@
  * delivery found here with the same fingerprint is verified without reading the leader's
  * record (verify_delivery, compare_at). Whatever is not found here is read as before. */
 #define ACKED_RING 1024
+/* a stream record unpacked (recwire.h): at most what the domain's log takes with its 'S' header */
+#define RECORD_MAX (MESH_DLOG_MAX_RECORD - 9)
 
 struct mesh_repl {
     mesh_mesh_t *m;
@@ -141,13 +145,12 @@ static void drop_consumer(mesh_repl_t *r)
     r->stream_ok = false;
 }
 
-/* Remembers that the stream's leader acknowledged the record p[0..n) at seq as a new record
- * (not a duplicate of an earlier one: its record there may be another one). */
-static void remember_acked(mesh_repl_t *r, uint64_t seq, const void *p, size_t n)
+/* Remembers that the stream's leader acknowledged the record with fingerprint fp at seq as a
+ * new record (not a duplicate of an earlier one: its record there may be another one). */
+static void remember_acked(mesh_repl_t *r, uint64_t seq, uint64_t fp)
 {
     if (seq == 0)
         return;
-    uint64_t fp = mesh_fp64(p, n);
     pthread_mutex_lock(&r->mu);
     r->acked[seq % ACKED_RING].seq = seq;
     r->acked[seq % ACKED_RING].fp = fp;
@@ -241,7 +244,7 @@ static bool make_consumer(mesh_repl_t *r)
     jsConsumerConfig_Init(&cc);
     cc.Durable = node;
     cc.Description = "meshd: a hosting node applying the domain's records";
-    cc.AckPolicy = js_AckExplicit;
+    cc.AckPolicy = js_AckAll;
     cc.AckWait = 30LL * 1000000000LL;
     cc.MaxAckPending = 4 * MESH_REPL_FETCH;
     cc.FilterSubject = r->subject;
@@ -264,6 +267,7 @@ static bool make_consumer(mesh_repl_t *r)
     jsSubOptions_Init(&so);
     so.Stream = r->stream;
     so.Consumer = node;
+    so.Config.AckPolicy = cc.AckPolicy;
     s = js_PullSubscribe(&r->sub, r->js, r->subject, node, NULL, &so, &jerr);
     if (s != NATS_OK) {
         r->sub = NULL;
@@ -428,9 +432,18 @@ static int compare_at(mesh_repl_t *r, mesh_repl_fp_fn fp, uint64_t seq)
         return -2;
     }
     r->check_fails = 0;
-    uint64_t theirs = mesh_fp64(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    mesh_buf_t b;
+    mesh_buf_init(&b, RECORD_MAX);
+    const uint8_t *rec = NULL;
+    size_t rn = 0;
+    mesh_err_t e;
+    int same = 1; /* a record that cannot be unpacked is not the one applied here */
+    if (mesh_recwire_unpack((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                            RECORD_MAX, &b, &rec, &rn, &e) == MESH_OK)
+        same = mine == mesh_fp64(rec, rn) ? 0 : 1;
+    mesh_buf_free(&b);
     natsMsg_Destroy(m);
-    return mine == theirs ? 0 : 1;
+    return same;
 }
 
 /* Checks that the records this node applied since the last check are the stream's (first..last:
@@ -549,6 +562,21 @@ static void read_lags(mesh_repl_t *r)
 }
 
 /* Fetches one batch and applies it in order. false: start over (consumer made again). */
+/* The record message msg carries at seq (recwire.h): *p, *n into msg or b. false: it cannot
+ * be read (state set): nothing from seq on is applied, and the consumer is made again. */
+static bool unpack(mesh_repl_t *r, uint64_t seq, natsMsg *msg, mesh_buf_t *b, const uint8_t **p,
+                   size_t *n, mesh_err_t *e)
+{
+    if (mesh_recwire_unpack((const uint8_t *)natsMsg_GetData(msg),
+                            (size_t)natsMsg_GetDataLength(msg), RECORD_MAX, b, p, n, e) == MESH_OK)
+        return true;
+    pthread_mutex_lock(&r->mu);
+    r->st.apply_failures++;
+    pthread_mutex_unlock(&r->mu);
+    set_state(r, "error", "sequence %llu: %s", (unsigned long long)seq, e->msg);
+    return false;
+}
+
 static bool consume(mesh_repl_t *r)
 {
     natsMsgList list = {0};
@@ -564,10 +592,11 @@ static bool consume(mesh_repl_t *r)
     bool ok = true;
     mesh_repl_rec_t *v = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *v);
     natsMsg **mv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *mv);
-    natsMsg **lv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *lv); /* leader's */
+    natsMsg **lv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *lv);   /* leader's */
+    mesh_buf_t *bv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *bv); /* unpacked */
     size_t nv = 0;
     uint64_t pos = r->position(r->arg, r->domain), next = pos + 1;
-    for (int i = 0; i < list.Count && ok && v && mv && lv; i++) {
+    for (int i = 0; i < list.Count && ok && v && mv && lv && bv; i++) {
         natsMsg *msg = list.Msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
@@ -596,9 +625,15 @@ static bool consume(mesh_repl_t *r)
             break;
         }
         natsMsg *lm = NULL;
-        if (r->verify_left > 0 &&
-            !acked_as(r, seq,
-                      mesh_fp64(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg))) &&
+        mesh_buf_init(&bv[nv], RECORD_MAX);
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        mesh_err_t e;
+        if (!unpack(r, seq, msg, &bv[nv], &p, &n, &e)) {
+            ok = false;
+            break;
+        }
+        if (r->verify_left > 0 && !acked_as(r, seq, mesh_fp64(p, n)) &&
             !verify_delivery(r, seq, msg, &lm)) {
             ok = false; /* the records before it are applied; this one and later come again */
             break;
@@ -606,23 +641,28 @@ static bool consume(mesh_repl_t *r)
         if (r->verify_left > 0)
             r->verify_left--;
         const natsMsg *rec = lm ? lm : msg; /* the stream's record */
+        if (lm && !unpack(r, seq, lm, &bv[nv], &p, &n, &e)) {
+            natsMsg_Destroy(lm);
+            ok = false;
+            break;
+        }
         const char *id = NULL;
         if (natsMsgHeader_Get((natsMsg *)rec, "Nats-Msg-Id", &id) != NATS_OK)
             id = NULL;
-        v[nv] = (mesh_repl_rec_t){seq, (const uint8_t *)natsMsg_GetData(rec),
-                                  (size_t)natsMsg_GetDataLength(rec), id};
+        v[nv] = (mesh_repl_rec_t){seq, p, n, id};
         lv[nv] = lm;
         mv[nv++] = msg;
         next = seq + 1;
     }
-    if (v == NULL || mv == NULL || lv == NULL)
+    if (v == NULL || mv == NULL || lv == NULL || bv == NULL)
         ok = false;
     size_t done = 0;
     mesh_err_t e;
     mesh_err_clear(&e);
     mesh_status_t st = nv ? r->apply(r->arg, r->domain, v, nv, &done, &e) : MESH_OK;
-    for (size_t i = 0; i < done && i < nv; i++)
-        natsMsg_Ack(mv[i], NULL);
+    /* AckAll: the last one acknowledges the ones before it (one ack, not one per record) */
+    if (done > 0 && done <= nv)
+        natsMsg_Ack(mv[done - 1], NULL);
     pthread_mutex_lock(&r->mu);
     r->st.applied_msgs += done;
     if (done && v[done - 1].seq > r->st.stream_last)
@@ -638,6 +678,9 @@ static bool consume(mesh_repl_t *r)
     }
     for (size_t i = 0; lv && i < nv; i++)
         natsMsg_Destroy(lv[i]);
+    for (size_t i = 0; bv && i <= nv && i < (size_t)list.Count; i++)
+        mesh_buf_free(&bv[i]); /* [nv]: a record not kept */
+    free(bv);
     free(v);
     free(mv);
     free(lv);
@@ -692,6 +735,7 @@ static bool run_bootstrap(mesh_repl_t *r)
 static void *run(void *arg)
 {
     mesh_repl_t *r = arg;
+    mesh_thread_name("repl", r->domain);
     while (!stopping(r, 0)) {
         uint64_t gen;
         natsConnection *nc = mesh__mesh_conn(r->m, &gen);
@@ -878,11 +922,12 @@ static bool publish_pause(mesh_repl_t *r, int64_t ms)
     return !stop;
 }
 
-/* One attempt: sends the record once and waits at most wait_ms for the ack. *transient says
- * whether a failure may pass when sent again. */
-static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, const char *msg_id,
-                                  int64_t wait_ms, uint64_t *sseq, bool *duplicate, bool *transient,
-                                  mesh_err_t *err)
+/* One attempt: sends the message p[0..n) (a record as it travels, with fingerprint fp) once
+ * and waits at most wait_ms for the ack. *transient says whether a failure may pass when sent
+ * again. */
+static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, uint64_t fp,
+                                  const char *msg_id, int64_t wait_ms, uint64_t *sseq,
+                                  bool *duplicate, bool *transient, mesh_err_t *err)
 {
     *transient = false;
     uint64_t gen;
@@ -899,8 +944,8 @@ static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, co
     int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
     if (st == MESH_OK && maxp > 0 && (int64_t)n > maxp)
         st = mesh_err_set(err, MESH_TOO_LARGE,
-                          "the batch's record (%zu bytes) exceeds the mesh servers' max payload "
-                          "(%lld bytes): send smaller batches",
+                          "the batch's record (%zu bytes as it travels) exceeds the mesh "
+                          "servers' max payload (%lld bytes): send smaller batches",
                           n, (long long)maxp);
     if (st == MESH_OK && natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
@@ -918,7 +963,7 @@ static mesh_status_t publish_once(mesh_repl_t *r, const uint8_t *p, size_t n, co
             *sseq = pa->Sequence;
             *duplicate = pa->Duplicate;
             if (!pa->Duplicate)
-                remember_acked(r, pa->Sequence, p, n);
+                remember_acked(r, pa->Sequence, fp);
         } else if (s == NATS_NOT_PERMITTED) {
             st = mesh_err_set(err, MESH_FORBIDDEN, "the mesh servers refuse this node %s",
                               r->subject);
@@ -958,6 +1003,15 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
      * whole mesh_timeout; fast failures (no leader during an election, reconnecting) are
      * retried after a short, growing pause. All within PUBLISH_DEADLINE_FACTOR x mesh_timeout,
      * which covers nats-server's stream leader election (4-9 s after the leader is lost). */
+    mesh_buf_t wb;
+    mesh_buf_init(&wb, MESH_BUF_UNLIMITED);
+    const uint8_t *w = NULL;
+    size_t wn = 0;
+    if (mesh_recwire_pack(p, n, &wb, &w, &wn, err) != MESH_OK) {
+        mesh_buf_free(&wb);
+        return MESH_NOMEM;
+    }
+    uint64_t fp = mesh_fp64(p, n);
     int64_t timeout_ms = mesh__mesh_timeout_ns(r->m) / 1000000;
     int64_t start = mesh_mono_ns();
     int64_t deadline = start + PUBLISH_DEADLINE_FACTOR * timeout_ms * 1000000;
@@ -967,17 +1021,17 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
     unsigned attempts = 0;
     for (;;) {
         int64_t left_ms = (deadline - mesh_mono_ns()) / 1000000;
-        int64_t w = wait_ms < left_ms ? wait_ms : left_ms;
-        if (w < 1)
-            w = 1;
+        int64_t wait = wait_ms < left_ms ? wait_ms : left_ms;
+        if (wait < 1)
+            wait = 1;
         bool transient = false;
         int64_t t0 = mesh_mono_ns();
         attempts++;
-        st = publish_once(r, p, n, msg_id, w, sseq, duplicate, &transient, err);
+        st = publish_once(r, w, wn, fp, msg_id, wait, sseq, duplicate, &transient, err);
         if (st == MESH_OK || !transient)
             break;
         int64_t took_ms = (mesh_mono_ns() - t0) / 1000000;
-        if (took_ms + 1 >= w) { /* timed out: wait longer next time */
+        if (took_ms + 1 >= wait) { /* timed out: wait longer next time */
             wait_ms = wait_ms * 2 < timeout_ms ? wait_ms * 2 : timeout_ms;
         } else if (!publish_pause(r, pause_ms)) {
             break;
@@ -992,16 +1046,20 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
     if (st == MESH_OK && !(idem && *idem))
         *duplicate = false;
     pthread_mutex_lock(&r->mu);
-    if (st == MESH_OK)
+    if (st == MESH_OK) {
         r->st.published++;
-    else
+        r->st.published_record_bytes += n;
+        r->st.published_bytes += wn;
+    } else {
         r->st.publish_failures++;
+    }
     r->st.publish_retries += attempts - 1;
     pthread_mutex_unlock(&r->mu);
     if (attempts > 1)
         LOG_INFO("repl", "%s: a write %s after %u attempts in %lld ms", r->stream,
                  st == MESH_OK ? "was acknowledged" : "failed", attempts,
                  (long long)((mesh_mono_ns() - start) / 1000000));
+    mesh_buf_free(&wb);
     return st;
 }
 
@@ -1065,6 +1123,7 @@ static bool pump_wait(mesh_repl_t *r, int64_t wait_ns)
 static void *pump_run(void *arg)
 {
     mesh_repl_t *r = arg;
+    mesh_thread_name("outbox", r->domain);
     int64_t wait = RETRY_NS;
     while (!pump_wait(r, wait)) {
         int more;
@@ -1128,19 +1187,29 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
             st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     }
     int64_t maxp = nc ? natsConnection_GetMaxPayload(nc) : 0;
+    mesh_buf_t wb;
+    mesh_buf_init(&wb, MESH_BUF_UNLIMITED);
+    uint64_t rec_bytes = 0, wire_bytes = 0;
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.ExpectStream = r->stream;
     po.MaxWait = mesh__mesh_timeout_ns(r->m) / 1000000;
     for (size_t i = 0; i < count && st == MESH_OK; i++) {
-        if (maxp > 0 && (int64_t)n[i] > maxp) {
+        const uint8_t *w = NULL;
+        size_t wn = 0;
+        if ((st = mesh_recwire_pack(p[i], n[i], &wb, &w, &wn, err)) != MESH_OK)
+            break;
+        if (maxp > 0 && (int64_t)wn > maxp) {
             st = mesh_err_set(err, MESH_TOO_LARGE,
-                              "a batch's record (%zu bytes) exceeds the mesh servers' max "
-                              "payload (%lld bytes): it cannot be published",
-                              n[i], (long long)maxp);
+                              "a batch's record (%zu bytes as it travels) exceeds the mesh "
+                              "servers' max payload (%lld bytes): it cannot be published",
+                              wn, (long long)maxp);
             break;
         }
-        natsStatus s = js_PublishAsync(js, r->subject, p[i], (int)n[i], &po);
+        /* libnats copies the message into its buffer: wb serves the next record */
+        natsStatus s = js_PublishAsync(js, r->subject, w, (int)wn, &po);
+        rec_bytes += n[i];
+        wire_bytes += wn;
         if (s != NATS_OK)
             st = mesh_err_set(err, MESH_UNAVAILABLE, "publishing to %s: %s", r->stream,
                               nats_text(s));
@@ -1158,11 +1227,14 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
                           r->stream, acks.failed, count, acks.why);
     pthread_mutex_unlock(&acks.mu);
     jsCtx_Destroy(js); /* drops acks still pending (their handler is not called then) */
+    mesh_buf_free(&wb);
     mesh__mesh_conn_done(r->m);
     pthread_mutex_destroy(&acks.mu);
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK) {
         r->st.published += count;
+        r->st.published_record_bytes += rec_bytes;
+        r->st.published_bytes += wire_bytes;
         r->st.outbox_runs++;
     } else {
         r->st.publish_failures++;

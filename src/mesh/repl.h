@@ -126,6 +126,9 @@ typedef struct mesh_repl_status {
     uint64_t applied;     /* the domain's applied stream sequence */
     uint64_t published, publish_failures, applied_msgs, apply_failures;
     uint64_t publish_retries; /* attempts after the first (decision 0032) */
+    /* of the records acknowledged: their bytes, and the bytes they took in the stream (packed,
+     * recwire.h) */
+    uint64_t published_record_bytes, published_bytes;
     /* divergences found (and repaired by moving back), and deliveries out of stream order
      * refused (a record delivered before an earlier one still in the stream) */
     uint64_t divergences, out_of_order;

@@ -184,6 +184,26 @@ def run(tmp, nodes):
     if not wait_for(lambda: n2.scalar("SELECT count(*) FROM field.readings") == 10 * ROWS,
                     timeout=20, step=0.2):
         fail("async writes did not reach n2: %s %s" % (repl(n1), repl(n2)))
+    # the outbox packs a batch's record with zstd (decision 0037): n2 applies exactly the rows
+    # written, and the stream holds far fewer bytes than the record
+    r0 = repl(n1)
+    keys = ["bulk%03d" % k for k in range(1000 // ROWS)]  # ROWS rows each, as every batch
+    bulk = [{"device": k, "ts": t, "temp": t % 50} for k in keys for t in range(ROWS)]
+    st, doc = n1.post_rows(DOMAIN, "readings", bulk)
+    if st != 200 or doc.get("accepted") != 1000:
+        fail("bulk async write: %d %s" % (st, doc))
+    acked.extend(keys)
+    if not wait_for(lambda: n2.scalar("SELECT count(*) FROM field.readings") == 10 * ROWS + 1000,
+                    timeout=20, step=0.2):
+        fail("the bulk write did not reach n2: %s %s" % (repl(n1), repl(n2)))
+    if checksum(n1) != checksum(n2):
+        fail("n2's rows differ from n1's after the async writes")
+    r1 = repl(n1)
+    rec = r1["published_record_bytes"] - r0["published_record_bytes"]
+    wire = r1["published_bytes"] - r0["published_bytes"]
+    if not (rec > 10000 and 0 < wire < rec / 3):
+        fail("the outbox did not pack the bulk record (%d bytes, %d in the stream): %s"
+             % (rec, wire, r1))
 
     # ---- n2 killed: writes on n1 go on, n1's lag alert fires for n2, then resolves ----
     nodes["n2"].kill()

@@ -172,6 +172,28 @@ def run(tmp, nodes):
     if st != 503:
         fail("a position not reached must time out with 503: %d %s" % (st, doc))
 
+    # ---- a batch's record is packed with zstd in the stream (decision 0037): the replica
+    # applies exactly the rows written, and the stream holds far fewer bytes than the record ----
+    before = repl(n1)
+    rows = [{"device": "bulk-%d" % (i % 5), "ts": 1000 + i, "temp": (i * 7) % 90}
+            for i in range(2000)]
+    st, doc = n1.post_rows(DOMAIN, "readings", rows)
+    if st != 200 or doc.get("accepted") != 2000:
+        fail("bulk write on n1: %d %s" % (st, doc))
+    got = n2.query("SELECT count(*), sum(ts), sum(temp) FROM plant.readings "
+                   "WHERE device LIKE 'bulk-%'", min_position=doc["position"])
+    want = [[2000, sum(r["ts"] for r in rows) * 10**9, sum(r["temp"] for r in rows)]]  # s: ns
+    if got["rows"] != want:
+        fail("bulk rows on n2: %s, not %s" % (got["rows"], want))
+    after = repl(n1)
+    rec = after["published_record_bytes"] - before["published_record_bytes"]
+    wire = after["published_bytes"] - before["published_bytes"]
+    if not (rec > 20000 and 0 < wire < rec / 3):
+        fail("the bulk record (%d bytes) took %d bytes in the stream: not packed" % (rec, wire))
+    st, _, text = n1.request("GET", "/metrics")
+    if b'meshd_repl_published_bytes_total{domain="plant"}' not in text:
+        fail("metrics lack meshd_repl_published_bytes_total")
+
     # ---- a write sent to n3, which hosts no replica, is forwarded ----
     st, doc = n3.post_rows(DOMAIN, "readings", [{"device": "forwarded", "ts": 2, "temp": 2}],
                            headers={"Idempotency-Key": "fwd-1"})
