@@ -4,12 +4,16 @@ another node of the mesh (federated), in one run on this machine.
 A 3-server nats-server hub (configs from `meshctl mesh config`), node n1 owning domain
 factory with ROWS rows, node n2 owning nothing. Each query is sent over HTTPS by this script
 to n1 (local) and to n2 (federated: describe + scan over NATS, frames of 256 KiB), RUNS times
-after WARMUP runs; the table gives the median and p90 wall time of each and the ratio
-federated / local. Both answers are compared (they must be equal).
+after WARMUP runs, through one kept-alive connection per node (--connection-per-query: a new
+connection and TLS handshake for every query, as the tables before 20261124 14:40 did); the
+table gives the median and p90 wall time of each and the ratio federated / local. Both
+answers are compared (they must be equal).
 
-Usage: bench/federated.sh [--rows N] [--runs N]   (MESH_BUILD: build dir, default build/release)
+Usage: bench/federated.sh [--rows N] [--runs N] [--connection-per-query]
+       (MESH_BUILD: build dir, default build/release)
 """
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -46,6 +50,21 @@ QUERIES = [
 ]
 
 
+class Conn:
+    """One kept-alive HTTPS connection to a node (the default)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.c = http.client.HTTPSConnection(node.host, node.port, timeout=60,
+                                             context=node.ssl_context())
+
+    def request(self, method, path, body):
+        h = {"Authorization": "Bearer " + self.node.token, "Content-Type": "application/json"}
+        self.c.request(method, path, body=json.dumps(body), headers=h)
+        r = self.c.getresponse()
+        return r.status, None, r.read()
+
+
 def timed(node, sql):
     t = time.perf_counter()
     st, _, body = node.request("POST", "/v1/query", {"sql": sql})
@@ -60,6 +79,10 @@ def main():
     ap.add_argument("--rows", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--connection-per-query", action="store_true",
+                    help="a new HTTPS connection (with its TLS handshake) per query, on both "
+                         "nodes; default: one kept-alive connection per node, so the times are "
+                         "the queries'")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="meshd-bench-fed-")
     nodes = []
@@ -110,27 +133,54 @@ def run(a, tmp, nodes):
         return st == 200
     if not wait_for(reachable, timeout=60, step=0.5):
         raise SystemExit("factory not reachable from n2")
-    print("rows: %d (%d devices), runs: %d after %d warm-up, build: %s" % (
-        per * DEVICES, DEVICES, a.runs, a.warmup, os.environ["MESH_BUILD"]))
+    print("rows: %d (%d devices), runs: %d after %d warm-up, build: %s, %s" % (
+        per * DEVICES, DEVICES, a.runs, a.warmup, os.environ["MESH_BUILD"],
+        "a new connection a query" if a.connection_per_query else
+        "one kept-alive connection per node"))
     print()
     print("| query | rows out | local median ms | local p90 | federated median ms | "
           "federated p90 | federated / local |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    c1, c2 = (n1, n2) if a.connection_per_query else (Conn(n1), Conn(n2))
+    def scan_metrics():
+        m = n2.request("GET", "/metrics")[2].decode()
+        v = {}
+        for line in m.splitlines():
+            for k in ("meshd_fed_remote_scan_seconds_total", "meshd_fed_remote_scans_total"):
+                if line.startswith(k + " "):
+                    v[k] = float(line.split()[1])
+        return v
+    scans = []
     for title, sql in QUERIES:
+        m0 = None
         lt, ft = [], []
         for i in range(a.warmup + a.runs):
             # alternate so both see the same machine load
-            dl, rl = timed(n1, sql)
-            df, rf = timed(n2, sql)
+            dl, rl = timed(c1, sql)
+            df, rf = timed(c2, sql)
             if rl != rf:
                 raise SystemExit("different answers for %s" % sql)
+            if i + 1 == a.warmup:
+                m0 = scan_metrics()
             if i >= a.warmup:
                 lt.append(dl)
                 ft.append(df)
+        m1 = scan_metrics()
+        k = m1["meshd_fed_remote_scans_total"] - m0["meshd_fed_remote_scans_total"]
+        scans.append((title, (m1["meshd_fed_remote_scan_seconds_total"] -
+                              m0["meshd_fed_remote_scan_seconds_total"]) / max(k, 1) * 1e3,
+                      k / a.runs))
         lm, fm = statistics.median(lt), statistics.median(ft)
         p90 = lambda v: sorted(v)[int(0.9 * (len(v) - 1))]  # noqa: E731
         print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
             title, len(rl), lm * 1e3, p90(lt) * 1e3, fm * 1e3, p90(ft) * 1e3, fm / lm))
+    print()
+    print("Remote scans as n2 timed them (request sent to last frame in; mean over the runs):")
+    print()
+    print("| query | scans a query | mean scan ms |")
+    print("|---|---:|---:|")
+    for title, ms, per in scans:
+        print("| %s | %.1f | %.2f |" % (title, per, ms))
     m = n2.request("GET", "/metrics")[2].decode()
     print()
     for line in m.splitlines():
