@@ -48,6 +48,7 @@ typedef struct describe_entry {
     char user[64];
     char domain[MESH_NAME_MAX + 1];
     int64_t mono;
+    uint64_t id; /* this answer's, unique in the process (mesh_fed_describe_current) */
     mesh_buf_t frame;
 } describe_entry_t;
 
@@ -79,6 +80,7 @@ struct mesh_fed {
     bool stop, reaper_started;
     int inflight; /* message callbacks running (destroy waits for them) */
     describe_entry_t describes[DESCRIBES];
+    uint64_t describe_ids; /* the last id given to an answer */
 };
 
 static bool enter(mesh_fed_t *f)
@@ -635,10 +637,26 @@ static mesh_status_t decode(natsMsg *msg, const char *domain, mesh_fed_frame_t *
     return MESH_OK;
 }
 
+uint64_t mesh_fed_describe_current(mesh_fed_t *f, const char *user, const char *domain)
+{
+    int64_t now = mesh_mono_ns();
+    uint64_t id = 0;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < DESCRIBES && id == 0; i++) {
+        describe_entry_t *d = &f->describes[i];
+        if (d->mono && now - d->mono < MESH_FED_DESCRIBE_TTL && strcmp(d->user, user) == 0 &&
+            strcmp(d->domain, domain) == 0)
+            id = d->id;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return id;
+}
+
 mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *domain,
-                                mesh_fed_schema_t *out, mesh_err_t *err)
+                                mesh_fed_schema_t *out, uint64_t *id, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    *id = 0;
     /* a recent answer for the same user and domain saves a round trip (the owner enforces
      * its current policy on every scan whatever the caller's schema says) */
     int64_t now = mesh_mono_ns();
@@ -652,6 +670,7 @@ mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *dom
             mesh_fed_frame_t fr;
             st = mesh_fed_frame_decode(d->frame.data, d->frame.len, &fr, err);
             if (st == MESH_OK) {
+                *id = d->id;
                 *out = fr.schema;
                 memset(&fr.schema, 0, sizeof fr.schema);
                 mesh_fed_frame_free(&fr);
@@ -684,6 +703,7 @@ mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *dom
         snprintf(d->user, sizeof d->user, "%s", user);
         snprintf(d->domain, sizeof d->domain, "%s", domain);
         d->mono = mesh_mono_ns();
+        d->id = *id = ++f->describe_ids;
         mesh_buf_free(&d->frame);
         mesh_buf_init(&d->frame, MESH_FED_MAX_FRAME);
         mesh_buf_add(&d->frame, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));

@@ -86,9 +86,14 @@ void mesh_fed_stats(mesh_fed_t *f, mesh_fed_stats_t *out);
 /* ---- caller side ---- */
 
 /* The tables of domain that user may read there, from a live node hosting it (an answer
- * for the same user and domain is reused for MESH_FED_DESCRIBE_TTL). */
+ * for the same user and domain is reused for MESH_FED_DESCRIBE_TTL). *id: the answer's
+ * (unique in the process; the same while it is reused). */
 mesh_status_t mesh_fed_describe(mesh_fed_t *f, const char *user, const char *domain,
-                                mesh_fed_schema_t *out, mesh_err_t *err);
+                                mesh_fed_schema_t *out, uint64_t *id, mesh_err_t *err);
+/* The id of the answer mesh_fed_describe would reuse now for user and domain, 0 when none
+ * (never asked, or older than MESH_FED_DESCRIBE_TTL): a caller holding tables made from
+ * that answer may keep them. */
+uint64_t mesh_fed_describe_current(mesh_fed_t *f, const char *user, const char *domain);
 
 typedef struct mesh_fed_scan mesh_fed_scan_t;
 

@@ -50,12 +50,16 @@ typedef struct qsession {
     bool agg_strict;
     bool agg_ok;
     int agg_selects;
-    /* federated queries: remote domains are attached for one query and detached after it
-     * (the owner's policy for the caller may have changed by the next one) */
+    /* federated queries: a remote domain stays attached after a query while the owner's
+     * describe answer it was made from is the one reused (remote_id: that answer's id,
+     * mesh_fed_describe_current) and the session serves the same principal (bind_principal
+     * detaches everything otherwise); the owner checks its policy on every scan anyway */
     struct mesh_fed *fed;
     bool (*fed_hosted)(void *arg, const char *domain);
     void *fed_arg;
-    bool remote[MESH_QUERY_MAX_DOMAINS];         /* attached[i] is a remote domain */
+    bool remote[MESH_QUERY_MAX_DOMAINS];        /* attached[i] is a remote domain */
+    uint64_t remote_id[MESH_QUERY_MAX_DOMAINS]; /* its describe answer */
+    uint64_t query_gen; /* counts queries: a remote table's replay cache is the query's */
     const struct mesh_fed_schema *remote_schema; /* while attaching one (vtab_remote.c) */
     /* lineage (lineage.c): while set, the authorizer reports every action to it first */
     void (*trace)(void *arg, int action, const char *a1, const char *a2, const char *db);

@@ -330,6 +330,7 @@ static mesh_status_t detach(qsession_t *s, int i, mesh_err_t *err)
     memmove(s->attached[i], s->attached[s->nattached], sizeof s->attached[i]);
     s->attached_used[i] = s->attached_used[s->nattached];
     s->remote[i] = s->remote[s->nattached];
+    s->remote_id[i] = s->remote_id[s->nattached];
     return st;
 }
 
@@ -344,6 +345,7 @@ static mesh_status_t attach(qsession_t *s, const mesh_snap_domain_t *sd, mesh_er
     snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", sd->meta.name);
     s->attached_used[s->nattached] = ++s->tick;
     s->remote[s->nattached] = false;
+    s->remote_id[s->nattached] = 0;
     s->nattached++;
     bool owner = mesh__session_owner(s, sd->meta.name);
     for (size_t k = 0; k < sd->ncrefs && st == MESH_OK; k++) {
@@ -542,7 +544,8 @@ static mesh_status_t attach_system(qsession_t *s, mesh_err_t *err)
 static mesh_status_t attach_remote(qsession_t *s, const char *domain, mesh_err_t *err)
 {
     mesh_fed_schema_t schema;
-    mesh_status_t st = mesh_fed_describe(s->fed, s->who->name, domain, &schema, err);
+    uint64_t id = 0;
+    mesh_status_t st = mesh_fed_describe(s->fed, s->who->name, domain, &schema, &id, err);
     if (st != MESH_OK)
         return st;
     if (schema.ntables == 0) {
@@ -560,6 +563,7 @@ static mesh_status_t attach_remote(qsession_t *s, const char *domain, mesh_err_t
         snprintf(s->attached[s->nattached], sizeof s->attached[0], "%s", domain);
         s->attached_used[s->nattached] = ++s->tick;
         s->remote[s->nattached] = true;
+        s->remote_id[s->nattached] = id;
         s->nattached++;
     }
     s->remote_schema = &schema;
@@ -584,7 +588,7 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
     for (int k = 0; k < r.nneed && st == MESH_OK; k++) {
         int found = -1;
         for (int i = 0; i < s->nattached; i++)
-            if (strcmp(s->attached[i], r.need[k]->meta.name) == 0)
+            if (!s->remote[i] && strcmp(s->attached[i], r.need[k]->meta.name) == 0)
                 found = i;
         if (found >= 0) {
             s->attached_used[found] = ++s->tick;
@@ -611,6 +615,19 @@ static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mes
             st = attach(s, r.need[k], err);
     }
     for (int k = 0; k < r.nremote && st == MESH_OK; k++) {
+        /* still attached from an earlier query, from the describe answer that is reused now:
+         * kept; from an older one: made again */
+        int found = -1;
+        for (int i = 0; i < s->nattached; i++)
+            if (s->remote[i] && strcmp(s->attached[i], r.remote[k]) == 0)
+                found = i;
+        if (found >= 0 && s->remote_id[found] != 0 &&
+            s->remote_id[found] == mesh_fed_describe_current(s->fed, s->who->name, r.remote[k])) {
+            s->attached_used[found] = ++s->tick;
+            continue;
+        }
+        if (found >= 0 && (st = detach(s, found, err)) != MESH_OK)
+            break;
         /* the domains above may have taken every slot: make room as they did */
         int lru = -1;
         for (int i = 0; s->nattached >= MESH_QUERY_MAX_DOMAINS && i < s->nattached; i++) {
@@ -860,6 +877,7 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
     }
     qsession_t *s = q->s;
     s->who = who;
+    s->query_gen++;
     s->audit_ok =
         s->audit && mesh_policy_decide(policy, who, MESH_ACT_AUDIT, NULL, NULL, false, NULL);
     atomic_store(&s->cancel, false);
@@ -1046,11 +1064,6 @@ void mesh_query_finish(mesh_query_t *q)
             s->readers[i].begun = false;
         }
     }
-    /* remote schemas hold what the owner said for this caller now: not kept */
-    mesh_err_t err;
-    for (int i = s->nattached - 1; i >= 0; i--)
-        if (s->remote[i])
-            detach(s, i, &err);
     s->who = NULL;
     s->audit_ok = false;
     s->agg_hit = NULL;

@@ -12,7 +12,8 @@
  * OFFSET and no ORDER BY; SQLite still checks every constraint itself (omit stays 0), so
  * the owner's answer can only narrow, never change, a result. A join's constraints from
  * another table are not pushed: the inner side of a nested loop then asks the same scan
- * again and again, so a result of at most CACHE_BYTES is kept for the query and replayed
+ * again and again, so a result of at most CACHE_BYTES is kept for the query (the table may
+ * outlive it: session.c keeps it while the describe answer holds) and replayed
  * (two remote scans per distinct plan and values, not one per outer row). Only a scan asked
  * for a second time is kept: most scans run once, and copying every row they bring (a
  * GROUP BY over all of them, say) for a replay that never comes cost about a tenth of the
@@ -48,6 +49,7 @@ typedef struct rvtab {
     int ncache;
     char *seen[CACHE_MAX]; /* keys of scans run once (kept when asked for again) */
     int nseen;
+    uint64_t gen; /* the session's query these belong to (qsession_t.query_gen) */
 } rvtab_t;
 
 typedef struct rcursor {
@@ -126,9 +128,9 @@ static int rv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     return SQLITE_OK;
 }
 
-static int rv_disconnect(sqlite3_vtab *vt)
+/* Drops the scans noted and kept for replay: they belong to one query. */
+static void forget_scans(rvtab_t *t)
 {
-    rvtab_t *t = (rvtab_t *)vt;
     for (int i = 0; i < t->ncache; i++) {
         sqlite3_free(t->cache[i].key);
         mesh_fed_frame_free(&t->cache[i].decoded);
@@ -136,6 +138,14 @@ static int rv_disconnect(sqlite3_vtab *vt)
     }
     for (int i = 0; i < t->nseen; i++)
         sqlite3_free(t->seen[i]);
+    t->ncache = 0;
+    t->nseen = 0;
+}
+
+static int rv_disconnect(sqlite3_vtab *vt)
+{
+    rvtab_t *t = (rvtab_t *)vt;
+    forget_scans(t);
     sqlite3_free(t->cols);
     sqlite3_free(t);
     return SQLITE_OK;
@@ -372,6 +382,10 @@ static int rv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     rcursor_t *c = (rcursor_t *)cur;
     rvtab_t *t = (rvtab_t *)cur->pVtab;
     qsession_t *s = t->s;
+    if (t->gen != s->query_gen) { /* the table outlives a query: its first scan in this one */
+        forget_scans(t);
+        t->gen = s->query_gen;
+    }
     mesh_fed_scan_close(c->scan);
     c->scan = NULL;
     drop_fill(c);
