@@ -60,6 +60,7 @@ typedef struct qsession {
     bool remote[MESH_QUERY_MAX_DOMAINS];        /* attached[i] is a remote domain */
     uint64_t remote_id[MESH_QUERY_MAX_DOMAINS]; /* its describe answer */
     uint64_t query_gen; /* counts queries: a remote table's replay cache is the query's */
+    bool remote_kept;   /* this query kept rows of a remote table for a replay */
     const struct mesh_fed_schema *remote_schema; /* while attaching one (vtab_remote.c) */
     /* lineage (lineage.c): while set, the authorizer reports every action to it first */
     void (*trace)(void *arg, int action, const char *a1, const char *a2, const char *db);

@@ -1058,6 +1058,13 @@ void mesh_query_finish(mesh_query_t *q)
         return;
     qsession_t *s = q->s;
     sqlite3_finalize(q->stmt);
+    /* rows kept for a replay (a join's inner side, up to 32 MiB a table) are not held by an
+     * idle session: their tables go (made again by the next query that needs them) */
+    mesh_err_t err;
+    for (int i = s->nattached - 1; s->remote_kept && i >= 0; i--)
+        if (s->remote[i])
+            detach(s, i, &err);
+    s->remote_kept = false;
     for (int i = 0; i < s->nreaders; i++) {
         if (s->readers[i].begun) {
             mesh_store_reader_end(s->readers[i].r);

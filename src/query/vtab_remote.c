@@ -293,6 +293,7 @@ static void keep(rcursor_t *c)
         return;
     }
     mesh_fed_rows_end(&c->enc, true);
+    t->s->remote_kept = true; /* freed with the table at the query's end (session.c) */
     rcache_t *e = &t->cache[t->ncache];
     memset(e, 0, sizeof *e);
     mesh_err_t err;
