@@ -273,7 +273,7 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         mesh_status_t st = MESH_OK;
         for (int i = 0; i < f->ncols && st == MESH_OK; i++) {
             mesh_datum_t d;
-            mesh_query_value(f->q, i, &d);
+            mesh_query_value_bytes(f->q, i, &d);
             st = mesh_fed_rows_value(e, &d);
         }
         if (st != MESH_OK) { /* a frame holds at least one whole row */

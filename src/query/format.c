@@ -184,7 +184,7 @@ static bool is_time_col(const mesh_writer_t *w, mesh_query_t *q, int i)
 static mesh_status_t json_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_buf_t *out)
 {
     mesh_datum_t d;
-    mesh_query_value(q, i, &d);
+    mesh_query_value_bytes(q, i, &d);
     switch (d.type) {
     case MESH_V_INT:
         if (is_time_col(w, q, i)) {
@@ -205,7 +205,7 @@ static mesh_status_t json_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_b
 static mesh_status_t csv_value(mesh_writer_t *w, mesh_query_t *q, int i, mesh_buf_t *out)
 {
     mesh_datum_t d;
-    mesh_query_value(q, i, &d);
+    mesh_query_value_bytes(q, i, &d);
     switch (d.type) {
     case MESH_V_INT:
         if (is_time_col(w, q, i)) {

@@ -90,8 +90,13 @@ const char *mesh_query_colname(const mesh_query_t *q, int i);
 const char *mesh_query_coltype(const mesh_query_t *q, int i);
 /* 1: a row is ready; 0: done; -1: error (err filled: MESH_TIMEOUT, MESH_LIMIT, ...). */
 int mesh_query_step(mesh_query_t *q, mesh_err_t *err);
-/* Value of column i of the current row, borrowed until the next step. */
+/* Value of column i of the current row, borrowed until the next step. Text is
+ * NUL-terminated. */
 void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out);
+/* The same, for readers that take text as (s, n) only: text is not NUL-terminated, which
+ * spares SQLite a copy of every text value a product table handed it (a query's answer, a
+ * federated scan's frames). */
+void mesh_query_value_bytes(mesh_query_t *q, int i, mesh_datum_t *out);
 int64_t mesh_query_rows(const mesh_query_t *q);
 /* Groups an aggregates-only query suppressed (fewer than k privacy units), or -1 for a
  * query over no such product (docs/governance.md). */

@@ -1001,7 +1001,10 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
     return -1;
 }
 
-void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out)
+/* terminated: text NUL-terminated (mesh_query_value) or as the product table handed it,
+ * with its length only (mesh_query_value_bytes: asking for text would make SQLite copy the
+ * bytes to add a NUL) */
+static void query_value(mesh_query_t *q, int i, mesh_datum_t *out, bool terminated)
 {
     memset(out, 0, sizeof *out);
     /* one call into the statement per value (each sqlite3_column_* is one); the value is read
@@ -1019,12 +1022,25 @@ void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out)
     case SQLITE_TEXT:
     case SQLITE_BLOB:
         out->type = MESH_V_TEXT;
-        out->s = (const char *)sqlite3_value_text(v);
+        out->s =
+            terminated ? (const char *)sqlite3_value_text(v) : (const char *)sqlite3_value_blob(v);
         out->n = (size_t)sqlite3_value_bytes(v);
+        if (out->s == NULL)
+            out->s = "";
         break;
     default:
         out->type = MESH_V_NULL;
     }
+}
+
+void mesh_query_value(mesh_query_t *q, int i, mesh_datum_t *out)
+{
+    query_value(q, i, out, true);
+}
+
+void mesh_query_value_bytes(mesh_query_t *q, int i, mesh_datum_t *out)
+{
+    query_value(q, i, out, false);
 }
 
 int64_t mesh_query_rows(const mesh_query_t *q)
