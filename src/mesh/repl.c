@@ -1007,9 +1007,10 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
     mesh_buf_init(&wb, MESH_BUF_UNLIMITED);
     const uint8_t *w = NULL;
     size_t wn = 0;
-    if (mesh_recwire_pack(p, n, &wb, &w, &wn, err) != MESH_OK) {
+    mesh_status_t pst = mesh_recwire_pack(p, n, &wb, &w, &wn, err);
+    if (pst != MESH_OK) {
         mesh_buf_free(&wb);
-        return MESH_NOMEM;
+        return pst; /* its status and message: out of memory, or zstd's error */
     }
     uint64_t fp = mesh_fp64(p, n);
     int64_t timeout_ms = mesh__mesh_timeout_ns(r->m) / 1000000;
