@@ -331,6 +331,7 @@ static void repl_status_json(void *arg, const char *domain, const mesh_repl_stat
     json_object_set_new(d, "apply_failures", json_integer((json_int_t)st->apply_failures));
     json_object_set_new(d, "divergences", json_integer((json_int_t)st->divergences));
     json_object_set_new(d, "out_of_order", json_integer((json_int_t)st->out_of_order));
+    json_object_set_new(d, "read_direct", json_integer((json_int_t)st->read_direct));
     json_object_set_new(d, "bootstraps", json_integer((json_int_t)st->bootstraps));
     json_object_set_new(d, "last_error", json_string(st->last_error));
     json_object_set_new(d, "mode", json_string(st->async ? "async" : "sync"));
@@ -386,9 +387,11 @@ static void repl_metric_line(void *arg, const char *domain, const mesh_repl_stat
         strcmp(st->state, "consuming") == 0);
     mesh_buf_printf(b,
                     "meshd_repl_divergences_total{domain=\"%s\"} %llu\n"
-                    "meshd_repl_out_of_order_total{domain=\"%s\"} %llu\n",
+                    "meshd_repl_out_of_order_total{domain=\"%s\"} %llu\n"
+                    "meshd_repl_read_direct_total{domain=\"%s\"} %llu\n",
                     domain, (unsigned long long)st->divergences, domain,
-                    (unsigned long long)st->out_of_order);
+                    (unsigned long long)st->out_of_order, domain,
+                    (unsigned long long)st->read_direct);
     if (st->async)
         mesh_buf_printf(b, "meshd_repl_outbox_pending{domain=\"%s\"} %llu\n", domain,
                         (unsigned long long)st->outbox_pending);
@@ -425,7 +428,11 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "hold (moved back and applied the stream again).");
     mesh_metrics_help(b, "meshd_repl_out_of_order_total", "counter",
                       "Stream records delivered before an earlier one this node had not applied "
-                      "(not applied; the consumer made again).");
+                      "(the missing ones read from the stream's leader and applied first).");
+    mesh_metrics_help(b, "meshd_repl_read_direct_total", "counter",
+                      "Stream records read from the stream's leader instead of waiting for "
+                      "their delivery (lost in flight, or a consumer silent after its leader "
+                      "changed).");
     mesh_metrics_help(b, "meshd_repl_consuming", "gauge",
                       "1 while this node consumes the domain's stream.");
     mesh_metrics_help(b, "meshd_repl_outbox_pending", "gauge",

@@ -16,6 +16,9 @@
  * soon (a blocking call of a second or so is fine). */
 natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen);
 void mesh__mesh_conn_done(mesh_mesh_t *m);
+/* With the connection lock held (mesh__mesh_conn): whether the connection is there and
+ * reconnecting (its subscriptions stay: libnats sends them again once it is back). */
+bool mesh__mesh_conn_reconnecting(mesh_mesh_t *m);
 const char *mesh__mesh_node_name(const mesh_mesh_t *m);
 int64_t mesh__mesh_timeout_ns(const mesh_mesh_t *m);
 int mesh__mesh_replicas(const mesh_mesh_t *m); /* mesh_replicas (0: auto) */

@@ -1012,6 +1012,11 @@ natsConnection *mesh__mesh_conn(mesh_mesh_t *m, uint64_t *gen)
     return m->nc;
 }
 
+bool mesh__mesh_conn_reconnecting(mesh_mesh_t *m)
+{
+    return m->nc != NULL && natsConnection_Status(m->nc) == NATS_CONN_STATUS_RECONNECTING;
+}
+
 void mesh__mesh_conn_done(mesh_mesh_t *m)
 {
     pthread_rwlock_unlock(&m->kv_lock);

@@ -25,16 +25,28 @@
 
 #define RETRY_NS      (1000LL * 1000000LL) /* after a failure, before trying again */
 #define FETCH_WAIT_MS 1000                 /* a fetch waits this long for messages */
-#define INFO_EVERY_NS (2000LL * 1000000LL) /* the stream's last sequence is read this often */
+/* ... or this long after a fetch found nothing while this node's own records were acknowledged
+ * (they were read from the stream's leader instead) */
+#define FETCH_SILENT_WAIT_MS 200
+#define SILENT_MAX           5 /* such fetches in a row before the consumer is made again */
+#define INFO_EVERY_NS        (2000LL * 1000000LL) /* the stream's last sequence is read this often */
 /* publishing (mesh_repl_publish, decision 0032) */
 #define PUBLISH_ATTEMPT_MS      1000 /* first attempt's wait for the ack; doubles on a timeout */
 #define PUBLISH_PAUSE_MIN_MS    50   /* pause after a fast failure (no leader, no link) */
 #define PUBLISH_PAUSE_MAX_MS    250
 #define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
 #define STALLS_MAX              3 /* readings without progress before the consumer is made again */
-#define BOOT_RETRY_NS           (5000LL * 1000000LL) /* after a failed snapshot bootstrap */
+/* fetches failing for a consumer leader's election (8 s) before the consumer is made again,
+ * and the pause after each */
+#define FETCH_FAILS_MAX 32
+#define FETCH_PAUSE_NS  (250LL * 1000000LL)
+/* records missing before a delivery (lost in flight: JetStream delivers them again only after
+ * the ack wait) read from the stream's leader and applied in order, at most, instead of
+ * making the consumer again (an API call that waits out a consumer leader's election) */
+#define GAP_FILL_MAX  32
+#define BOOT_RETRY_NS (5000LL * 1000000LL) /* after a failed snapshot bootstrap */
 /* divergence checks (decision 0029) */
-#define GET_WAIT_MS    1000 /* a record read from the stream's leader waits this long */
+#define GET_WAIT_MS    1000 /* a read of the stream (a record, its state, a lag) waits this long */
 #define CHECK_FAILS    3    /* divergence checks failing in a row before a pause */
 #define CHECK_PAUSE_NS (10000LL * 1000000LL) /* the pause (no leader, permission refused) */
 #define CHECK_PROBES   32                    /* records compared at one check, at most */
@@ -76,6 +88,8 @@ struct mesh_repl {
     int64_t next_info;  /* when to read the stream's state again */
     uint64_t stall_pos; /* the applied position at the last stream info */
     int stalls;         /* stream infos in a row that saw the stream ahead and no progress */
+    int fetch_fails;    /* fetches failing for an election since the last delivery */
+    int silent;         /* fetches in a row that found nothing while own records were acked */
     uint64_t need_boot; /* the stream's first sequence, when it no longer holds what this
                          * node needs (0: no bootstrap needed) */
     mesh_repl_bootstrap_fn bootstrap; /* guarded by mu */
@@ -92,6 +106,7 @@ struct mesh_repl {
     struct {
         uint64_t seq, fp;
     } acked[ACKED_RING];
+    uint64_t acked_last; /* the last sequence acknowledged to this node's publishes (mu) */
 
     /* divergence checks (mesh_repl_set_check; guarded by mu, NULL: off) */
     mesh_repl_fp_fn fp;
@@ -152,6 +167,8 @@ static void remember_acked(mesh_repl_t *r, uint64_t seq, uint64_t fp)
     if (seq == 0)
         return;
     pthread_mutex_lock(&r->mu);
+    if (seq > r->acked_last)
+        r->acked_last = seq;
     r->acked[seq % ACKED_RING].seq = seq;
     r->acked[seq % ACKED_RING].fp = fp;
     pthread_mutex_unlock(&r->mu);
@@ -221,6 +238,7 @@ static bool ensure_stream(mesh_repl_t *r, natsConnection *nc)
         pthread_mutex_lock(&r->mu);
         if (s == NATS_OK) /* a new stream: its sequences start again */
             memset(r->acked, 0, sizeof r->acked);
+        r->acked_last = 0;
         r->st.replicas = si ? (int)si->Config->Replicas : r->st.replicas;
         pthread_mutex_unlock(&r->mu);
         jsStreamInfo_Destroy(si);
@@ -280,13 +298,24 @@ static bool make_consumer(mesh_repl_t *r)
     return true;
 }
 
+/* Options for the API calls of the consuming thread that only read (the stream's state, the
+ * consumers' lags, a record): a short wait, since nothing is applied meanwhile (the context's
+ * wait is mesh_timeout, and a leader's election answers none of them). */
+static jsOptions *read_opts(jsOptions *jo)
+{
+    jsOptions_Init(jo);
+    jo->Wait = GET_WAIT_MS;
+    return jo;
+}
+
 /* Whether the stream no longer holds sequence seq (trimmed by its limits); *first: the
  * sequence it starts at. */
 static bool trimmed_before(mesh_repl_t *r, uint64_t seq, uint64_t *first)
 {
     jsErrCode jerr = 0;
     jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr) != NATS_OK)
+    jsOptions jo;
+    if (js_GetStreamInfo(&si, r->js, r->stream, read_opts(&jo), &jerr) != NATS_OK)
         return false;
     bool gone = si->State.FirstSeq > seq;
     *first = si->State.FirstSeq;
@@ -294,49 +323,84 @@ static bool trimmed_before(mesh_repl_t *r, uint64_t seq, uint64_t *first)
     return gone;
 }
 
-/* A message delivered with stream sequence seq while this node needs next (< seq): whether
- * applying it skips nothing, i.e. the stream does not hold next (deleted). A consumer delivers
- * in stream order, except that a message whose delivery was lost (a fetch that timed out, a
- * consumer leader killed with the message in flight) is delivered again only after the ack
- * wait, behind later ones: applying those first would skip it for good (it is at or below the
- * position when it comes). false: apply nothing from seq on and make the consumer again. */
 /* Reads the record at seq from the stream's leader (*m: the caller destroys it). */
 static natsStatus get_record(mesh_repl_t *r, uint64_t seq, natsMsg **m, jsErrCode *jerr)
 {
     jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = GET_WAIT_MS; /* short: the consumer waits meanwhile */
     *m = NULL;
-    return js_GetMsg(m, r->js, r->stream, seq, &jo, jerr);
+    return js_GetMsg(m, r->js, r->stream, seq, read_opts(&jo), jerr);
 }
 
-static bool gap_ok(mesh_repl_t *r, uint64_t next, uint64_t seq)
+/* A consumer delivers in stream order, except that a message whose delivery was lost (a fetch
+ * that timed out, a consumer leader killed with the message in flight) is delivered again only
+ * after the ack wait, behind later ones: applying those first would skip it for good (it is at
+ * or below the position when it comes). So the records next..seq-1, missing before a delivery
+ * of seq, are read from the stream's leader into out[] (NULL where the stream does not hold
+ * one: deleted), at most room of them. Returns how
+ * many (seq - next), or -1: apply nothing from seq on and make the consumer again (too many,
+ * or the leader could not be asked). */
+static int fill_gap(mesh_repl_t *r, uint64_t next, uint64_t seq, natsMsg **out, size_t room,
+                    bool delivered)
 {
-    jsErrCode jerr = 0;
-    natsMsg *m = NULL;
-    natsStatus s = get_record(r, next, &m, &jerr);
-    natsMsg_Destroy(m);
-    if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
-        LOG_WARN("mesh",
-                 "stream %s: sequence %llu is not in the stream (deleted): applying on at %llu",
-                 r->stream, (unsigned long long)next, (unsigned long long)seq);
-        return true;
+    if (delivered) {
+        pthread_mutex_lock(&r->mu);
+        r->st.out_of_order++;
+        pthread_mutex_unlock(&r->mu);
     }
-    pthread_mutex_lock(&r->mu);
-    r->st.out_of_order++;
-    pthread_mutex_unlock(&r->mu);
-    if (s == NATS_OK)
+    if (seq - next > room) {
         set_state(r, "error",
-                  "sequence %llu was delivered before %llu, which the stream holds and this node "
-                  "has not applied: not applied; the consumer is made again from %llu",
-                  (unsigned long long)seq, (unsigned long long)next, (unsigned long long)next);
-    else
-        set_state(r, "error",
-                  "sequence %llu was delivered before %llu, and the stream could not say whether "
-                  "it holds %llu (%s): not applied; the consumer is made again",
-                  (unsigned long long)seq, (unsigned long long)next, (unsigned long long)next,
-                  nats_text(s));
-    return false;
+                  "sequence %llu was delivered before %llu: more than %d records missing, not "
+                  "applied; the consumer is made again from %llu",
+                  (unsigned long long)seq, (unsigned long long)next, GAP_FILL_MAX,
+                  (unsigned long long)next);
+        return -1;
+    }
+    size_t n = (size_t)(seq - next), held = 0;
+    for (size_t k = 0; k < n; k++) {
+        jsErrCode jerr = 0;
+        natsStatus s = get_record(r, next + k, &out[k], &jerr);
+        if (s == NATS_OK) {
+            held++;
+            continue;
+        }
+        natsMsg_Destroy(out[k]);
+        out[k] = NULL;
+        if (jerr == JSNoMessageFoundErr && !delivered) {
+            n = k; /* not (or no longer) in the stream: the records before it are read */
+            break;
+        }
+        if (jerr == JSNoMessageFoundErr) {
+            LOG_WARN("mesh", "stream %s: sequence %llu is not in the stream (deleted): applying on",
+                     r->stream, (unsigned long long)(next + k));
+            continue;
+        }
+        for (size_t i = 0; i < k; i++)
+            natsMsg_Destroy(out[i]);
+        if (delivered)
+            set_state(r, "error",
+                      "sequence %llu was delivered before %llu, and the stream's leader could not "
+                      "be asked for %llu (%s): not applied; the consumer is made again",
+                      (unsigned long long)seq, (unsigned long long)next,
+                      (unsigned long long)(next + k), nats_text(s));
+        else
+            set_state(r, "error",
+                      "nothing delivered, and the stream's leader could not be asked for %llu "
+                      "(%s)",
+                      (unsigned long long)(next + k), nats_text(s));
+        return -1;
+    }
+    if (held && delivered)
+        LOG_INFO("mesh",
+                 "stream %s: sequence %llu was delivered before %llu..%llu (a delivery lost in "
+                 "flight): %zu read from the stream's leader and applied first",
+                 r->stream, (unsigned long long)seq, (unsigned long long)next,
+                 (unsigned long long)(seq - 1), held);
+    else if (held)
+        LOG_INFO("mesh",
+                 "stream %s: nothing delivered with this node's records acknowledged up to "
+                 "%llu: %zu from %llu read from the stream's leader and applied",
+                 r->stream, (unsigned long long)(seq - 1), held, (unsigned long long)next);
+    return (int)n;
 }
 
 /* Before a delivery of seq applies (verify_left): the stream leader's record there. *lm: NULL
@@ -543,7 +607,11 @@ static void read_lags(mesh_repl_t *r)
         jsConsumerInfo *ci = NULL;
         uint64_t pending = 0;
         double lag = -1;
-        if (js_GetConsumerInfo(&ci, r->js, r->stream, hosts[i], NULL, &jerr) == NATS_OK) {
+        jsOptions jo;
+        natsStatus s = js_GetConsumerInfo(&ci, r->js, r->stream, hosts[i], read_opts(&jo), &jerr);
+        if (s == NATS_TIMEOUT)
+            break; /* no leader: the next reading */
+        if (s == NATS_OK) {
             pending = ci->NumPending + (uint64_t)(ci->NumAckPending > 0 ? ci->NumAckPending : 0);
             int64_t since = ci->AckFloor.Last > ci->Created ? ci->AckFloor.Last : ci->Created;
             int64_t now = mesh_now_ns();
@@ -561,7 +629,6 @@ static void read_lags(mesh_repl_t *r)
     }
 }
 
-/* Fetches one batch and applies it in order. false: start over (consumer made again). */
 /* The record message msg carries at seq (recwire.h): *p, *n into msg or b. false: it cannot
  * be read (state set): nothing from seq on is applied, and the consumer is made again. */
 static bool unpack(mesh_repl_t *r, uint64_t seq, natsMsg *msg, mesh_buf_t *b, const uint8_t **p,
@@ -577,26 +644,200 @@ static bool unpack(mesh_repl_t *r, uint64_t seq, natsMsg *msg, mesh_buf_t *b, co
     return false;
 }
 
+static bool stopping(mesh_repl_t *r, int64_t wait_ns)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop && wait_ns > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t t = (int64_t)ts.tv_nsec + wait_ns;
+        ts.tv_sec += (time_t)(t / MESH_NS_PER_SEC);
+        ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+/* The records one call applies, in order (the domain applies them as one group). A record
+ * read from the stream's leader (a missing one, or one a delivery did not match) is kept in
+ * lv[] and has no delivery to acknowledge (mv[] NULL). */
+typedef struct group {
+    mesh_repl_rec_t *v;
+    natsMsg **mv;   /* the deliveries */
+    natsMsg **lv;   /* the leader's records */
+    mesh_buf_t *bv; /* unpacked records */
+    size_t nv, cap;
+} group_t;
+
+static bool group_init(group_t *g, size_t cap)
+{
+    memset(g, 0, sizeof *g);
+    g->cap = cap;
+    g->v = calloc(cap, sizeof *g->v);
+    g->mv = calloc(cap, sizeof *g->mv);
+    g->lv = calloc(cap, sizeof *g->lv);
+    g->bv = calloc(cap, sizeof *g->bv);
+    return g->v && g->mv && g->lv && g->bv;
+}
+
+/* Takes rec (the stream's record at seq) as the next of the group: v[nv] into it or bv[nv].
+ * false: it cannot be read (state set). */
+static bool take(mesh_repl_t *r, group_t *g, uint64_t seq, natsMsg *rec)
+{
+    if (g->nv >= g->cap)
+        return false;
+    mesh_buf_init(&g->bv[g->nv], RECORD_MAX);
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    mesh_err_t e;
+    if (!unpack(r, seq, rec, &g->bv[g->nv], &p, &n, &e))
+        return false;
+    const char *id = NULL;
+    if (natsMsgHeader_Get(rec, "Nats-Msg-Id", &id) != NATS_OK)
+        id = NULL;
+    g->v[g->nv++] = (mesh_repl_rec_t){seq, p, n, id};
+    return true;
+}
+
+/* Takes the records the leader gave for a gap (fill_gap: k of them from seq on; NULL: deleted)
+ * as records of the group; destroys the ones not taken. false: one cannot be read. */
+static bool take_filled(mesh_repl_t *r, group_t *g, uint64_t seq, natsMsg **gap, int k)
+{
+    bool ok = true;
+    for (int j = 0; j < k && ok; j++) {
+        if (gap[j] == NULL)
+            continue; /* deleted */
+        if ((ok = take(r, g, seq + (uint64_t)j, gap[j]))) {
+            g->lv[g->nv - 1] = gap[j];
+            gap[j] = NULL;
+        }
+    }
+    for (int j = 0; j < k; j++)
+        natsMsg_Destroy(gap[j]); /* those not taken (a failure) */
+    pthread_mutex_lock(&r->mu);
+    r->st.read_direct += (uint64_t)k;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+/* Applies the group, acknowledges the last delivery applied (AckAll: it covers the ones
+ * before it; one ack, not one per record) and frees the group. false: not all were applied
+ * (state set). */
+static bool group_apply(mesh_repl_t *r, group_t *g)
+{
+    size_t done = 0;
+    mesh_err_t e;
+    mesh_err_clear(&e);
+    mesh_status_t st = g->nv ? r->apply(r->arg, r->domain, g->v, g->nv, &done, &e) : MESH_OK;
+    for (size_t i = done < g->nv ? done : g->nv; i > 0; i--)
+        if (g->mv[i - 1]) {
+            natsMsg_Ack(g->mv[i - 1], NULL);
+            break;
+        }
+    pthread_mutex_lock(&r->mu);
+    r->st.applied_msgs += done;
+    if (done && g->v[done - 1].seq > r->st.stream_last)
+        r->st.stream_last = g->v[done - 1].seq;
+    if (st != MESH_OK)
+        r->st.apply_failures++;
+    pthread_mutex_unlock(&r->mu);
+    if (st != MESH_OK)
+        set_state(r, "error", "applying sequence %llu: %s",
+                  (unsigned long long)(done < g->nv ? g->v[done].seq : 0),
+                  e.msg[0] ? e.msg : mesh_status_text(st));
+    for (size_t i = 0; g->lv && i < g->nv; i++)
+        natsMsg_Destroy(g->lv[i]);
+    for (size_t i = 0; g->bv && i < g->cap; i++)
+        mesh_buf_free(&g->bv[i]); /* [nv]: a record not kept */
+    free(g->bv);
+    free(g->v);
+    free(g->mv);
+    free(g->lv);
+    return st == MESH_OK;
+}
+
+/* Nothing was delivered for a while, and this node's own publishes were acknowledged past its
+ * position: the records up to there are the stream's (JetStream acknowledges a record after
+ * its quorum stored it, and the ones before it are stored), so the missing ones are read from
+ * the stream's leader and applied. A consumer whose leader changed can stay silent until its
+ * deliveries lost in flight come again after the ack wait (30 s), and a sync write here waits
+ * for its record meanwhile. false: start over (consumer made again: a record read cannot be
+ * applied). */
+static bool apply_direct(mesh_repl_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t last = r->acked_last;
+    pthread_mutex_unlock(&r->mu);
+    uint64_t pos = r->position(r->arg, r->domain);
+    if (last <= pos) {
+        r->silent = 0;
+        return true;
+    }
+    if (++r->silent > SILENT_MAX) {
+        r->silent = 0;
+        set_state(r, "error",
+                  "the consumer delivered nothing while the stream acknowledged this node's "
+                  "records up to %llu (this node at %llu): making it again",
+                  (unsigned long long)last, (unsigned long long)pos);
+        return false;
+    }
+    uint64_t upto = last - pos > GAP_FILL_MAX ? pos + GAP_FILL_MAX : last;
+    natsMsg *gap[GAP_FILL_MAX];
+    int k = fill_gap(r, pos + 1, upto + 1, gap, GAP_FILL_MAX, false);
+    if (k < 0)
+        return true; /* no leader yet, say: the consumer stays, the stall checks remain */
+    if (k == 0) {    /* the stream was made again since: its sequences start over */
+        pthread_mutex_lock(&r->mu);
+        r->acked_last = pos;
+        pthread_mutex_unlock(&r->mu);
+        return true;
+    }
+    group_t g;
+    bool ok = false;
+    if (group_init(&g, (size_t)k))
+        ok = take_filled(r, &g, pos + 1, gap, k);
+    else
+        for (int j = 0; j < k; j++)
+            natsMsg_Destroy(gap[j]);
+    return group_apply(r, &g) && ok;
+}
+
+/* Fetches one batch and applies it in order. false: start over (consumer made again). */
 static bool consume(mesh_repl_t *r)
 {
     natsMsgList list = {0};
     jsErrCode jerr = 0;
-    natsStatus s = natsSubscription_Fetch(&list, r->sub, MESH_REPL_FETCH, FETCH_WAIT_MS, &jerr);
+    natsStatus s = natsSubscription_Fetch(&list, r->sub, MESH_REPL_FETCH,
+                                          r->silent ? FETCH_SILENT_WAIT_MS : FETCH_WAIT_MS, &jerr);
     if (s == NATS_TIMEOUT)
-        return true;
+        return apply_direct(r);
     if (s != NATS_OK) {
-        set_state(r, "error", "fetch: %s", nats_text(s));
+        /* the consumer's leader changing (a 409 status libnats reports with its description)
+         * or none yet answers a pull at once: the subscription stays, since making the
+         * consumer again is an API call that waits out the election; anything else (the
+         * consumer deleted, say) makes it again at once */
+        const char *t = nats_text(s);
+        bool election = s == NATS_NO_RESPONDERS || strstr(t, "Leadership Change") != NULL;
+        set_state(r, "error", "fetch: %s", t);
+        if (election && ++r->fetch_fails < FETCH_FAILS_MAX) {
+            stopping(r, FETCH_PAUSE_NS);
+            return apply_direct(r);
+        }
+        r->fetch_fails = 0;
         return false;
     }
-    /* the messages to apply, in order: one call, so the domain applies them as one group */
+    r->fetch_fails = 0;
+    r->silent = 0;
     bool ok = true;
-    mesh_repl_rec_t *v = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *v);
-    natsMsg **mv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *mv);
-    natsMsg **lv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *lv);   /* leader's */
-    mesh_buf_t *bv = calloc((size_t)(list.Count > 0 ? list.Count : 1), sizeof *bv); /* unpacked */
-    size_t nv = 0;
+    size_t filled = 0;
+    group_t g;
+    natsMsg *gap[GAP_FILL_MAX];
     uint64_t pos = r->position(r->arg, r->domain), next = pos + 1;
-    for (int i = 0; i < list.Count && ok && v && mv && lv && bv; i++) {
+    if (!group_init(&g, (size_t)list.Count + GAP_FILL_MAX))
+        ok = false;
+    for (int i = 0; i < list.Count && ok; i++) {
         natsMsg *msg = list.Msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
@@ -620,88 +861,45 @@ static bool consume(mesh_repl_t *r)
             ok = false;
             break;
         }
-        if (seq > next && !gap_ok(r, next, seq)) {
-            ok = false; /* the records before it are applied; this one and later come again */
-            break;
+        if (seq > next) {
+            int k = fill_gap(r, next, seq, gap, GAP_FILL_MAX - filled, true);
+            /* k < 0: the records before it are applied; this one and later come again */
+            if (k < 0 || !take_filled(r, &g, next, gap, k)) {
+                ok = false;
+                break;
+            }
+            filled += (size_t)k;
         }
-        natsMsg *lm = NULL;
-        mesh_buf_init(&bv[nv], RECORD_MAX);
-        const uint8_t *p = NULL;
-        size_t n = 0;
-        mesh_err_t e;
-        if (!unpack(r, seq, msg, &bv[nv], &p, &n, &e)) {
+        if (!take(r, &g, seq, msg)) {
             ok = false;
             break;
         }
-        if (r->verify_left > 0 && !acked_as(r, seq, mesh_fp64(p, n)) &&
+        natsMsg *lm = NULL;
+        const mesh_repl_rec_t *t = &g.v[g.nv - 1];
+        if (r->verify_left > 0 && !acked_as(r, seq, mesh_fp64(t->p, t->n)) &&
             !verify_delivery(r, seq, msg, &lm)) {
+            g.nv--;     /* not kept (its buffer is freed with the group) */
             ok = false; /* the records before it are applied; this one and later come again */
             break;
         }
         if (r->verify_left > 0)
             r->verify_left--;
-        const natsMsg *rec = lm ? lm : msg; /* the stream's record */
-        if (lm && !unpack(r, seq, lm, &bv[nv], &p, &n, &e)) {
-            natsMsg_Destroy(lm);
-            ok = false;
-            break;
+        if (lm) { /* the stream's record there is the leader's */
+            mesh_buf_free(&g.bv[--g.nv]);
+            if (!take(r, &g, seq, lm)) {
+                natsMsg_Destroy(lm);
+                ok = false;
+                break;
+            }
         }
-        const char *id = NULL;
-        if (natsMsgHeader_Get((natsMsg *)rec, "Nats-Msg-Id", &id) != NATS_OK)
-            id = NULL;
-        v[nv] = (mesh_repl_rec_t){seq, p, n, id};
-        lv[nv] = lm;
-        mv[nv++] = msg;
+        g.lv[g.nv - 1] = lm;
+        g.mv[g.nv - 1] = msg;
         next = seq + 1;
     }
-    if (v == NULL || mv == NULL || lv == NULL || bv == NULL)
+    if (!group_apply(r, &g))
         ok = false;
-    size_t done = 0;
-    mesh_err_t e;
-    mesh_err_clear(&e);
-    mesh_status_t st = nv ? r->apply(r->arg, r->domain, v, nv, &done, &e) : MESH_OK;
-    /* AckAll: the last one acknowledges the ones before it (one ack, not one per record) */
-    if (done > 0 && done <= nv)
-        natsMsg_Ack(mv[done - 1], NULL);
-    pthread_mutex_lock(&r->mu);
-    r->st.applied_msgs += done;
-    if (done && v[done - 1].seq > r->st.stream_last)
-        r->st.stream_last = v[done - 1].seq;
-    if (st != MESH_OK)
-        r->st.apply_failures++;
-    pthread_mutex_unlock(&r->mu);
-    if (st != MESH_OK) {
-        set_state(r, "error", "applying sequence %llu: %s",
-                  (unsigned long long)(done < nv ? v[done].seq : 0),
-                  e.msg[0] ? e.msg : mesh_status_text(st));
-        ok = false;
-    }
-    for (size_t i = 0; lv && i < nv; i++)
-        natsMsg_Destroy(lv[i]);
-    for (size_t i = 0; bv && i <= nv && i < (size_t)list.Count; i++)
-        mesh_buf_free(&bv[i]); /* [nv]: a record not kept */
-    free(bv);
-    free(v);
-    free(mv);
-    free(lv);
     natsMsgList_Destroy(&list);
     return ok;
-}
-
-static bool stopping(mesh_repl_t *r, int64_t wait_ns)
-{
-    pthread_mutex_lock(&r->mu);
-    if (!r->stop && wait_ns > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t t = (int64_t)ts.tv_nsec + wait_ns;
-        ts.tv_sec += (time_t)(t / MESH_NS_PER_SEC);
-        ts.tv_nsec = (long)(t % MESH_NS_PER_SEC);
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    }
-    bool stop = r->stop;
-    pthread_mutex_unlock(&r->mu);
-    return stop;
 }
 
 /* Installs a snapshot (connection not held). true: the consumer is made again after it. */
@@ -739,8 +937,10 @@ static void *run(void *arg)
     while (!stopping(r, 0)) {
         uint64_t gen;
         natsConnection *nc = mesh__mesh_conn(r->m, &gen);
-        if (nc == NULL || gen != r->gen) {
-            drop_consumer(r); /* of a connection gone (libnats freed its side) */
+        /* a connection gone: its subscription goes with it (libnats freed its side); one
+         * reconnecting keeps it, and the consumer (making it again waits out an election) */
+        if (gen != r->gen || (nc == NULL && !mesh__mesh_conn_reconnecting(r->m))) {
+            drop_consumer(r);
             r->gen = gen;
         }
         if (nc == NULL) {
@@ -768,7 +968,10 @@ static void *run(void *arg)
             if (ok && now >= r->next_info) {
                 jsErrCode jerr = 0;
                 jsStreamInfo *si = NULL;
-                if (js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr) == NATS_OK) {
+                jsOptions jo;
+                bool info =
+                    js_GetStreamInfo(&si, r->js, r->stream, read_opts(&jo), &jerr) == NATS_OK;
+                if (info) {
                     /* the stream is ahead and nothing was applied for STALLS_MAX readings:
                      * the consumer is lost (made on a server cut off from the others, say,
                      * whose view lost to the rest after a partition); make it again */
@@ -803,7 +1006,8 @@ static void *run(void *arg)
                     pthread_mutex_unlock(&r->mu);
                     jsStreamInfo_Destroy(si);
                 }
-                read_lags(r);
+                if (info)
+                    read_lags(r);
                 r->next_info = now + INFO_EVERY_NS;
             }
         }

@@ -132,6 +132,9 @@ typedef struct mesh_repl_status {
     /* divergences found (and repaired by moving back), and deliveries out of stream order
      * refused (a record delivered before an earlier one still in the stream) */
     uint64_t divergences, out_of_order;
+    /* records read from the stream's leader instead of waiting for their delivery: missing
+     * before a delivery (lost in flight), or this node's own when nothing was delivered */
+    uint64_t read_direct;
     int replicas;    /* of the stream (0: unknown) */
     char leader[64]; /* the server leading the stream ("" when unknown) */
     char last_error[200];

@@ -12,7 +12,9 @@
   checksums match;
 - a delivery lost in flight (taken from n2's durable consumer and never acknowledged, so
   JetStream delivers it again only after the ack wait, behind later records): n2 applies
-  nothing past it, makes its consumer again, and has every record within seconds;
+  nothing past it, reads it from the stream's leader, and has every record within seconds;
+- n2's consumer delivering nothing (pulls of another client take its deliveries): n2's sync
+  writes are answered, their records read from the stream's leader;
 - n3's NATS user may not publish to the domain's stream subject nor read it;
 - meshctl with two URLs, the first dead, moves on to the second;
 - the stream deleted and made again (every replica's position is past its end): no write is
@@ -244,6 +246,37 @@ def run(tmp, nodes):
             n2.rows("SELECT device FROM plant.readings WHERE device LIKE 'lost-%'"), repl(n2)))
     if repl(n2).get("out_of_order", 0) < 1:
         fail("n2 did not count the delivery out of order: %s" % repl(n2))
+    if repl(n2).get("read_direct", 0) < 1:
+        fail("n2 did not read the missing record from the stream's leader: %s" % repl(n2))
+
+    # ---- a consumer that delivers nothing to its node (other pulls take its deliveries, as
+    # after a consumer leader's change): n2's sync writes do not wait for the ack wait or a
+    # new consumer; n2 reads its own acknowledged records from the stream's leader ----
+    thief = NatsClient(base, "n2", pw2, "_INBOX_n2.silent", os.path.join(mdir, "ca.pem"),
+                       os.path.join(mdir, "nodes", "n2", "cert.pem"),
+                       os.path.join(mdir, "nodes", "n2", "key.pem"))
+    n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
+    try:
+        time.sleep(1.5)
+        pulls = b"".join(
+            ("PUB $JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_%s.n2 _INBOX_n2.silent.%d %d\r\n" % (
+                DOMAIN, k, len(b'{"batch":1000,"expires":20000000000}'))).encode() +
+            b'{"batch":1000,"expires":20000000000}\r\n' for k in range(20))
+        raw(thief, pulls)  # queued before n2's next pull: deliveries go to the thief
+    finally:
+        n2.proc.send_signal(signal.SIGCONT)
+    try:
+        before = repl(n2).get("read_direct", 0)
+        for k in range(3):
+            st, doc = n2.post_rows(DOMAIN, "readings", [{"device": "silent-%d" % k, "ts": 6,
+                                                         "temp": 6}])
+            if st != 200:
+                fail("sync write on n2 while its consumer delivers nothing: %d %s %s" % (
+                    st, doc, repl(n2)))
+        if repl(n2).get("read_direct", 0) <= before:
+            fail("n2's writes were applied without reading the leader's records: %s" % repl(n2))
+    finally:
+        thief.close()
 
     # ---- continuous writes while a replica and the stream leader are killed ----
     acked, lock, stop = [], threading.Lock(), threading.Event()
@@ -286,7 +319,16 @@ def run(tmp, nodes):
     def progress(k, timeout=30):
         target = acked_count() + k
         if not wait_for(lambda: acked_count() >= target, timeout=timeout, step=0.1):
-            fail("writes did not resume (%d acked): %s" % (acked_count(), errors[-3:]))
+            why = []
+            for k in ("n1", "n2"):
+                n = nodes.get(k)
+                try:
+                    why.append("%s: %s" % (k, repl(n)))
+                except Exception as ex:  # noqa: BLE001 - the node may be the one that hangs
+                    why.append("%s: status failed: %s" % (k, ex))
+                why.append("%s's last log lines:\n  %s" % (k, "\n  ".join(n.log[-25:])))
+            fail("writes did not resume (%d acked): %s\n%s" % (acked_count(), errors[-3:],
+                                                               "\n".join(why)))
 
     progress(20)
     nodes["n2"].kill()  # kill -9 of a replica
