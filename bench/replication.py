@@ -11,9 +11,11 @@ whole load; latency = each POST's round trip (p50, p99). For async, also the tim
 load's end until replica n2 holds every row ("caught up"). Failover (R3 sync): a client writes
 one batch at a time to n1, moving to n2 when a request fails (like meshctl with two URLs);
 n1 is killed -9, then the nats-server leading the stream; for each, the longest time without an
-acknowledged write in the 15 s after the kill (from the kill itself) is printed.
+acknowledged write in the 15 s after the kill (from the kill itself) is printed. Leader kills
+(`--only leader-kills --kills N`): N kills of the stream's leader in a row during writes by
+two clients on both nodes; for each, the seconds until 20 more writes were acknowledged.
 
-  bench/replication.py [--clients 2] [--batches 150] [--rows 1000]
+  bench/replication.py [--clients 2] [--batches 150] [--rows 1000] [--only ...] [--kills 10]
 """
 import argparse
 import http.client
@@ -305,6 +307,70 @@ def failover(tmp, args):
         m.stop()
 
 
+def leader_kills(tmp, args):
+    """KILLS kills -9 of the nats-server leading the stream (R3 sync), each restarted 2 s after
+    writes resumed, during continuous writes of one row by two clients, each moving to the
+    other node when a request fails: for each kill, the seconds until 20 more writes were
+    acknowledged (the election, the publish retries inside the node, and the replicas' apply)."""
+    m = Mesh(tmp, 3)
+    try:
+        nodes = [m.start("n1"), m.start("n2")]
+        for n in nodes:
+            n.create_domain(DOMAIN, hosts=["n1", "n2"], replication="sync")
+        if not wait_for(lambda: nodes[0].apply(contract(domain=DOMAIN))[0] in (200, 201),
+                        timeout=90, step=0.5):
+            raise SystemExit("the stream never came up: %s" % repl(nodes[0]))
+        acks, stop = [], threading.Event()
+
+        def writer(w):
+            conns, i = {}, 0
+            while not stop.is_set():
+                i += 1
+                key = "lk%d-%06d" % (w, i)
+                body = json.dumps([{"device": key, "ts": i, "temp": 1}]).encode()
+                for attempt in range(600):
+                    node = nodes[(i + attempt + w) % 2]
+                    try:
+                        c = conns.get(node.url) or conns.setdefault(node.url, Conn(node))
+                        st, _ = c.post(body, key=key)
+                    except Exception:
+                        conns.pop(node.url, None)
+                        st = 0
+                    if st == 200:
+                        acks.append(time.perf_counter())
+                        break
+                    if stop.is_set():
+                        break
+                    time.sleep(0.2)
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        took = []
+        for _ in range(args.kills):
+            leader = repl(nodes[0]).get("leader")
+            if leader not in m.hubs:
+                raise SystemExit("no stream leader: %s" % repl(nodes[0]))
+            k0, killed = len(acks), time.perf_counter()
+            m.hubs[leader].proc.kill()
+            m.hubs[leader].proc.wait()
+            wait_for(lambda: len(acks) >= k0 + 20, timeout=90, step=0.05)
+            took.append(round(time.perf_counter() - killed, 1) if len(acks) >= k0 + 20 else None)
+            print("  kill of %s: 20 writes acknowledged after %s s" % (leader, took[-1]),
+                  flush=True)
+            m.hubs[leader].start()
+            time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        done = sorted(t for t in took if t is not None)
+        return {"kills": len(took), "resumed_s": took,
+                "median_s": statistics.median(done) if done else None,
+                "max_s": done[-1] if done else None, "never": took.count(None)}
+    finally:
+        m.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=2)
@@ -312,7 +378,10 @@ def main():
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--trace", action="store_true",
                     help="failover: print the requests that failed or were slow around a kill")
-    ap.add_argument("--only", default="single,r1-sync,r1-async,r3-sync,r3-async,failover")
+    ap.add_argument("--kills", type=int, default=10,
+                    help="leader-kills: how many kills of the stream's leader")
+    ap.add_argument("--only", default="single,r1-sync,r1-async,r3-sync,r3-async,failover",
+                    help="scenarios, comma-separated: those and leader-kills")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="meshd-bench-repl-")
     res = {}
@@ -324,6 +393,8 @@ def main():
                 res[name] = single(d, args)
             elif name == "failover":
                 res[name] = failover(d, args)
+            elif name == "leader-kills":
+                res[name] = leader_kills(d, args)
             else:
                 hubs = 1 if name.startswith("r1") else 3
                 res[name] = replicated(d, hubs, name.split("-")[1], args)

@@ -478,6 +478,15 @@ typedef struct applier {
     mesh_apply_result_t rres; /* the result of the last batch applied from its bytes */
     const char *cur_id;       /* the stream record being applied: its message id, fingerprint */
     uint64_t cur_fp;          /* (0: computed from the record; replay) */
+    /* the smallest time written to (or disposed of in) each time series since the last
+     * commit: told to its watchers after the commit (publish), so that a refresh that takes
+     * a mark reads the rows that made it */
+    struct {
+        char product[MESH_NAME_MAX + 1];
+        int64_t min_t;
+    } marks[8];
+    size_t nmarks;
+    bool marks_over; /* more series than marks: every watcher recomputes everything */
 } applier_t;
 
 /* ---- continuous aggregates (store/cagg.c, docs/derived.md) ---- */
@@ -811,13 +820,31 @@ static mesh_status_t dispose_decode(uint64_t seq, const uint8_t *p, size_t n, di
     return MESH_OK;
 }
 
-/* Tells the watchers of the batch's time series the smallest time it wrote (rows of a batch
- * rolled back later count too: a watcher then recomputes a little more than needed). */
-static void note_written(mesh_domain_t *d, const mesh_batch_t *b)
+/* Notes that product had rows written from time lo on (INT64_MIN: rows disposed of, its
+ * watchers recompute everything), for its watchers after the commit (flush_marks). */
+static void mark(applier_t *a, const char *product, int64_t lo)
 {
-    if (d->nwatch == 0)
+    for (size_t i = 0; i < a->nmarks; i++) {
+        if (strcmp(a->marks[i].product, product) == 0) {
+            if (lo < a->marks[i].min_t)
+                a->marks[i].min_t = lo;
+            return;
+        }
+    }
+    if (a->nmarks == MESH_ARRAY_LEN(a->marks)) {
+        a->marks_over = true;
         return;
-    pthread_mutex_lock(&d->state_lock);
+    }
+    snprintf(a->marks[a->nmarks].product, sizeof a->marks[0].product, "%s", product);
+    a->marks[a->nmarks++].min_t = lo;
+}
+
+/* The batch's time series and the smallest time it wrote in each (rows of a batch rolled back
+ * later count too: a watcher then recomputes a little more than needed). */
+static void note_written(applier_t *a, const mesh_batch_t *b)
+{
+    if (a->d->nwatch == 0)
+        return;
     for (size_t i = 0; i < b->nparts; i++) {
         const mesh_part_t *part = &b->parts[i];
         const mesh_product_t *p = part->product;
@@ -828,28 +855,31 @@ static void note_written(mesh_domain_t *d, const mesh_batch_t *b)
             const mesh_value_t *v = &part->vals[r * part->ncols + (size_t)p->time_col];
             lo = v->type == MESH_V_INT && v->u.i < lo ? v->u.i : lo;
         }
-        for (size_t w = 0; w < d->nwatch; w++) {
-            struct watch *x = &d->watch[w];
-            if (strcmp(x->product, p->name) != 0)
+        mark(a, p->name, lo);
+    }
+}
+
+/* After a commit: the watchers learn what it wrote. Told before the commit, a refresh could
+ * take the mark and read a snapshot without the rows, and never read them. */
+static void flush_marks(applier_t *a)
+{
+    mesh_domain_t *d = a->d;
+    if (a->nmarks == 0 && !a->marks_over)
+        return;
+    pthread_mutex_lock(&d->state_lock);
+    for (size_t w = 0; w < d->nwatch; w++) {
+        struct watch *x = &d->watch[w];
+        for (size_t i = 0; i < a->nmarks || (a->marks_over && i == 0); i++) {
+            int64_t lo = a->marks_over ? INT64_MIN : a->marks[i].min_t;
+            if (!a->marks_over && strcmp(x->product, a->marks[i].product) != 0)
                 continue;
             x->min_t = x->any && x->min_t < lo ? x->min_t : lo;
             x->any = true;
         }
     }
     pthread_mutex_unlock(&d->state_lock);
-}
-
-/* Rows of product were deleted (retention, erasure): its watchers recompute everything. */
-static void note_disposed(mesh_domain_t *d, const char *product)
-{
-    pthread_mutex_lock(&d->state_lock);
-    for (size_t w = 0; w < d->nwatch; w++) {
-        if (strcmp(d->watch[w].product, product) == 0) {
-            d->watch[w].min_t = INT64_MIN;
-            d->watch[w].any = true;
-        }
-    }
-    pthread_mutex_unlock(&d->state_lock);
+    a->nmarks = 0;
+    a->marks_over = false;
 }
 
 /* Applies one record inside the open store transaction, in its own savepoint. For a live
@@ -883,7 +913,7 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
              * time: its rows must not count twice, and replay must know which records the
              * rules saw (a duplicate is marked unapplied) */
             if (st == MESH_OK && !it->res.duplicate)
-                note_written(d, it->batch);
+                note_written(a, it->batch);
             if (st == MESH_OK && !it->res.duplicate)
                 st = aggregates_batch(a, it->batch, err);
             if (st == MESH_OK && !it->res.duplicate)
@@ -898,7 +928,7 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
             mesh_apply_result_t *res = &a->rres; /* what a stream record's writer answers */
             st = mesh_store_apply_batch(d->store, seq, &b, idem, res, err);
             if (st == MESH_OK && !res->duplicate)
-                note_written(d, &b);
+                note_written(a, &b);
             if (st == MESH_OK && !res->duplicate)
                 st = aggregates_batch(a, &b, err);
             if (st == MESH_OK && !res->duplicate)
@@ -1059,7 +1089,7 @@ static mesh_status_t apply_record(applier_t *a, uint64_t seq, const uint8_t *p, 
         int64_t deleted = 0;
         st = mesh_store_dispose(d->store, pp, &r.d, false, &deleted, err);
         if (st == MESH_OK && deleted > 0)
-            note_disposed(d, pp->name);
+            mark(a, pp->name, INT64_MIN);
         /* an erasure reaches the continuous aggregates over the product: the buckets that
          * held erased rows are recomputed from what remains of it right after this commit
          * (retention does not: aggregates keep the history their source no longer holds) */
@@ -1373,10 +1403,12 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
     return st;
 }
 
-/* Publishes the working contracts as the domain's current ones. */
+/* After a commit: the working contracts become the domain's current ones, and the watchers
+ * of the time series written learn it. */
 static void publish(applier_t *a)
 {
     mesh_domain_t *d = a->d;
+    flush_marks(a);
     if (!a->work_changed)
         return;
     clist_t copy;
@@ -1398,6 +1430,8 @@ static mesh_status_t applier_init(applier_t *a, mesh_domain_t *d)
     a->repl_seq = atomic_load(&d->repl_seq);
     a->cur_id = NULL;
     a->cur_fp = 0;
+    a->nmarks = 0;
+    a->marks_over = false;
     memset(&a->rres, 0, sizeof a->rres);
     pthread_mutex_lock(&d->state_lock);
     mesh_status_t st = clist_copy(&d->current, &a->work);
