@@ -365,7 +365,7 @@ def leader_kills(tmp, args):
             t.join(30)
         done = sorted(t for t in took if t is not None)
         return {"kills": len(took), "resumed_s": took,
-                "median_s": statistics.median(done) if done else None,
+                "median_s": round(statistics.median(done), 2) if done else None,
                 "max_s": done[-1] if done else None, "never": took.count(None)}
     finally:
         m.stop()
