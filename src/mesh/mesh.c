@@ -1053,42 +1053,48 @@ mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, 
         pthread_rwlock_unlock(&m->kv_lock);
         return mesh_err_set(err, MESH_UNAVAILABLE, "not connected to the mesh");
     }
-    kvWatchOptions wo;
-    kvWatchOptions_Init(&wo);
-    wo.Timeout = m->timeout_ns / 1000000;
-    kvKeysList keys = {0};
-    natsStatus s = kvStore_Keys(&keys, m->kv, &wo);
-    if (s == NATS_NOT_FOUND) { /* no keys */
-        pthread_rwlock_unlock(&m->kv_lock);
-        return MESH_OK;
-    }
+    /* the keys are the bucket stream's subjects, as its leader lists them: no consumer (a
+     * watch would make one, which the meta leader places, and after a server's death that
+     * can time out for long while the stream itself answers) */
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = m->timeout_ns / 1000000;
+    jo.Stream.Info.SubjectsFilter = "$KV." MESH_REGISTRY_BUCKET ".>";
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, m->js, "KV_" MESH_REGISTRY_BUCKET, &jo, &jerr);
     if (s != NATS_OK) {
         pthread_rwlock_unlock(&m->kv_lock);
         return mesh_err_set(err, MESH_UNAVAILABLE, "registry: %s", nats_text(s));
     }
-    size_t cap =
-        (size_t)keys.Count < MESH_REGISTRY_MAX_KEYS ? (size_t)keys.Count : MESH_REGISTRY_MAX_KEYS;
+    const jsStreamStateSubjects *subj = si->State.Subjects;
+    size_t nkeys = subj ? (size_t)subj->Count : 0;
+    size_t cap = nkeys < MESH_REGISTRY_MAX_KEYS ? nkeys : MESH_REGISTRY_MAX_KEYS;
+    const size_t pfx = strlen("$KV." MESH_REGISTRY_BUCKET ".");
     mesh_mesh_node_t *v = calloc(cap ? cap : 1, sizeof *v);
     mesh_status_t st = v ? MESH_OK : mesh_err_set(err, MESH_NOMEM, "out of memory");
     size_t k = 0;
     int64_t now = mesh_now_ns();
     for (size_t i = 0; i < cap && st == MESH_OK; i++) {
+        const char *key = subj->List[i].Subject;
+        if (key == NULL || strlen(key) <= pfx)
+            continue;
+        key += pfx;
         kvEntry *e = NULL;
-        s = kvStore_Get(&e, m->kv, keys.Keys[i]);
+        s = kvStore_Get(&e, m->kv, key);
         if (s == NATS_NOT_FOUND)
             continue;
         if (s != NATS_OK) {
-            st = mesh_err_set(err, MESH_UNAVAILABLE, "registry %s: %s", keys.Keys[i], nats_text(s));
+            st = mesh_err_set(err, MESH_UNAVAILABLE, "registry %s: %s", key, nats_text(s));
             break;
         }
         mesh_err_t perr;
         mesh_entry_t *pe = NULL;
         if (mesh_entry_parse(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &pe, &perr) !=
             MESH_OK) {
-            LOG_WARN("mesh", "registry entry %.64s refused: %s", keys.Keys[i], perr.msg);
-        } else if (strcmp(pe->name, keys.Keys[i]) != 0) {
-            LOG_WARN("mesh", "registry entry %.64s refused: it names node %s", keys.Keys[i],
-                     pe->name);
+            LOG_WARN("mesh", "registry entry %.64s refused: %s", key, perr.msg);
+        } else if (strcmp(pe->name, key) != 0) {
+            LOG_WARN("mesh", "registry entry %.64s refused: it names node %s", key, pe->name);
             mesh_entry_free(pe);
         } else {
             v[k].e = pe;
@@ -1099,7 +1105,7 @@ mesh_status_t mesh_mesh_list(mesh_mesh_t *m, mesh_mesh_node_t **out, size_t *n, 
         kvEntry_Destroy(e);
     }
     pthread_rwlock_unlock(&m->kv_lock);
-    kvKeysList_Destroy(&keys);
+    jsStreamInfo_Destroy(si);
     if (st != MESH_OK) {
         mesh_mesh_list_free(v, k);
         return st;

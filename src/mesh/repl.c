@@ -295,6 +295,8 @@ static bool make_consumer(mesh_repl_t *r)
     LOG_INFO("mesh", "stream %s: consuming as %s from sequence %llu", r->stream, node,
              (unsigned long long)pos + 1);
     r->verify_left = mesh_mono_ns() < r->verify_off ? 0 : VERIFY_AFTER_MAKE;
+    r->silent = 0;
+    r->fetch_fails = 0;
     return true;
 }
 
@@ -349,9 +351,9 @@ static int fill_gap(mesh_repl_t *r, uint64_t next, uint64_t seq, natsMsg **out, 
     }
     if (seq - next > room) {
         set_state(r, "error",
-                  "sequence %llu was delivered before %llu: more than %d records missing, not "
+                  "sequence %llu was delivered before %llu: more than %zu records missing, not "
                   "applied; the consumer is made again from %llu",
-                  (unsigned long long)seq, (unsigned long long)next, GAP_FILL_MAX,
+                  (unsigned long long)seq, (unsigned long long)next, room,
                   (unsigned long long)next);
         return -1;
     }
@@ -706,18 +708,20 @@ static bool take(mesh_repl_t *r, group_t *g, uint64_t seq, natsMsg *rec)
 static bool take_filled(mesh_repl_t *r, group_t *g, uint64_t seq, natsMsg **gap, int k)
 {
     bool ok = true;
+    uint64_t taken = 0;
     for (int j = 0; j < k && ok; j++) {
         if (gap[j] == NULL)
             continue; /* deleted */
         if ((ok = take(r, g, seq + (uint64_t)j, gap[j]))) {
             g->lv[g->nv - 1] = gap[j];
             gap[j] = NULL;
+            taken++;
         }
     }
     for (int j = 0; j < k; j++)
         natsMsg_Destroy(gap[j]); /* those not taken (a failure) */
     pthread_mutex_lock(&r->mu);
-    r->st.read_direct += (uint64_t)k;
+    r->st.read_direct += taken;
     pthread_mutex_unlock(&r->mu);
     return ok;
 }
@@ -765,7 +769,7 @@ static bool group_apply(mesh_repl_t *r, group_t *g)
  * deliveries lost in flight come again after the ack wait (30 s), and a sync write here waits
  * for its record meanwhile. false: start over (consumer made again: a record read cannot be
  * applied). */
-static bool apply_direct(mesh_repl_t *r)
+static bool apply_direct(mesh_repl_t *r, bool timed_out)
 {
     pthread_mutex_lock(&r->mu);
     uint64_t last = r->acked_last;
@@ -775,7 +779,7 @@ static bool apply_direct(mesh_repl_t *r)
         r->silent = 0;
         return true;
     }
-    if (++r->silent > SILENT_MAX) {
+    if (timed_out && ++r->silent >= SILENT_MAX) {
         r->silent = 0;
         set_state(r, "error",
                   "the consumer delivered nothing while the stream acknowledged this node's "
@@ -790,7 +794,8 @@ static bool apply_direct(mesh_repl_t *r)
         return true; /* no leader yet, say: the consumer stays, the stall checks remain */
     if (k == 0) {    /* the stream was made again since: its sequences start over */
         pthread_mutex_lock(&r->mu);
-        r->acked_last = pos;
+        if (r->acked_last == last)
+            r->acked_last = pos;
         pthread_mutex_unlock(&r->mu);
         return true;
     }
@@ -804,6 +809,18 @@ static bool apply_direct(mesh_repl_t *r)
     return group_apply(r, &g) && ok;
 }
 
+/* Whether the stream's leader says this node's consumer (or the stream) is gone. */
+static bool consumer_gone(mesh_repl_t *r)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    jsOptions jo;
+    natsStatus s = js_GetConsumerInfo(&ci, r->js, r->stream, mesh__mesh_node_name(r->m),
+                                      read_opts(&jo), &jerr);
+    jsConsumerInfo_Destroy(ci);
+    return s != NATS_OK && (jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr);
+}
+
 /* Fetches one batch and applies it in order. false: start over (consumer made again). */
 static bool consume(mesh_repl_t *r)
 {
@@ -812,7 +829,7 @@ static bool consume(mesh_repl_t *r)
     natsStatus s = natsSubscription_Fetch(&list, r->sub, MESH_REPL_FETCH,
                                           r->silent ? FETCH_SILENT_WAIT_MS : FETCH_WAIT_MS, &jerr);
     if (s == NATS_TIMEOUT)
-        return apply_direct(r);
+        return apply_direct(r, true);
     if (s != NATS_OK) {
         /* the consumer's leader changing (a 409 status libnats reports with its description)
          * or none yet answers a pull at once: the subscription stays, since making the
@@ -821,10 +838,12 @@ static bool consume(mesh_repl_t *r)
         const char *t = nats_text(s);
         bool election = s == NATS_NO_RESPONDERS || strstr(t, "Leadership Change") != NULL;
         set_state(r, "error", "fetch: %s", t);
-        if (election && ++r->fetch_fails < FETCH_FAILS_MAX) {
-            stopping(r, FETCH_PAUSE_NS);
-            return apply_direct(r);
-        }
+        /* a newer server also answers a pull of a missing consumer with no responders:
+         * every few refusals, whether the consumer is still there */
+        if (election && ++r->fetch_fails % 4 == 0 && consumer_gone(r))
+            election = false;
+        if (election && r->fetch_fails < FETCH_FAILS_MAX)
+            return stopping(r, FETCH_PAUSE_NS) || apply_direct(r, false);
         r->fetch_fails = 0;
         return false;
     }
@@ -846,8 +865,8 @@ static bool consume(mesh_repl_t *r)
         }
         uint64_t seq = meta->Sequence.Stream;
         jsMsgMetaData_Destroy(meta);
-        if (seq <= pos) {
-            natsMsg_Ack(msg, NULL); /* applied before */
+        if (seq < next) {
+            natsMsg_Ack(msg, NULL); /* applied before, or read from the leader just now */
             continue;
         }
         uint64_t first = 0;

@@ -484,7 +484,7 @@ typedef struct applier {
     struct {
         char product[MESH_NAME_MAX + 1];
         int64_t min_t;
-    } marks[8];
+    } marks[64]; /* products, not series */
     size_t nmarks;
     bool marks_over; /* more series than marks: every watcher recomputes everything */
 } applier_t;
@@ -843,8 +843,6 @@ static void mark(applier_t *a, const char *product, int64_t lo)
  * later count too: a watcher then recomputes a little more than needed). */
 static void note_written(applier_t *a, const mesh_batch_t *b)
 {
-    if (a->d->nwatch == 0)
-        return;
     for (size_t i = 0; i < b->nparts; i++) {
         const mesh_part_t *part = &b->parts[i];
         const mesh_product_t *p = part->product;

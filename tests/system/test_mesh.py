@@ -101,7 +101,11 @@ def free_base(count, span=5):
 
 def meshctl(node, *args, expect=0):
     env = dict(os.environ, MESH_URL=node.url, MESH_CACERT=node.cafile, MESH_TOKEN=node.token)
-    out = subprocess.run([MESHCTL] + list(args), capture_output=True, text=True, env=env)
+    try:
+        out = subprocess.run([MESHCTL] + list(args), capture_output=True, text=True, env=env,
+                             timeout=120)
+    except subprocess.TimeoutExpired as e:
+        fail("meshctl %s: no answer in 120 s\n%s%s" % (" ".join(args), e.stdout, e.stderr))
     if expect is not None and out.returncode != expect:
         fail("meshctl %s: exit %d\n%s%s" % (" ".join(args), out.returncode, out.stdout, out.stderr))
     return out
