@@ -185,25 +185,36 @@ class NatsClient:
             if not line.startswith("INFO") and line != "+OK":
                 return line
 
-    def request(self, subject, body):
-        """The reply's payload as JSON, or the server's -ERR line."""
+    def request(self, subject, body, timeout=30):
+        """The reply's payload as JSON, {"status": N} for a reply of headers only (503: no
+        responders), or the server's -ERR line."""
         self.n += 1
         reply = "%s.%d" % (self.inbox, self.n)
         data = json.dumps(body).encode() if body is not None else b""
         self.ss.sendall(("PUB %s %s %d\r\n" % (subject, reply, len(data))).encode() + data +
                         b"\r\n")
-        while True:
+        # the node's own inbox traffic keeps the socket busy: bound the wait here
+        deadline = time.time() + timeout
+        while time.time() < deadline:
             line = self._line()
             if line.startswith("-ERR"):
                 return line
-            if line.startswith("MSG "):
-                size = int(line.split()[-1])
+            if line.startswith("MSG ") or line.startswith("HMSG "):
+                words = line.split()
+                size = int(words[-1])
                 payload = self.f.read(size + 2)[:size]
-                if line.split()[1] != reply:
+                if words[1] != reply:
                     continue  # traffic of the node's own inbox
+                if words[0] == "HMSG":
+                    hdr = payload[:int(words[-2])].decode(errors="replace")
+                    payload = payload[int(words[-2]):]
+                    status = hdr.split("\r\n", 1)[0].split()
+                    if not payload and len(status) > 1:
+                        return {"status": int(status[1])}
                 return json.loads(payload) if payload else {}
             if line == "PING":
                 self.ss.sendall(b"PONG\r\n")
+        fail("no reply to %s in %d s" % (subject, timeout))
 
     def close(self):
         self.ss.close()
@@ -448,14 +459,16 @@ def run(tmp, nodes):
     # consumer and fetch from it; n3 may not touch that stream
     c1 = NatsClient(cport + 1, "n1", n1pass, "_INBOX_n1", ca, ncert, nkey)
     # a hub whose peers have not all reported to the JetStream meta leader yet answers
-    # "no suitable peers for placement" (10005): that is the cluster still forming, so
+    # "no suitable peers for placement" (10005), or nobody answers (503) while the meta
+    # leader is elected again (a hub was just restarted): that is the cluster forming, so
     # ask again for a while; any other error fails at once
     deadline = time.time() + 30
     while True:
         r = c1.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory-a",
                        {"name": "MESHD_DOM_factory-a", "subjects": ["meshd.dom.factory-a.log"],
                         "num_replicas": 3, "storage": "file"})
-        if (isinstance(r, dict) and r.get("error", {}).get("err_code") == 10005
+        if (isinstance(r, dict) and (r.get("error", {}).get("err_code") == 10005 or
+                                     r.get("status") == 503)
                 and time.time() < deadline):
             time.sleep(0.5)
             continue
