@@ -324,6 +324,32 @@ schema:
 %(extra_props)s""" % locals()
 
 
+def free_ports(n):
+    """n distinct loopback ports free now, below the ephemeral range (32768-60999 here): a port
+    the kernel hands out for ":0" or for an outgoing connection could be taken again between
+    this check and the server binding it."""
+    import random
+    import socket
+    ports = []
+    for _ in range(1000):
+        if len(ports) == n:
+            return ports
+        p = random.randrange(20000, 32768)
+        if p in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        ports.append(p)
+    raise RuntimeError("no free ports")
+
+
+def free_port():
+    return free_ports(1)[0]
+
+
 def wait_for(pred, timeout=10, step=0.05):
     end = time.time() + timeout
     while time.time() < end:

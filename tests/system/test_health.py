@@ -20,7 +20,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import MESHCTL, Node, wait_for  # noqa: E402
+from meshlib import MESHCTL, Node, free_ports, wait_for  # noqa: E402
 
 SECRET = "health-hook-secret-0123"
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -308,19 +308,6 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.logf.close()
-
-
-def free_ports(n):
-    import socket
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 class NodeDownTest(unittest.TestCase):

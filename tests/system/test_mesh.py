@@ -187,7 +187,7 @@ class NatsClient:
 
     def request(self, subject, body, timeout=30):
         """The reply's payload as JSON, {"status": N} for a reply of headers only (503: no
-        responders), or the server's -ERR line."""
+        responders), {"status": 408} when none came in time, or the server's -ERR line."""
         self.n += 1
         reply = "%s.%d" % (self.inbox, self.n)
         data = json.dumps(body).encode() if body is not None else b""
@@ -214,7 +214,7 @@ class NatsClient:
                 return json.loads(payload) if payload else {}
             if line == "PING":
                 self.ss.sendall(b"PONG\r\n")
-        fail("no reply to %s in %d s" % (subject, timeout))
+        return {"status": 408}
 
     def close(self):
         self.ss.close()
@@ -459,16 +459,16 @@ def run(tmp, nodes):
     # consumer and fetch from it; n3 may not touch that stream
     c1 = NatsClient(cport + 1, "n1", n1pass, "_INBOX_n1", ca, ncert, nkey)
     # a hub whose peers have not all reported to the JetStream meta leader yet answers
-    # "no suitable peers for placement" (10005), or nobody answers (503) while the meta
-    # leader is elected again (a hub was just restarted): that is the cluster forming, so
-    # ask again for a while; any other error fails at once
-    deadline = time.time() + 30
+    # "no suitable peers for placement" (10005), or nobody answers (503, or no reply at all)
+    # while the meta leader is elected again (a hub was just restarted): that is the cluster
+    # forming, so ask again for a while; any other error fails at once
+    deadline = time.time() + 60
     while True:
         r = c1.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory-a",
                        {"name": "MESHD_DOM_factory-a", "subjects": ["meshd.dom.factory-a.log"],
-                        "num_replicas": 3, "storage": "file"})
+                        "num_replicas": 3, "storage": "file"}, timeout=5)
         if (isinstance(r, dict) and (r.get("error", {}).get("err_code") == 10005 or
-                                     r.get("status") == 503)
+                                     r.get("status") in (408, 503))
                 and time.time() < deadline):
             time.sleep(0.5)
             continue

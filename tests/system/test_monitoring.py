@@ -9,14 +9,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import SRC, Node, wait_for  # noqa: E402
+from meshlib import SRC, Node, free_port, wait_for  # noqa: E402
 
 DASHBOARD = os.path.join(SRC, "deploy", "grafana", "meshd.json")
 RULES = os.path.join(SRC, "deploy", "prometheus", "meshd-alerts.yaml")
@@ -56,14 +55,6 @@ PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "time", "
                 "ignoring", "group_left", "group_right", "label_values", "humanize1024",
                 "offset", "bool", "up", "instance", "job", "domain", "product", "rule",
                 "endpoint", "code", "event", "value", "labels"}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def parse(text):

@@ -31,7 +31,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import MESHCTL, TOKEN, Node, wait_for  # noqa: E402
+from meshlib import MESHCTL, TOKEN, Node, free_port, wait_for  # noqa: E402
 
 USER, PASSWORD = "meshd", "broker-secret-pw"
 PUB_USER, PUB_PASSWORD = "device", "device-secret-pw"
@@ -95,14 +95,6 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run(cmd, **kw):

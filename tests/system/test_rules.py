@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from meshlib import MESHCTL, Node, wait_for  # noqa: E402
+from meshlib import MESHCTL, Node, free_port, wait_for  # noqa: E402
 
 SEC = 10**9
 SECRET = "hook-secret-0123"
@@ -534,13 +534,6 @@ below: -10
         # nothing stored, nothing fired
         st, doc = self.node.json("GET", "/v1/rules/factory/t")
         self.assertEqual(st, 404)
-
-
-def free_port():
-    import socket
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
 
 
 class MqttActionTest(unittest.TestCase):
