@@ -3,7 +3,8 @@ another node of the mesh (federated), in one run on this machine.
 
 A 3-server nats-server hub (configs from `meshctl mesh config`), node n1 owning domain
 factory with ROWS rows, node n2 owning nothing. Each query is sent over HTTPS by this script
-to n1 (local) and to n2 (federated: describe + scan over NATS, frames of 256 KiB), RUNS times
+to n1 (local) and to n2 (federated: the statement sent whole to n1 over NATS since decision
+0039, before it describe + scans of remote tables; frames of 256 KiB), RUNS times
 after WARMUP runs, through one kept-alive connection per node (--connection-per-query: a new
 connection and TLS handshake for every query, as the tables before 20261124 14:40 did); the
 table gives the median and p90 wall time of each and the ratio federated / local. Both
@@ -35,16 +36,19 @@ SEC = 1000000000
 T0 = 1790000000 * SEC
 DEVICES = 50
 
+# Each reads one domain, so since decision 0039 the owner runs the whole statement and only
+# its answer travels; before, the caller ran it over remote tables (the titles say what those
+# pushed down). Run a build before 0039 (MESH_BUILD) for the table path.
 QUERIES = [
-    ("point: one device, a time range (pushed: =, >=)",
+    ("point: one device, a time range (table path: =, >= pushed)",
      "SELECT ts, temp FROM factory.readings WHERE device = 'd7' AND ts >= %d" % (T0 + 500 * SEC)),
-    ("LIMIT 100 of one device (pushed: =, LIMIT)",
+    ("LIMIT 100 of one device (table path: =, LIMIT pushed)",
      "SELECT * FROM factory.readings WHERE device = 'd3' LIMIT 100"),
-    ("one device, all rows (pushed: =)",
+    ("one device, all rows (table path: = pushed)",
      "SELECT ts, temp, status FROM factory.readings WHERE device = 'd11'"),
-    ("GROUP BY over every row (not pushable: all rows travel)",
+    ("GROUP BY over every row (table path: all rows travel)",
      "SELECT device, count(*), avg(temp) FROM factory.readings GROUP BY device"),
-    ("the same from the rollup view (aggregated on the owner: a row per device and day travels)",
+    ("the same from the rollup view (table path: a row per device and day travels)",
      "SELECT device, sum(rows), sum(temp_sum) / sum(temp_count) FROM factory.readings__agg('1d') "
      "GROUP BY device"),
 ]
@@ -146,7 +150,8 @@ def run(a, tmp, nodes):
         m = n2.request("GET", "/metrics")[2].decode()
         v = {}
         for line in m.splitlines():
-            for k in ("meshd_fed_remote_scan_seconds_total", "meshd_fed_remote_scans_total"):
+            for k in ("meshd_fed_remote_scan_seconds_total", "meshd_fed_remote_scans_total",
+                      "meshd_fed_remote_queries_total"):
                 if line.startswith(k + " "):
                     v[k] = float(line.split()[1])
         return v
@@ -167,9 +172,11 @@ def run(a, tmp, nodes):
                 ft.append(df)
         m1 = scan_metrics()
         k = m1["meshd_fed_remote_scans_total"] - m0["meshd_fed_remote_scans_total"]
+        whole = (m1.get("meshd_fed_remote_queries_total", 0) -
+                 m0.get("meshd_fed_remote_queries_total", 0))
         scans.append((title, (m1["meshd_fed_remote_scan_seconds_total"] -
                               m0["meshd_fed_remote_scan_seconds_total"]) / max(k, 1) * 1e3,
-                      k / a.runs))
+                      k / a.runs, whole / a.runs))
         lm, fm = statistics.median(lt), statistics.median(ft)
         p90 = lambda v: sorted(v)[int(0.9 * (len(v) - 1))]  # noqa: E731
         print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
@@ -177,10 +184,10 @@ def run(a, tmp, nodes):
     print()
     print("Remote scans as n2 timed them (request sent to last frame in; mean over the runs):")
     print()
-    print("| query | scans a query | mean scan ms |")
-    print("|---|---:|---:|")
-    for title, ms, per in scans:
-        print("| %s | %.1f | %.2f |" % (title, per, ms))
+    print("| query | scans a query | of which whole statements | mean scan ms |")
+    print("|---|---:|---:|---:|")
+    for title, ms, per, whole in scans:
+        print("| %s | %.1f | %.1f | %.2f |" % (title, per, whole, ms))
     m = n2.request("GET", "/metrics")[2].decode()
     print()
     for line in m.splitlines():

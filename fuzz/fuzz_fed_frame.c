@@ -1,7 +1,8 @@
 /*
- * fuzz_fed_frame.c - the federated scan reply decoder (mesh_fed_frame_decode): rows, error
- * and schema frames another node sends back. A decoded rows frame encodes again to a frame
- * that decodes to the same values; a schema frame likewise.
+ * fuzz_fed_frame.c - the federated scan reply decoder (mesh_fed_frame_decode): rows, error,
+ * schema and result (rows and a trailer) frames another node sends back. A decoded rows or
+ * result frame encodes again to a frame that decodes to the same values and trailer; a schema
+ * frame likewise.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_FED_MAX_FRAME);
-    if (f.kind == MESH_FED_ROWS) {
+    if (f.kind == MESH_FED_ROWS || f.kind == MESH_FED_RESULT) {
         if (f.ncols > MESH_FED_MAX_COLS || f.nrows > MESH_FED_MAX_ROWS)
             abort();
         mesh_fed_enc_t e;
@@ -49,11 +50,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         for (uint32_t i = 0; i < f.nrows; i++)
             mesh_fed_rows_row(&e);
+        const mesh_fed_meta_t *m = &f.meta;
+        if (f.kind == MESH_FED_RESULT) {
+            /* a trailer holds only checked names, known types and bounded texts */
+            for (size_t i = 0; i < m->ncols; i++)
+                if (strlen(m->cols[i]) > MESH_FED_NAME_MAX ||
+                    (m->types[i] != -1 && mesh_fed_type_name(m->types[i]) == NULL))
+                    abort();
+            if ((m->products && strlen(m->products) > MESH_FED_META_TEXT) ||
+                (m->policies && strlen(m->policies) > MESH_FED_META_TEXT) || m->scanned < -1 ||
+                m->suppressed < -1 || m->ncols > MESH_FED_MAX_COLS)
+                abort();
+            if (mesh_fed_rows_meta(&e, m) != MESH_OK)
+                abort();
+        }
         mesh_fed_rows_end(&e, f.last);
         mesh_fed_frame_t g;
         if (mesh_fed_frame_decode(b.data, b.len, &g, &err) != MESH_OK || g.nrows != f.nrows ||
-            g.ncols != f.ncols || g.last != f.last)
+            g.ncols != f.ncols || g.last != f.last || g.kind != f.kind ||
+            g.meta.ncols != m->ncols || g.meta.scanned != m->scanned ||
+            (m->products == NULL) != (g.meta.products == NULL) ||
+            (m->products && strcmp(m->products, g.meta.products) != 0))
             abort();
+        for (size_t i = 0; i < m->ncols; i++)
+            if (strcmp(m->cols[i], g.meta.cols[i]) != 0 || m->types[i] != g.meta.types[i])
+                abort();
         for (size_t i = 0; i < nv; i++)
             if (!same(&f.vals[i], &g.vals[i]))
                 abort();

@@ -30,6 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r.op == MESH_FED_SCAN && !mesh_fed_table_ok(r.table))
         abort();
+    if (r.op == MESH_FED_QUERY &&
+        (r.sql == NULL || r.sql_len == 0 || r.sql_len > MESH_FED_MAX_SQL ||
+         strlen(r.sql) != r.sql_len || r.timeout_ms < 0 || r.max_rows < 0))
+        abort();
+    if (r.op != MESH_FED_QUERY && r.sql != NULL)
+        abort();
     for (size_t i = 0; i < r.ncols; i++)
         if (!mesh_name_column_ok(r.cols[i]))
             abort();

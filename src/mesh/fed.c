@@ -38,6 +38,7 @@ typedef struct open_scan {
 
 typedef struct key_entry {
     char node[64];
+    char site[MESH_FED_SITE_MAX + 1];
     uint8_t pub[MESH_SIGN_PUB_BYTES];
     bool has;
     int64_t fetched_mono;
@@ -126,11 +127,13 @@ static void refuse(mesh_fed_t *f, natsConnection *nc, const char *reply,
         reply_error(nc, reply, code, why);
 }
 
-/* The public key of node from the registry (cached KEY_TTL; refresh forces a read). */
+/* The public key and the site of node from the registry (cached KEY_TTL; refresh forces a
+ * read). */
 static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
-                     uint8_t out[MESH_SIGN_PUB_BYTES])
+                     uint8_t out[MESH_SIGN_PUB_BYTES], char site[MESH_FED_SITE_MAX + 1])
 {
     int64_t now = mesh_mono_ns();
+    site[0] = '\0';
     pthread_mutex_lock(&f->mu);
     int slot = -1, oldest = 0;
     for (int i = 0; i < KEY_CACHE; i++) {
@@ -142,6 +145,7 @@ static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
     if (slot >= 0 && !refresh && now - f->keys[slot].fetched_mono < KEY_TTL) {
         bool has = f->keys[slot].has;
         memcpy(out, f->keys[slot].pub, MESH_SIGN_PUB_BYTES);
+        memcpy(site, f->keys[slot].site, MESH_FED_SITE_MAX + 1);
         pthread_mutex_unlock(&f->mu);
         return has;
     }
@@ -155,6 +159,7 @@ static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
     if (mesh_mesh_get(m, node, &e, &err) == MESH_OK) {
         has = e.e->has_sign_key;
         memcpy(out, e.e->sign_key, MESH_SIGN_PUB_BYTES);
+        snprintf(site, MESH_FED_SITE_MAX + 1, "%s", e.e->site ? e.e->site : "");
         mesh_entry_free(e.e);
     } else if (err.code != MESH_NOT_FOUND) {
         return false; /* the registry is not reachable: not cached */
@@ -163,6 +168,7 @@ static bool node_key(mesh_fed_t *f, const char *node, bool refresh,
     key_entry_t *k = &f->keys[slot >= 0 ? slot : oldest];
     snprintf(k->node, sizeof k->node, "%s", node);
     memcpy(k->pub, out, MESH_SIGN_PUB_BYTES);
+    memcpy(k->site, site, MESH_FED_SITE_MAX + 1);
     k->has = has;
     k->fetched_mono = now;
     pthread_mutex_unlock(&f->mu);
@@ -292,9 +298,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
                "stale request: its time is more than 30 s from ours (replay, or clocks out of "
                "sync)");
-    } else if (!node_key(f, r.node, false, pub) ||
+    } else if (!node_key(f, r.node, false, pub, r.site) ||
                (!mesh_fed_request_verify(data, n, subject, pub) &&
-                (!node_key(f, r.node, true, pub) ||
+                (!node_key(f, r.node, true, pub, r.site) ||
                  !mesh_fed_request_verify(data, n, subject, pub)))) {
         refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
                "the signature does not verify with the calling node's key in the registry");
@@ -579,6 +585,8 @@ struct mesh_fed_scan {
     bool pending;          /* a next request is in flight */
     int64_t t0;
     bool failed;
+    bool query;           /* a whole statement's answer (result frames with trailers) */
+    mesh_fed_meta_t meta; /* a query's: what the trailers said so far */
     char domain[MESH_NAME_MAX + 1];
 };
 
@@ -613,7 +621,10 @@ static mesh_status_t request(mesh_fed_t *f, mesh_fed_request_t *r, natsMsg **rep
     mesh_status_t st = mesh_fed_request_encode(r, subject, f->key, &b);
     if (st != MESH_OK) {
         mesh_buf_free(&b);
-        return mesh_err_set(err, st, "the scan of %s.%s is too large to send", r->domain, r->table);
+        return r->op == MESH_FED_QUERY
+                   ? mesh_err_set(err, st, "the query of domain %s is too large to send", r->domain)
+                   : mesh_err_set(err, st, "the scan of %s.%s is too large to send", r->domain,
+                                  r->table);
     }
     natsConnection *nc = mesh__mesh_conn_get(m);
     natsStatus s = nc ? natsConnection_Request(reply, nc, subject, b.data, (int)b.len,
@@ -726,8 +737,40 @@ static mesh_status_t take_frame(mesh_fed_scan_t *s, natsMsg *msg, const char *do
     s->row = 0;
     s->next[0] = '\0';
     mesh_status_t st = decode(msg, domain, &s->frame, err);
-    if (st == MESH_OK && s->frame.kind != MESH_FED_ROWS)
-        st = mesh_err_set(err, MESH_INTERNAL, "domain %s: not a rows answer", domain);
+    if (st == MESH_OK && s->frame.kind != (s->query ? MESH_FED_RESULT : MESH_FED_ROWS))
+        st = mesh_err_set(err, MESH_INTERNAL, "domain %s: not a %s answer", domain,
+                          s->query ? "result" : "rows");
+    if (st == MESH_OK && s->query) {
+        /* the trailer: the columns come once, first; the counts with the last frame */
+        mesh_fed_meta_t *m = &s->frame.meta, *q = &s->meta;
+        bool first = q->ncols == 0;
+        if (first != (m->ncols > 0) || (m->ncols && m->ncols != s->frame.ncols) ||
+            (!first && s->frame.ncols != q->ncols))
+            st =
+                mesh_err_set(err, MESH_INTERNAL, "domain %s: a result without its columns", domain);
+        if (st == MESH_OK && first) {
+            q->ncols = m->ncols;
+            q->cols = m->cols;
+            q->types = m->types;
+            m->cols = NULL;
+            m->types = NULL;
+            m->ncols = 0;
+        }
+        if (st == MESH_OK && m->products) {
+            free(q->products);
+            q->products = m->products;
+            m->products = NULL;
+        }
+        if (st == MESH_OK && m->policies) {
+            free(q->policies);
+            q->policies = m->policies;
+            m->policies = NULL;
+        }
+        if (m->scanned >= 0)
+            q->scanned = m->scanned;
+        if (m->suppressed >= 0 || m->scanned >= 0)
+            q->suppressed = m->suppressed;
+    }
     const char *next = natsMsg_GetReply(msg);
     if (st == MESH_OK && !s->frame.last) {
         /* the owner's inbox, and nothing else: a next request goes only there */
@@ -792,19 +835,22 @@ static mesh_status_t wait_next(mesh_fed_scan_t *s, natsMsg **msg, mesh_err_t *er
     return ns == NATS_OK ? MESH_OK : nats_error(ns, s->domain, err);
 }
 
-mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
-                                 mesh_fed_scan_t **out, mesh_err_t *err)
+static mesh_status_t scan_open(mesh_fed_t *f, const mesh_fed_request_t *req, mesh_fed_op_t op,
+                               mesh_fed_scan_t **out, mesh_err_t *err)
 {
     mesh_fed_request_t r = *req;
-    r.op = MESH_FED_SCAN;
+    r.op = op;
     mesh_fed_scan_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     s->f = f;
     s->t0 = mesh_mono_ns();
+    s->query = op == MESH_FED_QUERY;
+    s->meta.scanned = s->meta.suppressed = -1;
     snprintf(s->domain, sizeof s->domain, "%s", r.domain);
     pthread_mutex_lock(&f->mu);
     f->stats.scans++;
+    f->stats.queries += s->query;
     pthread_mutex_unlock(&f->mu);
     natsMsg *msg = NULL;
     mesh_status_t st = request(f, &r, &msg, err);
@@ -819,6 +865,26 @@ mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *req,
     }
     *out = s;
     return MESH_OK;
+}
+
+mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *r, mesh_fed_scan_t **out,
+                                 mesh_err_t *err)
+{
+    return scan_open(f, r, MESH_FED_SCAN, out, err);
+}
+
+mesh_status_t mesh_fed_query_open(mesh_fed_t *f, const mesh_fed_request_t *r, mesh_fed_scan_t **out,
+                                  mesh_err_t *err)
+{
+    if (r->sql_len > MESH_FED_MAX_SQL)
+        return mesh_err_set(err, MESH_TOO_LARGE, "a statement longer than %d bytes",
+                            MESH_FED_MAX_SQL);
+    return scan_open(f, r, MESH_FED_QUERY, out, err);
+}
+
+const mesh_fed_meta_t *mesh_fed_scan_meta(const mesh_fed_scan_t *s)
+{
+    return &s->meta;
 }
 
 int mesh_fed_scan_next(mesh_fed_scan_t *s, const mesh_datum_t **row, mesh_err_t *err)
@@ -868,6 +934,7 @@ void mesh_fed_scan_close(mesh_fed_scan_t *s)
         natsSubscription_Destroy(s->sub);
     }
     mesh_fed_frame_free(&s->frame);
+    mesh_fed_meta_free(&s->meta);
     natsMsg_Destroy(s->msg);
     free(s);
 }

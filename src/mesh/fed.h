@@ -64,6 +64,7 @@ typedef struct mesh_fed_handler {
 typedef struct mesh_fed_stats {
     /* caller side */
     uint64_t scans, scan_failures, rows, frames;
+    uint64_t queries;    /* of the scans, whole statements run by the owner (decision 0039) */
     double scan_seconds; /* sum of the time from a scan's request to its last frame */
     /* owner side */
     uint64_t served, served_rows, refused;
@@ -101,6 +102,15 @@ typedef struct mesh_fed_scan mesh_fed_scan_t;
  * is copied). */
 mesh_status_t mesh_fed_scan_open(mesh_fed_t *f, const mesh_fed_request_t *r, mesh_fed_scan_t **out,
                                  mesh_err_t *err);
+/* Runs the whole statement r->sql (with r->timeout_ms, r->max_rows) on a live node hosting
+ * r->domain, as r->user under that node's policy and sandbox (decision 0039): the answer's
+ * rows come as a scan's, its columns and counts in mesh_fed_scan_meta. MESH_TOO_LARGE when
+ * the statement cannot be sent (past MESH_FED_MAX_SQL or the request's size). */
+mesh_status_t mesh_fed_query_open(mesh_fed_t *f, const mesh_fed_request_t *r, mesh_fed_scan_t **out,
+                                  mesh_err_t *err);
+/* A query's columns (set once open returned), products, policies and counts (the counts once
+ * the last row was read). */
+const mesh_fed_meta_t *mesh_fed_scan_meta(const mesh_fed_scan_t *s);
 /* The next row: 1 (*row: ncols values, borrowed until the next call), 0 done, -1 error. */
 int mesh_fed_scan_next(mesh_fed_scan_t *s, const mesh_datum_t **row, mesh_err_t *err);
 /* Ends the scan (telling the owner when it has not sent its last frame). NULL is fine. */

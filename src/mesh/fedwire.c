@@ -65,11 +65,24 @@ mesh_status_t mesh_fed_request_encode(const mesh_fed_request_t *r, const char *s
 {
     char nonce[2 * MESH_FED_NONCE_BYTES + 1];
     mesh_hex(r->nonce, sizeof r->nonce, nonce);
-    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:s}", "v", 1, "op",
-                          r->op == MESH_FED_SCAN ? "scan" : "describe", "node", r->node, "user",
-                          r->user, "domain", r->domain, "ts", (json_int_t)r->ts_ns, "nonce", nonce);
+    static const char *const ops[] = {"describe", "describe", "scan", "query"};
+    json_t *o =
+        json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:s}", "v", 1, "op",
+                  ops[(unsigned)r->op < MESH_ARRAY_LEN(ops) ? r->op : 0], "node", r->node, "user",
+                  r->user, "domain", r->domain, "ts", (json_int_t)r->ts_ns, "nonce", nonce);
     if (o == NULL)
         return MESH_NOMEM;
+    if (r->op == MESH_FED_QUERY) {
+        if (r->sql_len > MESH_FED_MAX_SQL) {
+            json_decref(o);
+            return MESH_TOO_LARGE;
+        }
+        json_object_set_new(o, "sql", json_stringn(r->sql ? r->sql : "", r->sql_len));
+        if (r->timeout_ms > 0)
+            json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
+        if (r->max_rows > 0)
+            json_object_set_new(o, "max_rows", json_integer(r->max_rows));
+    }
     if (r->op == MESH_FED_SCAN) {
         json_t *cols = json_array(), *where = json_array();
         for (size_t i = 0; i < r->ncols; i++)
@@ -179,6 +192,42 @@ static mesh_status_t parse_cons(json_t *c, mesh_fed_cons_t *out, mesh_err_t *err
     return MESH_OK;
 }
 
+/* An optional non-negative integer member (0 when absent). */
+static mesh_status_t count_field(json_t *o, const char *key, int64_t *out, mesh_err_t *err)
+{
+    json_t *v = json_object_get(o, key);
+    *out = 0;
+    if (v == NULL)
+        return MESH_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return mesh_err_set(err, MESH_INVALID, "%s: not a non-negative integer", key);
+    *out = (int64_t)json_integer_value(v);
+    return MESH_OK;
+}
+
+/* A query's statement and limits (the owner's sandbox decides what the statement may do). */
+static mesh_status_t parse_query(json_t *o, mesh_fed_request_t *r, mesh_err_t *err)
+{
+    json_t *v = json_object_get(o, "sql");
+    if (!json_is_string(v))
+        return mesh_err_set(err, MESH_INVALID, "sql: missing or not a string");
+    size_t n = json_string_length(v);
+    if (n == 0 || n > MESH_FED_MAX_SQL)
+        return mesh_err_set(err, n ? MESH_LIMIT : MESH_INVALID,
+                            "sql: empty or longer than %d bytes", MESH_FED_MAX_SQL);
+    if (strlen(json_string_value(v)) != n)
+        return mesh_err_set(err, MESH_INVALID, "sql: a NUL character");
+    mesh_status_t st = count_field(o, "timeout_ms", &r->timeout_ms, err);
+    if (st == MESH_OK)
+        st = count_field(o, "max_rows", &r->max_rows, err);
+    if (st != MESH_OK)
+        return st;
+    if ((r->sql = mesh_strndup(json_string_value(v), n)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    r->sql_len = n;
+    return MESH_OK;
+}
+
 static mesh_status_t parse_request(json_t *o, mesh_fed_request_t *r, mesh_err_t *err)
 {
     if (!json_is_object(o))
@@ -198,8 +247,10 @@ static mesh_status_t parse_request(json_t *o, mesh_fed_request_t *r, mesh_err_t 
         r->op = MESH_FED_DESCRIBE;
     else if (strcmp(op, "scan") == 0)
         r->op = MESH_FED_SCAN;
+    else if (strcmp(op, "query") == 0)
+        r->op = MESH_FED_QUERY;
     else
-        return mesh_err_set(err, MESH_INVALID, "op: not describe or scan");
+        return mesh_err_set(err, MESH_INVALID, "op: not describe, scan or query");
     if (!mesh_entry_node_name_ok(r->node))
         return mesh_err_set(err, MESH_INVALID, "node: not a node name");
     if (r->user[0] == '\0')
@@ -214,6 +265,8 @@ static mesh_status_t parse_request(json_t *o, mesh_fed_request_t *r, mesh_err_t 
         return mesh_err_set(err, MESH_INVALID, "ts: missing or not a positive integer");
     r->ts_ns = (int64_t)json_integer_value(ts);
     r->limit = -1;
+    if (r->op == MESH_FED_QUERY)
+        return parse_query(o, r, err);
     if (r->op != MESH_FED_SCAN)
         return MESH_OK;
     if ((st = str_field(o, "table", r->table, sizeof r->table, true, err)) != MESH_OK)
@@ -285,6 +338,9 @@ void mesh_fed_request_free(mesh_fed_request_t *r)
     free(r->cols);
     r->cols = NULL;
     r->ncols = 0;
+    free(r->sql);
+    r->sql = NULL;
+    r->sql_len = 0;
 }
 
 /* ---- frames ---- */
@@ -366,6 +422,161 @@ mesh_status_t mesh_fed_error_encode(mesh_status_t code, const char *msg, mesh_bu
 
 static const char *const col_types[] = {"TEXT",      "INTEGER", "REAL", "BOOLEAN",
                                         "TIMESTAMP", "DATE",    "TIME", "JSON"};
+
+const char *mesh_fed_type_name(int i)
+{
+    return i >= 0 && (size_t)i < MESH_ARRAY_LEN(col_types) ? col_types[i] : NULL;
+}
+
+int mesh_fed_type_index(const char *name)
+{
+    for (size_t i = 0; name && i < MESH_ARRAY_LEN(col_types); i++)
+        if (strcmp(name, col_types[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void mesh_fed_meta_free(mesh_fed_meta_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->cols);
+    free(m->types);
+    free(m->products);
+    free(m->policies);
+    memset(m, 0, sizeof *m);
+    m->scanned = m->suppressed = -1;
+}
+
+/* n bytes of s, at most max, cut after the last sep that fits when longer. */
+static size_t cut_at(const char *s, size_t max, char sep)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    while (max > 0 && s[max - 1] != sep)
+        max--;
+    return max;
+}
+
+/* n bytes of a name, at most max, not inside a UTF-8 sequence. */
+static size_t cut_utf8(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+mesh_status_t mesh_fed_rows_meta(mesh_fed_enc_t *e, const mesh_fed_meta_t *m)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return MESH_NOMEM;
+    if (m->ncols) {
+        json_t *cols = json_array();
+        for (size_t i = 0; i < m->ncols; i++) {
+            const char *ty = mesh_fed_type_name(m->types[i]);
+            json_array_append_new(cols, json_pack("[s%,o]", m->cols[i],
+                                                  cut_utf8(m->cols[i], MESH_FED_NAME_MAX),
+                                                  ty ? json_string(ty) : json_null()));
+        }
+        json_object_set_new(o, "cols", cols);
+    }
+    if (m->products)
+        json_object_set_new(
+            o, "products", json_stringn(m->products, cut_at(m->products, MESH_FED_META_TEXT, ',')));
+    if (m->policies)
+        json_object_set_new(
+            o, "policies",
+            json_stringn(m->policies, cut_at(m->policies, MESH_FED_META_TEXT, '\n')));
+    if (m->scanned >= 0)
+        json_object_set_new(o, "scanned", json_integer(m->scanned));
+    if (m->scanned >= 0 || m->suppressed >= 0)
+        json_object_set_new(o, "suppressed", json_integer(m->suppressed));
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (js == NULL)
+        return MESH_NOMEM;
+    size_t n = strlen(js);
+    uint8_t len[4];
+    put_u32(len, (uint32_t)n);
+    mesh_status_t st = mesh_buf_add(e->out, len, sizeof len);
+    if (st == MESH_OK)
+        st = mesh_buf_add(e->out, js, n);
+    free(js);
+    if (st == MESH_OK)
+        e->out->data[e->start + 4] = (char)MESH_FED_RESULT;
+    return st;
+}
+
+/* A trailer (see fedwire.h): strict, every member optional, nothing else. */
+static mesh_status_t parse_meta(const char *p, size_t n, mesh_fed_meta_t *m, mesh_err_t *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return mesh_err_set(err, MESH_PARSE, "result trailer: not a JSON object");
+    }
+    mesh_status_t st = MESH_OK;
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (st != MESH_OK)
+            break;
+        if (strcmp(key, "cols") == 0) {
+            size_t nc = json_array_size(v);
+            if (!json_is_array(v) || nc == 0 || nc > MESH_FED_MAX_COLS) {
+                st = mesh_err_set(err, MESH_INVALID, "result trailer: cols");
+                break;
+            }
+            if ((m->cols = calloc(nc, sizeof *m->cols)) == NULL ||
+                (m->types = calloc(nc, sizeof *m->types)) == NULL) {
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < nc && st == MESH_OK; i++) {
+                json_t *c = json_array_get(v, i);
+                json_t *cn = json_array_get(c, 0), *ct = json_array_get(c, 1);
+                size_t len = json_string_length(cn);
+                int ty = json_is_string(ct) ? mesh_fed_type_index(json_string_value(ct)) : -1;
+                if (json_array_size(c) != 2 || !json_is_string(cn) || len > MESH_FED_NAME_MAX ||
+                    strlen(json_string_value(cn)) != len || (!json_is_null(ct) && ty < 0)) {
+                    st = mesh_err_set(err, MESH_INVALID, "result trailer: a column");
+                    break;
+                }
+                memcpy(m->cols[i], json_string_value(cn), len + 1);
+                m->types[i] = (int8_t)ty;
+                m->ncols++;
+            }
+        } else if (strcmp(key, "products") == 0 || strcmp(key, "policies") == 0) {
+            char **dst = key[1] == 'r' ? &m->products : &m->policies;
+            size_t len = json_string_length(v);
+            if (!json_is_string(v) || len > MESH_FED_META_TEXT ||
+                strlen(json_string_value(v)) != len) {
+                st = mesh_err_set(err, MESH_INVALID, "result trailer: %s", key);
+                break;
+            }
+            if ((*dst = mesh_strndup(json_string_value(v), len)) == NULL)
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        } else if (strcmp(key, "scanned") == 0 || strcmp(key, "suppressed") == 0) {
+            bool scanned = key[1] == 'c';
+            if (!json_is_integer(v) || json_integer_value(v) < (scanned ? 0 : -1)) {
+                st = mesh_err_set(err, MESH_INVALID, "result trailer: %s", key);
+                break;
+            }
+            *(scanned ? &m->scanned : &m->suppressed) = (int64_t)json_integer_value(v);
+        } else {
+            st = mesh_err_set(err, MESH_INVALID, "result trailer: unknown member");
+        }
+    }
+    json_decref(o);
+    return st;
+}
 
 mesh_status_t mesh_fed_schema_encode(const mesh_fed_schema_t *s, mesh_buf_t *out)
 {
@@ -478,6 +689,7 @@ static mesh_status_t parse_schema(const char *p, size_t n, mesh_fed_schema_t *s,
 mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *out, mesh_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    out->meta.scanned = out->meta.suppressed = -1;
     if (n > MESH_FED_MAX_FRAME)
         return mesh_err_set(err, MESH_TOO_LARGE, "frame of %zu bytes (limit %d)", n,
                             MESH_FED_MAX_FRAME);
@@ -489,7 +701,7 @@ mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *o
     uint8_t kind = mesh_cursor_u8(&c), last = mesh_cursor_u8(&c);
     const uint8_t *nc = mesh_cursor_bytes(&c, 2);
     uint32_t nrows = mesh_cursor_u32(&c);
-    if (c.bad || nc == NULL || kind > MESH_FED_SCHEMA || last > 1)
+    if (c.bad || nc == NULL || kind > MESH_FED_RESULT || last > 1)
         return mesh_err_set(err, MESH_PARSE, "bad frame header");
     out->kind = (mesh_fed_kind_t)kind;
     out->last = last;
@@ -552,6 +764,17 @@ mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *o
             c.bad = 1;
         }
     }
+    if (!c.bad && kind == MESH_FED_RESULT) {
+        uint32_t len = mesh_cursor_u32(&c);
+        const uint8_t *js = !c.bad && len == c.n ? mesh_cursor_bytes(&c, len) : NULL;
+        if (js == NULL) {
+            c.bad = 1;
+        } else if (parse_meta((const char *)js, len, &out->meta, err) != MESH_OK) {
+            mesh_status_t st = err->code;
+            mesh_fed_frame_free(out);
+            return st;
+        }
+    }
     if (c.bad || c.n != 0) {
         mesh_fed_frame_free(out);
         return mesh_err_set(err, MESH_PARSE, "malformed rows frame");
@@ -566,4 +789,5 @@ void mesh_fed_frame_free(mesh_fed_frame_t *f)
     free(f->vals);
     f->vals = NULL;
     mesh_fed_schema_free(&f->schema);
+    mesh_fed_meta_free(&f->meta);
 }

@@ -16,13 +16,19 @@
  *    "table":"readings",                       (scan)
  *    "cols":["ts","value"],                     (scan: the columns read, in order)
  *    "where":[{"col":"device","op":"=","val":"d1"}, ...],   (scan: pushed-down constraints)
- *    "limit":100}                               (scan, optional)
+ *    "limit":100,                               (scan, optional)
+ *    "sql":"SELECT ...",                        (query: a whole statement, decision 0039)
+ *    "timeout_ms":30000,"max_rows":0}           (query, optional: the caller's limits)
  * A reply (owner -> caller) is a frame:
  *   "MFC1" | u8 kind | u8 last | u16 ncols | u32 nrows | body          (integers little-endian)
  *   kind 0 rows: nrows x ncols values, each u8 tag (0 NULL, 1 int64, 2 double, 3 text) and,
  *                for 1 and 2, 8 bytes; for 3 a uvarint length and the bytes;
  *   kind 1 error: u8 status (mesh_status_t) | u16 length | message text;
- *   kind 2 schema: JSON {"tables":[{"name":"readings","cols":[["ts","TIMESTAMP"],...]}]}.
+ *   kind 2 schema: JSON {"tables":[{"name":"readings","cols":[["ts","TIMESTAMP"],...]}]};
+ *   kind 3 result (the answer to a query): as rows, then u32 length | JSON trailer
+ *                {"cols":[["name","TYPE"|null],...],      (the first frame)
+ *                 "products":"d.p,...","policies":"...",  (the first frame)
+ *                 "scanned":N,"suppressed":N}             (the last frame; suppressed -1: none)
  * A rows frame that is not the last carries, as its NATS reply subject, where the caller
  * asks for the next one ("next") or ends the scan early ("close").
  */
@@ -51,8 +57,12 @@
 #define MESH_FED_MAGIC_REQ   "MFS1"
 #define MESH_FED_MAGIC_FRAME "MFC1"
 #define MESH_FED_TABLE_MAX   (MESH_NAME_MAX + 12) /* product + "__quarantine" */
+#define MESH_FED_MAX_SQL     (32 * 1024)          /* bytes of a query's statement */
+#define MESH_FED_NAME_MAX    128  /* bytes of a result column's name (longer: cut) */
+#define MESH_FED_META_TEXT   4096 /* bytes of a trailer's products or policies */
+#define MESH_FED_SITE_MAX    256  /* bytes of a node's site (MESH_ENTRY_MAX_TEXT) */
 
-typedef enum { MESH_FED_DESCRIBE = 1, MESH_FED_SCAN = 2 } mesh_fed_op_t;
+typedef enum { MESH_FED_DESCRIBE = 1, MESH_FED_SCAN = 2, MESH_FED_QUERY = 3 } mesh_fed_op_t;
 
 /* Constraint operators, as SQL text on the wire. */
 typedef enum {
@@ -94,6 +104,13 @@ typedef struct mesh_fed_request {
     mesh_fed_cons_t cons[MESH_FED_MAX_CONS];
     size_t ncons;
     int64_t limit; /* -1: none */
+    /* query: the statement (owned after parsing, borrowed when encoding) and the caller's
+     * limits (0: none) */
+    char *sql;
+    size_t sql_len;
+    int64_t timeout_ms, max_rows;
+    /* not on the wire: the calling node's site, from its registry entry (owner side) */
+    char site[MESH_FED_SITE_MAX + 1];
 } mesh_fed_request_t;
 
 /* Signs and encodes r for subject into out (a random nonce and the time are the caller's to
@@ -113,7 +130,28 @@ bool mesh_fed_table_ok(const char *t);
 
 /* ---- reply frames ---- */
 
-typedef enum { MESH_FED_ROWS = 0, MESH_FED_ERROR = 1, MESH_FED_SCHEMA = 2 } mesh_fed_kind_t;
+typedef enum {
+    MESH_FED_ROWS = 0,
+    MESH_FED_ERROR = 1,
+    MESH_FED_SCHEMA = 2,
+    MESH_FED_RESULT = 3
+} mesh_fed_kind_t;
+
+/* A result frame's trailer: what a query's answer needs besides its rows. */
+typedef struct mesh_fed_meta {
+    size_t ncols; /* > 0: cols and types are set (the first frame) */
+    char (*cols)[MESH_FED_NAME_MAX + 1];
+    int8_t *types;  /* mesh_fed_type_name's index, -1: an expression (no declared type) */
+    char *products; /* "domain.product,..." (NULL: not in this frame) */
+    char *policies; /* as mesh_query_policies (NULL: not in this frame) */
+    int64_t scanned, suppressed; /* -1: not in this frame (suppressed: or no such product) */
+} mesh_fed_meta_t;
+
+/* The declared type of index i (TEXT INTEGER REAL BOOLEAN TIMESTAMP DATE TIME JSON), NULL
+ * for -1 or out of range; and the index of a type name, -1 for NULL or an unknown one. */
+const char *mesh_fed_type_name(int i);
+int mesh_fed_type_index(const char *name);
+void mesh_fed_meta_free(mesh_fed_meta_t *m);
 
 /* Writing a rows frame: begin, then add values row by row, then end. */
 typedef struct mesh_fed_enc {
@@ -127,6 +165,10 @@ void mesh_fed_rows_begin(mesh_fed_enc_t *e, mesh_buf_t *out, uint16_t ncols);
 mesh_status_t mesh_fed_rows_value(mesh_fed_enc_t *e, const mesh_datum_t *d);
 /* Counts the row just added. */
 void mesh_fed_rows_row(mesh_fed_enc_t *e);
+/* Makes the frame a result (kind 3) with m as its trailer: after the last row, before end.
+ * Column names longer than MESH_FED_NAME_MAX are cut; products and policies longer than
+ * MESH_FED_META_TEXT too (at a separator). */
+mesh_status_t mesh_fed_rows_meta(mesh_fed_enc_t *e, const mesh_fed_meta_t *m);
 /* Writes the header (last: no frame follows). */
 void mesh_fed_rows_end(mesh_fed_enc_t *e, bool last);
 mesh_status_t mesh_fed_error_encode(mesh_status_t code, const char *msg, mesh_buf_t *out);
@@ -154,6 +196,7 @@ typedef struct mesh_fed_frame {
     mesh_status_t code; /* kind error */
     char msg[512];
     mesh_fed_schema_t schema; /* kind schema (owned) */
+    mesh_fed_meta_t meta;     /* kind result (owned) */
 } mesh_fed_frame_t;
 
 /* Decodes a frame: MESH_OK and *out (free with mesh_fed_frame_free; its text values point

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/governance.h"
 #include "catalog/security.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -32,9 +33,13 @@ typedef struct fscan {
     mesh_query_t *q;
     char node[64];
     char domain[MESH_NAME_MAX + 1];
+    char site[MESH_FED_SITE_MAX + 1]; /* the calling node's */
     char *sql;
     int64_t t0;
     int ncols;
+    bool query;     /* a whole statement (decision 0039): result frames with trailers */
+    bool denied;    /* refused after it started (egress_ok), audited as such */
+    uint64_t fills; /* frames filled */
 } fscan_t;
 
 /* The end user as this node knows it; refused (and audited) when it does not. */
@@ -150,7 +155,10 @@ static mesh_status_t on_describe(void *arg, const mesh_fed_request_t *r, mesh_fe
     if (st == MESH_OK && np && (out->tables = calloc(3 * np, sizeof *out->tables)) == NULL)
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     bool owner = st == MESH_OK && is_owner(sd, who.name);
-    mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout};
+    /* prepared for their columns only: an aggregates-only product is described too (its scans
+     * are refused, its aggregates answered: decision 0039) */
+    mesh_query_limits_t lim = {
+        .timeout_ns = n->opts.query_timeout, .local_only = true, .prepare_only = true};
     size_t left = np;
     for (size_t k = 0; st == MESH_OK && k < sd->ncrefs; k++) {
         const mesh_contract_t *c = sd->crefs[k]->c;
@@ -209,12 +217,42 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
     f->t0 = mesh_mono_ns();
     snprintf(f->node, sizeof f->node, "%s", r->node);
     snprintf(f->domain, sizeof f->domain, "%s", r->domain);
+    snprintf(f->site, sizeof f->site, "%s", r->site);
+    f->query = r->op == MESH_FED_QUERY;
     mesh_status_t st = identity(n, r, &f->who, err);
     f->snap = mesh_registry_snapshot(n->reg);
     f->policy = mesh_auth_policy(n->auth);
     if (st == MESH_OK && mesh_snapshot_domain(f->snap, r->domain) == NULL)
         st = mesh_err_set(err, MESH_NOT_FOUND, "node %s does not host domain %s", n->opts.node_name,
                           r->domain);
+    mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout,
+                               .max_rows = n->opts.query_max_rows,
+                               .local_only = true};
+    if (f->query) {
+        /* the caller's statement, run here as the end user's own would be; the caller's
+         * limits apply when they are tighter */
+        if (r->timeout_ms > 0 && (lim.timeout_ns <= 0 || r->timeout_ms < lim.timeout_ns / 1000000))
+            lim.timeout_ns = r->timeout_ms * 1000000;
+        if (r->max_rows > 0 && (lim.max_rows == 0 || r->max_rows < lim.max_rows))
+            lim.max_rows = r->max_rows;
+        if (st == MESH_OK && (f->sql = mesh_strndup(r->sql, r->sql_len)) == NULL)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        if (st == MESH_OK)
+            st = mesh_query_start(n->qpool, f->snap, f->policy, &f->who, f->sql, r->sql_len, &lim,
+                                  &f->q, err);
+        if (st == MESH_OK)
+            f->ncols = mesh_query_ncols(f->q);
+        if (st == MESH_OK && (f->ncols < 1 || f->ncols > MESH_FED_MAX_COLS))
+            st = mesh_err_set(err, MESH_LIMIT, "a result of %d columns (at most %d)", f->ncols,
+                              MESH_FED_MAX_COLS);
+        if (st != MESH_OK) {
+            audit_denied(n, r, err);
+            fscan_free(f);
+            return st;
+        }
+        *state = f;
+        return MESH_OK;
+    }
     /* the scan as SQL over the product table; values are bound below */
     mesh_buf_t sql;
     mesh_buf_init(&sql, MESH_QUERY_MAX_SQL);
@@ -244,8 +282,6 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
     if (st == MESH_OK && sql.data == NULL)
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     f->sql = mesh_buf_steal(&sql, NULL);
-    mesh_query_limits_t lim = {.timeout_ns = n->opts.query_timeout,
-                               .max_rows = n->opts.query_max_rows};
     if (st == MESH_OK)
         st = mesh_query_start(n->qpool, f->snap, f->policy, &f->who, f->sql, strlen(f->sql), &lim,
                               &f->q, err);
@@ -262,14 +298,102 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
     return MESH_OK;
 }
 
+/* Whether rows of what the query read may go to the calling node: every product must be of
+ * the domain asked for (a query sent to one domain's nodes reads that domain only), and one of
+ * a residency-local domain or product only to a node of this node's site (as snapshots,
+ * bootstrap.c). Checked when the first frame is full, before it leaves. */
+static bool egress_ok(fscan_t *f, mesh_err_t *err)
+{
+    mesh_node_t *n = f->n;
+    const char *mine = n->opts.site ? n->opts.site : "";
+    bool same_site = strcmp(f->site, mine) == 0;
+    for (const char *p = mesh_query_products(f->q); *p;) {
+        size_t len = strcspn(p, ",");
+        char name[MESH_NAME_MAX * 2 + 16];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+        char *dot = strchr(name, '.');
+        if (dot == NULL)
+            continue;
+        *dot = '\0';
+        const char *pn = dot + 1;
+        if (strcmp(name, f->domain) != 0) {
+            mesh_err_set(err, MESH_FORBIDDEN,
+                         "a query sent to domain %s reads %s.%s: one domain's node answers for "
+                         "that domain only",
+                         f->domain, name, pn);
+            return false;
+        }
+        if (same_site)
+            continue;
+        /* the product itself (its views and quarantine share its residency) */
+        char base[MESH_NAME_MAX + 1];
+        snprintf(base, sizeof base, "%s", pn);
+        static const char *const suffix[] = {"__quarantine", "__last", "__agg"};
+        for (size_t i = 0; i < MESH_ARRAY_LEN(suffix); i++) {
+            size_t bl = strlen(base), sl = strlen(suffix[i]);
+            if (bl > sl && strcmp(base + bl - sl, suffix[i]) == 0)
+                base[bl - sl] = '\0';
+        }
+        const mesh_snap_domain_t *sd = mesh_snapshot_domain(f->snap, name);
+        const mesh_product_t *prod = mesh_snapshot_product(f->snap, name, base);
+        if (sd == NULL || sd->meta.residency_local || mesh_residency_domain_local(n->cat, name) ||
+            prod == NULL || mesh_residency_local(n->cat, prod)) {
+            mesh_err_set(err, MESH_FORBIDDEN,
+                         "%s.%s is residency local to site %s: its rows are not sent to node %s "
+                         "(site %s); ask a node of that site",
+                         name, base, mine, f->node, f->site[0] ? f->site : "none");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A result frame's trailer: the columns, products and policies with the first frame, the
+ * counts with the last. */
+static mesh_status_t add_meta(fscan_t *f, mesh_fed_enc_t *e, bool first, bool last)
+{
+    mesh_fed_meta_t m = {.scanned = -1, .suppressed = -1};
+    char(*cols)[MESH_FED_NAME_MAX + 1] = NULL;
+    int8_t *types = NULL;
+    mesh_status_t st = MESH_OK;
+    if (first) {
+        cols = calloc((size_t)f->ncols, sizeof *cols);
+        types = calloc((size_t)f->ncols, sizeof *types);
+        if (cols == NULL || types == NULL)
+            st = MESH_NOMEM;
+        for (int i = 0; st == MESH_OK && i < f->ncols; i++) {
+            snprintf(cols[i], sizeof cols[i], "%s", mesh_query_colname(f->q, i));
+            types[i] = (int8_t)mesh_fed_type_index(mesh_query_coltype(f->q, i));
+        }
+        m.ncols = (size_t)f->ncols;
+        m.cols = cols;
+        m.types = types;
+        m.products = (char *)mesh_query_products(f->q);
+        m.policies = (char *)mesh_query_policies(f->q);
+    }
+    if (last) {
+        m.scanned = mesh_query_scanned(f->q);
+        m.suppressed = mesh_query_suppressed(f->q);
+    }
+    if (st == MESH_OK)
+        st = mesh_fed_rows_meta(e, &m);
+    free(cols);
+    free(types);
+    return st;
+}
+
 static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
 {
     fscan_t *f = state;
     e->ncols = (uint16_t)f->ncols;
+    int rc = 1;
     while (e->out->len < MESH_FED_CHUNK_BYTES && e->nrows < MESH_FED_MAX_ROWS - 1) {
-        int rc = mesh_query_step(f->q, err);
-        if (rc <= 0)
+        rc = mesh_query_step(f->q, err);
+        if (rc < 0)
             return rc;
+        if (rc == 0)
+            break;
         mesh_status_t st = MESH_OK;
         for (int i = 0; i < f->ncols && st == MESH_OK; i++) {
             mesh_datum_t d;
@@ -283,7 +407,26 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         }
         mesh_fed_rows_row(e);
     }
-    return 1;
+    bool first = f->fills++ == 0;
+    if (first && !egress_ok(f, err)) {
+        mesh_buf_t d;
+        mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+        mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
+        mesh_buf_add_json_str(&d, err->msg, strnlen(err->msg, sizeof err->msg));
+        mesh_buf_adds(&d, ",\"sql\":");
+        mesh_buf_add_json_str(&d, f->sql, strnlen(f->sql, MESH_AUDIT_MAX_SQL));
+        mesh_buf_addc(&d, '}');
+        audit(f->n, MESH_AUDIT_AUTHZ_DENY, f->node, &f->who, f->who.name, f->domain,
+              mesh_status_http(err->code), d.data, mesh_policy_version(f->policy));
+        mesh_buf_free(&d);
+        f->denied = true;
+        return -1;
+    }
+    if (f->query && add_meta(f, e, first, rc == 0) != MESH_OK) {
+        mesh_err_set(err, MESH_NOMEM, "out of memory");
+        return -1;
+    }
+    return rc;
 }
 
 static void on_scan_close(void *state, const mesh_err_t *end)
@@ -291,6 +434,10 @@ static void on_scan_close(void *state, const mesh_err_t *end)
     fscan_t *f = state;
     mesh_node_t *n = f->n;
     double ms = (double)(mesh_mono_ns() - f->t0) / 1e6;
+    if (f->denied) { /* audited as refused; no row left */
+        fscan_free(f);
+        return;
+    }
     /* as a local query's record, with the calling node */
     mesh_buf_t d;
     mesh_buf_init(&d, MESH_BUF_UNLIMITED);
@@ -364,6 +511,9 @@ void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
              {"meshd_fed_remote_scan_failures_total", "Remote scans that failed."},
              {"meshd_fed_remote_rows_total", "Rows received from remote scans."},
              {"meshd_fed_remote_frames_total", "Frames (chunks) received from remote scans."},
+             {"meshd_fed_remote_queries_total",
+              "Of the remote scans, queries sent whole to the node of the one domain they read "
+              "(decision 0039)."},
              {"meshd_fed_remote_scan_seconds_total",
               "Time from the request of a remote scan to its end, summed (latency: divide by "
               "meshd_fed_remote_scans_total)."},
@@ -371,12 +521,12 @@ void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
              {"meshd_fed_served_rows_total", "Rows this node sent to other nodes."},
              {"meshd_fed_refused_total",
               "Requests from other nodes refused (malformed, unsigned, stale, replayed)."}};
-    double v[] = {(double)st.scans,       (double)st.scan_failures, (double)st.rows,
-                  (double)st.frames,      st.scan_seconds,          (double)st.served,
-                  (double)st.served_rows, (double)st.refused};
+    double v[] = {(double)st.scans,  (double)st.scan_failures, (double)st.rows,
+                  (double)st.frames, (double)st.queries,       st.scan_seconds,
+                  (double)st.served, (double)st.served_rows,   (double)st.refused};
     for (size_t i = 0; i < MESH_ARRAY_LEN(m); i++) {
         mesh_metrics_help(b, m[i].name, "counter", m[i].help);
-        mesh_buf_printf(b, i == 4 ? "%s %.6f\n" : "%s %.0f\n", m[i].name, v[i]);
+        mesh_buf_printf(b, i == 5 ? "%s %.6f\n" : "%s %.0f\n", m[i].name, v[i]);
     }
 }
 

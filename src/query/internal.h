@@ -39,11 +39,13 @@ typedef struct qsession {
     const mesh_identity_t *who;
     int64_t deadline_mono;
     atomic_bool cancel;
-    mesh_buf_t products;  /* "d.p,d.p" read by the query */
-    mesh_buf_t policies;  /* masks and row filters its product tables applied (lines) */
-    mesh_audit_t *audit;  /* system.audit's source (NULL: none) */
-    bool audit_ok;        /* the running query's caller may read system.audit */
-    int64_t rows_scanned; /* rows the store handed to the query's virtual tables */
+    mesh_buf_t products;       /* "d.p,d.p" read by the query */
+    mesh_buf_t policies;       /* masks and row filters its product tables applied (lines) */
+    mesh_audit_t *audit;       /* system.audit's source (NULL: none) */
+    bool audit_ok;             /* the running query's caller may read system.audit */
+    bool local_only;           /* the running query may not read other nodes' domains */
+    mesh_status_t remote_code; /* how a remote table's scan failed (MESH_OK: it did not) */
+    int64_t rows_scanned;      /* rows the store handed to the query's virtual tables */
     /* aggregates-only products (aggquery.c): the one the query read as an outsider, the
      * strict authorizer for the rewritten query, and scans allowed once it is prepared */
     const mesh_product_t *agg_hit;
@@ -77,6 +79,12 @@ struct mesh_query {
     bool agg;           /* an aggregates-only query: the last column is the unit count */
     int64_t agg_k;      /* groups of fewer units are suppressed */
     int64_t suppressed; /* groups suppressed so far */
+    /* a statement run whole by the node of the one remote domain it reads (decision 0039):
+     * stmt is NULL, rows come from fs */
+    struct mesh_fed_scan *fs;
+    const mesh_datum_t *row; /* the current one (borrowed from fs) */
+    mesh_buf_t *text;        /* per column: the current row's text, NUL-terminated */
+    size_t ntext;
 };
 
 /* The product virtual table module (vtab.c). */

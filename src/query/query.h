@@ -42,6 +42,11 @@ typedef struct mesh_query_limits {
     int64_t timeout_ns; /* wall time from start to the last row */
     int64_t max_rows;   /* 0: unlimited */
     int64_t max_value_bytes;
+    bool local_only;   /* this node's domains only: nothing is asked of other nodes (a query
+                          another node sent here) */
+    bool prepare_only; /* for its columns only, never stepped (a step fails): an aggregates-only
+                          product's shape rule is not applied (the product table still refuses
+                          any scan) */
 } mesh_query_limits_t;
 
 typedef struct mesh_qpool mesh_qpool_t;

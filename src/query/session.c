@@ -498,7 +498,7 @@ static void note_ref(void *arg, const char *name, size_t n)
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(r->s->snap, lower);
     if (sd == NULL) {
         /* a domain of another node (federated query) */
-        if (r->s->fed == NULL || !mesh_name_domain_ok(lower))
+        if (r->s->fed == NULL || r->s->local_only || !mesh_name_domain_ok(lower))
             return;
         for (int i = 0; i < r->nremote; i++)
             if (strcmp(r->remote[i], lower) == 0)
@@ -577,10 +577,9 @@ static mesh_status_t attach_remote(qsession_t *s, const char *domain, mesh_err_t
     return st;
 }
 
-static mesh_status_t attach_needed(qsession_t *s, const char *sql, size_t n, mesh_err_t *err)
+static mesh_status_t attach_needed(qsession_t *s, const refs_ctx_t *rp, mesh_err_t *err)
 {
-    refs_ctx_t r = {.s = s};
-    mesh_sql_schema_refs(sql, n, note_ref, &r);
+    const refs_ctx_t r = *rp;
     if (r.too_many || (r.system && r.nneed + r.nremote == MESH_QUERY_MAX_DOMAINS))
         return mesh_err_set(err, MESH_LIMIT, "a query can read products of at most %d domains",
                             MESH_QUERY_MAX_DOMAINS - (r.system ? 1 : 0));
@@ -854,6 +853,48 @@ static mesh_status_t start_aggregate(mesh_query_t *q, const char *sql, size_t sq
     return st;
 }
 
+/* Sends the whole statement to the node of the one remote domain it reads (decision 0039):
+ * that node runs it as the caller under its own policy and sandbox, and only the answer
+ * travels. */
+static mesh_status_t start_pushed(mesh_query_t *q, const char *domain, const char *sql,
+                                  size_t sql_len, mesh_err_t *err)
+{
+    qsession_t *s = q->s;
+    mesh_fed_request_t r;
+    memset(&r, 0, sizeof r);
+    r.limit = -1;
+    snprintf(r.user, sizeof r.user, "%s", s->who->name);
+    snprintf(r.domain, sizeof r.domain, "%s", domain);
+    r.sql = (char *)sql;
+    r.sql_len = sql_len;
+    if (q->lim.timeout_ns > 0)
+        r.timeout_ms = q->lim.timeout_ns / 1000000 > 0 ? q->lim.timeout_ns / 1000000 : 1;
+    /* one row more than the limit: running past it fails here, as a local query does */
+    r.max_rows = q->lim.max_rows > 0 ? q->lim.max_rows + 1 : 0;
+    mesh_status_t st = mesh_fed_query_open(s->fed, &r, &q->fs, err);
+    if (st != MESH_OK)
+        return st;
+    const mesh_fed_meta_t *m = mesh_fed_scan_meta(q->fs);
+    if ((q->text = calloc(m->ncols, sizeof *q->text)) == NULL)
+        return mesh_err_set(err, MESH_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->ncols; i++)
+        mesh_buf_init(&q->text[i], MESH_BUF_UNLIMITED);
+    q->ntext = m->ncols;
+    if (m->products)
+        mesh_buf_adds(&s->products, m->products);
+    if (m->policies)
+        mesh_buf_adds(&s->policies, m->policies);
+    return MESH_OK;
+}
+
+/* Whether a query is sent whole to another node: it reads one domain, hosted elsewhere, and
+ * nothing of this node (a domain here, the system tables). */
+static bool pushable(const qsession_t *s, const refs_ctx_t *r, size_t sql_len)
+{
+    return s->fed && !s->local_only && r->nremote == 1 && r->nneed == 0 && !r->system &&
+           !r->too_many && sql_len <= MESH_FED_MAX_SQL;
+}
+
 mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
                                const mesh_identity_t *who, const char *sql, size_t sql_len,
                                const mesh_query_limits_t *lim, mesh_query_t **out, mesh_err_t *err)
@@ -888,9 +929,36 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
     s->agg_hit = NULL;
     s->agg_strict = false;
     s->agg_ok = false;
+    s->local_only = lim->local_only;
+    s->remote_code = MESH_OK;
     if ((st = bind_principal(s, policy, who, err)) == MESH_OK &&
-        (st = use_snapshot(s, snap, err)) == MESH_OK)
-        st = attach_needed(s, sql, sql_len, err);
+        (st = use_snapshot(s, snap, err)) == MESH_OK) {
+        refs_ctx_t r = {.s = s};
+        mesh_sql_schema_refs(sql, sql_len, note_ref, &r);
+        if (pushable(s, &r, sql_len)) {
+            st = start_pushed(q, r.remote[0], sql, sql_len, err);
+            if (st == MESH_OK) {
+                *out = q;
+                return MESH_OK;
+            }
+            /* not run there: an owner before decision 0039 refuses the request (invalid), a
+             * statement too large to send, or a statement its SQL refused (parse): the query
+             * is made here over the domain's remote tables, which also words such an error
+             * as a local query would */
+            if (st != MESH_INVALID && st != MESH_PARSE && st != MESH_TOO_LARGE) {
+                mesh_query_finish(q);
+                return st;
+            }
+            mesh_fed_scan_close(q->fs);
+            q->fs = NULL;
+            mesh_buf_reset(&s->products);
+            mesh_buf_reset(&s->policies);
+            mesh_err_clear(err);
+            st = MESH_OK;
+        }
+        if (st == MESH_OK)
+            st = attach_needed(s, &r, err);
+    }
     if (st == MESH_OK) {
         const char *tail = NULL;
         int rc = sqlite3_prepare_v3(s->db, sql, (int)sql_len, 0, &q->stmt, &tail);
@@ -911,7 +979,7 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
                 st = mesh_err_set(err, MESH_FORBIDDEN, "only SELECT statements are allowed");
         }
     }
-    if (st == MESH_OK && s->agg_hit)
+    if (st == MESH_OK && s->agg_hit && !lim->prepare_only)
         st = start_aggregate(q, sql, sql_len, err);
     if (st != MESH_OK) {
         mesh_query_finish(q);
@@ -923,7 +991,7 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
 
 mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v)
 {
-    if (idx < 1 || idx > sqlite3_bind_parameter_count(q->stmt))
+    if (q->stmt == NULL || idx < 1 || idx > sqlite3_bind_parameter_count(q->stmt))
         return MESH_INVALID;
     int rc;
     switch (v->type) {
@@ -945,23 +1013,49 @@ mesh_status_t mesh_query_bind(mesh_query_t *q, int idx, const mesh_datum_t *v)
 
 int mesh_query_ncols(const mesh_query_t *q)
 {
+    if (q->fs)
+        return (int)mesh_fed_scan_meta(q->fs)->ncols;
     return sqlite3_column_count(q->stmt) - (q->agg ? 1 : 0);
 }
 
 int64_t mesh_query_suppressed(const mesh_query_t *q)
 {
+    if (q->fs)
+        return mesh_fed_scan_meta(q->fs)->suppressed;
     return q->agg ? q->suppressed : -1;
 }
 
 const char *mesh_query_colname(const mesh_query_t *q, int i)
 {
+    if (q->fs)
+        return mesh_fed_scan_meta(q->fs)->cols[i];
     const char *n = sqlite3_column_name(q->stmt, i);
     return n ? n : "?";
 }
 
 const char *mesh_query_coltype(const mesh_query_t *q, int i)
 {
+    if (q->fs)
+        return mesh_fed_type_name(mesh_fed_scan_meta(q->fs)->types[i]);
     return sqlite3_column_decltype(q->stmt, i);
+}
+
+/* The next row of a statement another node runs. */
+static int step_pushed(mesh_query_t *q, mesh_err_t *err)
+{
+    if (atomic_load(&q->s->cancel)) {
+        mesh_err_set(err, MESH_TIMEOUT, "query cancelled");
+        return -1;
+    }
+    if (q->s->deadline_mono && mesh_mono_ns() > q->s->deadline_mono) {
+        mesh_err_set(err, MESH_TIMEOUT, "query time limit of %lld ms exceeded",
+                     (long long)(q->lim.timeout_ns / 1000000));
+        return -1;
+    }
+    int rc = mesh_fed_scan_next(q->fs, &q->row, err);
+    if (rc == 1)
+        q->rows++;
+    return rc;
 }
 
 int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
@@ -969,6 +1063,12 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
     if (q->lim.max_rows > 0 && q->rows >= q->lim.max_rows) {
         mesh_err_set(err, MESH_LIMIT, "the result has more than %lld rows (max_rows)",
                      (long long)q->lim.max_rows);
+        return -1;
+    }
+    if (q->fs)
+        return step_pushed(q, err);
+    if (q->lim.prepare_only) {
+        mesh_err_set(err, MESH_FORBIDDEN, "a query prepared for its columns only");
         return -1;
     }
     int rc = sqlite3_step(q->stmt);
@@ -992,11 +1092,12 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
         return -1;
     }
     const char *msg = sqlite3_errmsg(q->s->db);
-    mesh_status_t code = (rc == SQLITE_TOOBIG || strstr(msg, "too big")) ? MESH_LIMIT
-                         : rc == SQLITE_NOMEM                            ? MESH_NOMEM
-                         : rc == SQLITE_AUTH                             ? MESH_FORBIDDEN
-                         : rc == SQLITE_CORRUPT                          ? MESH_CORRUPT
-                                                                         : MESH_INVALID;
+    mesh_status_t code = q->s->remote_code != MESH_OK                      ? q->s->remote_code
+                         : (rc == SQLITE_TOOBIG || strstr(msg, "too big")) ? MESH_LIMIT
+                         : rc == SQLITE_NOMEM                              ? MESH_NOMEM
+                         : rc == SQLITE_AUTH                               ? MESH_FORBIDDEN
+                         : rc == SQLITE_CORRUPT                            ? MESH_CORRUPT
+                                                                           : MESH_INVALID;
     mesh_err_set(err, code, "%s", msg);
     return -1;
 }
@@ -1006,6 +1107,19 @@ int mesh_query_step(mesh_query_t *q, mesh_err_t *err)
  * bytes to add a NUL) */
 static void query_value(mesh_query_t *q, int i, mesh_datum_t *out, bool terminated)
 {
+    if (q->fs) {
+        *out = q->row[i];
+        if (terminated && out->type == MESH_V_TEXT) {
+            /* the frame's bytes are not NUL-terminated */
+            mesh_buf_t *t = &q->text[i];
+            mesh_buf_reset(t);
+            if (mesh_buf_add(t, out->s, out->n) == MESH_OK && t->data)
+                out->s = t->data;
+            else
+                out->s = "", out->n = 0;
+        }
+        return;
+    }
     memset(out, 0, sizeof *out);
     /* one call into the statement per value (each sqlite3_column_* is one); the value is read
      * on this thread, between steps */
@@ -1050,6 +1164,10 @@ int64_t mesh_query_rows(const mesh_query_t *q)
 
 int64_t mesh_query_scanned(const mesh_query_t *q)
 {
+    if (q->fs) {
+        int64_t n = mesh_fed_scan_meta(q->fs)->scanned;
+        return n > 0 ? n : 0;
+    }
     return q->s->rows_scanned;
 }
 
@@ -1074,6 +1192,10 @@ void mesh_query_finish(mesh_query_t *q)
         return;
     qsession_t *s = q->s;
     sqlite3_finalize(q->stmt);
+    mesh_fed_scan_close(q->fs);
+    for (size_t i = 0; i < q->ntext; i++)
+        mesh_buf_free(&q->text[i]);
+    free(q->text);
     /* rows kept for a replay (a join's inner side, up to 32 MiB a table) are not held by an
      * idle session: their tables go (made again by the next query that needs them) */
     mesh_err_t err;

@@ -278,6 +278,14 @@ static int rv_close(sqlite3_vtab_cursor *cur)
     return SQLITE_OK;
 }
 
+/* The owner's refusal keeps its status (forbidden stays forbidden) for mesh_query_step. */
+static int fail_code(rcursor_t *c, const mesh_err_t *err)
+{
+    ((rvtab_t *)c->base.pVtab)->s->remote_code = err->code;
+    c->eof = 1;
+    return mesh__vtab_error(c->base.pVtab, err->msg);
+}
+
 static int fail(rcursor_t *c, const char *msg)
 {
     c->eof = 1;
@@ -329,7 +337,7 @@ static int advance(rcursor_t *c)
     int r = mesh_fed_scan_next(c->scan, &c->row, &err);
     if (r < 0) {
         drop_fill(c);
-        return fail(c, err.msg);
+        return fail_code(c, &err);
     }
     if (r == 0) {
         c->eof = 1;
@@ -459,7 +467,7 @@ static int rv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
     mesh_status_t st = mesh_fed_scan_open(s->fed, &r, &c->scan, &err);
     sqlite3_free(cols);
     if (st != MESH_OK)
-        return fail(c, err.msg);
+        return fail_code(c, &err);
     /* the second scan of the same plan and values: keep its result for a replay while it
      * stays small; the first is only noted */
     bool again = false;

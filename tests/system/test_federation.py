@@ -253,7 +253,12 @@ def run(tmp, nodes):
     if got["rows"] != want["rows"] or len(want["rows"]) != 19:
         fail("the join run again after new rows: %d rows, not %d:\n%s" % (
             len(got["rows"]), len(want["rows"]), got["rows"][-3:]))
-    # the same from n2, and pushed-down constraints, LIMIT and aggregates
+    # the same from n2, and pushed-down constraints, LIMIT and aggregates: each reads one
+    # remote domain, so its owner runs the whole statement (decision 0039)
+    def metric(n, name):
+        m = n.request("GET", "/metrics")[2].decode()
+        return int(float([ln for ln in m.splitlines() if ln.startswith(name + " ")][0].split()[1]))
+    pushed0 = {nn: metric(nodes[nn], "meshd_fed_remote_queries_total") for nn in ("n1", "n2")}
     for sql in ("SELECT device, temp FROM factory.readings WHERE device = 'd1' AND temp > 24 "
                 "ORDER BY ts",
                 "SELECT count(*), sum(temp) FROM energy.readings",
@@ -264,6 +269,32 @@ def run(tmp, nodes):
         b = q(ref, ana_ref, sql)["rows"]
         if a != b:
             fail("%s:\n%s\n%s" % (sql, a, b))
+    if metric(n2, "meshd_fed_remote_queries_total") - pushed0["n2"] != 3 or \
+            metric(n1, "meshd_fed_remote_queries_total") - pushed0["n1"] != 1:
+        fail("the one-domain queries were not all sent whole to their owners")
+    # the GROUP BY ran on the owner: 3 rows travelled for 24 read; the answer's columns, their
+    # types and the rows the owner scanned came with it
+    rows0 = metric(n2, "meshd_fed_remote_rows_total")
+    doc = q(n2, token(n2, "ana"), "SELECT device, count(*) AS n, max(ts) AS last, "
+            "avg(temp) FROM factory.readings WHERE device <> 'd0' GROUP BY device ORDER BY 1")
+    want = q(ref, ana_ref, "SELECT device, count(*) AS n, max(ts) AS last, avg(temp) "
+             "FROM factory.readings WHERE device <> 'd0' GROUP BY device ORDER BY 1")
+    if doc["rows"] != want["rows"] or doc["columns"] != want["columns"]:
+        fail("a pushed GROUP BY:\n%s\n%s" % (doc, want))
+    if metric(n2, "meshd_fed_remote_rows_total") - rows0 != 3:
+        fail("a pushed GROUP BY moved %d rows, not its 3" % (
+            metric(n2, "meshd_fed_remote_rows_total") - rows0))
+    if doc.get("rows_scanned") != want.get("rows_scanned"):
+        fail("rows scanned through n2: %s, on ref: %s" % (doc.get("rows_scanned"),
+                                                          want.get("rows_scanned")))
+    # its errors are the owner's, worded as a local query's
+    for sql, code, words in (("SELECT nosuch FROM factory.readings", 400, "no such column"),
+                             ("SELECT * FROM factory.nosuch", 400, "no such table"),
+                             ("DELETE FROM factory.readings", 403, "")):
+        a = q(n2, token(n2, "ana"), sql, expect=code)
+        b = q(ref, ana_ref, sql, expect=code)
+        if words not in a["error"]["message"] or a["error"]["code"] != b["error"]["code"]:
+            fail("%s through n2: %s; on ref: %s" % (sql, a, b))
     # a time series' views through another node: the newest rows, and rollups computed on
     # the owner (the width travels as the view's argument; what reaches the caller is one row
     # per series and bucket), under the owner's policies: ana's row filter on energy refuses
@@ -304,21 +335,44 @@ def run(tmp, nodes):
         m = n2.request("GET", "/metrics")[2].decode()
         return int(float([ln for ln in m.splitlines()
                           if ln.startswith("meshd_fed_remote_frames_total ")][0].split()[1]))
+    # the scans of remote tables (each query reads a second domain, so it is not sent whole)
+    also = " AND EXISTS (SELECT 1 FROM quality.readings)"
     before = frames()
     for sql in ("SELECT count(*), sum(temp), min(ts), max(ts), group_concat(DISTINCT status) "
-                "FROM factory.readings WHERE device = 'bulk'",
+                "FROM factory.readings WHERE device = 'bulk'" + also,
                 # LIMIT is not pushed (temp + 0 is not a constraint the owner gets): the
                 # scan stops after a few rows, with the next frame already asked for
-                "SELECT ts FROM factory.readings WHERE device = 'bulk' AND temp + 0 = 44.5 "
-                "LIMIT 3",
+                "SELECT ts FROM factory.readings WHERE device = 'bulk' AND temp + 0 = 44.5" +
+                also + " LIMIT 3",
                 "SELECT count(*) FROM factory.readings WHERE device = 'bulk' AND "
-                "EXISTS (SELECT 1 FROM factory.readings WHERE device = 'bulk' AND ts > 0)"):
+                "EXISTS (SELECT 1 FROM factory.readings WHERE device = 'bulk' AND ts > 0)" +
+                also):
         a = q(n2, token(n2, "ana"), sql)["rows"]
         b = q(ref, ana_ref, sql)["rows"]
         if a != b:
             fail("%s:\n%s\n%s" % (sql, a, b))
     if frames() - before < 4:
         fail("the bulk scans came in %d frames: expected several" % (frames() - before))
+    # a statement sent whole whose answer takes several frames, read whole, stopped early
+    # (LIMIT in the statement runs on the owner; max_rows stops the caller), and its NULLs,
+    # reals and texts as the local query has them
+    before = frames()
+    sql = ("SELECT ts, temp, status, NULL AS none, temp * 2 FROM factory.readings "
+           "WHERE device = 'bulk' ORDER BY ts")
+    a, b = q(n2, token(n2, "ana"), sql), q(ref, ana_ref, sql)
+    if a["rows"] != b["rows"] or len(a["rows"]) != 30000 or a["columns"] != b["columns"]:
+        fail("a pushed statement of 30000 rows: %d rows, columns %s / %s" % (
+            len(a["rows"]), a["columns"], b["columns"]))
+    if frames() - before < 3:
+        fail("30000 rows came in %d frames: expected several" % (frames() - before))
+    st, _, body = n2.request("POST", "/v1/query", {"sql": sql, "max_rows": 100},
+                             token=token(n2, "ana"))
+    if st == 200 and b"max_rows" not in body:
+        fail("max_rows through a pushed statement: %d %s" % (st, body[-300:]))
+    st, _, body = n2.request("POST", "/v1/query", {"sql": sql, "format": "csv"},
+                             token=token(n2, "ana"))
+    if st != 200 or body.count(b"\n") != 30001:
+        fail("csv of a pushed statement: %d, %d lines" % (st, body.count(b"\n")))
 
     # ---- the owner's audit log names the real user and the calling node ----
     aud = q(n1, meshlib.TOKEN, "SELECT principal, source, auth, details FROM system.audit "
@@ -362,11 +416,28 @@ schema:
                                                   for i in range(20)])
     if st != 200:
         fail("rows into factory.visits: %s %s" % (st, doc))
-    # the owner answers its own outsider with aggregates; a federated row scan is refused
+    # the owner answers its own outsider with aggregates, and so another node's: the statement
+    # runs on the owner under the same rule (groups of fewer than k people dropped there); a
+    # row scan is refused, and so is any query that would need the rows elsewhere (a join
+    # with another node's domain)
     got = q(n1, token(n1, "ana"), "SELECT count(*) FROM factory.visits")
     if got["rows"] != [[20]] or got.get("suppressed_groups") != 0:
         fail("aggregate on the owner: %s" % got)
-    for sql in ("SELECT * FROM factory.visits", "SELECT count(*) FROM factory.visits"):
+    ans = {}
+
+    def answered():
+        ans["r"] = n3.request("POST", "/v1/query", {"sql": "SELECT hr > 70, count(*) FROM "
+                                                    "factory.visits GROUP BY hr > 70"},
+                              token=ana)
+        return b"no such table" not in ans["r"][2]
+    wait_for(answered, timeout=20, step=0.5)
+    st, _, body = ans["r"]
+    got = json.loads(body) if st == 200 else {}
+    # 11 people at 60-70 (k = 11 by default), 9 above: that group is suppressed
+    if st != 200 or got["rows"] != [[0, 11]] or got.get("suppressed_groups") != 1:
+        fail("aggregates of factory.visits through n3: %d %s" % (st, body[:300]))
+    for sql in ("SELECT * FROM factory.visits",
+                "SELECT count(*) FROM factory.visits v JOIN quality.readings q ON 1"):
         # the caller reuses the owner's description of the domain for 2 s: the new product
         # is known once it is described again
         ans = {}
@@ -378,6 +449,48 @@ schema:
         st, _, body = ans["r"]
         if st == 200 or b"aggregates only" not in body:
             fail("%s through n3 was not refused by the owner: %d %s" % (sql, st, body[:300]))
+
+    # ---- a residency-local product's rows never go to a node of another site ----
+    n1.apply("""apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:factory-recipes
+version: 1.0.0
+status: active
+domain: factory
+schema:
+  - name: recipes
+    customProperties:
+      - property: residency
+        value: local
+    properties:
+      - name: name
+        logicalType: string
+        primaryKey: true
+      - name: secret
+        logicalType: string
+""", expect=201)
+    st, doc = n1.post_rows("factory", "recipes", [{"name": "glue", "secret": "s1"}])
+    if st != 200:
+        fail("rows into factory.recipes: %s %s" % (st, doc))
+    if q(n1, token(n1, "ana"), "SELECT count(*) FROM factory.recipes")["rows"] != [[1]]:
+        fail("a residency-local product on its own node")
+    # n3 is on site n3, n1 on site n1: refused, sent whole or as a remote table's scan, and
+    # audited on n1 (its views count as the product)
+    for sql in ("SELECT * FROM factory.recipes", "SELECT count(*) FROM factory.recipes",
+                "SELECT r.name FROM factory.recipes r JOIN quality.readings q ON 1"):
+        ans = {}
+
+        def described():
+            ans["r"] = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
+            return b"no such table" not in ans["r"][2]
+        wait_for(described, timeout=20, step=0.5)
+        st, _, body = ans["r"]
+        if st != 403 or b"residency local to site n1" not in body or b"glue" in body:
+            fail("%s through n3: %d %s" % (sql, st, body[:300]))
+    denied = q(n1, meshlib.TOKEN, "SELECT count(*) FROM system.audit WHERE action = "
+               "'authz.deny' AND source = 'node:n3' AND details LIKE '%residency local%'")
+    if denied["rows"][0][0] < 3:
+        fail("residency refusals not audited on n1: %s" % denied)
 
     # ---- forged, unsigned, stale, replayed requests on the domain's subject ----
     ndir = os.path.join(mdir, "nodes", "n3")

@@ -543,6 +543,122 @@ static void test_fed_request(void **state)
     rmdir(dir);
 }
 
+/* A whole statement (decision 0039): the query request and its result frames' trailers,
+ * and what the strict decoders refuse. */
+static void test_fed_query(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/meshd-test-fedq-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/k", dir);
+    mesh_signkey_t *k = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_signkey_open(path, &k, &err), MESH_OK);
+    mesh_fed_request_t r;
+    memset(&r, 0, sizeof r);
+    r.op = MESH_FED_QUERY;
+    strcpy(r.node, "n3");
+    strcpy(r.user, "ana");
+    strcpy(r.domain, "factory");
+    r.ts_ns = 1790000000000000000LL;
+    const char *sql = "SELECT status, count(*) FROM factory.readings WHERE x = '\"\n' GROUP BY 1";
+    r.sql = (char *)sql;
+    r.sql_len = strlen(sql);
+    r.timeout_ms = 1500;
+    r.max_rows = 101;
+    strcpy(r.site, "not on the wire");
+    const char *subj = "meshd.dom.factory.req.scan";
+    mesh_buf_t b;
+    mesh_buf_init(&b, MESH_FED_MAX_REQUEST);
+    assert_int_equal(mesh_fed_request_encode(&r, subj, k, &b), MESH_OK);
+    mesh_fed_request_t p;
+    assert_int_equal(mesh_fed_request_parse(b.data, b.len, &p, &err), MESH_OK);
+    assert_int_equal(p.op, MESH_FED_QUERY);
+    assert_int_equal(p.sql_len, strlen(sql));
+    assert_string_equal(p.sql, sql);
+    assert_int_equal(p.timeout_ms, 1500);
+    assert_int_equal(p.max_rows, 101);
+    assert_string_equal(p.site, "");
+    mesh_fed_request_free(&p);
+    /* a statement past the limit is not sent */
+    char *big = malloc(MESH_FED_MAX_SQL + 2);
+    memset(big, 'x', MESH_FED_MAX_SQL + 1);
+    big[MESH_FED_MAX_SQL + 1] = '\0';
+    r.sql = big;
+    r.sql_len = MESH_FED_MAX_SQL + 1;
+    mesh_buf_reset(&b);
+    assert_int_equal(mesh_fed_request_encode(&r, subj, k, &b), MESH_TOO_LARGE);
+    free(big);
+    mesh_buf_free(&b);
+    mesh_signkey_free(k);
+    unlink(path);
+    rmdir(dir);
+
+    /* a result frame: rows, then the trailer */
+    mesh_buf_t f;
+    mesh_buf_init(&f, MESH_FED_MAX_FRAME);
+    mesh_fed_enc_t e;
+    mesh_fed_rows_begin(&e, &f, 2);
+    mesh_datum_t v[2] = {{.type = MESH_V_TEXT, .s = "ok", .n = 2}, {.type = MESH_V_INT, .i = 7}};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mesh_fed_rows_value(&e, &v[i]), MESH_OK);
+    mesh_fed_rows_row(&e);
+    char cols[2][MESH_FED_NAME_MAX + 1] = {"status", ""};
+    memset(cols[1], 'c', MESH_FED_NAME_MAX); /* the longest name */
+    int8_t types[2] = {(int8_t)mesh_fed_type_index("TEXT"), -1};
+    mesh_fed_meta_t m = {.ncols = 2,
+                         .cols = cols,
+                         .types = types,
+                         .products = "factory.readings",
+                         .policies = "ffactory.readings (row filter 2)\n",
+                         .scanned = 24,
+                         .suppressed = -1};
+    assert_int_equal(mesh_fed_rows_meta(&e, &m), MESH_OK);
+    mesh_fed_rows_end(&e, true);
+    mesh_fed_frame_t fr;
+    assert_int_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_OK);
+    assert_int_equal(fr.kind, MESH_FED_RESULT);
+    assert_int_equal(fr.nrows, 1);
+    assert_int_equal(fr.vals[1].i, 7);
+    assert_int_equal(fr.meta.ncols, 2);
+    assert_string_equal(fr.meta.cols[0], "status");
+    assert_int_equal(strlen(fr.meta.cols[1]), MESH_FED_NAME_MAX);
+    assert_string_equal(mesh_fed_type_name(fr.meta.types[0]), "TEXT");
+    assert_null(mesh_fed_type_name(fr.meta.types[1]));
+    assert_string_equal(fr.meta.products, "factory.readings");
+    assert_string_equal(fr.meta.policies, "ffactory.readings (row filter 2)\n");
+    assert_int_equal(fr.meta.scanned, 24);
+    assert_int_equal(fr.meta.suppressed, -1);
+    mesh_fed_frame_free(&fr);
+    /* one byte short, one byte more, a length that lies: refused */
+    assert_int_equal(mesh_fed_frame_decode(f.data, f.len - 1, &fr, &err), MESH_PARSE);
+    mesh_buf_addc(&f, ' ');
+    assert_int_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_PARSE);
+    assert_null(fr.vals);
+    /* a trailer with an unknown member, an unknown type, a bad count: refused */
+    static const char *const bad[] = {"{\"cols\":[[\"a\",\"TEXT\"]],\"x\":1}",
+                                      "{\"cols\":[[\"a\",\"BLOB\"]]}",
+                                      "{\"cols\":[[\"a\"]]}",
+                                      "{\"scanned\":-1}",
+                                      "{\"suppressed\":-2}",
+                                      "[]",
+                                      "{\"products\":7}",
+                                      "{\"cols\":[]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mesh_buf_reset(&f);
+        mesh_fed_rows_begin(&e, &f, 0);
+        uint8_t len[4] = {(uint8_t)strlen(bad[i]), 0, 0, 0};
+        mesh_buf_add(&f, len, 4);
+        mesh_buf_adds(&f, bad[i]);
+        mesh_fed_rows_end(&e, true);
+        f.data[4] = (char)MESH_FED_RESULT;
+        assert_int_not_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_OK);
+        assert_null(fr.meta.cols);
+        assert_null(fr.meta.products);
+    }
+    mesh_buf_free(&f);
+}
+
 /* Snapshot bootstrap messages (mesh/snapwire.h): a signed request and every frame, and the
  * refusals of the decoders. */
 static void test_snap_wire(void **state)
@@ -659,8 +775,8 @@ int main(void)
         cmocka_unit_test(test_entry_refusals),  cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_info_version),    cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_config_files),    cmocka_unit_test(test_fed_request),
-        cmocka_unit_test(test_fed_nonces),      cmocka_unit_test(test_snap_wire),
-        cmocka_unit_test(test_recwire),
+        cmocka_unit_test(test_fed_query),       cmocka_unit_test(test_fed_nonces),
+        cmocka_unit_test(test_snap_wire),       cmocka_unit_test(test_recwire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
