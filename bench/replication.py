@@ -68,6 +68,12 @@ def bodies(prefix, batches, rows):
     return out
 
 
+def own_cpu_s():
+    """CPU seconds this process (the clients) has used so far."""
+    t = os.times()
+    return t.user + t.system
+
+
 def cpu_s(proc):
     """CPU seconds (user + system) a process has used so far (Linux /proc)."""
     try:
@@ -204,16 +210,18 @@ def replicated(tmp, hubs, mode, args):
         def cpu():
             return {k: sum(cpu_s(p) for p in (v if isinstance(v, list) else [v]))
                     for k, v in procs.items()}
-        c0, t0 = cpu(), thread_cpu_s(n1.proc)
+        c0, t0, me0 = cpu(), thread_cpu_s(n1.proc), own_cpu_s()
         r = load(n1, args.clients, args.batches, args.rows)
         c1 = cpu()
+        c1["client"], c0["client"] = own_cpu_s(), me0
         r["n1_threads_cpu_s"] = thread_delta(t0, thread_cpu_s(n1.proc))
         t0 = time.perf_counter()
         if not wait_for(lambda: count(n2) == total,
                         timeout=300, step=0.05):
             raise SystemExit("n2 never caught up: %s" % repl(n2))
         r["caught_up_s"] = time.perf_counter() - t0
-        # CPU seconds each used during the load (n1: the node written to; nats: all servers)
+        # CPU seconds each used during the load (n1: the node written to; nats: all servers;
+        # client: this script's writing threads)
         r["cpu_s"] = {k: round(c1[k] - c0[k], 2) for k in c0}
         r["stream_replicas"] = repl(n1).get("replicas")
         return r
@@ -226,9 +234,9 @@ def single(tmp, args):
     try:
         n.create_domain(DOMAIN)
         n.apply(contract(domain=DOMAIN), expect=201)
-        c0, t0 = cpu_s(n.proc), thread_cpu_s(n.proc)
+        c0, t0, me0 = cpu_s(n.proc), thread_cpu_s(n.proc), own_cpu_s()
         r = load(n, args.clients, args.batches, args.rows)
-        r["cpu_s"] = {"n1": round(cpu_s(n.proc) - c0, 2)}
+        r["cpu_s"] = {"n1": round(cpu_s(n.proc) - c0, 2), "client": round(own_cpu_s() - me0, 2)}
         r["n1_threads_cpu_s"] = thread_delta(t0, thread_cpu_s(n.proc))
         return r
     finally:
