@@ -292,7 +292,7 @@ void mesh_api_query(mesh_req_t *r)
     qs->sql =
         mesh_strndup(qr.sql, qr.sql_len < MESH_AUDIT_MAX_SQL ? qr.sql_len : MESH_AUDIT_MAX_SQL);
     mesh_buf_init(&qs->buf, MESH_BUF_UNLIMITED);
-    mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = max_rows};
+    mesh_query_limits_t lim = {.timeout_ns = timeout_ns, .max_rows = max_rows, .push_ok = true};
     mesh_status_t st = mesh_query_start(n->qpool, mesh_req_snapshot(r), mesh_req_policy(r), &r->who,
                                         qr.sql, qr.sql_len, &lim, &qs->q, &err);
     mesh_query_request_free(&qr);

@@ -586,6 +586,7 @@ struct mesh_fed_scan {
     int64_t t0;
     bool failed;
     bool query;           /* a whole statement's answer (result frames with trailers) */
+    int64_t wait_ms;      /* the longest wait for a frame (query_wait_ms; 0: the mesh's) */
     mesh_fed_meta_t meta; /* a query's: what the trailers said so far */
     char domain[MESH_NAME_MAX + 1];
 };
@@ -600,6 +601,26 @@ static mesh_status_t nats_error(natsStatus s, const char *domain, mesh_err_t *er
                             domain);
     return mesh_err_set(err, MESH_UNAVAILABLE, "mesh request for domain %s: %s", domain,
                         natsStatus_GetText(s));
+}
+
+/* How long to wait for a frame of r (ms): the mesh's request timeout, or for a statement
+ * run whole, its time limit and a margin (an aggregate or ORDER BY sends nothing until it is
+ * done; without a limit, the owner's own applies: QUERY_WAIT_MAX). */
+#define QUERY_WAIT_MARGIN_MS 2000
+#define QUERY_WAIT_MAX_MS    (10 * 60 * 1000)
+static int64_t query_wait_ms(const mesh_fed_request_t *r)
+{
+    return r->timeout_ms > 0 && r->timeout_ms < QUERY_WAIT_MAX_MS
+               ? r->timeout_ms + QUERY_WAIT_MARGIN_MS
+               : QUERY_WAIT_MAX_MS;
+}
+
+static int64_t frame_wait_ms(mesh_mesh_t *m, const mesh_fed_request_t *r)
+{
+    int64_t w = mesh__mesh_timeout_ns(m) / 1000000;
+    if (r->op == MESH_FED_QUERY && query_wait_ms(r) > w)
+        w = query_wait_ms(r);
+    return w;
 }
 
 /* Signs r and sends it to its domain; *reply is the answer. */
@@ -627,9 +648,9 @@ static mesh_status_t request(mesh_fed_t *f, mesh_fed_request_t *r, natsMsg **rep
                                   r->table);
     }
     natsConnection *nc = mesh__mesh_conn_get(m);
-    natsStatus s = nc ? natsConnection_Request(reply, nc, subject, b.data, (int)b.len,
-                                               mesh__mesh_timeout_ns(m) / 1000000)
-                      : NATS_CONNECTION_CLOSED;
+    natsStatus s =
+        nc ? natsConnection_Request(reply, nc, subject, b.data, (int)b.len, frame_wait_ms(m, r))
+           : NATS_CONNECTION_CLOSED;
     mesh__mesh_conn_put(m);
     mesh_buf_free(&b);
     return s == NATS_OK ? MESH_OK : nats_error(s, r->domain, err);
@@ -825,8 +846,10 @@ static mesh_status_t wait_next(mesh_fed_scan_t *s, natsMsg **msg, mesh_err_t *er
     mesh_mesh_t *m = s->f->mesh;
     pthread_mutex_unlock(&s->f->mu);
     s->pending = false;
-    natsStatus ns = m ? natsSubscription_NextMsg(msg, s->sub, mesh__mesh_timeout_ns(m) / 1000000)
-                      : NATS_CONNECTION_CLOSED;
+    int64_t wait = m ? mesh__mesh_timeout_ns(m) / 1000000 : 0;
+    if (s->wait_ms > wait)
+        wait = s->wait_ms;
+    natsStatus ns = m ? natsSubscription_NextMsg(msg, s->sub, wait) : NATS_CONNECTION_CLOSED;
     if (ns == NATS_OK && natsMsg_IsNoResponders(*msg)) {
         natsMsg_Destroy(*msg);
         *msg = NULL;
@@ -847,6 +870,7 @@ static mesh_status_t scan_open(mesh_fed_t *f, const mesh_fed_request_t *req, mes
     s->t0 = mesh_mono_ns();
     s->query = op == MESH_FED_QUERY;
     s->meta.scanned = s->meta.suppressed = -1;
+    s->wait_ms = s->query ? query_wait_ms(&r) : 0;
     snprintf(s->domain, sizeof s->domain, "%s", r.domain);
     pthread_mutex_lock(&f->mu);
     f->stats.scans++;

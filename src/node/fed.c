@@ -37,9 +37,13 @@ typedef struct fscan {
     char *sql;
     int64_t t0;
     int ncols;
-    bool query;     /* a whole statement (decision 0039): result frames with trailers */
-    bool denied;    /* refused after it started (egress_ok), audited as such */
-    uint64_t fills; /* frames filled */
+    bool query;      /* a whole statement (decision 0039): result frames with trailers */
+    bool denied;     /* refused after it started (egress_ok), audited as such */
+    size_t checked;  /* bytes of mesh_query_products already checked by egress_ok */
+    int64_t sent;    /* rows stepped */
+    int64_t row_cap; /* a query ends cleanly after this many rows (the caller's max_rows + 1:
+                        the caller then fails as a local query does), 0: none */
+    uint64_t fills;  /* frames filled */
 } fscan_t;
 
 /* The end user as this node knows it; refused (and audited) when it does not. */
@@ -233,8 +237,8 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
          * limits apply when they are tighter */
         if (r->timeout_ms > 0 && (lim.timeout_ns <= 0 || r->timeout_ms < lim.timeout_ns / 1000000))
             lim.timeout_ns = r->timeout_ms * 1000000;
-        if (r->max_rows > 0 && (lim.max_rows == 0 || r->max_rows < lim.max_rows))
-            lim.max_rows = r->max_rows;
+        if (r->max_rows > 0)
+            f->row_cap = r->max_rows + 1;
         if (st == MESH_OK && (f->sql = mesh_strndup(r->sql, r->sql_len)) == NULL)
             st = mesh_err_set(err, MESH_NOMEM, "out of memory");
         if (st == MESH_OK)
@@ -301,17 +305,25 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
 /* Whether rows of what the query read may go to the calling node: every product must be of
  * the domain asked for (a query sent to one domain's nodes reads that domain only), and one of
  * a residency-local domain or product only to a node of this node's site (as snapshots,
- * bootstrap.c). Checked when the first frame is full, before it leaves. */
+ * bootstrap.c). Checked when each frame is full, before it leaves, for the products the query
+ * opened since the last check (a product is noted when its scan opens, which may be after the
+ * first frame: a UNION's second part). */
 static bool egress_ok(fscan_t *f, mesh_err_t *err)
 {
     mesh_node_t *n = f->n;
     const char *mine = n->opts.site ? n->opts.site : "";
     bool same_site = strcmp(f->site, mine) == 0;
-    for (const char *p = mesh_query_products(f->q); *p;) {
+    const char *all = mesh_query_products(f->q);
+    size_t len_all = strlen(all);
+    const char *from = all + (f->checked <= len_all ? f->checked : len_all);
+    f->checked = len_all;
+    for (const char *p = from; *p;) {
+        if (*p == ',')
+            p++;
         size_t len = strcspn(p, ",");
         char name[MESH_NAME_MAX * 2 + 16];
         snprintf(name, sizeof name, "%.*s", (int)len, p);
-        p += len + (p[len] == ',');
+        p += len;
         char *dot = strchr(name, '.');
         if (dot == NULL)
             continue;
@@ -389,11 +401,16 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
     e->ncols = (uint16_t)f->ncols;
     int rc = 1;
     while (e->out->len < MESH_FED_CHUNK_BYTES && e->nrows < MESH_FED_MAX_ROWS - 1) {
+        if (f->row_cap > 0 && f->sent >= f->row_cap) {
+            rc = 0;
+            break;
+        }
         rc = mesh_query_step(f->q, err);
         if (rc < 0)
             return rc;
         if (rc == 0)
             break;
+        f->sent++;
         mesh_status_t st = MESH_OK;
         for (int i = 0; i < f->ncols && st == MESH_OK; i++) {
             mesh_datum_t d;
@@ -408,7 +425,7 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         mesh_fed_rows_row(e);
     }
     bool first = f->fills++ == 0;
-    if (first && !egress_ok(f, err)) {
+    if (!egress_ok(f, err)) {
         mesh_buf_t d;
         mesh_buf_init(&d, MESH_BUF_UNLIMITED);
         mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
@@ -423,7 +440,9 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         return -1;
     }
     if (f->query && add_meta(f, e, first, rc == 0) != MESH_OK) {
-        mesh_err_set(err, MESH_NOMEM, "out of memory");
+        mesh_err_set(err, MESH_LIMIT,
+                     "a row and the result's columns do not fit one federation frame (%d bytes)",
+                     MESH_FED_MAX_FRAME);
         return -1;
     }
     return rc;

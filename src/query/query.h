@@ -47,6 +47,9 @@ typedef struct mesh_query_limits {
     bool prepare_only; /* for its columns only, never stepped (a step fails): an aggregates-only
                           product's shape rule is not applied (the product table still refuses
                           any scan) */
+    bool push_ok;      /* a query of one remote domain may run whole on its node (decision
+                          0039): only for callers that use the mesh_query_* calls alone (the
+                          query API), never for those that read the statement (lineage) */
 } mesh_query_limits_t;
 
 typedef struct mesh_qpool mesh_qpool_t;

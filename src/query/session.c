@@ -869,8 +869,9 @@ static mesh_status_t start_pushed(mesh_query_t *q, const char *domain, const cha
     r.sql_len = sql_len;
     if (q->lim.timeout_ns > 0)
         r.timeout_ms = q->lim.timeout_ns / 1000000 > 0 ? q->lim.timeout_ns / 1000000 : 1;
-    /* one row more than the limit: running past it fails here, as a local query does */
-    r.max_rows = q->lim.max_rows > 0 ? q->lim.max_rows + 1 : 0;
+    /* the owner sends one row more than the limit: running past it fails here, as a local
+     * query does */
+    r.max_rows = q->lim.max_rows > 0 ? q->lim.max_rows : 0;
     mesh_status_t st = mesh_fed_query_open(s->fed, &r, &q->fs, err);
     if (st != MESH_OK)
         return st;
@@ -889,10 +890,11 @@ static mesh_status_t start_pushed(mesh_query_t *q, const char *domain, const cha
 
 /* Whether a query is sent whole to another node: it reads one domain, hosted elsewhere, and
  * nothing of this node (a domain here, the system tables). */
-static bool pushable(const qsession_t *s, const refs_ctx_t *r, size_t sql_len)
+static bool pushable(const qsession_t *s, const mesh_query_limits_t *lim, const refs_ctx_t *r,
+                     size_t sql_len)
 {
-    return s->fed && !s->local_only && r->nremote == 1 && r->nneed == 0 && !r->system &&
-           !r->too_many && sql_len <= MESH_FED_MAX_SQL;
+    return lim->push_ok && s->fed && !s->local_only && r->nremote == 1 && r->nneed == 0 &&
+           !r->system && !r->too_many && sql_len <= MESH_FED_MAX_SQL;
 }
 
 mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_policy_t *policy,
@@ -933,19 +935,28 @@ mesh_status_t mesh_query_start(mesh_qpool_t *pool, mesh_snapshot_t *snap, mesh_p
     s->remote_code = MESH_OK;
     if ((st = bind_principal(s, policy, who, err)) == MESH_OK &&
         (st = use_snapshot(s, snap, err)) == MESH_OK) {
+        /* a query another node sent: no remote domain, not even one still attached from
+         * this principal's earlier query (it would be asked on the sender's behalf) */
+        for (int i = s->nattached - 1; lim->local_only && st == MESH_OK && i >= 0; i--)
+            if (s->remote[i])
+                st = detach(s, i, err);
+    }
+    if (st == MESH_OK) {
         refs_ctx_t r = {.s = s};
         mesh_sql_schema_refs(sql, sql_len, note_ref, &r);
-        if (pushable(s, &r, sql_len)) {
+        if (pushable(s, lim, &r, sql_len)) {
             st = start_pushed(q, r.remote[0], sql, sql_len, err);
             if (st == MESH_OK) {
                 *out = q;
                 return MESH_OK;
             }
-            /* not run there: an owner before decision 0039 refuses the request (invalid), a
-             * statement too large to send, or a statement its SQL refused (parse): the query
-             * is made here over the domain's remote tables, which also words such an error
-             * as a local query would */
-            if (st != MESH_INVALID && st != MESH_PARSE && st != MESH_TOO_LARGE) {
+            /* not run there: an owner before decision 0039 refuses the request itself
+             * ("malformed request": op), a statement too large to send, or one the owner
+             * could not prepare (parse: nothing ran): the query is made here over the
+             * domain's remote tables, which also words such an error as a local query would.
+             * A statement that failed while it ran is not run again. */
+            bool old_owner = st == MESH_INVALID && strstr(err->msg, "malformed request");
+            if (st != MESH_PARSE && st != MESH_TOO_LARGE && !old_owner) {
                 mesh_query_finish(q);
                 return st;
             }

@@ -464,6 +464,13 @@ static int rv_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
         r.limit = sqlite3_value_int64(argv[arg]);
     mesh_err_t err;
     mesh_err_clear(&err);
+    if (s->local_only) { /* never on another node's behalf (detached then anyway) */
+        mesh_err_set(&err, MESH_FORBIDDEN,
+                     "%s.%s is on another node: not read for a query "
+                     "another node sent",
+                     t->domain, t->table);
+        return fail_code(c, &err);
+    }
     mesh_status_t st = mesh_fed_scan_open(s->fed, &r, &c->scan, &err);
     sqlite3_free(cols);
     if (st != MESH_OK)

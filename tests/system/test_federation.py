@@ -181,7 +181,8 @@ def run(tmp, nodes):
     out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
                           "--hub", "3", "--client-port", str(cport), "--cluster-port",
                           str(rport), "--leafnode-port", str(lport)] +
-                         sum([["--node", "%s=%s" % (nn, d)] for nn, d in DOMAINS], []),
+                         sum([["--node", "%s=%s" % (nn, d)] for nn, d in DOMAINS], []) +
+                         ["--node", "n4"],
                          capture_output=True, text=True)
     if out.returncode != 0:
         fail("mesh config: %s%s" % (out.stdout, out.stderr))
@@ -365,10 +366,34 @@ def run(tmp, nodes):
             len(a["rows"]), a["columns"], b["columns"]))
     if frames() - before < 3:
         fail("30000 rows came in %d frames: expected several" % (frames() - before))
-    st, _, body = n2.request("POST", "/v1/query", {"sql": sql, "max_rows": 100},
-                             token=token(n2, "ana"))
-    if st == 200 and b"max_rows" not in body:
-        fail("max_rows through a pushed statement: %d %s" % (st, body[-300:]))
+    # max_rows: the same answer as the local query's (its rows, then the limit's error)
+    for lim in (5, 100, 30000, 30001):
+        a = n2.request("POST", "/v1/query", {"sql": sql, "max_rows": lim}, token=token(n2, "ana"))
+        b = ref.request("POST", "/v1/query", {"sql": sql, "max_rows": lim}, token=ana_ref)
+        da, db = json.loads(a[2]), json.loads(b[2])
+        if a[0] != b[0] or da.get("rows") != db.get("rows") or \
+                ("error" in da) != ("error" in db):
+            fail("max_rows %d: through n2 %d %s; on ref %d %s" % (
+                lim, a[0], str(da)[-200:], b[0], str(db)[-200:]))
+    # a statement that sends nothing until it is done (an aggregate over 36 million pairs),
+    # asked by node n4 whose NATS requests wait 250 ms: waited for within the query's own time
+    # limit, not the mesh's
+    n4 = nodes["n4"] = Node(args=["--config", os.path.join(mdir, "nodes", "n4", "meshd.conf"),
+                                  "--site", "n4", "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s",
+                                  "--mesh-timeout", "250ms"]).start()
+    n4.json("POST", "/v1/principals", {"name": "ana", "kind": "service", "roles": []},
+            expect=201)
+    if not wait_for(lambda: sees(n4, "factory"), timeout=40, step=0.5):
+        fail("factory not reachable from n4\n%s" % "\n".join(n4.log[-30:]))
+    slow = ("SELECT count(*) FROM (SELECT temp FROM factory.readings WHERE device = 'bulk' "
+            "LIMIT 6000) a, (SELECT temp FROM factory.readings WHERE device = 'bulk' "
+            "LIMIT 6000) b WHERE a.temp + b.temp > 0")
+    t0 = time.time()
+    a = q(n4, token(n4, "ana"), slow)
+    took = time.time() - t0
+    if a["rows"] != q(ref, ana_ref, slow)["rows"]:
+        fail("a long statement through n4: %s" % a)
+    print("a statement sent whole that ran %.2f s (n4's mesh timeout: 0.25 s)" % took)
     st, _, body = n2.request("POST", "/v1/query", {"sql": sql, "format": "csv"},
                              token=token(n2, "ana"))
     if st != 200 or body.count(b"\n") != 30001:
@@ -491,6 +516,24 @@ schema:
                "'authz.deny' AND source = 'node:n3' AND details LIKE '%residency local%'")
     if denied["rows"][0][0] < 3:
         fail("residency refusals not audited on n1: %s" % denied)
+    # nor when the query reaches the product after frames of other rows have left (the
+    # second part of a UNION opens its scan late): the answer stops with the refusal
+    sql = ("SELECT device, status FROM factory.readings WHERE device = 'bulk' UNION ALL "
+           "SELECT name, secret FROM factory.recipes")
+    st, _, body = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
+    if b"glue" in body or b"s1" in body.split(b"residency")[0][-200:] or \
+            b"residency local to site n1" not in body:
+        fail("a residency-local product after the first frame: %d ...%s" % (st, body[-300:]))
+    # a derived product's SQL must read this node's domains: a remote one is refused, and the
+    # node stays up (the statement is never sent whole for lineage)
+    n3.json("POST", "/v1/grants", {"role": "analyst", "action": "admin", "domain": "quality"},
+            expect=201)
+    st, _, body = n3.request("POST", "/v1/derive/quality/fromfactory",
+                             {"sql": "SELECT device, temp FROM factory.readings "
+                                     "WHERE device = 'd1'"}, token=token(n3, "ana"))
+    if st < 400 or n3.proc.poll() is not None:
+        fail("a derived product over another node's domain: %d %s (n3 alive: %s)" % (
+            st, body[:300], n3.proc.poll() is None))
 
     # ---- forged, unsigned, stale, replayed requests on the domain's subject ----
     ndir = os.path.join(mdir, "nodes", "n3")
@@ -531,6 +574,25 @@ schema:
         code, msg = frame_error(raw.request(subj, signed(key, subj, claim)))
         if "inbox" not in msg:
             fail("node claim: %s" % msg)
+    if Ed25519PrivateKey is not None:
+        # a statement sent whole is run with this node's domains only: one that names another
+        # node's domain is refused, and the owner asks nothing of that node on the sender's
+        # behalf, even with the domain still attached to its sessions from ana's own query
+        for _ in range(3):
+            q(n1, token(n1, "ana"), "SELECT count(*) FROM (SELECT device FROM energy.readings "
+              "UNION ALL SELECT device FROM factory.readings)")
+        asked = "SELECT count(*) FROM system.audit WHERE source = 'node:n1'"
+        before = q(n2, meshlib.TOKEN, asked)["rows"][0][0]
+        stmt = dict(doc, op="query", nonce=os.urandom(16).hex(), ts=time.time_ns(),
+                    sql="SELECT device FROM factory.readings WHERE device = 'd1' UNION ALL "
+                        "SELECT device FROM energy.readings")
+        for k in ("table", "cols", "where"):
+            stmt.pop(k)
+        r = raw.request(subj, signed(key, subj, stmt))
+        if not (isinstance(r, bytes) and r[:4] == b"MFC1" and r[4] == 1):
+            fail("a statement sent to factory that reads energy was answered: %r" % (r[:80],))
+        if q(n2, meshlib.TOKEN, asked)["rows"][0][0] != before:
+            fail("n1 asked n2 for energy on behalf of a statement another node sent")
     refused = q(n1, meshlib.TOKEN, "SELECT count(*) FROM system.audit WHERE action = "
                 "'auth.fail' AND source = 'node:n3'")["rows"][0][0]
     if refused < 2:
@@ -547,7 +609,7 @@ schema:
     raw.close()
 
     # ---- a clean stop of every node (under ASan: no leak, no error report) ----
-    for name in ("n3", "n2", "n1", "ref"):
+    for name in ("n4", "n3", "n2", "n1", "ref"):
         rc = nodes[name].stop()
         if rc != 0:
             fail("%s exited %s:\n%s" % (name, rc, "\n".join(nodes[name].log[-40:])))
