@@ -20,7 +20,9 @@
 #define KEY_CACHE   64    /* nodes whose public key is cached */
 #define KEY_TTL     (10LL * MESH_NS_PER_SEC)
 #define SCAN_ID_HEX 32
-#define DESCRIBES   64 /* describe answers kept (user, domain) */
+#define DESCRIBES   64  /* describe answers kept (user, domain) */
+#define WORKERS     4   /* threads serving requests (scans and statements at once) */
+#define JOBS        256 /* requests queued for them */
 
 typedef struct served {
     char domain[MESH_NAME_MAX + 1];
@@ -53,6 +55,11 @@ typedef struct describe_entry {
     mesh_buf_t frame;
 } describe_entry_t;
 
+typedef struct job {
+    natsMsg *msg;
+    bool next; /* on the next subject (serve_next), else a domain's (serve_request) */
+} job_t;
+
 typedef struct nonce_entry {
     uint8_t nonce[MESH_FED_NONCE_BYTES];
     int64_t ts_ns;
@@ -82,6 +89,12 @@ struct mesh_fed {
     int inflight; /* message callbacks running (destroy waits for them) */
     describe_entry_t describes[DESCRIBES];
     uint64_t describe_ids; /* the last id given to an answer */
+    /* the workers serving requests, and their queue (dispatch) */
+    pthread_t workers[WORKERS];
+    int nworkers;
+    pthread_cond_t job_cv;
+    job_t jobs[JOBS];
+    size_t job_head, njobs;
 };
 
 static bool enter(mesh_fed_t *f)
@@ -103,17 +116,34 @@ static void leave(mesh_fed_t *f)
 
 /* ---- owner side ---- */
 
-static void reply_error(natsConnection *nc, const char *reply, mesh_status_t code, const char *msg)
+/* Sends p[0..n) to subject (with next as its reply subject, NULL: none) on the mesh's current
+ * connection, held only for the send: a worker may have run a statement for seconds before. */
+static void send_to(mesh_fed_t *f, const char *subject, const char *next, const void *p, size_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    mesh_mesh_t *m = f->mesh;
+    pthread_mutex_unlock(&f->mu);
+    if (m == NULL)
+        return;
+    natsConnection *nc = mesh__mesh_conn_get(m);
+    if (nc && next)
+        natsConnection_PublishRequest(nc, subject, next, p, (int)n);
+    else if (nc)
+        natsConnection_Publish(nc, subject, p, (int)n);
+    mesh__mesh_conn_put(m);
+}
+
+static void reply_error(mesh_fed_t *f, const char *reply, mesh_status_t code, const char *msg)
 {
     mesh_buf_t b;
     mesh_buf_init(&b, 4096);
     if (mesh_fed_error_encode(code, msg, &b) == MESH_OK)
-        natsConnection_Publish(nc, reply, b.data, (int)b.len);
+        send_to(f, reply, NULL, b.data, b.len);
     mesh_buf_free(&b);
 }
 
-static void refuse(mesh_fed_t *f, natsConnection *nc, const char *reply,
-                   const mesh_fed_request_t *r, mesh_status_t code, const char *why)
+static void refuse(mesh_fed_t *f, const char *reply, const mesh_fed_request_t *r,
+                   mesh_status_t code, const char *why)
 {
     pthread_mutex_lock(&f->mu);
     f->stats.refused++;
@@ -124,7 +154,7 @@ static void refuse(mesh_fed_t *f, natsConnection *nc, const char *reply,
         f->h.refused(f->h.arg, r ? r->node : "", r ? r->user : "", r ? r->domain : "", code, why);
     /* only a reply subject in a node's inbox gets an answer (see fed.h) */
     if (reply && strncmp(reply, "_INBOX_", 7) == 0)
-        reply_error(nc, reply, code, why);
+        reply_error(f, reply, code, why);
 }
 
 /* The public key and the site of node from the registry (cached KEY_TTL; refresh forces a
@@ -226,7 +256,7 @@ bool mesh__fed_nonce_fresh(mesh_fed_t *f, const uint8_t *nonce, int64_t ts, int6
 }
 
 /* Sends frames of a scan until one is sent; closes it when it ended. */
-static void send_frame(mesh_fed_t *f, natsConnection *nc, const char *reply, open_scan_t *os)
+static void send_frame(mesh_fed_t *f, const char *reply, open_scan_t *os)
 {
     mesh_buf_t b;
     mesh_buf_init(&b, MESH_FED_MAX_FRAME);
@@ -254,19 +284,15 @@ static void send_frame(mesh_fed_t *f, natsConnection *nc, const char *reply, ope
     else
         memset(os, 0, sizeof *os);
     pthread_mutex_unlock(&f->mu);
-    if (more == 1)
-        natsConnection_PublishRequest(nc, reply, next, b.data, (int)b.len);
-    else
-        natsConnection_Publish(nc, reply, b.data, (int)b.len);
+    send_to(f, reply, more == 1 ? next : NULL, b.data, b.len);
     mesh_buf_free(&b);
     if (more != 1)
         f->h.scan_close(state, more < 0 ? &err : NULL);
 }
 
-static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+/* A request on a domain's subject (a worker thread). */
+static void serve_request(mesh_fed_t *f, natsMsg *msg)
 {
-    (void)sub;
-    mesh_fed_t *f = arg;
     const char *reply = natsMsg_GetReply(msg), *subject = natsMsg_GetSubject(msg);
     const char *data = natsMsg_GetData(msg);
     size_t n = (size_t)natsMsg_GetDataLength(msg);
@@ -279,7 +305,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     if (mesh_fed_request_parse(data, n, &r, &err) != MESH_OK) {
         char why[600];
         snprintf(why, sizeof why, "malformed request: %s", err.msg);
-        refuse(f, nc, reply, NULL, err.code, why);
+        refuse(f, reply, NULL, err.code, why);
         natsMsg_Destroy(msg);
         leave(f);
         return;
@@ -290,22 +316,22 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     int64_t now = mesh_now_ns();
     uint8_t pub[MESH_SIGN_PUB_BYTES];
     if (strcmp(subject, want) != 0) {
-        refuse(f, nc, reply, &r, MESH_FORBIDDEN, "the request names another domain");
+        refuse(f, reply, &r, MESH_FORBIDDEN, "the request names another domain");
     } else if (strncmp(reply, inbox, strlen(inbox)) != 0) {
-        refuse(f, nc, reply, &r, MESH_FORBIDDEN,
+        refuse(f, reply, &r, MESH_FORBIDDEN,
                "the reply subject is not the inbox of the node the request names");
     } else if (r.ts_ns < now - MESH_FED_MAX_SKEW || r.ts_ns > now + MESH_FED_MAX_SKEW) {
-        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
+        refuse(f, reply, &r, MESH_UNAUTHENTICATED,
                "stale request: its time is more than 30 s from ours (replay, or clocks out of "
                "sync)");
     } else if (!node_key(f, r.node, false, pub, r.site) ||
                (!mesh_fed_request_verify(data, n, subject, pub) &&
                 (!node_key(f, r.node, true, pub, r.site) ||
                  !mesh_fed_request_verify(data, n, subject, pub)))) {
-        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED,
+        refuse(f, reply, &r, MESH_UNAUTHENTICATED,
                "the signature does not verify with the calling node's key in the registry");
     } else if (!nonce_fresh(f, r.nonce, r.ts_ns, now)) {
-        refuse(f, nc, reply, &r, MESH_UNAUTHENTICATED, "replayed request (nonce seen before)");
+        refuse(f, reply, &r, MESH_UNAUTHENTICATED, "replayed request (nonce seen before)");
     } else if (r.op == MESH_FED_DESCRIBE) {
         mesh_fed_schema_t s = {0};
         mesh_buf_t b;
@@ -313,9 +339,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         mesh_err_clear(&err);
         if (f->h.describe(f->h.arg, &r, &s, &err) == MESH_OK &&
             mesh_fed_schema_encode(&s, &b) == MESH_OK)
-            natsConnection_Publish(nc, reply, b.data, (int)b.len);
+            send_to(f, reply, NULL, b.data, b.len);
         else
-            reply_error(nc, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code,
+            reply_error(f, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code,
                         err.msg[0] ? err.msg : "cannot describe the domain");
         mesh_fed_schema_free(&s);
         mesh_buf_free(&b);
@@ -339,14 +365,14 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         pthread_mutex_unlock(&f->mu);
         mesh_err_clear(&err);
         if (os == NULL) {
-            reply_error(nc, reply, MESH_BUSY, "too many federated scans open on the owner");
+            reply_error(f, reply, MESH_BUSY, "too many federated scans open on the owner");
         } else if (f->h.scan_open(f->h.arg, &r, &os->state, &err) != MESH_OK) {
-            reply_error(nc, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
+            reply_error(f, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
             pthread_mutex_lock(&f->mu);
             memset(os, 0, sizeof *os);
             pthread_mutex_unlock(&f->mu);
         } else {
-            send_frame(f, nc, reply, os);
+            send_frame(f, reply, os);
         }
     }
     mesh_fed_request_free(&r);
@@ -354,11 +380,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     leave(f);
 }
 
-/* "next" or "close" on _INBOX_<me>.fed.<id>.<seq>. */
-static void on_next(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+/* "next" or "close" on _INBOX_<me>.fed.<id>.<seq> (a worker thread). */
+static void serve_next(mesh_fed_t *f, natsMsg *msg)
 {
-    (void)sub;
-    mesh_fed_t *f = arg;
     const char *reply = natsMsg_GetReply(msg), *subject = natsMsg_GetSubject(msg);
     const char *data = natsMsg_GetData(msg);
     int n = natsMsg_GetDataLength(msg);
@@ -391,7 +415,7 @@ static void on_next(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     pthread_mutex_unlock(&f->mu);
     if (!ok) {
         if (reply && strncmp(reply, "_INBOX_", 7) == 0)
-            reply_error(nc, reply, MESH_NOT_FOUND, "no such scan (ended, or closed when idle)");
+            reply_error(f, reply, MESH_NOT_FOUND, "no such scan (ended, or closed when idle)");
     } else if (is_close) {
         mesh_err_t err;
         mesh_err_set(&err, MESH_TIMEOUT, "closed by the caller");
@@ -400,10 +424,70 @@ static void on_next(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         memset(os, 0, sizeof *os);
         pthread_mutex_unlock(&f->mu);
     } else {
-        send_frame(f, nc, reply, os);
+        send_frame(f, reply, os);
     }
     natsMsg_Destroy(msg);
     leave(f);
+}
+
+/* The subscriptions' callbacks queue their message for a worker and return: a statement run
+ * whole may take seconds, and run on the subscription's own delivery thread it would hold
+ * every other request for the domain (and every next frame) behind it. */
+static void dispatch(mesh_fed_t *f, natsMsg *msg, bool next)
+{
+    pthread_mutex_lock(&f->mu);
+    bool ok = !f->stop && f->nworkers > 0 && f->njobs < JOBS;
+    if (ok) {
+        f->jobs[(f->job_head + f->njobs) % JOBS] = (job_t){.msg = msg, .next = next};
+        f->njobs++;
+        pthread_cond_signal(&f->job_cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (!ok) {
+        const char *reply = natsMsg_GetReply(msg);
+        if (reply && strncmp(reply, "_INBOX_", 7) == 0)
+            reply_error(f, reply, MESH_BUSY, "the owner is busy: too many federated requests");
+        natsMsg_Destroy(msg);
+    }
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    dispatch(arg, msg, false);
+}
+
+static void on_next(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    dispatch(arg, msg, true);
+}
+
+static void *worker(void *arg)
+{
+    mesh_thread_name("fed-worker", NULL);
+    mesh_fed_t *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->stop && f->njobs == 0)
+            pthread_cond_wait(&f->job_cv, &f->mu);
+        if (f->njobs == 0)
+            break;
+        job_t j = f->jobs[f->job_head];
+        f->job_head = (f->job_head + 1) % JOBS;
+        f->njobs--;
+        pthread_mutex_unlock(&f->mu);
+        /* after stop, enter() refuses: the message is only freed */
+        if (j.next)
+            serve_next(f, j.msg);
+        else
+            serve_request(f, j.msg);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
 }
 
 static void drop_subs(mesh_fed_t *f)
@@ -513,6 +597,14 @@ mesh_status_t mesh_fed_create(const mesh_signkey_t *key, const mesh_fed_handler_
     f->h = *h;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->job_cv, NULL);
+    for (int i = 0; i < WORKERS; i++) {
+        if (pthread_create(&f->workers[i], NULL, worker, f) != 0) {
+            mesh_fed_destroy(f);
+            return mesh_err_set(err, MESH_INTERNAL, "cannot start the federation threads");
+        }
+        f->nworkers++;
+    }
     if (pthread_create(&f->reaper, NULL, reaper, f) != 0) {
         mesh_fed_destroy(f);
         return mesh_err_set(err, MESH_INTERNAL, "cannot start the federation thread");
@@ -534,6 +626,12 @@ void mesh_fed_destroy(mesh_fed_t *f)
     }
     pthread_mutex_lock(&f->mu);
     f->stop = true;
+    /* the workers free what is queued and end */
+    pthread_cond_broadcast(&f->job_cv);
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < f->nworkers; i++)
+        pthread_join(f->workers[i], NULL);
+    pthread_mutex_lock(&f->mu);
     /* a callback already running finishes first (it may hold a scan) */
     for (int64_t t0 = mesh_mono_ns();
          f->inflight > 0 && mesh_mono_ns() - t0 < 10 * MESH_NS_PER_SEC;) {
@@ -548,6 +646,7 @@ void mesh_fed_destroy(mesh_fed_t *f)
     for (int i = 0; i < DESCRIBES; i++)
         mesh_buf_free(&f->describes[i].frame);
     pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->job_cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }

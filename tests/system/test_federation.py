@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -394,6 +395,20 @@ def run(tmp, nodes):
     if a["rows"] != q(ref, ana_ref, slow)["rows"]:
         fail("a long statement through n4: %s" % a)
     print("a statement sent whole that ran %.2f s (n4's mesh timeout: 0.25 s)" % took)
+    # while it runs on n1, other requests for factory are answered (n1 serves requests on
+    # worker threads, not on the domain subscription's own): a quick query from n2 returns
+    # before the long one
+    served = lambda: metric(n1, "meshd_fed_served_scans_total")  # noqa: E731
+    s0, box = served(), {}
+    th = threading.Thread(target=lambda: box.update(r=q(n4, token(n4, "ana"), slow)))
+    th.start()
+    wait_for(lambda: served() > s0, timeout=30, step=0.02)
+    quick = q(n2, token(n2, "ana"), "SELECT count(*) FROM factory.readings WHERE device = 'd2'")
+    still = th.is_alive()
+    th.join()
+    if not still or quick["rows"] != [[6]] or box["r"]["rows"] != a["rows"]:
+        fail("a quick query waited for a long one on the owner (long one done first: %s)" %
+             (not still))
     st, _, body = n2.request("POST", "/v1/query", {"sql": sql, "format": "csv"},
                              token=token(n2, "ana"))
     if st != 200 or body.count(b"\n") != 30001:
