@@ -364,14 +364,18 @@ static void serve_request(mesh_fed_t *f, natsMsg *msg)
         }
         pthread_mutex_unlock(&f->mu);
         mesh_err_clear(&err);
+        void *state = NULL;
         if (os == NULL) {
             reply_error(f, reply, MESH_BUSY, "too many federated scans open on the owner");
-        } else if (f->h.scan_open(f->h.arg, &r, &os->state, &err) != MESH_OK) {
+        } else if (f->h.scan_open(f->h.arg, &r, &state, &err) != MESH_OK) {
             reply_error(f, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
             pthread_mutex_lock(&f->mu);
             memset(os, 0, sizeof *os);
             pthread_mutex_unlock(&f->mu);
         } else {
+            pthread_mutex_lock(&f->mu); /* seen by mesh_fed_destroy's cancel */
+            os->state = state;
+            pthread_mutex_unlock(&f->mu);
             send_frame(f, reply, os);
         }
     }
@@ -626,6 +630,12 @@ void mesh_fed_destroy(mesh_fed_t *f)
     }
     pthread_mutex_lock(&f->mu);
     f->stop = true;
+    /* a statement a worker runs stops at its next step (its caller gets the error), rather
+     * than hold the node's stop for up to its time limit; the slot keeps its state until the
+     * worker is done with it (send_frame), so it is alive here */
+    for (int i = 0; i < MESH_FED_MAX_SCANS && f->h.scan_cancel; i++)
+        if (f->scans[i].used && f->scans[i].busy && f->scans[i].state)
+            f->h.scan_cancel(f->scans[i].state);
     /* the workers free what is queued and end */
     pthread_cond_broadcast(&f->job_cv);
     pthread_mutex_unlock(&f->mu);

@@ -55,6 +55,9 @@ typedef struct mesh_fed_handler {
     int (*scan_fill)(void *state, mesh_fed_enc_t *e, mesh_err_t *err);
     /* Ends a scan; end is NULL when it completed, else why it stopped. */
     void (*scan_close)(void *state, const mesh_err_t *end);
+    /* Makes a fill running on another thread stop soon (thread-safe; the node stops). NULL:
+     * none. */
+    void (*scan_cancel)(void *state);
     /* A request refused before the handler saw it (for the audit log): node, user and
      * domain as claimed (may be empty), the status and the reason. */
     void (*refused)(void *arg, const char *node, const char *user, const char *domain,

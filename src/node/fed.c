@@ -504,6 +504,13 @@ static void on_scan_close(void *state, const mesh_err_t *end)
     fscan_free(f);
 }
 
+static void on_scan_cancel(void *state)
+{
+    fscan_t *f = state;
+    if (f->q)
+        mesh_query_cancel(f->q);
+}
+
 static void on_refused(void *arg, const char *node, const char *user, const char *domain,
                        mesh_status_t code, const char *why)
 {
@@ -643,6 +650,7 @@ mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err)
                             .scan_open = on_scan_open,
                             .scan_fill = on_scan_fill,
                             .scan_close = on_scan_close,
+                            .scan_cancel = on_scan_cancel,
                             .refused = on_refused};
     h.arg = n;
     if ((st = mesh_fed_create(n->signkey, &h, &n->fed, err)) != MESH_OK)

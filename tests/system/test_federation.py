@@ -624,7 +624,20 @@ schema:
     raw.close()
 
     # ---- a clean stop of every node (under ASan: no leak, no error report) ----
-    for name in ("n4", "n3", "n2", "n1", "ref"):
+    # the owner stops while it runs a statement for another node: the statement is cancelled
+    # (its caller gets the error) rather than holding the stop for its time limit
+    s0, box = metric(n1, "meshd_fed_served_scans_total"), {}
+    th = threading.Thread(target=lambda: box.update(
+        r=n4.request("POST", "/v1/query", {"sql": slow}, token=token(n4, "ana"))))
+    th.start()
+    wait_for(lambda: metric(n1, "meshd_fed_served_scans_total") > s0, timeout=30, step=0.02)
+    rc = n1.stop()
+    th.join()
+    st, _, body = box["r"]
+    if rc != 0 or st == 200 or b"cancelled" not in body:
+        fail("n1 stopped during a statement for n4: exit %s, the statement %d %s" % (
+            rc, st, body[:300]))
+    for name in ("n4", "n3", "n2", "ref"):
         rc = nodes[name].stop()
         if rc != 0:
             fail("%s exited %s:\n%s" % (name, rc, "\n".join(nodes[name].log[-40:])))
