@@ -97,6 +97,15 @@ struct mesh_fed {
     size_t job_head, njobs;
 };
 
+/* The mesh link now (NULL: detached). */
+static mesh_mesh_t *mesh_of(mesh_fed_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    mesh_mesh_t *m = f->mesh;
+    pthread_mutex_unlock(&f->mu);
+    return m;
+}
+
 static bool enter(mesh_fed_t *f)
 {
     pthread_mutex_lock(&f->mu);
@@ -120,9 +129,7 @@ static void leave(mesh_fed_t *f)
  * connection, held only for the send: a worker may have run a statement for seconds before. */
 static void send_to(mesh_fed_t *f, const char *subject, const char *next, const void *p, size_t n)
 {
-    pthread_mutex_lock(&f->mu);
-    mesh_mesh_t *m = f->mesh;
-    pthread_mutex_unlock(&f->mu);
+    mesh_mesh_t *m = mesh_of(f);
     if (m == NULL)
         return;
     natsConnection *nc = mesh__mesh_conn_get(m);
@@ -511,9 +518,7 @@ static void drop_subs(mesh_fed_t *f)
 
 void mesh_fed_serve(mesh_fed_t *f, const char *const *domains, size_t n)
 {
-    pthread_mutex_lock(&f->mu);
-    mesh_mesh_t *m = f->mesh;
-    pthread_mutex_unlock(&f->mu);
+    mesh_mesh_t *m = mesh_of(f);
     if (m == NULL)
         return;
     natsConnection *nc = mesh__mesh_conn_get(m);
@@ -735,9 +740,7 @@ static int64_t frame_wait_ms(mesh_mesh_t *m, const mesh_fed_request_t *r)
 /* Signs r and sends it to its domain; *reply is the answer. */
 static mesh_status_t request(mesh_fed_t *f, mesh_fed_request_t *r, natsMsg **reply, mesh_err_t *err)
 {
-    pthread_mutex_lock(&f->mu);
-    mesh_mesh_t *m = f->mesh;
-    pthread_mutex_unlock(&f->mu);
+    mesh_mesh_t *m = mesh_of(f);
     if (m == NULL)
         return mesh_err_set(err, MESH_UNAVAILABLE, "this node is not in a mesh");
     snprintf(r->node, sizeof r->node, "%s", mesh__mesh_node_name(m));
@@ -922,9 +925,7 @@ static mesh_status_t ask_next(mesh_fed_scan_t *s, mesh_err_t *err)
 {
     if (s->next[0] == '\0' || s->pending)
         return MESH_OK;
-    pthread_mutex_lock(&s->f->mu);
-    mesh_mesh_t *m = s->f->mesh;
-    pthread_mutex_unlock(&s->f->mu);
+    mesh_mesh_t *m = mesh_of(s->f);
     natsConnection *nc = m ? mesh__mesh_conn_get(m) : NULL;
     natsStatus ns = nc ? NATS_OK : NATS_CONNECTION_CLOSED;
     if (ns == NATS_OK && s->sub == NULL) {
@@ -951,9 +952,7 @@ static mesh_status_t ask_next(mesh_fed_scan_t *s, mesh_err_t *err)
 /* Waits for the frame asked for by ask_next (at most the mesh's request timeout). */
 static mesh_status_t wait_next(mesh_fed_scan_t *s, natsMsg **msg, mesh_err_t *err)
 {
-    pthread_mutex_lock(&s->f->mu);
-    mesh_mesh_t *m = s->f->mesh;
-    pthread_mutex_unlock(&s->f->mu);
+    mesh_mesh_t *m = mesh_of(s->f);
     s->pending = false;
     int64_t wait = m ? mesh__mesh_timeout_ns(m) / 1000000 : 0;
     if (s->wait_ms > wait)
