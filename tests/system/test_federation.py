@@ -463,30 +463,25 @@ schema:
     got = q(n1, token(n1, "ana"), "SELECT count(*) FROM factory.visits")
     if got["rows"] != [[20]] or got.get("suppressed_groups") != 0:
         fail("aggregate on the owner: %s" % got)
-    ans = {}
+    def described(sql):
+        """n3's answer to sql once it knows factory's new product: the caller reuses the
+        owner's description of the domain for 2 s, so a new product is known once the domain
+        is described again."""
+        ans = {}
 
-    def answered():
-        ans["r"] = n3.request("POST", "/v1/query", {"sql": "SELECT hr > 70, count(*) FROM "
-                                                    "factory.visits GROUP BY hr > 70"},
-                              token=ana)
-        return b"no such table" not in ans["r"][2]
-    wait_for(answered, timeout=20, step=0.5)
-    st, _, body = ans["r"]
+        def known():
+            ans["r"] = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
+            return b"no such table" not in ans["r"][2]
+        wait_for(known, timeout=20, step=0.5)
+        return ans["r"]
+    st, _, body = described("SELECT hr > 70, count(*) FROM factory.visits GROUP BY hr > 70")
     got = json.loads(body) if st == 200 else {}
     # 11 people at 60-70 (k = 11 by default), 9 above: that group is suppressed
     if st != 200 or got["rows"] != [[0, 11]] or got.get("suppressed_groups") != 1:
         fail("aggregates of factory.visits through n3: %d %s" % (st, body[:300]))
     for sql in ("SELECT * FROM factory.visits",
                 "SELECT count(*) FROM factory.visits v JOIN quality.readings q ON 1"):
-        # the caller reuses the owner's description of the domain for 2 s: the new product
-        # is known once it is described again
-        ans = {}
-
-        def described():
-            ans["r"] = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
-            return b"no such table" not in ans["r"][2]
-        wait_for(described, timeout=20, step=0.5)
-        st, _, body = ans["r"]
+        st, _, body = described(sql)
         if st == 200 or b"aggregates only" not in body:
             fail("%s through n3 was not refused by the owner: %d %s" % (sql, st, body[:300]))
 
@@ -518,13 +513,7 @@ schema:
     # audited on n1 (its views count as the product)
     for sql in ("SELECT * FROM factory.recipes", "SELECT count(*) FROM factory.recipes",
                 "SELECT r.name FROM factory.recipes r JOIN quality.readings q ON 1"):
-        ans = {}
-
-        def described():
-            ans["r"] = n3.request("POST", "/v1/query", {"sql": sql}, token=ana)
-            return b"no such table" not in ans["r"][2]
-        wait_for(described, timeout=20, step=0.5)
-        st, _, body = ans["r"]
+        st, _, body = described(sql)
         if st != 403 or b"residency local to site n1" not in body or b"glue" in body:
             fail("%s through n3: %d %s" % (sql, st, body[:300]))
     denied = q(n1, meshlib.TOKEN, "SELECT count(*) FROM system.audit WHERE action = "

@@ -218,10 +218,13 @@ def run(tmp, nodes):
 
     # ---- a delivery lost in flight comes again only after the ack wait (30 s), behind later
     # records: n2 must apply none of those first (it would skip the lost one for good) ----
-    pw2 = open(os.path.join(mdir, "nodes", "n2", "password")).read().strip()
-    thief = NatsClient(base, "n2", pw2, "_INBOX_n2.test", os.path.join(mdir, "ca.pem"),
-                       os.path.join(mdir, "nodes", "n2", "cert.pem"),
-                       os.path.join(mdir, "nodes", "n2", "key.pem"))
+    def as_n2(inbox):
+        """A raw NATS client with node n2's credentials (it can take n2's deliveries)."""
+        d = os.path.join(mdir, "nodes", "n2")
+        return NatsClient(base, "n2", open(os.path.join(d, "password")).read().strip(), inbox,
+                          os.path.join(mdir, "ca.pem"), os.path.join(d, "cert.pem"),
+                          os.path.join(d, "key.pem"))
+    thief = as_n2("_INBOX_n2.test")
     n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
     try:
         time.sleep(1.5)
@@ -252,9 +255,7 @@ def run(tmp, nodes):
     # ---- a consumer that delivers nothing to its node (other pulls take its deliveries, as
     # after a consumer leader's change): n2's sync writes do not wait for the ack wait or a
     # new consumer; n2 reads its own acknowledged records from the stream's leader ----
-    thief = NatsClient(base, "n2", pw2, "_INBOX_n2.silent", os.path.join(mdir, "ca.pem"),
-                       os.path.join(mdir, "nodes", "n2", "cert.pem"),
-                       os.path.join(mdir, "nodes", "n2", "key.pem"))
+    thief = as_n2("_INBOX_n2.silent")
     n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
     try:
         time.sleep(1.5)
