@@ -220,10 +220,17 @@ def replicated(tmp, hubs, mode, args):
                         timeout=300, step=0.05):
             raise SystemExit("n2 never caught up: %s" % repl(n2))
         r["caught_up_s"] = time.perf_counter() - t0
+        c2 = cpu()
         # CPU seconds each used during the load (n1: the node written to; nats: all servers;
-        # client: this script's writing threads)
+        # client: this script's writing threads), and until n2 held every row
         r["cpu_s"] = {k: round(c1[k] - c0[k], 2) for k in c0}
-        r["stream_replicas"] = repl(n1).get("replicas")
+        r["cpu_to_caught_up_s"] = {k: round(c2[k] - c0[k], 2) for k in c0 if k != "client"}
+        # rows on both replicas per second: the load and the catch-up after it
+        r["replicated_rows_per_s"] = total / (r["wall_s"] + r["caught_up_s"])
+        st = repl(n1)
+        r["stream_replicas"] = st.get("replicas")
+        # stream messages n1 published, and the batches they carried (async: groups)
+        r["messages"], r["batches"] = st.get("published"), st.get("published_batches")
         return r
     finally:
         m.stop()
@@ -411,13 +418,17 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     if "single" in res:
         base = res["single"]["rows_per_s"]
-        print("\n| scenario | rows/s | vs single | p50 ms | p99 ms | replica caught up after |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n| scenario | rows/s | vs single | p50 ms | p99 ms | replica caught up after "
+              "| on both replicas, vs single | batches per message |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for k, v in res.items():
             if "rows_per_s" in v:
-                print("| %s | %.0f | %.2f | %.1f | %.1f | %s |" % (
+                both = v.get("replicated_rows_per_s")
+                print("| %s | %.0f | %.2f | %.1f | %.1f | %s | %s | %s |" % (
                     k, v["rows_per_s"], v["rows_per_s"] / base, v["p50_ms"], v["p99_ms"],
-                    "%.2f s" % v["caught_up_s"] if "caught_up_s" in v else "-"))
+                    "%.2f s" % v["caught_up_s"] if "caught_up_s" in v else "-",
+                    "%.2f" % (both / base) if both else "-",
+                    "%.1f" % (v["batches"] / v["messages"]) if v.get("messages") else "-"))
     if "failover" in res:
         print("\nfailover: %s" % json.dumps(res["failover"]))
 

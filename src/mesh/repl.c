@@ -36,6 +36,9 @@
 #define PUBLISH_PAUSE_MAX_MS    250
 #define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
 #define STALLS_MAX              3 /* readings without progress before the consumer is made again */
+/* async: after a run that published, the outbox waits this long for more batches, so that
+ * under load they travel in groups (decision 0040) */
+#define OUTBOX_LINGER_NS (10LL * 1000000LL)
 /* fetches failing for a consumer leader's election (8 s) before the consumer is made again,
  * and the pause after each */
 #define FETCH_FAILS_MAX 32
@@ -1272,6 +1275,7 @@ mesh_status_t mesh_repl_publish(mesh_repl_t *r, const uint8_t *p, size_t n, cons
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK) {
         r->st.published++;
+        r->st.published_batches++;
         r->st.published_record_bytes += n;
         r->st.published_bytes += wn;
     } else {
@@ -1353,7 +1357,7 @@ static void *pump_run(void *arg)
         int more;
         do {
             more = r->pump(r->arg, r->domain, r);
-        } while (more == 1 && !stopping(r, 0));
+        } while (more == 1 && !stopping(r, OUTBOX_LINGER_NS));
         wait = RETRY_NS; /* also after a failure: the next try is a second away */
     }
     return NULL;
@@ -1391,7 +1395,7 @@ static void run_ack_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 }
 
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
-                                    size_t count, mesh_err_t *err)
+                                    size_t count, size_t batches, mesh_err_t *err)
 {
     uint64_t gen;
     natsConnection *nc = mesh__mesh_conn(r->m, &gen);
@@ -1457,6 +1461,7 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
     pthread_mutex_lock(&r->mu);
     if (st == MESH_OK) {
         r->st.published += count;
+        r->st.published_batches += batches;
         r->st.published_record_bytes += rec_bytes;
         r->st.published_bytes += wire_bytes;
         r->st.outbox_runs++;

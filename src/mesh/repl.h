@@ -94,13 +94,14 @@ typedef int (*mesh_repl_pump_fn)(void *arg, const char *domain, mesh_repl_t *r);
 mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err);
 /* Wakes the pump (cheap; any thread). */
 void mesh_repl_kick(mesh_repl_t *r);
-/* Publishes count records in order, pipelined, and waits for every ack: MESH_OK only when all
+/* Publishes count records (carrying batches batches: a record may be a group of them,
+ * store/group.h) in order, pipelined, and waits for every ack: MESH_OK only when all
  * were acknowledged (then all are in the stream, in this order relative to each other unless
  * one failed). No message ids: a failed run is published again whole, and the replicas'
  * origin chains (store/domain.h) skip the copies; a JetStream id would drop a copy that must
  * come again after a record that was missing. */
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
-                                    size_t count, mesh_err_t *err);
+                                    size_t count, size_t batches, mesh_err_t *err);
 
 /* Snapshot bootstrap (decision 0033): called on the replicator's thread, without the
  * connection held, when the domain's position is below what the stream still holds (first:
@@ -139,7 +140,10 @@ typedef struct mesh_repl_status {
     char leader[64]; /* the server leading the stream ("" when unknown) */
     char last_error[200];
     uint64_t outbox_runs; /* async: publish runs acknowledged whole */
-    uint64_t bootstraps;  /* snapshots installed */
+    /* the batches the acknowledged records carried (async: more than the records when they
+     * travelled in groups, decision 0040) */
+    uint64_t published_batches;
+    uint64_t bootstraps; /* snapshots installed */
     /* filled by the node (mesh__node_repl_each): async, the outbox position (log sequence of
      * the last batch published) and how far the last local batch is past it (0: all
      * published) */

@@ -22,6 +22,7 @@
 #include "mesh/repl.h"
 #include "node/health.h"
 #include "node/node.h"
+#include "store/group.h"
 
 #define REPL_MAX       256               /* replicated domains on one node */
 #define OUTBOX_RUN     256               /* batches published in one run, at most */
@@ -138,39 +139,58 @@ static void kick(void *arg)
     mesh_repl_kick(arg);
 }
 
-/* Async: publishes the next run of the domain's outbox (the replicator's pump thread). */
+/* Async: reads the next run of the domain's outbox (batches grouped up to group_bytes, 0:
+ * alone) and publishes it. */
+static mesh_status_t pump_run_once(const mesh_snap_domain_t *sd, mesh_repl_t *r, size_t group_bytes,
+                                   bool *any, mesh_err_t *err)
+{
+    mesh_outbox_rec_t *v = NULL;
+    size_t nv = 0;
+    uint64_t origin = 0;
+    *any = false;
+    mesh_status_t st = mesh_domain_outbox_read(sd->dom, OUTBOX_RUN, OUTBOX_RUN_MAX, group_bytes, &v,
+                                               &nv, &origin, err);
+    if (st == MESH_OK && nv > 0) {
+        *any = true;
+        const uint8_t *pv[OUTBOX_RUN];
+        size_t lv[OUTBOX_RUN], batches = 0;
+        for (size_t i = 0; i < nv; i++) {
+            pv[i] = (const uint8_t *)v[i].msg.data;
+            lv[i] = v[i].msg.len;
+            batches += v[i].batches;
+        }
+        st = mesh_repl_publish_run(r, pv, lv, nv, batches, err);
+        if (st == MESH_OK)
+            st = mesh_domain_outbox_published(sd->dom, v[nv - 1].seq, err);
+    }
+    mesh_domain_outbox_free(v, nv);
+    return st;
+}
+
+/* Async: publishes the next run of the domain's outbox (the replicator's pump thread). Its
+ * batches travel in groups (decision 0040), alone when a group is larger than the servers
+ * take. */
 static int pump(void *arg, const char *domain, mesh_repl_t *r)
 {
     mesh_node_t *n = arg;
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
     int more = 0;
-    mesh_outbox_rec_t *v = NULL;
-    size_t nv = 0;
-    uint64_t origin = 0;
+    bool any = false;
     mesh_err_t err;
     mesh_err_clear(&err);
-    if (sd && mesh_domain_outbox_read(sd->dom, OUTBOX_RUN, OUTBOX_RUN_MAX, &v, &nv, &origin,
-                                      &err) != MESH_OK) {
-        LOG_WARN("mesh", "outbox of %s: %s", domain, err.msg);
+    mesh_status_t st = sd ? pump_run_once(sd, r, MESH_GROUP_BYTES, &any, &err) : MESH_OK;
+    if (st == MESH_TOO_LARGE)
+        st = pump_run_once(sd, r, 0, &any, &err);
+    if (st != MESH_OK) {
         more = -1;
-    }
-    if (nv > 0) {
-        const uint8_t *pv[OUTBOX_RUN];
-        size_t lv[OUTBOX_RUN];
-        for (size_t i = 0; i < nv; i++) {
-            pv[i] = (const uint8_t *)v[i].msg.data;
-            lv[i] = v[i].msg.len;
-        }
-        if (mesh_repl_publish_run(r, pv, lv, nv, &err) == MESH_OK &&
-            mesh_domain_outbox_published(sd->dom, v[nv - 1].seq, &err) == MESH_OK) {
-            more = 1;
-        } else {
-            more = -1;
+        if (any)
             LOG_DEBUG("mesh", "outbox of %s: %s (published again later)", domain, err.msg);
-        }
+        else
+            LOG_WARN("mesh", "outbox of %s: %s", domain, err.msg);
+    } else if (any) {
+        more = 1;
     }
-    mesh_domain_outbox_free(v, nv);
     mesh_snapshot_put(s);
     return more;
 }

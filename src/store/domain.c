@@ -34,6 +34,14 @@
  *                  last origin sequence applied per origin is stored (_meta o:<origin>) in
  *                  the transaction that applies it. Its own records at the end of a fetch
  *                  do not even reach the writer (skip_own, decision 0035).
+ *   'P' part:      one origin record of a group (store/group.h, decision 0040): u64 stream
+ *                  sequence, u64 the group's fingerprint (mesh_fp64 of its bytes), u8 1 when
+ *                  it is the group's last record, then the origin record (or its header only
+ *                  when skipped). Applied like an 'S' record (once, when its stream sequence is
+ *                  new), but only the last record of the group stores the stream sequence
+ *                  (and the group's fingerprint): after a crash in between, the group is
+ *                  applied again from its first record, whose origin chain skips the records
+ *                  already applied.
  * Rules (rules/engine.h) are evaluated as each record is applied, inside the same
  * transaction, so the alert rows and outbox rows of their transitions commit with the record;
  * the transitions a group produced go to the domain's event callback after its commit. The
@@ -76,6 +84,7 @@
 #include "derive/derive.h"
 #include "rules/engine.h"
 #include "store/dlog.h"
+#include "store/group.h"
 #include "store/space.h"
 
 /* K_CHECKPOINT and K_JOB are not log records: the writer runs them after a group commits */
@@ -92,6 +101,7 @@ enum {
     K_REFRESH = 'F', /* a derived product's new rows: see the header */
     K_STREAM = 'S',  /* a record of the domain's stream: u64 stream sequence, the record */
     K_ORIGIN = 'O',  /* async: u64 origin, u64 origin seq, u64 previous origin seq, record */
+    K_PART = 'P',    /* one origin record of a group: see the header */
     K_CHECKPOINT = 'K',
     K_JOB = 'J'
 };
@@ -111,6 +121,7 @@ typedef mesh_status_t (*job_fn)(mesh_domain_t *d, void *arg, mesh_err_t *err);
 #define OUTBOX_META "repl_outbox" /* async: batches up to this log sequence are published */
 #define ORIGIN_META "repl_origin" /* async: this copy's origin id */
 #define ORIGIN_HDR  25            /* 'O' + origin + origin seq + previous origin seq */
+#define PART_HDR    18            /* 'P' + stream seq + the group's fingerprint + last */
 /* Async: this copy's own records coming back from the stream, skipped without the writer
  * (skip_own), wait at most this many / this long before a transaction of their own stores
  * them; normally the next write group stores them first (settle_write) */
@@ -1334,15 +1345,27 @@ static mesh_status_t apply_in_savepoint(applier_t *a, uint64_t seq, const uint8_
     return st;
 }
 
-/* Applies a logged record: a stream record ('S') once, when its stream sequence is new, with
- * the sequence stored in the same transaction (outside the record's savepoint, so a refused
- * record counts as applied, as everywhere else); any other record in its savepoint.
- * *skipped: a stream record already applied. */
+/* The stream record header of logged record p[0..n) ('S' or 'P'): *off, where the record as
+ * the stream carried it (or the group's origin record) starts; 0 when it is neither. */
+static size_t stream_off(const uint8_t *p, size_t n)
+{
+    if (n >= 10 && p[0] == K_STREAM)
+        return 9;
+    if (n > PART_HDR && p[0] == K_PART)
+        return PART_HDR;
+    return 0;
+}
+
+/* Applies a logged record: a stream record ('S', or 'P' for one record of a group) once, when
+ * its stream sequence is new, with the sequence stored in the same transaction (outside the
+ * record's savepoint, so a refused record counts as applied, as everywhere else; a group's
+ * with its last record); any other record in its savepoint. *skipped: a stream record already
+ * applied. */
 static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, size_t n,
                                   item_t *it, bool *skipped, mesh_err_t *err)
 {
     *skipped = false;
-    if (n == 0 || p[0] != K_STREAM) {
+    if (n == 0 || (p[0] != K_STREAM && p[0] != K_PART)) {
         mesh_status_t st = apply_in_savepoint(a, seq, p, n, it, err);
         if (store_failure(st) || (n > 0 && (p[0] == K_BATCH || p[0] == K_TICK)))
             return st;
@@ -1357,41 +1380,43 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
         }
         return st;
     }
-    if (n < 10)
+    size_t off = stream_off(p, n);
+    if (off == 0 || (p[0] == K_PART && p[off] != K_ORIGIN))
         return mesh_err_set(err, MESH_CORRUPT, "stream record %llu: bad length",
                             (unsigned long long)seq);
-    uint64_t sseq = 0;
-    for (int k = 8; k >= 1; k--)
-        sseq = sseq << 8 | p[k];
+    uint64_t sseq = rd64(p + 1);
+    /* a group's record: the group's fingerprint, and whether the stream sequence is stored */
+    bool last = p[0] == K_STREAM || p[17] != 0;
+    uint64_t fp = p[0] == K_PART ? rd64(p + 9) : a->cur_fp ? a->cur_fp : mesh_fp64(p + 9, n - 9);
     if (sseq <= a->repl_seq) {
         *skipped = true;
-        bool batch =
-            p[9] == K_BATCH || p[9] == K_DISPOSE || (p[9] == K_ORIGIN && n > 9 + ORIGIN_HDR);
+        bool batch = p[off] == K_BATCH || p[off] == K_DISPOSE ||
+                     (p[off] == K_ORIGIN && n > off + ORIGIN_HDR);
         return batch ? mesh_store_mark_unapplied(a->d->store, seq, err) : MESH_OK;
     }
     memset(&a->rres, 0, sizeof a->rres);
-    mesh_status_t st = apply_in_savepoint(a, seq, p + 9, n - 9, NULL, err);
+    mesh_status_t st = apply_in_savepoint(a, seq, p + off, n - off, NULL, err);
     if (store_failure(st))
         return st;
     mesh_err_t e2;
     mesh_status_t mst = MESH_OK;
-    if (n > 9 + ORIGIN_HDR && p[9] == K_ORIGIN) {
+    if (n > off + ORIGIN_HDR && p[off] == K_ORIGIN) {
         /* the origin's chain moves even when the batch was refused (refused everywhere) */
         char key[32];
-        origin_key(rd64(p + 10), key, sizeof key);
-        mst = mesh_store_meta_put(a->d->store, key, (int64_t)rd64(p + 18), &e2);
+        origin_key(rd64(p + off + 1), key, sizeof key);
+        mst = mesh_store_meta_put(a->d->store, key, (int64_t)rd64(p + off + 9), &e2);
     }
-    if (mst == MESH_OK)
+    if (mst == MESH_OK && last)
         mst = mesh_store_meta_put(a->d->store, REPL_META, (int64_t)sseq, &e2);
     /* what was applied at sseq: the replicator compares it with the stream (divergence) */
-    if (mst == MESH_OK)
-        mst = mesh_store_repl_note(a->d->store, sseq, a->cur_id,
-                                   a->cur_fp ? a->cur_fp : mesh_fp64(p + 9, n - 9), &e2);
+    if (mst == MESH_OK && last)
+        mst = mesh_store_repl_note(a->d->store, sseq, a->cur_id, fp, &e2);
     if (mst != MESH_OK) {
         *err = e2;
         return mst;
     }
-    a->repl_seq = sseq;
+    if (last)
+        a->repl_seq = sseq;
     /* a replica persists the states with every stream record (replay cannot tell which
      * stream records applied) */
     if ((mst = rules_persist_at(a->d, seq, &e2)) != MESH_OK) {
@@ -1473,9 +1498,10 @@ static mesh_status_t replay_one(void *arg, uint64_t seq, const uint8_t *p, size_
          * the crash are missing, and only from batches; and rule states after the persisted
          * ones, rebuilt by evaluating again (no writes, no events: decision 0028) */
         bool rules = seq > r->rules_clean;
-        if (n >= 10 && p[0] == K_STREAM) {
-            p += 9;
-            n -= 9;
+        size_t off = stream_off(p, n);
+        if (off) {
+            p += off;
+            n -= off;
             rules = false; /* stream records persist the states: never after rules_clean */
         }
         if (n > ORIGIN_HDR && p[0] == K_ORIGIN) {
@@ -2189,7 +2215,7 @@ static mesh_status_t settle_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
  * 0: none yet), which it skips wherever it comes (decide_origins). */
 static bool own_record(const uint8_t *p, size_t n, uint64_t self)
 {
-    return self != 0 && n > ORIGIN_HDR && p[0] == K_ORIGIN && rd64(p + 1) == self;
+    return self != 0 && mesh_group_origin(p, n) == self; /* an origin record or a group */
 }
 
 /* Async origin records of a group: decided before they are logged, so that the log says what
@@ -2214,10 +2240,11 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
             it->unlogged = true;
             continue;
         }
-        if (it->payload.len <= 9 + ORIGIN_HDR || (uint8_t)it->payload.data[9] != K_ORIGIN)
-            continue;
         const uint8_t *p = (const uint8_t *)it->payload.data;
-        uint64_t origin = rd64(p + 10), oseq = rd64(p + 18), prev = rd64(p + 26);
+        size_t off = stream_off(p, it->payload.len);
+        if (off == 0 || it->payload.len <= off + ORIGIN_HDR || p[off] != K_ORIGIN)
+            continue;
+        uint64_t origin = rd64(p + off + 1), oseq = rd64(p + off + 9), prev = rd64(p + off + 17);
         bool apply = false;
         if (origin != self || self == 0) {
             size_t at = nseen;
@@ -2262,7 +2289,7 @@ static void decide_origins(mesh_domain_t *d, item_t *head)
             /* nothing to apply: only its stream sequence is stored, in the store's
              * transaction, without a log record or a sync (lost in a crash, it is delivered
              * and skipped again) */
-            it->payload.len = 9 + ORIGIN_HDR;
+            it->payload.len = off + ORIGIN_HDR;
             it->nolog = true;
         }
     }
@@ -2579,7 +2606,13 @@ mesh_status_t mesh_domain_apply_stream(mesh_domain_t *d, uint64_t sseq, const ui
     *applied = false;
     if (sseq <= stream_pos(d))
         return MESH_OK;
-    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM ||
+    if (mesh_group_is(p, n)) {
+        size_t done = 0;
+        mesh_status_t st = mesh_domain_apply_stream_many(d, &sseq, &p, &n, NULL, 1, &done, err);
+        *applied = st == MESH_OK && done == 1;
+        return st;
+    }
+    if (n == 0 || n > MESH_DLOG_MAX_RECORD - 9 || p[0] == K_STREAM || p[0] == K_PART ||
         (p[0] == K_ORIGIN && n <= ORIGIN_HDR))
         return mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
                             (unsigned long long)sseq, d->name);
@@ -2615,7 +2648,7 @@ static mesh_status_t run_job(mesh_domain_t *d, job_fn fn, void *arg, mesh_err_t 
 typedef struct outbox_read {
     mesh_domain_t *d;
     mesh_outbox_rec_t *v;
-    size_t n, max_n, bytes, max_bytes;
+    size_t n, max_n, bytes, max_bytes, group_bytes;
     uint64_t origin, prev;
     mesh_status_t st;
 } outbox_read_t;
@@ -2649,24 +2682,31 @@ static mesh_status_t outbox_collect(void *arg, uint64_t seq, const uint8_t *p, s
         return MESH_OK; /* stream records, rules, ticks: not this copy's batches */
     if (mesh_store_unapplied(o->d->store, seq))
         return MESH_OK; /* refused or a duplicate here: nothing for the replicas either */
-    if (o->n == o->max_n || (o->n > 0 && o->bytes + n > o->max_bytes))
+    /* into the run's last message while it stays a group of at most group_bytes, else the
+     * next message */
+    mesh_outbox_rec_t *r = o->n ? &o->v[o->n - 1] : NULL;
+    bool join = r && r->batches < MESH_GROUP_MAX &&
+                r->msg.len + 4 + ORIGIN_HDR + n + (r->batches == 1 ? MESH_GROUP_HDR + 4 : 0) <=
+                    o->group_bytes;
+    if (!join && (o->n == o->max_n || (o->n > 0 && o->bytes + n > o->max_bytes)))
         return MESH_LIMIT; /* enough for one run: stops the walk */
-    mesh_outbox_rec_t *r = &o->v[o->n];
-    r->seq = seq;
-    mesh_buf_init(&r->msg, MESH_DLOG_MAX_RECORD);
+    if (!join) {
+        r = &o->v[o->n++];
+        mesh_buf_init(&r->msg, MESH_DLOG_MAX_RECORD);
+        r->batches = 0;
+    }
     uint8_t h[ORIGIN_HDR];
     h[0] = K_ORIGIN;
     put64(h + 1, o->origin);
     put64(h + 9, seq);
     put64(h + 17, o->prev);
-    if (mesh_buf_add(&r->msg, h, sizeof h) != MESH_OK || mesh_buf_add(&r->msg, p, n) != MESH_OK) {
-        mesh_buf_free(&r->msg);
+    if (mesh_group_add(&r->msg, &r->batches, h, sizeof h, p, n) != MESH_OK) {
         o->st = MESH_NOMEM;
         return MESH_NOMEM;
     }
+    r->seq = seq;
     o->prev = seq;
     o->bytes += n;
-    o->n++;
     return MESH_OK;
 }
 
@@ -2702,13 +2742,15 @@ static mesh_status_t outbox_read_job(mesh_domain_t *d, void *arg, mesh_err_t *er
 }
 
 mesh_status_t mesh_domain_outbox_read(mesh_domain_t *d, size_t max_n, size_t max_bytes,
-                                      mesh_outbox_rec_t **out, size_t *n, uint64_t *origin,
-                                      mesh_err_t *err)
+                                      size_t group_bytes, mesh_outbox_rec_t **out, size_t *n,
+                                      uint64_t *origin, mesh_err_t *err)
 {
     *out = NULL;
     *n = 0;
-    outbox_read_t o = {
-        .max_n = max_n ? max_n : 1, .max_bytes = max_bytes, .origin = atomic_load(&d->origin_id)};
+    outbox_read_t o = {.max_n = max_n ? max_n : 1,
+                       .max_bytes = max_bytes,
+                       .group_bytes = group_bytes,
+                       .origin = atomic_load(&d->origin_id)};
     o.v = calloc(o.max_n, sizeof *o.v);
     if (o.v == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
@@ -2863,6 +2905,26 @@ static mesh_status_t skip_own(mesh_domain_t *d, const uint64_t *sseq, const uint
     return MESH_OK;
 }
 
+/* Makes the item of stream record sseq: its record as the stream carried it, or one origin
+ * record r of a group (fp: the group's fingerprint; last: the group's last record). */
+static mesh_status_t stream_item(item_t *it, uint64_t sseq, const uint8_t *r, size_t rn, bool part,
+                                 uint64_t fp, bool last, const char *id)
+{
+    it->kind = K_STREAM;
+    it->msgid = id;
+    it->fp = fp;
+    mesh_buf_init(&it->payload, MESH_DLOG_MAX_RECORD);
+    uint8_t h[PART_HDR];
+    h[0] = part ? K_PART : K_STREAM;
+    put64(h + 1, sseq);
+    put64(h + 9, fp);
+    h[17] = last ? 1 : 0;
+    mesh_status_t st = mesh_buf_add(&it->payload, h, part ? PART_HDR : 9);
+    if (st == MESH_OK)
+        st = mesh_buf_add(&it->payload, r, rn);
+    return st;
+}
+
 mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *sseq,
                                             const uint8_t *const *p, const size_t *n,
                                             const char *const *ids, size_t count, size_t *done,
@@ -2871,11 +2933,7 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
     *done = 0;
     if (count == 0)
         return MESH_OK;
-    item_t *its = calloc(count, sizeof *its);
-    if (its == NULL)
-        return mesh_err_set(err, MESH_NOMEM, "out of memory");
     mesh_status_t st = MESH_OK;
-    size_t k = 0; /* items made: the records not applied before */
     uint64_t pos = stream_pos(d);
     /* the own records at the end (after the last record of another origin, or all of them)
      * are skipped without the writer (skip_own); those before go with the group, as
@@ -2885,29 +2943,50 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
     while (tail > 0 && count <= SKIP_MAX &&
            (sseq[tail - 1] <= pos || own_record(p[tail - 1], n[tail - 1], self)))
         tail--;
+    /* the items: one per record, one per origin record of a group */
+    size_t nitems = 0;
     for (size_t i = 0; i < tail && st == MESH_OK; i++) {
         if (sseq[i] <= pos)
             continue;
-        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - 9 || p[i][0] == K_STREAM ||
-            (p[i][0] == K_ORIGIN && n[i] <= ORIGIN_HDR)) {
+        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - PART_HDR || p[i][0] == K_STREAM ||
+            p[i][0] == K_PART || (p[i][0] == K_ORIGIN && n[i] <= ORIGIN_HDR)) {
             st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
                               (unsigned long long)sseq[i], d->name);
             break;
         }
-        item_t *it = &its[k];
-        it->kind = K_STREAM;
-        it->msgid = ids ? ids[i] : NULL;
-        it->fp = mesh_fp64(p[i], n[i]);
-        mesh_buf_init(&it->payload, MESH_DLOG_MAX_RECORD);
-        st = mesh_buf_addc(&it->payload, K_STREAM);
-        for (int b = 0; b < 8 && st == MESH_OK; b++)
-            st = mesh_buf_addc(&it->payload, (char)(uint8_t)(sseq[i] >> (8 * b)));
-        if (st == MESH_OK)
-            st = mesh_buf_add(&it->payload, p[i], n[i]);
-        k++;
-        if (st != MESH_OK)
-            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+        size_t k = 1;
+        if (mesh_group_is(p[i], n[i])) {
+            mesh_group_rec_t gv[MESH_GROUP_MAX];
+            mesh_err_t e;
+            if (mesh_group_split(p[i], n[i], gv, &k, &e) != MESH_OK)
+                st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: %s",
+                                  (unsigned long long)sseq[i], d->name, e.msg);
+        }
+        nitems += k;
     }
+    item_t *its = st == MESH_OK && nitems ? calloc(nitems, sizeof *its) : NULL;
+    if (st == MESH_OK && nitems && its == NULL)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+    size_t k = 0; /* items made: the records not applied before */
+    for (size_t i = 0; i < tail && st == MESH_OK && k < nitems; i++) {
+        if (sseq[i] <= pos)
+            continue;
+        uint64_t fp = mesh_fp64(p[i], n[i]);
+        const char *id = ids ? ids[i] : NULL;
+        if (!mesh_group_is(p[i], n[i])) {
+            st = stream_item(&its[k++], sseq[i], p[i], n[i], false, fp, true, id);
+            continue;
+        }
+        /* a group: no message id (the chains of its records make it apply once) */
+        mesh_group_rec_t gv[MESH_GROUP_MAX];
+        size_t gn = 0;
+        mesh_err_t e;
+        (void)mesh_group_split(p[i], n[i], gv, &gn, &e); /* checked above */
+        for (size_t g = 0; g < gn && st == MESH_OK && k < nitems; g++)
+            st = stream_item(&its[k++], sseq[i], gv[g].p, gv[g].n, true, fp, g + 1 == gn, NULL);
+    }
+    if (st != MESH_OK && st != MESH_CORRUPT)
+        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     if (st == MESH_OK && k > 0) {
         pthread_mutex_lock(&d->q_lock);
         for (size_t i = 0; i < k; i++) {

@@ -168,15 +168,18 @@ bool mesh_domain_replicated(mesh_domain_t *d);
  * (applied when written). The log is not trimmed past the outbox position.
  */
 typedef struct mesh_outbox_rec {
-    uint64_t seq;   /* the batch's log sequence (its origin sequence) */
-    mesh_buf_t msg; /* the origin record to publish (owned) */
+    uint64_t seq;   /* the log sequence (origin sequence) of its last batch */
+    mesh_buf_t msg; /* the message to publish (owned): an origin record, or a group of them */
+    size_t batches; /* the batches it carries (a group when more than 1: store/group.h) */
 } mesh_outbox_rec_t;
-/* Reads (on the writer, between groups) at most max_n batches / about max_bytes of the log
- * after the outbox position, as origin records: *out (free with mesh_domain_outbox_free), *n
- * (0: nothing to publish). *origin: the origin id (for message ids). */
+/* Reads (on the writer, between groups) at most max_n messages / about max_bytes of batches of
+ * the log after the outbox position, as origin records: consecutive ones are put in groups of
+ * about group_bytes at most (0: every batch alone, as nodes before decision 0040 publish them).
+ * *out (free with mesh_domain_outbox_free), *n (0: nothing to publish). *origin: the origin id
+ * (for message ids). */
 mesh_status_t mesh_domain_outbox_read(mesh_domain_t *d, size_t max_n, size_t max_bytes,
-                                      mesh_outbox_rec_t **out, size_t *n, uint64_t *origin,
-                                      mesh_err_t *err);
+                                      size_t group_bytes, mesh_outbox_rec_t **out, size_t *n,
+                                      uint64_t *origin, mesh_err_t *err);
 void mesh_domain_outbox_free(mesh_outbox_rec_t *v, size_t n);
 /* Every batch up to log sequence seq is in the stream: moves (and stores) the outbox
  * position. */

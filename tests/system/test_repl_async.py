@@ -15,7 +15,8 @@ n1 watches its health with a replication-lag threshold of 2 s. Checked:
   those notes and n1 gets the records again; afterwards every acknowledged batch is on both
   replicas exactly once, and no batch whose answer was lost more than once;
 - the nats-server stopped: async writes on n1 go on (pending in the outbox), n1 killed -9,
-  the server and n1 started again: n1 publishes them from its log;
+  the server and n1 started again: n1 publishes them from its log, in groups of batches
+  (fewer stream messages than batches, decision 0040);
 - afterwards every acknowledged batch is on both replicas exactly once and their checksums
   match; `meshctl domain update` switches n1 to sync (and refuses to replicate a domain that
   has contracts already, and n2 leaving async while a batch is unpublished); the registry shows the domain's mode and hosts; both nodes stop cleanly.
@@ -301,6 +302,11 @@ def run(tmp, nodes):
     r1 = repl(n1)
     if r1.get("mode") != "async" or r1.get("outbox_pending", -1) != 0:
         fail("status of an async domain: %s" % r1)
+    # the restarted n1 found its 10 batches pending: they went out in groups (decision 0040),
+    # fewer stream messages than batches, and n2 applied each exactly once (above)
+    if not (r1.get("published_batches", 0) >= 10 and
+            r1.get("published", 0) < r1.get("published_batches", 0)):
+        fail("the pending batches should have been published in groups: %s" % r1)
     st, doc = n1.json("GET", "/v1/mesh/domains")
     mine = [d for d in doc.get("domains", []) if d["name"] == DOMAIN] if st == 200 else []
     if not mine or any(d.get("replication") != "async" or sorted(d.get("hosts", [])) !=

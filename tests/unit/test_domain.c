@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "store/dlog.h"
 #include "store/domain.h"
+#include "store/group.h"
 #include "store/store.h"
 #include "store/ts.h"
 
@@ -1124,7 +1125,7 @@ static void test_async_origin_chain(void **state)
     mesh_outbox_rec_t *v;
     size_t n;
     uint64_t origin;
-    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 3);
     assert_true(origin != 0);
     assert_int_equal(v[0].seq, s1);
@@ -1170,7 +1171,7 @@ static void test_async_origin_chain(void **state)
     mesh_domain_outbox_free(v, n);
     mesh_domain_close_untrimmed(o);
     assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
-    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 0);
     mesh_domain_outbox_free(v, n);
     mesh_domain_outbox_pos(o, &pub, &last);
@@ -1221,7 +1222,7 @@ static void test_async_own_skipped(void **state)
     mesh_outbox_rec_t *v;
     size_t n;
     uint64_t origin;
-    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 3);
 
     mesh_domain_info_t before, after;
@@ -1273,6 +1274,179 @@ static void test_async_own_skipped(void **state)
     mesh_domain_close(o);
 }
 
+/* Applies stream records v[0..n) at first, first + 1, ... in one call. */
+static mesh_status_t apply_msgs(mesh_domain_t *d, uint64_t first, const mesh_buf_t *const *v,
+                                size_t n, size_t *done)
+{
+    uint64_t seqs[8];
+    const uint8_t *ps[8];
+    size_t ns[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        seqs[i] = first + i;
+        ps[i] = (const uint8_t *)v[i]->data;
+        ns[i] = v[i]->len;
+    }
+    mesh_err_t err;
+    mesh_err_clear(&err);
+    mesh_status_t st = mesh_domain_apply_stream_many(d, seqs, ps, ns, NULL, n, done, &err);
+    if (st != MESH_OK)
+        print_message("apply_stream_many: %s\n", err.msg);
+    return st;
+}
+
+/* A group of origin records (decision 0040) made by hand from lone records v[i] (i in which). */
+static void make_group(mesh_buf_t *g, const mesh_outbox_rec_t *v, const int *which, size_t n)
+{
+    mesh_buf_init(g, MESH_BUF_UNLIMITED);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(mesh_group_add(g, &count, (const uint8_t *)v[which[i]].msg.data, 25,
+                                        (const uint8_t *)v[which[i]].msg.data + 25,
+                                        v[which[i]].msg.len - 25),
+                         MESH_OK);
+    assert_int_equal(count, n);
+}
+
+/* Async batches in groups (decision 0040): the outbox groups consecutive batches; a replica
+ * applies each batch of a group once, whatever the grouping of the copies it gets, stores the
+ * group's sequence and fingerprint with its last batch (also when replayed from its log), and
+ * refuses a malformed group whole. */
+static void test_async_groups(void **state)
+{
+    (void)state;
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/grouped", dir);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    uint64_t s[5];
+    for (int i = 0; i < 5; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "m%d", i + 1);
+        s[i] = write_ok(o, m, 0, 2 + i, NULL); /* 2 + 3 + 4 + 5 + 6 = 20 rows */
+    }
+    /* alone (group_bytes 0), in one group, and in groups of about two */
+    mesh_outbox_rec_t *lone, *one, *two;
+    size_t nlone, none, ntwo;
+    uint64_t origin;
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &lone, &nlone, &origin, &err),
+                     MESH_OK);
+    assert_int_equal(nlone, 5);
+    assert_int_equal(
+        mesh_domain_outbox_read(o, 16, 1 << 20, MESH_GROUP_BYTES, &one, &none, &origin, &err),
+        MESH_OK);
+    assert_int_equal(none, 1);
+    assert_int_equal(one[0].batches, 5);
+    assert_int_equal(one[0].seq, s[4]);
+    assert_int_equal(one[0].msg.data[0], MESH_GROUP_KIND);
+    size_t pair = lone[0].msg.len + lone[1].msg.len + MESH_GROUP_HDR + 8;
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, pair, &two, &ntwo, &origin, &err),
+                     MESH_OK);
+    assert_true(ntwo > 2 && ntwo < 5);
+    assert_int_equal(two[0].batches, 2);
+    size_t batches = 0;
+    for (size_t i = 0; i < ntwo; i++) {
+        batches += two[i].batches;
+        assert_true(two[i].msg.len <= pair || two[i].batches == 1);
+    }
+    assert_int_equal(batches, 5);
+    assert_int_equal(two[ntwo - 1].seq, s[4]);
+    mesh_group_rec_t gv[MESH_GROUP_MAX];
+    size_t gn = 0;
+    assert_int_equal(
+        mesh_group_split((const uint8_t *)one[0].msg.data, one[0].msg.len, gv, &gn, &err), MESH_OK);
+    assert_int_equal(gn, 5);
+    for (size_t i = 0; i < gn; i++) /* each record as it travels alone */
+        assert_true(gv[i].n == lone[i].msg.len && memcmp(gv[i].p, lone[i].msg.data, gv[i].n) == 0);
+    assert_true(mesh_group_origin((const uint8_t *)one[0].msg.data, one[0].msg.len) == origin);
+
+    /* a replica: the group applies its 5 batches, and its sequence and fingerprint are stored */
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    const mesh_buf_t *m1[] = {&one[0].msg};
+    size_t done = 0;
+    assert_int_equal(apply_msgs(d, 1, m1, 1, &done), MESH_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(count_rows(d, "telemetry"), 20);
+    assert_int_equal(mesh_domain_stream_seq(d), 1);
+    uint64_t fp = 0, gfp = mesh_fp64(one[0].msg.data, one[0].msg.len);
+    assert_int_equal(mesh_domain_stream_fp(d, 1, &fp), 1);
+    assert_true(fp == gfp);
+    /* copies grouped otherwise, and alone: skipped by the chain */
+    const mesh_buf_t *m2[] = {&two[0].msg, &two[1].msg, &two[2].msg, &lone[3].msg};
+    assert_int_equal(apply_msgs(d, 2, m2, 4, &done), MESH_OK);
+    assert_int_equal(done, 4);
+    assert_int_equal(count_rows(d, "telemetry"), 20);
+    assert_int_equal(mesh_domain_stream_seq(d), 5);
+    /* killed and replayed from its log into a new store: the same rows, and the group's
+     * fingerprint stored at its sequence (the log records of its batches carry it) */
+    mesh_domain_close_untrimmed(d);
+    remove_db();
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "telemetry"), 20);
+    assert_true(mesh_domain_stream_seq(d) >= 1);
+    assert_int_equal(mesh_domain_stream_fp(d, 1, &fp), 1);
+    assert_true(fp == gfp);
+    mesh_domain_close(d);
+
+    /* another replica that has the first two batches: a group of all five applies the other
+     * three; a group with a gap (m1, m3) applies m1 only, and m3 once m2 came */
+    char rdir[96];
+    snprintf(rdir, sizeof rdir, "%s/grouped-replica", dir);
+    assert_int_equal(mesh_domain_open(rdir, "factory-a", NULL, NULL, NULL, &d, &err), MESH_OK);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    mesh_buf_t gap;
+    make_group(&gap, lone, (const int[]){0, 2}, 2);
+    const mesh_buf_t *m3[] = {&gap, &lone[1].msg, &two[1].msg};
+    assert_int_equal(apply_msgs(d, 1, m3, 3, &done), MESH_OK);
+    assert_int_equal(count_rows(d, "telemetry"), 2 + 3 + 4);
+    const mesh_buf_t *m4[] = {&one[0].msg};
+    assert_int_equal(apply_msgs(d, 4, m4, 1, &done), MESH_OK);
+    assert_int_equal(count_rows(d, "telemetry"), 20);
+    assert_int_equal(mesh_domain_stream_seq(d), 4);
+
+    /* malformed groups are refused whole: nothing applied, the position unchanged */
+    mesh_buf_t bad[5];
+    make_group(&bad[0], lone, (const int[]){3, 4}, 2);
+    bad[0].data[1] = 0; /* count 0 */
+    bad[0].data[2] = 0;
+    make_group(&bad[1], lone, (const int[]){3, 4}, 2);
+    mesh_buf_addc(&bad[1], 0); /* a byte after its records */
+    make_group(&bad[2], lone, (const int[]){3, 4}, 2);
+    bad[2].data[MESH_GROUP_HDR + 4 + lone[3].msg.len + 4 + 1] ^= 1; /* another origin */
+    make_group(&bad[3], lone, (const int[]){3, 4}, 2);
+    bad[3].data[MESH_GROUP_HDR + 4] = 'B'; /* not an origin record */
+    make_group(&bad[4], lone, (const int[]){3, 4}, 2);
+    bad[4].len -= 3; /* cut short */
+    for (int i = 0; i < 5; i++) {
+        const mesh_buf_t *mb[] = {&bad[i]};
+        assert_int_equal(apply_msgs(d, 5, mb, 1, &done), MESH_CORRUPT);
+        assert_int_equal(done, 0);
+        assert_int_equal(mesh_domain_stream_seq(d), 4);
+        mesh_buf_free(&bad[i]);
+    }
+    assert_int_equal(count_rows(d, "telemetry"), 20);
+    mesh_buf_free(&gap);
+    mesh_domain_close(d);
+
+    /* the origin's own group coming back: skipped without a log record */
+    mesh_domain_info_t before, after;
+    mesh_domain_info(o, &before);
+    assert_int_equal(apply_msgs(o, 1, m1, 1, &done), MESH_OK);
+    mesh_domain_info(o, &after);
+    assert_int_equal(after.log_seq, before.log_seq);
+    assert_int_equal(mesh_domain_stream_seq(o), 1);
+    assert_int_equal(count_rows(o, "telemetry"), 20);
+    mesh_domain_outbox_free(lone, nlone);
+    mesh_domain_outbox_free(one, none);
+    mesh_domain_outbox_free(two, ntwo);
+    mesh_domain_close(o);
+}
+
 /* A copy of an async origin (a snapshot bootstrap's, decision 0033) taken while its outbox was
  * behind: it records the origin's own chain position, so the node that installs it skips the
  * origin's records it holds, which reach the stream after the copy, and applies the later ones
@@ -1296,7 +1470,7 @@ static void test_async_copy_chain(void **state)
     mesh_outbox_rec_t *v;
     size_t n;
     uint64_t origin;
-    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 2);
     assert_int_equal(mesh_domain_outbox_published(o, s2, &err), MESH_OK);
     mesh_domain_outbox_free(v, n);
@@ -1313,7 +1487,7 @@ static void test_async_copy_chain(void **state)
         mesh_cref_put(crefs[i]);
     free(crefs);
     write_ok(o, "m5", 0, 16, NULL);
-    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(o, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 3); /* m3, m4, m5: the chain goes on from m2 */
 
     /* the copy made another node's own, as node/bootstrap.c does */
@@ -1475,7 +1649,7 @@ static void test_async_after_trim(void **state)
     mesh_outbox_rec_t *v;
     size_t n;
     uint64_t origin;
-    assert_int_equal(mesh_domain_outbox_read(d, 16, 1 << 20, &v, &n, &origin, &err), MESH_OK);
+    assert_int_equal(mesh_domain_outbox_read(d, 16, 1 << 20, 0, &v, &n, &origin, &err), MESH_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].seq, s4);
     const uint8_t *p = (const uint8_t *)v[0].msg.data;
@@ -1599,6 +1773,7 @@ int main(void)
         T(test_replay_rows_older_than_a_flush_in_their_group),
         T(test_async_origin_chain),
         T(test_async_own_skipped),
+        T(test_async_groups),
         T(test_async_copy_chain),
         T(test_stream_rewind_by_id),
         T(test_async_after_trim),
