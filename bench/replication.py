@@ -428,7 +428,8 @@ def main():
                     k, v["rows_per_s"], v["rows_per_s"] / base, v["p50_ms"], v["p99_ms"],
                     "%.2f s" % v["caught_up_s"] if "caught_up_s" in v else "-",
                     "%.2f" % (both / base) if both else "-",
-                    "%.1f" % (v["batches"] / v["messages"]) if v.get("messages") and v.get("batches") else "-"))
+                    "%.1f" % (v["batches"] / v["messages"])
+                    if v.get("messages") and v.get("batches") else "-"))
     if "failover" in res:
         print("\nfailover: %s" % json.dumps(res["failover"]))
 

@@ -418,7 +418,9 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
     mesh_metrics_help(b, "meshd_repl_lag", "gauge",
                       "Stream records not yet applied on this node (stream_seq - applied_seq).");
     mesh_metrics_help(b, "meshd_repl_published_total", "counter",
-                      "Writes this node published to the domain's stream (acknowledged).");
+                      "Stream messages this node published to the domain's stream "
+                      "(acknowledged): one per write in sync mode; async, one per group of "
+                      "batches.");
     mesh_metrics_help(b, "meshd_repl_publish_failures_total", "counter",
                       "Writes the stream did not acknowledge (answered 503).");
     mesh_metrics_help(b, "meshd_repl_publish_retries_total", "counter",
@@ -445,8 +447,8 @@ static void repl_metrics(mesh_node_t *n, mesh_buf_t *b)
                       "Snapshots of the domain this node installed because the stream no longer "
                       "held what it needed (docs/mesh.md, snapshot bootstrap).");
     mesh_metrics_help(b, "meshd_repl_published_batches_total", "counter",
-                      "Batches carried by those records: async batches travel in groups "
-                      "(decision 0040), so this is at least meshd_repl_published_total.");
+                      "Batches carried by the messages of meshd_repl_published_total: async "
+                      "batches travel in groups (decision 0040), so this is at least that.");
     mesh_metrics_help(b, "meshd_repl_published_record_bytes_total", "counter",
                       "Bytes of the records this node published to the domain's stream "
                       "(acknowledged).");

@@ -36,8 +36,8 @@
 #define PUBLISH_PAUSE_MAX_MS    250
 #define PUBLISH_DEADLINE_FACTOR 3 /* all attempts within this many mesh_timeout */
 #define STALLS_MAX              3 /* readings without progress before the consumer is made again */
-/* async: after a run that published, the outbox waits this long for more batches, so that
- * under load they travel in groups (decision 0040) */
+/* async: after a run that published (and was not full), the outbox waits this long for more
+ * batches, so that under load they travel in groups (decision 0040) */
 #define OUTBOX_LINGER_NS (10LL * 1000000LL)
 /* fetches failing for a consumer leader's election (8 s) before the consumer is made again,
  * and the pause after each */
@@ -1357,7 +1357,7 @@ static void *pump_run(void *arg)
         int more;
         do {
             more = r->pump(r->arg, r->domain, r);
-        } while (more == 1 && !stopping(r, OUTBOX_LINGER_NS));
+        } while (more >= 1 && !stopping(r, more == 1 ? OUTBOX_LINGER_NS : 0));
         wait = RETRY_NS; /* also after a failure: the next try is a second away */
     }
     return NULL;
@@ -1395,8 +1395,12 @@ static void run_ack_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 }
 
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
-                                    size_t count, size_t batches, mesh_err_t *err)
+                                    size_t count, size_t batches, size_t *acked, mesh_err_t *err)
 {
+    size_t sent = 0; /* records handed to libnats */
+    bool too_large = false;
+    if (acked)
+        *acked = 0;
     uint64_t gen;
     natsConnection *nc = mesh__mesh_conn(r->m, &gen);
     mesh_status_t st = MESH_OK;
@@ -1432,24 +1436,29 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
                               "a batch's record (%zu bytes as it travels) exceeds the mesh "
                               "servers' max payload (%lld bytes): it cannot be published",
                               wn, (long long)maxp);
+            too_large = true;
             break;
         }
         /* libnats copies the message into its buffer: wb serves the next record */
         natsStatus s = js_PublishAsync(js, r->subject, w, (int)wn, &po);
+        sent += s == NATS_OK;
         rec_bytes += n[i];
         wire_bytes += wn;
         if (s != NATS_OK)
             st = mesh_err_set(err, MESH_UNAVAILABLE, "publishing to %s: %s", r->stream,
                               nats_text(s));
     }
+    bool complete = js != NULL;
     if (js) {
         /* every ack (or its error) before the run counts as published */
         natsStatus s = js_PublishAsyncComplete(js, &po);
+        complete = s == NATS_OK;
         if (st == MESH_OK && s != NATS_OK)
             st = mesh_err_set(err, MESH_UNAVAILABLE, "stream %s: acks did not come (%s)", r->stream,
                               nats_text(s));
     }
     pthread_mutex_lock(&acks.mu);
+    bool all_acked = acks.failed == 0;
     if (st == MESH_OK && acks.failed)
         st = mesh_err_set(err, MESH_UNAVAILABLE, "stream %s refused %d of %zu records: %s",
                           r->stream, acks.failed, count, acks.why);
@@ -1459,6 +1468,9 @@ mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, con
     mesh__mesh_conn_done(r->m);
     pthread_mutex_destroy(&acks.mu);
     pthread_mutex_lock(&r->mu);
+    /* the records before one too large were all acknowledged: the caller moves past them */
+    if (acked && (st == MESH_OK || too_large) && all_acked && complete)
+        *acked = st == MESH_OK ? count : sent;
     if (st == MESH_OK) {
         r->st.published += count;
         r->st.published_batches += batches;

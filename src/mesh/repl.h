@@ -87,8 +87,9 @@ void mesh_repl_set_check(mesh_repl_t *r, mesh_repl_fp_fn fp, mesh_repl_rewind_fn
 /*
  * Async mode: a second thread (the outbox pump) calls pump whenever it is kicked (after a
  * local write) and every second; pump reads what the domain has not published yet and hands
- * it to mesh_repl_publish_run. Returns 1 when there may be more, 0 when idle, -1 on a failure
- * (retried after a pause).
+ * it to mesh_repl_publish_run. Returns 2 when more is waiting (called again at once), 1 when
+ * there may be more (called again after a short wait, so that batches written meanwhile travel
+ * together), 0 when idle, -1 on a failure (retried after a pause).
  */
 typedef int (*mesh_repl_pump_fn)(void *arg, const char *domain, mesh_repl_t *r);
 mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err);
@@ -99,9 +100,11 @@ void mesh_repl_kick(mesh_repl_t *r);
  * were acknowledged (then all are in the stream, in this order relative to each other unless
  * one failed). No message ids: a failed run is published again whole, and the replicas'
  * origin chains (store/domain.h) skip the copies; a JetStream id would drop a copy that must
- * come again after a record that was missing. */
+ * come again after a record that was missing. *acked (may be NULL): count on MESH_OK; on
+ * MESH_TOO_LARGE (a record larger than the servers' max payload, found as it is packed), the
+ * records before it when each of them was acknowledged; otherwise 0. */
 mesh_status_t mesh_repl_publish_run(mesh_repl_t *r, const uint8_t *const *p, const size_t *n,
-                                    size_t count, size_t batches, mesh_err_t *err);
+                                    size_t count, size_t batches, size_t *acked, mesh_err_t *err);
 
 /* Snapshot bootstrap (decision 0033): called on the replicator's thread, without the
  * connection held, when the domain's position is below what the stream still holds (first:

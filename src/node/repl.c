@@ -140,28 +140,37 @@ static void kick(void *arg)
 }
 
 /* Async: reads the next run of the domain's outbox (batches grouped up to group_bytes, 0:
- * alone) and publishes it. */
+ * alone) and publishes it. *any: something was read; *full: the run was as large as a run gets
+ * (more is waiting). Refused as too large, the outbox moves past the messages acknowledged
+ * before the one refused. */
 static mesh_status_t pump_run_once(const mesh_snap_domain_t *sd, mesh_repl_t *r, size_t group_bytes,
-                                   bool *any, mesh_err_t *err)
+                                   bool *any, bool *full, bool *grouped, mesh_err_t *err)
 {
     mesh_outbox_rec_t *v = NULL;
     size_t nv = 0;
     uint64_t origin = 0;
-    *any = false;
+    *any = *full = *grouped = false;
     mesh_status_t st = mesh_domain_outbox_read(sd->dom, OUTBOX_RUN, OUTBOX_RUN_MAX, group_bytes, &v,
                                                &nv, &origin, err);
     if (st == MESH_OK && nv > 0) {
         *any = true;
         const uint8_t *pv[OUTBOX_RUN];
-        size_t lv[OUTBOX_RUN], batches = 0;
+        size_t lv[OUTBOX_RUN], batches = 0, bytes = 0, acked = 0;
         for (size_t i = 0; i < nv; i++) {
             pv[i] = (const uint8_t *)v[i].msg.data;
             lv[i] = v[i].msg.len;
             batches += v[i].batches;
+            bytes += v[i].msg.len;
+            *grouped = *grouped || v[i].batches > 1;
         }
-        st = mesh_repl_publish_run(r, pv, lv, nv, batches, err);
-        if (st == MESH_OK)
-            st = mesh_domain_outbox_published(sd->dom, v[nv - 1].seq, err);
+        *full = nv == OUTBOX_RUN || bytes >= OUTBOX_RUN_MAX - MESH_GROUP_BYTES;
+        st = mesh_repl_publish_run(r, pv, lv, nv, batches, &acked, err);
+        if (acked > 0) {
+            mesh_err_t e;
+            if (mesh_domain_outbox_published(sd->dom, v[acked - 1].seq, &e) != MESH_OK &&
+                st == MESH_OK)
+                st = mesh_err_set(err, e.code, "%s", e.msg);
+        }
     }
     mesh_domain_outbox_free(v, nv);
     return st;
@@ -169,27 +178,35 @@ static mesh_status_t pump_run_once(const mesh_snap_domain_t *sd, mesh_repl_t *r,
 
 /* Async: publishes the next run of the domain's outbox (the replicator's pump thread). Its
  * batches travel in groups (decision 0040), alone when a group is larger than the servers
- * take. */
+ * take. Returns 2 after a full run (publish the next one at once), 1 after a smaller one (the
+ * pump waits a little for more batches to group), 0 when idle, -1 on a failure. */
 static int pump(void *arg, const char *domain, mesh_repl_t *r)
 {
     mesh_node_t *n = arg;
     mesh_snapshot_t *s = mesh_registry_snapshot(n->reg);
     const mesh_snap_domain_t *sd = mesh_snapshot_domain(s, domain);
     int more = 0;
-    bool any = false;
+    bool any = false, full = false, grouped = false;
     mesh_err_t err;
     mesh_err_clear(&err);
-    mesh_status_t st = sd ? pump_run_once(sd, r, MESH_GROUP_BYTES, &any, &err) : MESH_OK;
-    if (st == MESH_TOO_LARGE)
-        st = pump_run_once(sd, r, 0, &any, &err);
+    mesh_status_t st =
+        sd ? pump_run_once(sd, r, MESH_GROUP_BYTES, &any, &full, &grouped, &err) : MESH_OK;
+    if (st == MESH_TOO_LARGE) {
+        if (grouped)
+            LOG_INFO("mesh",
+                     "outbox of %s: a group of batches is larger than the mesh servers' max "
+                     "payload: its batches go alone",
+                     domain);
+        st = pump_run_once(sd, r, 0, &any, &full, &grouped, &err);
+    }
     if (st != MESH_OK) {
         more = -1;
-        if (any)
+        if (any && st != MESH_TOO_LARGE)
             LOG_DEBUG("mesh", "outbox of %s: %s (published again later)", domain, err.msg);
         else
             LOG_WARN("mesh", "outbox of %s: %s", domain, err.msg);
     } else if (any) {
-        more = 1;
+        more = full ? 2 : 1;
     }
     mesh_snapshot_put(s);
     return more;
@@ -239,7 +256,7 @@ static void stop_entry(mesh_node_t *n, entry_t *e)
     /* async: a write that came between a change's check and now still gets published (when
      * the link is up; a copy the pump also sent is skipped by the replicas' chains) */
     for (int i = 0; i < 64 && strncmp(e->sig, "async", 5) == 0; i++)
-        if (pump(n, e->domain, e->r) != 1)
+        if (pump(n, e->domain, e->r) < 1)
             break;
     mesh_repl_stop(e->r);
     e->r = NULL;

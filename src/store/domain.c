@@ -1418,8 +1418,9 @@ static mesh_status_t apply_logged(applier_t *a, uint64_t seq, const uint8_t *p, 
     if (last)
         a->repl_seq = sseq;
     /* a replica persists the states with every stream record (replay cannot tell which
-     * stream records applied) */
-    if ((mst = rules_persist_at(a->d, seq, &e2)) != MESH_OK) {
+     * stream records applied); not with one skipped before it was logged (seq 0): it changed
+     * nothing, and a position of 0 would make the next replay start before the log's start */
+    if (seq != 0 && (mst = rules_persist_at(a->d, seq, &e2)) != MESH_OK) {
         *err = e2;
         return mst;
     }
@@ -2215,7 +2216,16 @@ static mesh_status_t settle_job(mesh_domain_t *d, void *arg, mesh_err_t *err)
  * 0: none yet), which it skips wherever it comes (decide_origins). */
 static bool own_record(const uint8_t *p, size_t n, uint64_t self)
 {
-    return self != 0 && mesh_group_origin(p, n) == self; /* an origin record or a group */
+    if (self == 0 || mesh_group_origin(p, n) != self)
+        return false;
+    if (!mesh_group_is(p, n))
+        return true;
+    /* a group: only a well-formed one (a malformed one goes to the writer, which refuses it as
+     * every replica does) */
+    mesh_group_rec_t gv[MESH_GROUP_MAX];
+    size_t gn;
+    mesh_err_t e;
+    return mesh_group_split(p, n, gv, &gn, &e) == MESH_OK;
 }
 
 /* Async origin records of a group: decided before they are logged, so that the log says what
@@ -2948,7 +2958,9 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
     for (size_t i = 0; i < tail && st == MESH_OK; i++) {
         if (sseq[i] <= pos)
             continue;
-        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - PART_HDR || p[i][0] == K_STREAM ||
+        /* a group's records are logged with a longer header ('P'), but each is at least 9
+         * bytes shorter than the group (its header and length) */
+        if (n[i] == 0 || n[i] > MESH_DLOG_MAX_RECORD - 9 || p[i][0] == K_STREAM ||
             p[i][0] == K_PART || (p[i][0] == K_ORIGIN && n[i] <= ORIGIN_HDR)) {
             st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: bad record",
                               (unsigned long long)sseq[i], d->name);

@@ -1447,6 +1447,157 @@ static void test_async_groups(void **state)
     mesh_domain_close(o);
 }
 
+/* A group cut by a crash in the replica's log (its last record torn before the commit): the
+ * replay applies the batches before the cut and leaves the stream position before the group;
+ * the group delivered again applies only the rest, and stores the group's fingerprint. */
+static void test_async_group_cut_by_crash(void **state)
+{
+    (void)state;
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/cut-origin", dir);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    for (int i = 0; i < 3; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "m%d", i + 1);
+        write_ok(o, m, 0, 2 + i, NULL); /* 2 + 3 + 4 rows */
+    }
+    mesh_outbox_rec_t *one;
+    size_t none;
+    uint64_t origin;
+    assert_int_equal(
+        mesh_domain_outbox_read(o, 16, 1 << 20, MESH_GROUP_BYTES, &one, &none, &origin, &err),
+        MESH_OK);
+    assert_int_equal(none, 1);
+    assert_int_equal(one[0].batches, 3);
+
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    mesh_domain_close(d);
+    char db[160], saved[160];
+    snprintf(db, sizeof db, "%s/data.db", dir);
+    snprintf(saved, sizeof saved, "%s/saved.db", dir);
+    copy_file(db, saved);
+    d = open_dom(NULL);
+    const mesh_buf_t *m1[] = {&one[0].msg};
+    size_t done = 0;
+    assert_int_equal(apply_msgs(d, 1, m1, 1, &done), MESH_OK);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    mesh_domain_close_untrimmed(d);
+    /* the store as before the group, the log's last record (the group's last part) torn */
+    remove_db();
+    copy_file(saved, db);
+    unlink(saved);
+    char seg[256] = "";
+    {
+        char ld[160];
+        snprintf(ld, sizeof ld, "%s/log", dir);
+        DIR *dd = opendir(ld);
+        struct dirent *e;
+        while ((e = readdir(dd)) != NULL)
+            if (strstr(e->d_name, ".seg") && strcmp(e->d_name, seg) > 0)
+                snprintf(seg, sizeof seg, "%s", e->d_name);
+        closedir(dd);
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", ld, seg);
+        struct stat sb;
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(truncate(path, sb.st_size - 3), 0);
+    }
+    d = open_dom(NULL); /* replays the group's first two batches */
+    assert_int_equal(mesh_domain_stream_seq(d), 0);
+    assert_int_equal(count_rows(d, "telemetry"), 5);
+    /* delivered again: only the third batch is new */
+    assert_int_equal(apply_msgs(d, 1, m1, 1, &done), MESH_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    assert_int_equal(mesh_domain_stream_seq(d), 1);
+    uint64_t fp = 0;
+    assert_int_equal(mesh_domain_stream_fp(d, 1, &fp), 1);
+    assert_true(fp == mesh_fp64(one[0].msg.data, one[0].msg.len));
+    mesh_domain_close_untrimmed(d);
+    d = open_dom(NULL); /* time series rows replayed into memory once */
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    mesh_domain_close(d);
+    d = open_dom(NULL);
+    assert_int_equal(count_rows(d, "telemetry"), 9);
+    mesh_domain_close(d);
+    mesh_domain_outbox_free(one, none);
+    mesh_domain_close(o);
+}
+
+/* A stream record skipped before it was logged (a duplicate by its origin chain, here a group
+ * or a lone record delivered again) must not move the position replay starts from: it was
+ * stored as 0, and a replica killed after the log's start was trimmed then could not reopen
+ * ("records 1..N are missing"). */
+static void skipped_keeps_replay_start(const char *sub, size_t group_bytes)
+{
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/%s", dir, sub);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    mesh_domain_set_replicator(o, &rp);
+    write_ok(o, "m1", 0, 2, NULL);
+    write_ok(o, "m2", 0, 2, NULL);
+    mesh_outbox_rec_t *one;
+    size_t none;
+    uint64_t origin;
+    assert_int_equal(
+        mesh_domain_outbox_read(o, 16, 1 << 20, group_bytes, &one, &none, &origin, &err), MESH_OK);
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    /* local batches past a log segment, and a checkpoint: the log's start is trimmed */
+    mesh_cref_t *ref;
+    const mesh_product_t *p = product(d, "telemetry", &ref);
+    size_t note = 900 * 1024;
+    int batches = (int)((MESH_DLOG_SEGMENT_SIZE / note) + 4);
+    for (int i = 0; i < batches; i++) {
+        mesh_batch_t b;
+        tel_batch(&b, p, "big", i, 1, note);
+        mesh_apply_result_t res;
+        assert_int_equal(mesh_domain_write(d, &b, NULL, &res, &err), MESH_OK);
+        mesh_batch_free(&b);
+    }
+    mesh_cref_put(ref);
+    assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK);
+    assert_int_equal(count_segments(), 1);
+    const mesh_buf_t *m1[] = {&one[0].msg};
+    size_t done = 0;
+    assert_int_equal(apply_msgs(d, 1, m1, 1, &done), MESH_OK);
+    uint64_t clean = mesh_store_rules_clean(mesh_domain_store(d));
+    assert_true(clean > 0);
+    assert_int_equal(apply_msgs(d, 2, m1, 1, &done), MESH_OK); /* the same again: skipped */
+    assert_true(mesh_store_rules_clean(mesh_domain_store(d)) >= clean);
+    mesh_domain_close_untrimmed(d); /* killed */
+    mesh_domain_t *d2 = NULL;
+    mesh_status_t st = mesh_domain_open(dir, "factory-a", NULL, NULL, NULL, &d2, &err);
+    if (st != MESH_OK)
+        print_message("reopen: %s\n", err.msg);
+    assert_int_equal(st, MESH_OK);
+    mesh_domain_close(d2);
+    mesh_domain_outbox_free(one, none);
+    mesh_domain_close(o);
+}
+
+static void test_skipped_group_keeps_replay_start(void **state)
+{
+    (void)state;
+    skipped_keeps_replay_start("skip-group", MESH_GROUP_BYTES);
+}
+
+static void test_skipped_lone_keeps_replay_start(void **state)
+{
+    (void)state;
+    skipped_keeps_replay_start("skip-lone", 0);
+}
+
 /* A copy of an async origin (a snapshot bootstrap's, decision 0033) taken while its outbox was
  * behind: it records the origin's own chain position, so the node that installs it skips the
  * origin's records it holds, which reach the stream after the copy, and applies the later ones
@@ -1774,6 +1925,9 @@ int main(void)
         T(test_async_origin_chain),
         T(test_async_own_skipped),
         T(test_async_groups),
+        T(test_async_group_cut_by_crash),
+        T(test_skipped_group_keeps_replay_start),
+        T(test_skipped_lone_keeps_replay_start),
         T(test_async_copy_chain),
         T(test_stream_rewind_by_id),
         T(test_async_after_trim),
