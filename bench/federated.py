@@ -10,7 +10,8 @@ connection and TLS handshake for every query, as the tables before 20261124 14:4
 table gives the median and p90 wall time of each and the ratio federated / local. Both
 answers are compared (they must be equal).
 
-Usage: bench/federated.sh [--rows N] [--runs N] [--connection-per-query]
+Usage: bench/federated.sh [--rows N] [--runs N] [--connection-per-query] [--only TEXT]
+       [--same-server]
        (MESH_BUILD: build dir, default build/release)
 """
 import argparse
@@ -85,6 +86,11 @@ def main():
     ap.add_argument("--rows", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--same-server", action="store_true",
+                    help="both nodes connected to the same hub server (by default each node's "
+                         "list starts with another server, as `meshctl mesh config` writes it)")
+    ap.add_argument("--only", default="",
+                    help="run only the queries whose title contains this text (to profile one)")
     ap.add_argument("--connection-per-query", action="store_true",
                     help="a new HTTPS connection (with its TLS handshake) per query, on both "
                          "nodes; default: one kept-alive connection per node, so the times are "
@@ -114,8 +120,13 @@ def run(a, tmp, nodes):
     n1 = Node(args=["--config", os.path.join(mdir, "nodes", "n1", "meshd.conf"),
                     "--mesh-heartbeat", "1s", "--mesh-ttl", "3s"]).start()
     nodes.append(n1)
+    same = []
+    if a.same_server:  # n2 lists the servers in n1's order: both on n1's server
+        with open(os.path.join(mdir, "nodes", "n1", "meshd.conf")) as f:
+            same = ["--mesh", [ln.split("=", 1)[1].strip() for ln in f
+                               if ln.startswith("mesh =")][0]]
     n2 = Node(args=["--config", os.path.join(mdir, "nodes", "n2", "meshd.conf"),
-                    "--mesh-heartbeat", "1s", "--mesh-ttl", "3s"]).start()
+                    "--mesh-heartbeat", "1s", "--mesh-ttl", "3s"] + same).start()
     nodes.append(n2)
     n1.create_domain("factory")
     n1.apply(contract(domain="factory"), expect=201)
@@ -170,6 +181,8 @@ def run(a, tmp, nodes):
         return v if v is not None else float("nan")
     scans = []
     for title, sql in QUERIES:
+        if a.only not in title:
+            continue
         m0 = None
         lt, ft = [], []
         for i in range(a.warmup + a.runs):

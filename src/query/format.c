@@ -172,12 +172,27 @@ void mesh_writer_init(mesh_writer_t *w, mesh_outfmt_t fmt, bool time_ns)
     w->time_ns = time_ns;
 }
 
-static bool is_time_col(const mesh_writer_t *w, mesh_query_t *q, int i)
+static bool time_decl(mesh_query_t *q, int i)
+{
+    const char *t = mesh_query_coltype(q, i);
+    return t && strcmp(t, "TIMESTAMP") == 0;
+}
+
+static bool is_time_col(mesh_writer_t *w, mesh_query_t *q, int i)
 {
     if (w->time_ns)
         return false;
-    const char *t = mesh_query_coltype(q, i);
-    return t && strcmp(t, "TIMESTAMP") == 0;
+    if (i >= 64)
+        return time_decl(q, i);
+    if (!w->timecols_known) {
+        /* a statement's declared types are the same for every row: once per result */
+        int n = mesh_query_ncols(q);
+        for (int k = 0; k < n && k < 64; k++)
+            if (time_decl(q, k))
+                w->timecols |= UINT64_C(1) << k;
+        w->timecols_known = true;
+    }
+    return (w->timecols >> i) & 1;
 }
 
 /* One value in JSON. */

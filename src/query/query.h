@@ -146,6 +146,10 @@ typedef struct mesh_writer {
     bool time_ns; /* TIMESTAMP columns as integers instead of ISO text */
     int64_t rows;
     bool started_rows;
+    /* the TIMESTAMP columns among the first 64, read once (the first row); the others are
+     * asked at every value */
+    bool timecols_known;
+    uint64_t timecols;
 } mesh_writer_t;
 
 mesh_status_t mesh_outfmt_parse(const char *s, mesh_outfmt_t *out);
