@@ -2954,7 +2954,8 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
            (sseq[tail - 1] <= pos || own_record(p[tail - 1], n[tail - 1], self)))
         tail--;
     /* the items: one per record, one per origin record of a group */
-    size_t nitems = 0;
+    item_t *its = NULL;
+    size_t k = 0, cap = 0; /* items made: the records not applied before */
     for (size_t i = 0; i < tail && st == MESH_OK; i++) {
         if (sseq[i] <= pos)
             continue;
@@ -2966,39 +2967,38 @@ mesh_status_t mesh_domain_apply_stream_many(mesh_domain_t *d, const uint64_t *ss
                               (unsigned long long)sseq[i], d->name);
             break;
         }
-        size_t k = 1;
-        if (mesh_group_is(p[i], n[i])) {
-            mesh_group_rec_t gv[MESH_GROUP_MAX];
-            mesh_err_t e;
-            if (mesh_group_split(p[i], n[i], gv, &k, &e) != MESH_OK)
-                st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: %s",
-                                  (unsigned long long)sseq[i], d->name, e.msg);
-        }
-        nitems += k;
-    }
-    item_t *its = st == MESH_OK && nitems ? calloc(nitems, sizeof *its) : NULL;
-    if (st == MESH_OK && nitems && its == NULL)
-        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
-    size_t k = 0; /* items made: the records not applied before */
-    for (size_t i = 0; i < tail && st == MESH_OK && k < nitems; i++) {
-        if (sseq[i] <= pos)
-            continue;
-        uint64_t fp = mesh_fp64(p[i], n[i]);
-        const char *id = ids ? ids[i] : NULL;
-        if (!mesh_group_is(p[i], n[i])) {
-            st = stream_item(&its[k++], sseq[i], p[i], n[i], false, fp, true, id);
-            continue;
-        }
         /* a group: no message id (the chains of its records make it apply once) */
         mesh_group_rec_t gv[MESH_GROUP_MAX];
-        size_t gn = 0;
+        size_t gn = 1;
+        bool group = mesh_group_is(p[i], n[i]);
         mesh_err_t e;
-        (void)mesh_group_split(p[i], n[i], gv, &gn, &e); /* checked above */
-        for (size_t g = 0; g < gn && st == MESH_OK && k < nitems; g++)
-            st = stream_item(&its[k++], sseq[i], gv[g].p, gv[g].n, true, fp, g + 1 == gn, NULL);
+        if (group && mesh_group_split(p[i], n[i], gv, &gn, &e) != MESH_OK) {
+            st = mesh_err_set(err, MESH_CORRUPT, "stream record %llu of %s: %s",
+                              (unsigned long long)sseq[i], d->name, e.msg);
+            break;
+        }
+        if (k + gn > cap) {
+            size_t ncap = cap ? cap * 2 : count;
+            while (ncap < k + gn)
+                ncap *= 2;
+            item_t *grown = realloc(its, ncap * sizeof *its);
+            if (grown == NULL) {
+                st = mesh_err_set(err, MESH_NOMEM, "out of memory");
+                break;
+            }
+            memset(grown + cap, 0, (ncap - cap) * sizeof *grown);
+            its = grown;
+            cap = ncap;
+        }
+        uint64_t fp = mesh_fp64(p[i], n[i]);
+        for (size_t g = 0; g < gn && st == MESH_OK; g++)
+            st = group ? stream_item(&its[k++], sseq[i], gv[g].p, gv[g].n, true, fp, g + 1 == gn,
+                                     NULL)
+                       : stream_item(&its[k++], sseq[i], p[i], n[i], false, fp, true,
+                                     ids ? ids[i] : NULL);
+        if (st != MESH_OK)
+            st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     }
-    if (st != MESH_OK && st != MESH_CORRUPT)
-        st = mesh_err_set(err, MESH_NOMEM, "out of memory");
     if (st == MESH_OK && k > 0) {
         pthread_mutex_lock(&d->q_lock);
         for (size_t i = 0; i < k; i++) {
