@@ -10,7 +10,8 @@
  *
  * Async domains take writes whenever the replicator runs (connected or not): they are durable
  * in the domain's log when acknowledged, and the replicator's outbox pump publishes them from
- * the log (pump below) in runs of up to OUTBOX_RUN batches.
+ * the log (pump below) in runs of up to OUTBOX_RUN messages, consecutive batches grouped in one
+ * message (decision 0040).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,8 @@
 #include "store/group.h"
 
 #define REPL_MAX       256               /* replicated domains on one node */
-#define OUTBOX_RUN     256               /* batches published in one run, at most */
-#define OUTBOX_RUN_MAX (8 * 1024 * 1024) /* and about this many bytes */
+#define OUTBOX_RUN     256               /* messages published in one run, at most */
+#define OUTBOX_RUN_MAX (8 * 1024 * 1024) /* and about this many bytes of batches */
 
 typedef struct entry {
     char domain[MESH_NAME_MAX + 1];
