@@ -454,8 +454,11 @@ static void check_server(mesh_mesh_t *m)
     char url[256] = "";
     if (natsConnection_GetConnectedUrl(m->nc, url, sizeof url) != NATS_OK || !url[0])
         return;
+    int64_t maxp = natsConnection_GetMaxPayload(m->nc);
     pthread_mutex_lock(&m->mu);
     snprintf(m->st.server, sizeof m->st.server, "%s", url);
+    if (maxp > 0)
+        m->st.max_payload = maxp;
     bool known = strcmp(url, m->probed_url) == 0;
     pthread_mutex_unlock(&m->mu);
     if (known)

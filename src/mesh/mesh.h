@@ -72,6 +72,7 @@ typedef struct mesh_mesh_status {
     char server[256];        /* URL of the server connected to ("" when none) */
     char server_version[32]; /* from the server's INFO ("" when unknown) */
     bool server_pre_2_10;    /* older than 2.10: fsync on a timer (see docs/mesh.md) */
+    int64_t max_payload;     /* the server's max payload, as last connected (0: unknown) */
     bool registered;         /* the last heartbeat succeeded */
     int64_t last_heartbeat_ns;
     uint64_t heartbeats, heartbeat_failures, reconnects;

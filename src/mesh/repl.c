@@ -1372,6 +1372,31 @@ mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mes
     return MESH_OK;
 }
 
+/* room left in a message for what the outbox adds to a batch: its origin header, a group's
+ * length, the packed form's header */
+#define FITS_MARGIN 64
+
+mesh_status_t mesh_repl_fits(mesh_repl_t *r, const uint8_t *p, size_t n, mesh_err_t *err)
+{
+    mesh_mesh_status_t ms;
+    mesh_mesh_status(r->m, &ms);
+    if (ms.max_payload <= 0 || (int64_t)(n + FITS_MARGIN) <= ms.max_payload)
+        return MESH_OK;
+    mesh_buf_t wb;
+    mesh_buf_init(&wb, MESH_BUF_UNLIMITED);
+    const uint8_t *w = NULL;
+    size_t wn = 0;
+    mesh_status_t st = mesh_recwire_pack(p, n, &wb, &w, &wn, err);
+    if (st == MESH_OK && (int64_t)(wn + FITS_MARGIN) > ms.max_payload)
+        st = mesh_err_set(err, MESH_TOO_LARGE,
+                          "a batch of %zu bytes (%zu packed) is larger than the mesh servers' max "
+                          "payload (%lld bytes): it could never reach the domain's other hosts; "
+                          "write it in smaller batches",
+                          n, wn, (long long)ms.max_payload);
+    mesh_buf_free(&wb);
+    return st;
+}
+
 typedef struct run_acks {
     pthread_mutex_t mu;
     int failed;

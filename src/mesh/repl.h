@@ -93,6 +93,11 @@ void mesh_repl_set_check(mesh_repl_t *r, mesh_repl_fp_fn fp, mesh_repl_rewind_fn
  */
 typedef int (*mesh_repl_pump_fn)(void *arg, const char *domain, mesh_repl_t *r);
 mesh_status_t mesh_repl_start_outbox(mesh_repl_t *r, mesh_repl_pump_fn pump, mesh_err_t *err);
+/* Whether record p[0..n) can be published as an async batch: MESH_TOO_LARGE (err says why)
+ * when it is larger than the servers' max payload (as last connected) even packed, so it
+ * could never reach the other hosts; MESH_OK otherwise, and when the max payload is not known
+ * yet. Packs only records near or above the limit. */
+mesh_status_t mesh_repl_fits(mesh_repl_t *r, const uint8_t *p, size_t n, mesh_err_t *err);
 /* Wakes the pump (cheap; any thread). */
 void mesh_repl_kick(mesh_repl_t *r);
 /* Publishes count records (carrying batches batches: a record may be a group of them,

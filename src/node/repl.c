@@ -134,6 +134,12 @@ static mesh_status_t publish(void *arg, const char *domain, const uint8_t *p, si
     return mesh_repl_publish(arg, p, n, idem, sseq, duplicate, err);
 }
 
+/* Async: whether a batch's record can ever be published. */
+static mesh_status_t fits(void *arg, const uint8_t *p, size_t n, mesh_err_t *err)
+{
+    return mesh_repl_fits(arg, p, n, err);
+}
+
 /* Async: wakes the domain's outbox pump after a local write. */
 static void kick(void *arg)
 {
@@ -337,7 +343,8 @@ void mesh__node_repl_sync(mesh_node_t *n)
                                 .apply_timeout_ns = n->opts.mesh_timeout,
                                 .stream = mesh_repl_stream(e->r),
                                 .async = async,
-                                .kick = async ? kick : NULL};
+                                .kick = async ? kick : NULL,
+                                .fits = async ? fits : NULL};
         mesh_domain_set_replicator(sd->dom, &rp);
         if (mesh_mesh_serve(n->mesh, sd->meta.name, "write", serve_write, n, &err) != MESH_OK)
             LOG_WARN("mesh", "forwarded writes for %s: %s", sd->meta.name, err.msg);

@@ -3187,6 +3187,12 @@ static mesh_status_t domain_write(mesh_domain_t *d, const mesh_batch_t *b, const
         mesh_buf_free(&it.payload);
         return st;
     }
+    /* async: acknowledged here only when the outbox can publish it */
+    if (r.publish && r.async && r.fits &&
+        (st = r.fits(r.arg, (const uint8_t *)it.payload.data, it.payload.len, err)) != MESH_OK) {
+        mesh_buf_free(&it.payload);
+        return st;
+    }
     st = submit(d, &it);
     mesh_buf_free(&it.payload);
     *res = it.res;

@@ -105,6 +105,9 @@ typedef struct mesh_replicator {
      * it. Contracts still go through publish (sync). */
     bool async;
     void (*kick)(void *arg);
+    /* async (may be NULL): MESH_TOO_LARGE when a batch's log record could never be published
+     * (larger than the servers take): the write is refused instead of acknowledged */
+    mesh_status_t (*fits)(void *arg, const uint8_t *p, size_t n, mesh_err_t *err);
 } mesh_replicator_t;
 
 /* Sets (r NULL or r->publish NULL: clears) the domain's replicator; r is copied. Call it

@@ -7,9 +7,10 @@
   and the batches go out alone (n1 says so in its log); n2 then holds every batch exactly once;
 - under a steady load with the hub up, n1 publishes fewer messages than batches (groups), and
   n2 again holds every batch exactly once;
-- a batch larger than the max payload even packed, written after three small ones: the three
-  reach n2 and are not published again, the large one stays in n1's outbox (pending, a warning
-  in the log), nothing applied twice.
+- a batch larger than the max payload even packed is refused (413) while n1 knows the max
+  payload; written while n1 does not know it yet (restarted with the hub down), after three
+  small ones, it is taken: the three reach n2 and are not published again, the large one
+  stays in n1's outbox (pending, a warning in the log); nothing applied twice.
 Every process started here is stopped at the end, also on failure.
 """
 import os
@@ -145,13 +146,21 @@ def run(tmp, nodes):
         fail("60 batches published as %d messages carrying %d (%s)" % (sent, carried, r1))
     print("steady load: 60 batches in %d messages" % sent)
 
-    # ---- a batch too large even alone: the ones before it go, it stays pending ----
+    # ---- a batch too large even alone, the servers' max payload known: refused (413) ----
+    st, doc = n1.post_rows(DOMAIN, "readings", batch("big", 2, MAX_PAYLOAD))
+    if st != 413 or "max payload" not in doc.get("error", {}).get("message", ""):
+        fail("a batch that could never be published should be refused: %d %s" % (st, doc))
+
+    # ---- the same while n1 does not know the max payload (restarted, the hub down): taken;
+    # the three before it go, it stays pending, and the three are not published again ----
     hub.stop()
+    nodes["n1"].kill()
+    n1 = start("n1")
     for k in range(3):
         write("t%03d" % k, 5)
-    st, doc = n1.post_rows(DOMAIN, "readings", batch("big", 2, MAX_PAYLOAD // 2))
+    st, doc = n1.post_rows(DOMAIN, "readings", batch("big", 2, MAX_PAYLOAD))
     if st != 200:
-        fail("the large async write: %d %s" % (st, doc))
+        fail("the large async write with the max payload unknown: %d %s" % (st, doc))
     hub.start()
 
     def three_there():
