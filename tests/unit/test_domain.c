@@ -1093,6 +1093,21 @@ static mesh_status_t no_publish(void *arg, const char *domain, const uint8_t *p,
     return mesh_err_set(err, MESH_UNAVAILABLE, "no stream in this test");
 }
 
+/* An async origin in DIR/sub: the contract, and a replicator that only takes writes (the
+ * tests read its outbox themselves). */
+static mesh_domain_t *open_origin(const char *sub)
+{
+    static const mesh_replicator_t rp = {.publish = no_publish, .async = true};
+    char odir[96];
+    snprintf(odir, sizeof odir, "%s/%s", dir, sub);
+    mesh_domain_t *o = NULL;
+    mesh_err_t err;
+    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
+    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
+    mesh_domain_set_replicator(o, &rp);
+    return o;
+}
+
 static void apply_rec(mesh_domain_t *d, uint64_t sseq, const mesh_outbox_rec_t *r, bool want)
 {
     bool applied = false;
@@ -1181,23 +1196,36 @@ static void test_async_origin_chain(void **state)
     mesh_domain_close(o);
 }
 
-static mesh_status_t apply_own(mesh_domain_t *d, uint64_t first, const mesh_outbox_rec_t *v,
-                               size_t n)
+/* Applies stream records v[0..n) at first, first + 1, ... in one call. */
+static mesh_status_t apply_msgs(mesh_domain_t *d, uint64_t first, const mesh_buf_t *const *v,
+                                size_t n, size_t *done)
 {
     uint64_t seqs[8];
     const uint8_t *ps[8];
-    size_t ns[8], done = 0;
+    size_t ns[8];
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
         seqs[i] = first + i;
-        ps[i] = (const uint8_t *)v[i].msg.data;
-        ns[i] = v[i].msg.len;
+        ps[i] = (const uint8_t *)v[i]->data;
+        ns[i] = v[i]->len;
     }
     mesh_err_t err;
     mesh_err_clear(&err);
-    mesh_status_t st = mesh_domain_apply_stream_many(d, seqs, ps, ns, NULL, n, &done, &err);
+    mesh_status_t st = mesh_domain_apply_stream_many(d, seqs, ps, ns, NULL, n, done, &err);
     if (st != MESH_OK)
         print_message("apply_stream_many: %s\n", err.msg);
+    return st;
+}
+
+static mesh_status_t apply_own(mesh_domain_t *d, uint64_t first, const mesh_outbox_rec_t *v,
+                               size_t n)
+{
+    const mesh_buf_t *msgs[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = &v[i].msg;
+    size_t done = 0;
+    mesh_status_t st = apply_msgs(d, first, msgs, n, &done);
     assert_int_equal(done, st == MESH_OK ? n : done);
     return st;
 }
@@ -1274,27 +1302,6 @@ static void test_async_own_skipped(void **state)
     mesh_domain_close(o);
 }
 
-/* Applies stream records v[0..n) at first, first + 1, ... in one call. */
-static mesh_status_t apply_msgs(mesh_domain_t *d, uint64_t first, const mesh_buf_t *const *v,
-                                size_t n, size_t *done)
-{
-    uint64_t seqs[8];
-    const uint8_t *ps[8];
-    size_t ns[8];
-    assert_true(n <= 8);
-    for (size_t i = 0; i < n; i++) {
-        seqs[i] = first + i;
-        ps[i] = (const uint8_t *)v[i]->data;
-        ns[i] = v[i]->len;
-    }
-    mesh_err_t err;
-    mesh_err_clear(&err);
-    mesh_status_t st = mesh_domain_apply_stream_many(d, seqs, ps, ns, NULL, n, done, &err);
-    if (st != MESH_OK)
-        print_message("apply_stream_many: %s\n", err.msg);
-    return st;
-}
-
 /* A group of origin records (decision 0040) made by hand from lone records v[i] (i in which). */
 static void make_group(mesh_buf_t *g, const mesh_outbox_rec_t *v, const int *which, size_t n)
 {
@@ -1315,14 +1322,8 @@ static void make_group(mesh_buf_t *g, const mesh_outbox_rec_t *v, const int *whi
 static void test_async_groups(void **state)
 {
     (void)state;
-    char odir[96];
-    snprintf(odir, sizeof odir, "%s/grouped", dir);
-    mesh_domain_t *o = NULL;
+    mesh_domain_t *o = open_origin("grouped");
     mesh_err_t err;
-    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
-    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
-    mesh_replicator_t rp = {.publish = no_publish, .async = true};
-    mesh_domain_set_replicator(o, &rp);
     uint64_t s[5];
     for (int i = 0; i < 5; i++) {
         char m[8];
@@ -1453,14 +1454,8 @@ static void test_async_groups(void **state)
 static void test_async_group_cut_by_crash(void **state)
 {
     (void)state;
-    char odir[96];
-    snprintf(odir, sizeof odir, "%s/cut-origin", dir);
-    mesh_domain_t *o = NULL;
+    mesh_domain_t *o = open_origin("cut-origin");
     mesh_err_t err;
-    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
-    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
-    mesh_replicator_t rp = {.publish = no_publish, .async = true};
-    mesh_domain_set_replicator(o, &rp);
     for (int i = 0; i < 3; i++) {
         char m[8];
         snprintf(m, sizeof m, "m%d", i + 1);
@@ -1536,14 +1531,8 @@ static void test_async_group_cut_by_crash(void **state)
  * ("records 1..N are missing"). */
 static void skipped_keeps_replay_start(const char *sub, size_t group_bytes)
 {
-    char odir[96];
-    snprintf(odir, sizeof odir, "%s/%s", dir, sub);
-    mesh_domain_t *o = NULL;
+    mesh_domain_t *o = open_origin(sub);
     mesh_err_t err;
-    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
-    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
-    mesh_replicator_t rp = {.publish = no_publish, .async = true};
-    mesh_domain_set_replicator(o, &rp);
     write_ok(o, "m1", 0, 2, NULL);
     write_ok(o, "m2", 0, 2, NULL);
     mesh_outbox_rec_t *one;
@@ -1605,17 +1594,12 @@ static void test_skipped_lone_keeps_replay_start(void **state)
 static void test_async_copy_chain(void **state)
 {
     (void)state;
-    char odir[96], cdir[96], cdb[128];
-    snprintf(odir, sizeof odir, "%s/origin2", dir);
+    char cdir[96], cdb[128];
     snprintf(cdir, sizeof cdir, "%s/copy", dir);
     snprintf(cdb, sizeof cdb, "%s/data.db", cdir);
     assert_int_equal(mkdir(cdir, 0700), 0);
-    mesh_domain_t *o = NULL;
+    mesh_domain_t *o = open_origin("origin2");
     mesh_err_t err;
-    assert_int_equal(mesh_domain_open(odir, "factory-a", NULL, NULL, NULL, &o, &err), MESH_OK);
-    put_ok(o, c_v1, MESH_CONTRACT_CREATED);
-    mesh_replicator_t rp = {.publish = no_publish, .async = true};
-    mesh_domain_set_replicator(o, &rp);
     write_ok(o, "m1", 0, 1, NULL);
     uint64_t s2 = write_ok(o, "m2", 0, 2, NULL);
     mesh_outbox_rec_t *v;
