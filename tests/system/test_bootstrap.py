@@ -24,17 +24,15 @@ Every nats-server and meshd started here is stopped at the end, also on failure.
 """
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import NatsClient, NatsServer, _servers, fail, free_base  # noqa: E402
+from test_mesh import NatsClient, NatsServer, fail, free_base, run_in_tmp  # noqa: E402
 
 DOMAIN = "plant"
 VAULT = "vault"  # residency local; n2 is on another site than n1
@@ -132,16 +130,7 @@ def signed_request(seed, subject, node, domain, ts=None, nonce=None):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-boot-test-")
-    nodes = {}
-    try:
-        run(tmp, nodes)
-    finally:
-        for n in nodes.values():
-            n.destroy()
-        for s in list(_servers):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tmp("meshd-boot-test-", run)
 
 
 def run(tmp, nodes):

@@ -21,20 +21,18 @@ Every nats-server and meshd started here is stopped at the end, also on failure.
 """
 import json
 import os
-import shutil
 import socket
 import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import NatsServer, _servers, free_base  # noqa: E402
+from test_mesh import NatsServer, free_base, run_in_tmp  # noqa: E402
 
 try:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -162,16 +160,7 @@ def signed(key, subject, doc):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-fed-test-")
-    nodes = {}
-    try:
-        run(tmp, nodes)
-    finally:
-        for n in nodes.values():
-            n.destroy()
-        for s in list(_servers):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tmp("meshd-fed-test-", run)
     print("ok")
 
 

@@ -220,8 +220,10 @@ class NatsClient:
         self.ss.close()
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-mesh-test-")
+def run_in_tmp(prefix, run):
+    """run(tmp, nodes) in a new temporary directory; afterwards, also on failure, every meshd
+    in nodes (a dict) and every nats-server started are stopped and the directory removed."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     nodes = {}
     try:
         run(tmp, nodes)
@@ -231,6 +233,10 @@ def main():
         for s in list(_servers):
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    run_in_tmp("meshd-mesh-test-", run)
 
 
 def run(tmp, nodes):

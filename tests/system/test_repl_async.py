@@ -24,16 +24,14 @@ Every process started here is stopped at the end, also on failure.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import NatsServer, _servers, fail, free_base  # noqa: E402
+from test_mesh import NatsServer, fail, free_base, run_in_tmp  # noqa: E402
 
 DOMAIN = "field"
 ROWS = 20  # rows per batch
@@ -116,16 +114,7 @@ def lag_alerts(node, state):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-repl-async-")
-    nodes = {}
-    try:
-        run(tmp, nodes)
-    finally:
-        for n in nodes.values():
-            n.destroy()
-        for s in list(_servers):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tmp("meshd-repl-async-", run)
 
 
 def run(tmp, nodes):

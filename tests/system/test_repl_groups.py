@@ -14,15 +14,13 @@
 Every process started here is stopped at the end, also on failure.
 """
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import NatsServer, _servers, fail, free_base  # noqa: E402
+from test_mesh import NatsServer, fail, free_base, run_in_tmp  # noqa: E402
 
 DOMAIN = "field"
 ROWS = 40  # rows per batch
@@ -49,16 +47,7 @@ def batch(key, rows=ROWS, noise=120):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-repl-groups-")
-    nodes = {}
-    try:
-        run(tmp, nodes)
-    finally:
-        for n in nodes.values():
-            n.destroy()
-        for s in list(_servers):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tmp("meshd-repl-groups-", run)
 
 
 def run(tmp, nodes):

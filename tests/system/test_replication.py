@@ -28,14 +28,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import (NatsClient, NatsServer, _servers, fail, free_base,  # noqa: E402
-                       meshctl)
+from test_mesh import (NatsClient, NatsServer, fail, free_base,  # noqa: E402
+                       meshctl, run_in_tmp)
 
 DOMAIN = "plant"
 
@@ -92,16 +91,7 @@ def checksum(node):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meshd-repl-test-")
-    nodes = {}
-    try:
-        run(tmp, nodes)
-    finally:
-        for n in nodes.values():
-            n.destroy()
-        for s in list(_servers):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tmp("meshd-repl-test-", run)
 
 
 def run(tmp, nodes):
