@@ -1004,14 +1004,11 @@ static void test_drop_product(void **state)
 
 /* ---- checkpoints and the log ---------------------------------------------------------------- */
 
-static void test_checkpoint_trims_log(void **state)
+/* A bit more than one log segment (64 MiB) of large rows of telemetry: the batches written. */
+static int write_past_segment(mesh_domain_t *d)
 {
-    (void)state;
-    mesh_domain_t *d = open_dom(NULL);
-    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
     mesh_cref_t *ref;
     const mesh_product_t *p = product(d, "telemetry", &ref);
-    /* a bit more than one log segment (64 MiB) of large rows */
     size_t note = 900 * 1024;
     int batches = (int)((MESH_DLOG_SEGMENT_SIZE / note) + 4);
     for (int i = 0; i < batches; i++) {
@@ -1022,7 +1019,19 @@ static void test_checkpoint_trims_log(void **state)
         assert_int_equal(mesh_domain_write(d, &b, NULL, &res, &err), MESH_OK);
         mesh_batch_free(&b);
     }
+    mesh_cref_put(ref);
+    return batches;
+}
+
+static void test_checkpoint_trims_log(void **state)
+{
+    (void)state;
+    mesh_domain_t *d = open_dom(NULL);
+    put_ok(d, c_v1, MESH_CONTRACT_CREATED);
+    int batches = write_past_segment(d);
     assert_int_equal(count_segments(), 2);
+    mesh_cref_t *ref;
+    const mesh_product_t *p = product(d, "telemetry", &ref);
 
     /* a query holding a snapshot from before the last write keeps that write out of the
      * database file: the checkpoint says so, does not wait, and keeps the log */
@@ -1543,18 +1552,7 @@ static void skipped_keeps_replay_start(const char *sub, size_t group_bytes)
     mesh_domain_t *d = open_dom(NULL);
     put_ok(d, c_v1, MESH_CONTRACT_CREATED);
     /* local batches past a log segment, and a checkpoint: the log's start is trimmed */
-    mesh_cref_t *ref;
-    const mesh_product_t *p = product(d, "telemetry", &ref);
-    size_t note = 900 * 1024;
-    int batches = (int)((MESH_DLOG_SEGMENT_SIZE / note) + 4);
-    for (int i = 0; i < batches; i++) {
-        mesh_batch_t b;
-        tel_batch(&b, p, "big", i, 1, note);
-        mesh_apply_result_t res;
-        assert_int_equal(mesh_domain_write(d, &b, NULL, &res, &err), MESH_OK);
-        mesh_batch_free(&b);
-    }
-    mesh_cref_put(ref);
+    write_past_segment(d);
     assert_int_equal(mesh_domain_checkpoint(d, &err), MESH_OK);
     assert_int_equal(count_segments(), 1);
     const mesh_buf_t *m1[] = {&one[0].msg};
