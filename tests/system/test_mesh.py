@@ -220,6 +220,22 @@ class NatsClient:
         self.ss.close()
 
 
+def one_hub_config(tmp, nodes):
+    """`meshctl mesh config` for a hub of one nats-server on free loopback ports and the given
+    --node arguments (e.g. "n1=field"), into tmp/mesh: that directory."""
+    base = free_base(3)
+    mdir = os.path.join(tmp, "mesh")
+    args = [MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1", "--hub", "1",
+            "--client-port", str(base), "--cluster-port", str(base + 100),
+            "--leafnode-port", str(base + 200)]
+    for n in nodes:
+        args += ["--node", n]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        fail("mesh config: %s%s" % (out.stdout, out.stderr))
+    return mdir
+
+
 def run_in_tmp(prefix, run):
     """run(tmp, nodes) in a new temporary directory; afterwards, also on failure, every meshd
     in nodes (a dict) and every nats-server started are stopped and the directory removed."""

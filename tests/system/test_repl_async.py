@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from meshlib import MESHCTL, Node, contract, wait_for  # noqa: E402
-from test_mesh import NatsServer, fail, free_base, run_in_tmp  # noqa: E402
+from test_mesh import NatsServer, fail, one_hub_config, run_in_tmp  # noqa: E402
 
 DOMAIN = "field"
 ROWS = 20  # rows per batch
@@ -118,15 +118,7 @@ def main():
 
 
 def run(tmp, nodes):
-    base = free_base(3)
-    mdir = os.path.join(tmp, "mesh")
-    out = subprocess.run([MESHCTL, "mesh", "config", "--out", mdir, "--bind", "127.0.0.1",
-                          "--hub", "1", "--client-port", str(base),
-                          "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
-                          "--node", "n1=" + DOMAIN, "--node", "n2=" + DOMAIN],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        fail("mesh config: %s%s" % (out.stdout, out.stderr))
+    mdir = one_hub_config(tmp, ["n1=" + DOMAIN, "n2=" + DOMAIN])
     hub = NatsServer(os.path.join(mdir, "hub-1", "nats.conf"),
                      os.path.join(tmp, "hub.log")).start()
     health = ["--health-domain", "health", "--health-interval", "1s",
