@@ -29,6 +29,10 @@ typedef struct served {
     natsSubscription *sub;
 } served_t;
 
+/* An open scan. A worker that holds it (busy) sends a frame and then fills the next one
+ * ahead, before the caller asks for it: the frame then leaves when the "next" comes, and the
+ * owner's filling overlaps the frame's trip and the caller's reading of it. A "next" or a
+ * "close" that comes while the worker fills is kept (asked, closing) and done by it. */
 typedef struct open_scan {
     bool used, busy;
     char id[SCAN_ID_HEX + 1];
@@ -36,6 +40,15 @@ typedef struct open_scan {
     uint64_t seq;  /* the seq the next request must name */
     int64_t last_mono;
     void *state;
+    /* the frame filled ahead: its bytes, what the fill said (1 more, 0 last, -1 error: the
+     * bytes are an error frame, err why) */
+    bool has_ahead;
+    mesh_buf_t ahead;
+    int ahead_more;
+    mesh_err_t ahead_err;
+    bool asked, closing;    /* a next (to asked_reply) or a close came while busy */
+    char asked_reply[160];  /* bounded by serve_next */
+    mesh_fed_compact_t *cz; /* the caller reads compact values (fedwire.h): their memory */
 } open_scan_t;
 
 typedef struct key_entry {
@@ -262,39 +275,97 @@ bool mesh__fed_nonce_fresh(mesh_fed_t *f, const uint8_t *nonce, int64_t ts, int6
     return nonce_fresh(f, nonce, ts, now);
 }
 
-/* Sends frames of a scan until one is sent; closes it when it ended. */
-static void send_frame(mesh_fed_t *f, const char *reply, open_scan_t *os)
+/* Frees a slot's frame filled ahead and makes the slot free (f->mu held). */
+static void slot_free(open_scan_t *os)
 {
-    mesh_buf_t b;
-    mesh_buf_init(&b, MESH_FED_MAX_FRAME);
+    mesh_buf_free(&os->ahead);
+    mesh_fed_compact_free(os->cz);
+    memset(os, 0, sizeof *os);
+}
+
+/* Fills the frame after the ones sent into os->ahead (the worker holding os, f->mu not
+ * held). */
+static void fill_ahead(mesh_fed_t *f, open_scan_t *os)
+{
+    mesh_buf_t *b = &os->ahead; /* the frame just sent's memory, when there was one */
+    if (b->data)
+        mesh_buf_reset(b);
+    else
+        mesh_buf_init(b, MESH_FED_MAX_FRAME);
     mesh_fed_enc_t e;
-    mesh_err_t err;
-    mesh_err_clear(&err);
-    mesh_fed_rows_begin(&e, &b, 0);
-    int more = f->h.scan_fill(os->state, &e, &err);
-    char next[160];
+    mesh_err_clear(&os->ahead_err);
+    mesh_fed_rows_begin(&e, b, 0);
+    if (os->cz)
+        mesh_fed_rows_compact(&e, os->cz);
+    int more = f->h.scan_fill(os->state, &e, &os->ahead_err);
     if (more < 0) {
-        mesh_buf_reset(&b);
-        mesh_fed_error_encode(err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg, &b);
+        mesh_err_t *err = &os->ahead_err;
+        mesh_buf_reset(b);
+        mesh_fed_error_encode(err->code == MESH_OK ? MESH_INTERNAL : err->code, err->msg, b);
+        e.nrows = 0;
     } else {
         mesh_fed_rows_end(&e, more == 0);
     }
+    os->ahead_more = more;
+    os->has_ahead = true;
     pthread_mutex_lock(&f->mu);
     f->stats.served_rows += e.nrows;
-    os->seq++;
-    os->last_mono = mesh_mono_ns();
-    snprintf(next, sizeof next, "%s.fed.%s.%llu", mesh__mesh_inbox(f->mesh), os->id,
-             (unsigned long long)os->seq);
-    void *state = os->state;
-    if (more == 1) /* free before the frame leaves: its next request may come at once */
-        os->busy = false;
-    else
-        memset(os, 0, sizeof *os);
     pthread_mutex_unlock(&f->mu);
-    send_to(f, reply, more == 1 ? next : NULL, b.data, b.len);
-    mesh_buf_free(&b);
-    if (more != 1)
-        f->h.scan_close(state, more < 0 ? &err : NULL);
+}
+
+/* Sends the scan's next frame to reply, then fills the one after it ahead; sends that too
+ * when a next came meanwhile, and so on. Closes the scan when its last frame left (or a
+ * close came); else leaves it idle. The worker calling this holds os (busy). */
+static void pump(mesh_fed_t *f, open_scan_t *os, const char *first_reply)
+{
+    char reply[160];
+    snprintf(reply, sizeof reply, "%s", first_reply);
+    for (;;) {
+        if (!os->has_ahead)
+            fill_ahead(f, os); /* the first frame */
+        mesh_buf_t b = os->ahead;
+        int more = os->ahead_more;
+        mesh_err_t err = os->ahead_err;
+        memset(&os->ahead, 0, sizeof os->ahead);
+        os->has_ahead = false;
+        char next[160];
+        pthread_mutex_lock(&f->mu);
+        os->seq++;
+        os->last_mono = mesh_mono_ns();
+        snprintf(next, sizeof next, "%s.fed.%s.%llu", mesh__mesh_inbox(f->mesh), os->id,
+                 (unsigned long long)os->seq);
+        pthread_mutex_unlock(&f->mu);
+        send_to(f, reply, more == 1 ? next : NULL, b.data, b.len);
+        if (more == 1) {
+            os->ahead = b;
+            fill_ahead(f, os);
+        } else {
+            mesh_buf_free(&b);
+        }
+        pthread_mutex_lock(&f->mu);
+        bool closing = os->closing, asked = os->asked && !closing && more == 1;
+        if (asked)
+            snprintf(reply, sizeof reply, "%s", os->asked_reply);
+        os->asked = false;
+        if (more == 1 && !closing && !asked) {
+            os->busy = false; /* idle until the next request */
+            os->last_mono = mesh_mono_ns();
+        }
+        void *state = os->state;
+        pthread_mutex_unlock(&f->mu);
+        if (asked)
+            continue;
+        if (more == 1 && !closing)
+            return;
+        mesh_err_t why;
+        if (more == 1)
+            mesh_err_set(&why, MESH_TIMEOUT, "closed by the caller");
+        f->h.scan_close(state, more < 0 ? &err : more == 1 ? &why : NULL);
+        pthread_mutex_lock(&f->mu);
+        slot_free(os);
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
 }
 
 /* A request on a domain's subject (a worker thread). */
@@ -372,18 +443,25 @@ static void serve_request(mesh_fed_t *f, natsMsg *msg)
         pthread_mutex_unlock(&f->mu);
         mesh_err_clear(&err);
         void *state = NULL;
+        if (os && r.compact)
+            os->cz = mesh_fed_compact_new(); /* the slot is this worker's (busy) */
         if (os == NULL) {
             reply_error(f, reply, MESH_BUSY, "too many federated scans open on the owner");
+        } else if (r.compact && os->cz == NULL) {
+            reply_error(f, reply, MESH_NOMEM, "out of memory");
+            pthread_mutex_lock(&f->mu);
+            slot_free(os);
+            pthread_mutex_unlock(&f->mu);
         } else if (f->h.scan_open(f->h.arg, &r, &state, &err) != MESH_OK) {
             reply_error(f, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
             pthread_mutex_lock(&f->mu);
-            memset(os, 0, sizeof *os);
+            slot_free(os);
             pthread_mutex_unlock(&f->mu);
         } else {
             pthread_mutex_lock(&f->mu); /* seen by mesh_fed_destroy's cancel */
             os->state = state;
             pthread_mutex_unlock(&f->mu);
-            send_frame(f, reply, os);
+            pump(f, os, reply);
         }
     }
     mesh_fed_request_free(&r);
@@ -419,23 +497,33 @@ static void serve_next(mesh_fed_t *f, natsMsg *msg)
             os = &f->scans[i];
     char inbox[80];
     snprintf(inbox, sizeof inbox, "_INBOX_%s.", os ? os->node : "");
-    bool ok = os && !os->busy && os->seq == seq && (is_next || is_close) &&
-              (is_close || (reply && strncmp(reply, inbox, strlen(inbox)) == 0));
-    if (ok)
+    /* one next or close per frame sent; while a worker holds the scan (filling the frame
+     * after), it is kept for that worker to do */
+    bool ok = os && os->seq == seq && !os->asked && !os->closing && (is_next || is_close) &&
+              (is_close || (reply && strncmp(reply, inbox, strlen(inbox)) == 0 &&
+                            strlen(reply) < sizeof os->asked_reply));
+    bool mine = ok && !os->busy;
+    if (mine)
         os->busy = true;
+    else if (ok && is_close)
+        os->closing = true;
+    else if (ok) {
+        os->asked = true;
+        snprintf(os->asked_reply, sizeof os->asked_reply, "%s", reply);
+    }
     pthread_mutex_unlock(&f->mu);
     if (!ok) {
         if (reply && strncmp(reply, "_INBOX_", 7) == 0)
             reply_error(f, reply, MESH_NOT_FOUND, "no such scan (ended, or closed when idle)");
-    } else if (is_close) {
+    } else if (mine && is_close) {
         mesh_err_t err;
         mesh_err_set(&err, MESH_TIMEOUT, "closed by the caller");
         f->h.scan_close(os->state, &err);
         pthread_mutex_lock(&f->mu);
-        memset(os, 0, sizeof *os);
+        slot_free(os);
         pthread_mutex_unlock(&f->mu);
-    } else {
-        send_frame(f, reply, os);
+    } else if (mine) {
+        pump(f, os, reply);
     }
     natsMsg_Destroy(msg);
     leave(f);
@@ -589,7 +677,7 @@ static void *reaper(void *arg)
             mesh_err_set(&err, MESH_TIMEOUT, "the caller did not ask for more within 30 s");
             f->h.scan_close(state, &err);
             pthread_mutex_lock(&f->mu);
-            memset(os, 0, sizeof *os);
+            slot_free(os);
         }
     }
     pthread_mutex_unlock(&f->mu);
@@ -637,7 +725,7 @@ void mesh_fed_destroy(mesh_fed_t *f)
     f->stop = true;
     /* a statement a worker runs stops at its next step (its caller gets the error), rather
      * than hold the node's stop for up to its time limit; the slot keeps its state until the
-     * worker is done with it (send_frame), so it is alive here */
+     * worker is done with it (pump), so it is alive here */
     for (int i = 0; i < MESH_FED_MAX_SCANS && f->h.scan_cancel; i++)
         if (f->scans[i].used && f->scans[i].busy && f->scans[i].state)
             f->h.scan_cancel(f->scans[i].state);
@@ -915,6 +1003,7 @@ static mesh_status_t take_frame(mesh_fed_scan_t *s, natsMsg *msg, const char *do
     }
     pthread_mutex_lock(&s->f->mu);
     s->f->stats.frames++;
+    s->f->stats.bytes += (uint64_t)natsMsg_GetDataLength(msg);
     s->f->stats.rows += st == MESH_OK ? s->frame.nrows : 0;
     pthread_mutex_unlock(&s->f->mu);
     return st;
@@ -971,6 +1060,7 @@ static mesh_status_t scan_open(mesh_fed_t *f, const mesh_fed_request_t *req, mes
 {
     mesh_fed_request_t r = *req;
     r.op = op;
+    r.compact = true; /* every frame decoder reads compact values */
     mesh_fed_scan_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");

@@ -66,7 +66,7 @@ typedef struct mesh_fed_handler {
 
 typedef struct mesh_fed_stats {
     /* caller side */
-    uint64_t scans, scan_failures, rows, frames;
+    uint64_t scans, scan_failures, rows, frames, bytes; /* bytes: of the frames received */
     uint64_t queries;    /* of the scans, whole statements run by the owner (decision 0039) */
     double scan_seconds; /* sum of the time from a scan's request to its last frame */
     /* owner side */

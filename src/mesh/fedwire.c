@@ -4,6 +4,7 @@
 #include "mesh/fedwire.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,8 @@ mesh_status_t mesh_fed_request_encode(const mesh_fed_request_t *r, const char *s
         if (r->max_rows > 0)
             json_object_set_new(o, "max_rows", json_integer(r->max_rows));
     }
+    if (r->compact && r->op != MESH_FED_DESCRIBE)
+        json_object_set_new(o, "enc", json_integer(2));
     if (r->op == MESH_FED_SCAN) {
         json_t *cols = json_array(), *where = json_array();
         for (size_t i = 0; i < r->ncols; i++)
@@ -265,6 +268,11 @@ static mesh_status_t parse_request(json_t *o, mesh_fed_request_t *r, mesh_err_t 
         return mesh_err_set(err, MESH_INVALID, "ts: missing or not a positive integer");
     r->ts_ns = (int64_t)json_integer_value(ts);
     r->limit = -1;
+    json_t *enc = json_object_get(o, "enc");
+    if (enc && (!json_is_integer(enc) || json_integer_value(enc) < 1))
+        return mesh_err_set(err, MESH_INVALID, "enc: not a positive integer");
+    /* a later caller may name an encoding this owner does not know: it gets one it does */
+    r->compact = enc && json_integer_value(enc) >= 2;
     if (r->op == MESH_FED_QUERY)
         return parse_query(o, r, err);
     if (r->op != MESH_FED_SCAN)
@@ -363,34 +371,154 @@ static mesh_status_t header(mesh_buf_t *out, mesh_fed_kind_t kind)
     return mesh_buf_add(out, h, sizeof h);
 }
 
+/* ---- compact values (tags 4-6) ---- */
+
+#define DICT_SLOTS 8192               /* twice MESH_FED_DICT_MAX: a probe always ends */
+#define INT_EXACT  9007199254740992.0 /* 2^53: doubles up to this hold every integer */
+
+struct mesh_fed_compact {
+    uint64_t prev[MESH_FED_MAX_COLS]; /* the last integer of each column */
+    uint32_t ndict, gen;              /* entries; slots of another generation are free */
+    struct {
+        uint32_t gen, off; /* the text's bytes at out->data + off */
+        uint16_t len, idx;
+    } slot[DICT_SLOTS];
+};
+
+mesh_fed_compact_t *mesh_fed_compact_new(void)
+{
+    return calloc(1, sizeof(mesh_fed_compact_t));
+}
+
+void mesh_fed_compact_free(mesh_fed_compact_t *cz)
+{
+    free(cz);
+}
+
+static uint64_t zigzag(int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    return (u << 1) ^ (0 - (u >> 63));
+}
+
+static int64_t unzigzag(uint64_t z)
+{
+    return (int64_t)((z >> 1) ^ (0 - (z & 1)));
+}
+
+static size_t uvarint_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static uint32_t text_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
 void mesh_fed_rows_begin(mesh_fed_enc_t *e, mesh_buf_t *out, uint16_t ncols)
 {
     e->out = out;
     e->start = out->len;
     e->ncols = ncols;
     e->nrows = 0;
+    e->target = MESH_FED_CHUNK_BYTES;
+    e->cz = NULL;
+    e->col = 0;
     header(out, MESH_FED_ROWS);
+}
+
+void mesh_fed_rows_compact(mesh_fed_enc_t *e, mesh_fed_compact_t *cz)
+{
+    e->cz = cz;
+    memset(cz->prev, 0, sizeof cz->prev);
+    cz->ndict = 0;
+    if (++cz->gen == 0) { /* wrapped: every slot free again */
+        memset(cz->slot, 0, sizeof cz->slot);
+        cz->gen = 1;
+    }
+}
+
+static mesh_status_t add_tagged_uvarint(mesh_buf_t *b, uint8_t tag, uint64_t v)
+{
+    mesh_status_t st = mesh_buf_addc(b, tag);
+    return st == MESH_OK ? mesh_buf_add_uvarint(b, v) : st;
+}
+
+/* A text in compact mode: an entry of the frame's table when it is there (tag 6), else the
+ * bytes (tag 3), entered when short enough (as the decoder enters them). */
+static mesh_status_t compact_text(mesh_fed_enc_t *e, const char *s, size_t n)
+{
+    mesh_fed_compact_t *cz = e->cz;
+    mesh_buf_t *b = e->out;
+    if (n > MESH_FED_DICT_TEXT)
+        return MESH_NOT_FOUND;
+    uint32_t i = text_hash(s, n) % DICT_SLOTS;
+    bool found = false;
+    for (; cz->slot[i].gen == cz->gen && !found; i = found ? i : (i + 1) % DICT_SLOTS)
+        found = cz->slot[i].len == n && memcmp(b->data + cz->slot[i].off, s, n) == 0;
+    if (found && uvarint_len(cz->slot[i].idx) < uvarint_len(n) + n)
+        return add_tagged_uvarint(b, 6, cz->slot[i].idx);
+    mesh_status_t st = add_tagged_uvarint(b, 3, n);
+    size_t off = b->len;
+    if (st == MESH_OK)
+        st = mesh_buf_add(b, s, n);
+    if (st == MESH_OK && found && cz->ndict < MESH_FED_DICT_MAX) {
+        cz->ndict++; /* sent again (shorter so): the decoder enters it again; its slot keeps
+                        the first entry */
+    } else if (st == MESH_OK && cz->ndict < MESH_FED_DICT_MAX && off <= UINT32_MAX) {
+        cz->slot[i].gen = cz->gen;
+        cz->slot[i].off = (uint32_t)off;
+        cz->slot[i].len = (uint16_t)n;
+        cz->slot[i].idx = (uint16_t)cz->ndict++;
+    }
+    return st;
 }
 
 mesh_status_t mesh_fed_rows_value(mesh_fed_enc_t *e, const mesh_datum_t *d)
 {
     mesh_buf_t *b = e->out;
+    mesh_fed_compact_t *cz = e->cz;
+    uint32_t col = e->col++ % MESH_FED_MAX_COLS;
     switch (d->type) {
     case MESH_V_INT: {
+        if (cz) {
+            uint64_t z = zigzag((int64_t)((uint64_t)d->i - cz->prev[col]));
+            cz->prev[col] = (uint64_t)d->i;
+            if (uvarint_len(z) < 8)
+                return add_tagged_uvarint(b, 4, z);
+        }
         mesh_status_t st = mesh_buf_addc(b, 1);
         return st == MESH_OK ? mesh_buf_add_u64(b, (uint64_t)d->i) : st;
     }
     case MESH_V_REAL: {
+        /* the range test first: it is false for NaN, and the cast is defined after it */
+        if (cz && d->d >= -INT_EXACT && d->d <= INT_EXACT && d->d == (double)(int64_t)d->d &&
+            !(d->d == 0 && signbit(d->d))) {
+            uint64_t z = zigzag((int64_t)d->d);
+            if (uvarint_len(z) < 8)
+                return add_tagged_uvarint(b, 5, z);
+        }
         uint64_t bits;
         memcpy(&bits, &d->d, sizeof bits);
         mesh_status_t st = mesh_buf_addc(b, 2);
         return st == MESH_OK ? mesh_buf_add_u64(b, bits) : st;
     }
     case MESH_V_TEXT: {
-        mesh_status_t st = mesh_buf_addc(b, 3);
-        if (st == MESH_OK)
-            st = mesh_buf_add_uvarint(b, d->n);
-        return st == MESH_OK ? mesh_buf_add(b, d->s ? d->s : "", d->n) : st;
+        const char *s = d->s ? d->s : "";
+        if (cz) {
+            mesh_status_t st = compact_text(e, s, d->n);
+            if (st != MESH_NOT_FOUND)
+                return st;
+        }
+        mesh_status_t st = add_tagged_uvarint(b, 3, d->n);
+        return st == MESH_OK ? mesh_buf_add(b, s, d->n) : st;
     }
     default:
         return mesh_buf_addc(b, 0);
@@ -400,6 +528,7 @@ mesh_status_t mesh_fed_rows_value(mesh_fed_enc_t *e, const mesh_datum_t *d)
 void mesh_fed_rows_row(mesh_fed_enc_t *e)
 {
     e->nrows++;
+    e->col = 0;
 }
 
 void mesh_fed_rows_end(mesh_fed_enc_t *e, bool last)
@@ -729,9 +858,18 @@ mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *o
     /* every value takes at least one byte: more values than bytes is a lie */
     if (nvals > c.n)
         return mesh_err_set(err, MESH_PARSE, "frame shorter than its rows");
-    if (nvals && (out->vals = calloc(nvals, sizeof *out->vals)) == NULL)
+    /* the compact values' memory: each column's last integer, the frame's text table */
+    uint64_t prev[MESH_FED_MAX_COLS] = {0};
+    const mesh_datum_t **dict = NULL;
+    size_t ndict = 0;
+    if (nvals && ((out->vals = calloc(nvals, sizeof *out->vals)) == NULL ||
+                  (dict = malloc(MESH_FED_DICT_MAX * sizeof *dict)) == NULL)) {
+        free(out->vals);
+        out->vals = NULL;
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
-    for (size_t i = 0; i < nvals && !c.bad; i++) {
+    }
+    for (size_t i = 0, col = 0; i < nvals && !c.bad;
+         i++, col = col + 1 == out->ncols ? 0 : col + 1) {
         mesh_datum_t *d = &out->vals[i];
         uint8_t tag = mesh_cursor_u8(&c);
         switch (tag) {
@@ -739,13 +877,26 @@ mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *o
             d->type = MESH_V_NULL;
             break;
         case 1:
+        case 4: {
+            uint64_t v = tag == 1 ? mesh_cursor_u64(&c)
+                                  : prev[col] + (uint64_t)unzigzag(mesh_cursor_uvarint(&c));
             d->type = MESH_V_INT;
-            d->i = (int64_t)mesh_cursor_u64(&c);
+            d->i = (int64_t)v;
+            prev[col] = v;
             break;
+        }
         case 2: {
             uint64_t bits = mesh_cursor_u64(&c);
             d->type = MESH_V_REAL;
             memcpy(&d->d, &bits, sizeof bits);
+            break;
+        }
+        case 5: {
+            int64_t v = unzigzag(mesh_cursor_uvarint(&c));
+            if (v < -(1LL << 53) || v > (1LL << 53))
+                c.bad = 1; /* an encoder sends larger ones as tag 2 */
+            d->type = MESH_V_REAL;
+            d->d = (double)v;
             break;
         }
         case 3: {
@@ -758,12 +909,24 @@ mesh_status_t mesh_fed_frame_decode(const void *p, size_t n, mesh_fed_frame_t *o
             d->type = MESH_V_TEXT;
             d->s = (const char *)s;
             d->n = (size_t)len;
+            if (len <= MESH_FED_DICT_TEXT && ndict < MESH_FED_DICT_MAX)
+                dict[ndict++] = d;
+            break;
+        }
+        case 6: {
+            uint64_t k = mesh_cursor_uvarint(&c);
+            if (c.bad || k >= ndict) {
+                c.bad = 1;
+                break;
+            }
+            *d = *dict[k];
             break;
         }
         default:
             c.bad = 1;
         }
     }
+    free(dict);
     if (!c.bad && kind == MESH_FED_RESULT) {
         uint32_t len = mesh_cursor_u32(&c);
         const uint8_t *js = !c.bad && len == c.n ? mesh_cursor_bytes(&c, len) : NULL;

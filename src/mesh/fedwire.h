@@ -18,11 +18,20 @@
  *    "where":[{"col":"device","op":"=","val":"d1"}, ...],   (scan: pushed-down constraints)
  *    "limit":100,                               (scan, optional)
  *    "sql":"SELECT ...",                        (query: a whole statement, decision 0039)
- *    "timeout_ms":30000,"max_rows":0}           (query, optional: the caller's limits)
+ *    "timeout_ms":30000,"max_rows":0,           (query, optional: the caller's limits)
+ *    "enc":2}                                   (optional: compact values welcome)
  * A reply (owner -> caller) is a frame:
  *   "MFC1" | u8 kind | u8 last | u16 ncols | u32 nrows | body          (integers little-endian)
  *   kind 0 rows: nrows x ncols values, each u8 tag (0 NULL, 1 int64, 2 double, 3 text) and,
  *                for 1 and 2, 8 bytes; for 3 a uvarint length and the bytes;
+ *                compact values, sent only to a request with "enc":2 (decision 0041):
+ *                4 int64 as the zigzag uvarint of its difference (mod 2^64) from the last
+ *                  integer (tag 1 or 4) of its column in the frame, 0 before the first;
+ *                5 a double holding an integer in [-2^53, 2^53] (not -0.0), as the zigzag
+ *                  uvarint of that integer;
+ *                6 a text sent before in the frame, as the uvarint index of its entry in the
+ *                  frame's text table: every tag 3 text of at most MESH_FED_DICT_TEXT bytes
+ *                  takes the next entry while the table has fewer than MESH_FED_DICT_MAX;
  *   kind 1 error: u8 status (mesh_status_t) | u16 length | message text;
  *   kind 2 schema: JSON {"tables":[{"name":"readings","cols":[["ts","TIMESTAMP"],...]}]};
  *   kind 3 result (the answer to a query): as rows, then u32 length | JSON trailer
@@ -61,6 +70,8 @@
 #define MESH_FED_NAME_MAX    128  /* bytes of a result column's name (longer: cut) */
 #define MESH_FED_META_TEXT   4096 /* bytes of a trailer's products or policies */
 #define MESH_FED_SITE_MAX    256  /* bytes of a node's site (MESH_ENTRY_MAX_TEXT) */
+#define MESH_FED_DICT_TEXT   64   /* texts this short enter a frame's text table (tag 6) */
+#define MESH_FED_DICT_MAX    4096 /* entries of a frame's text table */
 
 typedef enum { MESH_FED_DESCRIBE = 1, MESH_FED_SCAN = 2, MESH_FED_QUERY = 3 } mesh_fed_op_t;
 
@@ -109,6 +120,7 @@ typedef struct mesh_fed_request {
     char *sql;
     size_t sql_len;
     int64_t timeout_ms, max_rows;
+    bool compact; /* "enc":2: the answer's rows frames may use compact values (tags 4-6) */
     /* not on the wire: the calling node's site, from its registry entry (owner side) */
     char site[MESH_FED_SITE_MAX + 1];
 } mesh_fed_request_t;
@@ -153,15 +165,27 @@ const char *mesh_fed_type_name(int i);
 int mesh_fed_type_index(const char *name);
 void mesh_fed_meta_free(mesh_fed_meta_t *m);
 
+/* The compact values of a rows frame (asked for by a request's "enc":2; every decoder reads
+ * them): an encoder's memory of the frame's values so far (mesh_fed_rows_compact). */
+typedef struct mesh_fed_compact mesh_fed_compact_t;
+mesh_fed_compact_t *mesh_fed_compact_new(void);
+void mesh_fed_compact_free(mesh_fed_compact_t *cz);
+
 /* Writing a rows frame: begin, then add values row by row, then end. */
 typedef struct mesh_fed_enc {
     mesh_buf_t *out;
     size_t start;
     uint16_t ncols;
     uint32_t nrows;
+    size_t target; /* bytes at which the filler ends the frame (begin: MESH_FED_CHUNK_BYTES) */
+    mesh_fed_compact_t *cz; /* NULL: plain values (tags 0-3 only) */
+    uint32_t col;           /* the column of the next value */
 } mesh_fed_enc_t;
 
 void mesh_fed_rows_begin(mesh_fed_enc_t *e, mesh_buf_t *out, uint16_t ncols);
+/* After begin: the values of this frame are written compact (tags 4-6), with cz as the
+ * memory (reset here; one cz serves any number of frames, one at a time). */
+void mesh_fed_rows_compact(mesh_fed_enc_t *e, mesh_fed_compact_t *cz);
 mesh_status_t mesh_fed_rows_value(mesh_fed_enc_t *e, const mesh_datum_t *d);
 /* Counts the row just added. */
 void mesh_fed_rows_row(mesh_fed_enc_t *e);

@@ -400,7 +400,7 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
     fscan_t *f = state;
     e->ncols = (uint16_t)f->ncols;
     int rc = 1;
-    while (e->out->len < MESH_FED_CHUNK_BYTES && e->nrows < MESH_FED_MAX_ROWS - 1) {
+    while (e->out->len < e->target && e->nrows < MESH_FED_MAX_ROWS - 1) {
         if (f->row_cap > 0 && f->sent >= f->row_cap) {
             rc = 0;
             break;
@@ -546,10 +546,13 @@ void mesh__node_fed_metrics(mesh_node_t *n, mesh_buf_t *b)
              {"meshd_fed_served_scans_total", "Scans this node served to other nodes."},
              {"meshd_fed_served_rows_total", "Rows this node sent to other nodes."},
              {"meshd_fed_refused_total",
-              "Requests from other nodes refused (malformed, unsigned, stale, replayed)."}};
+              "Requests from other nodes refused (malformed, unsigned, stale, replayed)."},
+             {"meshd_fed_remote_bytes_total",
+              "Bytes of the frames received from remote scans (what the mesh carried)."}};
     double v[] = {(double)st.scans,  (double)st.scan_failures, (double)st.rows,
                   (double)st.frames, (double)st.queries,       st.scan_seconds,
-                  (double)st.served, (double)st.served_rows,   (double)st.refused};
+                  (double)st.served, (double)st.served_rows,   (double)st.refused,
+                  (double)st.bytes};
     for (size_t i = 0; i < MESH_ARRAY_LEN(m); i++) {
         mesh_metrics_help(b, m[i].name, "counter", m[i].help);
         mesh_buf_printf(b, i == 5 ? "%s %.6f\n" : "%s %.0f\n", m[i].name, v[i]);

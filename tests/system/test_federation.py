@@ -101,7 +101,7 @@ class Raw:
         ctx.load_cert_chain(cert, key)
         self.ss = ctx.wrap_socket(s, server_hostname="127.0.0.1")
         self.f = self.ss.makefile("rb")
-        self.inbox, self.n = inbox, 0
+        self.inbox, self.n, self.last_reply = inbox, 0, None
         self.ss.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user,
                                                   "pass": password}).encode() +
                         b"\r\nSUB " + inbox.encode() + b".> 1\r\nPING\r\n")
@@ -133,6 +133,8 @@ class Raw:
                     size = int(line.split()[-1])
                     data = self.f.read(size + 2)[:size]
                     if line.split()[1] == reply:
+                        # MSG <subject> <sid> [reply-to] <size>: where to answer it
+                        self.last_reply = line.split()[3] if len(line.split()) == 5 else None
                         return data
                 if line == "PING":
                     self.ss.sendall(b"PONG\r\n")
@@ -143,6 +145,39 @@ class Raw:
 
     def close(self):
         self.ss.close()
+
+
+def frame_tags(payload):
+    """The value tags of a rows frame (fedwire.h)."""
+    if not isinstance(payload, bytes) or payload[:4] != b"MFC1" or payload[4] != 0:
+        fail("not a rows frame: %r" % (payload[:80],))
+    ncols, nrows = struct.unpack("<HI", payload[6:12])
+    at, tags = 12, set()
+
+    def uvarint():
+        nonlocal at
+        v = shift = 0
+        while True:
+            b = payload[at]
+            at += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+    for _ in range(ncols * nrows):
+        tag = payload[at]
+        at += 1
+        tags.add(tag)
+        if tag in (1, 2):
+            at += 8
+        elif tag == 3:
+            n = uvarint()  # (then moved past: at += uvarint() would read at first)
+            at += n
+        elif tag in (4, 5, 6):
+            uvarint()
+    if at != len(payload):
+        fail("a rows frame of %d bytes ends at %d" % (len(payload), at))
+    return tags
 
 
 def frame_error(payload):
@@ -322,10 +357,10 @@ def run(tmp, nodes):
             if st != 200:
                 fail("bulk rows into %s: %s %s" % (n.url, st, doc))
 
-    def frames():
+    def frames(what="frames"):
         m = n2.request("GET", "/metrics")[2].decode()
-        return int(float([ln for ln in m.splitlines()
-                          if ln.startswith("meshd_fed_remote_frames_total ")][0].split()[1]))
+        name = "meshd_fed_remote_%s_total " % what
+        return int(float([ln for ln in m.splitlines() if ln.startswith(name)][0].split()[1]))
     # the scans of remote tables (each query reads a second domain, so it is not sent whole)
     also = " AND EXISTS (SELECT 1 FROM quality.readings)"
     before = frames()
@@ -347,15 +382,21 @@ def run(tmp, nodes):
     # a statement sent whole whose answer takes several frames, read whole, stopped early
     # (LIMIT in the statement runs on the owner; max_rows stops the caller), and its NULLs,
     # reals and texts as the local query has them
-    before = frames()
+    before, bytes0 = frames(), frames("bytes")
     sql = ("SELECT ts, temp, status, NULL AS none, temp * 2 FROM factory.readings "
            "WHERE device = 'bulk' ORDER BY ts")
     a, b = q(n2, token(n2, "ana"), sql), q(ref, ana_ref, sql)
     if a["rows"] != b["rows"] or len(a["rows"]) != 30000 or a["columns"] != b["columns"]:
         fail("a pushed statement of 30000 rows: %d rows, columns %s / %s" % (
             len(a["rows"]), a["columns"], b["columns"]))
-    if frames() - before < 3:
+    if frames() - before < 2:
         fail("30000 rows came in %d frames: expected several" % (frames() - before))
+    # in compact values (decision 0041): each row's time as its difference from the last,
+    # its texts as entries of the frame's table, its whole reals as integers; written plain
+    # (9 bytes an integer or real, a text its length + 1) a row takes about 34 bytes
+    per_row = (frames("bytes") - bytes0) / 30000
+    if per_row > 20:
+        fail("30000 rows took %.1f bytes a row on the mesh: not compact" % per_row)
     # max_rows: the same answer as the local query's (its rows, then the limit's error)
     for lim in (5, 100, 30000, 30001):
         a = n2.request("POST", "/v1/query", {"sql": sql, "max_rows": lim}, token=token(n2, "ana"))
@@ -551,6 +592,35 @@ schema:
         r = raw.request(subj, good)
         if not isinstance(r, bytes) or r[:4] != b"MFC1" or r[4] != 0:
             fail("a correctly signed request was not answered with rows: %r" % (r,))
+        # a caller that does not ask for compact values (an older node) gets plain ones;
+        # one that asks gets its repeated devices as table entries (tag 6)
+        if frame_tags(r) - {0, 1, 2, 3}:
+            fail("compact values to a caller that did not ask: %s" % frame_tags(r))
+        r = raw.request(subj, signed(key, subj, dict(doc, nonce=os.urandom(16).hex(), enc=2)))
+        if 6 not in frame_tags(r):
+            fail("no compact values to a caller that asked: %s" % frame_tags(r))
+        # the frames after the first (decision 0041: the owner fills each one ahead): one
+        # next per frame, on the subject the frame names; a second next for the same frame
+        # is refused by the server (one response per message); a close ends the scan
+        closed = ("SELECT count(*) FROM system.audit WHERE source = 'node:n3' AND "
+                  "action = 'query' AND details LIKE '%closed by the caller%'")
+        closed0 = q(n1, meshlib.TOKEN, closed)["rows"][0][0]
+        many = dict(doc, nonce=os.urandom(16).hex(), cols=["device", "temp", "ts", "status"])
+        r1 = raw.request(subj, signed(key, subj, many))
+        next1 = raw.last_reply
+        if frame_tags(r1) - {0, 1, 2, 3} or not next1 or ".fed." not in next1:
+            fail("the first of several frames: tags %s, next subject %s" % (
+                frame_tags(r1), next1))
+        r2 = raw.request(next1, b"next")
+        next2 = raw.last_reply
+        if not frame_tags(r2) or not next2 or next2 == next1:
+            fail("the second frame: next subject %s after %s" % (next2, next1))
+        again = raw.request(next1, b"next")
+        if not (isinstance(again, str) and "Permissions Violation for Publish" in again):
+            fail("a second next for one frame: %r" % (again[:80],))
+        raw.send(("PUB %s 5\r\nclose\r\n" % next2).encode())
+        if not wait_for(lambda: q(n1, meshlib.TOKEN, closed)["rows"][0][0] > closed0, 10):
+            fail("the scan closed by its caller after two frames is not audited as such")
         code, msg = frame_error(raw.request(subj, good))
         if "replay" not in msg:
             fail("replay: %s" % msg)

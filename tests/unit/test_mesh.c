@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -521,7 +522,30 @@ static void test_fed_request(void **state)
     assert_memory_equal(p.cons[0].val.s, "d'1", 3);
     assert_int_equal(p.cons[1].op, MESH_FED_OP_ISNULL);
     assert_int_equal(p.limit, 5);
+    assert_false(p.compact); /* not asked for */
     mesh_fed_request_free(&p);
+    /* compact values asked for ("enc":2), and by a later caller (3): both get them */
+    r.compact = true;
+    mesh_buf_reset(&b);
+    assert_int_equal(mesh_fed_request_encode(&r, subj, k, &b), MESH_OK);
+    assert_non_null(strstr(b.data + 68, "\"enc\":2"));
+    assert_int_equal(mesh_fed_request_parse(b.data, b.len, &p, &err), MESH_OK);
+    assert_true(p.compact);
+    mesh_fed_request_free(&p);
+    static const char *const encs[] = {"3", "0", "\"2\"", "-1", "2.5"};
+    for (size_t i = 0; i < sizeof encs / sizeof encs[0]; i++) {
+        char js[300];
+        snprintf(js, sizeof js,
+                 "MFS1%064d{\"v\":1,\"op\":\"query\",\"node\":\"n3\",\"user\":\"ana\","
+                 "\"domain\":\"factory\",\"ts\":5,\"nonce\":\"%032d\",\"sql\":\"SELECT 1\","
+                 "\"enc\":%s}",
+                 0, 0, encs[i]);
+        mesh_status_t st = mesh_fed_request_parse(js, strlen(js), &p, &err);
+        assert_int_equal(st, i == 0 ? MESH_OK : MESH_INVALID);
+        if (i == 0)
+            assert_true(p.compact);
+        mesh_fed_request_free(&p);
+    }
     /* one changed byte (the user) and the signature fails */
     char *u = strstr(b.data + 68, "\"ana\"");
     assert_non_null(u);
@@ -659,6 +683,161 @@ static void test_fed_query(void **state)
     mesh_buf_free(&f);
 }
 
+/* The same values written plain and compact into f (fresh), each decoded back to the same
+ * values; returns the compact frame's length, *plain the plain one's. */
+static size_t both_ways(const mesh_datum_t *v, size_t nrows, uint16_t ncols, mesh_buf_t *f,
+                        size_t *plain)
+{
+    mesh_fed_compact_t *cz = mesh_fed_compact_new();
+    assert_non_null(cz);
+    size_t len[2];
+    for (int compact = 0; compact < 2; compact++) {
+        mesh_buf_reset(f);
+        mesh_fed_enc_t e;
+        mesh_fed_rows_begin(&e, f, ncols);
+        if (compact)
+            mesh_fed_rows_compact(&e, cz);
+        for (size_t r = 0; r < nrows; r++) {
+            for (size_t c = 0; c < ncols; c++)
+                assert_int_equal(mesh_fed_rows_value(&e, &v[r * ncols + c]), MESH_OK);
+            mesh_fed_rows_row(&e);
+        }
+        mesh_fed_rows_end(&e, true);
+        len[compact] = f->len;
+        mesh_fed_frame_t fr;
+        mesh_err_t err;
+        assert_int_equal(mesh_fed_frame_decode(f->data, f->len, &fr, &err), MESH_OK);
+        assert_int_equal(fr.nrows, nrows);
+        for (size_t i = 0; i < nrows * ncols; i++) {
+            assert_int_equal(fr.vals[i].type, v[i].type);
+            if (v[i].type == MESH_V_INT)
+                assert_true(fr.vals[i].i == v[i].i);
+            if (v[i].type == MESH_V_REAL)
+                assert_memory_equal(&fr.vals[i].d, &v[i].d, sizeof v[i].d);
+            if (v[i].type == MESH_V_TEXT) {
+                assert_int_equal(fr.vals[i].n, v[i].n);
+                assert_memory_equal(fr.vals[i].s, v[i].s, v[i].n);
+            }
+        }
+        mesh_fed_frame_free(&fr);
+    }
+    mesh_fed_compact_free(cz);
+    *plain = len[0];
+    return len[1];
+}
+
+/* Compact values (tags 4-6, decision 0041): every kind of value comes back exact, repeated
+ * texts and close integers take fewer bytes, and the decoder refuses what no encoder writes. */
+static void test_fed_compact(void **state)
+{
+    (void)state;
+    enum { ROWS = 5000, COLS = 3 };
+    mesh_datum_t *v = calloc(ROWS * COLS, sizeof *v);
+    static char names[50][8];
+    for (int d = 0; d < 50; d++)
+        snprintf(names[d], sizeof names[d], "d%d", d);
+    /* a time series: device, time, a reading */
+    for (int r = 0; r < ROWS; r++) {
+        v[r * COLS] =
+            (mesh_datum_t){.type = MESH_V_TEXT, .s = names[r % 50], .n = strlen(names[r % 50])};
+        v[r * COLS + 1] =
+            (mesh_datum_t){.type = MESH_V_INT, .i = 1790000000000000000LL + r / 50 * 1000000000LL};
+        v[r * COLS + 2] = (mesh_datum_t){.type = MESH_V_REAL, .d = 20 + r % 7 + (r % 2 ? 0.5 : 0)};
+    }
+    mesh_buf_t f;
+    mesh_buf_init(&f, MESH_FED_MAX_FRAME);
+    size_t plain, compact = both_ways(v, ROWS, COLS, &f, &plain);
+    assert_true(compact * 2 < plain);
+    /* the edges: the extreme integers and their differences (wrapping), doubles that are
+     * integers or not (-0.0, 2^53, 2^53 + 2, NaN, infinities), texts of 64 and 65 bytes twice,
+     * empty texts, NULLs */
+    static char t64[65], t65[66];
+    memset(t64, 'a', 64);
+    memset(t65, 'b', 65);
+    double nan = NAN;
+    mesh_datum_t e[] = {
+        {.type = MESH_V_INT, .i = INT64_MIN},
+        {.type = MESH_V_INT, .i = INT64_MAX},
+        {.type = MESH_V_INT, .i = INT64_MIN},
+        {.type = MESH_V_INT, .i = -1},
+        {.type = MESH_V_INT, .i = 0},
+        {.type = MESH_V_INT, .i = 1LL << 62},
+        {.type = MESH_V_REAL, .d = -0.0},
+        {.type = MESH_V_REAL, .d = 9007199254740992.0},
+        {.type = MESH_V_REAL, .d = -9007199254740992.0},
+        {.type = MESH_V_REAL, .d = 9007199254740994.0},
+        {.type = MESH_V_REAL, .d = nan},
+        {.type = MESH_V_REAL, .d = INFINITY},
+        {.type = MESH_V_REAL, .d = -3.0},
+        {.type = MESH_V_REAL, .d = 0.1},
+        {.type = MESH_V_TEXT, .s = t64, .n = 64},
+        {.type = MESH_V_TEXT, .s = t64, .n = 64},
+        {.type = MESH_V_TEXT, .s = t65, .n = 65},
+        {.type = MESH_V_TEXT, .s = t65, .n = 65},
+        {.type = MESH_V_TEXT, .s = "", .n = 0},
+        {.type = MESH_V_TEXT, .s = "", .n = 0},
+        {.type = MESH_V_NULL},
+        {.type = MESH_V_INT, .i = 5},
+    };
+    both_ways(e, 1, sizeof e / sizeof e[0], &f, &plain); /* one row */
+    both_ways(e, 2, 11, &f, &plain);                     /* two rows of 11 columns */
+    /* more distinct texts than the table holds, then each again: exact */
+    enum { N = MESH_FED_DICT_MAX + 100 };
+    mesh_datum_t *t = calloc(2 * N, sizeof *t);
+    char(*txt)[12] = calloc(N, sizeof *txt);
+    for (int i = 0; i < N; i++) {
+        snprintf(txt[i], sizeof txt[i], "t%d", i);
+        t[i] = t[N + i] = (mesh_datum_t){.type = MESH_V_TEXT, .s = txt[i], .n = strlen(txt[i])};
+    }
+    both_ways(t, 2 * N, 1, &f, &plain);
+    free(t);
+    free(txt);
+    free(v);
+    /* refused: a table entry not there, an integer too large for a tag 5 double, a
+     * difference cut short */
+    static const uint8_t bad[][8] = {
+        {3, 1, 'x', 6, 1},                             /* entry 1 of 1 */
+        {5, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80}, /* cut */
+        {4, 0x80},                                     /* cut */
+    };
+    static const size_t nbad[] = {5, 8, 2};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mesh_buf_reset(&f);
+        mesh_fed_enc_t en;
+        mesh_fed_rows_begin(&en, &f, 1);
+        mesh_buf_add(&f, bad[i], nbad[i]);
+        en.nrows = i == 0 ? 2 : 1;
+        mesh_fed_rows_end(&en, true);
+        mesh_fed_frame_t fr;
+        mesh_err_t err;
+        assert_int_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_PARSE);
+        assert_null(fr.vals);
+    }
+    /* a 65-byte text, then tag 6 for it: not an entry */
+    mesh_buf_reset(&f);
+    mesh_fed_enc_t en;
+    mesh_fed_rows_begin(&en, &f, 1);
+    mesh_buf_addc(&f, 3);
+    mesh_buf_addc(&f, 65);
+    mesh_buf_add(&f, t65, 65);
+    mesh_buf_addc(&f, 6);
+    mesh_buf_addc(&f, 0);
+    en.nrows = 2;
+    mesh_fed_rows_end(&en, true);
+    mesh_fed_frame_t fr;
+    mesh_err_t err;
+    assert_int_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_PARSE);
+    /* 2^53 + 1 as a tag 5 double: refused (zigzag 2^54 + 2) */
+    mesh_buf_reset(&f);
+    mesh_fed_rows_begin(&en, &f, 1);
+    mesh_buf_addc(&f, 5);
+    mesh_buf_add_uvarint(&f, (1ULL << 54) + 2);
+    en.nrows = 1;
+    mesh_fed_rows_end(&en, true);
+    assert_int_equal(mesh_fed_frame_decode(f.data, f.len, &fr, &err), MESH_PARSE);
+    mesh_buf_free(&f);
+}
+
 /* Snapshot bootstrap messages (mesh/snapwire.h): a signed request and every frame, and the
  * refusals of the decoders. */
 static void test_snap_wire(void **state)
@@ -776,7 +955,8 @@ int main(void)
         cmocka_unit_test(test_info_version),    cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_config_files),    cmocka_unit_test(test_fed_request),
         cmocka_unit_test(test_fed_query),       cmocka_unit_test(test_fed_nonces),
-        cmocka_unit_test(test_snap_wire),       cmocka_unit_test(test_recwire),
+        cmocka_unit_test(test_fed_compact),     cmocka_unit_test(test_snap_wire),
+        cmocka_unit_test(test_recwire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
