@@ -164,7 +164,8 @@ def run(a, tmp, nodes):
         v = {}
         for line in m.splitlines():
             for k in ("meshd_fed_remote_scan_seconds_total", "meshd_fed_remote_scans_total",
-                      "meshd_fed_remote_queries_total"):
+                      "meshd_fed_remote_queries_total", "meshd_fed_remote_bytes_total",
+                      "meshd_fed_remote_rows_total"):
                 if line.startswith(k + " "):
                     v[k] = float(line.split()[1])
         return v
@@ -202,9 +203,15 @@ def run(a, tmp, nodes):
         owner_ms = owner_time(seq0)
         whole = (m1.get("meshd_fed_remote_queries_total", 0) -
                  m0.get("meshd_fed_remote_queries_total", 0))
+        # bytes a row on the mesh (builds before decision 0041 do not count them)
+        rows = (m1.get("meshd_fed_remote_rows_total", 0) -
+                m0.get("meshd_fed_remote_rows_total", 0))
+        nbytes = (m1.get("meshd_fed_remote_bytes_total", 0) -
+                  m0.get("meshd_fed_remote_bytes_total", 0))
+        per_row = "%.1f" % (nbytes / rows) if nbytes and rows else "-"
         scans.append((title, (m1["meshd_fed_remote_scan_seconds_total"] -
                               m0["meshd_fed_remote_scan_seconds_total"]) / max(k, 1) * 1e3,
-                      k / a.runs, whole / a.runs, owner_ms))
+                      k / a.runs, whole / a.runs, owner_ms, per_row))
         lm, fm = statistics.median(lt), statistics.median(ft)
         p90 = lambda v: sorted(v)[int(0.9 * (len(v) - 1))]  # noqa: E731
         print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
@@ -212,10 +219,12 @@ def run(a, tmp, nodes):
     print()
     print("Remote scans as n2 timed them (request sent to last frame in; mean over the runs):")
     print()
-    print("| query | scans a query | of which whole statements | mean scan ms | owner ms |")
-    print("|---|---:|---:|---:|---:|")
-    for title, ms, per, whole, owner_ms in scans:
-        print("| %s | %.1f | %.1f | %.2f | %.2f |" % (title, per, whole, ms, owner_ms))
+    print("| query | scans a query | of which whole statements | mean scan ms | owner ms | "
+          "bytes a row |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for title, ms, per, whole, owner_ms, per_row in scans:
+        print("| %s | %.1f | %.1f | %.2f | %.2f | %s |" % (title, per, whole, ms, owner_ms,
+                                                        per_row))
     print()
     print("(owner ms: the mean time n1 spent on a scan, from the request in to the last frame "
           "out, from its audit records; the rest of a scan's time is the NATS path)")
