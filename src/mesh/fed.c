@@ -45,6 +45,7 @@ typedef struct open_scan {
     bool has_ahead;
     mesh_buf_t ahead;
     int ahead_more;
+    uint32_t ahead_rows; /* counted as served when the frame leaves */
     mesh_err_t ahead_err;
     bool asked, closing;    /* a next (to asked_reply) or a close came while busy */
     char asked_reply[160];  /* bounded by serve_next */
@@ -307,10 +308,8 @@ static void fill_ahead(mesh_fed_t *f, open_scan_t *os)
         mesh_fed_rows_end(&e, more == 0);
     }
     os->ahead_more = more;
+    os->ahead_rows = e.nrows;
     os->has_ahead = true;
-    pthread_mutex_lock(&f->mu);
-    f->stats.served_rows += e.nrows;
-    pthread_mutex_unlock(&f->mu);
 }
 
 /* Sends the scan's next frame to reply, then fills the one after it ahead; sends that too
@@ -330,6 +329,7 @@ static void pump(mesh_fed_t *f, open_scan_t *os, const char *first_reply)
         os->has_ahead = false;
         char next[160];
         pthread_mutex_lock(&f->mu);
+        f->stats.served_rows += os->ahead_rows;
         os->seq++;
         os->last_mono = mesh_mono_ns();
         snprintf(next, sizeof next, "%s.fed.%s.%llu", mesh__mesh_inbox(f->mesh), os->id,

@@ -37,7 +37,8 @@
  *   kind 3 result (the answer to a query): as rows, then u32 length | JSON trailer
  *                {"cols":[["name","TYPE"|null],...],      (the first frame)
  *                 "products":"d.p,...","policies":"...",  (the first frame)
- *                 "scanned":N,"suppressed":N}             (the last frame; suppressed -1: none)
+ *                 "scanned":N,"suppressed":N}             (scanned: so far, every frame since
+ *                                                          0041; suppressed: the last, -1 none)
  * A rows frame that is not the last carries, as its NATS reply subject, where the caller
  * asks for the next one ("next") or ends the scan early ("close").
  */

@@ -389,10 +389,11 @@ static mesh_status_t add_meta(fscan_t *f, mesh_fed_enc_t *e, bool first, bool la
         m.products = (char *)mesh_query_products(f->q);
         m.policies = (char *)mesh_query_policies(f->q);
     }
-    if (last) {
-        m.scanned = mesh_query_scanned(f->q);
+    /* the rows scanned so far with every frame: a caller that stops early (max_rows) still
+     * reports what its answer cost; the groups suppressed only once known */
+    m.scanned = mesh_query_scanned(f->q);
+    if (last)
         m.suppressed = mesh_query_suppressed(f->q);
-    }
     if (st == MESH_OK)
         st = mesh_fed_rows_meta(e, &m);
     free(cols);

@@ -407,6 +407,9 @@ def run(tmp, nodes):
                 ("error" in da) != ("error" in db):
             fail("max_rows %d: through n2 %d %s; on ref %d %s" % (
                 lim, a[0], str(da)[-200:], b[0], str(db)[-200:]))
+        # what the owner scanned, up to the last frame n2 read (every frame says so)
+        if not da.get("rows_scanned"):
+            fail("max_rows %d through n2: rows_scanned %s" % (lim, da.get("rows_scanned")))
     # a statement that sends nothing until it is done (an aggregate over 36 million pairs),
     # asked by node n4 whose NATS requests wait 250 ms: waited for within the query's own time
     # limit, not the mesh's
