@@ -18,14 +18,18 @@
  * Then the handler (the node: node/fed.c) runs it as the END USER under the owner's own
  * policy and sandbox, and rows go back in frames of at most MESH_FED_CHUNK_BYTES. The
  * caller asks for each next frame on a subject the previous frame names
- * (_INBOX_<owner>.fed.<scan id>.<seq>): flow control, and a capability only the receiver
- * of the previous frame holds (nats-server's allow_responses). A scan not asked for within
- * MESH_FED_IDLE is closed by the owner.
+ * (<owner's inbox>.fed.<scan id>.<seq>): flow control, and a capability only the receiver
+ * of the previous frame holds (nats-server's allow_responses). The owner fills each next
+ * frame ahead, right after sending one (decision 0041). Frames carry compact values when
+ * the request asks ("enc":2). A scan not asked for within MESH_FED_IDLE is closed by the
+ * owner. Residency counts the asking node's registry site only when the reply subject is
+ * its inbox at that site (decision 0042).
  *
- * Threads: owner-side handlers run on libnats' delivery threads; a scan is used by one
- * thread at a time (a per-scan busy flag); a reaper thread closes idle scans. Caller-side
- * calls block the calling thread (an HTTP worker running a query) for at most the mesh's
- * request timeout per frame.
+ * Threads: owner-side requests are served by worker threads (the subscriptions' callbacks
+ * queue them); a scan is used by one thread at a time (a per-scan busy flag; a next or close
+ * that comes while it is busy is kept for that thread); a reaper thread closes idle scans.
+ * Caller-side calls block the calling thread (an HTTP worker running a query) for at most
+ * the mesh's request timeout per frame.
  */
 #ifndef MESH_MESH_FED_H
 #define MESH_MESH_FED_H
