@@ -23,6 +23,7 @@
 #define DESCRIBES   64  /* describe answers kept (user, domain) */
 #define WORKERS     4   /* threads serving requests (scans and statements at once) */
 #define JOBS        256 /* requests queued for them */
+#define CZ_POOL     8   /* compact values' memories kept for the next scans */
 
 typedef struct served {
     char domain[MESH_NAME_MAX + 1];
@@ -109,6 +110,8 @@ struct mesh_fed {
     pthread_cond_t job_cv;
     job_t jobs[JOBS];
     size_t job_head, njobs;
+    mesh_fed_compact_t *cz_pool[CZ_POOL];
+    int ncz;
 };
 
 /* The mesh link now (NULL: detached). */
@@ -276,11 +279,15 @@ bool mesh__fed_nonce_fresh(mesh_fed_t *f, const uint8_t *nonce, int64_t ts, int6
     return nonce_fresh(f, nonce, ts, now);
 }
 
-/* Frees a slot's frame filled ahead and makes the slot free (f->mu held). */
-static void slot_free(open_scan_t *os)
+/* Frees a slot's frame filled ahead, keeps its compact values' memory for the next scan
+ * (about 100 KiB each, up to CZ_POOL), and makes the slot free (f->mu held). */
+static void slot_free(mesh_fed_t *f, open_scan_t *os)
 {
     mesh_buf_free(&os->ahead);
-    mesh_fed_compact_free(os->cz);
+    if (os->cz && f->ncz < CZ_POOL)
+        f->cz_pool[f->ncz++] = os->cz;
+    else
+        mesh_fed_compact_free(os->cz);
     memset(os, 0, sizeof *os);
 }
 
@@ -362,7 +369,7 @@ static void pump(mesh_fed_t *f, open_scan_t *os, const char *first_reply)
             mesh_err_set(&why, MESH_TIMEOUT, "closed by the caller");
         f->h.scan_close(state, more < 0 ? &err : more == 1 ? &why : NULL);
         pthread_mutex_lock(&f->mu);
-        slot_free(os);
+        slot_free(f, os);
         pthread_mutex_unlock(&f->mu);
         return;
     }
@@ -436,6 +443,8 @@ static void serve_request(mesh_fed_t *f, natsMsg *msg)
         if (os) {
             memset(os, 0, sizeof *os);
             os->used = os->busy = true;
+            if (r.compact && f->ncz > 0) /* one kept from an earlier scan */
+                os->cz = f->cz_pool[--f->ncz];
             mesh_hex(id, sizeof id, os->id);
             snprintf(os->node, sizeof os->node, "%s", r.node);
             os->last_mono = mesh_mono_ns();
@@ -444,19 +453,19 @@ static void serve_request(mesh_fed_t *f, natsMsg *msg)
         pthread_mutex_unlock(&f->mu);
         mesh_err_clear(&err);
         void *state = NULL;
-        if (os && r.compact)
+        if (os && r.compact && os->cz == NULL)
             os->cz = mesh_fed_compact_new(); /* the slot is this worker's (busy) */
         if (os == NULL) {
             reply_error(f, reply, MESH_BUSY, "too many federated scans open on the owner");
         } else if (r.compact && os->cz == NULL) {
             reply_error(f, reply, MESH_NOMEM, "out of memory");
             pthread_mutex_lock(&f->mu);
-            slot_free(os);
+            slot_free(f, os);
             pthread_mutex_unlock(&f->mu);
         } else if (f->h.scan_open(f->h.arg, &r, &state, &err) != MESH_OK) {
             reply_error(f, reply, err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg);
             pthread_mutex_lock(&f->mu);
-            slot_free(os);
+            slot_free(f, os);
             pthread_mutex_unlock(&f->mu);
         } else {
             pthread_mutex_lock(&f->mu); /* seen by mesh_fed_destroy's cancel */
@@ -521,7 +530,7 @@ static void serve_next(mesh_fed_t *f, natsMsg *msg)
         mesh_err_set(&err, MESH_TIMEOUT, "closed by the caller");
         f->h.scan_close(os->state, &err);
         pthread_mutex_lock(&f->mu);
-        slot_free(os);
+        slot_free(f, os);
         pthread_mutex_unlock(&f->mu);
     } else if (mine) {
         pump(f, os, reply);
@@ -678,7 +687,7 @@ static void *reaper(void *arg)
             mesh_err_set(&err, MESH_TIMEOUT, "the caller did not ask for more within 30 s");
             f->h.scan_close(state, &err);
             pthread_mutex_lock(&f->mu);
-            slot_free(os);
+            slot_free(f, os);
         }
     }
     pthread_mutex_unlock(&f->mu);
@@ -749,6 +758,8 @@ void mesh_fed_destroy(mesh_fed_t *f)
         pthread_join(f->reaper, NULL);
     for (int i = 0; i < DESCRIBES; i++)
         mesh_buf_free(&f->describes[i].frame);
+    for (int i = 0; i < f->ncz; i++)
+        mesh_fed_compact_free(f->cz_pool[i]);
     pthread_cond_destroy(&f->cv);
     pthread_cond_destroy(&f->job_cv);
     pthread_mutex_destroy(&f->mu);
