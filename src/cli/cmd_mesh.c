@@ -227,20 +227,6 @@ static int run_config(mesh_cli_t *cli, const mesh_cli_args_t *a)
         }
         nodes[i].name = s;
     }
-    /* --site NODE=SITE: a site for a node given by --node */
-    for (size_t k = 0; mesh_cli_arg_at(a, "site", k); k++) {
-        const char *v = mesh_cli_arg_at(a, "site", k), *eq = strchr(v, '=');
-        size_t i = 0;
-        while (eq && i < nspecs &&
-               (strlen(nodes[i].name) != (size_t)(eq - v) ||
-                strncmp(nodes[i].name, v, (size_t)(eq - v)) != 0))
-            i++;
-        if (eq == NULL || i == nspecs) {
-            rc = mesh_cli_usage(cli, "--site %s: give NODE=SITE for a node given by --node", v);
-            goto done;
-        }
-        nodes[i].site = eq + 1;
-    }
     mesh_natsconf_opts_t o = {
         .hubs = (int)hubs,
         .leaves = (int)leaves,
@@ -299,12 +285,6 @@ static const mesh_cli_opt_t config_opts[] = {
      "default: the hubs in turn) and the domains it hosts (their subjects and streams are "
      "the only ones it may use). Repeat for each node; default: one node per server, "
      "node-1, node-2, ..., without domains."},
-    {"site", 0, "NODE=SITE", MESH_CLI_MULTI,
-     "The site of a node given by --node (default: default, as meshd's --site). Written into "
-     "its meshd.conf; its NATS user may read replies only at that site, so the site it "
-     "claims in the registry is vouched for by the server: an owner sends rows of a "
-     "residency-local product, or a snapshot of such a domain, only to a node whose site is "
-     "its own and vouched for."},
     {"hub-hosts", 0, "HOST[,HOST...]", 0,
      "Names or addresses of the hub servers as nodes and leaves reach them, in the "
      "certificates too (default 127.0.0.1). One host for all: each server gets its own ports "
@@ -387,19 +367,16 @@ const mesh_cli_cmd_t mesh_cli_mesh_cmds[] = {
                 "TLS with client certificates on every link, explicit accounts only (MESH with\n"
                 "JetStream, SYS), no no_auth_user (a client without credentials is refused),\n"
                 "route and leaf users, one user per node allowed only its own registry key, its\n"
-                "own domains' subjects and streams and its own inbox at its site (--site), so\n"
-                "the site a node claims is vouched for by the server. The servers keep bcrypt\n"
+                "own domains' subjects and streams and its own inbox. The servers keep bcrypt\n"
                 "hashes of the node passwords. See docs/mesh.md.",
         .opts = config_opts,
         .min_args = 0,
         .max_args = 0,
-        .examples =
-            "meshctl mesh config --out /etc/meshd/mesh --hub 3 --leaf 1 \\\n"
-            "    --hub-hosts hub1.example.com,hub2.example.com,hub3.example.com \\\n"
-            "    --leaf-hosts edge1.example.com \\\n"
-            "    --node plant-a=factory-a --node hq=reports --node edge1@leaf-1=home-42 \\\n"
-            "    --site plant-a=plant-a --site edge1=home-42\n"
-            "meshctl mesh config --out ./mesh-test --bind 127.0.0.1",
+        .examples = "meshctl mesh config --out /etc/meshd/mesh --hub 3 --leaf 1 \\\n"
+                    "    --hub-hosts hub1.example.com,hub2.example.com,hub3.example.com \\\n"
+                    "    --leaf-hosts edge1.example.com \\\n"
+                    "    --node plant-a=factory-a --node hq=reports --node edge1@leaf-1=home-42\n"
+                    "meshctl mesh config --out ./mesh-test --bind 127.0.0.1",
         .exits = "0  written\n"
                  "1  a file could not be written\n"
                  "2  bad options\n"

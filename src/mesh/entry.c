@@ -4,7 +4,6 @@
 #include "mesh/entry.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,36 +21,6 @@ bool mesh_entry_node_name_ok(const char *s)
             return false;
     }
     return n > 0;
-}
-
-void mesh_site_token(const char *site, char out[MESH_SITE_TOKEN_MAX])
-{
-    size_t n = strlen(site);
-    bool plain = n > 0 && n <= 64;
-    for (size_t i = 0; i < n && plain; i++) {
-        char c = site[i];
-        plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
-    }
-    if (plain) {
-        snprintf(out, MESH_SITE_TOKEN_MAX, "site-%s", site);
-        return;
-    }
-    unsigned char h[EVP_MAX_MD_SIZE];
-    unsigned int hl = 0;
-    char hex[33];
-    if (EVP_Digest(site, n, h, &hl, EVP_sha256(), NULL) != 1 || hl < 16)
-        memset(h, 0, 16); /* (no digest: every such label the same token, never a plain one) */
-    mesh_hex(h, 16, hex);
-    snprintf(out, MESH_SITE_TOKEN_MAX, "sitehash-%s", hex);
-}
-
-bool mesh_reply_at_site(const char *reply, const char *node, const char *site)
-{
-    char tok[MESH_SITE_TOKEN_MAX], want[MESH_ENTRY_NODE_MAX + MESH_SITE_TOKEN_MAX + 16];
-    mesh_site_token(site, tok);
-    int n = snprintf(want, sizeof want, "_INBOX_%s.%s.", node, tok);
-    return reply && n > 0 && (size_t)n < sizeof want && strncmp(reply, want, (size_t)n) == 0;
 }
 
 /* ---- encoding ---- */

@@ -73,16 +73,6 @@ typedef struct mesh_entry {
 /* Whether s may be a node name (and so a KV key and a NATS user / subject token). */
 bool mesh_entry_node_name_ok(const char *s);
 
-/* The subject token of a site label in a node's inbox, _INBOX_<node>.<token> (decision 0042):
- * "site-<label>" for a label of letters, digits, '-' and '_' up to 64 bytes, else
- * "sitehash-" and 32 hex digits of the label's SHA-256. `meshctl mesh config --site` lets a
- * node's NATS user read only that inbox, so an owner that finds its reply subject there knows
- * the server vouches for the site of the node's registry entry. */
-#define MESH_SITE_TOKEN_MAX 80
-void mesh_site_token(const char *site, char out[MESH_SITE_TOKEN_MAX]);
-/* Whether reply is in the inbox of node at site: "_INBOX_<node>.<token>." then more. */
-bool mesh_reply_at_site(const char *reply, const char *node, const char *site);
-
 /* Appends the JSON of e to out. MESH_TOO_LARGE past MESH_ENTRY_MAX_BYTES. */
 mesh_status_t mesh_entry_encode(const mesh_entry_t *e, mesh_buf_t *out);
 

@@ -432,7 +432,6 @@ static void serve_request(mesh_fed_t *f, natsMsg *msg)
         mesh_buf_free(&b);
     } else {
         /* a scan: take a slot, open it as the end user, send the first frame */
-        r.site_ok = mesh_reply_at_site(reply, r.node, r.site);
         open_scan_t *os = NULL;
         uint8_t id[SCAN_ID_HEX / 2];
         mesh_random(id, sizeof id);

@@ -122,11 +122,8 @@ typedef struct mesh_fed_request {
     size_t sql_len;
     int64_t timeout_ms, max_rows;
     bool compact; /* "enc":2: the answer's rows frames may use compact values (tags 4-6) */
-    /* not on the wire: the calling node's site, from its registry entry (owner side), and
-     * whether the request's reply subject is that site's inbox of the node (decision 0042:
-     * with the server's permissions from `meshctl mesh config`, the site is then vouched for) */
+    /* not on the wire: the calling node's site, from its registry entry (owner side) */
     char site[MESH_FED_SITE_MAX + 1];
-    bool site_ok;
 } mesh_fed_request_t;
 
 /* Signs and encodes r for subject into out (a random nonce and the time are the caller's to

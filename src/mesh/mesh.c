@@ -160,22 +160,8 @@ static void on_closed(natsConnection *nc, void *arg)
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
 {
     (void)sub;
-    mesh_mesh_t *m = arg;
     const char *last = NULL;
     natsConnection_GetLastError(nc, &last);
-    if (last && strstr(last, "Permissions Violation for Subscription") && strstr(last, m->inbox)) {
-        /* every reply to this node would be lost: say why (decision 0042) */
-        LOG_ERROR("mesh",
-                  "the servers refuse this node its inbox %s: its site (--site) is not the one "
-                  "its NATS user was made for; `meshctl mesh config --site NODE=SITE` writes "
-                  "both (server: %s)",
-                  m->inbox, last);
-        set_error(arg,
-                  "the servers refuse this node its inbox %s: its site is not the one its NATS "
-                  "user was made for",
-                  m->inbox);
-        return;
-    }
     LOG_WARN("mesh", "NATS error: %s", last && *last ? last : natsStatus_GetText(err));
     set_error(arg, "%s", last && *last ? last : natsStatus_GetText(err));
 }
@@ -870,10 +856,8 @@ mesh_status_t mesh_mesh_start(const mesh_mesh_opts_t *o, mesh_mesh_t **out, mesh
                               "mesh: credentials in a server URL end up in process lists and "
                               "logs: use mesh_user and mesh_password_file");
     }
-    /* the site in the inbox: a node's NATS user may read only its site's (decision 0042) */
-    char inbox[MESH_ENTRY_NODE_MAX + MESH_SITE_TOKEN_MAX + 16], tok[MESH_SITE_TOKEN_MAX];
-    mesh_site_token(o->site ? o->site : "", tok);
-    snprintf(inbox, sizeof inbox, "_INBOX_%s.%s", o->node_name, tok);
+    char inbox[128];
+    snprintf(inbox, sizeof inbox, "_INBOX_%s", o->node_name);
     m->tls_ca = dup_or_null(o->tls_ca);
     m->tls_cert = dup_or_null(o->tls_cert);
     m->tls_key = dup_or_null(o->tls_key);

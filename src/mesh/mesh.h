@@ -46,7 +46,6 @@ typedef struct mesh_mesh_opts {
     const char *password_file; /* first line is the password, or NULL */
     const char *js_domain;     /* JetStream domain of the registry, or NULL: the server's */
     const char *node_name;     /* registry key and connection name (mesh_entry_node_name_ok) */
-    const char *site;          /* the node's site: its inbox is _INBOX_<node>.<site token> */
     int64_t heartbeat_ns;      /* between two entry writes */
     int64_t timeout_ns;        /* of one request to the server */
     int replicas;              /* of the bucket when this node creates it; 0: auto */

@@ -55,7 +55,6 @@ typedef struct node {
     int server; /* index into servers */
     const char *const *domains;
     size_t ndomains;
-    const char *site; /* never NULL */
     char password[64];
 } node_t;
 
@@ -207,10 +206,9 @@ static bool listed(const char *name, const char *const *v, size_t n)
     return false;
 }
 
-mesh_status_t mesh_natsconf_permissions(const char *node, const char *site,
-                                        const char *const *domains, size_t ndomains, int leaf,
-                                        const char *const *local, size_t nlocal, char *out,
-                                        size_t cap)
+mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *domains,
+                                        size_t ndomains, int leaf, const char *const *local,
+                                        size_t nlocal, char *out, size_t cap)
 {
     mesh_buf_t b;
     mesh_buf_init(&b, 1 << 20); /* then checked against cap: no silent truncation */
@@ -242,13 +240,7 @@ mesh_status_t mesh_natsconf_permissions(const char *node, const char *site,
     }
     mesh_buf_adds(&b, "] }\n        subscribe: { allow: [");
     first = true;
-    if (site) {
-        char tok[MESH_SITE_TOKEN_MAX];
-        mesh_site_token(site, tok);
-        q(&b, &first, "_INBOX_%s.%s.>", node, tok);
-    } else {
-        q(&b, &first, "_INBOX_%s.>", node);
-    }
+    q(&b, &first, "_INBOX_%s.>", node);
     q(&b, &first, "meshd.node.%s.>", node);
     for (size_t d = 0; d < ndomains; d++)
         q(&b, &first, "meshd.dom.%s.>", domains[d]);
@@ -303,9 +295,8 @@ static mesh_status_t accounts(mesh_buf_t *b, gen_t *g, int server, mesh_err_t *e
             continue;
         if ((st = bcrypt_hash(n->password, g->o->bcrypt_cost, hash, sizeof hash, err)) != MESH_OK)
             return st;
-        if (mesh_natsconf_permissions(n->name, n->site, n->domains, n->ndomains, leaf,
-                                      g->o->local_domains, g->o->nlocal_domains, perms,
-                                      sizeof perms) != MESH_OK)
+        if (mesh_natsconf_permissions(n->name, n->domains, n->ndomains, leaf, g->o->local_domains,
+                                      g->o->nlocal_domains, perms, sizeof perms) != MESH_OK)
             return mesh_err_set(err, MESH_LIMIT, "%s: too many domains", n->name);
         mesh_buf_printf(b, "      { user: \"%s\", password: \"%s\",\n        %s\n      }\n",
                         n->name, hash, perms);
@@ -500,10 +491,8 @@ static mesh_status_t node_files(gen_t *g, const node_t *n, mesh_err_t *err)
                     "config`.\n"
                     "# Append to the node's meshd.conf, or start meshd --config this-file.\n"
                     "node_name = %s\n"
-                    "# its NATS user reads only this site's inbox: change both together\n"
-                    "site = %s\n"
                     "mesh = ",
-                    n->name, home->name, n->name, n->site);
+                    n->name, home->name, n->name);
     if (home->leaf) {
         hostport(home->host, home->client_port, hp, sizeof hp);
         mesh_buf_printf(&b, "tls://%s", hp);
@@ -584,7 +573,6 @@ static mesh_status_t plan(gen_t *g, mesh_err_t *err)
         return mesh_err_set(err, MESH_NOMEM, "out of memory");
     for (size_t i = 0; i < g->nnodes; i++) {
         node_t *n = &g->nodes[i];
-        n->site = "default"; /* meshd's default */
         if (o->nodes == NULL) {
             snprintf(n->name, sizeof n->name, "node-%zu", i + 1);
             n->server = (int)i;
@@ -617,19 +605,6 @@ static mesh_status_t plan(gen_t *g, mesh_err_t *err)
                                         src->name, src->domains[d]);
             n->domains = src->domains;
             n->ndomains = src->ndomains;
-            if (src->site) {
-                size_t sl = strlen(src->site);
-                bool ok = sl > 0 && sl <= MESH_ENTRY_MAX_TEXT;
-                for (size_t k = 0; k < sl && ok; k++) /* one line of meshd.conf */
-                    ok = (unsigned char)src->site[k] >= 0x20 && src->site[k] != 0x7f &&
-                         src->site[k] != '#';
-                if (!ok || src->site[0] == ' ' || src->site[sl - 1] == ' ')
-                    return mesh_err_set(err, MESH_INVALID,
-                                        "node %s: site '%s': use 1-%d printable characters, "
-                                        "no '#', no space at either end",
-                                        src->name, src->site, MESH_ENTRY_MAX_TEXT);
-                n->site = src->site;
-            }
             for (size_t k = 0; k < i; k++)
                 if (strcmp(g->nodes[k].name, n->name) == 0)
                     return mesh_err_set(err, MESH_INVALID, "node %s given twice", n->name);

@@ -36,8 +36,6 @@ typedef struct mesh_natsconf_node {
     const char *server; /* "hub-2", "leaf-1"; NULL: assigned */
     const char *const *domains;
     size_t ndomains;
-    const char *site; /* its site label (NULL: "default", as meshd's): written into its
-                         meshd.conf, and its NATS user may read only that site's inbox */
 } mesh_natsconf_node_t;
 
 typedef struct mesh_natsconf_opts {
@@ -65,12 +63,9 @@ mesh_status_t mesh_natsconf_write(const mesh_natsconf_opts_t *o, FILE *report, m
 /* The NATS subject permissions of a node, as nats-server config text (the permissions
  * block), into out (at most cap bytes). leaf: the node's server is a leaf (the registry is
  * reached in JetStream domain "hub", and the node may create and read the hub's copy
- * MESHD_COPY_<domain> of each of its domains not listed in local, docs/mesh.md). site: the
- * node may subscribe only to its inbox at that site, _INBOX_<node>.<mesh_site_token>.>
- * (decision 0042); NULL: to all of _INBOX_<node>.> (the site is then only claimed). */
-mesh_status_t mesh_natsconf_permissions(const char *node, const char *site,
-                                        const char *const *domains, size_t ndomains, int leaf,
-                                        const char *const *local, size_t nlocal, char *out,
-                                        size_t cap);
+ * MESHD_COPY_<domain> of each of its domains not listed in local, docs/mesh.md). */
+mesh_status_t mesh_natsconf_permissions(const char *node, const char *const *domains,
+                                        size_t ndomains, int leaf, const char *const *local,
+                                        size_t nlocal, char *out, size_t cap);
 
 #endif

@@ -252,8 +252,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         mesh_err_clear(&err);
         if (ss == NULL) {
             reply_error(nc, reply, MESH_BUSY, "too many snapshots being served; retry");
-        } else if (s->h.open(s->h.arg, r.node, site, mesh_reply_at_site(reply, r.node, site),
-                             r.domain, &state, &seq, &bytes, &err) != MESH_OK) {
+        } else if (s->h.open(s->h.arg, r.node, site, r.domain, &state, &seq, &bytes, &err) !=
+                   MESH_OK) {
             /* the handler's refusals (who may have the domain) are audited; other errors
              * (nothing applied yet, a copy that failed) are only answered */
             mesh_status_t code = err.code == MESH_OK ? MESH_INTERNAL : err.code;

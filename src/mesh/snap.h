@@ -37,13 +37,11 @@
 /* What the serving node does with a verified request (node/bootstrap.c). */
 typedef struct mesh_snap_handler {
     void *arg;
-    /* Decides and makes the copy of domain for node (whose registry entry says site; site_ok:
-     * the request's reply subject is that site's inbox of the node, decision 0042): *state
+    /* Decides and makes the copy of domain for node (whose registry entry says site): *state
      * goes to read and close, *seq is the stream sequence the copy holds, *bytes its size.
      * An error goes back to the asking node. */
-    mesh_status_t (*open)(void *arg, const char *node, const char *site, bool site_ok,
-                          const char *domain, void **state, uint64_t *seq, uint64_t *bytes,
-                          mesh_err_t *err);
+    mesh_status_t (*open)(void *arg, const char *node, const char *site, const char *domain,
+                          void **state, uint64_t *seq, uint64_t *bytes, mesh_err_t *err);
     /* Reads the next at most cap bytes into buf: *n (0 at the end). */
     mesh_status_t (*read)(void *state, uint8_t *buf, size_t cap, size_t *n, mesh_err_t *err);
     void (*close)(void *state);

@@ -102,9 +102,8 @@ static bool outbox_pending(mesh_domain_t *d)
     return last > pub;
 }
 
-static mesh_status_t serve_open(void *arg, const char *node, const char *site, bool site_ok,
-                                const char *domain, void **state, uint64_t *seq, uint64_t *bytes,
-                                mesh_err_t *err)
+static mesh_status_t serve_open(void *arg, const char *node, const char *site, const char *domain,
+                                void **state, uint64_t *seq, uint64_t *bytes, mesh_err_t *err)
 {
     mesh_node_t *n = arg;
     *state = NULL;
@@ -122,11 +121,11 @@ static mesh_status_t serve_open(void *arg, const char *node, const char *site, b
                           "node %s is not a host of domain %s (its hosts on node %s)", node, domain,
                           n->opts.node_name);
     else if ((sd->meta.residency_local || mesh_residency_domain_local(n->cat, domain)) &&
-             (!site_ok || strcmp(site, n->opts.site ? n->opts.site : "") != 0))
+             strcmp(site, n->opts.site ? n->opts.site : "") != 0)
         st = mesh_err_set(err, MESH_FORBIDDEN,
                           "domain %s is residency local to site %s: never shipped to node %s "
-                          "(site %s%s)",
-                          domain, n->opts.site, node, site, site_ok ? "" : ", not its inbox's");
+                          "(site %s)",
+                          domain, n->opts.site, node, site);
     serve_t *s = st == MESH_OK ? calloc(1, sizeof *s) : NULL;
     if (st == MESH_OK && s == NULL)
         st = mesh_err_set(err, MESH_NOMEM, "out of memory");

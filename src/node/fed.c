@@ -34,7 +34,6 @@ typedef struct fscan {
     char node[64];
     char domain[MESH_NAME_MAX + 1];
     char site[MESH_FED_SITE_MAX + 1]; /* the calling node's */
-    bool site_ok;                     /* its reply subject is that site's inbox (0042) */
     char *sql;
     int64_t t0;
     int ncols;
@@ -223,7 +222,6 @@ static mesh_status_t on_scan_open(void *arg, const mesh_fed_request_t *r, void *
     snprintf(f->node, sizeof f->node, "%s", r->node);
     snprintf(f->domain, sizeof f->domain, "%s", r->domain);
     snprintf(f->site, sizeof f->site, "%s", r->site);
-    f->site_ok = r->site_ok;
     f->query = r->op == MESH_FED_QUERY;
     mesh_status_t st = identity(n, r, &f->who, err);
     f->snap = mesh_registry_snapshot(n->reg);
@@ -314,9 +312,7 @@ static bool egress_ok(fscan_t *f, mesh_err_t *err)
 {
     mesh_node_t *n = f->n;
     const char *mine = n->opts.site ? n->opts.site : "";
-    /* the site the caller's registry entry claims counts only when its request's reply goes
-     * to that site's inbox, which the server lets only a node configured there read */
-    bool same_site = f->site_ok && strcmp(f->site, mine) == 0;
+    bool same_site = strcmp(f->site, mine) == 0;
     const char *all = mesh_query_products(f->q);
     size_t len_all = strlen(all);
     const char *from = all + (f->checked <= len_all ? f->checked : len_all);
@@ -357,9 +353,8 @@ static bool egress_ok(fscan_t *f, mesh_err_t *err)
             prod == NULL || mesh_residency_local(n->cat, prod)) {
             mesh_err_set(err, MESH_FORBIDDEN,
                          "%s.%s is residency local to site %s: its rows are not sent to node %s "
-                         "(site %s%s); ask a node of that site",
-                         name, base, mine, f->node, f->site[0] ? f->site : "none",
-                         f->site_ok ? "" : ", not its inbox's");
+                         "(site %s); ask a node of that site",
+                         name, base, mine, f->node, f->site[0] ? f->site : "none");
             return false;
         }
     }

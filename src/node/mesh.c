@@ -110,7 +110,6 @@ mesh_status_t mesh__node_mesh_start(mesh_node_t *n, mesh_err_t *err)
                            .password_file = o->mesh_password_file,
                            .js_domain = o->mesh_js_domain,
                            .node_name = o->node_name,
-                           .site = o->site,
                            .heartbeat_ns = o->mesh_heartbeat,
                            .timeout_ns = o->mesh_timeout,
                            .replicas = (int)o->mesh_replicas,

@@ -37,9 +37,7 @@ static const mesh_opt_t node_opts[] = {
     {"node_name", MESH_OPT_STRING, F(node_name), NULL, 0, 0, NULL, 0, "NAME",
      "Name of this node (default: the host name)."},
     {"site", MESH_OPT_STRING, F(site), "default", 0, 0, NULL, 0, "LABEL",
-     "Site label of this node (a factory, a home, a ward). In a mesh it is part of the node's "
-     "inbox: give it with `meshctl mesh config --site`, which lets the node's NATS user read "
-     "replies only at that site, so residency-local data reaches only nodes placed there."},
+     "Site label of this node (a factory, a home, a ward)."},
     {"admin_token", MESH_OPT_STRING, F(admin_token), NULL, 0, 0, NULL, MESH_OPT_SECRET, "TOKEN",
      "Admin API token to install instead of generating one (16-256 printable characters)."},
     {"admin_token_file", MESH_OPT_STRING, F(admin_token_file), NULL, 0, 0, NULL, 0, "FILE",

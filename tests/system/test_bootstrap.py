@@ -141,10 +141,7 @@ def run(tmp, nodes):
                           "--cluster-port", str(base + 100), "--leafnode-port", str(base + 200),
                           "--node", "n1=%s,%s,%s" % (DOMAIN, VAULT, LINE),
                           "--node", "n2=%s,%s,%s" % (DOMAIN, VAULT, LINE),
-                          "--node", "n3=%s,%s" % (DOMAIN, LINE), "--node", "n4",
-                          # n2 at another ward: its NATS user reads only ward-b's inbox
-                          "--site", "n1=ward-a", "--site", "n2=ward-b", "--site", "n3=ward-a",
-                          "--site", "n4=ward-a"],
+                          "--node", "n3=%s,%s" % (DOMAIN, LINE), "--node", "n4"],
                          capture_output=True, text=True)
     if out.returncode != 0:
         fail("mesh config: %s%s" % (out.stdout, out.stderr))
@@ -155,7 +152,8 @@ def run(tmp, nodes):
         n = Node(data_dir=os.path.join(tmp, name),
                  args=["--config", os.path.join(mdir, "nodes", name, "meshd.conf"),
                        "--mesh-heartbeat", "500ms", "--mesh-ttl", "2s",
-                       "--mesh-stream-max-msgs", "30"])
+                       "--mesh-stream-max-msgs", "30",
+                       "--site", "ward-b" if name == "n2" else "ward-a"])
         nodes[name] = n.start()
         return n
 
@@ -265,7 +263,7 @@ def run(tmp, nodes):
         keys.append("p%03d" % i)
         write(n1, keys[-1])
     pw1 = open(os.path.join(mdir, "nodes", "n1", "password")).read().strip()
-    c1 = RawNats(base, "n1", pw1, "_INBOX_n1.site-ward-a", os.path.join(mdir, "ca.pem"),
+    c1 = RawNats(base, "n1", pw1, "_INBOX_n1", os.path.join(mdir, "ca.pem"),
                  os.path.join(mdir, "nodes", "n1", "cert.pem"),
                  os.path.join(mdir, "nodes", "n1", "key.pem"))
     try:
@@ -291,7 +289,7 @@ def run(tmp, nodes):
         fail("node_sign.key is not a 32-byte seed")
     wait_for(lambda: False, timeout=2)  # n4's registry entry (its key) is written
     pw = open(os.path.join(mdir, "nodes", "n4", "password")).read().strip()
-    c = RawNats(base, "n4", pw, "_INBOX_n4.site-ward-a", os.path.join(mdir, "ca.pem"),
+    c = RawNats(base, "n4", pw, "_INBOX_n4", os.path.join(mdir, "ca.pem"),
                 os.path.join(mdir, "nodes", "n4", "cert.pem"),
                 os.path.join(mdir, "nodes", "n4", "key.pem"))
     try:

@@ -239,7 +239,7 @@ def run(tmp, ns, nodes):
         """The JetStream API's answer (as n1, through hub-1), None when there is none (an
         election): a connection each time, since a timed-out TLS socket cannot be read again."""
         try:
-            c = test_mesh.NatsClient(base, "n1", pw, "_INBOX_n1.site-default.test",
+            c = test_mesh.NatsClient(base, "n1", pw, "_INBOX_n1.test",
                                      os.path.join(mdir, "ca.pem"),
                                      os.path.join(mdir, "nodes", "n1", "cert.pem"),
                                      os.path.join(mdir, "nodes", "n1", "key.pem"),

@@ -214,7 +214,7 @@ def run(tmp, nodes):
         return NatsClient(base, "n2", open(os.path.join(d, "password")).read().strip(), inbox,
                           os.path.join(mdir, "ca.pem"), os.path.join(d, "cert.pem"),
                           os.path.join(d, "key.pem"))
-    thief = as_n2("_INBOX_n2.site-default.test")
+    thief = as_n2("_INBOX_n2.test")
     n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
     try:
         time.sleep(1.5)
@@ -245,12 +245,12 @@ def run(tmp, nodes):
     # ---- a consumer that delivers nothing to its node (other pulls take its deliveries, as
     # after a consumer leader's change): n2's sync writes do not wait for the ack wait or a
     # new consumer; n2 reads its own acknowledged records from the stream's leader ----
-    thief = as_n2("_INBOX_n2.site-default.silent")
+    thief = as_n2("_INBOX_n2.silent")
     n2.proc.send_signal(signal.SIGSTOP)  # n2's pending pull request expires meanwhile
     try:
         time.sleep(1.5)
         pulls = b"".join(
-            ("PUB $JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_%s.n2 _INBOX_n2.site-default.silent.%d %d\r\n" % (
+            ("PUB $JS.API.CONSUMER.MSG.NEXT.MESHD_DOM_%s.n2 _INBOX_n2.silent.%d %d\r\n" % (
                 DOMAIN, k, len(b'{"batch":1000,"expires":20000000000}'))).encode() +
             b'{"batch":1000,"expires":20000000000}\r\n' for k in range(20))
         raw(thief, pulls)  # queued before n2's next pull: deliveries go to the thief
@@ -386,7 +386,7 @@ def run(tmp, nodes):
 
     # ---- n3's NATS user may not touch the domain's stream ----
     pw = open(os.path.join(mdir, "nodes", "n3", "password")).read().strip()
-    c = NatsClient(base, "n3", pw, "_INBOX_n3.site-default", os.path.join(mdir, "ca.pem"),
+    c = NatsClient(base, "n3", pw, "_INBOX_n3", os.path.join(mdir, "ca.pem"),
                    os.path.join(mdir, "nodes", "n3", "cert.pem"),
                    os.path.join(mdir, "nodes", "n3", "key.pem"))
     try:
@@ -460,7 +460,7 @@ def run(tmp, nodes):
     # replicas' positions are past its end; a write must not be answered before it is applied,
     # and both must apply the new stream from its start ----
     pw1 = open(os.path.join(mdir, "nodes", "n1", "password")).read().strip()
-    c = NatsClient(base, "n1", pw1, "_INBOX_n1.site-default.test", os.path.join(mdir, "ca.pem"),
+    c = NatsClient(base, "n1", pw1, "_INBOX_n1.test", os.path.join(mdir, "ca.pem"),
                    os.path.join(mdir, "nodes", "n1", "cert.pem"),
                    os.path.join(mdir, "nodes", "n1", "key.pem"))
     try:

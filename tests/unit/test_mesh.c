@@ -351,7 +351,7 @@ static void test_permissions(void **state)
     (void)state;
     char out[8192];
     const char *doms[] = {"factory-a"};
-    assert_int_equal(mesh_natsconf_permissions("n1", NULL, doms, 1, 0, NULL, 0, out, sizeof out),
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, NULL, 0, out, sizeof out),
                      MESH_OK);
     assert_non_null(strstr(out, "\"$KV.meshd_nodes.n1\""));
     assert_non_null(strstr(out, "\"meshd.dom.factory-a.>\""));
@@ -362,7 +362,7 @@ static void test_permissions(void **state)
     assert_null(strstr(out, "\"$KV.meshd_nodes.>\""));
     assert_null(strstr(out, "\"_INBOX.>\""));
     assert_null(strstr(out, "$JS.hub.API"));
-    assert_int_equal(mesh_natsconf_permissions("e1", NULL, NULL, 0, 1, NULL, 0, out, sizeof out),
+    assert_int_equal(mesh_natsconf_permissions("e1", NULL, 0, 1, NULL, 0, out, sizeof out),
                      MESH_OK);
     assert_non_null(strstr(out, "$JS.hub.API.STREAM.INFO.KV_meshd_nodes"));
     assert_non_null(strstr(out, "\"$JS.hub.API.$KV.meshd_nodes.e1\""));
@@ -370,62 +370,19 @@ static void test_permissions(void **state)
     assert_non_null(strstr(out, "\"meshd.dom.*.req.>\""));
     assert_null(strstr(out, "\"meshd.dom.factory"));
     assert_null(strstr(out, "MESHD_DOM_"));
-    assert_int_equal(mesh_natsconf_permissions("n1", NULL, doms, 1, 0, NULL, 0, out, 64),
-                     MESH_TOO_LARGE);
+    assert_int_equal(mesh_natsconf_permissions("n1", doms, 1, 0, NULL, 0, out, 64), MESH_TOO_LARGE);
     /* edge offline: an edge node may create and look at the hub's copy of its non-local
      * domains only; a hub node never */
     const char *edge[] = {"edge", "vault"}, *local[] = {"vault"};
-    assert_int_equal(mesh_natsconf_permissions("e1", NULL, edge, 2, 1, local, 1, out, sizeof out),
+    assert_int_equal(mesh_natsconf_permissions("e1", edge, 2, 1, local, 1, out, sizeof out),
                      MESH_OK);
     assert_non_null(strstr(out, "\"$JS.hub.API.STREAM.CREATE.MESHD_COPY_edge\""));
     assert_non_null(strstr(out, "\"$JS.hub.API.STREAM.INFO.MESHD_COPY_edge\""));
     assert_null(strstr(out, "MESHD_COPY_vault"));
     assert_null(strstr(out, "MSG.GET.MESHD_COPY"));
-    assert_int_equal(mesh_natsconf_permissions("n1", NULL, edge, 2, 0, NULL, 0, out, sizeof out),
+    assert_int_equal(mesh_natsconf_permissions("n1", edge, 2, 0, NULL, 0, out, sizeof out),
                      MESH_OK);
     assert_null(strstr(out, "MESHD_COPY_"));
-    /* a node at a site may read only that site's inbox (decision 0042) */
-    assert_int_equal(
-        mesh_natsconf_permissions("n1", "plant-a", doms, 1, 0, NULL, 0, out, sizeof out), MESH_OK);
-    assert_non_null(strstr(out, "\"_INBOX_n1.site-plant-a.>\""));
-    assert_null(strstr(out, "\"_INBOX_n1.>\""));
-}
-
-/* The site tokens of inboxes, and whether a reply subject is a node's inbox at a site. */
-static void test_site_token(void **state)
-{
-    (void)state;
-    char t[MESH_SITE_TOKEN_MAX], u[MESH_SITE_TOKEN_MAX];
-    mesh_site_token("plant-a", t);
-    assert_string_equal(t, "site-plant-a");
-    mesh_site_token("default", t);
-    assert_string_equal(t, "site-default");
-    /* a label that is not one subject token: its hash, the same every time, another for
-     * another label, never a plain token */
-    mesh_site_token("Ward 3.B", t);
-    assert_int_equal(strncmp(t, "sitehash-", 9), 0);
-    assert_int_equal(strlen(t), 9 + 32);
-    mesh_site_token("Ward 3.B", u);
-    assert_string_equal(t, u);
-    mesh_site_token("Ward 3.C", u);
-    assert_string_not_equal(t, u);
-    mesh_site_token("", u);
-    assert_int_equal(strncmp(u, "sitehash-", 9), 0);
-    char long65[66];
-    memset(long65, 'a', 65);
-    long65[65] = '\0';
-    mesh_site_token(long65, u);
-    assert_int_equal(strncmp(u, "sitehash-", 9), 0);
-    assert_true(mesh_reply_at_site("_INBOX_n2.site-hq.fs.1", "n2", "hq"));
-    assert_false(mesh_reply_at_site("_INBOX_n2.site-hq.fs.1", "n2", "plant-a"));
-    assert_false(mesh_reply_at_site("_INBOX_n2.site-hqx.fs.1", "n2", "hq"));
-    assert_false(mesh_reply_at_site("_INBOX_n2.site-hq", "n2", "hq")); /* no token after */
-    assert_false(mesh_reply_at_site("_INBOX_n22.site-hq.x", "n2", "hq"));
-    assert_false(mesh_reply_at_site("_INBOX_n2.abc.x", "n2", "hq"));
-    assert_false(mesh_reply_at_site(NULL, "n2", "hq"));
-    char r[128];
-    snprintf(r, sizeof r, "_INBOX_n2.%s.x", t);
-    assert_true(mesh_reply_at_site(r, "n2", "Ward 3.B"));
 }
 
 static bool file_mode(const char *dir, const char *rel, unsigned mode)
@@ -444,8 +401,7 @@ static void test_config_files(void **state)
     char out[4200];
     snprintf(out, sizeof out, "%s/mesh", dir);
     const char *d1[] = {"factory-a"};
-    mesh_natsconf_node_t nodes[] = {{"n1", NULL, d1, 1, "plant a"},
-                                    {"e1", "leaf-1", NULL, 0, NULL}};
+    mesh_natsconf_node_t nodes[] = {{"n1", NULL, d1, 1}, {"e1", "leaf-1", NULL, 0}};
     mesh_natsconf_opts_t o = {.hubs = 3,
                               .leaves = 1,
                               .bind = "127.0.0.1",
@@ -492,19 +448,6 @@ static void test_config_files(void **state)
     assert_int_equal(mesh_read_file(path, 1 << 20, &e1conf, NULL, NULL), MESH_OK);
     assert_non_null(strstr(e1conf, "mesh = tls://127.0.0.1:4225"));
     assert_non_null(strstr(e1conf, "mesh_js_domain = hub"));
-    assert_non_null(strstr(e1conf, "\nsite = default\n")); /* no --site: meshd's default */
-    assert_non_null(strstr(leafconf, "\"_INBOX_e1.site-default.>\""));
-    free(e1conf);
-    /* n1 at "plant a": in its meshd.conf, and the only inbox its user may read (a hash:
-     * the label is not one subject token) */
-    snprintf(path, sizeof path, "%s/nodes/n1/meshd.conf", out);
-    assert_int_equal(mesh_read_file(path, 1 << 20, &e1conf, NULL, NULL), MESH_OK);
-    assert_non_null(strstr(e1conf, "\nsite = plant a\n"));
-    char tok[MESH_SITE_TOKEN_MAX], want[160];
-    mesh_site_token("plant a", tok);
-    snprintf(want, sizeof want, "\"_INBOX_n1.%s.>\"", tok);
-    assert_non_null(strstr(conf, want));
-    assert_null(strstr(conf, "\"_INBOX_n1.>\""));
     free(pw);
     free(conf);
     free(leafconf);
@@ -522,14 +465,6 @@ static void test_config_files(void **state)
     nodes[1].name = "sys";
     assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
     nodes[1].name = "e1";
-    static const char *const bad_sites[] = {"", " a", "a ", "a#b", "line\nbreak"};
-    for (size_t i = 0; i < sizeof bad_sites / sizeof bad_sites[0]; i++) {
-        nodes[1].site = bad_sites[i];
-        assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
-    }
-    nodes[1].site = "hq"; /* the same plan with a good site is written */
-    assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_OK);
-    nodes[1].site = NULL;
     o.out_dir = "relative/dir";
     assert_int_equal(mesh_natsconf_write(&o, NULL, &err), MESH_INVALID);
     char cmd[4400];
@@ -1020,8 +955,8 @@ int main(void)
         cmocka_unit_test(test_info_version),    cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_config_files),    cmocka_unit_test(test_fed_request),
         cmocka_unit_test(test_fed_query),       cmocka_unit_test(test_fed_nonces),
-        cmocka_unit_test(test_fed_compact),     cmocka_unit_test(test_site_token),
-        cmocka_unit_test(test_snap_wire),       cmocka_unit_test(test_recwire),
+        cmocka_unit_test(test_fed_compact),     cmocka_unit_test(test_snap_wire),
+        cmocka_unit_test(test_recwire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
