@@ -22,8 +22,7 @@
  * of the previous frame holds (nats-server's allow_responses). The owner fills each next
  * frame ahead, right after sending one (decision 0041). Frames carry compact values when
  * the request asks ("enc":2). A scan not asked for within MESH_FED_IDLE is closed by the
- * owner. Residency counts the asking node's registry site only when the reply subject is
- * its inbox at that site (decision 0042).
+ * owner.
  *
  * Threads: owner-side requests are served by worker threads (the subscriptions' callbacks
  * queue them); a scan is used by one thread at a time (a per-scan busy flag; a next or close
