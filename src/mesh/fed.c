@@ -327,13 +327,21 @@ static void pump(mesh_fed_t *f, open_scan_t *os, const char *first_reply)
     char reply[160];
     snprintf(reply, sizeof reply, "%s", first_reply);
     for (;;) {
-        if (!os->has_ahead)
+        bool fresh = !os->has_ahead;
+        if (fresh)
             fill_ahead(f, os); /* the first frame */
         mesh_buf_t b = os->ahead;
         int more = os->ahead_more;
         mesh_err_t err = os->ahead_err;
         memset(&os->ahead, 0, sizeof os->ahead);
         os->has_ahead = false;
+        if (!fresh && more >= 0 && f->h.scan_recheck && !f->h.scan_recheck(os->state, &err)) {
+            /* filled before a change of what may leave: the error goes instead */
+            mesh_buf_reset(&b);
+            mesh_fed_error_encode(err.code == MESH_OK ? MESH_INTERNAL : err.code, err.msg, &b);
+            more = -1;
+            os->ahead_rows = 0;
+        }
         char next[160];
         pthread_mutex_lock(&f->mu);
         f->stats.served_rows += os->ahead_rows;
@@ -514,9 +522,9 @@ static void serve_next(mesh_fed_t *f, natsMsg *msg)
     bool mine = ok && !os->busy;
     if (mine)
         os->busy = true;
-    else if (ok && is_close)
-        os->closing = true;
-    else if (ok) {
+    if (ok && is_close) {
+        os->closing = true; /* done by whoever holds the scan; a next now is refused */
+    } else if (ok && !mine) {
         os->asked = true;
         snprintf(os->asked_reply, sizeof os->asked_reply, "%s", reply);
     }
@@ -679,7 +687,7 @@ static void *reaper(void *arg)
             open_scan_t *os = &f->scans[i];
             if (!os->used || os->busy || (!f->stop && now - os->last_mono < MESH_FED_IDLE))
                 continue;
-            os->busy = true;
+            os->busy = os->closing = true; /* a next now is refused, not kept */
             void *state = os->state;
             pthread_mutex_unlock(&f->mu);
             mesh_err_t err;

@@ -56,6 +56,9 @@ typedef struct mesh_fed_handler {
                                mesh_err_t *err);
     /* Adds rows to e until about MESH_FED_CHUNK_BYTES: 1 more rows follow, 0 done, -1 error. */
     int (*scan_fill)(void *state, mesh_fed_enc_t *e, mesh_err_t *err);
+    /* Right before a frame filled ahead leaves: whether its rows may still go (false: err
+     * says why, and the caller gets that error instead; the scan is closed). NULL: none. */
+    bool (*scan_recheck)(void *state, mesh_err_t *err);
     /* Ends a scan; end is NULL when it completed, else why it stopped. */
     void (*scan_close)(void *state, const mesh_err_t *end);
     /* Makes a fill running on another thread stop soon (thread-safe; the node stops). NULL:

@@ -396,6 +396,23 @@ static mesh_status_t add_meta(fscan_t *f, mesh_fed_enc_t *e, bool first, bool la
     return st;
 }
 
+/* Audits a refusal of egress_ok (authz.deny) and marks the scan denied: -1. */
+static int egress_denied(fscan_t *f, mesh_err_t *err)
+{
+    mesh_buf_t d;
+    mesh_buf_init(&d, MESH_BUF_UNLIMITED);
+    mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
+    mesh_buf_add_json_str(&d, err->msg, strnlen(err->msg, sizeof err->msg));
+    mesh_buf_adds(&d, ",\"sql\":");
+    mesh_buf_add_json_str(&d, f->sql, strnlen(f->sql, MESH_AUDIT_MAX_SQL));
+    mesh_buf_addc(&d, '}');
+    audit(f->n, MESH_AUDIT_AUTHZ_DENY, f->node, &f->who, f->who.name, f->domain,
+          mesh_status_http(err->code), d.data, mesh_policy_version(f->policy));
+    mesh_buf_free(&d);
+    f->denied = true;
+    return -1;
+}
+
 static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
 {
     fscan_t *f = state;
@@ -426,20 +443,8 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         mesh_fed_rows_row(e);
     }
     bool first = f->fills++ == 0;
-    if (!egress_ok(f, err)) {
-        mesh_buf_t d;
-        mesh_buf_init(&d, MESH_BUF_UNLIMITED);
-        mesh_buf_adds(&d, "{\"via\":\"mesh\",\"reason\":");
-        mesh_buf_add_json_str(&d, err->msg, strnlen(err->msg, sizeof err->msg));
-        mesh_buf_adds(&d, ",\"sql\":");
-        mesh_buf_add_json_str(&d, f->sql, strnlen(f->sql, MESH_AUDIT_MAX_SQL));
-        mesh_buf_addc(&d, '}');
-        audit(f->n, MESH_AUDIT_AUTHZ_DENY, f->node, &f->who, f->who.name, f->domain,
-              mesh_status_http(err->code), d.data, mesh_policy_version(f->policy));
-        mesh_buf_free(&d);
-        f->denied = true;
-        return -1;
-    }
+    if (!egress_ok(f, err))
+        return egress_denied(f, err);
     if (f->query && add_meta(f, e, first, rc == 0) != MESH_OK) {
         mesh_err_set(err, MESH_LIMIT,
                      "a row and the result's columns do not fit one federation frame (%d bytes)",
@@ -447,6 +452,18 @@ static int on_scan_fill(void *state, mesh_fed_enc_t *e, mesh_err_t *err)
         return -1;
     }
     return rc;
+}
+
+/* Right before a frame filled ahead leaves (decision 0041): every product the scan read is
+ * checked again against the catalog as it is now, as if the frame were filled now. */
+static bool on_scan_recheck(void *state, mesh_err_t *err)
+{
+    fscan_t *f = state;
+    f->checked = 0;
+    if (egress_ok(f, err))
+        return true;
+    egress_denied(f, err);
+    return false;
 }
 
 static void on_scan_close(void *state, const mesh_err_t *end)
@@ -653,6 +670,7 @@ mesh_status_t mesh__node_fed_start(mesh_node_t *n, mesh_err_t *err)
     mesh_fed_handler_t h = {.describe = on_describe,
                             .scan_open = on_scan_open,
                             .scan_fill = on_scan_fill,
+                            .scan_recheck = on_scan_recheck,
                             .scan_close = on_scan_close,
                             .scan_cancel = on_scan_cancel,
                             .refused = on_refused};

@@ -623,7 +623,23 @@ schema:
             fail("a second next for one frame: %r" % (again[:80],))
         raw.send(("PUB %s 5\r\nclose\r\n" % next2).encode())
         if not wait_for(lambda: q(n1, meshlib.TOKEN, closed)["rows"][0][0] > closed0, 10):
-            fail("the scan closed by its caller after two frames is not audited as such")
+            fail("the scan closed by its caller after two frames is not audited as such: %s"
+                 % q(n1, meshlib.TOKEN, "SELECT action, status, details FROM system.audit "
+                     "WHERE source = 'node:n3' ORDER BY seq DESC LIMIT 3")["rows"])
+        # a frame filled ahead does not leave once its product became residency local (n3 is
+        # at another site): checked again when the next is asked, the error goes instead
+        r1 = raw.request(subj, signed(key, subj, dict(many, nonce=os.urandom(16).hex())))
+        next1 = raw.last_reply
+        if not frame_tags(r1) or not next1:
+            fail("the first frame before the residency change: %s" % next1)
+        time.sleep(0.3)  # the second frame is filled ahead meanwhile
+        n1.json("PUT", "/v1/governance/factory/readings", {"residency": "local"}, expect=200)
+        try:
+            code, msg = frame_error(raw.request(next1, b"next"))
+            if "residency local" not in msg:
+                fail("a frame filled before a residency change: %d %s" % (code, msg))
+        finally:
+            n1.json("PUT", "/v1/governance/factory/readings", {"residency": "any"}, expect=200)
         code, msg = frame_error(raw.request(subj, good))
         if "replay" not in msg:
             fail("replay: %s" % msg)
