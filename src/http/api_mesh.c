@@ -75,6 +75,8 @@ json_t *mesh_api_mesh_status_json(mesh_node_t *n)
     json_object_set_new(o, "reconnects", json_integer((json_int_t)st.reconnects));
     json_object_set_new(o, "last_error",
                         st.last_error[0] ? json_string(st.last_error) : json_null());
+    json_object_set_new(o, "inbox_captured_by",
+                        st.inbox_captured_by[0] ? json_string(st.inbox_captured_by) : json_null());
     json_object_set_new(o, "api_url", json_string(n->mesh_api_url));
     return o;
 }

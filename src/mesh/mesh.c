@@ -482,6 +482,60 @@ static void check_server(mesh_mesh_t *m)
                  version);
 }
 
+/* Asks the servers which streams take in this node's inbox: nats-server does not check a
+ * stream's subjects against its creator's subscribe permissions, so a node that may create its
+ * domain's stream can make it store another node's replies. Nothing here stops that; it makes
+ * it seen (status, metric, an error in the log). Best effort: no answer changes nothing. */
+static void check_captures(mesh_mesh_t *m)
+{
+    char subj[160], body[200];
+    if (m->js_domain && *m->js_domain)
+        snprintf(subj, sizeof subj, "$JS.%s.API.STREAM.NAMES", m->js_domain);
+    else
+        snprintf(subj, sizeof subj, "$JS.API.STREAM.NAMES");
+    int n = snprintf(body, sizeof body, "{\"subject\":\"%s.>\"}", m->inbox);
+    natsMsg *r = NULL;
+    pthread_rwlock_rdlock(&m->kv_lock);
+    int64_t ms = m->timeout_ns / 1000000;
+    natsStatus s = m->nc ? natsConnection_Request(&r, m->nc, subj, body, n, ms > 0 ? ms : 1)
+                         : NATS_CONNECTION_CLOSED;
+    pthread_rwlock_unlock(&m->kv_lock);
+    if (s != NATS_OK)
+        return;
+    json_error_t je;
+    json_t *o = json_loadb(natsMsg_GetData(r), (size_t)natsMsg_GetDataLength(r), 0, &je);
+    natsMsg_Destroy(r);
+    json_t *names = json_object_get(o, "streams");
+    /* none: "streams":null */
+    if (o == NULL || json_object_get(o, "error") ||
+        (names && !json_is_array(names) && !json_is_null(names))) {
+        json_decref(o);
+        return;
+    }
+    char by[sizeof m->st.inbox_captured_by] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *v = json_string_value(json_array_get(names, i));
+        if (v && at < sizeof by - 1)
+            at += (size_t)snprintf(by + at, sizeof by - at, "%s%s", at ? "," : "", v);
+        if (at >= sizeof by)
+            at = sizeof by - 1;
+    }
+    json_decref(o);
+    pthread_mutex_lock(&m->mu);
+    bool changed = strcmp(by, m->st.inbox_captured_by) != 0;
+    snprintf(m->st.inbox_captured_by, sizeof m->st.inbox_captured_by, "%s", by);
+    pthread_mutex_unlock(&m->mu);
+    if (changed && by[0])
+        LOG_ERROR("mesh",
+                  "stream(s) %s take in this node's inbox %s.>: whoever reads them reads the "
+                  "replies sent to this node (answers of federated queries, snapshots); a node "
+                  "that hosts a domain can set its stream's subjects so (docs/mesh.md)",
+                  by, m->inbox);
+    else if (changed)
+        LOG_INFO("mesh", "no stream takes in this node's inbox any more");
+}
+
 static void heartbeat(mesh_mesh_t *m, bool stopped)
 {
     mesh_buf_t b;
@@ -513,6 +567,8 @@ static void heartbeat(mesh_mesh_t *m, bool stopped)
         LOG_INFO("mesh", "registered as %s in %s", m->node_name, MESH_REGISTRY_BUCKET);
     else if (s != NATS_OK && was)
         LOG_WARN("mesh", "heartbeat failed: %s", nats_text(s));
+    if (s == NATS_OK && !stopped)
+        check_captures(m);
 }
 
 /* ---- served requests ---- */

@@ -77,6 +77,10 @@ typedef struct mesh_mesh_status {
     int64_t last_heartbeat_ns;
     uint64_t heartbeats, heartbeat_failures, reconnects;
     char last_error[256];
+    /* streams whose subjects take in this node's inbox (comma-separated, "" when none): whoever
+     * reads them reads the replies sent to this node (docs/mesh.md, "Limits of part 1");
+     * checked at every heartbeat */
+    char inbox_captured_by[256];
 } mesh_mesh_status_t;
 
 void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out);

@@ -690,6 +690,36 @@ schema:
         fail("n3 may publish to factory's stream subject: %r" % (r,))
     raw.close()
 
+    # ---- a stream that takes in another node's inbox (a known limit, docs/mesh.md): n1 may
+    # make its domain's stream with any subjects, n3's among them; n3 sees it and says so ----
+    d1 = os.path.join(mdir, "nodes", "n1")
+    own = Raw(cport, "n1", open(os.path.join(d1, "password")).read().strip(), "_INBOX_n1.raw",
+              os.path.join(mdir, "ca.pem"), os.path.join(d1, "cert.pem"),
+              os.path.join(d1, "key.pem"))
+
+    def n3_captured():
+        st = n3.json("GET", "/v1/status")[1]["mesh"]
+        return st.get("inbox_captured_by"), metric(n3, "meshd_mesh_inbox_captured")
+    if n3_captured() != (None, 0):
+        fail("n3's inbox taken in before any such stream: %s" % (n3_captured(),))
+    cfg = json.dumps({"name": "MESHD_DOM_factory", "num_replicas": 1, "storage": "memory",
+                      "subjects": ["meshd.dom.factory.log", "_INBOX_n3.>"]}).encode()
+    r = own.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory", cfg)
+    if not isinstance(r, bytes) or b"error" in r:
+        fail("n1 could not make the capturing stream: %r" % (r,))
+    try:
+        if not wait_for(lambda: n3_captured() == ("MESHD_DOM_factory", 1), timeout=15):
+            fail("n3 does not say its inbox is taken in: %s" % (n3_captured(),))
+        if not any("take in this node's inbox" in ln for ln in n3.log):
+            fail("no error in n3's log for the stream that takes in its inbox")
+    finally:
+        r = own.request("$JS.API.STREAM.DELETE.MESHD_DOM_factory", b"")
+        own.close()
+    if not isinstance(r, bytes) or b'"success":true' not in r:
+        fail("n1 could not delete the capturing stream: %r" % (r,))
+    if not wait_for(lambda: n3_captured() == (None, 0), timeout=15):
+        fail("n3 still says its inbox is taken in after the stream went: %s" % (n3_captured(),))
+
     # ---- a clean stop of every node (under ASan: no leak, no error report) ----
     # the owner stops while it runs a statement for another node: the statement is cancelled
     # (its caller gets the error) rather than holding the stop for its time limit
