@@ -482,6 +482,8 @@ static void check_server(mesh_mesh_t *m)
                  version);
 }
 
+#define CAPTURE_BEATS 4 /* heartbeats between two looks for streams that take in the inbox */
+
 /* Asks the servers which streams take in this node's inbox: nats-server does not check a
  * stream's subjects against its creator's subscribe permissions, so a node that may create its
  * domain's stream can make it store another node's replies. Nothing here stops that; it makes
@@ -496,7 +498,10 @@ static void check_captures(mesh_mesh_t *m)
     int n = snprintf(body, sizeof body, "{\"subject\":\"%s.>\"}", m->inbox);
     natsMsg *r = NULL;
     pthread_rwlock_rdlock(&m->kv_lock);
-    int64_t ms = m->timeout_ns / 1000000;
+    /* on the heartbeat's thread: waits at most half a heartbeat (a meta leader being elected
+     * must not make this node miss its next heartbeat) */
+    int64_t ms =
+        (m->timeout_ns < m->heartbeat_ns / 2 ? m->timeout_ns : m->heartbeat_ns / 2) / 1000000;
     natsStatus s = m->nc ? natsConnection_Request(&r, m->nc, subj, body, n, ms > 0 ? ms : 1)
                          : NATS_CONNECTION_CLOSED;
     pthread_rwlock_unlock(&m->kv_lock);
@@ -567,7 +572,7 @@ static void heartbeat(mesh_mesh_t *m, bool stopped)
         LOG_INFO("mesh", "registered as %s in %s", m->node_name, MESH_REGISTRY_BUCKET);
     else if (s != NATS_OK && was)
         LOG_WARN("mesh", "heartbeat failed: %s", nats_text(s));
-    if (s == NATS_OK && !stopped)
+    if (s == NATS_OK && !stopped && m->st.heartbeats % CAPTURE_BEATS == 1)
         check_captures(m);
 }
 
