@@ -257,10 +257,17 @@ def run(tmp, ns, nodes):
     def stream_leader():
         info = js_api("$JS.API.STREAM.INFO.MESHD_DOM_" + DOMAIN) or {}
         return info.get("cluster", {}).get("leader")
+    def peers_current():
+        """Both followers caught up: a step-down elects among current peers only, so a
+        lagging hub-3 could never be chosen."""
+        info = js_api("$JS.API.STREAM.INFO.MESHD_DOM_" + DOMAIN) or {}
+        reps = info.get("cluster", {}).get("replicas") or []
+        return len(reps) == 2 and all(r.get("current") for r in reps)
     for _ in range(12):
         leader = stream_leader()
         if leader == "hub-3":
             break
+        wait_for(peers_current, timeout=15, step=0.3)
         js_api("$JS.API.STREAM.LEADER.STEPDOWN.MESHD_DOM_" + DOMAIN)
         wait_for(lambda: stream_leader() not in (None, leader), timeout=15, step=0.3)
     if stream_leader() != "hub-3":
