@@ -549,8 +549,12 @@ void mesh_api_metrics(mesh_req_t *r)
         mesh_buf_printf(&b, "meshd_mesh_connected %d\n", strcmp(ms.state, "connected") == 0);
         mesh_metrics_help(&b, "meshd_mesh_inbox_captured", "gauge",
                           "1 while a stream takes in this node's inbox (its replies can be "
-                          "read by whoever reads that stream; checked at every heartbeat).");
+                          "read by whoever reads that stream; checked at every fourth heartbeat).");
         mesh_buf_printf(&b, "meshd_mesh_inbox_captured %d\n", ms.inbox_captured_by[0] != 0);
+        mesh_metrics_help(&b, "meshd_mesh_requests_captured", "gauge",
+                          "1 while a stream takes in the requests to domains (forwarded writes, "
+                          "statements; checked at every fourth heartbeat).");
+        mesh_buf_printf(&b, "meshd_mesh_requests_captured %d\n", ms.requests_captured_by[0] != 0);
         mesh_metrics_help(&b, "meshd_mesh_registered", "gauge",
                           "1 when the last heartbeat wrote this node's registry entry.");
         mesh_buf_printf(&b, "meshd_mesh_registered %d\n", ms.registered ? 1 : 0);

@@ -77,6 +77,9 @@ json_t *mesh_api_mesh_status_json(mesh_node_t *n)
                         st.last_error[0] ? json_string(st.last_error) : json_null());
     json_object_set_new(o, "inbox_captured_by",
                         st.inbox_captured_by[0] ? json_string(st.inbox_captured_by) : json_null());
+    json_object_set_new(o, "requests_captured_by",
+                        st.requests_captured_by[0] ? json_string(st.requests_captured_by)
+                                                   : json_null());
     json_object_set_new(o, "api_url", json_string(n->mesh_api_url));
     return o;
 }

@@ -488,14 +488,16 @@ static void check_server(mesh_mesh_t *m)
  * stream's subjects against its creator's subscribe permissions, so a node that may create its
  * domain's stream can make it store another node's replies. Nothing here stops that; it makes
  * it seen (status, metric, an error in the log). Best effort: no answer changes nothing. */
-static void check_captures(mesh_mesh_t *m)
+/* The streams whose subjects take in filter, comma-separated into by (cap bytes): false when
+ * the servers did not answer (nothing is known then). */
+static bool capturing_streams(mesh_mesh_t *m, const char *filter, char *by, size_t cap)
 {
     char subj[160], body[200];
     if (m->js_domain && *m->js_domain)
         snprintf(subj, sizeof subj, "$JS.%s.API.STREAM.NAMES", m->js_domain);
     else
         snprintf(subj, sizeof subj, "$JS.API.STREAM.NAMES");
-    int n = snprintf(body, sizeof body, "{\"subject\":\"%s.>\"}", m->inbox);
+    int n = snprintf(body, sizeof body, "{\"subject\":\"%s\"}", filter);
     natsMsg *r = NULL;
     pthread_rwlock_rdlock(&m->kv_lock);
     /* on the heartbeat's thread: waits at most half a heartbeat (a meta leader being elected
@@ -506,7 +508,7 @@ static void check_captures(mesh_mesh_t *m)
                          : NATS_CONNECTION_CLOSED;
     pthread_rwlock_unlock(&m->kv_lock);
     if (s != NATS_OK)
-        return;
+        return false;
     json_error_t je;
     json_t *o = json_loadb(natsMsg_GetData(r), (size_t)natsMsg_GetDataLength(r), 0, &je);
     natsMsg_Destroy(r);
@@ -515,30 +517,56 @@ static void check_captures(mesh_mesh_t *m)
     if (o == NULL || json_object_get(o, "error") ||
         (names && !json_is_array(names) && !json_is_null(names))) {
         json_decref(o);
-        return;
+        return false;
     }
-    char by[sizeof m->st.inbox_captured_by] = "";
+    by[0] = '\0';
     size_t at = 0;
     for (size_t i = 0; i < json_array_size(names); i++) {
         const char *v = json_string_value(json_array_get(names, i));
-        if (v && at < sizeof by - 1)
-            at += (size_t)snprintf(by + at, sizeof by - at, "%s%s", at ? "," : "", v);
-        if (at >= sizeof by)
-            at = sizeof by - 1;
+        if (v && at < cap - 1)
+            at += (size_t)snprintf(by + at, cap - at, "%s%s", at ? "," : "", v);
+        if (at >= cap)
+            at = cap - 1;
     }
     json_decref(o);
-    pthread_mutex_lock(&m->mu);
-    bool changed = strcmp(by, m->st.inbox_captured_by) != 0;
-    snprintf(m->st.inbox_captured_by, sizeof m->st.inbox_captured_by, "%s", by);
-    pthread_mutex_unlock(&m->mu);
-    if (changed && by[0])
-        LOG_ERROR("mesh",
-                  "stream(s) %s take in this node's inbox %s.>: whoever reads them reads the "
-                  "replies sent to this node (answers of federated queries, snapshots); a node "
-                  "that hosts a domain can set its stream's subjects so (docs/mesh.md)",
-                  by, m->inbox);
-    else if (changed)
-        LOG_INFO("mesh", "no stream takes in this node's inbox any more");
+    return true;
+}
+
+/* Asks the servers which streams take in this node's inbox, and which take in the requests
+ * to domains: nats-server does not check a stream's subjects against its creator's subscribe
+ * permissions, so a node that may create its domain's stream can make it store another
+ * node's replies, or the requests (forwarded rows, statements) sent to other domains. Nothing
+ * here stops that; it makes it seen (status, metrics, an error in the log). Best effort: no
+ * answer changes nothing. */
+static void check_captures(mesh_mesh_t *m)
+{
+    char filter[MESH_ENTRY_NODE_MAX + 16];
+    snprintf(filter, sizeof filter, "%s.>", m->inbox);
+    struct {
+        const char *filter, *what;
+        char *field; /* in m->st, sizeof m->st.inbox_captured_by */
+    } look[] = {
+        {filter, "this node's inbox: the replies sent to it (answers, snapshots)",
+         m->st.inbox_captured_by},
+        {"meshd.dom.*.req.>", "the requests to domains (forwarded writes, statements)",
+         m->st.requests_captured_by},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(look); i++) {
+        char by[sizeof m->st.inbox_captured_by];
+        if (!capturing_streams(m, look[i].filter, by, sizeof by))
+            continue;
+        pthread_mutex_lock(&m->mu);
+        bool changed = strcmp(by, look[i].field) != 0;
+        snprintf(look[i].field, sizeof m->st.inbox_captured_by, "%s", by);
+        pthread_mutex_unlock(&m->mu);
+        if (changed && by[0])
+            LOG_ERROR("mesh",
+                      "stream(s) %s take in %s (%s): whoever reads them reads those; a node "
+                      "that hosts a domain can set its stream's subjects so (docs/mesh.md)",
+                      by, look[i].what, look[i].filter);
+        else if (changed)
+            LOG_INFO("mesh", "no stream takes in %s any more", look[i].filter);
+    }
 }
 
 static void heartbeat(mesh_mesh_t *m, bool stopped)

@@ -81,6 +81,7 @@ typedef struct mesh_mesh_status {
      * reads them reads the replies sent to this node (docs/mesh.md, "Limits of part 1");
      * checked at every heartbeat */
     char inbox_captured_by[256];
+    char requests_captured_by[256]; /* likewise for the requests to domains (meshd.dom.*.req.>) */
 } mesh_mesh_status_t;
 
 void mesh_mesh_status(mesh_mesh_t *m, mesh_mesh_status_t *out);

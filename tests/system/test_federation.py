@@ -703,7 +703,8 @@ schema:
     if n3_captured() != (None, 0):
         fail("n3's inbox taken in before any such stream: %s" % (n3_captured(),))
     cfg = json.dumps({"name": "MESHD_DOM_factory", "num_replicas": 1, "storage": "memory",
-                      "subjects": ["meshd.dom.factory.log", "_INBOX_n3.>"]}).encode()
+                      "subjects": ["meshd.dom.factory.log", "_INBOX_n3.>",
+                                   "meshd.dom.energy.req.>"]}).encode()
     r = own.request("$JS.API.STREAM.CREATE.MESHD_DOM_factory", cfg)
     if not isinstance(r, bytes) or b"error" in r:
         fail("n1 could not make the capturing stream: %r" % (r,))
@@ -712,6 +713,14 @@ schema:
             fail("n3 does not say its inbox is taken in: %s" % (n3_captured(),))
         if not any("take in this node's inbox" in ln for ln in n3.log):
             fail("no error in n3's log for the stream that takes in its inbox")
+        # and the requests to another domain (forwarded rows, statements): every node sees it
+        def requests_captured(n):
+            return (n.json("GET", "/v1/status")[1]["mesh"].get("requests_captured_by"),
+                    metric(n, "meshd_mesh_requests_captured"))
+        for n in (n2, n3):
+            if not wait_for(lambda: requests_captured(n) == ("MESHD_DOM_factory", 1), 15):
+                fail("%s does not say requests are taken in: %s" % (n.url,
+                                                                    requests_captured(n)))
     finally:
         r = own.request("$JS.API.STREAM.DELETE.MESHD_DOM_factory", b"")
         own.close()
@@ -719,6 +728,8 @@ schema:
         fail("n1 could not delete the capturing stream: %r" % (r,))
     if not wait_for(lambda: n3_captured() == (None, 0), timeout=15):
         fail("n3 still says its inbox is taken in after the stream went: %s" % (n3_captured(),))
+    if not wait_for(lambda: requests_captured(n3) == (None, 0), timeout=15):
+        fail("n3 still says requests are taken in: %s" % (requests_captured(n3),))
 
     # ---- a clean stop of every node (under ASan: no leak, no error report) ----
     # the owner stops while it runs a statement for another node: the statement is cancelled
